@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * An error for the caller of a request: the Varlink error name and a sentence
+ * that says what failed and what to do. Filled by the code that decides.
+ */
+struct ks_error {
+        const char *id;       /* e.g. "io.killswitch.ApplyFailed" */
+        int error;            /* positive errno, 0 if none */
+        char msg[1024];
+};
+
+#define KS_ERR_PERMISSION  "io.killswitch.PermissionDenied"
+#define KS_ERR_NO_POLICY   "io.killswitch.NoSuchPolicy"
+#define KS_ERR_APPLY       "io.killswitch.ApplyFailed"
+#define KS_ERR_STATE       "io.killswitch.StateNotSaved"
+#define KS_ERR_PARAM       "io.killswitch.InvalidParameter"
+#define KS_ERR_RELOAD      "io.killswitch.ReloadFailed"
+#define KS_ERR_PROTOCOL    "io.killswitch.ProtocolError"
+#define KS_ERR_INTERNAL    "io.killswitch.InternalError"
+#define KS_ERR_NO_METHOD   "org.varlink.service.MethodNotFound"
+
+/* Fill e (if not NULL) and return r, a negative errno. */
+int ks_error_set(struct ks_error *e, int r, const char *id, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));

@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "manager.h"
+#include "store.h"
+
+static void help(void)
+{
+        printf("Usage: killswitchd [OPTIONS]\n"
+               "\n"
+               "Network isolation agent: applies killswitch policies as one atomic nftables\n"
+               "transaction on request of killswitchctl(1).\n"
+               "\n"
+               "  --config-dir DIR   policies are DIR/policies/NAME.policy (default %s)\n"
+               "  --state-dir DIR    persisted state (default %s)\n"
+               "  --socket PATH      control socket (default %s)\n"
+               "  --check            validate every policy, print problems as FILE:LINE: message,\n"
+               "                     exit 1 if any policy is broken\n"
+               "  -h --help          show this help\n"
+               "  --version          show the version\n"
+               "\n"
+               "See killswitchd(8) and killswitch.policy(5).\n",
+               CONFIG_DIR, STATE_DIR, SOCKET_PATH);
+}
+
+/* --check: parse every policy; exit status 1 if any is broken. */
+static int check_policies(const char *config_dir)
+{
+        struct ks_store store = {};
+        char *dir = NULL;
+        size_t failed = 0;
+        int r;
+
+        if (asprintf(&dir, "%s/policies", config_dir) < 0)
+                return EXIT_FAILURE;
+        r = store_load_dir(&store, dir, NULL, &failed);
+        if (r < 0) {
+                fprintf(stderr, "%s: cannot read the policy directory: %s\n", dir, strerror(-r));
+                free(dir);
+                return EXIT_FAILURE;
+        }
+        for (size_t i = 0; i < store.n; i++) {
+                for (size_t j = 0; j < store.items[i].errors.n; j++)
+                        fprintf(stderr, "%s\n", store.items[i].errors.msgs[j]);
+                if (store.items[i].policy)
+                        printf("%s: ok\n", store.items[i].path);
+        }
+        if (store.n == 0)
+                fprintf(stderr, "%s: no *.policy files\n", dir);
+        store_clear(&store);
+        free(dir);
+        return failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+enum { ARG_CONFIG_DIR = 0x100, ARG_STATE_DIR, ARG_SOCKET, ARG_CHECK, ARG_VERSION };
+
+int main(int argc, char *argv[])
+{
+        static const struct option options[] = {
+                { "config-dir", required_argument, NULL, ARG_CONFIG_DIR },
+                { "state-dir", required_argument, NULL, ARG_STATE_DIR },
+                { "socket", required_argument, NULL, ARG_SOCKET },
+                { "check", no_argument, NULL, ARG_CHECK },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                {}
+        };
+        struct ks_options o = { .config_dir = CONFIG_DIR, .state_dir = STATE_DIR, .socket_path = SOCKET_PATH };
+        struct ks_manager *m = NULL;
+        int c, r, check = 0;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                switch (c) {
+                case ARG_CONFIG_DIR: o.config_dir = optarg; break;
+                case ARG_STATE_DIR: o.state_dir = optarg; break;
+                case ARG_SOCKET: o.socket_path = optarg; break;
+                case ARG_CHECK: check = 1; break;
+                case 'h': help(); return EXIT_SUCCESS;
+                case ARG_VERSION: printf("killswitchd %s\n", VERSION); return EXIT_SUCCESS;
+                default:
+                        fprintf(stderr, "Try 'killswitchd --help'.\n");
+                        return 2;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "killswitchd: unexpected argument '%s'. Try 'killswitchd --help'.\n", argv[optind]);
+                return 2;
+        }
+        if (check)
+                return check_policies(o.config_dir);
+
+        r = manager_new(&o, &m);
+        if (r < 0) {
+                log_error_errno(r, "Failed to start: %m");
+                return EXIT_FAILURE;
+        }
+        r = manager_startup(m);
+        if (r >= 0)
+                r = manager_run(m);
+        manager_free(m);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <systemd/sd-event.h>
+
+#include "error.h"
+#include "state.h"
+#include "store.h"
+
+/*
+ * The manager: the one object that holds the agent's state and wires the
+ * pieces together (policy store, netlink transport, persisted state, control
+ * socket). State changes go through manager_isolate/manager_restore only.
+ */
+
+#define TABLE_NAME "killswitch"
+#define DEFAULT_POLICY "isolate"
+
+struct ks_nft;
+struct ks_control;
+
+struct ks_options {
+        const char *config_dir;
+        const char *state_dir;
+        const char *socket_path;
+};
+
+/* Who asks for a change. */
+struct ks_actor {
+        const char *user;       /* user name, or "uid N" */
+        int64_t uid;
+        pid_t pid;
+};
+
+struct ks_manager {
+        sd_event *event;
+        struct ks_nft *nft;
+        struct ks_control *control;
+        char *config_dir, *policy_dir, *state_dir, *socket_path;
+        struct ks_store store;
+        struct ks_state state;
+        unsigned applied_generation;    /* store generation of the policy in force */
+        uint64_t last_apply_usec;
+        bool has_last_apply;
+};
+
+int manager_new(const struct ks_options *o, struct ks_manager **ret);
+struct ks_manager *manager_free(struct ks_manager *m);
+
+/* Load policies and state, put the persisted state in force, open the socket. */
+int manager_startup(struct ks_manager *m);
+int manager_run(struct ks_manager *m);
+
+int manager_isolate(struct ks_manager *m, const char *policy, const struct ks_actor *a, const char *reason,
+                    struct ks_error *e);
+int manager_restore(struct ks_manager *m, const struct ks_actor *a, const char *reason, struct ks_error *e);
+/* *ret_failed: number of policy files with problems (the reply lists them from the store). */
+int manager_reload(struct ks_manager *m, size_t *ret_failed, struct ks_error *e);
+
+/* The good version of policy `name`; -ENOENT (or -EINVAL for a bad name) with e saying why not. */
+int manager_find_policy(struct ks_manager *m, const char *name, const struct ks_policy **ret,
+                        struct ks_error *e);
+
+/* The policy in force, if known. */
+const struct ks_policy *manager_active_policy(struct ks_manager *m);

@@ -1,0 +1,320 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "compile.h"
+#include "config.h"
+#include "error.h"
+#include "log.h"
+#include "manager.h"
+#include "methods.h"
+#include "nft.h"
+#include "timeutil.h"
+
+#define REASON_MAX 1024
+
+static json_t *opt_string(const char *s)
+{
+        return s ? json_string(s) : json_null();
+}
+
+static json_t *reply_from_error(const struct ks_error *e)
+{
+        json_t *extra = json_object();
+
+        if (extra && e->error)
+                json_object_set_new(extra, "errno", json_integer(e->error));
+        return reply_error(e->id ? e->id : KS_ERR_INTERNAL, extra, "%s", e->msg);
+}
+
+static json_t *string_array(char (*items)[16], size_t n)
+{
+        json_t *a = json_array();
+
+        for (size_t i = 0; a && i < n; i++)
+                json_array_append_new(a, json_string(items[i]));
+        return a;
+}
+
+static const struct nft_counter *counter_find(const struct nft_counter *c, size_t n, const char *name)
+{
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(c[i].name, name) == 0)
+                        return &c[i];
+        return NULL;
+}
+
+/* Gateway and drop counters as the kernel counts them. */
+static void status_add_counters(struct ks_manager *m, json_t *o)
+{
+        const struct ks_policy *p = manager_active_policy(m);
+        json_t *gws = json_array(), *dropped;
+        struct nft_counter *c = NULL;
+        uint64_t dp = 0, db = 0;
+        size_t n = 0;
+
+        if (m->state.isolated && nft_read_counters(m->nft, TABLE_NAME, &c, &n) < 0)
+                log_warning("Could not read the counters of table inet %s", TABLE_NAME);
+        for (size_t i = 0; i < n; i++) {
+                const char *gw = c[i].name + strlen(COUNTER_GATEWAY_PREFIX);
+
+                if (strcmp(c[i].name, COUNTER_DROPPED_IN) == 0 || strcmp(c[i].name, COUNTER_DROPPED_OUT) == 0) {
+                        dp += c[i].packets;
+                        db += c[i].bytes;
+                } else if (strncmp(c[i].name, COUNTER_GATEWAY_PREFIX, strlen(COUNTER_GATEWAY_PREFIX)) == 0 && !p) {
+                        json_array_append_new(gws, json_pack("{s:s, s:I, s:I}", "name", gw, "packets",
+                                                             (json_int_t)c[i].packets, "bytes",
+                                                             (json_int_t)c[i].bytes));
+                }
+        }
+        /* In the policy's order when the policy is known. */
+        for (size_t i = 0; p && i < p->n_gateways; i++) {
+                char name[sizeof(COUNTER_GATEWAY_PREFIX) + POLICY_NAME_MAX];
+                const struct nft_counter *k;
+
+                snprintf(name, sizeof(name), COUNTER_GATEWAY_PREFIX "%s", p->gateways[i].name);
+                k = counter_find(c, n, name);
+                json_array_append_new(gws, json_pack("{s:s, s:I, s:I}", "name", p->gateways[i].name,
+                                                     "packets", (json_int_t)(k ? k->packets : 0),
+                                                     "bytes", (json_int_t)(k ? k->bytes : 0)));
+        }
+        dropped = json_pack("{s:I, s:I}", "packets", (json_int_t)dp, "bytes", (json_int_t)db);
+        json_object_set_new(o, "gateways", gws);
+        json_object_set_new(o, "dropped", dropped);
+        nft_counters_free(c, n);
+}
+
+static json_t *status_json(struct ks_manager *m)
+{
+        const struct ks_policy *p = manager_active_policy(m);
+        const struct ks_state *s = &m->state;
+        char since[32];
+        json_t *o;
+
+        o = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:n, s:o, s:o}",
+                      "state", s->isolated ? "isolated" : "normal",
+                      "policy", opt_string(s->isolated ? s->policy : NULL),
+                      "description", opt_string(p ? p->description : NULL),
+                      "since", s->since_usec ? json_string(format_rfc3339(s->since_usec, since, sizeof(since)))
+                                             : json_null(),
+                      "user", opt_string(s->user),
+                      "uid", s->uid >= 0 ? json_integer(s->uid) : json_null(),
+                      "reason", opt_string(s->reason),
+                      "restore_at",
+                      "uplinks", p ? string_array(p->uplinks, p->n_uplinks) : json_array(),
+                      "apply_usec", m->has_last_apply ? json_integer((json_int_t)m->last_apply_usec)
+                                                      : json_null());
+        if (o)
+                status_add_counters(m, o);
+        return o;
+}
+
+static json_t *method_status(struct ks_manager *m, const struct ks_actor *a, json_t *params)
+{
+        return reply_ok(status_json(m));
+}
+
+/* An optional string parameter; NULL reply on success, an error reply otherwise. */
+static json_t *get_string_param(json_t *params, const char *key, size_t max, const char **ret)
+{
+        json_t *v = json_object_get(params, key);
+
+        *ret = NULL;
+        if (!v || json_is_null(v))
+                return NULL;
+        if (!json_is_string(v) || json_string_length(v) > max || strlen(json_string_value(v)) != json_string_length(v))
+                return reply_error(KS_ERR_PARAM, json_pack("{s:s}", "parameter", key),
+                                   "Parameter '%s' must be a string of at most %zu bytes", key, max);
+        *ret = json_string_value(v);
+        return NULL;
+}
+
+static json_t *method_isolate(struct ks_manager *m, const struct ks_actor *a, json_t *params)
+{
+        const char *policy, *reason;
+        struct ks_error e = {};
+        json_t *bad;
+
+        if ((bad = get_string_param(params, "policy", POLICY_NAME_MAX, &policy)) ||
+            (bad = get_string_param(params, "reason", REASON_MAX, &reason)))
+                return bad;
+        if (manager_isolate(m, policy, a, reason, &e) < 0)
+                return reply_from_error(&e);
+        return reply_ok(status_json(m));
+}
+
+static json_t *method_restore(struct ks_manager *m, const struct ks_actor *a, json_t *params)
+{
+        struct ks_error e = {};
+        const char *reason;
+        json_t *bad;
+
+        if ((bad = get_string_param(params, "reason", REASON_MAX, &reason)))
+                return bad;
+        if (manager_restore(m, a, reason, &e) < 0)
+                return reply_from_error(&e);
+        return reply_ok(status_json(m));
+}
+
+static json_t *diags_json(const struct ks_diags *d)
+{
+        json_t *a = json_array();
+
+        for (size_t i = 0; a && i < d->n; i++)
+                json_array_append_new(a, json_string(d->msgs[i]));
+        return a;
+}
+
+static json_t *gateway_names(const struct ks_policy *p)
+{
+        json_t *a = json_array();
+
+        for (size_t i = 0; a && i < p->n_gateways; i++)
+                json_array_append_new(a, json_string(p->gateways[i].name));
+        return a;
+}
+
+/* {"policies":[...], "failed":[...]} from the store; used by Policies and Reload. */
+static json_t *store_json(struct ks_manager *m, const char *ok_key)
+{
+        json_t *good = json_array(), *failed = json_array();
+
+        for (size_t i = 0; i < m->store.n; i++) {
+                const struct ks_policy_entry *en = &m->store.items[i];
+                const struct ks_policy *p = en->policy;
+                bool active = m->state.isolated && m->state.policy && strcmp(m->state.policy, en->name) == 0;
+
+                if (p)
+                        json_array_append_new(good, json_pack("{s:s, s:o, s:s, s:o, s:o, s:b}", "name", en->name,
+                                                              "description", opt_string(p->description),
+                                                              "file", en->path, "uplinks",
+                                                              string_array(p->uplinks, p->n_uplinks),
+                                                              "gateways", gateway_names(p), "active", active));
+                if (en->errors.n > 0)
+                        json_array_append_new(failed, json_pack("{s:s, s:s, s:o}", "name", en->name, "file",
+                                                                en->path, "errors", diags_json(&en->errors)));
+        }
+        return json_pack("{s:o, s:o}", ok_key, good, "failed", failed);
+}
+
+static json_t *method_policies(struct ks_manager *m, const struct ks_actor *a, json_t *params)
+{
+        return reply_ok(store_json(m, "policies"));
+}
+
+static json_t *method_show(struct ks_manager *m, const struct ks_actor *a, json_t *params)
+{
+        _cleanup_free_ char *text = NULL;
+        const struct ks_policy *p;
+        const char *name;
+        struct ks_error e = {};
+        json_t *bad;
+        int r;
+
+        if ((bad = get_string_param(params, "policy", POLICY_NAME_MAX, &name)))
+                return bad;
+        if (manager_find_policy(m, name ? name : DEFAULT_POLICY, &p, &e) < 0)
+                return reply_from_error(&e);
+        r = compile_text(p, TABLE_NAME, &text);
+        if (r < 0)
+                return reply_error(KS_ERR_INTERNAL, NULL, "Could not compile policy %s: %s", name, strerror(-r));
+        return reply_ok(json_pack("{s:s, s:s}", "policy", p->name, "ruleset", text));
+}
+
+static json_t *method_reload(struct ks_manager *m, const struct ks_actor *a, json_t *params)
+{
+        struct ks_error e = {};
+        size_t failed = 0;
+        json_t *o;
+
+        if (manager_reload(m, &failed, &e) < 0)
+                return reply_from_error(&e);
+        o = store_json(m, "loaded");
+        if (!o)
+                return NULL;
+        /* "loaded" lists names only. */
+        for (size_t i = 0; i < json_array_size(json_object_get(o, "loaded")); i++) {
+                json_t *item = json_array_get(json_object_get(o, "loaded"), i);
+
+                json_array_set(json_object_get(o, "loaded"), i, json_object_get(item, "name"));
+        }
+        if (failed > 0)
+                return reply_error(KS_ERR_RELOAD, o, "%zu policy file%s could not be loaded; their previous "
+                                   "versions stay in use", failed, failed == 1 ? "" : "s");
+        return reply_ok(o);
+}
+
+static json_t *method_getinfo(struct ks_manager *m, const struct ks_actor *a, json_t *params)
+{
+        return reply_ok(json_pack("{s:s, s:s, s:s, s:s, s:[s]}", "vendor", "killswitch", "product", "killswitchd",
+                                  "version", VERSION, "url", "https://example.invalid/killswitch",
+                                  "interfaces", "io.killswitch"));
+}
+
+static const struct method {
+        const char *name;
+        bool privileged;
+        json_t *(*call)(struct ks_manager *m, const struct ks_actor *a, json_t *params);
+} methods[] = {
+        { "io.killswitch.Status", false, method_status },
+        { "io.killswitch.Policies", false, method_policies },
+        { "io.killswitch.Show", false, method_show },
+        { "io.killswitch.Isolate", true, method_isolate },
+        { "io.killswitch.Restore", true, method_restore },
+        { "io.killswitch.Reload", true, method_reload },
+        { "org.varlink.service.GetInfo", false, method_getinfo },
+};
+
+/* Root, or a member of the killswitch group (looked up now: the group may be created after start). */
+static bool peer_privileged(const struct ks_peer *peer)
+{
+        struct group g, *res = NULL;
+        char buf[4096];
+
+        if (peer->uid == 0)
+                return true;
+        if (getgrnam_r(KILLSWITCH_GROUP, &g, buf, sizeof(buf), &res) != 0 || !res)
+                return false;
+        return peer_in_group(peer, res->gr_gid);
+}
+
+static void actor_from_peer(const struct ks_peer *peer, char *buf, size_t size, struct ks_actor *a)
+{
+        struct passwd pw, *res = NULL;
+        char pwbuf[4096];
+
+        if (getpwuid_r(peer->uid, &pw, pwbuf, sizeof(pwbuf), &res) == 0 && res)
+                snprintf(buf, size, "%s", res->pw_name);
+        else
+                snprintf(buf, size, "uid %u", (unsigned)peer->uid);
+        *a = (struct ks_actor){ .user = buf, .uid = peer->uid, .pid = peer->pid };
+}
+
+json_t *methods_dispatch(void *userdata, const struct ks_peer *peer, const char *method, json_t *params)
+{
+        struct ks_manager *m = userdata;
+        struct ks_actor a;
+        char user[256];
+
+        actor_from_peer(peer, user, sizeof(user), &a);
+        for (size_t i = 0; i < ELEMENTSOF(methods); i++) {
+                if (strcmp(methods[i].name, method) != 0)
+                        continue;
+                if (methods[i].privileged && !peer_privileged(peer)) {
+                        log_warning("Refused %s from %s (uid %u, pid %d): not root and not in group %s", method,
+                                    user, (unsigned)peer->uid, (int)peer->pid, KILLSWITCH_GROUP);
+                        return reply_error(KS_ERR_PERMISSION, NULL,
+                                           "Permission denied: %s changes the state of the uplinks and needs "
+                                           "root or membership in group '%s' (you are %s)", method,
+                                           KILLSWITCH_GROUP, user);
+                }
+                return methods[i].call(m, &a, params);
+        }
+        return reply_error(KS_ERR_NO_METHOD, json_pack("{s:s}", "method", method), "Unknown method %s", method);
+}

@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <jansson.h>
+
+#include "control.h"
+
+/*
+ * The Varlink methods of io.killswitch (docs/protocol.md): decode parameters,
+ * check the caller's right to call, call the manager, encode the reply.
+ * userdata is the struct ks_manager.
+ */
+json_t *methods_dispatch(void *userdata, const struct ks_peer *peer, const char *method, json_t *parameters);

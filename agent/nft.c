@@ -1,0 +1,439 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <linux/netfilter.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netlink.h>
+
+#include <libmnl/libmnl.h>
+#include <libnftnl/batch.h>
+#include <libnftnl/common.h>
+#include <libnftnl/object.h>
+#include <libnftnl/table.h>
+
+#include "cleanup.h"
+#include "compile.h"
+#include "nft.h"
+#include "timeutil.h"
+
+#ifndef NETLINK_CAP_ACK
+#define NETLINK_CAP_ACK 10
+#endif
+
+/* As nftables does: pages of 128 KiB, a message may overrun a page by up to 64 KiB. */
+#define BATCH_PAGE_SIZE (32u * 4096u)
+#define BATCH_OVERRUN (UINT16_MAX + 4096u)
+#define RCVBUF_SIZE (4u * 1024u * 1024u)
+#define ACK_TIMEOUT_MS 5000
+
+struct ks_nft {
+        struct mnl_socket *nl;
+        uint32_t portid;
+        uint32_t seq;
+        size_t sndbuf;
+};
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_batch *, nftnl_batch_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_table *, nftnl_table_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_obj *, nftnl_obj_free)
+
+int nft_open(struct ks_nft **ret)
+{
+        struct ks_nft *n;
+        int one = 1, rcv = RCVBUF_SIZE;
+
+        n = calloc(1, sizeof(*n));
+        if (!n)
+                return -ENOMEM;
+        n->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+        if (!n->nl || mnl_socket_bind(n->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+                int r = -errno;
+
+                nft_close(n);
+                return r;
+        }
+        n->portid = mnl_socket_get_portid(n->nl);
+        n->seq = (uint32_t)time(NULL);
+        /* Acks without the echoed request: errors are mapped back by sequence number. */
+        mnl_socket_setsockopt(n->nl, NETLINK_CAP_ACK, &one, sizeof(one));
+        if (setsockopt(mnl_socket_get_fd(n->nl), SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv)) < 0)
+                setsockopt(mnl_socket_get_fd(n->nl), SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+        *ret = n;
+        return 0;
+}
+
+struct ks_nft *nft_close(struct ks_nft *n)
+{
+        if (!n)
+                return NULL;
+        if (n->nl)
+                mnl_socket_close(n->nl);
+        free(n);
+        return NULL;
+}
+
+static const char *msg_type_name(uint16_t type)
+{
+        switch (NFNL_MSG_TYPE(type)) {
+        case NFT_MSG_NEWTABLE: return "add table";
+        case NFT_MSG_DELTABLE: return "delete table";
+        case NFT_MSG_NEWCHAIN: return "add chain";
+        case NFT_MSG_NEWRULE: return "add rule";
+        case NFT_MSG_NEWSET: return "add set";
+        case NFT_MSG_NEWSETELEM: return "add set elements";
+        case NFT_MSG_NEWOBJ: return "add counter";
+        default: return "message";
+        }
+}
+
+/* A transaction under construction: the batch and the range of sequence numbers in it. */
+struct txn {
+        struct nftnl_batch *batch;
+        uint32_t first_seq;     /* seq of BATCH_BEGIN */
+        uint32_t next_seq;
+};
+
+static int txn_begin(struct ks_nft *n, struct txn *t)
+{
+        t->batch = nftnl_batch_alloc(BATCH_PAGE_SIZE, BATCH_OVERRUN);
+        if (!t->batch)
+                return -ENOMEM;
+        t->first_seq = n->seq;
+        t->next_seq = n->seq;
+        nftnl_batch_begin(nftnl_batch_buffer(t->batch), t->next_seq++);
+        nftnl_batch_update(t->batch);
+        return 0;
+}
+
+static void txn_end(struct ks_nft *n, struct txn *t)
+{
+        nftnl_batch_end(nftnl_batch_buffer(t->batch), t->next_seq++);
+        nftnl_batch_update(t->batch);
+        n->seq = t->next_seq;
+}
+
+static int txn_add_table_msg(struct txn *t, uint16_t type, uint16_t flags, const char *table)
+{
+        _cleanup_(nftnl_table_freep) struct nftnl_table *tb = nftnl_table_alloc();
+        struct nlmsghdr *nlh;
+
+        if (!tb)
+                return -ENOMEM;
+        nftnl_table_set_str(tb, NFTNL_TABLE_NAME, table);
+        nlh = nftnl_nlmsg_build_hdr(nftnl_batch_buffer(t->batch), type, NFPROTO_INET,
+                                    flags | NLM_F_ACK, t->next_seq++);
+        nftnl_table_nlmsg_build_payload(nlh, tb);
+        return nftnl_batch_update(t->batch) < 0 ? -ENOMEM : 0;
+}
+
+/* "table x; delete table x": removes the table whether or not it exists, in the same batch. */
+static int txn_drop_table(struct txn *t, const char *table)
+{
+        int r = txn_add_table_msg(t, NFT_MSG_NEWTABLE, NLM_F_CREATE, table);
+
+        return r < 0 ? r : txn_add_table_msg(t, NFT_MSG_DELTABLE, 0, table);
+}
+
+/* Make sure the socket can take the whole batch in one sendmsg. */
+static void grow_sndbuf(struct ks_nft *n, size_t len)
+{
+        int size;
+
+        if (len + 65536 <= n->sndbuf)
+                return;
+        size = (int)(len + 65536);
+        if (setsockopt(mnl_socket_get_fd(n->nl), SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) == 0)
+                n->sndbuf = (size_t)size;
+}
+
+/* Record the message type of every seq in the batch, for error messages. */
+static int txn_types(struct txn *t, struct iovec *iov, int iovlen, uint16_t **ret)
+{
+        uint32_t count = t->next_seq - t->first_seq;
+        uint16_t *types = calloc(count, sizeof(*types));
+
+        if (!types)
+                return -ENOMEM;
+        for (int i = 0; i < iovlen; i++) {
+                const struct nlmsghdr *nlh = iov[i].iov_base;
+                int len = (int)iov[i].iov_len;
+
+                for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len))
+                        if (nlh->nlmsg_seq - t->first_seq < count)
+                                types[nlh->nlmsg_seq - t->first_seq] = nlh->nlmsg_type;
+        }
+        *ret = types;
+        return 0;
+}
+
+struct acks {
+        uint32_t expected, received;
+        int error;              /* first error, negative errno */
+        uint32_t error_seq;
+};
+
+static void acks_parse(struct ks_nft *n, struct acks *a, const void *buf, int len)
+{
+        const struct nlmsghdr *nlh = buf;
+
+        for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+                const struct nlmsgerr *err;
+
+                if (nlh->nlmsg_type != NLMSG_ERROR || nlh->nlmsg_pid != n->portid)
+                        continue;
+                err = mnl_nlmsg_get_payload(nlh);
+                a->received++;
+                if (err->error != 0 && a->error == 0) {
+                        a->error = err->error;
+                        a->error_seq = nlh->nlmsg_seq;
+                }
+        }
+}
+
+/*
+ * The kernel processes the batch inside sendmsg, so the acks are queued when it
+ * returns; still, wait (bounded) for every one of them: success means every
+ * message was acknowledged and none failed.
+ */
+static int acks_collect(struct ks_nft *n, struct acks *a)
+{
+        _cleanup_free_ char *buf = malloc(MNL_SOCKET_BUFFER_SIZE * 4);
+        int fd = mnl_socket_get_fd(n->nl);
+
+        if (!buf)
+                return -ENOMEM;
+        while (a->received < a->expected && a->error == 0) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                ssize_t len;
+                int r = poll(&p, 1, ACK_TIMEOUT_MS);
+
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r <= 0)
+                        return r < 0 ? -errno : -ETIMEDOUT;
+                len = recv(fd, buf, MNL_SOCKET_BUFFER_SIZE * 4, MSG_DONTWAIT);
+                if (len < 0) {
+                        if (errno == EINTR || errno == EAGAIN)
+                                continue;
+                        return -errno;
+                }
+                acks_parse(n, a, buf, (int)len);
+        }
+        /* Drain what else the kernel said about this batch, so that the next one starts clean. */
+        while (recv(fd, buf, MNL_SOCKET_BUFFER_SIZE * 4, MSG_DONTWAIT) > 0)
+                ;
+        return 0;
+}
+
+static int txn_commit(struct ks_nft *n, struct txn *t, uint64_t *ret_usec, struct ks_error *e)
+{
+        int iovlen = nftnl_batch_iovec_len(t->batch);
+        _cleanup_free_ struct iovec *iov = calloc((size_t)iovlen, sizeof(*iov));
+        _cleanup_free_ uint16_t *types = NULL;
+        struct sockaddr_nl snl = { .nl_family = AF_NETLINK };
+        struct msghdr msg = { .msg_name = &snl, .msg_namelen = sizeof(snl) };
+        struct acks a = { .expected = t->next_seq - t->first_seq - 2 };
+        uint64_t start;
+        size_t total = 0;
+        uint32_t idx;
+        int r;
+
+        if (!iov)
+                return ks_error_set(e, -ENOMEM, KS_ERR_INTERNAL, "Out of memory");
+        nftnl_batch_iovec(t->batch, iov, (uint32_t)iovlen);
+        for (int i = 0; i < iovlen; i++)
+                total += iov[i].iov_len;
+        grow_sndbuf(n, total);
+        msg.msg_iov = iov;
+        msg.msg_iovlen = (size_t)iovlen;
+
+        start = now_monotonic_usec();
+        if (sendmsg(mnl_socket_get_fd(n->nl), &msg, 0) < 0)
+                return ks_error_set(e, -errno, KS_ERR_APPLY,
+                                    "Could not send the nftables transaction (%zu bytes) to the kernel: %m; "
+                                    "nothing was changed", total);
+        r = acks_collect(n, &a);
+        if (ret_usec)
+                *ret_usec = now_monotonic_usec() - start;
+        if (r < 0)
+                return ks_error_set(e, r, KS_ERR_APPLY,
+                                    "No complete answer from the kernel to the nftables transaction "
+                                    "(%u of %u acknowledgements): %s", a.received, a.expected, strerror(-r));
+        if (a.error == 0)
+                return 0;
+        idx = a.error_seq - t->first_seq;
+        if (txn_types(t, iov, iovlen, &types) < 0 || idx >= t->next_seq - t->first_seq)
+                return ks_error_set(e, a.error, KS_ERR_APPLY, "The kernel refused the transaction: %s; "
+                                    "nothing was changed", strerror(-a.error));
+        return ks_error_set(e, a.error, KS_ERR_APPLY,
+                            "The kernel refused the transaction at message %u of %u (%s): %s; nothing was changed",
+                            idx, a.expected, msg_type_name(types[idx]), strerror(-a.error));
+}
+
+/* One transaction: drop `table`, then (if rs) create it anew from the ruleset. */
+static int table_transaction(struct ks_nft *n, const char *table, const struct ks_ruleset *rs,
+                             uint64_t *ret_usec, struct ks_error *e)
+{
+        struct txn t = {};
+        int r;
+
+        r = txn_begin(n, &t);
+        if (r == 0)
+                r = txn_drop_table(&t, table);
+        if (r == 0 && rs)
+                r = ruleset_to_batch(rs, t.batch, &t.next_seq);
+        if (r == 0) {
+                txn_end(n, &t);
+                r = txn_commit(n, &t, ret_usec, e);
+        } else {
+                ks_error_set(e, r, KS_ERR_INTERNAL, "Could not build the nftables transaction: %s",
+                             strerror(-r));
+        }
+        if (t.batch)
+                nftnl_batch_free(t.batch);
+        return r;
+}
+
+int nft_replace_table(struct ks_nft *n, const char *table, const struct ks_ruleset *rs,
+                      uint64_t *ret_usec, struct ks_error *e)
+{
+        return table_transaction(n, table, rs, ret_usec, e);
+}
+
+int nft_delete_table(struct ks_nft *n, const char *table, uint64_t *ret_usec, struct ks_error *e)
+{
+        return table_transaction(n, table, NULL, ret_usec, e);
+}
+
+/* Send one request and run cb over the replies until the ack or NLMSG_DONE. */
+static int nft_query(struct ks_nft *n, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
+{
+        _cleanup_free_ char *buf = malloc(MNL_SOCKET_BUFFER_SIZE);
+        uint32_t seq = nlh->nlmsg_seq;
+        int r;
+
+        if (!buf)
+                return -ENOMEM;
+        if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
+                return -errno;
+        do {
+                ssize_t len = mnl_socket_recvfrom(n->nl, buf, MNL_SOCKET_BUFFER_SIZE);
+
+                if (len < 0)
+                        return -errno;
+                r = mnl_cb_run(buf, (size_t)len, seq, n->portid, cb, data);
+        } while (r > MNL_CB_STOP);
+        return r < 0 ? -errno : 0;
+}
+
+int nft_table_exists(struct ks_nft *n, const char *table)
+{
+        _cleanup_(nftnl_table_freep) struct nftnl_table *t = nftnl_table_alloc();
+        char buf[MNL_SOCKET_BUFFER_SIZE];
+        struct nlmsghdr *nlh;
+        int r;
+
+        if (!t)
+                return -ENOMEM;
+        nftnl_table_set_str(t, NFTNL_TABLE_NAME, table);
+        nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, ++n->seq);
+        nftnl_table_nlmsg_build_payload(nlh, t);
+        r = nft_query(n, nlh, NULL, NULL);
+        if (r == -ENOENT)
+                return 0;
+        return r < 0 ? r : 1;
+}
+
+struct counter_list {
+        struct nft_counter *items;
+        size_t n;
+        int error;
+};
+
+static int counter_cb(const struct nlmsghdr *nlh, void *data)
+{
+        _cleanup_(nftnl_obj_freep) struct nftnl_obj *o = nftnl_obj_alloc();
+        struct counter_list *l = data;
+        struct nft_counter *items;
+        const char *name;
+
+        if (!o || nftnl_obj_nlmsg_parse(nlh, o) < 0)
+                return MNL_CB_OK;
+        if (nftnl_obj_get_u32(o, NFTNL_OBJ_TYPE) != NFT_OBJECT_COUNTER)
+                return MNL_CB_OK;
+        name = nftnl_obj_get_str(o, NFTNL_OBJ_NAME);
+        items = reallocarray(l->items, l->n + 1, sizeof(*items));
+        if (!items || !name) {
+                l->error = -ENOMEM;
+                return MNL_CB_OK;
+        }
+        l->items = items;
+        items[l->n] = (struct nft_counter){
+                .name = strdup(name),
+                .packets = nftnl_obj_get_u64(o, NFTNL_OBJ_CTR_PKTS),
+                .bytes = nftnl_obj_get_u64(o, NFTNL_OBJ_CTR_BYTES),
+        };
+        if (!items[l->n].name)
+                l->error = -ENOMEM;
+        else
+                l->n++;
+        return MNL_CB_OK;
+}
+
+void nft_counters_free(struct nft_counter *c, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                free(c[i].name);
+        free(c);
+}
+
+static int read_counters_once(struct ks_nft *n, const char *table, struct counter_list *l)
+{
+        _cleanup_(nftnl_obj_freep) struct nftnl_obj *o = nftnl_obj_alloc();
+        char buf[MNL_SOCKET_BUFFER_SIZE];
+        struct nlmsghdr *nlh;
+
+        if (!o)
+                return -ENOMEM;
+        nftnl_obj_set_str(o, NFTNL_OBJ_TABLE, table);
+        nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, NFT_OBJECT_COUNTER);
+        nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETOBJ, NFPROTO_INET, NLM_F_DUMP, ++n->seq);
+        nftnl_obj_nlmsg_build_payload(nlh, o);
+        return nft_query(n, nlh, counter_cb, l);
+}
+
+int nft_read_counters(struct ks_nft *n, const char *table, struct nft_counter **ret, size_t *ret_n)
+{
+        struct counter_list l = {};
+        int r;
+
+        /* A dump interrupted by a concurrent change (EINTR) is redone. */
+        for (int attempt = 0; attempt < 5; attempt++) {
+                r = read_counters_once(n, table, &l);
+                if (r == 0 && l.error < 0)
+                        r = l.error;
+                if (r != -EINTR)
+                        break;
+                nft_counters_free(l.items, l.n);
+                l = (struct counter_list){};
+        }
+        if (r == -ENOENT)
+                r = 0;
+        if (r < 0) {
+                nft_counters_free(l.items, l.n);
+                return r;
+        }
+        *ret = l.items;
+        *ret_n = l.n;
+        return 0;
+}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+/*
+ * The netlink transport to nf_tables: the only place that talks to the kernel.
+ * Every change is one batch (BATCH_BEGIN ... BATCH_END) in one sendmsg; every
+ * message asks for an acknowledgement and all of them are read, so a failure of
+ * any message is reported with the message that caused it. The kernel commits
+ * all or nothing.
+ */
+
+struct ks_nft;
+struct ks_ruleset;
+
+struct nft_counter {
+        char *name;
+        uint64_t packets, bytes;
+};
+
+int nft_open(struct ks_nft **ret);
+struct ks_nft *nft_close(struct ks_nft *n);
+
+/*
+ * Replace inet table `table` (creating it if absent) with the ruleset, in one
+ * transaction. On failure nothing changed; e says what the kernel refused.
+ * *ret_usec (may be NULL) receives the time from send to the last ack.
+ */
+int nft_replace_table(struct ks_nft *n, const char *table, const struct ks_ruleset *r,
+                      uint64_t *ret_usec, struct ks_error *e);
+
+/* Delete inet table `table` if it exists, in one transaction. */
+int nft_delete_table(struct ks_nft *n, const char *table, uint64_t *ret_usec, struct ks_error *e);
+
+/* 1 if inet table `table` exists, 0 if not, negative errno on failure. */
+int nft_table_exists(struct ks_nft *n, const char *table);
+
+/* Named counter objects of inet table `table` (none if the table is absent). */
+int nft_read_counters(struct ks_nft *n, const char *table, struct nft_counter **ret, size_t *ret_n);
+void nft_counters_free(struct nft_counter *c, size_t n);

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/*
+ * The persisted state of the agent: normal or isolated, which policy, since
+ * when, by whom and why. Stored as JSON in STATE_DIR/state.json, replaced
+ * atomically (write to a temporary file, fsync, rename, fsync the directory).
+ */
+
+struct ks_state {
+        bool isolated;
+        char *policy;          /* NULL when normal, or when adopted without a known policy */
+        uint64_t since_usec;   /* realtime of the last change, 0 if never changed */
+        char *user;            /* who made the last change */
+        int64_t uid;           /* their uid, -1 if unknown */
+        char *reason;
+};
+
+#define STATE_FILE "state.json"
+
+void state_init(struct ks_state *s);
+void state_clear(struct ks_state *s);
+int state_copy(const struct ks_state *from, struct ks_state *to);
+
+/* -ENOENT if there is no state file yet, -EBADMSG if it is corrupt. */
+int state_load(const char *dir, struct ks_state *ret);
+int state_save(const char *dir, const struct ks_state *s);

@@ -1,0 +1,481 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1   /* strptime(), timegm() */
+#endif
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../agent/cleanup.h"
+#include "output.h"
+
+#define LABEL_WIDTH 11   /* strlen("Description") */
+
+#define ANSI_GREEN  "\x1b[0;1;32m"
+#define ANSI_RED    "\x1b[0;1;31m"
+#define ANSI_NORMAL "\x1b[0m"
+
+char *format_bytes(uint64_t bytes, char *buf, size_t size)
+{
+        static const char suffixes[] = "KMGTPE";
+        uint64_t factor = 1024;
+        size_t i = 0;
+
+        if (bytes < 1024) {
+                snprintf(buf, size, "%" PRIu64 "B", bytes);
+                return buf;
+        }
+        while (i + 1 < sizeof(suffixes) - 1 && bytes / factor >= 1024) {
+                factor *= 1024;
+                i++;
+        }
+        snprintf(buf, size, "%" PRIu64 ".%" PRIu64 "%c",
+                 bytes / factor, (bytes % factor) * 10 / factor, suffixes[i]);
+        return buf;
+}
+
+char *format_timespan(uint64_t sec, char *buf, size_t size)
+{
+        static const struct {
+                const char *suffix;
+                uint64_t sec;
+        } units[] = {
+                { "d", 86400 }, { "h", 3600 }, { "min", 60 }, { "s", 1 },
+        };
+        size_t i = 0;
+        uint64_t rest;
+
+        while (i + 1 < ELEMENTSOF(units) && sec < units[i].sec)
+                i++;
+        rest = sec % units[i].sec;
+        if (i + 1 < ELEMENTSOF(units) && rest / units[i + 1].sec > 0)
+                snprintf(buf, size, "%" PRIu64 "%s %" PRIu64 "%s",
+                         sec / units[i].sec, units[i].suffix,
+                         rest / units[i + 1].sec, units[i + 1].suffix);
+        else
+                snprintf(buf, size, "%" PRIu64 "%s", sec / units[i].sec, units[i].suffix);
+        return buf;
+}
+
+/* "Z", or "+HH:MM"/"-HH:MM" into seconds east of UTC. */
+static int parse_utc_offset(const char *p, long *ret_offset)
+{
+        int hh, mm, n = 0;
+
+        if ((p[0] == 'Z' || p[0] == 'z') && p[1] == '\0') {
+                *ret_offset = 0;
+                return 0;
+        }
+        if (p[0] != '+' && p[0] != '-')
+                return -EINVAL;
+        if (sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &n) != 2 || n != 5 || p[1 + n] != '\0')
+                return -EINVAL;
+        if (hh > 23 || mm > 59)
+                return -EINVAL;
+        *ret_offset = (p[0] == '-' ? -1 : 1) * (hh * 3600L + mm * 60L);
+        return 0;
+}
+
+int parse_rfc3339(const char *s, time_t *ret)
+{
+        struct tm tm = {};
+        const char *p;
+        long offset;
+        time_t t;
+
+        p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+        if (!p)
+                return -EINVAL;
+        if (*p == '.') {
+                /* Sub-second precision is of no use for display. */
+                p++;
+                if (!isdigit((unsigned char) *p))
+                        return -EINVAL;
+                while (isdigit((unsigned char) *p))
+                        p++;
+        }
+        if (parse_utc_offset(p, &offset) < 0)
+                return -EINVAL;
+        t = timegm(&tm);
+        if (t == (time_t) -1)
+                return -EINVAL;
+        *ret = t - offset;
+        return 0;
+}
+
+char *format_timestamp(const char *rfc3339, time_t now, char *buf, size_t size)
+{
+        char span[FORMAT_TIMESPAN_MAX], date[64];
+        struct tm tm;
+        time_t t;
+
+        if (parse_rfc3339(rfc3339, &t) < 0 || !localtime_r(&t, &tm) ||
+            strftime(date, sizeof(date), "%a %Y-%m-%d %H:%M:%S %Z", &tm) == 0) {
+                snprintf(buf, size, "%s", rfc3339);
+                return buf;
+        }
+        if (t <= now)
+                snprintf(buf, size, "%s; %s ago", date,
+                         format_timespan((uint64_t) (now - t), span, sizeof(span)));
+        else
+                snprintf(buf, size, "%s; in %s", date,
+                         format_timespan((uint64_t) (t - now), span, sizeof(span)));
+        return buf;
+}
+
+struct table {
+        size_t n_columns;
+        size_t n_cells;      /* the header row included */
+        size_t allocated;
+        const char **cells;  /* row-major, borrowed */
+};
+
+struct table *table_new(size_t n_columns, const char *const headers[])
+{
+        struct table *t;
+
+        t = calloc(1, sizeof(*t));
+        if (!t)
+                return NULL;
+        t->n_columns = n_columns;
+        if (table_add_row(t, headers) < 0)
+                return table_free(t);
+        return t;
+}
+
+struct table *table_free(struct table *t)
+{
+        if (t)
+                free(t->cells);
+        free(t);
+        return NULL;
+}
+
+int table_add_row(struct table *t, const char *const cells[])
+{
+        const char **p;
+        size_t n;
+
+        if (t->n_cells + t->n_columns > t->allocated) {
+                n = t->allocated ? t->allocated * 2 : t->n_columns * 8;
+                p = reallocarray(t->cells, n, sizeof(*p));
+                if (!p)
+                        return -ENOMEM;
+                t->cells = p;
+                t->allocated = n;
+        }
+        for (size_t i = 0; i < t->n_columns; i++)
+                t->cells[t->n_cells++] = cells[i] ? cells[i] : "-";
+        return 0;
+}
+
+size_t table_rows(const struct table *t)
+{
+        return t->n_cells / t->n_columns - 1;
+}
+
+static size_t table_width(const struct table *t, size_t column, size_t first)
+{
+        size_t width = 0, len;
+
+        for (size_t i = first + column; i < t->n_cells; i += t->n_columns) {
+                len = strlen(t->cells[i]);
+                if (len > width)
+                        width = len;
+        }
+        return width;
+}
+
+/* Every column but the last is padded; no trailing blanks. */
+void table_print(const struct table *t, FILE *f, bool legend)
+{
+        size_t first = legend ? 0 : t->n_columns;
+        size_t column;
+
+        for (size_t i = first; i < t->n_cells; i++) {
+                column = i % t->n_columns;
+                if (column + 1 < t->n_columns)
+                        fprintf(f, "%-*s ", (int) table_width(t, column, first), t->cells[i]);
+                else
+                        fprintf(f, "%s\n", t->cells[i]);
+        }
+}
+
+void output_json(FILE *f, json_t *v, enum json_mode mode)
+{
+        json_dumpf(v, f, mode == JSON_SHORT ? JSON_COMPACT : JSON_INDENT(2));
+        fputc('\n', f);
+}
+
+static uint64_t json_uint(json_t *object, const char *key)
+{
+        json_int_t v = json_integer_value(json_object_get(object, key));
+
+        return v > 0 ? (uint64_t) v : 0;
+}
+
+static const char *json_str(json_t *object, const char *key)
+{
+        return json_string_value(json_object_get(object, key));
+}
+
+static void field(FILE *f, const char *label)
+{
+        fprintf(f, "%*s: ", LABEL_WIDTH, label);
+}
+
+static void print_counters(FILE *f, json_t *counters)
+{
+        char bytes[FORMAT_BYTES_MAX];
+        uint64_t packets = json_uint(counters, "packets");
+
+        fprintf(f, "%" PRIu64 " %s, %s\n", packets, packets == 1 ? "packet" : "packets",
+                format_bytes(json_uint(counters, "bytes"), bytes, sizeof(bytes)));
+}
+
+static void print_state(FILE *f, json_t *status, bool color)
+{
+        const char *state = json_str(status, "state") ?: "unknown";
+        const char *policy = json_str(status, "policy");
+        const char *on = "", *off = "";
+
+        if (color && strcmp(state, "normal") == 0)
+                on = ANSI_GREEN, off = ANSI_NORMAL;
+        else if (color && strcmp(state, "isolated") == 0)
+                on = ANSI_RED, off = ANSI_NORMAL;
+
+        field(f, "State");
+        fprintf(f, "%s%s%s", on, state, off);
+        if (policy)
+                fprintf(f, " (policy %s)", policy);
+        fputc('\n', f);
+}
+
+static void print_timestamp(FILE *f, const char *label, const char *rfc3339, time_t now)
+{
+        char buf[FORMAT_TIMESTAMP_MAX];
+
+        if (!rfc3339)
+                return;
+        field(f, label);
+        fprintf(f, "%s\n", format_timestamp(rfc3339, now, buf, sizeof(buf)));
+}
+
+static void print_by(FILE *f, json_t *status)
+{
+        const char *user = json_str(status, "user");
+        json_t *uid = json_object_get(status, "uid");
+        char uid_name[32];
+
+        if (!json_is_integer(uid)) {
+                if (user) {
+                        field(f, "By");
+                        fprintf(f, "%s\n", user);
+                }
+                return;
+        }
+        snprintf(uid_name, sizeof(uid_name), "uid %" JSON_INTEGER_FORMAT, json_integer_value(uid));
+        field(f, "By");
+        if (user && strcmp(user, uid_name) != 0)
+                fprintf(f, "%s (%s)\n", user, uid_name);
+        else
+                fprintf(f, "%s\n", uid_name);
+}
+
+static void print_line(FILE *f, const char *label, const char *value)
+{
+        if (!value)
+                return;
+        field(f, label);
+        fprintf(f, "%s\n", value);
+}
+
+/* Elements of a string array, or the "name" of each object in it, joined by sep. */
+static void print_names(FILE *f, json_t *array, const char *sep)
+{
+        size_t i;
+        json_t *v;
+
+        json_array_foreach(array, i, v)
+                fprintf(f, "%s%s", i > 0 ? sep : "",
+                        json_string_value(json_is_object(v) ? json_object_get(v, "name") : v) ?: "?");
+}
+
+static void print_uplinks(FILE *f, json_t *uplinks)
+{
+        if (json_array_size(uplinks) == 0)
+                return;
+        field(f, "Uplinks");
+        print_names(f, uplinks, " ");
+        fputc('\n', f);
+}
+
+static void print_gateways(FILE *f, json_t *gateways)
+{
+        size_t i, width = 0;
+        const char *name;
+        json_t *g;
+
+        json_array_foreach(gateways, i, g) {
+                name = json_str(g, "name") ?: "?";
+                if (strlen(name) > width)
+                        width = strlen(name);
+        }
+        json_array_foreach(gateways, i, g) {
+                if (i == 0)
+                        field(f, "Gateways");
+                else
+                        fprintf(f, "%*s", LABEL_WIDTH + 2, "");
+                fprintf(f, "%-*s  ", (int) width, json_str(g, "name") ?: "?");
+                print_counters(f, g);
+        }
+}
+
+void output_status(FILE *f, json_t *status, const struct output_flags *flags)
+{
+        const char *state = json_str(status, "state") ?: "";
+        json_t *dropped = json_object_get(status, "dropped");
+
+        print_state(f, status, flags->color);
+        print_line(f, "Description", json_str(status, "description"));
+        print_timestamp(f, "Since", json_str(status, "since"), flags->now);
+        print_by(f, status);
+        print_line(f, "Reason", json_str(status, "reason"));
+        print_timestamp(f, "Restore at", json_str(status, "restore_at"), flags->now);
+        print_uplinks(f, json_object_get(status, "uplinks"));
+        print_gateways(f, json_object_get(status, "gateways"));
+        if (json_is_object(dropped) && (strcmp(state, "isolated") == 0 || json_uint(dropped, "packets") > 0)) {
+                field(f, "Dropped");
+                print_counters(f, dropped);
+        }
+}
+
+void output_isolated(FILE *f, json_t *status)
+{
+        json_t *uplinks = json_object_get(status, "uplinks");
+        json_t *gateways = json_object_get(status, "gateways");
+
+        fprintf(f, "Isolated with policy %s (", json_str(status, "policy") ?: "?");
+        if (json_array_size(uplinks) > 0) {
+                fputs(json_array_size(uplinks) == 1 ? "uplink " : "uplinks ", f);
+                print_names(f, uplinks, " ");
+                fputs(" cut; ", f);
+        } else
+                fputs("no uplink cut; ", f);
+        if (json_array_size(gateways) > 0) {
+                fputs(json_array_size(gateways) == 1 ? "gateway " : "gateways ", f);
+                print_names(f, gateways, ", ");
+                fputs(" kept).\n", f);
+        } else
+                fputs("no gateway kept).\n", f);
+}
+
+void output_restored(FILE *f, json_t *status)
+{
+        fputs("Restored: uplinks open.\n", f);
+}
+
+/* A policy that failed to reload but has an earlier good version is in both lists. */
+static bool policy_loaded(json_t *policies, const char *name)
+{
+        size_t i;
+        json_t *p;
+
+        json_array_foreach(policies, i, p)
+                if (name && strcmp(json_str(p, "name") ?: "", name) == 0)
+                        return true;
+        return false;
+}
+
+void output_failed(FILE *f, json_t *failed, json_t *policies, bool headings)
+{
+        const char *file;
+        size_t i, j;
+        json_t *p, *e;
+
+        json_array_foreach(failed, i, p) {
+                file = json_str(p, "file") ?: json_str(p, "name") ?: "?";
+                if (headings)
+                        fprintf(f, "Failed to load %s (%s)%s:\n", json_str(p, "name") ?: "?", file,
+                                policy_loaded(policies, json_str(p, "name")) ?
+                                "; the previous version stays in use" : "");
+                json_array_foreach(json_object_get(p, "errors"), j, e)
+                        fprintf(f, "%s\n", json_string_value(e) ?: "?");
+                if (json_array_size(json_object_get(p, "errors")) == 0)
+                        fprintf(f, "%s: failed to load\n", file);
+        }
+}
+
+/* Returns the number of rows printed. */
+static int print_policy_table(FILE *f, json_t *policies, bool legend)
+{
+        static const char *const headers[] = { "NAME", "ACTIVE", "DESCRIPTION" };
+        _cleanup_(table_freep) struct table *t = NULL;
+        size_t i;
+        json_t *p;
+
+        t = table_new(ELEMENTSOF(headers), headers);
+        if (!t)
+                return -ENOMEM;
+        json_array_foreach(policies, i, p) {
+                const char *cells[] = {
+                        json_str(p, "name"),
+                        json_is_true(json_object_get(p, "active")) ? "yes" : "no",
+                        json_str(p, "description"),
+                };
+                if (table_add_row(t, cells) < 0)
+                        return -ENOMEM;
+        }
+        table_print(t, f, legend && table_rows(t) > 0);
+        return (int) table_rows(t);
+}
+
+int output_policies(FILE *f, FILE *err_f, json_t *reply, const struct output_flags *flags)
+{
+        json_t *policies = json_object_get(reply, "policies");
+        json_t *failed = json_object_get(reply, "failed");
+        int n;
+
+        n = print_policy_table(f, policies, flags->legend);
+        if (n < 0)
+                return n;
+        if (!flags->legend) {
+                /* Keep stdout a plain table for scripts. */
+                output_failed(err_f, failed, policies, true);
+                return 0;
+        }
+        if (n == 0)
+                fputs("No policies loaded.\n", f);
+        else
+                fprintf(f, "\n%d %s loaded.\n", n, n == 1 ? "policy" : "policies");
+        if (json_array_size(failed) > 0)
+                fputc('\n', f);
+        output_failed(f, failed, policies, true);
+        return 0;
+}
+
+void output_ruleset(FILE *f, json_t *reply)
+{
+        const char *ruleset = json_str(reply, "ruleset") ?: "";
+        size_t len = strlen(ruleset);
+
+        fputs(ruleset, f);
+        if (len > 0 && ruleset[len - 1] != '\n')
+                fputc('\n', f);
+}
+
+void output_loaded(FILE *f, json_t *reply)
+{
+        json_t *loaded = json_object_get(reply, "loaded");
+
+        if (json_array_size(loaded) == 0) {
+                fputs("No policies loaded.\n", f);
+                return;
+        }
+        fputs("Loaded: ", f);
+        print_names(f, loaded, " ");
+        fputc('\n', f);
+}

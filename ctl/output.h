@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+#include <jansson.h>
+
+#include "../agent/cleanup.h"
+
+/*
+ * Everything killswitchctl shows to a human: small formatters, a plain text
+ * table, and one printer per kind of reply. The printers take the reply's
+ * parameters object as the agent sent it and tolerate missing fields.
+ */
+
+enum json_mode {
+        JSON_OFF,
+        JSON_PRETTY,
+        JSON_SHORT,
+};
+
+struct output_flags {
+        bool color;   /* ANSI colours on the state */
+        bool legend;  /* column headers and summary lines */
+        time_t now;   /* reference for "3min ago" */
+};
+
+#define FORMAT_BYTES_MAX 32
+/* 512 → "512B", 1229 → "1.2K" (powers of 1024, one truncated decimal). */
+char *format_bytes(uint64_t bytes, char *buf, size_t size);
+
+#define FORMAT_TIMESPAN_MAX 64
+/* At most two adjacent units: "45s", "3min 2s", "2h 5min", "3d 1h". */
+char *format_timespan(uint64_t sec, char *buf, size_t size);
+
+/* "2026-11-27T05:30:12Z", fractions and "+HH:MM" offsets accepted; -EINVAL if malformed. */
+int parse_rfc3339(const char *s, time_t *ret);
+
+#define FORMAT_TIMESTAMP_MAX 128
+/* "Fri 2026-11-27 05:30:12 UTC; 3min 2s ago" in local time; the input as is if it does not parse. */
+char *format_timestamp(const char *rfc3339, time_t now, char *buf, size_t size);
+
+/* A table of borrowed strings, printed with padded columns; NULL cells print as "-". */
+struct table;
+struct table *table_new(size_t n_columns, const char *const headers[]);
+struct table *table_free(struct table *t);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct table *, table_free);
+int table_add_row(struct table *t, const char *const cells[]);
+size_t table_rows(const struct table *t);
+void table_print(const struct table *t, FILE *f, bool legend);
+
+void output_json(FILE *f, json_t *v, enum json_mode mode);
+
+/* io.killswitch.Status, systemctl status style. */
+void output_status(FILE *f, json_t *status, const struct output_flags *flags);
+/* One-line confirmations of Isolate and Restore, from the status object. */
+void output_isolated(FILE *f, json_t *status);
+void output_restored(FILE *f, json_t *status);
+/* io.killswitch.Policies. Failures go to stdout, or to err_f without legend. */
+int output_policies(FILE *f, FILE *err_f, json_t *reply, const struct output_flags *flags);
+/* io.killswitch.Show: the ruleset verbatim. */
+void output_ruleset(FILE *f, json_t *reply);
+/* io.killswitch.Reload: the loaded policies. */
+void output_loaded(FILE *f, json_t *reply);
+/* The "failed" array of Policies and Reload: "FILE:LINE: message" lines. */
+void output_failed(FILE *f, json_t *failed, json_t *policies, bool headings);

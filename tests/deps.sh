@@ -1,0 +1,27 @@
+# shellcheck shell=bash
+# Debian packages killswitch needs to build, test and demo. Sourced by tests/run.sh and tests/demo.sh.
+KS_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev libnftnl-dev libmnl-dev libsystemd-dev
+             libjansson-dev libcmocka-dev nftables socat iproute2 iputils-ping python3 scdoc util-linux
+             procps)
+
+# Install what is missing (apt-get update only when something is).
+ks_install_deps() {
+        local missing=() p
+        for p in "${KS_PACKAGES[@]}"; do
+                dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+        done
+        [ ${#missing[@]} -eq 0 ] && return 0
+        echo "Installing: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# Configure (once) and build in $1 with extra meson options after it.
+ks_build() {
+        local dir=$1
+        shift
+        if [ ! -f "$dir/build.ninja" ]; then
+                meson setup "$dir" -Dwerror=true "$@" >/dev/null || return 1
+        fi
+        meson compile -C "$dir" >/dev/null || meson compile -C "$dir"
+}

@@ -1,0 +1,481 @@
+# SPDX-License-Identifier: MIT
+#
+# Helpers for killswitch's end-to-end tests, sourced by tests/e2e/test-*.sh and tests/demo.sh.
+#
+# The lab is a small datacenter made of network namespaces, named with a per-run prefix so that
+# parallel runs never collide:
+#
+#   ${KS_PREFIX}lan   10.0.1.2/24 fd00:1::2/64 ── lan0 ┐
+#   ${KS_PREFIX}mgmt  10.0.9.2/24 fd00:9::2/64 ─ mgmt0 ┤ ${KS_PREFIX}gw (forwarding, killswitchd runs here)
+#                                                 wan0 ┤ 198.51.100.1/30 2001:db8:100::1/64  (mail, web v4)
+#                                                 wan1 ┘ 198.51.100.5/30 2001:db8:100:1::1/64 (SIP, web v6)
+#   ${KS_PREFIX}inet  "the internet": gw0 198.51.100.2, gw1 198.51.100.6, and on lo:
+#                     web  192.0.2.80  2001:db8:80::80   tcp/80
+#                     mail 203.0.113.25 2001:db8:25::25  tcp/25, tcp/8080 (not allowed by the policy)
+#                     SIP  203.0.113.5                   udp/5060, tcp/5061, udp/16384 (RTP), tcp/8080
+#   gw itself runs a tcp echo server on port 2222 (every address, v4 and v6) for inbound tests.
+#
+# Every server echoes; a probe succeeds only if its random payload came back. Nothing here sends
+# a packet outside loopback or these namespaces, and the host's own nftables ruleset is never
+# touched: every nft command runs inside a lab namespace.
+#
+# Environment: KILLSWITCHD, KILLSWITCHCTL (default: the build/ tree of this repository),
+# KS_AGENT_WRAPPER (e.g. "valgrind -q"), KS_PROBE_WAIT (seconds a probe waits, default 0.7).
+
+set -u
+
+KS_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+KILLSWITCHD=${KILLSWITCHD:-$KS_REPO/build/agent/killswitchd}
+KILLSWITCHCTL=${KILLSWITCHCTL:-$KS_REPO/build/ctl/killswitchctl}
+KS_AGENT_WRAPPER=${KS_AGENT_WRAPPER:-}
+KS_PROBE_WAIT=${KS_PROBE_WAIT:-0.7}
+KS_CTL_TIMEOUT=${KS_CTL_TIMEOUT:-15}
+KS_TEST_NAME=${KS_TEST_NAME:-$(basename "$0")}
+
+KS_PREFIX=ks$$-
+NS_LAN=${KS_PREFIX}lan
+NS_GW=${KS_PREFIX}gw
+NS_INET=${KS_PREFIX}inet
+NS_MGMT=${KS_PREFIX}mgmt
+
+KS_TMP=
+KS_CONF=
+KS_STATE=
+KS_SOCK=
+KS_LOG=
+AGENT_PID=
+KS_PIDS=()
+KS_LAB_UP=0
+KS_PASSED=0
+KS_FAILED=0
+
+n_lan() { ip netns exec "$NS_LAN" "$@"; }
+n_gw() { ip netns exec "$NS_GW" "$@"; }
+n_inet() { ip netns exec "$NS_INET" "$@"; }
+n_mgmt() { ip netns exec "$NS_MGMT" "$@"; }
+# in_ns lan|gw|inet|mgmt CMD...
+in_ns() { local ns=$KS_PREFIX$1; shift; ip netns exec "$ns" "$@"; }
+
+# ---------------------------------------------------------------------------------------------
+# Reporting. The runner counts lines starting with "PASS: " and "FAIL: ".
+
+pass() { KS_PASSED=$((KS_PASSED + 1)); printf 'PASS: %s\n' "$1"; }
+fail() { KS_FAILED=$((KS_FAILED + 1)); printf 'FAIL: %s\n' "$1"; }
+note() { printf '# %s\n' "$*"; }
+
+# Show what a failed command printed, indented, so a FAIL line explains itself.
+show_output() {
+	[ -s "$1" ] || return 0
+	tail -n 15 "$1" | sed 's/^/#   | /'
+}
+
+# check DESC CMD... — PASS if CMD succeeds.
+check() {
+	local desc=$1 out=$KS_TMP/check.out
+	shift
+	if "$@" >"$out" 2>&1; then
+		pass "$desc"
+	else
+		fail "$desc"
+		show_output "$out"
+	fi
+}
+
+# check_not DESC CMD... — PASS if CMD fails.
+check_not() {
+	local desc=$1 out=$KS_TMP/check.out
+	shift
+	if "$@" >"$out" 2>&1; then
+		fail "$desc"
+		show_output "$out"
+	else
+		pass "$desc"
+	fi
+}
+
+# check_exit CODE DESC CMD... — PASS if CMD exits with CODE.
+check_exit() {
+	local want=$1 desc=$2 out=$KS_TMP/check.out rc
+	shift 2
+	"$@" >"$out" 2>&1
+	rc=$?
+	if [ "$rc" -eq "$want" ]; then
+		pass "$desc"
+	else
+		fail "$desc (exit $rc, expected $want)"
+		show_output "$out"
+	fi
+}
+
+# check_many: run probes concurrently, report in input order. One per line on stdin:
+#   + DESC | CMD ARGS     (expected to succeed)
+#   - DESC | CMD ARGS     (expected to fail)
+# Probes that must fail wait for a timeout; running them side by side keeps a round at ~1 s.
+check_many() {
+	local dir=$KS_TMP/many.$RANDOM i=0 n line exp desc cmd rc
+	local -a exps=() descs=() pids=()
+	mkdir -p "$dir"
+	while IFS= read -r line; do
+		line=${line#"${line%%[![:space:]]*}"}
+		[ -n "$line" ] || continue
+		exp=${line%% *}
+		line=${line#? }
+		desc=${line%%|*}
+		desc=${desc%"${desc##*[![:space:]]}"}
+		cmd=${line#*|}
+		exps[i]=$exp
+		descs[i]=$desc
+		(eval "$cmd") >"$dir/$i.out" 2>&1 &
+		pids[i]=$!
+		i=$((i + 1))
+	done
+	n=$i
+	for ((i = 0; i < n; i++)); do
+		wait "${pids[i]}"
+		rc=$?
+		if { [ "${exps[i]}" = + ] && [ $rc -eq 0 ]; } || { [ "${exps[i]}" = - ] && [ $rc -ne 0 ]; }; then
+			pass "${descs[i]}"
+		else
+			fail "${descs[i]}"
+			show_output "$dir/$i.out"
+		fi
+	done
+	rm -rf "$dir"
+}
+
+# summary — the per-file summary line; returns non-zero if anything failed.
+summary() {
+	printf '# %s: %d passed, %d failed\n' "$KS_TEST_NAME" "$KS_PASSED" "$KS_FAILED"
+	[ "$KS_FAILED" -eq 0 ]
+}
+
+# die MSG — a setup step failed: count it, explain, stop (cleanup runs from the EXIT trap).
+die() {
+	fail "setup: $*"
+	agent_log_tail
+	summary
+	exit 1
+}
+
+# wait_until SECONDS CMD... — poll CMD every 50 ms until it succeeds or the time is up.
+wait_until() {
+	local deadline=$(($(date +%s%N) + ${1%.*} * 1000000000))
+	shift
+	while :; do
+		"$@" >/dev/null 2>&1 && return 0
+		[ "$(date +%s%N)" -lt "$deadline" ] || return 1
+		sleep 0.05
+	done
+}
+
+# ---------------------------------------------------------------------------------------------
+# Probes. Each sends a random payload and succeeds only if that payload comes back.
+
+_sock_addr() { # PROTO ADDR PORT -> socat address
+	case $2 in
+	*:*) printf '%s6:[%s]:%s' "$1" "$2" "$3" ;;
+	*) printf '%s4:%s:%s' "$1" "$2" "$3" ;;
+	esac
+}
+
+# tcp_echo NS ADDR PORT
+tcp_echo() {
+	local payload="ks-tcp-$RANDOM$RANDOM" out
+	out=$(printf '%s\n' "$payload" | in_ns "$1" timeout 3 \
+		socat -t "$KS_PROBE_WAIT" -T 2 - "$(_sock_addr TCP "$2" "$3"),connect-timeout=$KS_PROBE_WAIT")
+	[ "$out" = "$payload" ]
+}
+
+# udp_echo NS ADDR PORT — bash's own connected UDP socket: returns as soon as the echo is back
+# (a socat client would always wait out its timeout, as UDP has no end of stream).
+udp_echo() {
+	local payload="ks-udp-$RANDOM$RANDOM" out
+	out=$(in_ns "$1" timeout 3 bash -c '
+		exec 3<>"/dev/udp/$1/$2" || exit 1
+		printf "%s\n" "$3" >&3
+		timeout "$4" dd bs=65536 count=1 status=none <&3' udp_echo "$2" "$3" "$payload" "$KS_PROBE_WAIT")
+	[ "$out" = "$payload" ]
+}
+
+# ping_ok NS ADDR — one echo request, short deadline.
+ping_ok() {
+	local v=-4
+	case $2 in *:*) v=-6 ;; esac
+	in_ns "$1" ping "$v" -n -q -c1 -W "$KS_PROBE_WAIT" "$2"
+}
+
+# ---------------------------------------------------------------------------------------------
+# The lab.
+
+# Start a long-running process in a lab namespace and remember its pid for cleanup.
+_spawn() { # NS CMD...
+	local ns=$KS_PREFIX$1
+	shift
+	ip netns exec "$ns" "$@" >>"$KS_TMP/servers.log" 2>&1 &
+	KS_PIDS+=($!)
+}
+
+# Echo servers: every connection (or datagram) is echoed back by cat.
+_tcp_server() { # NS ADDR|any|any6 PORT
+	local opts
+	case $2 in
+	any) opts="TCP4-LISTEN:$3" ;;
+	any6) opts="TCP6-LISTEN:$3,ipv6only=1" ;;
+	*:*) opts="TCP6-LISTEN:$3,bind=[$2],ipv6only=1" ;;
+	*) opts="TCP4-LISTEN:$3,bind=$2" ;;
+	esac
+	_spawn "$1" socat -T 5 "$opts,reuseaddr,fork" EXEC:cat
+}
+_udp_server() { # NS ADDR PORT
+	local bind=$2 family=4
+	case $2 in *:*) family=6 bind="[$2]" ;; esac
+	_spawn "$1" socat -T 1 "UDP$family-RECVFROM:$3,bind=$bind,reuseaddr,fork" PIPE
+}
+
+lab_create() {
+	local ns l
+	KS_LAB_UP=1
+	for ns in lan gw inet mgmt; do
+		ip netns add "$KS_PREFIX$ns" || die "ip netns add $KS_PREFIX$ns"
+		in_ns $ns sysctl -q -w net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
+			net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 >/dev/null
+		ip -n "$KS_PREFIX$ns" link set lo up
+	done
+	{
+		# Links: gw is the hub.
+		ip -n "$NS_GW" link add lan0 type veth peer name eth0 netns "$NS_LAN" &&
+		ip -n "$NS_GW" link add mgmt0 type veth peer name eth0 netns "$NS_MGMT" &&
+		ip -n "$NS_GW" link add wan0 type veth peer name gw0 netns "$NS_INET" &&
+		ip -n "$NS_GW" link add wan1 type veth peer name gw1 netns "$NS_INET"
+	} || die "creating veth links"
+	# Links up first: a fresh veth only carries IPv6 once the kernel's link watcher has seen
+	# its carrier (up to a second later), so let that run while the addresses go on.
+	ip -n "$NS_LAN" link set eth0 up
+	ip -n "$NS_MGMT" link set eth0 up
+	for l in lan0 mgmt0 wan0 wan1; do ip -n "$NS_GW" link set "$l" up; done
+	for l in gw0 gw1; do ip -n "$NS_INET" link set "$l" up; done
+
+	{
+		# LAN host.
+		ip -n "$NS_LAN" addr add 10.0.1.2/24 dev eth0 &&
+		ip -n "$NS_LAN" addr add fd00:1::2/64 dev eth0 nodad &&
+		ip -n "$NS_LAN" route add default via 10.0.1.1 &&
+		ip -n "$NS_LAN" -6 route add default via fd00:1::1 &&
+
+		# Management host.
+		ip -n "$NS_MGMT" addr add 10.0.9.2/24 dev eth0 &&
+		ip -n "$NS_MGMT" addr add fd00:9::2/64 dev eth0 nodad &&
+
+		# Gateway: LAN, management, two uplinks. Mail and web v4 leave through wan0,
+		# SIP and web v6 through wan1, so both uplinks carry allowed and cut traffic.
+		ip -n "$NS_GW" addr add 10.0.1.1/24 dev lan0 &&
+		ip -n "$NS_GW" addr add fd00:1::1/64 dev lan0 nodad &&
+		ip -n "$NS_GW" addr add 10.0.9.1/24 dev mgmt0 &&
+		ip -n "$NS_GW" addr add fd00:9::1/64 dev mgmt0 nodad &&
+		ip -n "$NS_GW" addr add 198.51.100.1/30 dev wan0 &&
+		ip -n "$NS_GW" addr add 2001:db8:100::1/64 dev wan0 nodad &&
+		ip -n "$NS_GW" addr add 198.51.100.5/30 dev wan1 &&
+		ip -n "$NS_GW" addr add 2001:db8:100:1::1/64 dev wan1 nodad &&
+		ip -n "$NS_GW" route add default via 198.51.100.2 dev wan0 &&
+		ip -n "$NS_GW" route add 203.0.113.5/32 via 198.51.100.6 dev wan1 &&
+		ip -n "$NS_GW" -6 route add default via 2001:db8:100::2 dev wan0 &&
+		ip -n "$NS_GW" -6 route add 2001:db8:80::/64 via 2001:db8:100:1::2 dev wan1 &&
+		n_gw sysctl -q -w net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 >/dev/null &&
+
+		# The internet: services on lo, routes back to the LAN over the uplink each service uses.
+		ip -n "$NS_INET" addr add 198.51.100.2/30 dev gw0 &&
+		ip -n "$NS_INET" addr add 2001:db8:100::2/64 dev gw0 nodad &&
+		ip -n "$NS_INET" addr add 198.51.100.6/30 dev gw1 &&
+		ip -n "$NS_INET" addr add 2001:db8:100:1::2/64 dev gw1 nodad &&
+		ip -n "$NS_INET" addr add 192.0.2.80/32 dev lo &&
+		ip -n "$NS_INET" addr add 2001:db8:80::80/128 dev lo nodad &&
+		ip -n "$NS_INET" addr add 203.0.113.25/32 dev lo &&
+		ip -n "$NS_INET" addr add 2001:db8:25::25/128 dev lo nodad &&
+		ip -n "$NS_INET" addr add 203.0.113.5/32 dev lo &&
+		ip -n "$NS_INET" route add 10.0.1.0/24 via 198.51.100.1 dev gw0 &&
+		ip -n "$NS_INET" -6 route add fd00:1::/64 via 2001:db8:100::1 dev gw0 &&
+		ip -n "$NS_INET" route add 10.0.1.0/24 via 198.51.100.5 dev gw1 table 101 &&
+		ip -n "$NS_INET" -6 route add fd00:1::/64 via 2001:db8:100:1::1 dev gw1 table 101 &&
+		ip -n "$NS_INET" rule add from 203.0.113.5 lookup 101 &&
+		ip -n "$NS_INET" -6 rule add from 2001:db8:80::80 lookup 101
+	} || die "configuring addresses and routes"
+
+	# Echo servers.
+	_tcp_server inet 192.0.2.80 80
+	_tcp_server inet 2001:db8:80::80 80
+	_tcp_server inet 203.0.113.25 25
+	_tcp_server inet 2001:db8:25::25 25
+	_tcp_server inet 203.0.113.25 8080
+	_tcp_server inet 2001:db8:25::25 8080
+	_udp_server inet 203.0.113.5 5060
+	_udp_server inet 203.0.113.5 16384
+	_tcp_server inet 203.0.113.5 5061
+	_tcp_server inet 203.0.113.5 8080
+	_tcp_server gw any 2222
+	_tcp_server gw any6 2222
+
+	# Ready when every path answers; poll quickly with a short probe timeout.
+	KS_PROBE_WAIT=0.1 wait_until 5 ping_ok lan 2001:db8:80::80 || die "v6 lan -> web via wan1 not usable"
+	KS_PROBE_WAIT=0.1 wait_until 5 ping_ok lan 2001:db8:25::25 || die "v6 lan -> mail via wan0 not usable"
+	KS_PROBE_WAIT=0.1 wait_until 5 ping_ok mgmt fd00:9::1 || die "v6 mgmt -> gw not usable"
+	wait_until 5 tcp_echo lan 192.0.2.80 80 || die "web v4 not reachable from lan"
+	wait_until 5 tcp_echo lan 2001:db8:80::80 80 || die "web v6 not reachable from lan"
+	wait_until 5 tcp_echo lan 2001:db8:25::25 8080 || die "mail v6 not reachable from lan"
+	wait_until 5 udp_echo lan 203.0.113.5 16384 || die "SIP udp not reachable from lan"
+	wait_until 5 tcp_echo inet 2001:db8:100:1::1 2222 || die "gw v6 echo not reachable from inet"
+	wait_until 5 tcp_echo mgmt 10.0.9.1 2222 || die "gw echo not reachable from mgmt"
+}
+
+lab_destroy() {
+	local ns pid
+	[ "$KS_LAB_UP" = 1 ] || return 0
+	for pid in "${KS_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+	for ns in lan gw inet mgmt; do
+		# Forked echo children and anything else left running in our own namespaces.
+		for pid in $(ip netns pids "$KS_PREFIX$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+		ip netns del "$KS_PREFIX$ns" 2>/dev/null
+	done
+	KS_PIDS=()
+	KS_LAB_UP=0
+}
+
+# The lab policy: the example of issue 2 with the lab's uplinks.
+write_lab_policy() { # NAME [--no-phone]
+	local file=$KS_CONF/policies/$1.policy
+	{
+		printf '[Policy]\nDescription=Lab: cut the uplinks, keep the SIP trunk and the mail relay\n\n'
+		printf '[Uplinks]\nInterface=wan0 wan1\n\n'
+		if [ "${2:-}" != --no-phone ]; then
+			printf '[Gateway phone]\nAddress=203.0.113.5\nPorts=udp:5060 tcp:5061 udp:10000-20000\n\n'
+		fi
+		printf '[Gateway mail]\nAddress=203.0.113.25 2001:db8:25::25\nPorts=tcp:25 tcp:465 tcp:587 tcp:993\n'
+	} >"$file"
+}
+
+# ---------------------------------------------------------------------------------------------
+# The agent, run inside the gateway namespace with a private config dir, state dir and socket.
+
+ks_setup_dirs() {
+	KS_TMP=$(mktemp -d "/tmp/ks$$.XXXXXX") || { echo "mktemp failed" >&2; exit 1; }
+	chmod 755 "$KS_TMP" # unprivileged callers must reach the socket
+	KS_CONF=$KS_TMP/etc
+	KS_STATE=$KS_TMP/state
+	KS_SOCK=$KS_TMP/run/control.sock
+	KS_LOG=$KS_TMP/agent.log
+	mkdir -p "$KS_CONF/policies" "$KS_STATE" "$KS_TMP/run"
+	chmod 755 "$KS_CONF" "$KS_CONF/policies" "$KS_TMP/run"
+	: >"$KS_LOG"
+}
+
+ctl() { timeout "$KS_CTL_TIMEOUT" "$KILLSWITCHCTL" --socket "$KS_SOCK" "$@"; }
+
+# agent_start — start killswitchd in gw and wait until it answers on its socket.
+agent_start() {
+	local limit=10
+	[ -n "$KS_AGENT_WRAPPER" ] && limit=60
+	printf -- '--- start %s\n' "$(date +%T.%N)" >>"$KS_LOG"
+	# shellcheck disable=SC2086 # the wrapper is a command line
+	ip netns exec "$NS_GW" $KS_AGENT_WRAPPER "$KILLSWITCHD" --config-dir "$KS_CONF" \
+		--state-dir "$KS_STATE" --socket "$KS_SOCK" 2>>"$KS_LOG" >&2 &
+	AGENT_PID=$!
+	local deadline=$(($(date +%s) + limit))
+	while :; do
+		if ! kill -0 "$AGENT_PID" 2>/dev/null; then
+			wait "$AGENT_PID"
+			note "killswitchd exited early with status $?"
+			AGENT_PID=
+			return 1
+		fi
+		[ -S "$KS_SOCK" ] && ctl status >/dev/null 2>&1 && return 0
+		[ "$(date +%s)" -lt "$deadline" ] || { note "killswitchd not answering after ${limit}s"; return 1; }
+		sleep 0.05
+	done
+}
+
+# agent_stop [SIGNAL] — stop the agent (default TERM) and wait for it; KILL after 10 s.
+agent_stop() {
+	local sig=${1:-TERM} i
+	[ -n "$AGENT_PID" ] || return 0
+	kill -"$sig" "$AGENT_PID" 2>/dev/null
+	for ((i = 0; i < 200; i++)); do
+		kill -0 "$AGENT_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	if kill -0 "$AGENT_PID" 2>/dev/null; then
+		note "killswitchd ignored SIG$sig for 10 s, killing it"
+		kill -KILL "$AGENT_PID" 2>/dev/null
+	fi
+	wait "$AGENT_PID" 2>/dev/null
+	AGENT_EXIT=$?
+	AGENT_PID=
+	return 0
+}
+AGENT_EXIT=
+
+# agent_alive — the agent process still runs.
+agent_alive() { [ -n "$AGENT_PID" ] && kill -0 "$AGENT_PID" 2>/dev/null; }
+
+agent_log_tail() {
+	[ -n "$KS_LOG" ] && [ -s "$KS_LOG" ] || return 0
+	note "last lines of the agent's log ($KS_LOG):"
+	tail -n 25 "$KS_LOG" | sed 's/^/#   agent| /'
+}
+
+# status_is PYEXPR — `killswitchctl --json status` evaluated as d, e.g. 'd["state"] == "isolated"'.
+status_is() {
+	local json
+	json=$(ctl --json status) || return 1
+	printf '%s\n' "$json"
+	printf '%s' "$json" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+sys.exit(0 if eval(sys.argv[1]) else 1)' "$1"
+}
+
+# ks_table_state — "absent", "dormant" or "active": the table inet killswitch in gw.
+ks_table_state() {
+	local t
+	t=$(n_gw nft list table inet killswitch 2>/dev/null) || { echo absent; return; }
+	if printf '%s\n' "$t" | grep -q 'flags.*dormant'; then echo dormant; else echo active; fi
+}
+ks_table_active() { [ "$(ks_table_state)" = active ]; }
+# No killswitch rule is in force in gw (our table absent or dormant, no active killswitch_* table).
+ks_tables_inactive() {
+	local name
+	for name in $(n_gw nft list tables inet | awk '$3 ~ /^killswitch/ { print $3 }'); do
+		n_gw nft list table inet "$name" | grep -q 'flags.*dormant' || {
+			echo "table inet $name is active"
+			return 1
+		}
+	done
+}
+
+# ---------------------------------------------------------------------------------------------
+
+cleanup() {
+	set +u
+	agent_stop KILL >/dev/null 2>&1
+	lab_destroy
+	[ -n "$KS_TMP" ] && [ -d "$KS_TMP" ] && rm -rf "$KS_TMP"
+}
+
+require_root() {
+	[ "$(id -u)" = 0 ] || { echo "$KS_TEST_NAME: must run as root (network namespaces, nftables)" >&2; exit 1; }
+}
+
+require_tools() {
+	local t missing=
+	for t in ip nft socat ping python3 setpriv timeout; do
+		command -v "$t" >/dev/null || missing="$missing $t"
+	done
+	[ -z "$missing" ] || { fail "setup: missing tools:$missing"; summary; exit 1; }
+}
+
+# ks_init — the common start of every e2e test: root, tools, temp dirs, cleanup on exit.
+ks_init() {
+	require_root
+	require_tools
+	ks_setup_dirs
+	trap cleanup EXIT
+	trap 'exit 130' INT TERM
+}

@@ -1,0 +1,76 @@
+#!/bin/bash
+# The whole test suite, as CI runs it: installs dependencies, builds with -Werror,
+# runs the unit tests and the end-to-end network-namespace tests, then does it all
+# again with AddressSanitizer and UndefinedBehaviorSanitizer. Needs root.
+# The last line is "N passed, N failed". Set KS_QUICK=1 to skip the sanitizer pass.
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 1
+. tests/deps.sh
+
+if [ "$(id -u)" -ne 0 ]; then
+        echo "tests/run.sh needs root (network namespaces, nftables): sudo tests/run.sh" >&2
+        exit 2
+fi
+ks_install_deps || { echo "Could not install the dependencies" >&2; exit 1; }
+
+passed=0
+failed=0
+LOG_DIR=$(mktemp -d /tmp/killswitch-tests.XXXXXX)
+
+# Unit tests through meson (TAP: every cmocka test counts).
+run_unit() {
+        local build=$1 log=$LOG_DIR/unit-$(basename "$1").log ok fail
+        meson test -C "$build" --print-errorlogs >"$log" 2>&1
+        ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$log" | tail -1)
+        fail=$(sed -n 's/^\(Fail\|Unexpected Pass\|Timeout\): *\([0-9]*\).*/\2/p' "$log" | awk '{s+=$1} END {print s+0}')
+        [ -n "$ok" ] || { ok=0; fail=$((fail + 1)); cat "$log"; }
+        [ "$fail" -gt 0 ] && grep -E "^not ok|FAIL|ERROR" "$log" | head -40
+        echo "unit tests ($(basename "$build")): $ok passed, $fail failed"
+        passed=$((passed + ok))
+        failed=$((failed + fail))
+}
+
+# End-to-end scripts print one "PASS: ..." or "FAIL: ..." line per check.
+run_e2e() {
+        local build=$1 t log ok fail rc
+        for t in tests/e2e/test-*.sh; do
+                log=$LOG_DIR/$(basename "$t" .sh)-$(basename "$build").log
+                KILLSWITCHD=$build/agent/killswitchd KILLSWITCHCTL=$build/ctl/killswitchctl \
+                        timeout 600 bash "$t" >"$log" 2>&1
+                rc=$?
+                ok=$(grep -c '^PASS: ' "$log")
+                fail=$(grep -c '^FAIL: ' "$log")
+                if [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ]; then
+                        fail=1
+                        echo "FAIL: $t exited with status $rc"
+                fi
+                grep '^FAIL: ' "$log"
+                [ "$fail" -gt 0 ] && { echo "--- tail of $log ---"; tail -30 "$log"; }
+                echo "$t ($(basename "$build")): $ok passed, $fail failed"
+                passed=$((passed + ok))
+                failed=$((failed + fail))
+        done
+}
+
+run_pass() {
+        local build=$1
+        shift
+        echo "== build $(basename "$build") $*"
+        if ! ks_build "$build" "$@"; then
+                echo "FAIL: build $(basename "$build")"
+                failed=$((failed + 1))
+                return
+        fi
+        run_unit "$build"
+        run_e2e "$build"
+}
+
+run_pass "$ROOT/build"
+if [ -z "${KS_QUICK:-}" ]; then
+        export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+        run_pass "$ROOT/build-asan" -Db_sanitize=address,undefined -Db_lundef=false
+fi
+echo "logs: $LOG_DIR"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
