@@ -33,6 +33,13 @@ struct ks_ruleset *ruleset_free(struct ks_ruleset *r);
  */
 int ruleset_to_batch(const struct ks_ruleset *r, struct nftnl_batch *b, uint32_t *seq);
 
+/*
+ * Set elements go out in messages of up to 64 KiB (the netlink attribute limit),
+ * each written whole into the current batch page: allocate the batch with at least
+ * this overrun, nftnl_batch_alloc(page_size, RULESET_BATCH_OVERRUN), as nft does.
+ */
+#define RULESET_BATCH_OVERRUN (UINT16_MAX + 4096)
+
 /* Write libnftnl's text form of every object (the bytecode of each rule) for golden tests. */
 int ruleset_dump(const struct ks_ruleset *r, FILE *f);
 

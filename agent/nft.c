@@ -32,7 +32,7 @@
 
 /* As nftables does: pages of 128 KiB, a message may overrun a page by up to 64 KiB. */
 #define BATCH_PAGE_SIZE (32u * 4096u)
-#define BATCH_OVERRUN (UINT16_MAX + 4096u)
+#define BATCH_OVERRUN RULESET_BATCH_OVERRUN
 #define RCVBUF_SIZE (4u * 1024u * 1024u)
 #define ACK_TIMEOUT_MS 5000
 

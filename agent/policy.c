@@ -8,11 +8,14 @@
  * "FILE:LINE: message" and carries on, so that an admin fixes a file in one go.
  */
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1   /* asprintf, vasprintf */
+#endif
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -20,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -174,8 +176,7 @@ static int parser_error(struct parser *ps, unsigned line, const char *fmt, ...)
         if (ps->n_errors > DIAGS_MAX)
                 return 0;
         if (ps->n_errors == DIAGS_MAX)
-                return diags_add(ps->diags, ps->file, line, "too many problems, giving up after %d",
-                                 DIAGS_MAX - 1);
+                return diags_add(ps->diags, ps->file, line, "too many problems; fix the ones above first");
         va_start(ap, fmt);
         r = diags_addv(ps->diags, ps->file, line, fmt, ap);
         va_end(ap);
@@ -325,9 +326,10 @@ static const char *ifname_problem(const char *w)
                 return "interface names cannot contain \"/\" or \":\"";
         if (strpbrk(w, "*?["))
                 return "wildcards are not supported; list each interface";
+        /* Linux would take these, but nft syntax (compile_text) cannot quote them. */
         for (size_t i = 0; i < n; i++)
-                if (iscntrl((unsigned char)w[i]))
-                        return "interface names cannot contain control characters";
+                if (iscntrl((unsigned char)w[i]) || w[i] == '"' || w[i] == '\\')
+                        return "interface names cannot contain quotes, backslashes or control characters";
         return NULL;
 }
 
@@ -540,22 +542,6 @@ static int value_ports(struct parser *ps, char *value)
 
 /* ---- Lines ------------------------------------------------------------- */
 
-static const char *section_keys(const struct parser *ps)
-{
-        switch (ps->section) {
-        case SECTION_POLICY:
-                return "Description";
-        case SECTION_UPLINKS:
-                return "Interface";
-        case SECTION_GATEWAY:
-                return "Address or Ports";
-        case SECTION_NONE:
-        case SECTION_BAD:
-                break;
-        }
-        return NULL;
-}
-
 static bool key_known(const struct parser *ps, const char *key)
 {
         switch (ps->section) {
@@ -574,13 +560,19 @@ static bool key_known(const struct parser *ps, const char *key)
 
 static int unknown_key(struct parser *ps, const char *key)
 {
-        const char *keys = section_keys(ps);
-
-        if (ps->section == SECTION_GATEWAY)
+        switch (ps->section) {
+        case SECTION_POLICY:
+                return parser_error(ps, ps->line, "unknown key \"%s\" in [Policy]; expected Description=", key);
+        case SECTION_UPLINKS:
+                return parser_error(ps, ps->line, "unknown key \"%s\" in [Uplinks]; expected Interface=", key);
+        case SECTION_GATEWAY:
                 return parser_error(ps, ps->line, "unknown key \"%s\" in [Gateway %s]; expected Address= or Ports=",
                                     key, ps->p->gateways[ps->gateway].name);
-        return parser_error(ps, ps->line, "unknown key \"%s\" in [%s]; expected %s=",
-                            key, ps->section == SECTION_POLICY ? "Policy" : "Uplinks", keys);
+        case SECTION_NONE:
+        case SECTION_BAD:
+                break;
+        }
+        return 0;
 }
 
 static int parse_assignment(struct parser *ps, const char *key, char *value)
@@ -746,7 +738,7 @@ int policy_parse_file(const char *path, struct ks_policy **ret, struct ks_diags 
 {
         _cleanup_free_ char *name = NULL, *text = NULL;
         _cleanup_close_ int fd = -1;
-        size_t len;
+        size_t len = 0;
         int r;
 
         if (!path || !ret)

@@ -51,7 +51,7 @@ static int wait_fd(int fd, short events, uint64_t deadline)
                         return -errno;
                 if (r == 0)
                         return -ETIMEDOUT;
-                return pfd.revents & POLLNVAL ? -EBADF : 0;
+                return (pfd.revents & POLLNVAL) ? -EBADF : 0;
         }
 }
 

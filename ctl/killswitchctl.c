@@ -39,7 +39,7 @@ struct verb_args {
 
 struct verb {
         const char *name;
-        int (*main)(json_t *parameters);  /* returns the exit status */
+        int (*run)(json_t *parameters);  /* returns the exit status */
         const char *synopsis;  /* what follows the verb */
         const char *help;
         bool takes_policy;
@@ -122,7 +122,9 @@ static int check_reply(json_t *reply)
         if (!error)
                 return EXIT_OK;
         message = json_string_value(json_object_get(reply_parameters(reply), "message"));
-        fprintf(stderr, "killswitchctl: %s\n", message && *message ? message : error);
+        fputs("killswitchctl: ", stderr);
+        fputs_safe(message && *message ? message : error, stderr);
+        fputc('\n', stderr);
         return EXIT_FAILED;
 }
 
@@ -137,7 +139,7 @@ static int call(const char *method, json_t *parameters, json_t **ret_reply)
         return check_reply(*ret_reply);
 }
 
-static int call_and_print(const char *method, json_t *parameters, int (*print)(json_t *reply_parameters))
+static int call_and_print(const char *method, json_t *parameters, int (*print)(json_t *params))
 {
         _cleanup_json_ json_t *reply = NULL;
         int r;
@@ -172,20 +174,20 @@ static int print_restored(json_t *status)
         return EXIT_OK;
 }
 
-static int print_policies(json_t *reply_parameters)
+static int print_policies(json_t *params)
 {
         struct output_flags flags = output_flags();
 
-        if (output_policies(stdout, stderr, reply_parameters, &flags) < 0) {
+        if (output_policies(stdout, stderr, params, &flags) < 0) {
                 fprintf(stderr, "killswitchctl: %s\n", strerror(ENOMEM));
                 return EXIT_FAILED;
         }
         return EXIT_OK;
 }
 
-static int print_ruleset(json_t *reply_parameters)
+static int print_ruleset(json_t *params)
 {
-        output_ruleset(stdout, reply_parameters);
+        output_ruleset(stdout, params);
         return EXIT_OK;
 }
 
@@ -259,8 +261,7 @@ static const struct verb *find_verb(const char *name)
 
 static void print_options_help(void)
 {
-        printf("\nOptions:\n"
-               "  -h --help          Show this help\n"
+        printf("  -h --help          Show this help\n"
                "     --version       Show the version\n"
                "     --socket PATH   Talk to killswitchd at PATH (default: $KILLSWITCH_SOCKET,\n"
                "                     or %s)\n"
@@ -279,15 +280,17 @@ static void help(void)
                 snprintf(left, sizeof(left), "%s %s", verbs[i].name, verbs[i].synopsis);
                 printf("  %-34s %s\n", left, verbs[i].help);
         }
+        printf("\nOptions:\n");
         print_options_help();
         printf("\nWithout a VERB, status is shown. See killswitchctl(1).\n");
 }
 
 static void verb_help(const struct verb *verb)
 {
-        printf("killswitchctl [OPTIONS...] %s %s\n\n%s.\n", verb->name, verb->synopsis, verb->help);
+        printf("killswitchctl [OPTIONS...] %s%s%s\n\n%s.\n\nOptions:\n", verb->name,
+               *verb->synopsis ? " " : "", verb->synopsis, verb->help);
         if (verb->takes_reason)
-                printf("\n  --reason TEXT   Why; recorded with the state change and shown by status\n");
+                printf("     --reason TEXT   Why: recorded with the change, shown by status\n");
         print_options_help();
 }
 
@@ -305,9 +308,9 @@ static int usage_error(const char *verb, const char *fmt, ...)
 }
 
 /* getopt_long() with opterr = 0 returned '?' or ':' for the option just parsed. */
-static int option_error(int c, char *argv[], const char *verb)
+static int option_error(int c, int argc, char *argv[], const char *verb)
 {
-        const char *arg = argv[optind - 1];
+        const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
 
         if (c == ':')
                 return usage_error(verb, "option '%s' needs an argument", arg);
@@ -375,7 +378,7 @@ static int parse_argv(int argc, char *argv[])
                         printf("killswitchctl %s\n", VERSION);
                         return 0;
                 default:
-                        return option_error(c, argv, NULL);
+                        return option_error(c, argc, argv, NULL);
                 }
         }
         return 1;
@@ -409,7 +412,7 @@ static int parse_verb_argv(const struct verb *verb, int argc, char *argv[], stru
                 }
                 if (c == ARG_REASON)
                         return usage_error(verb->name, "'%s' takes no --reason", verb->name);
-                return option_error(c, argv, verb->name);
+                return option_error(c, argc, argv, verb->name);
         }
 
         if (optind < argc && verb->takes_policy)
@@ -442,7 +445,7 @@ static int run_verb(const struct verb *verb, const struct verb_args *args)
                 usage_error(verb->name, "POLICY and --reason must be valid UTF-8");
                 return EXIT_USAGE;
         }
-        return verb->main(parameters);
+        return verb->run(parameters);
 }
 
 int main(int argc, char *argv[])

@@ -126,6 +126,36 @@ char *format_timestamp(const char *rfc3339, time_t now, char *buf, size_t size)
         return buf;
 }
 
+static bool is_control(unsigned char c)
+{
+        return c < 0x20 || c == 0x7f;
+}
+
+size_t width_safe(const char *s)
+{
+        size_t n = 0;
+
+        for (; *s; s++)
+                n += is_control((unsigned char) *s) ? 4 : 1;
+        return n;
+}
+
+void fputs_safe(const char *s, FILE *f)
+{
+        for (; *s; s++)
+                if (is_control((unsigned char) *s))
+                        fprintf(f, "\\x%02x", (unsigned char) *s);
+                else
+                        fputc(*s, f);
+}
+
+static void fputs_padded(const char *s, size_t width, FILE *f)
+{
+        fputs_safe(s, f);
+        for (size_t n = width_safe(s); n < width; n++)
+                fputc(' ', f);
+}
+
 struct table {
         size_t n_columns;
         size_t n_cells;      /* the header row included */
@@ -182,7 +212,7 @@ static size_t table_width(const struct table *t, size_t column, size_t first)
         size_t width = 0, len;
 
         for (size_t i = first + column; i < t->n_cells; i += t->n_columns) {
-                len = strlen(t->cells[i]);
+                len = width_safe(t->cells[i]);
                 if (len > width)
                         width = len;
         }
@@ -197,10 +227,13 @@ void table_print(const struct table *t, FILE *f, bool legend)
 
         for (size_t i = first; i < t->n_cells; i++) {
                 column = i % t->n_columns;
-                if (column + 1 < t->n_columns)
-                        fprintf(f, "%-*s ", (int) table_width(t, column, first), t->cells[i]);
-                else
-                        fprintf(f, "%s\n", t->cells[i]);
+                if (column + 1 < t->n_columns) {
+                        fputs_padded(t->cells[i], table_width(t, column, first), f);
+                        fputc(' ', f);
+                } else {
+                        fputs_safe(t->cells[i], f);
+                        fputc('\n', f);
+                }
         }
 }
 
@@ -227,6 +260,15 @@ static void field(FILE *f, const char *label)
         fprintf(f, "%*s: ", LABEL_WIDTH, label);
 }
 
+static void print_line(FILE *f, const char *label, const char *value)
+{
+        if (!value)
+                return;
+        field(f, label);
+        fputs_safe(value, f);
+        fputc('\n', f);
+}
+
 static void print_counters(FILE *f, json_t *counters)
 {
         char bytes[FORMAT_BYTES_MAX];
@@ -248,9 +290,14 @@ static void print_state(FILE *f, json_t *status, bool color)
                 on = ANSI_RED, off = ANSI_NORMAL;
 
         field(f, "State");
-        fprintf(f, "%s%s%s", on, state, off);
-        if (policy)
-                fprintf(f, " (policy %s)", policy);
+        fputs(on, f);
+        fputs_safe(state, f);
+        fputs(off, f);
+        if (policy) {
+                fputs(" (policy ", f);
+                fputs_safe(policy, f);
+                fputc(')', f);
+        }
         fputc('\n', f);
 }
 
@@ -260,8 +307,7 @@ static void print_timestamp(FILE *f, const char *label, const char *rfc3339, tim
 
         if (!rfc3339)
                 return;
-        field(f, label);
-        fprintf(f, "%s\n", format_timestamp(rfc3339, now, buf, sizeof(buf)));
+        print_line(f, label, format_timestamp(rfc3339, now, buf, sizeof(buf)));
 }
 
 static void print_by(FILE *f, json_t *status)
@@ -271,26 +317,17 @@ static void print_by(FILE *f, json_t *status)
         char uid_name[32];
 
         if (!json_is_integer(uid)) {
-                if (user) {
-                        field(f, "By");
-                        fprintf(f, "%s\n", user);
-                }
+                print_line(f, "By", user);
                 return;
         }
         snprintf(uid_name, sizeof(uid_name), "uid %" JSON_INTEGER_FORMAT, json_integer_value(uid));
-        field(f, "By");
-        if (user && strcmp(user, uid_name) != 0)
-                fprintf(f, "%s (%s)\n", user, uid_name);
-        else
-                fprintf(f, "%s\n", uid_name);
-}
-
-static void print_line(FILE *f, const char *label, const char *value)
-{
-        if (!value)
+        if (!user || strcmp(user, uid_name) == 0) {
+                print_line(f, "By", uid_name);
                 return;
-        field(f, label);
-        fprintf(f, "%s\n", value);
+        }
+        field(f, "By");
+        fputs_safe(user, f);
+        fprintf(f, " (%s)\n", uid_name);
 }
 
 /* Elements of a string array, or the "name" of each object in it, joined by sep. */
@@ -299,9 +336,11 @@ static void print_names(FILE *f, json_t *array, const char *sep)
         size_t i;
         json_t *v;
 
-        json_array_foreach(array, i, v)
-                fprintf(f, "%s%s", i > 0 ? sep : "",
-                        json_string_value(json_is_object(v) ? json_object_get(v, "name") : v) ?: "?");
+        json_array_foreach(array, i, v) {
+                if (i > 0)
+                        fputs(sep, f);
+                fputs_safe(json_string_value(json_is_object(v) ? json_object_get(v, "name") : v) ?: "?", f);
+        }
 }
 
 static void print_uplinks(FILE *f, json_t *uplinks)
@@ -321,15 +360,16 @@ static void print_gateways(FILE *f, json_t *gateways)
 
         json_array_foreach(gateways, i, g) {
                 name = json_str(g, "name") ?: "?";
-                if (strlen(name) > width)
-                        width = strlen(name);
+                if (width_safe(name) > width)
+                        width = width_safe(name);
         }
         json_array_foreach(gateways, i, g) {
                 if (i == 0)
                         field(f, "Gateways");
                 else
                         fprintf(f, "%*s", LABEL_WIDTH + 2, "");
-                fprintf(f, "%-*s  ", (int) width, json_str(g, "name") ?: "?");
+                fputs_padded(json_str(g, "name") ?: "?", width, f);
+                fputs("  ", f);
                 print_counters(f, g);
         }
 }
@@ -358,7 +398,9 @@ void output_isolated(FILE *f, json_t *status)
         json_t *uplinks = json_object_get(status, "uplinks");
         json_t *gateways = json_object_get(status, "gateways");
 
-        fprintf(f, "Isolated with policy %s (", json_str(status, "policy") ?: "?");
+        fputs("Isolated with policy ", f);
+        fputs_safe(json_str(status, "policy") ?: "?", f);
+        fputs(" (", f);
         if (json_array_size(uplinks) > 0) {
                 fputs(json_array_size(uplinks) == 1 ? "uplink " : "uplinks ", f);
                 print_names(f, uplinks, " ");
@@ -385,41 +427,43 @@ static bool policy_loaded(json_t *policies, const char *name)
         json_t *p;
 
         json_array_foreach(policies, i, p)
-                if (name && strcmp(json_str(p, "name") ?: "", name) == 0)
+                if (strcmp(json_str(p, "name") ?: "", name) == 0)
                         return true;
         return false;
 }
 
 void output_failed(FILE *f, json_t *failed, json_t *policies, bool headings)
 {
-        const char *file;
+        const char *name, *file;
         size_t i, j;
         json_t *p, *e;
 
         json_array_foreach(failed, i, p) {
-                file = json_str(p, "file") ?: json_str(p, "name") ?: "?";
-                if (headings)
-                        fprintf(f, "Failed to load %s (%s)%s:\n", json_str(p, "name") ?: "?", file,
-                                policy_loaded(policies, json_str(p, "name")) ?
-                                "; the previous version stays in use" : "");
-                json_array_foreach(json_object_get(p, "errors"), j, e)
-                        fprintf(f, "%s\n", json_string_value(e) ?: "?");
-                if (json_array_size(json_object_get(p, "errors")) == 0)
-                        fprintf(f, "%s: failed to load\n", file);
+                name = json_str(p, "name") ?: "?";
+                file = json_str(p, "file") ?: name;
+                if (headings) {
+                        fputs("Failed to load ", f);
+                        fputs_safe(name, f);
+                        fputs(" (", f);
+                        fputs_safe(file, f);
+                        fputs(policy_loaded(policies, name) ? "); the previous version stays in use:\n" : "):\n", f);
+                }
+                json_array_foreach(json_object_get(p, "errors"), j, e) {
+                        fputs_safe(json_string_value(e) ?: "?", f);
+                        fputc('\n', f);
+                }
+                if (json_array_size(json_object_get(p, "errors")) == 0) {
+                        fputs_safe(file, f);
+                        fputs(": failed to load\n", f);
+                }
         }
 }
 
-/* Returns the number of rows printed. */
-static int print_policy_table(FILE *f, json_t *policies, bool legend)
+static int add_policy_rows(struct table *t, json_t *policies)
 {
-        static const char *const headers[] = { "NAME", "ACTIVE", "DESCRIPTION" };
-        _cleanup_(table_freep) struct table *t = NULL;
         size_t i;
         json_t *p;
 
-        t = table_new(ELEMENTSOF(headers), headers);
-        if (!t)
-                return -ENOMEM;
         json_array_foreach(policies, i, p) {
                 const char *cells[] = {
                         json_str(p, "name"),
@@ -429,8 +473,26 @@ static int print_policy_table(FILE *f, json_t *policies, bool legend)
                 if (table_add_row(t, cells) < 0)
                         return -ENOMEM;
         }
-        table_print(t, f, legend && table_rows(t) > 0);
-        return (int) table_rows(t);
+        return 0;
+}
+
+/* Returns the number of rows printed. */
+static int print_policy_table(FILE *f, json_t *policies, bool legend)
+{
+        static const char *const headers[] = { "NAME", "ACTIVE", "DESCRIPTION" };
+        struct table *t;
+        int r;
+
+        t = table_new(ELEMENTSOF(headers), headers);
+        if (!t)
+                return -ENOMEM;
+        r = add_policy_rows(t, policies);
+        if (r >= 0) {
+                table_print(t, f, legend && table_rows(t) > 0);
+                r = (int) table_rows(t);
+        }
+        table_free(t);
+        return r;
 }
 
 int output_policies(FILE *f, FILE *err_f, json_t *reply, const struct output_flags *flags)
@@ -444,6 +506,7 @@ int output_policies(FILE *f, FILE *err_f, json_t *reply, const struct output_fla
                 return n;
         if (!flags->legend) {
                 /* Keep stdout a plain table for scripts. */
+                fflush(f);
                 output_failed(err_f, failed, policies, true);
                 return 0;
         }

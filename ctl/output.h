@@ -8,8 +8,6 @@
 #include <time.h>
 #include <jansson.h>
 
-#include "../agent/cleanup.h"
-
 /*
  * Everything killswitchctl shows to a human: small formatters, a plain text
  * table, and one printer per kind of reply. The printers take the reply's
@@ -27,6 +25,14 @@ struct output_flags {
         bool legend;  /* column headers and summary lines */
         time_t now;   /* reference for "3min ago" */
 };
+
+/*
+ * Text from the agent (a reason, a description) is printed with control
+ * characters as "\xNN", so that whoever set it cannot drive the terminal of
+ * whoever reads it. width_safe() is the number of columns that takes.
+ */
+void fputs_safe(const char *s, FILE *f);
+size_t width_safe(const char *s);
 
 #define FORMAT_BYTES_MAX 32
 /* 512 → "512B", 1229 → "1.2K" (powers of 1024, one truncated decimal). */
@@ -47,7 +53,6 @@ char *format_timestamp(const char *rfc3339, time_t now, char *buf, size_t size);
 struct table;
 struct table *table_new(size_t n_columns, const char *const headers[]);
 struct table *table_free(struct table *t);
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct table *, table_free);
 int table_add_row(struct table *t, const char *const cells[]);
 size_t table_rows(const struct table *t);
 void table_print(const struct table *t, FILE *f, bool legend);

@@ -18,14 +18,27 @@ passed=0
 failed=0
 LOG_DIR=$(mktemp -d /tmp/killswitch-tests.XXXXXX)
 
-# Unit tests through meson (TAP: every cmocka test counts).
+# Unit tests through meson. They speak TAP: every cmocka test counts.
 run_unit() {
-        local build=$1 log=$LOG_DIR/unit-$(basename "$1").log ok fail
+        local build=$1 log=$LOG_DIR/unit-$(basename "$1").log counts ok fail
         meson test -C "$build" --print-errorlogs >"$log" 2>&1
-        ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$log" | tail -1)
-        fail=$(sed -n 's/^\(Fail\|Unexpected Pass\|Timeout\): *\([0-9]*\).*/\2/p' "$log" | awk '{s+=$1} END {print s+0}')
-        [ -n "$ok" ] || { ok=0; fail=$((fail + 1)); cat "$log"; }
-        [ "$fail" -gt 0 ] && grep -E "^not ok|FAIL|ERROR" "$log" | head -40
+        counts=$(python3 - "$build/meson-logs/testlog.json" <<'PY'
+import json, re, sys
+ok = fail = 0
+for line in open(sys.argv[1]):
+    t = json.loads(line)
+    out = t.get("stdout") or ""
+    good = len(re.findall(r"^ok ", out, re.M))
+    bad = len(re.findall(r"^not ok ", out, re.M))
+    if t["result"] != "OK" and bad == 0:
+        bad = 1
+    ok += good
+    fail += bad
+print(ok, fail)
+PY
+)
+        read -r ok fail <<<"${counts:-0 1}"
+        [ "$fail" -gt 0 ] && grep -E "^not ok|FAIL|ERROR|TIMEOUT" "$log" | head -40
         echo "unit tests ($(basename "$build")): $ok passed, $fail failed"
         passed=$((passed + ok))
         failed=$((failed + fail))

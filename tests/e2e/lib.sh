@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # SPDX-License-Identifier: MIT
 #
 # Helpers for killswitch's end-to-end tests, sourced by tests/e2e/test-*.sh and tests/demo.sh.
@@ -44,6 +45,7 @@ KS_STATE=
 KS_SOCK=
 KS_LOG=
 AGENT_PID=
+AGENT_EXIT=
 KS_PIDS=()
 KS_LAB_UP=0
 KS_PASSED=0
@@ -190,6 +192,7 @@ tcp_echo() {
 # (a socat client would always wait out its timeout, as UDP has no end of stream).
 udp_echo() {
 	local payload="ks-udp-$RANDOM$RANDOM" out
+	# shellcheck disable=SC2016 # expanded by the inner bash
 	out=$(in_ns "$1" timeout 3 bash -c '
 		exec 3<>"/dev/udp/$1/$2" || exit 1
 		printf "%s\n" "$3" >&3
@@ -202,6 +205,36 @@ ping_ok() {
 	local v=-4
 	case $2 in *:*) v=-6 ;; esac
 	in_ns "$1" ping "$v" -n -q -c1 -W "$KS_PROBE_WAIT" "$2"
+}
+
+# Long-lived TCP sessions, to see what an isolation does to connections that already exist.
+# session_open NAME NS ADDR PORT — connect now and keep the connection open (30 s at most);
+# session_echo NAME — send a line on it, succeed if it comes back; session_close NAME.
+declare -A KS_SESSION_W=() KS_SESSION_R=() KS_SESSION_PID=()
+session_open() {
+	local name=$1 d=$KS_TMP/session.$1 w r
+	mkdir -p "$d" && mkfifo "$d/in" "$d/out" || return 1
+	in_ns "$2" timeout 30 socat -T 30 - "$(_sock_addr TCP "$3" "$4"),connect-timeout=$KS_PROBE_WAIT" \
+		<"$d/in" >"$d/out" 2>"$d/err" &
+	KS_SESSION_PID[$name]=$!
+	exec {w}>"$d/in" {r}<"$d/out"
+	KS_SESSION_W[$name]=$w
+	KS_SESSION_R[$name]=$r
+}
+session_echo() {
+	local payload="ks-session-$RANDOM$RANDOM" line
+	printf '%s\n' "$payload" >&"${KS_SESSION_W[$1]}" || return 1
+	IFS= read -r -t "$KS_PROBE_WAIT" line <&"${KS_SESSION_R[$1]}" || return 1
+	[ "$line" = "$payload" ]
+}
+session_close() {
+	local name=$1 w r
+	[ -n "${KS_SESSION_PID[$name]:-}" ] || return 0
+	w=${KS_SESSION_W[$name]} r=${KS_SESSION_R[$name]}
+	exec {w}>&- {r}<&-
+	kill "${KS_SESSION_PID[$name]}" 2>/dev/null
+	wait "${KS_SESSION_PID[$name]}" 2>/dev/null
+	unset "KS_SESSION_PID[$name]" "KS_SESSION_W[$name]" "KS_SESSION_R[$name]"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -396,21 +429,24 @@ agent_start() {
 agent_stop() {
 	local sig=${1:-TERM} i
 	[ -n "$AGENT_PID" ] || return 0
-	kill -"$sig" "$AGENT_PID" 2>/dev/null
-	for ((i = 0; i < 200; i++)); do
-		kill -0 "$AGENT_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	if kill -0 "$AGENT_PID" 2>/dev/null; then
-		note "killswitchd ignored SIG$sig for 10 s, killing it"
-		kill -KILL "$AGENT_PID" 2>/dev/null
-	fi
-	wait "$AGENT_PID" 2>/dev/null
-	AGENT_EXIT=$?
+	# stderr off for the whole block: it hides bash's "Killed" job notice, not the agent's log.
+	{
+		kill -"$sig" "$AGENT_PID"
+		for ((i = 0; i < 200; i++)); do
+			kill -0 "$AGENT_PID" || break
+			sleep 0.05
+		done
+		if kill -0 "$AGENT_PID"; then
+			note "killswitchd ignored SIG$sig for 10 s, killing it"
+			kill -KILL "$AGENT_PID"
+		fi
+		wait "$AGENT_PID"
+		# shellcheck disable=SC2034 # read by the tests
+		AGENT_EXIT=$?
+	} 2>/dev/null
 	AGENT_PID=
 	return 0
 }
-AGENT_EXIT=
 
 # agent_alive — the agent process still runs.
 agent_alive() { [ -n "$AGENT_PID" ] && kill -0 "$AGENT_PID" 2>/dev/null; }
@@ -424,11 +460,11 @@ agent_log_tail() {
 # status_is PYEXPR — `killswitchctl --json status` evaluated as d, e.g. 'd["state"] == "isolated"'.
 status_is() {
 	local json
-	json=$(ctl --json status) || return 1
-	printf '%s\n' "$json"
+	json=$(ctl --json status) || { printf '%s\n' "$json"; return 1; }
 	printf '%s' "$json" | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
+print(json.dumps(d))
 sys.exit(0 if eval(sys.argv[1]) else 1)' "$1"
 }
 
@@ -453,7 +489,9 @@ ks_tables_inactive() {
 # ---------------------------------------------------------------------------------------------
 
 cleanup() {
+	local name
 	set +u
+	for name in "${!KS_SESSION_PID[@]}"; do session_close "$name"; done
 	agent_stop KILL >/dev/null 2>&1
 	lab_destroy
 	[ -n "$KS_TMP" ] && [ -d "$KS_TMP" ] && rm -rf "$KS_TMP"

@@ -1,0 +1,1145 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The policy compiler: a parsed policy becomes the libnftnl objects of one
+ * table, or the same table in nft syntax. Pure: no sockets, no kernel.
+ *
+ * The table (killswitch.policy(5) documents it for admins):
+ *
+ *   counter gw_NAME (one per gateway), dropped_in, dropped_out
+ *   set uplinks        { type ifname }
+ *   set gw_NAME_v4/_v6 { type ipv4_addr . inet_proto . inet_service; flags interval }  (Ports=)
+ *                      { type ipv4_addr; flags interval }                              (all traffic)
+ *   chain prerouting   hook prerouting  priority -300: iifname @uplinks jump inbound
+ *   chain postrouting  hook postrouting priority -300: oifname @uplinks jump outbound
+ *   chain inbound      saddr [. l4proto . sport|dport] @gw_NAME_vX counter accept; ...; counter drop
+ *   chain outbound     daddr [. l4proto . dport|sport] @gw_NAME_vX counter accept; ...; counter drop
+ *
+ * The expressions are the ones nft 1.0.6 emits for the same rules in nft
+ * syntax (nft --debug=netlink), so that `nft list` reads our table back as
+ * compile_text() prints it. Set elements are normalised first (sorted and
+ * merged into disjoint ranges) because the kernel refuses overlapping
+ * intervals; sorting keeps 100k addresses at n log n.
+ */
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <libmnl/libmnl.h>
+#include <libnftnl/batch.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/common.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/object.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
+#include <libnftnl/table.h>
+#include <libnftnl/udata.h>
+
+#include "cleanup.h"
+#include "compile.h"
+
+#define CHAIN_PRIORITY (-300)   /* "raw": before conntrack does any work */
+#define SET_NAME_MAX (sizeof(COUNTER_GATEWAY_PREFIX) + POLICY_NAME_MAX + sizeof("_v4"))
+
+/* nft's datatype ids (nftables include/datatype.h), as the kernel stores them for nft list. */
+enum {
+        TYPE_IPADDR = 7,
+        TYPE_IP6ADDR = 8,
+        TYPE_INET_PROTOCOL = 12,
+        TYPE_INET_SERVICE = 13,
+        TYPE_IFNAME = 41,
+        TYPE_BITS = 6,
+};
+
+/* nft's byte order tags in the set's user data. */
+enum {
+        BYTEORDER_INVALID = 0,
+        BYTEORDER_HOST_ENDIAN = 1,
+        BYTEORDER_BIG_ENDIAN = 2,
+};
+
+enum family { V4, V6, N_FAMILIES };
+
+static const struct family_info {
+        int af;
+        uint8_t nfproto;
+        uint32_t addr_len;
+        uint32_t saddr_offset, daddr_offset;
+        uint32_t proto_reg, port_reg;   /* registers nft picks after the address */
+        uint32_t key_type;
+        const char *suffix, *type_name, *nft_prefix;
+} families[N_FAMILIES] = {
+        [V4] = { AF_INET, NFPROTO_IPV4, 4, 12, 16, NFT_REG32_01, NFT_REG32_02,
+                 TYPE_IPADDR, "v4", "ipv4_addr", "ip" },
+        [V6] = { AF_INET6, NFPROTO_IPV6, 16, 8, 24, NFT_REG_2, NFT_REG32_05,
+                 TYPE_IP6ADDR, "v6", "ipv6_addr", "ip6" },
+};
+
+/* ---- Normalisation: disjoint sorted ranges ----------------------------- */
+
+struct addr_range {
+        uint8_t lo[16], hi[16];         /* network byte order; IPv4 in the first 4 bytes */
+};
+
+struct gw_norm {
+        struct addr_range *ranges[N_FAMILIES];
+        size_t n_ranges[N_FAMILIES];
+        struct ks_portrange *ports;     /* sorted by (proto, low), disjoint */
+        size_t n_ports;
+};
+
+struct norm {
+        struct gw_norm *gws;
+        size_t n;
+};
+
+static void norm_free(struct norm *n)
+{
+        for (size_t i = 0; i < n->n; i++) {
+                for (int f = 0; f < N_FAMILIES; f++)
+                        free(n->gws[i].ranges[f]);
+                free(n->gws[i].ports);
+        }
+        free(n->gws);
+        n->gws = NULL;
+        n->n = 0;
+}
+
+static void prefix_to_range(const struct ks_prefix *p, struct addr_range *r)
+{
+        size_t len = p->family == AF_INET ? 4 : 16;
+
+        memset(r, 0, sizeof(*r));
+        for (size_t i = 0; i < len; i++) {
+                unsigned bits = p->len > i * 8 ? p->len - i * 8 : 0;
+                uint8_t mask = bits >= 8 ? 0xff : (uint8_t)(0xff << (8 - bits));
+
+                r->lo[i] = p->addr[i] & mask;
+                r->hi[i] = r->lo[i] | (uint8_t)~mask;
+        }
+}
+
+static int range_cmp(const void *a, const void *b)
+{
+        /* IPv4 ranges keep zeros after byte 4, so 16 bytes compare both families. */
+        return memcmp(((const struct addr_range *)a)->lo, ((const struct addr_range *)b)->lo, 16);
+}
+
+/* out = a + 1; false if a is the last address of the family. */
+static bool addr_next(const uint8_t *a, size_t len, uint8_t *out)
+{
+        memcpy(out, a, 16);
+        for (size_t i = len; i > 0; i--)
+                if (++out[i - 1] != 0)
+                        return true;
+        return false;
+}
+
+/* Sort, then merge overlapping and adjacent ranges. Returns the new count. */
+static size_t merge_ranges(struct addr_range *v, size_t n, size_t len)
+{
+        uint8_t next[16];
+        size_t out = 0;
+
+        if (n == 0)
+                return 0;
+        qsort(v, n, sizeof(*v), range_cmp);
+        for (size_t i = 1; i < n; i++) {
+                struct addr_range *cur = &v[out];
+                bool touches = !addr_next(cur->hi, len, next) || memcmp(v[i].lo, next, 16) <= 0;
+
+                if (!touches) {
+                        v[++out] = v[i];
+                        continue;
+                }
+                if (memcmp(v[i].hi, cur->hi, 16) > 0)
+                        memcpy(cur->hi, v[i].hi, 16);
+        }
+        return out + 1;
+}
+
+static int port_cmp(const void *a, const void *b)
+{
+        const struct ks_portrange *x = a, *y = b;
+
+        if (x->proto != y->proto)
+                return x->proto < y->proto ? -1 : 1;
+        return x->low < y->low ? -1 : x->low > y->low;
+}
+
+static size_t merge_ports(struct ks_portrange *v, size_t n)
+{
+        size_t out = 0;
+
+        if (n == 0)
+                return 0;
+        qsort(v, n, sizeof(*v), port_cmp);
+        for (size_t i = 1; i < n; i++) {
+                struct ks_portrange *cur = &v[out];
+
+                if (v[i].proto != cur->proto || (uint32_t)v[i].low > (uint32_t)cur->high + 1) {
+                        v[++out] = v[i];
+                        continue;
+                }
+                if (v[i].high > cur->high)
+                        cur->high = v[i].high;
+        }
+        return out + 1;
+}
+
+static int norm_gateway(const struct ks_gateway *g, struct gw_norm *out)
+{
+        for (size_t i = 0; i < g->n_addrs; i++) {
+                enum family f = g->addrs[i].family == AF_INET ? V4 : V6;
+
+                if (!out->ranges[f]) {
+                        out->ranges[f] = calloc(g->n_addrs, sizeof(struct addr_range));
+                        if (!out->ranges[f])
+                                return -ENOMEM;
+                }
+                prefix_to_range(&g->addrs[i], &out->ranges[f][out->n_ranges[f]++]);
+        }
+        for (int f = 0; f < N_FAMILIES; f++)
+                out->n_ranges[f] = merge_ranges(out->ranges[f], out->n_ranges[f], families[f].addr_len);
+        if (g->n_ports == 0)
+                return 0;
+        out->ports = malloc(g->n_ports * sizeof(*out->ports));
+        if (!out->ports)
+                return -ENOMEM;
+        memcpy(out->ports, g->ports, g->n_ports * sizeof(*out->ports));
+        out->n_ports = merge_ports(out->ports, g->n_ports);
+        return 0;
+}
+
+static int norm_policy(const struct ks_policy *p, struct norm *ret)
+{
+        struct norm n = {};
+        int r;
+
+        if (p->n_gateways > 0) {
+                n.gws = calloc(p->n_gateways, sizeof(*n.gws));
+                if (!n.gws)
+                        return -ENOMEM;
+        }
+        n.n = p->n_gateways;
+        for (size_t i = 0; i < p->n_gateways; i++) {
+                r = norm_gateway(&p->gateways[i], &n.gws[i]);
+                if (r < 0) {
+                        norm_free(&n);
+                        return r;
+                }
+        }
+        *ret = n;
+        return 0;
+}
+
+static void gateway_set_name(char *buf, size_t size, const char *gw, enum family f)
+{
+        snprintf(buf, size, COUNTER_GATEWAY_PREFIX "%s_%s", gw, families[f].suffix);
+}
+
+/* ---- The ruleset: libnftnl objects ------------------------------------- */
+
+struct ptrvec {
+        void **v;
+        size_t n;
+};
+
+struct ks_ruleset {
+        struct nftnl_table *table;
+        struct ptrvec objs, sets, chains, rules;
+};
+
+static int ptrvec_push(struct ptrvec *pv, void *p)
+{
+        void **v = realloc(pv->v, (pv->n + 1) * sizeof(*v));
+
+        if (!v)
+                return -ENOMEM;
+        pv->v = v;
+        pv->v[pv->n++] = p;
+        return 0;
+}
+
+struct ks_ruleset *ruleset_free(struct ks_ruleset *r)
+{
+        if (!r)
+                return NULL;
+        for (size_t i = 0; i < r->rules.n; i++)
+                nftnl_rule_free(r->rules.v[i]);
+        for (size_t i = 0; i < r->chains.n; i++)
+                nftnl_chain_free(r->chains.v[i]);
+        for (size_t i = 0; i < r->sets.n; i++)
+                nftnl_set_free(r->sets.v[i]);
+        for (size_t i = 0; i < r->objs.n; i++)
+                nftnl_obj_free(r->objs.v[i]);
+        free(r->rules.v);
+        free(r->chains.v);
+        free(r->sets.v);
+        free(r->objs.v);
+        if (r->table)
+                nftnl_table_free(r->table);
+        free(r);
+        return NULL;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct ks_ruleset *, ruleset_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_set *, nftnl_set_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_rule *, nftnl_rule_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_obj *, nftnl_obj_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_chain *, nftnl_chain_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_udata_buf *, nftnl_udata_buf_free)
+
+static int build_table(struct ks_ruleset *r, const char *table, uint32_t flags)
+{
+        r->table = nftnl_table_alloc();
+        if (!r->table)
+                return -ENOMEM;
+        nftnl_table_set_u32(r->table, NFTNL_TABLE_FAMILY, NFPROTO_INET);
+        nftnl_table_set_u32(r->table, NFTNL_TABLE_FLAGS, flags);
+        return nftnl_table_set_str(r->table, NFTNL_TABLE_NAME, table) < 0 ? -ENOMEM : 0;
+}
+
+static int build_counter(struct ks_ruleset *r, const char *table, const char *name)
+{
+        _cleanup_(nftnl_obj_freep) struct nftnl_obj *o = nftnl_obj_alloc();
+        int k;
+
+        if (!o)
+                return -ENOMEM;
+        nftnl_obj_set_u32(o, NFTNL_OBJ_FAMILY, NFPROTO_INET);
+        nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, NFT_OBJECT_COUNTER);
+        nftnl_obj_set_u64(o, NFTNL_OBJ_CTR_PKTS, 0);
+        nftnl_obj_set_u64(o, NFTNL_OBJ_CTR_BYTES, 0);
+        nftnl_obj_set_str(o, NFTNL_OBJ_TABLE, table);
+        nftnl_obj_set_str(o, NFTNL_OBJ_NAME, name);
+        if (!nftnl_obj_is_set(o, NFTNL_OBJ_TABLE) || !nftnl_obj_is_set(o, NFTNL_OBJ_NAME))
+                return -ENOMEM;
+        k = ptrvec_push(&r->objs, o);
+        if (k < 0)
+                return k;
+        TAKE_PTR(o);
+        return 0;
+}
+
+static int build_counters(struct ks_ruleset *r, const struct ks_policy *p, const char *table)
+{
+        char name[SET_NAME_MAX];
+        int k;
+
+        for (size_t i = 0; i < p->n_gateways; i++) {
+                snprintf(name, sizeof(name), COUNTER_GATEWAY_PREFIX "%s", p->gateways[i].name);
+                k = build_counter(r, table, name);
+                if (k < 0)
+                        return k;
+        }
+        k = build_counter(r, table, COUNTER_DROPPED_IN);
+        if (k < 0)
+                return k;
+        return build_counter(r, table, COUNTER_DROPPED_OUT);
+}
+
+/* nft keeps the key's byte order in the set's user data; nft list needs it to print elements. */
+static int set_userdata(struct nftnl_set *s, uint32_t byteorder)
+{
+        _cleanup_(nftnl_udata_buf_freep) struct nftnl_udata_buf *u = nftnl_udata_buf_alloc(64);
+
+        if (!u || !nftnl_udata_put_u32(u, NFTNL_UDATA_SET_KEYBYTEORDER, byteorder))
+                return -ENOMEM;
+        return nftnl_set_set_data(s, NFTNL_SET_USERDATA, nftnl_udata_buf_data(u),
+                                  nftnl_udata_buf_len(u)) < 0 ? -ENOMEM : 0;
+}
+
+static struct nftnl_set *set_new(const char *table, const char *name, uint32_t flags,
+                                 uint32_t key_type, uint32_t key_len, uint32_t byteorder)
+{
+        _cleanup_(nftnl_set_freep) struct nftnl_set *s = nftnl_set_alloc();
+
+        if (!s)
+                return NULL;
+        nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
+        nftnl_set_set_u32(s, NFTNL_SET_FLAGS, flags);
+        nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, key_type);
+        nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, key_len);
+        if (nftnl_set_set_str(s, NFTNL_SET_TABLE, table) < 0 || nftnl_set_set_str(s, NFTNL_SET_NAME, name) < 0)
+                return NULL;
+        if (set_userdata(s, byteorder) < 0)
+                return NULL;
+        return TAKE_PTR(s);
+}
+
+static int set_add_elem(struct nftnl_set *s, const void *key, uint32_t len, const void *key_end,
+                        uint32_t flags, bool open)
+{
+        struct nftnl_set_elem *e = nftnl_set_elem_alloc();
+        /* nft's NFTNL_UDATA_SET_ELEM_FLAGS = NFTNL_SET_ELEM_F_INTERVAL_OPEN, as a u32 TLV */
+        static const uint8_t open_udata[] = { NFTNL_UDATA_SET_ELEM_FLAGS, 4, NFTNL_SET_ELEM_F_INTERVAL_OPEN, 0, 0, 0 };
+
+        if (!e)
+                return -ENOMEM;
+        nftnl_set_elem_add(s, e);
+        if (nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, len) < 0)
+                return -ENOMEM;
+        if (key_end && nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY_END, key_end, len) < 0)
+                return -ENOMEM;
+        if (flags)
+                nftnl_set_elem_set_u32(e, NFTNL_SET_ELEM_FLAGS, flags);
+        if (open && nftnl_set_elem_set(e, NFTNL_SET_ELEM_USERDATA, open_udata, sizeof(open_udata)) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static int ruleset_add_set(struct ks_ruleset *r, struct nftnl_set *s)
+{
+        int k;
+
+        /*
+         * The kernel requires a set id in NEWSET. Rules and elements name their
+         * set, which the kernel resolves first, so ids need only differ within
+         * the table.
+         */
+        nftnl_set_set_u32(s, NFTNL_SET_ID, (uint32_t)r->sets.n + 1);
+        k = ptrvec_push(&r->sets, s);
+
+        if (k < 0)
+                nftnl_set_free(s);
+        return k;
+}
+
+static int build_uplinks(struct ks_ruleset *r, const struct ks_policy *p, const char *table)
+{
+        struct nftnl_set *s;
+        char key[IFNAMSIZ];
+        int k;
+
+        s = set_new(table, "uplinks", 0, TYPE_IFNAME, IFNAMSIZ, BYTEORDER_HOST_ENDIAN);
+        if (!s)
+                return -ENOMEM;
+        k = ruleset_add_set(r, s);
+        if (k < 0)
+                return k;
+        for (size_t i = 0; i < p->n_uplinks; i++) {
+                memset(key, 0, sizeof(key));
+                memcpy(key, p->uplinks[i], strnlen(p->uplinks[i], IFNAMSIZ - 1));
+                k = set_add_elem(s, key, sizeof(key), NULL, 0, false);
+                if (k < 0)
+                        return k;
+        }
+        return 0;
+}
+
+/*
+ * An interval set of one address field is an rbtree: each range is a start
+ * element and an end element one past it. Like nft, a leading end element at
+ * address 0 closes the space before the first range, and a range that reaches
+ * the last address has no end element but is marked open.
+ */
+static int fill_interval_set(struct nftnl_set *s, const struct addr_range *v, size_t n, size_t len)
+{
+        static const uint8_t zero[16];
+        uint8_t next[16];
+        int k;
+
+        if (n > 0 && memcmp(v[0].lo, zero, len) != 0) {
+                k = set_add_elem(s, zero, (uint32_t)len, NULL, NFT_SET_ELEM_INTERVAL_END, false);
+                if (k < 0)
+                        return k;
+        }
+        for (size_t i = 0; i < n; i++) {
+                bool open = !addr_next(v[i].hi, len, next);
+
+                k = set_add_elem(s, v[i].lo, (uint32_t)len, NULL, 0, open);
+                if (k < 0)
+                        return k;
+                if (open)
+                        continue;
+                k = set_add_elem(s, next, (uint32_t)len, NULL, NFT_SET_ELEM_INTERVAL_END, false);
+                if (k < 0)
+                        return k;
+        }
+        return 0;
+}
+
+/* Concatenated keys: each field padded to 4 bytes, the port in network byte order. */
+static size_t concat_key(uint8_t *key, const uint8_t *addr, size_t len, uint8_t proto, uint16_t port)
+{
+        uint16_t be = htons(port);
+
+        memset(key, 0, len + 8);
+        memcpy(key, addr, len);
+        key[len] = proto;
+        memcpy(key + len + 4, &be, sizeof(be));
+        return len + 8;
+}
+
+static int fill_concat_set(struct nftnl_set *s, const struct gw_norm *gn, enum family f)
+{
+        size_t len = families[f].addr_len;
+        uint8_t key[24], key_end[24];
+        int k;
+
+        for (size_t i = 0; i < gn->n_ranges[f]; i++)
+                for (size_t j = 0; j < gn->n_ports; j++) {
+                        const struct ks_portrange *pr = &gn->ports[j];
+                        size_t klen = concat_key(key, gn->ranges[f][i].lo, len, pr->proto, pr->low);
+
+                        concat_key(key_end, gn->ranges[f][i].hi, len, pr->proto, pr->high);
+                        k = set_add_elem(s, key, (uint32_t)klen, key_end, 0, false);
+                        if (k < 0)
+                                return k;
+                }
+        return 0;
+}
+
+static int build_gateway_set(struct ks_ruleset *r, const char *table, const char *gw,
+                             const struct gw_norm *gn, enum family f)
+{
+        const struct family_info *fi = &families[f];
+        char name[SET_NAME_MAX];
+        struct nftnl_set *s;
+        int k;
+
+        gateway_set_name(name, sizeof(name), gw, f);
+        if (gn->n_ports == 0) {
+                s = set_new(table, name, NFT_SET_INTERVAL, fi->key_type, fi->addr_len, BYTEORDER_BIG_ENDIAN);
+                if (!s)
+                        return -ENOMEM;
+                k = ruleset_add_set(r, s);
+                return k < 0 ? k : fill_interval_set(s, gn->ranges[f], gn->n_ranges[f], fi->addr_len);
+        }
+
+        uint32_t type = (fi->key_type << (2 * TYPE_BITS)) | (TYPE_INET_PROTOCOL << TYPE_BITS) | TYPE_INET_SERVICE;
+        uint8_t fields[] = { (uint8_t)fi->addr_len, 1, 2 };     /* libnftnl takes field lengths as bytes */
+
+        s = set_new(table, name, NFT_SET_INTERVAL | NFT_SET_CONCAT, type, fi->addr_len + 8, BYTEORDER_INVALID);
+        if (!s)
+                return -ENOMEM;
+        k = ruleset_add_set(r, s);
+        if (k < 0)
+                return k;
+        if (nftnl_set_set_data(s, NFTNL_SET_DESC_CONCAT, fields, sizeof(fields)) < 0)
+                return -ENOMEM;
+        return fill_concat_set(s, gn, f);
+}
+
+static int build_sets(struct ks_ruleset *r, const struct ks_policy *p, const struct norm *n, const char *table)
+{
+        int k = build_uplinks(r, p, table);
+
+        for (size_t i = 0; k >= 0 && i < p->n_gateways; i++)
+                for (int f = 0; k >= 0 && f < N_FAMILIES; f++)
+                        if (n->gws[i].n_ranges[f] > 0)
+                                k = build_gateway_set(r, table, p->gateways[i].name, &n->gws[i], f);
+        return k;
+}
+
+static int build_chain(struct ks_ruleset *r, const char *table, const char *name, int hook)
+{
+        _cleanup_(nftnl_chain_freep) struct nftnl_chain *c = nftnl_chain_alloc();
+        int k;
+
+        if (!c)
+                return -ENOMEM;
+        nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, NFPROTO_INET);
+        if (nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, table) < 0 || nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name) < 0)
+                return -ENOMEM;
+        if (hook >= 0) {
+                nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, (uint32_t)hook);
+                nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, CHAIN_PRIORITY);
+                nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+                if (nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter") < 0)
+                        return -ENOMEM;
+        }
+        k = ptrvec_push(&r->chains, c);
+        if (k < 0)
+                return k;
+        TAKE_PTR(c);
+        return 0;
+}
+
+static int build_chains(struct ks_ruleset *r, const char *table)
+{
+        int k;
+
+        k = build_chain(r, table, "prerouting", NF_INET_PRE_ROUTING);
+        if (k >= 0)
+                k = build_chain(r, table, "postrouting", NF_INET_POST_ROUTING);
+        if (k >= 0)
+                k = build_chain(r, table, "inbound", -1);
+        if (k >= 0)
+                k = build_chain(r, table, "outbound", -1);
+        return k;
+}
+
+/* ---- Rules -------------------------------------------------------------- */
+
+/* A new expression, already owned by the rule. */
+static struct nftnl_expr *rule_expr(struct nftnl_rule *rule, const char *name)
+{
+        struct nftnl_expr *e = nftnl_expr_alloc(name);
+
+        if (e)
+                nftnl_rule_add_expr(rule, e);
+        return e;
+}
+
+static int emit_meta(struct nftnl_rule *rule, uint32_t key, uint32_t dreg)
+{
+        struct nftnl_expr *e = rule_expr(rule, "meta");
+
+        if (!e)
+                return -ENOMEM;
+        nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, dreg);
+        return 0;
+}
+
+static int emit_cmp_u8(struct nftnl_rule *rule, uint32_t sreg, uint8_t value)
+{
+        struct nftnl_expr *e = rule_expr(rule, "cmp");
+
+        if (!e)
+                return -ENOMEM;
+        nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, sreg);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, NFT_CMP_EQ);
+        return nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, &value, sizeof(value)) < 0 ? -ENOMEM : 0;
+}
+
+static int emit_payload(struct nftnl_rule *rule, uint32_t base, uint32_t offset, uint32_t len, uint32_t dreg)
+{
+        struct nftnl_expr *e = rule_expr(rule, "payload");
+
+        if (!e)
+                return -ENOMEM;
+        nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, dreg);
+        return 0;
+}
+
+/* nft converts the one-byte l4proto for a concatenation: hton(reg, size 2, len 1). */
+static int emit_byteorder_hton(struct nftnl_rule *rule, uint32_t reg)
+{
+        struct nftnl_expr *e = rule_expr(rule, "byteorder");
+
+        if (!e)
+                return -ENOMEM;
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_SREG, reg);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_DREG, reg);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_OP, NFT_BYTEORDER_HTON);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_LEN, 1);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_SIZE, 2);
+        return 0;
+}
+
+static int emit_lookup(struct nftnl_rule *rule, uint32_t sreg, const char *set)
+{
+        struct nftnl_expr *e = rule_expr(rule, "lookup");
+
+        if (!e)
+                return -ENOMEM;
+        nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, sreg);
+        return nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set) < 0 ? -ENOMEM : 0;
+}
+
+static int emit_counter_ref(struct nftnl_rule *rule, const char *counter)
+{
+        struct nftnl_expr *e = rule_expr(rule, "objref");
+
+        if (!e)
+                return -ENOMEM;
+        nftnl_expr_set_u32(e, NFTNL_EXPR_OBJREF_IMM_TYPE, NFT_OBJECT_COUNTER);
+        return nftnl_expr_set_str(e, NFTNL_EXPR_OBJREF_IMM_NAME, counter) < 0 ? -ENOMEM : 0;
+}
+
+static int emit_verdict(struct nftnl_rule *rule, int verdict, const char *chain)
+{
+        struct nftnl_expr *e = rule_expr(rule, "immediate");
+
+        if (!e)
+                return -ENOMEM;
+        nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)verdict);
+        if (chain && nftnl_expr_set_str(e, NFTNL_EXPR_IMM_CHAIN, chain) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static struct nftnl_rule *rule_new(struct ks_ruleset *r, const char *table, const char *chain)
+{
+        _cleanup_(nftnl_rule_freep) struct nftnl_rule *rule = nftnl_rule_alloc();
+
+        if (!rule)
+                return NULL;
+        nftnl_rule_set_u32(rule, NFTNL_RULE_FAMILY, NFPROTO_INET);
+        if (nftnl_rule_set_str(rule, NFTNL_RULE_TABLE, table) < 0 ||
+            nftnl_rule_set_str(rule, NFTNL_RULE_CHAIN, chain) < 0)
+                return NULL;
+        if (ptrvec_push(&r->rules, rule) < 0)
+                return NULL;
+        return TAKE_PTR(rule);
+}
+
+/* iifname/oifname @uplinks jump inbound/outbound */
+static int build_hook_rule(struct ks_ruleset *r, const char *table, const char *chain,
+                           uint32_t ifkey, const char *target)
+{
+        struct nftnl_rule *rule = rule_new(r, table, chain);
+        int k;
+
+        if (!rule)
+                return -ENOMEM;
+        k = emit_meta(rule, ifkey, NFT_REG_1);
+        if (k >= 0)
+                k = emit_lookup(rule, NFT_REG_1, "uplinks");
+        if (k >= 0)
+                k = emit_verdict(rule, NFT_JUMP, target);
+        return k;
+}
+
+struct gw_match {
+        const char *chain, *set, *counter;
+        enum family family;
+        bool source;            /* saddr (inbound) or daddr (outbound) */
+        int port;               /* -1: no ports; 0: sport; 1: dport */
+};
+
+/* [ip|ip6] saddr|daddr [. meta l4proto . th sport|dport] @set counter name "gw_X" accept */
+static int build_gateway_rule(struct ks_ruleset *r, const char *table, const struct gw_match *m)
+{
+        const struct family_info *fi = &families[m->family];
+        struct nftnl_rule *rule = rule_new(r, table, m->chain);
+        int k;
+
+        if (!rule)
+                return -ENOMEM;
+        k = emit_meta(rule, NFT_META_NFPROTO, NFT_REG_1);
+        if (k >= 0)
+                k = emit_cmp_u8(rule, NFT_REG_1, fi->nfproto);
+        if (k >= 0)
+                k = emit_payload(rule, NFT_PAYLOAD_NETWORK_HEADER,
+                                 m->source ? fi->saddr_offset : fi->daddr_offset, fi->addr_len, NFT_REG_1);
+        if (k >= 0 && m->port >= 0) {
+                k = emit_meta(rule, NFT_META_L4PROTO, fi->proto_reg);
+                if (k >= 0)
+                        k = emit_byteorder_hton(rule, fi->proto_reg);
+                if (k >= 0)
+                        k = emit_payload(rule, NFT_PAYLOAD_TRANSPORT_HEADER, m->port ? 2 : 0, 2, fi->port_reg);
+        }
+        if (k >= 0)
+                k = emit_lookup(rule, NFT_REG_1, m->set);
+        if (k >= 0)
+                k = emit_counter_ref(rule, m->counter);
+        if (k >= 0)
+                k = emit_verdict(rule, NF_ACCEPT, NULL);
+        return k;
+}
+
+static int build_drop_rule(struct ks_ruleset *r, const char *table, const char *chain, const char *counter)
+{
+        struct nftnl_rule *rule = rule_new(r, table, chain);
+        int k;
+
+        if (!rule)
+                return -ENOMEM;
+        k = emit_counter_ref(rule, counter);
+        return k < 0 ? k : emit_verdict(rule, NF_DROP, NULL);
+}
+
+/*
+ * The rules of one gateway in one direction. The gateway's own port is the
+ * source of what comes in and the destination of what goes out when this side
+ * opened the connection, the other way round when the gateway did; that rule
+ * comes first.
+ */
+static int build_gateway_rules(struct ks_ruleset *r, const char *table, const char *gw,
+                               const struct gw_norm *gn, bool inbound)
+{
+        char set[SET_NAME_MAX], counter[SET_NAME_MAX];
+        struct gw_match m = { .chain = inbound ? "inbound" : "outbound", .set = set,
+                              .counter = counter, .source = inbound };
+        int k = 0;
+
+        snprintf(counter, sizeof(counter), COUNTER_GATEWAY_PREFIX "%s", gw);
+        for (int f = 0; k >= 0 && f < N_FAMILIES; f++) {
+                if (gn->n_ranges[f] == 0)
+                        continue;
+                gateway_set_name(set, sizeof(set), gw, f);
+                m.family = f;
+                if (gn->n_ports == 0) {
+                        m.port = -1;
+                        k = build_gateway_rule(r, table, &m);
+                        continue;
+                }
+                m.port = inbound ? 0 : 1;
+                k = build_gateway_rule(r, table, &m);
+                if (k < 0)
+                        break;
+                m.port = !m.port;
+                k = build_gateway_rule(r, table, &m);
+        }
+        return k;
+}
+
+static int build_rules(struct ks_ruleset *r, const struct ks_policy *p, const struct norm *n, const char *table)
+{
+        int k;
+
+        k = build_hook_rule(r, table, "prerouting", NFT_META_IIFNAME, "inbound");
+        if (k >= 0)
+                k = build_hook_rule(r, table, "postrouting", NFT_META_OIFNAME, "outbound");
+        for (int inbound = 1; inbound >= 0 && k >= 0; inbound--) {
+                for (size_t i = 0; i < p->n_gateways && k >= 0; i++)
+                        k = build_gateway_rules(r, table, p->gateways[i].name, &n->gws[i], inbound);
+                if (k >= 0)
+                        k = build_drop_rule(r, table, inbound ? "inbound" : "outbound",
+                                            inbound ? COUNTER_DROPPED_IN : COUNTER_DROPPED_OUT);
+        }
+        return k;
+}
+
+int compile_ruleset(const struct ks_policy *p, const char *table, uint32_t table_flags,
+                    struct ks_ruleset **ret)
+{
+        _cleanup_(ruleset_freep) struct ks_ruleset *r = NULL;
+        struct norm n;
+        int k;
+
+        if (!p || !table || !ret || strlen(table) >= NFT_TABLE_MAXNAMELEN)
+                return -EINVAL;
+        r = calloc(1, sizeof(*r));
+        if (!r)
+                return -ENOMEM;
+        k = norm_policy(p, &n);
+        if (k < 0)
+                return k;
+        k = build_table(r, table, table_flags);
+        if (k >= 0)
+                k = build_counters(r, p, table);
+        if (k >= 0)
+                k = build_sets(r, p, &n, table);
+        if (k >= 0)
+                k = build_chains(r, table);
+        if (k >= 0)
+                k = build_rules(r, p, &n, table);
+        norm_free(&n);
+        if (k < 0)
+                return k;
+        *ret = TAKE_PTR(r);
+        return 0;
+}
+
+/* ---- Batch ------------------------------------------------------------- */
+
+static struct nlmsghdr *batch_msg(struct nftnl_batch *b, uint16_t type, uint16_t flags, uint32_t *seq)
+{
+        return nftnl_nlmsg_build_hdr(nftnl_batch_buffer(b), type, NFPROTO_INET, flags | NLM_F_ACK, (*seq)++);
+}
+
+static int batch_next(struct nftnl_batch *b)
+{
+        return nftnl_batch_update(b) < 0 ? -ENOMEM : 0;
+}
+
+/* Elements in as many messages as it takes; each stays below 64 KiB. */
+static int batch_set_elems(struct nftnl_set *s, struct nftnl_batch *b, uint32_t *seq)
+{
+        struct nftnl_set_elems_iter *it;
+        struct nlmsghdr *nlh;
+        int more, k = 0;
+
+        it = nftnl_set_elems_iter_create(s);
+        if (!it)
+                return -ENOMEM;
+        /* The kernel refuses an element message without elements. */
+        if (!nftnl_set_elems_iter_cur(it)) {
+                nftnl_set_elems_iter_destroy(it);
+                return 0;
+        }
+        do {
+                nlh = batch_msg(b, NFT_MSG_NEWSETELEM, NLM_F_CREATE, seq);
+                more = nftnl_set_elems_nlmsg_build_payload_iter(nlh, it);
+                k = batch_next(b);
+        } while (k >= 0 && more > 0);
+        nftnl_set_elems_iter_destroy(it);
+        return k;
+}
+
+static int batch_sets(const struct ks_ruleset *r, struct nftnl_batch *b, uint32_t *seq)
+{
+        int k;
+
+        for (size_t i = 0; i < r->sets.n; i++) {
+                struct nftnl_set *s = r->sets.v[i];
+
+                nftnl_set_nlmsg_build_payload(batch_msg(b, NFT_MSG_NEWSET, NLM_F_CREATE, seq), s);
+                k = batch_next(b);
+                if (k < 0)
+                        return k;
+                k = batch_set_elems(s, b, seq);
+                if (k < 0)
+                        return k;
+        }
+        return 0;
+}
+
+int ruleset_to_batch(const struct ks_ruleset *r, struct nftnl_batch *b, uint32_t *seq)
+{
+        int k;
+
+        if (!r || !b || !seq)
+                return -EINVAL;
+        nftnl_table_nlmsg_build_payload(batch_msg(b, NFT_MSG_NEWTABLE, NLM_F_CREATE, seq), r->table);
+        k = batch_next(b);
+        for (size_t i = 0; k >= 0 && i < r->objs.n; i++) {
+                nftnl_obj_nlmsg_build_payload(batch_msg(b, NFT_MSG_NEWOBJ, NLM_F_CREATE, seq), r->objs.v[i]);
+                k = batch_next(b);
+        }
+        if (k >= 0)
+                k = batch_sets(r, b, seq);
+        for (size_t i = 0; k >= 0 && i < r->chains.n; i++) {
+                nftnl_chain_nlmsg_build_payload(batch_msg(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE, seq), r->chains.v[i]);
+                k = batch_next(b);
+        }
+        for (size_t i = 0; k >= 0 && i < r->rules.n; i++) {
+                nftnl_rule_nlmsg_build_payload(batch_msg(b, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, seq),
+                                               r->rules.v[i]);
+                k = batch_next(b);
+        }
+        return k;
+}
+
+/* ---- Dump: libnftnl's own text of every object ------------------------- */
+
+int ruleset_dump(const struct ks_ruleset *r, FILE *f)
+{
+        if (!r || !f)
+                return -EINVAL;
+        nftnl_table_fprintf(f, r->table, NFTNL_OUTPUT_DEFAULT, 0);
+        fputc('\n', f);
+        for (size_t i = 0; i < r->objs.n; i++) {
+                nftnl_obj_fprintf(f, r->objs.v[i], NFTNL_OUTPUT_DEFAULT, 0);
+                fputc('\n', f);
+        }
+        for (size_t i = 0; i < r->sets.n; i++) {
+                nftnl_set_fprintf(f, r->sets.v[i], NFTNL_OUTPUT_DEFAULT, 0);
+                fputc('\n', f);
+        }
+        for (size_t i = 0; i < r->chains.n; i++) {
+                nftnl_chain_fprintf(f, r->chains.v[i], NFTNL_OUTPUT_DEFAULT, 0);
+                fputc('\n', f);
+        }
+        for (size_t i = 0; i < r->rules.n; i++)
+                nftnl_rule_fprintf(f, r->rules.v[i], NFTNL_OUTPUT_DEFAULT, 0);
+        fflush(f);
+        return ferror(f) ? -EIO : 0;
+}
+
+/* ---- nft syntax, as `nft list table` prints it ------------------------- */
+
+static const char *proto_name(uint8_t proto)
+{
+        switch (proto) {
+        case IPPROTO_TCP:
+                return "tcp";
+        case IPPROTO_UDP:
+                return "udp";
+        case IPPROTO_SCTP:
+                return "sctp";
+        }
+        return "?";
+}
+
+/* The prefix length if [lo, hi] is exactly one prefix, else -1. */
+static int range_prefix_len(const struct addr_range *r, size_t len)
+{
+        int plen = 0;
+        bool host = false;
+
+        for (size_t i = 0; i < len; i++)
+                for (int bit = 7; bit >= 0; bit--) {
+                        bool l = r->lo[i] >> bit & 1, h = r->hi[i] >> bit & 1;
+
+                        if (!host && l == h) {
+                                plen++;
+                                continue;
+                        }
+                        host = true;
+                        if (l != 0 || h != 1)
+                                return -1;
+                }
+        return plen;
+}
+
+static void print_range(FILE *f, const struct addr_range *r, enum family fam)
+{
+        const struct family_info *fi = &families[fam];
+        char lo[INET6_ADDRSTRLEN], hi[INET6_ADDRSTRLEN];
+        int plen = range_prefix_len(r, fi->addr_len);
+
+        inet_ntop(fi->af, r->lo, lo, sizeof(lo));
+        if (plen == (int)fi->addr_len * 8)
+                fputs(lo, f);
+        else if (plen >= 0)
+                fprintf(f, "%s/%d", lo, plen);
+        else {
+                inet_ntop(fi->af, r->hi, hi, sizeof(hi));
+                fprintf(f, "%s-%s", lo, hi);
+        }
+}
+
+static void print_ports(FILE *f, const struct ks_portrange *pr)
+{
+        fprintf(f, "%s . ", proto_name(pr->proto));
+        if (pr->low == pr->high)
+                fprintf(f, "%u", pr->low);
+        else
+                fprintf(f, "%u-%u", pr->low, pr->high);
+}
+
+/* nft puts two IPv4 elements on a line and every other kind on a line of its own. */
+static void print_delim(FILE *f, size_t i, size_t per_line)
+{
+        if (i == 0)
+                fputs("{ ", f);
+        else if (i % per_line == 0)
+                fputs(",\n\t\t\t     ", f);
+        else
+                fputs(", ", f);
+}
+
+static void text_counter(FILE *f, const char *prefix, const char *name)
+{
+        fprintf(f, "\tcounter %s%s {\n\t\tpackets 0 bytes 0\n\t}\n\n", prefix, name);
+}
+
+static void text_uplinks(FILE *f, const struct ks_policy *p)
+{
+        fputs("\tset uplinks {\n\t\ttype ifname\n", f);
+        if (p->n_uplinks == 0) {
+                fputs("\t}\n\n", f);
+                return;
+        }
+        fputs("\t\telements = ", f);
+        for (size_t i = 0; i < p->n_uplinks; i++) {
+                print_delim(f, i, 1);
+                fprintf(f, "\"%s\"", p->uplinks[i]);
+        }
+        fputs(" }\n\t}\n\n", f);
+}
+
+static void text_gateway_set(FILE *f, const char *gw, const struct gw_norm *gn, enum family fam)
+{
+        const struct family_info *fi = &families[fam];
+        size_t i = 0;
+
+        fprintf(f, "\tset " COUNTER_GATEWAY_PREFIX "%s_%s {\n\t\ttype %s", gw, fi->suffix, fi->type_name);
+        if (gn->n_ports > 0)
+                fputs(" . inet_proto . inet_service", f);
+        fputs("\n\t\tflags interval\n\t\telements = ", f);
+        for (size_t a = 0; a < gn->n_ranges[fam]; a++) {
+                if (gn->n_ports == 0) {
+                        print_delim(f, i++, fam == V4 ? 2 : 1);
+                        print_range(f, &gn->ranges[fam][a], fam);
+                        continue;
+                }
+                for (size_t j = 0; j < gn->n_ports; j++) {
+                        print_delim(f, i++, 1);
+                        print_range(f, &gn->ranges[fam][a], fam);
+                        fputs(" . ", f);
+                        print_ports(f, &gn->ports[j]);
+                }
+        }
+        fputs(" }\n\t}\n\n", f);
+}
+
+static void text_gateway_rules(FILE *f, const char *gw, const struct gw_norm *gn, bool inbound)
+{
+        static const char *const ports[2][2] = { { "dport", "sport" }, { "sport", "dport" } };
+
+        for (int fam = 0; fam < N_FAMILIES; fam++) {
+                const struct family_info *fi = &families[fam];
+                const char *addr = inbound ? "saddr" : "daddr";
+
+                if (gn->n_ranges[fam] == 0)
+                        continue;
+                for (int j = 0; j < (gn->n_ports > 0 ? 2 : 1); j++) {
+                        fprintf(f, "\t\t%s %s ", fi->nft_prefix, addr);
+                        if (gn->n_ports > 0)
+                                fprintf(f, ". meta l4proto . th %s ", ports[inbound][j]);
+                        fprintf(f, "@" COUNTER_GATEWAY_PREFIX "%s_%s counter name \"" COUNTER_GATEWAY_PREFIX
+                                "%s\" accept\n", gw, fi->suffix, gw);
+                }
+        }
+}
+
+static void text_chains(FILE *f, const struct ks_policy *p, const struct norm *n)
+{
+        fputs("\tchain prerouting {\n"
+              "\t\ttype filter hook prerouting priority raw; policy accept;\n"
+              "\t\tiifname @uplinks jump inbound\n\t}\n\n"
+              "\tchain postrouting {\n"
+              "\t\ttype filter hook postrouting priority raw; policy accept;\n"
+              "\t\toifname @uplinks jump outbound\n\t}\n\n", f);
+        for (int inbound = 1; inbound >= 0; inbound--) {
+                fprintf(f, "\tchain %s {\n", inbound ? "inbound" : "outbound");
+                for (size_t i = 0; i < p->n_gateways; i++)
+                        text_gateway_rules(f, p->gateways[i].name, &n->gws[i], inbound);
+                fprintf(f, "\t\tcounter name \"%s\" drop\n\t}\n",
+                        inbound ? COUNTER_DROPPED_IN : COUNTER_DROPPED_OUT);
+                if (inbound)
+                        fputc('\n', f);
+        }
+}
+
+static void text_table(FILE *f, const struct ks_policy *p, const struct norm *n, const char *table)
+{
+        fprintf(f, "table inet %s {\n", table);
+        for (size_t i = 0; i < p->n_gateways; i++)
+                text_counter(f, COUNTER_GATEWAY_PREFIX, p->gateways[i].name);
+        text_counter(f, "", COUNTER_DROPPED_IN);
+        text_counter(f, "", COUNTER_DROPPED_OUT);
+        text_uplinks(f, p);
+        for (size_t i = 0; i < p->n_gateways; i++)
+                for (int fam = 0; fam < N_FAMILIES; fam++)
+                        if (n->gws[i].n_ranges[fam] > 0)
+                                text_gateway_set(f, p->gateways[i].name, &n->gws[i], fam);
+        text_chains(f, p, n);
+        fputs("}\n", f);
+}
+
+int compile_text(const struct ks_policy *p, const char *table, char **ret)
+{
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
+        struct norm n;
+        FILE *f;
+        int k;
+
+        if (!p || !table || !ret)
+                return -EINVAL;
+        k = norm_policy(p, &n);
+        if (k < 0)
+                return k;
+        f = open_memstream(&buf, &size);
+        if (!f) {
+                norm_free(&n);
+                return -ENOMEM;
+        }
+        text_table(f, p, &n, table);
+        norm_free(&n);
+        k = ferror(f) ? -ENOMEM : 0;
+        if (fclose(f) != 0 || k < 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(buf);
+        return 0;
+}

@@ -1,0 +1,514 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of the compiler, without a kernel: golden nft text and libnftnl
+ * bytecode per shipped policy, merging of overlaps, element counts, the batch
+ * messages, and 100k addresses. UPDATE_GOLDEN=1 rewrites the golden files.
+ */
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <glob.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nf_tables.h>
+#include <libmnl/libmnl.h>
+#include <libnftnl/batch.h>
+#include <libnftnl/common.h>
+
+#include "cleanup.h"
+#include "compile.h"
+#include "policy.h"
+
+#define TABLE "killswitch"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__)
+#define SLOW_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SLOW_BUILD 1
+#endif
+#endif
+
+static struct ks_policy *parse(const char *text)
+{
+        struct ks_diags d = {};
+        struct ks_policy *p = NULL;
+        int r = policy_parse_string(text, "t.policy", "t", &p, &d);
+
+        for (size_t i = 0; i < d.n; i++)
+                print_message("%s\n", d.msgs[i]);
+        assert_int_equal(r, 0);
+        diags_clear(&d);
+        return p;
+}
+
+static char *text_of(const struct ks_policy *p)
+{
+        char *t = NULL;
+
+        assert_int_equal(compile_text(p, TABLE, &t), 0);
+        return t;
+}
+
+static char *dump_of(const struct ks_ruleset *r)
+{
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+
+        assert_non_null(f);
+        assert_int_equal(ruleset_dump(r, f), 0);
+        fclose(f);
+        return buf;
+}
+
+/* Number of elements of set `name` in a ruleset_dump: they follow its header line. */
+static size_t count_elements(const char *dump, const char *name)
+{
+        static const char word[] = "element ";
+        _cleanup_free_ char *head = NULL;
+        const char *s, *end;
+        size_t n = 0;
+
+        assert_true(asprintf(&head, "\n%s " TABLE " ", name) > 0);
+        s = strstr(dump, head);
+        assert_non_null(s);
+        s = strchr(s + 1, '\n');
+        assert_non_null(s);
+        end = strchr(s + 1, '\n');
+        assert_non_null(end);
+        /* memmem, bounded by the line: a sanitizer's strstr measures the whole dump on each call. */
+        while ((s = memmem(s, (size_t)(end - s), word, sizeof(word) - 1))) {
+                n++;
+                s += sizeof(word) - 1;
+        }
+        return n;
+}
+
+/* ---- Golden files ------------------------------------------------------ */
+
+static char *read_all(const char *path)
+{
+        _cleanup_fclose_ FILE *f = fopen(path, "re");
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *m;
+        int c;
+
+        if (!f)
+                return NULL;
+        m = open_memstream(&buf, &size);
+        assert_non_null(m);
+        while ((c = fgetc(f)) != EOF)
+                fputc(c, m);
+        fclose(m);
+        return buf;
+}
+
+static void check_golden(const char *name, const char *ext, const char *actual)
+{
+        const char *dir = getenv("GOLDEN_DIR"), *update = getenv("UPDATE_GOLDEN");
+        _cleanup_free_ char *path = NULL, *expected = NULL;
+
+        assert_non_null(dir);
+        assert_true(asprintf(&path, "%s/%s.%s", dir, name, ext) > 0);
+        if (update && strcmp(update, "1") == 0) {
+                _cleanup_fclose_ FILE *f = fopen(path, "we");
+
+                assert_non_null(f);
+                fputs(actual, f);
+                print_message("updated %s\n", path);
+                return;
+        }
+        expected = read_all(path);
+        if (!expected)
+                fail_msg("%s missing: run UPDATE_GOLDEN=1 meson test compile", path);
+        if (strcmp(expected, actual) != 0) {
+                print_message("--- %s\n+++ actual\n%s\n", path, actual);
+                fail_msg("%s differs (UPDATE_GOLDEN=1 rewrites it after review)", path);
+        }
+}
+
+static void golden_policy(const char *path)
+{
+        struct ks_diags d = {};
+        struct ks_policy *p = NULL;
+        struct ks_ruleset *r = NULL;
+        _cleanup_free_ char *text = NULL, *dump = NULL;
+
+        print_message("policy %s\n", path);
+        assert_int_equal(policy_parse_file(path, &p, &d), 0);
+        text = text_of(p);
+        check_golden(p->name, "nft", text);
+        assert_int_equal(compile_ruleset(p, TABLE, 0, &r), 0);
+        dump = dump_of(r);
+        check_golden(p->name, "dump", dump);
+        ruleset_free(r);
+        policy_free(p);
+}
+
+static void test_golden_policies(void **state)
+{
+        const char *dir = getenv("POLICY_DIR");
+        _cleanup_free_ char *pattern = NULL, *examples = NULL;
+        glob_t g = {};
+
+        assert_non_null(dir);
+        assert_true(asprintf(&pattern, "%s/*.policy", dir) > 0);
+        assert_true(asprintf(&examples, "%s/examples/*.policy", dir) > 0);
+        assert_int_equal(glob(pattern, 0, NULL, &g), 0);
+        assert_int_equal(glob(examples, GLOB_APPEND, NULL, &g), 0);
+        assert_true(g.gl_pathc >= 2);
+        for (size_t i = 0; i < g.gl_pathc; i++)
+                golden_policy(g.gl_pathv[i]);
+        globfree(&g);
+}
+
+/* ---- Shape ------------------------------------------------------------- */
+
+static void test_isolate_shape(void **state)
+{
+        struct ks_policy *p = parse(
+                "[Uplinks]\nInterface=wan0 wan1\n"
+                "[Gateway phone]\nAddress=203.0.113.5\nPorts=udp:5060 tcp:5061 udp:10000-20000\n"
+                "[Gateway web]\nAddress=192.0.2.0/24\n");
+        _cleanup_free_ char *t = text_of(p);
+
+        assert_non_null(strstr(t, "table inet killswitch {\n\tcounter gw_phone {\n\t\tpackets 0 bytes 0\n\t}\n"));
+        assert_non_null(strstr(t, "\tcounter dropped_in {"));
+        assert_non_null(strstr(t, "\tcounter dropped_out {"));
+        assert_non_null(strstr(t, "\tset uplinks {\n\t\ttype ifname\n\t\telements = { \"wan0\",\n\t\t\t     \"wan1\" }\n"));
+        assert_non_null(strstr(t,
+                "\tset gw_phone_v4 {\n\t\ttype ipv4_addr . inet_proto . inet_service\n\t\tflags interval\n"
+                "\t\telements = { 203.0.113.5 . tcp . 5061,\n"
+                "\t\t\t     203.0.113.5 . udp . 5060,\n"
+                "\t\t\t     203.0.113.5 . udp . 10000-20000 }\n"));
+        assert_null(strstr(t, "gw_phone_v6"));
+        assert_non_null(strstr(t, "\tset gw_web_v4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n"
+                                  "\t\telements = { 192.0.2.0/24 }\n"));
+        assert_non_null(strstr(t, "type filter hook prerouting priority raw; policy accept;\n"
+                                  "\t\tiifname @uplinks jump inbound\n"));
+        assert_non_null(strstr(t, "type filter hook postrouting priority raw; policy accept;\n"
+                                  "\t\toifname @uplinks jump outbound\n"));
+        assert_non_null(strstr(t, "\tchain inbound {\n"
+                "\t\tip saddr . meta l4proto . th sport @gw_phone_v4 counter name \"gw_phone\" accept\n"
+                "\t\tip saddr . meta l4proto . th dport @gw_phone_v4 counter name \"gw_phone\" accept\n"
+                "\t\tip saddr @gw_web_v4 counter name \"gw_web\" accept\n"
+                "\t\tcounter name \"dropped_in\" drop\n\t}\n"));
+        assert_non_null(strstr(t, "\tchain outbound {\n"
+                "\t\tip daddr . meta l4proto . th dport @gw_phone_v4 counter name \"gw_phone\" accept\n"
+                "\t\tip daddr . meta l4proto . th sport @gw_phone_v4 counter name \"gw_phone\" accept\n"
+                "\t\tip daddr @gw_web_v4 counter name \"gw_web\" accept\n"
+                "\t\tcounter name \"dropped_out\" drop\n\t}\n}\n"));
+        policy_free(p);
+}
+
+static void test_bytecode(void **state)
+{
+        struct ks_policy *p = parse("[Uplinks]\nInterface=wan0\n[Gateway g]\nAddress=2001:db8::1\nPorts=tcp:25\n");
+        struct ks_ruleset *r = NULL;
+        _cleanup_free_ char *dump = NULL;
+
+        assert_int_equal(compile_ruleset(p, TABLE, 0, &r), 0);
+        dump = dump_of(r);
+        /* What nft 1.0.6 emits for: ip6 saddr . meta l4proto . th sport @gw_g_v6 counter name "gw_g" accept */
+        assert_non_null(strstr(dump,
+                "inet killswitch inbound\n"
+                "  [ meta load nfproto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x0000000a ]\n"
+                "  [ payload load 16b @ network header + 8 => reg 1 ]\n"
+                "  [ meta load l4proto => reg 2 ]\n"
+                "  [ byteorder reg 2 = hton(reg 2, 2, 1) ]\n"
+                "  [ payload load 2b @ transport header + 0 => reg 13 ]\n"
+                "  [ lookup reg 1 set gw_g_v6 ]\n"
+                "  [ objref type 1 name gw_g ]\n"
+                "  [ immediate reg 0 accept ]\n"));
+        assert_non_null(strstr(dump,
+                "inet killswitch prerouting\n"
+                "  [ meta load iifname => reg 1 ]\n"
+                "  [ lookup reg 1 set uplinks ]\n"
+                "  [ immediate reg 0 jump -> inbound ]\n"));
+        assert_non_null(strstr(dump, "gw_g_v6 killswitch 84\n"));        /* NFT_SET_INTERVAL | NFT_SET_CONCAT */
+        ruleset_free(r);
+        policy_free(p);
+}
+
+static void test_dormant_flag(void **state)
+{
+        struct ks_policy *p = parse("[Uplinks]\nInterface=wan0\n");
+        struct ks_ruleset *r = NULL;
+        _cleanup_free_ char *dump = NULL;
+
+        assert_int_equal(compile_ruleset(p, "killswitch_staged", NFT_TABLE_F_DORMANT, &r), 0);
+        dump = dump_of(r);
+        assert_true(strncmp(dump, "table killswitch_staged inet flags 1 ", 37) == 0);
+        ruleset_free(r);
+        policy_free(p);
+}
+
+static void test_invalid_arguments(void **state)
+{
+        struct ks_policy *p = parse("[Uplinks]\nInterface=wan0\n");
+        struct ks_ruleset *r = NULL;
+        char *t = NULL;
+        char long_name[300];
+
+        memset(long_name, 'x', sizeof(long_name) - 1);
+        long_name[sizeof(long_name) - 1] = '\0';
+        assert_int_equal(compile_ruleset(NULL, TABLE, 0, &r), -EINVAL);
+        assert_int_equal(compile_ruleset(p, NULL, 0, &r), -EINVAL);
+        assert_int_equal(compile_ruleset(p, long_name, 0, &r), -EINVAL);
+        assert_int_equal(compile_text(p, NULL, &t), -EINVAL);
+        assert_int_equal(ruleset_to_batch(NULL, NULL, NULL), -EINVAL);
+        assert_int_equal(ruleset_dump(NULL, stdout), -EINVAL);
+        assert_null(r);
+        assert_null(t);
+        assert_null(ruleset_free(NULL));
+        policy_free(p);
+}
+
+/* ---- Normalisation ----------------------------------------------------- */
+
+static void test_merge_overlaps(void **state)
+{
+        struct ks_policy *p = parse(
+                "[Uplinks]\nInterface=wan0\n"
+                "[Gateway m]\n"
+                "Address=10.0.0.0/24 10.0.0.128/25 10.0.1.0/24 10.0.0.5 192.0.2.2 192.0.2.1\n"
+                "Address=2001:db8:8000::/33 2001:db8::/33 ::1 2001:db8::1\n"
+                "Ports=tcp:15-30 tcp:10-20 tcp:31 udp:53 udp:53 sctp:1-5 tcp:40\n");
+        struct ks_ruleset *r = NULL;
+        _cleanup_free_ char *t = text_of(p), *dump = NULL;
+
+        assert_non_null(strstr(t,
+                "\t\telements = { 10.0.0.0/23 . tcp . 10-31,\n"
+                "\t\t\t     10.0.0.0/23 . tcp . 40,\n"
+                "\t\t\t     10.0.0.0/23 . udp . 53,\n"
+                "\t\t\t     10.0.0.0/23 . sctp . 1-5,\n"
+                "\t\t\t     192.0.2.1-192.0.2.2 . tcp . 10-31,\n"
+                "\t\t\t     192.0.2.1-192.0.2.2 . tcp . 40,\n"
+                "\t\t\t     192.0.2.1-192.0.2.2 . udp . 53,\n"
+                "\t\t\t     192.0.2.1-192.0.2.2 . sctp . 1-5 }\n"));
+        assert_non_null(strstr(t,
+                "\t\telements = { ::1 . tcp . 10-31,\n"
+                "\t\t\t     ::1 . tcp . 40,\n"
+                "\t\t\t     ::1 . udp . 53,\n"
+                "\t\t\t     ::1 . sctp . 1-5,\n"
+                "\t\t\t     2001:db8::/32 . tcp . 10-31,\n"));
+        assert_int_equal(compile_ruleset(p, TABLE, 0, &r), 0);
+        dump = dump_of(r);
+        assert_int_equal(count_elements(dump, "gw_m_v4"), 2 * 4);
+        assert_int_equal(count_elements(dump, "gw_m_v6"), 2 * 4);
+        ruleset_free(r);
+        policy_free(p);
+}
+
+static void test_interval_elements(void **state)
+{
+        struct ks_policy *p = parse(
+                "[Uplinks]\nInterface=wan0 wan1 wan0\n"
+                "[Gateway a]\nAddress=10.0.0.0/8 10.1.0.0/16 192.0.2.1 192.0.2.3\n"
+                "[Gateway all]\nAddress=0.0.0.0/0 ::/0\n"
+                "[Gateway top]\nAddress=255.255.255.255 ffff::/16 ::\n");
+        struct ks_ruleset *r = NULL;
+        _cleanup_free_ char *t = text_of(p), *dump = NULL;
+
+        assert_int_equal(compile_ruleset(p, TABLE, 0, &r), 0);
+        dump = dump_of(r);
+        assert_int_equal(count_elements(dump, "uplinks"), 2);
+        /* A leading end at 0, then start and end of each of the three ranges. */
+        assert_int_equal(count_elements(dump, "gw_a_v4"), 1 + 3 * 2);
+        assert_non_null(strstr(t, "elements = { 10.0.0.0/8, 192.0.2.1,\n\t\t\t     192.0.2.3 }"));
+        /* The whole space: one open start element, nothing before it. */
+        assert_int_equal(count_elements(dump, "gw_all_v4"), 1);
+        assert_int_equal(count_elements(dump, "gw_all_v6"), 1);
+        assert_non_null(strstr(t, "elements = { 0.0.0.0/0 }"));
+        assert_non_null(strstr(t, "elements = { ::/0 }"));
+        /* Up to the last address: no end element, marked open in the element's user data. */
+        assert_int_equal(count_elements(dump, "gw_top_v4"), 2);
+        assert_non_null(strstr(dump, "element ffffffff  : 0 [end]  userdata = { \\x01\\x04\\x01\\x00\\x00\\x00 }"));
+        /* :: starts at 0 (no leading end), then its end, then the open ffff::/16. */
+        assert_int_equal(count_elements(dump, "gw_top_v6"), 3);
+        assert_non_null(strstr(t, "elements = { ::,\n\t\t\t     ffff::/16 }"));
+        ruleset_free(r);
+        policy_free(p);
+}
+
+/* ---- Batch ------------------------------------------------------------- */
+
+struct batch_stats {
+        size_t msgs, newsetelem, elements, max_len;
+};
+
+/* Elements in one NEWSETELEM message: the entries of its NFTA_SET_ELEM_LIST_ELEMENTS nest. */
+static size_t msg_elements(const struct nlmsghdr *nlh)
+{
+        const struct nlattr *a, *e;
+        size_t n = 0;
+
+        mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
+                if (mnl_attr_get_type(a) != NFTA_SET_ELEM_LIST_ELEMENTS)
+                        continue;
+                mnl_attr_for_each_nested(e, a)
+                        n++;
+        }
+        return n;
+}
+
+static void check_msg(const struct nlmsghdr *nlh, uint32_t seq, struct batch_stats *st)
+{
+        uint16_t type = NFNL_MSG_TYPE(nlh->nlmsg_type);
+
+        assert_int_equal(NFNL_SUBSYS_ID(nlh->nlmsg_type), NFNL_SUBSYS_NFTABLES);
+        assert_int_equal(nlh->nlmsg_seq, seq);
+        assert_true(nlh->nlmsg_flags & NLM_F_ACK);
+        assert_true(nlh->nlmsg_flags & NLM_F_REQUEST);
+        assert_true(nlh->nlmsg_flags & NLM_F_CREATE);
+        if (st->msgs == 0)
+                assert_int_equal(type, NFT_MSG_NEWTABLE);
+        if (type == NFT_MSG_NEWRULE)
+                assert_true(nlh->nlmsg_flags & NLM_F_APPEND);
+        if (type == NFT_MSG_NEWSETELEM) {
+                st->newsetelem++;
+                st->elements += msg_elements(nlh);
+        }
+        if (nlh->nlmsg_len > st->max_len)
+                st->max_len = nlh->nlmsg_len;
+        st->msgs++;
+}
+
+static struct batch_stats batch_of(const struct ks_ruleset *r, uint32_t first_seq)
+{
+        struct nftnl_batch *b = nftnl_batch_alloc(32 * 4096, RULESET_BATCH_OVERRUN);
+        struct batch_stats st = {};
+        uint32_t seq = first_seq;
+        int n;
+
+        assert_non_null(b);
+        assert_int_equal(ruleset_to_batch(r, b, &seq), 0);
+        n = nftnl_batch_iovec_len(b);
+        struct iovec iov[n];
+        nftnl_batch_iovec(b, iov, (uint32_t)n);
+        for (int i = 0; i < n; i++) {
+                int len = (int)iov[i].iov_len;
+
+                for (const struct nlmsghdr *nlh = iov[i].iov_base; mnl_nlmsg_ok(nlh, len);
+                     nlh = mnl_nlmsg_next(nlh, &len))
+                        check_msg(nlh, first_seq + (uint32_t)st.msgs, &st);
+                assert_int_equal(len, 0);
+        }
+        assert_int_equal(seq, first_seq + st.msgs);
+        nftnl_batch_free(b);
+        return st;
+}
+
+static void test_batch_small(void **state)
+{
+        struct ks_policy *p = parse(
+                "[Uplinks]\nInterface=wan0 wan1\n"
+                "[Gateway phone]\nAddress=203.0.113.5\nPorts=udp:5060 tcp:5061 udp:10000-20000\n"
+                "[Gateway mail]\nAddress=203.0.113.25 2001:db8:25::25\nPorts=tcp:25 tcp:465 tcp:587 tcp:993\n");
+        struct ks_ruleset *r = NULL;
+        struct batch_stats st;
+
+        assert_int_equal(compile_ruleset(p, TABLE, 0, &r), 0);
+        st = batch_of(r, 100);
+        /* table, 4 counters, 4 sets with one element message each, 4 chains, 2 + 2*(2+4) + 2 rules */
+        assert_int_equal(st.msgs, 1 + 4 + 4 * 2 + 4 + 2 + 12 + 2);
+        assert_int_equal(st.newsetelem, 4);
+        assert_int_equal(st.elements, 2 + 3 + 4 + 4);
+        ruleset_free(r);
+        policy_free(p);
+}
+
+/* 100,000 addresses: a gateway with two ports and one with all traffic. */
+static char *big_policy_text(size_t n)
+{
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+
+        assert_non_null(f);
+        fputs("[Uplinks]\nInterface=wan0\n", f);
+        for (int g = 0; g < 2; g++) {
+                fprintf(f, "[Gateway big%d]\n", g);
+                /* Every other address, so that nothing merges. */
+                for (size_t i = 0; i < n; i++) {
+                        uint32_t a = 0x0a000000u + 2 * (uint32_t)i;
+
+                        fprintf(f, "Address=%u.%u.%u.%u\n", a >> 24, (a >> 16) & 0xff, (a >> 8) & 0xff, a & 0xff);
+                }
+                if (g == 0)
+                        fputs("Ports=tcp:25 udp:53\n", f);
+        }
+        fclose(f);
+        return buf;
+}
+
+static double elapsed_ms(const struct timespec *a)
+{
+        struct timespec z;
+
+        clock_gettime(CLOCK_MONOTONIC, &z);
+        return (double)(z.tv_sec - a->tv_sec) * 1e3 + (double)(z.tv_nsec - a->tv_nsec) / 1e6;
+}
+
+static void test_100k_addresses(void **state)
+{
+        const size_t n = 100000;
+        _cleanup_free_ char *text = big_policy_text(n), *dump = NULL;
+        struct ks_policy *p = parse(text);
+        struct ks_ruleset *r = NULL;
+        struct batch_stats st;
+        struct timespec a;
+        double ms;
+
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        assert_int_equal(compile_ruleset(p, TABLE, 0, &r), 0);
+        ms = elapsed_ms(&a);
+        print_message("compiled 2 x %zu addresses in %.0f ms\n", n, ms);
+#ifdef SLOW_BUILD
+        assert_true(ms < 10000);
+#else
+        assert_true(ms < 1000);
+#endif
+        dump = dump_of(r);
+        assert_int_equal(count_elements(dump, "gw_big0_v4"), 2 * n);
+        assert_int_equal(count_elements(dump, "gw_big1_v4"), 1 + 2 * n);
+
+        st = batch_of(r, 1);
+        assert_int_equal(st.elements, 1 + 2 * n + 1 + 2 * n);
+        /* Split into many messages, each below the 64 KiB attribute limit plus headers. */
+        assert_true(st.newsetelem > 10);
+        assert_true(st.max_len <= UINT16_MAX + 256);
+        assert_true(st.max_len < RULESET_BATCH_OVERRUN);
+        ruleset_free(r);
+        policy_free(p);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_golden_policies),
+                cmocka_unit_test(test_isolate_shape),
+                cmocka_unit_test(test_bytecode),
+                cmocka_unit_test(test_dormant_flag),
+                cmocka_unit_test(test_invalid_arguments),
+                cmocka_unit_test(test_merge_overlaps),
+                cmocka_unit_test(test_interval_elements),
+                cmocka_unit_test(test_batch_small),
+                cmocka_unit_test(test_100k_addresses),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

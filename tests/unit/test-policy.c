@@ -1,0 +1,611 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests of the policy parser: every rule of killswitch.policy(5), good and bad, with line numbers. */
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "cleanup.h"
+#include "policy.h"
+
+#define FILE_NAME "t.policy"
+
+/* A valid head to which each test appends the lines it is about. */
+#define HEAD "[Uplinks]\nInterface=wan0\n"
+
+static int parse(const char *text, struct ks_policy **ret, struct ks_diags *d)
+{
+        return policy_parse_string(text, FILE_NAME, "t", ret, d);
+}
+
+static struct ks_policy *parse_ok(const char *text)
+{
+        struct ks_diags d = {};
+        struct ks_policy *p = NULL;
+        int r = parse(text, &p, &d);
+
+        for (size_t i = 0; i < d.n; i++)
+                print_message("unexpected: %s\n", d.msgs[i]);
+        assert_int_equal(r, 0);
+        assert_int_equal(d.n, 0);
+        assert_non_null(p);
+        diags_clear(&d);
+        return p;
+}
+
+/* Parse text that must fail with exactly the given diagnostics, in order. */
+static void parse_fails(const char *text, ...)
+{
+        struct ks_diags d = {};
+        struct ks_policy *p = NULL;
+        const char *want;
+        va_list ap;
+        size_t i = 0;
+
+        assert_int_equal(parse(text, &p, &d), -EINVAL);
+        assert_null(p);
+        va_start(ap, text);
+        while ((want = va_arg(ap, const char *))) {
+                if (i >= d.n)
+                        fail_msg("missing diagnostic: %s", want);
+                assert_string_equal(d.msgs[i], want);
+                i++;
+        }
+        va_end(ap);
+        for (size_t j = i; j < d.n; j++)
+                print_message("extra: %s\n", d.msgs[j]);
+        assert_int_equal(d.n, i);
+        diags_clear(&d);
+}
+
+/* ---- Good input -------------------------------------------------------- */
+
+static void test_issue_example(void **state)
+{
+        struct ks_policy *p = parse_ok(
+                "[Policy]\n"
+                "Description=Cut the internet uplinks; keep the SIP trunk and the mail relay\n"
+                "\n"
+                "[Uplinks]\n"
+                "Interface=wan0 wan1            # space-separated, repeatable; Linux names (max 15 chars)\n"
+                "\n"
+                "[Gateway phone]                # any number of gateways, each with a unique name\n"
+                "Address=203.0.113.5            # IPv4/IPv6 addresses or CIDR prefixes\n"
+                "Ports=udp:5060 tcp:5061 udp:10000-20000   # proto:port or proto:low-high\n"
+                "\n"
+                "[Gateway mail]\n"
+                "Address=203.0.113.25 2001:db8:25::25\n"
+                "Ports=tcp:25 tcp:465 tcp:587 tcp:993\n");
+
+        assert_string_equal(p->name, "t");
+        assert_string_equal(p->path, FILE_NAME);
+        assert_string_equal(p->description, "Cut the internet uplinks; keep the SIP trunk and the mail relay");
+        assert_int_equal(p->n_uplinks, 2);
+        assert_string_equal(p->uplinks[0], "wan0");
+        assert_string_equal(p->uplinks[1], "wan1");
+        assert_int_equal(p->n_gateways, 2);
+
+        struct ks_gateway *g = &p->gateways[0];
+        assert_string_equal(g->name, "phone");
+        assert_int_equal(g->line, 7);
+        assert_int_equal(g->n_addrs, 1);
+        assert_int_equal(g->addrs[0].family, AF_INET);
+        assert_int_equal(g->addrs[0].len, 32);
+        assert_memory_equal(g->addrs[0].addr, ((uint8_t[]){ 203, 0, 113, 5 }), 4);
+        assert_int_equal(g->n_ports, 3);
+        assert_int_equal(g->ports[0].proto, IPPROTO_UDP);
+        assert_int_equal(g->ports[0].low, 5060);
+        assert_int_equal(g->ports[0].high, 5060);
+        assert_int_equal(g->ports[1].proto, IPPROTO_TCP);
+        assert_int_equal(g->ports[2].low, 10000);
+        assert_int_equal(g->ports[2].high, 20000);
+
+        g = &p->gateways[1];
+        assert_string_equal(g->name, "mail");
+        assert_int_equal(g->line, 11);
+        assert_int_equal(g->n_addrs, 2);
+        assert_int_equal(g->addrs[1].family, AF_INET6);
+        assert_int_equal(g->addrs[1].len, 128);
+        assert_memory_equal(g->addrs[1].addr,
+                            ((uint8_t[]){ 0x20, 0x01, 0x0d, 0xb8, 0, 0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x25 }), 16);
+        assert_int_equal(g->n_ports, 4);
+        policy_free(p);
+}
+
+static void test_comments(void **state)
+{
+        struct ks_policy *p = parse_ok(
+                "# a comment\n"
+                "; another comment\n"
+                "   # indented comment\n"
+                "\t; indented with a tab\n"
+                "[Policy]   # after a header\n"
+                "Description=keep#this and ; this too\t# but not this\n"
+                HEAD
+                "[Gateway a]\t# a tab before the comment\n"
+                "Address=192.0.2.1 # 192.0.2.2\n");
+
+        /* "#" after a blank ends the value; "#" inside a word and ";" after the start do not. */
+        assert_string_equal(p->description, "keep#this and ; this too");
+        assert_int_equal(p->gateways[0].n_addrs, 1);
+        policy_free(p);
+}
+
+static void test_semicolon_is_not_inline_comment(void **state)
+{
+        parse_fails(HEAD "[Gateway a] ; comment?\nAddress=192.0.2.1 ; 192.0.2.2\n",
+                    FILE_NAME ":3: [Gateway a] ; comment?: section header must end with \"]\"",
+                    NULL);
+}
+
+static void test_inline_comment_kept_without_blank(void **state)
+{
+        struct ks_policy *p = parse_ok("[Policy]\nDescription=issue#42 fixed # comment\n" HEAD);
+
+        assert_string_equal(p->description, "issue#42 fixed");
+        policy_free(p);
+}
+
+static void test_whitespace_and_crlf(void **state)
+{
+        struct ks_policy *p = parse_ok(
+                "[Uplinks]\r\n"
+                "  Interface  =  wan0\t wan1  \r\n"
+                "[ Gateway   gw ]\r\n"
+                "Address = 192.0.2.1\r\n");
+
+        assert_int_equal(p->n_uplinks, 2);
+        assert_string_equal(p->uplinks[1], "wan1");
+        assert_string_equal(p->gateways[0].name, "gw");
+        policy_free(p);
+}
+
+static void test_repeated_keys_accumulate(void **state)
+{
+        struct ks_policy *p = parse_ok(
+                "[Uplinks]\nInterface=wan0\nInterface=wan1 wan0\n"
+                "[Gateway g]\nAddress=192.0.2.1\nAddress=2001:db8::/32 10.0.0.0/8\n"
+                "Ports=tcp:1\nPorts=udp:2-3\n");
+
+        assert_int_equal(p->n_uplinks, 2);              /* wan0 once */
+        assert_int_equal(p->gateways[0].n_addrs, 3);
+        assert_int_equal(p->gateways[0].addrs[1].len, 32);
+        assert_int_equal(p->gateways[0].addrs[2].len, 8);
+        assert_int_equal(p->gateways[0].n_ports, 2);
+        policy_free(p);
+}
+
+static void test_gateway_without_ports_is_all_traffic(void **state)
+{
+        struct ks_policy *p = parse_ok(HEAD "[Gateway web]\nAddress=192.0.2.0/24\n");
+
+        assert_int_equal(p->gateways[0].n_ports, 0);
+        assert_null(p->description);
+        policy_free(p);
+}
+
+static void test_no_gateway_is_valid(void **state)
+{
+        struct ks_policy *p = parse_ok(HEAD);
+
+        assert_int_equal(p->n_gateways, 0);
+        policy_free(p);
+}
+
+static void test_limits_good(void **state)
+{
+        struct ks_policy *p = parse_ok(
+                "[Uplinks]\nInterface=abcdefghijklmno x.y wan-0_1 ...\n"
+                "[Gateway abcdefghijklmnopqrstuvwxyz-_0123]\n"
+                "Address=0.0.0.0/0 ::/0 255.255.255.255 ::ffff:192.0.2.1 fe80::/10\n"
+                "Ports=tcp:0 udp:65535 sctp:0-65535 tcp:7-7\n");
+
+        assert_string_equal(p->uplinks[0], "abcdefghijklmno");
+        assert_int_equal(p->gateways[0].addrs[0].len, 0);
+        assert_int_equal(p->gateways[0].ports[1].high, 65535);
+        assert_int_equal(p->gateways[0].ports[2].proto, IPPROTO_SCTP);
+        policy_free(p);
+}
+
+/* ---- Bad input: structure ---------------------------------------------- */
+
+static void test_unknown_section(void **state)
+{
+        parse_fails(HEAD "\n[Gateways x]\nAddress=nonsense\nwhatever\n[policy]\n",
+                    FILE_NAME ":4: unknown section [Gateways x]; expected [Policy], [Uplinks] or [Gateway NAME]",
+                    FILE_NAME ":7: unknown section [policy]; expected [Policy], [Uplinks] or [Gateway NAME]",
+                    NULL);
+}
+
+static void test_broken_header(void **state)
+{
+        parse_fails(HEAD "[Policy\n[Policy] x\n",
+                    FILE_NAME ":3: [Policy: section header must end with \"]\"",
+                    FILE_NAME ":4: [Policy] x: section header must end with \"]\"",
+                    NULL);
+}
+
+static void test_unknown_key(void **state)
+{
+        parse_fails("[Policy]\nName=x\n[Uplinks]\nInterfaces=wan0\nInterface=wan0\n[Gateway g]\nAdress=192.0.2.1\nAddress=192.0.2.1\n",
+                    FILE_NAME ":2: unknown key \"Name\" in [Policy]; expected Description=",
+                    FILE_NAME ":4: unknown key \"Interfaces\" in [Uplinks]; expected Interface=",
+                    FILE_NAME ":7: unknown key \"Adress\" in [Gateway g]; expected Address= or Ports=",
+                    NULL);
+}
+
+static void test_key_outside_section(void **state)
+{
+        parse_fails("\n# comment\nInterface=wan0\n" HEAD,
+                    FILE_NAME ":3: Interface= outside a section; put it under [Policy], [Uplinks] or [Gateway NAME]",
+                    NULL);
+}
+
+static void test_line_without_equals(void **state)
+{
+        parse_fails(HEAD "Interface wan1\n= value\n",
+                    FILE_NAME ":3: \"Interface wan1\": line without \"=\"; expected KEY=VALUE",
+                    FILE_NAME ":4: missing key before \"=\"; expected KEY=VALUE",
+                    NULL);
+}
+
+static void test_empty_value(void **state)
+{
+        parse_fails("[Policy]\nDescription=   # only a comment\n" HEAD "[Gateway g]\nAddress=192.0.2.1\nPorts=\n",
+                    FILE_NAME ":2: Description= has an empty value",
+                    FILE_NAME ":7: Ports= has an empty value",
+                    NULL);
+}
+
+static void test_duplicate_sections(void **state)
+{
+        parse_fails("[Policy]\nDescription=a\n" HEAD "[Policy]\nDescription=b\n[Uplinks]\nInterface=wan1\n",
+                    FILE_NAME ":5: duplicate [Policy] section (first on line 1); a policy has one",
+                    FILE_NAME ":6: Description= given twice (first on line 2)",
+                    FILE_NAME ":7: duplicate [Uplinks] section (first on line 3); a policy has one",
+                    NULL);
+}
+
+static void test_duplicate_gateway(void **state)
+{
+        parse_fails(HEAD "[Gateway mail]\nAddress=192.0.2.1\n\n[Gateway mail]\nAddress=192.0.2.2\n",
+                    FILE_NAME ":6: [Gateway mail]: duplicate gateway name (first on line 3); "
+                    "merge the two sections or rename one",
+                    NULL);
+}
+
+static void test_gateway_names(void **state)
+{
+        parse_fails(HEAD "[Gateway]\n[Gateway a/b]\n[Gateway abcdefghijklmnopqrstuvwxyz0123456]\n[Gateway two words]\n",
+                    FILE_NAME ":3: [Gateway] needs a name: [Gateway NAME]",
+                    FILE_NAME ":4: [Gateway a/b]: invalid gateway name; use 1-32 of A-Z a-z 0-9 _ -",
+                    FILE_NAME ":5: [Gateway abcdefghijklmnopqrstuvwxyz0123456]: invalid gateway name; "
+                    "use 1-32 of A-Z a-z 0-9 _ -",
+                    FILE_NAME ":6: [Gateway two words]: invalid gateway name; use 1-32 of A-Z a-z 0-9 _ -",
+                    NULL);
+}
+
+static void test_gateway_without_address(void **state)
+{
+        parse_fails(HEAD "[Gateway a]\nPorts=tcp:1\n[Gateway b]\nAddress=192.0.2.1\n[Gateway c]\n",
+                    FILE_NAME ":3: [Gateway a] has no Address=; add the gateway's addresses",
+                    FILE_NAME ":7: [Gateway c] has no Address=; add the gateway's addresses",
+                    NULL);
+}
+
+static void test_no_uplink(void **state)
+{
+        parse_fails("[Policy]\nDescription=x\n[Uplinks]\n# none yet\n",
+                    FILE_NAME ": no uplink: add an [Uplinks] section with Interface=NAME, "
+                    "the interfaces that lead to the internet",
+                    NULL);
+        parse_fails("",
+                    FILE_NAME ": no uplink: add an [Uplinks] section with Interface=NAME, "
+                    "the interfaces that lead to the internet",
+                    NULL);
+}
+
+/* ---- Bad input: values ------------------------------------------------- */
+
+static void test_bad_interfaces(void **state)
+{
+        parse_fails("[Uplinks]\n"
+                    "Interface=wan0 abcdefghijklmnop\n"
+                    "Interface=a/b . ..\n"
+                    "Interface=eth0:1 wan*\n"
+                    "Interface=a\"b a\\b a\tb\001" "c\n",
+                    FILE_NAME ":2: Interface: \"abcdefghijklmnop\": interface name longer than 15 characters",
+                    FILE_NAME ":3: Interface: \"a/b\": interface names cannot contain \"/\" or \":\"",
+                    FILE_NAME ":3: Interface: \".\": \".\" and \"..\" are not interface names",
+                    FILE_NAME ":3: Interface: \"..\": \".\" and \"..\" are not interface names",
+                    FILE_NAME ":4: Interface: \"eth0:1\": interface names cannot contain \"/\" or \":\"",
+                    FILE_NAME ":4: Interface: \"wan*\": wildcards are not supported; list each interface",
+                    FILE_NAME ":5: Interface: \"a\"b\": interface names cannot contain quotes, backslashes or control characters",
+                    FILE_NAME ":5: Interface: \"a\\b\": interface names cannot contain quotes, backslashes or control characters",
+                    FILE_NAME ":5: Interface: \"b\001" "c\": interface names cannot contain quotes, backslashes or control characters",
+                    NULL);
+}
+
+static void test_bad_addresses(void **state)
+{
+        parse_fails(HEAD "[Gateway g]\n"
+                    "Address=192.0.2.1 300.1.2.3 192.0.2 example.com fe80::1%eth0\n"
+                    "Address=10.0.0.0/33 2001:db8::/129 10.0.0.0/ 10.0.0.0/-1 10.0.0.0/8x\n",
+                    FILE_NAME ":4: Address: \"300.1.2.3\": not an IPv4 or IPv6 address (or ADDRESS/PREFIXLEN)",
+                    FILE_NAME ":4: Address: \"192.0.2\": not an IPv4 or IPv6 address (or ADDRESS/PREFIXLEN)",
+                    FILE_NAME ":4: Address: \"example.com\": not an IPv4 or IPv6 address (or ADDRESS/PREFIXLEN)",
+                    FILE_NAME ":4: Address: \"fe80::1%eth0\": not an IPv4 or IPv6 address (or ADDRESS/PREFIXLEN)",
+                    FILE_NAME ":5: Address: \"10.0.0.0/33\": prefix length must be 0-32",
+                    FILE_NAME ":5: Address: \"2001:db8::/129\": prefix length must be 0-128",
+                    FILE_NAME ":5: Address: \"10.0.0.0/\": prefix length must be 0-32",
+                    FILE_NAME ":5: Address: \"10.0.0.0/-1\": prefix length must be 0-32",
+                    FILE_NAME ":5: Address: \"10.0.0.0/8x\": prefix length must be 0-32",
+                    NULL);
+}
+
+static void test_host_bits(void **state)
+{
+        parse_fails(HEAD "[Gateway g]\n"
+                    "Address=203.0.113.7/24 2001:db8::1/64 192.0.2.128/25\n"
+                    "Address=10.1.2.3/0\n",
+                    FILE_NAME ":4: Address: \"203.0.113.7/24\": host bits set after the prefix; "
+                    "did you mean 203.0.113.0/24?",
+                    FILE_NAME ":4: Address: \"2001:db8::1/64\": host bits set after the prefix; "
+                    "did you mean 2001:db8::/64?",
+                    FILE_NAME ":5: Address: \"10.1.2.3/0\": host bits set after the prefix; did you mean 0.0.0.0/0?",
+                    NULL);
+}
+
+static void test_bad_ports(void **state)
+{
+        parse_fails(HEAD "[Gateway g]\nAddress=192.0.2.1\n"
+                    "Ports=tcp:70000 udp:20000-10000 icmp:1\n"
+                    "Ports=5060 tcp:smtp tcp: tcp:1- tcp:-5 TCP:25\n"
+                    "Ports=udp:1-65536 tcp:+1 tcp:1-2-3\n",
+                    FILE_NAME ":5: Ports: \"tcp:70000\": port out of range 0-65535",
+                    FILE_NAME ":5: Ports: \"udp:20000-10000\": reversed range; did you mean udp:10000-20000?",
+                    FILE_NAME ":5: Ports: \"icmp:1\": unknown protocol \"icmp\"; use tcp, udp or sctp",
+                    FILE_NAME ":6: Ports: \"5060\": expected PROTO:PORT or PROTO:LOW-HIGH, e.g. udp:5060",
+                    FILE_NAME ":6: Ports: \"tcp:smtp\": \"smtp\" is not a port number 0-65535",
+                    FILE_NAME ":6: Ports: \"tcp:\": \"\" is not a port number 0-65535",
+                    FILE_NAME ":6: Ports: \"tcp:1-\": \"\" is not a port number 0-65535",
+                    FILE_NAME ":6: Ports: \"tcp:-5\": \"\" is not a port number 0-65535",
+                    FILE_NAME ":6: Ports: \"TCP:25\": unknown protocol \"TCP\"; use tcp, udp or sctp",
+                    FILE_NAME ":7: Ports: \"udp:1-65536\": port out of range 0-65535",
+                    FILE_NAME ":7: Ports: \"tcp:+1\": \"+1\" is not a port number 0-65535",
+                    FILE_NAME ":7: Ports: \"tcp:1-2-3\": \"2-3\" is not a port number 0-65535",
+                    NULL);
+}
+
+static void test_all_problems_collected(void **state)
+{
+        parse_fails("[Policy]\n"                          /* 1 */
+                    "Description=x\n"                     /* 2 */
+                    "Colour=blue\n"                       /* 3 */
+                    "[Uplinks]\n"                         /* 4 */
+                    "Interface=averyveryverylongname\n"   /* 5 */
+                    "[Gateway phone]\n"                   /* 6 */
+                    "Address=203.0.113.5/24\n"            /* 7 */
+                    "Ports=tcp:70000\n"                   /* 8 */
+                    "[Gateway phone]\n"                   /* 9 */
+                    "Address=203.0.113.6\n",              /* 10 */
+                    FILE_NAME ":3: unknown key \"Colour\" in [Policy]; expected Description=",
+                    FILE_NAME ":5: Interface: \"averyveryverylongname\": interface name longer than 15 characters",
+                    FILE_NAME ":7: Address: \"203.0.113.5/24\": host bits set after the prefix; "
+                    "did you mean 203.0.113.0/24?",
+                    FILE_NAME ":8: Ports: \"tcp:70000\": port out of range 0-65535",
+                    FILE_NAME ":9: [Gateway phone]: duplicate gateway name (first on line 6); "
+                    "merge the two sections or rename one",
+                    FILE_NAME ":6: [Gateway phone] has no Address=; add the gateway's addresses",
+                    FILE_NAME ": no uplink: add an [Uplinks] section with Interface=NAME, "
+                    "the interfaces that lead to the internet",
+                    NULL);
+}
+
+static void test_diags_cap(void **state)
+{
+        _cleanup_free_ char *text = NULL;
+        struct ks_diags d = {};
+        struct ks_policy *p = NULL;
+        size_t n = 5000;
+
+        text = malloc(n * 6 + 1);
+        assert_non_null(text);
+        for (size_t i = 0; i < n; i++)
+                memcpy(text + i * 6, "junk\n\n", 6);
+        text[n * 6] = '\0';
+        assert_int_equal(parse(text, &p, &d), -EINVAL);
+        assert_int_equal(d.n, 1000);
+        assert_string_equal(d.msgs[999], FILE_NAME ":1999: too many problems; fix the ones above first");
+        diags_clear(&d);
+}
+
+/* ---- Names and files --------------------------------------------------- */
+
+static void test_name_valid(void **state)
+{
+        assert_int_equal(policy_name_valid("isolate"), 0);
+        assert_int_equal(policy_name_valid("A-z_09"), 0);
+        assert_int_equal(policy_name_valid("abcdefghijklmnopqrstuvwxyz012345"), 0);
+        assert_int_equal(policy_name_valid("abcdefghijklmnopqrstuvwxyz0123456"), -EINVAL);
+        assert_int_equal(policy_name_valid(""), -EINVAL);
+        assert_int_equal(policy_name_valid("a.b"), -EINVAL);
+        assert_int_equal(policy_name_valid("a b"), -EINVAL);
+        assert_int_equal(policy_name_valid("../x"), -EINVAL);
+        assert_int_equal(policy_name_valid(NULL), -EINVAL);
+}
+
+static void test_diags_add(void **state)
+{
+        struct ks_diags d = {};
+
+        assert_int_equal(diags_add(&d, "f", 3, "x=%d", 1), 0);
+        assert_int_equal(diags_add(&d, "f", 0, "whole file"), 0);
+        assert_int_equal(diags_add(NULL, "f", 0, "ignored"), 0);
+        assert_int_equal(d.n, 2);
+        assert_string_equal(d.msgs[0], "f:3: x=1");
+        assert_string_equal(d.msgs[1], "f: whole file");
+        diags_clear(&d);
+        assert_int_equal(d.n, 0);
+        assert_null(d.msgs);
+        diags_clear(NULL);
+}
+
+static char *write_temp(const char *dir, const char *name, const char *text, size_t len)
+{
+        char *path;
+        int fd;
+
+        assert_true(asprintf(&path, "%s/%s", dir, name) > 0);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, text, len), (ssize_t)len);
+        close(fd);
+        return path;
+}
+
+static void test_parse_file(void **state)
+{
+        char dir[] = "/tmp/test-policy.XXXXXX";
+        struct ks_diags d = {};
+        struct ks_policy *p = NULL;
+        char *path;
+
+        assert_non_null(mkdtemp(dir));
+
+        path = write_temp(dir, "web-only.policy", HEAD, strlen(HEAD));
+        assert_int_equal(policy_parse_file(path, &p, &d), 0);
+        assert_string_equal(p->name, "web-only");
+        assert_string_equal(p->path, path);
+        p = policy_free(p);
+        unlink(path);
+        free(path);
+
+        path = write_temp(dir, "bad.policy", "[Uplinks]\nInterface=a/b\n", 24);
+        assert_int_equal(policy_parse_file(path, &p, &d), -EINVAL);
+        assert_int_equal(d.n, 2);
+        assert_true(strncmp(d.msgs[0], path, strlen(path)) == 0);
+        assert_string_equal(d.msgs[0] + strlen(path), ":2: Interface: \"a/b\": interface names cannot contain \"/\" or \":\"");
+        diags_clear(&d);
+        unlink(path);
+        free(path);
+
+        path = write_temp(dir, "nul.policy", HEAD "\0x", strlen(HEAD) + 2);
+        assert_int_equal(policy_parse_file(path, &p, &d), -EINVAL);
+        assert_int_equal(d.n, 1);
+        assert_non_null(strstr(d.msgs[0], "nul.policy: contains a NUL byte"));
+        diags_clear(&d);
+        unlink(path);
+        free(path);
+
+        path = write_temp(dir, "bad name.policy", HEAD, strlen(HEAD));
+        assert_int_equal(policy_parse_file(path, &p, &d), -EINVAL);
+        assert_non_null(strstr(d.msgs[0], ": invalid policy name \"bad name\""));
+        diags_clear(&d);
+        unlink(path);
+        free(path);
+
+        path = write_temp(dir, "isolate.conf", HEAD, strlen(HEAD));
+        assert_int_equal(policy_parse_file(path, &p, &d), -EINVAL);
+        assert_non_null(strstr(d.msgs[0], "isolate.conf: not a policy file"));
+        diags_clear(&d);
+        unlink(path);
+        free(path);
+
+        assert_true(asprintf(&path, "%s/missing.policy", dir) > 0);
+        assert_int_equal(policy_parse_file(path, &p, &d), -ENOENT);
+        assert_non_null(strstr(d.msgs[0], "missing.policy: cannot open: No such file or directory"));
+        diags_clear(&d);
+        free(path);
+        assert_null(p);
+        rmdir(dir);
+}
+
+static void test_shipped_policy(void **state)
+{
+        const char *dir = getenv("POLICY_DIR");
+        _cleanup_free_ char *path = NULL;
+        struct ks_diags d = {};
+        struct ks_policy *p = NULL;
+
+        if (!dir)
+                skip();
+        assert_true(asprintf(&path, "%s/isolate.policy", dir) > 0);
+        assert_int_equal(policy_parse_file(path, &p, &d), 0);
+        assert_string_equal(p->name, "isolate");
+        assert_non_null(p->description);
+        assert_int_equal(p->n_uplinks, 2);
+        assert_int_equal(p->n_gateways, 2);
+        assert_string_equal(p->gateways[0].name, "phone");
+        assert_string_equal(p->gateways[1].name, "mail");
+        assert_int_equal(p->gateways[1].n_addrs, 2);
+        assert_int_equal(p->gateways[1].n_ports, 4);
+        policy_free(p);
+}
+
+static void test_large_policy(void **state)
+{
+        size_t n = 100000, size = 0;
+        _cleanup_free_ char *text = NULL;
+        struct ks_policy *p;
+        FILE *f = open_memstream(&text, &size);
+
+        assert_non_null(f);
+        fputs(HEAD "[Gateway big]\n", f);
+        for (size_t i = 0; i < n; i++)
+                fprintf(f, "Address=10.%zu.%zu.%zu\n", i >> 16, (i >> 8) & 0xff, i & 0xff);
+        fclose(f);
+        p = parse_ok(text);
+        assert_int_equal(p->gateways[0].n_addrs, n);
+        policy_free(p);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_issue_example),
+                cmocka_unit_test(test_comments),
+                cmocka_unit_test(test_semicolon_is_not_inline_comment),
+                cmocka_unit_test(test_inline_comment_kept_without_blank),
+                cmocka_unit_test(test_whitespace_and_crlf),
+                cmocka_unit_test(test_repeated_keys_accumulate),
+                cmocka_unit_test(test_gateway_without_ports_is_all_traffic),
+                cmocka_unit_test(test_no_gateway_is_valid),
+                cmocka_unit_test(test_limits_good),
+                cmocka_unit_test(test_unknown_section),
+                cmocka_unit_test(test_broken_header),
+                cmocka_unit_test(test_unknown_key),
+                cmocka_unit_test(test_key_outside_section),
+                cmocka_unit_test(test_line_without_equals),
+                cmocka_unit_test(test_empty_value),
+                cmocka_unit_test(test_duplicate_sections),
+                cmocka_unit_test(test_duplicate_gateway),
+                cmocka_unit_test(test_gateway_names),
+                cmocka_unit_test(test_gateway_without_address),
+                cmocka_unit_test(test_no_uplink),
+                cmocka_unit_test(test_bad_interfaces),
+                cmocka_unit_test(test_bad_addresses),
+                cmocka_unit_test(test_host_bits),
+                cmocka_unit_test(test_bad_ports),
+                cmocka_unit_test(test_all_problems_collected),
+                cmocka_unit_test(test_diags_cap),
+                cmocka_unit_test(test_name_valid),
+                cmocka_unit_test(test_diags_add),
+                cmocka_unit_test(test_parse_file),
+                cmocka_unit_test(test_shipped_policy),
+                cmocka_unit_test(test_large_policy),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

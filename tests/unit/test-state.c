@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+/* The persisted state: round trip, missing and corrupt files, atomic replacement. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "state.h"
+
+static char *make_dir(void)
+{
+        char tmpl[] = "/tmp/ks-state-test.XXXXXX";
+        char *d = mkdtemp(tmpl);
+
+        assert_non_null(d);
+        return strdup(d);
+}
+
+static void write_file(const char *dir, const char *text)
+{
+        char path[512];
+        FILE *f;
+
+        snprintf(path, sizeof(path), "%s/%s", dir, STATE_FILE);
+        f = fopen(path, "we");
+        assert_non_null(f);
+        fputs(text, f);
+        fclose(f);
+}
+
+static void remove_dir(char *dir)
+{
+        char path[512];
+
+        snprintf(path, sizeof(path), "%s/%s", dir, STATE_FILE);
+        unlink(path);
+        rmdir(dir);
+        free(dir);
+}
+
+static void test_round_trip(void **unused)
+{
+        char *dir = make_dir();
+        struct ks_state s, l;
+
+        state_init(&s);
+        s.isolated = true;
+        s.policy = strdup("isolate");
+        s.since_usec = 1795000000ULL * 1000000ULL;
+        s.user = strdup("alice");
+        s.uid = 1001;
+        s.reason = strdup("incident \"42\"\nline two");
+        assert_int_equal(state_save(dir, &s), 0);
+        assert_int_equal(state_load(dir, &l), 0);
+        assert_true(l.isolated);
+        assert_string_equal(l.policy, "isolate");
+        assert_true(l.since_usec == s.since_usec);
+        assert_string_equal(l.user, "alice");
+        assert_int_equal(l.uid, 1001);
+        assert_string_equal(l.reason, s.reason);
+        state_clear(&s);
+        state_clear(&l);
+        remove_dir(dir);
+}
+
+static void test_normal_nulls(void **unused)
+{
+        char *dir = make_dir();
+        struct ks_state s, l;
+
+        state_init(&s);
+        assert_int_equal(state_save(dir, &s), 0);
+        assert_int_equal(state_load(dir, &l), 0);
+        assert_false(l.isolated);
+        assert_null(l.policy);
+        assert_null(l.reason);
+        assert_int_equal(l.uid, -1);
+        assert_true(l.since_usec == 0);
+        state_clear(&l);
+        remove_dir(dir);
+}
+
+static void test_missing(void **unused)
+{
+        char *dir = make_dir();
+        struct ks_state l;
+
+        assert_int_equal(state_load(dir, &l), -ENOENT);
+        remove_dir(dir);
+}
+
+static void test_corrupt(void **unused)
+{
+        static const char *bad[] = {
+                "", "{", "[]", "{\"state\":\"maybe\"}", "{\"state\":\"isolated\",\"policy\":5}",
+                "{\"state\":\"isolated\",\"since\":\"yesterday\"}", "{\"state\":\"normal\",\"state\":\"normal\"}",
+        };
+        char *dir = make_dir();
+        struct ks_state l;
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                write_file(dir, bad[i]);
+                assert_int_equal(state_load(dir, &l), -EBADMSG);
+        }
+        remove_dir(dir);
+}
+
+/* A save replaces the file by rename: no temporary file stays behind. */
+static void test_atomic_replace(void **unused)
+{
+        char *dir = make_dir();
+        char tmp[512];
+        struct ks_state s;
+        struct stat st;
+
+        state_init(&s);
+        write_file(dir, "garbage");
+        assert_int_equal(state_save(dir, &s), 0);
+        snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, STATE_FILE);
+        assert_int_equal(stat(tmp, &st), -1);
+        assert_int_equal(state_load(dir, &s), 0);
+        state_clear(&s);
+        remove_dir(dir);
+}
+
+static void test_unwritable_dir(void **unused)
+{
+        struct ks_state s;
+
+        state_init(&s);
+        assert_true(state_save("/nonexistent/dir", &s) < 0);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_round_trip),
+                cmocka_unit_test(test_normal_nulls),
+                cmocka_unit_test(test_missing),
+                cmocka_unit_test(test_corrupt),
+                cmocka_unit_test(test_atomic_replace),
+                cmocka_unit_test(test_unwritable_dir),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
