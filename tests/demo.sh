@@ -29,6 +29,7 @@ pad() { printf '%s%*s' "$1" $(($2 - ${#1})) ''; } # TEXT WIDTH (printf pads byte
 explain() { printf '    %s\n' "$@"; }
 
 # --- dependencies and build ------------------------------------------------------------------
+# shellcheck source-path=SCRIPTDIR source=deps.sh
 . "$ROOT/tests/deps.sh"
 say "Checking the Debian packages the demo needs (build tools, libnftnl, libmnl, socat, nftables...)"
 ks_install_deps || { echo "Could not install the dependencies (apt-get failed)." >&2; exit 1; }
@@ -43,8 +44,10 @@ meson compile -C build >/dev/null || { meson compile -C build; echo "The build f
 explain "built build/agent/killswitchd and build/ctl/killswitchctl."
 
 export KS_TEST_NAME=demo
+# shellcheck source-path=SCRIPTDIR source=e2e/lib.sh
 . "$ROOT/tests/e2e/lib.sh"
 ks_init
+# shellcheck disable=SC2317 # called from the EXIT trap
 demo_cleanup() {
 	printf '\n%s==> Cleaning up: stopping killswitchd, removing the namespaces and temp files%s\n' "$B" "$N"
 	cleanup
@@ -114,7 +117,7 @@ probe_all() {
 	local -a pids=()
 	for i in "${!PROBES[@]}"; do
 		IFS='|' read -r name what iso cmd <<<"${PROBES[i]}"
-		(eval "$cmd") >/dev/null 2>&1 &
+		(eval "$cmd") </dev/null >/dev/null 2>&1 &
 		pids[i]=$!
 	done
 	printf '\n    %s %s %s\n' "$(pad probe 18)" "$(pad path 46)" "result"

@@ -127,7 +127,7 @@ check_many() {
 		cmd=${line#*|}
 		exps[i]=$exp
 		descs[i]=$desc
-		(eval "$cmd") >"$dir/$i.out" 2>&1 &
+		(eval "$cmd") </dev/null >"$dir/$i.out" 2>&1 &
 		pids[i]=$!
 		i=$((i + 1))
 	done

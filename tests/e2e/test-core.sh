@@ -8,6 +8,7 @@
 # Every check prints "PASS: ..." or "FAIL: ..."; the last line is a summary. Exit 0 if all passed.
 # Run as root: tests/e2e/test-core.sh   (KILLSWITCHD, KILLSWITCHCTL, KS_AGENT_WRAPPER: see lib.sh)
 
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ks_init
