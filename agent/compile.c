@@ -1,18 +1,27 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The policy compiler: a parsed policy becomes the libnftnl objects of one
- * table, or the same table in nft syntax. Pure: no sockets, no kernel.
+ * The policy compiler: loaded policies become the libnftnl objects of one
+ * table and the messages that carry them, or the table in nft syntax. Pure:
+ * no sockets, no kernel.
  *
- * The table (killswitch.policy(5) documents it for admins):
+ * The table (killswitch.policy(5) documents it for admins) holds every loaded
+ * policy P, staged under names "P/...":
  *
- *   counter gw_NAME (one per gateway), dropped_in, dropped_out
- *   set uplinks        { type ifname }
- *   set gw_NAME_v4/_v6 { type ipv4_addr . inet_proto . inet_service; flags interval }  (Ports=)
- *                      { type ipv4_addr; flags interval }                              (all traffic)
- *   chain prerouting   hook prerouting  priority -300: iifname @uplinks jump inbound
- *   chain postrouting  hook postrouting priority -300: oifname @uplinks jump outbound
- *   chain inbound      saddr [. l4proto . sport|dport] @gw_NAME_vX counter accept; ...; counter drop
- *   chain outbound     daddr [. l4proto . dport|sport] @gw_NAME_vX counter accept; ...; counter drop
+ *   counter P/gw_NAME (one per gateway), P/dropped_in, P/dropped_out
+ *   set P/uplinks        { type ifname }
+ *   set P/gw_NAME_v4/_v6 { type ipv4_addr . inet_proto . inet_service; flags interval }  (Ports=)
+ *                        { type ipv4_addr; flags interval }                              (all traffic)
+ *   chain P/inbound      saddr [. l4proto . sport|dport] @P/gw_NAME_vX counter accept; ...; counter drop
+ *   chain P/outbound     daddr [. l4proto . dport|sport] @P/gw_NAME_vX counter accept; ...; counter drop
+ *
+ * Regular chains have no hook: a staged policy costs nothing per packet.
+ * While isolated with policy P, and only then, the table also has
+ *
+ *   chain prerouting   hook prerouting  priority -300: iifname @P/uplinks jump P/inbound
+ *   chain postrouting  hook postrouting priority -300: oifname @P/uplinks jump P/outbound
+ *
+ * so that isolating, switching and restoring touch two chains and two rules,
+ * whatever the size of the policies (compile_hook).
  *
  * The expressions are the ones nft 1.0.6 emits for the same rules in nft
  * syntax (nft --debug=netlink), so that `nft list` reads our table back as
@@ -26,6 +35,7 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,10 +54,12 @@
 #include <libnftnl/udata.h>
 
 #include "cleanup.h"
+#include "batch.h"
 #include "compile.h"
 
 #define CHAIN_PRIORITY (-300)   /* "raw": before conntrack does any work */
-#define SET_NAME_MAX (sizeof(COUNTER_GATEWAY_PREFIX) + POLICY_NAME_MAX + sizeof("_v4"))
+
+_Static_assert(COMPILE_NAME_SIZE <= NFT_NAME_MAXLEN, "object names longer than the kernel takes");
 
 /* nft's datatype ids (nftables include/datatype.h), as the kernel stores them for nft list. */
 enum {
@@ -241,77 +253,140 @@ static int norm_policy(const struct ks_policy *p, struct norm *ret)
         return 0;
 }
 
-static void gateway_set_name(char *buf, size_t size, const char *gw, enum family f)
-{
-        snprintf(buf, size, COUNTER_GATEWAY_PREFIX "%s_%s", gw, families[f].suffix);
-}
+/* ---- The ruleset: messages carrying libnftnl objects, in order ---------- */
 
-/* ---- The ruleset: libnftnl objects ------------------------------------- */
+enum op_kind { OP_TABLE, OP_OBJ, OP_SET, OP_CHAIN, OP_RULE };
 
-struct ptrvec {
-        void **v;
-        size_t n;
+struct op {
+        enum op_kind kind;
+        uint16_t type;          /* NFT_MSG_* */
+        uint16_t flags;         /* NLM_F_* besides NLM_F_REQUEST and NLM_F_ACK */
+        void *obj;
 };
 
 struct ks_ruleset {
-        struct nftnl_table *table;
-        struct ptrvec objs, sets, chains, rules;
+        struct op *ops;
+        size_t n_ops, allocated;
+        uint32_t n_sets;        /* set ids */
 };
 
-static int ptrvec_push(struct ptrvec *pv, void *p)
+static void op_free(struct op *op)
 {
-        void **v = realloc(pv->v, (pv->n + 1) * sizeof(*v));
-
-        if (!v)
-                return -ENOMEM;
-        pv->v = v;
-        pv->v[pv->n++] = p;
-        return 0;
+        switch (op->kind) {
+        case OP_TABLE:
+                nftnl_table_free(op->obj);
+                break;
+        case OP_OBJ:
+                nftnl_obj_free(op->obj);
+                break;
+        case OP_SET:
+                nftnl_set_free(op->obj);
+                break;
+        case OP_CHAIN:
+                nftnl_chain_free(op->obj);
+                break;
+        case OP_RULE:
+                nftnl_rule_free(op->obj);
+                break;
+        }
 }
 
 struct ks_ruleset *ruleset_free(struct ks_ruleset *r)
 {
         if (!r)
                 return NULL;
-        for (size_t i = 0; i < r->rules.n; i++)
-                nftnl_rule_free(r->rules.v[i]);
-        for (size_t i = 0; i < r->chains.n; i++)
-                nftnl_chain_free(r->chains.v[i]);
-        for (size_t i = 0; i < r->sets.n; i++)
-                nftnl_set_free(r->sets.v[i]);
-        for (size_t i = 0; i < r->objs.n; i++)
-                nftnl_obj_free(r->objs.v[i]);
-        free(r->rules.v);
-        free(r->chains.v);
-        free(r->sets.v);
-        free(r->objs.v);
-        if (r->table)
-                nftnl_table_free(r->table);
+        for (size_t i = 0; i < r->n_ops; i++)
+                op_free(&r->ops[i]);
+        free(r->ops);
         free(r);
         return NULL;
+}
+
+/* Append a message; takes obj over, also on failure. */
+static int ruleset_push(struct ks_ruleset *r, enum op_kind kind, uint16_t type, uint16_t flags, void *obj)
+{
+        struct op op = { .kind = kind, .type = type, .flags = flags, .obj = obj };
+
+        if (!obj)
+                return -ENOMEM;
+        if (r->n_ops == r->allocated) {
+                size_t n = r->allocated ? 2 * r->allocated : 64;
+                struct op *v = reallocarray(r->ops, n, sizeof(*v));
+
+                if (!v) {
+                        op_free(&op);
+                        return -ENOMEM;
+                }
+                r->ops = v;
+                r->allocated = n;
+        }
+        r->ops[r->n_ops++] = op;
+        return 0;
 }
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct ks_ruleset *, ruleset_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_set *, nftnl_set_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_rule *, nftnl_rule_free)
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_obj *, nftnl_obj_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_chain *, nftnl_chain_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_udata_buf *, nftnl_udata_buf_free)
 
-static int build_table(struct ks_ruleset *r, const char *table, uint32_t flags)
+/* What one policy's objects are built with: the table, and the "P/" of every name. */
+struct stage {
+        struct ks_ruleset *r;
+        const char *table;
+        const char *policy;
+};
+
+/* "P/" + printf(fmt, ...); names are bounded by the name checks, so this never truncates. */
+static void __attribute__((format(printf, 3, 4)))
+stage_name(char buf[static COMPILE_NAME_SIZE], const struct stage *st, const char *fmt, ...)
 {
-        r->table = nftnl_table_alloc();
-        if (!r->table)
-                return -ENOMEM;
-        nftnl_table_set_u32(r->table, NFTNL_TABLE_FAMILY, NFPROTO_INET);
-        nftnl_table_set_u32(r->table, NFTNL_TABLE_FLAGS, flags);
-        return nftnl_table_set_str(r->table, NFTNL_TABLE_NAME, table) < 0 ? -ENOMEM : 0;
+        int n = snprintf(buf, COMPILE_NAME_SIZE, "%s" COMPILE_NAME_SEP, st->policy);
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(buf + n, COMPILE_NAME_SIZE - (size_t)n, fmt, ap);
+        va_end(ap);
 }
 
-static int build_counter(struct ks_ruleset *r, const char *table, const char *name)
+int compile_counter_name(char *buf, size_t size, const char *policy, const char *counter)
 {
-        _cleanup_(nftnl_obj_freep) struct nftnl_obj *o = nftnl_obj_alloc();
-        int k;
+        int n;
+
+        if (!buf || !policy || !counter || policy_name_valid(policy) < 0)
+                return -EINVAL;
+        n = snprintf(buf, size, "%s" COMPILE_NAME_SEP "%s", policy, counter);
+        return n < 0 || (size_t)n >= size ? -ENOBUFS : 0;
+}
+
+int compile_gateway_counter_name(char *buf, size_t size, const char *policy, const char *gateway)
+{
+        int n;
+
+        if (!buf || !policy || !gateway || policy_name_valid(policy) < 0)
+                return -EINVAL;
+        n = snprintf(buf, size, "%s" COMPILE_NAME_SEP COUNTER_GATEWAY_PREFIX "%s", policy, gateway);
+        return n < 0 || (size_t)n >= size ? -ENOBUFS : 0;
+}
+
+static int build_table(struct ks_ruleset *r, const char *table)
+{
+        struct nftnl_table *t = nftnl_table_alloc();
+
+        if (!t)
+                return -ENOMEM;
+        nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
+        nftnl_table_set_u32(t, NFTNL_TABLE_FLAGS, 0);
+        if (nftnl_table_set_str(t, NFTNL_TABLE_NAME, table) < 0) {
+                nftnl_table_free(t);
+                return -ENOMEM;
+        }
+        return ruleset_push(r, OP_TABLE, NFT_MSG_NEWTABLE, NLM_F_CREATE, t);
+}
+
+static int build_counter(const struct stage *st, const char *name)
+{
+        struct nftnl_obj *o = nftnl_obj_alloc();
 
         if (!o)
                 return -ENOMEM;
@@ -319,32 +394,32 @@ static int build_counter(struct ks_ruleset *r, const char *table, const char *na
         nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, NFT_OBJECT_COUNTER);
         nftnl_obj_set_u64(o, NFTNL_OBJ_CTR_PKTS, 0);
         nftnl_obj_set_u64(o, NFTNL_OBJ_CTR_BYTES, 0);
-        nftnl_obj_set_str(o, NFTNL_OBJ_TABLE, table);
+        nftnl_obj_set_str(o, NFTNL_OBJ_TABLE, st->table);       /* returns void in libnftnl 1.2 */
         nftnl_obj_set_str(o, NFTNL_OBJ_NAME, name);
-        if (!nftnl_obj_is_set(o, NFTNL_OBJ_TABLE) || !nftnl_obj_is_set(o, NFTNL_OBJ_NAME))
+        if (!nftnl_obj_is_set(o, NFTNL_OBJ_TABLE) || !nftnl_obj_is_set(o, NFTNL_OBJ_NAME)) {
+                nftnl_obj_free(o);
                 return -ENOMEM;
-        k = ptrvec_push(&r->objs, o);
-        if (k < 0)
-                return k;
-        TAKE_PTR(o);
-        return 0;
+        }
+        return ruleset_push(st->r, OP_OBJ, NFT_MSG_NEWOBJ, NLM_F_CREATE, o);
 }
 
-static int build_counters(struct ks_ruleset *r, const struct ks_policy *p, const char *table)
+static int build_counters(const struct stage *st, const struct ks_policy *p)
 {
-        char name[SET_NAME_MAX];
+        char name[COMPILE_NAME_SIZE];
         int k;
 
         for (size_t i = 0; i < p->n_gateways; i++) {
-                snprintf(name, sizeof(name), COUNTER_GATEWAY_PREFIX "%s", p->gateways[i].name);
-                k = build_counter(r, table, name);
+                stage_name(name, st, COUNTER_GATEWAY_PREFIX "%s", p->gateways[i].name);
+                k = build_counter(st, name);
                 if (k < 0)
                         return k;
         }
-        k = build_counter(r, table, COUNTER_DROPPED_IN);
+        stage_name(name, st, COUNTER_DROPPED_IN);
+        k = build_counter(st, name);
         if (k < 0)
                 return k;
-        return build_counter(r, table, COUNTER_DROPPED_OUT);
+        stage_name(name, st, COUNTER_DROPPED_OUT);
+        return build_counter(st, name);
 }
 
 /* nft keeps the key's byte order in the set's user data; nft list needs it to print elements. */
@@ -358,7 +433,8 @@ static int set_userdata(struct nftnl_set *s, uint32_t byteorder)
                                   nftnl_udata_buf_len(u)) < 0 ? -ENOMEM : 0;
 }
 
-static struct nftnl_set *set_new(const char *table, const char *name, uint32_t flags,
+/* A new set, already appended to the ruleset (NULL: out of memory). */
+static struct nftnl_set *set_new(const struct stage *st, const char *name, uint32_t flags,
                                  uint32_t key_type, uint32_t key_len, uint32_t byteorder)
 {
         _cleanup_(nftnl_set_freep) struct nftnl_set *s = nftnl_set_alloc();
@@ -369,10 +445,20 @@ static struct nftnl_set *set_new(const char *table, const char *name, uint32_t f
         nftnl_set_set_u32(s, NFTNL_SET_FLAGS, flags);
         nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, key_type);
         nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, key_len);
-        if (nftnl_set_set_str(s, NFTNL_SET_TABLE, table) < 0 || nftnl_set_set_str(s, NFTNL_SET_NAME, name) < 0)
+        /*
+         * The kernel requires a set id in NEWSET. Rules and elements name their
+         * set, which the kernel resolves first, so ids need only differ within
+         * the batch.
+         */
+        nftnl_set_set_u32(s, NFTNL_SET_ID, ++st->r->n_sets);
+        if (nftnl_set_set_str(s, NFTNL_SET_TABLE, st->table) < 0 || nftnl_set_set_str(s, NFTNL_SET_NAME, name) < 0)
                 return NULL;
         if (set_userdata(s, byteorder) < 0)
                 return NULL;
+        if (ruleset_push(st->r, OP_SET, NFT_MSG_NEWSET, NLM_F_CREATE, s) < 0) {
+                s = NULL;       /* freed by ruleset_push */
+                return NULL;
+        }
         return TAKE_PTR(s);
 }
 
@@ -397,35 +483,16 @@ static int set_add_elem(struct nftnl_set *s, const void *key, uint32_t len, cons
         return 0;
 }
 
-static int ruleset_add_set(struct ks_ruleset *r, struct nftnl_set *s)
+static int build_uplinks(const struct stage *st, const struct ks_policy *p)
 {
-        int k;
-
-        /*
-         * The kernel requires a set id in NEWSET. Rules and elements name their
-         * set, which the kernel resolves first, so ids need only differ within
-         * the table.
-         */
-        nftnl_set_set_u32(s, NFTNL_SET_ID, (uint32_t)r->sets.n + 1);
-        k = ptrvec_push(&r->sets, s);
-
-        if (k < 0)
-                nftnl_set_free(s);
-        return k;
-}
-
-static int build_uplinks(struct ks_ruleset *r, const struct ks_policy *p, const char *table)
-{
+        char name[COMPILE_NAME_SIZE], key[IFNAMSIZ];
         struct nftnl_set *s;
-        char key[IFNAMSIZ];
         int k;
 
-        s = set_new(table, "uplinks", 0, TYPE_IFNAME, IFNAMSIZ, BYTEORDER_HOST_ENDIAN);
+        stage_name(name, st, "uplinks");
+        s = set_new(st, name, 0, TYPE_IFNAME, IFNAMSIZ, BYTEORDER_HOST_ENDIAN);
         if (!s)
                 return -ENOMEM;
-        k = ruleset_add_set(r, s);
-        if (k < 0)
-                return k;
         for (size_t i = 0; i < p->n_uplinks; i++) {
                 memset(key, 0, sizeof(key));
                 memcpy(key, p->uplinks[i], strnlen(p->uplinks[i], IFNAMSIZ - 1));
@@ -434,6 +501,12 @@ static int build_uplinks(struct ks_ruleset *r, const struct ks_policy *p, const 
                         return k;
         }
         return 0;
+}
+
+static void gateway_set_name(char buf[static COMPILE_NAME_SIZE], const struct stage *st, const char *gw,
+                             enum family f)
+{
+        stage_name(buf, st, COUNTER_GATEWAY_PREFIX "%s_%s", gw, families[f].suffix);
 }
 
 /*
@@ -499,84 +572,89 @@ static int fill_concat_set(struct nftnl_set *s, const struct gw_norm *gn, enum f
         return 0;
 }
 
-static int build_gateway_set(struct ks_ruleset *r, const char *table, const char *gw,
-                             const struct gw_norm *gn, enum family f)
+static int build_gateway_set(const struct stage *st, const char *gw, const struct gw_norm *gn, enum family f)
 {
         const struct family_info *fi = &families[f];
-        char name[SET_NAME_MAX];
+        char name[COMPILE_NAME_SIZE];
         struct nftnl_set *s;
-        int k;
 
-        gateway_set_name(name, sizeof(name), gw, f);
+        gateway_set_name(name, st, gw, f);
         if (gn->n_ports == 0) {
-                s = set_new(table, name, NFT_SET_INTERVAL, fi->key_type, fi->addr_len, BYTEORDER_BIG_ENDIAN);
+                s = set_new(st, name, NFT_SET_INTERVAL, fi->key_type, fi->addr_len, BYTEORDER_BIG_ENDIAN);
                 if (!s)
                         return -ENOMEM;
-                k = ruleset_add_set(r, s);
-                return k < 0 ? k : fill_interval_set(s, gn->ranges[f], gn->n_ranges[f], fi->addr_len);
+                return fill_interval_set(s, gn->ranges[f], gn->n_ranges[f], fi->addr_len);
         }
 
         uint32_t type = (fi->key_type << (2 * TYPE_BITS)) | (TYPE_INET_PROTOCOL << TYPE_BITS) | TYPE_INET_SERVICE;
         uint8_t fields[] = { (uint8_t)fi->addr_len, 1, 2 };     /* libnftnl takes field lengths as bytes */
 
-        s = set_new(table, name, NFT_SET_INTERVAL | NFT_SET_CONCAT, type, fi->addr_len + 8, BYTEORDER_INVALID);
+        s = set_new(st, name, NFT_SET_INTERVAL | NFT_SET_CONCAT, type, fi->addr_len + 8, BYTEORDER_INVALID);
         if (!s)
                 return -ENOMEM;
-        k = ruleset_add_set(r, s);
-        if (k < 0)
-                return k;
         if (nftnl_set_set_data(s, NFTNL_SET_DESC_CONCAT, fields, sizeof(fields)) < 0)
                 return -ENOMEM;
         return fill_concat_set(s, gn, f);
 }
 
-static int build_sets(struct ks_ruleset *r, const struct ks_policy *p, const struct norm *n, const char *table)
+static int build_sets(const struct stage *st, const struct ks_policy *p, const struct norm *n)
 {
-        int k = build_uplinks(r, p, table);
+        int k = build_uplinks(st, p);
 
         for (size_t i = 0; k >= 0 && i < p->n_gateways; i++)
                 for (int f = 0; k >= 0 && f < N_FAMILIES; f++)
                         if (n->gws[i].n_ranges[f] > 0)
-                                k = build_gateway_set(r, table, p->gateways[i].name, &n->gws[i], f);
+                                k = build_gateway_set(st, p->gateways[i].name, &n->gws[i], f);
         return k;
 }
 
-static int build_chain(struct ks_ruleset *r, const char *table, const char *name, int hook)
+static struct nftnl_chain *chain_new(const char *table, const char *name)
 {
         _cleanup_(nftnl_chain_freep) struct nftnl_chain *c = nftnl_chain_alloc();
-        int k;
 
         if (!c)
-                return -ENOMEM;
+                return NULL;
         nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, NFPROTO_INET);
         if (nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, table) < 0 || nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name) < 0)
+                return NULL;
+        return TAKE_PTR(c);
+}
+
+/* NEWCHAIN: a regular chain (hook < 0), or a base chain of type filter, priority -300, policy accept. */
+static int build_chain(struct ks_ruleset *r, const char *table, const char *name, int hook)
+{
+        struct nftnl_chain *c = chain_new(table, name);
+
+        if (!c)
                 return -ENOMEM;
         if (hook >= 0) {
                 nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, (uint32_t)hook);
                 nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, CHAIN_PRIORITY);
                 nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
-                if (nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter") < 0)
+                if (nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter") < 0) {
+                        nftnl_chain_free(c);
                         return -ENOMEM;
+                }
         }
-        k = ptrvec_push(&r->chains, c);
-        if (k < 0)
-                return k;
-        TAKE_PTR(c);
-        return 0;
+        return ruleset_push(r, OP_CHAIN, NFT_MSG_NEWCHAIN, NLM_F_CREATE, c);
 }
 
-static int build_chains(struct ks_ruleset *r, const char *table)
+static int build_delchain(struct ks_ruleset *r, const char *table, const char *name)
 {
+        return ruleset_push(r, OP_CHAIN, NFT_MSG_DELCHAIN, 0, chain_new(table, name));
+}
+
+static int build_chains(const struct stage *st)
+{
+        char name[COMPILE_NAME_SIZE];
         int k;
 
-        k = build_chain(r, table, "prerouting", NF_INET_PRE_ROUTING);
-        if (k >= 0)
-                k = build_chain(r, table, "postrouting", NF_INET_POST_ROUTING);
-        if (k >= 0)
-                k = build_chain(r, table, "inbound", -1);
-        if (k >= 0)
-                k = build_chain(r, table, "outbound", -1);
-        return k;
+        stage_name(name, st, "inbound");
+        k = build_chain(st->r, st->table, name, -1);
+        if (k < 0)
+                return k;
+        stage_name(name, st, "outbound");
+        return build_chain(st->r, st->table, name, -1);
 }
 
 /* ---- Rules -------------------------------------------------------------- */
@@ -674,7 +752,9 @@ static int emit_verdict(struct nftnl_rule *rule, int verdict, const char *chain)
         return 0;
 }
 
-static struct nftnl_rule *rule_new(struct ks_ruleset *r, const char *table, const char *chain)
+/* A rule of table/chain for message `type`, already appended (NULL: out of memory). */
+static struct nftnl_rule *rule_push(struct ks_ruleset *r, uint16_t type, uint16_t flags,
+                                    const char *table, const char *chain)
 {
         _cleanup_(nftnl_rule_freep) struct nftnl_rule *rule = nftnl_rule_alloc();
 
@@ -684,25 +764,42 @@ static struct nftnl_rule *rule_new(struct ks_ruleset *r, const char *table, cons
         if (nftnl_rule_set_str(rule, NFTNL_RULE_TABLE, table) < 0 ||
             nftnl_rule_set_str(rule, NFTNL_RULE_CHAIN, chain) < 0)
                 return NULL;
-        if (ptrvec_push(&r->rules, rule) < 0)
+        if (ruleset_push(r, OP_RULE, type, flags, rule) < 0) {
+                rule = NULL;    /* freed by ruleset_push */
                 return NULL;
+        }
         return TAKE_PTR(rule);
 }
 
-/* iifname/oifname @uplinks jump inbound/outbound */
-static int build_hook_rule(struct ks_ruleset *r, const char *table, const char *chain,
-                           uint32_t ifkey, const char *target)
+static struct nftnl_rule *rule_new(const struct stage *st, const char *chain)
 {
-        struct nftnl_rule *rule = rule_new(r, table, chain);
+        return rule_push(st->r, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, st->table, chain);
+}
+
+/* DELRULE naming only the chain: flushes it. */
+static int build_flush(struct ks_ruleset *r, const char *table, const char *chain)
+{
+        return rule_push(r, NFT_MSG_DELRULE, 0, table, chain) ? 0 : -ENOMEM;
+}
+
+/* iifname @P/uplinks jump P/inbound, resp. oifname @P/uplinks jump P/outbound */
+static int build_jump_rule(struct ks_ruleset *r, const char *table, const char *chain,
+                           uint32_t ifkey, const char *policy, const char *target)
+{
+        struct nftnl_rule *rule = rule_push(r, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, table, chain);
+        const struct stage st = { .r = r, .table = table, .policy = policy };
+        char set[COMPILE_NAME_SIZE], jump[COMPILE_NAME_SIZE];
         int k;
 
         if (!rule)
                 return -ENOMEM;
+        stage_name(set, &st, "uplinks");
+        stage_name(jump, &st, "%s", target);
         k = emit_meta(rule, ifkey, NFT_REG_1);
         if (k >= 0)
-                k = emit_lookup(rule, NFT_REG_1, "uplinks");
+                k = emit_lookup(rule, NFT_REG_1, set);
         if (k >= 0)
-                k = emit_verdict(rule, NFT_JUMP, target);
+                k = emit_verdict(rule, NFT_JUMP, jump);
         return k;
 }
 
@@ -713,11 +810,11 @@ struct gw_match {
         int port;               /* -1: no ports; 0: sport; 1: dport */
 };
 
-/* [ip|ip6] saddr|daddr [. meta l4proto . th sport|dport] @set counter name "gw_X" accept */
-static int build_gateway_rule(struct ks_ruleset *r, const char *table, const struct gw_match *m)
+/* [ip|ip6] saddr|daddr [. meta l4proto . th sport|dport] @P/gw_X_vN counter name "P/gw_X" accept */
+static int build_gateway_rule(const struct stage *st, const struct gw_match *m)
 {
         const struct family_info *fi = &families[m->family];
-        struct nftnl_rule *rule = rule_new(r, table, m->chain);
+        struct nftnl_rule *rule = rule_new(st, m->chain);
         int k;
 
         if (!rule)
@@ -744,9 +841,9 @@ static int build_gateway_rule(struct ks_ruleset *r, const char *table, const str
         return k;
 }
 
-static int build_drop_rule(struct ks_ruleset *r, const char *table, const char *chain, const char *counter)
+static int build_drop_rule(const struct stage *st, const char *chain, const char *counter)
 {
-        struct nftnl_rule *rule = rule_new(r, table, chain);
+        struct nftnl_rule *rule = rule_new(st, chain);
         int k;
 
         if (!rule)
@@ -761,81 +858,183 @@ static int build_drop_rule(struct ks_ruleset *r, const char *table, const char *
  * opened the connection, the other way round when the gateway did; that rule
  * comes first.
  */
-static int build_gateway_rules(struct ks_ruleset *r, const char *table, const char *gw,
+static int build_gateway_rules(const struct stage *st, const char *chain, const char *gw,
                                const struct gw_norm *gn, bool inbound)
 {
-        char set[SET_NAME_MAX], counter[SET_NAME_MAX];
-        struct gw_match m = { .chain = inbound ? "inbound" : "outbound", .set = set,
-                              .counter = counter, .source = inbound };
+        char set[COMPILE_NAME_SIZE], counter[COMPILE_NAME_SIZE];
+        struct gw_match m = { .chain = chain, .set = set, .counter = counter, .source = inbound };
         int k = 0;
 
-        snprintf(counter, sizeof(counter), COUNTER_GATEWAY_PREFIX "%s", gw);
+        stage_name(counter, st, COUNTER_GATEWAY_PREFIX "%s", gw);
         for (int f = 0; k >= 0 && f < N_FAMILIES; f++) {
                 if (gn->n_ranges[f] == 0)
                         continue;
-                gateway_set_name(set, sizeof(set), gw, f);
+                gateway_set_name(set, st, gw, f);
                 m.family = f;
                 if (gn->n_ports == 0) {
                         m.port = -1;
-                        k = build_gateway_rule(r, table, &m);
+                        k = build_gateway_rule(st, &m);
                         continue;
                 }
                 m.port = inbound ? 0 : 1;
-                k = build_gateway_rule(r, table, &m);
+                k = build_gateway_rule(st, &m);
                 if (k < 0)
                         break;
                 m.port = !m.port;
-                k = build_gateway_rule(r, table, &m);
+                k = build_gateway_rule(st, &m);
         }
         return k;
 }
 
-static int build_rules(struct ks_ruleset *r, const struct ks_policy *p, const struct norm *n, const char *table)
+static int build_rules(const struct stage *st, const struct ks_policy *p, const struct norm *n)
 {
-        int k;
+        char chain[COMPILE_NAME_SIZE], counter[COMPILE_NAME_SIZE];
+        int k = 0;
 
-        k = build_hook_rule(r, table, "prerouting", NFT_META_IIFNAME, "inbound");
-        if (k >= 0)
-                k = build_hook_rule(r, table, "postrouting", NFT_META_OIFNAME, "outbound");
         for (int inbound = 1; inbound >= 0 && k >= 0; inbound--) {
+                stage_name(chain, st, "%s", inbound ? "inbound" : "outbound");
+                stage_name(counter, st, "%s", inbound ? COUNTER_DROPPED_IN : COUNTER_DROPPED_OUT);
                 for (size_t i = 0; i < p->n_gateways && k >= 0; i++)
-                        k = build_gateway_rules(r, table, p->gateways[i].name, &n->gws[i], inbound);
+                        k = build_gateway_rules(st, chain, p->gateways[i].name, &n->gws[i], inbound);
                 if (k >= 0)
-                        k = build_drop_rule(r, table, inbound ? "inbound" : "outbound",
-                                            inbound ? COUNTER_DROPPED_IN : COUNTER_DROPPED_OUT);
+                        k = build_drop_rule(st, chain, counter);
         }
         return k;
+}
+
+/* Everything of policy p, named "P/...", without hooks. */
+static int build_policy(struct ks_ruleset *r, const char *table, const struct ks_policy *p)
+{
+        const struct stage st = { .r = r, .table = table, .policy = p->name };
+        struct norm n;
+        int k;
+
+        k = norm_policy(p, &n);
+        if (k < 0)
+                return k;
+        k = build_counters(&st, p);
+        if (k >= 0)
+                k = build_sets(&st, p, &n);
+        if (k >= 0)
+                k = build_chains(&st);
+        if (k >= 0)
+                k = build_rules(&st, p, &n);
+        norm_free(&n);
+        return k;
+}
+
+static const struct base_chain {
+        const char *name, *target;
+        int hook;
+        uint32_t ifkey;
+} base_chains[] = {
+        { CHAIN_PREROUTING, "inbound", NF_INET_PRE_ROUTING, NFT_META_IIFNAME },
+        { CHAIN_POSTROUTING, "outbound", NF_INET_POST_ROUTING, NFT_META_OIFNAME },
+};
+
+/*
+ * Hook policy `active` (not NULL) or unhook (NULL). flush: the chains may
+ * exist already (compile_hook), so flush them before adding the jump.
+ */
+static int build_hook(struct ks_ruleset *r, const char *table, const char *active, bool flush)
+{
+        int k = 0;
+
+        for (size_t i = 0; k >= 0 && i < ELEMENTSOF(base_chains); i++) {
+                const struct base_chain *bc = &base_chains[i];
+
+                if (!active) {
+                        k = build_chain(r, table, bc->name, -1);
+                        if (k >= 0)
+                                k = build_delchain(r, table, bc->name);
+                        continue;
+                }
+                k = build_chain(r, table, bc->name, bc->hook);
+                if (k >= 0 && flush)
+                        k = build_flush(r, table, bc->name);
+                if (k >= 0)
+                        k = build_jump_rule(r, table, bc->name, bc->ifkey, active, bc->target);
+        }
+        return k;
+}
+
+/* The parser checks names; a policy built otherwise must not make names that truncate or lex as numbers. */
+static bool names_valid(const struct ks_policy *p)
+{
+        if (!p || policy_name_valid(p->name) < 0)
+                return false;
+        for (size_t i = 0; i < p->n_gateways; i++)
+                if (!p->gateways[i].name || p->gateways[i].name[0] == '\0' ||
+                    strlen(p->gateways[i].name) > POLICY_NAME_MAX)
+                        return false;
+        return true;
+}
+
+static bool table_name_valid(const char *table)
+{
+        return table && table[0] != '\0' && strlen(table) < NFT_TABLE_MAXNAMELEN;
+}
+
+int compile_table(const struct ks_policy *const *policies, size_t n, const char *active,
+                  const char *table, struct ks_ruleset **ret)
+{
+        _cleanup_(ruleset_freep) struct ks_ruleset *r = NULL;
+        bool found = false;
+        int k;
+
+        if ((!policies && n > 0) || !table_name_valid(table) || !ret)
+                return -EINVAL;
+        if (active && policy_name_valid(active) < 0)
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++) {
+                if (!names_valid(policies[i]))
+                        return -EINVAL;
+                for (size_t j = 0; j < i; j++)
+                        if (strcmp(policies[i]->name, policies[j]->name) == 0)
+                                return -EINVAL;
+                if (active && strcmp(policies[i]->name, active) == 0)
+                        found = true;
+        }
+        if (active && !found)
+                return -ENOENT;
+
+        r = calloc(1, sizeof(*r));
+        if (!r)
+                return -ENOMEM;
+        k = build_table(r, table);
+        for (size_t i = 0; k >= 0 && i < n; i++)
+                k = build_policy(r, table, policies[i]);
+        if (k >= 0 && active)
+                k = build_hook(r, table, active, false);
+        if (k < 0)
+                return k;
+        *ret = TAKE_PTR(r);
+        return 0;
+}
+
+int compile_hook(const char *active, const char *table, struct ks_ruleset **ret)
+{
+        _cleanup_(ruleset_freep) struct ks_ruleset *r = NULL;
+        int k;
+
+        if (!table_name_valid(table) || !ret || (active && policy_name_valid(active) < 0))
+                return -EINVAL;
+        r = calloc(1, sizeof(*r));
+        if (!r)
+                return -ENOMEM;
+        k = build_hook(r, table, active, true);
+        if (k < 0)
+                return k;
+        *ret = TAKE_PTR(r);
+        return 0;
 }
 
 int compile_ruleset(const struct ks_policy *p, const char *table, uint32_t table_flags,
                     struct ks_ruleset **ret)
 {
-        _cleanup_(ruleset_freep) struct ks_ruleset *r = NULL;
-        struct norm n;
-        int k;
-
-        if (!p || !table || !ret || strlen(table) >= NFT_TABLE_MAXNAMELEN)
+        if (!p)
                 return -EINVAL;
-        r = calloc(1, sizeof(*r));
-        if (!r)
-                return -ENOMEM;
-        k = norm_policy(p, &n);
-        if (k < 0)
-                return k;
-        k = build_table(r, table, table_flags);
-        if (k >= 0)
-                k = build_counters(r, p, table);
-        if (k >= 0)
-                k = build_sets(r, p, &n, table);
-        if (k >= 0)
-                k = build_chains(r, table);
-        if (k >= 0)
-                k = build_rules(r, p, &n, table);
-        norm_free(&n);
-        if (k < 0)
-                return k;
-        *ret = TAKE_PTR(r);
-        return 0;
+        return compile_table(&p, 1, p->name, table, ret);
 }
 
 /* ---- Batch ------------------------------------------------------------- */
@@ -845,9 +1044,9 @@ static struct nlmsghdr *batch_msg(struct nftnl_batch *b, uint16_t type, uint16_t
         return nftnl_nlmsg_build_hdr(nftnl_batch_buffer(b), type, NFPROTO_INET, flags | NLM_F_ACK, (*seq)++);
 }
 
-static int batch_next(struct nftnl_batch *b)
+static int batch_close_msg(struct nftnl_batch *b)
 {
-        return nftnl_batch_update(b) < 0 ? -ENOMEM : 0;
+        return batch_next(b) < 0 ? -ENOMEM : 0;
 }
 
 /* Elements in as many messages as it takes; each stays below 64 KiB. */
@@ -868,52 +1067,42 @@ static int batch_set_elems(struct nftnl_set *s, struct nftnl_batch *b, uint32_t 
         do {
                 nlh = batch_msg(b, NFT_MSG_NEWSETELEM, NLM_F_CREATE, seq);
                 more = nftnl_set_elems_nlmsg_build_payload_iter(nlh, it);
-                k = batch_next(b);
+                k = batch_close_msg(b);
         } while (k >= 0 && more > 0);
         nftnl_set_elems_iter_destroy(it);
         return k;
 }
 
-static int batch_sets(const struct ks_ruleset *r, struct nftnl_batch *b, uint32_t *seq)
-{
-        int k;
-
-        for (size_t i = 0; i < r->sets.n; i++) {
-                struct nftnl_set *s = r->sets.v[i];
-
-                nftnl_set_nlmsg_build_payload(batch_msg(b, NFT_MSG_NEWSET, NLM_F_CREATE, seq), s);
-                k = batch_next(b);
-                if (k < 0)
-                        return k;
-                k = batch_set_elems(s, b, seq);
-                if (k < 0)
-                        return k;
-        }
-        return 0;
-}
-
 int ruleset_to_batch(const struct ks_ruleset *r, struct nftnl_batch *b, uint32_t *seq)
 {
-        int k;
+        int k = 0;
 
         if (!r || !b || !seq)
                 return -EINVAL;
-        nftnl_table_nlmsg_build_payload(batch_msg(b, NFT_MSG_NEWTABLE, NLM_F_CREATE, seq), r->table);
-        k = batch_next(b);
-        for (size_t i = 0; k >= 0 && i < r->objs.n; i++) {
-                nftnl_obj_nlmsg_build_payload(batch_msg(b, NFT_MSG_NEWOBJ, NLM_F_CREATE, seq), r->objs.v[i]);
-                k = batch_next(b);
-        }
-        if (k >= 0)
-                k = batch_sets(r, b, seq);
-        for (size_t i = 0; k >= 0 && i < r->chains.n; i++) {
-                nftnl_chain_nlmsg_build_payload(batch_msg(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE, seq), r->chains.v[i]);
-                k = batch_next(b);
-        }
-        for (size_t i = 0; k >= 0 && i < r->rules.n; i++) {
-                nftnl_rule_nlmsg_build_payload(batch_msg(b, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, seq),
-                                               r->rules.v[i]);
-                k = batch_next(b);
+        for (size_t i = 0; k >= 0 && i < r->n_ops; i++) {
+                const struct op *op = &r->ops[i];
+                struct nlmsghdr *nlh = batch_msg(b, op->type, op->flags, seq);
+
+                switch (op->kind) {
+                case OP_TABLE:
+                        nftnl_table_nlmsg_build_payload(nlh, op->obj);
+                        break;
+                case OP_OBJ:
+                        nftnl_obj_nlmsg_build_payload(nlh, op->obj);
+                        break;
+                case OP_SET:
+                        nftnl_set_nlmsg_build_payload(nlh, op->obj);
+                        break;
+                case OP_CHAIN:
+                        nftnl_chain_nlmsg_build_payload(nlh, op->obj);
+                        break;
+                case OP_RULE:
+                        nftnl_rule_nlmsg_build_payload(nlh, op->obj);
+                        break;
+                }
+                k = batch_close_msg(b);
+                if (k >= 0 && op->kind == OP_SET && op->type == NFT_MSG_NEWSET)
+                        k = batch_set_elems(op->obj, b, seq);
         }
         return k;
 }
@@ -924,22 +1113,39 @@ int ruleset_dump(const struct ks_ruleset *r, FILE *f)
 {
         if (!r || !f)
                 return -EINVAL;
-        nftnl_table_fprintf(f, r->table, NFTNL_OUTPUT_DEFAULT, 0);
-        fputc('\n', f);
-        for (size_t i = 0; i < r->objs.n; i++) {
-                nftnl_obj_fprintf(f, r->objs.v[i], NFTNL_OUTPUT_DEFAULT, 0);
+        for (size_t i = 0; i < r->n_ops; i++) {
+                const struct op *op = &r->ops[i];
+
+                switch (op->type) {
+                case NFT_MSG_DELRULE:
+                        fprintf(f, "delete rule inet %s %s\n", nftnl_rule_get_str(op->obj, NFTNL_RULE_TABLE),
+                                nftnl_rule_get_str(op->obj, NFTNL_RULE_CHAIN));
+                        continue;
+                case NFT_MSG_DELCHAIN:
+                        fprintf(f, "delete chain inet %s %s\n", nftnl_chain_get_str(op->obj, NFTNL_CHAIN_TABLE),
+                                nftnl_chain_get_str(op->obj, NFTNL_CHAIN_NAME));
+                        continue;
+                }
+                switch (op->kind) {
+                case OP_TABLE:
+                        nftnl_table_fprintf(f, op->obj, NFTNL_OUTPUT_DEFAULT, 0);
+                        break;
+                case OP_OBJ:
+                        nftnl_obj_fprintf(f, op->obj, NFTNL_OUTPUT_DEFAULT, 0);
+                        break;
+                case OP_SET:
+                        nftnl_set_fprintf(f, op->obj, NFTNL_OUTPUT_DEFAULT, 0);
+                        break;
+                case OP_CHAIN:
+                        nftnl_chain_fprintf(f, op->obj, NFTNL_OUTPUT_DEFAULT, 0);
+                        break;
+                case OP_RULE:
+                        /* libnftnl ends a rule with its last expression's newline. */
+                        nftnl_rule_fprintf(f, op->obj, NFTNL_OUTPUT_DEFAULT, 0);
+                        continue;
+                }
                 fputc('\n', f);
         }
-        for (size_t i = 0; i < r->sets.n; i++) {
-                nftnl_set_fprintf(f, r->sets.v[i], NFTNL_OUTPUT_DEFAULT, 0);
-                fputc('\n', f);
-        }
-        for (size_t i = 0; i < r->chains.n; i++) {
-                nftnl_chain_fprintf(f, r->chains.v[i], NFTNL_OUTPUT_DEFAULT, 0);
-                fputc('\n', f);
-        }
-        for (size_t i = 0; i < r->rules.n; i++)
-                nftnl_rule_fprintf(f, r->rules.v[i], NFTNL_OUTPUT_DEFAULT, 0);
         fflush(f);
         return ferror(f) ? -EIO : 0;
 }
@@ -1017,14 +1223,14 @@ static void print_delim(FILE *f, size_t i, size_t per_line)
                 fputs(", ", f);
 }
 
-static void text_counter(FILE *f, const char *prefix, const char *name)
+static void text_counter(FILE *f, const char *policy, const char *prefix, const char *name)
 {
-        fprintf(f, "\tcounter %s%s {\n\t\tpackets 0 bytes 0\n\t}\n\n", prefix, name);
+        fprintf(f, "\tcounter %s" COMPILE_NAME_SEP "%s%s {\n\t\tpackets 0 bytes 0\n\t}\n\n", policy, prefix, name);
 }
 
 static void text_uplinks(FILE *f, const struct ks_policy *p)
 {
-        fputs("\tset uplinks {\n\t\ttype ifname\n", f);
+        fprintf(f, "\tset %s" COMPILE_NAME_SEP "uplinks {\n\t\ttype ifname\n", p->name);
         if (p->n_uplinks == 0) {
                 fputs("\t}\n\n", f);
                 return;
@@ -1037,12 +1243,14 @@ static void text_uplinks(FILE *f, const struct ks_policy *p)
         fputs(" }\n\t}\n\n", f);
 }
 
-static void text_gateway_set(FILE *f, const char *gw, const struct gw_norm *gn, enum family fam)
+static void text_gateway_set(FILE *f, const char *policy, const char *gw, const struct gw_norm *gn,
+                             enum family fam)
 {
         const struct family_info *fi = &families[fam];
         size_t i = 0;
 
-        fprintf(f, "\tset " COUNTER_GATEWAY_PREFIX "%s_%s {\n\t\ttype %s", gw, fi->suffix, fi->type_name);
+        fprintf(f, "\tset %s" COMPILE_NAME_SEP COUNTER_GATEWAY_PREFIX "%s_%s {\n\t\ttype %s",
+                policy, gw, fi->suffix, fi->type_name);
         if (gn->n_ports > 0)
                 fputs(" . inet_proto . inet_service", f);
         fputs("\n\t\tflags interval\n\t\telements = ", f);
@@ -1062,7 +1270,8 @@ static void text_gateway_set(FILE *f, const char *gw, const struct gw_norm *gn, 
         fputs(" }\n\t}\n\n", f);
 }
 
-static void text_gateway_rules(FILE *f, const char *gw, const struct gw_norm *gn, bool inbound)
+static void text_gateway_rules(FILE *f, const char *policy, const char *gw, const struct gw_norm *gn,
+                               bool inbound)
 {
         static const char *const ports[2][2] = { { "dport", "sport" }, { "sport", "dport" } };
 
@@ -1076,28 +1285,31 @@ static void text_gateway_rules(FILE *f, const char *gw, const struct gw_norm *gn
                         fprintf(f, "\t\t%s %s ", fi->nft_prefix, addr);
                         if (gn->n_ports > 0)
                                 fprintf(f, ". meta l4proto . th %s ", ports[inbound][j]);
-                        fprintf(f, "@" COUNTER_GATEWAY_PREFIX "%s_%s counter name \"" COUNTER_GATEWAY_PREFIX
-                                "%s\" accept\n", gw, fi->suffix, gw);
+                        fprintf(f, "@%s" COMPILE_NAME_SEP COUNTER_GATEWAY_PREFIX "%s_%s counter name \"%s"
+                                COMPILE_NAME_SEP COUNTER_GATEWAY_PREFIX "%s\" accept\n",
+                                policy, gw, fi->suffix, policy, gw);
                 }
         }
 }
 
 static void text_chains(FILE *f, const struct ks_policy *p, const struct norm *n)
 {
-        fputs("\tchain prerouting {\n"
-              "\t\ttype filter hook prerouting priority raw; policy accept;\n"
-              "\t\tiifname @uplinks jump inbound\n\t}\n\n"
-              "\tchain postrouting {\n"
-              "\t\ttype filter hook postrouting priority raw; policy accept;\n"
-              "\t\toifname @uplinks jump outbound\n\t}\n\n", f);
         for (int inbound = 1; inbound >= 0; inbound--) {
-                fprintf(f, "\tchain %s {\n", inbound ? "inbound" : "outbound");
+                fprintf(f, "\tchain %s" COMPILE_NAME_SEP "%s {\n", p->name, inbound ? "inbound" : "outbound");
                 for (size_t i = 0; i < p->n_gateways; i++)
-                        text_gateway_rules(f, p->gateways[i].name, &n->gws[i], inbound);
-                fprintf(f, "\t\tcounter name \"%s\" drop\n\t}\n",
-                        inbound ? COUNTER_DROPPED_IN : COUNTER_DROPPED_OUT);
-                if (inbound)
-                        fputc('\n', f);
+                        text_gateway_rules(f, p->name, p->gateways[i].name, &n->gws[i], inbound);
+                fprintf(f, "\t\tcounter name \"%s" COMPILE_NAME_SEP "%s\" drop\n\t}\n\n",
+                        p->name, inbound ? COUNTER_DROPPED_IN : COUNTER_DROPPED_OUT);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(base_chains); i++) {
+                const struct base_chain *bc = &base_chains[i];
+
+                /* nft names priority -300 of a filter chain "raw". */
+                fprintf(f, "%s\tchain %s {\n"
+                        "\t\ttype filter hook %s priority raw; policy accept;\n"
+                        "\t\t%s @%s" COMPILE_NAME_SEP "uplinks jump %s" COMPILE_NAME_SEP "%s\n\t}\n",
+                        i > 0 ? "\n" : "", bc->name, bc->name,
+                        bc->ifkey == NFT_META_IIFNAME ? "iifname" : "oifname", p->name, p->name, bc->target);
         }
 }
 
@@ -1105,14 +1317,14 @@ static void text_table(FILE *f, const struct ks_policy *p, const struct norm *n,
 {
         fprintf(f, "table inet %s {\n", table);
         for (size_t i = 0; i < p->n_gateways; i++)
-                text_counter(f, COUNTER_GATEWAY_PREFIX, p->gateways[i].name);
-        text_counter(f, "", COUNTER_DROPPED_IN);
-        text_counter(f, "", COUNTER_DROPPED_OUT);
+                text_counter(f, p->name, COUNTER_GATEWAY_PREFIX, p->gateways[i].name);
+        text_counter(f, p->name, "", COUNTER_DROPPED_IN);
+        text_counter(f, p->name, "", COUNTER_DROPPED_OUT);
         text_uplinks(f, p);
         for (size_t i = 0; i < p->n_gateways; i++)
                 for (int fam = 0; fam < N_FAMILIES; fam++)
                         if (n->gws[i].n_ranges[fam] > 0)
-                                text_gateway_set(f, p->gateways[i].name, &n->gws[i], fam);
+                                text_gateway_set(f, p->name, p->gateways[i].name, &n->gws[i], fam);
         text_chains(f, p, n);
         fputs("}\n", f);
 }
@@ -1125,7 +1337,7 @@ int compile_text(const struct ks_policy *p, const char *table, char **ret)
         FILE *f;
         int k;
 
-        if (!p || !table || !ret)
+        if (!names_valid(p) || !table_name_valid(table) || !ret)
                 return -EINVAL;
         k = norm_policy(p, &n);
         if (k < 0)

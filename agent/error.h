@@ -15,6 +15,7 @@ struct ks_error {
 #define KS_ERR_NO_POLICY   "io.killswitch.NoSuchPolicy"
 #define KS_ERR_APPLY       "io.killswitch.ApplyFailed"
 #define KS_ERR_STATE       "io.killswitch.StateNotSaved"
+#define KS_ERR_LOCKOUT     "io.killswitch.WouldLockOut"
 #define KS_ERR_PARAM       "io.killswitch.InvalidParameter"
 #define KS_ERR_RELOAD      "io.killswitch.ReloadFailed"
 #define KS_ERR_PROTOCOL    "io.killswitch.ProtocolError"

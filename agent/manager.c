@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,10 +14,13 @@
 #include "cleanup.h"
 #include "compile.h"
 #include "control.h"
+#include "conntrack.h"
 #include "log.h"
 #include "manager.h"
 #include "methods.h"
 #include "nft.h"
+#include "policy-match.h"
+#include "route.h"
 #include "timeutil.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct ks_ruleset *, ruleset_free)
@@ -110,28 +116,118 @@ int manager_find_policy(struct ks_manager *m, const char *name, const struct ks_
                             name, m->policy_dir, name);
 }
 
-/* Compile and apply p as the table in force, in one transaction. */
-static int apply_policy(struct ks_manager *m, const struct ks_policy *p, struct ks_error *e)
+/* The good version of every loaded policy, in store order. Caller frees the array only. */
+static int staged_policies(struct ks_manager *m, const struct ks_policy ***ret, size_t *ret_n)
+{
+        const struct ks_policy **list = calloc(m->store.n + 1, sizeof(*list));
+        size_t n = 0;
+
+        if (!list)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->store.n; i++)
+                if (m->store.items[i].policy)
+                        list[n++] = m->store.items[i].policy;
+        *ret = list;
+        *ret_n = n;
+        return 0;
+}
+
+/*
+ * Replace our table with every loaded policy staged and `active` (may be NULL)
+ * hooked, in one transaction. Used at start, on reload and to repair.
+ */
+static int rebuild(struct ks_manager *m, const char *active, struct ks_error *e)
+{
+        _cleanup_(ruleset_freep) struct ks_ruleset *rs = NULL;
+        _cleanup_free_ const struct ks_policy **list = NULL;
+        uint64_t usec = 0;
+        size_t n = 0;
+        int r;
+
+        r = staged_policies(m, &list, &n);
+        if (r == 0)
+                r = compile_table(list, n, active, TABLE_NAME, &rs);
+        if (r < 0)
+                return ks_error_set(e, r, KS_ERR_INTERNAL, "Could not compile the policies: %s", strerror(-r));
+        r = nft_replace_table(m->nft, TABLE_NAME, rs, &usec, e);
+        m->staged_ok = r == 0;
+        if (r < 0)
+                return r;
+        m->last_apply_usec = usec;
+        m->has_last_apply = true;
+        return 0;
+}
+
+/*
+ * The O(1) switch: hook `active` (NULL: unhook) in one small transaction. If
+ * the staged table is not what we built (a failed reload, a foreign change),
+ * rebuild it instead: slower, equally atomic.
+ */
+static int hook(struct ks_manager *m, const char *active, struct ks_error *e)
 {
         _cleanup_(ruleset_freep) struct ks_ruleset *rs = NULL;
         uint64_t usec = 0;
         int r;
 
-        r = compile_ruleset(p, TABLE_NAME, 0, &rs);
+        if (!m->staged_ok)
+                return rebuild(m, active, e);
+        r = compile_hook(active, TABLE_NAME, &rs);
         if (r < 0)
-                return ks_error_set(e, r, KS_ERR_INTERNAL, "Could not compile policy %s: %s", p->name,
-                                    strerror(-r));
-        r = nft_replace_table(m->nft, TABLE_NAME, rs, &usec, e);
-        if (r < 0)
-                return r;
+                return ks_error_set(e, r, KS_ERR_INTERNAL, "Could not compile the switch: %s", strerror(-r));
+        r = nft_apply(m->nft, rs, &usec, e);
+        if (r < 0) {
+                log_warning("The switch to %s failed (%s); rebuilding the table", active ? active : "normal",
+                            e->msg);
+                return rebuild(m, active, e);
+        }
         m->last_apply_usec = usec;
         m->has_last_apply = true;
-        m->applied_generation = store_find(&m->store, p->name)->generation;
         return 0;
 }
 
+/* Flows offloaded to a flowtable bypass our hooks: push them back to the slow path. */
+static void flush_offloaded_flows(void)
+{
+        unsigned deleted = 0;
+        int r = conntrack_flush_offloaded(&deleted);
+
+        if (r < 0)
+                log_warning_errno(r, "Could not remove offloaded flows from the flowtables: %m");
+        else if (deleted > 0)
+                log_notice("Took %u offloaded flows off the flowtable fast path", deleted);
+}
+
+/* Would isolating with p cut the caller's own SSH session? */
+static int check_lockout(const struct ks_policy *p, const char *ssh_connection, struct ks_error *e)
+{
+        char client[INET6_ADDRSTRLEN + 16], server[INET6_ADDRSTRLEN + 16], ifname[IFNAMSIZ];
+        unsigned cport, sport;
+        uint8_t addr[16];
+        char *pct;
+        int family, r;
+
+        if (!ssh_connection || sscanf(ssh_connection, "%63s %u %63s %u", client, &cport, server, &sport) != 4 ||
+            cport > 65535 || sport > 65535)
+                return 0;
+        if ((pct = strchr(client, '%')))
+                *pct = '\0';   /* IPv6 zone */
+        family = strchr(client, ':') ? AF_INET6 : AF_INET;
+        if (inet_pton(family, client, addr) != 1)
+                return 0;
+        r = route_lookup_ifname(family, addr, ifname);
+        if (r < 0 || !policy_has_uplink(p, ifname))
+                return 0;
+        if (policy_keeping_gateway(p, family, addr, IPPROTO_TCP, (uint16_t)cport, (uint16_t)sport))
+                return 0;
+        return ks_error_set(e, -EPERM, KS_ERR_LOCKOUT,
+                            "Refusing to isolate with policy %s: it would cut your own SSH session from %s, which "
+                            "arrives over uplink %s. Add %s to the policy's [Management] section (or to a "
+                            "gateway with Ports=tcp:%u), or repeat with --force.",
+                            p->name, client, ifname, client, sport);
+}
+
 int manager_isolate(struct ks_manager *m, const char *name, const struct ks_actor *a, const char *reason,
-                    struct ks_error *e)
+                    bool force, struct ks_error *e)
 {
         const struct ks_policy *p;
         struct ks_state next;
@@ -141,12 +237,16 @@ int manager_isolate(struct ks_manager *m, const char *name, const struct ks_acto
         r = manager_find_policy(m, name, &p, e);
         if (r < 0)
                 return r;
+        if (!force && (r = check_lockout(p, a->ssh_connection, e)) < 0) {
+                log_warning("Isolation with policy %s requested by %s refused: %s", name, a->user, e->msg);
+                return r;
+        }
         r = set_state(&next, true, name, a, reason);
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_INTERNAL, "Out of memory");
         /* Fail-closed: record the intent first, so that a crash right after the commit restarts isolated. */
         saved = state_save(m->state_dir, &next);
-        r = apply_policy(m, p, e);
+        r = hook(m, name, e);
         if (r < 0) {
                 if (saved == 0)
                         state_save(m->state_dir, &m->state);
@@ -159,6 +259,7 @@ int manager_isolate(struct ks_manager *m, const char *name, const struct ks_acto
         notify_status(m);
         log_notice("Isolated with policy %s by %s (uid %lld, pid %d)%s%s", name, a->user, (long long)a->uid,
                    (int)a->pid, reason ? ": " : "", reason ? reason : "");
+        flush_offloaded_flows();
         if (saved < 0)
                 return ks_error_set(e, saved, KS_ERR_STATE,
                                     "Isolation with policy %s is in force, but the state could not be saved in "
@@ -170,16 +271,16 @@ int manager_isolate(struct ks_manager *m, const char *name, const struct ks_acto
 int manager_restore(struct ks_manager *m, const struct ks_actor *a, const char *reason, struct ks_error *e)
 {
         struct ks_state next;
-        uint64_t usec = 0;
         int r;
 
-        r = nft_delete_table(m->nft, TABLE_NAME, &usec, e);
+        r = hook(m, NULL, e);
         if (r < 0) {
                 log_error("Restore requested by %s failed: %s", a->user, e->msg);
                 return r;
         }
-        m->last_apply_usec = usec;
-        m->has_last_apply = true;
+        /* Counters start from zero at the next isolation; off the critical path. */
+        if (nft_reset_counters(m->nft, TABLE_NAME) < 0)
+                log_warning("Could not reset the counters of table inet %s", TABLE_NAME);
         if (!m->state.isolated)
                 return 0;
         r = set_state(&next, false, NULL, a, reason);
@@ -209,7 +310,6 @@ static void log_store_problems(struct ks_manager *m)
 int manager_reload(struct ks_manager *m, size_t *ret_failed, struct ks_error *e)
 {
         const char *active = m->state.isolated ? m->state.policy : NULL;
-        struct ks_policy_entry *entry;
         int r;
 
         r = store_load_dir(&m->store, m->policy_dir, active, ret_failed);
@@ -217,40 +317,43 @@ int manager_reload(struct ks_manager *m, size_t *ret_failed, struct ks_error *e)
                 return ks_error_set(e, r, KS_ERR_RELOAD, "Could not read the policy directory %s: %s",
                                     m->policy_dir, strerror(-r));
         log_store_problems(m);
-        entry = active ? store_find(&m->store, active) : NULL;
-        if (entry && entry->policy && entry->generation != m->applied_generation) {
-                r = apply_policy(m, entry->policy, e);
-                if (r < 0) {
-                        log_error("Policy %s changed but could not be applied: %s", active, e->msg);
-                        return r;
-                }
-                log_notice("Policy %s changed on disk and was re-applied", active);
+        /* Re-stage everything; the policy in force is re-hooked in the same transaction. */
+        if (active && !store_get(&m->store, active)) {
+                log_error("Policy %s is in force but has no loadable version: keeping the table as it is",
+                          active);
+                m->staged_ok = false;
+                return 0;
+        }
+        r = rebuild(m, active, e);
+        if (r < 0) {
+                log_error("Could not stage the reloaded policies: %s", e->msg);
+                return r;
         }
         log_info("Reloaded %zu policies from %s (%zu with problems)", m->store.n, m->policy_dir,
                  ret_failed ? *ret_failed : 0);
         return 0;
 }
 
-/* Put the isolation back after a restart or reboot; never open the uplinks because of a problem. */
+/* The state says isolated: put it back; never open the uplinks because of a problem. */
 static int startup_isolated(struct ks_manager *m)
 {
-        const struct ks_policy *p = store_get(&m->store, m->state.policy);
         struct ks_error e = {};
-        int exists;
 
-        if (p && apply_policy(m, p, &e) == 0) {
-                log_notice("Isolation with policy %s (since the state file says so) is in force", p->name);
+        if (m->state.policy && store_get(&m->store, m->state.policy)) {
+                if (rebuild(m, m->state.policy, &e) == 0) {
+                        log_notice("Isolation with policy %s is in force (restored from the state file)",
+                                   m->state.policy);
+                        return 0;
+                }
+                log_error("Could not re-apply policy %s: %s", m->state.policy, e.msg);
+        }
+        if (nft_chain_exists(m->nft, TABLE_NAME, CHAIN_PREROUTING) > 0) {
+                log_error("Policy %s is unavailable; keeping the isolation rules already in the kernel",
+                          m->state.policy ? m->state.policy : "(unknown)");
+                m->staged_ok = false;
                 return 0;
         }
-        if (p)
-                log_error("Could not re-apply policy %s: %s", p->name, e.msg);
-        exists = nft_table_exists(m->nft, TABLE_NAME);
-        if (exists > 0) {
-                log_error("Keeping the isolation rules already in the kernel (table inet %s)", TABLE_NAME);
-                return 0;
-        }
-        p = store_get(&m->store, DEFAULT_POLICY);
-        if (p && apply_policy(m, p, &e) == 0) {
+        if (store_get(&m->store, DEFAULT_POLICY) && rebuild(m, DEFAULT_POLICY, &e) == 0) {
                 log_error("The state says isolated, but policy %s is unavailable: isolated with the default "
                           "policy %s instead", m->state.policy ? m->state.policy : "(unknown)", DEFAULT_POLICY);
                 free(m->state.policy);
@@ -259,11 +362,23 @@ static int startup_isolated(struct ks_manager *m)
         }
         log_error("The state says isolated, but no policy could be applied: THE UPLINKS ARE OPEN. "
                   "Fix the policies and run 'killswitchctl isolate'.");
-        return -ENOENT;
+        return rebuild(m, NULL, &e) < 0 ? -ENOENT : 0;
+}
+
+/* Fail-closed start in a given state: isolated with the default policy, for a reason. */
+static void state_fail_closed(struct ks_state *s, const char *reason)
+{
+        state_clear(s);
+        s->isolated = true;
+        s->policy = strdup(DEFAULT_POLICY);
+        s->since_usec = now_realtime_usec();
+        s->user = strdup("killswitchd");
+        s->reason = strdup(reason);
 }
 
 static int startup_state(struct ks_manager *m)
 {
+        struct ks_error e = {};
         int r = state_load(m->state_dir, &m->state);
 
         if (r == -ENOENT) {
@@ -272,20 +387,18 @@ static int startup_state(struct ks_manager *m)
                 log_error("State file %s/%s is unreadable or corrupt (%s): isolating with the default policy %s "
                           "(fail-closed). Check the file, then restore.", m->state_dir, STATE_FILE,
                           strerror(-r), DEFAULT_POLICY);
-                state_init(&m->state);
-                m->state.isolated = true;
-                m->state.policy = strdup(DEFAULT_POLICY);
-                m->state.since_usec = now_realtime_usec();
-                m->state.user = strdup("killswitchd");
-                m->state.reason = strdup("state file unreadable at start");
+                state_fail_closed(&m->state, "state file unreadable at start");
+        }
+        if (!m->state.isolated && nft_chain_exists(m->nft, TABLE_NAME, CHAIN_PREROUTING) > 0) {
+                log_error("The kernel holds an isolation although the state says normal: isolating with the "
+                          "default policy %s (fail-closed); 'killswitchctl restore' lifts it", DEFAULT_POLICY);
+                state_fail_closed(&m->state, "isolation found in the kernel at start");
         }
         if (m->state.isolated)
                 return startup_isolated(m);
-        if (nft_table_exists(m->nft, TABLE_NAME) > 0) {
-                log_warning("Table inet %s exists although the state says normal: keeping it and reporting "
-                            "isolated; 'killswitchctl restore' removes it", TABLE_NAME);
-                m->state.isolated = true;
-        }
+        r = rebuild(m, NULL, &e);
+        if (r < 0)
+                log_error("Could not stage the policies: %s", e.msg);
         return 0;
 }
 
@@ -329,6 +442,10 @@ int manager_startup(struct ks_manager *m)
         r = setup_signals(m);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up signal handling: %m");
+        /* Serves WatchdogSec= from the unit (WATCHDOG_USEC); a no-op otherwise. */
+        r = sd_event_set_watchdog(m->event, true);
+        if (r < 0)
+                log_warning_errno(r, "Failed to enable the systemd watchdog: %m");
         r = store_load_dir(&m->store, m->policy_dir, NULL, NULL);
         if (r < 0)
                 log_error_errno(r, "Cannot read policies from %s: %m", m->policy_dir);

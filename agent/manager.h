@@ -29,11 +29,12 @@ struct ks_options {
         const char *socket_path;
 };
 
-/* Who asks for a change. */
+/* Who asks for a change, and from where. */
 struct ks_actor {
-        const char *user;       /* user name, or "uid N" */
+        const char *user;               /* user name, or "uid N" */
         int64_t uid;
         pid_t pid;
+        const char *ssh_connection;     /* the caller's $SSH_CONNECTION, or NULL */
 };
 
 struct ks_manager {
@@ -43,7 +44,7 @@ struct ks_manager {
         char *config_dir, *policy_dir, *state_dir, *socket_path;
         struct ks_store store;
         struct ks_state state;
-        unsigned applied_generation;    /* store generation of the policy in force */
+        bool staged_ok;                 /* the kernel table is what the last rebuild made */
         uint64_t last_apply_usec;
         bool has_last_apply;
 };
@@ -55,8 +56,12 @@ struct ks_manager *manager_free(struct ks_manager *m);
 int manager_startup(struct ks_manager *m);
 int manager_run(struct ks_manager *m);
 
+/*
+ * Hook `policy` (default: DEFAULT_POLICY) in one small transaction. Refused if it would cut the
+ * actor's own SSH session over an uplink, unless force.
+ */
 int manager_isolate(struct ks_manager *m, const char *policy, const struct ks_actor *a, const char *reason,
-                    struct ks_error *e);
+                    bool force, struct ks_error *e);
 int manager_restore(struct ks_manager *m, const struct ks_actor *a, const char *reason, struct ks_error *e);
 /* *ret_failed: number of policy files with problems (the reply lists them from the store). */
 int manager_reload(struct ks_manager *m, size_t *ret_failed, struct ks_error *e);

@@ -50,43 +50,67 @@ static const struct nft_counter *counter_find(const struct nft_counter *c, size_
         return NULL;
 }
 
-/* Gateway and drop counters as the kernel counts them. */
+static json_t *counter_json(const char *name, uint64_t packets, uint64_t bytes)
+{
+        return json_pack("{s:s, s:I, s:I}", "name", name, "packets", (json_int_t)packets, "bytes",
+                         (json_int_t)bytes);
+}
+
+/* A drop counter "dropped_in[/UPLINK]" or "dropped_out[/UPLINK]": add it up, per uplink too. */
+static bool add_drop_counter(const struct nft_counter *c, const char *rest, uint64_t sum[2], json_t *per_uplink)
+{
+        const char *dir = strncmp(rest, COUNTER_DROPPED_IN, strlen(COUNTER_DROPPED_IN)) == 0 ? "in"
+                        : strncmp(rest, COUNTER_DROPPED_OUT, strlen(COUNTER_DROPPED_OUT)) == 0 ? "out" : NULL;
+        const char *uplink;
+
+        if (!dir)
+                return false;
+        sum[0] += c->packets;
+        sum[1] += c->bytes;
+        uplink = strchr(rest, '/');
+        if (uplink)
+                json_array_append_new(per_uplink, json_pack("{s:s, s:s, s:I, s:I}", "uplink", uplink + 1,
+                                                            "direction", dir, "packets", (json_int_t)c->packets,
+                                                            "bytes", (json_int_t)c->bytes));
+        return true;
+}
+
+/* Gateway and drop counters of the policy in force, as the kernel counts them. */
 static void status_add_counters(struct ks_manager *m, json_t *o)
 {
         const struct ks_policy *p = manager_active_policy(m);
-        json_t *gws = json_array(), *dropped;
+        const char *policy = m->state.isolated ? m->state.policy : NULL;
+        json_t *gws = json_array(), *per_uplink = json_array();
         struct nft_counter *c = NULL;
-        uint64_t dp = 0, db = 0;
+        char prefix[POLICY_NAME_MAX + 2];
+        uint64_t sum[2] = {};
         size_t n = 0;
 
-        if (m->state.isolated && nft_read_counters(m->nft, TABLE_NAME, &c, &n) < 0)
+        if (policy && nft_read_counters(m->nft, TABLE_NAME, &c, &n) < 0)
                 log_warning("Could not read the counters of table inet %s", TABLE_NAME);
+        snprintf(prefix, sizeof(prefix), "%s%s", policy ? policy : "", COMPILE_NAME_SEP);
         for (size_t i = 0; i < n; i++) {
-                const char *gw = c[i].name + strlen(COUNTER_GATEWAY_PREFIX);
+                const char *rest = c[i].name + strlen(prefix);
 
-                if (strcmp(c[i].name, COUNTER_DROPPED_IN) == 0 || strcmp(c[i].name, COUNTER_DROPPED_OUT) == 0) {
-                        dp += c[i].packets;
-                        db += c[i].bytes;
-                } else if (strncmp(c[i].name, COUNTER_GATEWAY_PREFIX, strlen(COUNTER_GATEWAY_PREFIX)) == 0 && !p) {
-                        json_array_append_new(gws, json_pack("{s:s, s:I, s:I}", "name", gw, "packets",
-                                                             (json_int_t)c[i].packets, "bytes",
-                                                             (json_int_t)c[i].bytes));
-                }
+                if (strncmp(c[i].name, prefix, strlen(prefix)) != 0 || add_drop_counter(&c[i], rest, sum, per_uplink))
+                        continue;
+                /* Without the policy (adopted from the kernel), list gateways in the kernel's order. */
+                if (!p && strncmp(rest, COUNTER_GATEWAY_PREFIX, strlen(COUNTER_GATEWAY_PREFIX)) == 0)
+                        json_array_append_new(gws, counter_json(rest + strlen(COUNTER_GATEWAY_PREFIX),
+                                                                c[i].packets, c[i].bytes));
         }
-        /* In the policy's order when the policy is known. */
         for (size_t i = 0; p && i < p->n_gateways; i++) {
-                char name[sizeof(COUNTER_GATEWAY_PREFIX) + POLICY_NAME_MAX];
-                const struct nft_counter *k;
+                char name[COMPILE_NAME_SIZE];
+                const struct nft_counter *k = NULL;
 
-                snprintf(name, sizeof(name), COUNTER_GATEWAY_PREFIX "%s", p->gateways[i].name);
-                k = counter_find(c, n, name);
-                json_array_append_new(gws, json_pack("{s:s, s:I, s:I}", "name", p->gateways[i].name,
-                                                     "packets", (json_int_t)(k ? k->packets : 0),
-                                                     "bytes", (json_int_t)(k ? k->bytes : 0)));
+                if (compile_gateway_counter_name(name, sizeof(name), p->name, p->gateways[i].name) == 0)
+                        k = counter_find(c, n, name);
+                json_array_append_new(gws, counter_json(p->gateways[i].name, k ? k->packets : 0, k ? k->bytes : 0));
         }
-        dropped = json_pack("{s:I, s:I}", "packets", (json_int_t)dp, "bytes", (json_int_t)db);
         json_object_set_new(o, "gateways", gws);
-        json_object_set_new(o, "dropped", dropped);
+        json_object_set_new(o, "dropped", json_pack("{s:I, s:I}", "packets", (json_int_t)sum[0], "bytes",
+                                                    (json_int_t)sum[1]));
+        json_object_set_new(o, "dropped_by_uplink", per_uplink);
         nft_counters_free(c, n);
 }
 
@@ -139,12 +163,15 @@ static json_t *method_isolate(struct ks_manager *m, const struct ks_actor *a, js
 {
         const char *policy, *reason;
         struct ks_error e = {};
-        json_t *bad;
+        json_t *bad, *force = json_object_get(params, "force");
 
         if ((bad = get_string_param(params, "policy", POLICY_NAME_MAX, &policy)) ||
             (bad = get_string_param(params, "reason", REASON_MAX, &reason)))
                 return bad;
-        if (manager_isolate(m, policy, a, reason, &e) < 0)
+        if (force && !json_is_boolean(force))
+                return reply_error(KS_ERR_PARAM, json_pack("{s:s}", "parameter", "force"),
+                                   "Parameter 'force' must be a boolean");
+        if (manager_isolate(m, policy, a, reason, json_is_true(force), &e) < 0)
                 return reply_from_error(&e);
         return reply_ok(status_json(m));
 }
@@ -284,8 +311,11 @@ static bool peer_privileged(const struct ks_peer *peer)
         return peer_in_group(peer, res->gr_gid);
 }
 
-static void actor_from_peer(const struct ks_peer *peer, char *buf, size_t size, struct ks_actor *a)
+static void actor_from_peer(const struct ks_peer *peer, json_t *params, char *buf, size_t size,
+                            struct ks_actor *a)
 {
+        json_t *ssh = json_object_get(params, "ssh_connection");
+
         struct passwd pw, *res = NULL;
         char pwbuf[4096];
 
@@ -293,7 +323,9 @@ static void actor_from_peer(const struct ks_peer *peer, char *buf, size_t size, 
                 snprintf(buf, size, "%s", res->pw_name);
         else
                 snprintf(buf, size, "uid %u", (unsigned)peer->uid);
-        *a = (struct ks_actor){ .user = buf, .uid = peer->uid, .pid = peer->pid };
+        *a = (struct ks_actor){ .user = buf, .uid = peer->uid, .pid = peer->pid,
+                                .ssh_connection = json_is_string(ssh) && json_string_length(ssh) < 256
+                                                  ? json_string_value(ssh) : NULL };
 }
 
 json_t *methods_dispatch(void *userdata, const struct ks_peer *peer, const char *method, json_t *params)
@@ -302,7 +334,7 @@ json_t *methods_dispatch(void *userdata, const struct ks_peer *peer, const char 
         struct ks_actor a;
         char user[256];
 
-        actor_from_peer(peer, user, sizeof(user), &a);
+        actor_from_peer(peer, params, user, sizeof(user), &a);
         for (size_t i = 0; i < ELEMENTSOF(methods); i++) {
                 if (strcmp(methods[i].name, method) != 0)
                         continue;

@@ -17,10 +17,12 @@
 
 #include <libmnl/libmnl.h>
 #include <libnftnl/batch.h>
+#include <libnftnl/chain.h>
 #include <libnftnl/common.h>
 #include <libnftnl/object.h>
 #include <libnftnl/table.h>
 
+#include "batch.h"
 #include "cleanup.h"
 #include "compile.h"
 #include "nft.h"
@@ -30,9 +32,6 @@
 #define NETLINK_CAP_ACK 10
 #endif
 
-/* As nftables does: pages of 128 KiB, a message may overrun a page by up to 64 KiB. */
-#define BATCH_PAGE_SIZE (32u * 4096u)
-#define BATCH_OVERRUN RULESET_BATCH_OVERRUN
 #define RCVBUF_SIZE (4u * 1024u * 1024u)
 #define ACK_TIMEOUT_MS 5000
 
@@ -46,6 +45,7 @@ struct ks_nft {
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_batch *, nftnl_batch_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_table *, nftnl_table_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_obj *, nftnl_obj_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_chain *, nftnl_chain_free)
 
 int nft_open(struct ks_nft **ret)
 {
@@ -105,20 +105,20 @@ struct txn {
 
 static int txn_begin(struct ks_nft *n, struct txn *t)
 {
-        t->batch = nftnl_batch_alloc(BATCH_PAGE_SIZE, BATCH_OVERRUN);
+        t->batch = batch_alloc();
         if (!t->batch)
                 return -ENOMEM;
         t->first_seq = n->seq;
         t->next_seq = n->seq;
         nftnl_batch_begin(nftnl_batch_buffer(t->batch), t->next_seq++);
-        nftnl_batch_update(t->batch);
+        batch_next(t->batch);
         return 0;
 }
 
 static void txn_end(struct ks_nft *n, struct txn *t)
 {
         nftnl_batch_end(nftnl_batch_buffer(t->batch), t->next_seq++);
-        nftnl_batch_update(t->batch);
+        batch_next(t->batch);
         n->seq = t->next_seq;
 }
 
@@ -133,7 +133,7 @@ static int txn_add_table_msg(struct txn *t, uint16_t type, uint16_t flags, const
         nlh = nftnl_nlmsg_build_hdr(nftnl_batch_buffer(t->batch), type, NFPROTO_INET,
                                     flags | NLM_F_ACK, t->next_seq++);
         nftnl_table_nlmsg_build_payload(nlh, tb);
-        return nftnl_batch_update(t->batch) < 0 ? -ENOMEM : 0;
+        return batch_next(t->batch) < 0 ? -ENOMEM : 0;
 }
 
 /* "table x; delete table x": removes the table whether or not it exists, in the same batch. */
@@ -280,16 +280,16 @@ static int txn_commit(struct ks_nft *n, struct txn *t, uint64_t *ret_usec, struc
                             idx, a.expected, msg_type_name(types[idx]), strerror(-a.error));
 }
 
-/* One transaction: drop `table`, then (if rs) create it anew from the ruleset. */
-static int table_transaction(struct ks_nft *n, const char *table, const struct ks_ruleset *rs,
-                             uint64_t *ret_usec, struct ks_error *e)
+/* One transaction: optionally drop `table` first, then the messages of rs (if any). */
+static int transaction(struct ks_nft *n, const char *drop_table, const struct ks_ruleset *rs,
+                       uint64_t *ret_usec, struct ks_error *e)
 {
         struct txn t = {};
         int r;
 
         r = txn_begin(n, &t);
-        if (r == 0)
-                r = txn_drop_table(&t, table);
+        if (r == 0 && drop_table)
+                r = txn_drop_table(&t, drop_table);
         if (r == 0 && rs)
                 r = ruleset_to_batch(rs, t.batch, &t.next_seq);
         if (r == 0) {
@@ -307,12 +307,17 @@ static int table_transaction(struct ks_nft *n, const char *table, const struct k
 int nft_replace_table(struct ks_nft *n, const char *table, const struct ks_ruleset *rs,
                       uint64_t *ret_usec, struct ks_error *e)
 {
-        return table_transaction(n, table, rs, ret_usec, e);
+        return transaction(n, table, rs, ret_usec, e);
+}
+
+int nft_apply(struct ks_nft *n, const struct ks_ruleset *rs, uint64_t *ret_usec, struct ks_error *e)
+{
+        return transaction(n, NULL, rs, ret_usec, e);
 }
 
 int nft_delete_table(struct ks_nft *n, const char *table, uint64_t *ret_usec, struct ks_error *e)
 {
-        return table_transaction(n, table, NULL, ret_usec, e);
+        return transaction(n, table, NULL, ret_usec, e);
 }
 
 /* Send one request and run cb over the replies until the ack or NLMSG_DONE. */
@@ -339,7 +344,7 @@ static int nft_query(struct ks_nft *n, struct nlmsghdr *nlh, mnl_cb_t cb, void *
 int nft_table_exists(struct ks_nft *n, const char *table)
 {
         _cleanup_(nftnl_table_freep) struct nftnl_table *t = nftnl_table_alloc();
-        char buf[MNL_SOCKET_BUFFER_SIZE];
+        char buf[8192] = {};
         struct nlmsghdr *nlh;
         int r;
 
@@ -348,6 +353,25 @@ int nft_table_exists(struct ks_nft *n, const char *table)
         nftnl_table_set_str(t, NFTNL_TABLE_NAME, table);
         nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, ++n->seq);
         nftnl_table_nlmsg_build_payload(nlh, t);
+        r = nft_query(n, nlh, NULL, NULL);
+        if (r == -ENOENT)
+                return 0;
+        return r < 0 ? r : 1;
+}
+
+int nft_chain_exists(struct ks_nft *n, const char *table, const char *chain)
+{
+        _cleanup_(nftnl_chain_freep) struct nftnl_chain *c = nftnl_chain_alloc();
+        char buf[8192] = {};
+        struct nlmsghdr *nlh;
+        int r;
+
+        if (!c)
+                return -ENOMEM;
+        nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, table);
+        nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, chain);
+        nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETCHAIN, NFPROTO_INET, NLM_F_ACK, ++n->seq);
+        nftnl_chain_nlmsg_build_payload(nlh, c);
         r = nft_query(n, nlh, NULL, NULL);
         if (r == -ENOENT)
                 return 0;
@@ -397,29 +421,31 @@ void nft_counters_free(struct nft_counter *c, size_t n)
         free(c);
 }
 
-static int read_counters_once(struct ks_nft *n, const char *table, struct counter_list *l)
+static int read_counters_once(struct ks_nft *n, const char *table, bool reset, struct counter_list *l)
 {
         _cleanup_(nftnl_obj_freep) struct nftnl_obj *o = nftnl_obj_alloc();
-        char buf[MNL_SOCKET_BUFFER_SIZE];
+        char buf[8192] = {};
         struct nlmsghdr *nlh;
 
         if (!o)
                 return -ENOMEM;
         nftnl_obj_set_str(o, NFTNL_OBJ_TABLE, table);
         nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, NFT_OBJECT_COUNTER);
-        nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETOBJ, NFPROTO_INET, NLM_F_DUMP, ++n->seq);
+        nlh = nftnl_nlmsg_build_hdr(buf, reset ? NFT_MSG_GETOBJ_RESET : NFT_MSG_GETOBJ, NFPROTO_INET,
+                                    NLM_F_DUMP, ++n->seq);
         nftnl_obj_nlmsg_build_payload(nlh, o);
         return nft_query(n, nlh, counter_cb, l);
 }
 
-int nft_read_counters(struct ks_nft *n, const char *table, struct nft_counter **ret, size_t *ret_n)
+static int read_counters(struct ks_nft *n, const char *table, bool reset, struct nft_counter **ret,
+                         size_t *ret_n)
 {
         struct counter_list l = {};
         int r;
 
         /* A dump interrupted by a concurrent change (EINTR) is redone. */
         for (int attempt = 0; attempt < 5; attempt++) {
-                r = read_counters_once(n, table, &l);
+                r = read_counters_once(n, table, reset, &l);
                 if (r == 0 && l.error < 0)
                         r = l.error;
                 if (r != -EINTR)
@@ -436,4 +462,19 @@ int nft_read_counters(struct ks_nft *n, const char *table, struct nft_counter **
         *ret = l.items;
         *ret_n = l.n;
         return 0;
+}
+
+int nft_read_counters(struct ks_nft *n, const char *table, struct nft_counter **ret, size_t *ret_n)
+{
+        return read_counters(n, table, false, ret, ret_n);
+}
+
+int nft_reset_counters(struct ks_nft *n, const char *table)
+{
+        struct nft_counter *c = NULL;
+        size_t count = 0;
+        int r = read_counters(n, table, true, &c, &count);
+
+        nft_counters_free(c, count);
+        return r;
 }

@@ -33,12 +33,20 @@ struct ks_nft *nft_close(struct ks_nft *n);
 int nft_replace_table(struct ks_nft *n, const char *table, const struct ks_ruleset *r,
                       uint64_t *ret_usec, struct ks_error *e);
 
+/* Apply the messages of rs as they are, in one transaction (e.g. compile_hook's switch). */
+int nft_apply(struct ks_nft *n, const struct ks_ruleset *rs, uint64_t *ret_usec, struct ks_error *e);
+
 /* Delete inet table `table` if it exists, in one transaction. */
 int nft_delete_table(struct ks_nft *n, const char *table, uint64_t *ret_usec, struct ks_error *e);
 
 /* 1 if inet table `table` exists, 0 if not, negative errno on failure. */
 int nft_table_exists(struct ks_nft *n, const char *table);
 
+/* 1 if chain `chain` exists in inet table `table`, 0 if not, negative errno on failure. */
+int nft_chain_exists(struct ks_nft *n, const char *table, const char *chain);
+
 /* Named counter objects of inet table `table` (none if the table is absent). */
 int nft_read_counters(struct ks_nft *n, const char *table, struct nft_counter **ret, size_t *ret_n);
 void nft_counters_free(struct nft_counter *c, size_t n);
+/* Zero every counter object of the table (read-and-reset). */
+int nft_reset_counters(struct ks_nft *n, const char *table);

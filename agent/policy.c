@@ -88,7 +88,8 @@ static bool name_char_valid(char c)
                c == '_' || c == '-';
 }
 
-int policy_name_valid(const char *name)
+/* Gateway names: [A-Za-z0-9_-]{1,32}. They never start an nft word ("P/gw_NAME"). */
+static int gateway_name_valid(const char *name)
 {
         size_t n;
 
@@ -101,6 +102,14 @@ int policy_name_valid(const char *name)
                 if (!name_char_valid(name[i]))
                         return -EINVAL;
         return 0;
+}
+
+int policy_name_valid(const char *name)
+{
+        /* Policy names start the names of its nftables objects ("P/inbound"): nft reads a leading digit as a number. */
+        if (!name || !((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z')))
+                return -EINVAL;
+        return gateway_name_valid(name);
 }
 
 struct ks_policy *policy_free(struct ks_policy *p)
@@ -238,7 +247,7 @@ static int section_gateway(struct parser *ps, const char *name)
         ps->section = SECTION_BAD;
         if (*name == '\0')
                 return parser_error(ps, ps->line, "[Gateway] needs a name: [Gateway NAME]");
-        if (policy_name_valid(name) < 0)
+        if (gateway_name_valid(name) < 0)
                 return parser_error(ps, ps->line,
                                     "[Gateway %s]: invalid gateway name; use 1-%d of A-Z a-z 0-9 _ -",
                                     name, POLICY_NAME_MAX);
@@ -749,8 +758,9 @@ int policy_parse_file(const char *path, struct ks_policy **ret, struct ks_diags 
                        -ENOMEM : -EINVAL;
         if (policy_name_valid(name) < 0)
                 return diags_add(diags, path, 0,
-                                 "invalid policy name \"%s\"; use 1-%d of A-Z a-z 0-9 _ - before \".policy\"",
-                                 name, POLICY_NAME_MAX) < 0 ? -ENOMEM : -EINVAL;
+                                 "invalid policy name \"%s\"; use a letter, then up to %d of "
+                                 "A-Z a-z 0-9 _ -, before \".policy\"",
+                                 name, POLICY_NAME_MAX - 1) < 0 ? -ENOMEM : -EINVAL;
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0) {
                 r = -errno;

@@ -53,7 +53,11 @@ void diags_clear(struct ks_diags *d);
 int diags_add(struct ks_diags *d, const char *file, unsigned line, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 
-/* A policy name is [A-Za-z0-9_-]{1,32}; returns 0 if valid, -EINVAL otherwise. */
+/*
+ * A policy name is a letter, then up to 31 of [A-Za-z0-9_-] ([A-Za-z][A-Za-z0-9_-]{0,31}):
+ * it starts the names of the policy's nftables objects, and nft reads a leading digit
+ * as a number. Returns 0 if valid, -EINVAL otherwise.
+ */
 int policy_name_valid(const char *name);
 
 /*

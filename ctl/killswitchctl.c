@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "client.h"
+#include "metrics.h"
 #include "output.h"
 
 #define CALL_TIMEOUT_SEC 30
@@ -30,11 +31,13 @@ enum {
         ARG_JSON,
         ARG_NO_LEGEND,
         ARG_REASON,
+        ARG_FORCE,
 };
 
 struct verb_args {
         const char *policy;
         const char *reason;
+        bool force;
 };
 
 struct verb {
@@ -43,7 +46,8 @@ struct verb {
         const char *synopsis;  /* what follows the verb */
         const char *help;
         bool takes_policy;
-        bool takes_reason;
+        bool takes_reason;      /* a state change: also sends $SSH_CONNECTION */
+        bool takes_force;
 };
 
 static const char *arg_socket;
@@ -216,6 +220,29 @@ static int show_main(json_t *parameters)
         return call_and_print("io.killswitch.Show", parameters, print_ruleset);
 }
 
+/*
+ * Prometheus text exposition of the status, for node_exporter's textfile
+ * collector. Without an answer from the agent it still prints killswitch_up 0,
+ * so that a file written from it says so, and exits as any other verb would.
+ */
+static int metrics_main(json_t *parameters)
+{
+        _cleanup_json_ json_t *reply = NULL, *samples = NULL;
+        int r;
+
+        r = call("io.killswitch.Status", parameters, &reply);
+        samples = metrics_from_status(r == EXIT_OK ? reply_parameters(reply) : NULL);
+        if (!samples) {
+                fprintf(stderr, "killswitchctl: %s\n", strerror(ENOMEM));
+                return EXIT_FAILED;
+        }
+        if (arg_json != JSON_OFF)
+                output_json(stdout, samples, arg_json);
+        else
+                metrics_print(stdout, samples);
+        return r;
+}
+
 /* ReloadFailed still loaded every good file: show those, then the failures on stderr. */
 static int reload_main(json_t *parameters)
 {
@@ -243,12 +270,13 @@ static int reload_main(json_t *parameters)
 }
 
 static const struct verb verbs[] = {
-        { "status",   status_main,   "",                         "Show the state, the policy in force and its counters", false, false },
-        { "isolate",  isolate_main,  "[POLICY] [--reason TEXT]", "Cut the uplinks; keep the policy's gateways",         true,  true  },
-        { "restore",  restore_main,  "[--reason TEXT]",          "Lift the isolation; open the uplinks",                false, true  },
-        { "policies", policies_main, "",                         "List the loaded policies and those that failed",     false, false },
-        { "show",     show_main,     "[POLICY]",                 "Print the nftables ruleset POLICY compiles to",      true,  false },
-        { "reload",   reload_main,   "",                         "Re-read the policy files",                           false, false },
+        { "status",   status_main,   "",                         "Show the state, the policy in force and its counters", false, false, false },
+        { "isolate",  isolate_main,  "[POLICY] [--reason TEXT] [--force]", "Cut the uplinks; keep the policy's gateways",         true,  true, true },
+        { "restore",  restore_main,  "[--reason TEXT]",          "Lift the isolation; open the uplinks",                false, true, false },
+        { "policies", policies_main, "",                         "List the loaded policies and those that failed",     false, false, false },
+        { "show",     show_main,     "[POLICY]",                 "Print the nftables ruleset POLICY compiles to",      true,  false, false },
+        { "reload",   reload_main,   "",                         "Re-read the policy files",                           false, false, false },
+        { "metrics",  metrics_main,  "",                         "Print the status as Prometheus metrics",             false, false, false },
 };
 
 static const struct verb *find_verb(const char *name)
@@ -291,6 +319,8 @@ static void verb_help(const struct verb *verb)
                *verb->synopsis ? " " : "", verb->synopsis, verb->help);
         if (verb->takes_reason)
                 printf("     --reason TEXT   Why: recorded with the change, shown by status\n");
+        if (verb->takes_force)
+                printf("     --force         Isolate even if it cuts your own SSH session ($SSH_CONNECTION)\n");
         print_options_help();
 }
 
@@ -390,6 +420,7 @@ static int parse_verb_argv(const struct verb *verb, int argc, char *argv[], stru
         static const struct option options[] = {
                 GLOBAL_OPTIONS,
                 { "reason", required_argument, NULL, ARG_REASON },
+                { "force", no_argument, NULL, ARG_FORCE },
                 {}
         };
         int c, r;
@@ -412,6 +443,12 @@ static int parse_verb_argv(const struct verb *verb, int argc, char *argv[], stru
                 }
                 if (c == ARG_REASON)
                         return usage_error(verb->name, "'%s' takes no --reason", verb->name);
+                if (c == ARG_FORCE && verb->takes_force) {
+                        args->force = true;
+                        continue;
+                }
+                if (c == ARG_FORCE)
+                        return usage_error(verb->name, "'%s' takes no --force", verb->name);
                 return option_error(c, argc, argv, verb->name);
         }
 
@@ -445,6 +482,11 @@ static int run_verb(const struct verb *verb, const struct verb_args *args)
                 usage_error(verb->name, "POLICY and --reason must be valid UTF-8");
                 return EXIT_USAGE;
         }
+        /* Lets the agent refuse a change that would cut this very session, and record where it came from. */
+        if (verb->takes_reason && set_string(parameters, "ssh_connection", getenv("SSH_CONNECTION")) < 0)
+                return EXIT_FAILED;
+        if (args->force && json_object_set_new(parameters, "force", json_true()) < 0)
+                return EXIT_FAILED;
         return verb->run(parameters);
 }
 

@@ -468,21 +468,22 @@ print(json.dumps(d))
 sys.exit(0 if eval(sys.argv[1]) else 1)' "$1"
 }
 
-# ks_table_state — "absent", "dormant" or "active": the table inet killswitch in gw.
+# ks_table_state — "absent", "staged" or "active": the table inet killswitch in gw. Staged
+# policies are regular chains; isolation adds base chains (a "hook" line in the listing).
 ks_table_state() {
 	local t
 	t=$(n_gw nft list table inet killswitch 2>/dev/null) || { echo absent; return; }
-	if printf '%s\n' "$t" | grep -q 'flags.*dormant'; then echo dormant; else echo active; fi
+	if printf '%s\n' "$t" | grep -q 'type filter hook'; then echo active; else echo staged; fi
 }
 ks_table_active() { [ "$(ks_table_state)" = active ]; }
-# No killswitch rule is in force in gw (our table absent or dormant, no active killswitch_* table).
+# No killswitch rule is in force in gw: no killswitch* table has a base chain.
 ks_tables_inactive() {
 	local name
 	for name in $(n_gw nft list tables inet | awk '$3 ~ /^killswitch/ { print $3 }'); do
-		n_gw nft list table inet "$name" | grep -q 'flags.*dormant' || {
-			echo "table inet $name is active"
+		if n_gw nft list table inet "$name" | grep -q 'type filter hook'; then
+			echo "table inet $name has base chains"
 			return 1
-		}
+		fi
 	done
 }
 

@@ -2,7 +2,8 @@
 /*
  * Unit tests of the compiler, without a kernel: golden nft text and libnftnl
  * bytecode per shipped policy, merging of overlaps, element counts, the batch
- * messages, and 100k addresses. UPDATE_GOLDEN=1 rewrites the golden files.
+ * messages of a table of several staged policies and of the hook switch, and
+ * 100k addresses. UPDATE_GOLDEN=1 rewrites the golden files.
  */
 
 #define _GNU_SOURCE
@@ -10,6 +11,7 @@
 #include <glob.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -51,6 +53,9 @@ static struct ks_policy *parse(const char *text)
         diags_clear(&d);
         return p;
 }
+
+/* Policies as the array compile_table takes. */
+#define pp(...) ((const struct ks_policy *const[]){ __VA_ARGS__ })
 
 static char *text_of(const struct ks_policy *p)
 {
@@ -150,7 +155,7 @@ static void golden_policy(const char *path)
         assert_int_equal(policy_parse_file(path, &p, &d), 0);
         text = text_of(p);
         check_golden(p->name, "nft", text);
-        assert_int_equal(compile_ruleset(p, TABLE, 0, &r), 0);
+        assert_int_equal(compile_table(pp(p), 1, p->name, TABLE, &r), 0);
         dump = dump_of(r);
         check_golden(p->name, "dump", dump);
         ruleset_free(r);
@@ -184,32 +189,35 @@ static void test_isolate_shape(void **state)
                 "[Gateway web]\nAddress=192.0.2.0/24\n");
         _cleanup_free_ char *t = text_of(p);
 
-        assert_non_null(strstr(t, "table inet killswitch {\n\tcounter gw_phone {\n\t\tpackets 0 bytes 0\n\t}\n"));
-        assert_non_null(strstr(t, "\tcounter dropped_in {"));
-        assert_non_null(strstr(t, "\tcounter dropped_out {"));
-        assert_non_null(strstr(t, "\tset uplinks {\n\t\ttype ifname\n\t\telements = { \"wan0\",\n\t\t\t     \"wan1\" }\n"));
+        assert_non_null(strstr(t, "table inet killswitch {\n\tcounter t/gw_phone {\n\t\tpackets 0 bytes 0\n\t}\n"));
+        assert_non_null(strstr(t, "\tcounter t/dropped_in {"));
+        assert_non_null(strstr(t, "\tcounter t/dropped_out {"));
+        assert_non_null(strstr(t, "\tset t/uplinks {\n\t\ttype ifname\n\t\telements = { \"wan0\",\n\t\t\t     \"wan1\" }\n"));
         assert_non_null(strstr(t,
-                "\tset gw_phone_v4 {\n\t\ttype ipv4_addr . inet_proto . inet_service\n\t\tflags interval\n"
+                "\tset t/gw_phone_v4 {\n\t\ttype ipv4_addr . inet_proto . inet_service\n\t\tflags interval\n"
                 "\t\telements = { 203.0.113.5 . tcp . 5061,\n"
                 "\t\t\t     203.0.113.5 . udp . 5060,\n"
                 "\t\t\t     203.0.113.5 . udp . 10000-20000 }\n"));
         assert_null(strstr(t, "gw_phone_v6"));
-        assert_non_null(strstr(t, "\tset gw_web_v4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n"
+        assert_non_null(strstr(t, "\tset t/gw_web_v4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n"
                                   "\t\telements = { 192.0.2.0/24 }\n"));
-        assert_non_null(strstr(t, "type filter hook prerouting priority raw; policy accept;\n"
-                                  "\t\tiifname @uplinks jump inbound\n"));
-        assert_non_null(strstr(t, "type filter hook postrouting priority raw; policy accept;\n"
-                                  "\t\toifname @uplinks jump outbound\n"));
-        assert_non_null(strstr(t, "\tchain inbound {\n"
-                "\t\tip saddr . meta l4proto . th sport @gw_phone_v4 counter name \"gw_phone\" accept\n"
-                "\t\tip saddr . meta l4proto . th dport @gw_phone_v4 counter name \"gw_phone\" accept\n"
-                "\t\tip saddr @gw_web_v4 counter name \"gw_web\" accept\n"
-                "\t\tcounter name \"dropped_in\" drop\n\t}\n"));
-        assert_non_null(strstr(t, "\tchain outbound {\n"
-                "\t\tip daddr . meta l4proto . th dport @gw_phone_v4 counter name \"gw_phone\" accept\n"
-                "\t\tip daddr . meta l4proto . th sport @gw_phone_v4 counter name \"gw_phone\" accept\n"
-                "\t\tip daddr @gw_web_v4 counter name \"gw_web\" accept\n"
-                "\t\tcounter name \"dropped_out\" drop\n\t}\n}\n"));
+        assert_non_null(strstr(t, "\tchain t/inbound {\n"
+                "\t\tip saddr . meta l4proto . th sport @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"
+                "\t\tip saddr . meta l4proto . th dport @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"
+                "\t\tip saddr @t/gw_web_v4 counter name \"t/gw_web\" accept\n"
+                "\t\tcounter name \"t/dropped_in\" drop\n\t}\n\n"));
+        assert_non_null(strstr(t, "\tchain t/outbound {\n"
+                "\t\tip daddr . meta l4proto . th dport @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"
+                "\t\tip daddr . meta l4proto . th sport @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"
+                "\t\tip daddr @t/gw_web_v4 counter name \"t/gw_web\" accept\n"
+                "\t\tcounter name \"t/dropped_out\" drop\n\t}\n\n"));
+        /* The base chains come last, as the kernel lists them after a switch. */
+        assert_non_null(strstr(t, "\tchain prerouting {\n"
+                                  "\t\ttype filter hook prerouting priority raw; policy accept;\n"
+                                  "\t\tiifname @t/uplinks jump t/inbound\n\t}\n\n"
+                                  "\tchain postrouting {\n"
+                                  "\t\ttype filter hook postrouting priority raw; policy accept;\n"
+                                  "\t\toifname @t/uplinks jump t/outbound\n\t}\n}\n"));
         policy_free(p);
 }
 
@@ -219,41 +227,50 @@ static void test_bytecode(void **state)
         struct ks_ruleset *r = NULL;
         _cleanup_free_ char *dump = NULL;
 
-        assert_int_equal(compile_ruleset(p, TABLE, 0, &r), 0);
+        assert_int_equal(compile_table(pp(p), 1, "t", TABLE, &r), 0);
         dump = dump_of(r);
-        /* What nft 1.0.6 emits for: ip6 saddr . meta l4proto . th sport @gw_g_v6 counter name "gw_g" accept */
+        /* What nft 1.0.6 emits for: ip6 saddr . meta l4proto . th sport @t/gw_g_v6 counter name "t/gw_g" accept */
         assert_non_null(strstr(dump,
-                "inet killswitch inbound\n"
+                "inet killswitch t/inbound\n"
                 "  [ meta load nfproto => reg 1 ]\n"
                 "  [ cmp eq reg 1 0x0000000a ]\n"
                 "  [ payload load 16b @ network header + 8 => reg 1 ]\n"
                 "  [ meta load l4proto => reg 2 ]\n"
                 "  [ byteorder reg 2 = hton(reg 2, 2, 1) ]\n"
                 "  [ payload load 2b @ transport header + 0 => reg 13 ]\n"
-                "  [ lookup reg 1 set gw_g_v6 ]\n"
-                "  [ objref type 1 name gw_g ]\n"
+                "  [ lookup reg 1 set t/gw_g_v6 ]\n"
+                "  [ objref type 1 name t/gw_g ]\n"
                 "  [ immediate reg 0 accept ]\n"));
         assert_non_null(strstr(dump,
                 "inet killswitch prerouting\n"
                 "  [ meta load iifname => reg 1 ]\n"
-                "  [ lookup reg 1 set uplinks ]\n"
-                "  [ immediate reg 0 jump -> inbound ]\n"));
-        assert_non_null(strstr(dump, "gw_g_v6 killswitch 84\n"));        /* NFT_SET_INTERVAL | NFT_SET_CONCAT */
+                "  [ lookup reg 1 set t/uplinks ]\n"
+                "  [ immediate reg 0 jump -> t/inbound ]\n"));
+        assert_non_null(strstr(dump, "t/gw_g_v6 killswitch 84\n"));        /* NFT_SET_INTERVAL | NFT_SET_CONCAT */
         ruleset_free(r);
         policy_free(p);
 }
 
-static void test_dormant_flag(void **state)
+static void test_counter_names(void **state)
 {
-        struct ks_policy *p = parse("[Uplinks]\nInterface=wan0\n");
-        struct ks_ruleset *r = NULL;
-        _cleanup_free_ char *dump = NULL;
+        char buf[COMPILE_NAME_SIZE], small[8];
+        char gw[POLICY_NAME_MAX + 1], pol[POLICY_NAME_MAX + 1];
 
-        assert_int_equal(compile_ruleset(p, "killswitch_staged", NFT_TABLE_F_DORMANT, &r), 0);
-        dump = dump_of(r);
-        assert_true(strncmp(dump, "table killswitch_staged inet flags 1 ", 37) == 0);
-        ruleset_free(r);
-        policy_free(p);
+        assert_int_equal(compile_counter_name(buf, sizeof(buf), "web-proxy", COUNTER_DROPPED_IN), 0);
+        assert_string_equal(buf, "web-proxy/dropped_in");
+        assert_int_equal(compile_gateway_counter_name(buf, sizeof(buf), "web-proxy", "dns"), 0);
+        assert_string_equal(buf, "web-proxy/gw_dns");
+        assert_int_equal(compile_counter_name(small, sizeof(small), "web-proxy", COUNTER_DROPPED_OUT), -ENOBUFS);
+        assert_int_equal(compile_counter_name(buf, sizeof(buf), "1x", COUNTER_DROPPED_OUT), -EINVAL);
+        assert_int_equal(compile_gateway_counter_name(buf, sizeof(buf), NULL, "x"), -EINVAL);
+        /* The longest names fit. */
+        memset(gw, 'g', POLICY_NAME_MAX);
+        gw[POLICY_NAME_MAX] = '\0';
+        memset(pol, 'p', POLICY_NAME_MAX);
+        pol[POLICY_NAME_MAX] = '\0';
+        assert_int_equal(compile_gateway_counter_name(buf, sizeof(buf), pol, gw), 0);
+        assert_int_equal(strlen(buf), COMPILE_NAME_MAX - strlen("_v4"));
+        assert_int_equal(COMPILE_NAME_MAX, 71);
 }
 
 static void test_invalid_arguments(void **state)
@@ -262,18 +279,72 @@ static void test_invalid_arguments(void **state)
         struct ks_ruleset *r = NULL;
         char *t = NULL;
         char long_name[300];
+        char *name;
 
         memset(long_name, 'x', sizeof(long_name) - 1);
         long_name[sizeof(long_name) - 1] = '\0';
-        assert_int_equal(compile_ruleset(NULL, TABLE, 0, &r), -EINVAL);
-        assert_int_equal(compile_ruleset(p, NULL, 0, &r), -EINVAL);
-        assert_int_equal(compile_ruleset(p, long_name, 0, &r), -EINVAL);
+        assert_int_equal(compile_table(NULL, 1, NULL, TABLE, &r), -EINVAL);
+        assert_int_equal(compile_table(pp(NULL), 1, NULL, TABLE, &r), -EINVAL);
+        assert_int_equal(compile_table(pp(p), 1, NULL, NULL, &r), -EINVAL);
+        assert_int_equal(compile_table(pp(p), 1, NULL, long_name, &r), -EINVAL);
+        assert_int_equal(compile_table(pp(p), 1, NULL, TABLE, NULL), -EINVAL);
+        /* The same policy twice. */
+        assert_int_equal(compile_table(pp(p, p), 2, NULL, TABLE, &r), -EINVAL);
+        /* Active must be one of the policies. */
+        assert_int_equal(compile_table(pp(p), 1, "other", TABLE, &r), -ENOENT);
+        assert_int_equal(compile_table(NULL, 0, "t", TABLE, &r), -ENOENT);
+        assert_int_equal(compile_table(pp(p), 1, "1x", TABLE, &r), -EINVAL);
+        assert_int_equal(compile_hook("1x", TABLE, &r), -EINVAL);
+        assert_int_equal(compile_hook("t", NULL, &r), -EINVAL);
+        assert_int_equal(compile_hook(NULL, long_name, &r), -EINVAL);
+        assert_int_equal(compile_hook(NULL, TABLE, NULL), -EINVAL);
         assert_int_equal(compile_text(p, NULL, &t), -EINVAL);
         assert_int_equal(ruleset_to_batch(NULL, NULL, NULL), -EINVAL);
         assert_int_equal(ruleset_dump(NULL, stdout), -EINVAL);
         assert_null(r);
         assert_null(t);
         assert_null(ruleset_free(NULL));
+        /* A name nft would read as a number. */
+        name = p->name;
+        p->name = (char *)"2x";
+        assert_int_equal(compile_table(pp(p), 1, NULL, TABLE, &r), -EINVAL);
+        assert_int_equal(compile_text(p, TABLE, &t), -EINVAL);
+        p->name = name;
+        policy_free(p);
+
+        /* A gateway name longer than the parser allows would make a truncated name. */
+        p = parse("[Uplinks]\nInterface=wan0\n[Gateway g]\nAddress=192.0.2.1\n");
+        name = p->gateways[0].name;
+        p->gateways[0].name = long_name;
+        assert_int_equal(compile_table(pp(p), 1, NULL, TABLE, &r), -EINVAL);
+        assert_int_equal(compile_text(p, TABLE, &t), -EINVAL);
+        p->gateways[0].name = name;
+        policy_free(p);
+}
+
+/* The longest policy and gateway names make the longest object names. */
+static void test_longest_names(void **state)
+{
+        const char *pol = "Pppppppppppppppppppppppppppppppp", *gw = "gggggggggggggggggggggggggggggggg";
+        _cleanup_free_ char *text = NULL, *dump = NULL, *t = NULL, *set = NULL;
+        struct ks_diags d = {};
+        struct ks_policy *p = NULL;
+        struct ks_ruleset *r = NULL;
+
+        assert_int_equal(strlen(pol), POLICY_NAME_MAX);
+        assert_int_equal(strlen(gw), POLICY_NAME_MAX);
+        assert_true(asprintf(&text, "[Uplinks]\nInterface=wan0\n[Gateway %s]\nAddress=192.0.2.1\n", gw) > 0);
+        assert_int_equal(policy_parse_string(text, "x.policy", pol, &p, &d), 0);
+        assert_int_equal(compile_table(pp(p), 1, pol, TABLE, &r), 0);
+        dump = dump_of(r);
+        assert_true(asprintf(&set, "\n%s/gw_%s_v4 " TABLE " ", pol, gw) > 0);
+        assert_int_equal(strlen(set) - strlen(" " TABLE " ") - 1, COMPILE_NAME_MAX);
+        assert_non_null(strstr(dump, set));
+        assert_int_equal(compile_text(p, TABLE, &t), 0);
+        free(set);
+        assert_true(asprintf(&set, "\tset %s/gw_%s_v4 {\n", pol, gw) > 0);
+        assert_non_null(strstr(t, set));
+        ruleset_free(r);
         policy_free(p);
 }
 
@@ -305,10 +376,10 @@ static void test_merge_overlaps(void **state)
                 "\t\t\t     ::1 . udp . 53,\n"
                 "\t\t\t     ::1 . sctp . 1-5,\n"
                 "\t\t\t     2001:db8::/32 . tcp . 10-31,\n"));
-        assert_int_equal(compile_ruleset(p, TABLE, 0, &r), 0);
+        assert_int_equal(compile_table(pp(p), 1, NULL, TABLE, &r), 0);
         dump = dump_of(r);
-        assert_int_equal(count_elements(dump, "gw_m_v4"), 2 * 4);
-        assert_int_equal(count_elements(dump, "gw_m_v6"), 2 * 4);
+        assert_int_equal(count_elements(dump, "t/gw_m_v4"), 2 * 4);
+        assert_int_equal(count_elements(dump, "t/gw_m_v6"), 2 * 4);
         ruleset_free(r);
         policy_free(p);
 }
@@ -323,22 +394,22 @@ static void test_interval_elements(void **state)
         struct ks_ruleset *r = NULL;
         _cleanup_free_ char *t = text_of(p), *dump = NULL;
 
-        assert_int_equal(compile_ruleset(p, TABLE, 0, &r), 0);
+        assert_int_equal(compile_table(pp(p), 1, NULL, TABLE, &r), 0);
         dump = dump_of(r);
-        assert_int_equal(count_elements(dump, "uplinks"), 2);
+        assert_int_equal(count_elements(dump, "t/uplinks"), 2);
         /* A leading end at 0, then start and end of each of the three ranges. */
-        assert_int_equal(count_elements(dump, "gw_a_v4"), 1 + 3 * 2);
+        assert_int_equal(count_elements(dump, "t/gw_a_v4"), 1 + 3 * 2);
         assert_non_null(strstr(t, "elements = { 10.0.0.0/8, 192.0.2.1,\n\t\t\t     192.0.2.3 }"));
         /* The whole space: one open start element, nothing before it. */
-        assert_int_equal(count_elements(dump, "gw_all_v4"), 1);
-        assert_int_equal(count_elements(dump, "gw_all_v6"), 1);
+        assert_int_equal(count_elements(dump, "t/gw_all_v4"), 1);
+        assert_int_equal(count_elements(dump, "t/gw_all_v6"), 1);
         assert_non_null(strstr(t, "elements = { 0.0.0.0/0 }"));
         assert_non_null(strstr(t, "elements = { ::/0 }"));
         /* Up to the last address: no end element, marked open in the element's user data. */
-        assert_int_equal(count_elements(dump, "gw_top_v4"), 2);
+        assert_int_equal(count_elements(dump, "t/gw_top_v4"), 2);
         assert_non_null(strstr(dump, "element ffffffff  : 0 [end]  userdata = { \\x01\\x04\\x01\\x00\\x00\\x00 }"));
         /* :: starts at 0 (no leading end), then its end, then the open ffff::/16. */
-        assert_int_equal(count_elements(dump, "gw_top_v6"), 3);
+        assert_int_equal(count_elements(dump, "t/gw_top_v6"), 3);
         assert_non_null(strstr(t, "elements = { ::,\n\t\t\t     ffff::/16 }"));
         ruleset_free(r);
         policy_free(p);
@@ -346,8 +417,18 @@ static void test_interval_elements(void **state)
 
 /* ---- Batch ------------------------------------------------------------- */
 
+struct msg_info {
+        uint16_t type, flags;
+        bool hook;              /* NFTA_CHAIN_HOOK */
+        size_t n_attrs;
+        char name[COMPILE_NAME_SIZE];   /* chain of a chain or rule message */
+        char target[COMPILE_NAME_SIZE]; /* a rule's jump target, if any */
+};
+
 struct batch_stats {
         size_t msgs, newsetelem, elements, max_len;
+        struct msg_info *info;  /* the first max_info messages */
+        size_t max_info;
 };
 
 /* Elements in one NEWSETELEM message: the entries of its NFTA_SET_ELEM_LIST_ELEMENTS nest. */
@@ -365,6 +446,52 @@ static size_t msg_elements(const struct nlmsghdr *nlh)
         return n;
 }
 
+/* The chain name of a jump in a rule's expressions, if any. */
+static void rule_jump_target(const struct nlattr *exprs, char *buf, size_t size)
+{
+        const struct nlattr *e, *a, *d, *v, *c;
+
+        mnl_attr_for_each_nested(e, exprs)
+                mnl_attr_for_each_nested(a, e) {
+                        if (mnl_attr_get_type(a) != NFTA_EXPR_DATA)
+                                continue;
+                        mnl_attr_for_each_nested(d, a) {
+                                if (mnl_attr_get_type(d) != NFTA_IMMEDIATE_DATA)
+                                        continue;
+                                mnl_attr_for_each_nested(v, d) {
+                                        if (mnl_attr_get_type(v) != NFTA_DATA_VERDICT)
+                                                continue;
+                                        mnl_attr_for_each_nested(c, v)
+                                                if (mnl_attr_get_type(c) == NFTA_VERDICT_CHAIN)
+                                                        snprintf(buf, size, "%s", mnl_attr_get_str(c));
+                                }
+                        }
+                }
+}
+
+static void msg_info_of(const struct nlmsghdr *nlh, struct msg_info *mi)
+{
+        const struct nlattr *a;
+        uint16_t type = NFNL_MSG_TYPE(nlh->nlmsg_type);
+
+        memset(mi, 0, sizeof(*mi));
+        mi->type = type;
+        mi->flags = nlh->nlmsg_flags;
+        mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
+                uint16_t t = mnl_attr_get_type(a);
+
+                mi->n_attrs++;
+                if ((type == NFT_MSG_NEWCHAIN || type == NFT_MSG_DELCHAIN) && t == NFTA_CHAIN_HOOK)
+                        mi->hook = true;
+                else if ((type == NFT_MSG_NEWCHAIN || type == NFT_MSG_DELCHAIN) && t == NFTA_CHAIN_NAME)
+                        snprintf(mi->name, sizeof(mi->name), "%s", mnl_attr_get_str(a));
+                else if ((type == NFT_MSG_NEWRULE || type == NFT_MSG_DELRULE) && t == NFTA_RULE_CHAIN)
+                        snprintf(mi->name, sizeof(mi->name), "%s", mnl_attr_get_str(a));
+                else if (type == NFT_MSG_NEWRULE && t == NFTA_RULE_EXPRESSIONS)
+                        rule_jump_target(a, mi->target, sizeof(mi->target));
+        }
+}
+
 static void check_msg(const struct nlmsghdr *nlh, uint32_t seq, struct batch_stats *st)
 {
         uint16_t type = NFNL_MSG_TYPE(nlh->nlmsg_type);
@@ -373,24 +500,33 @@ static void check_msg(const struct nlmsghdr *nlh, uint32_t seq, struct batch_sta
         assert_int_equal(nlh->nlmsg_seq, seq);
         assert_true(nlh->nlmsg_flags & NLM_F_ACK);
         assert_true(nlh->nlmsg_flags & NLM_F_REQUEST);
-        assert_true(nlh->nlmsg_flags & NLM_F_CREATE);
-        if (st->msgs == 0)
-                assert_int_equal(type, NFT_MSG_NEWTABLE);
-        if (type == NFT_MSG_NEWRULE)
-                assert_true(nlh->nlmsg_flags & NLM_F_APPEND);
+        switch (type) {
+        case NFT_MSG_DELRULE:
+        case NFT_MSG_DELCHAIN:
+                assert_int_equal(nlh->nlmsg_flags, NLM_F_REQUEST | NLM_F_ACK);
+                break;
+        case NFT_MSG_NEWRULE:
+                assert_int_equal(nlh->nlmsg_flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND);
+                break;
+        default:
+                assert_int_equal(nlh->nlmsg_flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE);
+        }
         if (type == NFT_MSG_NEWSETELEM) {
                 st->newsetelem++;
                 st->elements += msg_elements(nlh);
         }
+        if (st->msgs < st->max_info)
+                msg_info_of(nlh, &st->info[st->msgs]);
         if (nlh->nlmsg_len > st->max_len)
                 st->max_len = nlh->nlmsg_len;
         st->msgs++;
 }
 
-static struct batch_stats batch_of(const struct ks_ruleset *r, uint32_t first_seq)
+static struct batch_stats batch_info(const struct ks_ruleset *r, uint32_t first_seq, struct msg_info *info,
+                                     size_t max_info)
 {
         struct nftnl_batch *b = nftnl_batch_alloc(32 * 4096, RULESET_BATCH_OVERRUN);
-        struct batch_stats st = {};
+        struct batch_stats st = { .info = info, .max_info = max_info };
         uint32_t seq = first_seq;
         int n;
 
@@ -412,6 +548,11 @@ static struct batch_stats batch_of(const struct ks_ruleset *r, uint32_t first_se
         return st;
 }
 
+static struct batch_stats batch_of(const struct ks_ruleset *r, uint32_t first_seq)
+{
+        return batch_info(r, first_seq, NULL, 0);
+}
+
 static void test_batch_small(void **state)
 {
         struct ks_policy *p = parse(
@@ -419,16 +560,210 @@ static void test_batch_small(void **state)
                 "[Gateway phone]\nAddress=203.0.113.5\nPorts=udp:5060 tcp:5061 udp:10000-20000\n"
                 "[Gateway mail]\nAddress=203.0.113.25 2001:db8:25::25\nPorts=tcp:25 tcp:465 tcp:587 tcp:993\n");
         struct ks_ruleset *r = NULL;
+        struct msg_info mi[64];
         struct batch_stats st;
 
-        assert_int_equal(compile_ruleset(p, TABLE, 0, &r), 0);
-        st = batch_of(r, 100);
-        /* table, 4 counters, 4 sets with one element message each, 4 chains, 2 + 2*(2+4) + 2 rules */
-        assert_int_equal(st.msgs, 1 + 4 + 4 * 2 + 4 + 2 + 12 + 2);
+        assert_int_equal(compile_table(pp(p), 1, "t", TABLE, &r), 0);
+        st = batch_info(r, 100, mi, ELEMENTSOF(mi));
+        /* table, 4 counters, 4 sets with one element message each, 2 chains, 2*(2+4) + 2 rules, 2 base chains + 2 rules */
+        assert_int_equal(st.msgs, 1 + 4 + 4 * 2 + 2 + 12 + 2 + 2 + 2);
         assert_int_equal(st.newsetelem, 4);
         assert_int_equal(st.elements, 2 + 3 + 4 + 4);
+        assert_int_equal(mi[0].type, NFT_MSG_NEWTABLE);
+        for (size_t i = 1; i <= 4; i++)
+                assert_int_equal(mi[i].type, NFT_MSG_NEWOBJ);
+        assert_int_equal(mi[13].type, NFT_MSG_NEWCHAIN);
+        assert_string_equal(mi[13].name, "t/inbound");
+        assert_false(mi[13].hook);
+        assert_int_equal(mi[st.msgs - 4].type, NFT_MSG_NEWCHAIN);
+        assert_string_equal(mi[st.msgs - 4].name, "prerouting");
+        assert_true(mi[st.msgs - 4].hook);
         ruleset_free(r);
         policy_free(p);
+}
+
+/* Three policies staged; the message types of the whole table in order, and what is hooked. */
+static void check_table(struct ks_policy *const *ps, size_t n, const char *active, size_t *ret_msgs,
+                        char **ret_dump)
+{
+        struct ks_ruleset *r = NULL;
+        struct msg_info mi[128];
+        struct batch_stats st;
+        size_t base = 0, chains = 0;
+
+        assert_int_equal(compile_table((const struct ks_policy *const *)ps, n, active, TABLE, &r), 0);
+        st = batch_info(r, 1, mi, ELEMENTSOF(mi));
+        assert_true(st.msgs <= ELEMENTSOF(mi));
+        assert_int_equal(mi[0].type, NFT_MSG_NEWTABLE);
+        for (size_t i = 0; i < st.msgs; i++) {
+                assert_true(mi[i].type != NFT_MSG_DELRULE && mi[i].type != NFT_MSG_DELCHAIN);
+                if (mi[i].type != NFT_MSG_NEWCHAIN)
+                        continue;
+                chains++;
+                if (mi[i].hook)
+                        base++;
+                else
+                        assert_non_null(strchr(mi[i].name, '/'));
+        }
+        assert_int_equal(chains, 2 * n + base);
+        if (!active) {
+                assert_int_equal(base, 0);
+        } else {
+                _cleanup_free_ char *in = NULL, *out = NULL;
+
+                assert_true(asprintf(&in, "%s/inbound", active) > 0);
+                assert_true(asprintf(&out, "%s/outbound", active) > 0);
+                assert_int_equal(base, 2);
+                /* The last four: NEWCHAIN prerouting, its jump, NEWCHAIN postrouting, its jump. */
+                assert_int_equal(mi[st.msgs - 4].type, NFT_MSG_NEWCHAIN);
+                assert_string_equal(mi[st.msgs - 4].name, "prerouting");
+                assert_int_equal(mi[st.msgs - 3].type, NFT_MSG_NEWRULE);
+                assert_string_equal(mi[st.msgs - 3].name, "prerouting");
+                assert_string_equal(mi[st.msgs - 3].target, in);
+                assert_int_equal(mi[st.msgs - 2].type, NFT_MSG_NEWCHAIN);
+                assert_string_equal(mi[st.msgs - 2].name, "postrouting");
+                assert_int_equal(mi[st.msgs - 1].type, NFT_MSG_NEWRULE);
+                assert_string_equal(mi[st.msgs - 1].name, "postrouting");
+                assert_string_equal(mi[st.msgs - 1].target, out);
+        }
+        *ret_msgs = st.msgs;
+        *ret_dump = dump_of(r);
+        ruleset_free(r);
+}
+
+static struct ks_policy *parse_named(const char *text, const char *name)
+{
+        struct ks_diags d = {};
+        struct ks_policy *p = NULL;
+
+        assert_int_equal(policy_parse_string(text, "t.policy", name, &p, &d), 0);
+        return p;
+}
+
+static void test_table_many(void **state)
+{
+        struct ks_policy *ps[3] = {
+                parse_named("[Uplinks]\nInterface=wan0\n", "cut-all"),
+                parse_named("[Uplinks]\nInterface=wan0 wan1\n[Gateway mail]\nAddress=203.0.113.25\nPorts=tcp:25\n",
+                            "isolate"),
+                parse_named("[Uplinks]\nInterface=lte0\n[Gateway proxy]\nAddress=2001:db8::8\n", "web-proxy"),
+        };
+        _cleanup_free_ char *none = NULL, *one = NULL, *last = NULL;
+        size_t n_none, n_one, n_last;
+
+        check_table(ps, 3, NULL, &n_none, &none);
+        check_table(ps, 3, "isolate", &n_one, &one);
+        check_table(ps, 3, "web-proxy", &n_last, &last);
+        assert_int_equal(n_one, n_none + 4);
+        assert_int_equal(n_last, n_none + 4);
+        /* Every policy's objects, each under its own prefix; the same staged part whatever is active. */
+        assert_true(strncmp(none, one, strlen(none)) == 0);
+        assert_true(strncmp(none, last, strlen(none)) == 0);
+        assert_non_null(strstr(none, "name cut-all/dropped_in use 0"));
+        assert_non_null(strstr(none, "name isolate/gw_mail use 0"));
+        assert_non_null(strstr(none, "\nweb-proxy/gw_proxy_v6 killswitch 4\n"));
+        assert_non_null(strstr(none, "inet killswitch cut-all/outbound use 0"));
+        assert_non_null(strstr(none, "inet killswitch web-proxy/inbound\n"
+                                     "  [ meta load nfproto => reg 1 ]\n"
+                                     "  [ cmp eq reg 1 0x0000000a ]\n"
+                                     "  [ payload load 16b @ network header + 8 => reg 1 ]\n"
+                                     "  [ lookup reg 1 set web-proxy/gw_proxy_v6 ]\n"
+                                     "  [ objref type 1 name web-proxy/gw_proxy ]\n"
+                                     "  [ immediate reg 0 accept ]\n"));
+        assert_null(strstr(none, "prerouting"));
+        assert_non_null(strstr(one + strlen(none),
+                "inet killswitch prerouting use 0 type filter hook prerouting prio -300 policy accept"));
+        assert_non_null(strstr(one + strlen(none), "inet killswitch prerouting\n"
+                                                   "  [ meta load iifname => reg 1 ]\n"
+                                                   "  [ lookup reg 1 set isolate/uplinks ]\n"
+                                                   "  [ immediate reg 0 jump -> isolate/inbound ]\n"));
+        assert_non_null(strstr(last + strlen(none), "inet killswitch postrouting\n"
+                                                    "  [ meta load oifname => reg 1 ]\n"
+                                                    "  [ lookup reg 1 set web-proxy/uplinks ]\n"
+                                                    "  [ immediate reg 0 jump -> web-proxy/outbound ]\n"));
+        /* No policy at all: an empty table. */
+        {
+                struct ks_ruleset *r = NULL;
+                struct batch_stats st;
+
+                assert_int_equal(compile_table(NULL, 0, NULL, TABLE, &r), 0);
+                st = batch_of(r, 1);
+                assert_int_equal(st.msgs, 1);
+                ruleset_free(r);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(ps); i++)
+                policy_free(ps[i]);
+}
+
+static void test_hook(void **state)
+{
+        struct ks_ruleset *r = NULL;
+        struct msg_info mi[16];
+        struct batch_stats st;
+        _cleanup_free_ char *dump = NULL;
+        static const char *const chains[] = { "prerouting", "postrouting" };
+
+        assert_int_equal(compile_hook("web-proxy", TABLE, &r), 0);
+        st = batch_info(r, 7, mi, ELEMENTSOF(mi));
+        assert_int_equal(st.msgs, 6);
+        for (size_t c = 0; c < 2; c++) {
+                const struct msg_info *m = &mi[3 * c];
+                _cleanup_free_ char *target = NULL;
+
+                assert_true(asprintf(&target, "web-proxy/%s", c == 0 ? "inbound" : "outbound") > 0);
+                /* NEWCHAIN with its hook, flags checked in check_msg: REQUEST|ACK|CREATE */
+                assert_int_equal(m[0].type, NFT_MSG_NEWCHAIN);
+                assert_string_equal(m[0].name, chains[c]);
+                assert_true(m[0].hook);
+                /* DELRULE with only the table and the chain: flushes the chain */
+                assert_int_equal(m[1].type, NFT_MSG_DELRULE);
+                assert_string_equal(m[1].name, chains[c]);
+                assert_int_equal(m[1].n_attrs, 2);
+                /* NEWRULE: the jump; REQUEST|ACK|CREATE|APPEND */
+                assert_int_equal(m[2].type, NFT_MSG_NEWRULE);
+                assert_string_equal(m[2].name, chains[c]);
+                assert_string_equal(m[2].target, target);
+        }
+        dump = dump_of(r);
+        assert_string_equal(dump,
+                "inet killswitch prerouting use 0 type filter hook prerouting prio -300 policy accept packets 0 bytes 0\n"
+                "delete rule inet killswitch prerouting\n"
+                "inet killswitch prerouting\n"
+                "  [ meta load iifname => reg 1 ]\n"
+                "  [ lookup reg 1 set web-proxy/uplinks ]\n"
+                "  [ immediate reg 0 jump -> web-proxy/inbound ]\n"
+                "inet killswitch postrouting use 0 type filter hook postrouting prio -300 policy accept packets 0 bytes 0\n"
+                "delete rule inet killswitch postrouting\n"
+                "inet killswitch postrouting\n"
+                "  [ meta load oifname => reg 1 ]\n"
+                "  [ lookup reg 1 set web-proxy/uplinks ]\n"
+                "  [ immediate reg 0 jump -> web-proxy/outbound ]\n");
+        r = ruleset_free(r);
+        free(dump);
+
+        assert_int_equal(compile_hook(NULL, TABLE, &r), 0);
+        st = batch_info(r, 1, mi, ELEMENTSOF(mi));
+        assert_int_equal(st.msgs, 4);
+        for (size_t c = 0; c < 2; c++) {
+                const struct msg_info *m = &mi[2 * c];
+
+                /* NEWCHAIN without hook: table and name only, REQUEST|ACK|CREATE */
+                assert_int_equal(m[0].type, NFT_MSG_NEWCHAIN);
+                assert_string_equal(m[0].name, chains[c]);
+                assert_false(m[0].hook);
+                assert_int_equal(m[0].n_attrs, 2);
+                /* DELCHAIN: REQUEST|ACK, without NLM_F_NONREC: the kernel deletes the rules with it */
+                assert_int_equal(m[1].type, NFT_MSG_DELCHAIN);
+                assert_string_equal(m[1].name, chains[c]);
+                assert_int_equal(m[1].n_attrs, 2);
+        }
+        dump = dump_of(r);
+        assert_string_equal(dump,
+                "inet killswitch prerouting use 0\n"
+                "delete chain inet killswitch prerouting\n"
+                "inet killswitch postrouting use 0\n"
+                "delete chain inet killswitch postrouting\n");
+        ruleset_free(r);
 }
 
 /* 100,000 addresses: a gateway with two ports and one with all traffic. */
@@ -474,7 +809,7 @@ static void test_100k_addresses(void **state)
         double ms;
 
         clock_gettime(CLOCK_MONOTONIC, &a);
-        assert_int_equal(compile_ruleset(p, TABLE, 0, &r), 0);
+        assert_int_equal(compile_table(pp(p), 1, "t", TABLE, &r), 0);
         ms = elapsed_ms(&a);
         print_message("compiled 2 x %zu addresses in %.0f ms\n", n, ms);
 #ifdef SLOW_BUILD
@@ -483,8 +818,8 @@ static void test_100k_addresses(void **state)
         assert_true(ms < 1000);
 #endif
         dump = dump_of(r);
-        assert_int_equal(count_elements(dump, "gw_big0_v4"), 2 * n);
-        assert_int_equal(count_elements(dump, "gw_big1_v4"), 1 + 2 * n);
+        assert_int_equal(count_elements(dump, "t/gw_big0_v4"), 2 * n);
+        assert_int_equal(count_elements(dump, "t/gw_big1_v4"), 1 + 2 * n);
 
         st = batch_of(r, 1);
         assert_int_equal(st.elements, 1 + 2 * n + 1 + 2 * n);
@@ -502,11 +837,14 @@ int main(void)
                 cmocka_unit_test(test_golden_policies),
                 cmocka_unit_test(test_isolate_shape),
                 cmocka_unit_test(test_bytecode),
-                cmocka_unit_test(test_dormant_flag),
+                cmocka_unit_test(test_counter_names),
                 cmocka_unit_test(test_invalid_arguments),
+                cmocka_unit_test(test_longest_names),
                 cmocka_unit_test(test_merge_overlaps),
                 cmocka_unit_test(test_interval_elements),
                 cmocka_unit_test(test_batch_small),
+                cmocka_unit_test(test_table_many),
+                cmocka_unit_test(test_hook),
                 cmocka_unit_test(test_100k_addresses),
         };
 

@@ -444,6 +444,23 @@ static void test_name_valid(void **state)
         assert_int_equal(policy_name_valid("a b"), -EINVAL);
         assert_int_equal(policy_name_valid("../x"), -EINVAL);
         assert_int_equal(policy_name_valid(NULL), -EINVAL);
+        /* A letter first: nft reads "1x/inbound" as a number. */
+        assert_int_equal(policy_name_valid("x"), 0);
+        assert_int_equal(policy_name_valid("Z9"), 0);
+        assert_int_equal(policy_name_valid("1x"), -EINVAL);
+        assert_int_equal(policy_name_valid("9"), -EINVAL);
+        assert_int_equal(policy_name_valid("-x"), -EINVAL);
+        assert_int_equal(policy_name_valid("_x"), -EINVAL);
+}
+
+/* Gateway names keep their old rule: they never start an nft word. */
+static void test_gateway_name_digit(void **state)
+{
+        struct ks_policy *p = parse_ok(HEAD "[Gateway 1st]\nAddress=192.0.2.1\n[Gateway -x]\nAddress=192.0.2.2\n");
+
+        assert_string_equal(p->gateways[0].name, "1st");
+        assert_string_equal(p->gateways[1].name, "-x");
+        policy_free(p);
 }
 
 static void test_diags_add(void **state)
@@ -512,6 +529,15 @@ static void test_parse_file(void **state)
         path = write_temp(dir, "bad name.policy", HEAD, strlen(HEAD));
         assert_int_equal(policy_parse_file(path, &p, &d), -EINVAL);
         assert_non_null(strstr(d.msgs[0], ": invalid policy name \"bad name\""));
+        diags_clear(&d);
+        unlink(path);
+        free(path);
+
+        path = write_temp(dir, "2nd.policy", HEAD, strlen(HEAD));
+        assert_int_equal(policy_parse_file(path, &p, &d), -EINVAL);
+        assert_int_equal(d.n, 1);
+        assert_non_null(strstr(d.msgs[0], ": invalid policy name \"2nd\"; use a letter, then up to 31 of "
+                                          "A-Z a-z 0-9 _ -, before \".policy\""));
         diags_clear(&d);
         unlink(path);
         free(path);
@@ -601,6 +627,7 @@ int main(void)
                 cmocka_unit_test(test_all_problems_collected),
                 cmocka_unit_test(test_diags_cap),
                 cmocka_unit_test(test_name_valid),
+                cmocka_unit_test(test_gateway_name_digit),
                 cmocka_unit_test(test_diags_add),
                 cmocka_unit_test(test_parse_file),
                 cmocka_unit_test(test_shipped_policy),

@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "../agent/cleanup.h"
+#include "metrics.h"
+#include "output.h"
+
+struct family {
+        const char *name;
+        const char *type;
+        const char *help;
+};
+
+/* Printed in this order; a family without samples is left out. */
+static const struct family families[] = {
+        { "killswitch_up", "gauge",
+          "Whether killswitchd answered the status query (1) or could not be reached (0)." },
+        { "killswitch_isolated", "gauge",
+          "1 while an isolation policy is in force, 0 in the normal state." },
+        { "killswitch_state_since_seconds", "gauge",
+          "Unix time of the last state change (isolate or restore)." },
+        { "killswitch_last_apply_seconds", "gauge",
+          "Duration of the last nftables transaction the agent applied, in seconds." },
+        { "killswitch_gateway_packets_total", "counter",
+          "Packets let through to and from a gateway of the policy in force." },
+        { "killswitch_gateway_bytes_total", "counter",
+          "Bytes let through to and from a gateway of the policy in force." },
+        { "killswitch_dropped_packets_total", "counter",
+          "Packets dropped on the uplinks by the policy in force." },
+        { "killswitch_dropped_bytes_total", "counter",
+          "Bytes dropped on the uplinks by the policy in force." },
+        { "killswitch_reassertions_total", "counter",
+          "Times the agent put its ruleset back after it was changed or removed behind its back." },
+};
+
+static int add_sample(json_t *samples, const char *name, json_t *labels, json_t *value)
+{
+        json_t *s;
+
+        if (!labels)
+                labels = json_object();
+        s = json_pack("{s:s, s:o, s:o}", "name", name, "labels", labels, "value", value);
+        if (!s)
+                return -ENOMEM;
+        return json_array_append_new(samples, s) < 0 ? -ENOMEM : 0;
+}
+
+static json_int_t counter(json_t *object, const char *key)
+{
+        json_int_t v = json_integer_value(json_object_get(object, key));
+
+        return v > 0 ? v : 0;
+}
+
+static int add_gateways(json_t *samples, json_t *status)
+{
+        const char *policy = json_string_value(json_object_get(status, "policy")) ?: "";
+        size_t i;
+        json_t *g;
+        int r = 0;
+
+        json_array_foreach(json_object_get(status, "gateways"), i, g) {
+                const char *name = json_string_value(json_object_get(g, "name")) ?: "";
+
+                r = add_sample(samples, "killswitch_gateway_packets_total",
+                               json_pack("{s:s, s:s}", "policy", policy, "gateway", name),
+                               json_integer(counter(g, "packets")));
+                if (r >= 0)
+                        r = add_sample(samples, "killswitch_gateway_bytes_total",
+                                       json_pack("{s:s, s:s}", "policy", policy, "gateway", name),
+                                       json_integer(counter(g, "bytes")));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int add_status(json_t *samples, json_t *status)
+{
+        const char *state = json_string_value(json_object_get(status, "state")) ?: "";
+        const char *since = json_string_value(json_object_get(status, "since"));
+        json_t *apply = json_object_get(status, "apply_usec");
+        json_t *dropped = json_object_get(status, "dropped");
+        json_t *reassertions = json_object_get(status, "reassertions");
+        time_t t;
+        int r;
+
+        r = add_sample(samples, "killswitch_isolated", NULL, json_integer(strcmp(state, "isolated") == 0));
+        if (r >= 0 && since && parse_rfc3339(since, &t) >= 0)
+                r = add_sample(samples, "killswitch_state_since_seconds", NULL, json_integer((json_int_t) t));
+        if (r >= 0 && json_is_integer(apply))
+                r = add_sample(samples, "killswitch_last_apply_seconds", NULL,
+                               json_real((double) json_integer_value(apply) / 1e6));
+        if (r >= 0)
+                r = add_gateways(samples, status);
+        /* Counters of the ruleset in force: zero while nothing is dropped. */
+        if (r >= 0)
+                r = add_sample(samples, "killswitch_dropped_packets_total", NULL,
+                               json_integer(counter(dropped, "packets")));
+        if (r >= 0)
+                r = add_sample(samples, "killswitch_dropped_bytes_total", NULL,
+                               json_integer(counter(dropped, "bytes")));
+        if (r >= 0 && json_is_integer(reassertions))
+                r = add_sample(samples, "killswitch_reassertions_total", NULL,
+                               json_integer(counter(status, "reassertions")));
+        return r;
+}
+
+json_t *metrics_from_status(json_t *status)
+{
+        json_t *samples = json_array();
+
+        if (!samples)
+                return NULL;
+        if (add_sample(samples, "killswitch_up", NULL, json_integer(status != NULL)) < 0 ||
+            (status && add_status(samples, status) < 0)) {
+                json_decref(samples);
+                return NULL;
+        }
+        return samples;
+}
+
+/* A label value with \, " and newline escaped, as the exposition format wants. */
+static void print_label_value(FILE *f, const char *s)
+{
+        fputc('"', f);
+        for (; *s; s++) {
+                if (*s == '\\' || *s == '"')
+                        fputc('\\', f);
+                if (*s == '\n')
+                        fputs("\\n", f);
+                else
+                        fputc(*s, f);
+        }
+        fputc('"', f);
+}
+
+static void print_sample(FILE *f, json_t *sample)
+{
+        json_t *labels = json_object_get(sample, "labels");
+        json_t *value = json_object_get(sample, "value");
+        const char *key;
+        bool first = true;
+        json_t *v;
+
+        fputs(json_string_value(json_object_get(sample, "name")), f);
+        json_object_foreach(labels, key, v) {
+                fputs(first ? "{" : ",", f);
+                fprintf(f, "%s=", key);
+                print_label_value(f, json_string_value(v) ?: "");
+                first = false;
+        }
+        if (!first)
+                fputc('}', f);
+        if (json_is_integer(value))
+                fprintf(f, " %" JSON_INTEGER_FORMAT "\n", json_integer_value(value));
+        else
+                fprintf(f, " %.6f\n", json_number_value(value));
+}
+
+void metrics_print(FILE *f, json_t *samples)
+{
+        bool header;
+        size_t i;
+        json_t *s;
+
+        for (size_t k = 0; k < ELEMENTSOF(families); k++) {
+                header = false;
+                json_array_foreach(samples, i, s) {
+                        if (strcmp(json_string_value(json_object_get(s, "name")) ?: "", families[k].name) != 0)
+                                continue;
+                        if (!header)
+                                fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", families[k].name, families[k].help,
+                                        families[k].name, families[k].type);
+                        header = true;
+                        print_sample(f, s);
+                }
+        }
+}

@@ -1,0 +1,622 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+#
+# The measuring half of tests/bench/bench.sh: timing loops, the UDP flood and its timestamping
+# receiver, /proc sampling, statistics and the report. bench.sh builds the lab and calls the
+# sub-commands below, each inside the namespace it belongs to; every sub-command writes its
+# results as JSON into the results directory, and `report` turns them into the table.
+#
+# Not a test: nothing here passes or fails, it measures. Nothing sends a packet outside the
+# bench's own namespaces, and nft only ever runs inside the lab's gateway namespace (checked).
+
+import argparse
+import array
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+# ------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def percentile(values, q):
+    """Linear interpolation between closest ranks (numpy's default), q in [0, 100]."""
+    v = sorted(values)
+    if not v:
+        return None
+    if len(v) == 1:
+        return v[0]
+    pos = (len(v) - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+
+
+def summary(values):
+    return {
+        "n": len(values),
+        "median": percentile(values, 50),
+        "p10": percentile(values, 10),
+        "p90": percentile(values, 90),
+        "min": min(values) if values else None,
+        "max": max(values) if values else None,
+    }
+
+
+def write_json(path, obj):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
+def read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+def require_lab_netns(name):
+    """Refuse to run nft anywhere but in the lab namespace NAME (never on the host's ruleset)."""
+    me = os.stat("/proc/self/ns/net")
+    try:
+        lab = os.stat(os.path.join("/run/netns", name))
+    except OSError as e:
+        sys.exit("bench.py: no lab namespace %s: %s" % (name, e))
+    if (me.st_dev, me.st_ino) != (lab.st_dev, lab.st_ino):
+        sys.exit("bench.py: refusing to run nft outside the lab namespace %s" % name)
+
+
+class Ctl:
+    def __init__(self, ctl, sock):
+        self.base = [ctl, "--socket", sock]
+
+    def run(self, *args, check=True):
+        p = subprocess.run(self.base + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=120)
+        if check and p.returncode != 0:
+            raise RuntimeError("killswitchctl %s failed (exit %d): %s%s" %
+                               (" ".join(args), p.returncode, p.stdout, p.stderr))
+        return p
+
+    def timed(self, *args):
+        """Wall time of one killswitchctl invocation, start of exec to exit, in seconds."""
+        t0 = time.perf_counter()
+        p = subprocess.run(self.base + list(args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           text=True, timeout=120)
+        t1 = time.perf_counter()
+        if p.returncode != 0:
+            raise RuntimeError("killswitchctl %s failed (exit %d): %s" %
+                               (" ".join(args), p.returncode, p.stderr))
+        return t1 - t0
+
+    def status(self):
+        d = json.loads(self.run("--json=short", "status").stdout)
+        return d.get("parameters", d) if isinstance(d, dict) else d
+
+
+# ------------------------------------------------------------------------------------------------
+# Policies
+
+
+def gen_policy(args):
+    """A policy with N distinct, non-adjacent /32s (one gateway), plus the lab's allowlisted peer.
+
+    Addresses are 100.64.0.1, .3, .5, ... (every other address, so no two merge into a range):
+    100,000 of them fit in 100.64.0.0/10. No packet is ever sent to them.
+    """
+    n = args.entries
+    base = (100 << 24) | (64 << 16)
+    out = ["[Policy]", "Description=bench: %d allowlisted addresses plus the lab peer" % n, "",
+           "[Uplinks]", "Interface=wan0 wan1", "",
+           "[Gateway peer]", "Address=%s" % args.peer, "Ports=tcp:443 udp:5060", ""]
+    if n > 0:
+        out.append("[Gateway bulk]")
+        line = []
+        for i in range(n):
+            a = base + 2 * i + 1
+            line.append(socket.inet_ntoa(struct.pack("!I", a)))
+            if len(line) == 32:
+                out.append("Address=" + " ".join(line))
+                line = []
+        if line:
+            out.append("Address=" + " ".join(line))
+        out.append("Ports=tcp:443 udp:5060")
+    with open(args.out, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+# ------------------------------------------------------------------------------------------------
+# 1 and 2: killswitchctl isolate vs nft -f, and the agent's own apply time
+
+
+def switch_timing(args):
+    require_lab_netns(args.netns)
+    ctl = Ctl(args.ctl, args.socket)
+    results = {"reps": args.reps, "sizes": []}
+    ctl.run("restore", "--reason", "bench")
+    for size in args.sizes:
+        pol = "bench%d" % size
+        ruleset = ctl.run("show", pol).stdout
+        if "table inet killswitch" not in ruleset:
+            raise RuntimeError("killswitchctl show %s printed no 'table inet killswitch'" % pol)
+        nft_text = ruleset.replace("table inet killswitch", "table inet nftbench", 1)
+        nft_file = os.path.join(args.dir, "nftbench-%d.nft" % size)
+        with open(nft_file, "w") as f:
+            f.write(nft_text)
+        elements = nft_text.count(" . tcp . ") + nft_text.count(" . udp . ")
+
+        def nft(*a, timed=False):
+            t0 = time.perf_counter()
+            p = subprocess.run(["nft"] + list(a), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True, timeout=300)
+            t1 = time.perf_counter()
+            if p.returncode != 0:
+                raise RuntimeError("nft %s failed: %s" % (" ".join(a), p.stderr))
+            return t1 - t0
+
+        subprocess.run(["nft", "delete", "table", "inet", "nftbench"], stderr=subprocess.DEVNULL)
+        # One untimed warm-up of each (page cache, first-use allocations), then alternate.
+        ctl.run("isolate", pol, "--reason", "bench warm-up")
+        ctl.run("restore", "--reason", "bench warm-up")
+        nft("-f", nft_file)
+        nft("delete", "table", "inet", "nftbench")
+
+        ks, ks_apply, ks_restore, ks_restore_apply, nf = [], [], [], [], []
+        for i in range(args.reps):
+            ks.append(ctl.timed("isolate", pol, "--reason", "bench"))
+            st = ctl.status()
+            if st.get("state") != "isolated" or st.get("policy") != pol:
+                raise RuntimeError("after isolate %s the agent reports %s/%s" %
+                                   (pol, st.get("state"), st.get("policy")))
+            if st.get("apply_usec") is not None:
+                ks_apply.append(st["apply_usec"])
+            ks_restore.append(ctl.timed("restore", "--reason", "bench"))
+            st = ctl.status()
+            if st.get("apply_usec") is not None:
+                ks_restore_apply.append(st["apply_usec"])
+            nf.append(nft("-f", nft_file))
+            nft("delete", "table", "inet", "nftbench")
+        r = {
+            "entries": size,
+            "elements": elements,
+            "ruleset_bytes": len(nft_text),
+            "isolate_ms": summary([x * 1e3 for x in ks]),
+            "restore_ms": summary([x * 1e3 for x in ks_restore]),
+            "nft_ms": summary([x * 1e3 for x in nf]),
+            "apply_usec": summary(ks_apply),
+            "restore_apply_usec": summary(ks_restore_apply),
+        }
+        r["ratio"] = r["nft_ms"]["median"] / r["isolate_ms"]["median"]
+        results["sizes"].append(r)
+        print("  %7d entries: isolate %.2f ms, nft -f %.2f ms, ratio %.1fx, apply %s us" %
+              (size, r["isolate_ms"]["median"], r["nft_ms"]["median"], r["ratio"],
+               r["apply_usec"]["median"]), flush=True)
+    write_json(args.out, results)
+
+
+# ------------------------------------------------------------------------------------------------
+# 3: packets of a cut flow that pass after isolate returns
+
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+SO_RXQ_OVFL = 40
+SO_RCVBUFFORCE = 33
+
+
+def udp_recv(args):
+    """Receive the flood; keep each packet's kernel receive time (SO_TIMESTAMPNS, CLOCK_REALTIME).
+
+    Runs until SIGTERM, then writes the timestamps (float64 seconds) to args.out and the
+    kernel's count of datagrams dropped for a full receive buffer (SO_RXQ_OVFL) to args.out.json.
+    """
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 256 << 20)
+    except OSError:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 20)
+    s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    s.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
+    s.bind((args.bind, args.port))
+    stamps = array.array("d")
+    state = {"stop": False, "dropped": 0}
+
+    def stop(*_):
+        state["stop"] = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    s.settimeout(0.2)
+    open(args.out + ".ready", "w").close()
+    cmsg_space = socket.CMSG_SPACE(16) + socket.CMSG_SPACE(4)
+    while not state["stop"]:
+        try:
+            _, anc, _, _ = s.recvmsg(64, cmsg_space)
+        except socket.timeout:
+            continue
+        except InterruptedError:
+            continue
+        ts = None
+        for level, typ, data in anc:
+            if level == socket.SOL_SOCKET and typ == SO_TIMESTAMPNS:
+                sec, nsec = struct.unpack("qq", data[:16])
+                ts = sec + nsec * 1e-9
+            elif level == socket.SOL_SOCKET and typ == SO_RXQ_OVFL:
+                state["dropped"] = struct.unpack("I", data[:4])[0]
+        stamps.append(ts if ts is not None else time.time())
+    with open(args.out, "wb") as f:
+        stamps.tofile(f)
+    write_json(args.out + ".json", {"received": len(stamps), "rcvbuf_dropped": state["dropped"]})
+
+
+def udp_send(args):
+    """A paced UDP flood (args.pps datagrams per second) until SIGTERM or args.duration."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.connect((args.dst, args.port))
+    state = {"stop": False}
+    signal.signal(signal.SIGTERM, lambda *_: state.update(stop=True))
+    payload = b"killswitch-bench-flood".ljust(64, b".")
+    sent = 0
+    t0 = time.monotonic()
+    end = t0 + args.duration
+    batch = 16
+    while not state["stop"]:
+        for _ in range(batch):
+            try:
+                s.send(payload)
+                sent += 1
+            except OSError:  # ICMP errors reported back on the connected socket, ENOBUFS
+                pass
+        now = time.monotonic()
+        if now >= end:
+            break
+        ahead = sent / args.pps - (now - t0)
+        if ahead > 0:
+            time.sleep(ahead)
+    dt = time.monotonic() - t0
+    write_json(args.out, {"sent": sent, "seconds": dt, "pps": sent / dt if dt else 0})
+
+
+def leak_switch(args):
+    """Isolate with the flood running; record when each isolate was called and returned."""
+    ctl = Ctl(args.ctl, args.socket)
+    ctl.run("restore", "--reason", "bench")
+    reps = []
+    for i in range(args.reps):
+        time.sleep(args.settle)  # the flood flows freely
+        t_call = time.time()
+        ctl.run("isolate", args.policy, "--reason", "bench leak test")
+        t_ret = time.time()  # right after isolate returned
+        time.sleep(args.hold)
+        t_restore = time.time()
+        ctl.run("restore", "--reason", "bench leak test")
+        reps.append({"call": t_call, "ret": t_ret, "restore": t_restore})
+    write_json(args.out, {"policy": args.policy, "settle": args.settle, "hold": args.hold,
+                          "reps": reps})
+
+
+def leak_analyze(args):
+    sw = read_json(args.switch)
+    stamps = array.array("d")
+    with open(args.stamps, "rb") as f:
+        stamps.frombytes(f.read())
+    st = sorted(stamps)
+    import bisect
+    rows = []
+    for r in sw["reps"]:
+        before = bisect.bisect_left(st, r["call"]) - bisect.bisect_left(st, r["call"] - args.window)
+        during = bisect.bisect_right(st, r["ret"]) - bisect.bisect_left(st, r["call"])
+        after = bisect.bisect_right(st, r["restore"]) - bisect.bisect_right(st, r["ret"])
+        i = bisect.bisect_right(st, r["ret"]) - 1
+        last_before_ret = (r["ret"] - st[i]) * 1e3 if i >= 0 else None
+        rows.append({"before_window": before, "during_call": during, "after_return": after,
+                     "margin_ms": last_before_ret, "call_ms": (r["ret"] - r["call"]) * 1e3})
+    recv = read_json(args.stamps + ".json") or {}
+    send = read_json(args.sender) or {}
+    out = {
+        "policy": sw["policy"],
+        "reps": len(rows),
+        "hold_s": sw["hold"],
+        "window_s": args.window,
+        "pps": send.get("pps"),
+        "sent": send.get("sent"),
+        "received": recv.get("received"),
+        "rcvbuf_dropped": recv.get("rcvbuf_dropped"),
+        "after_max": max(r["after_return"] for r in rows) if rows else None,
+        "after_total": sum(r["after_return"] for r in rows),
+        "during_median": percentile([r["during_call"] for r in rows], 50),
+        "before_min": min(r["before_window"] for r in rows) if rows else None,
+        "margin_ms": summary([r["margin_ms"] for r in rows if r["margin_ms"] is not None]),
+        "rows": rows,
+    }
+    write_json(args.out, out)
+
+
+# ------------------------------------------------------------------------------------------------
+# 5: agent memory and wake-ups
+
+
+def _proc_status(pid):
+    d = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            d[k] = v.strip()
+    return d
+
+
+def _ctx_switches(pid):
+    vol = invol = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+            for line in f:
+                if line.startswith("voluntary_ctxt_switches:"):
+                    vol += int(line.split()[1])
+                elif line.startswith("nonvoluntary_ctxt_switches:"):
+                    invol += int(line.split()[1])
+    return vol, invol
+
+
+def proc_sample(args):
+    pid = args.pid
+    v0, i0 = _ctx_switches(pid)
+    time.sleep(args.seconds)
+    v1, i1 = _ctx_switches(pid)
+    st = _proc_status(pid)
+    rss_kib = int(st["VmRSS"].split()[0])
+    hwm_kib = int(st["VmHWM"].split()[0])
+    threads = int(st["Threads"])
+    res = read_json(args.out) or {}
+    res[args.label] = {"rss_kib": rss_kib, "hwm_kib": hwm_kib, "threads": threads,
+                       "seconds": args.seconds, "voluntary": v1 - v0, "involuntary": i1 - i0,
+                       "wakeups": (v1 - v0) + (i1 - i0)}
+    write_json(args.out, res)
+    print("  %s: RSS %.1f MiB, %d wake-ups in %g s" % (args.label, rss_kib / 1024.0,
+                                                        (v1 - v0) + (i1 - i0), args.seconds))
+
+
+# ------------------------------------------------------------------------------------------------
+# 4: throughput
+
+
+def iperf_add(args):
+    with open(args.json) as f:
+        d = json.load(f)
+    if "error" in d:
+        raise SystemExit("iperf3: %s" % d["error"])
+    bps = d["end"]["sum_received"]["bits_per_second"]
+    retr = d["end"].get("sum_sent", {}).get("retransmits")
+    res = read_json(args.out) or {}
+    res.setdefault(args.label, []).append({"bps": bps, "retransmits": retr})
+    write_json(args.out, res)
+    print("  %-9s %.2f Gbit/s" % (args.label, bps / 1e9), flush=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# Report
+
+
+def fmt_ms(s):
+    if not s or s["median"] is None:
+        return "n/a"
+    return "%s (%s–%s)" % (num(s["median"]), num(s["p10"]), num(s["p90"]))
+
+
+def num(x):
+    if x is None:
+        return "n/a"
+    if x >= 100:
+        return "%.0f" % x
+    if x >= 10:
+        return "%.1f" % x
+    return "%.2f" % x
+
+
+def report(args):
+    d = args.dir
+    meta = read_json(os.path.join(d, "meta.json")) or {}
+    sw = read_json(os.path.join(d, "switch.json"))
+    leak = read_json(os.path.join(d, "leak.json"))
+    thr = read_json(os.path.join(d, "throughput.json"))
+    procs = read_json(os.path.join(d, "proc.json"))
+    goals = []
+    L = []
+    L.append("# killswitch benchmark")
+    L.append("")
+    L.append("%s run, %s. Machine: %s; %s CPUs; %s memory; kernel %s; nft %s." % (
+        meta.get("mode", "?"), meta.get("date", "?"), meta.get("cpu", "?"), meta.get("nproc", "?"),
+        meta.get("mem", "?"), meta.get("kernel", "?"), meta.get("nft", "?")))
+    L.append("")
+
+    L.append("## 1–2. Isolate: `killswitchctl isolate` vs `nft -f` of the same ruleset")
+    L.append("")
+    if sw:
+        L.append("Wall time of the whole process, start to exit, median (p10–p90) of %d alternating runs "
+                 "per size; agent apply = `apply_usec` from `status --json` after each isolate." % sw["reps"])
+        L.append("")
+        L.append("| allowlist | set elements | killswitchctl isolate, ms | nft -f, ms | ratio nft/ks "
+                 "| agent apply, µs median / p90 | killswitchctl restore, ms |")
+        L.append("|---:|---:|---:|---:|---:|---:|---:|")
+        for r in sw["sizes"]:
+            a = r["apply_usec"]
+            L.append("| %s | %s | %s | %s | **%.1fx** | %s / %s | %s |" % (
+                "{:,}".format(r["entries"]), "{:,}".format(r["elements"]), fmt_ms(r["isolate_ms"]),
+                fmt_ms(r["nft_ms"]), r["ratio"], num(a["median"]), num(a["p90"]),
+                fmt_ms(r["restore_ms"])))
+            if r["entries"] == 10000:
+                goals.append(("isolate ≥ 20x faster than nft -f at 10,000 entries",
+                              "%.1fx" % r["ratio"], r["ratio"] >= 20))
+    else:
+        L.append("(not measured)")
+    L.append("")
+
+    L.append("## 3. Packets of a cut flow that pass after `isolate` returns")
+    L.append("")
+    if leak:
+        L.append("A UDP flood lan → web peer (%s datagrams/s) runs through the switch; the receiver "
+                 "timestamps each datagram in the kernel (SO_TIMESTAMPNS); counted: datagrams received "
+                 "after `killswitchctl isolate %s` returned, up to %.1f s later." % (
+                     "{:,.0f}".format(leak["pps"] or 0), leak["policy"], leak["hold_s"]))
+        L.append("")
+        L.append("| switches | after return: max / total | during the call (median) | last datagram before "
+                 "return, ms median (p10–p90) | flood received in %.1f s before each call, min "
+                 "| receiver drops |" % leak["window_s"])
+        L.append("|---:|---:|---:|---:|---:|---:|")
+        L.append("| %d | **%d / %d** | %s | %s | %s | %s |" % (
+            leak["reps"], leak["after_max"], leak["after_total"], num(leak["during_median"]),
+            fmt_ms(leak["margin_ms"]), leak["before_min"], leak["rcvbuf_dropped"]))
+        ok = leak["after_total"] == 0 and (leak["before_min"] or 0) > 0
+        goals.append(("0 packets of a cut flow after isolate returns",
+                      "%d (max %d per switch)" % (leak["after_total"], leak["after_max"]), ok))
+    else:
+        L.append("(not measured)")
+    L.append("")
+
+    L.append("## 4. Throughput through the gateway (iperf3, TCP, lan → allowlisted peer)")
+    L.append("")
+    if thr and thr.get("none"):
+        base = percentile([x["bps"] for x in thr["none"]], 50)
+        L.append("Median of %d run(s) of %s s each per state, states interleaved." % (
+            len(thr["none"]), meta.get("iperf_seconds", "?")))
+        L.append("")
+        L.append("| state | Gbit/s median (min–max) | % of none | goal |")
+        L.append("|---|---:|---:|---|")
+        names = [("none", "no killswitch table (agent not running)", None),
+                 ("normal", "normal (agent running, policies staged)", 99.0),
+                 ("isolated", "isolated, flow allowlisted, 10,000-entry policy", 95.0)]
+        for key, label, goal in names:
+            xs = [x["bps"] for x in thr.get(key, [])]
+            if not xs:
+                continue
+            med = percentile(xs, 50)
+            pct = 100.0 * med / base
+            L.append("| %s | %.2f (%.2f–%.2f) | %.1f %% | %s |" % (
+                label, med / 1e9, min(xs) / 1e9, max(xs) / 1e9, pct,
+                "≥ %g %%" % goal if goal else ""))
+            if goal:
+                goals.append(("throughput %s ≥ %g %% of none" % (key, goal), "%.1f %%" % pct, pct >= goal))
+    else:
+        L.append("(not measured)")
+    L.append("")
+
+    L.append("## 5. Agent memory and idle wake-ups")
+    L.append("")
+    if procs:
+        L.append("| agent state | VmRSS, MiB | VmHWM, MiB | wake-ups (voluntary + involuntary context "
+                 "switches, all threads) |")
+        L.append("|---|---:|---:|---:|")
+        labels = [("tiny", "idle, one tiny policy"),
+                  ("big", "idle, tiny + 100,000-entry policy staged"),
+                  ("all", "idle, all bench policies staged (111,011 addresses)")]
+        for key, label in labels:
+            p = procs.get(key)
+            if not p:
+                continue
+            L.append("| %s | %.1f | %.1f | %d in %g s |" % (label, p["rss_kib"] / 1024.0,
+                                                           p["hwm_kib"] / 1024.0, p["wakeups"],
+                                                           p["seconds"]))
+            goals.append(("no idle wake-ups (%s)" % key, "%d in %g s" % (p["wakeups"], p["seconds"]),
+                          p["wakeups"] == 0))
+    else:
+        L.append("(not measured)")
+    L.append("")
+
+    L.append("## Goals")
+    L.append("")
+    L.append("| goal | measured | met |")
+    L.append("|---|---:|---|")
+    for g, m, ok in goals:
+        L.append("| %s | %s | %s |" % (g, m, "yes" if ok else "**no**"))
+    L.append("")
+    text = "\n".join(L)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("gen-policy")
+    p.add_argument("entries", type=int)
+    p.add_argument("out")
+    p.add_argument("--peer", default="203.0.113.5")
+    p.set_defaults(fn=gen_policy)
+
+    p = sub.add_parser("switch-timing")
+    p.add_argument("--ctl", required=True)
+    p.add_argument("--socket", required=True)
+    p.add_argument("--dir", required=True)
+    p.add_argument("--netns", required=True, help="the lab namespace this must run in")
+    p.add_argument("--reps", type=int, default=30)
+    p.add_argument("--out", required=True)
+    p.add_argument("sizes", type=int, nargs="+")
+    p.set_defaults(fn=switch_timing)
+
+    p = sub.add_parser("udp-recv")
+    p.add_argument("--bind", required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=udp_recv)
+
+    p = sub.add_parser("udp-send")
+    p.add_argument("--dst", required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--pps", type=float, default=50000)
+    p.add_argument("--duration", type=float, default=120)
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=udp_send)
+
+    p = sub.add_parser("leak-switch")
+    p.add_argument("--ctl", required=True)
+    p.add_argument("--socket", required=True)
+    p.add_argument("--policy", required=True)
+    p.add_argument("--reps", type=int, default=10)
+    p.add_argument("--settle", type=float, default=0.3)
+    p.add_argument("--hold", type=float, default=0.5)
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=leak_switch)
+
+    p = sub.add_parser("leak-analyze")
+    p.add_argument("--switch", required=True)
+    p.add_argument("--stamps", required=True)
+    p.add_argument("--sender", required=True)
+    p.add_argument("--window", type=float, default=0.2)
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=leak_analyze)
+
+    p = sub.add_parser("proc-sample")
+    p.add_argument("--pid", type=int, required=True)
+    p.add_argument("--seconds", type=float, default=10)
+    p.add_argument("--label", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=proc_sample)
+
+    p = sub.add_parser("iperf-add")
+    p.add_argument("--label", required=True)
+    p.add_argument("--json", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=iperf_add)
+
+    p = sub.add_parser("report")
+    p.add_argument("--dir", required=True)
+    p.add_argument("--out")
+    p.set_defaults(fn=report)
+
+    args = ap.parse_args()
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()

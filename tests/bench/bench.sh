@@ -1,0 +1,343 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# killswitch benchmark, run by hand (not part of the tests):
+#
+#     sudo tests/bench/bench.sh [--quick] [--out FILE] [--keep]
+#
+# Builds a small lab of network namespaces, starts killswitchd in its gateway and measures, in one
+# run, side by side (see docs/performance.md for what each figure means and for the goals):
+#
+#   1. `killswitchctl isolate P` until it returns vs `nft -f` of the same ruleset (the output of
+#      `killswitchctl show P` renamed to `table inet nftbench`), for allowlists of 10, 1,000,
+#      10,000 and 100,000 addresses; alternating runs, median, p10-p90, ratio;
+#   2. the agent's own apply time (`apply_usec` of `killswitchctl status --json`);
+#   3. packets of a cut flow (a UDP flood lan -> web peer) received after `isolate` returned;
+#   4. TCP throughput lan -> allowlisted peer (iperf3): no killswitch table, normal, isolated;
+#   5. the agent's RSS idle with a tiny policy and with 100,000 entries staged, and its idle
+#      wake-ups (context switches).
+#
+# The lab (namespace names carry this run's pid):
+#
+#   ksb<pid>-lan  10.0.1.2 ── lan0 ┐
+#                                  ksb<pid>-gw (forwarding; killswitchd runs here)
+#                           wan0 ──┤ 198.51.100.1/30 ── gw0 ┐
+#                           wan1 ──┘ 198.51.100.5/30 ── gw1 ┤ ksb<pid>-inet, on lo:
+#                                                           │  192.0.2.80   "web", cut by every policy
+#                                                           └  203.0.113.5  allowlisted peer (tcp:443 udp:5060)
+#
+# Every packet stays inside these namespaces; nft only ever runs inside the lab's gateway
+# namespace, never on the host's own ruleset. Everything is removed on exit (--keep keeps the
+# results directory).
+#
+# --quick: 5 timing runs per size instead of 30, 3 leak switches instead of 10, one 2 s iperf3
+# round instead of three of 5 s, 3 s idle samples instead of 10 s: under 2 minutes.
+# Environment: KILLSWITCHD, KILLSWITCHCTL (skip the build and use these), BENCH_BUILD_DIR (default
+# build-bench in the repository).
+
+set -u
+export LC_ALL=C.UTF-8
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+HERE=$REPO/tests/bench
+
+QUICK=0 OUT= KEEP=0
+while [ $# -gt 0 ]; do
+	case $1 in
+	--quick) QUICK=1 ;;
+	--out) OUT=${2:?--out needs a file}; shift ;;
+	--out=*) OUT=${1#--out=} ;;
+	--keep) KEEP=1 ;;
+	-h | --help) sed -n '3,37p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "bench.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
+	esac
+	shift
+done
+[ -n "$OUT" ] && case $OUT in /*) ;; *) OUT=$PWD/$OUT ;; esac
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "bench.sh needs root (network namespaces, nftables): sudo $0 $*" >&2
+	exit 1
+fi
+
+if [ "$QUICK" = 1 ]; then
+	REPS=5 LEAK_REPS=3 IPERF_SECS=2 IPERF_OMIT=0 IPERF_ROUNDS=1 IDLE_SECS=3 MODE=quick
+else
+	REPS=30 LEAK_REPS=10 IPERF_SECS=5 IPERF_OMIT=1 IPERF_ROUNDS=3 IDLE_SECS=10 MODE=full
+fi
+SIZES=(10 1000 10000 100000)
+FLOOD_PPS=50000
+
+# Background processes are started with a plain `ip netns exec` (it execs the command), never
+# through a shell function, so that $! is the process itself and a signal reaches it.
+say() { printf '\n== %s\n' "$*"; }
+info() { printf '   %s\n' "$*"; }
+die() {
+	printf 'bench.sh: %s\n' "$*" >&2
+	[ -n "${LOG:-}" ] && [ -s "$LOG" ] && { echo "--- last lines of the agent's log:" >&2; tail -n 20 "$LOG" >&2; }
+	exit 1
+}
+T_START=$(date +%s)
+
+# --- dependencies and build --------------------------------------------------------------------
+say "Dependencies"
+# shellcheck source=../deps.sh
+. "$REPO/tests/deps.sh" || die "cannot read tests/deps.sh"
+KS_PACKAGES+=(iperf3 socat nftables iproute2 python3 procps)
+ks_install_deps || die "could not install the dependencies (apt-get failed)"
+info "all present."
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(command -v python3)
+
+if [ -z "${KILLSWITCHD:-}" ] || [ -z "${KILLSWITCHCTL:-}" ]; then
+	BUILD=${BENCH_BUILD_DIR:-$REPO/build-bench}
+	say "Building killswitch in $BUILD"
+	if [ ! -f "$BUILD/build.ninja" ]; then
+		meson setup "$BUILD" "$REPO" -Dbuildtype=release >/dev/null || die "meson setup failed"
+	fi
+	meson compile -C "$BUILD" >/dev/null || { meson compile -C "$BUILD"; die "the build failed"; }
+	KILLSWITCHD=$BUILD/agent/killswitchd
+	KILLSWITCHCTL=$BUILD/ctl/killswitchctl
+fi
+[ -x "$KILLSWITCHD" ] && [ -x "$KILLSWITCHCTL" ] || die "no killswitchd/killswitchctl binaries"
+info "$KILLSWITCHD"
+
+# --- the lab -----------------------------------------------------------------------------------
+P=ksb$$-
+NS_LAN=${P}lan NS_GW=${P}gw NS_INET=${P}inet
+WEB=192.0.2.80 PEER=203.0.113.5
+TMP=$(mktemp -d /tmp/ks-bench.XXXXXX) || die "mktemp failed"
+chmod 755 "$TMP"
+CONF=$TMP/etc STATE=$TMP/state SOCK=$TMP/run/control.sock LOG=$TMP/agent.log RES=$TMP/results
+mkdir -p "$CONF/policies" "$STATE" "$TMP/run" "$RES" "$TMP/staged"
+LAB_UP=0 AGENT_PID=
+PIDS=()
+
+n_lan() { ip netns exec "$NS_LAN" "$@"; }
+n_gw() { ip netns exec "$NS_GW" "$@"; }
+n_inet() { ip netns exec "$NS_INET" "$@"; }
+ctl() { timeout 120 "$KILLSWITCHCTL" --socket "$SOCK" "$@"; }
+bench() { "$PY" "$HERE/bench.py" "$@"; }
+
+cleanup() {
+	local ns pid
+	set +u
+	{
+		[ -n "$AGENT_PID" ] && kill -KILL "$AGENT_PID"
+		for pid in "${PIDS[@]}"; do kill "$pid"; done
+		wait
+	} 2>/dev/null
+	if [ "$LAB_UP" = 1 ]; then
+		for ns in "$NS_LAN" "$NS_GW" "$NS_INET"; do
+			for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+			ip netns del "$ns" 2>/dev/null
+		done
+	fi
+	wait 2>/dev/null
+	if [ "$KEEP" = 1 ]; then
+		echo "bench.sh: results kept in $TMP" >&2
+	else
+		rm -rf "$TMP"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+lab_create() {
+	local ns
+	LAB_UP=1
+	for ns in "$NS_LAN" "$NS_GW" "$NS_INET"; do
+		ip netns add "$ns" || die "ip netns add $ns"
+		ip netns exec "$ns" sysctl -q -w net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
+			net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 >/dev/null
+		ip -n "$ns" link set lo up
+	done
+	{
+		ip -n "$NS_GW" link add lan0 type veth peer name eth0 netns "$NS_LAN" &&
+		ip -n "$NS_GW" link add wan0 type veth peer name gw0 netns "$NS_INET" &&
+		ip -n "$NS_GW" link add wan1 type veth peer name gw1 netns "$NS_INET" &&
+		ip -n "$NS_LAN" link set eth0 up &&
+		ip -n "$NS_GW" link set lan0 up && ip -n "$NS_GW" link set wan0 up && ip -n "$NS_GW" link set wan1 up &&
+		ip -n "$NS_INET" link set gw0 up && ip -n "$NS_INET" link set gw1 up &&
+
+		ip -n "$NS_LAN" addr add 10.0.1.2/24 dev eth0 &&
+		ip -n "$NS_LAN" route add default via 10.0.1.1 &&
+
+		ip -n "$NS_GW" addr add 10.0.1.1/24 dev lan0 &&
+		ip -n "$NS_GW" addr add 198.51.100.1/30 dev wan0 &&
+		ip -n "$NS_GW" addr add 198.51.100.5/30 dev wan1 &&
+		ip -n "$NS_GW" route add default via 198.51.100.2 dev wan0 &&
+		ip -n "$NS_GW" route add $PEER/32 via 198.51.100.6 dev wan1 &&
+		n_gw sysctl -q -w net.ipv4.ip_forward=1 >/dev/null &&
+
+		ip -n "$NS_INET" addr add 198.51.100.2/30 dev gw0 &&
+		ip -n "$NS_INET" addr add 198.51.100.6/30 dev gw1 &&
+		ip -n "$NS_INET" addr add $WEB/32 dev lo &&
+		ip -n "$NS_INET" addr add $PEER/32 dev lo &&
+		ip -n "$NS_INET" route add 10.0.1.0/24 via 198.51.100.1 dev gw0 &&
+		ip -n "$NS_INET" route add 10.0.1.0/24 via 198.51.100.5 dev gw1 table 101 &&
+		ip -n "$NS_INET" rule add from $PEER lookup 101
+	} || die "configuring the lab's links, addresses and routes"
+
+	ip netns exec "$NS_INET" iperf3 -s -B $PEER -p 443 >"$TMP/iperf3-server.log" 2>&1 &
+	PIDS+=($!)
+	local i
+	for ((i = 0; i < 100; i++)); do
+		n_lan ping -n -q -c1 -W 0.2 $PEER >/dev/null 2>&1 && n_lan ping -n -q -c1 -W 0.2 $WEB >/dev/null 2>&1 &&
+			n_inet ss -Htln "sport = :443" | grep -q . && return 0
+		sleep 0.05
+	done
+	die "the lab does not route lan -> inet"
+}
+
+agent_start() {
+	printf -- '--- start %s\n' "$(date +%T.%N)" >>"$LOG"
+	ip netns exec "$NS_GW" "$KILLSWITCHD" --config-dir "$CONF" --state-dir "$STATE" --socket "$SOCK" \
+		>>"$LOG" 2>&1 &
+	AGENT_PID=$!
+	local i
+	for ((i = 0; i < 1200; i++)); do
+		kill -0 "$AGENT_PID" 2>/dev/null || { AGENT_PID=; die "killswitchd exited at start"; }
+		[ -S "$SOCK" ] && ctl status >/dev/null 2>&1 && return 0
+		sleep 0.05
+	done
+	die "killswitchd does not answer after 60 s"
+}
+
+agent_stop() {
+	local i
+	[ -n "$AGENT_PID" ] || return 0
+	kill -TERM "$AGENT_PID" 2>/dev/null
+	for ((i = 0; i < 200; i++)); do kill -0 "$AGENT_PID" 2>/dev/null || break; sleep 0.05; done
+	kill -KILL "$AGENT_PID" 2>/dev/null
+	wait "$AGENT_PID" 2>/dev/null
+	AGENT_PID=
+}
+
+# No killswitch table at all: the agent is stopped, and whatever it left in the lab gateway's
+# own ruleset (dormant or not) is flushed. Only ever inside the lab namespace.
+no_killswitch() {
+	agent_stop
+	n_gw nft flush ruleset || die "nft flush ruleset in $NS_GW failed"
+	[ -z "$(n_gw nft list tables)" ] || die "tables left in $NS_GW after flush"
+}
+
+# iperf LABEL — one TCP run lan -> peer:443, added to the results under LABEL.
+iperf() {
+	local j=$TMP/iperf-$1-$RANDOM.json
+	n_lan iperf3 -c $PEER -p 443 -t "$IPERF_SECS" -O "$IPERF_OMIT" -J >"$j" 2>&1 ||
+		{ cat "$j" >&2; die "iperf3 ($1) failed"; }
+	bench iperf-add --label "$1" --json "$j" --out "$RES/throughput.json" || die "iperf3 ($1): no result"
+}
+
+# state_is STATE [POLICY]
+state_is() {
+	ctl --json=short status | "$PY" -c '
+import json, sys
+d = json.load(sys.stdin); d = d.get("parameters", d)
+ok = d.get("state") == sys.argv[1] and (len(sys.argv) < 3 or d.get("policy") == sys.argv[2])
+sys.exit(0 if ok else 1)' "$@"
+}
+
+# web_cut — the web peer does not answer from lan (ping) while its flow is meant to be cut.
+web_cut() { ! n_lan ping -n -q -c1 -W 0.3 $WEB >/dev/null 2>&1; }
+
+# --- policies ----------------------------------------------------------------------------------
+say "Lab and policies ($MODE run)"
+lab_create
+info "namespaces $NS_LAN, $NS_GW, $NS_INET up; lan reaches the web peer and the allowlisted peer"
+bench gen-policy 0 "$CONF/policies/tiny.policy" || die "gen-policy"
+for n in "${SIZES[@]}"; do
+	bench gen-policy "$n" "$TMP/staged/bench$n.policy" || die "gen-policy $n"
+done
+info "policies: tiny (the peer only), bench10 .. bench100000 ($(du -sh "$TMP/staged" | cut -f1) of policy files)"
+
+MEM_KB=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)
+"$PY" - "$RES/meta.json" <<EOF
+import json, sys
+json.dump({"mode": "$MODE", "date": "$(date -u +%Y-%m-%dT%H:%MZ)", "nproc": "$(nproc)",
+           "cpu": """$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)""",
+           "mem": "%.1f GiB" % ($MEM_KB / 1048576.0), "kernel": "$(uname -r)",
+           "nft": "$(nft --version | awk '{ print $2 }')", "iperf_seconds": $IPERF_SECS,
+           "reps": $REPS}, open(sys.argv[1], "w"))
+EOF
+
+# --- 4 (first round): no killswitch table -----------------------------------------------------
+say "Throughput, round 1 of $IPERF_ROUNDS (iperf3 ${IPERF_SECS}s, lan -> $PEER:443)"
+iperf none
+
+# --- 5: memory and wake-ups -------------------------------------------------------------------
+say "Agent memory and idle wake-ups"
+agent_start
+state_is normal || die "the agent does not start in the normal state"
+sleep 1
+bench proc-sample --pid "$AGENT_PID" --seconds "$IDLE_SECS" --label tiny --out "$RES/proc.json" || die "proc-sample"
+cp "$TMP/staged/bench100000.policy" "$CONF/policies/"
+t0=$(date +%s%N)
+ctl reload >/dev/null || die "reload with the 100,000-entry policy failed"
+info "reload staging bench100000: $((($(date +%s%N) - t0) / 1000000)) ms"
+sleep 1
+bench proc-sample --pid "$AGENT_PID" --seconds "$IDLE_SECS" --label big --out "$RES/proc.json" || die "proc-sample"
+cp "$TMP/staged/"*.policy "$CONF/policies/"
+t0=$(date +%s%N)
+ctl reload >/dev/null || die "reload of all bench policies failed"
+info "reload staging all bench policies: $((($(date +%s%N) - t0) / 1000000)) ms"
+sleep 1
+bench proc-sample --pid "$AGENT_PID" --seconds "$IDLE_SECS" --label all --out "$RES/proc.json" || die "proc-sample"
+
+# --- 4 (first round): normal and isolated ------------------------------------------------------
+say "Throughput, round 1 of $IPERF_ROUNDS, agent running"
+iperf normal
+ctl isolate bench10000 --reason "bench throughput" >/dev/null || die "isolate bench10000 failed"
+state_is isolated bench10000 || die "not isolated after isolate bench10000"
+web_cut || die "isolate bench10000 returned but the web peer still answers"
+iperf isolated
+ctl restore --reason "bench throughput" >/dev/null || die "restore failed"
+
+# --- 1 and 2 -----------------------------------------------------------------------------------
+say "killswitchctl isolate vs nft -f ($REPS alternating runs per size)"
+n_gw "$PY" "$HERE/bench.py" switch-timing --ctl "$KILLSWITCHCTL" --socket "$SOCK" --dir "$TMP" \
+	--netns "$NS_GW" --reps "$REPS" --out "$RES/switch.json" "${SIZES[@]}" || die "switch timing failed"
+
+# --- 3 -----------------------------------------------------------------------------------------
+say "Cut flow: UDP flood lan -> $WEB during $LEAK_REPS isolations (bench10000)"
+ip netns exec "$NS_INET" "$PY" "$HERE/bench.py" udp-recv --bind $WEB --port 9999 --out "$TMP/stamps" &
+RECV_PID=$!
+PIDS+=($RECV_PID)
+for ((i = 0; i < 100; i++)); do [ -e "$TMP/stamps.ready" ] && break; sleep 0.05; done
+ip netns exec "$NS_LAN" "$PY" "$HERE/bench.py" udp-send --dst $WEB --port 9999 --pps $FLOOD_PPS --duration 300 \
+	--out "$TMP/sender.json" &
+SEND_PID=$!
+PIDS+=($SEND_PID)
+sleep 0.5
+bench leak-switch --ctl "$KILLSWITCHCTL" --socket "$SOCK" --policy bench10000 --reps "$LEAK_REPS" \
+	--out "$TMP/leak-switch.json" || die "leak test failed"
+kill -TERM "$SEND_PID"; wait "$SEND_PID"
+sleep 0.3
+kill -TERM "$RECV_PID"; wait "$RECV_PID"
+bench leak-analyze --switch "$TMP/leak-switch.json" --stamps "$TMP/stamps" --sender "$TMP/sender.json" \
+	--out "$RES/leak.json" || die "leak analysis failed"
+"$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+print("   %d switches: %d datagrams after return (max %d per switch); flood %.0f/s, receiver drops %s"
+      % (d["reps"], d["after_total"], d["after_max"], d["pps"] or 0, d["rcvbuf_dropped"]))' "$RES/leak.json"
+
+# --- 4: further rounds ---------------------------------------------------------------------------
+for ((r = 2; r <= IPERF_ROUNDS; r++)); do
+	say "Throughput, round $r of $IPERF_ROUNDS"
+	no_killswitch
+	iperf none
+	agent_start
+	state_is normal || die "the agent did not come back normal"
+	iperf normal
+	ctl isolate bench10000 --reason "bench throughput" >/dev/null || die "isolate bench10000 failed"
+	iperf isolated
+	ctl restore --reason "bench throughput" >/dev/null || die "restore failed"
+done
+agent_stop
+
+say "Results (total $(($(date +%s) - T_START)) s)"
+echo
+bench report --dir "$RES" ${OUT:+--out "$OUT"} || die "report failed"
+[ -n "$OUT" ] && printf '\n(written to %s)\n' "$OUT"
+exit 0
