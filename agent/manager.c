@@ -18,6 +18,7 @@
 #include "log.h"
 #include "manager.h"
 #include "methods.h"
+#include "monitor.h"
 #include "nft.h"
 #include "policy-match.h"
 #include "route.h"
@@ -55,6 +56,8 @@ struct ks_manager *manager_free(struct ks_manager *m)
         if (!m)
                 return NULL;
         control_free(m->control);
+        monitor_free(m->monitor);
+        sd_event_source_disable_unref(m->reassert_source);
         nft_close(m->nft);
         store_clear(&m->store);
         state_clear(&m->state);
@@ -70,6 +73,11 @@ struct ks_manager *manager_free(struct ks_manager *m)
 const struct ks_policy *manager_active_policy(struct ks_manager *m)
 {
         return m->state.isolated ? store_get(&m->store, m->state.policy) : NULL;
+}
+
+const char *manager_protection(struct ks_manager *m)
+{
+        return m->owned ? "owner+monitor" : "monitor";
 }
 
 static void notify_status(struct ks_manager *m)
@@ -256,6 +264,7 @@ int manager_isolate(struct ks_manager *m, const char *name, const struct ks_acto
         }
         state_clear(&m->state);
         m->state = next;
+        m->reassertions = 0;
         notify_status(m);
         log_notice("Isolated with policy %s by %s (uid %lld, pid %d)%s%s", name, a->user, (long long)a->uid,
                    (int)a->pid, reason ? ": " : "", reason ? reason : "");
@@ -402,6 +411,74 @@ static int startup_state(struct ks_manager *m)
         return 0;
 }
 
+/* At most REASSERT_BURST re-assertions per REASSERT_WINDOW; then back off, loudly. */
+#define REASSERT_WINDOW_USEC (10ULL * USEC_PER_SEC)
+#define REASSERT_BURST 5
+#define REASSERT_BACKOFF_USEC (30ULL * USEC_PER_SEC)
+
+static int on_reassert(sd_event_source *s, void *userdata);
+
+static int on_reassert_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        return on_reassert(s, userdata);
+}
+
+/* Put our table back as it must be: one rebuild transaction. */
+static int on_reassert(sd_event_source *s, void *userdata)
+{
+        struct ks_manager *m = userdata;
+        uint64_t now = now_monotonic_usec();
+        struct ks_error e = {};
+        const char *active = m->state.isolated ? m->state.policy : NULL;
+
+        m->reassert_source = sd_event_source_disable_unref(m->reassert_source);
+        if (now - m->reassert_window_start > REASSERT_WINDOW_USEC) {
+                m->reassert_window_start = now;
+                m->reassert_window_count = 0;
+        }
+        if (++m->reassert_window_count > REASSERT_BURST) {
+                m->rate_limited = true;
+                log_error("RATE LIMIT: table inet %s was changed by another process %u times in %llus; not "
+                          "re-asserting for %llus. Another firewall manager is fighting killswitch: stop it.",
+                          TABLE_NAME, m->reassert_window_count, REASSERT_WINDOW_USEC / USEC_PER_SEC,
+                          REASSERT_BACKOFF_USEC / USEC_PER_SEC);
+                m->reassert_window_start = 0;   /* the timer below starts a fresh window */
+                m->reassert_window_count = 0;
+                sd_event_add_time_relative(m->event, &m->reassert_source, CLOCK_MONOTONIC,
+                                           REASSERT_BACKOFF_USEC, 0, on_reassert_timer, m);
+                return 0;
+        }
+        if (active && !store_get(&m->store, active)) {
+                log_error("Cannot re-assert: policy %s has no loadable version", active);
+                return 0;
+        }
+        if (rebuild(m, active, &e) < 0) {
+                log_error("Re-asserting table inet %s failed: %s", TABLE_NAME, e.msg);
+                return 0;
+        }
+        m->rate_limited = false;
+        m->reassertions++;
+        log_notice("Re-asserted table inet %s (%s; %u re-assertions since the isolation began)", TABLE_NAME,
+                   active ? active : "normal", m->reassertions);
+        return 0;
+}
+
+/* Someone else changed our table (or events were lost): re-assert once the burst is read. */
+static void on_foreign_change(void *userdata, const struct monitor_event *ev)
+{
+        struct ks_manager *m = userdata;
+
+        if (ev->overflow)
+                log_warning("Lost nftables events (receive buffer overflow): resynchronising table inet %s",
+                            TABLE_NAME);
+        else
+                log_warning("TAMPER: table inet %s was changed by %s (pid %d, generation %u)", TABLE_NAME,
+                            ev->comm, (int)ev->pid, ev->generation);
+        if (!m->reassert_source &&
+            sd_event_add_defer(m->event, &m->reassert_source, on_reassert, m) < 0)
+                log_error("Could not schedule the re-assertion of table inet %s", TABLE_NAME);
+}
+
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
         struct ks_manager *m = userdata;
@@ -453,6 +530,10 @@ int manager_startup(struct ks_manager *m)
         r = nft_open(&m->nft);
         if (r < 0)
                 return log_error_errno(r, "Cannot open a netlink socket to nf_tables: %m");
+        /* Watch before putting the state in force, so no foreign change goes unseen. */
+        r = monitor_new(m->event, TABLE_NAME, on_foreign_change, m, &m->monitor);
+        if (r < 0)
+                return log_error_errno(r, "Cannot watch nftables events: %m");
         r = startup_state(m);
         if (r < 0 && r != -ENOENT)
                 return r;

@@ -22,6 +22,7 @@
 
 struct ks_nft;
 struct ks_control;
+struct ks_monitor;
 
 struct ks_options {
         const char *config_dir;
@@ -45,6 +46,13 @@ struct ks_manager {
         struct ks_store store;
         struct ks_state state;
         bool staged_ok;                 /* the kernel table is what the last rebuild made */
+        struct ks_monitor *monitor;     /* foreign changes of our table */
+        sd_event_source *reassert_source;       /* a pending re-assertion (defer or back-off timer) */
+        uint64_t reassert_window_start;         /* monotonic, rate limit window */
+        unsigned reassert_window_count;
+        unsigned reassertions;          /* since the last isolation */
+        bool rate_limited;
+        bool owned;                     /* the kernel refuses other processes' changes (owner+persist) */
         uint64_t last_apply_usec;
         bool has_last_apply;
 };
@@ -69,6 +77,9 @@ int manager_reload(struct ks_manager *m, size_t *ret_failed, struct ks_error *e)
 /* The good version of policy `name`; -ENOENT (or -EINVAL for a bad name) with e saying why not. */
 int manager_find_policy(struct ks_manager *m, const char *name, const struct ks_policy **ret,
                         struct ks_error *e);
+
+/* How the table is protected against other processes: "owner+monitor" or "monitor". */
+const char *manager_protection(struct ks_manager *m);
 
 /* The policy in force, if known. */
 const struct ks_policy *manager_active_policy(struct ks_manager *m);

@@ -134,8 +134,12 @@ static json_t *status_json(struct ks_manager *m)
                       "uplinks", p ? string_array(p->uplinks, p->n_uplinks) : json_array(),
                       "apply_usec", m->has_last_apply ? json_integer((json_int_t)m->last_apply_usec)
                                                       : json_null());
-        if (o)
+        if (o) {
+                json_object_set_new(o, "reassertions", json_integer(m->reassertions));
+                json_object_set_new(o, "rate_limited", json_boolean(m->rate_limited));
+                json_object_set_new(o, "protection", json_string(manager_protection(m)));
                 status_add_counters(m, o);
+        }
         return o;
 }
 

@@ -117,9 +117,16 @@ struct ks_policy *policy_free(struct ks_policy *p)
         if (!p)
                 return NULL;
         for (size_t i = 0; i < p->n_gateways; i++) {
-                free(p->gateways[i].name);
-                free(p->gateways[i].addrs);
-                free(p->gateways[i].ports);
+                struct ks_gateway *g = &p->gateways[i];
+
+                for (size_t j = 0; j < g->n_hostnames; j++) {
+                        free(g->hostnames[j].name);
+                        free(g->hostnames[j].addrs);
+                }
+                free(g->hostnames);
+                free(g->name);
+                free(g->addrs);
+                free(g->ports);
         }
         free(p->gateways);
         free(p->uplinks);
@@ -158,7 +165,7 @@ enum section {
         SECTION_NONE,           /* before the first header */
         SECTION_POLICY,
         SECTION_UPLINKS,
-        SECTION_GATEWAY,
+        SECTION_GATEWAY,        /* [Gateway NAME] or [Management]: ps->gateway */
         SECTION_BAD,            /* after a broken header: its keys are skipped */
 };
 
@@ -167,7 +174,10 @@ struct parser {
         unsigned line;
         enum section section;
         size_t gateway;                 /* index of the current gateway */
-        unsigned policy_line, uplinks_line, description_line;
+        unsigned policy_line, uplinks_line, management_line, description_line;
+        /* Lines of single-valued keys, to report one given twice. */
+        unsigned keep_nd_line, keep_dhcp_line, keep_icmp_line, reject_line;
+        unsigned ping_line;             /* of the current gateway section */
         struct ks_policy *p;
         struct ks_diags *diags;
         size_t n_errors;
@@ -238,12 +248,55 @@ static char *next_word(char **s)
 
 /* ---- Sections ---------------------------------------------------------- */
 
-static int section_gateway(struct parser *ps, const char *name)
+/* A new gateway (or the [Management] one) named `name`, after reporting a name that is taken. */
+static int gateway_add(struct parser *ps, const char *name, bool management)
 {
         struct ks_policy *p = ps->p;
         struct ks_gateway *g;
-        int r;
+        int r = 0;
 
+        for (size_t i = 0; i < p->n_gateways && r == 0; i++) {
+                const struct ks_gateway *o = &p->gateways[i];
+
+                if (strcmp(o->name, name) != 0)
+                        continue;
+                if (management)
+                        r = parser_error(ps, ps->line,
+                                         "[Management]: the name \"" POLICY_MANAGEMENT_NAME "\" is taken by "
+                                         "[Gateway " POLICY_MANAGEMENT_NAME "] (line %u); rename that gateway",
+                                         o->line);
+                else if (o->management)
+                        r = parser_error(ps, ps->line,
+                                         "[Gateway %s]: duplicate gateway name ([Management] on line %u is "
+                                         "the gateway \"" POLICY_MANAGEMENT_NAME "\"); rename this gateway",
+                                         name, o->line);
+                else
+                        r = parser_error(ps, ps->line,
+                                         "[Gateway %s]: duplicate gateway name (first on line %u); "
+                                         "merge the two sections or rename one",
+                                         name, o->line);
+                if (r == 0)
+                        r = 1;
+        }
+        if (r < 0)
+                return r;
+        r = grow(&p->gateways, &p->n_gateways, sizeof(*p->gateways));
+        if (r < 0)
+                return r;
+        g = &p->gateways[p->n_gateways - 1];
+        g->line = ps->line;
+        g->management = management;
+        g->name = strdup(name);
+        if (!g->name)
+                return -ENOMEM;
+        ps->gateway = p->n_gateways - 1;
+        ps->section = SECTION_GATEWAY;
+        ps->ping_line = 0;
+        return 0;
+}
+
+static int section_gateway(struct parser *ps, const char *name)
+{
         ps->section = SECTION_BAD;
         if (*name == '\0')
                 return parser_error(ps, ps->line, "[Gateway] needs a name: [Gateway NAME]");
@@ -251,28 +304,18 @@ static int section_gateway(struct parser *ps, const char *name)
                 return parser_error(ps, ps->line,
                                     "[Gateway %s]: invalid gateway name; use 1-%d of A-Z a-z 0-9 _ -",
                                     name, POLICY_NAME_MAX);
-        for (size_t i = 0; i < p->n_gateways; i++) {
-                if (strcmp(p->gateways[i].name, name) != 0)
-                        continue;
-                r = parser_error(ps, ps->line,
-                                 "[Gateway %s]: duplicate gateway name (first on line %u); "
-                                 "merge the two sections or rename one",
-                                 name, p->gateways[i].line);
-                if (r < 0)
-                        return r;
-                break;
-        }
-        r = grow(&p->gateways, &p->n_gateways, sizeof(*p->gateways));
-        if (r < 0)
-                return r;
-        g = &p->gateways[p->n_gateways - 1];
-        g->line = ps->line;
-        g->name = strdup(name);
-        if (!g->name)
-                return -ENOMEM;
-        ps->gateway = p->n_gateways - 1;
-        ps->section = SECTION_GATEWAY;
-        return 0;
+        return gateway_add(ps, name, false);
+}
+
+static int section_management(struct parser *ps)
+{
+        ps->section = SECTION_BAD;
+        if (ps->management_line > 0)
+                return parser_error(ps, ps->line,
+                                    "duplicate [Management] section (first on line %u); a policy has one",
+                                    ps->management_line);
+        ps->management_line = ps->line;
+        return gateway_add(ps, POLICY_MANAGEMENT_NAME, true);
 }
 
 static int section_single(struct parser *ps, enum section s, const char *name, unsigned *seen)
@@ -301,14 +344,54 @@ static int parse_section(struct parser *ps, char *s)
                 return section_single(ps, SECTION_POLICY, "Policy", &ps->policy_line);
         if (strcmp(name, "Uplinks") == 0)
                 return section_single(ps, SECTION_UPLINKS, "Uplinks", &ps->uplinks_line);
+        if (strcmp(name, "Management") == 0)
+                return section_management(ps);
         if (strncmp(name, "Gateway", 7) == 0 && (name[7] == '\0' || is_blank(name[7])))
                 return section_gateway(ps, strip(name + 7));
         ps->section = SECTION_BAD;
         return parser_error(ps, ps->line,
-                            "unknown section [%s]; expected [Policy], [Uplinks] or [Gateway NAME]", name);
+                            "unknown section [%s]; expected [Policy], [Uplinks], [Management] or [Gateway NAME]",
+                            name);
 }
 
 /* ---- Values ------------------------------------------------------------ */
+
+/* Well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF. */
+static bool utf8_valid(const char *s)
+{
+        const unsigned char *u = (const unsigned char *)s;
+
+        while (*u) {
+                uint32_t c;
+                size_t n;
+
+                if (*u < 0x80) {
+                        u++;
+                        continue;
+                }
+                if ((*u & 0xe0) == 0xc0) {
+                        n = 1;
+                        c = *u & 0x1f;
+                } else if ((*u & 0xf0) == 0xe0) {
+                        n = 2;
+                        c = *u & 0x0f;
+                } else if ((*u & 0xf8) == 0xf0) {
+                        n = 3;
+                        c = *u & 0x07;
+                } else
+                        return false;
+                for (size_t i = 1; i <= n; i++) {
+                        if ((u[i] & 0xc0) != 0x80)
+                                return false;
+                        c = c << 6 | (u[i] & 0x3f);
+                }
+                if ((n == 1 && c < 0x80) || (n == 2 && c < 0x800) || (n == 3 && c < 0x10000) ||
+                    c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+                        return false;
+                u += n + 1;
+        }
+        return true;
+}
 
 static int value_description(struct parser *ps, const char *value)
 {
@@ -318,8 +401,76 @@ static int value_description(struct parser *ps, const char *value)
                 return parser_error(ps, ps->line, "Description= given twice (first on line %u)",
                                     ps->description_line);
         ps->description_line = ps->line;
+        /* It goes out in JSON (killswitchctl policies), which is UTF-8. */
+        if (!utf8_valid(value))
+                return parser_error(ps, ps->line, "Description: not valid UTF-8; save the file as UTF-8");
         p->description = strdup(value);
         return p->description ? 0 : -ENOMEM;
+}
+
+/* systemd's parse_boolean(): 1 yes y true t on, 0 no n false f off, any case. */
+static int parse_boolean(const char *v)
+{
+        static const char *const yes[] = { "1", "yes", "y", "true", "t", "on" };
+        static const char *const no[] = { "0", "no", "n", "false", "f", "off" };
+
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
+                if (strcasecmp(v, yes[i]) == 0)
+                        return 1;
+                if (strcasecmp(v, no[i]) == 0)
+                        return 0;
+        }
+        return -EINVAL;
+}
+
+/* A single-valued key: report it given twice, else remember its line. 1: go on; 0: reported. */
+static int key_once(struct parser *ps, const char *key, unsigned *line)
+{
+        int r;
+
+        if (*line > 0) {
+                r = parser_error(ps, ps->line, "%s= given twice (first on line %u)", key, *line);
+                return r < 0 ? r : 0;
+        }
+        *line = ps->line;
+        return 1;
+}
+
+static int value_boolean(struct parser *ps, const char *key, const char *value, unsigned *line, bool *ret)
+{
+        int r, b;
+
+        r = key_once(ps, key, line);
+        if (r <= 0)
+                return r;
+        b = parse_boolean(value);
+        if (b < 0)
+                return parser_error(ps, ps->line, "%s: \"%s\": not a boolean; use yes or no", key, value);
+        *ret = b;
+        return 0;
+}
+
+static int value_reject(struct parser *ps, const char *value)
+{
+        static const struct {
+                const char *name;
+                enum ks_reject reject;
+        } table[] = {
+                { "tcp", KS_REJECT_TCP },
+                { "all", KS_REJECT_ALL },
+                { "none", KS_REJECT_NONE },
+        };
+        int r;
+
+        r = key_once(ps, "Reject", &ps->reject_line);
+        if (r <= 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(table); i++)
+                if (strcmp(value, table[i].name) == 0) {
+                        ps->p->reject = table[i].reject;
+                        return 0;
+                }
+        return parser_error(ps, ps->line, "Reject: \"%s\": expected tcp, all or none", value);
 }
 
 /* Linux dev_valid_name(), plus no wildcards: a set of names matches them literally. */
@@ -406,6 +557,76 @@ static int address_error(struct parser *ps, const char *w, const char *what)
         return parser_error(ps, ps->line, "Address: \"%s\": %s", w, what);
 }
 
+#define HOSTNAME_MAX 253
+#define HOSTNAME_LABEL_MAX 63
+
+static bool is_digit(char c)
+{
+        return c >= '0' && c <= '9';
+}
+
+/*
+ * Does w look like a numeric address, so that it must parse as one? A ':'
+ * (IPv6), a last label of digits only (RFC 1123 2.1, RFC 3696 2: a top-level
+ * domain is never all-numeric; "300.1.2.3", "192.0.2"), or a form that
+ * inet_aton() (and so getaddrinfo()) would read as IPv4 ("0x7f000001").
+ */
+static bool looks_numeric(const char *w)
+{
+        struct in_addr a;
+        const char *last;
+        size_t n = strlen(w);
+
+        if (strchr(w, ':') || inet_aton(w, &a) != 0)
+                return true;
+        if (n > 0 && w[n - 1] == '.')
+                n--;
+        last = w + n;
+        while (last > w && last[-1] != '.')
+                last--;
+        if (last == w + n)
+                return false;
+        for (const char *c = last; c < w + n; c++)
+                if (!is_digit(*c))
+                        return false;
+        return true;
+}
+
+/* NULL if w is an RFC 1123 host name (an optional final dot allowed), else the problem. */
+static const char *hostname_problem(const char *w)
+{
+        size_t n = strlen(w), label = 0;
+
+        if (n > 0 && w[n - 1] == '.')
+                n--;
+        if (n > HOSTNAME_MAX)
+                return "host name longer than 253 characters";
+        for (size_t i = 0; i < n; i++) {
+                char c = w[i];
+
+                if (c == '.') {
+                        if (label == 0)
+                                return "empty label in host name";
+                        if (w[i - 1] == '-')
+                                return "a host name label cannot end with \"-\"";
+                        label = 0;
+                        continue;
+                }
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '-'))
+                        return "not an IPv4 or IPv6 address, ADDRESS/PREFIXLEN or host name "
+                               "(letters, digits, \"-\" and dots)";
+                if (c == '-' && label == 0)
+                        return "a host name label cannot start with \"-\"";
+                if (++label > HOSTNAME_LABEL_MAX)
+                        return "host name label longer than 63 characters";
+        }
+        if (label == 0)
+                return "empty label in host name";
+        if (w[n - 1] == '-')
+                return "a host name label cannot end with \"-\"";
+        return NULL;
+}
+
 static int parse_address(struct parser *ps, char *w, struct ks_prefix *ret)
 {
         struct ks_prefix pfx = {};
@@ -441,14 +662,40 @@ static int parse_address(struct parser *ps, char *w, struct ks_prefix *ret)
         return 1;
 }
 
+/* A host name, unresolved; listed once per gateway (names compare case-insensitively). */
+static int add_hostname(struct parser *ps, struct ks_gateway *g, const char *w)
+{
+        struct ks_hostname *h;
+        int r;
+
+        for (size_t i = 0; i < g->n_hostnames; i++)
+                if (strcasecmp(g->hostnames[i].name, w) == 0)
+                        return 0;
+        r = grow(&g->hostnames, &g->n_hostnames, sizeof(*g->hostnames));
+        if (r < 0)
+                return r;
+        h = &g->hostnames[g->n_hostnames - 1];
+        h->line = ps->line;
+        h->name = strdup(w);
+        return h->name ? 0 : -ENOMEM;
+}
+
 static int value_address(struct parser *ps, char *value)
 {
         struct ks_gateway *g = &ps->p->gateways[ps->gateway];
         struct ks_prefix pfx;
+        const char *problem;
         char *w;
         int r;
 
         while ((w = next_word(&value))) {
+                if (!strchr(w, '/') && !looks_numeric(w)) {
+                        problem = hostname_problem(w);
+                        r = problem ? address_error(ps, w, problem) : add_hostname(ps, g, w);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
                 r = parse_address(ps, w, &pfx);
                 if (r <= 0) {
                         if (r < 0)
@@ -551,32 +798,52 @@ static int value_ports(struct parser *ps, char *value)
 
 /* ---- Lines ------------------------------------------------------------- */
 
+static const char *const policy_keys[] = { "Description", "KeepICMPErrors", "Reject", NULL };
+static const char *const uplinks_keys[] = { "Interface", "KeepNeighborDiscovery", "KeepDHCP", NULL };
+static const char *const gateway_keys[] = { "Address", "Ports", "Ping", NULL };
+
 static bool key_known(const struct parser *ps, const char *key)
 {
+        const char *const *keys = NULL;
+
         switch (ps->section) {
         case SECTION_POLICY:
-                return strcmp(key, "Description") == 0;
+                keys = policy_keys;
+                break;
         case SECTION_UPLINKS:
-                return strcmp(key, "Interface") == 0;
+                keys = uplinks_keys;
+                break;
         case SECTION_GATEWAY:
-                return strcmp(key, "Address") == 0 || strcmp(key, "Ports") == 0;
+                keys = gateway_keys;
+                break;
         case SECTION_NONE:
         case SECTION_BAD:
-                break;
+                return false;
         }
+        for (; *keys; keys++)
+                if (strcmp(key, *keys) == 0)
+                        return true;
         return false;
 }
 
 static int unknown_key(struct parser *ps, const char *key)
 {
+        const struct ks_gateway *g;
+
         switch (ps->section) {
         case SECTION_POLICY:
-                return parser_error(ps, ps->line, "unknown key \"%s\" in [Policy]; expected Description=", key);
+                return parser_error(ps, ps->line, "unknown key \"%s\" in [Policy]; "
+                                    "expected Description=, KeepICMPErrors= or Reject=", key);
         case SECTION_UPLINKS:
-                return parser_error(ps, ps->line, "unknown key \"%s\" in [Uplinks]; expected Interface=", key);
+                return parser_error(ps, ps->line, "unknown key \"%s\" in [Uplinks]; "
+                                    "expected Interface=, KeepNeighborDiscovery= or KeepDHCP=", key);
         case SECTION_GATEWAY:
-                return parser_error(ps, ps->line, "unknown key \"%s\" in [Gateway %s]; expected Address= or Ports=",
-                                    key, ps->p->gateways[ps->gateway].name);
+                g = &ps->p->gateways[ps->gateway];
+                if (g->management)
+                        return parser_error(ps, ps->line, "unknown key \"%s\" in [Management]; "
+                                            "expected Address=, Ports= or Ping=", key);
+                return parser_error(ps, ps->line, "unknown key \"%s\" in [Gateway %s]; "
+                                    "expected Address=, Ports= or Ping=", key, g->name);
         case SECTION_NONE:
         case SECTION_BAD:
                 break;
@@ -586,22 +853,34 @@ static int unknown_key(struct parser *ps, const char *key)
 
 static int parse_assignment(struct parser *ps, const char *key, char *value)
 {
+        struct ks_policy *p = ps->p;
+
         if (ps->section == SECTION_BAD)
                 return 0;
         if (ps->section == SECTION_NONE)
                 return parser_error(ps, ps->line,
-                                    "%s= outside a section; put it under [Policy], [Uplinks] or [Gateway NAME]",
-                                    key);
+                                    "%s= outside a section; put it under [Policy], [Uplinks], [Management] "
+                                    "or [Gateway NAME]", key);
         if (!key_known(ps, key))
                 return unknown_key(ps, key);
         if (*value == '\0')
                 return parser_error(ps, ps->line, "%s= has an empty value", key);
         if (strcmp(key, "Description") == 0)
                 return value_description(ps, value);
+        if (strcmp(key, "KeepICMPErrors") == 0)
+                return value_boolean(ps, key, value, &ps->keep_icmp_line, &p->keep_icmp_errors);
+        if (strcmp(key, "Reject") == 0)
+                return value_reject(ps, value);
         if (strcmp(key, "Interface") == 0)
                 return value_interface(ps, value);
+        if (strcmp(key, "KeepNeighborDiscovery") == 0)
+                return value_boolean(ps, key, value, &ps->keep_nd_line, &p->keep_neighbor_discovery);
+        if (strcmp(key, "KeepDHCP") == 0)
+                return value_boolean(ps, key, value, &ps->keep_dhcp_line, &p->keep_dhcp);
         if (strcmp(key, "Address") == 0)
                 return value_address(ps, value);
+        if (strcmp(key, "Ping") == 0)
+                return value_boolean(ps, key, value, &ps->ping_line, &p->gateways[ps->gateway].ping);
         return value_ports(ps, value);
 }
 
@@ -630,6 +909,20 @@ static int parse_line(struct parser *ps, char *l)
         return parse_assignment(ps, key, value);
 }
 
+/* [Management] without Ports= keeps SSH. */
+static int management_default_ports(struct ks_gateway *g)
+{
+        int r;
+
+        if (g->n_ports > 0)
+                return 0;
+        r = grow(&g->ports, &g->n_ports, sizeof(*g->ports));
+        if (r < 0)
+                return r;
+        g->ports[0] = (struct ks_portrange) { .proto = IPPROTO_TCP, .low = 22, .high = 22 };
+        return 0;
+}
+
 /* Checks that need the whole file: every gateway has an address, the policy has an uplink. */
 static int parse_finish(struct parser *ps)
 {
@@ -637,11 +930,22 @@ static int parse_finish(struct parser *ps)
         int r;
 
         for (size_t i = 0; i < p->n_gateways; i++) {
-                if (p->gateways[i].n_addrs > 0)
+                struct ks_gateway *g = &p->gateways[i];
+
+                if (g->management) {
+                        r = management_default_ports(g);
+                        if (r < 0)
+                                return r;
+                }
+                if (g->n_addrs > 0 || g->n_hostnames > 0)
                         continue;
-                r = parser_error(ps, p->gateways[i].line,
-                                 "[Gateway %s] has no Address=; add the gateway's addresses",
-                                 p->gateways[i].name);
+                if (g->management)
+                        r = parser_error(ps, g->line,
+                                         "[Management] has no Address=; add the addresses the admins "
+                                         "connect from");
+                else
+                        r = parser_error(ps, g->line,
+                                         "[Gateway %s] has no Address=; add the gateway's addresses", g->name);
                 if (r < 0)
                         return r;
         }
@@ -685,6 +989,10 @@ int policy_parse_string(const char *text, const char *file, const char *name,
                 return -ENOMEM;
         p->name = strdup(name ? name : "");
         p->path = strdup(ps.file);
+        p->keep_neighbor_discovery = true;
+        p->keep_dhcp = true;
+        p->keep_icmp_errors = true;
+        p->reject = KS_REJECT_TCP;
         if (!p->name || !p->path)
                 return -ENOMEM;
         ps.p = p;
@@ -773,4 +1081,177 @@ int policy_parse_file(const char *path, struct ks_policy **ret, struct ks_diags 
                 return diags_add(diags, path, 0, "contains a NUL byte; a policy is a text file") < 0 ?
                        -ENOMEM : -EINVAL;
         return policy_parse_string(text, path, name, ret, diags);
+}
+
+/* ---- Host names ---------------------------------------------------------- */
+
+/* One distinct name and what the resolver said about it. */
+struct resolved {
+        const char *name;               /* borrowed from the policy */
+        struct ks_prefix *addrs;
+        size_t n_addrs;
+        char *error;                    /* NULL: resolved */
+};
+
+static void resolved_free(struct resolved *v, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                free(v[i].addrs);
+                free(v[i].error);
+        }
+        free(v);
+}
+
+static bool prefix_equal(const struct ks_prefix *a, const struct ks_prefix *b)
+{
+        return a->family == b->family && a->len == b->len && memcmp(a->addr, b->addr, 16) == 0;
+}
+
+/* Check and deduplicate what a resolver returned, in place. -EINVAL: something is not an address. */
+static int resolved_clean(struct resolved *r)
+{
+        size_t out = 0;
+
+        for (size_t i = 0; i < r->n_addrs; i++) {
+                struct ks_prefix *a = &r->addrs[i];
+                bool dup = false;
+
+                if ((a->family != AF_INET && a->family != AF_INET6) ||
+                    a->len > (a->family == AF_INET ? 32 : 128))
+                        return -EINVAL;
+                if (a->family == AF_INET)
+                        memset(a->addr + 4, 0, 12);
+                for (size_t j = 0; j < out && !dup; j++)
+                        dup = prefix_equal(&r->addrs[j], a);
+                if (!dup)
+                        r->addrs[out++] = *a;
+        }
+        r->n_addrs = out;
+        return 0;
+}
+
+static int resolve_one(struct resolved *r, policy_resolver_t resolver, void *userdata)
+{
+        char *error = NULL;
+        int k;
+
+        k = resolver(r->name, &r->addrs, &r->n_addrs, &error, userdata);
+        if (k == -ENOMEM) {
+                free(error);
+                return -ENOMEM;
+        }
+        if (k >= 0 && r->n_addrs > 0 && !r->addrs)
+                k = -EINVAL;
+        if (k >= 0 && r->n_addrs == 0) {
+                free(error);
+                error = strdup("no addresses");
+        } else if (k >= 0 && resolved_clean(r) < 0) {
+                free(error);
+                error = strdup("the resolver returned something that is not an address");
+        } else if (k < 0 && !error)
+                error = strdup(strerror(-k));
+        else if (k >= 0) {
+                free(error);
+                return 0;
+        }
+        if (!error)
+                return -ENOMEM;
+        r->error = error;
+        return 0;
+}
+
+/* Append n prefixes to an array. */
+static int append_prefixes(struct ks_prefix **v, size_t *n, const struct ks_prefix *add, size_t n_add)
+{
+        struct ks_prefix *a;
+
+        if (n_add == 0)
+                return 0;
+        if (*n > SIZE_MAX / sizeof(*a) - n_add)
+                return -ENOMEM;
+        a = realloc(*v, (*n + n_add) * sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        memcpy(a + *n, add, n_add * sizeof(*a));
+        *v = a;
+        *n += n_add;
+        return 0;
+}
+
+int policy_resolve(struct ks_policy *p, policy_resolver_t resolver, void *userdata, struct ks_diags *diags)
+{
+        struct resolved *v = NULL;
+        size_t n = 0, failed = 0;
+        int k = 0;
+
+        if (!p || !resolver)
+                return -EINVAL;
+
+        /* Ask once per distinct name that is not pinned yet. */
+        for (size_t i = 0; k >= 0 && i < p->n_gateways; i++)
+                for (size_t j = 0; k >= 0 && j < p->gateways[i].n_hostnames; j++) {
+                        const struct ks_hostname *h = &p->gateways[i].hostnames[j];
+                        bool seen = false;
+
+                        if (h->n_addrs > 0)
+                                continue;
+                        for (size_t x = 0; x < n && !seen; x++)
+                                seen = strcasecmp(v[x].name, h->name) == 0;
+                        if (seen)
+                                continue;
+                        k = grow(&v, &n, sizeof(*v));
+                        if (k < 0)
+                                break;
+                        v[n - 1].name = h->name;
+                        k = resolve_one(&v[n - 1], resolver, userdata);
+                }
+        if (k < 0)
+                goto finish;
+
+        /* Report each use of a name that did not resolve, at its line. */
+        for (size_t i = 0; k >= 0 && i < p->n_gateways; i++)
+                for (size_t j = 0; k >= 0 && j < p->gateways[i].n_hostnames; j++) {
+                        const struct ks_hostname *h = &p->gateways[i].hostnames[j];
+
+                        for (size_t x = 0; x < n; x++) {
+                                if (!v[x].error || strcasecmp(v[x].name, h->name) != 0)
+                                        continue;
+                                failed++;
+                                k = diags_add(diags, p->path ? p->path : "<policy>", h->line,
+                                              "Address: \"%s\": name does not resolve (%s)",
+                                              h->name, v[x].error);
+                                break;
+                        }
+                }
+        if (k < 0 || failed > 0) {
+                k = k < 0 ? k : -EINVAL;
+                goto finish;
+        }
+
+        /* Pin. Allocate everything first, so that a failure leaves p as it was. */
+        for (size_t i = 0; i < p->n_gateways; i++) {
+                struct ks_gateway *g = &p->gateways[i];
+
+                for (size_t j = 0; j < g->n_hostnames; j++) {
+                        struct ks_hostname *h = &g->hostnames[j];
+
+                        for (size_t x = 0; x < n; x++) {
+                                if (h->n_addrs > 0 || strcasecmp(v[x].name, h->name) != 0)
+                                        continue;
+                                /* Room in the gateway first: a hostname's addrs say "pinned". */
+                                k = append_prefixes(&g->addrs, &g->n_addrs, v[x].addrs, v[x].n_addrs);
+                                if (k < 0)
+                                        goto finish;
+                                k = append_prefixes(&h->addrs, &h->n_addrs, v[x].addrs, v[x].n_addrs);
+                                if (k < 0) {
+                                        g->n_addrs -= v[x].n_addrs;
+                                        goto finish;
+                                }
+                                break;
+                        }
+                }
+        }
+finish:
+        resolved_free(v, n);
+        return k;
 }

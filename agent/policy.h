@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <net/if.h>
@@ -9,6 +10,12 @@
  * A parsed isolation policy (killswitch.policy(5)). Pure data: no I/O besides
  * reading the file, no kernel. The parser collects every problem it finds as
  * "FILE:LINE: message" diagnostics instead of stopping at the first one.
+ *
+ * Host names in Address= are not resolved by the parser (that would be I/O):
+ * a parsed policy lists them in ks_gateway.hostnames, unresolved, and the
+ * compiler refuses it until policy_resolve() has pinned their addresses. The
+ * store calls policy_resolve() right after policy_parse_file(), with
+ * resolve_hostname() from resolve.h; the unit tests use a fake resolver.
  */
 
 #define POLICY_NAME_MAX 32   /* policy and gateway names */
@@ -24,13 +31,35 @@ struct ks_portrange {
         uint16_t low, high;  /* host byte order, low <= high */
 };
 
+/* A host name of Address=, and what policy_resolve() pinned it to. */
+struct ks_hostname {
+        char *name;
+        unsigned line;                 /* line of its Address= */
+        struct ks_prefix *addrs;       /* n_addrs == 0: not resolved yet */
+        size_t n_addrs;
+};
+
+/* Name of the gateway a [Management] section becomes. */
+#define POLICY_MANAGEMENT_NAME "management"
+
 struct ks_gateway {
         char *name;
-        unsigned line;                 /* line of the [Gateway NAME] header */
-        struct ks_prefix *addrs;
+        unsigned line;                 /* line of the [Gateway NAME] or [Management] header */
+        struct ks_prefix *addrs;       /* numeric addresses, then the pinned ones of hostnames */
         size_t n_addrs;
         struct ks_portrange *ports;    /* n_ports == 0: all traffic */
         size_t n_ports;
+        struct ks_hostname *hostnames; /* host names of Address=, in order, each once */
+        size_t n_hostnames;
+        bool ping;                     /* Ping=: ICMP echo with the addresses (implied without Ports=) */
+        bool management;               /* the [Management] section, named "management" */
+};
+
+/* [Policy] Reject=: what a cut packet going out through an uplink gets. */
+enum ks_reject {
+        KS_REJECT_TCP,                 /* TCP reset for TCP, the rest dropped (default) */
+        KS_REJECT_ALL,                 /* TCP reset for TCP, ICMP admin-prohibited for the rest */
+        KS_REJECT_NONE,                /* dropped silently */
 };
 
 struct ks_policy {
@@ -39,8 +68,12 @@ struct ks_policy {
         char *description;             /* may be NULL */
         char (*uplinks)[IFNAMSIZ];     /* NUL-terminated, at most 15 chars */
         size_t n_uplinks;
-        struct ks_gateway *gateways;
+        struct ks_gateway *gateways;   /* in file order; [Management] among them */
         size_t n_gateways;
+        bool keep_neighbor_discovery;  /* [Uplinks] KeepNeighborDiscovery=, default yes */
+        bool keep_dhcp;                /* [Uplinks] KeepDHCP=, default yes */
+        bool keep_icmp_errors;         /* [Policy] KeepICMPErrors=, default yes */
+        enum ks_reject reject;         /* [Policy] Reject=, default tcp */
 };
 
 /* Problems found while parsing, each "FILE:LINE: message" (or "FILE: message"). */
@@ -72,3 +105,24 @@ int policy_parse_string(const char *text, const char *file, const char *name,
 int policy_parse_file(const char *path, struct ks_policy **ret, struct ks_diags *diags);
 
 struct ks_policy *policy_free(struct ks_policy *p);
+
+/*
+ * Resolve host name `name` into *ret (n_ret addresses, each a full-length
+ * prefix: /32 or /128), malloc()ed. Returns 0, or a negative errno and, if it
+ * can say more, a malloc()ed reason in *ret_error (else left NULL). -ENOMEM is
+ * fatal for policy_resolve(); any other error is reported for the name.
+ */
+typedef int (*policy_resolver_t)(const char *name, struct ks_prefix **ret, size_t *ret_n, char **ret_error,
+                                 void *userdata);
+
+/*
+ * Resolve every host name of p's Address= lines once (a name used twice is
+ * asked once), and pin the result: each ks_hostname records its addresses and
+ * they are added to its gateway's addrs (the compiler merges duplicates). Names
+ * pinned already are left alone: a policy is never re-resolved behind the
+ * admin's back. A name that does not resolve is reported in diags as
+ * "FILE:LINE: Address: \"NAME\": name does not resolve (REASON)".
+ * Returns 0; -EINVAL if any name did not resolve (then p is unchanged);
+ * -ENOMEM. Pure besides what `resolver` does.
+ */
+int policy_resolve(struct ks_policy *p, policy_resolver_t resolver, void *userdata, struct ks_diags *diags);

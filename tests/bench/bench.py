@@ -13,6 +13,7 @@ import argparse
 import array
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -148,6 +149,9 @@ def switch_timing(args):
         if "table inet killswitch" not in ruleset:
             raise RuntimeError("killswitchctl show %s printed no 'table inet killswitch'" % pol)
         nft_text = ruleset.replace("table inet killswitch", "table inet nftbench", 1)
+        # The equivalent ruleset, in force: drop table flags such as dormant/owner/persist should
+        # `show` ever print them (set flags, indented deeper, stay).
+        nft_text = re.sub(r"(?m)^\tflags [^\n]*(dormant|owner|persist)[^\n]*\n", "", nft_text)
         nft_file = os.path.join(args.dir, "nftbench-%d.nft" % size)
         with open(nft_file, "w") as f:
             f.write(nft_text)
@@ -482,8 +486,9 @@ def report(args):
     L.append("")
     if thr and thr.get("none"):
         base = percentile([x["bps"] for x in thr["none"]], 50)
-        L.append("Median of %d run(s) of %s s each per state, states interleaved." % (
-            len(thr["none"]), meta.get("iperf_seconds", "?")))
+        L.append("One TCP stream, client and server pinned to CPU 0 with the gateway's forwarding "
+                 "(`iperf3 -A 0,0 -Z`), %s s per run; median of %d run(s) per state, the states "
+                 "interleaved round by round." % (meta.get("iperf_seconds", "?"), len(thr["none"])))
         L.append("")
         L.append("| state | Gbit/s median (min–max) | % of none | goal |")
         L.append("|---|---:|---:|---|")

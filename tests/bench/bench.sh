@@ -31,7 +31,7 @@
 # results directory).
 #
 # --quick: 5 timing runs per size instead of 30, 3 leak switches instead of 10, one 2 s iperf3
-# round instead of three of 5 s, 3 s idle samples instead of 10 s: under 2 minutes.
+# round instead of five of 1+4 s, 3 s idle samples instead of 10 s: under 2 minutes.
 # Environment: KILLSWITCHD, KILLSWITCHCTL (skip the build and use these), BENCH_BUILD_DIR (default
 # build-bench in the repository).
 
@@ -62,7 +62,7 @@ fi
 if [ "$QUICK" = 1 ]; then
 	REPS=5 LEAK_REPS=3 IPERF_SECS=2 IPERF_OMIT=0 IPERF_ROUNDS=1 IDLE_SECS=3 MODE=quick
 else
-	REPS=30 LEAK_REPS=10 IPERF_SECS=5 IPERF_OMIT=1 IPERF_ROUNDS=3 IDLE_SECS=10 MODE=full
+	REPS=30 LEAK_REPS=10 IPERF_SECS=4 IPERF_OMIT=1 IPERF_ROUNDS=5 IDLE_SECS=10 MODE=full
 fi
 SIZES=(10 1000 10000 100000)
 FLOOD_PPS=50000
@@ -222,9 +222,14 @@ no_killswitch() {
 }
 
 # iperf LABEL — one TCP run lan -> peer:443, added to the results under LABEL.
+# Client and server are both pinned to CPU 0 (-A 0,0), with zero-copy sends (-Z): a veth path is
+# processed on the sending CPU, so the whole path (client, gw forwarding and its nftables hooks,
+# server) runs on one CPU and any per-packet cost of the ruleset shows as lost throughput.
+# Unpinned, the scheduler's placement makes runs on a 2-CPU VM vary between 8 and 20 Gbit/s;
+# pinned, they repeat within a few per cent.
 iperf() {
 	local j=$TMP/iperf-$1-$RANDOM.json
-	n_lan iperf3 -c $PEER -p 443 -t "$IPERF_SECS" -O "$IPERF_OMIT" -J >"$j" 2>&1 ||
+	n_lan iperf3 -c $PEER -p 443 -t "$IPERF_SECS" -O "$IPERF_OMIT" -A 0,0 -Z -J >"$j" 2>&1 ||
 		{ cat "$j" >&2; die "iperf3 ($1) failed"; }
 	bench iperf-add --label "$1" --json "$j" --out "$RES/throughput.json" || die "iperf3 ($1): no result"
 }

@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+#include <linux/netfilter.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nf_tables.h>
+
+#include <libmnl/libmnl.h>
+
+#include "cleanup.h"
+#include "monitor.h"
+
+/* As nft monitor does: room for the events of a large transaction. */
+#define EVENT_RCVBUF (16 * 1024 * 1024)
+/* Every nf_tables object message carries its table's name as attribute 1. */
+#define NFTA_ANY_TABLE 1
+
+struct ks_monitor {
+        struct mnl_socket *nl;
+        sd_event_source *io;
+        char *table;
+        monitor_cb_t cb;
+        void *userdata;
+        bool touched;           /* the transaction being reported touched our table */
+        pid_t self;
+};
+
+static bool is_object_event(uint16_t type)
+{
+        switch (type) {
+        case NFT_MSG_NEWTABLE: case NFT_MSG_DELTABLE:
+        case NFT_MSG_NEWCHAIN: case NFT_MSG_DELCHAIN:
+        case NFT_MSG_NEWRULE: case NFT_MSG_DELRULE:
+        case NFT_MSG_NEWSET: case NFT_MSG_DELSET:
+        case NFT_MSG_NEWSETELEM: case NFT_MSG_DELSETELEM:
+        case NFT_MSG_NEWOBJ: case NFT_MSG_DELOBJ:
+        case NFT_MSG_NEWFLOWTABLE: case NFT_MSG_DELFLOWTABLE:
+                return true;
+        default:
+                return false;
+        }
+}
+
+static int table_attr_cb(const struct nlattr *attr, void *data)
+{
+        if (mnl_attr_get_type(attr) == NFTA_ANY_TABLE && mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) >= 0)
+                *(const char **)data = mnl_attr_get_str(attr);
+        return MNL_CB_OK;
+}
+
+struct gen_info {
+        uint32_t id, pid;
+        const char *comm;
+};
+
+static int gen_attr_cb(const struct nlattr *attr, void *data)
+{
+        struct gen_info *g = data;
+
+        switch (mnl_attr_get_type(attr)) {
+        case NFTA_GEN_ID:
+                if (mnl_attr_validate(attr, MNL_TYPE_U32) >= 0)
+                        g->id = ntohl(mnl_attr_get_u32(attr));
+                break;
+        case NFTA_GEN_PROC_PID:
+                if (mnl_attr_validate(attr, MNL_TYPE_U32) >= 0)
+                        g->pid = ntohl(mnl_attr_get_u32(attr));
+                break;
+        case NFTA_GEN_PROC_NAME:
+                if (mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) >= 0)
+                        g->comm = mnl_attr_get_str(attr);
+                break;
+        }
+        return MNL_CB_OK;
+}
+
+static void report_generation(struct ks_monitor *m, const struct nlmsghdr *nlh)
+{
+        struct gen_info g = {};
+        struct monitor_event ev = {};
+
+        mnl_attr_parse(nlh, sizeof(struct nfgenmsg), gen_attr_cb, &g);
+        if (!m->touched || (pid_t)g.pid == m->self) {
+                m->touched = false;
+                return;
+        }
+        m->touched = false;
+        ev.generation = g.id;
+        ev.pid = (pid_t)g.pid;
+        snprintf(ev.comm, sizeof(ev.comm), "%s", g.comm ? g.comm : "?");
+        m->cb(m->userdata, &ev);
+}
+
+static int event_cb(const struct nlmsghdr *nlh, void *data)
+{
+        struct ks_monitor *m = data;
+        const struct nfgenmsg *nfg = mnl_nlmsg_get_payload(nlh);
+        uint16_t type = NFNL_MSG_TYPE(nlh->nlmsg_type);
+        const char *table = NULL;
+
+        if (type == NFT_MSG_NEWGEN) {
+                report_generation(m, nlh);
+                return MNL_CB_OK;
+        }
+        if (!is_object_event(type) || nfg->nfgen_family != NFPROTO_INET)
+                return MNL_CB_OK;
+        mnl_attr_parse(nlh, sizeof(*nfg), table_attr_cb, &table);
+        if (table && strcmp(table, m->table) == 0)
+                m->touched = true;
+        return MNL_CB_OK;
+}
+
+static int on_events(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        struct ks_monitor *m = userdata;
+        char buf[16384];
+
+        for (;;) {
+                ssize_t len = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+                if (len < 0 && errno == ENOBUFS) {
+                        struct monitor_event ev = { .overflow = true };
+
+                        m->touched = false;
+                        m->cb(m->userdata, &ev);
+                        continue;
+                }
+                if (len <= 0)
+                        return 0;
+                mnl_cb_run(buf, (size_t)len, 0, 0, event_cb, m);
+        }
+}
+
+int monitor_new(sd_event *event, const char *table, monitor_cb_t cb, void *userdata, struct ks_monitor **ret)
+{
+        struct ks_monitor *m = calloc(1, sizeof(*m));
+        int group = NFNLGRP_NFTABLES, size = EVENT_RCVBUF, r;
+
+        if (!m)
+                return -ENOMEM;
+        *m = (struct ks_monitor){ .cb = cb, .userdata = userdata, .self = getpid(), .table = strdup(table) };
+        m->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (!m->table || !m->nl || mnl_socket_bind(m->nl, 0, MNL_SOCKET_AUTOPID) < 0 ||
+            mnl_socket_setsockopt(m->nl, NETLINK_ADD_MEMBERSHIP, &group, sizeof(group)) < 0) {
+                r = m->table ? -errno : -ENOMEM;
+                monitor_free(m);
+                return r;
+        }
+        if (setsockopt(mnl_socket_get_fd(m->nl), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+                setsockopt(mnl_socket_get_fd(m->nl), SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+        r = sd_event_add_io(event, &m->io, mnl_socket_get_fd(m->nl), EPOLLIN, on_events, m);
+        if (r < 0) {
+                monitor_free(m);
+                return r;
+        }
+        *ret = m;
+        return 0;
+}
+
+struct ks_monitor *monitor_free(struct ks_monitor *m)
+{
+        if (!m)
+                return NULL;
+        sd_event_source_disable_unref(m->io);
+        if (m->nl)
+                mnl_socket_close(m->nl);
+        free(m->table);
+        free(m);
+        return NULL;
+}
