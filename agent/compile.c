@@ -7,21 +7,30 @@
  * The table (killswitch.policy(5) documents it for admins) holds every loaded
  * policy P, staged under names "P/...":
  *
- *   counter P/gw_NAME (one per gateway), P/dropped_in, P/dropped_out
+ *   counter P/gw_NAME (one per gateway, [Management] is "management"), P/dropped_in,
+ *           P/dropped_out, P/dropped_in/UPLINK, P/dropped_out/UPLINK
  *   set P/uplinks        { type ifname }
  *   set P/gw_NAME_v4/_v6 { type ipv4_addr . inet_proto . inet_service; flags interval }  (Ports=)
  *                        { type ipv4_addr; flags interval }                              (all traffic)
- *   chain P/inbound      saddr [. l4proto . sport|dport] @P/gw_NAME_vX counter accept; ...; counter drop
- *   chain P/outbound     daddr [. l4proto . dport|sport] @P/gw_NAME_vX counter accept; ...; counter drop
+ *   set P/gw_NAME_ping_v4/_v6 { type ipv4_addr; flags interval }                (Ports= and Ping=yes)
+ *   chain P/inbound      link upkeep (ND, DHCP) accept; ICMP errors ct state related accept;
+ *                        saddr [. l4proto . sport|dport] @P/gw_NAME_vX counter accept;
+ *                        saddr @P/gw_NAME_ping_vX icmp echo counter accept; ...;
+ *                        iifname "U" counter drop (per uplink); counter drop
+ *   chain P/outbound     the same with daddr, oifname; the tail rejects per Reject=
  *
  * Regular chains have no hook: a staged policy costs nothing per packet.
  * While isolated with policy P, and only then, the table also has
  *
- *   chain prerouting   hook prerouting  priority -300: iifname @P/uplinks jump P/inbound
- *   chain postrouting  hook postrouting priority -300: oifname @P/uplinks jump P/outbound
+ *   chain prerouting  hook prerouting priority -150: iifname @P/uplinks jump P/inbound
+ *   chain forward     hook forward    priority -150: oifname @P/uplinks jump P/outbound
+ *   chain output      hook output     priority -150: oifname @P/uplinks jump P/outbound
  *
- * so that isolating, switching and restoring touch two chains and two rules,
- * whatever the size of the policies (compile_hook).
+ * so that isolating, switching and restoring touch three chains and three
+ * rules, whatever the size of the policies (compile_hook). Priority -150 is
+ * after conntrack (-200), which "ct state related" needs, and before
+ * destination NAT (-100). Outbound is checked in forward and output, not in
+ * postrouting, because reject is not allowed in postrouting.
  *
  * The expressions are the ones nft 1.0.6 emits for the same rules in nft
  * syntax (nft --debug=netlink), so that `nft list` reads our table back as
@@ -33,6 +42,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_tables.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -56,8 +66,6 @@
 #include "cleanup.h"
 #include "batch.h"
 #include "compile.h"
-
-#define CHAIN_PRIORITY (-300)   /* "raw": before conntrack does any work */
 
 _Static_assert(COMPILE_NAME_SIZE <= NFT_NAME_MAXLEN, "object names longer than the kernel takes");
 
@@ -88,12 +96,28 @@ static const struct family_info {
         uint32_t proto_reg, port_reg;   /* registers nft picks after the address */
         uint32_t key_type;
         const char *suffix, *type_name, *nft_prefix;
+        uint8_t icmp_proto;             /* ICMP of the family, for Ping= and KeepICMPErrors= */
+        uint8_t echo_request, echo_reply;
+        const char *icmp_name, *icmp_l4_name, *nfproto_name;
+        uint16_t dhcp_server, dhcp_client;
 } families[N_FAMILIES] = {
         [V4] = { AF_INET, NFPROTO_IPV4, 4, 12, 16, NFT_REG32_01, NFT_REG32_02,
-                 TYPE_IPADDR, "v4", "ipv4_addr", "ip" },
+                 TYPE_IPADDR, "v4", "ipv4_addr", "ip",
+                 IPPROTO_ICMP, 8, 0, "icmp", "icmp", "ipv4", 67, 68 },
         [V6] = { AF_INET6, NFPROTO_IPV6, 16, 8, 24, NFT_REG_2, NFT_REG32_05,
-                 TYPE_IP6ADDR, "v6", "ipv6_addr", "ip6" },
+                 TYPE_IP6ADDR, "v6", "ipv6_addr", "ip6",
+                 IPPROTO_ICMPV6, 128, 129, "icmpv6", "ipv6-icmp", "ipv6", 547, 546 },
 };
+
+/* ICMPv6 neighbour discovery: router solicitation (133) to redirect (137), RFC 4861. */
+#define ND_TYPE_FIRST 133
+#define ND_TYPE_LAST 137
+
+/* A gateway whose Ping= needs rules of its own: with Ports=, its address sets do not cover ICMP. */
+static bool gateway_ping_rules(const struct ks_gateway *g)
+{
+        return g->ping && g->n_ports > 0;
+}
 
 /* ---- Normalisation: disjoint sorted ranges ----------------------------- */
 
@@ -369,14 +393,33 @@ int compile_gateway_counter_name(char *buf, size_t size, const char *policy, con
         return n < 0 || (size_t)n >= size ? -ENOBUFS : 0;
 }
 
+static bool uplink_name_valid(const char *uplink)
+{
+        return uplink && uplink[0] != '\0' && strlen(uplink) < IFNAMSIZ;
+}
+
+int compile_uplink_counter_name(char *buf, size_t size, const char *policy, const char *direction,
+                                const char *uplink)
+{
+        int n;
+
+        if (!buf || !policy || !direction || policy_name_valid(policy) < 0 || !uplink_name_valid(uplink))
+                return -EINVAL;
+        if (strcmp(direction, COUNTER_DROPPED_IN) != 0 && strcmp(direction, COUNTER_DROPPED_OUT) != 0)
+                return -EINVAL;
+        n = snprintf(buf, size, "%s" COMPILE_NAME_SEP "%s" COMPILE_NAME_SEP "%s", policy, direction, uplink);
+        return n < 0 || (size_t)n >= size ? -ENOBUFS : 0;
+}
+
 static int build_table(struct ks_ruleset *r, const char *table)
 {
         struct nftnl_table *t = nftnl_table_alloc();
 
         if (!t)
                 return -ENOMEM;
+        /* No flags attribute: the transport may have created the table owned (owner+persist); an
+         * update that names other flags would be refused. */
         nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
-        nftnl_table_set_u32(t, NFTNL_TABLE_FLAGS, 0);
         if (nftnl_table_set_str(t, NFTNL_TABLE_NAME, table) < 0) {
                 nftnl_table_free(t);
                 return -ENOMEM;
@@ -419,7 +462,16 @@ static int build_counters(const struct stage *st, const struct ks_policy *p)
         if (k < 0)
                 return k;
         stage_name(name, st, COUNTER_DROPPED_OUT);
-        return build_counter(st, name);
+        k = build_counter(st, name);
+        for (size_t i = 0; k >= 0 && i < p->n_uplinks; i++) {
+                stage_name(name, st, COUNTER_DROPPED_IN COMPILE_NAME_SEP "%s", p->uplinks[i]);
+                k = build_counter(st, name);
+                if (k < 0)
+                        break;
+                stage_name(name, st, COUNTER_DROPPED_OUT COMPILE_NAME_SEP "%s", p->uplinks[i]);
+                k = build_counter(st, name);
+        }
+        return k;
 }
 
 /* nft keeps the key's byte order in the set's user data; nft list needs it to print elements. */
@@ -509,6 +561,12 @@ static void gateway_set_name(char buf[static COMPILE_NAME_SIZE], const struct st
         stage_name(buf, st, COUNTER_GATEWAY_PREFIX "%s_%s", gw, families[f].suffix);
 }
 
+static void ping_set_name(char buf[static COMPILE_NAME_SIZE], const struct stage *st, const char *gw,
+                          enum family f)
+{
+        stage_name(buf, st, COUNTER_GATEWAY_PREFIX "%s_ping_%s", gw, families[f].suffix);
+}
+
 /*
  * An interval set of one address field is an rbtree: each range is a start
  * element and an end element one past it. Like nft, a leading end element at
@@ -572,6 +630,18 @@ static int fill_concat_set(struct nftnl_set *s, const struct gw_norm *gn, enum f
         return 0;
 }
 
+/* The addresses of a gateway, without ports: its set without Ports=, its ping set with. */
+static int build_address_set(const struct stage *st, const char *name, const struct gw_norm *gn, enum family f)
+{
+        const struct family_info *fi = &families[f];
+        struct nftnl_set *s;
+
+        s = set_new(st, name, NFT_SET_INTERVAL, fi->key_type, fi->addr_len, BYTEORDER_BIG_ENDIAN);
+        if (!s)
+                return -ENOMEM;
+        return fill_interval_set(s, gn->ranges[f], gn->n_ranges[f], fi->addr_len);
+}
+
 static int build_gateway_set(const struct stage *st, const char *gw, const struct gw_norm *gn, enum family f)
 {
         const struct family_info *fi = &families[f];
@@ -579,12 +649,8 @@ static int build_gateway_set(const struct stage *st, const char *gw, const struc
         struct nftnl_set *s;
 
         gateway_set_name(name, st, gw, f);
-        if (gn->n_ports == 0) {
-                s = set_new(st, name, NFT_SET_INTERVAL, fi->key_type, fi->addr_len, BYTEORDER_BIG_ENDIAN);
-                if (!s)
-                        return -ENOMEM;
-                return fill_interval_set(s, gn->ranges[f], gn->n_ranges[f], fi->addr_len);
-        }
+        if (gn->n_ports == 0)
+                return build_address_set(st, name, gn, f);
 
         uint32_t type = (fi->key_type << (2 * TYPE_BITS)) | (TYPE_INET_PROTOCOL << TYPE_BITS) | TYPE_INET_SERVICE;
         uint8_t fields[] = { (uint8_t)fi->addr_len, 1, 2 };     /* libnftnl takes field lengths as bytes */
@@ -601,10 +667,20 @@ static int build_sets(const struct stage *st, const struct ks_policy *p, const s
 {
         int k = build_uplinks(st, p);
 
-        for (size_t i = 0; k >= 0 && i < p->n_gateways; i++)
+        char name[COMPILE_NAME_SIZE];
+
+        for (size_t i = 0; k >= 0 && i < p->n_gateways; i++) {
                 for (int f = 0; k >= 0 && f < N_FAMILIES; f++)
                         if (n->gws[i].n_ranges[f] > 0)
                                 k = build_gateway_set(st, p->gateways[i].name, &n->gws[i], f);
+                if (!gateway_ping_rules(&p->gateways[i]))
+                        continue;
+                for (int f = 0; k >= 0 && f < N_FAMILIES; f++)
+                        if (n->gws[i].n_ranges[f] > 0) {
+                                ping_set_name(name, st, p->gateways[i].name, f);
+                                k = build_address_set(st, name, &n->gws[i], f);
+                        }
+        }
         return k;
 }
 
@@ -620,7 +696,7 @@ static struct nftnl_chain *chain_new(const char *table, const char *name)
         return TAKE_PTR(c);
 }
 
-/* NEWCHAIN: a regular chain (hook < 0), or a base chain of type filter, priority -300, policy accept. */
+/* NEWCHAIN: a regular chain (hook < 0), or a base chain of type filter, CHAIN_PRIORITY, policy accept. */
 static int build_chain(struct ks_ruleset *r, const char *table, const char *name, int hook)
 {
         struct nftnl_chain *c = chain_new(table, name);
@@ -680,15 +756,73 @@ static int emit_meta(struct nftnl_rule *rule, uint32_t key, uint32_t dreg)
         return 0;
 }
 
-static int emit_cmp_u8(struct nftnl_rule *rule, uint32_t sreg, uint8_t value)
+static int emit_cmp(struct nftnl_rule *rule, uint32_t sreg, uint32_t op, const void *data, uint32_t len)
 {
         struct nftnl_expr *e = rule_expr(rule, "cmp");
 
         if (!e)
                 return -ENOMEM;
         nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, sreg);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, NFT_CMP_EQ);
-        return nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, &value, sizeof(value)) < 0 ? -ENOMEM : 0;
+        nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
+        return nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len) < 0 ? -ENOMEM : 0;
+}
+
+static int emit_cmp_u8(struct nftnl_rule *rule, uint32_t sreg, uint8_t value)
+{
+        return emit_cmp(rule, sreg, NFT_CMP_EQ, &value, sizeof(value));
+}
+
+/* meta KEY => reg 1, cmp eq reg 1 VALUE: "meta nfproto ipv6", "meta l4proto tcp" */
+static int emit_meta_eq(struct nftnl_rule *rule, uint32_t key, uint8_t value)
+{
+        int k = emit_meta(rule, key, NFT_REG_1);
+
+        return k < 0 ? k : emit_cmp_u8(rule, NFT_REG_1, value);
+}
+
+/* ct state & bit != 0: "ct state related" */
+static int emit_ct_state(struct nftnl_rule *rule, uint32_t bit)
+{
+        static const uint32_t zero = 0;
+        struct nftnl_expr *e = rule_expr(rule, "ct");
+
+        if (!e)
+                return -ENOMEM;
+        nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+        e = rule_expr(rule, "bitwise");
+        if (!e)
+                return -ENOMEM;
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_OP, NFT_BITWISE_BOOL);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(bit));
+        if (nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &bit, sizeof(bit)) < 0 ||
+            nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero)) < 0)
+                return -ENOMEM;
+        return emit_cmp(rule, NFT_REG_1, NFT_CMP_NEQ, &zero, sizeof(zero));
+}
+
+/* iifname|oifname "NAME": the name zero-padded to IFNAMSIZ, as nft compares it. */
+static int emit_ifname_eq(struct nftnl_rule *rule, uint32_t key, const char *ifname)
+{
+        char name[IFNAMSIZ] = {};
+        int k;
+
+        memcpy(name, ifname, strnlen(ifname, IFNAMSIZ - 1));
+        k = emit_meta(rule, key, NFT_REG_1);
+        return k < 0 ? k : emit_cmp(rule, NFT_REG_1, NFT_CMP_EQ, name, sizeof(name));
+}
+
+static int emit_reject(struct nftnl_rule *rule, uint32_t type, uint8_t code)
+{
+        struct nftnl_expr *e = rule_expr(rule, "reject");
+
+        if (!e)
+                return -ENOMEM;
+        nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, type);
+        nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE, code);
+        return 0;
 }
 
 static int emit_payload(struct nftnl_rule *rule, uint32_t base, uint32_t offset, uint32_t len, uint32_t dreg)
@@ -841,15 +975,181 @@ static int build_gateway_rule(const struct stage *st, const struct gw_match *m)
         return k;
 }
 
-static int build_drop_rule(const struct stage *st, const char *chain, const char *counter)
+/* icmpv6 type 133-137 accept (nft adds meta nfproto ipv6 and meta l4proto ipv6-icmp) */
+static int build_nd_rule(const struct stage *st, const char *chain)
+{
+        static const uint8_t first = ND_TYPE_FIRST, last = ND_TYPE_LAST;
+        struct nftnl_rule *rule = rule_new(st, chain);
+        int k;
+
+        if (!rule)
+                return -ENOMEM;
+        k = emit_meta_eq(rule, NFT_META_NFPROTO, NFPROTO_IPV6);
+        if (k >= 0)
+                k = emit_meta_eq(rule, NFT_META_L4PROTO, IPPROTO_ICMPV6);
+        if (k >= 0)
+                k = emit_payload(rule, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, NFT_REG_1);
+        if (k >= 0)
+                k = emit_cmp(rule, NFT_REG_1, NFT_CMP_GTE, &first, 1);
+        if (k >= 0)
+                k = emit_cmp(rule, NFT_REG_1, NFT_CMP_LTE, &last, 1);
+        return k < 0 ? k : emit_verdict(rule, NF_ACCEPT, NULL);
+}
+
+/* meta nfproto ipv4 udp sport 67 udp dport 68 accept; nft loads both ports at once */
+static int build_dhcp_rule(const struct stage *st, const char *chain, enum family f, bool inbound)
+{
+        const struct family_info *fi = &families[f];
+        struct nftnl_rule *rule = rule_new(st, chain);
+        uint16_t ports[2];
+        int k;
+
+        if (!rule)
+                return -ENOMEM;
+        ports[0] = htons(inbound ? fi->dhcp_server : fi->dhcp_client);
+        ports[1] = htons(inbound ? fi->dhcp_client : fi->dhcp_server);
+        k = emit_meta_eq(rule, NFT_META_NFPROTO, fi->nfproto);
+        if (k >= 0)
+                k = emit_meta_eq(rule, NFT_META_L4PROTO, IPPROTO_UDP);
+        if (k >= 0)
+                k = emit_payload(rule, NFT_PAYLOAD_TRANSPORT_HEADER, 0, sizeof(ports), NFT_REG_1);
+        if (k >= 0)
+                k = emit_cmp(rule, NFT_REG_1, NFT_CMP_EQ, ports, sizeof(ports));
+        return k < 0 ? k : emit_verdict(rule, NF_ACCEPT, NULL);
+}
+
+/* meta l4proto icmp ct state related accept */
+static int build_related_rule(const struct stage *st, const char *chain, enum family f)
 {
         struct nftnl_rule *rule = rule_new(st, chain);
         int k;
 
         if (!rule)
                 return -ENOMEM;
-        k = emit_counter_ref(rule, counter);
-        return k < 0 ? k : emit_verdict(rule, NF_DROP, NULL);
+        k = emit_meta_eq(rule, NFT_META_L4PROTO, families[f].icmp_proto);
+        if (k >= 0)
+                k = emit_ct_state(rule, NF_CT_STATE_BIT(IP_CT_RELATED));
+        return k < 0 ? k : emit_verdict(rule, NF_ACCEPT, NULL);
+}
+
+/* Link upkeep and ICMP errors, before the gateways. */
+static int build_upkeep_rules(const struct stage *st, const struct ks_policy *p, const char *chain, bool inbound)
+{
+        int k = 0;
+
+        if (p->keep_neighbor_discovery)
+                k = build_nd_rule(st, chain);
+        for (int f = 0; k >= 0 && p->keep_dhcp && f < N_FAMILIES; f++)
+                k = build_dhcp_rule(st, chain, f, inbound);
+        for (int f = 0; k >= 0 && p->keep_icmp_errors && f < N_FAMILIES; f++)
+                k = build_related_rule(st, chain, f);
+        return k;
+}
+
+/* ip saddr @P/gw_X_ping_v4 icmp type echo-request counter name "P/gw_X" accept */
+static int build_ping_rule(const struct stage *st, const char *chain, const char *set, const char *counter,
+                           enum family f, bool inbound, uint8_t type)
+{
+        const struct family_info *fi = &families[f];
+        struct nftnl_rule *rule = rule_new(st, chain);
+        int k;
+
+        if (!rule)
+                return -ENOMEM;
+        k = emit_meta_eq(rule, NFT_META_NFPROTO, fi->nfproto);
+        if (k >= 0)
+                k = emit_payload(rule, NFT_PAYLOAD_NETWORK_HEADER,
+                                 inbound ? fi->saddr_offset : fi->daddr_offset, fi->addr_len, NFT_REG_1);
+        if (k >= 0)
+                k = emit_lookup(rule, NFT_REG_1, set);
+        if (k >= 0)
+                k = emit_meta_eq(rule, NFT_META_L4PROTO, fi->icmp_proto);
+        if (k >= 0)
+                k = emit_payload(rule, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, NFT_REG_1);
+        if (k >= 0)
+                k = emit_cmp_u8(rule, NFT_REG_1, type);
+        if (k >= 0)
+                k = emit_counter_ref(rule, counter);
+        return k < 0 ? k : emit_verdict(rule, NF_ACCEPT, NULL);
+}
+
+static int build_ping_rules(const struct stage *st, const char *chain, const char *gw, const struct gw_norm *gn,
+                            bool inbound)
+{
+        char set[COMPILE_NAME_SIZE], counter[COMPILE_NAME_SIZE];
+        int k = 0;
+
+        stage_name(counter, st, COUNTER_GATEWAY_PREFIX "%s", gw);
+        for (int f = 0; k >= 0 && f < N_FAMILIES; f++) {
+                if (gn->n_ranges[f] == 0)
+                        continue;
+                ping_set_name(set, st, gw, f);
+                k = build_ping_rule(st, chain, set, counter, f, inbound, families[f].echo_request);
+                if (k >= 0)
+                        k = build_ping_rule(st, chain, set, counter, f, inbound, families[f].echo_reply);
+        }
+        return k;
+}
+
+enum tail_action { TAIL_DROP, TAIL_TCP_RESET, TAIL_ICMPX };
+
+/* [iifname|oifname "U"] [meta l4proto tcp] counter name "C" drop|reject with tcp reset|icmpx admin-prohibited */
+static int build_tail_rule(const struct stage *st, const char *chain, uint32_t ifkey, const char *ifname,
+                           const char *counter, enum tail_action action)
+{
+        struct nftnl_rule *rule = rule_new(st, chain);
+        int k = 0;
+
+        if (!rule)
+                return -ENOMEM;
+        if (ifname)
+                k = emit_ifname_eq(rule, ifkey, ifname);
+        if (k >= 0 && action == TAIL_TCP_RESET)
+                k = emit_meta_eq(rule, NFT_META_L4PROTO, IPPROTO_TCP);
+        if (k >= 0)
+                k = emit_counter_ref(rule, counter);
+        if (k < 0)
+                return k;
+        switch (action) {
+        case TAIL_TCP_RESET:
+                return emit_reject(rule, NFT_REJECT_TCP_RST, 0);
+        case TAIL_ICMPX:
+                return emit_reject(rule, NFT_REJECT_ICMPX_UNREACH, NFT_REJECT_ICMPX_ADMIN_PROHIBITED);
+        case TAIL_DROP:
+                break;
+        }
+        return emit_verdict(rule, NF_DROP, NULL);
+}
+
+/*
+ * What is left of a packet: counted per uplink, then (never reached while the
+ * base chains only jump for uplinks, but a chain must not fall through) on
+ * the policy's counter. Inbound always drops: we never answer the internet.
+ * Outbound fails fast per Reject=: a TCP reset for TCP, with "all" an ICMP
+ * admin-prohibited for the rest.
+ */
+static int build_tail_rules(const struct stage *st, const struct ks_policy *p, const char *chain, bool inbound)
+{
+        uint32_t ifkey = inbound ? NFT_META_IIFNAME : NFT_META_OIFNAME;
+        const char *dir = inbound ? COUNTER_DROPPED_IN : COUNTER_DROPPED_OUT;
+        enum ks_reject reject = inbound ? KS_REJECT_NONE : p->reject;
+        enum tail_action rest = reject == KS_REJECT_ALL ? TAIL_ICMPX : TAIL_DROP;
+        char counter[COMPILE_NAME_SIZE];
+        int k = 0;
+
+        for (size_t i = 0; k >= 0 && i <= p->n_uplinks; i++) {
+                const char *ifname = i < p->n_uplinks ? p->uplinks[i] : NULL;
+
+                if (ifname)
+                        stage_name(counter, st, "%s" COMPILE_NAME_SEP "%s", dir, ifname);
+                else
+                        stage_name(counter, st, "%s", dir);
+                if (reject != KS_REJECT_NONE)
+                        k = build_tail_rule(st, chain, ifkey, ifname, counter, TAIL_TCP_RESET);
+                if (k >= 0)
+                        k = build_tail_rule(st, chain, ifkey, ifname, counter, rest);
+        }
+        return k;
 }
 
 /*
@@ -888,16 +1188,21 @@ static int build_gateway_rules(const struct stage *st, const char *chain, const 
 
 static int build_rules(const struct stage *st, const struct ks_policy *p, const struct norm *n)
 {
-        char chain[COMPILE_NAME_SIZE], counter[COMPILE_NAME_SIZE];
+        char chain[COMPILE_NAME_SIZE];
         int k = 0;
 
         for (int inbound = 1; inbound >= 0 && k >= 0; inbound--) {
                 stage_name(chain, st, "%s", inbound ? "inbound" : "outbound");
-                stage_name(counter, st, "%s", inbound ? COUNTER_DROPPED_IN : COUNTER_DROPPED_OUT);
-                for (size_t i = 0; i < p->n_gateways && k >= 0; i++)
-                        k = build_gateway_rules(st, chain, p->gateways[i].name, &n->gws[i], inbound);
+                k = build_upkeep_rules(st, p, chain, inbound);
+                for (size_t i = 0; i < p->n_gateways && k >= 0; i++) {
+                        const struct ks_gateway *g = &p->gateways[i];
+
+                        k = build_gateway_rules(st, chain, g->name, &n->gws[i], inbound);
+                        if (k >= 0 && gateway_ping_rules(g))
+                                k = build_ping_rules(st, chain, g->name, &n->gws[i], inbound);
+                }
                 if (k >= 0)
-                        k = build_drop_rule(st, chain, counter);
+                        k = build_tail_rules(st, p, chain, inbound);
         }
         return k;
 }
@@ -929,7 +1234,8 @@ static const struct base_chain {
         uint32_t ifkey;
 } base_chains[] = {
         { CHAIN_PREROUTING, "inbound", NF_INET_PRE_ROUTING, NFT_META_IIFNAME },
-        { CHAIN_POSTROUTING, "outbound", NF_INET_POST_ROUTING, NFT_META_OIFNAME },
+        { CHAIN_FORWARD, "outbound", NF_INET_FORWARD, NFT_META_OIFNAME },
+        { CHAIN_OUTPUT, "outbound", NF_INET_LOCAL_OUT, NFT_META_OIFNAME },
 };
 
 /*
@@ -958,15 +1264,27 @@ static int build_hook(struct ks_ruleset *r, const char *table, const char *activ
         return k;
 }
 
-/* The parser checks names; a policy built otherwise must not make names that truncate or lex as numbers. */
+/*
+ * The parser checks names; a policy built otherwise must not make names that
+ * truncate or lex as numbers. Host names must have been pinned by
+ * policy_resolve(): compiling without their addresses would cut the gateway.
+ */
 static bool names_valid(const struct ks_policy *p)
 {
         if (!p || policy_name_valid(p->name) < 0)
                 return false;
-        for (size_t i = 0; i < p->n_gateways; i++)
-                if (!p->gateways[i].name || p->gateways[i].name[0] == '\0' ||
-                    strlen(p->gateways[i].name) > POLICY_NAME_MAX)
+        for (size_t i = 0; i < p->n_uplinks; i++)
+                if (!uplink_name_valid(p->uplinks[i]))
                         return false;
+        for (size_t i = 0; i < p->n_gateways; i++) {
+                const struct ks_gateway *g = &p->gateways[i];
+
+                if (!g->name || g->name[0] == '\0' || strlen(g->name) > POLICY_NAME_MAX)
+                        return false;
+                for (size_t j = 0; j < g->n_hostnames; j++)
+                        if (g->hostnames[j].n_addrs == 0)
+                                return false;
+        }
         return true;
 }
 
@@ -1027,14 +1345,6 @@ int compile_hook(const char *active, const char *table, struct ks_ruleset **ret)
                 return k;
         *ret = TAKE_PTR(r);
         return 0;
-}
-
-int compile_ruleset(const struct ks_policy *p, const char *table, uint32_t table_flags,
-                    struct ks_ruleset **ret)
-{
-        if (!p)
-                return -EINVAL;
-        return compile_table(&p, 1, p->name, table, ret);
 }
 
 /* ---- Batch ------------------------------------------------------------- */
@@ -1243,19 +1553,21 @@ static void text_uplinks(FILE *f, const struct ks_policy *p)
         fputs(" }\n\t}\n\n", f);
 }
 
+/* The gateway's set, or with ping its address set for Ping=. */
 static void text_gateway_set(FILE *f, const char *policy, const char *gw, const struct gw_norm *gn,
-                             enum family fam)
+                             enum family fam, bool ping)
 {
         const struct family_info *fi = &families[fam];
+        bool ports = gn->n_ports > 0 && !ping;
         size_t i = 0;
 
-        fprintf(f, "\tset %s" COMPILE_NAME_SEP COUNTER_GATEWAY_PREFIX "%s_%s {\n\t\ttype %s",
-                policy, gw, fi->suffix, fi->type_name);
-        if (gn->n_ports > 0)
+        fprintf(f, "\tset %s" COMPILE_NAME_SEP COUNTER_GATEWAY_PREFIX "%s_%s%s {\n\t\ttype %s",
+                policy, gw, ping ? "ping_" : "", fi->suffix, fi->type_name);
+        if (ports)
                 fputs(" . inet_proto . inet_service", f);
         fputs("\n\t\tflags interval\n\t\telements = ", f);
         for (size_t a = 0; a < gn->n_ranges[fam]; a++) {
-                if (gn->n_ports == 0) {
+                if (!ports) {
                         print_delim(f, i++, fam == V4 ? 2 : 1);
                         print_range(f, &gn->ranges[fam][a], fam);
                         continue;
@@ -1292,21 +1604,75 @@ static void text_gateway_rules(FILE *f, const char *policy, const char *gw, cons
         }
 }
 
+static void text_upkeep_rules(FILE *f, const struct ks_policy *p, bool inbound)
+{
+        if (p->keep_neighbor_discovery)
+                fprintf(f, "\t\ticmpv6 type %d-%d accept\n", ND_TYPE_FIRST, ND_TYPE_LAST);
+        for (int fam = 0; p->keep_dhcp && fam < N_FAMILIES; fam++) {
+                const struct family_info *fi = &families[fam];
+
+                fprintf(f, "\t\tmeta nfproto %s udp sport %u udp dport %u accept\n", fi->nfproto_name,
+                        inbound ? fi->dhcp_server : fi->dhcp_client, inbound ? fi->dhcp_client : fi->dhcp_server);
+        }
+        for (int fam = 0; p->keep_icmp_errors && fam < N_FAMILIES; fam++)
+                fprintf(f, "\t\tmeta l4proto %s ct state related accept\n", families[fam].icmp_l4_name);
+}
+
+static void text_ping_rules(FILE *f, const char *policy, const char *gw, const struct gw_norm *gn, bool inbound)
+{
+        for (int fam = 0; fam < N_FAMILIES; fam++) {
+                const struct family_info *fi = &families[fam];
+
+                if (gn->n_ranges[fam] == 0)
+                        continue;
+                for (int reply = 0; reply < 2; reply++)
+                        fprintf(f, "\t\t%s %s @%s" COMPILE_NAME_SEP COUNTER_GATEWAY_PREFIX "%s_ping_%s "
+                                "%s type %s counter name \"%s" COMPILE_NAME_SEP COUNTER_GATEWAY_PREFIX "%s\" accept\n",
+                                fi->nft_prefix, inbound ? "saddr" : "daddr", policy, gw, fi->suffix,
+                                fi->icmp_name, reply ? "echo-reply" : "echo-request", policy, gw);
+        }
+}
+
+static void text_tail_rules(FILE *f, const struct ks_policy *p, bool inbound)
+{
+        const char *dir = inbound ? COUNTER_DROPPED_IN : COUNTER_DROPPED_OUT;
+        enum ks_reject reject = inbound ? KS_REJECT_NONE : p->reject;
+        const char *rest = reject == KS_REJECT_ALL ? "reject with icmpx admin-prohibited" : "drop";
+
+        for (size_t i = 0; i <= p->n_uplinks; i++) {
+                const char *u = i < p->n_uplinks ? p->uplinks[i] : NULL;
+
+                for (int tcp = reject != KS_REJECT_NONE; tcp >= 0; tcp--) {
+                        fputs("\t\t", f);
+                        if (u)
+                                fprintf(f, "%s \"%s\" ", inbound ? "iifname" : "oifname", u);
+                        if (tcp)
+                                fputs("meta l4proto tcp ", f);
+                        fprintf(f, "counter name \"%s" COMPILE_NAME_SEP "%s%s%s\" %s\n", p->name, dir,
+                                u ? COMPILE_NAME_SEP : "", u ? u : "", tcp ? "reject with tcp reset" : rest);
+                }
+        }
+}
+
 static void text_chains(FILE *f, const struct ks_policy *p, const struct norm *n)
 {
         for (int inbound = 1; inbound >= 0; inbound--) {
                 fprintf(f, "\tchain %s" COMPILE_NAME_SEP "%s {\n", p->name, inbound ? "inbound" : "outbound");
-                for (size_t i = 0; i < p->n_gateways; i++)
+                text_upkeep_rules(f, p, inbound);
+                for (size_t i = 0; i < p->n_gateways; i++) {
                         text_gateway_rules(f, p->name, p->gateways[i].name, &n->gws[i], inbound);
-                fprintf(f, "\t\tcounter name \"%s" COMPILE_NAME_SEP "%s\" drop\n\t}\n\n",
-                        p->name, inbound ? COUNTER_DROPPED_IN : COUNTER_DROPPED_OUT);
+                        if (gateway_ping_rules(&p->gateways[i]))
+                                text_ping_rules(f, p->name, p->gateways[i].name, &n->gws[i], inbound);
+                }
+                text_tail_rules(f, p, inbound);
+                fputs("\t}\n\n", f);
         }
         for (size_t i = 0; i < ELEMENTSOF(base_chains); i++) {
                 const struct base_chain *bc = &base_chains[i];
 
-                /* nft names priority -300 of a filter chain "raw". */
+                /* nft names priority -150 of a filter chain "mangle". */
                 fprintf(f, "%s\tchain %s {\n"
-                        "\t\ttype filter hook %s priority raw; policy accept;\n"
+                        "\t\ttype filter hook %s priority mangle; policy accept;\n"
                         "\t\t%s @%s" COMPILE_NAME_SEP "uplinks jump %s" COMPILE_NAME_SEP "%s\n\t}\n",
                         i > 0 ? "\n" : "", bc->name, bc->name,
                         bc->ifkey == NFT_META_IIFNAME ? "iifname" : "oifname", p->name, p->name, bc->target);
@@ -1320,11 +1686,21 @@ static void text_table(FILE *f, const struct ks_policy *p, const struct norm *n,
                 text_counter(f, p->name, COUNTER_GATEWAY_PREFIX, p->gateways[i].name);
         text_counter(f, p->name, "", COUNTER_DROPPED_IN);
         text_counter(f, p->name, "", COUNTER_DROPPED_OUT);
+        for (size_t i = 0; i < p->n_uplinks; i++) {
+                text_counter(f, p->name, COUNTER_DROPPED_IN COMPILE_NAME_SEP, p->uplinks[i]);
+                text_counter(f, p->name, COUNTER_DROPPED_OUT COMPILE_NAME_SEP, p->uplinks[i]);
+        }
         text_uplinks(f, p);
-        for (size_t i = 0; i < p->n_gateways; i++)
+        for (size_t i = 0; i < p->n_gateways; i++) {
                 for (int fam = 0; fam < N_FAMILIES; fam++)
                         if (n->gws[i].n_ranges[fam] > 0)
-                                text_gateway_set(f, p->name, p->gateways[i].name, &n->gws[i], fam);
+                                text_gateway_set(f, p->name, p->gateways[i].name, &n->gws[i], fam, false);
+                if (!gateway_ping_rules(&p->gateways[i]))
+                        continue;
+                for (int fam = 0; fam < N_FAMILIES; fam++)
+                        if (n->gws[i].n_ranges[fam] > 0)
+                                text_gateway_set(f, p->name, p->gateways[i].name, &n->gws[i], fam, true);
+        }
         text_chains(f, p, n);
         fputs("}\n", f);
 }

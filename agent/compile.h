@@ -16,9 +16,13 @@
  *
  * The table holds every loaded policy, staged: policy P owns the objects named
  * "P/...". Staged policies have no hook and cost nothing per packet. Isolation
- * adds the base chains "prerouting" and "postrouting", each with one rule that
- * jumps to P/inbound resp. P/outbound; restoring removes them. Switching is
- * one small batch whatever the size of the policies (compile_hook).
+ * adds the base chains "prerouting" (jumps to P/inbound), "forward" and
+ * "output" (jump to P/outbound), each with one rule; restoring removes them.
+ * Switching is one small batch whatever the size of the policies
+ * (compile_hook).
+ *
+ * A policy with a host name that policy_resolve() has not pinned is refused
+ * (-EINVAL) by compile_table() and compile_text().
  */
 
 struct nftnl_batch;
@@ -31,21 +35,31 @@ struct ks_ruleset;
 #define COUNTER_GATEWAY_PREFIX "gw_"   /* "P/gw_<gateway name>" */
 #define COUNTER_DROPPED_IN "dropped_in"
 #define COUNTER_DROPPED_OUT "dropped_out"
+/* Per uplink U: "P/dropped_in/U", "P/dropped_out/U" (compile_uplink_counter_name). */
 
 /*
- * Longest name of a staged object, without the NUL: "P/gw_G_v4" with a policy
- * and a gateway name of POLICY_NAME_MAX (32) characters each, 71 characters.
- * The kernel allows 255 (NFT_NAME_MAXLEN - 1). Counter names are shorter
- * ("P/gw_G", at most 68). Buffers of COMPILE_NAME_SIZE always suffice.
+ * Longest name of a staged object, without the NUL: "P/gw_G_ping_v4" with a
+ * policy and a gateway name of POLICY_NAME_MAX (32) characters each, 76
+ * characters. The kernel allows 255 (NFT_NAME_MAXLEN - 1). Counter names are
+ * shorter ("P/gw_G", at most 68; "P/dropped_out/U", at most 60). Buffers of
+ * COMPILE_NAME_SIZE always suffice.
  */
 #define COMPILE_NAME_MAX                                                                 \
         (POLICY_NAME_MAX + sizeof(COMPILE_NAME_SEP) - 1 + sizeof(COUNTER_GATEWAY_PREFIX) - 1 + \
-         POLICY_NAME_MAX + sizeof("_v4") - 1)
+         POLICY_NAME_MAX + sizeof("_ping_v4") - 1)
 #define COMPILE_NAME_SIZE (COMPILE_NAME_MAX + 1)
 
-/* The base chains that exist while isolated. */
+/*
+ * The base chains that exist while isolated: type filter, policy accept,
+ * priority CHAIN_PRIORITY, after conntrack (-200: "ct state related" needs it)
+ * and before destination NAT (-100). "prerouting" sees what comes in through
+ * an uplink; "forward" and "output" what goes out through one (not
+ * "postrouting": reject is not allowed there).
+ */
 #define CHAIN_PREROUTING "prerouting"
-#define CHAIN_POSTROUTING "postrouting"
+#define CHAIN_FORWARD "forward"
+#define CHAIN_OUTPUT "output"
+#define CHAIN_PRIORITY (-150)
 
 /*
  * The name of counter `counter` (COUNTER_DROPPED_IN, COUNTER_DROPPED_OUT) of
@@ -55,6 +69,14 @@ struct ks_ruleset;
 int compile_counter_name(char *buf, size_t size, const char *policy, const char *counter);
 /* The same for the counter of a gateway: "policy/gw_gateway". */
 int compile_gateway_counter_name(char *buf, size_t size, const char *policy, const char *gateway);
+/*
+ * The same for what was dropped (or rejected) on one uplink in one direction:
+ * "policy/direction/uplink", with direction COUNTER_DROPPED_IN or
+ * COUNTER_DROPPED_OUT. -EINVAL also for another direction or an uplink name
+ * that is empty or longer than 15 characters.
+ */
+int compile_uplink_counter_name(char *buf, size_t size, const char *policy, const char *direction,
+                                const char *uplink);
 
 /*
  * The whole table `table` (family inet): NEWTABLE, then every policy of
@@ -63,7 +85,8 @@ int compile_gateway_counter_name(char *buf, size_t size, const char *policy, con
  * hooked to policy `active`. The caller sends NEWTABLE, DELTABLE before these
  * messages in the same batch to replace the table atomically.
  * Returns 0; -EINVAL (NULL arguments, an invalid or repeated policy name, a
- * table name too long); -ENOENT if active is not one of the policies; -ENOMEM.
+ * table name too long, an unresolved host name); -ENOENT if active is not one
+ * of the policies; -ENOMEM.
  */
 int compile_table(const struct ks_policy *const *policies, size_t n, const char *active,
                   const char *table, struct ks_ruleset **ret);
@@ -79,14 +102,6 @@ int compile_table(const struct ks_policy *const *policies, size_t n, const char 
  * Returns 0; -EINVAL (invalid names); -ENOMEM.
  */
 int compile_hook(const char *active, const char *table, struct ks_ruleset **ret);
-
-/*
- * Deprecated, to be removed once the manager uses compile_table: the same as
- * compile_table(&p, 1, p->name, table, ret); table_flags are ignored. (Not
- * marked deprecated: -Werror would break the agent's build meanwhile.)
- */
-int compile_ruleset(const struct ks_policy *p, const char *table, uint32_t table_flags,
-                    struct ks_ruleset **ret);
 
 struct ks_ruleset *ruleset_free(struct ks_ruleset *r);
 

@@ -21,6 +21,9 @@ static void help(void)
                "  --config-dir DIR   policies are DIR/policies/NAME.policy (default %s)\n"
                "  --state-dir DIR    persisted state (default %s)\n"
                "  --socket PATH      control socket (default %s)\n"
+               "  --protect MODE     owner (default): the kernel refuses other processes'\n"
+               "                     changes to the table (kernel >= 6.9), plus the event monitor;\n"
+               "                     monitor: the event monitor alone (re-asserts after changes)\n"
                "  --check            validate every policy, print problems as FILE:LINE: message,\n"
                "                     exit 1 if any policy is broken\n"
                "  -h --help          show this help\n"
@@ -59,7 +62,7 @@ static int check_policies(const char *config_dir)
         return failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
-enum { ARG_CONFIG_DIR = 0x100, ARG_STATE_DIR, ARG_SOCKET, ARG_CHECK, ARG_VERSION };
+enum { ARG_CONFIG_DIR = 0x100, ARG_STATE_DIR, ARG_SOCKET, ARG_CHECK, ARG_VERSION, ARG_PROTECT };
 
 int main(int argc, char *argv[])
 {
@@ -68,11 +71,13 @@ int main(int argc, char *argv[])
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 { "socket", required_argument, NULL, ARG_SOCKET },
                 { "check", no_argument, NULL, ARG_CHECK },
+                { "protect", required_argument, NULL, ARG_PROTECT },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {}
         };
-        struct ks_options o = { .config_dir = CONFIG_DIR, .state_dir = STATE_DIR, .socket_path = SOCKET_PATH };
+        struct ks_options o = { .config_dir = CONFIG_DIR, .state_dir = STATE_DIR, .socket_path = SOCKET_PATH,
+                                .kernel_owner = true };
         struct ks_manager *m = NULL;
         int c, r, check = 0;
 
@@ -82,6 +87,13 @@ int main(int argc, char *argv[])
                 case ARG_STATE_DIR: o.state_dir = optarg; break;
                 case ARG_SOCKET: o.socket_path = optarg; break;
                 case ARG_CHECK: check = 1; break;
+                case ARG_PROTECT:
+                        if (strcmp(optarg, "owner") != 0 && strcmp(optarg, "monitor") != 0) {
+                                fprintf(stderr, "killswitchd: --protect takes owner or monitor, not '%s'\n", optarg);
+                                return 2;
+                        }
+                        o.kernel_owner = strcmp(optarg, "owner") == 0;
+                        break;
                 case 'h': help(); return EXIT_SUCCESS;
                 case ARG_VERSION: printf("killswitchd %s\n", VERSION); return EXIT_SUCCESS;
                 default:

@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <linux/netfilter/nf_tables.h>
 #include <systemd/sd-daemon.h>
 
+#include "audit.h"
 #include "cleanup.h"
 #include "compile.h"
 #include "control.h"
@@ -37,10 +39,16 @@ int manager_new(const struct ks_options *o, struct ks_manager **ret)
         m->config_dir = strdup(o->config_dir);
         m->state_dir = strdup(o->state_dir);
         m->socket_path = strdup(o->socket_path);
+        m->want_owner = o->kernel_owner;
         if (!m->config_dir || !m->state_dir || !m->socket_path ||
             asprintf(&m->policy_dir, "%s/policies", o->config_dir) < 0) {
                 manager_free(m);
                 return -ENOMEM;
+        }
+        r = audit_new(m->state_dir, &m->audit);
+        if (r < 0) {
+                manager_free(m);
+                return r;
         }
         r = sd_event_default(&m->event);
         if (r < 0) {
@@ -61,6 +69,7 @@ struct ks_manager *manager_free(struct ks_manager *m)
         nft_close(m->nft);
         store_clear(&m->store);
         state_clear(&m->state);
+        audit_free(m->audit);
         sd_event_unref(m->event);
         free(m->config_dir);
         free(m->policy_dir);
@@ -124,6 +133,9 @@ int manager_find_policy(struct ks_manager *m, const char *name, const struct ks_
                             name, m->policy_dir, name);
 }
 
+/* Only our netlink socket may change the table, and it survives our death (adopted at restart). */
+#define OWNER_FLAGS (NFT_TABLE_F_OWNER | NFT_TABLE_F_PERSIST)
+
 /* The good version of every loaded policy, in store order. Caller frees the array only. */
 static int staged_policies(struct ks_manager *m, const struct ks_policy ***ret, size_t *ret_n)
 {
@@ -157,7 +169,15 @@ static int rebuild(struct ks_manager *m, const char *active, struct ks_error *e)
                 r = compile_table(list, n, active, TABLE_NAME, &rs);
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_INTERNAL, "Could not compile the policies: %s", strerror(-r));
-        r = nft_replace_table(m->nft, TABLE_NAME, rs, &usec, e);
+        r = nft_replace_table(m->nft, TABLE_NAME, m->want_owner ? OWNER_FLAGS : 0, rs, &usec, e);
+        if (r < 0 && m->want_owner && (r == -EOPNOTSUPP || r == -EINVAL)) {
+                /* Kernel < 6.9: no persistent ownership. An owned table alone would vanish with us: skip it. */
+                log_warning("The kernel refuses owned persistent tables (%s): protecting table inet %s with "
+                            "the event monitor only", strerror(-r), TABLE_NAME);
+                m->want_owner = false;
+                r = nft_replace_table(m->nft, TABLE_NAME, 0, rs, &usec, e);
+        }
+        m->owned = r == 0 ? m->want_owner : m->owned;
         m->staged_ok = r == 0;
         if (r < 0)
                 return r;

@@ -28,6 +28,7 @@ struct ks_options {
         const char *config_dir;
         const char *state_dir;
         const char *socket_path;
+        bool kernel_owner;      /* ask the kernel to refuse others' changes (owner+persist table flags) */
 };
 
 /* Who asks for a change, and from where. */
@@ -47,11 +48,13 @@ struct ks_manager {
         struct ks_state state;
         bool staged_ok;                 /* the kernel table is what the last rebuild made */
         struct ks_monitor *monitor;     /* foreign changes of our table */
+        struct ks_audit *audit;         /* journal entries and STATE_DIR/history.jsonl (audit.h) */
         sd_event_source *reassert_source;       /* a pending re-assertion (defer or back-off timer) */
         uint64_t reassert_window_start;         /* monotonic, rate limit window */
         unsigned reassert_window_count;
         unsigned reassertions;          /* since the last isolation */
         bool rate_limited;
+        bool want_owner;                /* use owner+persist table flags while the kernel takes them */
         bool owned;                     /* the kernel refuses other processes' changes (owner+persist) */
         uint64_t last_apply_usec;
         bool has_last_apply;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "cleanup.h"
 #include "compile.h"
 #include "config.h"
@@ -281,6 +282,26 @@ static json_t *method_reload(struct ks_manager *m, const struct ks_actor *a, jso
         return reply_ok(o);
 }
 
+/* The newest entries of the audit history: who changed what, when and why. */
+static json_t *method_history(struct ks_manager *m, const struct ks_actor *a, json_t *params)
+{
+        json_t *entries = NULL, *v = json_object_get(params, "n");
+        json_int_t n = AUDIT_HISTORY_DEFAULT_N;
+        int r;
+
+        if (v && !json_is_null(v)) {
+                if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > AUDIT_HISTORY_MAX)
+                        return reply_error(KS_ERR_PARAM, json_pack("{s:s}", "parameter", "n"),
+                                           "Parameter 'n' must be an integer from 0 to %d", AUDIT_HISTORY_MAX);
+                n = json_integer_value(v);
+        }
+        r = audit_history(m->audit, (size_t)n, &entries);
+        if (r < 0)
+                return reply_error(KS_ERR_INTERNAL, NULL, "Could not read the history in %s/%s: %s",
+                                   m->state_dir, AUDIT_HISTORY_FILE, strerror(-r));
+        return reply_ok(json_pack("{s:o}", "entries", entries));
+}
+
 static json_t *method_getinfo(struct ks_manager *m, const struct ks_actor *a, json_t *params)
 {
         return reply_ok(json_pack("{s:s, s:s, s:s, s:s, s:[s]}", "vendor", "killswitch", "product", "killswitchd",
@@ -296,6 +317,7 @@ static const struct method {
         { "io.killswitch.Status", false, method_status },
         { "io.killswitch.Policies", false, method_policies },
         { "io.killswitch.Show", false, method_show },
+        { "io.killswitch.History", false, method_history },
         { "io.killswitch.Isolate", true, method_isolate },
         { "io.killswitch.Restore", true, method_restore },
         { "io.killswitch.Reload", true, method_reload },

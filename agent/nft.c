@@ -280,8 +280,26 @@ static int txn_commit(struct ks_nft *n, struct txn *t, uint64_t *ret_usec, struc
                             idx, a.expected, msg_type_name(types[idx]), strerror(-a.error));
 }
 
-/* One transaction: optionally drop `table` first, then the messages of rs (if any). */
-static int transaction(struct ks_nft *n, const char *drop_table, const struct ks_ruleset *rs,
+static int txn_add_table_flags(struct txn *t, const char *table, uint32_t flags)
+{
+        _cleanup_(nftnl_table_freep) struct nftnl_table *tb = nftnl_table_alloc();
+        struct nlmsghdr *nlh;
+
+        if (!tb)
+                return -ENOMEM;
+        nftnl_table_set_str(tb, NFTNL_TABLE_NAME, table);
+        nftnl_table_set_u32(tb, NFTNL_TABLE_FLAGS, flags);
+        nlh = nftnl_nlmsg_build_hdr(nftnl_batch_buffer(t->batch), NFT_MSG_NEWTABLE, NFPROTO_INET,
+                                    NLM_F_CREATE | NLM_F_ACK, t->next_seq++);
+        nftnl_table_nlmsg_build_payload(nlh, tb);
+        return batch_next(t->batch) < 0 ? -ENOMEM : 0;
+}
+
+/*
+ * One transaction: optionally drop `drop_table` first and create it anew with
+ * `flags` (ownership is only given at creation), then the messages of rs (if any).
+ */
+static int transaction(struct ks_nft *n, const char *drop_table, uint32_t flags, const struct ks_ruleset *rs,
                        uint64_t *ret_usec, struct ks_error *e)
 {
         struct txn t = {};
@@ -290,6 +308,8 @@ static int transaction(struct ks_nft *n, const char *drop_table, const struct ks
         r = txn_begin(n, &t);
         if (r == 0 && drop_table)
                 r = txn_drop_table(&t, drop_table);
+        if (r == 0 && drop_table && flags)
+                r = txn_add_table_flags(&t, drop_table, flags);
         if (r == 0 && rs)
                 r = ruleset_to_batch(rs, t.batch, &t.next_seq);
         if (r == 0) {
@@ -304,20 +324,20 @@ static int transaction(struct ks_nft *n, const char *drop_table, const struct ks
         return r;
 }
 
-int nft_replace_table(struct ks_nft *n, const char *table, const struct ks_ruleset *rs,
+int nft_replace_table(struct ks_nft *n, const char *table, uint32_t flags, const struct ks_ruleset *rs,
                       uint64_t *ret_usec, struct ks_error *e)
 {
-        return transaction(n, table, rs, ret_usec, e);
+        return transaction(n, table, flags, rs, ret_usec, e);
 }
 
 int nft_apply(struct ks_nft *n, const struct ks_ruleset *rs, uint64_t *ret_usec, struct ks_error *e)
 {
-        return transaction(n, NULL, rs, ret_usec, e);
+        return transaction(n, NULL, 0, rs, ret_usec, e);
 }
 
 int nft_delete_table(struct ks_nft *n, const char *table, uint64_t *ret_usec, struct ks_error *e)
 {
-        return transaction(n, table, NULL, ret_usec, e);
+        return transaction(n, table, 0, NULL, ret_usec, e);
 }
 
 /* Send one request and run cb over the replies until the ack or NLMSG_DONE. */

@@ -25,12 +25,19 @@ struct nft_counter {
 int nft_open(struct ks_nft **ret);
 struct ks_nft *nft_close(struct ks_nft *n);
 
+/* Table flags the kernel headers here (6.1) do not have yet: kernel >= 6.9. */
+#ifndef NFT_TABLE_F_PERSIST
+#define NFT_TABLE_F_PERSIST 0x4
+#endif
+
 /*
  * Replace inet table `table` (creating it if absent) with the ruleset, in one
- * transaction. On failure nothing changed; e says what the kernel refused.
- * *ret_usec (may be NULL) receives the time from send to the last ack.
+ * transaction; the new table gets `flags` (NFT_TABLE_F_OWNER | NFT_TABLE_F_PERSIST:
+ * only this socket may change it, and it outlives us). On failure nothing
+ * changed; e says what the kernel refused. *ret_usec (may be NULL) receives the
+ * time from send to the last ack.
  */
-int nft_replace_table(struct ks_nft *n, const char *table, const struct ks_ruleset *r,
+int nft_replace_table(struct ks_nft *n, const char *table, uint32_t flags, const struct ks_ruleset *r,
                       uint64_t *ret_usec, struct ks_error *e);
 
 /* Apply the messages of rs as they are, in one transaction (e.g. compile_hook's switch). */

@@ -1228,7 +1228,7 @@ int policy_resolve(struct ks_policy *p, policy_resolver_t resolver, void *userda
                 goto finish;
         }
 
-        /* Pin. Allocate everything first, so that a failure leaves p as it was. */
+        /* Pin. Only -ENOMEM can fail here, and may leave some names pinned: the caller drops p then. */
         for (size_t i = 0; i < p->n_gateways; i++) {
                 struct ks_gateway *g = &p->gateways[i];
 

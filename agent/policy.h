@@ -122,7 +122,8 @@ typedef int (*policy_resolver_t)(const char *name, struct ks_prefix **ret, size_
  * pinned already are left alone: a policy is never re-resolved behind the
  * admin's back. A name that does not resolve is reported in diags as
  * "FILE:LINE: Address: \"NAME\": name does not resolve (REASON)".
- * Returns 0; -EINVAL if any name did not resolve (then p is unchanged);
- * -ENOMEM. Pure besides what `resolver` does.
+ * Returns 0; -EINVAL if any name did not resolve (then p is unchanged, and
+ * must not be used: the compiler refuses unresolved names); -ENOMEM (drop p).
+ * Pure besides what `resolver` does.
  */
 int policy_resolve(struct ks_policy *p, policy_resolver_t resolver, void *userdata, struct ks_diags *diags);

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "cleanup.h"
+#include "resolve.h"
 #include "store.h"
 
 #define SUFFIX ".policy"
@@ -72,6 +73,9 @@ static int load_one(struct ks_store *s, const char *name, const char *path, bool
                 return -ENOMEM;
         diags_clear(&e->errors);
         r = policy_parse_file(path, &p, &e->errors);
+        /* Host names are resolved now and pinned: never again behind the admin's back. */
+        if (r == 0 && (r = policy_resolve(p, resolve_hostname, NULL, &e->errors)) < 0)
+                p = policy_free(p);
         if (r == -ENOMEM)
                 return r;
         *ret_failed = r < 0;

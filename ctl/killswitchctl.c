@@ -15,6 +15,9 @@
 #include "output.h"
 
 #define CALL_TIMEOUT_SEC 30
+/* io.killswitch.History: its default and maximum "n" (docs/protocol.md). */
+#define HISTORY_DEFAULT_LINES 20
+#define HISTORY_MAX_LINES 1000
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
@@ -38,6 +41,7 @@ struct verb_args {
         const char *policy;
         const char *reason;
         bool force;
+        int lines;              /* -n: entries of the history; -1 if not given */
 };
 
 struct verb {
@@ -48,6 +52,7 @@ struct verb {
         bool takes_policy;
         bool takes_reason;      /* a state change: also sends $SSH_CONNECTION */
         bool takes_force;
+        bool takes_lines;
 };
 
 static const char *arg_socket;
@@ -189,6 +194,17 @@ static int print_policies(json_t *params)
         return EXIT_OK;
 }
 
+static int print_history(json_t *params)
+{
+        struct output_flags flags = output_flags();
+
+        if (output_history(stdout, json_object_get(params, "entries"), &flags) < 0) {
+                fprintf(stderr, "killswitchctl: %s\n", strerror(ENOMEM));
+                return EXIT_FAILED;
+        }
+        return EXIT_OK;
+}
+
 static int print_ruleset(json_t *params)
 {
         output_ruleset(stdout, params);
@@ -218,6 +234,21 @@ static int policies_main(json_t *parameters)
 static int show_main(json_t *parameters)
 {
         return call_and_print("io.killswitch.Show", parameters, print_ruleset);
+}
+
+/* --json prints the entries alone: an array, oldest first. */
+static int history_main(json_t *parameters)
+{
+        _cleanup_json_ json_t *reply = NULL;
+        int r;
+
+        r = call("io.killswitch.History", parameters, &reply);
+        if (r != EXIT_OK)
+                return r;
+        if (arg_json == JSON_OFF)
+                return print_history(reply_parameters(reply));
+        output_json(stdout, json_object_get(reply_parameters(reply), "entries") ?: json_array(), arg_json);
+        return EXIT_OK;
 }
 
 /*
@@ -270,13 +301,14 @@ static int reload_main(json_t *parameters)
 }
 
 static const struct verb verbs[] = {
-        { "status",   status_main,   "",                         "Show the state, the policy in force and its counters", false, false, false },
-        { "isolate",  isolate_main,  "[POLICY] [--reason TEXT] [--force]", "Cut the uplinks; keep the policy's gateways",         true,  true, true },
-        { "restore",  restore_main,  "[--reason TEXT]",          "Lift the isolation; open the uplinks",                false, true, false },
-        { "policies", policies_main, "",                         "List the loaded policies and those that failed",     false, false, false },
-        { "show",     show_main,     "[POLICY]",                 "Print the nftables ruleset POLICY compiles to",      true,  false, false },
-        { "reload",   reload_main,   "",                         "Re-read the policy files",                           false, false, false },
-        { "metrics",  metrics_main,  "",                         "Print the status as Prometheus metrics",             false, false, false },
+        { "status",   status_main,   "",                         "Show the state, the policy in force and its counters", false, false, false, false },
+        { "isolate",  isolate_main,  "[POLICY] [--reason TEXT] [--force]", "Cut the uplinks; keep the policy's gateways",         true,  true, true, false },
+        { "restore",  restore_main,  "[--reason TEXT]",          "Lift the isolation; open the uplinks",                false, true, false, false },
+        { "policies", policies_main, "",                         "List the loaded policies and those that failed",     false, false, false, false },
+        { "show",     show_main,     "[POLICY]",                 "Print the nftables ruleset POLICY compiles to",      true,  false, false, false },
+        { "reload",   reload_main,   "",                         "Re-read the policy files",                           false, false, false, false },
+        { "history",  history_main,  "[-n N]",                   "Show the last state changes: who, when, what, why",  false, false, false, true },
+        { "metrics",  metrics_main,  "",                         "Print the status as Prometheus metrics",             false, false, false, false },
 };
 
 static const struct verb *find_verb(const char *name)
@@ -321,6 +353,9 @@ static void verb_help(const struct verb *verb)
                 printf("     --reason TEXT   Why: recorded with the change, shown by status\n");
         if (verb->takes_force)
                 printf("     --force         Isolate even if it cuts your own SSH session ($SSH_CONNECTION)\n");
+        if (verb->takes_lines)
+                printf("  -n --lines N       Show the last N entries (default %d, at most %d)\n",
+                       HISTORY_DEFAULT_LINES, HISTORY_MAX_LINES);
         print_options_help();
 }
 
@@ -414,6 +449,19 @@ static int parse_argv(int argc, char *argv[])
         return 1;
 }
 
+static int parse_lines(const char *s, int *ret)
+{
+        char *end;
+        long v;
+
+        errno = 0;
+        v = strtol(s, &end, 10);
+        if (errno != 0 || end == s || *end != '\0' || v < 0 || v > HISTORY_MAX_LINES)
+                return -EINVAL;
+        *ret = (int) v;
+        return 0;
+}
+
 /* Parse what follows the verb (argv[0]); options and arguments may be mixed. Same returns as parse_argv(). */
 static int parse_verb_argv(const struct verb *verb, int argc, char *argv[], struct verb_args *args)
 {
@@ -421,12 +469,13 @@ static int parse_verb_argv(const struct verb *verb, int argc, char *argv[], stru
                 GLOBAL_OPTIONS,
                 { "reason", required_argument, NULL, ARG_REASON },
                 { "force", no_argument, NULL, ARG_FORCE },
+                { "lines", required_argument, NULL, 'n' },
                 {}
         };
         int c, r;
 
         optind = 0;   /* GNU getopt: start over, on a new argv */
-        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, ":hn:", options, NULL)) >= 0) {
                 r = parse_global_option(c, optarg, verb->name);
                 if (r != 0) {
                         if (r < 0)
@@ -449,6 +498,15 @@ static int parse_verb_argv(const struct verb *verb, int argc, char *argv[], stru
                 }
                 if (c == ARG_FORCE)
                         return usage_error(verb->name, "'%s' takes no --force", verb->name);
+                if (c == 'n' && verb->takes_lines) {
+                        r = parse_lines(optarg, &args->lines);
+                        if (r < 0)
+                                return usage_error(verb->name, "-n needs a number from 0 to %d, not '%s'",
+                                                   HISTORY_MAX_LINES, optarg);
+                        continue;
+                }
+                if (c == 'n')
+                        return usage_error(verb->name, "'%s' takes no -n", verb->name);
                 return option_error(c, argc, argv, verb->name);
         }
 
@@ -487,13 +545,15 @@ static int run_verb(const struct verb *verb, const struct verb_args *args)
                 return EXIT_FAILED;
         if (args->force && json_object_set_new(parameters, "force", json_true()) < 0)
                 return EXIT_FAILED;
+        if (args->lines >= 0 && json_object_set_new(parameters, "n", json_integer(args->lines)) < 0)
+                return EXIT_FAILED;
         return verb->run(parameters);
 }
 
 int main(int argc, char *argv[])
 {
         static char *default_argv[] = { (char *) "status", NULL };
-        struct verb_args args = {};
+        struct verb_args args = { .lines = -1 };
         const struct verb *verb;
         int r;
 

@@ -6,6 +6,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -541,4 +543,109 @@ void output_loaded(FILE *f, json_t *reply)
         fputs("Loaded: ", f);
         print_names(f, loaded, " ");
         fputc('\n', f);
+}
+
+struct history_row {
+        char time[64];
+        char *policy;   /* "OLD->NEW" for a switch */
+        char *user;     /* the user, else "COMMAND[PID]" */
+};
+
+static void history_rows_free(struct history_row *rows, size_t n)
+{
+        for (size_t i = 0; rows && i < n; i++) {
+                free(rows[i].policy);
+                free(rows[i].user);
+        }
+        free(rows);
+}
+
+static void history_time(const char *rfc3339, char *buf, size_t size)
+{
+        struct tm tm;
+        time_t t;
+
+        if (!rfc3339 || parse_rfc3339(rfc3339, &t) < 0 || !localtime_r(&t, &tm) ||
+            strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+                snprintf(buf, size, "%s", rfc3339 ?: "-");
+}
+
+static char *strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *strdup_printf(const char *fmt, ...)
+{
+        char *s;
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        return r < 0 ? NULL : s;
+}
+
+static int history_row(json_t *e, struct history_row *row)
+{
+        const char *policy = json_str(e, "policy"), *previous = json_str(e, "previous_policy");
+        const char *user = json_str(e, "user"), *command = json_str(e, "command");
+        json_t *pid = json_object_get(e, "pid");
+
+        history_time(json_str(e, "time"), row->time, sizeof(row->time));
+        if (policy && previous && strcmp(json_str(e, "action") ?: "", "switch") == 0)
+                row->policy = strdup_printf("%s->%s", previous, policy);
+        else if (policy || previous)
+                row->policy = strdup(policy ?: previous);
+        if (user)
+                row->user = strdup(user);
+        else if (command && json_is_integer(pid))
+                row->user = strdup_printf("%s[%" JSON_INTEGER_FORMAT "]", command, json_integer_value(pid));
+        else if (command)
+                row->user = strdup(command);
+        if (((policy || previous) && !row->policy) || ((user || command) && !row->user))
+                return -ENOMEM;
+        return 0;
+}
+
+static int add_history_rows(struct table *t, json_t *entries, struct history_row *rows)
+{
+        const char *cells[6];
+        size_t i;
+        json_t *e;
+
+        json_array_foreach(entries, i, e) {
+                if (history_row(e, &rows[i]) < 0)
+                        return -ENOMEM;
+                cells[0] = rows[i].time;
+                cells[1] = json_str(e, "action");
+                cells[2] = rows[i].policy;
+                cells[3] = rows[i].user;
+                cells[4] = json_str(e, "ssh_client") ?: json_str(e, "trigger");
+                cells[5] = json_str(e, "reason") ?: json_str(e, "message");
+                if (table_add_row(t, cells) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+int output_history(FILE *f, json_t *entries, const struct output_flags *flags)
+{
+        static const char *const headers[] = { "TIME", "ACTION", "POLICY", "USER", "FROM", "REASON" };
+        size_t n = json_array_size(entries);
+        struct history_row *rows;
+        struct table *t;
+        int r = -ENOMEM;
+
+        rows = calloc(n + 1, sizeof(*rows));
+        t = table_new(ELEMENTSOF(headers), headers);
+        if (rows && t)
+                r = add_history_rows(t, entries, rows);
+        if (r >= 0) {
+                table_print(t, f, flags->legend && n > 0);
+                if (flags->legend && n == 0)
+                        fputs("No history recorded.\n", f);
+                else if (flags->legend)
+                        fprintf(f, "\n%zu %s.\n", n, n == 1 ? "entry" : "entries");
+        }
+        table_free(t);
+        history_rows_free(rows, n);
+        return r;
 }

@@ -72,3 +72,8 @@ void output_ruleset(FILE *f, json_t *reply);
 void output_loaded(FILE *f, json_t *reply);
 /* The "failed" array of Policies and Reload: "FILE:LINE: message" lines. */
 void output_failed(FILE *f, json_t *failed, json_t *policies, bool headings);
+/*
+ * io.killswitch.History: a table of TIME (local), ACTION, POLICY, USER, FROM
+ * (SSH client, else the trigger) and REASON (else the agent's message).
+ */
+int output_history(FILE *f, json_t *entries, const struct output_flags *flags);

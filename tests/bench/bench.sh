@@ -40,7 +40,7 @@ export LC_ALL=C.UTF-8
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HERE=$REPO/tests/bench
 
-QUICK=0 OUT= KEEP=0
+QUICK=0 OUT="" KEEP=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) QUICK=1 ;;
@@ -98,7 +98,7 @@ if [ -z "${KILLSWITCHD:-}" ] || [ -z "${KILLSWITCHCTL:-}" ]; then
 	KILLSWITCHD=$BUILD/agent/killswitchd
 	KILLSWITCHCTL=$BUILD/ctl/killswitchctl
 fi
-[ -x "$KILLSWITCHD" ] && [ -x "$KILLSWITCHCTL" ] || die "no killswitchd/killswitchctl binaries"
+{ [ -x "$KILLSWITCHD" ] && [ -x "$KILLSWITCHCTL" ]; } || die "no killswitchd/killswitchctl binaries"
 info "$KILLSWITCHD"
 
 # --- the lab -----------------------------------------------------------------------------------
@@ -118,6 +118,7 @@ n_inet() { ip netns exec "$NS_INET" "$@"; }
 ctl() { timeout 120 "$KILLSWITCHCTL" --socket "$SOCK" "$@"; }
 bench() { "$PY" "$HERE/bench.py" "$@"; }
 
+# shellcheck disable=SC2317 # called from the EXIT trap
 cleanup() {
 	local ns pid
 	set +u
@@ -279,13 +280,17 @@ bench proc-sample --pid "$AGENT_PID" --seconds "$IDLE_SECS" --label tiny --out "
 cp "$TMP/staged/bench100000.policy" "$CONF/policies/"
 t0=$(date +%s%N)
 ctl reload >/dev/null || die "reload with the 100,000-entry policy failed"
-info "reload staging bench100000: $((($(date +%s%N) - t0) / 1000000)) ms"
+ms=$((($(date +%s%N) - t0) / 1000000))
+info "reload staging bench100000: $ms ms"
+bench put reload_big_ms "$ms" --out "$RES/extra.json"
 sleep 1
 bench proc-sample --pid "$AGENT_PID" --seconds "$IDLE_SECS" --label big --out "$RES/proc.json" || die "proc-sample"
 cp "$TMP/staged/"*.policy "$CONF/policies/"
 t0=$(date +%s%N)
 ctl reload >/dev/null || die "reload of all bench policies failed"
-info "reload staging all bench policies: $((($(date +%s%N) - t0) / 1000000)) ms"
+ms=$((($(date +%s%N) - t0) / 1000000))
+info "reload staging all bench policies: $ms ms"
+bench put reload_all_ms "$ms" --out "$RES/extra.json"
 sleep 1
 bench proc-sample --pid "$AGENT_PID" --seconds "$IDLE_SECS" --label all --out "$RES/proc.json" || die "proc-sample"
 
@@ -307,12 +312,12 @@ n_gw "$PY" "$HERE/bench.py" switch-timing --ctl "$KILLSWITCHCTL" --socket "$SOCK
 say "Cut flow: UDP flood lan -> $WEB during $LEAK_REPS isolations (bench10000)"
 ip netns exec "$NS_INET" "$PY" "$HERE/bench.py" udp-recv --bind $WEB --port 9999 --out "$TMP/stamps" &
 RECV_PID=$!
-PIDS+=($RECV_PID)
+PIDS+=("$RECV_PID")
 for ((i = 0; i < 100; i++)); do [ -e "$TMP/stamps.ready" ] && break; sleep 0.05; done
 ip netns exec "$NS_LAN" "$PY" "$HERE/bench.py" udp-send --dst $WEB --port 9999 --pps $FLOOD_PPS --duration 300 \
 	--out "$TMP/sender.json" &
 SEND_PID=$!
-PIDS+=($SEND_PID)
+PIDS+=("$SEND_PID")
 sleep 0.5
 bench leak-switch --ctl "$KILLSWITCHCTL" --socket "$SOCK" --policy bench10000 --reps "$LEAK_REPS" \
 	--out "$TMP/leak-switch.json" || die "leak test failed"
@@ -332,7 +337,9 @@ for ((r = 2; r <= IPERF_ROUNDS; r++)); do
 	say "Throughput, round $r of $IPERF_ROUNDS"
 	no_killswitch
 	iperf none
+	t0=$(date +%s%N)
 	agent_start
+	bench put start_all_ms "$((($(date +%s%N) - t0) / 1000000))" --out "$RES/extra.json"
 	state_is normal || die "the agent did not come back normal"
 	iperf normal
 	ctl isolate bench10000 --reason "bench throughput" >/dev/null || die "isolate bench10000 failed"

@@ -22,6 +22,7 @@
 #
 # Environment: KILLSWITCHD, KILLSWITCHCTL (default: the build/ tree of this repository),
 # KS_AGENT_WRAPPER (e.g. "valgrind -q"), KS_PROBE_WAIT (seconds a probe waits, default 0.7).
+# A test may set KS_AGENT_ARGS (e.g. "--protect=monitor") before agent_start.
 
 set -u
 
@@ -29,6 +30,7 @@ KS_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 KILLSWITCHD=${KILLSWITCHD:-$KS_REPO/build/agent/killswitchd}
 KILLSWITCHCTL=${KILLSWITCHCTL:-$KS_REPO/build/ctl/killswitchctl}
 KS_AGENT_WRAPPER=${KS_AGENT_WRAPPER:-}
+KS_AGENT_ARGS=${KS_AGENT_ARGS:-}
 KS_PROBE_WAIT=${KS_PROBE_WAIT:-0.7}
 KS_CTL_TIMEOUT=${KS_CTL_TIMEOUT:-15}
 KS_TEST_NAME=${KS_TEST_NAME:-$(basename "$0")}
@@ -223,10 +225,15 @@ session_open() {
 }
 session_echo() {
 	local payload="ks-session-$RANDOM$RANDOM" line
-	printf '%s\n' "$payload" >&"${KS_SESSION_W[$1]}" || return 1
+	# In a subshell that ignores SIGPIPE: a session reset by its peer must fail, not kill the test.
+	(trap '' PIPE; printf '%s\n' "$payload" >&"${KS_SESSION_W[$1]}") 2>/dev/null || return 1
 	IFS= read -r -t "$KS_PROBE_WAIT" line <&"${KS_SESSION_R[$1]}" || return 1
 	[ "$line" = "$payload" ]
 }
+# session_alive NAME — its socat still runs (a reset or a closed connection ends it).
+session_alive() { [ -n "${KS_SESSION_PID[$1]:-}" ] && kill -0 "${KS_SESSION_PID[$1]}" 2>/dev/null; }
+# session_err NAME — what its socat said (e.g. "Connection reset by peer").
+session_err() { cat "$KS_TMP/session.$1/err" 2>/dev/null; }
 session_close() {
 	local name=$1 w r
 	[ -n "${KS_SESSION_PID[$name]:-}" ] || return 0
@@ -235,6 +242,63 @@ session_close() {
 	kill "${KS_SESSION_PID[$name]}" 2>/dev/null
 	wait "${KS_SESSION_PID[$name]}" 2>/dev/null
 	unset "KS_SESSION_PID[$name]" "KS_SESSION_W[$name]" "KS_SESSION_R[$name]"
+}
+
+# Continuous probes, to catch a single packet slipping through while the rules change.
+# stream_start NAME NS udp|tcp ADDR PORT [INTERVAL] — from NS, every INTERVAL seconds (default
+# 0.01) until stream_stop NAME: udp sends one datagram, tcp one connection attempt (a SYN, given
+# up after INTERVAL). stream_stop NAME prints how many were sent.
+declare -A KS_STREAM_PID=()
+stream_start() {
+	local name=$1 ns=$KS_PREFIX$2
+	shift 2
+	# shellcheck disable=SC2016 # python, not shell
+	ip netns exec "$ns" python3 -c '
+import signal, socket, sys, time
+proto, addr, port, interval, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+sent = 0
+def stop(*_):
+    open(out, "w").write("%d\n" % sent)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+u = socket.socket(family, socket.SOCK_DGRAM) if proto == "udp" else None
+while True:
+    if u:
+        try: u.sendto(b"ks-stream %d\n" % sent, (addr, port))
+        except OSError: pass
+        time.sleep(interval)
+    else:
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.setblocking(False)
+        s.connect_ex((addr, port))
+        time.sleep(interval)
+        s.close()
+    sent += 1
+' "$1" "$2" "$3" "${4:-0.01}" "$KS_TMP/stream.$name.sent" >>"$KS_TMP/servers.log" 2>&1 &
+	KS_STREAM_PID[$name]=$!
+	KS_PIDS+=($!)
+}
+stream_stop() {
+	local pid=${KS_STREAM_PID[$1]:-}
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	unset "KS_STREAM_PID[$1]"
+	cat "$KS_TMP/stream.$1.sent" 2>/dev/null || echo 0
+}
+
+# Receive-side packet counters: rx_counter_add NS NAME NFT-MATCH counts the packets matching
+# NFT-MATCH (e.g. "ip daddr 192.0.2.80 udp dport 7000") that arrive in NS, before anything else
+# there sees them (table inet ks_rx, prerouting priority -400); rx_count NS NAME prints the count.
+rx_counter_add() {
+	in_ns "$1" nft list table inet ks_rx >/dev/null 2>&1 ||
+		in_ns "$1" nft add table inet ks_rx '{ chain pre { type filter hook prerouting priority -400; }; }' ||
+		return 1
+	in_ns "$1" nft add counter inet ks_rx "$2" && in_ns "$1" nft add rule inet ks_rx pre "$3" counter name "$2"
+}
+rx_count() {
+	in_ns "$1" nft list counter inet ks_rx "$2" | awk '$1 == "packets" { print $2; exit }'
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -367,6 +431,8 @@ lab_destroy() {
 		# Forked echo children and anything else left running in our own namespaces.
 		for pid in $(ip netns pids "$KS_PREFIX$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
 		ip netns del "$KS_PREFIX$ns" 2>/dev/null
+		# Files a test put in /etc/netns/NS/ (bind-mounted over /etc by ip netns exec).
+		[ -d "/etc/netns/$KS_PREFIX$ns" ] && rm -rf "/etc/netns/$KS_PREFIX$ns"
 	done
 	KS_PIDS=()
 	KS_LAB_UP=0
@@ -407,9 +473,9 @@ agent_start() {
 	local limit=10
 	[ -n "$KS_AGENT_WRAPPER" ] && limit=60
 	printf -- '--- start %s\n' "$(date +%T.%N)" >>"$KS_LOG"
-	# shellcheck disable=SC2086 # the wrapper is a command line
+	# shellcheck disable=SC2086 # the wrapper and the extra arguments are command lines
 	ip netns exec "$NS_GW" $KS_AGENT_WRAPPER "$KILLSWITCHD" --config-dir "$KS_CONF" \
-		--state-dir "$KS_STATE" --socket "$KS_SOCK" 2>>"$KS_LOG" >&2 &
+		--state-dir "$KS_STATE" --socket "$KS_SOCK" $KS_AGENT_ARGS 2>>"$KS_LOG" >&2 &
 	AGENT_PID=$!
 	local deadline=$(($(date +%s) + limit))
 	while :; do
@@ -468,6 +534,11 @@ print(json.dumps(d))
 sys.exit(0 if eval(sys.argv[1]) else 1)' "$1"
 }
 
+# status_get PYEXPR — print PYEXPR evaluated on `killswitchctl --json status` as d, e.g. 'd["since"]'.
+status_get() {
+	ctl --json status | python3 -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"
+}
+
 # ks_table_state — "absent", "staged" or "active": the table inet killswitch in gw. Staged
 # policies are regular chains; isolation adds base chains (a "hook" line in the listing).
 ks_table_state() {
@@ -514,6 +585,9 @@ require_tools() {
 ks_init() {
 	require_root
 	require_tools
+	# killswitchctl passes $SSH_CONNECTION to the agent (lockout check): a test run from an SSH
+	# session must not carry the runner's own connection into the lab.
+	unset SSH_CONNECTION
 	ks_setup_dirs
 	trap cleanup EXIT
 	trap 'exit 130' INT TERM

@@ -201,22 +201,46 @@ static void test_isolate_shape(void **state)
         assert_null(strstr(t, "gw_phone_v6"));
         assert_non_null(strstr(t, "\tset t/gw_web_v4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n"
                                   "\t\telements = { 192.0.2.0/24 }\n"));
+        assert_non_null(strstr(t, "\tcounter t/dropped_in/wan0 {"));
+        assert_non_null(strstr(t, "\tcounter t/dropped_out/wan1 {"));
+        /* Link upkeep and ICMP errors first, then the gateways, then the counted tail per uplink. */
         assert_non_null(strstr(t, "\tchain t/inbound {\n"
+                "\t\ticmpv6 type 133-137 accept\n"
+                "\t\tmeta nfproto ipv4 udp sport 67 udp dport 68 accept\n"
+                "\t\tmeta nfproto ipv6 udp sport 547 udp dport 546 accept\n"
+                "\t\tmeta l4proto icmp ct state related accept\n"
+                "\t\tmeta l4proto ipv6-icmp ct state related accept\n"
                 "\t\tip saddr . meta l4proto . th sport @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"
                 "\t\tip saddr . meta l4proto . th dport @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"
                 "\t\tip saddr @t/gw_web_v4 counter name \"t/gw_web\" accept\n"
+                "\t\tiifname \"wan0\" counter name \"t/dropped_in/wan0\" drop\n"
+                "\t\tiifname \"wan1\" counter name \"t/dropped_in/wan1\" drop\n"
                 "\t\tcounter name \"t/dropped_in\" drop\n\t}\n\n"));
+        /* Reject=tcp (default): TCP reset for TCP, the rest dropped. */
         assert_non_null(strstr(t, "\tchain t/outbound {\n"
+                "\t\ticmpv6 type 133-137 accept\n"
+                "\t\tmeta nfproto ipv4 udp sport 68 udp dport 67 accept\n"
+                "\t\tmeta nfproto ipv6 udp sport 546 udp dport 547 accept\n"
+                "\t\tmeta l4proto icmp ct state related accept\n"
+                "\t\tmeta l4proto ipv6-icmp ct state related accept\n"
                 "\t\tip daddr . meta l4proto . th dport @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"
                 "\t\tip daddr . meta l4proto . th sport @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"
                 "\t\tip daddr @t/gw_web_v4 counter name \"t/gw_web\" accept\n"
+                "\t\toifname \"wan0\" meta l4proto tcp counter name \"t/dropped_out/wan0\" reject with tcp reset\n"
+                "\t\toifname \"wan0\" counter name \"t/dropped_out/wan0\" drop\n"
+                "\t\toifname \"wan1\" meta l4proto tcp counter name \"t/dropped_out/wan1\" reject with tcp reset\n"
+                "\t\toifname \"wan1\" counter name \"t/dropped_out/wan1\" drop\n"
+                "\t\tmeta l4proto tcp counter name \"t/dropped_out\" reject with tcp reset\n"
                 "\t\tcounter name \"t/dropped_out\" drop\n\t}\n\n"));
         /* The base chains come last, as the kernel lists them after a switch. */
         assert_non_null(strstr(t, "\tchain prerouting {\n"
-                                  "\t\ttype filter hook prerouting priority raw; policy accept;\n"
+                                  "\t\ttype filter hook prerouting priority mangle; policy accept;\n"
                                   "\t\tiifname @t/uplinks jump t/inbound\n\t}\n\n"
-                                  "\tchain postrouting {\n"
-                                  "\t\ttype filter hook postrouting priority raw; policy accept;\n"
+                                  "\tchain forward {\n"
+                                  "\t\ttype filter hook forward priority mangle; policy accept;\n"
+                                  "\t\toifname @t/uplinks jump t/outbound\n\t}\n\n"
+                                  "\tchain output {\n"
+                                  "\t\ttype filter hook output priority mangle; policy accept;\n"
                                   "\t\toifname @t/uplinks jump t/outbound\n\t}\n}\n"));
         policy_free(p);
 }
@@ -247,6 +271,84 @@ static void test_bytecode(void **state)
                 "  [ lookup reg 1 set t/uplinks ]\n"
                 "  [ immediate reg 0 jump -> t/inbound ]\n"));
         assert_non_null(strstr(dump, "t/gw_g_v6 killswitch 84\n"));        /* NFT_SET_INTERVAL | NFT_SET_CONCAT */
+        /* What nft 1.0.6 emits for each rule of the link upkeep and the tail (nft --debug=netlink). */
+        assert_non_null(strstr(dump,
+                "inet killswitch t/inbound\n"       /* icmpv6 type 133-137 accept */
+                "  [ meta load nfproto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x0000000a ]\n"
+                "  [ meta load l4proto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x0000003a ]\n"
+                "  [ payload load 1b @ transport header + 0 => reg 1 ]\n"
+                "  [ cmp gte reg 1 0x00000085 ]\n"
+                "  [ cmp lte reg 1 0x00000089 ]\n"
+                "  [ immediate reg 0 accept ]\n"
+                "inet killswitch t/inbound\n"       /* meta nfproto ipv4 udp sport 67 udp dport 68 accept */
+                "  [ meta load nfproto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x00000002 ]\n"
+                "  [ meta load l4proto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x00000011 ]\n"
+                "  [ payload load 4b @ transport header + 0 => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x44004300 ]\n"
+                "  [ immediate reg 0 accept ]\n"
+                "inet killswitch t/inbound\n"       /* meta nfproto ipv6 udp sport 547 udp dport 546 accept */
+                "  [ meta load nfproto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x0000000a ]\n"
+                "  [ meta load l4proto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x00000011 ]\n"
+                "  [ payload load 4b @ transport header + 0 => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x22022302 ]\n"
+                "  [ immediate reg 0 accept ]\n"
+                "inet killswitch t/inbound\n"       /* meta l4proto icmp ct state related accept */
+                "  [ meta load l4proto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x00000001 ]\n"
+                "  [ ct load state => reg 1 ]\n"
+                "  [ bitwise reg 1 = ( reg 1 & 0x00000004 ) ^ 0x00000000 ]\n"
+                "  [ cmp neq reg 1 0x00000000 ]\n"
+                "  [ immediate reg 0 accept ]\n"));
+        assert_non_null(strstr(dump,
+                "inet killswitch t/inbound\n"       /* iifname "wan0" counter name "t/dropped_in/wan0" drop */
+                "  [ meta load iifname => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x306e6177 0x00000000 0x00000000 0x00000000 ]\n"
+                "  [ objref type 1 name t/dropped_in/wan0 ]\n"
+                "  [ immediate reg 0 drop ]\n"
+                "inet killswitch t/inbound\n"
+                "  [ objref type 1 name t/dropped_in ]\n"
+                "  [ immediate reg 0 drop ]\n"));
+        assert_non_null(strstr(dump,
+                "inet killswitch t/outbound\n"      /* oifname "wan0" meta l4proto tcp counter ... reject with tcp reset */
+                "  [ meta load oifname => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x306e6177 0x00000000 0x00000000 0x00000000 ]\n"
+                "  [ meta load l4proto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x00000006 ]\n"
+                "  [ objref type 1 name t/dropped_out/wan0 ]\n"
+                "  [ reject type 1 code 0 ]\n"));
+        ruleset_free(r);
+        policy_free(p);
+
+        p = parse("[Policy]\nReject=all\n[Uplinks]\nInterface=wan0\n"
+                  "[Gateway g]\nAddress=192.0.2.1\nPorts=tcp:25\nPing=yes\n");
+        assert_int_equal(compile_table(pp(p), 1, "t", TABLE, &r), 0);
+        free(dump);
+        dump = dump_of(r);
+        assert_non_null(strstr(dump,
+                "inet killswitch t/outbound\n"      /* oifname "wan0" counter name ... reject with icmpx admin-prohibited */
+                "  [ meta load oifname => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x306e6177 0x00000000 0x00000000 0x00000000 ]\n"
+                "  [ objref type 1 name t/dropped_out/wan0 ]\n"
+                "  [ reject type 2 code 3 ]\n"));
+        assert_non_null(strstr(dump,
+                "inet killswitch t/inbound\n"       /* ip saddr @t/gw_g_ping_v4 icmp type echo-request counter ... accept */
+                "  [ meta load nfproto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x00000002 ]\n"
+                "  [ payload load 4b @ network header + 12 => reg 1 ]\n"
+                "  [ lookup reg 1 set t/gw_g_ping_v4 ]\n"
+                "  [ meta load l4proto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x00000001 ]\n"
+                "  [ payload load 1b @ transport header + 0 => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x00000008 ]\n"
+                "  [ objref type 1 name t/gw_g ]\n"
+                "  [ immediate reg 0 accept ]\n"));
+        assert_non_null(strstr(dump, "t/gw_g_ping_v4 killswitch 4\n"));  /* NFT_SET_INTERVAL */
         ruleset_free(r);
         policy_free(p);
 }
@@ -263,14 +365,30 @@ static void test_counter_names(void **state)
         assert_int_equal(compile_counter_name(small, sizeof(small), "web-proxy", COUNTER_DROPPED_OUT), -ENOBUFS);
         assert_int_equal(compile_counter_name(buf, sizeof(buf), "1x", COUNTER_DROPPED_OUT), -EINVAL);
         assert_int_equal(compile_gateway_counter_name(buf, sizeof(buf), NULL, "x"), -EINVAL);
+        assert_int_equal(compile_uplink_counter_name(buf, sizeof(buf), "web-proxy", COUNTER_DROPPED_IN, "wan0"), 0);
+        assert_string_equal(buf, "web-proxy/dropped_in/wan0");
+        assert_int_equal(compile_uplink_counter_name(buf, sizeof(buf), "p", COUNTER_DROPPED_OUT, "lte.0"), 0);
+        assert_string_equal(buf, "p/dropped_out/lte.0");
+        assert_int_equal(compile_uplink_counter_name(small, sizeof(small), "p", COUNTER_DROPPED_OUT, "wan0"),
+                         -ENOBUFS);
+        assert_int_equal(compile_uplink_counter_name(buf, sizeof(buf), "p", "dropped", "wan0"), -EINVAL);
+        assert_int_equal(compile_uplink_counter_name(buf, sizeof(buf), "p", NULL, "wan0"), -EINVAL);
+        assert_int_equal(compile_uplink_counter_name(buf, sizeof(buf), "p", COUNTER_DROPPED_IN, ""), -EINVAL);
+        assert_int_equal(compile_uplink_counter_name(buf, sizeof(buf), "p", COUNTER_DROPPED_IN, NULL), -EINVAL);
+        assert_int_equal(compile_uplink_counter_name(buf, sizeof(buf), "p", COUNTER_DROPPED_IN,
+                                                     "abcdefghijklmnop"), -EINVAL);
+        assert_int_equal(compile_uplink_counter_name(buf, sizeof(buf), "9p", COUNTER_DROPPED_IN, "wan0"), -EINVAL);
         /* The longest names fit. */
         memset(gw, 'g', POLICY_NAME_MAX);
         gw[POLICY_NAME_MAX] = '\0';
         memset(pol, 'p', POLICY_NAME_MAX);
         pol[POLICY_NAME_MAX] = '\0';
         assert_int_equal(compile_gateway_counter_name(buf, sizeof(buf), pol, gw), 0);
-        assert_int_equal(strlen(buf), COMPILE_NAME_MAX - strlen("_v4"));
-        assert_int_equal(COMPILE_NAME_MAX, 71);
+        assert_int_equal(strlen(buf), COMPILE_NAME_MAX - strlen("_ping_v4"));
+        assert_int_equal(compile_uplink_counter_name(buf, sizeof(buf), pol, COUNTER_DROPPED_OUT, "abcdefghijklmno"),
+                         0);
+        assert_true(strlen(buf) < COMPILE_NAME_MAX);
+        assert_int_equal(COMPILE_NAME_MAX, 76);
 }
 
 static void test_invalid_arguments(void **state)
@@ -333,17 +451,145 @@ static void test_longest_names(void **state)
 
         assert_int_equal(strlen(pol), POLICY_NAME_MAX);
         assert_int_equal(strlen(gw), POLICY_NAME_MAX);
-        assert_true(asprintf(&text, "[Uplinks]\nInterface=wan0\n[Gateway %s]\nAddress=192.0.2.1\n", gw) > 0);
+        assert_true(asprintf(&text, "[Uplinks]\nInterface=abcdefghijklmno\n[Gateway %s]\nAddress=192.0.2.1\n"
+                             "Ports=tcp:1\nPing=yes\n", gw) > 0);
         assert_int_equal(policy_parse_string(text, "x.policy", pol, &p, &d), 0);
         assert_int_equal(compile_table(pp(p), 1, pol, TABLE, &r), 0);
         dump = dump_of(r);
-        assert_true(asprintf(&set, "\n%s/gw_%s_v4 " TABLE " ", pol, gw) > 0);
+        assert_true(asprintf(&set, "\n%s/gw_%s_ping_v4 " TABLE " ", pol, gw) > 0);
         assert_int_equal(strlen(set) - strlen(" " TABLE " ") - 1, COMPILE_NAME_MAX);
         assert_non_null(strstr(dump, set));
         assert_int_equal(compile_text(p, TABLE, &t), 0);
         free(set);
-        assert_true(asprintf(&set, "\tset %s/gw_%s_v4 {\n", pol, gw) > 0);
+        assert_true(asprintf(&set, "\tset %s/gw_%s_ping_v4 {\n", pol, gw) > 0);
         assert_non_null(strstr(t, set));
+        ruleset_free(r);
+        policy_free(p);
+}
+
+
+/* ---- Link upkeep, Reject=, Ping=, [Management], host names -------------- */
+
+static void test_options_off(void **state)
+{
+        struct ks_policy *p = parse("[Policy]\nKeepICMPErrors=no\nReject=none\n"
+                                    "[Uplinks]\nInterface=wan0\nKeepNeighborDiscovery=no\nKeepDHCP=no\n"
+                                    "[Gateway g]\nAddress=192.0.2.1\n");
+        _cleanup_free_ char *t = text_of(p);
+
+        assert_null(strstr(t, "icmpv6 type"));
+        assert_null(strstr(t, "udp sport"));
+        assert_null(strstr(t, "ct state"));
+        assert_null(strstr(t, "reject"));
+        assert_non_null(strstr(t, "\tchain t/inbound {\n"
+                "\t\tip saddr @t/gw_g_v4 counter name \"t/gw_g\" accept\n"
+                "\t\tiifname \"wan0\" counter name \"t/dropped_in/wan0\" drop\n"
+                "\t\tcounter name \"t/dropped_in\" drop\n\t}\n"));
+        assert_non_null(strstr(t, "\tchain t/outbound {\n"
+                "\t\tip daddr @t/gw_g_v4 counter name \"t/gw_g\" accept\n"
+                "\t\toifname \"wan0\" counter name \"t/dropped_out/wan0\" drop\n"
+                "\t\tcounter name \"t/dropped_out\" drop\n\t}\n"));
+        policy_free(p);
+
+        /* One at a time. */
+        p = parse("[Uplinks]\nInterface=wan0\nKeepDHCP=no\n");
+        free(t);
+        t = text_of(p);
+        assert_non_null(strstr(t, "icmpv6 type 133-137 accept"));
+        assert_null(strstr(t, "udp sport"));
+        assert_non_null(strstr(t, "ct state related"));
+        policy_free(p);
+}
+
+static void test_reject_all(void **state)
+{
+        struct ks_policy *p = parse("[Policy]\nReject=all\n[Uplinks]\nInterface=wan0 ppp0\n");
+        _cleanup_free_ char *t = text_of(p);
+
+        assert_non_null(strstr(t,
+                "\t\toifname \"wan0\" meta l4proto tcp counter name \"t/dropped_out/wan0\" reject with tcp reset\n"
+                "\t\toifname \"wan0\" counter name \"t/dropped_out/wan0\" reject with icmpx admin-prohibited\n"
+                "\t\toifname \"ppp0\" meta l4proto tcp counter name \"t/dropped_out/ppp0\" reject with tcp reset\n"
+                "\t\toifname \"ppp0\" counter name \"t/dropped_out/ppp0\" reject with icmpx admin-prohibited\n"
+                "\t\tmeta l4proto tcp counter name \"t/dropped_out\" reject with tcp reset\n"
+                "\t\tcounter name \"t/dropped_out\" reject with icmpx admin-prohibited\n\t}\n"));
+        /* Never answer the internet: inbound only drops. */
+        assert_non_null(strstr(t,
+                "\t\tiifname \"wan0\" counter name \"t/dropped_in/wan0\" drop\n"
+                "\t\tiifname \"ppp0\" counter name \"t/dropped_in/ppp0\" drop\n"
+                "\t\tcounter name \"t/dropped_in\" drop\n\t}\n"));
+        policy_free(p);
+}
+
+static void test_ping_and_management(void **state)
+{
+        struct ks_policy *p = parse("[Uplinks]\nInterface=wan0\n"
+                                    "[Gateway all]\nAddress=192.0.2.1\nPing=yes\n"
+                                    "[Gateway mail]\nAddress=192.0.2.25 2001:db8::25\nPorts=tcp:25\nPing=yes\n"
+                                    "[Management]\nAddress=198.51.100.7\n");
+        struct ks_ruleset *r = NULL;
+        _cleanup_free_ char *t = text_of(p), *dump = NULL;
+
+        /* Without Ports= the address set already keeps ICMP: no ping set. */
+        assert_null(strstr(t, "gw_all_ping"));
+        assert_non_null(strstr(t, "\tset t/gw_mail_ping_v4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n"
+                                  "\t\telements = { 192.0.2.25 }\n\t}\n\n"
+                                  "\tset t/gw_mail_ping_v6 {\n\t\ttype ipv6_addr\n\t\tflags interval\n"
+                                  "\t\telements = { 2001:db8::25 }\n\t}\n"));
+        assert_non_null(strstr(t,
+                "\t\tip6 saddr . meta l4proto . th dport @t/gw_mail_v6 counter name \"t/gw_mail\" accept\n"
+                "\t\tip saddr @t/gw_mail_ping_v4 icmp type echo-request counter name \"t/gw_mail\" accept\n"
+                "\t\tip saddr @t/gw_mail_ping_v4 icmp type echo-reply counter name \"t/gw_mail\" accept\n"
+                "\t\tip6 saddr @t/gw_mail_ping_v6 icmpv6 type echo-request counter name \"t/gw_mail\" accept\n"
+                "\t\tip6 saddr @t/gw_mail_ping_v6 icmpv6 type echo-reply counter name \"t/gw_mail\" accept\n"));
+        assert_non_null(strstr(t,
+                "\t\tip6 daddr @t/gw_mail_ping_v6 icmpv6 type echo-reply counter name \"t/gw_mail\" accept\n"));
+        /* [Management] is the gateway "management", SSH by default, no ping unless asked. */
+        assert_non_null(strstr(t, "\tcounter t/gw_management {"));
+        assert_non_null(strstr(t, "\t\telements = { 198.51.100.7 . tcp . 22 }\n"));
+        assert_non_null(strstr(t,
+                "\t\tip saddr . meta l4proto . th sport @t/gw_management_v4 counter name \"t/gw_management\" accept\n"));
+        assert_null(strstr(t, "gw_management_ping"));
+        assert_int_equal(compile_table(pp(p), 1, "t", TABLE, &r), 0);
+        dump = dump_of(r);
+        assert_int_equal(count_elements(dump, "t/gw_mail_ping_v4"), 3);
+        assert_int_equal(count_elements(dump, "t/gw_mail_ping_v6"), 3);
+        ruleset_free(r);
+        policy_free(p);
+}
+
+static int fake_resolver(const char *name, struct ks_prefix **ret, size_t *ret_n, char **ret_error, void *userdata)
+{
+        struct ks_prefix *v = calloc(2, sizeof(*v));
+
+        assert_non_null(v);
+        v[0] = (struct ks_prefix) { .family = AF_INET, .addr = { 203, 0, 113, 9 }, .len = 32 };
+        v[1] = (struct ks_prefix) { .family = AF_INET6, .addr = { 0x20, 0x01, 0x0d, 0xb8, [15] = 9 }, .len = 128 };
+        *ret = v;
+        *ret_n = 2;
+        return 0;
+}
+
+static void test_hostnames_pinned(void **state)
+{
+        struct ks_policy *p = parse("[Uplinks]\nInterface=wan0\n"
+                                    "[Gateway mail]\nAddress=mail.example.org 203.0.113.10\nPorts=tcp:25\n");
+        struct ks_ruleset *r = NULL;
+        struct ks_diags d = {};
+        char *t = NULL;
+
+        /* Not resolved yet: refused, never compiled without the name's addresses. */
+        assert_int_equal(compile_table(pp(p), 1, NULL, TABLE, &r), -EINVAL);
+        assert_int_equal(compile_text(p, TABLE, &t), -EINVAL);
+        assert_null(r);
+        assert_null(t);
+        assert_int_equal(policy_resolve(p, fake_resolver, NULL, &d), 0);
+        assert_int_equal(compile_table(pp(p), 1, NULL, TABLE, &r), 0);
+        t = text_of(p);
+        /* Merged with the numeric address: 203.0.113.9 and .10 are adjacent. */
+        assert_non_null(strstr(t, "\t\telements = { 203.0.113.9-203.0.113.10 . tcp . 25 }\n"));
+        assert_non_null(strstr(t, "\t\telements = { 2001:db8::9 . tcp . 25 }\n"));
+        free(t);
         ruleset_free(r);
         policy_free(p);
 }
@@ -565,19 +811,23 @@ static void test_batch_small(void **state)
 
         assert_int_equal(compile_table(pp(p), 1, "t", TABLE, &r), 0);
         st = batch_info(r, 100, mi, ELEMENTSOF(mi));
-        /* table, 4 counters, 4 sets with one element message each, 2 chains, 2*(2+4) + 2 rules, 2 base chains + 2 rules */
-        assert_int_equal(st.msgs, 1 + 4 + 4 * 2 + 2 + 12 + 2 + 2 + 2);
+        /*
+         * table, 2 + 2 + 2 * 2 counters, 4 sets with one element message each, 2 chains,
+         * rules: per chain 5 of link upkeep and ICMP errors and 2 * (1 + 2) of the gateways, then
+         * the tail: inbound 2 + 1, outbound (Reject=tcp) 2 * (2 + 1); 3 base chains + 3 rules.
+         */
+        assert_int_equal(st.msgs, 1 + 8 + 4 * 2 + 2 + (5 + 6 + 3) + (5 + 6 + 6) + 3 + 3);
         assert_int_equal(st.newsetelem, 4);
         assert_int_equal(st.elements, 2 + 3 + 4 + 4);
         assert_int_equal(mi[0].type, NFT_MSG_NEWTABLE);
-        for (size_t i = 1; i <= 4; i++)
+        for (size_t i = 1; i <= 8; i++)
                 assert_int_equal(mi[i].type, NFT_MSG_NEWOBJ);
-        assert_int_equal(mi[13].type, NFT_MSG_NEWCHAIN);
-        assert_string_equal(mi[13].name, "t/inbound");
-        assert_false(mi[13].hook);
-        assert_int_equal(mi[st.msgs - 4].type, NFT_MSG_NEWCHAIN);
-        assert_string_equal(mi[st.msgs - 4].name, "prerouting");
-        assert_true(mi[st.msgs - 4].hook);
+        assert_int_equal(mi[17].type, NFT_MSG_NEWCHAIN);
+        assert_string_equal(mi[17].name, "t/inbound");
+        assert_false(mi[17].hook);
+        assert_int_equal(mi[st.msgs - 6].type, NFT_MSG_NEWCHAIN);
+        assert_string_equal(mi[st.msgs - 6].name, "prerouting");
+        assert_true(mi[st.msgs - 6].hook);
         ruleset_free(r);
         policy_free(p);
 }
@@ -609,22 +859,22 @@ static void check_table(struct ks_policy *const *ps, size_t n, const char *activ
         if (!active) {
                 assert_int_equal(base, 0);
         } else {
+                static const char *const names[] = { CHAIN_PREROUTING, CHAIN_FORWARD, CHAIN_OUTPUT };
                 _cleanup_free_ char *in = NULL, *out = NULL;
 
                 assert_true(asprintf(&in, "%s/inbound", active) > 0);
                 assert_true(asprintf(&out, "%s/outbound", active) > 0);
-                assert_int_equal(base, 2);
-                /* The last four: NEWCHAIN prerouting, its jump, NEWCHAIN postrouting, its jump. */
-                assert_int_equal(mi[st.msgs - 4].type, NFT_MSG_NEWCHAIN);
-                assert_string_equal(mi[st.msgs - 4].name, "prerouting");
-                assert_int_equal(mi[st.msgs - 3].type, NFT_MSG_NEWRULE);
-                assert_string_equal(mi[st.msgs - 3].name, "prerouting");
-                assert_string_equal(mi[st.msgs - 3].target, in);
-                assert_int_equal(mi[st.msgs - 2].type, NFT_MSG_NEWCHAIN);
-                assert_string_equal(mi[st.msgs - 2].name, "postrouting");
-                assert_int_equal(mi[st.msgs - 1].type, NFT_MSG_NEWRULE);
-                assert_string_equal(mi[st.msgs - 1].name, "postrouting");
-                assert_string_equal(mi[st.msgs - 1].target, out);
+                assert_int_equal(base, 3);
+                /* The last six: per base chain, NEWCHAIN and its jump. */
+                for (size_t c = 0; c < 3; c++) {
+                        const struct msg_info *m = &mi[st.msgs - 6 + 2 * c];
+
+                        assert_int_equal(m[0].type, NFT_MSG_NEWCHAIN);
+                        assert_string_equal(m[0].name, names[c]);
+                        assert_int_equal(m[1].type, NFT_MSG_NEWRULE);
+                        assert_string_equal(m[1].name, names[c]);
+                        assert_string_equal(m[1].target, c == 0 ? in : out);
+                }
         }
         *ret_msgs = st.msgs;
         *ret_dump = dump_of(r);
@@ -654,8 +904,8 @@ static void test_table_many(void **state)
         check_table(ps, 3, NULL, &n_none, &none);
         check_table(ps, 3, "isolate", &n_one, &one);
         check_table(ps, 3, "web-proxy", &n_last, &last);
-        assert_int_equal(n_one, n_none + 4);
-        assert_int_equal(n_last, n_none + 4);
+        assert_int_equal(n_one, n_none + 6);
+        assert_int_equal(n_last, n_none + 6);
         /* Every policy's objects, each under its own prefix; the same staged part whatever is active. */
         assert_true(strncmp(none, one, strlen(none)) == 0);
         assert_true(strncmp(none, last, strlen(none)) == 0);
@@ -672,12 +922,16 @@ static void test_table_many(void **state)
                                      "  [ immediate reg 0 accept ]\n"));
         assert_null(strstr(none, "prerouting"));
         assert_non_null(strstr(one + strlen(none),
-                "inet killswitch prerouting use 0 type filter hook prerouting prio -300 policy accept"));
+                "inet killswitch prerouting use 0 type filter hook prerouting prio -150 policy accept"));
+        assert_non_null(strstr(one + strlen(none),
+                "inet killswitch forward use 0 type filter hook forward prio -150 policy accept"));
+        assert_non_null(strstr(one + strlen(none),
+                "inet killswitch output use 0 type filter hook output prio -150 policy accept"));
         assert_non_null(strstr(one + strlen(none), "inet killswitch prerouting\n"
                                                    "  [ meta load iifname => reg 1 ]\n"
                                                    "  [ lookup reg 1 set isolate/uplinks ]\n"
                                                    "  [ immediate reg 0 jump -> isolate/inbound ]\n"));
-        assert_non_null(strstr(last + strlen(none), "inet killswitch postrouting\n"
+        assert_non_null(strstr(last + strlen(none), "inet killswitch output\n"
                                                     "  [ meta load oifname => reg 1 ]\n"
                                                     "  [ lookup reg 1 set web-proxy/uplinks ]\n"
                                                     "  [ immediate reg 0 jump -> web-proxy/outbound ]\n"));
@@ -701,12 +955,12 @@ static void test_hook(void **state)
         struct msg_info mi[16];
         struct batch_stats st;
         _cleanup_free_ char *dump = NULL;
-        static const char *const chains[] = { "prerouting", "postrouting" };
+        static const char *const chains[] = { "prerouting", "forward", "output" };
 
         assert_int_equal(compile_hook("web-proxy", TABLE, &r), 0);
         st = batch_info(r, 7, mi, ELEMENTSOF(mi));
-        assert_int_equal(st.msgs, 6);
-        for (size_t c = 0; c < 2; c++) {
+        assert_int_equal(st.msgs, 9);
+        for (size_t c = 0; c < 3; c++) {
                 const struct msg_info *m = &mi[3 * c];
                 _cleanup_free_ char *target = NULL;
 
@@ -726,15 +980,21 @@ static void test_hook(void **state)
         }
         dump = dump_of(r);
         assert_string_equal(dump,
-                "inet killswitch prerouting use 0 type filter hook prerouting prio -300 policy accept packets 0 bytes 0\n"
+                "inet killswitch prerouting use 0 type filter hook prerouting prio -150 policy accept packets 0 bytes 0\n"
                 "delete rule inet killswitch prerouting\n"
                 "inet killswitch prerouting\n"
                 "  [ meta load iifname => reg 1 ]\n"
                 "  [ lookup reg 1 set web-proxy/uplinks ]\n"
                 "  [ immediate reg 0 jump -> web-proxy/inbound ]\n"
-                "inet killswitch postrouting use 0 type filter hook postrouting prio -300 policy accept packets 0 bytes 0\n"
-                "delete rule inet killswitch postrouting\n"
-                "inet killswitch postrouting\n"
+                "inet killswitch forward use 0 type filter hook forward prio -150 policy accept packets 0 bytes 0\n"
+                "delete rule inet killswitch forward\n"
+                "inet killswitch forward\n"
+                "  [ meta load oifname => reg 1 ]\n"
+                "  [ lookup reg 1 set web-proxy/uplinks ]\n"
+                "  [ immediate reg 0 jump -> web-proxy/outbound ]\n"
+                "inet killswitch output use 0 type filter hook output prio -150 policy accept packets 0 bytes 0\n"
+                "delete rule inet killswitch output\n"
+                "inet killswitch output\n"
                 "  [ meta load oifname => reg 1 ]\n"
                 "  [ lookup reg 1 set web-proxy/uplinks ]\n"
                 "  [ immediate reg 0 jump -> web-proxy/outbound ]\n");
@@ -743,8 +1003,8 @@ static void test_hook(void **state)
 
         assert_int_equal(compile_hook(NULL, TABLE, &r), 0);
         st = batch_info(r, 1, mi, ELEMENTSOF(mi));
-        assert_int_equal(st.msgs, 4);
-        for (size_t c = 0; c < 2; c++) {
+        assert_int_equal(st.msgs, 6);
+        for (size_t c = 0; c < 3; c++) {
                 const struct msg_info *m = &mi[2 * c];
 
                 /* NEWCHAIN without hook: table and name only, REQUEST|ACK|CREATE */
@@ -761,8 +1021,10 @@ static void test_hook(void **state)
         assert_string_equal(dump,
                 "inet killswitch prerouting use 0\n"
                 "delete chain inet killswitch prerouting\n"
-                "inet killswitch postrouting use 0\n"
-                "delete chain inet killswitch postrouting\n");
+                "inet killswitch forward use 0\n"
+                "delete chain inet killswitch forward\n"
+                "inet killswitch output use 0\n"
+                "delete chain inet killswitch output\n");
         ruleset_free(r);
 }
 
@@ -840,6 +1102,10 @@ int main(void)
                 cmocka_unit_test(test_counter_names),
                 cmocka_unit_test(test_invalid_arguments),
                 cmocka_unit_test(test_longest_names),
+                cmocka_unit_test(test_options_off),
+                cmocka_unit_test(test_reject_all),
+                cmocka_unit_test(test_ping_and_management),
+                cmocka_unit_test(test_hostnames_pinned),
                 cmocka_unit_test(test_merge_overlaps),
                 cmocka_unit_test(test_interval_elements),
                 cmocka_unit_test(test_batch_small),

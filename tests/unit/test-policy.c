@@ -223,8 +223,8 @@ static void test_limits_good(void **state)
 static void test_unknown_section(void **state)
 {
         parse_fails(HEAD "\n[Gateways x]\nAddress=nonsense\nwhatever\n[policy]\n",
-                    FILE_NAME ":4: unknown section [Gateways x]; expected [Policy], [Uplinks] or [Gateway NAME]",
-                    FILE_NAME ":7: unknown section [policy]; expected [Policy], [Uplinks] or [Gateway NAME]",
+                    FILE_NAME ":4: unknown section [Gateways x]; expected [Policy], [Uplinks], [Management] or [Gateway NAME]",
+                    FILE_NAME ":7: unknown section [policy]; expected [Policy], [Uplinks], [Management] or [Gateway NAME]",
                     NULL);
 }
 
@@ -239,16 +239,17 @@ static void test_broken_header(void **state)
 static void test_unknown_key(void **state)
 {
         parse_fails("[Policy]\nName=x\n[Uplinks]\nInterfaces=wan0\nInterface=wan0\n[Gateway g]\nAdress=192.0.2.1\nAddress=192.0.2.1\n",
-                    FILE_NAME ":2: unknown key \"Name\" in [Policy]; expected Description=",
-                    FILE_NAME ":4: unknown key \"Interfaces\" in [Uplinks]; expected Interface=",
-                    FILE_NAME ":7: unknown key \"Adress\" in [Gateway g]; expected Address= or Ports=",
+                    FILE_NAME ":2: unknown key \"Name\" in [Policy]; expected Description=, KeepICMPErrors= or Reject=",
+                    FILE_NAME ":4: unknown key \"Interfaces\" in [Uplinks]; expected Interface=, KeepNeighborDiscovery= or KeepDHCP=",
+                    FILE_NAME ":7: unknown key \"Adress\" in [Gateway g]; expected Address=, Ports= or Ping=",
                     NULL);
 }
 
 static void test_key_outside_section(void **state)
 {
         parse_fails("\n# comment\nInterface=wan0\n" HEAD,
-                    FILE_NAME ":3: Interface= outside a section; put it under [Policy], [Uplinks] or [Gateway NAME]",
+                    FILE_NAME ":3: Interface= outside a section; put it under [Policy], [Uplinks], [Management] "
+                    "or [Gateway NAME]",
                     NULL);
 }
 
@@ -340,11 +341,11 @@ static void test_bad_interfaces(void **state)
 static void test_bad_addresses(void **state)
 {
         parse_fails(HEAD "[Gateway g]\n"
-                    "Address=192.0.2.1 300.1.2.3 192.0.2 example.com fe80::1%eth0\n"
+                    "Address=192.0.2.1 300.1.2.3 192.0.2 example.com/24 fe80::1%eth0\n"
                     "Address=10.0.0.0/33 2001:db8::/129 10.0.0.0/ 10.0.0.0/-1 10.0.0.0/8x\n",
                     FILE_NAME ":4: Address: \"300.1.2.3\": not an IPv4 or IPv6 address (or ADDRESS/PREFIXLEN)",
                     FILE_NAME ":4: Address: \"192.0.2\": not an IPv4 or IPv6 address (or ADDRESS/PREFIXLEN)",
-                    FILE_NAME ":4: Address: \"example.com\": not an IPv4 or IPv6 address (or ADDRESS/PREFIXLEN)",
+                    FILE_NAME ":4: Address: \"example.com/24\": not an IPv4 or IPv6 address (or ADDRESS/PREFIXLEN)",
                     FILE_NAME ":4: Address: \"fe80::1%eth0\": not an IPv4 or IPv6 address (or ADDRESS/PREFIXLEN)",
                     FILE_NAME ":5: Address: \"10.0.0.0/33\": prefix length must be 0-32",
                     FILE_NAME ":5: Address: \"2001:db8::/129\": prefix length must be 0-128",
@@ -400,7 +401,7 @@ static void test_all_problems_collected(void **state)
                     "Ports=tcp:70000\n"                   /* 8 */
                     "[Gateway phone]\n"                   /* 9 */
                     "Address=203.0.113.6\n",              /* 10 */
-                    FILE_NAME ":3: unknown key \"Colour\" in [Policy]; expected Description=",
+                    FILE_NAME ":3: unknown key \"Colour\" in [Policy]; expected Description=, KeepICMPErrors= or Reject=",
                     FILE_NAME ":5: Interface: \"averyveryverylongname\": interface name longer than 15 characters",
                     FILE_NAME ":7: Address: \"203.0.113.5/24\": host bits set after the prefix; "
                     "did you mean 203.0.113.0/24?",
@@ -429,6 +430,339 @@ static void test_diags_cap(void **state)
         assert_int_equal(d.n, 1000);
         assert_string_equal(d.msgs[999], FILE_NAME ":1999: too many problems; fix the ones above first");
         diags_clear(&d);
+}
+
+
+/* ---- Link upkeep, ICMP, Reject=, Ping=, [Management] -------------------- */
+
+static void test_defaults(void **state)
+{
+        struct ks_policy *p = parse_ok(HEAD "[Gateway g]\nAddress=192.0.2.1\nPorts=tcp:25\n");
+
+        assert_true(p->keep_neighbor_discovery);
+        assert_true(p->keep_dhcp);
+        assert_true(p->keep_icmp_errors);
+        assert_int_equal(p->reject, KS_REJECT_TCP);
+        assert_false(p->gateways[0].ping);
+        assert_false(p->gateways[0].management);
+        assert_int_equal(p->gateways[0].n_hostnames, 0);
+        policy_free(p);
+}
+
+static void test_booleans(void **state)
+{
+        static const char *const yes[] = { "yes", "YES", "y", "true", "True", "t", "1", "on", "On" };
+        static const char *const no[] = { "no", "No", "n", "false", "f", "0", "off", "OFF" };
+
+        for (int v = 0; v < 2; v++)
+                for (size_t i = 0; i < (v ? ELEMENTSOF(yes) : ELEMENTSOF(no)); i++) {
+                        const char *w = v ? yes[i] : no[i];
+                        _cleanup_free_ char *text = NULL;
+                        struct ks_policy *p;
+
+                        assert_true(asprintf(&text,
+                                             "[Policy]\nKeepICMPErrors=%s\n"
+                                             "[Uplinks]\nInterface=wan0\nKeepNeighborDiscovery=%s\nKeepDHCP=%s\n"
+                                             "[Gateway g]\nAddress=192.0.2.1\nPing=%s # comment\n",
+                                             w, w, w, w) > 0);
+                        p = parse_ok(text);
+                        assert_int_equal(p->keep_icmp_errors, v);
+                        assert_int_equal(p->keep_neighbor_discovery, v);
+                        assert_int_equal(p->keep_dhcp, v);
+                        assert_int_equal(p->gateways[0].ping, v);
+                        policy_free(p);
+                }
+}
+
+static void test_bad_booleans(void **state)
+{
+        parse_fails("[Policy]\nKeepICMPErrors=maybe\n"
+                    "[Uplinks]\nInterface=wan0\nKeepNeighborDiscovery=yes no\nKeepDHCP=2\n"
+                    "KeepDHCP=yes\nKeepDHCP=no\n"
+                    "[Gateway g]\nAddress=192.0.2.1\nPing=enable\nPing=yes\n"
+                    "[Gateway h]\nAddress=192.0.2.2\nPing=yes\n",
+                    FILE_NAME ":2: KeepICMPErrors: \"maybe\": not a boolean; use yes or no",
+                    FILE_NAME ":5: KeepNeighborDiscovery: \"yes no\": not a boolean; use yes or no",
+                    FILE_NAME ":6: KeepDHCP: \"2\": not a boolean; use yes or no",
+                    FILE_NAME ":7: KeepDHCP= given twice (first on line 6)",
+                    FILE_NAME ":8: KeepDHCP= given twice (first on line 6)",
+                    FILE_NAME ":11: Ping: \"enable\": not a boolean; use yes or no",
+                    FILE_NAME ":12: Ping= given twice (first on line 11)",
+                    NULL);
+}
+
+static void test_reject(void **state)
+{
+        static const struct {
+                const char *value;
+                enum ks_reject reject;
+        } ok[] = { { "tcp", KS_REJECT_TCP }, { "all", KS_REJECT_ALL }, { "none", KS_REJECT_NONE } };
+
+        for (size_t i = 0; i < ELEMENTSOF(ok); i++) {
+                _cleanup_free_ char *text = NULL;
+                struct ks_policy *p;
+
+                assert_true(asprintf(&text, "[Policy]\nReject=%s\n" HEAD, ok[i].value) > 0);
+                p = parse_ok(text);
+                assert_int_equal(p->reject, ok[i].reject);
+                policy_free(p);
+        }
+        parse_fails("[Policy]\nReject=udp\nReject=TCP\nReject=tcp\nReject=all\n" HEAD,
+                    FILE_NAME ":2: Reject: \"udp\": expected tcp, all or none",
+                    FILE_NAME ":3: Reject= given twice (first on line 2)",
+                    FILE_NAME ":4: Reject= given twice (first on line 2)",
+                    FILE_NAME ":5: Reject= given twice (first on line 2)",
+                    NULL);
+}
+
+static void test_management(void **state)
+{
+        struct ks_policy *p = parse_ok(HEAD "[Gateway mail]\nAddress=192.0.2.25\nPorts=tcp:25\n"
+                                       "[Management]\nAddress=198.51.100.7 2001:db8::7\nPing=yes\n");
+        struct ks_gateway *g;
+
+        assert_int_equal(p->n_gateways, 2);
+        g = &p->gateways[1];
+        assert_string_equal(g->name, "management");
+        assert_true(g->management);
+        assert_true(g->ping);
+        assert_int_equal(g->line, 6);
+        assert_int_equal(g->n_addrs, 2);
+        /* Ports= defaults to SSH. */
+        assert_int_equal(g->n_ports, 1);
+        assert_int_equal(g->ports[0].proto, IPPROTO_TCP);
+        assert_int_equal(g->ports[0].low, 22);
+        assert_int_equal(g->ports[0].high, 22);
+        assert_false(p->gateways[0].management);
+        policy_free(p);
+
+        p = parse_ok("[Management]\nAddress=198.51.100.7\nPorts=tcp:2222 udp:60000-61000\n" HEAD);
+        assert_int_equal(p->gateways[0].n_ports, 2);
+        assert_int_equal(p->gateways[0].ports[0].low, 2222);
+        assert_false(p->gateways[0].ping);
+        policy_free(p);
+}
+
+static void test_bad_management(void **state)
+{
+        parse_fails(HEAD "[Management]\nPorts=tcp:22\nColour=red\n[Management]\nAddress=192.0.2.1\n",
+                    FILE_NAME ":5: unknown key \"Colour\" in [Management]; expected Address=, Ports= or Ping=",
+                    FILE_NAME ":6: duplicate [Management] section (first on line 3); a policy has one",
+                    FILE_NAME ":3: [Management] has no Address=; add the addresses the admins connect from",
+                    NULL);
+        parse_fails(HEAD "[Management]\nAddress=192.0.2.1\n[Gateway management]\nAddress=192.0.2.2\n",
+                    FILE_NAME ":5: [Gateway management]: duplicate gateway name ([Management] on line 3 is the "
+                    "gateway \"management\"); rename this gateway",
+                    NULL);
+        parse_fails(HEAD "[Gateway management]\nAddress=192.0.2.2\n[Management]\nAddress=192.0.2.1\n",
+                    FILE_NAME ":5: [Management]: the name \"management\" is taken by [Gateway management] "
+                    "(line 3); rename that gateway",
+                    NULL);
+}
+
+static void test_description_utf8(void **state)
+{
+        struct ks_policy *p = parse_ok("[Policy]\nDescription=Coupure — Ünterbrechung 切断 🔌\n" HEAD);
+
+        assert_string_equal(p->description, "Coupure — Ünterbrechung 切断 🔌");
+        policy_free(p);
+        /* Latin-1, a lone continuation byte, an overlong "/", a surrogate, beyond U+10FFFF, truncated. */
+        static const char *const bad[] = { "caf\xe9", "a\x80", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+                                           "ab\xe2\x82" };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *text = NULL;
+
+                assert_true(asprintf(&text, HEAD "[Policy]\nDescription=%s\n", bad[i]) > 0);
+                parse_fails(text, FILE_NAME ":4: Description: not valid UTF-8; save the file as UTF-8", NULL);
+        }
+}
+
+/* ---- Host names -------------------------------------------------------- */
+
+static void test_hostnames(void **state)
+{
+        struct ks_policy *p = parse_ok(HEAD "[Gateway mail]\n"
+                                       "Address=mail.example.org 192.0.2.25 relay-2.example.org.\n"
+                                       "Address=MAIL.example.org localhost x1 0x1g 1a.example\n"
+                                       "[Management]\nAddress=jump.example.net\n");
+        struct ks_gateway *g = &p->gateways[0];
+
+        assert_int_equal(g->n_addrs, 1);
+        /* Each name once per gateway (case does not matter), in order, with its line. */
+        assert_int_equal(g->n_hostnames, 6);
+        assert_string_equal(g->hostnames[0].name, "mail.example.org");
+        assert_int_equal(g->hostnames[0].line, 4);
+        assert_int_equal(g->hostnames[0].n_addrs, 0);
+        assert_null(g->hostnames[0].addrs);
+        assert_string_equal(g->hostnames[1].name, "relay-2.example.org.");
+        assert_string_equal(g->hostnames[2].name, "localhost");
+        assert_int_equal(g->hostnames[2].line, 5);
+        assert_string_equal(g->hostnames[3].name, "x1");
+        assert_string_equal(g->hostnames[4].name, "0x1g");
+        assert_string_equal(g->hostnames[5].name, "1a.example");
+        assert_int_equal(p->gateways[1].n_hostnames, 1);
+        assert_int_equal(p->gateways[1].n_addrs, 0);
+        policy_free(p);
+
+        /* A gateway with only host names has an address. */
+        p = parse_ok(HEAD "[Gateway a]\nAddress=a.example\n");
+        assert_int_equal(p->gateways[0].n_hostnames, 1);
+        policy_free(p);
+}
+
+static void test_bad_hostnames(void **state)
+{
+        _cleanup_free_ char *text = NULL, *want_label = NULL, *want_long = NULL;
+        char label[65], name[256];
+
+        parse_fails(HEAD "[Gateway g]\n"
+                    "Address=mail_1.example.org -mail.example mail-.example a..b .a a.\n"
+                    "Address=1.2.3.4.5 example.123 0x7f000001 127.1 mail.example.org:25 m\xc3\xa4il.example\n",
+                    FILE_NAME ":4: Address: \"mail_1.example.org\": not an IPv4 or IPv6 address, "
+                    "ADDRESS/PREFIXLEN or host name (letters, digits, \"-\" and dots)",
+                    FILE_NAME ":4: Address: \"-mail.example\": a host name label cannot start with \"-\"",
+                    FILE_NAME ":4: Address: \"mail-.example\": a host name label cannot end with \"-\"",
+                    FILE_NAME ":4: Address: \"a..b\": empty label in host name",
+                    FILE_NAME ":4: Address: \".a\": empty label in host name",
+                    /* Numeric-looking words must be addresses: no top-level domain is all digits. */
+                    FILE_NAME ":5: Address: \"1.2.3.4.5\": not an IPv4 or IPv6 address (or ADDRESS/PREFIXLEN)",
+                    FILE_NAME ":5: Address: \"example.123\": not an IPv4 or IPv6 address (or ADDRESS/PREFIXLEN)",
+                    FILE_NAME ":5: Address: \"0x7f000001\": not an IPv4 or IPv6 address (or ADDRESS/PREFIXLEN)",
+                    FILE_NAME ":5: Address: \"127.1\": not an IPv4 or IPv6 address (or ADDRESS/PREFIXLEN)",
+                    FILE_NAME ":5: Address: \"mail.example.org:25\": not an IPv4 or IPv6 address "
+                    "(or ADDRESS/PREFIXLEN)",
+                    FILE_NAME ":5: Address: \"m\xc3\xa4il.example\": not an IPv4 or IPv6 address, "
+                    "ADDRESS/PREFIXLEN or host name (letters, digits, \"-\" and dots)",
+                    NULL);
+
+        /* A label of 64 characters; a name of 254 (253 is the limit; a final dot does not count). */
+        memset(label, 'a', 64);
+        label[64] = '\0';
+        memset(name, 'b', 254);
+        for (size_t i = 63; i < 254; i += 64)
+                name[i] = '.';
+        name[254] = '\0';
+        assert_true(asprintf(&text, HEAD "[Gateway g]\nAddress=%s.example %s\nAddress=%.253s %.253s.\n",
+                             label, name, name, name) > 0);
+        assert_true(asprintf(&want_label, FILE_NAME ":4: Address: \"%s.example\": "
+                             "host name label longer than 63 characters", label) > 0);
+        assert_true(asprintf(&want_long, FILE_NAME ":4: Address: \"%s\": host name longer than 253 characters",
+                             name) > 0);
+        parse_fails(text, want_label, want_long, NULL);
+}
+
+/* A fake resolver: "*.v4" has one IPv4 address, "*.both" two IPv4 (one twice) and one IPv6, others fail. */
+struct fake {
+        unsigned calls;
+};
+
+static int fake_resolver(const char *name, struct ks_prefix **ret, size_t *ret_n, char **ret_error, void *userdata)
+{
+        struct fake *f = userdata;
+        size_t n = strlen(name);
+        struct ks_prefix *v;
+
+        f->calls++;
+        if (n > 3 && strcasecmp(name + n - 3, ".v4") == 0) {
+                v = calloc(1, sizeof(*v));
+                assert_non_null(v);
+                v[0] = (struct ks_prefix) { .family = AF_INET, .addr = { 192, 0, 2, 4 }, .len = 32 };
+                *ret = v;
+                *ret_n = 1;
+                return 0;
+        }
+        if (n > 5 && strcmp(name + n - 5, ".both") == 0) {
+                v = calloc(3, sizeof(*v));
+                assert_non_null(v);
+                v[0] = (struct ks_prefix) { .family = AF_INET, .addr = { 198, 51, 100, 1 }, .len = 32 };
+                v[1] = (struct ks_prefix) { .family = AF_INET6, .addr = { 0x20, 0x01, 0x0d, 0xb8, [15] = 1 },
+                                            .len = 128 };
+                v[2] = v[0];
+                *ret = v;
+                *ret_n = 3;
+                return 0;
+        }
+        if (strcmp(name, "empty.example") == 0) {
+                *ret = NULL;
+                *ret_n = 0;
+                return 0;
+        }
+        if (strcmp(name, "bogus.example") == 0) {
+                v = calloc(1, sizeof(*v));
+                assert_non_null(v);
+                v[0].family = AF_UNIX;
+                *ret = v;
+                *ret_n = 1;
+                return 0;
+        }
+        if (strcmp(name, "timeout.example") == 0)
+                return -EAGAIN;
+        *ret_error = strdup("Name or service not known");
+        return -ENOENT;
+}
+
+static void test_resolve(void **state)
+{
+        struct ks_policy *p = parse_ok(HEAD "[Gateway a]\nAddress=192.0.2.1 mail.v4\nAddress=x.both\n"
+                                       "[Gateway b]\nAddress=MAIL.V4\n"
+                                       "[Management]\nAddress=x.both\n");
+        struct ks_diags d = {};
+        struct fake f = {};
+        struct ks_gateway *g = &p->gateways[0];
+
+        assert_int_equal(policy_resolve(p, fake_resolver, &f, &d), 0);
+        assert_int_equal(d.n, 0);
+        /* Each distinct name asked once. */
+        assert_int_equal(f.calls, 2);
+        /* Pinned in the gateway's addresses, after the numeric ones, and recorded per name (deduplicated). */
+        assert_int_equal(g->n_addrs, 1 + 1 + 2);
+        assert_memory_equal(g->addrs[1].addr, ((uint8_t[]){ 192, 0, 2, 4 }), 4);
+        assert_int_equal(g->addrs[3].family, AF_INET6);
+        assert_int_equal(g->hostnames[0].n_addrs, 1);
+        assert_int_equal(g->hostnames[1].n_addrs, 2);
+        assert_int_equal(g->hostnames[1].addrs[0].family, AF_INET);
+        assert_int_equal(g->hostnames[1].addrs[1].family, AF_INET6);
+        assert_int_equal(g->hostnames[1].addrs[1].len, 128);
+        assert_int_equal(p->gateways[1].n_addrs, 1);
+        assert_int_equal(p->gateways[2].n_addrs, 2);
+        assert_true(p->gateways[2].management);
+        /* Pinned names are never asked again. */
+        assert_int_equal(policy_resolve(p, fake_resolver, &f, &d), 0);
+        assert_int_equal(f.calls, 2);
+        assert_int_equal(g->n_addrs, 4);
+        policy_free(p);
+}
+
+static void test_resolve_fails(void **state)
+{
+        struct ks_policy *p = parse_ok(HEAD "[Gateway a]\nAddress=mail.example.org ok.v4\n"
+                                       "Address=timeout.example\n"
+                                       "[Gateway b]\nAddress=192.0.2.1 empty.example\nAddress=mail.example.org\n"
+                                       "[Management]\nAddress=bogus.example\n");
+        struct ks_diags d = {};
+        struct fake f = {};
+
+        assert_int_equal(policy_resolve(p, fake_resolver, &f, &d), -EINVAL);
+        assert_int_equal(f.calls, 5);
+        assert_int_equal(d.n, 5);
+        assert_string_equal(d.msgs[0], FILE_NAME ":4: Address: \"mail.example.org\": name does not resolve "
+                                       "(Name or service not known)");
+        assert_string_equal(d.msgs[1], FILE_NAME ":5: Address: \"timeout.example\": name does not resolve "
+                                       "(Resource temporarily unavailable)");
+        assert_string_equal(d.msgs[2], FILE_NAME ":7: Address: \"empty.example\": name does not resolve "
+                                       "(no addresses)");
+        assert_string_equal(d.msgs[3], FILE_NAME ":8: Address: \"mail.example.org\": name does not resolve "
+                                       "(Name or service not known)");
+        assert_string_equal(d.msgs[4], FILE_NAME ":10: Address: \"bogus.example\": name does not resolve "
+                                       "(the resolver returned something that is not an address)");
+        /* Nothing pinned: the policy is as parsed. */
+        assert_int_equal(p->gateways[0].n_addrs, 0);
+        assert_int_equal(p->gateways[0].hostnames[1].n_addrs, 0);
+        assert_int_equal(p->gateways[1].n_addrs, 1);
+        diags_clear(&d);
+        assert_int_equal(policy_resolve(NULL, fake_resolver, &f, &d), -EINVAL);
+        assert_int_equal(policy_resolve(p, NULL, &f, &d), -EINVAL);
+        policy_free(p);
 }
 
 /* ---- Names and files --------------------------------------------------- */
@@ -625,6 +959,17 @@ int main(void)
                 cmocka_unit_test(test_host_bits),
                 cmocka_unit_test(test_bad_ports),
                 cmocka_unit_test(test_all_problems_collected),
+                cmocka_unit_test(test_defaults),
+                cmocka_unit_test(test_booleans),
+                cmocka_unit_test(test_bad_booleans),
+                cmocka_unit_test(test_reject),
+                cmocka_unit_test(test_management),
+                cmocka_unit_test(test_bad_management),
+                cmocka_unit_test(test_description_utf8),
+                cmocka_unit_test(test_hostnames),
+                cmocka_unit_test(test_bad_hostnames),
+                cmocka_unit_test(test_resolve),
+                cmocka_unit_test(test_resolve_fails),
                 cmocka_unit_test(test_diags_cap),
                 cmocka_unit_test(test_name_valid),
                 cmocka_unit_test(test_gateway_name_digit),

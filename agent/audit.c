@@ -1,0 +1,607 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <systemd/sd-journal.h>
+
+#include "audit.h"
+#include "cleanup.h"
+#include "log.h"
+#include "timeutil.h"
+
+#define JOURNAL_SOCKET   "/run/systemd/journal/socket"
+#define LINE_MAX_BYTES   65536  /* a longer history line is corrupt */
+#define FIELD_MAX_BYTES  4096   /* each string field of a history entry; keeps lines far below the above */
+#define JOURNAL_FIELDS   20
+#define LINES_UNKNOWN    SIZE_MAX
+
+struct ks_audit {
+        char *state_dir;
+        char *path;             /* STATE_DIR/history.jsonl */
+        size_t max_lines, keep_lines;
+        size_t n_lines;         /* lines in the file (corrupt ones too), LINES_UNKNOWN until counted */
+        bool journal;
+};
+
+static const struct {
+        const char *action;
+        const char *message_id;
+        int priority;
+        bool history;
+} kinds[_AUDIT_KIND_MAX] = {
+        [AUDIT_ISOLATE]      = { "isolate",      "41d90b3879504f21a787909fd4c57407", LOG_NOTICE,  true  },
+        [AUDIT_SWITCH]       = { "switch",       "24a5747f27414e468de56d6980557529", LOG_NOTICE,  true  },
+        [AUDIT_RESTORE]      = { "restore",      "56f8071a301d4dcba2f374c65a5a5c1b", LOG_NOTICE,  true  },
+        [AUDIT_REFUSED]      = { "refused",      "be1241ad9b3841e592aa6b37da47a9f9", LOG_WARNING, true  },
+        [AUDIT_APPLY_FAILED] = { "apply-failed", "cd03ab5882264409ae054554e5c198fc", LOG_ERR,     true  },
+        [AUDIT_TAMPER]       = { "tamper",       "aeafee148bc04aefa9022a56a8d70733", LOG_WARNING, true  },
+        [AUDIT_REASSERT]     = { "reassert",     "8d24d8e737ff4fdc8d224a4320889b05", LOG_NOTICE,  true  },
+        [AUDIT_RATE_LIMIT]   = { "rate-limit",   "9639e02167a74f7492b79d2a0979752d", LOG_CRIT,    true  },
+        [AUDIT_RELOAD]       = { "reload",       "74060061c12b4f1fadb057930360e08a", LOG_INFO,    false },
+        [AUDIT_FAIL_CLOSED]  = { "fail-closed",  "ff2db768debd407e9da0c5324a2a64c4", LOG_ERR,     true  },
+};
+
+const char *audit_kind_to_string(enum audit_kind k)
+{
+        return (int)k >= 0 && k < _AUDIT_KIND_MAX ? kinds[k].action : NULL;
+}
+
+int audit_new(const char *state_dir, struct ks_audit **ret)
+{
+        struct ks_audit *a = calloc(1, sizeof(*a));
+
+        if (!a)
+                return -ENOMEM;
+        *a = (struct ks_audit){ .max_lines = AUDIT_HISTORY_MAX, .keep_lines = AUDIT_HISTORY_KEEP,
+                                .n_lines = LINES_UNKNOWN, .journal = true };
+        a->state_dir = strdup(state_dir);
+        if (!a->state_dir || asprintf(&a->path, "%s/%s", state_dir, AUDIT_HISTORY_FILE) < 0) {
+                a->path = NULL;
+                audit_free(a);
+                return -ENOMEM;
+        }
+        *ret = a;
+        return 0;
+}
+
+struct ks_audit *audit_free(struct ks_audit *a)
+{
+        if (!a)
+                return NULL;
+        free(a->state_dir);
+        free(a->path);
+        free(a);
+        return NULL;
+}
+
+void audit_set_history_bounds(struct ks_audit *a, size_t max_lines, size_t keep_lines)
+{
+        a->max_lines = max_lines;
+        a->keep_lines = keep_lines < max_lines ? keep_lines : max_lines;
+}
+
+void audit_set_journal(struct ks_audit *a, bool enabled)
+{
+        a->journal = enabled;
+}
+
+/* The event with what the caller left out filled in: command from /proc, client address, time. */
+struct event_ctx {
+        const struct audit_event *ev;
+        char command[64];
+        char ssh_client[128];
+        char who[512];
+        char message[2048];
+        char time[32];
+        uint64_t usec;
+};
+
+static const char *read_comm(pid_t pid, char *buf, size_t size)
+{
+        char path[64];
+        _cleanup_fclose_ FILE *f = NULL;
+
+        snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+        f = fopen(path, "re");
+        if (!f || !fgets(buf, (int)size, f))
+                return NULL;
+        buf[strcspn(buf, "\n")] = '\0';
+        return buf;
+}
+
+/* "alice (uid 1001, pid 42, killswitchctl) from 192.0.2.7", or "nft (pid 777)", as far as known. */
+static void format_who(struct event_ctx *c)
+{
+        const struct audit_event *ev = c->ev;
+        const char *command = *c->command ? c->command : NULL;
+        const char *name = ev->user ? ev->user : command;
+        char uid_name[32], details[256] = "";
+        size_t n = 0;
+
+        snprintf(uid_name, sizeof(uid_name), "uid %" PRId64, ev->uid);
+        if (ev->uid >= 0 && !(name && strcmp(name, uid_name) == 0))
+                n += (size_t)snprintf(details + n, sizeof(details) - n, "%s", uid_name);
+        if (ev->pid > 0 && n < sizeof(details))
+                n += (size_t)snprintf(details + n, sizeof(details) - n, "%spid %d", n ? ", " : "", (int)ev->pid);
+        if (command && name != command && n < sizeof(details))
+                snprintf(details + n, sizeof(details) - n, "%s%s", n ? ", " : "", command);
+
+        if (name)
+                n = (size_t)snprintf(c->who, sizeof(c->who), "%s%s%s%s", name, *details ? " (" : "", details,
+                                     *details ? ")" : "");
+        else
+                n = (size_t)snprintf(c->who, sizeof(c->who), "%s", *details ? details : "killswitchd");
+        if (*c->ssh_client && n < sizeof(c->who))
+                snprintf(c->who + n, sizeof(c->who) - n, " from %s", c->ssh_client);
+}
+
+/* The standard sentence of each kind, for callers that give none. */
+static void format_message(struct event_ctx *c)
+{
+        const struct audit_event *ev = c->ev;
+        const char *p = ev->policy ? ev->policy : "(unknown)";
+        const char *prev = ev->previous_policy ? ev->previous_policy : "(unknown)";
+        char head[1024];
+        size_t n = 0;
+
+        switch (ev->kind) {
+        case AUDIT_ISOLATE:
+                snprintf(head, sizeof(head), "Isolated with policy %s by %s", p, c->who);
+                break;
+        case AUDIT_SWITCH:
+                snprintf(head, sizeof(head), "Switched from policy %s to %s by %s", prev, p, c->who);
+                break;
+        case AUDIT_RESTORE:
+                snprintf(head, sizeof(head), "Restored (uplinks open) by %s", c->who);
+                break;
+        case AUDIT_REFUSED:
+                snprintf(head, sizeof(head), "Refused a request%s%s from %s", ev->policy ? " for policy " : "",
+                         ev->policy ? ev->policy : "", c->who);
+                break;
+        case AUDIT_APPLY_FAILED:
+                snprintf(head, sizeof(head), "Could not apply %s%s (requested by %s)",
+                         ev->policy ? "policy " : "the normal state", ev->policy ? ev->policy : "", c->who);
+                break;
+        case AUDIT_TAMPER:
+                snprintf(head, sizeof(head), "Foreign change to the killswitch table by %s", c->who);
+                break;
+        case AUDIT_REASSERT:
+                snprintf(head, sizeof(head), "Re-asserted %s%s after a foreign change",
+                         ev->policy ? "policy " : "the normal state", ev->policy ? ev->policy : "");
+                break;
+        case AUDIT_RATE_LIMIT:
+                snprintf(head, sizeof(head), "Too many foreign changes to the killswitch table: re-assertion "
+                         "paused (last change by %s)", c->who);
+                break;
+        case AUDIT_RELOAD:
+                snprintf(head, sizeof(head), "Reloaded the policies");
+                break;
+        case AUDIT_FAIL_CLOSED:
+                snprintf(head, sizeof(head), "Isolated with policy %s (fail-closed)", p);
+                break;
+        case _AUDIT_KIND_MAX:
+                snprintf(head, sizeof(head), "Unknown audit event");
+                break;
+        }
+        n = (size_t)snprintf(c->message, sizeof(c->message), "%s", head);
+        if (ev->reason && n < sizeof(c->message))
+                n += (size_t)snprintf(c->message + n, sizeof(c->message) - n, ": %s", ev->reason);
+        if (ev->error > 0 && n < sizeof(c->message))
+                snprintf(c->message + n, sizeof(c->message) - n, " (%s)", strerror(ev->error));
+}
+
+static void event_ctx_init(struct event_ctx *c, const struct audit_event *ev)
+{
+        *c = (struct event_ctx){ .ev = ev, .usec = ev->since_usec ? ev->since_usec : now_realtime_usec() };
+        if (ev->command)
+                snprintf(c->command, sizeof(c->command), "%s", ev->command);
+        else if (ev->pid > 0 && !read_comm(ev->pid, c->command, sizeof(c->command)))
+                c->command[0] = '\0';
+        if (ev->ssh_client)
+                snprintf(c->ssh_client, sizeof(c->ssh_client), "%.*s", (int)strcspn(ev->ssh_client, " \t"),
+                         ev->ssh_client);
+        format_rfc3339(c->usec, c->time, sizeof(c->time));
+        format_who(c);
+        if (ev->message)
+                snprintf(c->message, sizeof(c->message), "%s", ev->message);
+        else
+                format_message(c);
+}
+
+/* ---- journal ---- */
+
+static int add_field(struct iovec *iov, size_t *n, const char *name, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static int add_field(struct iovec *iov, size_t *n, const char *name, const char *fmt, ...)
+{
+        _cleanup_free_ char *value = NULL;
+        char *s;
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&value, fmt, ap);
+        va_end(ap);
+        if (r < 0 || asprintf(&s, "%s=%s", name, value) < 0)
+                return -ENOMEM;
+        iov[*n] = (struct iovec){ .iov_base = s, .iov_len = strlen(s) };
+        (*n)++;
+        return 0;
+}
+
+static int add_opt(struct iovec *iov, size_t *n, const char *name, const char *value)
+{
+        return value && *value ? add_field(iov, n, name, "%s", value) : 0;
+}
+
+/* One structured entry; fields the event lacks are left out. */
+static int journal_send(const struct event_ctx *c)
+{
+        const struct audit_event *ev = c->ev;
+        struct iovec iov[JOURNAL_FIELDS];
+        size_t n = 0;
+        int r;
+
+        if ((r = add_field(iov, &n, "MESSAGE", "%s", c->message)) < 0 ||
+            (r = add_field(iov, &n, "PRIORITY", "%d", kinds[ev->kind].priority)) < 0 ||
+            (r = add_field(iov, &n, "MESSAGE_ID", "%s", kinds[ev->kind].message_id)) < 0 ||
+            (r = add_field(iov, &n, "SYSLOG_IDENTIFIER", "%s", "killswitchd")) < 0 ||
+            (r = add_field(iov, &n, "KILLSWITCH_ACTION", "%s", kinds[ev->kind].action)) < 0 ||
+            (r = add_opt(iov, &n, "KILLSWITCH_POLICY", ev->policy)) < 0 ||
+            (r = add_opt(iov, &n, "KILLSWITCH_PREVIOUS_POLICY", ev->previous_policy)) < 0 ||
+            (r = add_opt(iov, &n, "KILLSWITCH_REASON", ev->reason)) < 0 ||
+            (r = add_opt(iov, &n, "KILLSWITCH_USER", ev->user)) < 0 ||
+            (r = add_opt(iov, &n, "KILLSWITCH_COMMAND", c->command)) < 0 ||
+            (r = add_opt(iov, &n, "KILLSWITCH_SSH_CLIENT", c->ssh_client)) < 0 ||
+            (r = add_opt(iov, &n, "KILLSWITCH_TRIGGER", ev->trigger)) < 0)
+                goto out_free;
+        if (ev->uid >= 0 && (r = add_field(iov, &n, "KILLSWITCH_UID", "%" PRId64, ev->uid)) < 0)
+                goto out_free;
+        /* OBJECT_PID= makes journald add the process's OBJECT_COMM=, OBJECT_EXE=, ... while it lives. */
+        if (ev->pid > 0 && ((r = add_field(iov, &n, "KILLSWITCH_PID", "%d", (int)ev->pid)) < 0 ||
+                            (r = add_field(iov, &n, "OBJECT_PID", "%d", (int)ev->pid)) < 0))
+                goto out_free;
+        if (ev->error > 0 && (r = add_field(iov, &n, "ERRNO", "%d", ev->error)) < 0)
+                goto out_free;
+        r = sd_journal_sendv(iov, (int)n);
+out_free:
+        for (size_t i = 0; i < n; i++)
+                free(iov[i].iov_base);
+        return r;
+}
+
+/* ---- history ---- */
+
+/* A JSON string of at most FIELD_MAX_BYTES; bytes that are not valid UTF-8 become '?'. */
+static json_t *text_json(const char *s)
+{
+        _cleanup_free_ char *copy = NULL;
+        size_t len;
+        json_t *v;
+
+        if (!s)
+                return json_null();
+        len = strlen(s);
+        if (len > FIELD_MAX_BYTES) {
+                len = FIELD_MAX_BYTES;
+                while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
+                        len--;   /* cut before a character, not inside one */
+        }
+        v = json_stringn(s, len);
+        if (v)
+                return v;
+        copy = strndup(s, len);
+        if (!copy)
+                return NULL;
+        for (char *p = copy; *p; p++)
+                if ((unsigned char)*p >= 0x80)
+                        *p = '?';
+        return json_string(copy);
+}
+
+static json_t *entry_json(const struct event_ctx *c)
+{
+        const struct audit_event *ev = c->ev;
+
+        return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+                         "time", c->time,
+                         "action", kinds[ev->kind].action,
+                         "policy", text_json(ev->policy),
+                         "previous_policy", text_json(ev->previous_policy),
+                         "reason", text_json(ev->reason),
+                         "user", text_json(ev->user),
+                         "uid", ev->uid >= 0 ? json_integer(ev->uid) : json_null(),
+                         "pid", ev->pid > 0 ? json_integer(ev->pid) : json_null(),
+                         "command", text_json(*c->command ? c->command : NULL),
+                         "ssh_client", text_json(*c->ssh_client ? c->ssh_client : NULL),
+                         "trigger", text_json(ev->trigger),
+                         "message", text_json(c->message),
+                         "error", ev->error > 0 ? json_integer(ev->error) : json_null());
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+        while (len > 0) {
+                ssize_t n = write(fd, buf, len);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                buf += n;
+                len -= (size_t)n;
+        }
+        return 0;
+}
+
+static int fsync_dir(const char *dir)
+{
+        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (fd < 0 || fsync(fd) < 0)
+                return -errno;
+        return 0;
+}
+
+/* The newest `cap` valid lines of the history, as read; a ring while reading. */
+struct lines {
+        char **items;
+        size_t cap, start, n;
+        size_t total;           /* lines in the file, corrupt ones too */
+};
+
+static void lines_clear(struct lines *l)
+{
+        for (size_t i = 0; i < l->n; i++)
+                free(l->items[(l->start + i) % l->cap]);
+        free(l->items);
+        *l = (struct lines){};
+}
+
+static const char *lines_get(const struct lines *l, size_t i)
+{
+        return l->items[(l->start + i) % l->cap];
+}
+
+static int lines_push(struct lines *l, const char *s, size_t len)
+{
+        char *copy;
+
+        if (l->cap == 0)
+                return 0;
+        copy = strndup(s, len);
+        if (!copy)
+                return -ENOMEM;
+        if (l->n < l->cap) {
+                l->items[(l->start + l->n++) % l->cap] = copy;
+                return 0;
+        }
+        free(l->items[l->start]);
+        l->items[l->start] = copy;
+        l->start = (l->start + 1) % l->cap;
+        return 0;
+}
+
+/* A line is an entry if it is a JSON object with a string "time" and "action". */
+static json_t *parse_entry(const char *s, size_t len)
+{
+        json_t *o = json_loadb(s, len, JSON_REJECT_DUPLICATES, NULL);
+
+        if (json_is_object(o) && json_is_string(json_object_get(o, "time")) &&
+            json_is_string(json_object_get(o, "action")))
+                return o;
+        json_decref(o);
+        return NULL;
+}
+
+/* The next line without its newline: 1, 0 at the end, -E2BIG for a line too long (skipped). */
+static int read_line(FILE *f, char *buf, size_t size, size_t *ret_len)
+{
+        bool too_long = false;
+        size_t len = 0;
+        int c;
+
+        while ((c = getc_unlocked(f)) != EOF && c != '\n') {
+                if (len + 1 < size)
+                        buf[len++] = (char)c;
+                else
+                        too_long = true;
+        }
+        if (c == EOF && len == 0 && !too_long)
+                return ferror(f) ? -EIO : 0;
+        buf[len] = '\0';
+        *ret_len = len;
+        return too_long ? -E2BIG : 1;
+}
+
+/* Read the history into l (capacity cap). A missing file is an empty history. */
+static int history_scan(const char *path, size_t cap, struct lines *ret)
+{
+        _cleanup_fclose_ FILE *f = NULL;
+        _cleanup_free_ char *buf = NULL;
+        struct lines l = { .cap = cap };
+        size_t len;
+        int r;
+
+        f = fopen(path, "re");
+        if (!f) {
+                *ret = l;
+                return errno == ENOENT ? 0 : -errno;
+        }
+        if (!(buf = malloc(LINE_MAX_BYTES)) || (cap > 0 && !(l.items = calloc(cap, sizeof(char *)))))
+                return -ENOMEM;
+        while ((r = read_line(f, buf, LINE_MAX_BYTES, &len)) != 0) {
+                json_t *o;
+
+                if (r == -EIO)
+                        break;
+                l.total++;
+                if (r < 0 || !(o = parse_entry(buf, len)))
+                        continue;   /* corrupt: skipped, never fatal */
+                json_decref(o);
+                r = lines_push(&l, buf, len);
+                if (r < 0)
+                        break;
+        }
+        if (r < 0) {
+                lines_clear(&l);
+                return r;
+        }
+        *ret = l;
+        return 0;
+}
+
+/* Replace the history by its newest keep_lines valid lines: tmp, fsync, rename, fsync the directory. */
+static int history_rotate(struct ks_audit *a)
+{
+        _cleanup_free_ char *tmp = NULL;
+        _cleanup_close_ int fd = -1;
+        struct lines l;
+        int r;
+
+        r = history_scan(a->path, a->keep_lines, &l);
+        if (r < 0)
+                return r;
+        if (asprintf(&tmp, "%s/.%s.tmp", a->state_dir, AUDIT_HISTORY_FILE) < 0) {
+                tmp = NULL;
+                r = -ENOMEM;
+                goto out_clear;
+        }
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
+        if (fd < 0) {
+                r = -errno;
+                goto out_clear;
+        }
+        for (size_t i = 0; r == 0 && i < l.n; i++) {
+                r = write_all(fd, lines_get(&l, i), strlen(lines_get(&l, i)));
+                if (r == 0)
+                        r = write_all(fd, "\n", 1);
+        }
+        if (r == 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r == 0 && rename(tmp, a->path) < 0)
+                r = -errno;
+        if (r < 0) {
+                unlink(tmp);
+                goto out_clear;
+        }
+        a->n_lines = l.n;
+        r = fsync_dir(a->state_dir);
+out_clear:
+        lines_clear(&l);
+        return r;
+}
+
+/* Count the lines, once: after that the count is kept as we append. */
+static int history_count(struct ks_audit *a)
+{
+        struct lines l;
+        int r;
+
+        if (a->n_lines != LINES_UNKNOWN)
+                return 0;
+        r = history_scan(a->path, 0, &l);
+        if (r < 0)
+                return r;
+        a->n_lines = l.total;
+        return 0;
+}
+
+static int history_append(struct ks_audit *a, const char *line)
+{
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+        char last;
+        int r;
+
+        r = history_count(a);
+        if (r < 0)
+                return r;
+        fd = open(a->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);   /* read: the last byte */
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return -errno;
+        /* A crash mid-write left a line without its newline: end it, so that ours stays whole. */
+        if (st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) == 1 && last != '\n' &&
+            (r = write_all(fd, "\n", 1)) < 0)
+                return r;
+        r = write_all(fd, line, strlen(line));
+        if (r == 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r < 0)
+                return r;
+        if (st.st_size == 0 && (r = fsync_dir(a->state_dir)) < 0)
+                return r;
+        a->n_lines++;
+        if (a->n_lines > a->max_lines)
+                return history_rotate(a);
+        return 0;
+}
+
+static int history_record(struct ks_audit *a, const struct event_ctx *c)
+{
+        _cleanup_(json_decrefp) json_t *o = entry_json(c);
+        _cleanup_free_ char *text = NULL, *line = NULL;
+
+        if (!o || !(text = json_dumps(o, JSON_COMPACT)) || asprintf(&line, "%s\n", text) < 0)
+                return -ENOMEM;
+        return history_append(a, line);
+}
+
+int audit_history(struct ks_audit *a, size_t n, json_t **ret_array)
+{
+        _cleanup_(json_decrefp) json_t *array = NULL;
+        struct lines l;
+        int r;
+
+        if (!a)
+                return -EINVAL;
+        r = history_scan(a->path, n, &l);
+        if (r < 0)
+                return r;
+        array = json_array();
+        for (size_t i = 0; array && i < l.n; i++) {
+                const char *s = lines_get(&l, i);
+
+                if (json_array_append_new(array, parse_entry(s, strlen(s))) < 0)
+                        json_decref(TAKE_PTR(array));
+        }
+        lines_clear(&l);
+        if (!array)
+                return -ENOMEM;
+        *ret_array = TAKE_PTR(array);
+        return 0;
+}
+
+void audit_log(struct ks_audit *a, const struct audit_event *ev)
+{
+        struct event_ctx c;
+        bool journaled = false;
+        int r;
+
+        if (!audit_kind_to_string(ev->kind))
+                return;
+        event_ctx_init(&c, ev);
+        if ((!a || a->journal) && access(JOURNAL_SOCKET, F_OK) == 0)
+                journaled = journal_send(&c) >= 0;
+        /* Under systemd, stderr goes to the journal too: the structured entry says it all. */
+        if (!journaled || !getenv("JOURNAL_STREAM"))
+                log_msg(kinds[ev->kind].priority, 0, "%s", c.message);
+        if (!a || !kinds[ev->kind].history)
+                return;
+        r = history_record(a, &c);
+        if (r < 0) {
+                a->n_lines = LINES_UNKNOWN;   /* count again next time */
+                log_warning_errno(r, "Could not record the %s in the history %s: %m", kinds[ev->kind].action,
+                                  a->path);
+        }
+}

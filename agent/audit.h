@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+/*
+ * The audit trail: every state change, refused request and foreign change
+ * goes to the journal as a structured entry with a MESSAGE_ID per kind
+ * (docs/audit.md), and all but reloads also to STATE_DIR/history.jsonl, one
+ * JSON object per line, bounded in size, read back by io.killswitch.History.
+ * Recording never fails the caller: a problem is logged and the agent goes on.
+ */
+
+enum audit_kind {
+        AUDIT_ISOLATE,          /* normal → isolated */
+        AUDIT_SWITCH,           /* isolated → isolated with another policy */
+        AUDIT_RESTORE,          /* isolated → normal */
+        AUDIT_REFUSED,          /* a request refused: permission, lockout, no such policy, ... */
+        AUDIT_APPLY_FAILED,     /* the kernel refused a change; the previous state stays */
+        AUDIT_TAMPER,           /* someone else changed or deleted our table */
+        AUDIT_REASSERT,         /* our table put back after a foreign change */
+        AUDIT_RATE_LIMIT,       /* too many foreign changes: re-assertion paused */
+        AUDIT_RELOAD,           /* policies re-read (journal only) */
+        AUDIT_FAIL_CLOSED,      /* isolated because of a problem, not because someone asked */
+        _AUDIT_KIND_MAX,
+};
+
+struct audit_event {
+        enum audit_kind kind;
+        const char *policy;             /* policy now in force / requested */
+        const char *previous_policy;    /* for a switch (or the policy a restore lifted) */
+        const char *reason;
+        const char *user;               /* the caller: user name or "uid N" */
+        int64_t uid;                    /* -1 if unknown */
+        pid_t pid;                      /* 0 if unknown */
+        const char *command;            /* NULL: read from /proc/PID/comm */
+        const char *ssh_client;         /* client address; a whole $SSH_CONNECTION is fine (first word taken) */
+        const char *trigger;            /* "ctl", "startup", "monitor", "path:/x", "heartbeat", ... */
+        const char *message;            /* human sentence; NULL: a standard one from the fields */
+        int error;                      /* positive errno or 0 */
+        uint64_t since_usec;            /* realtime; 0: now */
+};
+
+#define AUDIT_HISTORY_FILE      "history.jsonl"
+#define AUDIT_HISTORY_MAX       1000    /* lines; beyond, the file is rewritten with the newest ... */
+#define AUDIT_HISTORY_KEEP      500     /* ... this many */
+#define AUDIT_HISTORY_DEFAULT_N 20      /* entries io.killswitch.History returns by default */
+
+struct ks_audit;
+
+int audit_new(const char *state_dir, struct ks_audit **ret);
+struct ks_audit *audit_free(struct ks_audit *a);
+
+/* Journal (and stderr), plus history for all kinds but AUDIT_RELOAD. a may be NULL: journal only. */
+void audit_log(struct ks_audit *a, const struct audit_event *ev);
+
+/* The newest n valid history entries as a JSON array, oldest first; corrupt lines are skipped. */
+int audit_history(struct ks_audit *a, size_t n, json_t **ret_array);
+
+/* "isolate", "switch", ..., as in KILLSWITCH_ACTION= and the history's "action". */
+const char *audit_kind_to_string(enum audit_kind k);
+
+/* For tests: other history bounds; journal off (default: on while journald's socket exists). */
+void audit_set_history_bounds(struct ks_audit *a, size_t max_lines, size_t keep_lines);
+void audit_set_journal(struct ks_audit *a, bool enabled);
