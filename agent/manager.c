@@ -97,6 +97,26 @@ static void notify_status(struct ks_manager *m)
                 sd_notifyf(0, "STATUS=Isolated (policy %s)", m->state.policy ? m->state.policy : "unknown");
 }
 
+static void audit(struct ks_manager *m, enum audit_kind kind, const struct ks_actor *a, const char *policy,
+                  const char *previous, const char *reason, const struct ks_error *e)
+{
+        struct audit_event ev = {
+                .kind = kind, .policy = policy, .previous_policy = previous, .reason = reason,
+                .user = a->user, .uid = a->uid, .pid = a->pid, .ssh_client = a->ssh_connection,
+                .trigger = a->trigger, .message = e ? e->msg : NULL, .error = e ? e->error : 0,
+        };
+
+        audit_log(m->audit, &ev);
+}
+
+void manager_audit_refused(struct ks_manager *m, const struct ks_actor *a, const char *policy, const char *message)
+{
+        struct ks_error e = { .error = EPERM };
+
+        snprintf(e.msg, sizeof(e.msg), "%s", message);
+        audit(m, AUDIT_REFUSED, a, policy, NULL, NULL, &e);
+}
+
 static int set_state(struct ks_state *s, bool isolated, const char *policy, const struct ks_actor *a,
                      const char *reason)
 {
@@ -263,10 +283,10 @@ int manager_isolate(struct ks_manager *m, const char *name, const struct ks_acto
 
         name = name ? name : DEFAULT_POLICY;
         r = manager_find_policy(m, name, &p, e);
-        if (r < 0)
-                return r;
-        if (!force && (r = check_lockout(p, a->ssh_connection, e)) < 0) {
-                log_warning("Isolation with policy %s requested by %s refused: %s", name, a->user, e->msg);
+        if (r == 0 && !force)
+                r = check_lockout(p, a->ssh_connection, e);
+        if (r < 0) {
+                audit(m, AUDIT_REFUSED, a, name, NULL, reason, e);
                 return r;
         }
         r = set_state(&next, true, name, a, reason);
@@ -279,15 +299,15 @@ int manager_isolate(struct ks_manager *m, const char *name, const struct ks_acto
                 if (saved == 0)
                         state_save(m->state_dir, &m->state);
                 state_clear(&next);
-                log_error("Isolation with policy %s requested by %s failed: %s", name, a->user, e->msg);
+                audit(m, AUDIT_APPLY_FAILED, a, name, NULL, reason, e);
                 return r;
         }
+        audit(m, m->state.isolated ? AUDIT_SWITCH : AUDIT_ISOLATE, a, name,
+              m->state.isolated ? m->state.policy : NULL, reason, NULL);
         state_clear(&m->state);
         m->state = next;
         m->reassertions = 0;
         notify_status(m);
-        log_notice("Isolated with policy %s by %s (uid %lld, pid %d)%s%s", name, a->user, (long long)a->uid,
-                   (int)a->pid, reason ? ": " : "", reason ? reason : "");
         flush_offloaded_flows();
         if (saved < 0)
                 return ks_error_set(e, saved, KS_ERR_STATE,
@@ -304,7 +324,7 @@ int manager_restore(struct ks_manager *m, const struct ks_actor *a, const char *
 
         r = hook(m, NULL, e);
         if (r < 0) {
-                log_error("Restore requested by %s failed: %s", a->user, e->msg);
+                audit(m, AUDIT_APPLY_FAILED, a, NULL, m->state.policy, reason, e);
                 return r;
         }
         /* Counters start from zero at the next isolation; off the critical path. */
@@ -315,11 +335,10 @@ int manager_restore(struct ks_manager *m, const struct ks_actor *a, const char *
         r = set_state(&next, false, NULL, a, reason);
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_INTERNAL, "Out of memory");
+        audit(m, AUDIT_RESTORE, a, NULL, m->state.policy, reason, NULL);
         state_clear(&m->state);
         m->state = next;
         notify_status(m);
-        log_notice("Restored by %s (uid %lld, pid %d)%s%s", a->user, (long long)a->uid, (int)a->pid,
-                   reason ? ": " : "", reason ? reason : "");
         r = state_save(m->state_dir, &m->state);
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_STATE,
@@ -336,9 +355,10 @@ static void log_store_problems(struct ks_manager *m)
                         log_error("%s", m->store.items[i].errors.msgs[j]);
 }
 
-int manager_reload(struct ks_manager *m, size_t *ret_failed, struct ks_error *e)
+int manager_reload(struct ks_manager *m, const struct ks_actor *a, size_t *ret_failed, struct ks_error *e)
 {
         const char *active = m->state.isolated ? m->state.policy : NULL;
+        struct ks_error done = {};
         int r;
 
         r = store_load_dir(&m->store, m->policy_dir, active, ret_failed);
@@ -355,17 +375,19 @@ int manager_reload(struct ks_manager *m, size_t *ret_failed, struct ks_error *e)
         }
         r = rebuild(m, active, e);
         if (r < 0) {
-                log_error("Could not stage the reloaded policies: %s", e->msg);
+                audit(m, AUDIT_APPLY_FAILED, a, active, NULL, "staging the reloaded policies", e);
                 return r;
         }
-        log_info("Reloaded %zu policies from %s (%zu with problems)", m->store.n, m->policy_dir,
-                 ret_failed ? *ret_failed : 0);
+        snprintf(done.msg, sizeof(done.msg), "Reloaded %zu policies from %s (%zu with problems)", m->store.n,
+                 m->policy_dir, ret_failed ? *ret_failed : 0);
+        audit(m, AUDIT_RELOAD, a, active, NULL, NULL, &done);
         return 0;
 }
 
 /* The state says isolated: put it back; never open the uplinks because of a problem. */
 static int startup_isolated(struct ks_manager *m)
 {
+        struct ks_actor self = AGENT_ACTOR("startup");
         struct ks_error e = {};
 
         if (m->state.policy && store_get(&m->store, m->state.policy)) {
@@ -385,18 +407,25 @@ static int startup_isolated(struct ks_manager *m)
         if (store_get(&m->store, DEFAULT_POLICY) && rebuild(m, DEFAULT_POLICY, &e) == 0) {
                 log_error("The state says isolated, but policy %s is unavailable: isolated with the default "
                           "policy %s instead", m->state.policy ? m->state.policy : "(unknown)", DEFAULT_POLICY);
+                audit(m, AUDIT_FAIL_CLOSED, &self, DEFAULT_POLICY, m->state.policy,
+                      "the persisted policy is unavailable at start", NULL);
                 free(m->state.policy);
                 m->state.policy = strdup(DEFAULT_POLICY);
                 return 0;
         }
-        log_error("The state says isolated, but no policy could be applied: THE UPLINKS ARE OPEN. "
-                  "Fix the policies and run 'killswitchctl isolate'.");
+        ks_error_set(&e, -ENOENT, KS_ERR_APPLY, "The state says isolated, but no policy could be applied: THE "
+                     "UPLINKS ARE OPEN. Fix the policies and run 'killswitchctl isolate'.");
+        audit(m, AUDIT_APPLY_FAILED, &self, m->state.policy, NULL, NULL, &e);
         return rebuild(m, NULL, &e) < 0 ? -ENOENT : 0;
 }
 
-/* Fail-closed start in a given state: isolated with the default policy, for a reason. */
-static void state_fail_closed(struct ks_state *s, const char *reason)
+/* Fail-closed start: isolated with the default policy, for a reason. */
+static void state_fail_closed(struct ks_manager *m, const char *reason)
 {
+        struct ks_actor self = AGENT_ACTOR("startup");
+        struct ks_state *s = &m->state;
+
+        audit(m, AUDIT_FAIL_CLOSED, &self, DEFAULT_POLICY, s->policy, reason, NULL);
         state_clear(s);
         s->isolated = true;
         s->policy = strdup(DEFAULT_POLICY);
@@ -416,12 +445,12 @@ static int startup_state(struct ks_manager *m)
                 log_error("State file %s/%s is unreadable or corrupt (%s): isolating with the default policy %s "
                           "(fail-closed). Check the file, then restore.", m->state_dir, STATE_FILE,
                           strerror(-r), DEFAULT_POLICY);
-                state_fail_closed(&m->state, "state file unreadable at start");
+                state_fail_closed(m, "state file unreadable at start");
         }
         if (!m->state.isolated && nft_chain_exists(m->nft, TABLE_NAME, CHAIN_PREROUTING) > 0) {
                 log_error("The kernel holds an isolation although the state says normal: isolating with the "
                           "default policy %s (fail-closed); 'killswitchctl restore' lifts it", DEFAULT_POLICY);
-                state_fail_closed(&m->state, "isolation found in the kernel at start");
+                state_fail_closed(m, "isolation found in the kernel at start");
         }
         if (m->state.isolated)
                 return startup_isolated(m);
@@ -447,6 +476,7 @@ static int on_reassert_timer(sd_event_source *s, uint64_t usec, void *userdata)
 static int on_reassert(sd_event_source *s, void *userdata)
 {
         struct ks_manager *m = userdata;
+        struct ks_actor self = AGENT_ACTOR("monitor");
         uint64_t now = now_monotonic_usec();
         struct ks_error e = {};
         const char *active = m->state.isolated ? m->state.policy : NULL;
@@ -458,10 +488,12 @@ static int on_reassert(sd_event_source *s, void *userdata)
         }
         if (++m->reassert_window_count > REASSERT_BURST) {
                 m->rate_limited = true;
-                log_error("RATE LIMIT: table inet %s was changed by another process %u times in %llus; not "
-                          "re-asserting for %llus. Another firewall manager is fighting killswitch: stop it.",
-                          TABLE_NAME, m->reassert_window_count, REASSERT_WINDOW_USEC / USEC_PER_SEC,
-                          REASSERT_BACKOFF_USEC / USEC_PER_SEC);
+                ks_error_set(&e, -EBUSY, NULL,
+                             "RATE LIMIT: table inet %s was changed by another process %u times in %llus; not "
+                             "re-asserting for %llus. Another firewall manager is fighting killswitch: stop it.",
+                             TABLE_NAME, m->reassert_window_count, REASSERT_WINDOW_USEC / USEC_PER_SEC,
+                             REASSERT_BACKOFF_USEC / USEC_PER_SEC);
+                audit(m, AUDIT_RATE_LIMIT, &self, active, NULL, NULL, &e);
                 m->reassert_window_start = 0;   /* the timer below starts a fresh window */
                 m->reassert_window_count = 0;
                 sd_event_add_time_relative(m->event, &m->reassert_source, CLOCK_MONOTONIC,
@@ -478,8 +510,9 @@ static int on_reassert(sd_event_source *s, void *userdata)
         }
         m->rate_limited = false;
         m->reassertions++;
-        log_notice("Re-asserted table inet %s (%s; %u re-assertions since the isolation began)", TABLE_NAME,
-                   active ? active : "normal", m->reassertions);
+        ks_error_set(&e, 0, NULL, "Re-asserted table inet %s (%s; %u re-assertions since the isolation began)",
+                     TABLE_NAME, active ? active : "normal", m->reassertions);
+        audit(m, AUDIT_REASSERT, &self, active, NULL, NULL, &e);
         return 0;
 }
 
@@ -488,12 +521,17 @@ static void on_foreign_change(void *userdata, const struct monitor_event *ev)
 {
         struct ks_manager *m = userdata;
 
-        if (ev->overflow)
+        if (ev->overflow) {
                 log_warning("Lost nftables events (receive buffer overflow): resynchronising table inet %s",
                             TABLE_NAME);
-        else
-                log_warning("TAMPER: table inet %s was changed by %s (pid %d, generation %u)", TABLE_NAME,
-                            ev->comm, (int)ev->pid, ev->generation);
+        } else {
+                struct ks_actor culprit = { .user = ev->comm, .uid = -1, .pid = ev->pid, .trigger = "monitor" };
+                struct ks_error e = {};
+
+                ks_error_set(&e, 0, NULL, "TAMPER: table inet %s was changed by %s (pid %d, generation %u)",
+                             TABLE_NAME, ev->comm, (int)ev->pid, ev->generation);
+                audit(m, AUDIT_TAMPER, &culprit, m->state.isolated ? m->state.policy : NULL, NULL, NULL, &e);
+        }
         if (!m->reassert_source &&
             sd_event_add_defer(m->event, &m->reassert_source, on_reassert, m) < 0)
                 log_error("Could not schedule the re-assertion of table inet %s", TABLE_NAME);
@@ -505,8 +543,10 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         struct ks_error e = {};
         size_t failed = 0;
 
+        struct ks_actor self = AGENT_ACTOR("sighup");
+
         sd_notify(0, "RELOADING=1");
-        if (manager_reload(m, &failed, &e) < 0)
+        if (manager_reload(m, &self, &failed, &e) < 0)
                 log_error("Reload failed: %s", e.msg);
         sd_notify(0, "READY=1");
         notify_status(m);

@@ -37,7 +37,11 @@ struct ks_actor {
         int64_t uid;
         pid_t pid;
         const char *ssh_connection;     /* the caller's $SSH_CONNECTION, or NULL */
+        const char *trigger;            /* "ctl", "startup", "monitor", ... */
 };
+
+/* The agent itself as the actor: at start, on a foreign change, ... */
+#define AGENT_ACTOR(trig) ((struct ks_actor){ .user = "killswitchd", .uid = -1, .trigger = (trig) })
 
 struct ks_manager {
         sd_event *event;
@@ -75,7 +79,10 @@ int manager_isolate(struct ks_manager *m, const char *policy, const struct ks_ac
                     bool force, struct ks_error *e);
 int manager_restore(struct ks_manager *m, const struct ks_actor *a, const char *reason, struct ks_error *e);
 /* *ret_failed: number of policy files with problems (the reply lists them from the store). */
-int manager_reload(struct ks_manager *m, size_t *ret_failed, struct ks_error *e);
+int manager_reload(struct ks_manager *m, const struct ks_actor *a, size_t *ret_failed, struct ks_error *e);
+
+/* Record a refused request (permission, lockout, ...) in the journal and the history. */
+void manager_audit_refused(struct ks_manager *m, const struct ks_actor *a, const char *policy, const char *message);
 
 /* The good version of policy `name`; -ENOENT (or -EINVAL for a bad name) with e saying why not. */
 int manager_find_policy(struct ks_manager *m, const char *name, const struct ks_policy **ret,

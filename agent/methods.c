@@ -265,7 +265,7 @@ static json_t *method_reload(struct ks_manager *m, const struct ks_actor *a, jso
         size_t failed = 0;
         json_t *o;
 
-        if (manager_reload(m, &failed, &e) < 0)
+        if (manager_reload(m, a, &failed, &e) < 0)
                 return reply_from_error(&e);
         o = store_json(m, "loaded");
         if (!o)
@@ -351,7 +351,8 @@ static void actor_from_peer(const struct ks_peer *peer, json_t *params, char *bu
                 snprintf(buf, size, "uid %u", (unsigned)peer->uid);
         *a = (struct ks_actor){ .user = buf, .uid = peer->uid, .pid = peer->pid,
                                 .ssh_connection = json_is_string(ssh) && json_string_length(ssh) < 256
-                                                  ? json_string_value(ssh) : NULL };
+                                                  ? json_string_value(ssh) : NULL,
+                                .trigger = "ctl" };
 }
 
 json_t *methods_dispatch(void *userdata, const struct ks_peer *peer, const char *method, json_t *params)
@@ -365,12 +366,13 @@ json_t *methods_dispatch(void *userdata, const struct ks_peer *peer, const char 
                 if (strcmp(methods[i].name, method) != 0)
                         continue;
                 if (methods[i].privileged && !peer_privileged(peer)) {
-                        log_warning("Refused %s from %s (uid %u, pid %d): not root and not in group %s", method,
-                                    user, (unsigned)peer->uid, (int)peer->pid, KILLSWITCH_GROUP);
-                        return reply_error(KS_ERR_PERMISSION, NULL,
-                                           "Permission denied: %s changes the state of the uplinks and needs "
-                                           "root or membership in group '%s' (you are %s)", method,
-                                           KILLSWITCH_GROUP, user);
+                        char msg[512];
+
+                        snprintf(msg, sizeof(msg), "Permission denied: %s changes the state of the uplinks and "
+                                 "needs root or membership in group '%s' (you are %s)", method, KILLSWITCH_GROUP,
+                                 user);
+                        manager_audit_refused(m, &a, json_string_value(json_object_get(params, "policy")), msg);
+                        return reply_error(KS_ERR_PERMISSION, NULL, "%s", msg);
                 }
                 return methods[i].call(m, &a, params);
         }

@@ -539,6 +539,15 @@ status_get() {
 	ctl --json status | python3 -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"
 }
 
+# contains HAYSTACK NEEDLE... — all present; print the haystack when one is missing.
+contains() {
+	local hay=$1 needle
+	shift
+	for needle; do
+		grep -qF -- "$needle" <<<"$hay" || { printf 'missing %s in:\n%s\n' "$needle" "$hay"; return 1; }
+	done
+}
+
 # ks_table_state — "absent", "staged" or "active": the table inet killswitch in gw. Staged
 # policies are regular chains; isolation adds base chains (a "hook" line in the listing).
 ks_table_state() {
