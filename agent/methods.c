@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -115,6 +116,65 @@ static void status_add_counters(struct ks_manager *m, json_t *o)
         nft_counters_free(c, n);
 }
 
+static const char *prefix_str(const struct ks_prefix *px, char *buf, size_t size)
+{
+        char addr[INET6_ADDRSTRLEN];
+        unsigned full = px->family == AF_INET ? 32 : 128;
+
+        if (!inet_ntop(px->family, px->addr, addr, sizeof(addr)))
+                snprintf(addr, sizeof(addr), "?");
+        if (px->len == full)
+                snprintf(buf, size, "%s", addr);
+        else
+                snprintf(buf, size, "%s/%u", addr, px->len);
+        return buf;
+}
+
+/* What each host name in Address= resolved to when the policy was loaded (pinned since). */
+static json_t *hostnames_json(const struct ks_policy *p)
+{
+        json_t *a = json_array();
+
+        for (size_t i = 0; a && p && i < p->n_gateways; i++)
+                for (size_t j = 0; j < p->gateways[i].n_hostnames; j++) {
+                        const struct ks_hostname *h = &p->gateways[i].hostnames[j];
+                        json_t *addrs = json_array();
+                        char buf[INET6_ADDRSTRLEN + 8];
+
+                        for (size_t k = 0; k < h->n_addrs; k++)
+                                json_array_append_new(addrs, json_string(prefix_str(&h->addrs[k], buf, sizeof(buf))));
+                        json_array_append_new(a, json_pack("{s:s, s:s, s:o}", "gateway", p->gateways[i].name,
+                                                           "name", h->name, "addresses", addrs));
+                }
+        return a;
+}
+
+/* The same as comment lines for `show`: "# gateway mail: mail.example.org = 192.0.2.25, ...". */
+static char *hostnames_comment(const struct ks_policy *p)
+{
+        _cleanup_(json_decrefp) json_t *a = hostnames_json(p);
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        size_t i;
+        json_t *h;
+
+        if (!f)
+                return NULL;
+        json_array_foreach(a, i, h) {
+                size_t k;
+                json_t *addr;
+
+                fprintf(f, "# gateway %s: %s =", json_string_value(json_object_get(h, "gateway")),
+                        json_string_value(json_object_get(h, "name")));
+                json_array_foreach(json_object_get(h, "addresses"), k, addr)
+                        fprintf(f, "%s %s", k ? "," : "", json_string_value(addr));
+                fputs(" (resolved at load, pinned)\n", f);
+        }
+        fclose(f);
+        return text;
+}
+
 static json_t *status_json(struct ks_manager *m)
 {
         const struct ks_policy *p = manager_active_policy(m);
@@ -139,6 +199,7 @@ static json_t *status_json(struct ks_manager *m)
                 json_object_set_new(o, "reassertions", json_integer(m->reassertions));
                 json_object_set_new(o, "rate_limited", json_boolean(m->rate_limited));
                 json_object_set_new(o, "protection", json_string(manager_protection(m)));
+                json_object_set_new(o, "resolved", hostnames_json(p));
                 status_add_counters(m, o);
         }
         return o;
@@ -223,11 +284,12 @@ static json_t *store_json(struct ks_manager *m, const char *ok_key)
                 bool active = m->state.isolated && m->state.policy && strcmp(m->state.policy, en->name) == 0;
 
                 if (p)
-                        json_array_append_new(good, json_pack("{s:s, s:o, s:s, s:o, s:o, s:b}", "name", en->name,
-                                                              "description", opt_string(p->description),
+                        json_array_append_new(good, json_pack("{s:s, s:o, s:s, s:o, s:o, s:b, s:o}", "name",
+                                                              en->name, "description", opt_string(p->description),
                                                               "file", en->path, "uplinks",
                                                               string_array(p->uplinks, p->n_uplinks),
-                                                              "gateways", gateway_names(p), "active", active));
+                                                              "gateways", gateway_names(p), "active", active,
+                                                              "resolved", hostnames_json(p)));
                 if (en->errors.n > 0)
                         json_array_append_new(failed, json_pack("{s:s, s:s, s:o}", "name", en->name, "file",
                                                                 en->path, "errors", diags_json(&en->errors)));
@@ -242,7 +304,7 @@ static json_t *method_policies(struct ks_manager *m, const struct ks_actor *a, j
 
 static json_t *method_show(struct ks_manager *m, const struct ks_actor *a, json_t *params)
 {
-        _cleanup_free_ char *text = NULL;
+        _cleanup_free_ char *text = NULL, *comment = NULL;
         const struct ks_policy *p;
         const char *name;
         struct ks_error e = {};
@@ -256,7 +318,17 @@ static json_t *method_show(struct ks_manager *m, const struct ks_actor *a, json_
         r = compile_text(p, TABLE_NAME, &text);
         if (r < 0)
                 return reply_error(KS_ERR_INTERNAL, NULL, "Could not compile policy %s: %s", name, strerror(-r));
-        return reply_ok(json_pack("{s:s, s:s}", "policy", p->name, "ruleset", text));
+        comment = hostnames_comment(p);
+        if (comment && *comment) {
+                char *both = NULL;
+
+                if (asprintf(&both, "%s%s", comment, text) < 0)
+                        return NULL;
+                free(text);
+                text = both;
+        }
+        return reply_ok(json_pack("{s:s, s:s, s:o}", "policy", p->name, "ruleset", text, "resolved",
+                                  hostnames_json(p)));
 }
 
 static json_t *method_reload(struct ks_manager *m, const struct ks_actor *a, json_t *params)
