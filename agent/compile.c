@@ -66,6 +66,7 @@
 #include "cleanup.h"
 #include "batch.h"
 #include "compile.h"
+#include "summary.h"
 
 _Static_assert(COMPILE_NAME_SIZE <= NFT_NAME_MAXLEN, "object names longer than the kernel takes");
 
@@ -1414,6 +1415,95 @@ int ruleset_to_batch(const struct ks_ruleset *r, struct nftnl_batch *b, uint32_t
                 if (k >= 0 && op->kind == OP_SET && op->type == NFT_MSG_NEWSET)
                         k = batch_set_elems(op->obj, b, seq);
         }
+        return k;
+}
+
+/* ---- Summary: the shape of what these messages make (read-back checks) ---- */
+
+/* The chain the rule jumps to, if it contains a jump. */
+static const char *rule_jump(struct nftnl_rule *rule)
+{
+        struct nftnl_expr_iter *it = nftnl_expr_iter_create(rule);
+        const char *target = NULL;
+        struct nftnl_expr *e;
+
+        if (!it)
+                return NULL;
+        while (!target && (e = nftnl_expr_iter_next(it))) {
+                const char *name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+
+                if (name && strcmp(name, "immediate") == 0 && nftnl_expr_is_set(e, NFTNL_EXPR_IMM_CHAIN) &&
+                    (int)nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_VERDICT) == NFT_JUMP)
+                        target = nftnl_expr_get_str(e, NFTNL_EXPR_IMM_CHAIN);
+        }
+        nftnl_expr_iter_destroy(it);
+        return target;
+}
+
+static int count_elem(struct nftnl_set_elem *e, void *data)
+{
+        (*(uint32_t *)data)++;
+        return 0;
+}
+
+static int summarize_rule(const struct op *op, struct ks_summary *s)
+{
+        struct summary_chain *c = summary_chain(s, nftnl_rule_get_str(op->obj, NFTNL_RULE_CHAIN), true);
+        const char *jump;
+
+        if (!c)
+                return -ENOMEM;
+        if (op->type == NFT_MSG_DELRULE) {      /* a flush */
+                c->rules = 0;
+                free(c->jump);
+                c->jump = NULL;
+                return 0;
+        }
+        if (c->rules++ == 0 && (jump = rule_jump(op->obj)) && !(c->jump = strdup(jump)))
+                return -ENOMEM;
+        return 0;
+}
+
+static int summarize_op(const struct op *op, struct ks_summary *s)
+{
+        struct summary_chain *c;
+        struct summary_set *st;
+
+        switch (op->kind) {
+        case OP_TABLE:
+                return 0;
+        case OP_OBJ:
+                return summary_add_counter(s, nftnl_obj_get_str(op->obj, NFTNL_OBJ_NAME));
+        case OP_SET:
+                st = summary_set(s, nftnl_set_get_str(op->obj, NFTNL_SET_NAME), true);
+                if (!st)
+                        return -ENOMEM;
+                nftnl_set_elem_foreach(op->obj, count_elem, &st->elems);
+                return 0;
+        case OP_CHAIN:
+                if (op->type == NFT_MSG_DELCHAIN) {
+                        summary_remove_chain(s, nftnl_chain_get_str(op->obj, NFTNL_CHAIN_NAME));
+                        return 0;
+                }
+                c = summary_chain(s, nftnl_chain_get_str(op->obj, NFTNL_CHAIN_NAME), true);
+                if (!c)
+                        return -ENOMEM;
+                c->base = c->base || nftnl_chain_is_set(op->obj, NFTNL_CHAIN_HOOKNUM);
+                return 0;
+        case OP_RULE:
+                return summarize_rule(op, s);
+        }
+        return 0;
+}
+
+int ruleset_summarize(const struct ks_ruleset *r, struct ks_summary *s)
+{
+        int k = 0;
+
+        if (!r || !s)
+                return -EINVAL;
+        for (size_t i = 0; k >= 0 && i < r->n_ops; i++)
+                k = summarize_op(&r->ops[i], s);
         return k;
 }
 

@@ -106,6 +106,14 @@ int compile_hook(const char *active, const char *table, struct ks_ruleset **ret)
 struct ks_ruleset *ruleset_free(struct ks_ruleset *r);
 
 /*
+ * Apply what the messages of r do to the shape s (chains, rule counts, base
+ * chain jumps, sets and their element counts, counters): on an empty summary
+ * for a whole table, on the previous shape for a compile_hook fragment.
+ */
+struct ks_summary;
+int ruleset_summarize(const struct ks_ruleset *r, struct ks_summary *s);
+
+/*
  * Append the ruleset's messages, in order, to an open batch (between
  * nftnl_batch_begin and nftnl_batch_end, which the caller writes). *seq is the
  * next sequence number and is advanced per message. Every message carries

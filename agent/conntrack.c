@@ -17,6 +17,9 @@
 #include "cleanup.h"
 #include "conntrack.h"
 
+/* Kernel dump messages can be larger than a page: room for the largest. */
+#define DUMP_BUFFER_SIZE 65536
+
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct mnl_socket *, mnl_socket_close)
 
 /* Original tuples (raw CTA_TUPLE_ORIG attributes) and zones of the offloaded entries. */
@@ -92,7 +95,7 @@ static struct nlmsghdr *ct_msg(char *buf, size_t size, uint16_t type, uint16_t f
 /* Send nlh, run cb over the answer until done or acknowledged. */
 static int talk(struct mnl_socket *nl, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 {
-        _cleanup_free_ char *buf = malloc(MNL_SOCKET_BUFFER_SIZE);
+        _cleanup_free_ char *buf = malloc(DUMP_BUFFER_SIZE);
         uint32_t seq = nlh->nlmsg_seq, portid = mnl_socket_get_portid(nl);
         int r;
 
@@ -101,7 +104,7 @@ static int talk(struct mnl_socket *nl, struct nlmsghdr *nlh, mnl_cb_t cb, void *
         if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
                 return -errno;
         do {
-                ssize_t len = mnl_socket_recvfrom(nl, buf, MNL_SOCKET_BUFFER_SIZE);
+                ssize_t len = mnl_socket_recvfrom(nl, buf, DUMP_BUFFER_SIZE);
 
                 if (len < 0)
                         return -errno;

@@ -24,6 +24,7 @@
 #include "nft.h"
 #include "policy-match.h"
 #include "route.h"
+#include "summary.h"
 #include "timeutil.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct ks_ruleset *, ruleset_free)
@@ -69,6 +70,7 @@ struct ks_manager *manager_free(struct ks_manager *m)
         nft_close(m->nft);
         store_clear(&m->store);
         state_clear(&m->state);
+        summary_clear(&m->expect);
         audit_free(m->audit);
         sd_event_unref(m->event);
         free(m->config_dir);
@@ -173,6 +175,32 @@ static int staged_policies(struct ks_manager *m, const struct ks_policy ***ret, 
 }
 
 /*
+ * Read the table back from the kernel and compare it with m->expect (what we
+ * meant): a mismatch is an error, never a silent success. Element counts are
+ * read only after a rebuild (a dump of large sets costs; a switch leaves them).
+ */
+static int verify(struct ks_manager *m, bool with_elems, struct ks_error *e)
+{
+        struct ks_summary have = {};
+        char diff[512];
+        int r;
+
+        r = nft_table_summary(m->nft, TABLE_NAME, with_elems, &have);
+        if (r == 0)
+                r = summary_diff(&m->expect, &have, with_elems, diff, sizeof(diff));
+        summary_clear(&have);
+        if (r == -EPROTO) {
+                m->staged_ok = false;
+                return ks_error_set(e, r, KS_ERR_APPLY, "The kernel acknowledged the transaction, but table inet "
+                                    "%s read back differs from what was sent: %s", TABLE_NAME, diff);
+        }
+        if (r < 0)
+                return ks_error_set(e, r, KS_ERR_APPLY, "Could not read table inet %s back from the kernel: %s",
+                                    TABLE_NAME, strerror(-r));
+        return 0;
+}
+
+/*
  * Replace our table with every loaded policy staged and `active` (may be NULL)
  * hooked, in one transaction. Used at start, on reload and to repair.
  */
@@ -203,7 +231,11 @@ static int rebuild(struct ks_manager *m, const char *active, struct ks_error *e)
                 return r;
         m->last_apply_usec = usec;
         m->has_last_apply = true;
-        return 0;
+        summary_clear(&m->expect);
+        r = ruleset_summarize(rs, &m->expect);
+        if (r < 0)
+                return ks_error_set(e, r, KS_ERR_INTERNAL, "Out of memory");
+        return verify(m, true, e);
 }
 
 /*
@@ -223,6 +255,9 @@ static int hook(struct ks_manager *m, const char *active, struct ks_error *e)
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_INTERNAL, "Could not compile the switch: %s", strerror(-r));
         r = nft_apply(m->nft, rs, &usec, e);
+        if (r == 0)
+                r = ruleset_summarize(rs, &m->expect) < 0 ? ks_error_set(e, -ENOMEM, KS_ERR_INTERNAL, "Out of memory")
+                                                          : verify(m, false, e);
         if (r < 0) {
                 log_warning("The switch to %s failed (%s); rebuilding the table", active ? active : "normal",
                             e->msg);

@@ -10,6 +10,7 @@
 #include "error.h"
 #include "state.h"
 #include "store.h"
+#include "summary.h"
 
 /*
  * The manager: the one object that holds the agent's state and wires the
@@ -51,6 +52,7 @@ struct ks_manager {
         struct ks_store store;
         struct ks_state state;
         bool staged_ok;                 /* the kernel table is what the last rebuild made */
+        struct ks_summary expect;       /* the table's shape as we meant it (read-back checks) */
         struct ks_monitor *monitor;     /* foreign changes of our table */
         struct ks_audit *audit;         /* journal entries and STATE_DIR/history.jsonl (audit.h) */
         sd_event_source *reassert_source;       /* a pending re-assertion (defer or back-off timer) */

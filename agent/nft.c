@@ -18,6 +18,9 @@
 #include <libmnl/libmnl.h>
 #include <libnftnl/batch.h>
 #include <libnftnl/chain.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
 #include <libnftnl/common.h>
 #include <libnftnl/object.h>
 #include <libnftnl/table.h>
@@ -26,7 +29,11 @@
 #include "cleanup.h"
 #include "compile.h"
 #include "nft.h"
+#include "summary.h"
 #include "timeutil.h"
+
+/* Kernel dump messages can be larger than a page: room for the largest. */
+#define DUMP_BUFFER_SIZE 65536
 
 #ifndef NETLINK_CAP_ACK
 #define NETLINK_CAP_ACK 10
@@ -46,6 +53,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_batch *, nftnl_batch_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_table *, nftnl_table_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_obj *, nftnl_obj_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_chain *, nftnl_chain_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_rule *, nftnl_rule_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_set *, nftnl_set_free)
 
 int nft_open(struct ks_nft **ret)
 {
@@ -207,7 +216,7 @@ static void acks_parse(struct ks_nft *n, struct acks *a, const void *buf, int le
  */
 static int acks_collect(struct ks_nft *n, struct acks *a)
 {
-        _cleanup_free_ char *buf = malloc(MNL_SOCKET_BUFFER_SIZE * 4);
+        _cleanup_free_ char *buf = malloc(DUMP_BUFFER_SIZE);
         int fd = mnl_socket_get_fd(n->nl);
 
         if (!buf)
@@ -221,7 +230,7 @@ static int acks_collect(struct ks_nft *n, struct acks *a)
                         continue;
                 if (r <= 0)
                         return r < 0 ? -errno : -ETIMEDOUT;
-                len = recv(fd, buf, MNL_SOCKET_BUFFER_SIZE * 4, MSG_DONTWAIT);
+                len = recv(fd, buf, DUMP_BUFFER_SIZE, MSG_DONTWAIT);
                 if (len < 0) {
                         if (errno == EINTR || errno == EAGAIN)
                                 continue;
@@ -230,7 +239,7 @@ static int acks_collect(struct ks_nft *n, struct acks *a)
                 acks_parse(n, a, buf, (int)len);
         }
         /* Drain what else the kernel said about this batch, so that the next one starts clean. */
-        while (recv(fd, buf, MNL_SOCKET_BUFFER_SIZE * 4, MSG_DONTWAIT) > 0)
+        while (recv(fd, buf, DUMP_BUFFER_SIZE, MSG_DONTWAIT) > 0)
                 ;
         return 0;
 }
@@ -343,7 +352,7 @@ int nft_delete_table(struct ks_nft *n, const char *table, uint64_t *ret_usec, st
 /* Send one request and run cb over the replies until the ack or NLMSG_DONE. */
 static int nft_query(struct ks_nft *n, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 {
-        _cleanup_free_ char *buf = malloc(MNL_SOCKET_BUFFER_SIZE);
+        _cleanup_free_ char *buf = malloc(DUMP_BUFFER_SIZE);
         uint32_t seq = nlh->nlmsg_seq;
         int r;
 
@@ -352,7 +361,7 @@ static int nft_query(struct ks_nft *n, struct nlmsghdr *nlh, mnl_cb_t cb, void *
         if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
                 return -errno;
         do {
-                ssize_t len = mnl_socket_recvfrom(n->nl, buf, MNL_SOCKET_BUFFER_SIZE);
+                ssize_t len = mnl_socket_recvfrom(n->nl, buf, DUMP_BUFFER_SIZE);
 
                 if (len < 0)
                         return -errno;
@@ -496,5 +505,146 @@ int nft_reset_counters(struct ks_nft *n, const char *table)
         int r = read_counters(n, table, true, &c, &count);
 
         nft_counters_free(c, count);
+        return r;
+}
+
+/* ---- Read-back: the shape of our table as the kernel holds it ---------- */
+
+struct summary_dump {
+        struct ks_summary *s;
+        const char *table;
+        int error;
+};
+
+static int chain_dump_cb(const struct nlmsghdr *nlh, void *data)
+{
+        _cleanup_(nftnl_chain_freep) struct nftnl_chain *c = nftnl_chain_alloc();
+        struct summary_dump *d = data;
+        struct summary_chain *k;
+
+        if (!c || nftnl_chain_nlmsg_parse(nlh, c) < 0 ||
+            strcmp(nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE), d->table) != 0)
+                return MNL_CB_OK;
+        k = summary_chain(d->s, nftnl_chain_get_str(c, NFTNL_CHAIN_NAME), true);
+        if (!k)
+                d->error = -ENOMEM;
+        else
+                k->base = nftnl_chain_is_set(c, NFTNL_CHAIN_HOOKNUM);
+        return MNL_CB_OK;
+}
+
+static const char *rule_jump_target(struct nftnl_rule *rule)
+{
+        struct nftnl_expr_iter *it = nftnl_expr_iter_create(rule);
+        const char *target = NULL;
+        struct nftnl_expr *e;
+
+        while (it && !target && (e = nftnl_expr_iter_next(it))) {
+                const char *name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+
+                if (name && strcmp(name, "immediate") == 0 && nftnl_expr_is_set(e, NFTNL_EXPR_IMM_CHAIN) &&
+                    (int)nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_VERDICT) == NFT_JUMP)
+                        target = nftnl_expr_get_str(e, NFTNL_EXPR_IMM_CHAIN);
+        }
+        if (it)
+                nftnl_expr_iter_destroy(it);
+        return target;
+}
+
+static int rule_dump_cb(const struct nlmsghdr *nlh, void *data)
+{
+        _cleanup_(nftnl_rule_freep) struct nftnl_rule *r = nftnl_rule_alloc();
+        struct summary_dump *d = data;
+        struct summary_chain *k;
+        const char *jump;
+
+        if (!r || nftnl_rule_nlmsg_parse(nlh, r) < 0 ||
+            strcmp(nftnl_rule_get_str(r, NFTNL_RULE_TABLE), d->table) != 0)
+                return MNL_CB_OK;
+        k = summary_chain(d->s, nftnl_rule_get_str(r, NFTNL_RULE_CHAIN), true);
+        if (!k) {
+                d->error = -ENOMEM;
+                return MNL_CB_OK;
+        }
+        if (k->rules++ == 0 && (jump = rule_jump_target(r)) && !(k->jump = strdup(jump)))
+                d->error = -ENOMEM;
+        return MNL_CB_OK;
+}
+
+static int set_dump_cb(const struct nlmsghdr *nlh, void *data)
+{
+        _cleanup_(nftnl_set_freep) struct nftnl_set *st = nftnl_set_alloc();
+        struct summary_dump *d = data;
+
+        if (!st || nftnl_set_nlmsg_parse(nlh, st) < 0 ||
+            strcmp(nftnl_set_get_str(st, NFTNL_SET_TABLE), d->table) != 0)
+                return MNL_CB_OK;
+        if (!summary_set(d->s, nftnl_set_get_str(st, NFTNL_SET_NAME), true))
+                d->error = -ENOMEM;
+        return MNL_CB_OK;
+}
+
+static int elem_count_cb(struct nftnl_set_elem *e, void *data)
+{
+        (*(uint32_t *)data)++;
+        return 0;
+}
+
+static int setelem_dump_cb(const struct nlmsghdr *nlh, void *data)
+{
+        _cleanup_(nftnl_set_freep) struct nftnl_set *st = nftnl_set_alloc();
+        struct summary_set *k = data;
+
+        if (st && nftnl_set_elems_nlmsg_parse(nlh, st) >= 0)
+                nftnl_set_elem_foreach(st, elem_count_cb, &k->elems);
+        return MNL_CB_OK;
+}
+
+/* Dump one kind of object of the table (the request carries the table name as a filter). */
+static int dump_objects(struct ks_nft *n, uint16_t type, const char *table, const char *set, mnl_cb_t cb,
+                        void *data)
+{
+        char buf[8192] = {};
+        struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, type, NFPROTO_INET, NLM_F_DUMP, ++n->seq);
+
+        mnl_attr_put_strz(nlh, 1, table);       /* NFTA_*_TABLE is attribute 1 for all of them */
+        if (set)
+                mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, set);
+        return nft_query(n, nlh, cb, data);
+}
+
+static int table_summary_once(struct ks_nft *n, const char *table, bool with_elems, struct ks_summary *s)
+{
+        struct summary_dump d = { .s = s, .table = table };
+        struct nft_counter *c = NULL;
+        size_t count = 0;
+        int r;
+
+        r = dump_objects(n, NFT_MSG_GETCHAIN, table, NULL, chain_dump_cb, &d);
+        if (r == 0)
+                r = dump_objects(n, NFT_MSG_GETRULE, table, NULL, rule_dump_cb, &d);
+        if (r == 0)
+                r = dump_objects(n, NFT_MSG_GETSET, table, NULL, set_dump_cb, &d);
+        for (size_t i = 0; r == 0 && with_elems && i < s->n_sets; i++)
+                r = dump_objects(n, NFT_MSG_GETSETELEM, table, s->sets[i].name, setelem_dump_cb, &s->sets[i]);
+        if (r == 0)
+                r = read_counters(n, table, false, &c, &count);
+        for (size_t i = 0; r == 0 && i < count; i++)
+                r = summary_add_counter(s, c[i].name);
+        nft_counters_free(c, count);
+        return r < 0 ? r : d.error;
+}
+
+int nft_table_summary(struct ks_nft *n, const char *table, bool with_elems, struct ks_summary *ret)
+{
+        int r = -EINTR;
+
+        /* A dump interrupted by a concurrent change is redone. */
+        for (int attempt = 0; attempt < 5 && r == -EINTR; attempt++) {
+                summary_clear(ret);
+                r = table_summary_once(n, table, with_elems, ret);
+        }
+        if (r == -ENOENT)
+                r = 0;  /* no table: an empty shape */
         return r;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,5 +56,9 @@ int nft_chain_exists(struct ks_nft *n, const char *table, const char *chain);
 /* Named counter objects of inet table `table` (none if the table is absent). */
 int nft_read_counters(struct ks_nft *n, const char *table, struct nft_counter **ret, size_t *ret_n);
 void nft_counters_free(struct nft_counter *c, size_t n);
+
+/* The shape of inet table `table` as the kernel holds it (element counts only if with_elems). */
+struct ks_summary;
+int nft_table_summary(struct ks_nft *n, const char *table, bool with_elems, struct ks_summary *ret);
 /* Zero every counter object of the table (read-and-reset). */
 int nft_reset_counters(struct ks_nft *n, const char *table);

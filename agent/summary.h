@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * The shape of our table, for read-back verification: chains (hooked or not,
+ * how many rules, where a base chain jumps), sets (how many elements) and
+ * counters. Built from what the compiler produced ("what was meant") and from
+ * a dump of the kernel ("what is"), then compared. Pure data.
+ */
+
+struct summary_chain {
+        char *name;
+        bool base;              /* hooked */
+        uint32_t rules;
+        char *jump;             /* target of the first rule's jump, if any */
+};
+
+struct summary_set {
+        char *name;
+        uint32_t elems;         /* as the kernel counts them (interval ends included) */
+};
+
+struct ks_summary {
+        struct summary_chain *chains;
+        size_t n_chains;
+        struct summary_set *sets;
+        size_t n_sets;
+        char **counters;
+        size_t n_counters;
+};
+
+void summary_clear(struct ks_summary *s);
+int summary_copy(const struct ks_summary *from, struct ks_summary *to);
+
+struct summary_chain *summary_chain(struct ks_summary *s, const char *name, bool create);
+struct summary_set *summary_set(struct ks_summary *s, const char *name, bool create);
+int summary_add_counter(struct ks_summary *s, const char *name);
+void summary_remove_chain(struct ks_summary *s, const char *name);
+
+/*
+ * 0 if `have` matches `want`; otherwise -EPROTO and a description of the first
+ * differences in msg. Element counts are compared only if compare_elems.
+ */
+int summary_diff(const struct ks_summary *want, const struct ks_summary *have, bool compare_elems, char *msg,
+                 size_t size);
