@@ -1420,47 +1420,19 @@ int ruleset_to_batch(const struct ks_ruleset *r, struct nftnl_batch *b, uint32_t
 
 /* ---- Summary: the shape of what these messages make (read-back checks) ---- */
 
-/* The chain the rule jumps to, if it contains a jump. */
-static const char *rule_jump(struct nftnl_rule *rule)
-{
-        struct nftnl_expr_iter *it = nftnl_expr_iter_create(rule);
-        const char *target = NULL;
-        struct nftnl_expr *e;
-
-        if (!it)
-                return NULL;
-        while (!target && (e = nftnl_expr_iter_next(it))) {
-                const char *name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
-
-                if (name && strcmp(name, "immediate") == 0 && nftnl_expr_is_set(e, NFTNL_EXPR_IMM_CHAIN) &&
-                    (int)nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_VERDICT) == NFT_JUMP)
-                        target = nftnl_expr_get_str(e, NFTNL_EXPR_IMM_CHAIN);
-        }
-        nftnl_expr_iter_destroy(it);
-        return target;
-}
-
-static int count_elem(struct nftnl_set_elem *e, void *data)
-{
-        (*(uint32_t *)data)++;
-        return 0;
-}
-
 static int summarize_rule(const struct op *op, struct ks_summary *s)
 {
-        struct summary_chain *c = summary_chain(s, nftnl_rule_get_str(op->obj, NFTNL_RULE_CHAIN), true);
-        const char *jump;
+        struct summary_chain *c;
 
+        if (op->type != NFT_MSG_DELRULE)
+                return summary_add_rule(s, op->obj);
+        /* A flush. */
+        c = summary_chain(s, nftnl_rule_get_str(op->obj, NFTNL_RULE_CHAIN), true);
         if (!c)
                 return -ENOMEM;
-        if (op->type == NFT_MSG_DELRULE) {      /* a flush */
-                c->rules = 0;
-                free(c->jump);
-                c->jump = NULL;
-                return 0;
-        }
-        if (c->rules++ == 0 && (jump = rule_jump(op->obj)) && !(c->jump = strdup(jump)))
-                return -ENOMEM;
+        c->rules = 0;
+        free(c->jump);
+        c->jump = NULL;
         return 0;
 }
 
@@ -1478,7 +1450,7 @@ static int summarize_op(const struct op *op, struct ks_summary *s)
                 st = summary_set(s, nftnl_set_get_str(op->obj, NFTNL_SET_NAME), true);
                 if (!st)
                         return -ENOMEM;
-                nftnl_set_elem_foreach(op->obj, count_elem, &st->elems);
+                st->elems = summary_count_elems(op->obj);
                 return 0;
         case OP_CHAIN:
                 if (op->type == NFT_MSG_DELCHAIN) {

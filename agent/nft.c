@@ -533,40 +533,15 @@ static int chain_dump_cb(const struct nlmsghdr *nlh, void *data)
         return MNL_CB_OK;
 }
 
-static const char *rule_jump_target(struct nftnl_rule *rule)
-{
-        struct nftnl_expr_iter *it = nftnl_expr_iter_create(rule);
-        const char *target = NULL;
-        struct nftnl_expr *e;
-
-        while (it && !target && (e = nftnl_expr_iter_next(it))) {
-                const char *name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
-
-                if (name && strcmp(name, "immediate") == 0 && nftnl_expr_is_set(e, NFTNL_EXPR_IMM_CHAIN) &&
-                    (int)nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_VERDICT) == NFT_JUMP)
-                        target = nftnl_expr_get_str(e, NFTNL_EXPR_IMM_CHAIN);
-        }
-        if (it)
-                nftnl_expr_iter_destroy(it);
-        return target;
-}
-
 static int rule_dump_cb(const struct nlmsghdr *nlh, void *data)
 {
         _cleanup_(nftnl_rule_freep) struct nftnl_rule *r = nftnl_rule_alloc();
         struct summary_dump *d = data;
-        struct summary_chain *k;
-        const char *jump;
 
         if (!r || nftnl_rule_nlmsg_parse(nlh, r) < 0 ||
             strcmp(nftnl_rule_get_str(r, NFTNL_RULE_TABLE), d->table) != 0)
                 return MNL_CB_OK;
-        k = summary_chain(d->s, nftnl_rule_get_str(r, NFTNL_RULE_CHAIN), true);
-        if (!k) {
-                d->error = -ENOMEM;
-                return MNL_CB_OK;
-        }
-        if (k->rules++ == 0 && (jump = rule_jump_target(r)) && !(k->jump = strdup(jump)))
+        if (summary_add_rule(d->s, r) < 0)
                 d->error = -ENOMEM;
         return MNL_CB_OK;
 }
@@ -584,19 +559,13 @@ static int set_dump_cb(const struct nlmsghdr *nlh, void *data)
         return MNL_CB_OK;
 }
 
-static int elem_count_cb(struct nftnl_set_elem *e, void *data)
-{
-        (*(uint32_t *)data)++;
-        return 0;
-}
-
 static int setelem_dump_cb(const struct nlmsghdr *nlh, void *data)
 {
         _cleanup_(nftnl_set_freep) struct nftnl_set *st = nftnl_set_alloc();
         struct summary_set *k = data;
 
         if (st && nftnl_set_elems_nlmsg_parse(nlh, st) >= 0)
-                nftnl_set_elem_foreach(st, elem_count_cb, &k->elems);
+                k->elems += summary_count_elems(st);
         return MNL_CB_OK;
 }
 

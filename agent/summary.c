@@ -6,6 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <linux/netfilter/nf_tables.h>
+
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
+
 #include "summary.h"
 
 static void chain_clear(struct summary_chain *c)
@@ -185,4 +191,48 @@ int summary_diff(const struct ks_summary *want, const struct ks_summary *have, b
         if (have->n_counters != want->n_counters)
                 diff_add(&d, "%zu counters, not %zu", have->n_counters, want->n_counters);
         return d.n ? -EPROTO : 0;
+}
+
+const char *summary_rule_jump(struct nftnl_rule *rule)
+{
+        struct nftnl_expr_iter *it = nftnl_expr_iter_create(rule);
+        const char *target = NULL;
+        struct nftnl_expr *e;
+
+        while (it && !target && (e = nftnl_expr_iter_next(it))) {
+                const char *name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+
+                if (name && strcmp(name, "immediate") == 0 && nftnl_expr_is_set(e, NFTNL_EXPR_IMM_CHAIN) &&
+                    (int)nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_VERDICT) == NFT_JUMP)
+                        target = nftnl_expr_get_str(e, NFTNL_EXPR_IMM_CHAIN);
+        }
+        if (it)
+                nftnl_expr_iter_destroy(it);
+        return target;
+}
+
+static int count_elem(struct nftnl_set_elem *e, void *data)
+{
+        (*(uint32_t *)data)++;
+        return 0;
+}
+
+uint32_t summary_count_elems(struct nftnl_set *set)
+{
+        uint32_t n = 0;
+
+        nftnl_set_elem_foreach(set, count_elem, &n);
+        return n;
+}
+
+int summary_add_rule(struct ks_summary *s, struct nftnl_rule *rule)
+{
+        struct summary_chain *c = summary_chain(s, nftnl_rule_get_str(rule, NFTNL_RULE_CHAIN), true);
+        const char *jump;
+
+        if (!c)
+                return -ENOMEM;
+        if (c->rules++ == 0 && (jump = summary_rule_jump(rule)) && !(c->jump = strdup(jump)))
+                return -ENOMEM;
+        return 0;
 }

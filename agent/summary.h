@@ -41,6 +41,13 @@ struct summary_set *summary_set(struct ks_summary *s, const char *name, bool cre
 int summary_add_counter(struct ks_summary *s, const char *name);
 void summary_remove_chain(struct ks_summary *s, const char *name);
 
+/* libnftnl objects: a rule's first jump target, a set's element count, a rule counted into s. */
+struct nftnl_rule;
+struct nftnl_set;
+const char *summary_rule_jump(struct nftnl_rule *rule);
+uint32_t summary_count_elems(struct nftnl_set *set);
+int summary_add_rule(struct ks_summary *s, struct nftnl_rule *rule);
+
 /*
  * 0 if `have` matches `want`; otherwise -EPROTO and a description of the first
  * differences in msg. Element counts are compared only if compare_elems.
