@@ -48,6 +48,11 @@ static const struct {
         [AUDIT_RATE_LIMIT]   = { "rate-limit",   "9639e02167a74f7492b79d2a0979752d", LOG_CRIT,    true  },
         [AUDIT_RELOAD]       = { "reload",       "74060061c12b4f1fadb057930360e08a", LOG_INFO,    false },
         [AUDIT_FAIL_CLOSED]  = { "fail-closed",  "ff2db768debd407e9da0c5324a2a64c4", LOG_ERR,     true  },
+        [AUDIT_SCHEDULE]     = { "schedule",     "51b27c2b389c45f68a2b02b6ea596994", LOG_NOTICE,  true  },
+        [AUDIT_CANCEL]       = { "cancel",       "302842eeb1894535a2965c07b877a564", LOG_NOTICE,  true  },
+        [AUDIT_CONFIRM]      = { "confirm",      "b97b0d030bc94603bf13da671c850bd4", LOG_NOTICE,  true  },
+        [AUDIT_REVERT]       = { "revert",       "300fa2dd5d9a4ae1bb7f79e3ee4ea169", LOG_WARNING, true  },
+        [AUDIT_TRIGGER]      = { "trigger",      "978aac191fee404599a326d3c1fd927e", LOG_WARNING, true  },
 };
 
 const char *audit_kind_to_string(enum audit_kind k)
@@ -187,6 +192,23 @@ static void format_message(struct event_ctx *c)
                 break;
         case AUDIT_FAIL_CLOSED:
                 snprintf(head, sizeof(head), "Isolated with policy %s (fail-closed)", p);
+                break;
+        case AUDIT_SCHEDULE:
+                snprintf(head, sizeof(head), "Scheduled by %s", c->who);
+                break;
+        case AUDIT_CANCEL:
+                snprintf(head, sizeof(head), "Scheduled restore cancelled by %s", c->who);
+                break;
+        case AUDIT_CONFIRM:
+                snprintf(head, sizeof(head), "Isolation with policy %s confirmed by %s", p, c->who);
+                break;
+        case AUDIT_REVERT:
+                snprintf(head, sizeof(head), "Not confirmed in time: reverting to %s%s",
+                         ev->previous_policy ? "policy " : "the normal state",
+                         ev->previous_policy ? ev->previous_policy : "");
+                break;
+        case AUDIT_TRIGGER:
+                snprintf(head, sizeof(head), "Trigger %s fired (policy %s)", ev->trigger ? ev->trigger : "?", p);
                 break;
         case _AUDIT_KIND_MAX:
                 snprintf(head, sizeof(head), "Unknown audit event");

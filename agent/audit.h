@@ -27,6 +27,11 @@ enum audit_kind {
         AUDIT_RATE_LIMIT,       /* too many foreign changes: re-assertion paused */
         AUDIT_RELOAD,           /* policies re-read (journal only) */
         AUDIT_FAIL_CLOSED,      /* isolated because of a problem, not because someone asked */
+        AUDIT_SCHEDULE,         /* a restore or a commit-confirmed revert scheduled */
+        AUDIT_CANCEL,           /* a scheduled restore dropped */
+        AUDIT_CONFIRM,          /* a commit-confirmed isolation confirmed: no revert */
+        AUDIT_REVERT,           /* not confirmed in time: back to the previous state (the restore/switch follows) */
+        AUDIT_TRIGGER,          /* a trigger of killswitch.conf fired (the isolate/switch follows) */
         _AUDIT_KIND_MAX,
 };
 

@@ -23,11 +23,14 @@ struct conn {
         struct conn *next, *prev;
         int fd;
         sd_event_source *io, *timer;
+        sd_event_source *defer; /* more complete requests are buffered: handle them next round */
         struct ks_peer peer;
-        char *in;               /* bytes of the request being read */
+        char *in;               /* bytes read, not handled yet (CONTROL_MAX_REQUEST + 1 at most) */
         size_t in_len;
         char *out;              /* replies not yet written */
         size_t out_len, out_off;
+        bool request_timer;     /* the timer counts CONTROL_REQUEST_USEC for the bytes in `in` */
+        bool eof;               /* the peer sent all it will: answer what is buffered, then close */
         bool closing;           /* write what is pending, then close */
 };
 
@@ -38,8 +41,13 @@ struct ks_control {
         char *path;             /* NULL when the socket came from systemd */
         control_handler_t handler;
         void *userdata;
+        dev_t sock_dev;         /* the socket file we bound, to notice it vanish or be replaced */
+        ino_t sock_ino;
+        sd_event_source *watch; /* checks every CONTROL_WATCH_USEC that it is still there */
+        bool watch_warned;
         struct conn *conns;
         size_t n_conns;
+        bool full_warned;       /* "too many connections" said once per episode */
 };
 
 bool peer_in_group(const struct ks_peer *p, gid_t gid)
@@ -73,6 +81,52 @@ json_t *reply_error(const char *id, json_t *extra, const char *fmt, ...)
         return json_pack("{s:s, s:o}", "error", id, "parameters", params);
 }
 
+void control_request_clear(struct control_request *r)
+{
+        json_decref(r->root);
+        *r = (struct control_request){};
+}
+
+int control_decode(const char *buf, size_t len, struct control_request *ret, char *err, size_t errsize)
+{
+        _cleanup_(json_decrefp) json_t *root = NULL;
+        json_t *method, *params, *oneway;
+        json_error_t jerr;
+
+        if (len > CONTROL_MAX_REQUEST) {
+                snprintf(err, errsize, "Request too large: %zu bytes, at most %d", len, CONTROL_MAX_REQUEST);
+                return -EMSGSIZE;
+        }
+        root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!root && json_error_code(&jerr) == json_error_out_of_memory)
+                return -ENOMEM;
+        if (!root) {
+                snprintf(err, errsize, "Malformed request: not a JSON object: %s (at byte %d)", jerr.text,
+                         jerr.position);
+                return -EBADMSG;
+        }
+        method = json_object_get(root, "method");
+        params = json_object_get(root, "parameters");
+        oneway = json_object_get(root, "oneway");
+        if (!json_is_string(method) || (params && !json_is_object(params)) || (oneway && !json_is_boolean(oneway))) {
+                snprintf(err, errsize, "Malformed request: expected a JSON object with a string \"method\", an "
+                         "object \"parameters\" and optionally a boolean \"oneway\"");
+                return -EBADMSG;
+        }
+        if (!params) {
+                params = json_object();
+                if (json_object_set_new(root, "parameters", params) < 0)
+                        return -ENOMEM;
+        }
+        *ret = (struct control_request){
+                .method = json_string_value(method),
+                .parameters = params,
+                .oneway = json_is_true(oneway),
+                .root = TAKE_PTR(root),
+        };
+        return 0;
+}
+
 static void conn_free(struct conn *c)
 {
         struct ks_control *ctl = c->ctl;
@@ -84,8 +138,11 @@ static void conn_free(struct conn *c)
         if (c->next)
                 c->next->prev = c->prev;
         ctl->n_conns--;
+        if (ctl->n_conns < CONTROL_MAX_CONNS / 2)
+                ctl->full_warned = false;
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->timer);
+        sd_event_source_disable_unref(c->defer);
         close(c->fd);
         free(c->peer.groups);
         free(c->in);
@@ -93,6 +150,7 @@ static void conn_free(struct conn *c)
         free(c);
 }
 
+/* Queue a reply (NULL: out of memory); the caller keeps its reference. */
 static int conn_queue(struct conn *c, json_t *reply)
 {
         _cleanup_free_ char *text = NULL;
@@ -117,79 +175,96 @@ static int conn_queue(struct conn *c, json_t *reply)
         return 0;
 }
 
-/* Decode one request, call the handler, queue the reply (unless oneway). */
-static int conn_dispatch(struct conn *c, const char *buf, size_t len)
+/* A protocol violation: say why, then close once it is written. */
+static int conn_refuse(struct conn *c, const char *why)
 {
-        _cleanup_(json_decrefp) json_t *req = NULL, *reply = NULL;
-        json_t *method, *params;
-        json_error_t jerr;
+        _cleanup_(json_decrefp) json_t *reply = reply_error(KS_ERR_PROTOCOL, NULL, "%s", why);
 
-        req = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-        method = json_object_get(req, "method");
-        params = json_object_get(req, "parameters");
-        if (!json_is_object(req) || !json_is_string(method) || (params && !json_is_object(params))) {
-                c->closing = true;
-                reply = reply_error(KS_ERR_PROTOCOL, NULL,
-                                    "Malformed request: expected a JSON object with a string \"method\" and "
-                                    "an object \"parameters\"%s%s", req ? "" : ": ", req ? "" : jerr.text);
-                return conn_queue(c, reply);
-        }
-        if (!params) {
-                json_object_set_new(req, "parameters", json_object());
-                params = json_object_get(req, "parameters");
-        }
-        reply = c->ctl->handler(c->ctl->userdata, &c->peer, json_string_value(method), params);
-        if (json_is_true(json_object_get(req, "oneway")))
-                return 0;
+        c->closing = true;
         return conn_queue(c, reply);
 }
 
-/* Handle every complete (NUL-terminated) request in the input buffer. */
+/* Decode one request, call the handler, queue the reply (unless oneway). */
+static int conn_dispatch(struct conn *c, const char *buf, size_t len)
+{
+        _cleanup_(json_decrefp) json_t *reply = NULL;
+        struct control_request req;
+        char err[256];
+        int r;
+
+        r = control_decode(buf, len, &req, err, sizeof(err));
+        if (r == -ENOMEM)
+                return conn_queue(c, NULL);
+        if (r < 0) {
+                log_debug("Control client (pid %d): %s", (int)c->peer.pid, err);
+                return conn_refuse(c, err);
+        }
+        reply = c->ctl->handler(c->ctl->userdata, &c->peer, req.method, req.parameters);
+        r = req.oneway ? 0 : conn_queue(c, reply);
+        control_request_clear(&req);
+        return r;
+}
+
+/* The length of the first complete (NUL-terminated) request buffered, or -1. */
+static ssize_t conn_next_request(const struct conn *c)
+{
+        const char *nul = c->in_len > 0 ? memchr(c->in, '\0', c->in_len) : NULL;
+
+        return nul ? nul - c->in : -1;
+}
+
+/*
+ * Handle buffered requests until one has queued a reply (the reply is written
+ * before the next request is looked at: a client that does not read cannot make
+ * us buffer without bound), at most CONTROL_BATCH oneway ones in a row (other
+ * clients get their turn in between).
+ */
+#define CONTROL_BATCH 16
+
 static int conn_process_input(struct conn *c)
 {
-        size_t start = 0;
-        char *nul;
+        for (unsigned n = 0; n < CONTROL_BATCH && !c->closing && c->out_len == c->out_off; n++) {
+                ssize_t len = conn_next_request(c);
+                int r;
 
-        while (!c->closing && (nul = memchr(c->in + start, '\0', c->in_len - start))) {
-                int r = conn_dispatch(c, c->in + start, (size_t)(nul - (c->in + start)));
-
+                if (len < 0)
+                        break;
+                r = conn_dispatch(c, c->in, (size_t)len);
                 if (r < 0)
                         return r;
-                start = (size_t)(nul - c->in) + 1;
+                memmove(c->in, c->in + len + 1, c->in_len - (size_t)len - 1);
+                c->in_len -= (size_t)len + 1;
+                c->request_timer = false;       /* what is left is the next request: its own 10 s */
         }
-        memmove(c->in, c->in + start, c->in_len - start);
-        c->in_len -= start;
-        if (c->in_len > CONTROL_MAX_REQUEST && !c->closing) {
-                c->closing = true;
-                return conn_queue(c, reply_error(KS_ERR_PROTOCOL, NULL,
-                                                 "Request too large: more than %d bytes without a NUL "
-                                                 "terminator", CONTROL_MAX_REQUEST));
+        if (c->in_len > CONTROL_MAX_REQUEST && !c->closing && conn_next_request(c) < 0) {
+                char why[128];
+
+                snprintf(why, sizeof(why), "Request too large: more than %d bytes without a NUL terminator",
+                         CONTROL_MAX_REQUEST);
+                return conn_refuse(c, why);
         }
         return 0;
 }
 
-/* Read what is there; returns 0 at EOF, 1 if more may come, negative errno on error. */
+/* Read what one read() gives; returns 0 at EOF, 1 otherwise, negative errno on error. */
 static int conn_read(struct conn *c)
 {
-        for (;;) {
-                ssize_t n;
+        ssize_t n;
 
-                if (!c->in) {
-                        c->in = malloc(CONTROL_MAX_REQUEST + 2);
-                        if (!c->in)
-                                return -ENOMEM;
-                }
-                n = read(c->fd, c->in + c->in_len, CONTROL_MAX_REQUEST + 1 - c->in_len);
-                if (n < 0)
-                        return errno == EAGAIN ? 1 : errno == EINTR ? 1 : -errno;
-                if (n == 0)
-                        return 0;
-                c->in_len += (size_t)n;
-                if (conn_process_input(c) < 0)
-                        return -EIO;
-                if (c->closing || c->out_len > c->out_off)
-                        return 1;
+        if (!c->in) {
+                c->in = malloc(CONTROL_MAX_REQUEST + 1);
+                if (!c->in)
+                        return -ENOMEM;
         }
+        if (c->in_len >= CONTROL_MAX_REQUEST + 1)
+                return 1;       /* full: handled (or refused) before we read again */
+        n = read(c->fd, c->in + c->in_len, CONTROL_MAX_REQUEST + 1 - c->in_len);
+        if (n < 0)
+                return errno == EAGAIN || errno == EINTR ? 1 : -errno;
+        if (n == 0)
+                return 0;
+        c->in_len += (size_t)n;
+        return 1;
 }
 
 static int conn_write(struct conn *c)
@@ -207,37 +282,63 @@ static int conn_write(struct conn *c)
         return 0;
 }
 
-/* Wait for input only when no reply is pending (back-pressure); arm the matching timeout. */
+/*
+ * Wait for what comes next: the peer reading our reply (EPOLLOUT), our own turn
+ * for a request already buffered (the defer source), or more input. The timer
+ * closes an idle connection after CONTROL_IDLE_USEC, and one whose request is
+ * not complete CONTROL_REQUEST_USEC after its first byte (however slowly the
+ * rest trickles in).
+ */
 static int conn_rearm(struct conn *c)
 {
         bool pending_out = c->out_len > c->out_off;
-        uint32_t events = pending_out ? EPOLLOUT : c->closing ? 0 : EPOLLIN;
+        bool buffered = !c->closing && conn_next_request(c) >= 0;
+        uint32_t events = pending_out ? EPOLLOUT : c->closing || c->eof || buffered ? 0 : EPOLLIN;
+        int r;
 
-        if (c->closing && !pending_out)
+        if ((c->closing || (c->eof && !buffered)) && !pending_out)
                 return -ECONNRESET;
         if (sd_event_source_set_io_events(c->io, events) < 0)
                 return -EIO;
-        return sd_event_source_set_time_relative(c->timer, c->in_len > 0 ? CONTROL_REQUEST_USEC
-                                                                          : CONTROL_IDLE_USEC);
+        if (sd_event_source_set_enabled(c->defer, buffered && !pending_out ? SD_EVENT_ONESHOT : SD_EVENT_OFF) < 0)
+                return -EIO;
+        if (c->in_len == 0) {
+                c->request_timer = false;
+                r = sd_event_source_set_time_relative(c->timer, CONTROL_IDLE_USEC);
+        } else if (!c->request_timer) {
+                c->request_timer = true;
+                r = sd_event_source_set_time_relative(c->timer, CONTROL_REQUEST_USEC);
+        } else {
+                r = 0;
+        }
+        return r < 0 ? -EIO : 0;
+}
+
+/* Process input, write, rearm; on any failure the connection goes. */
+static void conn_run(struct conn *c, bool readable)
+{
+        int r = 1;
+
+        if (readable && !c->eof) {
+                r = conn_read(c);
+                if (r == 0)
+                        c->eof = true;
+        }
+        if (r >= 0 && (r = conn_process_input(c)) >= 0 && (r = conn_write(c)) >= 0)
+                r = conn_rearm(c);
+        if (r < 0)
+                conn_free(c);
 }
 
 static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
-        struct conn *c = userdata;
-        int r = 1;
-
-        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-                r = conn_read(c);
-                if (r == 0 && c->out_len == c->out_off)
-                        goto out_close;
-                if (r == 0)
-                        c->closing = true;
-        }
-        if (r < 0 || conn_write(c) < 0 || conn_rearm(c) < 0)
-                goto out_close;
+        conn_run(userdata, revents & (EPOLLIN | EPOLLHUP | EPOLLERR));
         return 0;
-out_close:
-        conn_free(c);
+}
+
+static int on_conn_defer(sd_event_source *s, void *userdata)
+{
+        conn_run(userdata, false);
         return 0;
 }
 
@@ -298,9 +399,34 @@ static int conn_new(struct ks_control *ctl, int fd)
         if (r >= 0)
                 r = sd_event_add_time_relative(ctl->event, &c->timer, CLOCK_MONOTONIC, CONTROL_IDLE_USEC, 0,
                                                on_conn_timeout, c);
+        if (r >= 0)
+                r = sd_event_add_defer(ctl->event, &c->defer, on_conn_defer, c);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(c->defer, SD_EVENT_OFF);
         if (r < 0)
                 conn_free(c);
         return r;
+}
+
+/*
+ * Past CONTROL_MAX_CONNS, only root gets one of CONTROL_ROOT_RESERVE more: a local
+ * user holding every connection open must not keep the administrator out.
+ */
+static bool conn_admit(struct ks_control *ctl, int fd)
+{
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+
+        if (ctl->n_conns < CONTROL_MAX_CONNS)
+                return true;
+        if (ctl->n_conns < CONTROL_MAX_CONNS + CONTROL_ROOT_RESERVE &&
+            getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == 0)
+                return true;
+        if (!ctl->full_warned)
+                log_warning("Too many control connections (%d): refusing new ones until some close",
+                            CONTROL_MAX_CONNS);
+        ctl->full_warned = true;
+        return false;
 }
 
 static int on_listen_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
@@ -315,8 +441,7 @@ static int on_listen_io(sd_event_source *s, int fd, uint32_t revents, void *user
                                 log_warning_errno(-errno, "Failed to accept a control connection: %m");
                         return 0;
                 }
-                if (ctl->n_conns >= CONTROL_MAX_CONNS) {
-                        log_warning("Too many control connections (%d), refusing a new one", CONTROL_MAX_CONNS);
+                if (!conn_admit(ctl, cfd)) {
                         close(cfd);
                         continue;
                 }
@@ -388,6 +513,74 @@ static int listen_fd_bind(const char *path)
         return TAKE_FD(fd);
 }
 
+/* Remember which file is our socket. */
+static int control_note_socket(struct ks_control *ctl)
+{
+        struct stat st;
+
+        if (stat(ctl->path, &st) < 0)
+                return -errno;
+        ctl->sock_dev = st.st_dev;
+        ctl->sock_ino = st.st_ino;
+        return 0;
+}
+
+static bool control_socket_ours(struct ks_control *ctl)
+{
+        struct stat st;
+
+        return stat(ctl->path, &st) == 0 && st.st_dev == ctl->sock_dev && st.st_ino == ctl->sock_ino;
+}
+
+/* Listen on fd instead of the current socket (connections already open stay). */
+static int control_listen(struct ks_control *ctl, int fd)
+{
+        sd_event_source *io = NULL;
+        int r = sd_event_add_io(ctl->event, &io, fd, EPOLLIN, on_listen_io, ctl);
+
+        if (r < 0)
+                return r;
+        if (ctl->listen_io)
+                on_listen_io(ctl->listen_io, ctl->listen_fd, EPOLLIN, ctl);     /* who is still queued */
+        sd_event_source_disable_unref(ctl->listen_io);
+        if (ctl->listen_fd >= 0)
+                close(ctl->listen_fd);
+        ctl->listen_io = io;
+        ctl->listen_fd = fd;
+        return 0;
+}
+
+/*
+ * The socket file (or its directory) was removed or replaced behind our back
+ * (a cleanup of /run, an admin): clients could no longer reach us although we
+ * run. Bind it anew, unless another agent answers there now.
+ */
+static int on_watch(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct ks_control *ctl = userdata;
+        int fd, r;
+
+        if (!control_socket_ours(ctl)) {
+                fd = listen_fd_bind(ctl->path);
+                r = fd < 0 ? fd : control_listen(ctl, fd);
+                if (r < 0 && fd >= 0)
+                        close(fd);
+                if (r == 0 && control_note_socket(ctl) == 0) {
+                        log_warning("Control socket %s had vanished: listening on it again", ctl->path);
+                        ctl->watch_warned = false;
+                } else if (!ctl->watch_warned) {
+                        log_error_errno(r < 0 ? r : -EIO, "Control socket %s has vanished and cannot be "
+                                        "created again (%m); retrying every %llu s", ctl->path,
+                                        CONTROL_WATCH_USEC / 1000000ULL);
+                        ctl->watch_warned = true;
+                }
+        }
+        if (sd_event_source_set_time_relative(s, CONTROL_WATCH_USEC) < 0 ||
+            sd_event_source_set_enabled(s, SD_EVENT_ONESHOT) < 0)
+                log_error("Cannot watch control socket %s any more", ctl->path);
+        return 0;
+}
+
 int control_new(sd_event *event, const char *path, control_handler_t handler, void *userdata,
                 struct ks_control **ret)
 {
@@ -402,14 +595,23 @@ int control_new(sd_event *event, const char *path, control_handler_t handler, vo
         if (fd == -ENOENT) {
                 fd = listen_fd_bind(path);
                 ctl->path = fd >= 0 ? strdup(path) : NULL;
-                if (fd >= 0 && !ctl->path)
+                if (fd >= 0 && !ctl->path) {
+                        close(fd);
                         fd = -ENOMEM;
+                }
         } else if (fd >= 0) {
                 fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
                 fcntl(fd, F_SETFD, FD_CLOEXEC);
         }
-        ctl->listen_fd = fd;
-        r = fd < 0 ? fd : sd_event_add_io(event, &ctl->listen_io, fd, EPOLLIN, on_listen_io, ctl);
+        r = fd < 0 ? fd : control_listen(ctl, fd);
+        if (r < 0 && fd >= 0)
+                close(fd);
+        /* A socket from systemd is systemd's to keep; ours we watch. */
+        if (r == 0 && ctl->path)
+                r = control_note_socket(ctl);
+        if (r == 0 && ctl->path)
+                r = sd_event_add_time_relative(event, &ctl->watch, CLOCK_MONOTONIC, CONTROL_WATCH_USEC, 0,
+                                               on_watch, ctl);
         if (r < 0) {
                 control_free(ctl);
                 return r;
@@ -422,12 +624,16 @@ struct ks_control *control_free(struct ks_control *ctl)
 {
         if (!ctl)
                 return NULL;
-        while (ctl->conns)
-                conn_free(ctl->conns);
+        for (struct conn *c = ctl->conns, *next; c; c = next) {
+                next = c->next;
+                conn_free(c);
+        }
+        sd_event_source_disable_unref(ctl->watch);
         sd_event_source_disable_unref(ctl->listen_io);
         if (ctl->listen_fd >= 0)
                 close(ctl->listen_fd);
-        if (ctl->path)
+        /* Only our own socket file: not one another agent bound since. */
+        if (ctl->path && control_socket_ours(ctl))
                 unlink(ctl->path);
         free(ctl->path);
         free(ctl);

@@ -18,8 +18,10 @@
 #define CONTROL_MAX_REQUEST   65536
 #define CONTROL_MAX_REPLY     (16u * 1024u * 1024u)
 #define CONTROL_MAX_CONNS     128
+#define CONTROL_ROOT_RESERVE  8         /* connections beyond the limit, for uid 0 only */
 #define CONTROL_REQUEST_USEC  (10ULL * 1000000ULL)
 #define CONTROL_IDLE_USEC     (60ULL * 1000000ULL)
+#define CONTROL_WATCH_USEC    (2ULL * 1000000ULL)       /* how often the socket file is checked */
 
 struct ks_peer {
         pid_t pid;
@@ -34,6 +36,25 @@ bool peer_in_group(const struct ks_peer *p, gid_t gid);
 /* Returns the whole reply object ({"parameters":...} or {"error":...}); NULL on out of memory. */
 typedef json_t *(*control_handler_t)(void *userdata, const struct ks_peer *peer,
                                      const char *method, json_t *parameters);
+
+/* A decoded request. `root` owns the rest: method and parameters live as long as it does. */
+struct control_request {
+        json_t *root;
+        const char *method;
+        json_t *parameters;     /* an object, never NULL after a successful decode */
+        bool oneway;
+};
+
+/*
+ * Decode one request: the `len` bytes before its NUL terminator. Pure (no I/O),
+ * fuzzed by tests/fuzz/fuzz-control.c. Returns 0 and fills *ret; -EMSGSIZE if
+ * longer than CONTROL_MAX_REQUEST; -EBADMSG if it is not a JSON object with a
+ * string "method", an optional object "parameters" and an optional boolean
+ * "oneway" (err says why, for the ProtocolError reply); -ENOMEM. *ret is only
+ * written on success; release it with control_request_clear().
+ */
+int control_decode(const char *buf, size_t len, struct control_request *ret, char *err, size_t errsize);
+void control_request_clear(struct control_request *r);
 
 struct ks_control;
 

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "manager.h"
 #include "store.h"
+#include "triggers.h"
 
 static void help(void)
 {
@@ -24,8 +25,8 @@ static void help(void)
                "  --protect MODE     owner (default): the kernel refuses other processes'\n"
                "                     changes to the table (kernel >= 6.9), plus the event monitor;\n"
                "                     monitor: the event monitor alone (re-asserts after changes)\n"
-               "  --check            validate every policy, print problems as FILE:LINE: message,\n"
-               "                     exit 1 if any policy is broken\n"
+               "  --check            validate every policy and killswitch.conf, print problems as\n"
+               "                     FILE:LINE: message, exit 1 if anything is broken\n"
                "  -h --help          show this help\n"
                "  --version          show the version\n"
                "\n"
@@ -57,6 +58,21 @@ static int check_policies(const char *config_dir)
         }
         if (store.n == 0)
                 fprintf(stderr, "%s: no *.policy files\n", dir);
+        /* killswitch.conf: its triggers against the policies just loaded. */
+        {
+                struct ks_conf conf = {};
+                struct ks_diags diags = {};
+
+                r = triggers_check(config_dir, &store, &conf, &diags);
+                for (size_t i = 0; i < diags.n; i++)
+                        fprintf(stderr, "%s\n", diags.msgs[i]);
+                if (r == 0 && conf.file)
+                        printf("%s: ok\n", conf.file);
+                if (r != 0)
+                        failed++;
+                conf_clear(&conf);
+                diags_clear(&diags);
+        }
         store_clear(&store);
         free(dir);
         return failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;

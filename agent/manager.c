@@ -24,8 +24,10 @@
 #include "nft.h"
 #include "policy-match.h"
 #include "route.h"
+#include "schedule.h"
 #include "summary.h"
 #include "timeutil.h"
+#include "triggers.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct ks_ruleset *, ruleset_free)
 
@@ -66,6 +68,8 @@ struct ks_manager *manager_free(struct ks_manager *m)
                 return NULL;
         control_free(m->control);
         monitor_free(m->monitor);
+        triggers_free(m->triggers);
+        sd_event_source_disable_unref(m->schedule_source);
         sd_event_source_disable_unref(m->reassert_source);
         nft_close(m->nft);
         store_clear(&m->store);
@@ -111,6 +115,16 @@ static void audit(struct ks_manager *m, enum audit_kind kind, const struct ks_ac
         audit_log(m->audit, &ev);
 }
 
+void manager_audit(struct ks_manager *m, int kind, const struct ks_actor *a, const char *policy,
+                   const char *previous, const char *reason, const char *message)
+{
+        struct ks_error e = {};
+
+        if (message)
+                snprintf(e.msg, sizeof(e.msg), "%s", message);
+        audit(m, (enum audit_kind)kind, a, policy, previous, reason, message ? &e : NULL);
+}
+
 void manager_audit_refused(struct ks_manager *m, const struct ks_actor *a, const char *policy, const char *message)
 {
         struct ks_error e = { .error = EPERM };
@@ -127,7 +141,7 @@ static int set_state(struct ks_state *s, bool isolated, const char *policy, cons
         s->since_usec = now_realtime_usec();
         s->uid = a->uid;
         if ((policy && !(s->policy = strdup(policy))) || (a->user && !(s->user = strdup(a->user))) ||
-            (reason && !(s->reason = strdup(reason)))) {
+            (reason && !(s->reason = strdup(reason))) || (a->trigger && !(s->trigger = strdup(a->trigger)))) {
                 state_clear(s);
                 return -ENOMEM;
         }
@@ -309,24 +323,85 @@ static int check_lockout(const struct ks_policy *p, const char *ssh_connection, 
                             p->name, client, ifname, client, sport);
 }
 
-int manager_isolate(struct ks_manager *m, const char *name, const struct ks_actor *a, const char *reason,
-                    bool force, struct ks_error *e)
+/*
+ * The state after isolating with `name`: a pending restore stays unless
+ * replaced (a trigger drops it: what a trigger demanded is never lifted by a
+ * schedule); triggers that fired stay fired while isolated; commit-confirmed
+ * reverts to the last confirmed state, kept across repeated --confirm.
+ */
+static int next_isolated(struct ks_manager *m, const char *name, const struct ks_actor *a, const char *reason,
+                         const struct ks_isolate_opts *o, struct ks_state *next)
 {
+        const struct ks_state *cur = &m->state;
+        int r = set_state(next, true, name, a, reason);
+
+        if (r < 0)
+                return r;
+        if (cur->isolated && !o->trigger)
+                next->restore_at_usec = cur->restore_at_usec;
+        if (o->restore_at_usec)
+                next->restore_at_usec = o->restore_at_usec;
+        for (size_t i = 0; r == 0 && cur->isolated && i < cur->n_fired; i++)
+                r = state_add_fired(next, cur->fired[i]);
+        if (r == 0 && o->trigger && a->trigger)
+                r = state_add_fired(next, a->trigger);
+        if (r == 0 && o->confirm_usec) {
+                bool pending = cur->isolated && cur->confirm_usec;
+                const char *to = pending ? cur->revert_policy : cur->isolated ? cur->policy : NULL;
+
+                next->confirm_usec = now_realtime_usec() + o->confirm_usec;
+                next->revert_isolated = pending ? cur->revert_isolated : cur->isolated;
+                if (to && !(next->revert_policy = strdup(to)))
+                        r = -ENOMEM;
+        }
+        if (r < 0)
+                state_clear(next);
+        return r;
+}
+
+static void audit_schedule(struct ks_manager *m, const struct ks_actor *a, const struct ks_isolate_opts *o)
+{
+        const struct ks_state *s = &m->state;
+        char at[32], msg[512];
+
+        if (o->restore_at_usec) {
+                snprintf(msg, sizeof(msg), "Restore scheduled for %s by %s",
+                         format_rfc3339(s->restore_at_usec, at, sizeof(at)), a->user ? a->user : "?");
+                manager_audit(m, AUDIT_SCHEDULE, a, s->policy, NULL, s->reason, msg);
+        }
+        if (o->confirm_usec) {
+                snprintf(msg, sizeof(msg), "Commit-confirmed isolation with policy %s by %s: unless confirmed by "
+                         "%s, back to %s%s", s->policy, a->user ? a->user : "?",
+                         format_rfc3339(s->confirm_usec, at, sizeof(at)),
+                         s->revert_isolated ? "policy " : "the normal state",
+                         s->revert_isolated ? (s->revert_policy ? s->revert_policy : "(unknown)") : "");
+                manager_audit(m, AUDIT_SCHEDULE, a, s->policy, s->revert_policy, s->reason, msg);
+        }
+}
+
+int manager_isolate(struct ks_manager *m, const char *name, const struct ks_actor *a, const char *reason,
+                    const struct ks_isolate_opts *o, struct ks_error *e)
+{
+        static const struct ks_isolate_opts none = {};
         const struct ks_policy *p;
         struct ks_state next;
+        bool superseded;
         int r, saved;
 
+        o = o ? o : &none;
         name = name ? name : DEFAULT_POLICY;
         r = manager_find_policy(m, name, &p, e);
-        if (r == 0 && !force)
+        if (r == 0 && !o->force)
                 r = check_lockout(p, a->ssh_connection, e);
         if (r < 0) {
                 audit(m, AUDIT_REFUSED, a, name, NULL, reason, e);
                 return r;
         }
-        r = set_state(&next, true, name, a, reason);
+        r = next_isolated(m, name, a, reason, o, &next);
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_INTERNAL, "Out of memory");
+        superseded = m->state.isolated && m->state.confirm_usec && !o->confirm_usec &&
+                     !(a->trigger && strcmp(a->trigger, "confirm-timeout") == 0);
         /* Fail-closed: record the intent first, so that a crash right after the commit restarts isolated. */
         saved = state_save(m->state_dir, &next);
         r = hook(m, name, e);
@@ -344,6 +419,11 @@ int manager_isolate(struct ks_manager *m, const char *name, const struct ks_acto
         m->reassertions = 0;
         notify_status(m);
         flush_offloaded_flows();
+        audit_schedule(m, a, o);
+        if (superseded)
+                log_notice("The pending commit-confirmed revert was superseded by this isolation");
+        schedule_arm(m);
+        triggers_state_changed(m);
         if (saved < 0)
                 return ks_error_set(e, saved, KS_ERR_STATE,
                                     "Isolation with policy %s is in force, but the state could not be saved in "
@@ -374,6 +454,8 @@ int manager_restore(struct ks_manager *m, const struct ks_actor *a, const char *
         state_clear(&m->state);
         m->state = next;
         notify_status(m);
+        schedule_arm(m);
+        triggers_state_changed(m);
         r = state_save(m->state_dir, &m->state);
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_STATE,
@@ -413,6 +495,7 @@ int manager_reload(struct ks_manager *m, const struct ks_actor *a, size_t *ret_f
                 audit(m, AUDIT_APPLY_FAILED, a, active, NULL, "staging the reloaded policies", e);
                 return r;
         }
+        triggers_load(m, NULL);
         snprintf(done.msg, sizeof(done.msg), "Reloaded %zu policies from %s (%zu with problems)", m->store.n,
                  m->policy_dir, ret_failed ? *ret_failed : 0);
         audit(m, AUDIT_RELOAD, a, active, NULL, NULL, &done);
@@ -632,6 +715,9 @@ int manager_startup(struct ks_manager *m)
         r = startup_state(m);
         if (r < 0 && r != -ENOENT)
                 return r;
+        /* Deadlines that passed while we were down are carried out on the first loop iteration. */
+        schedule_arm(m);
+        triggers_load(m, NULL);
         r = control_new(m->event, m->socket_path, methods_dispatch, m, &m->control);
         if (r < 0)
                 return log_error_errno(r, "Cannot listen on %s: %m%s", m->socket_path,

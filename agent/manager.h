@@ -19,11 +19,17 @@
  */
 
 #define TABLE_NAME "killswitch"
+
+/* Errors of the schedule verbs (docs/protocol.md). */
+#define KS_ERR_NOT_ISOLATED     "io.killswitch.NotIsolated"
+#define KS_ERR_NOTHING_PENDING  "io.killswitch.NothingPending"
+#define KS_ERR_NOT_CONFIGURED   "io.killswitch.NotConfigured"
 #define DEFAULT_POLICY "isolate"
 
 struct ks_nft;
 struct ks_control;
 struct ks_monitor;
+struct ks_triggers;
 
 struct ks_options {
         const char *config_dir;
@@ -64,6 +70,16 @@ struct ks_manager {
         bool owned;                     /* the kernel refuses other processes' changes (owner+persist) */
         uint64_t last_apply_usec;
         bool has_last_apply;
+        sd_event_source *schedule_source;       /* CLOCK_REALTIME: the next deadline of m->state (schedule.c) */
+        struct ks_triggers *triggers;           /* killswitch.conf (triggers.c) */
+};
+
+/* How to isolate: the lockout check, and what to schedule with it. */
+struct ks_isolate_opts {
+        bool force;                     /* even if it cuts the caller's own SSH session */
+        uint64_t restore_at_usec;       /* realtime: restore then; 0 keeps a pending restore as it is */
+        uint64_t confirm_usec;          /* commit-confirmed: revert unless confirmed within this; 0: no */
+        bool trigger;                   /* a trigger (a->trigger names it) fires: drop pending schedules */
 };
 
 int manager_new(const struct ks_options *o, struct ks_manager **ret);
@@ -78,8 +94,21 @@ int manager_run(struct ks_manager *m);
  * actor's own SSH session over an uplink, unless force.
  */
 int manager_isolate(struct ks_manager *m, const char *policy, const struct ks_actor *a, const char *reason,
-                    bool force, struct ks_error *e);
+                    const struct ks_isolate_opts *o, struct ks_error *e);
 int manager_restore(struct ks_manager *m, const struct ks_actor *a, const char *reason, struct ks_error *e);
+/*
+ * Schedules (schedule.c): restore at a wall-clock instant while isolated;
+ * drop a pending restore; confirm a commit-confirmed isolation.
+ */
+int manager_schedule_restore(struct ks_manager *m, const struct ks_actor *a, uint64_t at_usec, const char *reason,
+                             struct ks_error *e);
+int manager_cancel(struct ks_manager *m, const struct ks_actor *a, const char *reason, struct ks_error *e);
+int manager_confirm(struct ks_manager *m, const struct ks_actor *a, struct ks_error *e);
+
+/* Record an event of the agent's own (schedules, triggers) in the journal and the history. */
+void manager_audit(struct ks_manager *m, int kind, const struct ks_actor *a, const char *policy,
+                   const char *previous, const char *reason, const char *message);
+
 /* *ret_failed: number of policy files with problems (the reply lists them from the store). */
 int manager_reload(struct ks_manager *m, const struct ks_actor *a, size_t *ret_failed, struct ks_error *e);
 

@@ -17,7 +17,9 @@
 #include "manager.h"
 #include "methods.h"
 #include "nft.h"
+#include "timespec.h"
 #include "timeutil.h"
+#include "triggers.h"
 
 #define REASON_MAX 1024
 
@@ -175,6 +177,28 @@ static char *hostnames_comment(const struct ks_policy *p)
         return text;
 }
 
+static json_t *opt_instant(uint64_t usec)
+{
+        char buf[TIMESPEC_RFC3339_MAX];
+
+        return usec ? json_string(timespec_format_rfc3339(usec, buf, sizeof(buf))) : json_null();
+}
+
+/* The next thing the agent will do by itself: {action, at, confirm, revert_to}, or null. */
+static json_t *pending_json(const struct ks_state *s)
+{
+        bool revert;
+
+        if (!s->isolated || (!s->restore_at_usec && !s->confirm_usec))
+                return json_null();
+        revert = s->confirm_usec && (!s->restore_at_usec || s->confirm_usec <= s->restore_at_usec);
+        return json_pack("{s:s, s:o, s:b, s:o}",
+                         "action", revert ? (s->revert_isolated ? "switch" : "restore") : "restore",
+                         "at", opt_instant(revert ? s->confirm_usec : s->restore_at_usec),
+                         "confirm", revert,
+                         "revert_to", revert && s->revert_isolated ? opt_string(s->revert_policy) : json_null());
+}
+
 static json_t *status_json(struct ks_manager *m)
 {
         const struct ks_policy *p = manager_active_policy(m);
@@ -182,7 +206,7 @@ static json_t *status_json(struct ks_manager *m)
         char since[32];
         json_t *o;
 
-        o = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:n, s:o, s:o}",
+        o = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
                       "state", s->isolated ? "isolated" : "normal",
                       "policy", opt_string(s->isolated ? s->policy : NULL),
                       "description", opt_string(p ? p->description : NULL),
@@ -191,7 +215,7 @@ static json_t *status_json(struct ks_manager *m)
                       "user", opt_string(s->user),
                       "uid", s->uid >= 0 ? json_integer(s->uid) : json_null(),
                       "reason", opt_string(s->reason),
-                      "restore_at",
+                      "restore_at", opt_instant(s->isolated ? s->restore_at_usec : 0),
                       "uplinks", p ? string_array(p->uplinks, p->n_uplinks) : json_array(),
                       "apply_usec", m->has_last_apply ? json_integer((json_int_t)m->last_apply_usec)
                                                       : json_null());
@@ -200,6 +224,10 @@ static json_t *status_json(struct ks_manager *m)
                 json_object_set_new(o, "rate_limited", json_boolean(m->rate_limited));
                 json_object_set_new(o, "protection", json_string(manager_protection(m)));
                 json_object_set_new(o, "resolved", hostnames_json(p));
+                json_object_set_new(o, "trigger", opt_string(s->trigger));
+                json_object_set_new(o, "pending", pending_json(s));
+                json_object_set_new(o, "confirm_deadline", opt_instant(s->isolated ? s->confirm_usec : 0));
+                json_object_set_new(o, "triggers", triggers_json(m));
                 status_add_counters(m, o);
         }
         return o;
@@ -225,24 +253,100 @@ static json_t *get_string_param(json_t *params, const char *key, size_t max, con
         return NULL;
 }
 
+#define TIME_PARAM_MAX 64
+
+static json_t *bad_param(const char *key, const char *value, const char *what)
+{
+        return reply_error(KS_ERR_PARAM, json_pack("{s:s}", "parameter", key), "Parameter '%s': \"%s\" is not %s",
+                           key, value, what);
+}
+
+/* An optional duration parameter ("90s", "1h30m"), at least 1 s; *ret 0 if absent. */
+static json_t *get_duration_param(json_t *params, const char *key, uint64_t *ret)
+{
+        const char *v;
+        json_t *bad;
+
+        *ret = 0;
+        if ((bad = get_string_param(params, key, TIME_PARAM_MAX, &v)) || !v)
+                return bad;
+        if (timespec_parse_duration(v, ret) < 0 || *ret < USEC_PER_SEC)
+                return bad_param(key, v, "a duration of at least 1s; " TIMESPEC_DURATION_HELP);
+        return NULL;
+}
+
+/*
+ * The restore instant of "restore_at" (RFC 3339 with Z or an offset: local
+ * times are the caller's business, killswitchctl converts them) or
+ * "restore_in" (a duration from now, on the agent's clock); 0 if neither.
+ */
+static json_t *get_restore_param(json_t *params, uint64_t *ret)
+{
+        uint64_t in = 0, now = now_realtime_usec();
+        const char *at;
+        char when[TIMESPEC_RFC3339_MAX];
+        json_t *bad;
+
+        *ret = 0;
+        if ((bad = get_string_param(params, "restore_at", TIME_PARAM_MAX, &at)) ||
+            (bad = get_duration_param(params, "restore_in", &in)))
+                return bad;
+        if (at && in)
+                return reply_error(KS_ERR_PARAM, json_pack("{s:s}", "parameter", "restore_in"),
+                                   "Give 'restore_at' or 'restore_in', not both");
+        if (at && timespec_parse_rfc3339(at, ret) < 0)
+                return bad_param("restore_at", at, "an RFC 3339 instant with Z or an offset, e.g. "
+                                 "2026-12-01T17:00:00Z");
+        if (at && *ret <= now)
+                return reply_error(KS_ERR_PARAM, json_pack("{s:s}", "parameter", "restore_at"),
+                                   "The restore time %s has already passed", at);
+        if (in)
+                *ret = now + in;
+        if (*ret && *ret - now > 366ULL * 24 * 3600 * USEC_PER_SEC)
+                return reply_error(KS_ERR_PARAM, json_pack("{s:s}", "parameter", at ? "restore_at" : "restore_in"),
+                                   "The restore time %s is more than a year away",
+                                   timespec_format_rfc3339(*ret, when, sizeof(when)));
+        return NULL;
+}
+
 static json_t *method_isolate(struct ks_manager *m, const struct ks_actor *a, json_t *params)
 {
+        struct ks_isolate_opts o = {};
         const char *policy, *reason;
         struct ks_error e = {};
         json_t *bad, *force = json_object_get(params, "force");
 
         if ((bad = get_string_param(params, "policy", POLICY_NAME_MAX, &policy)) ||
-            (bad = get_string_param(params, "reason", REASON_MAX, &reason)))
+            (bad = get_string_param(params, "reason", REASON_MAX, &reason)) ||
+            (bad = get_restore_param(params, &o.restore_at_usec)) ||
+            (bad = get_duration_param(params, "confirm_in", &o.confirm_usec)))
                 return bad;
         if (force && !json_is_boolean(force))
                 return reply_error(KS_ERR_PARAM, json_pack("{s:s}", "parameter", "force"),
                                    "Parameter 'force' must be a boolean");
-        if (manager_isolate(m, policy, a, reason, json_is_true(force), &e) < 0)
+        o.force = json_is_true(force);
+        if (manager_isolate(m, policy, a, reason, &o, &e) < 0)
                 return reply_from_error(&e);
         return reply_ok(status_json(m));
 }
 
+/* Restore now, or with restore_at/restore_in: schedule it. */
 static json_t *method_restore(struct ks_manager *m, const struct ks_actor *a, json_t *params)
+{
+        struct ks_error e = {};
+        const char *reason;
+        uint64_t at = 0;
+        json_t *bad;
+
+        if ((bad = get_string_param(params, "reason", REASON_MAX, &reason)) ||
+            (bad = get_restore_param(params, &at)))
+                return bad;
+        if ((at ? manager_schedule_restore(m, a, at, reason, &e) : manager_restore(m, a, reason, &e)) < 0)
+                return reply_from_error(&e);
+        return reply_ok(status_json(m));
+}
+
+static json_t *method_cancel(struct ks_manager *m, const struct ks_actor *a, json_t *params)
 {
         struct ks_error e = {};
         const char *reason;
@@ -250,9 +354,28 @@ static json_t *method_restore(struct ks_manager *m, const struct ks_actor *a, js
 
         if ((bad = get_string_param(params, "reason", REASON_MAX, &reason)))
                 return bad;
-        if (manager_restore(m, a, reason, &e) < 0)
+        if (manager_cancel(m, a, reason, &e) < 0)
                 return reply_from_error(&e);
         return reply_ok(status_json(m));
+}
+
+static json_t *method_confirm(struct ks_manager *m, const struct ks_actor *a, json_t *params)
+{
+        struct ks_error e = {};
+
+        if (manager_confirm(m, a, &e) < 0)
+                return reply_from_error(&e);
+        return reply_ok(status_json(m));
+}
+
+static json_t *method_heartbeat(struct ks_manager *m, const struct ks_actor *a, json_t *params)
+{
+        struct ks_error e = {};
+        uint64_t deadline = 0;
+
+        if (triggers_heartbeat(m, &deadline, &e) < 0)
+                return reply_from_error(&e);
+        return reply_ok(json_pack("{s:b, s:o}", "armed", deadline != 0, "deadline", opt_instant(deadline)));
 }
 
 static json_t *diags_json(const struct ks_diags *d)
@@ -393,6 +516,9 @@ static const struct method {
         { "io.killswitch.Isolate", true, method_isolate },
         { "io.killswitch.Restore", true, method_restore },
         { "io.killswitch.Reload", true, method_reload },
+        { "io.killswitch.Cancel", true, method_cancel },
+        { "io.killswitch.Confirm", true, method_confirm },
+        { "io.killswitch.Heartbeat", true, method_heartbeat },
         { "org.varlink.service.GetInfo", false, method_getinfo },
 };
 

@@ -617,3 +617,25 @@ int nft_table_summary(struct ks_nft *n, const char *table, bool with_elems, stru
                 r = 0;  /* no table: an empty shape */
         return r;
 }
+
+int nft_rebuild_table_with(struct ks_nft *n, const char *table, nft_build_t build, void *userdata,
+                           struct ks_error *e)
+{
+        struct txn t = {};
+        int r;
+
+        r = txn_begin(n, &t);
+        if (r == 0)
+                r = txn_drop_table(&t, table);
+        if (r == 0 && build)
+                r = build(t.batch, &t.next_seq, userdata);
+        if (r == 0) {
+                txn_end(n, &t);
+                r = txn_commit(n, &t, NULL, e);
+        } else {
+                ks_error_set(e, r, KS_ERR_INTERNAL, "Could not build the nftables transaction: %s", strerror(-r));
+        }
+        if (t.batch)
+                nftnl_batch_free(t.batch);
+        return r;
+}

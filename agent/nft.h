@@ -62,3 +62,14 @@ struct ks_summary;
 int nft_table_summary(struct ks_nft *n, const char *table, bool with_elems, struct ks_summary *ret);
 /* Zero every counter object of the table (read-and-reset). */
 int nft_reset_counters(struct ks_nft *n, const char *table);
+
+/*
+ * One transaction built by a callback (compile_tripwire() and the like): drop
+ * inet table `table` if it exists, then the messages `build` appends (build
+ * NULL: only the drop). The table gets no ownership flags. Added for the egress
+ * trip-wire's table of its own (triggers.c).
+ */
+struct nftnl_batch;
+typedef int (*nft_build_t)(struct nftnl_batch *b, uint32_t *seq, void *userdata);
+int nft_rebuild_table_with(struct ks_nft *n, const char *table, nft_build_t build, void *userdata,
+                           struct ks_error *e);

@@ -29,26 +29,67 @@ void state_init(struct ks_state *s)
         *s = (struct ks_state){ .uid = -1 };
 }
 
+static void fired_free(char **fired, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                free(fired[i]);
+        free(fired);
+}
+
 void state_clear(struct ks_state *s)
 {
         free(s->policy);
         free(s->user);
         free(s->reason);
+        free(s->trigger);
+        free(s->revert_policy);
+        fired_free(s->fired, s->n_fired);
         state_init(s);
+}
+
+bool state_fired(const struct ks_state *s, const char *trigger)
+{
+        for (size_t i = 0; i < s->n_fired; i++)
+                if (strcmp(s->fired[i], trigger) == 0)
+                        return true;
+        return false;
+}
+
+int state_add_fired(struct ks_state *s, const char *trigger)
+{
+        char **f;
+
+        if (state_fired(s, trigger))
+                return 0;
+        f = reallocarray(s->fired, s->n_fired + 1, sizeof(*f));
+        if (!f)
+                return -ENOMEM;
+        s->fired = f;
+        if (!(f[s->n_fired] = strdup(trigger)))
+                return -ENOMEM;
+        s->n_fired++;
+        return 0;
 }
 
 int state_copy(const struct ks_state *from, struct ks_state *to)
 {
         struct ks_state c = *from;
 
-        c.policy = c.user = c.reason = NULL;
+        c.policy = c.user = c.reason = c.trigger = c.revert_policy = NULL;
+        c.fired = NULL;
+        c.n_fired = 0;
         if (dup_str(from->policy, &c.policy) < 0 || dup_str(from->user, &c.user) < 0 ||
-            dup_str(from->reason, &c.reason) < 0) {
-                state_clear(&c);
-                return -ENOMEM;
-        }
+            dup_str(from->reason, &c.reason) < 0 || dup_str(from->trigger, &c.trigger) < 0 ||
+            dup_str(from->revert_policy, &c.revert_policy) < 0)
+                goto fail;
+        for (size_t i = 0; i < from->n_fired; i++)
+                if (state_add_fired(&c, from->fired[i]) < 0)
+                        goto fail;
         *to = c;
         return 0;
+fail:
+        state_clear(&c);
+        return -ENOMEM;
 }
 
 static json_t *opt_string(const char *s)
@@ -56,18 +97,34 @@ static json_t *opt_string(const char *s)
         return s ? json_string(s) : json_null();
 }
 
+static json_t *opt_instant(uint64_t usec)
+{
+        char buf[32];
+
+        return usec ? json_string(format_rfc3339(usec, buf, sizeof(buf))) : json_null();
+}
+
 static json_t *state_to_json(const struct ks_state *s)
 {
-        char since[32];
+        json_t *fired = json_array();
 
-        return json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}",
+        for (size_t i = 0; fired && i < s->n_fired; i++)
+                json_array_append_new(fired, json_string(s->fired[i]));
+        return json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
                          "state", s->isolated ? "isolated" : "normal",
                          "policy", opt_string(s->policy),
-                         "since", s->since_usec ? json_string(format_rfc3339(s->since_usec, since, sizeof(since)))
-                                                : json_null(),
+                         "since", opt_instant(s->since_usec),
                          "user", opt_string(s->user),
                          "uid", s->uid >= 0 ? json_integer(s->uid) : json_null(),
-                         "reason", opt_string(s->reason));
+                         "reason", opt_string(s->reason),
+                         "trigger", opt_string(s->trigger),
+                         "restore_at", opt_instant(s->restore_at_usec),
+                         "confirm_deadline", opt_instant(s->confirm_usec),
+                         "revert", s->confirm_usec ? json_pack("{s:s, s:o}", "state",
+                                                               s->revert_isolated ? "isolated" : "normal",
+                                                               "policy", opt_string(s->revert_policy))
+                                                   : json_null(),
+                         "fired", fired);
 }
 
 static int get_opt_string(json_t *o, const char *key, char **ret)
@@ -82,6 +139,50 @@ static int get_opt_string(json_t *o, const char *key, char **ret)
                 return -EBADMSG;
         return dup_str(json_string_value(v), ret);
 }
+
+static int get_instant(json_t *o, const char *key, uint64_t *ret)
+{
+        json_t *v = json_object_get(o, key);
+
+        *ret = 0;
+        if (!v || json_is_null(v))
+                return 0;
+        if (!json_is_string(v) || parse_rfc3339(json_string_value(v), ret) < 0)
+                return -EBADMSG;
+        return 0;
+}
+
+/* The schedule and the fired triggers; written by newer agents, absent in older files. */
+static int schedule_from_json(json_t *o, struct ks_state *s)
+{
+        json_t *revert = json_object_get(o, "revert"), *fired = json_object_get(o, "fired"), *v;
+        const char *st;
+        size_t i;
+        int r;
+
+        if ((r = get_opt_string(o, "trigger", &s->trigger)) < 0 ||
+            (r = get_instant(o, "restore_at", &s->restore_at_usec)) < 0 ||
+            (r = get_instant(o, "confirm_deadline", &s->confirm_usec)) < 0)
+                return r;
+        if (s->confirm_usec) {
+                st = json_string_value(json_object_get(revert, "state"));
+                if (!json_is_object(revert) || !st || (strcmp(st, "normal") != 0 && strcmp(st, "isolated") != 0))
+                        return -EBADMSG;
+                s->revert_isolated = strcmp(st, "isolated") == 0;
+                if ((r = get_opt_string(revert, "policy", &s->revert_policy)) < 0)
+                        return r;
+        }
+        if (fired && !json_is_array(fired))
+                return -EBADMSG;
+        json_array_foreach(fired, i, v) {
+                if (!json_is_string(v))
+                        return -EBADMSG;
+                if ((r = state_add_fired(s, json_string_value(v))) < 0)
+                        return r;
+        }
+        return 0;
+}
+
 
 static int state_from_json(json_t *o, struct ks_state *s)
 {
@@ -105,7 +206,7 @@ static int state_from_json(json_t *o, struct ks_state *s)
             (r = get_opt_string(o, "user", &s->user)) < 0 ||
             (r = get_opt_string(o, "reason", &s->reason)) < 0)
                 return r;
-        return 0;
+        return schedule_from_json(o, s);
 }
 
 int state_load(const char *dir, struct ks_state *ret)

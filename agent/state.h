@@ -18,6 +18,17 @@ struct ks_state {
         char *user;            /* who made the last change */
         int64_t uid;           /* their uid, -1 if unknown */
         char *reason;
+        char *trigger;         /* what made the last change: "ctl", "path:NAME", "heartbeat", "tripwire", ... */
+
+        /* Schedules (wall-clock instants, 0 = none), carried out even if their time passed while we were down. */
+        uint64_t restore_at_usec;       /* restore then */
+        uint64_t confirm_usec;          /* commit-confirmed: unless confirmed by then, revert to ... */
+        bool revert_isolated;           /* ... normal, or isolated with ... */
+        char *revert_policy;            /* ... this policy */
+
+        /* Triggers that fired during this isolation: each fires once per incident; a restore re-arms them. */
+        char **fired;
+        size_t n_fired;
 };
 
 #define STATE_FILE "state.json"
@@ -29,3 +40,6 @@ int state_copy(const struct ks_state *from, struct ks_state *to);
 /* -ENOENT if there is no state file yet, -EBADMSG if it is corrupt. */
 int state_load(const char *dir, struct ks_state *ret);
 int state_save(const char *dir, const struct ks_state *s);
+
+bool state_fired(const struct ks_state *s, const char *trigger);
+int state_add_fired(struct ks_state *s, const char *trigger);

@@ -11,8 +11,11 @@
 
 #include "config.h"
 #include "client.h"
+#include "fleet.h"
 #include "metrics.h"
 #include "output.h"
+#include "strv.h"
+#include "../agent/timespec.h"
 
 #define CALL_TIMEOUT_SEC 30
 /* io.killswitch.History: its default and maximum "n" (docs/protocol.md). */
@@ -35,13 +38,29 @@ enum {
         ARG_NO_LEGEND,
         ARG_REASON,
         ARG_FORCE,
+        ARG_FOR,
+        ARG_UNTIL,
+        ARG_CONFIRM,
+        ARG_IN,
+        ARG_AT,
 };
 
+/* Which schedule options a verb takes (struct verb.schedule). */
+enum {
+        SCHEDULE_ISOLATE = 1,   /* --for, --until, --confirm */
+        SCHEDULE_RESTORE = 2,   /* --in, --at */
+};
+
+/* With -H, fleet_verb() passes every field on to the remote killswitchctl as an option. */
 struct verb_args {
         const char *policy;
         const char *reason;
         bool force;
         int lines;              /* -n: entries of the history; -1 if not given */
+        const char *restore_in;         /* --for / --in: a duration, sent as is (the agent's clock counts) */
+        const char *restore_at;         /* --until / --at: an RFC 3339 UTC instant, from local time here */
+        const char *confirm_in;         /* --confirm: a duration */
+        char restore_at_buf[TIMESPEC_RFC3339_MAX];
 };
 
 struct verb {
@@ -53,11 +72,13 @@ struct verb {
         bool takes_reason;      /* a state change: also sends $SSH_CONNECTION */
         bool takes_force;
         bool takes_lines;
+        unsigned schedule;      /* SCHEDULE_* */
 };
 
 static const char *arg_socket;
 static enum json_mode arg_json = JSON_OFF;
 static bool arg_legend = true;
+static struct fleet_options arg_fleet;   /* -H, --hosts-file, ...: see fleet_verb() */
 
 static const char *socket_path(void)
 {
@@ -300,15 +321,51 @@ static int reload_main(json_t *parameters)
         return EXIT_FAILED;
 }
 
+static int print_cancelled(json_t *status)
+{
+        fputs("Scheduled restore cancelled: the isolation stays in force.\n", stdout);
+        return EXIT_OK;
+}
+
+static int print_confirmed(json_t *status)
+{
+        output_confirmed(stdout, status);
+        return EXIT_OK;
+}
+
+static int print_heartbeat(json_t *params)
+{
+        output_heartbeat(stdout, params, time(NULL));
+        return EXIT_OK;
+}
+
+static int cancel_main(json_t *parameters)
+{
+        return call_and_print("io.killswitch.Cancel", parameters, print_cancelled);
+}
+
+static int confirm_main(json_t *parameters)
+{
+        return call_and_print("io.killswitch.Confirm", parameters, print_confirmed);
+}
+
+static int heartbeat_main(json_t *parameters)
+{
+        return call_and_print("io.killswitch.Heartbeat", parameters, print_heartbeat);
+}
+
 static const struct verb verbs[] = {
-        { "status",   status_main,   "",                         "Show the state, the policy in force and its counters", false, false, false, false },
-        { "isolate",  isolate_main,  "[POLICY] [--reason TEXT] [--force]", "Cut the uplinks; keep the policy's gateways",         true,  true, true, false },
-        { "restore",  restore_main,  "[--reason TEXT]",          "Lift the isolation; open the uplinks",                false, true, false, false },
-        { "policies", policies_main, "",                         "List the loaded policies and those that failed",     false, false, false, false },
-        { "show",     show_main,     "[POLICY]",                 "Print the nftables ruleset POLICY compiles to",      true,  false, false, false },
-        { "reload",   reload_main,   "",                         "Re-read the policy files",                           false, false, false, false },
-        { "history",  history_main,  "[-n N]",                   "Show the last state changes: who, when, what, why",  false, false, false, true },
-        { "metrics",  metrics_main,  "",                         "Print the status as Prometheus metrics",             false, false, false, false },
+        { "status",   status_main,   "",                         "Show the state, the policy in force and its counters", false, false, false, false, 0 },
+        { "isolate",  isolate_main,  "[POLICY] [--for D|--until T] [--confirm D]", "Cut the uplinks; keep the policy's gateways", true, true, true, false, SCHEDULE_ISOLATE },
+        { "restore",  restore_main,  "[--reason TEXT] [--in D|--at T]", "Lift the isolation (now, or at a time)", false, true, false, false, SCHEDULE_RESTORE },
+        { "cancel",   cancel_main,   "[--reason TEXT]",          "Drop the scheduled restore; stay isolated",           false, true, false, false, 0 },
+        { "confirm",  confirm_main,  "",                         "Keep a commit-confirmed isolation (no revert)",       false, false, false, false, 0 },
+        { "heartbeat", heartbeat_main, "",                       "Push back the dead man's switch of killswitch.conf",  false, false, false, false, 0 },
+        { "policies", policies_main, "",                         "List the loaded policies and those that failed",     false, false, false, false, 0 },
+        { "show",     show_main,     "[POLICY]",                 "Print the nftables ruleset POLICY compiles to",      true,  false, false, false, 0 },
+        { "reload",   reload_main,   "",                         "Re-read the policy files",                           false, false, false, false, 0 },
+        { "history",  history_main,  "[-n N]",                   "Show the last state changes: who, when, what, why",  false, false, false, true, 0 },
+        { "metrics",  metrics_main,  "",                         "Print the status as Prometheus metrics",             false, false, false, false, 0 },
 };
 
 static const struct verb *find_verb(const char *name)
@@ -327,6 +384,7 @@ static void print_options_help(void)
                "                     or %s)\n"
                "     --json[=MODE]   Print the reply as JSON; MODE is pretty (default) or short\n"
                "     --no-legend     Omit column headers and summary lines\n", SOCKET_PATH);
+        fleet_options_help(stdout);
 }
 
 static void help(void)
@@ -356,6 +414,15 @@ static void verb_help(const struct verb *verb)
         if (verb->takes_lines)
                 printf("  -n --lines N       Show the last N entries (default %d, at most %d)\n",
                        HISTORY_DEFAULT_LINES, HISTORY_MAX_LINES);
+        if (verb->schedule & SCHEDULE_ISOLATE)
+                printf("     --for DURATION  Restore by itself after DURATION (90s, 15m, 2h, 1h30m, 1d)\n"
+                       "     --until TIME    Restore by itself at TIME (18:00, 2026-12-01 18:00, RFC 3339)\n"
+                       "     --confirm DURATION\n"
+                       "                     Commit-confirmed: unless 'killswitchctl confirm' comes within\n"
+                       "                     DURATION, go back to the previous state\n");
+        if (verb->schedule & SCHEDULE_RESTORE)
+                printf("     --in DURATION   Do not restore now: restore after DURATION (while isolated)\n"
+                       "     --at TIME       Do not restore now: restore at TIME (local time unless given)\n");
         print_options_help();
 }
 
@@ -389,6 +456,12 @@ static int option_error(int c, int argc, char *argv[], const char *verb)
 /* Options valid before and after the verb. Returns 1 if c was one, 0 if not, < 0 if bad. */
 static int parse_global_option(int c, const char *value, const char *verb)
 {
+        char error[512];
+        int r;
+
+        r = fleet_parse_option(&arg_fleet, c, value, error, sizeof(error));
+        if (r != 0)
+                return r < 0 ? usage_error(verb, "%s", error) : 1;
         switch (c) {
         case ARG_SOCKET:
                 if (!*value)
@@ -415,7 +488,8 @@ static int parse_global_option(int c, const char *value, const char *verb)
         { "help",      no_argument,       NULL, 'h'           },       \
         { "socket",    required_argument, NULL, ARG_SOCKET    },       \
         { "json",      optional_argument, NULL, ARG_JSON      },       \
-        { "no-legend", no_argument,       NULL, ARG_NO_LEGEND }
+        { "no-legend", no_argument,       NULL, ARG_NO_LEGEND },       \
+        FLEET_LONG_OPTIONS
 
 /* Returns 1 to go on with the verb at argv[optind], 0 to exit successfully, < 0 on a usage error. */
 static int parse_argv(int argc, char *argv[])
@@ -428,7 +502,7 @@ static int parse_argv(int argc, char *argv[])
         int c, r;
 
         opterr = 0;
-        while ((c = getopt_long(argc, argv, "+:h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "+:h" FLEET_SHORT_OPTIONS, options, NULL)) >= 0) {
                 r = parse_global_option(c, optarg, NULL);
                 if (r != 0) {
                         if (r < 0)
@@ -462,6 +536,58 @@ static int parse_lines(const char *s, int *ret)
         return 0;
 }
 
+/*
+ * --for/--in and --confirm: a duration, checked here and sent as typed (the
+ * agent counts it on its clock). --until/--at: a time, local here unless it
+ * says otherwise, sent as an absolute RFC 3339 UTC instant. Returns 1 if c was
+ * one of them, 0 if not, < 0 on a usage error.
+ */
+static int parse_schedule_option(const struct verb *verb, int c, const char *value, struct verb_args *args)
+{
+        static const struct {
+                int c;
+                const char *name;
+                unsigned schedule;
+                bool time;
+        } opts[] = {
+                { ARG_FOR, "--for", SCHEDULE_ISOLATE, false },
+                { ARG_UNTIL, "--until", SCHEDULE_ISOLATE, true },
+                { ARG_CONFIRM, "--confirm", SCHEDULE_ISOLATE, false },
+                { ARG_IN, "--in", SCHEDULE_RESTORE, false },
+                { ARG_AT, "--at", SCHEDULE_RESTORE, true },
+        };
+        uint64_t usec, now = (uint64_t) time(NULL) * TIMESPEC_USEC_PER_SEC;
+
+        for (size_t i = 0; i < ELEMENTSOF(opts); i++) {
+                if (opts[i].c != c)
+                        continue;
+                if (!(verb->schedule & opts[i].schedule))
+                        return usage_error(verb->name, "'%s' takes no %s", verb->name, opts[i].name);
+                if (opts[i].time) {
+                        if (timespec_parse_time(value, now, &usec) < 0)
+                                return usage_error(verb->name, "%s: \"%s\" is not a time; %s", opts[i].name, value,
+                                                   TIMESPEC_TIME_HELP);
+                        if (usec <= now)
+                                return usage_error(verb->name, "%s: %s has already passed", opts[i].name, value);
+                        args->restore_at = timespec_format_rfc3339(usec, args->restore_at_buf,
+                                                                   sizeof(args->restore_at_buf));
+                } else {
+                        if (timespec_parse_duration(value, &usec) < 0 || usec < TIMESPEC_USEC_PER_SEC)
+                                return usage_error(verb->name, "%s: \"%s\" is not a duration of at least 1s; %s",
+                                                   opts[i].name, value, TIMESPEC_DURATION_HELP);
+                        if (c == ARG_CONFIRM)
+                                args->confirm_in = value;
+                        else
+                                args->restore_in = value;
+                }
+                if (args->restore_in && args->restore_at)
+                        return usage_error(verb->name, "give only one of %s", verb->schedule & SCHEDULE_ISOLATE
+                                           ? "--for and --until" : "--in and --at");
+                return 1;
+        }
+        return 0;
+}
+
 /* Parse what follows the verb (argv[0]); options and arguments may be mixed. Same returns as parse_argv(). */
 static int parse_verb_argv(const struct verb *verb, int argc, char *argv[], struct verb_args *args)
 {
@@ -470,12 +596,17 @@ static int parse_verb_argv(const struct verb *verb, int argc, char *argv[], stru
                 { "reason", required_argument, NULL, ARG_REASON },
                 { "force", no_argument, NULL, ARG_FORCE },
                 { "lines", required_argument, NULL, 'n' },
+                { "for", required_argument, NULL, ARG_FOR },
+                { "until", required_argument, NULL, ARG_UNTIL },
+                { "confirm", required_argument, NULL, ARG_CONFIRM },
+                { "in", required_argument, NULL, ARG_IN },
+                { "at", required_argument, NULL, ARG_AT },
                 {}
         };
         int c, r;
 
         optind = 0;   /* GNU getopt: start over, on a new argv */
-        while ((c = getopt_long(argc, argv, ":hn:", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, ":hn:" FLEET_SHORT_OPTIONS, options, NULL)) >= 0) {
                 r = parse_global_option(c, optarg, verb->name);
                 if (r != 0) {
                         if (r < 0)
@@ -507,6 +638,11 @@ static int parse_verb_argv(const struct verb *verb, int argc, char *argv[], stru
                 }
                 if (c == 'n')
                         return usage_error(verb->name, "'%s' takes no -n", verb->name);
+                r = parse_schedule_option(verb, c, optarg, args);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        continue;
                 return option_error(c, argc, argv, verb->name);
         }
 
@@ -545,9 +681,56 @@ static int run_verb(const struct verb *verb, const struct verb_args *args)
                 return EXIT_FAILED;
         if (args->force && json_object_set_new(parameters, "force", json_true()) < 0)
                 return EXIT_FAILED;
+        /* Who ran killswitchctl -H, and where (docs/fleet.md); if not UTF-8, left out. */
+        if (verb->takes_reason && getenv("KILLSWITCH_ORIGIN") && *getenv("KILLSWITCH_ORIGIN"))
+                (void) set_string(parameters, "origin", getenv("KILLSWITCH_ORIGIN"));
         if (args->lines >= 0 && json_object_set_new(parameters, "n", json_integer(args->lines)) < 0)
                 return EXIT_FAILED;
+        if (set_string(parameters, "restore_in", args->restore_in) < 0 ||
+            set_string(parameters, "restore_at", args->restore_at) < 0 ||
+            set_string(parameters, "confirm_in", args->confirm_in) < 0)
+                return EXIT_FAILED;
         return verb->run(parameters);
+}
+
+/*
+ * -H: the same verb on every host, run there by its own killswitchctl (docs/fleet.md).
+ * Every field of struct verb_args must be passed on here as an option.
+ */
+static int fleet_verb(const struct verb *verb, const struct verb_args *args)
+{
+        struct output_flags flags = output_flags();
+        bool isolate = verb->schedule & SCHEDULE_ISOLATE;
+        _cleanup_strv_ char **argv = NULL;
+        char lines[16];
+        int r;
+
+        if (arg_socket) {
+                usage_error(verb->name, "--socket cannot be combined with -H or --hosts-file");
+                return EXIT_USAGE;
+        }
+        snprintf(lines, sizeof(lines), "%d", args->lines);
+        r = strv_push(&argv, "--json=short") ?: strv_push(&argv, verb->name);
+        if (r == 0 && args->reason)
+                r = strv_push(&argv, "--reason") ?: strv_push(&argv, args->reason);
+        if (r == 0 && args->force)
+                r = strv_push(&argv, "--force");
+        if (r == 0 && args->lines >= 0)
+                r = strv_push(&argv, "-n") ?: strv_push(&argv, lines);
+        if (r == 0 && args->restore_in)
+                r = strv_push(&argv, isolate ? "--for" : "--in") ?: strv_push(&argv, args->restore_in);
+        /* Already an absolute instant: the time the user meant here, whatever the host's time zone. */
+        if (r == 0 && args->restore_at)
+                r = strv_push(&argv, isolate ? "--until" : "--at") ?: strv_push(&argv, args->restore_at);
+        if (r == 0 && args->confirm_in)
+                r = strv_push(&argv, "--confirm") ?: strv_push(&argv, args->confirm_in);
+        if (r == 0 && args->policy)
+                r = strv_push(&argv, "--") ?: strv_push(&argv, args->policy);
+        if (r < 0) {
+                fprintf(stderr, "killswitchctl: %s\n", strerror(-r));
+                return EXIT_FAILED;
+        }
+        return fleet_main(&arg_fleet, argv, arg_json, &flags);
 }
 
 int main(int argc, char *argv[])
@@ -576,7 +759,8 @@ int main(int argc, char *argv[])
         r = parse_verb_argv(verb, argc, argv, &args);
         if (r <= 0)
                 return r < 0 ? EXIT_USAGE : EXIT_OK;
-        r = run_verb(verb, &args);
+        r = fleet_enabled(&arg_fleet) ? fleet_verb(verb, &args) : run_verb(verb, &args);
+        fleet_options_clear(&arg_fleet);
         if (fflush(stdout) != 0 || ferror(stdout)) {
                 fprintf(stderr, "killswitchctl: cannot write the output: %s\n", strerror(errno));
                 return EXIT_FAILED;

@@ -376,6 +376,69 @@ static void print_gateways(FILE *f, json_t *gateways)
         }
 }
 
+/* "Fri 2026-11-27 18:00:00 CET (in 2h 13min)" */
+static char *format_deadline(const char *rfc3339, time_t now, char *buf, size_t size)
+{
+        char span[FORMAT_TIMESPAN_MAX], date[64];
+        struct tm tm;
+        time_t t;
+
+        if (parse_rfc3339(rfc3339, &t) < 0 || !localtime_r(&t, &tm) ||
+            strftime(date, sizeof(date), "%a %Y-%m-%d %H:%M:%S %Z", &tm) == 0)
+                snprintf(buf, size, "%s", rfc3339);
+        else if (t > now)
+                snprintf(buf, size, "%s (in %s)", date, format_timespan((uint64_t) (t - now), span, sizeof(span)));
+        else
+                snprintf(buf, size, "%s (due now)", date);
+        return buf;
+}
+
+/* What made the last change, unless a person with killswitchctl did. */
+static void print_trigger(FILE *f, const char *trigger)
+{
+        if (trigger && strcmp(trigger, "ctl") != 0)
+                print_line(f, "Trigger", trigger);
+}
+
+/* "Restore: Fri ... (in 2h 13min)" and the commit-confirmed revert. */
+static void print_pending(FILE *f, json_t *status, time_t now)
+{
+        const char *restore_at = json_str(status, "restore_at");
+        const char *confirm = json_str(status, "confirm_deadline");
+        json_t *pending = json_object_get(status, "pending");
+        char buf[FORMAT_TIMESTAMP_MAX + 128], when[FORMAT_TIMESTAMP_MAX];
+
+        if (restore_at)
+                print_line(f, "Restore", format_deadline(restore_at, now, buf, sizeof(buf)));
+        if (confirm) {
+                const char *to = json_str(pending, "revert_to");
+
+                snprintf(buf, sizeof(buf), "%s unless confirmed, to %s%s", format_deadline(confirm, now, when,
+                         sizeof(when)), to ? "policy " : "normal", to ? to : "");
+                print_line(f, "Revert", buf);
+        }
+}
+
+void output_confirmed(FILE *f, json_t *status)
+{
+        fputs("Confirmed: policy ", f);
+        fputs_safe(json_str(status, "policy") ?: "?", f);
+        fputs(" stays in force.\n", f);
+}
+
+void output_heartbeat(FILE *f, json_t *reply, time_t now)
+{
+        const char *deadline = json_str(reply, "deadline");
+        char buf[FORMAT_TIMESTAMP_MAX];
+
+        if (deadline)
+                fprintf(f, "Heartbeat received; isolation unless the next one comes by %s.\n",
+                        format_deadline(deadline, now, buf, sizeof(buf)));
+        else
+                fputs("Heartbeat received; the dead man's switch fired for this isolation and is re-armed by "
+                      "a restore.\n", f);
+}
+
 void output_status(FILE *f, json_t *status, const struct output_flags *flags)
 {
         const char *state = json_str(status, "state") ?: "";
@@ -386,7 +449,8 @@ void output_status(FILE *f, json_t *status, const struct output_flags *flags)
         print_timestamp(f, "Since", json_str(status, "since"), flags->now);
         print_by(f, status);
         print_line(f, "Reason", json_str(status, "reason"));
-        print_timestamp(f, "Restore at", json_str(status, "restore_at"), flags->now);
+        print_trigger(f, json_str(status, "trigger"));
+        print_pending(f, status, flags->now);
         print_uplinks(f, json_object_get(status, "uplinks"));
         print_gateways(f, json_object_get(status, "gateways"));
         if (json_is_object(dropped) && (strcmp(state, "isolated") == 0 || json_uint(dropped, "packets") > 0)) {
@@ -415,10 +479,18 @@ void output_isolated(FILE *f, json_t *status)
                 fputs(" kept).\n", f);
         } else
                 fputs("no gateway kept).\n", f);
+        print_pending(f, status, time(NULL));
 }
 
 void output_restored(FILE *f, json_t *status)
 {
+        const char *at = json_str(status, "restore_at");
+        char buf[FORMAT_TIMESTAMP_MAX];
+
+        if (at && strcmp(json_str(status, "state") ?: "", "isolated") == 0) {
+                fprintf(f, "Restore scheduled: %s.\n", format_deadline(at, time(NULL), buf, sizeof(buf)));
+                return;
+        }
         fputs("Restored: uplinks open.\n", f);
 }
 

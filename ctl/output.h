@@ -64,6 +64,9 @@ void output_status(FILE *f, json_t *status, const struct output_flags *flags);
 /* One-line confirmations of Isolate and Restore, from the status object. */
 void output_isolated(FILE *f, json_t *status);
 void output_restored(FILE *f, json_t *status);
+/* io.killswitch.Confirm and io.killswitch.Heartbeat. */
+void output_confirmed(FILE *f, json_t *status);
+void output_heartbeat(FILE *f, json_t *reply, time_t now);
 /* io.killswitch.Policies. Failures go to stdout, or to err_f without legend. */
 int output_policies(FILE *f, FILE *err_f, json_t *reply, const struct output_flags *flags);
 /* io.killswitch.Show: the ruleset verbatim. */

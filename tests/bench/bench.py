@@ -370,6 +370,17 @@ def _ctx_switches(pid):
 
 def proc_sample(args):
     pid = args.pid
+    # Idle means idle: first wait until the agent has finished what the last command started
+    # (no context switch for a whole second), for at most 60 s, and report how long that took.
+    t0 = time.monotonic()
+    prev = sum(_ctx_switches(pid))
+    while time.monotonic() - t0 < 60:
+        time.sleep(1)
+        cur = sum(_ctx_switches(pid))
+        if cur == prev:
+            break
+        prev = cur
+    settle = time.monotonic() - t0 - 1
     v0, i0 = _ctx_switches(pid)
     time.sleep(args.seconds)
     v1, i1 = _ctx_switches(pid)
@@ -380,10 +391,11 @@ def proc_sample(args):
     res = read_json(args.out) or {}
     res[args.label] = {"rss_kib": rss_kib, "hwm_kib": hwm_kib, "threads": threads,
                        "seconds": args.seconds, "voluntary": v1 - v0, "involuntary": i1 - i0,
+                       "settle_s": settle,
                        "wakeups": (v1 - v0) + (i1 - i0)}
     write_json(args.out, res)
-    print("  %s: RSS %.1f MiB, %d wake-ups in %g s" % (args.label, rss_kib / 1024.0,
-                                                        (v1 - v0) + (i1 - i0), args.seconds))
+    print("  %s: RSS %.1f MiB, %d wake-ups in %g s (busy for %.0f s before)" % (
+        args.label, rss_kib / 1024.0, (v1 - v0) + (i1 - i0), args.seconds, settle))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -440,9 +452,13 @@ def report(args):
     L = []
     L.append("# killswitch benchmark")
     L.append("")
-    L.append("%s run, %s. Machine: %s; %s CPUs; %s memory; kernel %s; nft %s." % (
-        meta.get("mode", "?"), meta.get("date", "?"), meta.get("cpu", "?"), meta.get("nproc", "?"),
-        meta.get("mem", "?"), meta.get("kernel", "?"), meta.get("nft", "?")))
+    extra = read_json(os.path.join(d, "extra.json")) or {}
+    L.append("%s run, %s. Machine: %s; %s CPUs; %s memory; kernel %s; nft %s. Load average "
+             "(1 min) %s at the start, %s at the end (anything above 0 is other work sharing the "
+             "CPUs and widens the spread)." % (
+                 meta.get("mode", "?"), meta.get("date", "?"), meta.get("cpu", "?"), meta.get("nproc", "?"),
+                 meta.get("mem", "?"), meta.get("kernel", "?"), meta.get("nft", "?"),
+                 meta.get("load", "?"), extra.get("load_end", "?")))
     L.append("")
 
     L.append("## 1–2. Isolate: `killswitchctl isolate` vs `nft -f` of the same ruleset")
@@ -520,9 +536,12 @@ def report(args):
     L.append("## 5. Agent memory and idle wake-ups")
     L.append("")
     if procs:
-        L.append("| agent state | VmRSS, MiB | VmHWM, MiB | wake-ups (voluntary + involuntary context "
-                 "switches, all threads) |")
-        L.append("|---|---:|---:|---:|")
+        L.append("Sampled once the agent has been quiet for a second (\"busy before\": how long it "
+                 "kept working after the previous command returned); wake-ups = voluntary + involuntary "
+                 "context switches of all its threads.")
+        L.append("")
+        L.append("| agent state | VmRSS, MiB | VmHWM, MiB | busy before, s | wake-ups while idle |")
+        L.append("|---|---:|---:|---:|---:|")
         labels = [("tiny", "idle, one tiny policy"),
                   ("big", "idle, tiny + 100,000-entry policy staged"),
                   ("all", "idle, all bench policies staged (111,011 addresses)")]
@@ -530,12 +549,11 @@ def report(args):
             p = procs.get(key)
             if not p:
                 continue
-            L.append("| %s | %.1f | %.1f | %d in %g s |" % (label, p["rss_kib"] / 1024.0,
-                                                           p["hwm_kib"] / 1024.0, p["wakeups"],
-                                                           p["seconds"]))
+            L.append("| %s | %.1f | %.1f | %.0f | %d in %g s |" % (
+                label, p["rss_kib"] / 1024.0, p["hwm_kib"] / 1024.0, p.get("settle_s", 0),
+                p["wakeups"], p["seconds"]))
             goals.append(("no idle wake-ups (%s)" % key, "%d in %g s" % (p["wakeups"], p["seconds"]),
                           p["wakeups"] == 0))
-        extra = read_json(os.path.join(d, "extra.json")) or {}
         L.append("")
         if "reload_big_ms" in extra:
             L.append("Staging cost, paid at reload and start rather than at isolate: `killswitchctl reload` "
@@ -546,6 +564,13 @@ def report(args):
     else:
         L.append("(not measured)")
     L.append("")
+
+    if "log_warnings" in extra:
+        L.append("Agent log over the whole run: %d warnings, %d errors; %d re-assertions of its table, "
+                 "%d event-buffer overflows (\"Lost nftables events\")." % (
+                     extra["log_warnings"], extra["log_errors"], extra["log_reassertions"],
+                     extra["log_lost_events"]))
+        L.append("")
 
     L.append("## Goals")
     L.append("")

@@ -264,6 +264,7 @@ json.dump({"mode": "$MODE", "date": "$(date -u +%Y-%m-%dT%H:%MZ)", "nproc": "$(n
            "cpu": """$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)""",
            "mem": "%.1f GiB" % ($MEM_KB / 1048576.0), "kernel": "$(uname -r)",
            "nft": "$(nft --version | awk '{ print $2 }')", "iperf_seconds": $IPERF_SECS,
+           "load": "$(cut -d' ' -f1 /proc/loadavg)",
            "reps": $REPS}, open(sys.argv[1], "w"))
 EOF
 
@@ -347,6 +348,12 @@ for ((r = 2; r <= IPERF_ROUNDS; r++)); do
 	ctl restore --reason "bench throughput" >/dev/null || die "restore failed"
 done
 agent_stop
+bench put load_end "$(cut -d' ' -f1 /proc/loadavg)" --out "$RES/extra.json"
+# What the agent said about itself during the run: warnings, errors, re-assertions.
+bench put log_warnings "$(grep -c '^warning:' "$LOG")" --out "$RES/extra.json"
+bench put log_errors "$(grep -c '^error:' "$LOG")" --out "$RES/extra.json"
+bench put log_reassertions "$(grep -c '^Re-asserted' "$LOG")" --out "$RES/extra.json"
+bench put log_lost_events "$(grep -c 'Lost nftables events' "$LOG")" --out "$RES/extra.json"
 
 say "Results (total $(($(date +%s) - T_START)) s)"
 echo

@@ -22,7 +22,8 @@
 #
 # Environment: KILLSWITCHD, KILLSWITCHCTL (default: the build/ tree of this repository),
 # KS_AGENT_WRAPPER (e.g. "valgrind -q"), KS_PROBE_WAIT (seconds a probe waits, default 0.7).
-# A test may set KS_AGENT_ARGS (e.g. "--protect=monitor") before agent_start.
+# A test may set KS_AGENT_ARGS (e.g. "--protect=monitor") before agent_start. KS_KEEP_LOG=FILE
+# keeps a copy of the agent's log.
 
 set -u
 
@@ -232,8 +233,6 @@ session_echo() {
 }
 # session_alive NAME — its socat still runs (a reset or a closed connection ends it).
 session_alive() { [ -n "${KS_SESSION_PID[$1]:-}" ] && kill -0 "${KS_SESSION_PID[$1]}" 2>/dev/null; }
-# session_err NAME — what its socat said (e.g. "Connection reset by peer").
-session_err() { cat "$KS_TMP/session.$1/err" 2>/dev/null; }
 session_close() {
 	local name=$1 w r
 	[ -n "${KS_SESSION_PID[$name]:-}" ] || return 0
@@ -247,7 +246,7 @@ session_close() {
 # Continuous probes, to catch a single packet slipping through while the rules change.
 # stream_start NAME NS udp|tcp ADDR PORT [INTERVAL] — from NS, every INTERVAL seconds (default
 # 0.01) until stream_stop NAME: udp sends one datagram, tcp one connection attempt (a SYN, given
-# up after INTERVAL). stream_stop NAME prints how many were sent.
+# up after INTERVAL). Returns once the first one is out. stream_stop NAME prints how many were sent.
 declare -A KS_STREAM_PID=()
 stream_start() {
 	local name=$1 ns=$KS_PREFIX$2
@@ -275,13 +274,18 @@ while True:
         time.sleep(interval)
         s.close()
     sent += 1
+    if sent == 1:
+        open(out + ".started", "w").close()
 ' "$1" "$2" "$3" "${4:-0.01}" "$KS_TMP/stream.$name.sent" >>"$KS_TMP/servers.log" 2>&1 &
 	KS_STREAM_PID[$name]=$!
 	KS_PIDS+=($!)
+	# Running once the first packet is out (python may take a while to start on a busy host).
+	wait_until 10 test -e "$KS_TMP/stream.$name.sent.started"
 }
 stream_stop() {
 	local pid=${KS_STREAM_PID[$1]:-}
 	[ -n "$pid" ] || return 0
+	rm -f "$KS_TMP/stream.$1.sent.started"
 	kill -TERM "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	unset "KS_STREAM_PID[$1]"
@@ -575,6 +579,8 @@ cleanup() {
 	for name in "${!KS_SESSION_PID[@]}"; do session_close "$name"; done
 	agent_stop KILL >/dev/null 2>&1
 	lab_destroy
+	# KS_KEEP_LOG=FILE keeps a copy of the agent's log for debugging.
+	[ -n "${KS_KEEP_LOG:-}" ] && [ -n "$KS_LOG" ] && cp "$KS_LOG" "$KS_KEEP_LOG"
 	[ -n "$KS_TMP" ] && [ -d "$KS_TMP" ] && rm -rf "$KS_TMP"
 }
 

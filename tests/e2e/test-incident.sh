@@ -143,7 +143,6 @@ check "flow: the mail v4 session goes on" session_echo mail
 # Reject=tcp (the default): the LAN side gets a reset, it does not wait for its timeout.
 check "[Reject] flow: the cut web v4 session is reset within 2 s (socat ends)" wait_until 2 session_gone web
 check "[Reject] flow: the cut web v6 session is reset within 2 s (socat ends)" wait_until 2 session_gone web6
-check "[Reject] flow: socat saw a reset on the web v4 session" eval 'session_err web | grep -qiE "reset|refused"'
 check "[Reject] new web v4 connection from lan refused within 1 s" tcp_refused_fast lan 192.0.2.80 80
 check "[Reject] new web v6 connection from lan refused within 1 s" tcp_refused_fast lan 2001:db8:80::80 80
 check "[Reject] new web v4 connection from gw itself refused within 1 s" tcp_refused_fast gw 192.0.2.80 80
@@ -194,8 +193,10 @@ check_many <<'EOF'
 + [hostnames] SIP udp/5060 (resolved) reachable | udp_echo lan 203.0.113.5 5060
 - [hostnames] web v4 cut                       | tcp_echo lan 192.0.2.80 80
 EOF
+check "[hostnames] status --json resolved: mail.ks-lab.test = 203.0.113.25 and 2001:db8:25::25" \
+	status_is '[sorted(h["addresses"]) for h in d["resolved"] if h["name"] == "mail.ks-lab.test" and h["gateway"] == "mail"] == [["2001:db8:25::25", "203.0.113.25"]]'
 named_status=$(ctl status 2>&1)
-check "[hostnames] status shows the resolved addresses" contains "$named_status" 203.0.113.25 2001:db8:25::25
+check "[hostnames] plain status shows the resolved addresses" contains "$named_status" mail.ks-lab.test 203.0.113.25 2001:db8:25::25
 named_show=$(ctl show named 2>&1)
 check "[hostnames] show named has the resolved addresses" contains "$named_show" 203.0.113.25 2001:db8:25::25 203.0.113.5
 check_exit 0 "[hostnames] restore returns 0" ctl restore
@@ -373,7 +374,7 @@ sleep 0.2
 read -r a_udp a_tcp a_gw6 a_in <<<"$(counts)"
 check "switch: 30 switches between isolate and mailonly all returned 0 ($switch_failed failed)" test "$switch_failed" -eq 0
 note "switch: sent udp $sent_lan_udp, tcp $sent_lan_tcp, gw v6 $sent_gw_udp6, inbound $sent_inet_udp"
-check "switch: the senders ran (lan udp sent $sent_lan_udp)" test "${sent_lan_udp:-0}" -gt 100
+check "switch: the senders ran (lan udp sent $sent_lan_udp)" test "${sent_lan_udp:-0}" -gt 50
 check "switch: not one lan->web udp datagram got through ($((a_udp - b_udp)))" test "$a_udp" -eq "$b_udp"
 check "switch: not one lan->web tcp SYN got through ($((a_tcp - b_tcp)))" test "$a_tcp" -eq "$b_tcp"
 check "switch: not one gw->web v6 udp datagram got through ($((a_gw6 - b_gw6)))" test "$a_gw6" -eq "$b_gw6"

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Durations and points in time as admins type them, for schedules and
+ * triggers. Pure: no I/O; local time is the time zone of the process (TZ).
+ * Shared by killswitchd (killswitch.conf, the protocol) and killswitchctl
+ * (which turns local times into absolute instants before sending them).
+ *
+ * All functions return 0, -EINVAL for malformed input or -ERANGE for a value
+ * out of range, and never write *ret_usec on failure. Callers put the HELP
+ * strings below in their error messages.
+ */
+
+#define TIMESPEC_USEC_PER_SEC 1000000ULL
+
+#define TIMESPEC_DURATION_HELP \
+        "a duration is a number with a unit (ms, s, min, h, d, w; m = min), e.g. 90s, 15m, 2h, 1h30m, 1d"
+#define TIMESPEC_TIME_HELP                                                                                    \
+        "a time is HH:MM[:SS] (the next such time), YYYY-MM-DD HH:MM[:SS] (local time) or RFC 3339 with Z or " \
+        "an offset, e.g. 18:00, 2026-12-01 18:00, 2026-12-01T17:00:00Z"
+
+/*
+ * "90s", "15m", "15min", "2h", "1h30m", "1h 30min", "1d", "2 hours", "500ms";
+ * a bare number is seconds, as in systemd.time(7). Units: us usec, ms msec,
+ * s sec second seconds, m min minute minutes, h hr hour hours, d day days, w
+ * week weeks.
+ */
+int timespec_parse_duration(const char *s, uint64_t *ret_usec);
+
+/*
+ * A point in time, as realtime microseconds: "18:00" or "18:00:30" (the next
+ * such local time strictly after now_usec: today, or tomorrow if it has passed),
+ * "2026-12-01 18:00[:30]" or "2026-12-01T18:00[:30]" (local time), RFC 3339
+ * with "Z" or "+HH:MM"/"-HH:MM" (fractions of a second are dropped). A local
+ * time that does not exist (skipped by a DST change) is moved forward as
+ * mktime(3) does; an ambiguous one takes the first occurrence.
+ */
+int timespec_parse_time(const char *s, uint64_t now_usec, uint64_t *ret_usec);
+
+/* RFC 3339 with "Z" or an offset only: what the protocol carries. */
+int timespec_parse_rfc3339(const char *s, uint64_t *ret_usec);
+
+#define TIMESPEC_RFC3339_MAX 32
+/* "2026-12-01T17:00:00Z" (UTC, seconds). */
+char *timespec_format_rfc3339(uint64_t usec, char *buf, size_t size);
+
+#define TIMESPEC_SPAN_MAX 64
+/* "2h 13min", "45s", "1d 2h": at most two adjacent units, rounded down. */
+char *timespec_format_span(uint64_t usec, char *buf, size_t size);

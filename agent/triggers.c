@@ -1,0 +1,545 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libmnl/libmnl.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_log.h>
+
+#include "audit.h"
+#include "cleanup.h"
+#include "compile-tripwire.h"
+#include "log.h"
+#include "manager.h"
+#include "nft.h"
+#include "timespec.h"
+#include "timeutil.h"
+#include "triggers.h"
+
+#define TRIGGER_ID_MAX (sizeof("path:") + CONF_NAME_MAX)
+/* A second without an over-rate event ends a streak (events come at up to 10 a second while over). */
+#define TRIPWIRE_GAP_USEC (1500ULL * 1000ULL)
+
+struct path_watch {
+        struct ks_triggers *t;
+        const struct ks_conf_path *conf;        /* in t->conf */
+        char id[TRIGGER_ID_MAX];                /* "path:NAME" */
+        char *dir;
+        char *base;
+        sd_event_source *source;
+};
+
+struct ks_triggers {
+        struct ks_manager *m;
+        struct ks_conf conf;
+        struct path_watch *watches;
+        size_t n_watches;
+        sd_event_source *recheck;               /* defer: fire for files that are there */
+
+        sd_event_source *heartbeat;             /* CLOCK_BOOTTIME */
+        uint64_t heartbeat_deadline;            /* boottime; 0 when not armed */
+        uint64_t heartbeat_last;                /* realtime of the last heartbeat, 0 if none */
+
+        struct mnl_socket *nflog;
+        sd_event_source *nflog_source;
+        bool tripwire_ok;                       /* listening: the table may be installed */
+        bool tripwire_installed;
+        uint64_t streak_start, last_event;      /* monotonic */
+        uint64_t events;                        /* over-rate events since start */
+};
+
+static uint64_t boottime_usec(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_BOOTTIME, &ts);
+        return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* ---- checking the configuration ---- */
+
+static void drop_path(struct ks_conf *c, size_t i)
+{
+        free(c->paths[i].name);
+        free(c->paths[i].path);
+        free(c->paths[i].policy);
+        memmove(&c->paths[i], &c->paths[i + 1], (c->n_paths - i - 1) * sizeof(c->paths[0]));
+        c->n_paths--;
+}
+
+static int check_policy(struct ks_store *store, const char *file, unsigned line, const char *policy,
+                        struct ks_diags *diags)
+{
+        struct ks_policy_entry *en = store_find(store, policy);
+
+        if (en && en->policy)
+                return 0;
+        diags_add(diags, file, line, "Policy: \"%s\": %s", policy,
+                  en ? "the policy failed to load (see 'killswitchctl policies')" : "no such policy");
+        return -ENOENT;
+}
+
+int triggers_check(const char *config_dir, struct ks_store *store, struct ks_conf *c, struct ks_diags *diags)
+{
+        _cleanup_free_ char *file = NULL;
+        size_t before = diags->n;
+        int r;
+
+        if (asprintf(&file, "%s/%s", config_dir, CONF_FILE) < 0)
+                return -ENOMEM;
+        r = conf_parse_file(file, c, diags);
+        if (r == -ENOENT)
+                return 0;
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return (int)(diags->n - before);
+        for (size_t i = 0; i < c->n_paths;) {
+                _cleanup_free_ char *copy = strdup(c->paths[i].path);
+                struct stat st;
+                bool bad = check_policy(store, c->file, c->paths[i].policy_line, c->paths[i].policy, diags) < 0;
+
+                if (!copy)
+                        return -ENOMEM;
+                if (stat(dirname(copy), &st) < 0 || !S_ISDIR(st.st_mode)) {
+                        diags_add(diags, c->file, c->paths[i].line, "Path: \"%s\": the directory %s %s; it must "
+                                  "exist when killswitchd starts", c->paths[i].path, copy,
+                                  errno == ENOENT ? "does not exist" : "cannot be watched");
+                        bad = true;
+                }
+                if (bad)
+                        drop_path(c, i);
+                else
+                        i++;
+        }
+        if (c->heartbeat.enabled &&
+            check_policy(store, c->file, c->heartbeat.policy_line, c->heartbeat.policy, diags) < 0)
+                c->heartbeat.enabled = false;
+        if (c->tripwire.enabled) {
+                const struct ks_policy *p = store_get(store, c->tripwire.policy);
+
+                if (check_policy(store, c->file, c->tripwire.policy_line, c->tripwire.policy, diags) < 0) {
+                        c->tripwire.enabled = false;
+                } else if (p->n_uplinks == 0) {
+                        diags_add(diags, c->file, c->tripwire.policy_line, "Policy: \"%s\": has no uplinks to "
+                                  "watch", c->tripwire.policy);
+                        c->tripwire.enabled = false;
+                }
+        }
+        return (int)(diags->n - before);
+}
+
+/* ---- firing ---- */
+
+/* Isolate with `policy`, once per incident; the reason says what happened. */
+static void fire(struct ks_triggers *t, const char *id, const char *policy, const char *why)
+{
+        struct ks_manager *m = t->m;
+        struct ks_actor self = AGENT_ACTOR(id);
+        struct ks_isolate_opts o = { .force = true, .trigger = true };
+        struct ks_error e = {};
+
+        if (state_fired(&m->state, id)) {
+                log_debug("Trigger %s: already fired for this incident", id);
+                return;
+        }
+        manager_audit(m, AUDIT_TRIGGER, &self, policy, m->state.isolated ? m->state.policy : NULL, why, NULL);
+        if (manager_isolate(m, policy, &self, why, &o, &e) < 0)
+                log_error("Trigger %s fired, but isolating with policy %s failed: %s", id, policy, e.msg);
+}
+
+/* ---- path triggers ---- */
+
+static void check_path(struct path_watch *w, const char *how)
+{
+        char why[4200];
+
+        if (access(w->conf->path, F_OK) < 0)
+                return;
+        snprintf(why, sizeof(why), "%s %s", w->conf->path, how);
+        fire(w->t, w->id, w->conf->policy, why);
+}
+
+static int on_recheck(sd_event_source *s, void *userdata)
+{
+        struct ks_triggers *t = userdata;
+
+        t->recheck = sd_event_source_disable_unref(t->recheck);
+        for (size_t i = 0; i < t->n_watches; i++)
+                if (!t->m->state.isolated || !state_fired(&t->m->state, t->watches[i].id))
+                        check_path(&t->watches[i], "exists");
+        return 0;
+}
+
+static void schedule_recheck(struct ks_triggers *t)
+{
+        if (t->n_watches > 0 && !t->recheck &&
+            sd_event_add_defer(t->m->event, &t->recheck, on_recheck, t) < 0)
+                log_error("Cannot check the path triggers' files");
+}
+
+static int on_inotify(sd_event_source *s, const struct inotify_event *ev, void *userdata)
+{
+        struct path_watch *w = userdata;
+
+        if (ev->mask & IN_Q_OVERFLOW) {
+                schedule_recheck(w->t);
+                return 0;
+        }
+        if (ev->mask & IN_IGNORED) {
+                log_error("Path trigger %s: directory %s was removed; the trigger is disarmed until the next "
+                          "reload or restart", w->conf->name, w->dir);
+                return 0;
+        }
+        if (ev->len > 0 && strcmp(ev->name, w->base) == 0)
+                check_path(w, "appeared");
+        return 0;
+}
+
+static int watch_path(struct ks_triggers *t, const struct ks_conf_path *p, struct path_watch *w)
+{
+        _cleanup_free_ char *d = strdup(p->path), *b = strdup(p->path);
+        int r;
+
+        if (!d || !b)
+                return -ENOMEM;
+        *w = (struct path_watch){ .t = t, .conf = p };
+        snprintf(w->id, sizeof(w->id), "path:%s", p->name);
+        w->dir = strdup(dirname(d));
+        w->base = strdup(basename(b));
+        if (!w->dir || !w->base)
+                return -ENOMEM;
+        r = sd_event_add_inotify(t->m->event, &w->source, w->dir,
+                                 IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB | IN_ONLYDIR, on_inotify, w);
+        if (r < 0)
+                return r;
+        log_info("Path trigger %s: isolating with policy %s when %s appears", p->name, p->policy, p->path);
+        return 0;
+}
+
+/* ---- heartbeat ---- */
+
+static int on_heartbeat_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct ks_triggers *t = userdata;
+        char why[128], span[TIMESPEC_SPAN_MAX];
+
+        t->heartbeat_deadline = 0;
+        snprintf(why, sizeof(why), "no heartbeat for %s (dead man's switch)",
+                 timespec_format_span(t->conf.heartbeat.timeout_usec, span, sizeof(span)));
+        fire(t, "heartbeat", t->conf.heartbeat.policy, why);
+        return 0;
+}
+
+static int heartbeat_arm(struct ks_triggers *t)
+{
+        uint64_t at = boottime_usec() + t->conf.heartbeat.timeout_usec;
+        int r;
+
+        if (t->heartbeat) {
+                r = sd_event_source_set_time(t->heartbeat, at);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(t->heartbeat, SD_EVENT_ONESHOT);
+        } else {
+                r = sd_event_add_time(t->m->event, &t->heartbeat, CLOCK_BOOTTIME, at, 1000, on_heartbeat_timeout, t);
+        }
+        if (r < 0)
+                return log_error_errno(r, "Cannot arm the heartbeat timer: %m");
+        t->heartbeat_deadline = at;
+        return 0;
+}
+
+int triggers_heartbeat(struct ks_manager *m, uint64_t *ret_deadline_usec, struct ks_error *e)
+{
+        struct ks_triggers *t = m->triggers;
+        int r;
+
+        if (!t || !t->conf.heartbeat.enabled)
+                return ks_error_set(e, -ENOENT, KS_ERR_NOT_CONFIGURED,
+                                    "No heartbeat is configured: add [Heartbeat] Timeout=... to %s/%s and run "
+                                    "'killswitchctl reload'", m->config_dir, CONF_FILE);
+        t->heartbeat_last = now_realtime_usec();
+        if (state_fired(&m->state, "heartbeat")) {
+                *ret_deadline_usec = 0;
+                return 0;       /* fired for this incident: re-armed by the restore */
+        }
+        r = heartbeat_arm(t);
+        if (r < 0)
+                return ks_error_set(e, r, KS_ERR_INTERNAL, "Cannot arm the heartbeat timer: %s", strerror(-r));
+        *ret_deadline_usec = t->heartbeat_last + t->conf.heartbeat.timeout_usec;
+        return 0;
+}
+
+/* ---- egress trip-wire ---- */
+
+static int build_tripwire(struct nftnl_batch *b, uint32_t *seq, void *userdata)
+{
+        struct ks_triggers *t = userdata;
+        const struct ks_policy *p = store_get(&t->m->store, t->conf.tripwire.policy);
+        struct tripwire_spec spec;
+
+        if (!p)
+                return -ENOENT;
+        spec = (struct tripwire_spec){ .uplinks = (const char (*)[16])p->uplinks, .n_uplinks = p->n_uplinks,
+                                       .rate = t->conf.tripwire.rate, .log_group = t->conf.tripwire.log_group };
+        return compile_tripwire(&spec, b, seq);
+}
+
+/* The table only while normal and armed; dropped otherwise (if it is there). */
+static void tripwire_sync(struct ks_triggers *t)
+{
+        struct ks_manager *m = t->m;
+        bool want = t->tripwire_ok && !m->state.isolated && !state_fired(&m->state, "tripwire") &&
+                    store_get(&m->store, t->conf.tripwire.policy);
+        struct ks_error e = {};
+        int r;
+
+        if (!m->nft)
+                return;
+        if (!want && !t->tripwire_installed && nft_table_exists(m->nft, TRIPWIRE_TABLE) <= 0)
+                return;
+        r = nft_rebuild_table_with(m->nft, TRIPWIRE_TABLE, want ? build_tripwire : NULL, t, &e);
+        if (r < 0) {
+                log_error("Could not %s the egress trip-wire (table inet %s): %s", want ? "install" : "remove",
+                          TRIPWIRE_TABLE, e.msg);
+                return;
+        }
+        t->tripwire_installed = want;
+        t->streak_start = t->last_event = 0;
+}
+
+static void tripwire_event(struct ks_triggers *t)
+{
+        uint64_t now = now_monotonic_usec();
+        char why[256], rate[32], span[TIMESPEC_SPAN_MAX];
+
+        t->events++;
+        if (!t->last_event || now - t->last_event > TRIPWIRE_GAP_USEC)
+                t->streak_start = now;
+        t->last_event = now;
+        if (now - t->streak_start < t->conf.tripwire.for_usec || !t->tripwire_installed)
+                return;
+        snprintf(rate, sizeof(rate), "%llu", (unsigned long long)t->conf.tripwire.rate);
+        snprintf(why, sizeof(why), "egress over %s bytes/s on the uplinks of policy %s for %s (exfiltration?)",
+                 rate, t->conf.tripwire.policy, timespec_format_span(now - t->streak_start, span, sizeof(span)));
+        t->streak_start = t->last_event = 0;
+        fire(t, "tripwire", t->conf.tripwire.policy, why);
+}
+
+static int on_nflog(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        struct ks_triggers *t = userdata;
+        char buf[16384];
+        ssize_t len;
+
+        while ((len = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) != 0) {
+                const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf;
+                int n = (int)len;
+                bool any = false;
+
+                if (len < 0) {
+                        if (errno == ENOBUFS) { /* lost events: there were many */
+                                tripwire_event(t);
+                                continue;
+                        }
+                        break;  /* EAGAIN, EINTR */
+                }
+                for (; mnl_nlmsg_ok(nlh, n); nlh = mnl_nlmsg_next(nlh, &n))
+                        if (NFNL_SUBSYS_ID(nlh->nlmsg_type) == NFNL_SUBSYS_ULOG &&
+                            NFNL_MSG_TYPE(nlh->nlmsg_type) == NFULNL_MSG_PACKET)
+                                any = true;
+                if (any)
+                        tripwire_event(t);
+        }
+        return 0;
+}
+
+/* One NFULNL_MSG_CONFIG request for group, acknowledged. */
+static int nflog_config(struct mnl_socket *nl, uint16_t group, uint16_t attr, const void *data, size_t size)
+{
+        char buf[MNL_SOCKET_BUFFER_SIZE];
+        struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+        struct nfgenmsg *nfg;
+        uint32_t seq = (uint32_t)time(NULL);
+        ssize_t len;
+
+        nlh->nlmsg_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG;
+        nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+        nlh->nlmsg_seq = seq;
+        nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
+        nfg->nfgen_family = AF_UNSPEC;
+        nfg->version = NFNETLINK_V0;
+        nfg->res_id = htons(group);
+        mnl_attr_put(nlh, attr, size, data);
+        if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
+                return -errno;
+        len = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+        if (len < 0)
+                return -errno;
+        return mnl_cb_run(buf, (size_t)len, seq, mnl_socket_get_portid(nl), NULL, NULL) < 0 ? -errno : 0;
+}
+
+static int tripwire_listen(struct ks_triggers *t)
+{
+        struct nfulnl_msg_config_cmd bind = { .command = NFULNL_CFG_CMD_BIND };
+        struct nfulnl_msg_config_mode mode = { .copy_range = htonl(0), .copy_mode = NFULNL_COPY_META };
+        uint16_t group = t->conf.tripwire.log_group;
+        int r, size = 1 << 20;
+
+        t->nflog = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+        if (!t->nflog || mnl_socket_bind(t->nflog, 0, MNL_SOCKET_AUTOPID) < 0)
+                return -errno;
+        r = nflog_config(t->nflog, group, NFULA_CFG_CMD, &bind, sizeof(bind));
+        if (r == 0)
+                r = nflog_config(t->nflog, group, NFULA_CFG_MODE, &mode, sizeof(mode));
+        if (r < 0)
+                return r;
+        setsockopt(mnl_socket_get_fd(t->nflog), SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+        return sd_event_add_io(t->m->event, &t->nflog_source, mnl_socket_get_fd(t->nflog), EPOLLIN, on_nflog, t);
+}
+
+/* ---- setup ---- */
+
+struct ks_triggers *triggers_free(struct ks_triggers *t)
+{
+        if (!t)
+                return NULL;
+        for (size_t i = 0; i < t->n_watches; i++) {
+                sd_event_source_disable_unref(t->watches[i].source);
+                free(t->watches[i].dir);
+                free(t->watches[i].base);
+        }
+        free(t->watches);
+        sd_event_source_disable_unref(t->recheck);
+        sd_event_source_disable_unref(t->heartbeat);
+        sd_event_source_disable_unref(t->nflog_source);
+        if (t->nflog)
+                mnl_socket_close(t->nflog);
+        conf_clear(&t->conf);
+        free(t);
+        return NULL;
+}
+
+static void setup(struct ks_triggers *t)
+{
+        struct ks_conf *c = &t->conf;
+        int r;
+
+        t->watches = calloc(c->n_paths ? c->n_paths : 1, sizeof(*t->watches));
+        for (size_t i = 0; t->watches && i < c->n_paths; i++) {
+                r = watch_path(t, &c->paths[i], &t->watches[t->n_watches]);
+                if (r < 0) {
+                        log_error_errno(r, "%s:%u: [PathTrigger %s]: cannot watch %s: %m", c->file, c->paths[i].line,
+                                        c->paths[i].name, c->paths[i].path);
+                        sd_event_source_disable_unref(t->watches[t->n_watches].source);
+                        free(t->watches[t->n_watches].dir);
+                        free(t->watches[t->n_watches].base);
+                        continue;
+                }
+                t->n_watches++;
+        }
+        if (c->heartbeat.enabled && !state_fired(&t->m->state, "heartbeat") && heartbeat_arm(t) == 0) {
+                char span[TIMESPEC_SPAN_MAX];
+
+                log_info("Heartbeat: isolating with policy %s unless 'killswitchctl heartbeat' comes every %s",
+                         c->heartbeat.policy, timespec_format_span(c->heartbeat.timeout_usec, span, sizeof(span)));
+        }
+        if (c->tripwire.enabled) {
+                r = tripwire_listen(t);
+                if (r < 0)
+                        log_error_errno(r, "%s:%u: [EgressTripwire]: cannot receive NFLOG group %u: %m (another "
+                                        "program uses it? set LogGroup=); the trip-wire is disarmed", c->file,
+                                        c->tripwire.line, c->tripwire.log_group);
+                t->tripwire_ok = r >= 0;
+        }
+        tripwire_sync(t);
+        schedule_recheck(t);
+}
+
+void triggers_load(struct ks_manager *m, struct ks_diags *diags)
+{
+        struct ks_diags local = {};
+        struct ks_diags *d = diags ? diags : &local;
+        struct ks_triggers *t = calloc(1, sizeof(*t));
+        size_t before = d->n;
+        int r;
+
+        if (!t) {
+                log_error("Out of memory: triggers not loaded");
+                return;
+        }
+        t->m = m;
+        r = triggers_check(m->config_dir, &m->store, &t->conf, d);
+        for (size_t i = before; i < d->n; i++)
+                log_error("%s (the trigger is disarmed)", d->msgs[i]);
+        if (r < 0)
+                log_error_errno(r, "Cannot load %s/%s: %m", m->config_dir, CONF_FILE);
+        diags_clear(&local);
+        /* The old triggers go first: the NFLOG group can only be bound once. */
+        m->triggers = triggers_free(m->triggers);
+        m->triggers = t;
+        setup(t);
+}
+
+void triggers_state_changed(struct ks_manager *m)
+{
+        struct ks_triggers *t = m->triggers;
+
+        if (!t)
+                return;
+        tripwire_sync(t);
+        if (m->state.isolated)
+                return;
+        /* A restore re-arms: a new incident. */
+        if (t->conf.heartbeat.enabled && !t->heartbeat_deadline)
+                heartbeat_arm(t);
+        schedule_recheck(t);
+}
+
+json_t *triggers_json(struct ks_manager *m)
+{
+        struct ks_triggers *t = m->triggers;
+        json_t *paths = json_array(), *hb = json_null(), *tw = json_null();
+        char buf[TIMESPEC_RFC3339_MAX];
+
+        for (size_t i = 0; t && i < t->n_watches; i++) {
+                const struct path_watch *w = &t->watches[i];
+
+                json_array_append_new(paths, json_pack("{s:s, s:s, s:s, s:b}", "name", w->conf->name, "path",
+                                                       w->conf->path, "policy", w->conf->policy, "fired",
+                                                       state_fired(&m->state, w->id)));
+        }
+        if (t && t->conf.heartbeat.enabled) {
+                uint64_t now = boottime_usec(), left = t->heartbeat_deadline > now ? t->heartbeat_deadline - now : 0;
+
+                json_decref(hb);
+                hb = json_pack("{s:I, s:s, s:b, s:o, s:o}", "timeout_usec",
+                               (json_int_t)t->conf.heartbeat.timeout_usec, "policy", t->conf.heartbeat.policy,
+                               "fired", state_fired(&m->state, "heartbeat"), "deadline",
+                               t->heartbeat_deadline ? json_string(timespec_format_rfc3339(now_realtime_usec() + left,
+                                                                                           buf, sizeof(buf)))
+                                                     : json_null(),
+                               "last", t->heartbeat_last ? json_string(timespec_format_rfc3339(t->heartbeat_last, buf,
+                                                                                               sizeof(buf)))
+                                                         : json_null());
+        }
+        if (t && t->conf.tripwire.enabled) {
+                json_decref(tw);
+                tw = json_pack("{s:I, s:I, s:i, s:s, s:b, s:b, s:I}", "rate", (json_int_t)t->conf.tripwire.rate,
+                               "for_usec", (json_int_t)t->conf.tripwire.for_usec, "log_group",
+                               (int)t->conf.tripwire.log_group, "policy", t->conf.tripwire.policy, "armed",
+                               t->tripwire_installed, "fired", state_fired(&m->state, "tripwire"), "events",
+                               (json_int_t)t->events);
+        }
+        return json_pack("{s:o, s:o, s:o}", "paths", paths, "heartbeat", hb, "tripwire", tw);
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <jansson.h>
+
+#include "conf.h"
+#include "error.h"
+#include "store.h"
+
+/*
+ * The triggers of CONFIG_DIR/killswitch.conf (killswitch.conf(5)): isolation
+ * without a person. Each names a policy and, when it fires, isolates with it
+ * through manager_isolate() with itself as the actor's trigger ("path:NAME",
+ * "heartbeat", "tripwire"). A trigger fires once per incident: it is recorded
+ * in the state as fired and re-armed only by a restore. It never restores.
+ *
+ * - [PathTrigger NAME]: inotify on the parent directory (sd-event); the file
+ *   appearing fires, and so does a file that is there at start or after a
+ *   restore (the condition still holds).
+ * - [Heartbeat]: a CLOCK_BOOTTIME timer that `killswitchctl heartbeat` pushes
+ *   back; the first deadline counts from the start (or the last restore).
+ * - [EgressTripwire]: the kernel logs over-rate packets on the uplinks to an
+ *   NFLOG group (compile-tripwire.h); an event in every second for For= fires.
+ */
+
+struct ks_manager;
+struct ks_triggers;
+
+/*
+ * Parse killswitch.conf and check it against the loaded policies (and the
+ * file system: a watched directory must exist). Problems go to diags as
+ * "FILE:LINE: message"; the broken triggers are left out of *c. Returns the
+ * number of problems, or -ENOMEM. No killswitch.conf: 0 and no triggers.
+ */
+int triggers_check(const char *config_dir, struct ks_store *store, struct ks_conf *c, struct ks_diags *diags);
+
+/*
+ * (Re-)read killswitch.conf and set up its good triggers, replacing the
+ * current ones; problems are logged (and added to diags if not NULL). Never
+ * fails the agent: a broken trigger is simply not armed.
+ */
+void triggers_load(struct ks_manager *m, struct ks_diags *diags);
+
+/* After every change of m->state: the trip-wire only while normal; re-arm after a restore. */
+void triggers_state_changed(struct ks_manager *m);
+
+/* killswitchctl heartbeat: push the heartbeat's deadline back. */
+int triggers_heartbeat(struct ks_manager *m, uint64_t *ret_deadline_usec, struct ks_error *e);
+
+/* {"paths":[{name, path, policy, fired}], "heartbeat":{...}|null, "tripwire":{...}|null} for status. */
+json_t *triggers_json(struct ks_manager *m);
+
+struct ks_triggers *triggers_free(struct ks_triggers *t);

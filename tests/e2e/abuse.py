@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Hostile and careless control-socket clients for tests/e2e/test-robust.sh.
+
+    abuse.py SOCK idle N HOLDFILE       open N connections, print "accepted A refused R", keep them
+                                        open while HOLDFILE exists
+    abuse.py SOCK raw FILE              send FILE's bytes, print what comes back until EOF (5 s at most)
+    abuse.py SOCK flood BYTES           send BYTES bytes without a NUL, print the reply and the time
+    abuse.py SOCK call JSON...          send each JSON request (NUL-terminated) on one connection,
+                                        print each reply on a line
+    abuse.py SOCK slow                  trickle a request one byte a second; print after how many
+                                        seconds the agent closed the connection
+    abuse.py SOCK noread N SECONDS      pipeline N Status requests, read nothing for SECONDS, close
+    abuse.py SOCK watch STOPFILE OUT    every 0.2 s a fresh connection asks Status; until STOPFILE
+                                        exists; write "calls N failed F max SECONDS" to OUT
+"""
+import os, socket, sys, threading, time
+
+def connect(path, timeout=5.0):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(path)
+    return s
+
+def read_reply(s, deadline=5.0):
+    buf = b""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        try:
+            s.settimeout(max(0.01, end - time.monotonic()))
+            chunk = s.recv(65536)
+        except socket.timeout:
+            break
+        except OSError as e:
+            return buf, "error %s" % e.strerror
+        if not chunk:
+            return buf, "closed"
+        buf += chunk
+        if b"\0" in buf:
+            return buf, "reply"
+    return buf, "timeout"
+
+def then_closed(s, how):
+    """After a reply: does the agent close the connection (within a second)?"""
+    if how != "reply":
+        return how
+    try:
+        s.settimeout(1.0)
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return "reply, then closed"
+    except socket.timeout:
+        return "reply, left open"
+    except OSError as e:
+        return "reply, then closed (%s)" % e.strerror
+
+def show(buf):
+    return buf.replace(b"\0", b"\\0").decode("utf-8", "replace")[:400]
+
+def idle(path, n, hold):
+    socks = []
+    for _ in range(n):
+        try:
+            socks.append(connect(path))
+        except OSError:
+            socks.append(None)
+    time.sleep(0.5)
+    accepted = refused = 0
+    for s in socks:
+        if s is None:
+            refused += 1
+            continue
+        s.setblocking(False)
+        try:
+            data = s.recv(1)
+            refused += 1 if data == b"" else 0
+            accepted += 0 if data == b"" else 1
+        except BlockingIOError:
+            accepted += 1
+        except OSError:
+            refused += 1
+    print("accepted %d refused %d" % (accepted, refused), flush=True)
+    while os.path.exists(hold):
+        time.sleep(0.1)
+    for s in socks:
+        if s:
+            s.close()
+
+def raw(path, data):
+    s = connect(path)
+    try:
+        s.sendall(data)
+    except OSError as e:
+        print("send: %s" % e.strerror)
+    buf, how = read_reply(s)
+    print("%s: %s" % (then_closed(s, how), show(buf)))
+
+def flood(path, size):
+    s = connect(path)
+    start = time.monotonic()
+    result = {}
+    def send():
+        chunk = b"a" * 65536
+        sent = 0
+        try:
+            while sent < size:
+                sent += s.send(chunk[: min(len(chunk), size - sent)])
+        except OSError as e:
+            result["send"] = e.strerror
+        result["sent"] = sent
+    t = threading.Thread(target=send, daemon=True)
+    t.start()
+    buf, how = read_reply(s)
+    how = then_closed(s, how)
+    s.close()
+    t.join(5)
+    print("%s after %.2fs (sent %s bytes, %s): %s" % (how, time.monotonic() - start, result.get("sent"),
+                                                       result.get("send", "no send error"), show(buf)))
+
+def call(path, requests):
+    s = connect(path)
+    for r in requests:
+        s.sendall(os.fsencode(r) + b"\0")
+        buf, how = read_reply(s)
+        print("%s: %s" % (how, show(buf)), flush=True)
+        if how != "reply":
+            break
+
+def slow(path):
+    s = connect(path)
+    start = time.monotonic()
+    request = b'{"method":"io.killswitch.Status","parameters":{}}'
+    for i in range(60):
+        try:
+            s.send(request[i % len(request):][:1])
+        except OSError:
+            break
+        s.settimeout(1.0)
+        try:
+            if s.recv(1) == b"":
+                break
+        except socket.timeout:
+            pass
+        except OSError:
+            break
+    print("closed after %.1fs" % (time.monotonic() - start))
+
+def noread(path, n, seconds):
+    s = connect(path)
+    s.setblocking(False)
+    data = b'{"method":"io.killswitch.Status","parameters":{}}\0' * n
+    sent = 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            sent += s.send(data[sent:sent + 65536])
+        except BlockingIOError:
+            time.sleep(0.05)
+        except OSError:
+            break
+        if sent >= len(data):
+            time.sleep(0.05)
+    print("sent %d of %d bytes without reading" % (sent, len(data)))
+    s.close()
+
+def watch(path, stop, out):
+    calls = failed = 0
+    worst = 0.0
+    while not os.path.exists(stop):
+        start = time.monotonic()
+        try:
+            s = connect(path, 1.0)
+            s.sendall(b'{"method":"io.killswitch.Status","parameters":{}}\0')
+            buf, how = read_reply(s, 1.0)
+            s.close()
+            ok = how == "reply" and b'"parameters"' in buf and b'"error"' not in buf
+        except OSError:
+            ok = False
+        took = time.monotonic() - start
+        calls += 1
+        worst = max(worst, took)
+        if not ok or took > 1.0:
+            failed += 1
+        time.sleep(0.2)
+    with open(out, "w") as f:
+        f.write("calls %d failed %d max %.3f\n" % (calls, failed, worst))
+
+def main():
+    path, mode, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+    if mode == "idle":
+        idle(path, int(args[0]), args[1])
+    elif mode == "raw":
+        raw(path, open(args[0], "rb").read())
+    elif mode == "flood":
+        flood(path, int(args[0]))
+    elif mode == "call":
+        call(path, args)
+    elif mode == "slow":
+        slow(path)
+    elif mode == "noread":
+        noread(path, int(args[0]), float(args[1]))
+    elif mode == "watch":
+        watch(path, args[0], args[1])
+    else:
+        sys.exit("unknown mode " + mode)
+
+main()

@@ -1,0 +1,354 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# Robustness of killswitchd (issue 6), in the lab of lib.sh with real probes:
+#  A. control socket abuse: 200 idle clients, 64 KiB of random bytes, 8 MB without a terminator,
+#     invalid JSON, wrong types, unknown methods, a slow and a non-reading client, a hostile
+#     ssh_connection. Throughout, a watcher asks Status every 0.2 s and must be answered within
+#     a second; afterwards the agent's fd count is back at its baseline.
+#  B. fault injection: the kernel refusing batches (ENOBUFS, from the test-only LD_PRELOAD shim
+#     ks-faults.c), the state directory read-only and full (a small tmpfs), the socket directory
+#     removed, SIGHUP and SIGTERM while a 100,000-entry policy is being applied. Each must leave
+#     a consistent state (status, the kernel's table, real probes), a clear error, nothing lost.
+# Run as root: tests/e2e/test-robust.sh   (KILLSWITCHD, KILLSWITCHCTL: see lib.sh)
+
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ks_init
+[ -x "$KILLSWITCHD" ] || die "no agent at $KILLSWITCHD"
+[ -x "$KILLSWITCHCTL" ] || die "no client at $KILLSWITCHCTL"
+command -v cc >/dev/null || die "no C compiler for the fault injection shim"
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# The system's python (an ordinary user may not reach another one), and a copy of the helper
+# where that user can read it.
+cp "$HERE/abuse.py" "$KS_TMP/abuse.py" || die "copying abuse.py"
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(command -v python3)
+ABUSE="$PY $KS_TMP/abuse.py"
+NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+
+STATEFS=$KS_TMP/statefs
+robust_cleanup() {
+	agent_stop KILL >/dev/null 2>&1
+	mountpoint -q "$STATEFS" && umount -l "$STATEFS"
+	cleanup
+}
+trap robust_cleanup EXIT
+
+lab_create
+write_lab_policy isolate
+write_lab_policy mailonly --no-phone
+cc -O1 -shared -fPIC -o "$KS_TMP/ks-faults.so" "$HERE/ks-faults.c" -ldl || die "building ks-faults.so"
+FAULT=$KS_TMP/fault
+echo 0 >"$FAULT"
+# The state directory on its own small file system, to make it read-only or full.
+mkdir -p "$STATEFS" && mount -t tmpfs -o size=512k,mode=0755 ks-robust "$STATEFS" || die "mounting a tmpfs"
+KS_STATE=$STATEFS
+
+start_agent_with_faults() {
+	# ASan wants its runtime first; the shim only wraps sendmsg and is not instrumented.
+	LD_PRELOAD=$KS_TMP/ks-faults.so KS_FAULT_FILE=$FAULT \
+		ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 agent_start
+}
+start_agent_with_faults || die "killswitchd did not start"
+
+fds() { find "/proc/$AGENT_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$AGENT_PID/status"; }
+fds_at() { [ "$(fds)" -le "$1" ]; }
+# ctl_out CMD... — run killswitchctl, keep what it said (both streams) in $OUT and its status in $RC.
+ctl_out() { OUT=$(ctl "$@" 2>&1); RC=$?; }
+state_file_is() { python3 -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["state"] == sys.argv[2] else 1)' "$KS_STATE/state.json" "$1"; }
+isolated_with() { status_is "d['state'] == 'isolated' and d['policy'] == '$1'" && ks_table_active && n_gw nft list chain inet killswitch prerouting | grep -q "jump $1/inbound"; }
+normal_now() { status_is "d['state'] == 'normal'" && [ "$(ks_table_state)" = staged ]; }
+probes_isolated() { # DESC — web cut, mail kept
+	check_many <<EOF2
+- $1: web v4 from lan is cut        | tcp_echo lan 192.0.2.80 80
++ $1: mail tcp/25 from lan is kept  | tcp_echo lan 203.0.113.25 25
+EOF2
+}
+probes_open() {
+	check_many <<EOF2
++ $1: web v4 from lan reachable      | tcp_echo lan 192.0.2.80 80
++ $1: mail tcp/25 from lan reachable | tcp_echo lan 203.0.113.25 25
+EOF2
+}
+
+# ---------------------------------------------------------------------------------------------
+note "A. control socket abuse"
+ctl status >/dev/null && ctl policies >/dev/null
+sleep 0.3
+FDS0=$(fds)
+RSS0=$(rss_kib)
+note "baseline: $FDS0 fds, $RSS0 KiB RSS"
+WATCH_STOP=$KS_TMP/watch.stop
+$ABUSE "$KS_SOCK" watch "$WATCH_STOP" "$KS_TMP/watch.out" &
+WATCH_PID=$!
+"${NOBODY[@]}" $ABUSE "$KS_SOCK" slow >"$KS_TMP/slow.out" 2>&1 &
+SLOW_PID=$!
+
+# 200 idle clients of an ordinary user: 128 get in, the rest are closed at once.
+HOLD=$KS_TMP/hold
+touch "$HOLD"
+chmod 755 "$KS_TMP"
+"${NOBODY[@]}" $ABUSE "$KS_SOCK" idle 200 "$HOLD" >"$KS_TMP/idle.out" 2>&1 &
+IDLE_PID=$!
+wait_until 15 grep -q accepted "$KS_TMP/idle.out"
+read -r _ accepted _ refused <"$KS_TMP/idle.out"
+note "200 idle clients: ${accepted:-?} accepted, ${refused:-?} refused"
+if [ "${accepted:-0}" -le 128 ] && [ "${accepted:-0}" -ge 120 ] && [ "${refused:-0}" -ge 72 ]; then
+	pass "200 idle clients: at most 128 connections kept (${accepted}), the others closed at once (${refused})"
+else
+	fail "200 idle clients: ${accepted:-?} accepted, ${refused:-?} refused ($(cat "$KS_TMP/idle.out"))"
+fi
+check "with every connection taken, root's status is still answered within 1 s" \
+	timeout 1 "$KILLSWITCHCTL" --socket "$KS_SOCK" status
+check_not "with every connection taken, an ordinary user's new connection is refused (not hung)" \
+	timeout 3 "${NOBODY[@]}" "$KILLSWITCHCTL" --socket "$KS_SOCK" status
+rm -f "$HOLD"
+wait "$IDLE_PID"
+# (The slow client and the watcher may hold one connection each.)
+check "the idle clients gone, their fds are closed" wait_until 5 fds_at $((FDS0 + 2))
+
+# 64 KiB of random bytes (NULs among them): a protocol error, the connection closed.
+head -c 65536 /dev/urandom >"$KS_TMP/random"
+out=$("${NOBODY[@]}" $ABUSE "$KS_SOCK" raw "$KS_TMP/random")
+check "64 KiB of random bytes: ProtocolError, then closed" contains "$out" "io.killswitch.ProtocolError" "closed"
+# Exactly 64 KiB before the NUL is still a request (not JSON here); one byte more is too large.
+head -c 200000 /dev/urandom | tr -d '\000' | head -c 65536 >"$KS_TMP/max"
+printf '\0' >>"$KS_TMP/max"
+out=$("${NOBODY[@]}" $ABUSE "$KS_SOCK" raw "$KS_TMP/max")
+check "a request of exactly 65536 bytes is decoded (not JSON: ProtocolError)" \
+	contains "$out" "io.killswitch.ProtocolError" "not a JSON object"
+head -c 200000 /dev/urandom | tr -d '\000' | head -c 65537 >"$KS_TMP/over"
+out=$("${NOBODY[@]}" $ABUSE "$KS_SOCK" raw "$KS_TMP/over")
+check "65537 bytes without a NUL: ProtocolError 'Request too large', closed" \
+	contains "$out" "io.killswitch.ProtocolError" "Request too large" "closed"
+
+# 8 MB without a terminator: refused after 64 KiB, not buffered.
+out=$("${NOBODY[@]}" $ABUSE "$KS_SOCK" flood 8000000)
+note "8 MB flood: $out"
+check "8 MB without a terminator: 'Request too large' at once, closed" \
+	contains "$out" "Request too large" "then closed"
+rss=$(rss_kib)
+if [ "$rss" -lt $((RSS0 + 4096)) ]; then
+	pass "8 MB without a terminator: the agent's RSS did not grow with it ($RSS0 -> $rss KiB)"
+else
+	fail "8 MB without a terminator: RSS grew from $RSS0 to $rss KiB"
+fi
+
+# Invalid JSON, wrong types, duplicate keys, unknown methods.
+protocol_error() { # DESC JSON
+	local o
+	o=$("${NOBODY[@]}" $ABUSE "$KS_SOCK" call "$2")
+	check "$1: ProtocolError, connection closed" contains "$o" "io.killswitch.ProtocolError" "Malformed request"
+}
+protocol_error "invalid JSON" '{"method":'
+protocol_error "a JSON array" '["io.killswitch.Status"]'
+protocol_error "method is a number" '{"method":5}'
+protocol_error "parameters is an array" '{"method":"io.killswitch.Status","parameters":[]}'
+protocol_error "oneway is a string" '{"method":"io.killswitch.Status","oneway":"yes"}'
+protocol_error "duplicate keys" '{"method":"io.killswitch.Status","method":"io.killswitch.Reload"}'
+protocol_error "invalid UTF-8" $'{"method":"io.killswitch.Status\xff"}'
+out=$("${NOBODY[@]}" $ABUSE "$KS_SOCK" call '{"method":"io.killswitch.History","parameters":{"n":"many"}}')
+check "History n=\"many\": InvalidParameter naming n" contains "$out" "io.killswitch.InvalidParameter" '"parameter":"n"'
+out=$($ABUSE "$KS_SOCK" call '{"method":"io.killswitch.Isolate","parameters":{"policy":["isolate"]}}')
+check "Isolate with an array as policy (root): InvalidParameter" contains "$out" "io.killswitch.InvalidParameter"
+out=$($ABUSE "$KS_SOCK" call '{"method":"io.killswitch.Isolate","parameters":{"policy":"isolate","force":"yes"}}')
+check "Isolate with force=\"yes\" (root): InvalidParameter" contains "$out" "io.killswitch.InvalidParameter"
+out=$("${NOBODY[@]}" $ABUSE "$KS_SOCK" call '{"method":"io.killswitch.Show","parameters":{"policy":42}}')
+check "Show with a number as policy: an error, not a crash" contains "$out" '"error"'
+out=$("${NOBODY[@]}" $ABUSE "$KS_SOCK" call '{"method":"io.killswitch.Nope"}' '{"method":"io.killswitch.Status"}')
+check "unknown method: MethodNotFound, and the connection still answers Status" \
+	contains "$out" "org.varlink.service.MethodNotFound" '"state":"normal"'
+out=$("${NOBODY[@]}" $ABUSE "$KS_SOCK" call "{\"method\":\"$(head -c 60000 /dev/zero | tr '\0' x)\"}")
+check "a 60 KB method name: MethodNotFound" contains "$out" "org.varlink.service.MethodNotFound"
+check "nothing of this changed the state" normal_now
+
+# A client that pipelines requests and never reads: back-pressure, not memory.
+"${NOBODY[@]}" $ABUSE "$KS_SOCK" noread 20000 2 >"$KS_TMP/noread.out" 2>&1
+note "non-reading client: $(cat "$KS_TMP/noread.out")"
+rss=$(rss_kib)
+if [ "$rss" -lt $((RSS0 + 4096)) ]; then
+	pass "a client that never reads its replies: RSS bounded ($RSS0 -> $rss KiB)"
+else
+	fail "a client that never reads its replies: RSS grew from $RSS0 to $rss KiB"
+fi
+
+# A hostile SSH_CONNECTION (the lockout check parses it) from a privileged caller.
+long=$(head -c 63 /dev/zero | tr '\0' A)
+SSH_CONNECTION="$long 1 $long 2" ctl isolate --reason "hostile ssh_connection" >/dev/null 2>&1
+check "an overlong SSH_CONNECTION does not hurt the agent" agent_alive
+ctl restore >/dev/null 2>&1
+
+wait "$SLOW_PID"
+secs=$(awk '{ print $3 }' "$KS_TMP/slow.out")
+secs=${secs%s}
+if awk -v s="${secs:-0}" 'BEGIN { exit !(s >= 9 && s <= 14) }'; then
+	pass "a request trickled one byte a second is cut off after 10 s ($(cat "$KS_TMP/slow.out"))"
+else
+	fail "a request trickled one byte a second: $(cat "$KS_TMP/slow.out"), expected closed after ~10 s"
+fi
+touch "$WATCH_STOP"
+wait "$WATCH_PID"
+read -r _ calls _ wfailed _ worst <"$KS_TMP/watch.out"
+note "watcher: $(cat "$KS_TMP/watch.out")"
+if [ "${calls:-0}" -ge 20 ] && [ "${wfailed:-1}" -eq 0 ]; then
+	pass "throughout the abuse, Status was answered within 1 s ($calls calls, slowest ${worst}s)"
+else
+	fail "throughout the abuse, Status: $(cat "$KS_TMP/watch.out")"
+fi
+check "after the abuse the agent runs" agent_alive
+check "after the abuse the fd count is back at its baseline ($FDS0)" wait_until 5 fds_at "$FDS0"
+
+# ---------------------------------------------------------------------------------------------
+note "B1. the kernel refuses batches (ENOBUFS on sendmsg, injected)"
+echo 1 >"$FAULT"
+ctl_out isolate --reason "one refused batch"
+check "one refused switch: isolate still succeeds (the agent rebuilds the table)" test "$RC" -eq 0
+check "one refused switch: the agent said it rebuilt" grep -q "rebuilding the table" "$KS_LOG"
+check "one refused switch: isolated with isolate, in the kernel too" isolated_with isolate
+probes_isolated "after one refused switch"
+ctl restore >/dev/null
+
+echo 2 >"$FAULT"
+ctl_out isolate --reason "refused twice"
+check "refused switch and rebuild: isolate fails" test "$RC" -ne 0
+check "refused: the error names the kernel's reason and says nothing changed" \
+	contains "$OUT" "No buffer space available" "nothing was changed"
+check "refused: status says normal and the table is not hooked" normal_now
+check "refused: the state file still says normal" state_file_is normal
+probes_open "after a refused isolate"
+check "refused: the history records apply-failed" \
+	contains "$(ctl --json history -n 1)" "apply-failed"
+check "every injected fault was used" grep -qx 0 "$FAULT"
+
+ctl isolate --reason "works again" >/dev/null
+check "without faults, isolate works again" isolated_with isolate
+echo 2 >"$FAULT"
+ctl_out restore --reason "refused twice"
+check "refused restore: fails with the kernel's reason" contains "$OUT" "No buffer space available"
+check "refused restore: still isolated with isolate, in the kernel too" isolated_with isolate
+check "refused restore: the state file still says isolated" state_file_is isolated
+probes_isolated "after a refused restore"
+
+echo 1 >"$FAULT"
+ctl_out reload
+check "refused reload: fails with the kernel's reason" contains "$OUT" "No buffer space available"
+check "refused reload: the isolation stays in force" isolated_with isolate
+probes_isolated "after a refused reload"
+ctl_out reload
+check "reload works again" test "$RC" -eq 0
+ctl restore >/dev/null
+check "restore works again" normal_now
+
+# ---------------------------------------------------------------------------------------------
+note "B2. the state directory is read-only"
+mount -o remount,ro "$STATEFS"
+ctl_out isolate --reason "read-only state"
+check "read-only: isolate reports StateNotSaved with the reason" \
+	contains "$OUT" "could not be saved" "Read-only file system"
+check "read-only: the isolation is in force anyway (fail-closed)" isolated_with isolate
+probes_isolated "read-only state directory"
+ctl_out restore --reason "read-only state"
+check "read-only: restore reports StateNotSaved with the reason" \
+	contains "$OUT" "could not be saved" "Read-only file system"
+check "read-only: the uplinks are open as asked" normal_now
+probes_open "read-only state directory, restored"
+check "read-only: the agent runs" agent_alive
+mount -o remount,rw "$STATEFS"
+ctl isolate --reason "writable again" >/dev/null
+check "writable again: isolate saves the state" state_file_is isolated
+ctl restore >/dev/null
+check "writable again: restore saves the state" state_file_is normal
+check "writable again: the history is readable" ctl history
+
+note "B3. the state directory is full"
+dd if=/dev/zero of="$STATEFS/fill" bs=4k 2>/dev/null
+ctl_out isolate --reason "full state dir"
+check "full: isolate reports StateNotSaved with the reason" \
+	contains "$OUT" "could not be saved" "No space left on device"
+check "full: the isolation is in force anyway" isolated_with isolate
+check "full: the previous state file is intact (atomic writes)" state_file_is normal
+ctl_out restore --reason "full state dir"
+check "full: restore reports StateNotSaved" contains "$OUT" "could not be saved" "No space left on device"
+check "full: the uplinks are open as asked" normal_now
+rm -f "$STATEFS/fill"
+ctl isolate --reason "room again" >/dev/null
+check "room again: isolate saves the state" state_file_is isolated
+probes_isolated "room again"
+ctl restore >/dev/null
+check "room again: restore saves the state" state_file_is normal
+check "room again: the history is readable" ctl history -n 50
+check "room again: no leftover temporary file" test -z "$(find "$STATEFS" -name '.*.tmp')"
+
+# ---------------------------------------------------------------------------------------------
+note "B4. the socket directory vanishes"
+ctl isolate --reason "socket test" >/dev/null
+FDS1=$(fds)
+rm -rf "$KS_TMP/run"
+ctl_out status
+check "socket gone: killswitchctl fails with a clear error" test "$RC" -eq 3
+note "killswitchctl said: $OUT"
+check "socket gone: the isolation stays in force" ks_table_active
+probes_isolated "socket directory removed"
+check "the agent listens again within 5 s" wait_until 5 ctl status
+check "the agent says so in its log" grep -q "had vanished" "$KS_LOG"
+check "socket back: still isolated with isolate" isolated_with isolate
+check "socket back: no fd leaked ($FDS1)" wait_until 5 fds_at "$FDS1"
+ctl restore >/dev/null
+
+# ---------------------------------------------------------------------------------------------
+note "B5. SIGHUP and SIGTERM during a 100,000-entry apply"
+python3 - "$KS_CONF/policies/big.policy" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("[Policy]\nDescription=100000 gateway addresses\n\n[Uplinks]\nInterface=wan0 wan1\n\n")
+    f.write("[Gateway mail]\nAddress=203.0.113.25\nPorts=tcp:25\n\n[Gateway many]\nPorts=tcp:443\n")
+    for line in range(1000):
+        addrs = []
+        for i in range(100):
+            n = (line * 100 + i) * 2            # every other address: no merging into ranges
+            addrs.append("100.%d.%d.%d" % (64 + (n >> 16), (n >> 8) & 255, n & 255))
+        f.write("Address=%s\n" % " ".join(addrs))
+PY
+ctl isolate --reason "before the big reload" >/dev/null
+t0=$(date +%s%N)
+ctl_out reload
+note "reload with the 100,000-entry policy: $(( ($(date +%s%N) - t0) / 1000000 )) ms, exit $RC"
+check "the 100,000-entry policy loads" contains "$(ctl policies)" "big"
+# A reload (SIGHUP), another SIGHUP while it runs, then SIGTERM: each is handled after the apply.
+touch "$KS_CONF/policies/big.policy"
+kill -HUP "$AGENT_PID"
+sleep 0.05
+kill -HUP "$AGENT_PID"
+sleep 0.05
+agent_stop TERM
+check "SIGTERM during a reload: the agent exits cleanly (status ${AGENT_EXIT:-?})" test "${AGENT_EXIT:-1}" -eq 0
+check "SIGTERM during a reload: the isolation stays in force without the agent" \
+	eval 'n_gw nft list chain inet killswitch prerouting | grep -q "jump isolate/inbound"'
+probes_isolated "agent stopped during a reload"
+start_agent_with_faults || die "killswitchd did not restart"
+check "restarted: isolated with isolate, in the kernel too" isolated_with isolate
+check "restarted: the big policy is loaded" contains "$(ctl policies)" "big"
+check "restarted: no read-back difference in the log" eval '! grep -q "differs" "$KS_LOG"'
+# A switch to the big policy with SIGHUP on its heels: both done, in order.
+ctl isolate big --reason "big switch" >"$KS_TMP/switch.out" 2>&1 &
+sw=$!
+sleep 0.02
+kill -HUP "$AGENT_PID"
+wait "$sw"
+check "switch to the big policy with a SIGHUP on its heels: succeeds" test $? -eq 0
+check "then isolated with big, in the kernel too" isolated_with big
+check "the big policy's set holds 100,000 addresses" \
+	eval '[ "$(n_gw nft list set inet killswitch big/gw_many_v4 | grep -o "100\.[0-9.]* \. tcp \. 443" | wc -l)" -eq 100000 ]'
+ctl restore >/dev/null
+rm -f "$KS_CONF/policies/big.policy"
+ctl reload >/dev/null
+check "restored and the big policy unloaded" normal_now
+probes_open "at the end"
+check "at the end the agent runs" agent_alive
+
+agent_stop TERM
+check "the agent exits cleanly at the end (status ${AGENT_EXIT:-?})" test "${AGENT_EXIT:-1}" -eq 0
+summary

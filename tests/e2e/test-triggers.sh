@@ -1,0 +1,158 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# End-to-end test of the triggers of issue 4 (killswitch.conf(5)) in the namespace lab (lib.sh):
+# configuration errors with FILE:LINE (and the agent running without the broken trigger); a path
+# trigger (the file appears: isolated within a second; once per incident; re-armed by a restore;
+# a file already there at start fires); the heartbeat (kept alive, then stopped: isolated); the
+# egress trip-wire (UDP from the LAN out through wan0 below the rate for longer than For=: nothing;
+# above it: isolated), measured by the kernel in table inet killswitch_tripwire.
+#
+# Run as root: tests/e2e/test-triggers.sh   (KILLSWITCHD, KILLSWITCHCTL: see lib.sh)
+
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ks_init
+[ -x "$KILLSWITCHD" ] || die "no agent at $KILLSWITCHD"
+[ -x "$KILLSWITCHCTL" ] || die "no client at $KILLSWITCHCTL"
+
+lab_create
+write_lab_policy isolate
+write_lab_policy mailonly --no-phone
+PANIC=$KS_TMP/run/panic
+CONF=$KS_CONF/killswitch.conf
+
+web_ok() { tcp_echo lan 192.0.2.80 80; }
+web_cut() { ! tcp_echo lan 192.0.2.80 80; }
+is_normal() { status_is 'd["state"] == "normal"'; }
+isolated_by() { status_is 'd["state"] == "isolated" and d["trigger"] == "'"$1"'" and d["policy"] == "'"$2"'"'; }
+history_count() { # PYEXPR -> number of entries e matching
+	ctl --json history -n 200 | python3 -c '
+import json, sys
+print(sum(1 for e in json.load(sys.stdin) if eval(sys.argv[1])))' "$1"
+}
+tripwire_table() { n_gw nft list table inet killswitch_tripwire >/dev/null 2>&1; }
+# udp_flood BYTES_PER_SEC SECONDS — from lan to the web host through wan0, 1000-byte datagrams.
+udp_flood() {
+	n_lan python3 -c '
+import socket, sys, time
+rate, secs = float(sys.argv[1]), float(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+payload = b"x" * 1000
+start = time.monotonic(); sent = 0
+while True:
+    now = time.monotonic() - start
+    if now >= secs: break
+    while sent < rate * now:
+        try: s.sendto(payload, ("192.0.2.80", 9))
+        except OSError: pass
+        sent += len(payload)
+    time.sleep(0.005)
+print(sent)' "$1" "$2"
+}
+
+# --- configuration errors ---------------------------------------------------------------------
+cat >"$CONF" <<EOF
+[PathTrigger panic]
+Path=$PANIC
+Policy=mailonly
+
+[PathTrigger typo]
+Path=relative/path
+
+[Heartbeat]
+Timeout=5 fortnights
+
+[EgressTripwire]
+Rate=1M
+For=2s
+Policy=nosuchpolicy
+EOF
+out=$("$KILLSWITCHD" --check --config-dir "$KS_CONF" 2>&1)
+rc=$?
+check "--check: exit 1 with a broken killswitch.conf" test "$rc" -eq 1
+check "--check: FILE:LINE for the bad path, duration and policy" \
+	contains "$out" "$CONF:6: Path: \"relative/path\"" "$CONF:9: Timeout: \"5 fortnights\": not a duration" \
+	"$CONF:14: Policy: \"nosuchpolicy\": no such policy"
+agent_start || die "killswitchd did not start with a broken killswitch.conf"
+check "broken killswitch.conf: agent runs, the good trigger is armed" \
+	status_is 'd["state"] == "normal" and [p["name"] for p in d["triggers"]["paths"]] == ["panic"] and d["triggers"]["heartbeat"] is None and d["triggers"]["tripwire"] is None'
+check "broken killswitch.conf: problems logged with FILE:LINE" grep -qF "$CONF:6: Path" "$KS_LOG"
+
+# --- path trigger -----------------------------------------------------------------------------
+printf '[PathTrigger panic]\nPath=%s\nPolicy=mailonly\n' "$PANIC" >"$CONF"
+check_exit 0 "reload with the path trigger only" ctl reload
+check "path: normal, web reachable" web_ok
+t0=$(date +%s%N)
+touch "$PANIC"
+check "path: file created -> isolated with mailonly within 1 s, trigger path:panic" \
+	wait_until 1 isolated_by path:panic mailonly
+note "path trigger fired after $((($(date +%s%N) - t0) / 1000000)) ms"
+check "path: web cut" web_cut
+out=$(ctl status)
+check "path: status shows the trigger" contains "$out" "Trigger: path:panic"
+rm -f "$PANIC"; touch "$PANIC"; sleep 0.5
+check "path: fires once per incident (one trigger entry in the history)" \
+	test "$(history_count 'e["action"] == "trigger"')" -eq 1
+rm -f "$PANIC"
+check_exit 0 "path: restore returns 0" ctl restore
+check "path: restored, web reachable" web_ok
+touch "$PANIC"
+check "path: re-armed after the restore: fires again" wait_until 1 isolated_by path:panic mailonly
+rm -f "$PANIC"
+ctl restore >/dev/null
+touch "$PANIC"
+agent_stop TERM
+ctl_restore_state=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["state"])' "$KS_STATE/state.json")
+note "state before the restart: $ctl_restore_state"
+agent_start || die "restart"
+check "path: restarted isolated by the trigger: not fired twice" \
+	test "$(history_count 'e["action"] == "trigger"')" -eq 3
+rm -f "$PANIC"
+ctl restore >/dev/null
+agent_stop TERM
+touch "$PANIC"
+agent_start || die "restart"
+check "path: a file already there at start fires" wait_until 2 isolated_by path:panic mailonly
+rm -f "$PANIC"
+ctl restore >/dev/null
+
+# --- heartbeat --------------------------------------------------------------------------------
+printf '[Heartbeat]\nTimeout=3s\nPolicy=isolate\n' >"$CONF"
+check_exit 0 "reload with a heartbeat of 3s" ctl reload
+for _ in 1 2 3 4 5; do ctl heartbeat >/dev/null; sleep 1; done
+check "heartbeat: kept alive for 5 s: still normal" is_normal
+check "heartbeat: status shows the deadline" status_is 'd["triggers"]["heartbeat"]["deadline"] and d["triggers"]["heartbeat"]["timeout_usec"] == 3000000'
+check_exit 1 "heartbeat as an unprivileged user is refused" \
+	timeout 5 setpriv --reuid=65534 --regid=65534 --clear-groups "$KILLSWITCHCTL" --socket "$KS_SOCK" heartbeat
+check "heartbeat: stopped -> isolated within 4 s, trigger heartbeat" wait_until 4 isolated_by heartbeat isolate
+check "heartbeat: web cut" web_cut
+check_exit 0 "heartbeat after it fired still answers 0" ctl heartbeat
+: >"$CONF"
+check_exit 0 "reload without triggers" ctl reload
+check_exit 1 "heartbeat without [Heartbeat] fails (exit 1)" ctl heartbeat
+ctl restore >/dev/null
+
+# --- egress trip-wire -------------------------------------------------------------------------
+printf '[EgressTripwire]\nRate=1M\nFor=2s\nPolicy=isolate\n' >"$CONF"
+check_exit 0 "reload with a trip-wire of 1 MB/s for 2 s" ctl reload
+check "tripwire: table inet killswitch_tripwire in place while normal" tripwire_table
+sent=$(udp_flood 300000 5)
+note "below the rate: sent $sent bytes in 5 s"
+check "tripwire: 300 kB/s for 5 s does not fire" is_normal
+sent=$(udp_flood 5000000 4)
+note "above the rate: sent $sent bytes in 4 s"
+check "tripwire: 5 MB/s for 4 s -> isolated, trigger tripwire" wait_until 2 isolated_by tripwire isolate
+check "tripwire: its table is gone while isolated" test "$(tripwire_table && echo yes)" != yes
+check "tripwire: web cut" web_cut
+check "tripwire: history says why" \
+	test "$(history_count 'e["action"] == "isolate" and e["trigger"] == "tripwire" and "egress over" in (e["reason"] or "")')" -eq 1
+check_exit 0 "tripwire: restore returns 0" ctl restore
+check "tripwire: re-armed after the restore" tripwire_table
+: >"$CONF"
+ctl reload >/dev/null
+check "no trip-wire configured: no table" test "$(tripwire_table && echo yes)" != yes
+
+[ "$KS_FAILED" -eq 0 ] || agent_log_tail
+summary
