@@ -146,7 +146,9 @@ static void format_who(struct event_ctx *c)
         else
                 n = (size_t)snprintf(c->who, sizeof(c->who), "%s", *details ? details : "killswitchd");
         if (*c->ssh_client && n < sizeof(c->who))
-                snprintf(c->who + n, sizeof(c->who) - n, " from %s", c->ssh_client);
+                n += (size_t)snprintf(c->who + n, sizeof(c->who) - n, " from %s", c->ssh_client);
+        if (ev->origin && n < sizeof(c->who))
+                snprintf(c->who + n, sizeof(c->who) - n, " on behalf of %s", ev->origin);
 }
 
 /* The standard sentence of each kind, for callers that give none. */
@@ -284,7 +286,8 @@ static int journal_send(const struct event_ctx *c)
             (r = add_opt(iov, &n, "KILLSWITCH_USER", ev->user)) < 0 ||
             (r = add_opt(iov, &n, "KILLSWITCH_COMMAND", c->command)) < 0 ||
             (r = add_opt(iov, &n, "KILLSWITCH_SSH_CLIENT", c->ssh_client)) < 0 ||
-            (r = add_opt(iov, &n, "KILLSWITCH_TRIGGER", ev->trigger)) < 0)
+            (r = add_opt(iov, &n, "KILLSWITCH_TRIGGER", ev->trigger)) < 0 ||
+            (r = add_opt(iov, &n, "KILLSWITCH_ORIGIN", ev->origin)) < 0)
                 goto out_free;
         if (ev->uid >= 0 && (r = add_field(iov, &n, "KILLSWITCH_UID", "%" PRId64, ev->uid)) < 0)
                 goto out_free;
@@ -334,7 +337,7 @@ static json_t *entry_json(const struct event_ctx *c)
 {
         const struct audit_event *ev = c->ev;
 
-        return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+        return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
                          "time", c->time,
                          "action", kinds[ev->kind].action,
                          "policy", text_json(ev->policy),
@@ -346,6 +349,7 @@ static json_t *entry_json(const struct event_ctx *c)
                          "command", text_json(*c->command ? c->command : NULL),
                          "ssh_client", text_json(*c->ssh_client ? c->ssh_client : NULL),
                          "trigger", text_json(ev->trigger),
+                         "origin", text_json(ev->origin),
                          "message", text_json(c->message),
                          "error", ev->error > 0 ? json_integer(ev->error) : json_null());
 }

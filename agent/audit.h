@@ -46,6 +46,7 @@ struct audit_event {
         const char *command;            /* NULL: read from /proc/PID/comm */
         const char *ssh_client;         /* client address; a whole $SSH_CONNECTION is fine (first word taken) */
         const char *trigger;            /* "ctl", "startup", "monitor", "path:/x", "heartbeat", ... */
+        const char *origin;             /* user@host that asked through a remote killswitchctl -H, or NULL */
         const char *message;            /* human sentence; NULL: a standard one from the fields */
         int error;                      /* positive errno or 0 */
         uint64_t since_usec;            /* realtime; 0: now */

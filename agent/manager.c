@@ -109,7 +109,8 @@ static void audit(struct ks_manager *m, enum audit_kind kind, const struct ks_ac
         struct audit_event ev = {
                 .kind = kind, .policy = policy, .previous_policy = previous, .reason = reason,
                 .user = a->user, .uid = a->uid, .pid = a->pid, .ssh_client = a->ssh_connection,
-                .trigger = a->trigger, .message = e ? e->msg : NULL, .error = e ? e->error : 0,
+                .trigger = a->trigger, .origin = a->origin, .message = e ? e->msg : NULL,
+                .error = e ? e->error : 0,
         };
 
         audit_log(m->audit, &ev);
@@ -297,7 +298,7 @@ static void flush_offloaded_flows(void)
 /* Would isolating with p cut the caller's own SSH session? */
 static int check_lockout(const struct ks_policy *p, const char *ssh_connection, struct ks_error *e)
 {
-        char client[INET6_ADDRSTRLEN + 16], server[INET6_ADDRSTRLEN + 16], ifname[IFNAMSIZ];
+        char client[64], server[64], ifname[IFNAMSIZ];  /* sscanf %63s */
         unsigned cport, sport;
         uint8_t addr[16];
         char *pct;

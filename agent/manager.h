@@ -45,6 +45,7 @@ struct ks_actor {
         pid_t pid;
         const char *ssh_connection;     /* the caller's $SSH_CONNECTION, or NULL */
         const char *trigger;            /* "ctl", "startup", "monitor", ... */
+        const char *origin;             /* user@host behind a remote killswitchctl -H call, or NULL */
 };
 
 /* The agent itself as the actor: at start, on a foreign change, ... */

@@ -539,7 +539,7 @@ static void actor_from_peer(const struct ks_peer *peer, json_t *params, char *bu
                             struct ks_actor *a)
 {
         json_t *ssh = json_object_get(params, "ssh_connection");
-
+        json_t *origin = json_object_get(params, "origin");
         struct passwd pw, *res = NULL;
         char pwbuf[4096];
 
@@ -550,7 +550,9 @@ static void actor_from_peer(const struct ks_peer *peer, json_t *params, char *bu
         *a = (struct ks_actor){ .user = buf, .uid = peer->uid, .pid = peer->pid,
                                 .ssh_connection = json_is_string(ssh) && json_string_length(ssh) < 256
                                                   ? json_string_value(ssh) : NULL,
-                                .trigger = "ctl" };
+                                .trigger = "ctl",
+                                .origin = json_is_string(origin) && json_string_length(origin) < 256
+                                          ? json_string_value(origin) : NULL };
 }
 
 json_t *methods_dispatch(void *userdata, const struct ks_peer *peer, const char *method, json_t *params)
