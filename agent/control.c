@@ -243,6 +243,11 @@ static int conn_process_input(struct conn *c)
                          CONTROL_MAX_REQUEST);
                 return conn_refuse(c, why);
         }
+        if (c->in_len == 0) {
+                /* Nothing buffered: an idle connection holds no input buffer. */
+                free(c->in);
+                c->in = NULL;
+        }
         return 0;
 }
 

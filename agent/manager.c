@@ -623,6 +623,7 @@ static int on_reassert(sd_event_source *s, void *userdata)
                 log_error("Cannot re-assert: policy %s has no loadable version", active);
                 return 0;
         }
+        triggers_reassert(m);
         if (rebuild(m, active, &e) < 0) {
                 log_error("Re-asserting table inet %s failed: %s", TABLE_NAME, e.msg);
                 return 0;

@@ -48,6 +48,14 @@ static bool is_object_event(uint16_t type)
         }
 }
 
+/* Our table, or one of its companions named "<table>_*". */
+static bool is_ours(const char *ours, const char *table)
+{
+        size_t len = strlen(ours);
+
+        return strncmp(table, ours, len) == 0 && (table[len] == '\0' || table[len] == '_');
+}
+
 static int table_attr_cb(const struct nlattr *attr, void *data)
 {
         if (mnl_attr_get_type(attr) == NFTA_ANY_TABLE && mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) >= 0)
@@ -112,7 +120,7 @@ static int event_cb(const struct nlmsghdr *nlh, void *data)
         if (!is_object_event(type) || nfg->nfgen_family != NFPROTO_INET)
                 return MNL_CB_OK;
         mnl_attr_parse(nlh, sizeof(*nfg), table_attr_cb, &table);
-        if (table && strcmp(table, m->table) == 0)
+        if (table && is_ours(m->table, table))
                 m->touched = true;
         return MNL_CB_OK;
 }

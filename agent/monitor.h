@@ -26,6 +26,6 @@ typedef void (*monitor_cb_t)(void *userdata, const struct monitor_event *ev);
 
 struct ks_monitor;
 
-/* Watch changes of inet table `table` made by processes other than this one. */
+/* Watch changes of inet table `table` (and its companions `table`_*) made by processes other than this one. */
 int monitor_new(sd_event *event, const char *table, monitor_cb_t cb, void *userdata, struct ks_monitor **ret);
 struct ks_monitor *monitor_free(struct ks_monitor *m);

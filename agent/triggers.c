@@ -491,6 +491,12 @@ void triggers_load(struct ks_manager *m, struct ks_diags *diags)
         setup(t);
 }
 
+void triggers_reassert(struct ks_manager *m)
+{
+        if (m->triggers)
+                tripwire_sync(m->triggers);
+}
+
 void triggers_state_changed(struct ks_manager *m)
 {
         struct ks_triggers *t = m->triggers;

@@ -44,6 +44,9 @@ void triggers_load(struct ks_manager *m, struct ks_diags *diags);
 /* After every change of m->state: the trip-wire only while normal; re-arm after a restore. */
 void triggers_state_changed(struct ks_manager *m);
 
+/* After a foreign change of our tables: put the trip-wire table back as it must be. */
+void triggers_reassert(struct ks_manager *m);
+
 /* killswitchctl heartbeat: push the heartbeat's deadline back. */
 int triggers_heartbeat(struct ks_manager *m, uint64_t *ret_deadline_usec, struct ks_error *e);
 

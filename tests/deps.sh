@@ -2,7 +2,9 @@
 # Debian packages killswitch needs to build, test and demo. Sourced by tests/run.sh and tests/demo.sh.
 KS_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev libnftnl-dev libmnl-dev libsystemd-dev
              libjansson-dev libcmocka-dev nftables socat iproute2 iputils-ping python3 scdoc util-linux
-             procps)
+             procps
+             # issue 6: fuzzers (clang with libFuzzer), valgrind, static analysis
+             clang libclang-rt-14-dev valgrind cppcheck clang-tidy)
 
 # Install what is missing (apt-get update only when something is).
 ks_install_deps() {

@@ -1,8 +1,10 @@
 #!/bin/bash
 # The whole test suite, as CI runs it: installs dependencies, builds with -Werror,
 # runs the unit tests and the end-to-end network-namespace tests, then does it all
-# again with AddressSanitizer and UndefinedBehaviorSanitizer. Needs root.
-# The last line is "N passed, N failed". Set KS_QUICK=1 to skip the sanitizer pass.
+# again with AddressSanitizer and UndefinedBehaviorSanitizer; then static analysis (cppcheck,
+# clang-tidy) and the libFuzzer harnesses, each fuzzed for KS_FUZZ_SECONDS (default 45). Needs root.
+# The last line is "N passed, N failed". Set KS_QUICK=1 to skip the sanitizer pass and fuzz
+# for 10 s only.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
@@ -66,6 +68,26 @@ run_e2e() {
         done
 }
 
+# A script that prints "PASS: ..."/"FAIL: ..." lines: count them; a non-zero exit without a FAIL
+# line counts as one failure. run_checks NAME CMD...
+run_checks() {
+        local name=$1 log=$LOG_DIR/$1.log ok fail rc start=$SECONDS
+        shift
+        "$@" >"$log" 2>&1
+        rc=$?
+        ok=$(grep -c '^PASS: ' "$log")
+        fail=$(grep -c '^FAIL: ' "$log")
+        if [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ]; then
+                fail=1
+                echo "FAIL: $name exited with status $rc"
+        fi
+        grep -E '^(PASS|FAIL): ' "$log"
+        [ "$fail" -gt 0 ] && { echo "--- tail of $log ---"; tail -30 "$log"; }
+        echo "$name: $ok passed, $fail failed ($((SECONDS - start)) s)"
+        passed=$((passed + ok))
+        failed=$((failed + fail))
+}
+
 run_pass() {
         local build=$1
         shift
@@ -84,6 +106,14 @@ if [ -z "${KS_QUICK:-}" ]; then
         export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
         run_pass "$ROOT/build-asan" -Db_sanitize=address,undefined -Db_lundef=false
 fi
+echo "== static analysis"
+run_checks static-analysis tests/static-analysis.sh "$ROOT/build"
+echo "== fuzzing"
+fuzz_seconds=${KS_FUZZ_SECONDS:-45}
+[ -n "${KS_QUICK:-}" ] && fuzz_seconds=${KS_FUZZ_SECONDS:-10}
+unset ASAN_OPTIONS UBSAN_OPTIONS       # the harnesses set their own
+export KS_FUZZ_BUILD=$ROOT/build-fuzz KS_FUZZ_WORK=$LOG_DIR/fuzz
+run_checks fuzz tests/fuzz/run.sh "$fuzz_seconds"
 echo "logs: $LOG_DIR"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -561,9 +561,10 @@ ks_table_state() {
 }
 ks_table_active() { [ "$(ks_table_state)" = active ]; }
 # No killswitch rule is in force in gw: no killswitch* table has a base chain.
+# (killswitch_tripwire, the egress trip-wire of killswitch.conf, only logs: it is not an isolation.)
 ks_tables_inactive() {
 	local name
-	for name in $(n_gw nft list tables inet | awk '$3 ~ /^killswitch/ { print $3 }'); do
+	for name in $(n_gw nft list tables inet | awk '$3 ~ /^killswitch/ && $3 != "killswitch_tripwire" { print $3 }'); do
 		if n_gw nft list table inet "$name" | grep -q 'type filter hook'; then
 			echo "table inet $name has base chains"
 			return 1
