@@ -376,6 +376,58 @@ static void print_gateways(FILE *f, json_t *gateways)
         }
 }
 
+/* "Resolved: mail.example.org = 203.0.113.25, 2001:db8::25 (gateway mail)", one line per name. */
+static void print_resolved(FILE *f, json_t *resolved)
+{
+        size_t i, k;
+        json_t *r, *addr;
+
+        json_array_foreach(resolved, i, r) {
+                if (i == 0)
+                        field(f, "Resolved");
+                else
+                        fprintf(f, "%*s", LABEL_WIDTH + 2, "");
+                fputs_safe(json_str(r, "name") ?: "?", f);
+                fputs(" =", f);
+                json_array_foreach(json_object_get(r, "addresses"), k, addr) {
+                        fputs(k ? ", " : " ", f);
+                        fputs_safe(json_string_value(addr) ?: "?", f);
+                }
+                fputs(" (gateway ", f);
+                fputs_safe(json_str(r, "gateway") ?: "?", f);
+                fputs(")\n", f);
+        }
+}
+
+/* Drops per uplink and direction: "wan0 in 12 packets, 1.1K". */
+static void print_drops_by_uplink(FILE *f, json_t *drops)
+{
+        size_t i;
+        json_t *d;
+
+        json_array_foreach(drops, i, d) {
+                fprintf(f, "%*s", LABEL_WIDTH + 2, "");
+                fputs_safe(json_str(d, "uplink") ?: "?", f);
+                fprintf(f, " %-3s  ", strcmp(json_str(d, "direction") ?: "", "in") == 0 ? "in" : "out");
+                print_counters(f, d);
+        }
+}
+
+/* Which protection the table has, and how often it had to be put back. */
+static void print_protection(FILE *f, json_t *status)
+{
+        const char *protection = json_str(status, "protection");
+        char buf[256];
+
+        if (!protection)
+                return;
+        snprintf(buf, sizeof(buf), "%s; %" PRIu64 " re-assertion%s since the isolation began%s", protection,
+                 json_uint(status, "reassertions"), json_uint(status, "reassertions") == 1 ? "" : "s",
+                 json_is_true(json_object_get(status, "rate_limited")) ? "; RATE LIMITED: another process keeps "
+                 "changing the table" : "");
+        print_line(f, "Protection", buf);
+}
+
 /* "Fri 2026-11-27 18:00:00 CET (in 2h 13min)" */
 static char *format_deadline(const char *rfc3339, time_t now, char *buf, size_t size)
 {
@@ -453,10 +505,13 @@ void output_status(FILE *f, json_t *status, const struct output_flags *flags)
         print_pending(f, status, flags->now);
         print_uplinks(f, json_object_get(status, "uplinks"));
         print_gateways(f, json_object_get(status, "gateways"));
+        print_resolved(f, json_object_get(status, "resolved"));
         if (json_is_object(dropped) && (strcmp(state, "isolated") == 0 || json_uint(dropped, "packets") > 0)) {
                 field(f, "Dropped");
                 print_counters(f, dropped);
+                print_drops_by_uplink(f, json_object_get(status, "dropped_by_uplink"));
         }
+        print_protection(f, status);
 }
 
 void output_isolated(FILE *f, json_t *status)
