@@ -15,7 +15,9 @@
 
 #include "audit.h"
 #include "cleanup.h"
+#include "fileio.h"
 #include "log.h"
+#include "timespec.h"
 #include "timeutil.h"
 
 #define JOURNAL_SOCKET   "/run/systemd/journal/socket"
@@ -233,7 +235,7 @@ static void event_ctx_init(struct event_ctx *c, const struct audit_event *ev)
         if (ev->ssh_client)
                 snprintf(c->ssh_client, sizeof(c->ssh_client), "%.*s", (int)strcspn(ev->ssh_client, " \t"),
                          ev->ssh_client);
-        format_rfc3339(c->usec, c->time, sizeof(c->time));
+        timespec_format_rfc3339(c->usec, c->time, sizeof(c->time));
         format_who(c);
         if (ev->message)
                 snprintf(c->message, sizeof(c->message), "%s", ev->message);
@@ -354,31 +356,6 @@ static json_t *entry_json(const struct event_ctx *c)
                          "error", ev->error > 0 ? json_integer(ev->error) : json_null());
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-        while (len > 0) {
-                ssize_t n = write(fd, buf, len);
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                buf += n;
-                len -= (size_t)n;
-        }
-        return 0;
-}
-
-static int fsync_dir(const char *dir)
-{
-        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-        if (fd < 0 || fsync(fd) < 0)
-                return -errno;
-        return 0;
-}
-
 /* The newest `cap` valid lines of the history, as read; a ring while reading. */
 struct lines {
         char **items;
@@ -487,43 +464,30 @@ static int history_scan(const char *path, size_t cap, struct lines *ret)
         return 0;
 }
 
-/* Replace the history by its newest keep_lines valid lines: tmp, fsync, rename, fsync the directory. */
+/* Replace the history by its newest keep_lines valid lines, atomically. */
 static int history_rotate(struct ks_audit *a)
 {
-        _cleanup_free_ char *tmp = NULL;
-        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
         struct lines l;
+        FILE *f;
         int r;
 
         r = history_scan(a->path, a->keep_lines, &l);
         if (r < 0)
                 return r;
-        if (asprintf(&tmp, "%s/.%s.tmp", a->state_dir, AUDIT_HISTORY_FILE) < 0) {
-                tmp = NULL;
-                r = -ENOMEM;
-                goto out_clear;
+        f = open_memstream(&text, &len);
+        if (!f) {
+                lines_clear(&l);
+                return -ENOMEM;
         }
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
-        if (fd < 0) {
-                r = -errno;
-                goto out_clear;
-        }
-        for (size_t i = 0; r == 0 && i < l.n; i++) {
-                r = write_all(fd, lines_get(&l, i), strlen(lines_get(&l, i)));
-                if (r == 0)
-                        r = write_all(fd, "\n", 1);
-        }
-        if (r == 0 && fsync(fd) < 0)
-                r = -errno;
-        if (r == 0 && rename(tmp, a->path) < 0)
-                r = -errno;
-        if (r < 0) {
-                unlink(tmp);
-                goto out_clear;
-        }
-        a->n_lines = l.n;
-        r = fsync_dir(a->state_dir);
-out_clear:
+        for (size_t i = 0; i < l.n; i++)
+                fprintf(f, "%s\n", lines_get(&l, i));
+        r = fclose(f) == 0 && text ? 0 : -ENOMEM;
+        if (r == 0)
+                r = write_file_atomic(a->state_dir, AUDIT_HISTORY_FILE, text, 0640);
+        if (r == 0)
+                a->n_lines = l.n;
         lines_clear(&l);
         return r;
 }

@@ -26,6 +26,7 @@
 #include "route.h"
 #include "schedule.h"
 #include "summary.h"
+#include "timespec.h"
 #include "timeutil.h"
 #include "triggers.h"
 
@@ -367,13 +368,13 @@ static void audit_schedule(struct ks_manager *m, const struct ks_actor *a, const
 
         if (o->restore_at_usec) {
                 snprintf(msg, sizeof(msg), "Restore scheduled for %s by %s",
-                         format_rfc3339(s->restore_at_usec, at, sizeof(at)), a->user ? a->user : "?");
+                         timespec_format_rfc3339(s->restore_at_usec, at, sizeof(at)), a->user ? a->user : "?");
                 manager_audit(m, AUDIT_SCHEDULE, a, s->policy, NULL, s->reason, msg);
         }
         if (o->confirm_usec) {
                 snprintf(msg, sizeof(msg), "Commit-confirmed isolation with policy %s by %s: unless confirmed by "
                          "%s, back to %s%s", s->policy, a->user ? a->user : "?",
-                         format_rfc3339(s->confirm_usec, at, sizeof(at)),
+                         timespec_format_rfc3339(s->confirm_usec, at, sizeof(at)),
                          s->revert_isolated ? "policy " : "the normal state",
                          s->revert_isolated ? (s->revert_policy ? s->revert_policy : "(unknown)") : "");
                 manager_audit(m, AUDIT_SCHEDULE, a, s->policy, s->revert_policy, s->reason, msg);

@@ -210,7 +210,7 @@ static json_t *status_json(struct ks_manager *m)
                       "state", s->isolated ? "isolated" : "normal",
                       "policy", opt_string(s->isolated ? s->policy : NULL),
                       "description", opt_string(p ? p->description : NULL),
-                      "since", s->since_usec ? json_string(format_rfc3339(s->since_usec, since, sizeof(since)))
+                      "since", s->since_usec ? json_string(timespec_format_rfc3339(s->since_usec, since, sizeof(since)))
                                              : json_null(),
                       "user", opt_string(s->user),
                       "uid", s->uid >= 0 ? json_integer(s->uid) : json_null(),

@@ -77,7 +77,7 @@ static int revert(struct ks_manager *m, uint64_t now)
                 return -ENOMEM;
         late_note(s->confirm_usec, now, late, sizeof(late));
         snprintf(reason, sizeof(reason), "isolation with policy %s (by %s) was not confirmed by %s%s", s->policy,
-                 s->user ? s->user : "?", format_rfc3339(s->confirm_usec, at, sizeof(at)), late);
+                 s->user ? s->user : "?", timespec_format_rfc3339(s->confirm_usec, at, sizeof(at)), late);
         manager_audit(m, AUDIT_REVERT, &self, s->policy, isolated ? to : NULL, reason, NULL);
         if (isolated && to) {
                 struct ks_isolate_opts o = { .force = true };
@@ -104,7 +104,7 @@ static int restore(struct ks_manager *m, uint64_t now)
 
         late_note(m->state.restore_at_usec, now, late, sizeof(late));
         snprintf(reason, sizeof(reason), "scheduled restore at %s%s",
-                 format_rfc3339(m->state.restore_at_usec, at, sizeof(at)), late);
+                 timespec_format_rfc3339(m->state.restore_at_usec, at, sizeof(at)), late);
         if (*late)
                 log_warning("Carrying out the %s", reason);
         r = manager_restore(m, &self, reason, &e);
@@ -170,11 +170,11 @@ int manager_schedule_restore(struct ks_manager *m, const struct ks_actor *a, uin
                                     "isolate and schedule the restore at once)");
         if (at <= now_realtime_usec())
                 return ks_error_set(e, -EINVAL, KS_ERR_PARAM, "The restore time %s has already passed",
-                                    format_rfc3339(at, when, sizeof(when)));
+                                    timespec_format_rfc3339(at, when, sizeof(when)));
         r = save_schedule(m, at, true, e);
         if (r < 0)
                 return r;
-        snprintf(msg, sizeof(msg), "Restore scheduled for %s by %s", format_rfc3339(at, when, sizeof(when)),
+        snprintf(msg, sizeof(msg), "Restore scheduled for %s by %s", timespec_format_rfc3339(at, when, sizeof(when)),
                  a->user ? a->user : "?");
         manager_audit(m, AUDIT_SCHEDULE, a, m->state.policy, NULL, reason, msg);
         return 0;
@@ -195,7 +195,7 @@ int manager_cancel(struct ks_manager *m, const struct ks_actor *a, const char *r
         if (r < 0)
                 return r;
         snprintf(msg, sizeof(msg), "Scheduled restore at %s cancelled by %s: the isolation stays in force",
-                 format_rfc3339(at, when, sizeof(when)), a->user ? a->user : "?");
+                 timespec_format_rfc3339(at, when, sizeof(when)), a->user ? a->user : "?");
         manager_audit(m, AUDIT_CANCEL, a, m->state.policy, NULL, reason, msg);
         return 0;
 }

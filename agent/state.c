@@ -11,7 +11,9 @@
 #include <jansson.h>
 
 #include "cleanup.h"
+#include "fileio.h"
 #include "state.h"
+#include "timespec.h"
 #include "timeutil.h"
 
 static int dup_str(const char *s, char **ret)
@@ -101,7 +103,7 @@ static json_t *opt_instant(uint64_t usec)
 {
         char buf[32];
 
-        return usec ? json_string(format_rfc3339(usec, buf, sizeof(buf))) : json_null();
+        return usec ? json_string(timespec_format_rfc3339(usec, buf, sizeof(buf))) : json_null();
 }
 
 static json_t *state_to_json(const struct ks_state *s)
@@ -147,7 +149,7 @@ static int get_instant(json_t *o, const char *key, uint64_t *ret)
         *ret = 0;
         if (!v || json_is_null(v))
                 return 0;
-        if (!json_is_string(v) || parse_rfc3339(json_string_value(v), ret) < 0)
+        if (!json_is_string(v) || timespec_parse_rfc3339(json_string_value(v), ret) < 0)
                 return -EBADMSG;
         return 0;
 }
@@ -196,7 +198,7 @@ static int state_from_json(json_t *o, struct ks_state *s)
         s->isolated = strcmp(st, "isolated") == 0;
         v = json_object_get(o, "since");
         if (json_is_string(v)) {
-                r = parse_rfc3339(json_string_value(v), &s->since_usec);
+                r = timespec_parse_rfc3339(json_string_value(v), &s->since_usec);
                 if (r < 0)
                         return -EBADMSG;
         }
@@ -236,55 +238,12 @@ int state_load(const char *dir, struct ks_state *ret)
         return 0;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-        while (len > 0) {
-                ssize_t n = write(fd, buf, len);
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                buf += n;
-                len -= (size_t)n;
-        }
-        return 0;
-}
-
-static int fsync_dir(const char *dir)
-{
-        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-        if (fd < 0 || fsync(fd) < 0)
-                return -errno;
-        return 0;
-}
-
 int state_save(const char *dir, const struct ks_state *s)
 {
         _cleanup_(json_decrefp) json_t *o = state_to_json(s);
-        _cleanup_free_ char *text = NULL, *path = NULL, *tmp = NULL;
-        _cleanup_close_ int fd = -1;
-        int r;
+        _cleanup_free_ char *text = NULL, *line = NULL;
 
-        if (!o || !(text = json_dumps(o, JSON_INDENT(2))))
+        if (!o || !(text = json_dumps(o, JSON_INDENT(2))) || asprintf(&line, "%s\n", text) < 0)
                 return -ENOMEM;
-        if (asprintf(&path, "%s/%s", dir, STATE_FILE) < 0 || asprintf(&tmp, "%s/.%s.tmp", dir, STATE_FILE) < 0)
-                return -ENOMEM;
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (fd < 0)
-                return -errno;
-        r = write_all(fd, text, strlen(text));
-        if (r == 0)
-                r = write_all(fd, "\n", 1);
-        if (r == 0 && fsync(fd) < 0)
-                r = -errno;
-        if (r == 0 && rename(tmp, path) < 0)
-                r = -errno;
-        if (r < 0) {
-                unlink(tmp);
-                return r;
-        }
-        return fsync_dir(dir);
+        return write_file_atomic(dir, STATE_FILE, line, 0644);
 }

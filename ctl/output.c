@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../agent/cleanup.h"
+#include "../agent/timespec.h"
 #include "output.h"
 
 #define LABEL_WIDTH 11   /* strlen("Description") */
@@ -41,70 +42,17 @@ char *format_bytes(uint64_t bytes, char *buf, size_t size)
 
 char *format_timespan(uint64_t sec, char *buf, size_t size)
 {
-        static const struct {
-                const char *suffix;
-                uint64_t sec;
-        } units[] = {
-                { "d", 86400 }, { "h", 3600 }, { "min", 60 }, { "s", 1 },
-        };
-        size_t i = 0;
-        uint64_t rest;
-
-        while (i + 1 < ELEMENTSOF(units) && sec < units[i].sec)
-                i++;
-        rest = sec % units[i].sec;
-        if (i + 1 < ELEMENTSOF(units) && rest / units[i + 1].sec > 0)
-                snprintf(buf, size, "%" PRIu64 "%s %" PRIu64 "%s",
-                         sec / units[i].sec, units[i].suffix,
-                         rest / units[i + 1].sec, units[i + 1].suffix);
-        else
-                snprintf(buf, size, "%" PRIu64 "%s", sec / units[i].sec, units[i].suffix);
-        return buf;
-}
-
-/* "Z", or "+HH:MM"/"-HH:MM" into seconds east of UTC. */
-static int parse_utc_offset(const char *p, long *ret_offset)
-{
-        int hh, mm, n = 0;
-
-        if ((p[0] == 'Z' || p[0] == 'z') && p[1] == '\0') {
-                *ret_offset = 0;
-                return 0;
-        }
-        if (p[0] != '+' && p[0] != '-')
-                return -EINVAL;
-        if (sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &n) != 2 || n != 5 || p[1 + n] != '\0')
-                return -EINVAL;
-        if (hh > 23 || mm > 59)
-                return -EINVAL;
-        *ret_offset = (p[0] == '-' ? -1 : 1) * (hh * 3600L + mm * 60L);
-        return 0;
+        return timespec_format_span(sec * TIMESPEC_USEC_PER_SEC, buf, size);
 }
 
 int parse_rfc3339(const char *s, time_t *ret)
 {
-        struct tm tm = {};
-        const char *p;
-        long offset;
-        time_t t;
+        uint64_t usec;
+        int r = timespec_parse_rfc3339(s, &usec);
 
-        p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-        if (!p)
-                return -EINVAL;
-        if (*p == '.') {
-                /* Sub-second precision is of no use for display. */
-                p++;
-                if (!isdigit((unsigned char) *p))
-                        return -EINVAL;
-                while (isdigit((unsigned char) *p))
-                        p++;
-        }
-        if (parse_utc_offset(p, &offset) < 0)
-                return -EINVAL;
-        t = timegm(&tm);
-        if (t == (time_t) -1)
-                return -EINVAL;
-        *ret = t - offset;
+        if (r < 0)
+                return r;
+        *ret = (time_t)(usec / TIMESPEC_USEC_PER_SEC);
         return 0;
 }
 

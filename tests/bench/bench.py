@@ -386,16 +386,10 @@ def settle(args):
 def proc_sample(args):
     pid = args.pid
     # Idle means idle: first wait until the agent has finished what the last command started
-    # (no context switch for a whole second), for at most 60 s, and report how long that took.
+    # (no context switch for 2 s, for at most 45 s), and report how long that took.
     t0 = time.monotonic()
-    prev = sum(_ctx_switches(pid))
-    while time.monotonic() - t0 < 60:
-        time.sleep(1)
-        cur = sum(_ctx_switches(pid))
-        if cur == prev:
-            break
-        prev = cur
-    settle = time.monotonic() - t0 - 1
+    settle(argparse.Namespace(pid=pid, quiet=2, max=45))
+    busy = max(0.0, time.monotonic() - t0 - 2)
     v0, i0 = _ctx_switches(pid)
     time.sleep(args.seconds)
     v1, i1 = _ctx_switches(pid)
@@ -406,11 +400,11 @@ def proc_sample(args):
     res = read_json(args.out) or {}
     res[args.label] = {"rss_kib": rss_kib, "hwm_kib": hwm_kib, "threads": threads,
                        "seconds": args.seconds, "voluntary": v1 - v0, "involuntary": i1 - i0,
-                       "settle_s": settle,
+                       "settle_s": busy,
                        "wakeups": (v1 - v0) + (i1 - i0)}
     write_json(args.out, res)
     print("  %s: RSS %.1f MiB, %d wake-ups in %g s (busy for %.0f s before)" % (
-        args.label, rss_kib / 1024.0, (v1 - v0) + (i1 - i0), args.seconds, settle))
+        args.label, rss_kib / 1024.0, (v1 - v0) + (i1 - i0), args.seconds, busy))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -560,7 +554,7 @@ def report(args):
     L.append("## 5. Agent memory and idle wake-ups")
     L.append("")
     if procs:
-        L.append("Sampled once the agent has been quiet for a second (\"busy before\": how long it "
+        L.append("Sampled once the agent has been quiet for 2 s (\"busy before\": how long it "
                  "kept working after the previous command returned); wake-ups = voluntary + involuntary "
                  "context switches of all its threads.")
         L.append("")
@@ -678,7 +672,7 @@ def main():
     p = sub.add_parser("settle")
     p.add_argument("--pid", type=int, required=True)
     p.add_argument("--quiet", type=float, default=2)
-    p.add_argument("--max", type=float, default=60)
+    p.add_argument("--max", type=float, default=45)
     p.set_defaults(fn=settle)
 
     p = sub.add_parser("iperf-add")
