@@ -12,15 +12,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <libmnl/libmnl.h>
-#include <linux/netfilter/nfnetlink.h>
-#include <linux/netfilter/nfnetlink_log.h>
 
 #include "audit.h"
 #include "cleanup.h"
 #include "compile-tripwire.h"
 #include "log.h"
 #include "manager.h"
+#include "nflog.h"
 #include "nft.h"
 #include "timespec.h"
 #include "timeutil.h"
@@ -50,8 +48,7 @@ struct ks_triggers {
         uint64_t heartbeat_deadline;            /* boottime; 0 when not armed */
         uint64_t heartbeat_last;                /* realtime of the last heartbeat, 0 if none */
 
-        struct mnl_socket *nflog;
-        sd_event_source *nflog_source;
+        struct ks_nflog *nflog;                 /* the trip-wire's kernel events */
         bool tripwire_ok;                       /* listening: the table may be installed */
         bool tripwire_installed;
         uint64_t streak_start, last_event;      /* monotonic */
@@ -336,76 +333,14 @@ static void tripwire_event(struct ks_triggers *t)
         fire(t, "tripwire", t->conf.tripwire.policy, why);
 }
 
-static int on_nflog(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+static void on_tripwire_event(void *userdata)
 {
-        struct ks_triggers *t = userdata;
-        char buf[16384];
-        ssize_t len;
-
-        while ((len = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) != 0) {
-                const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf;
-                int n = (int)len;
-                bool any = false;
-
-                if (len < 0) {
-                        if (errno == ENOBUFS) { /* lost events: there were many */
-                                tripwire_event(t);
-                                continue;
-                        }
-                        break;  /* EAGAIN, EINTR */
-                }
-                for (; mnl_nlmsg_ok(nlh, n); nlh = mnl_nlmsg_next(nlh, &n))
-                        if (NFNL_SUBSYS_ID(nlh->nlmsg_type) == NFNL_SUBSYS_ULOG &&
-                            NFNL_MSG_TYPE(nlh->nlmsg_type) == NFULNL_MSG_PACKET)
-                                any = true;
-                if (any)
-                        tripwire_event(t);
-        }
-        return 0;
-}
-
-/* One NFULNL_MSG_CONFIG request for group, acknowledged. */
-static int nflog_config(struct mnl_socket *nl, uint16_t group, uint16_t attr, const void *data, size_t size)
-{
-        char buf[MNL_SOCKET_BUFFER_SIZE];
-        struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-        struct nfgenmsg *nfg;
-        uint32_t seq = (uint32_t)time(NULL);
-        ssize_t len;
-
-        nlh->nlmsg_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG;
-        nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-        nlh->nlmsg_seq = seq;
-        nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
-        nfg->nfgen_family = AF_UNSPEC;
-        nfg->version = NFNETLINK_V0;
-        nfg->res_id = htons(group);
-        mnl_attr_put(nlh, attr, size, data);
-        if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
-                return -errno;
-        len = mnl_socket_recvfrom(nl, buf, sizeof(buf));
-        if (len < 0)
-                return -errno;
-        return mnl_cb_run(buf, (size_t)len, seq, mnl_socket_get_portid(nl), NULL, NULL) < 0 ? -errno : 0;
+        tripwire_event(userdata);
 }
 
 static int tripwire_listen(struct ks_triggers *t)
 {
-        struct nfulnl_msg_config_cmd bind = { .command = NFULNL_CFG_CMD_BIND };
-        struct nfulnl_msg_config_mode mode = { .copy_range = htonl(0), .copy_mode = NFULNL_COPY_META };
-        uint16_t group = t->conf.tripwire.log_group;
-        int r, size = 1 << 20;
-
-        t->nflog = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
-        if (!t->nflog || mnl_socket_bind(t->nflog, 0, MNL_SOCKET_AUTOPID) < 0)
-                return -errno;
-        r = nflog_config(t->nflog, group, NFULA_CFG_CMD, &bind, sizeof(bind));
-        if (r == 0)
-                r = nflog_config(t->nflog, group, NFULA_CFG_MODE, &mode, sizeof(mode));
-        if (r < 0)
-                return r;
-        setsockopt(mnl_socket_get_fd(t->nflog), SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
-        return sd_event_add_io(t->m->event, &t->nflog_source, mnl_socket_get_fd(t->nflog), EPOLLIN, on_nflog, t);
+        return nflog_new(t->m->event, t->conf.tripwire.log_group, on_tripwire_event, t, &t->nflog);
 }
 
 /* ---- setup ---- */
@@ -422,9 +357,7 @@ struct ks_triggers *triggers_free(struct ks_triggers *t)
         free(t->watches);
         sd_event_source_disable_unref(t->recheck);
         sd_event_source_disable_unref(t->heartbeat);
-        sd_event_source_disable_unref(t->nflog_source);
-        if (t->nflog)
-                mnl_socket_close(t->nflog);
+        nflog_free(t->nflog);
         conf_clear(&t->conf);
         free(t);
         return NULL;
