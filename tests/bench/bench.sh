@@ -94,7 +94,9 @@ if [ -z "${KILLSWITCHD:-}" ] || [ -z "${KILLSWITCHCTL:-}" ]; then
 	if [ ! -f "$BUILD/build.ninja" ]; then
 		meson setup "$BUILD" "$REPO" -Dbuildtype=release >/dev/null || die "meson setup failed"
 	fi
-	meson compile -C "$BUILD" >/dev/null || { meson compile -C "$BUILD"; die "the build failed"; }
+	# Only the two programs: the benchmark needs nothing else.
+	meson compile -C "$BUILD" killswitchd killswitchctl >/dev/null ||
+		{ meson compile -C "$BUILD" killswitchd killswitchctl; die "the build failed"; }
 	KILLSWITCHD=$BUILD/agent/killswitchd
 	KILLSWITCHCTL=$BUILD/ctl/killswitchctl
 fi
@@ -109,7 +111,7 @@ TMP=$(mktemp -d /tmp/ks-bench.XXXXXX) || die "mktemp failed"
 chmod 755 "$TMP"
 CONF=$TMP/etc STATE=$TMP/state SOCK=$TMP/run/control.sock LOG=$TMP/agent.log RES=$TMP/results
 mkdir -p "$CONF/policies" "$STATE" "$TMP/run" "$RES" "$TMP/staged"
-LAB_UP=0 AGENT_PID= IPERF_PID=
+LAB_UP=0 AGENT_PID="" IPERF_PID=""
 PIDS=()
 
 n_lan() { ip netns exec "$NS_LAN" "$@"; }
