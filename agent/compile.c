@@ -1579,9 +1579,9 @@ static void print_ports(FILE *f, const struct ks_portrange *pr)
 {
         fprintf(f, "%s . ", proto_name(pr->proto));
         if (pr->low == pr->high)
-                fprintf(f, "%u", pr->low);
+                fprintf(f, "%u", (unsigned)pr->low);
         else
-                fprintf(f, "%u-%u", pr->low, pr->high);
+                fprintf(f, "%u-%u", (unsigned)pr->low, (unsigned)pr->high);
 }
 
 /* nft puts two IPv4 elements on a line and every other kind on a line of its own. */
@@ -1674,7 +1674,8 @@ static void text_upkeep_rules(FILE *f, const struct ks_policy *p, bool inbound)
                 const struct family_info *fi = &families[fam];
 
                 fprintf(f, "\t\tmeta nfproto %s udp sport %u udp dport %u accept\n", fi->nfproto_name,
-                        inbound ? fi->dhcp_server : fi->dhcp_client, inbound ? fi->dhcp_client : fi->dhcp_server);
+                        (unsigned)(inbound ? fi->dhcp_server : fi->dhcp_client),
+                        (unsigned)(inbound ? fi->dhcp_client : fi->dhcp_server));
         }
         for (int fam = 0; p->keep_icmp_errors && fam < N_FAMILIES; fam++)
                 fprintf(f, "\t\tmeta l4proto %s ct state related accept\n", families[fam].icmp_l4_name);
