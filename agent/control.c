@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -43,7 +44,8 @@ struct ks_control {
         void *userdata;
         dev_t sock_dev;         /* the socket file we bound, to notice it vanish or be replaced */
         ino_t sock_ino;
-        sd_event_source *watch; /* checks every CONTROL_WATCH_USEC that it is still there */
+        sd_event_source *watch; /* inotify on our socket file: removed or replaced? */
+        sd_event_source *retry; /* only while it cannot be created again */
         bool watch_warned;
         struct conn *conns;
         size_t n_conns;
@@ -560,30 +562,56 @@ static int control_listen(struct ks_control *ctl, int fd)
  * (a cleanup of /run, an admin): clients could no longer reach us although we
  * run. Bind it anew, unless another agent answers there now.
  */
-static int on_watch(sd_event_source *s, uint64_t usec, void *userdata)
+static void check_socket(struct ks_control *ctl);
+
+static int on_socket_event(sd_event_source *s, const struct inotify_event *ev, void *userdata)
 {
-        struct ks_control *ctl = userdata;
+        check_socket(userdata);
+        return 0;
+}
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        check_socket(userdata);
+        return 0;
+}
+
+/* Watch our socket file: unlinking it (or its directory's removal) changes its link count. */
+static int watch_socket(struct ks_control *ctl)
+{
+        ctl->watch = sd_event_source_disable_unref(ctl->watch);
+        return sd_event_add_inotify(ctl->event, &ctl->watch, ctl->path,
+                                    IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF, on_socket_event, ctl);
+}
+
+/*
+ * Event-driven, so an idle agent never wakes up: only while the socket cannot
+ * be created again does a timer retry every CONTROL_WATCH_USEC.
+ */
+static void check_socket(struct ks_control *ctl)
+{
         int fd, r;
 
-        if (!control_socket_ours(ctl)) {
-                fd = listen_fd_bind(ctl->path);
-                r = fd < 0 ? fd : control_listen(ctl, fd);
-                if (r < 0 && fd >= 0)
-                        close(fd);
-                if (r == 0 && control_note_socket(ctl) == 0) {
-                        log_warning("Control socket %s had vanished: listening on it again", ctl->path);
-                        ctl->watch_warned = false;
-                } else if (!ctl->watch_warned) {
-                        log_error_errno(r < 0 ? r : -EIO, "Control socket %s has vanished and cannot be "
-                                        "created again (%m); retrying every %llu s", ctl->path,
-                                        CONTROL_WATCH_USEC / 1000000ULL);
-                        ctl->watch_warned = true;
-                }
+        if (control_socket_ours(ctl))
+                return;
+        fd = listen_fd_bind(ctl->path);
+        r = fd < 0 ? fd : control_listen(ctl, fd);
+        if (r < 0 && fd >= 0)
+                close(fd);
+        if (r == 0 && (r = control_note_socket(ctl)) == 0 && (r = watch_socket(ctl)) == 0) {
+                log_warning("Control socket %s had vanished: listening on it again", ctl->path);
+                ctl->watch_warned = false;
+                ctl->retry = sd_event_source_disable_unref(ctl->retry);
+                return;
         }
-        if (sd_event_source_set_time_relative(s, CONTROL_WATCH_USEC) < 0 ||
-            sd_event_source_set_enabled(s, SD_EVENT_ONESHOT) < 0)
+        if (!ctl->watch_warned)
+                log_error_errno(r < 0 ? r : -EIO, "Control socket %s has vanished and cannot be created again "
+                                "(%m); retrying every %llu s", ctl->path, CONTROL_WATCH_USEC / 1000000ULL);
+        ctl->watch_warned = true;
+        ctl->retry = sd_event_source_disable_unref(ctl->retry);
+        if (sd_event_add_time_relative(ctl->event, &ctl->retry, CLOCK_MONOTONIC, CONTROL_WATCH_USEC, 0, on_retry,
+                                       ctl) < 0)
                 log_error("Cannot watch control socket %s any more", ctl->path);
-        return 0;
 }
 
 int control_new(sd_event *event, const char *path, control_handler_t handler, void *userdata,
@@ -615,8 +643,7 @@ int control_new(sd_event *event, const char *path, control_handler_t handler, vo
         if (r == 0 && ctl->path)
                 r = control_note_socket(ctl);
         if (r == 0 && ctl->path)
-                r = sd_event_add_time_relative(event, &ctl->watch, CLOCK_MONOTONIC, CONTROL_WATCH_USEC, 0,
-                                               on_watch, ctl);
+                r = watch_socket(ctl);
         if (r < 0) {
                 control_free(ctl);
                 return r;
@@ -634,6 +661,7 @@ struct ks_control *control_free(struct ks_control *ctl)
                 conn_free(c);
         }
         sd_event_source_disable_unref(ctl->watch);
+        sd_event_source_disable_unref(ctl->retry);
         sd_event_source_disable_unref(ctl->listen_io);
         if (ctl->listen_fd >= 0)
                 close(ctl->listen_fd);

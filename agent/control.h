@@ -21,7 +21,7 @@
 #define CONTROL_ROOT_RESERVE  8         /* connections beyond the limit, for uid 0 only */
 #define CONTROL_REQUEST_USEC  (10ULL * 1000000ULL)
 #define CONTROL_IDLE_USEC     (60ULL * 1000000ULL)
-#define CONTROL_WATCH_USEC    (2ULL * 1000000ULL)       /* how often the socket file is checked */
+#define CONTROL_WATCH_USEC    (2ULL * 1000000ULL)       /* retry period while the socket cannot be re-created */
 
 struct ks_peer {
         pid_t pid;

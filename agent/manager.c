@@ -80,6 +80,7 @@ struct ks_manager *manager_free(struct ks_manager *m)
         sd_event_unref(m->event);
         free(m->config_dir);
         free(m->policy_dir);
+        free(m->staged);
         free(m->state_dir);
         free(m->socket_path);
         free(m);
@@ -213,6 +214,85 @@ static int verify(struct ks_manager *m, bool with_elems, struct ks_error *e)
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_APPLY, "Could not read table inet %s back from the kernel: %s",
                                     TABLE_NAME, strerror(-r));
+        /* Whoever commits next changes it: after lost events this tells whether anyone did. */
+        if (nft_generation(m->nft, &m->generation) < 0)
+                m->generation = 0;
+        return 0;
+}
+
+/*
+ * After lost events: nothing to do if nobody committed since our last
+ * transaction, or if the table still has the shape we meant (elements too).
+ */
+static bool table_intact(struct ks_manager *m)
+{
+        struct ks_error e = {};
+        uint32_t gen = 0;
+
+        if (m->generation && nft_generation(m->nft, &gen) == 0 && gen == m->generation)
+                return true;
+        return m->staged_ok && verify(m, true, &e) == 0;
+}
+
+/* Which versions of which policies a table holds: "name:generation;..." (store order). */
+static char *staged_signature(struct ks_manager *m)
+{
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+
+        if (!f)
+                return NULL;
+        for (size_t i = 0; i < m->store.n; i++)
+                if (m->store.items[i].policy)
+                        fprintf(f, "%s:%u;", m->store.items[i].name, m->store.items[i].generation);
+        if (fclose(f) != 0) {
+                free(text);
+                return NULL;
+        }
+        return text;
+}
+
+/*
+ * At start: if the kernel already holds exactly the table we would build (a
+ * restart, or a crash), keep it and only take ownership back. A rebuild would
+ * replace the sets while isolated, and for a moment flows the policy keeps may
+ * miss them: an agent restart must not disturb the SIP trunk.
+ */
+static int adopt(struct ks_manager *m, const char *active)
+{
+        _cleanup_(ruleset_freep) struct ks_ruleset *rs = NULL;
+        _cleanup_free_ const struct ks_policy **list = NULL;
+        struct ks_summary want = {}, have = {};
+        struct ks_error e = {};
+        char diff[256];
+        size_t n = 0;
+        int r;
+
+        r = staged_policies(m, &list, &n);
+        if (r == 0)
+                r = compile_table(list, n, active, TABLE_NAME, &rs);
+        if (r == 0)
+                r = ruleset_summarize(rs, &want);
+        if (r == 0)
+                r = nft_table_summary(m->nft, TABLE_NAME, true, &have);
+        if (r == 0 && (have.n_chains == 0 || summary_diff(&want, &have, true, diff, sizeof(diff)) < 0))
+                r = -ESTALE;
+        if (r == 0 && m->want_owner)
+                r = nft_set_table_flags(m->nft, TABLE_NAME, OWNER_FLAGS, &e);
+        summary_clear(&have);
+        if (r < 0) {
+                summary_clear(&want);
+                return r;
+        }
+        summary_clear(&m->expect);
+        m->expect = want;
+        m->staged_ok = true;
+        m->owned = m->want_owner;
+        free(m->staged);
+        m->staged = staged_signature(m);
+        if (nft_generation(m->nft, &m->generation) < 0)
+                m->generation = 0;
         return 0;
 }
 
@@ -247,6 +327,8 @@ static int rebuild(struct ks_manager *m, const char *active, struct ks_error *e)
                 return r;
         m->last_apply_usec = usec;
         m->has_last_apply = true;
+        free(m->staged);
+        m->staged = staged_signature(m);
         summary_clear(&m->expect);
         r = ruleset_summarize(rs, &m->expect);
         if (r < 0)
@@ -284,12 +366,19 @@ static int hook(struct ks_manager *m, const char *active, struct ks_error *e)
         return 0;
 }
 
-/* Flows offloaded to a flowtable bypass our hooks: push them back to the slow path. */
-static void flush_offloaded_flows(void)
+/*
+ * Flows offloaded to a flowtable bypass our hooks: push them back to the slow
+ * path. Walking the conntrack table costs milliseconds, so only where a
+ * flowtable exists.
+ */
+static void flush_offloaded_flows(struct ks_manager *m)
 {
         unsigned deleted = 0;
-        int r = conntrack_flush_offloaded(&deleted);
+        int r = nft_has_flowtables(m->nft);
 
+        if (r == 0)
+                return;
+        r = conntrack_flush_offloaded(&deleted);
         if (r < 0)
                 log_warning_errno(r, "Could not remove offloaded flows from the flowtables: %m");
         else if (deleted > 0)
@@ -420,7 +509,7 @@ int manager_isolate(struct ks_manager *m, const char *name, const struct ks_acto
         m->state = next;
         m->reassertions = 0;
         notify_status(m);
-        flush_offloaded_flows();
+        flush_offloaded_flows(m);
         audit_schedule(m, a, o);
         if (superseded)
                 log_notice("The pending commit-confirmed revert was superseded by this isolation");
@@ -474,6 +563,22 @@ static void log_store_problems(struct ks_manager *m)
                         log_error("%s", m->store.items[i].errors.msgs[j]);
 }
 
+/*
+ * Stage the reloaded policies: a rebuild, unless no policy changed and the
+ * table is intact. (A rebuild while isolated replaces the sets of the policy in
+ * force too; see adopt() on why not to do that needlessly.)
+ */
+static int reload_stage(struct ks_manager *m, const char *active, struct ks_error *e)
+{
+        _cleanup_free_ char *sig = staged_signature(m);
+
+        if (sig && m->staged && m->staged_ok && strcmp(sig, m->staged) == 0 && verify(m, false, e) == 0) {
+                log_info("No policy changed: table inet %s left as it is", TABLE_NAME);
+                return 0;
+        }
+        return rebuild(m, active, e);
+}
+
 int manager_reload(struct ks_manager *m, const struct ks_actor *a, size_t *ret_failed, struct ks_error *e)
 {
         const char *active = m->state.isolated ? m->state.policy : NULL;
@@ -492,7 +597,7 @@ int manager_reload(struct ks_manager *m, const struct ks_actor *a, size_t *ret_f
                 m->staged_ok = false;
                 return 0;
         }
-        r = rebuild(m, active, e);
+        r = reload_stage(m, active, e);
         if (r < 0) {
                 audit(m, AUDIT_APPLY_FAILED, a, active, NULL, "staging the reloaded policies", e);
                 return r;
@@ -510,6 +615,11 @@ static int startup_isolated(struct ks_manager *m)
         struct ks_actor self = AGENT_ACTOR("startup");
         struct ks_error e = {};
 
+        if (m->state.policy && store_get(&m->store, m->state.policy) && adopt(m, m->state.policy) == 0) {
+                log_notice("Isolation with policy %s is in force: the kernel still holds it, adopted",
+                           m->state.policy);
+                return 0;
+        }
         if (m->state.policy && store_get(&m->store, m->state.policy)) {
                 if (rebuild(m, m->state.policy, &e) == 0) {
                         log_notice("Isolation with policy %s is in force (restored from the state file)",
@@ -574,6 +684,8 @@ static int startup_state(struct ks_manager *m)
         }
         if (m->state.isolated)
                 return startup_isolated(m);
+        if (adopt(m, NULL) == 0)
+                return 0;
         r = rebuild(m, NULL, &e);
         if (r < 0)
                 log_error("Could not stage the policies: %s", e.msg);
@@ -602,6 +714,13 @@ static int on_reassert(sd_event_source *s, void *userdata)
         const char *active = m->state.isolated ? m->state.policy : NULL;
 
         m->reassert_source = sd_event_source_disable_unref(m->reassert_source);
+        if (m->resync_pending) {
+                m->resync_pending = false;
+                if (table_intact(m)) {
+                        log_info("Lost nftables events, but table inet %s is as it must be", TABLE_NAME);
+                        return 0;
+                }
+        }
         if (now - m->reassert_window_start > REASSERT_WINDOW_USEC) {
                 m->reassert_window_start = now;
                 m->reassert_window_count = 0;
@@ -643,9 +762,11 @@ static void on_foreign_change(void *userdata, const struct monitor_event *ev)
         struct ks_manager *m = userdata;
 
         if (ev->overflow) {
-                log_warning("Lost nftables events (receive buffer overflow): resynchronising table inet %s",
-                            TABLE_NAME);
+                /* Our own large transactions overflow the event socket too: check, don't assume. */
+                log_debug("Lost nftables events (receive buffer overflow): checking table inet %s", TABLE_NAME);
+                m->resync_pending = !m->reassert_source || m->resync_pending;
         } else {
+                m->resync_pending = false;
                 struct ks_actor culprit = { .user = ev->comm, .uid = -1, .pid = ev->pid, .trigger = "monitor" };
                 struct ks_error e = {};
 

@@ -59,6 +59,7 @@ struct ks_manager {
         struct ks_store store;
         struct ks_state state;
         bool staged_ok;                 /* the kernel table is what the last rebuild made */
+        char *staged;                   /* which policy versions it holds (see staged_signature) */
         struct ks_summary expect;       /* the table's shape as we meant it (read-back checks) */
         struct ks_monitor *monitor;     /* foreign changes of our table */
         struct ks_audit *audit;         /* journal entries and STATE_DIR/history.jsonl (audit.h) */
@@ -67,6 +68,8 @@ struct ks_manager {
         unsigned reassert_window_count;
         unsigned reassertions;          /* since the last isolation */
         bool rate_limited;
+        bool resync_pending;            /* events were lost: check before re-asserting */
+        uint32_t generation;            /* ruleset generation right after our last commit */
         bool want_owner;                /* use owner+persist table flags while the kernel takes them */
         bool owned;                     /* the kernel refuses other processes' changes (owner+persist) */
         uint64_t last_apply_usec;

@@ -19,6 +19,7 @@
 #include <libnftnl/batch.h>
 #include <libnftnl/chain.h>
 #include <libnftnl/expr.h>
+#include <libnftnl/gen.h>
 #include <libnftnl/rule.h>
 #include <libnftnl/set.h>
 #include <libnftnl/common.h>
@@ -634,6 +635,62 @@ int nft_rebuild_table_with(struct ks_nft *n, const char *table, nft_build_t buil
                 r = txn_commit(n, &t, NULL, e);
         } else {
                 ks_error_set(e, r, KS_ERR_INTERNAL, "Could not build the nftables transaction: %s", strerror(-r));
+        }
+        if (t.batch)
+                nftnl_batch_free(t.batch);
+        return r;
+}
+
+static int gen_cb(const struct nlmsghdr *nlh, void *data)
+{
+        struct nftnl_gen *g = nftnl_gen_alloc();
+
+        if (g && nftnl_gen_nlmsg_parse(nlh, g) == 0 && nftnl_gen_is_set(g, NFTNL_GEN_ID))
+                *(uint32_t *)data = nftnl_gen_get_u32(g, NFTNL_GEN_ID);
+        nftnl_gen_free(g);
+        return MNL_CB_OK;
+}
+
+int nft_generation(struct ks_nft *n, uint32_t *ret)
+{
+        char buf[8192] = {};
+        struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETGEN, NFPROTO_UNSPEC, NLM_F_ACK, ++n->seq);
+
+        return nft_query(n, nlh, gen_cb, ret);
+}
+
+static int count_cb(const struct nlmsghdr *nlh, void *data)
+{
+        (*(unsigned *)data)++;
+        return MNL_CB_OK;
+}
+
+int nft_has_flowtables(struct ks_nft *n)
+{
+        char buf[8192] = {};
+        struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETFLOWTABLE, NFPROTO_UNSPEC, NLM_F_DUMP,
+                                                     ++n->seq);
+        unsigned count = 0;
+        int r = nft_query(n, nlh, count_cb, &count);
+
+        if (r == -EOPNOTSUPP || r == -ENOENT)
+                return 0;       /* a kernel without flowtables */
+        return r < 0 ? r : count > 0;
+}
+
+int nft_set_table_flags(struct ks_nft *n, const char *table, uint32_t flags, struct ks_error *e)
+{
+        struct txn t = {};
+        int r;
+
+        r = txn_begin(n, &t);
+        if (r == 0)
+                r = txn_add_table_flags(&t, table, flags);
+        if (r == 0) {
+                txn_end(n, &t);
+                r = txn_commit(n, &t, NULL, e);
+        } else {
+                ks_error_set(e, r, KS_ERR_INTERNAL, "Out of memory");
         }
         if (t.batch)
                 nftnl_batch_free(t.batch);

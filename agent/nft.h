@@ -41,6 +41,9 @@ struct ks_nft *nft_close(struct ks_nft *n);
 int nft_replace_table(struct ks_nft *n, const char *table, uint32_t flags, const struct ks_ruleset *r,
                       uint64_t *ret_usec, struct ks_error *e);
 
+/* Set the flags of an existing table (e.g. re-adopt an orphaned owner+persist table), one transaction. */
+int nft_set_table_flags(struct ks_nft *n, const char *table, uint32_t flags, struct ks_error *e);
+
 /* Apply the messages of rs as they are, in one transaction (e.g. compile_hook's switch). */
 int nft_apply(struct ks_nft *n, const struct ks_ruleset *rs, uint64_t *ret_usec, struct ks_error *e);
 
@@ -56,6 +59,12 @@ int nft_chain_exists(struct ks_nft *n, const char *table, const char *chain);
 /* Named counter objects of inet table `table` (none if the table is absent). */
 int nft_read_counters(struct ks_nft *n, const char *table, struct nft_counter **ret, size_t *ret_n);
 void nft_counters_free(struct nft_counter *c, size_t n);
+
+/* 1 if any flowtable exists (in any table, anyone's), 0 if none. */
+int nft_has_flowtables(struct ks_nft *n);
+
+/* The current ruleset generation (it changes with every committed transaction, anyone's). */
+int nft_generation(struct ks_nft *n, uint32_t *ret);
 
 /* The shape of inet table `table` as the kernel holds it (element counts only if with_elems). */
 struct ks_summary;

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "cleanup.h"
+#include "compile.h"
 #include "resolve.h"
 #include "store.h"
 
@@ -62,6 +63,17 @@ static struct ks_policy_entry *store_add(struct ks_store *s, const char *name, c
         return e;
 }
 
+/* Same ruleset? (Compared as compiled text: resolved host names included.) */
+static bool policy_same(const struct ks_policy *a, const struct ks_policy *b)
+{
+        _cleanup_free_ char *ta = NULL, *tb = NULL;
+
+        if (compile_text(a, "t", &ta) < 0 || compile_text(b, "t", &tb) < 0)
+                return false;
+        return strcmp(ta, tb) == 0 && !!a->description == !!b->description &&
+               (!a->description || strcmp(a->description, b->description) == 0);
+}
+
 /* Parse one file into its entry: the new version replaces the old one only if it is clean. */
 static int load_one(struct ks_store *s, const char *name, const char *path, bool *ret_failed)
 {
@@ -81,6 +93,10 @@ static int load_one(struct ks_store *s, const char *name, const char *path, bool
         *ret_failed = r < 0;
         if (r < 0)
                 return 0;
+        if (e->policy && policy_same(e->policy, p)) {
+                policy_free(p);         /* unchanged: the staged version stays current */
+                return 0;
+        }
         policy_free(e->policy);
         e->policy = p;
         e->generation++;

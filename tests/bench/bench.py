@@ -525,17 +525,16 @@ def report(args):
                  "(`iperf3 -A 0,0 -Z`), %s s per run; median of %d run(s) per state, the states "
                  "interleaved round by round." % (meta.get("iperf_seconds", "?"), len(thr["none"])))
         L.append("")
+        broken = extra.get("iperf_broken", 0)
+        if broken:
+            L.append("**%d iperf3 run(s) broke off** (the allowlisted flow was reset, see Goals) and "
+                     "were repeated once the agent was quiet." % broken)
+            L.append("")
         L.append("| state | Gbit/s median (min–max) | % of none | goal |")
         L.append("|---|---:|---:|---|")
         names = [("none", "no killswitch table (agent not running)", None),
                  ("normal", "normal (agent running, policies staged)", 99.0),
                  ("isolated", "isolated, flow allowlisted, 10,000-entry policy", 95.0)]
-        broken = extra.get("iperf_broken", 0)
-        if broken:
-            L.append("")
-            L.append("**%d iperf3 run(s) broke off** (TCP reset of the allowlisted flow, see Goals) and "
-                     "were repeated once the agent was quiet." % broken)
-            L.append("")
         for key, label, goal in names:
             xs = [x["bps"] for x in thr.get(key, [])]
             if not xs:
