@@ -361,18 +361,24 @@ static void print_drops_by_uplink(FILE *f, json_t *drops)
         }
 }
 
-/* Which protection the table has, and how often it had to be put back. */
+/* Which protection the table has, and (while isolated) how often it had to be put back. */
 static void print_protection(FILE *f, json_t *status)
 {
         const char *protection = json_str(status, "protection");
+        bool isolated = strcmp(json_str(status, "state") ?: "", "isolated") == 0;
+        uint64_t n = json_uint(status, "reassertions");
         char buf[256];
+        int k;
 
         if (!protection)
                 return;
-        snprintf(buf, sizeof(buf), "%s; %" PRIu64 " re-assertion%s since the isolation began%s", protection,
-                 json_uint(status, "reassertions"), json_uint(status, "reassertions") == 1 ? "" : "s",
-                 json_is_true(json_object_get(status, "rate_limited")) ? "; RATE LIMITED: another process keeps "
-                 "changing the table" : "");
+        k = snprintf(buf, sizeof(buf), "%s", protection);
+        if (isolated && k > 0)
+                k += snprintf(buf + k, sizeof(buf) - (size_t)k, "; %" PRIu64 " re-assertion%s since the isolation "
+                              "began", n, n == 1 ? "" : "s");
+        if (json_is_true(json_object_get(status, "rate_limited")) && k > 0 && (size_t)k < sizeof(buf))
+                snprintf(buf + k, sizeof(buf) - (size_t)k, "; RATE LIMITED: another process keeps changing the "
+                         "table");
         print_line(f, "Protection", buf);
 }
 
