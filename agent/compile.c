@@ -10,11 +10,12 @@
  *   counter P/gw_NAME (one per gateway, [Management] is "management"), P/dropped_in,
  *           P/dropped_out, P/dropped_in/UPLINK, P/dropped_out/UPLINK
  *   set P/uplinks        { type ifname }
- *   set P/gw_NAME_v4/_v6 { type ipv4_addr . inet_proto . inet_service; flags interval }  (Ports=)
- *                        { type ipv4_addr; flags interval }                              (all traffic)
- *   set P/gw_NAME_ping_v4/_v6 { type ipv4_addr; flags interval }                (Ports= and Ping=yes)
+ *   set P/gw_NAME_v4/_v6 { type ipv4_addr . inet_proto . inet_service }  (Ports=, exact entries)
+ *                        { type ipv4_addr }                              (all traffic, exact entries)
+ *   set P/gw_NAME_v4r/_v6r  the same with flags interval: prefixes and port ranges
+ *   set P/gw_NAME_ping_v4/_v6 { type ipv4_addr; flags interval }         (Ports= and Ping=yes)
  *   chain P/inbound      link upkeep (ND, DHCP) accept; ICMP errors ct state related accept;
- *                        saddr [. l4proto . sport|dport] @P/gw_NAME_vX counter accept;
+ *                        saddr [. l4proto . sport|dport] @P/gw_NAME_vX[r] counter accept;
  *                        saddr @P/gw_NAME_ping_vX icmp echo counter accept; ...;
  *                        iifname "U" counter drop (per uplink); counter drop
  *   chain P/outbound     the same with daddr, oifname; the tail rejects per Reject=
@@ -27,7 +28,14 @@
  *   chain output      hook output     priority -150: oifname @P/uplinks jump P/outbound
  *
  * so that isolating, switching and restoring touch three chains and three
- * rules, whatever the size of the policies (compile_hook). Priority -150 is
+ * rules, whatever the size of the policies (compile_hook).
+ *
+ * A gateway's entries are split by kind, per family: an exact entry (one
+ * address and, with Ports=, one port) goes into a hash set, an entry with a
+ * prefix, an address range or a port range into an interval set (suffix "r").
+ * Only non-empty sets exist, each with its own rules. Every packet of an
+ * allowed flow is looked up in the sets of each gateway before its own, and a
+ * hash lookup costs a fraction of an interval (pipapo or rbtree) one. Priority -150 is
  * after conntrack (-200), which "ct state related" needs, and before
  * destination NAT (-100). Outbound is checked in forward and output, not in
  * postrouting, because reject is not allowed in postrouting.
@@ -36,7 +44,8 @@
  * syntax (nft --debug=netlink), so that `nft list` reads our table back as
  * compile_text() prints it. Set elements are normalised first (sorted and
  * merged into disjoint ranges) because the kernel refuses overlapping
- * intervals; sorting keeps 100k addresses at n log n.
+ * intervals; sorting keeps 100k addresses at n log n. The split comes after
+ * the merge: a merged range of one address (and one port) is exact.
  */
 
 #include <arpa/inet.h>
@@ -119,6 +128,14 @@ static bool gateway_ping_rules(const struct ks_gateway *g)
 {
         return g->ping && g->n_ports > 0;
 }
+
+/*
+ * The two sets of a gateway per family: exact entries in a hash set
+ * "P/gw_X_v4", prefixes and ranges in an interval set "P/gw_X_v4r".
+ */
+enum set_kind { SET_EXACT, SET_RANGE, N_SET_KINDS };
+
+static const char *const set_kind_suffix[N_SET_KINDS] = { [SET_EXACT] = "", [SET_RANGE] = "r" };
 
 /* ---- Normalisation: disjoint sorted ranges ----------------------------- */
 
@@ -230,6 +247,39 @@ static size_t merge_ports(struct ks_portrange *v, size_t n)
                         cur->high = v[i].high;
         }
         return out + 1;
+}
+
+/* One address (IPv4 ranges keep zeros after byte 4, so 16 bytes compare both families). */
+static bool range_single(const struct addr_range *r)
+{
+        return memcmp(r->lo, r->hi, 16) == 0;
+}
+
+/* The number of port columns of the gateway's entries: its port ranges, or one without Ports=. */
+static size_t gw_port_cols(const struct gw_norm *gn)
+{
+        return gn->n_ports > 0 ? gn->n_ports : 1;
+}
+
+/* Entry (address range a, port range p) of family f: one address and, with Ports=, one port. */
+static enum set_kind entry_kind(const struct gw_norm *gn, enum family f, size_t a, size_t p)
+{
+        if (!range_single(&gn->ranges[f][a]))
+                return SET_RANGE;
+        if (gn->n_ports > 0 && gn->ports[p].low != gn->ports[p].high)
+                return SET_RANGE;
+        return SET_EXACT;
+}
+
+/* Entries of family f that go into the set of this kind (0: the set does not exist). */
+static size_t gw_entries(const struct gw_norm *gn, enum family f, enum set_kind kind)
+{
+        size_t n = 0;
+
+        for (size_t a = 0; a < gn->n_ranges[f]; a++)
+                for (size_t p = 0; p < gw_port_cols(gn); p++)
+                        n += entry_kind(gn, f, a, p) == kind;
+        return n;
 }
 
 static int norm_gateway(const struct ks_gateway *g, struct gw_norm *out)
@@ -557,9 +607,9 @@ static int build_uplinks(const struct stage *st, const struct ks_policy *p)
 }
 
 static void gateway_set_name(char buf[static COMPILE_NAME_SIZE], const struct stage *st, const char *gw,
-                             enum family f)
+                             enum family f, enum set_kind kind)
 {
-        stage_name(buf, st, COUNTER_GATEWAY_PREFIX "%s_%s", gw, families[f].suffix);
+        stage_name(buf, st, COUNTER_GATEWAY_PREFIX "%s_%s%s", gw, families[f].suffix, set_kind_suffix[kind]);
 }
 
 static void ping_set_name(char buf[static COMPILE_NAME_SIZE], const struct stage *st, const char *gw,
@@ -572,21 +622,29 @@ static void ping_set_name(char buf[static COMPILE_NAME_SIZE], const struct stage
  * An interval set of one address field is an rbtree: each range is a start
  * element and an end element one past it. Like nft, a leading end element at
  * address 0 closes the space before the first range, and a range that reaches
- * the last address has no end element but is marked open.
+ * the last address has no end element but is marked open. ranges_only: leave
+ * single addresses out (they are in the gateway's hash set).
  */
-static int fill_interval_set(struct nftnl_set *s, const struct addr_range *v, size_t n, size_t len)
+static int fill_interval_set(struct nftnl_set *s, const struct addr_range *v, size_t n, size_t len,
+                             bool ranges_only)
 {
         static const uint8_t zero[16];
         uint8_t next[16];
+        bool first = true;
         int k;
 
-        if (n > 0 && memcmp(v[0].lo, zero, len) != 0) {
-                k = set_add_elem(s, zero, (uint32_t)len, NULL, NFT_SET_ELEM_INTERVAL_END, false);
-                if (k < 0)
-                        return k;
-        }
         for (size_t i = 0; i < n; i++) {
-                bool open = !addr_next(v[i].hi, len, next);
+                bool open;
+
+                if (ranges_only && range_single(&v[i]))
+                        continue;
+                if (first && memcmp(v[i].lo, zero, len) != 0) {
+                        k = set_add_elem(s, zero, (uint32_t)len, NULL, NFT_SET_ELEM_INTERVAL_END, false);
+                        if (k < 0)
+                                return k;
+                }
+                first = false;
+                open = !addr_next(v[i].hi, len, next);
 
                 k = set_add_elem(s, v[i].lo, (uint32_t)len, NULL, 0, open);
                 if (k < 0)
@@ -612,7 +670,8 @@ static size_t concat_key(uint8_t *key, const uint8_t *addr, size_t len, uint8_t 
         return len + 8;
 }
 
-static int fill_concat_set(struct nftnl_set *s, const struct gw_norm *gn, enum family f)
+/* The entries of one kind with ports: an exact one is a key, a range a key and its end (pipapo). */
+static int fill_concat_set(struct nftnl_set *s, const struct gw_norm *gn, enum family f, enum set_kind kind)
 {
         size_t len = families[f].addr_len;
         uint8_t key[24], key_end[24];
@@ -621,18 +680,25 @@ static int fill_concat_set(struct nftnl_set *s, const struct gw_norm *gn, enum f
         for (size_t i = 0; i < gn->n_ranges[f]; i++)
                 for (size_t j = 0; j < gn->n_ports; j++) {
                         const struct ks_portrange *pr = &gn->ports[j];
-                        size_t klen = concat_key(key, gn->ranges[f][i].lo, len, pr->proto, pr->low);
+                        size_t klen;
 
+                        if (entry_kind(gn, f, i, j) != kind)
+                                continue;
+                        klen = concat_key(key, gn->ranges[f][i].lo, len, pr->proto, pr->low);
                         concat_key(key_end, gn->ranges[f][i].hi, len, pr->proto, pr->high);
-                        k = set_add_elem(s, key, (uint32_t)klen, key_end, 0, false);
+                        k = set_add_elem(s, key, (uint32_t)klen, kind == SET_RANGE ? key_end : NULL, 0, false);
                         if (k < 0)
                                 return k;
                 }
         return 0;
 }
 
-/* The addresses of a gateway, without ports: its set without Ports=, its ping set with. */
-static int build_address_set(const struct stage *st, const char *name, const struct gw_norm *gn, enum family f)
+/*
+ * Addresses in an interval set: a gateway's prefixes and address ranges
+ * without Ports= (ranges_only), or all its addresses for Ping= with Ports=.
+ */
+static int build_address_set(const struct stage *st, const char *name, const struct gw_norm *gn, enum family f,
+                             bool ranges_only)
 {
         const struct family_info *fi = &families[f];
         struct nftnl_set *s;
@@ -640,28 +706,52 @@ static int build_address_set(const struct stage *st, const char *name, const str
         s = set_new(st, name, NFT_SET_INTERVAL, fi->key_type, fi->addr_len, BYTEORDER_BIG_ENDIAN);
         if (!s)
                 return -ENOMEM;
-        return fill_interval_set(s, gn->ranges[f], gn->n_ranges[f], fi->addr_len);
+        return fill_interval_set(s, gn->ranges[f], gn->n_ranges[f], fi->addr_len, ranges_only);
 }
 
-static int build_gateway_set(const struct stage *st, const char *gw, const struct gw_norm *gn, enum family f)
+/* Single addresses without Ports=: a hash set of addresses. */
+static int build_address_hash(const struct stage *st, const char *name, const struct gw_norm *gn, enum family f)
+{
+        const struct family_info *fi = &families[f];
+        struct nftnl_set *s;
+        int k;
+
+        s = set_new(st, name, 0, fi->key_type, fi->addr_len, BYTEORDER_BIG_ENDIAN);
+        if (!s)
+                return -ENOMEM;
+        for (size_t i = 0; i < gn->n_ranges[f]; i++) {
+                if (!range_single(&gn->ranges[f][i]))
+                        continue;
+                k = set_add_elem(s, gn->ranges[f][i].lo, fi->addr_len, NULL, 0, false);
+                if (k < 0)
+                        return k;
+        }
+        return 0;
+}
+
+static int build_gateway_set(const struct stage *st, const char *gw, const struct gw_norm *gn, enum family f,
+                             enum set_kind kind)
 {
         const struct family_info *fi = &families[f];
         char name[COMPILE_NAME_SIZE];
         struct nftnl_set *s;
 
-        gateway_set_name(name, st, gw, f);
+        gateway_set_name(name, st, gw, f, kind);
         if (gn->n_ports == 0)
-                return build_address_set(st, name, gn, f);
+                return kind == SET_EXACT ? build_address_hash(st, name, gn, f) :
+                                           build_address_set(st, name, gn, f, true);
 
         uint32_t type = (fi->key_type << (2 * TYPE_BITS)) | (TYPE_INET_PROTOCOL << TYPE_BITS) | TYPE_INET_SERVICE;
         uint8_t fields[] = { (uint8_t)fi->addr_len, 1, 2 };     /* libnftnl takes field lengths as bytes */
 
-        s = set_new(st, name, NFT_SET_INTERVAL | NFT_SET_CONCAT, type, fi->addr_len + 8, BYTEORDER_INVALID);
+        /* As nft: field lengths and NFT_SET_CONCAT only for an interval set. */
+        s = set_new(st, name, kind == SET_RANGE ? NFT_SET_INTERVAL | NFT_SET_CONCAT : 0, type, fi->addr_len + 8,
+                    BYTEORDER_INVALID);
         if (!s)
                 return -ENOMEM;
-        if (nftnl_set_set_data(s, NFTNL_SET_DESC_CONCAT, fields, sizeof(fields)) < 0)
+        if (kind == SET_RANGE && nftnl_set_set_data(s, NFTNL_SET_DESC_CONCAT, fields, sizeof(fields)) < 0)
                 return -ENOMEM;
-        return fill_concat_set(s, gn, f);
+        return fill_concat_set(s, gn, f, kind);
 }
 
 static int build_sets(const struct stage *st, const struct ks_policy *p, const struct norm *n)
@@ -672,14 +762,15 @@ static int build_sets(const struct stage *st, const struct ks_policy *p, const s
 
         for (size_t i = 0; k >= 0 && i < p->n_gateways; i++) {
                 for (int f = 0; k >= 0 && f < N_FAMILIES; f++)
-                        if (n->gws[i].n_ranges[f] > 0)
-                                k = build_gateway_set(st, p->gateways[i].name, &n->gws[i], f);
+                        for (int kind = 0; k >= 0 && kind < N_SET_KINDS; kind++)
+                                if (gw_entries(&n->gws[i], f, kind) > 0)
+                                        k = build_gateway_set(st, p->gateways[i].name, &n->gws[i], f, kind);
                 if (!gateway_ping_rules(&p->gateways[i]))
                         continue;
                 for (int f = 0; k >= 0 && f < N_FAMILIES; f++)
                         if (n->gws[i].n_ranges[f] > 0) {
                                 ping_set_name(name, st, p->gateways[i].name, f);
-                                k = build_address_set(st, name, &n->gws[i], f);
+                                k = build_address_set(st, name, &n->gws[i], f, false);
                         }
         }
         return k;
@@ -941,11 +1032,12 @@ static int build_jump_rule(struct ks_ruleset *r, const char *table, const char *
 struct gw_match {
         const char *chain, *set, *counter;
         enum family family;
+        enum set_kind kind;
         bool source;            /* saddr (inbound) or daddr (outbound) */
         int port;               /* -1: no ports; 0: sport; 1: dport */
 };
 
-/* [ip|ip6] saddr|daddr [. meta l4proto . th sport|dport] @P/gw_X_vN counter name "P/gw_X" accept */
+/* [ip|ip6] saddr|daddr [. meta l4proto . th sport|dport] @P/gw_X_vN[r] counter name "P/gw_X" accept */
 static int build_gateway_rule(const struct stage *st, const struct gw_match *m)
 {
         const struct family_info *fi = &families[m->family];
@@ -962,7 +1054,8 @@ static int build_gateway_rule(const struct stage *st, const struct gw_match *m)
                                  m->source ? fi->saddr_offset : fi->daddr_offset, fi->addr_len, NFT_REG_1);
         if (k >= 0 && m->port >= 0) {
                 k = emit_meta(rule, NFT_META_L4PROTO, fi->proto_reg);
-                if (k >= 0)
+                /* Only for an interval set's key, as nft. */
+                if (k >= 0 && m->kind == SET_RANGE)
                         k = emit_byteorder_hton(rule, fi->proto_reg);
                 if (k >= 0)
                         k = emit_payload(rule, NFT_PAYLOAD_TRANSPORT_HEADER, m->port ? 2 : 0, 2, fi->port_reg);
@@ -1167,23 +1260,25 @@ static int build_gateway_rules(const struct stage *st, const char *chain, const 
         int k = 0;
 
         stage_name(counter, st, COUNTER_GATEWAY_PREFIX "%s", gw);
-        for (int f = 0; k >= 0 && f < N_FAMILIES; f++) {
-                if (gn->n_ranges[f] == 0)
-                        continue;
-                gateway_set_name(set, st, gw, f);
-                m.family = f;
-                if (gn->n_ports == 0) {
-                        m.port = -1;
+        for (int f = 0; k >= 0 && f < N_FAMILIES; f++)
+                for (int kind = 0; k >= 0 && kind < N_SET_KINDS; kind++) {
+                        if (gw_entries(gn, f, kind) == 0)
+                                continue;
+                        gateway_set_name(set, st, gw, f, kind);
+                        m.family = f;
+                        m.kind = kind;
+                        if (gn->n_ports == 0) {
+                                m.port = -1;
+                                k = build_gateway_rule(st, &m);
+                                continue;
+                        }
+                        m.port = inbound ? 0 : 1;
                         k = build_gateway_rule(st, &m);
-                        continue;
+                        if (k < 0)
+                                break;
+                        m.port = !m.port;
+                        k = build_gateway_rule(st, &m);
                 }
-                m.port = inbound ? 0 : 1;
-                k = build_gateway_rule(st, &m);
-                if (k < 0)
-                        break;
-                m.port = !m.port;
-                k = build_gateway_rule(st, &m);
-        }
         return k;
 }
 
@@ -1615,33 +1710,103 @@ static void text_uplinks(FILE *f, const struct ks_policy *p)
         fputs(" }\n\t}\n\n", f);
 }
 
-/* The gateway's set, or with ping its address set for Ping=. */
-static void text_gateway_set(FILE *f, const char *policy, const char *gw, const struct gw_norm *gn,
-                             enum family fam, bool ping)
+/* An exact address . protocol . port entry. */
+struct text_entry {
+        const struct addr_range *addr;
+        const struct ks_portrange *port;
+};
+
+/*
+ * The order in which nft lists a hash set of concatenations: each element's
+ * fields unpadded (address, protocol, port in network byte order), read as one
+ * number in host byte order. On a little-endian host that compares the last
+ * byte first: the port's low byte, its high byte, the protocol, then the
+ * address from its last byte (IPv4 ranges are zero after byte 4). Interval
+ * sets and sets of one address list in address order, as sorted already.
+ */
+static int text_entry_cmp(const void *a, const void *b)
+{
+        const struct text_entry *x = a, *y = b;
+        uint8_t kx[19], ky[19];
+
+        memcpy(kx, x->addr->lo, 16);
+        memcpy(ky, y->addr->lo, 16);
+        kx[16] = x->port->proto;
+        ky[16] = y->port->proto;
+        kx[17] = (uint8_t)(x->port->low >> 8);
+        ky[17] = (uint8_t)(y->port->low >> 8);
+        kx[18] = (uint8_t)(x->port->low & 0xff);
+        ky[18] = (uint8_t)(y->port->low & 0xff);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        for (size_t i = sizeof(kx); i > 0; i--)
+                if (kx[i - 1] != ky[i - 1])
+                        return kx[i - 1] < ky[i - 1] ? -1 : 1;
+        return 0;
+#else
+        return memcmp(kx, ky, sizeof(kx));
+#endif
+}
+
+static void print_entry(FILE *f, size_t i, const struct addr_range *r, const struct ks_portrange *pr,
+                        enum family fam)
+{
+        print_delim(f, i, 1);
+        print_range(f, r, fam);
+        fputs(" . ", f);
+        print_ports(f, pr);
+}
+
+/* The exact entries with ports, in nft's order of a hash set. */
+static int text_exact_entries(FILE *f, const struct gw_norm *gn, enum family fam)
+{
+        _cleanup_free_ struct text_entry *v = calloc(gw_entries(gn, fam, SET_EXACT), sizeof(*v));
+        size_t n = 0;
+
+        if (!v)
+                return -ENOMEM;
+        for (size_t a = 0; a < gn->n_ranges[fam]; a++)
+                for (size_t j = 0; j < gn->n_ports; j++)
+                        if (entry_kind(gn, fam, a, j) == SET_EXACT)
+                                v[n++] = (struct text_entry){ &gn->ranges[fam][a], &gn->ports[j] };
+        qsort(v, n, sizeof(*v), text_entry_cmp);
+        for (size_t i = 0; i < n; i++)
+                print_entry(f, i, v[i].addr, v[i].port, fam);
+        return 0;
+}
+
+/* The gateway's set of one kind, or with ping its address set for Ping=. */
+static int text_gateway_set(FILE *f, const char *policy, const char *gw, const struct gw_norm *gn,
+                            enum family fam, enum set_kind kind, bool ping)
 {
         const struct family_info *fi = &families[fam];
         bool ports = gn->n_ports > 0 && !ping;
         size_t i = 0;
+        int k;
 
-        fprintf(f, "\tset %s" COMPILE_NAME_SEP COUNTER_GATEWAY_PREFIX "%s_%s%s {\n\t\ttype %s",
-                policy, gw, ping ? "ping_" : "", fi->suffix, fi->type_name);
+        fprintf(f, "\tset %s" COMPILE_NAME_SEP COUNTER_GATEWAY_PREFIX "%s_%s%s%s {\n\t\ttype %s",
+                policy, gw, ping ? "ping_" : "", fi->suffix, ping ? "" : set_kind_suffix[kind], fi->type_name);
         if (ports)
                 fputs(" . inet_proto . inet_service", f);
-        fputs("\n\t\tflags interval\n\t\telements = ", f);
-        for (size_t a = 0; a < gn->n_ranges[fam]; a++) {
+        fputs(ping || kind == SET_RANGE ? "\n\t\tflags interval\n\t\telements = " : "\n\t\telements = ", f);
+        if (ports && kind == SET_EXACT) {
+                k = text_exact_entries(f, gn, fam);
+                if (k < 0)
+                        return k;
+        }
+        for (size_t a = 0; a < gn->n_ranges[fam] && !(ports && kind == SET_EXACT); a++) {
                 if (!ports) {
+                        if (!ping && entry_kind(gn, fam, a, 0) != kind)
+                                continue;
                         print_delim(f, i++, fam == V4 ? 2 : 1);
                         print_range(f, &gn->ranges[fam][a], fam);
                         continue;
                 }
-                for (size_t j = 0; j < gn->n_ports; j++) {
-                        print_delim(f, i++, 1);
-                        print_range(f, &gn->ranges[fam][a], fam);
-                        fputs(" . ", f);
-                        print_ports(f, &gn->ports[j]);
-                }
+                for (size_t j = 0; j < gn->n_ports; j++)
+                        if (entry_kind(gn, fam, a, j) == kind)
+                                print_entry(f, i++, &gn->ranges[fam][a], &gn->ports[j], fam);
         }
         fputs(" }\n\t}\n\n", f);
+        return 0;
 }
 
 static void text_gateway_rules(FILE *f, const char *policy, const char *gw, const struct gw_norm *gn,
@@ -1649,21 +1814,22 @@ static void text_gateway_rules(FILE *f, const char *policy, const char *gw, cons
 {
         static const char *const ports[2][2] = { { "dport", "sport" }, { "sport", "dport" } };
 
-        for (int fam = 0; fam < N_FAMILIES; fam++) {
-                const struct family_info *fi = &families[fam];
-                const char *addr = inbound ? "saddr" : "daddr";
+        for (int fam = 0; fam < N_FAMILIES; fam++)
+                for (int kind = 0; kind < N_SET_KINDS; kind++) {
+                        const struct family_info *fi = &families[fam];
+                        const char *addr = inbound ? "saddr" : "daddr";
 
-                if (gn->n_ranges[fam] == 0)
-                        continue;
-                for (int j = 0; j < (gn->n_ports > 0 ? 2 : 1); j++) {
-                        fprintf(f, "\t\t%s %s ", fi->nft_prefix, addr);
-                        if (gn->n_ports > 0)
-                                fprintf(f, ". meta l4proto . th %s ", ports[inbound][j]);
-                        fprintf(f, "@%s" COMPILE_NAME_SEP COUNTER_GATEWAY_PREFIX "%s_%s counter name \"%s"
-                                COMPILE_NAME_SEP COUNTER_GATEWAY_PREFIX "%s\" accept\n",
-                                policy, gw, fi->suffix, policy, gw);
+                        if (gw_entries(gn, fam, kind) == 0)
+                                continue;
+                        for (int j = 0; j < (gn->n_ports > 0 ? 2 : 1); j++) {
+                                fprintf(f, "\t\t%s %s ", fi->nft_prefix, addr);
+                                if (gn->n_ports > 0)
+                                        fprintf(f, ". meta l4proto . th %s ", ports[inbound][j]);
+                                fprintf(f, "@%s" COMPILE_NAME_SEP COUNTER_GATEWAY_PREFIX "%s_%s%s counter name \"%s"
+                                        COMPILE_NAME_SEP COUNTER_GATEWAY_PREFIX "%s\" accept\n",
+                                        policy, gw, fi->suffix, set_kind_suffix[kind], policy, gw);
+                        }
                 }
-        }
 }
 
 static void text_upkeep_rules(FILE *f, const struct ks_policy *p, bool inbound)
@@ -1742,8 +1908,10 @@ static void text_chains(FILE *f, const struct ks_policy *p, const struct norm *n
         }
 }
 
-static void text_table(FILE *f, const struct ks_policy *p, const struct norm *n, const char *table)
+static int text_table(FILE *f, const struct ks_policy *p, const struct norm *n, const char *table)
 {
+        int k = 0;
+
         fprintf(f, "table inet %s {\n", table);
         for (size_t i = 0; i < p->n_gateways; i++)
                 text_counter(f, p->name, COUNTER_GATEWAY_PREFIX, p->gateways[i].name);
@@ -1754,18 +1922,24 @@ static void text_table(FILE *f, const struct ks_policy *p, const struct norm *n,
                 text_counter(f, p->name, COUNTER_DROPPED_OUT COMPILE_NAME_SEP, p->uplinks[i]);
         }
         text_uplinks(f, p);
-        for (size_t i = 0; i < p->n_gateways; i++) {
-                for (int fam = 0; fam < N_FAMILIES; fam++)
-                        if (n->gws[i].n_ranges[fam] > 0)
-                                text_gateway_set(f, p->name, p->gateways[i].name, &n->gws[i], fam, false);
+        for (size_t i = 0; k >= 0 && i < p->n_gateways; i++) {
+                for (int fam = 0; k >= 0 && fam < N_FAMILIES; fam++)
+                        for (int kind = 0; k >= 0 && kind < N_SET_KINDS; kind++)
+                                if (gw_entries(&n->gws[i], fam, kind) > 0)
+                                        k = text_gateway_set(f, p->name, p->gateways[i].name, &n->gws[i], fam,
+                                                             kind, false);
                 if (!gateway_ping_rules(&p->gateways[i]))
                         continue;
-                for (int fam = 0; fam < N_FAMILIES; fam++)
+                for (int fam = 0; k >= 0 && fam < N_FAMILIES; fam++)
                         if (n->gws[i].n_ranges[fam] > 0)
-                                text_gateway_set(f, p->name, p->gateways[i].name, &n->gws[i], fam, true);
+                                k = text_gateway_set(f, p->name, p->gateways[i].name, &n->gws[i], fam,
+                                                     SET_EXACT, true);
         }
+        if (k < 0)
+                return k;
         text_chains(f, p, n);
         fputs("}\n", f);
+        return 0;
 }
 
 int compile_text(const struct ks_policy *p, const char *table, char **ret)
@@ -1786,9 +1960,10 @@ int compile_text(const struct ks_policy *p, const char *table, char **ret)
                 norm_free(&n);
                 return -ENOMEM;
         }
-        text_table(f, p, &n, table);
+        k = text_table(f, p, &n, table);
         norm_free(&n);
-        k = ferror(f) ? -ENOMEM : 0;
+        if (k >= 0 && ferror(f))
+                k = -ENOMEM;
         if (fclose(f) != 0 || k < 0)
                 return -ENOMEM;
         *ret = TAKE_PTR(buf);

@@ -40,8 +40,9 @@ struct ks_ruleset;
 /*
  * Longest name of a staged object, without the NUL: "P/gw_G_ping_v4" with a
  * policy and a gateway name of POLICY_NAME_MAX (32) characters each, 76
- * characters. The kernel allows 255 (NFT_NAME_MAXLEN - 1). Counter names are
- * shorter ("P/gw_G", at most 68; "P/dropped_out/U", at most 60). Buffers of
+ * characters. The kernel allows 255 (NFT_NAME_MAXLEN - 1). The other names
+ * are shorter: a gateway's interval set "P/gw_G_v4r" at most 72, its hash set
+ * "P/gw_G_v4" 71, counters "P/gw_G" 68 and "P/dropped_out/U" 60. Buffers of
  * COMPILE_NAME_SIZE always suffice.
  */
 #define COMPILE_NAME_MAX                                                                 \

@@ -3,7 +3,7 @@
 #
 # killswitch benchmark, run by hand (not part of the tests):
 #
-#     sudo tests/bench/bench.sh [--quick] [--out FILE] [--keep]
+#     sudo tests/bench/bench.sh [--quick] [--only throughput] [--out FILE] [--keep]
 #
 # Builds a small lab of network namespaces, starts killswitchd in its gateway and measures, in one
 # run, side by side (see docs/performance.md for what each figure means and for the goals):
@@ -32,6 +32,8 @@
 #
 # --quick: 5 timing runs per size instead of 30, 3 leak switches instead of 10, one 2 s iperf3
 # round instead of five of 1+4 s, 3 s idle samples instead of 10 s: under 2 minutes.
+# --only throughput: only part 4 (the agent starts with all bench policies staged), with the
+# rounds of the chosen mode; the report marks the other parts "not measured".
 # Environment: KILLSWITCHD, KILLSWITCHCTL (skip the build and use these), BENCH_BUILD_DIR (default
 # build-bench in the repository).
 
@@ -40,19 +42,25 @@ export LC_ALL=C.UTF-8
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HERE=$REPO/tests/bench
 
-QUICK=0 OUT="" KEEP=0
+QUICK=0 OUT="" KEEP=0 ONLY=""
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) QUICK=1 ;;
+	--only) ONLY=${2:?--only needs a part: throughput}; shift ;;
+	--only=*) ONLY=${1#--only=} ;;
 	--out) OUT=${2:?--out needs a file}; shift ;;
 	--out=*) OUT=${1#--out=} ;;
 	--keep) KEEP=1 ;;
-	-h | --help) sed -n '3,37p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '3,38p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
 done
 [ -n "$OUT" ] && case $OUT in /*) ;; *) OUT=$PWD/$OUT ;; esac
+case $ONLY in
+"" | throughput) ;;
+*) echo "bench.sh: --only takes \"throughput\", not \"$ONLY\"" >&2; exit 2 ;;
+esac
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "bench.sh needs root (network namespaces, nftables): sudo $0 $*" >&2
@@ -299,6 +307,12 @@ EOF
 say "Throughput, round 1 of $IPERF_ROUNDS (iperf3 ${IPERF_SECS}s, lan -> $PEER:443)"
 iperf none
 
+if [ "$ONLY" = throughput ]; then
+	cp "$TMP/staged/"*.policy "$CONF/policies/"
+	agent_start
+	bench settle --pid "$AGENT_PID"
+	state_is normal || die "the agent does not start in the normal state"
+else
 # --- 5: memory and wake-ups -------------------------------------------------------------------
 say "Agent memory and idle wake-ups"
 agent_start
@@ -319,6 +333,7 @@ ms=$((($(date +%s%N) - t0) / 1000000))
 info "reload staging all bench policies: $ms ms"
 bench put reload_all_ms "$ms" --out "$RES/extra.json"
 bench proc-sample --pid "$AGENT_PID" --seconds "$IDLE_SECS" --label all --out "$RES/proc.json" || die "proc-sample"
+fi
 
 # --- 4 (first round): normal and isolated ------------------------------------------------------
 say "Throughput, round 1 of $IPERF_ROUNDS, agent running"
@@ -329,6 +344,7 @@ web_cut || die "isolate bench10000 returned but the web peer still answers"
 iperf isolated
 ctl restore --reason "bench throughput" >/dev/null || die "restore failed"
 
+if [ -z "$ONLY" ]; then
 # --- 1 and 2 -----------------------------------------------------------------------------------
 bench settle --pid "$AGENT_PID"
 say "killswitchctl isolate vs nft -f ($REPS alternating runs per size)"
@@ -358,6 +374,7 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 print("   %d switches: %d datagrams after return (max %d per switch); flood %.0f/s, receiver drops %s"
       % (d["reps"], d["after_total"], d["after_max"], d["pps"] or 0, d["rcvbuf_dropped"]))' "$RES/leak.json"
+fi
 
 # --- 4: further rounds ---------------------------------------------------------------------------
 for ((r = 2; r <= IPERF_ROUNDS; r++)); do

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of the compiler, without a kernel: golden nft text and libnftnl
- * bytecode per shipped policy, merging of overlaps, element counts, the batch
+ * bytecode per shipped policy, merging of overlaps, the split of each gateway
+ * into a hash set of exact entries and an interval set of ranges, element
+ * counts, the batch
  * messages of a table of several staged policies and of the hook switch, and
  * 100k addresses. UPDATE_GOLDEN=1 rewrites the golden files.
  */
@@ -30,6 +32,7 @@
 #include "cleanup.h"
 #include "compile.h"
 #include "policy.h"
+#include "summary.h"
 
 #define TABLE "killswitch"
 
@@ -193,13 +196,16 @@ static void test_isolate_shape(void **state)
         assert_non_null(strstr(t, "\tcounter t/dropped_in {"));
         assert_non_null(strstr(t, "\tcounter t/dropped_out {"));
         assert_non_null(strstr(t, "\tset t/uplinks {\n\t\ttype ifname\n\t\telements = { \"wan0\",\n\t\t\t     \"wan1\" }\n"));
+        /* Exact entries in a hash set, listed in nft's order (the port's low byte first); the range apart. */
         assert_non_null(strstr(t,
-                "\tset t/gw_phone_v4 {\n\t\ttype ipv4_addr . inet_proto . inet_service\n\t\tflags interval\n"
-                "\t\telements = { 203.0.113.5 . tcp . 5061,\n"
-                "\t\t\t     203.0.113.5 . udp . 5060,\n"
-                "\t\t\t     203.0.113.5 . udp . 10000-20000 }\n"));
+                "\tset t/gw_phone_v4 {\n\t\ttype ipv4_addr . inet_proto . inet_service\n"
+                "\t\telements = { 203.0.113.5 . udp . 5060,\n"
+                "\t\t\t     203.0.113.5 . tcp . 5061 }\n\t}\n\n"
+                "\tset t/gw_phone_v4r {\n\t\ttype ipv4_addr . inet_proto . inet_service\n\t\tflags interval\n"
+                "\t\telements = { 203.0.113.5 . udp . 10000-20000 }\n"));
         assert_null(strstr(t, "gw_phone_v6"));
-        assert_non_null(strstr(t, "\tset t/gw_web_v4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n"
+        assert_null(strstr(t, "set t/gw_web_v4 "));
+        assert_non_null(strstr(t, "\tset t/gw_web_v4r {\n\t\ttype ipv4_addr\n\t\tflags interval\n"
                                   "\t\telements = { 192.0.2.0/24 }\n"));
         assert_non_null(strstr(t, "\tcounter t/dropped_in/wan0 {"));
         assert_non_null(strstr(t, "\tcounter t/dropped_out/wan1 {"));
@@ -212,7 +218,9 @@ static void test_isolate_shape(void **state)
                 "\t\tmeta l4proto ipv6-icmp ct state related accept\n"
                 "\t\tip saddr . meta l4proto . th sport @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"
                 "\t\tip saddr . meta l4proto . th dport @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"
-                "\t\tip saddr @t/gw_web_v4 counter name \"t/gw_web\" accept\n"
+                "\t\tip saddr . meta l4proto . th sport @t/gw_phone_v4r counter name \"t/gw_phone\" accept\n"
+                "\t\tip saddr . meta l4proto . th dport @t/gw_phone_v4r counter name \"t/gw_phone\" accept\n"
+                "\t\tip saddr @t/gw_web_v4r counter name \"t/gw_web\" accept\n"
                 "\t\tiifname \"wan0\" counter name \"t/dropped_in/wan0\" drop\n"
                 "\t\tiifname \"wan1\" counter name \"t/dropped_in/wan1\" drop\n"
                 "\t\tcounter name \"t/dropped_in\" drop\n\t}\n\n"));
@@ -225,7 +233,9 @@ static void test_isolate_shape(void **state)
                 "\t\tmeta l4proto ipv6-icmp ct state related accept\n"
                 "\t\tip daddr . meta l4proto . th dport @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"
                 "\t\tip daddr . meta l4proto . th sport @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"
-                "\t\tip daddr @t/gw_web_v4 counter name \"t/gw_web\" accept\n"
+                "\t\tip daddr . meta l4proto . th dport @t/gw_phone_v4r counter name \"t/gw_phone\" accept\n"
+                "\t\tip daddr . meta l4proto . th sport @t/gw_phone_v4r counter name \"t/gw_phone\" accept\n"
+                "\t\tip daddr @t/gw_web_v4r counter name \"t/gw_web\" accept\n"
                 "\t\toifname \"wan0\" meta l4proto tcp counter name \"t/dropped_out/wan0\" reject with tcp reset\n"
                 "\t\toifname \"wan0\" counter name \"t/dropped_out/wan0\" drop\n"
                 "\t\toifname \"wan1\" meta l4proto tcp counter name \"t/dropped_out/wan1\" reject with tcp reset\n"
@@ -247,13 +257,25 @@ static void test_isolate_shape(void **state)
 
 static void test_bytecode(void **state)
 {
-        struct ks_policy *p = parse("[Uplinks]\nInterface=wan0\n[Gateway g]\nAddress=2001:db8::1\nPorts=tcp:25\n");
+        struct ks_policy *p = parse("[Uplinks]\nInterface=wan0\n[Gateway g]\nAddress=2001:db8::1\n"
+                                    "Ports=tcp:25 tcp:1000-1010\n");
         struct ks_ruleset *r = NULL;
         _cleanup_free_ char *dump = NULL;
 
         assert_int_equal(compile_table(pp(p), 1, "t", TABLE, &r), 0);
         dump = dump_of(r);
-        /* What nft 1.0.6 emits for: ip6 saddr . meta l4proto . th sport @t/gw_g_v6 counter name "t/gw_g" accept */
+        /* What nft 1.0.6 emits for a hash set: ip6 saddr . meta l4proto . th sport @t/gw_g_v6 counter ... accept */
+        assert_non_null(strstr(dump,
+                "inet killswitch t/inbound\n"
+                "  [ meta load nfproto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x0000000a ]\n"
+                "  [ payload load 16b @ network header + 8 => reg 1 ]\n"
+                "  [ meta load l4proto => reg 2 ]\n"
+                "  [ payload load 2b @ transport header + 0 => reg 13 ]\n"
+                "  [ lookup reg 1 set t/gw_g_v6 ]\n"
+                "  [ objref type 1 name t/gw_g ]\n"
+                "  [ immediate reg 0 accept ]\n"));
+        /* and for an interval set, which converts the protocol: ... th sport @t/gw_g_v6r ... */
         assert_non_null(strstr(dump,
                 "inet killswitch t/inbound\n"
                 "  [ meta load nfproto => reg 1 ]\n"
@@ -262,7 +284,7 @@ static void test_bytecode(void **state)
                 "  [ meta load l4proto => reg 2 ]\n"
                 "  [ byteorder reg 2 = hton(reg 2, 2, 1) ]\n"
                 "  [ payload load 2b @ transport header + 0 => reg 13 ]\n"
-                "  [ lookup reg 1 set t/gw_g_v6 ]\n"
+                "  [ lookup reg 1 set t/gw_g_v6r ]\n"
                 "  [ objref type 1 name t/gw_g ]\n"
                 "  [ immediate reg 0 accept ]\n"));
         assert_non_null(strstr(dump,
@@ -270,7 +292,8 @@ static void test_bytecode(void **state)
                 "  [ meta load iifname => reg 1 ]\n"
                 "  [ lookup reg 1 set t/uplinks ]\n"
                 "  [ immediate reg 0 jump -> t/inbound ]\n"));
-        assert_non_null(strstr(dump, "t/gw_g_v6 killswitch 84\n"));        /* NFT_SET_INTERVAL | NFT_SET_CONCAT */
+        assert_non_null(strstr(dump, "t/gw_g_v6 killswitch 0\n"));         /* a hash set */
+        assert_non_null(strstr(dump, "t/gw_g_v6r killswitch 84\n"));       /* NFT_SET_INTERVAL | NFT_SET_CONCAT */
         /* What nft 1.0.6 emits for each rule of the link upkeep and the tail (nft --debug=netlink). */
         assert_non_null(strstr(dump,
                 "inet killswitch t/inbound\n"       /* icmpv6 type 133-137 accept */
@@ -452,7 +475,7 @@ static void test_longest_names(void **state)
         assert_int_equal(strlen(pol), POLICY_NAME_MAX);
         assert_int_equal(strlen(gw), POLICY_NAME_MAX);
         assert_true(asprintf(&text, "[Uplinks]\nInterface=abcdefghijklmno\n[Gateway %s]\nAddress=192.0.2.1\n"
-                             "Ports=tcp:1\nPing=yes\n", gw) > 0);
+                             "Ports=tcp:1 tcp:10-20\nPing=yes\n", gw) > 0);
         assert_int_equal(policy_parse_string(text, "x.policy", pol, &p, &d), 0);
         assert_int_equal(compile_table(pp(p), 1, pol, TABLE, &r), 0);
         dump = dump_of(r);
@@ -463,6 +486,11 @@ static void test_longest_names(void **state)
         free(set);
         assert_true(asprintf(&set, "\tset %s/gw_%s_ping_v4 {\n", pol, gw) > 0);
         assert_non_null(strstr(t, set));
+        /* The interval set's name is shorter. */
+        free(set);
+        assert_true(asprintf(&set, "\n%s/gw_%s_v4r " TABLE " ", pol, gw) > 0);
+        assert_true(strlen(set) - strlen(" " TABLE " ") - 1 < COMPILE_NAME_MAX);
+        assert_non_null(strstr(dump, set));
         ruleset_free(r);
         policy_free(p);
 }
@@ -616,16 +644,21 @@ static void test_merge_overlaps(void **state)
                 "\t\t\t     192.0.2.1-192.0.2.2 . tcp . 40,\n"
                 "\t\t\t     192.0.2.1-192.0.2.2 . udp . 53,\n"
                 "\t\t\t     192.0.2.1-192.0.2.2 . sctp . 1-5 }\n"));
+        /* Merged first, then split: ::1 with a single port is exact. */
+        assert_non_null(strstr(t,
+                "\tset t/gw_m_v6 {\n\t\ttype ipv6_addr . inet_proto . inet_service\n"
+                "\t\telements = { ::1 . tcp . 40,\n"
+                "\t\t\t     ::1 . udp . 53 }\n"));
         assert_non_null(strstr(t,
                 "\t\telements = { ::1 . tcp . 10-31,\n"
-                "\t\t\t     ::1 . tcp . 40,\n"
-                "\t\t\t     ::1 . udp . 53,\n"
                 "\t\t\t     ::1 . sctp . 1-5,\n"
                 "\t\t\t     2001:db8::/32 . tcp . 10-31,\n"));
+        assert_null(strstr(t, "set t/gw_m_v4 "));
         assert_int_equal(compile_table(pp(p), 1, NULL, TABLE, &r), 0);
         dump = dump_of(r);
-        assert_int_equal(count_elements(dump, "t/gw_m_v4"), 2 * 4);
-        assert_int_equal(count_elements(dump, "t/gw_m_v6"), 2 * 4);
+        assert_int_equal(count_elements(dump, "t/gw_m_v4r"), 2 * 4);
+        assert_int_equal(count_elements(dump, "t/gw_m_v6"), 2);
+        assert_int_equal(count_elements(dump, "t/gw_m_v6r"), 2 + 4);
         ruleset_free(r);
         policy_free(p);
 }
@@ -636,27 +669,139 @@ static void test_interval_elements(void **state)
                 "[Uplinks]\nInterface=wan0 wan1 wan0\n"
                 "[Gateway a]\nAddress=10.0.0.0/8 10.1.0.0/16 192.0.2.1 192.0.2.3\n"
                 "[Gateway all]\nAddress=0.0.0.0/0 ::/0\n"
-                "[Gateway top]\nAddress=255.255.255.255 ffff::/16 ::\n");
+                "[Gateway top]\nAddress=255.255.255.0/24 ffff::/16 ::/120\n"
+                "[Gateway end]\nAddress=255.255.255.255 ::\n");
         struct ks_ruleset *r = NULL;
         _cleanup_free_ char *t = text_of(p), *dump = NULL;
 
         assert_int_equal(compile_table(pp(p), 1, NULL, TABLE, &r), 0);
         dump = dump_of(r);
         assert_int_equal(count_elements(dump, "t/uplinks"), 2);
-        /* A leading end at 0, then start and end of each of the three ranges. */
-        assert_int_equal(count_elements(dump, "t/gw_a_v4"), 1 + 3 * 2);
-        assert_non_null(strstr(t, "elements = { 10.0.0.0/8, 192.0.2.1,\n\t\t\t     192.0.2.3 }"));
+        /* The single addresses in the hash set; in the interval set a leading end at 0, start, end. */
+        assert_int_equal(count_elements(dump, "t/gw_a_v4"), 2);
+        assert_int_equal(count_elements(dump, "t/gw_a_v4r"), 1 + 2);
+        assert_non_null(strstr(t, "\tset t/gw_a_v4 {\n\t\ttype ipv4_addr\n\t\telements = { 192.0.2.1, 192.0.2.3 }"));
+        assert_non_null(strstr(t, "\tset t/gw_a_v4r {\n\t\ttype ipv4_addr\n\t\tflags interval\n"
+                                  "\t\telements = { 10.0.0.0/8 }"));
         /* The whole space: one open start element, nothing before it. */
-        assert_int_equal(count_elements(dump, "t/gw_all_v4"), 1);
-        assert_int_equal(count_elements(dump, "t/gw_all_v6"), 1);
+        assert_int_equal(count_elements(dump, "t/gw_all_v4r"), 1);
+        assert_int_equal(count_elements(dump, "t/gw_all_v6r"), 1);
         assert_non_null(strstr(t, "elements = { 0.0.0.0/0 }"));
         assert_non_null(strstr(t, "elements = { ::/0 }"));
-        /* Up to the last address: no end element, marked open in the element's user data. */
-        assert_int_equal(count_elements(dump, "t/gw_top_v4"), 2);
-        assert_non_null(strstr(dump, "element ffffffff  : 0 [end]  userdata = { \\x01\\x04\\x01\\x00\\x00\\x00 }"));
-        /* :: starts at 0 (no leading end), then its end, then the open ffff::/16. */
-        assert_int_equal(count_elements(dump, "t/gw_top_v6"), 3);
-        assert_non_null(strstr(t, "elements = { ::,\n\t\t\t     ffff::/16 }"));
+        /* Up to the last address: a leading end, no end element, marked open in the element's user data. */
+        assert_int_equal(count_elements(dump, "t/gw_top_v4r"), 2);
+        assert_non_null(strstr(dump, "element 00ffffff  : 0 [end]  userdata = { \\x01\\x04\\x01\\x00\\x00\\x00 }"));
+        /* ::/120 starts at 0 (no leading end), then its end, then the open ffff::/16. */
+        assert_int_equal(count_elements(dump, "t/gw_top_v6r"), 3);
+        assert_non_null(strstr(t, "elements = { ::/120,\n\t\t\t     ffff::/16 }"));
+        /* The first and the last address alone are exact: one element each, no interval. */
+        assert_int_equal(count_elements(dump, "t/gw_end_v4"), 1);
+        assert_int_equal(count_elements(dump, "t/gw_end_v6"), 1);
+        assert_null(strstr(t, "gw_end_v4r"));
+        assert_null(strstr(t, "gw_end_v6r"));
+        assert_non_null(strstr(t, "\tset t/gw_end_v4 {\n\t\ttype ipv4_addr\n\t\telements = { 255.255.255.255 }"));
+        assert_non_null(strstr(t, "\tset t/gw_end_v6 {\n\t\ttype ipv6_addr\n\t\telements = { :: }"));
+        ruleset_free(r);
+        policy_free(p);
+}
+
+/* ---- The split: exact entries in hash sets, ranges in interval sets ----- */
+
+/* The element count of set `name` as ruleset_summarize() means it (what the read-back compares); -1 if absent. */
+static long summary_elems(const struct ks_ruleset *r, const char *name)
+{
+        struct ks_summary s = {};
+        struct summary_set *st;
+        long n;
+
+        assert_int_equal(ruleset_summarize(r, &s), 0);
+        st = summary_set(&s, name, false);
+        n = st ? (long)st->elems : -1;
+        summary_clear(&s);
+        return n;
+}
+
+static void test_split_kinds(void **state)
+{
+        struct ks_policy *p = parse(
+                "[Uplinks]\nInterface=wan0\n"
+                "[Gateway exact]\nAddress=192.0.2.9 192.0.2.1 2001:db8::1 198.51.100.7/32\n"
+                "Ports=tcp:25 udp:53 tcp:80-80\n"
+                "[Gateway range]\nAddress=10.0.0.0/8 2001:db8:1::/48\nPorts=tcp:1000-2000\n"
+                "[Gateway mixed]\nAddress=192.0.2.100 10.0.0.0/8\nPorts=tcp:25 tcp:1000-2000\n"
+                "[Gateway addr]\nAddress=192.0.2.1 192.0.2.2 192.0.2.5 10.0.0.0/8 2001:db8::/64\n"
+                "[Gateway single]\nAddress=192.0.2.50\n");
+        struct ks_ruleset *r = NULL;
+        _cleanup_free_ char *t = text_of(p), *dump = NULL;
+
+        assert_int_equal(compile_table(pp(p), 1, "t", TABLE, &r), 0);
+        dump = dump_of(r);
+
+        /* Exact only (a /32 and a range of one port are exact too): hash sets, no interval set. */
+        assert_null(strstr(t, "gw_exact_v4r"));
+        assert_null(strstr(t, "gw_exact_v6r"));
+        assert_non_null(strstr(dump, "\nt/gw_exact_v4 killswitch 0\n"));
+        assert_non_null(strstr(dump, "\nt/gw_exact_v6 killswitch 0\n"));
+        assert_int_equal(count_elements(dump, "t/gw_exact_v4"), 3 * 3);
+        assert_int_equal(summary_elems(r, "t/gw_exact_v4"), 3 * 3);
+        assert_int_equal(summary_elems(r, "t/gw_exact_v6"), 3);
+        assert_int_equal(summary_elems(r, "t/gw_exact_v4r"), -1);
+        assert_non_null(strstr(t,
+                "\tset t/gw_exact_v6 {\n\t\ttype ipv6_addr . inet_proto . inet_service\n"
+                "\t\telements = { 2001:db8::1 . tcp . 25,\n"
+                "\t\t\t     2001:db8::1 . udp . 53,\n"
+                "\t\t\t     2001:db8::1 . tcp . 80 }\n\t}\n"));
+        assert_non_null(strstr(t,
+                "\t\tip saddr . meta l4proto . th sport @t/gw_exact_v4 counter name \"t/gw_exact\" accept\n"
+                "\t\tip saddr . meta l4proto . th dport @t/gw_exact_v4 counter name \"t/gw_exact\" accept\n"
+                "\t\tip6 saddr . meta l4proto . th sport @t/gw_exact_v6 counter name \"t/gw_exact\" accept\n"
+                "\t\tip6 saddr . meta l4proto . th dport @t/gw_exact_v6 counter name \"t/gw_exact\" accept\n"
+                "\t\tip saddr . meta l4proto . th sport @t/gw_range_v4r"));
+
+        /* Ranges only: interval sets, no hash set. */
+        assert_null(strstr(t, "gw_range_v4 "));
+        assert_null(strstr(t, "gw_range_v6 "));
+        assert_null(strstr(dump, "\nt/gw_range_v4 "));
+        assert_non_null(strstr(dump, "\nt/gw_range_v4r killswitch 84\n"));
+        assert_int_equal(summary_elems(r, "t/gw_range_v4r"), 1);
+        assert_int_equal(summary_elems(r, "t/gw_range_v6r"), 1);
+        assert_int_equal(summary_elems(r, "t/gw_range_v4"), -1);
+
+        /* Mixed: the exact entry in the hash set, every entry with a prefix or a port range in the other. */
+        assert_non_null(strstr(t,
+                "\tset t/gw_mixed_v4 {\n\t\ttype ipv4_addr . inet_proto . inet_service\n"
+                "\t\telements = { 192.0.2.100 . tcp . 25 }\n\t}\n\n"
+                "\tset t/gw_mixed_v4r {\n\t\ttype ipv4_addr . inet_proto . inet_service\n\t\tflags interval\n"
+                "\t\telements = { 10.0.0.0/8 . tcp . 25,\n"
+                "\t\t\t     10.0.0.0/8 . tcp . 1000-2000,\n"
+                "\t\t\t     192.0.2.100 . tcp . 1000-2000 }\n\t}\n"));
+        assert_int_equal(summary_elems(r, "t/gw_mixed_v4"), 1);
+        assert_int_equal(summary_elems(r, "t/gw_mixed_v4r"), 3);
+        assert_null(strstr(t, "gw_mixed_v6"));
+        /* The hash set's rules first, each set with its sport/dport pair, one counter. */
+        assert_non_null(strstr(t,
+                "\t\tip daddr . meta l4proto . th dport @t/gw_mixed_v4 counter name \"t/gw_mixed\" accept\n"
+                "\t\tip daddr . meta l4proto . th sport @t/gw_mixed_v4 counter name \"t/gw_mixed\" accept\n"
+                "\t\tip daddr . meta l4proto . th dport @t/gw_mixed_v4r counter name \"t/gw_mixed\" accept\n"
+                "\t\tip daddr . meta l4proto . th sport @t/gw_mixed_v4r counter name \"t/gw_mixed\" accept\n"));
+
+        /* Without Ports=: adjacent addresses merge into a range first; the rbtree counts its ends. */
+        assert_non_null(strstr(t, "\tset t/gw_addr_v4 {\n\t\ttype ipv4_addr\n\t\telements = { 192.0.2.5 }\n"));
+        assert_non_null(strstr(t, "\tset t/gw_addr_v4r {\n\t\ttype ipv4_addr\n\t\tflags interval\n"
+                                  "\t\telements = { 10.0.0.0/8, 192.0.2.1-192.0.2.2 }\n"));
+        assert_non_null(strstr(dump, "\nt/gw_addr_v4 killswitch 0\n"));
+        assert_non_null(strstr(dump, "\nt/gw_addr_v4r killswitch 4\n"));
+        assert_int_equal(summary_elems(r, "t/gw_addr_v4"), 1);
+        assert_int_equal(summary_elems(r, "t/gw_addr_v4r"), 1 + 2 * 2);
+        assert_int_equal(summary_elems(r, "t/gw_addr_v6r"), 1 + 2);
+        assert_int_equal(summary_elems(r, "t/gw_addr_v6"), -1);
+        assert_non_null(strstr(t,
+                "\t\tip saddr @t/gw_addr_v4 counter name \"t/gw_addr\" accept\n"
+                "\t\tip saddr @t/gw_addr_v4r counter name \"t/gw_addr\" accept\n"
+                "\t\tip6 saddr @t/gw_addr_v6r counter name \"t/gw_addr\" accept\n"
+                "\t\tip saddr @t/gw_single_v4 counter name \"t/gw_single\" accept\n"));
+        assert_int_equal(summary_elems(r, "t/gw_single_v4"), 1);
+        assert_null(strstr(t, "gw_single_v4r"));
         ruleset_free(r);
         policy_free(p);
 }
@@ -812,19 +957,20 @@ static void test_batch_small(void **state)
         assert_int_equal(compile_table(pp(p), 1, "t", TABLE, &r), 0);
         st = batch_info(r, 100, mi, ELEMENTSOF(mi));
         /*
-         * table, 2 + 2 + 2 * 2 counters, 4 sets with one element message each, 2 chains,
-         * rules: per chain 5 of link upkeep and ICMP errors and 2 * (1 + 2) of the gateways, then
-         * the tail: inbound 2 + 1, outbound (Reject=tcp) 2 * (2 + 1); 3 base chains + 3 rules.
+         * table, 2 + 2 + 2 * 2 counters, 5 sets (uplinks, phone's exact and range sets, mail's
+         * two families) with one element message each, 2 chains, rules: per chain 5 of link upkeep
+         * and ICMP errors and 4 * 2 of the gateways (two per set), then the tail: inbound 2 + 1,
+         * outbound (Reject=tcp) 2 * (2 + 1); 3 base chains + 3 rules.
          */
-        assert_int_equal(st.msgs, 1 + 8 + 4 * 2 + 2 + (5 + 6 + 3) + (5 + 6 + 6) + 3 + 3);
-        assert_int_equal(st.newsetelem, 4);
-        assert_int_equal(st.elements, 2 + 3 + 4 + 4);
+        assert_int_equal(st.msgs, 1 + 8 + 5 * 2 + 2 + (5 + 8 + 3) + (5 + 8 + 6) + 3 + 3);
+        assert_int_equal(st.newsetelem, 5);
+        assert_int_equal(st.elements, 2 + 2 + 1 + 4 + 4);
         assert_int_equal(mi[0].type, NFT_MSG_NEWTABLE);
         for (size_t i = 1; i <= 8; i++)
                 assert_int_equal(mi[i].type, NFT_MSG_NEWOBJ);
-        assert_int_equal(mi[17].type, NFT_MSG_NEWCHAIN);
-        assert_string_equal(mi[17].name, "t/inbound");
-        assert_false(mi[17].hook);
+        assert_int_equal(mi[19].type, NFT_MSG_NEWCHAIN);
+        assert_string_equal(mi[19].name, "t/inbound");
+        assert_false(mi[19].hook);
         assert_int_equal(mi[st.msgs - 6].type, NFT_MSG_NEWCHAIN);
         assert_string_equal(mi[st.msgs - 6].name, "prerouting");
         assert_true(mi[st.msgs - 6].hook);
@@ -911,7 +1057,7 @@ static void test_table_many(void **state)
         assert_true(strncmp(none, last, strlen(none)) == 0);
         assert_non_null(strstr(none, "name cut-all/dropped_in use 0"));
         assert_non_null(strstr(none, "name isolate/gw_mail use 0"));
-        assert_non_null(strstr(none, "\nweb-proxy/gw_proxy_v6 killswitch 4\n"));
+        assert_non_null(strstr(none, "\nweb-proxy/gw_proxy_v6 killswitch 0\n"));  /* one address: a hash set */
         assert_non_null(strstr(none, "inet killswitch cut-all/outbound use 0"));
         assert_non_null(strstr(none, "inet killswitch web-proxy/inbound\n"
                                      "  [ meta load nfproto => reg 1 ]\n"
@@ -1028,7 +1174,7 @@ static void test_hook(void **state)
         ruleset_free(r);
 }
 
-/* 100,000 addresses: a gateway with two ports and one with all traffic. */
+/* 100,000 entries: single addresses with two ports (hash set), /31 prefixes with all traffic (interval set). */
 static char *big_policy_text(size_t n)
 {
         char *buf = NULL;
@@ -1039,11 +1185,12 @@ static char *big_policy_text(size_t n)
         fputs("[Uplinks]\nInterface=wan0\n", f);
         for (int g = 0; g < 2; g++) {
                 fprintf(f, "[Gateway big%d]\n", g);
-                /* Every other address, so that nothing merges. */
+                /* Gaps between them, so that nothing merges. */
                 for (size_t i = 0; i < n; i++) {
-                        uint32_t a = 0x0a000000u + 2 * (uint32_t)i;
+                        uint32_t a = 0x0a000000u + (g == 0 ? 2 : 4) * (uint32_t)i;
 
-                        fprintf(f, "Address=%u.%u.%u.%u\n", a >> 24, (a >> 16) & 0xff, (a >> 8) & 0xff, a & 0xff);
+                        fprintf(f, "Address=%u.%u.%u.%u%s\n", a >> 24, (a >> 16) & 0xff, (a >> 8) & 0xff, a & 0xff,
+                                g == 0 ? "" : "/31");
                 }
                 if (g == 0)
                         fputs("Ports=tcp:25 udp:53\n", f);
@@ -1081,7 +1228,9 @@ static void test_100k_addresses(void **state)
 #endif
         dump = dump_of(r);
         assert_int_equal(count_elements(dump, "t/gw_big0_v4"), 2 * n);
-        assert_int_equal(count_elements(dump, "t/gw_big1_v4"), 1 + 2 * n);
+        assert_int_equal(count_elements(dump, "t/gw_big1_v4r"), 1 + 2 * n);
+        assert_null(strstr(dump, "\nt/gw_big0_v4r "));
+        assert_null(strstr(dump, "\nt/gw_big1_v4 "));
 
         st = batch_of(r, 1);
         assert_int_equal(st.elements, 1 + 2 * n + 1 + 2 * n);
@@ -1108,6 +1257,7 @@ int main(void)
                 cmocka_unit_test(test_hostnames_pinned),
                 cmocka_unit_test(test_merge_overlaps),
                 cmocka_unit_test(test_interval_elements),
+                cmocka_unit_test(test_split_kinds),
                 cmocka_unit_test(test_batch_small),
                 cmocka_unit_test(test_table_many),
                 cmocka_unit_test(test_hook),
