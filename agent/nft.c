@@ -50,7 +50,6 @@ struct ks_nft {
         size_t sndbuf;
 };
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_batch *, nftnl_batch_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_table *, nftnl_table_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_obj *, nftnl_obj_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_chain *, nftnl_chain_free)

@@ -46,6 +46,8 @@ void diags_clear(struct ks_diags *d)
 }
 
 static int diags_addv(struct ks_diags *d, const char *file, unsigned line, const char *fmt, va_list ap)
+        __attribute__((format(printf, 4, 0)));
+static int diags_addv(struct ks_diags *d, const char *file, unsigned line, const char *fmt, va_list ap)
 {
         _cleanup_free_ char *msg = NULL;
         char *s, **m;

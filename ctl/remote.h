@@ -34,7 +34,7 @@ char *shell_quote(const char *s);
 char *remote_command(const char *origin, char *const remote[], char *const args[]);
 
 /*
- * The ssh command that runs command on h, in execvp() form:
+ * The ssh command that runs command on h, as an argv for posix_spawnp:
  *   SSH... -o BatchMode=yes [-o OPTION]... -o ConnectTimeout=N -T [-l USER] [-p PORT] -- HOST COMMAND
  * ssh keeps the first value it is given for an option: BatchMode cannot be
  * turned off (nobody could answer a prompt), ConnectTimeout can.

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Shared by the compiler's files (compile.c: libnftnl objects and messages;
+ * compile-norm.c: normalised set elements; compile-text.c: nft syntax). Not
+ * for the rest of the agent: compile.h is the interface.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "policy.h"
+
+/* nft's datatype ids (nftables include/datatype.h), as the kernel stores them for nft list. */
+enum {
+        TYPE_IPADDR = 7,
+        TYPE_IP6ADDR = 8,
+        TYPE_INET_PROTOCOL = 12,
+        TYPE_INET_SERVICE = 13,
+        TYPE_IFNAME = 41,
+        TYPE_BITS = 6,
+};
+
+enum family { V4, V6, N_FAMILIES };
+
+struct family_info {
+        int af;
+        uint8_t nfproto;
+        uint32_t addr_len;
+        uint32_t saddr_offset, daddr_offset;
+        uint32_t proto_reg, port_reg;   /* registers nft picks after the address */
+        uint32_t key_type;
+        const char *suffix, *type_name, *nft_prefix;
+        uint8_t icmp_proto;             /* ICMP of the family, for Ping= and KeepICMPErrors= */
+        uint8_t echo_request, echo_reply;
+        const char *icmp_name, *icmp_l4_name, *nfproto_name;
+        uint16_t dhcp_server, dhcp_client;
+};
+
+extern const struct family_info families[N_FAMILIES];
+
+/* ICMPv6 neighbour discovery: router solicitation (133) to redirect (137), RFC 4861. */
+#define ND_TYPE_FIRST 133
+#define ND_TYPE_LAST 137
+
+/* A gateway whose Ping= needs rules of its own: with Ports=, its address sets do not cover ICMP. */
+static inline bool gateway_ping_rules(const struct ks_gateway *g)
+{
+        return g->ping && g->n_ports > 0;
+}
+
+/*
+ * The two sets of a gateway per family: exact entries in a hash set
+ * "P/gw_X_v4", prefixes and ranges in an interval set "P/gw_X_v4r".
+ */
+enum set_kind { SET_EXACT, SET_RANGE, N_SET_KINDS };
+
+extern const char *const set_kind_suffix[N_SET_KINDS];
+
+/* ---- Normalised set elements (compile-norm.c) ---- */
+
+struct addr_range {
+        uint8_t lo[16], hi[16];         /* network byte order; IPv4 in the first 4 bytes */
+};
+
+struct gw_norm {
+        struct addr_range *ranges[N_FAMILIES];
+        size_t n_ranges[N_FAMILIES];
+        struct ks_portrange *ports;     /* sorted by (proto, low), disjoint */
+        size_t n_ports;
+};
+
+struct norm {
+        struct gw_norm *gws;
+        size_t n;
+};
+
+void norm_free(struct norm *n);
+/* Sorted, merged, disjoint addresses per family and ports per protocol, for every gateway of p. */
+int norm_policy(const struct ks_policy *p, struct norm *ret);
+/* The address after a (network order, len bytes); false if a is the last one. */
+bool addr_next(const uint8_t *a, size_t len, uint8_t *out);
+bool range_single(const struct addr_range *r);
+enum set_kind entry_kind(const struct gw_norm *gn, enum family f, size_t a, size_t p);
+/* How many elements the gateway's set of this kind has in family f. */
+size_t gw_entries(const struct gw_norm *gn, enum family f, enum set_kind kind);
+
+/* ---- Defined in compile.c, also used by compile-text.c ---- */
+
+/* The base chains while isolated, and what they jump to. */
+#define N_BASE_CHAINS 3
+extern const struct base_chain {
+        const char *name, *target;
+        int hook;
+        uint32_t ifkey;         /* NFT_META_IIFNAME or NFT_META_OIFNAME */
+} base_chains[N_BASE_CHAINS];
+
+
+bool names_valid(const struct ks_policy *p);
+bool table_name_valid(const char *table);

@@ -1,0 +1,371 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The compiled table in nft syntax, exactly as `nft list table inet T` prints
+ * it (the agent's `show`, and the golden files the tests compare). Pure.
+ */
+
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/netfilter/nf_tables.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "compile-internal.h"
+#include "compile.h"
+
+/* ---- nft syntax, as `nft list table` prints it ------------------------- */
+
+static const char *proto_name(uint8_t proto)
+{
+        switch (proto) {
+        case IPPROTO_TCP:
+                return "tcp";
+        case IPPROTO_UDP:
+                return "udp";
+        case IPPROTO_SCTP:
+                return "sctp";
+        }
+        return "?";
+}
+
+/* The prefix length if [lo, hi] is exactly one prefix, else -1. */
+static int range_prefix_len(const struct addr_range *r, size_t len)
+{
+        int plen = 0;
+        bool host = false;
+
+        for (size_t i = 0; i < len; i++)
+                for (int bit = 7; bit >= 0; bit--) {
+                        bool l = r->lo[i] >> bit & 1, h = r->hi[i] >> bit & 1;
+
+                        if (!host && l == h) {
+                                plen++;
+                                continue;
+                        }
+                        host = true;
+                        if (l != 0 || h != 1)
+                                return -1;
+                }
+        return plen;
+}
+
+static void print_range(FILE *f, const struct addr_range *r, enum family fam)
+{
+        const struct family_info *fi = &families[fam];
+        char lo[INET6_ADDRSTRLEN], hi[INET6_ADDRSTRLEN];
+        int plen = range_prefix_len(r, fi->addr_len);
+
+        inet_ntop(fi->af, r->lo, lo, sizeof(lo));
+        if (plen == (int)fi->addr_len * 8)
+                fputs(lo, f);
+        else if (plen >= 0)
+                fprintf(f, "%s/%d", lo, plen);
+        else {
+                inet_ntop(fi->af, r->hi, hi, sizeof(hi));
+                fprintf(f, "%s-%s", lo, hi);
+        }
+}
+
+static void print_ports(FILE *f, const struct ks_portrange *pr)
+{
+        fprintf(f, "%s . ", proto_name(pr->proto));
+        if (pr->low == pr->high)
+                fprintf(f, "%u", (unsigned)pr->low);
+        else
+                fprintf(f, "%u-%u", (unsigned)pr->low, (unsigned)pr->high);
+}
+
+/* nft puts two IPv4 elements on a line and every other kind on a line of its own. */
+static void print_delim(FILE *f, size_t i, size_t per_line)
+{
+        if (i == 0)
+                fputs("{ ", f);
+        else if (i % per_line == 0)
+                fputs(",\n\t\t\t     ", f);
+        else
+                fputs(", ", f);
+}
+
+static void text_counter(FILE *f, const char *policy, const char *prefix, const char *name)
+{
+        fprintf(f, "\tcounter %s" COMPILE_NAME_SEP "%s%s {\n\t\tpackets 0 bytes 0\n\t}\n\n", policy, prefix, name);
+}
+
+static void text_uplinks(FILE *f, const struct ks_policy *p)
+{
+        fprintf(f, "\tset %s" COMPILE_NAME_SEP "uplinks {\n\t\ttype ifname\n", p->name);
+        if (p->n_uplinks == 0) {
+                fputs("\t}\n\n", f);
+                return;
+        }
+        fputs("\t\telements = ", f);
+        for (size_t i = 0; i < p->n_uplinks; i++) {
+                print_delim(f, i, 1);
+                fprintf(f, "\"%s\"", p->uplinks[i]);
+        }
+        fputs(" }\n\t}\n\n", f);
+}
+
+/* An exact address . protocol . port entry. */
+struct text_entry {
+        const struct addr_range *addr;
+        const struct ks_portrange *port;
+};
+
+/*
+ * The order in which nft lists a hash set of concatenations: each element's
+ * fields unpadded (address, protocol, port in network byte order), read as one
+ * number in host byte order. On a little-endian host that compares the last
+ * byte first: the port's low byte, its high byte, the protocol, then the
+ * address from its last byte (IPv4 ranges are zero after byte 4). Interval
+ * sets and sets of one address list in address order, as sorted already.
+ */
+static int text_entry_cmp(const void *a, const void *b)
+{
+        const struct text_entry *x = a, *y = b;
+        uint8_t kx[19], ky[19];
+
+        memcpy(kx, x->addr->lo, 16);
+        memcpy(ky, y->addr->lo, 16);
+        kx[16] = x->port->proto;
+        ky[16] = y->port->proto;
+        kx[17] = (uint8_t)(x->port->low >> 8);
+        ky[17] = (uint8_t)(y->port->low >> 8);
+        kx[18] = (uint8_t)(x->port->low & 0xff);
+        ky[18] = (uint8_t)(y->port->low & 0xff);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        for (size_t i = sizeof(kx); i > 0; i--)
+                if (kx[i - 1] != ky[i - 1])
+                        return kx[i - 1] < ky[i - 1] ? -1 : 1;
+        return 0;
+#else
+        return memcmp(kx, ky, sizeof(kx));
+#endif
+}
+
+static void print_entry(FILE *f, size_t i, const struct addr_range *r, const struct ks_portrange *pr,
+                        enum family fam)
+{
+        print_delim(f, i, 1);
+        print_range(f, r, fam);
+        fputs(" . ", f);
+        print_ports(f, pr);
+}
+
+/* The exact entries with ports, in nft's order of a hash set. */
+static int text_exact_entries(FILE *f, const struct gw_norm *gn, enum family fam)
+{
+        _cleanup_free_ struct text_entry *v = calloc(gw_entries(gn, fam, SET_EXACT), sizeof(*v));
+        size_t n = 0;
+
+        if (!v)
+                return -ENOMEM;
+        for (size_t a = 0; a < gn->n_ranges[fam]; a++)
+                for (size_t j = 0; j < gn->n_ports; j++)
+                        if (entry_kind(gn, fam, a, j) == SET_EXACT)
+                                v[n++] = (struct text_entry){ &gn->ranges[fam][a], &gn->ports[j] };
+        qsort(v, n, sizeof(*v), text_entry_cmp);
+        for (size_t i = 0; i < n; i++)
+                print_entry(f, i, v[i].addr, v[i].port, fam);
+        return 0;
+}
+
+/* The gateway's set of one kind, or with ping its address set for Ping=. */
+static int text_gateway_set(FILE *f, const char *policy, const char *gw, const struct gw_norm *gn,
+                            enum family fam, enum set_kind kind, bool ping)
+{
+        const struct family_info *fi = &families[fam];
+        bool ports = gn->n_ports > 0 && !ping;
+        size_t i = 0;
+        int k;
+
+        fprintf(f, "\tset %s" COMPILE_NAME_SEP COUNTER_GATEWAY_PREFIX "%s_%s%s%s {\n\t\ttype %s",
+                policy, gw, ping ? "ping_" : "", fi->suffix, ping ? "" : set_kind_suffix[kind], fi->type_name);
+        if (ports)
+                fputs(" . inet_proto . inet_service", f);
+        fputs(ping || kind == SET_RANGE ? "\n\t\tflags interval\n\t\telements = " : "\n\t\telements = ", f);
+        if (ports && kind == SET_EXACT) {
+                k = text_exact_entries(f, gn, fam);
+                if (k < 0)
+                        return k;
+        }
+        for (size_t a = 0; a < gn->n_ranges[fam] && !(ports && kind == SET_EXACT); a++) {
+                if (!ports) {
+                        if (!ping && entry_kind(gn, fam, a, 0) != kind)
+                                continue;
+                        print_delim(f, i++, fam == V4 ? 2 : 1);
+                        print_range(f, &gn->ranges[fam][a], fam);
+                        continue;
+                }
+                for (size_t j = 0; j < gn->n_ports; j++)
+                        if (entry_kind(gn, fam, a, j) == kind)
+                                print_entry(f, i++, &gn->ranges[fam][a], &gn->ports[j], fam);
+        }
+        fputs(" }\n\t}\n\n", f);
+        return 0;
+}
+
+static void text_gateway_rules(FILE *f, const char *policy, const char *gw, const struct gw_norm *gn,
+                               bool inbound)
+{
+        static const char *const ports[2][2] = { { "dport", "sport" }, { "sport", "dport" } };
+
+        for (int fam = 0; fam < N_FAMILIES; fam++)
+                for (int kind = 0; kind < N_SET_KINDS; kind++) {
+                        const struct family_info *fi = &families[fam];
+                        const char *addr = inbound ? "saddr" : "daddr";
+
+                        if (gw_entries(gn, fam, kind) == 0)
+                                continue;
+                        for (int j = 0; j < (gn->n_ports > 0 ? 2 : 1); j++) {
+                                fprintf(f, "\t\t%s %s ", fi->nft_prefix, addr);
+                                if (gn->n_ports > 0)
+                                        fprintf(f, ". meta l4proto . th %s ", ports[inbound][j]);
+                                fprintf(f, "@%s" COMPILE_NAME_SEP COUNTER_GATEWAY_PREFIX "%s_%s%s counter name \"%s"
+                                        COMPILE_NAME_SEP COUNTER_GATEWAY_PREFIX "%s\" accept\n",
+                                        policy, gw, fi->suffix, set_kind_suffix[kind], policy, gw);
+                        }
+                }
+}
+
+static void text_upkeep_rules(FILE *f, const struct ks_policy *p, bool inbound)
+{
+        if (p->keep_neighbor_discovery)
+                fprintf(f, "\t\ticmpv6 type %d-%d accept\n", ND_TYPE_FIRST, ND_TYPE_LAST);
+        for (int fam = 0; p->keep_dhcp && fam < N_FAMILIES; fam++) {
+                const struct family_info *fi = &families[fam];
+
+                fprintf(f, "\t\tmeta nfproto %s udp sport %u udp dport %u accept\n", fi->nfproto_name,
+                        (unsigned)(inbound ? fi->dhcp_server : fi->dhcp_client),
+                        (unsigned)(inbound ? fi->dhcp_client : fi->dhcp_server));
+        }
+        for (int fam = 0; p->keep_icmp_errors && fam < N_FAMILIES; fam++)
+                fprintf(f, "\t\tmeta l4proto %s ct state related accept\n", families[fam].icmp_l4_name);
+}
+
+static void text_ping_rules(FILE *f, const char *policy, const char *gw, const struct gw_norm *gn, bool inbound)
+{
+        for (int fam = 0; fam < N_FAMILIES; fam++) {
+                const struct family_info *fi = &families[fam];
+
+                if (gn->n_ranges[fam] == 0)
+                        continue;
+                for (int reply = 0; reply < 2; reply++)
+                        fprintf(f, "\t\t%s %s @%s" COMPILE_NAME_SEP COUNTER_GATEWAY_PREFIX "%s_ping_%s "
+                                "%s type %s counter name \"%s" COMPILE_NAME_SEP COUNTER_GATEWAY_PREFIX "%s\" accept\n",
+                                fi->nft_prefix, inbound ? "saddr" : "daddr", policy, gw, fi->suffix,
+                                fi->icmp_name, reply ? "echo-reply" : "echo-request", policy, gw);
+        }
+}
+
+static void text_tail_rules(FILE *f, const struct ks_policy *p, bool inbound)
+{
+        const char *dir = inbound ? COUNTER_DROPPED_IN : COUNTER_DROPPED_OUT;
+        enum ks_reject reject = inbound ? KS_REJECT_NONE : p->reject;
+        const char *rest = reject == KS_REJECT_ALL ? "reject with icmpx admin-prohibited" : "drop";
+
+        for (size_t i = 0; i <= p->n_uplinks; i++) {
+                const char *u = i < p->n_uplinks ? p->uplinks[i] : NULL;
+
+                for (int tcp = reject != KS_REJECT_NONE; tcp >= 0; tcp--) {
+                        fputs("\t\t", f);
+                        if (u)
+                                fprintf(f, "%s \"%s\" ", inbound ? "iifname" : "oifname", u);
+                        if (tcp)
+                                fputs("meta l4proto tcp ", f);
+                        fprintf(f, "counter name \"%s" COMPILE_NAME_SEP "%s%s%s\" %s\n", p->name, dir,
+                                u ? COMPILE_NAME_SEP : "", u ? u : "", tcp ? "reject with tcp reset" : rest);
+                }
+        }
+}
+
+static void text_chains(FILE *f, const struct ks_policy *p, const struct norm *n)
+{
+        for (int inbound = 1; inbound >= 0; inbound--) {
+                fprintf(f, "\tchain %s" COMPILE_NAME_SEP "%s {\n", p->name, inbound ? "inbound" : "outbound");
+                text_upkeep_rules(f, p, inbound);
+                for (size_t i = 0; i < p->n_gateways; i++) {
+                        text_gateway_rules(f, p->name, p->gateways[i].name, &n->gws[i], inbound);
+                        if (gateway_ping_rules(&p->gateways[i]))
+                                text_ping_rules(f, p->name, p->gateways[i].name, &n->gws[i], inbound);
+                }
+                text_tail_rules(f, p, inbound);
+                fputs("\t}\n\n", f);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(base_chains); i++) {
+                const struct base_chain *bc = &base_chains[i];
+
+                /* nft names priority -150 of a filter chain "mangle". */
+                fprintf(f, "%s\tchain %s {\n"
+                        "\t\ttype filter hook %s priority mangle; policy accept;\n"
+                        "\t\t%s @%s" COMPILE_NAME_SEP "uplinks jump %s" COMPILE_NAME_SEP "%s\n\t}\n",
+                        i > 0 ? "\n" : "", bc->name, bc->name,
+                        bc->ifkey == NFT_META_IIFNAME ? "iifname" : "oifname", p->name, p->name, bc->target);
+        }
+}
+
+static int text_table(FILE *f, const struct ks_policy *p, const struct norm *n, const char *table)
+{
+        int k = 0;
+
+        fprintf(f, "table inet %s {\n", table);
+        for (size_t i = 0; i < p->n_gateways; i++)
+                text_counter(f, p->name, COUNTER_GATEWAY_PREFIX, p->gateways[i].name);
+        text_counter(f, p->name, "", COUNTER_DROPPED_IN);
+        text_counter(f, p->name, "", COUNTER_DROPPED_OUT);
+        for (size_t i = 0; i < p->n_uplinks; i++) {
+                text_counter(f, p->name, COUNTER_DROPPED_IN COMPILE_NAME_SEP, p->uplinks[i]);
+                text_counter(f, p->name, COUNTER_DROPPED_OUT COMPILE_NAME_SEP, p->uplinks[i]);
+        }
+        text_uplinks(f, p);
+        for (size_t i = 0; k >= 0 && i < p->n_gateways; i++) {
+                for (int fam = 0; k >= 0 && fam < N_FAMILIES; fam++)
+                        for (int kind = 0; k >= 0 && kind < N_SET_KINDS; kind++)
+                                if (gw_entries(&n->gws[i], fam, kind) > 0)
+                                        k = text_gateway_set(f, p->name, p->gateways[i].name, &n->gws[i], fam,
+                                                             kind, false);
+                if (!gateway_ping_rules(&p->gateways[i]))
+                        continue;
+                for (int fam = 0; k >= 0 && fam < N_FAMILIES; fam++)
+                        if (n->gws[i].n_ranges[fam] > 0)
+                                k = text_gateway_set(f, p->name, p->gateways[i].name, &n->gws[i], fam,
+                                                     SET_EXACT, true);
+        }
+        if (k < 0)
+                return k;
+        text_chains(f, p, n);
+        fputs("}\n", f);
+        return 0;
+}
+
+int compile_text(const struct ks_policy *p, const char *table, char **ret)
+{
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
+        struct norm n;
+        FILE *f;
+        int k;
+
+        if (!names_valid(p) || !table_name_valid(table) || !ret)
+                return -EINVAL;
+        k = norm_policy(p, &n);
+        if (k < 0)
+                return k;
+        f = open_memstream(&buf, &size);
+        if (!f) {
+                norm_free(&n);
+                return -ENOMEM;
+        }
+        k = text_table(f, p, &n, table);
+        norm_free(&n);
+        if (k >= 0 && ferror(f))
+                k = -ENOMEM;
+        if (fclose(f) != 0 || k < 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
