@@ -296,6 +296,7 @@ static void text_chains(FILE *f, const struct ks_policy *p, const struct norm *n
                 text_tail_rules(f, p, inbound);
                 fputs("\t}\n\n", f);
         }
+        fprintf(f, "\tchain %s" COMPILE_NAME_SEP CHAIN_HOLD " {\n\t\tdrop\n\t}\n\n", p->name);
         for (size_t i = 0; i < ELEMENTSOF(base_chains); i++) {
                 const struct base_chain *bc = &base_chains[i];
 

@@ -582,6 +582,10 @@ static int build_chains(const struct stage *st)
         if (k < 0)
                 return k;
         stage_name(name, st, "outbound");
+        k = build_chain(st->r, st->table, name, -1);
+        if (k < 0)
+                return k;
+        stage_name(name, st, CHAIN_HOLD);
         return build_chain(st->r, st->table, name, -1);
 }
 
@@ -1042,6 +1046,17 @@ static int build_gateway_rules(const struct stage *st, const char *chain, const 
         return k;
 }
 
+/* P/hold: everything on the uplinks dropped, nothing looked up (see compile_table_held). */
+static int build_hold_rule(const struct stage *st)
+{
+        char chain[COMPILE_NAME_SIZE];
+        struct nftnl_rule *rule;
+
+        stage_name(chain, st, CHAIN_HOLD);
+        rule = rule_push(st->r, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, st->table, chain);
+        return rule ? emit_verdict(rule, NF_DROP, NULL) : -ENOMEM;
+}
+
 static int build_rules(const struct stage *st, const struct ks_policy *p, const struct norm *n)
 {
         char chain[COMPILE_NAME_SIZE];
@@ -1060,7 +1075,7 @@ static int build_rules(const struct stage *st, const struct ks_policy *p, const 
                 if (k >= 0)
                         k = build_tail_rules(st, p, chain, inbound);
         }
-        return k;
+        return k < 0 ? k : build_hold_rule(st);
 }
 
 /* Everything of policy p, named "P/...", without hooks. */
@@ -1094,7 +1109,7 @@ const struct base_chain base_chains[N_BASE_CHAINS] = {
  * Hook policy `active` (not NULL) or unhook (NULL). flush: the chains may
  * exist already (compile_hook), so flush them before adding the jump.
  */
-static int build_hook(struct ks_ruleset *r, const char *table, const char *active, bool flush)
+static int build_hook(struct ks_ruleset *r, const char *table, const char *active, bool flush, bool hold)
 {
         int k = 0;
 
@@ -1111,7 +1126,7 @@ static int build_hook(struct ks_ruleset *r, const char *table, const char *activ
                 if (k >= 0 && flush)
                         k = build_flush(r, table, bc->name);
                 if (k >= 0)
-                        k = build_jump_rule(r, table, bc->name, bc->ifkey, active, bc->target);
+                        k = build_jump_rule(r, table, bc->name, bc->ifkey, active, hold ? CHAIN_HOLD : bc->target);
         }
         return k;
 }
@@ -1145,8 +1160,8 @@ bool table_name_valid(const char *table)
         return table && table[0] != '\0' && strlen(table) < NFT_TABLE_MAXNAMELEN;
 }
 
-int compile_table(const struct ks_policy *const *policies, size_t n, const char *active,
-                  const char *table, struct ks_ruleset **ret)
+static int table_with_hooks(const struct ks_policy *const *policies, size_t n, const char *active, bool hold,
+                            const char *table, struct ks_ruleset **ret)
 {
         _cleanup_(ruleset_freep) struct ks_ruleset *r = NULL;
         bool found = false;
@@ -1175,11 +1190,25 @@ int compile_table(const struct ks_policy *const *policies, size_t n, const char 
         for (size_t i = 0; k >= 0 && i < n; i++)
                 k = build_policy(r, table, policies[i]);
         if (k >= 0 && active)
-                k = build_hook(r, table, active, false);
+                k = build_hook(r, table, active, false, hold);
         if (k < 0)
                 return k;
         *ret = TAKE_PTR(r);
         return 0;
+}
+
+int compile_table(const struct ks_policy *const *policies, size_t n, const char *active,
+                  const char *table, struct ks_ruleset **ret)
+{
+        return table_with_hooks(policies, n, active, false, table, ret);
+}
+
+int compile_table_held(const struct ks_policy *const *policies, size_t n, const char *active,
+                       const char *table, struct ks_ruleset **ret)
+{
+        if (!active)
+                return -EINVAL;
+        return table_with_hooks(policies, n, active, true, table, ret);
 }
 
 int compile_hook(const char *active, const char *table, struct ks_ruleset **ret)
@@ -1192,7 +1221,7 @@ int compile_hook(const char *active, const char *table, struct ks_ruleset **ret)
         r = calloc(1, sizeof(*r));
         if (!r)
                 return -ENOMEM;
-        k = build_hook(r, table, active, true);
+        k = build_hook(r, table, active, true, false);
         if (k < 0)
                 return k;
         *ret = TAKE_PTR(r);

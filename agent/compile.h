@@ -60,6 +60,7 @@ struct ks_ruleset;
 #define CHAIN_PREROUTING "prerouting"
 #define CHAIN_FORWARD "forward"
 #define CHAIN_OUTPUT "output"
+#define CHAIN_HOLD "hold"       /* "P/hold": drops all on the uplinks (compile_table_held) */
 #define CHAIN_PRIORITY (-150)
 
 /*
@@ -91,6 +92,18 @@ int compile_uplink_counter_name(char *buf, size_t size, const char *policy, cons
  */
 int compile_table(const struct ks_policy *const *policies, size_t n, const char *active,
                   const char *table, struct ks_ruleset **ret);
+
+/*
+ * The same table with the base chains of policy `active` jumping to its chain
+ * P/hold, which drops everything on the uplinks without looking anything up.
+ * A rebuild while isolated sends this first and compile_hook(active) right
+ * after, in a second small transaction: the kernel can make new rules live a
+ * moment before new interval sets answer lookups, so sets are never consulted
+ * in the transaction that creates them (allowed flows see a few dropped
+ * packets, never a miss that the tail would answer with a reset).
+ */
+int compile_table_held(const struct ks_policy *const *policies, size_t n, const char *active,
+                       const char *table, struct ks_ruleset **ret);
 
 /*
  * The O(1) switch, for a table that compile_table built: correct whatever is

@@ -300,7 +300,29 @@ static int adopt(struct ks_manager *m, const char *active)
  * Replace our table with every loaded policy staged and `active` (may be NULL)
  * hooked, in one transaction. Used at start, on reload and to repair.
  */
-static int rebuild(struct ks_manager *m, const char *active, struct ks_error *e)
+/* One small transaction on the base chains: hook `active` (NULL: unhook). */
+static int switch_hook(struct ks_manager *m, const char *active, struct ks_error *e)
+{
+        _cleanup_(ruleset_freep) struct ks_ruleset *rs = NULL;
+        uint64_t usec = 0;
+        int r;
+
+        r = compile_hook(active, TABLE_NAME, &rs);
+        if (r < 0)
+                return ks_error_set(e, r, KS_ERR_INTERNAL, "Could not compile the switch: %s", strerror(-r));
+        r = nft_apply(m->nft, rs, &usec, e);
+        if (r < 0)
+                return r;
+        m->last_apply_usec = usec;
+        m->has_last_apply = true;
+        r = ruleset_summarize(rs, &m->expect);
+        if (r < 0)
+                return ks_error_set(e, r, KS_ERR_INTERNAL, "Out of memory");
+        return verify(m, false, e);
+}
+
+/* Replace the whole table in one transaction, the base chains (if active) jumping to `hold`. */
+static int replace_table(struct ks_manager *m, const char *active, struct ks_error *e)
 {
         _cleanup_(ruleset_freep) struct ks_ruleset *rs = NULL;
         _cleanup_free_ const struct ks_policy **list = NULL;
@@ -310,7 +332,8 @@ static int rebuild(struct ks_manager *m, const char *active, struct ks_error *e)
 
         r = staged_policies(m, &list, &n);
         if (r == 0)
-                r = compile_table(list, n, active, TABLE_NAME, &rs);
+                r = active ? compile_table_held(list, n, active, TABLE_NAME, &rs)
+                           : compile_table(list, n, NULL, TABLE_NAME, &rs);
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_INTERNAL, "Could not compile the policies: %s", strerror(-r));
         r = nft_replace_table(m->nft, TABLE_NAME, m->want_owner ? OWNER_FLAGS : 0, rs, &usec, e);
@@ -337,32 +360,42 @@ static int rebuild(struct ks_manager *m, const char *active, struct ks_error *e)
 }
 
 /*
+ * Replace our table with every loaded policy staged and `active` (may be NULL)
+ * hooked. Used at start, on reload and to repair. While isolated it takes two
+ * transactions: the new table with the uplinks held (all dropped, nothing
+ * looked up), then the switch to the policy once its sets are committed. The
+ * kernel may make new rules live a moment before new interval sets answer, and
+ * a miss there would reset a flow the policy keeps; held, it loses a packet.
+ */
+static int rebuild(struct ks_manager *m, const char *active, struct ks_error *e)
+{
+        int r = replace_table(m, active, e);
+
+        if (r < 0 || !active)
+                return r;
+        r = switch_hook(m, active, e);
+        if (r < 0)
+                m->staged_ok = false;   /* held, i.e. still cut: the next switch rebuilds */
+        return r;
+}
+
+/*
  * The O(1) switch: hook `active` (NULL: unhook) in one small transaction. If
  * the staged table is not what we built (a failed reload, a foreign change),
  * rebuild it instead: slower, equally atomic.
  */
 static int hook(struct ks_manager *m, const char *active, struct ks_error *e)
 {
-        _cleanup_(ruleset_freep) struct ks_ruleset *rs = NULL;
-        uint64_t usec = 0;
         int r;
 
         if (!m->staged_ok)
                 return rebuild(m, active, e);
-        r = compile_hook(active, TABLE_NAME, &rs);
-        if (r < 0)
-                return ks_error_set(e, r, KS_ERR_INTERNAL, "Could not compile the switch: %s", strerror(-r));
-        r = nft_apply(m->nft, rs, &usec, e);
-        if (r == 0)
-                r = ruleset_summarize(rs, &m->expect) < 0 ? ks_error_set(e, -ENOMEM, KS_ERR_INTERNAL, "Out of memory")
-                                                          : verify(m, false, e);
+        r = switch_hook(m, active, e);
         if (r < 0) {
                 log_warning("The switch to %s failed (%s); rebuilding the table", active ? active : "normal",
                             e->msg);
                 return rebuild(m, active, e);
         }
-        m->last_apply_usec = usec;
-        m->has_last_apply = true;
         return 0;
 }
 

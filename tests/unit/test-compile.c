@@ -958,11 +958,12 @@ static void test_batch_small(void **state)
         st = batch_info(r, 100, mi, ELEMENTSOF(mi));
         /*
          * table, 2 + 2 + 2 * 2 counters, 5 sets (uplinks, phone's exact and range sets, mail's
-         * two families) with one element message each, 2 chains, rules: per chain 5 of link upkeep
-         * and ICMP errors and 4 * 2 of the gateways (two per set), then the tail: inbound 2 + 1,
-         * outbound (Reject=tcp) 2 * (2 + 1); 3 base chains + 3 rules.
+         * two families) with one element message each, 3 chains (inbound, outbound, hold), rules:
+         * per chain 5 of link upkeep and ICMP errors and 4 * 2 of the gateways (two per set), then
+         * the tail: inbound 2 + 1, outbound (Reject=tcp) 2 * (2 + 1); hold's drop; 3 base chains +
+         * 3 rules.
          */
-        assert_int_equal(st.msgs, 1 + 8 + 5 * 2 + 2 + (5 + 8 + 3) + (5 + 8 + 6) + 3 + 3);
+        assert_int_equal(st.msgs, 1 + 8 + 5 * 2 + 3 + (5 + 8 + 3) + (5 + 8 + 6) + 1 + 3 + 3);
         assert_int_equal(st.newsetelem, 5);
         assert_int_equal(st.elements, 2 + 2 + 1 + 4 + 4);
         assert_int_equal(mi[0].type, NFT_MSG_NEWTABLE);
@@ -1001,7 +1002,7 @@ static void check_table(struct ks_policy *const *ps, size_t n, const char *activ
                 else
                         assert_non_null(strchr(mi[i].name, '/'));
         }
-        assert_int_equal(chains, 2 * n + base);
+        assert_int_equal(chains, 3 * n + base);      /* P/inbound, P/outbound, P/hold */
         if (!active) {
                 assert_int_equal(base, 0);
         } else {
