@@ -356,7 +356,7 @@ static int heartbeat_main(json_t *parameters)
 
 static const struct verb verbs[] = {
         { "status",   status_main,   "",                         "Show the state, the policy in force and its counters", false, false, false, false, 0 },
-        { "isolate",  isolate_main,  "[POLICY] [--for D|--until T] [--confirm D]", "Cut the uplinks; keep the policy's gateways", true, true, true, false, SCHEDULE_ISOLATE },
+        { "isolate",  isolate_main,  "[POLICY] [--reason T] [--for D|--until T] [--confirm D] [--force]", "Cut the uplinks; keep the policy's gateways", true, true, true, false, SCHEDULE_ISOLATE },
         { "restore",  restore_main,  "[--reason TEXT] [--in D|--at T]", "Lift the isolation (now, or at a time)", false, true, false, false, SCHEDULE_RESTORE },
         { "cancel",   cancel_main,   "[--reason TEXT]",          "Drop the scheduled restore; stay isolated",           false, true, false, false, 0 },
         { "confirm",  confirm_main,  "",                         "Keep a commit-confirmed isolation (no revert)",       false, false, false, false, 0 },
@@ -389,7 +389,7 @@ static void print_options_help(void)
 
 static void help(void)
 {
-        char left[64];
+        char left[96];
 
         printf("killswitchctl [OPTIONS...] VERB [ARGS...]\n\n"
                "Query and control killswitchd, the network isolation agent.\n\n"
