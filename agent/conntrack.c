@@ -16,6 +16,7 @@
 
 #include "cleanup.h"
 #include "conntrack.h"
+#include "nfnl.h"
 
 /* Kernel dump messages can be larger than a page: room for the largest. */
 #define DUMP_BUFFER_SIZE 65536
@@ -78,18 +79,7 @@ static int dump_cb(const struct nlmsghdr *nlh, void *data)
 
 static struct nlmsghdr *ct_msg(char *buf, size_t size, uint16_t type, uint16_t flags, uint8_t family, uint32_t seq)
 {
-        struct nlmsghdr *nlh;
-        struct nfgenmsg *nfg;
-
-        memset(buf, 0, size);
-        nlh = mnl_nlmsg_put_header(buf);
-        nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | type;
-        nlh->nlmsg_flags = NLM_F_REQUEST | flags;
-        nlh->nlmsg_seq = seq;
-        nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
-        nfg->nfgen_family = family;
-        nfg->version = NFNETLINK_V0;
-        return nlh;
+        return nfnl_put_header(buf, size, NFNL_SUBSYS_CTNETLINK, (uint8_t)type, flags, family, 0, seq);
 }
 
 /* Send nlh, run cb over the answer until done or acknowledged. */

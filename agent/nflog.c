@@ -13,6 +13,7 @@
 
 #include <libmnl/libmnl.h>
 
+#include "nfnl.h"
 #include "nflog.h"
 
 struct ks_nflog {
@@ -53,19 +54,12 @@ static int on_events(sd_event_source *s, int fd, uint32_t revents, void *userdat
 /* One NFULNL_MSG_CONFIG request for group, acknowledged. */
 static int config(struct mnl_socket *nl, uint16_t group, uint16_t attr, const void *data, size_t size)
 {
-        char buf[8192] = {};
-        struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-        struct nfgenmsg *nfg;
+        char buf[8192];
         uint32_t seq = (uint32_t)time(NULL);
+        struct nlmsghdr *nlh = nfnl_put_header(buf, sizeof(buf), NFNL_SUBSYS_ULOG, NFULNL_MSG_CONFIG, NLM_F_ACK,
+                                               AF_UNSPEC, group, seq);
         ssize_t len;
 
-        nlh->nlmsg_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG;
-        nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-        nlh->nlmsg_seq = seq;
-        nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
-        nfg->nfgen_family = AF_UNSPEC;
-        nfg->version = NFNETLINK_V0;
-        nfg->res_id = htons(group);
         mnl_attr_put(nlh, attr, size, data);
         if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
                 return -errno;
