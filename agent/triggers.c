@@ -55,14 +55,6 @@ struct ks_triggers {
         uint64_t events;                        /* over-rate events since start */
 };
 
-static uint64_t boottime_usec(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_BOOTTIME, &ts);
-        return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
-}
-
 /* ---- checking the configuration ---- */
 
 static void drop_path(struct ks_conf *c, size_t i)
@@ -240,7 +232,7 @@ static int on_heartbeat_timeout(sd_event_source *s, uint64_t usec, void *userdat
 
 static int heartbeat_arm(struct ks_triggers *t)
 {
-        uint64_t at = boottime_usec() + t->conf.heartbeat.timeout_usec;
+        uint64_t at = now_boottime_usec() + t->conf.heartbeat.timeout_usec;
         int r;
 
         if (t->heartbeat) {
@@ -459,7 +451,7 @@ json_t *triggers_json(struct ks_manager *m)
                                                        state_fired(&m->state, w->id)));
         }
         if (t && t->conf.heartbeat.enabled) {
-                uint64_t now = boottime_usec(), left = t->heartbeat_deadline > now ? t->heartbeat_deadline - now : 0;
+                uint64_t now = now_boottime_usec(), left = t->heartbeat_deadline > now ? t->heartbeat_deadline - now : 0;
 
                 json_decref(hb);
                 hb = json_pack("{s:I, s:s, s:b, s:o, s:o}", "timeout_usec",

@@ -9,17 +9,7 @@
 #include <sys/un.h>
 
 #include "client.h"
-
-#define USEC_PER_SEC  1000000ULL
-#define USEC_PER_MSEC 1000ULL
-
-static uint64_t now_monotonic_usec(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
+#include "timeutil.h"
 
 uint64_t client_deadline(uint64_t timeout_usec)
 {

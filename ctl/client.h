@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <jansson.h>
 
-#include "../agent/cleanup.h"
+#include "cleanup.h"
 
 /*
  * The client side of the control protocol (docs/protocol.md): Varlink framing,

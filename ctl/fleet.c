@@ -22,6 +22,7 @@
 #include "fleet.h"
 #include "remote.h"
 #include "strv.h"
+#include "timespec.h"
 
 extern char **environ;
 
@@ -559,16 +560,6 @@ static json_t *job_result(const struct job *j, const char *ssh, unsigned timeout
 /* ---------------------------------------------------------------------------------------- */
 /* Output */
 
-static void since_local(const char *rfc3339, char *buf, size_t size)
-{
-        struct tm tm;
-        time_t t;
-
-        if (!rfc3339 || parse_rfc3339(rfc3339, &t) < 0 || !localtime_r(&t, &tm) ||
-            strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm) == 0)
-                snprintf(buf, size, "%s", rfc3339 ?: "-");
-}
-
 static int print_table(FILE *f, json_t *results, bool legend)
 {
         static const char *const headers[] = { "HOST", "RESULT", "STATE", "POLICY", "SINCE", "ERROR" };
@@ -585,7 +576,7 @@ static int print_table(FILE *f, json_t *results, bool legend)
                 if (r < 0)
                         break;
                 n_ok += ok;
-                since_local(json_string_value(json_object_get(e, "since")), since[i], sizeof(since[i]));
+                timespec_format_local(json_string_value(json_object_get(e, "since")), since[i], sizeof(since[i]));
                 cells[0] = json_string_value(json_object_get(e, "host"));
                 cells[1] = ok ? "ok" : "failed";
                 cells[2] = json_string_value(json_object_get(e, "state"));

@@ -15,7 +15,7 @@
 #include "metrics.h"
 #include "output.h"
 #include "strv.h"
-#include "../agent/timespec.h"
+#include "timespec.h"
 
 #define CALL_TIMEOUT_SEC 30
 /* io.killswitch.History: its default and maximum "n" (docs/protocol.md). */

@@ -3,7 +3,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "../agent/cleanup.h"
+#include "cleanup.h"
 #include "metrics.h"
 #include "output.h"
 

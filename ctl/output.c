@@ -11,8 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../agent/cleanup.h"
-#include "../agent/timespec.h"
+#include "alloc.h"
+#include "cleanup.h"
+#include "timespec.h"
 #include "output.h"
 
 #define LABEL_WIDTH 11   /* strlen("Description") */
@@ -641,36 +642,13 @@ static void history_rows_free(struct history_row *rows, size_t n)
         free(rows);
 }
 
-static void history_time(const char *rfc3339, char *buf, size_t size)
-{
-        struct tm tm;
-        time_t t;
-
-        if (!rfc3339 || parse_rfc3339(rfc3339, &t) < 0 || !localtime_r(&t, &tm) ||
-            strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm) == 0)
-                snprintf(buf, size, "%s", rfc3339 ?: "-");
-}
-
-static char *strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *strdup_printf(const char *fmt, ...)
-{
-        char *s;
-        va_list ap;
-        int r;
-
-        va_start(ap, fmt);
-        r = vasprintf(&s, fmt, ap);
-        va_end(ap);
-        return r < 0 ? NULL : s;
-}
-
 static int history_row(json_t *e, struct history_row *row)
 {
         const char *policy = json_str(e, "policy"), *previous = json_str(e, "previous_policy");
         const char *user = json_str(e, "user"), *command = json_str(e, "command");
         json_t *pid = json_object_get(e, "pid");
 
-        history_time(json_str(e, "time"), row->time, sizeof(row->time));
+        timespec_format_local(json_str(e, "time"), row->time, sizeof(row->time));
         if (policy && previous && strcmp(json_str(e, "action") ?: "", "switch") == 0)
                 row->policy = strdup_printf("%s->%s", previous, policy);
         else if (policy || previous)

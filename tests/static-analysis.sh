@@ -33,7 +33,7 @@ fi
 meson compile -C "$BUILD" >"$out/build.log" 2>&1 || { tail -20 "$out/build.log"; echo "FAIL: static analysis: build"; exit 1; }
 
 if cppcheck --quiet --enable=warning,performance,portability --std=c11 --inline-suppr --error-exitcode=1 \
-	-I agent -I "$BUILD" --library=tests/cppcheck-jansson.cfg \
+	-I agent -I agent/shared -I "$BUILD" --library=tests/cppcheck-jansson.cfg \
 	--suppress=missingIncludeSystem --suppress=memleak --suppress=resourceLeak \
 	--suppress=returnDanglingLifetime:agent/methods.c \
 	agent ctl >"$out/cppcheck.log" 2>&1; then
@@ -48,7 +48,7 @@ checks='-*,clang-analyzer-*,-clang-analyzer-security.insecureAPI.*,-clang-analyz
 checks+=',bugprone-*,-bugprone-easily-swappable-parameters,-bugprone-reserved-identifier'
 checks+=',-bugprone-narrowing-conversions,-bugprone-assignment-in-if-condition,-bugprone-macro-parentheses'
 checks+=',-bugprone-branch-clone,-bugprone-implicit-widening-of-multiplication-result'
-sources=$(ls agent/*.c ctl/*.c)
+sources=$(ls agent/*.c agent/shared/*.c ctl/*.c)
 # Two at a time (CI has two cores); each file's findings in its own log.
 # shellcheck disable=SC2016 # expanded by the inner shell
 printf '%s\n' $sources | xargs -P 2 -I{} sh -c \

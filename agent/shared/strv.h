@@ -3,7 +3,7 @@
 
 #include <stddef.h>
 
-#include "../agent/cleanup.h"
+#include "cleanup.h"
 
 /*
  * NULL-terminated vectors of strings that own their elements, as argv is laid

@@ -10,19 +10,14 @@
 
 #include "timespec.h"
 
-#define USEC_PER_MSEC 1000ULL
-#define USEC_PER_MIN  (60ULL * TIMESPEC_USEC_PER_SEC)
-#define USEC_PER_HOUR (60ULL * USEC_PER_MIN)
-#define USEC_PER_DAY  (24ULL * USEC_PER_HOUR)
-
 static const struct {
         const char *name;
         uint64_t usec;
 } units[] = {
         { "us", 1 }, { "usec", 1 },
         { "ms", USEC_PER_MSEC }, { "msec", USEC_PER_MSEC },
-        { "s", TIMESPEC_USEC_PER_SEC }, { "sec", TIMESPEC_USEC_PER_SEC },
-        { "second", TIMESPEC_USEC_PER_SEC }, { "seconds", TIMESPEC_USEC_PER_SEC },
+        { "s", USEC_PER_SEC }, { "sec", USEC_PER_SEC },
+        { "second", USEC_PER_SEC }, { "seconds", USEC_PER_SEC },
         { "m", USEC_PER_MIN }, { "min", USEC_PER_MIN }, { "minute", USEC_PER_MIN }, { "minutes", USEC_PER_MIN },
         { "h", USEC_PER_HOUR }, { "hr", USEC_PER_HOUR }, { "hour", USEC_PER_HOUR }, { "hours", USEC_PER_HOUR },
         { "d", USEC_PER_DAY }, { "day", USEC_PER_DAY }, { "days", USEC_PER_DAY },
@@ -47,7 +42,7 @@ int timespec_parse_duration(const char *s, uint64_t *ret_usec)
         if (!s)
                 return -EINVAL;
         for (;;) {
-                uint64_t n = 0, unit = TIMESPEC_USEC_PER_SEC;
+                uint64_t n = 0, unit = USEC_PER_SEC;
                 const char *u;
 
                 while (isspace((unsigned char)*s))
@@ -168,14 +163,14 @@ static int local_to_usec(struct tm tm, uint64_t *ret)
         t = mktime(&tm);
         if (t == (time_t)-1 || t < 0)
                 return -ERANGE;
-        *ret = (uint64_t)t * TIMESPEC_USEC_PER_SEC;
+        *ret = (uint64_t)t * USEC_PER_SEC;
         return 0;
 }
 
 /* The next local HH:MM[:SS] strictly after now: today's, or the next day's (a calendar day, not 24 h). */
 static int next_clock(const struct tm *clock, uint64_t now_usec, uint64_t *ret)
 {
-        time_t now = (time_t)(now_usec / TIMESPEC_USEC_PER_SEC);
+        time_t now = (time_t)(now_usec / USEC_PER_SEC);
         struct tm tm;
         uint64_t t;
         int r;
@@ -221,7 +216,7 @@ int timespec_parse_rfc3339(const char *s, uint64_t *ret_usec)
         t = timegm(&tm);
         if (t == (time_t)-1 || t - offset < 0)
                 return -ERANGE;
-        *ret_usec = (uint64_t)(t - offset) * TIMESPEC_USEC_PER_SEC;
+        *ret_usec = (uint64_t)(t - offset) * USEC_PER_SEC;
         return 0;
 }
 
@@ -264,7 +259,7 @@ int timespec_parse_time(const char *s, uint64_t now_usec, uint64_t *ret_usec)
 
 char *timespec_format_rfc3339(uint64_t usec, char *buf, size_t size)
 {
-        time_t t = (time_t)(usec / TIMESPEC_USEC_PER_SEC);
+        time_t t = (time_t)(usec / USEC_PER_SEC);
         struct tm tm;
 
         if (!gmtime_r(&t, &tm) || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
@@ -279,7 +274,7 @@ char *timespec_format_span(uint64_t usec, char *buf, size_t size)
                 uint64_t usec;
         } u[] = {
                 { "d", USEC_PER_DAY }, { "h", USEC_PER_HOUR }, { "min", USEC_PER_MIN },
-                { "s", TIMESPEC_USEC_PER_SEC }, { "ms", USEC_PER_MSEC },
+                { "s", USEC_PER_SEC }, { "ms", USEC_PER_MSEC },
         };
         size_t i = 0, n = sizeof(u) / sizeof(u[0]);
         uint64_t rest;
@@ -291,10 +286,25 @@ char *timespec_format_span(uint64_t usec, char *buf, size_t size)
         while (i + 1 < n && usec < u[i].usec)
                 i++;
         rest = usec % u[i].usec;
-        if (i + 1 < n && u[i].usec > TIMESPEC_USEC_PER_SEC && rest / u[i + 1].usec > 0)
+        if (i + 1 < n && u[i].usec > USEC_PER_SEC && rest / u[i + 1].usec > 0)
                 snprintf(buf, size, "%" PRIu64 "%s %" PRIu64 "%s", usec / u[i].usec, u[i].suffix,
                          rest / u[i + 1].usec, u[i + 1].suffix);
         else
                 snprintf(buf, size, "%" PRIu64 "%s", usec / u[i].usec, u[i].suffix);
+        return buf;
+}
+
+char *timespec_format_local(const char *rfc3339, char *buf, size_t size)
+{
+        uint64_t usec = 0;
+        struct tm tm;
+        time_t t;
+
+        if (rfc3339 && timespec_parse_rfc3339(rfc3339, &usec) == 0) {
+                t = (time_t)(usec / USEC_PER_SEC);
+                if (localtime_r(&t, &tm) && strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm) > 0)
+                        return buf;
+        }
+        snprintf(buf, size, "%s", rfc3339 ?: "-");
         return buf;
 }

@@ -24,3 +24,8 @@ uint64_t now_monotonic_usec(void)
 {
         return clock_usec(CLOCK_MONOTONIC);
 }
+
+uint64_t now_boottime_usec(void)
+{
+        return clock_usec(CLOCK_BOOTTIME);
+}

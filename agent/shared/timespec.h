@@ -15,7 +15,9 @@
  * strings below in their error messages.
  */
 
-#define TIMESPEC_USEC_PER_SEC 1000000ULL
+#include "timeutil.h"
+
+#define TIMESPEC_USEC_PER_SEC USEC_PER_SEC
 
 #define TIMESPEC_DURATION_HELP \
         "a duration is a number with a unit (ms, s, min, h, d, w; m = min), e.g. 90s, 15m, 2h, 1h30m, 1d"
@@ -51,3 +53,10 @@ char *timespec_format_rfc3339(uint64_t usec, char *buf, size_t size);
 #define TIMESPEC_SPAN_MAX 64
 /* "2h 13min", "45s", "1d 2h": at most two adjacent units, rounded down. */
 char *timespec_format_span(uint64_t usec, char *buf, size_t size);
+
+#define TIMESPEC_LOCAL_MAX 64
+/*
+ * An RFC 3339 time as "2026-12-01 18:00:00" in local time, for tables; the
+ * text as it is if it does not parse, "-" for NULL. Returns buf.
+ */
+char *timespec_format_local(const char *rfc3339, char *buf, size_t size);

@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The clocks, in microseconds. Parsing and formatting times: timespec.h. */
+
+#define USEC_PER_MSEC 1000ULL
+#define USEC_PER_SEC  1000000ULL
+#define USEC_PER_MIN  (60ULL * USEC_PER_SEC)
+#define USEC_PER_HOUR (60ULL * USEC_PER_MIN)
+#define USEC_PER_DAY  (24ULL * USEC_PER_HOUR)
+
+uint64_t now_realtime_usec(void);
+uint64_t now_monotonic_usec(void);
+/* Monotonic, and counting while the machine is suspended. */
+uint64_t now_boottime_usec(void);
