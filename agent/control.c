@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,12 @@ struct conn {
         bool request_timer;     /* the timer counts CONTROL_REQUEST_USEC for the bytes in `in` */
         bool eof;               /* the peer sent all it will: answer what is buffered, then close */
         bool closing;           /* write what is pending, then close */
+        struct control_call *call;      /* the request being answered later (control_defer) */
+};
+
+struct control_call {
+        struct conn *conn;      /* NULL once the connection is gone */
+        bool oneway;
 };
 
 struct ks_control {
@@ -140,6 +147,8 @@ static void conn_free(struct conn *c)
         if (c->next)
                 c->next->prev = c->prev;
         ctl->n_conns--;
+        if (c->call)
+                c->call->conn = NULL;
         if (ctl->n_conns < CONTROL_MAX_CONNS / 2)
                 ctl->full_warned = false;
         sd_event_source_disable_unref(c->io);
@@ -202,7 +211,9 @@ static int conn_dispatch(struct conn *c, const char *buf, size_t len)
                 return conn_refuse(c, err);
         }
         reply = c->ctl->handler(c->ctl->userdata, &c->peer, req.method, req.parameters);
-        r = req.oneway ? 0 : conn_queue(c, reply);
+        if (c->call)
+                c->call->oneway = req.oneway;
+        r = req.oneway || c->call ? 0 : conn_queue(c, reply);
         control_request_clear(&req);
         return r;
 }
@@ -225,7 +236,7 @@ static ssize_t conn_next_request(const struct conn *c)
 
 static int conn_process_input(struct conn *c)
 {
-        for (unsigned n = 0; n < CONTROL_BATCH && !c->closing && c->out_len == c->out_off; n++) {
+        for (unsigned n = 0; n < CONTROL_BATCH && !c->closing && !c->call && c->out_len == c->out_off; n++) {
                 ssize_t len = conn_next_request(c);
                 int r;
 
@@ -299,11 +310,11 @@ static int conn_write(struct conn *c)
 static int conn_rearm(struct conn *c)
 {
         bool pending_out = c->out_len > c->out_off;
-        bool buffered = !c->closing && conn_next_request(c) >= 0;
+        bool buffered = !c->closing && !c->call && conn_next_request(c) >= 0;
         uint32_t events = pending_out ? EPOLLOUT : c->closing || c->eof || buffered ? 0 : EPOLLIN;
         int r;
 
-        if ((c->closing || (c->eof && !buffered)) && !pending_out)
+        if ((c->closing || (c->eof && !buffered)) && !pending_out && !c->call)
                 return -ECONNRESET;
         if (sd_event_source_set_io_events(c->io, events) < 0)
                 return -EIO;
@@ -335,6 +346,41 @@ static void conn_run(struct conn *c, bool readable)
                 r = conn_rearm(c);
         if (r < 0)
                 conn_free(c);
+}
+
+struct control_call *control_defer(const struct ks_peer *peer)
+{
+        struct conn *c = (struct conn *)((char *)peer - offsetof(struct conn, peer));
+
+        if (c->call)
+                return NULL;
+        c->call = calloc(1, sizeof(*c->call));
+        if (c->call)
+                c->call->conn = c;
+        return c->call;
+}
+
+void control_undefer(struct control_call *call)
+{
+        if (call && call->conn)
+                call->conn->call = NULL;
+        free(call);
+}
+
+void control_reply(struct control_call *call, json_t *reply)
+{
+        struct conn *c = call ? call->conn : NULL;
+        bool oneway = call && call->oneway;
+
+        free(call);
+        if (!c)
+                return;
+        c->call = NULL;
+        if (!oneway && conn_queue(c, reply) < 0) {
+                conn_free(c);
+                return;
+        }
+        conn_run(c, false);
 }
 
 static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)

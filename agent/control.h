@@ -66,6 +66,20 @@ int control_new(sd_event *event, const char *path, control_handler_t handler, vo
                 struct ks_control **ret);
 struct ks_control *control_free(struct ks_control *c);
 
+/*
+ * A call answered later (a reload, whose slow part runs off the loop): the
+ * handler calls control_defer() with the peer it was given and returns NULL;
+ * control_reply() answers once the result is known (the caller keeps its
+ * reference of reply; NULL means out of memory) and frees the call. Meanwhile
+ * the connection reads no further request; a reply to a client that has gone
+ * is dropped. NULL if out of memory (the handler then answers at once).
+ */
+struct control_call;
+struct control_call *control_defer(const struct ks_peer *peer);
+void control_reply(struct control_call *call, json_t *reply);
+/* The handler answers at once after all (its return value is the reply): forget the call. */
+void control_undefer(struct control_call *call);
+
 /* A reply: {"parameters": params} (params is stolen). */
 json_t *reply_ok(json_t *params);
 /* An error reply: {"error": id, "parameters": {"message": ...}} (extra is stolen, may be NULL). */

@@ -23,6 +23,7 @@
 #include "monitor.h"
 #include "nft.h"
 #include "policy-match.h"
+#include "reload.h"
 #include "route.h"
 #include "schedule.h"
 #include "summary.h"
@@ -31,6 +32,8 @@
 #include "triggers.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct ks_ruleset *, ruleset_free)
+
+static void reloads_clear(struct ks_manager *m);
 
 int manager_new(const struct ks_options *o, struct ks_manager **ret)
 {
@@ -67,6 +70,7 @@ struct ks_manager *manager_free(struct ks_manager *m)
 {
         if (!m)
                 return NULL;
+        reloads_clear(m);
         control_free(m->control);
         monitor_free(m->monitor);
         triggers_free(m->triggers);
@@ -612,13 +616,66 @@ static int reload_stage(struct ks_manager *m, const char *active, struct ks_erro
         return rebuild(m, active, e);
 }
 
-int manager_reload(struct ks_manager *m, const struct ks_actor *a, size_t *ret_failed, struct ks_error *e)
+/* A reload asked for: who asked (copied: the request is gone by the time it is answered), whom to tell. */
+struct reload_waiter {
+        struct reload_waiter *next;
+        manager_reload_done_t done;
+        void *userdata;
+        struct ks_actor actor;
+        char *strings[4];               /* what actor's strings point to */
+};
+
+static struct reload_waiter *waiter_free(struct reload_waiter *w)
+{
+        for (size_t i = 0; i < ELEMENTSOF(w->strings); i++)
+                free(w->strings[i]);
+        free(w);
+        return NULL;
+}
+
+static struct reload_waiter *waiter_new(const struct ks_actor *a, manager_reload_done_t done, void *userdata)
+{
+        struct reload_waiter *w = calloc(1, sizeof(*w));
+        const char *src[4] = { a->user, a->ssh_connection, a->trigger, a->origin };
+
+        if (!w)
+                return NULL;
+        for (size_t i = 0; i < ELEMENTSOF(src); i++)
+                if (src[i] && !(w->strings[i] = strdup(src[i])))
+                        return waiter_free(w);
+        w->done = done;
+        w->userdata = userdata;
+        w->actor = (struct ks_actor){ .user = w->strings[0], .uid = a->uid, .pid = a->pid,
+                                      .ssh_connection = w->strings[1], .trigger = w->strings[2],
+                                      .origin = w->strings[3] };
+        return w;
+}
+
+/* At exit: waits for a running reload's thread (bounded by the resolver's deadline), answers the callers. */
+static void reloads_clear(struct ks_manager *m)
+{
+        struct ks_error e = {};
+
+        ks_error_set(&e, -ECANCELED, KS_ERR_RELOAD, "The agent is stopping: the policies were not reloaded");
+        m->reload = reload_free(m->reload);
+        while (m->reloads) {
+                struct reload_waiter *w = m->reloads;
+
+                m->reloads = w->next;
+                w->done(m, w->userdata, -ECANCELED, 0, &e);
+                waiter_free(w);
+        }
+}
+
+/* The files are read: put the results in force, re-stage the table, and tell the waiter. */
+static int reload_finish(struct ks_manager *m, const struct ks_actor *a, int r, struct store_scan *scan,
+                         size_t *ret_failed, struct ks_error *e)
 {
         const char *active = m->state.isolated ? m->state.policy : NULL;
         struct ks_error done = {};
-        int r;
 
-        r = store_load_dir(&m->store, m->policy_dir, active, ret_failed);
+        if (r == 0)
+                r = store_apply_scan(&m->store, scan, active, ret_failed);
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_RELOAD, "Could not read the policy directory %s: %s",
                                     m->policy_dir, strerror(-r));
@@ -637,8 +694,66 @@ int manager_reload(struct ks_manager *m, const struct ks_actor *a, size_t *ret_f
         }
         triggers_load(m, NULL);
         snprintf(done.msg, sizeof(done.msg), "Reloaded %zu policies from %s (%zu with problems)", m->store.n,
-                 m->policy_dir, ret_failed ? *ret_failed : 0);
+                 m->policy_dir, *ret_failed);
         audit(m, AUDIT_RELOAD, a, active, NULL, NULL, &done);
+        return 0;
+}
+
+static int reload_next(struct ks_manager *m);
+
+static void on_reload_scanned(void *userdata, int r, struct store_scan *scan)
+{
+        struct ks_manager *m = userdata;
+        struct reload_waiter *w = m->reloads;
+        struct ks_error e = {};
+        size_t failed = 0;
+
+        r = reload_finish(m, &w->actor, r, scan, &failed, &e);
+        m->reload = reload_free(m->reload);
+        m->reloads = w->next;
+        w->done(m, w->userdata, r, failed, &e);
+        waiter_free(w);
+        reload_next(m);
+}
+
+/* Start the first queued reload, if none runs; a failure to start answers (and drops) it at once. */
+static int reload_next(struct ks_manager *m)
+{
+        struct ks_error e = {};
+        int r;
+
+        while (!m->reload && m->reloads) {
+                struct reload_waiter *w = m->reloads;
+
+                r = reload_start(m->event, m->policy_dir, &m->store, on_reload_scanned, m, &m->reload);
+                if (r >= 0)
+                        return 0;
+                ks_error_set(&e, r, KS_ERR_RELOAD, "Could not start reading the policies: %s", strerror(-r));
+                m->reloads = w->next;
+                w->done(m, w->userdata, r, 0, &e);
+                waiter_free(w);
+        }
+        return 0;
+}
+
+int manager_reload(struct ks_manager *m, const struct ks_actor *a, manager_reload_done_t done, void *userdata,
+                   struct ks_error *e)
+{
+        struct reload_waiter *w = waiter_new(a, done, userdata), **tail = &m->reloads;
+        int r;
+
+        if (!w)
+                return ks_error_set(e, -ENOMEM, KS_ERR_INTERNAL, "Out of memory");
+        while (*tail)
+                tail = &(*tail)->next;
+        *tail = w;
+        if (m->reload)
+                return 0;       /* after the one that runs: the files may have changed since it read them */
+        r = reload_start(m->event, m->policy_dir, &m->store, on_reload_scanned, m, &m->reload);
+        if (r < 0) {
+                *tail = waiter_free(w);
+                return ks_error_set(e, r, KS_ERR_RELOAD, "Could not start reading the policies: %s", strerror(-r));
+        }
         return 0;
 }
 
@@ -812,19 +927,23 @@ static void on_foreign_change(void *userdata, const struct monitor_event *ev)
                 log_error("Could not schedule the re-assertion of table inet %s", TABLE_NAME);
 }
 
+static void on_sighup_reloaded(struct ks_manager *m, void *userdata, int r, size_t failed, const struct ks_error *e)
+{
+        if (r < 0)
+                log_error("Reload failed: %s", e->msg);
+        sd_notify(0, "READY=1");
+        notify_status(m);
+}
+
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
         struct ks_manager *m = userdata;
-        struct ks_error e = {};
-        size_t failed = 0;
-
         struct ks_actor self = AGENT_ACTOR("sighup");
+        struct ks_error e = {};
 
         sd_notify(0, "RELOADING=1");
-        if (manager_reload(m, &self, &failed, &e) < 0)
-                log_error("Reload failed: %s", e.msg);
-        sd_notify(0, "READY=1");
-        notify_status(m);
+        if (manager_reload(m, &self, on_sighup_reloaded, NULL, &e) < 0)
+                on_sighup_reloaded(m, NULL, -1, 0, &e);
         return 0;
 }
 

@@ -30,6 +30,9 @@ struct ks_nft;
 struct ks_control;
 struct ks_monitor;
 struct ks_triggers;
+struct ks_reload;
+struct reload_waiter;
+struct ks_peer;
 
 struct ks_options {
         const char *config_dir;
@@ -46,6 +49,7 @@ struct ks_actor {
         const char *ssh_connection;     /* the caller's $SSH_CONNECTION, or NULL */
         const char *trigger;            /* "ctl", "startup", "monitor", ... */
         const char *origin;             /* user@host behind a remote killswitchctl -H call, or NULL */
+        const struct ks_peer *peer;     /* the control call, to answer it later (control_defer), or NULL */
 };
 
 /* The agent itself as the actor: at start, on a foreign change, ... */
@@ -76,6 +80,8 @@ struct ks_manager {
         bool has_last_apply;
         sd_event_source *schedule_source;       /* CLOCK_REALTIME: the next deadline of m->state (schedule.c) */
         struct ks_triggers *triggers;           /* killswitch.conf (triggers.c) */
+        struct ks_reload *reload;               /* reading the policy files off the loop (reload.c) */
+        struct reload_waiter *reloads;          /* who asked: the first is the one running */
 };
 
 /* How to isolate: the lockout check, and what to schedule with it. */
@@ -113,8 +119,23 @@ int manager_confirm(struct ks_manager *m, const struct ks_actor *a, struct ks_er
 void manager_audit(struct ks_manager *m, int kind, const struct ks_actor *a, const char *policy,
                    const char *previous, const char *reason, const char *message);
 
-/* *ret_failed: number of policy files with problems (the reply lists them from the store). */
-int manager_reload(struct ks_manager *m, const struct ks_actor *a, size_t *ret_failed, struct ks_error *e);
+/*
+ * How a reload ended: r < 0 and e if it failed; failed counts the policy
+ * files with problems (the reply lists them from the store).
+ */
+typedef void (*manager_reload_done_t)(struct ks_manager *m, void *userdata, int r, size_t failed,
+                                      const struct ks_error *e);
+
+/*
+ * Reload the policies. The files are read and their host names resolved off
+ * the event loop (reload.c), so that isolate, restore, status and the watchdog
+ * are answered meanwhile (an isolation meanwhile applies the versions loaded
+ * now); then, on the loop, the results are put in force, the table re-staged
+ * and `done` called. A reload asked for while one runs follows it. Returns a
+ * negative errno (e says why, done is not called) if it cannot start.
+ */
+int manager_reload(struct ks_manager *m, const struct ks_actor *a, manager_reload_done_t done, void *userdata,
+                   struct ks_error *e);
 
 /* Record a refused request (permission, lockout, ...) in the journal and the history. */
 void manager_audit_refused(struct ks_manager *m, const struct ks_actor *a, const char *policy, const char *message);

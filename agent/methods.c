@@ -454,14 +454,12 @@ static json_t *method_show(struct ks_manager *m, const struct ks_actor *a, json_
                                   hostnames_json(p)));
 }
 
-static json_t *method_reload(struct ks_manager *m, const struct ks_actor *a, json_t *params)
+static json_t *reload_reply(struct ks_manager *m, int r, size_t failed, const struct ks_error *e)
 {
-        struct ks_error e = {};
-        size_t failed = 0;
         json_t *o;
 
-        if (manager_reload(m, a, &failed, &e) < 0)
-                return reply_from_error(&e);
+        if (r < 0)
+                return reply_from_error(e);
         o = store_json(m, "loaded");
         if (!o)
                 return NULL;
@@ -475,6 +473,28 @@ static json_t *method_reload(struct ks_manager *m, const struct ks_actor *a, jso
                 return reply_error(KS_ERR_RELOAD, o, "%zu policy file%s could not be loaded; their previous "
                                    "versions stay in use", failed, failed == 1 ? "" : "s");
         return reply_ok(o);
+}
+
+static void on_reloaded(struct ks_manager *m, void *userdata, int r, size_t failed, const struct ks_error *e)
+{
+        _cleanup_(json_decrefp) json_t *reply = reload_reply(m, r, failed, e);
+
+        control_reply(userdata, reply);
+}
+
+/* Answered when the reload is done; the loop serves other calls meanwhile (manager_reload). */
+static json_t *method_reload(struct ks_manager *m, const struct ks_actor *a, json_t *params)
+{
+        struct control_call *call = a->peer ? control_defer(a->peer) : NULL;
+        struct ks_error e = {};
+
+        if (!call)
+                return NULL;
+        if (manager_reload(m, a, on_reloaded, call, &e) < 0) {
+                control_undefer(call);
+                return reply_from_error(&e);
+        }
+        return NULL;
 }
 
 /* The newest entries of the audit history: who changed what, when and why. */
@@ -550,7 +570,7 @@ static void actor_from_peer(const struct ks_peer *peer, json_t *params, char *bu
         *a = (struct ks_actor){ .user = buf, .uid = peer->uid, .pid = peer->pid,
                                 .ssh_connection = json_is_string(ssh) && json_string_length(ssh) < 256
                                                   ? json_string_value(ssh) : NULL,
-                                .trigger = "ctl",
+                                .trigger = "ctl", .peer = peer,
                                 .origin = json_is_string(origin) && json_string_length(origin) < 256
                                           ? json_string_value(origin) : NULL };
 }

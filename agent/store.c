@@ -10,6 +10,7 @@
 #include "compile.h"
 #include "resolve.h"
 #include "store.h"
+#include "timeutil.h"
 
 #define SUFFIX ".policy"
 
@@ -74,32 +75,54 @@ static bool policy_same(const struct ks_policy *a, const struct ks_policy *b)
                (!a->description || strcmp(a->description, b->description) == 0);
 }
 
-/* Parse one file into its entry: the new version replaces the old one only if it is clean. */
-static int load_one(struct ks_store *s, const char *name, const char *path, bool *ret_failed)
+static void scan_file_clear(struct store_file *f)
 {
-        struct ks_policy_entry *e = store_find(s, name);
+        free(f->name);
+        free(f->path);
+        policy_free(f->policy);
+        diags_clear(&f->errors);
+}
+
+void store_scan_clear(struct store_scan *scan)
+{
+        for (size_t i = 0; i < scan->n; i++)
+                scan_file_clear(&scan->files[i]);
+        free(scan->files);
+        *scan = (struct store_scan){};
+}
+
+/* The version `current` holds of policy `name`, or NULL. */
+static const struct ks_policy *current_version(const struct ks_store *current, const char *name)
+{
+        for (size_t i = 0; current && i < current->n; i++)
+                if (strcmp(current->items[i].name, name) == 0)
+                        return current->items[i].policy;
+        return NULL;
+}
+
+/* Parse and resolve one file; the result replaces the loaded version only if clean and different. */
+static int scan_one(struct store_file *f, const struct ks_store *current, policy_resolver_t resolver,
+                    void *userdata)
+{
+        const struct ks_policy *old = current_version(current, f->name);
         struct ks_policy *p = NULL;
         int r;
 
-        if (!e && !(e = store_add(s, name, path)))
-                return -ENOMEM;
-        diags_clear(&e->errors);
-        r = policy_parse_file(path, &p, &e->errors);
+        r = policy_parse_file(f->path, &p, &f->errors);
         /* Host names are resolved now and pinned: never again behind the admin's back. */
-        if (r == 0 && (r = policy_resolve(p, resolve_hostname, NULL, &e->errors)) < 0)
+        if (r == 0 && (r = policy_resolve(p, resolver, userdata, &f->errors)) < 0)
                 p = policy_free(p);
         if (r == -ENOMEM)
                 return r;
-        *ret_failed = r < 0;
+        f->failed = r < 0;
         if (r < 0)
                 return 0;
-        if (e->policy && policy_same(e->policy, p)) {
+        if (old && policy_same(old, p)) {
                 policy_free(p);         /* unchanged: the staged version stays current */
+                f->unchanged = true;
                 return 0;
         }
-        policy_free(e->policy);
-        e->policy = p;
-        e->generation++;
+        f->policy = p;
         return 0;
 }
 
@@ -111,15 +134,69 @@ static int is_policy_file(const struct dirent *d)
                strcmp(d->d_name + len - strlen(SUFFIX), SUFFIX) == 0;
 }
 
+int store_scan_dir(const char *dir, const struct ks_store *current, policy_resolver_t resolver, void *userdata,
+                   struct store_scan *ret)
+{
+        struct store_scan scan = {};
+        struct dirent **list = NULL;
+        int n, r = 0;
+
+        n = scandir(dir, &list, is_policy_file, alphasort);
+        if (n < 0)
+                return -errno;
+        scan.files = calloc((size_t)n + 1, sizeof(*scan.files));
+        if (!scan.files)
+                r = -ENOMEM;
+        for (int i = 0; i < n && r == 0; i++) {
+                struct store_file *f = &scan.files[scan.n++];
+
+                list[i]->d_name[strlen(list[i]->d_name) - strlen(SUFFIX)] = '\0';
+                f->name = strdup(list[i]->d_name);
+                if (!f->name || asprintf(&f->path, "%s/%s%s", dir, list[i]->d_name, SUFFIX) < 0) {
+                        f->path = NULL;
+                        r = -ENOMEM;
+                        break;
+                }
+                r = scan_one(f, current, resolver, userdata);
+        }
+        for (int i = 0; i < n; i++)
+                free(list[i]);
+        free(list);
+        if (r < 0) {
+                store_scan_clear(&scan);
+                return r;
+        }
+        *ret = scan;
+        return 0;
+}
+
+/* Move one file's result into its entry. */
+static int apply_one(struct ks_store *s, struct store_file *f)
+{
+        struct ks_policy_entry *e = store_find(s, f->name);
+
+        if (!e && !(e = store_add(s, f->name, f->path)))
+                return -ENOMEM;
+        diags_clear(&e->errors);
+        e->errors = f->errors;
+        f->errors = (struct ks_diags){};
+        if (f->failed || f->unchanged)
+                return 0;
+        policy_free(e->policy);
+        e->policy = TAKE_PTR(f->policy);
+        e->generation++;
+        return 0;
+}
+
 /* Drop entries whose file no longer exists, except the one in force. */
-static void drop_missing(struct ks_store *s, char **found, size_t n_found, const char *keep, size_t *failed)
+static void drop_missing(struct ks_store *s, const struct store_scan *scan, const char *keep, size_t *failed)
 {
         for (size_t i = 0; i < s->n;) {
                 struct ks_policy_entry *e = &s->items[i];
                 bool present = false;
 
-                for (size_t j = 0; j < n_found && !present; j++)
-                        present = strcmp(found[j], e->name) == 0;
+                for (size_t j = 0; j < scan->n && !present; j++)
+                        present = strcmp(scan->files[j].name, e->name) == 0;
                 if (present) {
                         i++;
                         continue;
@@ -138,39 +215,33 @@ static void drop_missing(struct ks_store *s, char **found, size_t n_found, const
         }
 }
 
-int store_load_dir(struct ks_store *s, const char *dir, const char *keep, size_t *ret_failed)
+int store_apply_scan(struct ks_store *s, struct store_scan *scan, const char *keep, size_t *ret_failed)
 {
-        struct dirent **list = NULL;
-        size_t failed = 0, n_found = 0;
-        char **found;
-        int n, r = 0;
+        size_t failed = 0;
 
-        n = scandir(dir, &list, is_policy_file, alphasort);
-        if (n < 0)
-                return -errno;
-        found = calloc((size_t)n + 1, sizeof(*found));
-        if (!found)
-                r = -ENOMEM;
-        for (int i = 0; i < n && r == 0; i++) {
-                _cleanup_free_ char *path = NULL;
-                bool bad = false;
+        for (size_t i = 0; i < scan->n; i++) {
+                int r = apply_one(s, &scan->files[i]);
 
-                list[i]->d_name[strlen(list[i]->d_name) - strlen(SUFFIX)] = '\0';
-                if (asprintf(&path, "%s/%s%s", dir, list[i]->d_name, SUFFIX) < 0) {
-                        r = -ENOMEM;
-                        break;
-                }
-                r = load_one(s, list[i]->d_name, path, &bad);
-                found[n_found++] = list[i]->d_name;
-                failed += bad;
+                if (r < 0)
+                        return r;
+                failed += scan->files[i].failed;
         }
-        if (r == 0)
-                drop_missing(s, found, n_found, keep, &failed);
-        for (int i = 0; i < n; i++)
-                free(list[i]);
-        free(list);
-        free(found);
+        drop_missing(s, scan, keep, &failed);
         if (ret_failed)
                 *ret_failed = failed;
+        return 0;
+}
+
+int store_load_dir(struct ks_store *s, const char *dir, const char *keep, size_t *ret_failed)
+{
+        struct resolve_budget budget = { .deadline_usec = now_monotonic_usec() + RESOLVE_TIMEOUT_USEC,
+                                         .timeout_usec = RESOLVE_TIMEOUT_USEC };
+        struct store_scan scan = {};
+        int r;
+
+        r = store_scan_dir(dir, s, resolve_hostname_bounded, &budget, &scan);
+        if (r == 0)
+                r = store_apply_scan(s, &scan, keep, ret_failed);
+        store_scan_clear(&scan);
         return r;
 }

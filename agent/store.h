@@ -26,7 +26,34 @@ struct ks_store {
 };
 
 /*
- * (Re)load every *.policy in dir. Entries whose file is gone are dropped,
+ * A reload in two steps, so that the slow one can run off the event loop:
+ * store_scan_dir() parses every *.policy in dir and resolves its host names
+ * (reading `current`, the store as it is, to tell unchanged policies; it
+ * changes nothing and may run on another thread while nothing modifies
+ * `current`); store_apply_scan() then moves the results into the store (fast).
+ */
+struct store_file {
+        char *name, *path;
+        struct ks_policy *policy;   /* the new version; NULL if it failed or is unchanged */
+        struct ks_diags errors;
+        bool failed;
+        bool unchanged;             /* parsed cleanly, same ruleset as the loaded version */
+};
+
+struct store_scan {
+        struct store_file *files;
+        size_t n;
+};
+
+int store_scan_dir(const char *dir, const struct ks_store *current, policy_resolver_t resolver, void *userdata,
+                   struct store_scan *ret);
+/* Entries whose file is gone are dropped, except `keep` (see store_load_dir). */
+int store_apply_scan(struct ks_store *s, struct store_scan *scan, const char *keep, size_t *ret_failed);
+void store_scan_clear(struct store_scan *scan);
+
+/*
+ * (Re)load every *.policy in dir, on the calling thread (at start; host names
+ * get RESOLVE_TIMEOUT_USEC in all). Entries whose file is gone are dropped,
  * except `keep` (the policy in force, may be NULL), which stays with an error.
  * *ret_failed (may be NULL) counts files with problems. Returns 0, or a negative
  * errno if dir cannot be read (the store is then unchanged).

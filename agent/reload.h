@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include "store.h"
+
+/*
+ * A reload's slow part off the event loop: reading every policy file, parsing
+ * it and resolving its host names (the name service gets RESOLVE_TIMEOUT_USEC
+ * in all) runs on a thread of its own while the loop goes on answering
+ * isolate, restore, status and the watchdog. The thread reads `current` (the
+ * store as it is, to tell unchanged policies) and changes nothing: the caller
+ * must not modify that store until the callback ran. The callback runs on the
+ * loop with the scan (store_apply_scan() moves it into the store) or a
+ * negative errno; free the job then, from the callback if need be.
+ */
+
+struct ks_reload;
+
+typedef void (*reload_done_t)(void *userdata, int r, struct store_scan *scan);
+
+int reload_start(sd_event *event, const char *dir, const struct ks_store *current, reload_done_t done,
+                 void *userdata, struct ks_reload **ret);
+/* Waits for the thread if it still runs (at most the resolver's deadline). */
+struct ks_reload *reload_free(struct ks_reload *r);

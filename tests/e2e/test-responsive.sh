@@ -1,0 +1,170 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# End-to-end test of issue 15: the emergency command is answered at once, whatever else the agent
+# is doing. A policy names the mail relay by host name; the name service of the gateway namespace
+# is a DNS server that drops every query (/etc/netns/GW/resolv.conf, bind-mounted over
+# /etc/resolv.conf by ip netns exec; the "internet" namespace drops port 53). `killswitchctl
+# reload` runs, and meanwhile:
+#   - `isolate` completes within 2 s (the old agent resolved on its only loop: ~10-15 s) and the
+#     cut is real: the web peer stops answering, the mail relay of the policy in force goes on;
+#   - status and restore are answered within 2 s too;
+# then the reload fails for that file with FILE:LINE ("no answer ... within 5 s") and the previous
+# version of the policy stays loaded, with its resolved address, and can be isolated with.
+#
+# Run as root: tests/e2e/test-responsive.sh   (KILLSWITCHD, KILLSWITCHCTL: see lib.sh)
+
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ks_init
+[ -x "$KILLSWITCHD" ] || die "no agent at $KILLSWITCHD"
+[ -x "$KILLSWITCHCTL" ] || die "no client at $KILLSWITCHCTL"
+# The old agent took 10-15 s per request behind a dead resolver: let its calls finish (and fail
+# the timing checks) rather than be killed by the default client timeout.
+KS_CTL_TIMEOUT=40
+
+lab_create
+write_lab_policy isolate
+# named: the mail relay by host name, first resolved through the namespace's hosts file.
+mkdir -p "/etc/netns/$NS_GW"
+hosts_with_relay() {
+	printf '127.0.0.1 localhost\n::1 localhost\n203.0.113.25 relay.ks-lab.test\n' >"/etc/netns/$NS_GW/hosts"
+}
+hosts_without_relay() {
+	printf '127.0.0.1 localhost\n::1 localhost\n' >"/etc/netns/$NS_GW/hosts"
+}
+hosts_with_relay
+# A name server that never answers: its queries go to the internet namespace, which drops them.
+# (With glibc's defaults a lookup waits 5 s per try, 2 tries: the old agent blocked ~10 s.)
+printf 'nameserver 198.51.100.2\noptions timeout:5 attempts:2\n' >"/etc/netns/$NS_GW/resolv.conf"
+n_inet nft -f - <<'EOF' || die "nft in the inet namespace"
+table inet deaddns {
+	chain input {
+		type filter hook input priority 0; policy accept;
+		udp dport 53 drop
+		tcp dport 53 drop
+	}
+}
+EOF
+cat >"$KS_CONF/policies/named.policy" <<'EOF'
+[Policy]
+Description=Lab: the mail relay by host name
+
+[Uplinks]
+Interface=wan0 wan1
+
+[Gateway mail]
+Address=relay.ks-lab.test
+Ports=tcp:25
+EOF
+
+agent_start || die "killswitchd did not start"
+check "start: status --json says normal" status_is 'd["state"] == "normal"'
+check "start: policy named loaded, relay.ks-lab.test resolved to 203.0.113.25" \
+	eval "ctl --json policies | grep -q '203.0.113.25'"
+
+web_ok() { tcp_echo lan 192.0.2.80 80; }
+web_cut() { ! tcp_echo lan 192.0.2.80 80; }
+mail_ok() { tcp_echo lan 203.0.113.25 25; }
+check "before: web reachable" web_ok
+check "before: mail reachable" mail_ok
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# timed VAR CMD... — run CMD, its exit status in $?, its wall time in ms in VAR.
+timed() {
+	local var=$1 t0 rc
+	shift
+	t0=$(now_ms)
+	"$@" >"$KS_TMP/timed.out" 2>&1
+	rc=$?
+	printf -v "$var" '%s' $(($(now_ms) - t0))
+	return $rc
+}
+
+# --- 1. isolate while a reload waits for a dead name server -----------------------------------
+hosts_without_relay
+ctl reload >"$KS_TMP/reload.out" 2>&1 &
+RELOAD_PID=$!
+reload_t0=$(now_ms)
+sleep 0.5
+if kill -0 "$RELOAD_PID" 2>/dev/null; then
+	pass "reload: still waiting for the name server after 0.5 s"
+else
+	fail "reload: already finished after 0.5 s (the dead name server was not asked?)"
+	show_output "$KS_TMP/reload.out"
+fi
+timed ms ctl isolate --reason "e2e: responsive"
+rc=$?
+if [ "$rc" = 0 ] && [ "$ms" -lt 2000 ]; then
+	pass "during the reload: isolate completed in $ms ms (< 2000), exit 0"
+else
+	fail "during the reload: isolate took $ms ms (exit $rc), not < 2000"
+	show_output "$KS_TMP/timed.out"
+fi
+timed ms ctl status
+rc=$?
+if [ "$rc" = 0 ] && [ "$ms" -lt 2000 ]; then
+	pass "during the reload: status answered in $ms ms (< 2000)"
+else
+	fail "during the reload: status took $ms ms (exit $rc), not < 2000"
+	show_output "$KS_TMP/timed.out"
+fi
+check "during the reload: status says isolated with policy isolate" \
+	status_is 'd["state"] == "isolated" and d["policy"] == "isolate"'
+check_many <<'EOF'
+- during the reload: web cut (real traffic)           | tcp_echo lan 192.0.2.80 80
++ during the reload: mail relay still reachable        | tcp_echo lan 203.0.113.25 25
+EOF
+if kill -0 "$RELOAD_PID" 2>/dev/null; then
+	pass "reload: still running while isolate was answered"
+else
+	fail "reload: finished before isolate was checked (nothing was proven)"
+fi
+timed ms ctl restore --reason "e2e: responsive"
+rc=$?
+if [ "$rc" = 0 ] && [ "$ms" -lt 2000 ]; then
+	pass "during the reload: restore completed in $ms ms (< 2000)"
+else
+	fail "during the reload: restore took $ms ms (exit $rc), not < 2000"
+	show_output "$KS_TMP/timed.out"
+fi
+check "during the reload: web reachable again after restore" web_ok
+
+# --- 2. the reload fails for that file, the previous version stays -----------------------------
+wait "$RELOAD_PID"
+rc=$?
+reload_ms=$(($(now_ms) - reload_t0))
+out=$(cat "$KS_TMP/reload.out")
+check "reload: exits non-zero" test "$rc" -ne 0
+check "reload: names the file and line ($KS_CONF/policies/named.policy:8) and the timeout" \
+	contains "$out" "named.policy:8:" "relay.ks-lab.test" "within 5 s"
+if [ "$reload_ms" -lt 15000 ]; then
+	pass "reload: gave up after $reload_ms ms (bounded: 5 s for the name service)"
+else
+	fail "reload: took $reload_ms ms"
+fi
+check "reload: named keeps its previous version (203.0.113.25)" \
+	eval "ctl --json policies | grep -q '203.0.113.25'"
+check_exit 0 "after the failed reload: isolate named" ctl isolate named --reason "e2e: previous version"
+check_many <<'EOF'
++ named (previous version) in force: mail relay reachable | tcp_echo lan 203.0.113.25 25
+- named (previous version) in force: web cut              | tcp_echo lan 192.0.2.80 80
+EOF
+check_exit 0 "restore" ctl restore --reason "e2e: done"
+
+# --- 3. a reload asked for twice runs twice, in order; the name back in hosts loads -------------
+hosts_with_relay
+sed -i 's/^Description=.*/Description=Lab: the relay by name, edited/' "$KS_CONF/policies/named.policy"
+ctl reload >"$KS_TMP/reload1.out" 2>&1 &
+r1=$!
+ctl reload >"$KS_TMP/reload2.out" 2>&1
+rc2=$?
+wait "$r1"
+rc1=$?
+check "two reloads at once: both succeed" test "$rc1" = 0 -a "$rc2" = 0
+check "two reloads at once: the edit is loaded" \
+	eval "ctl policies | grep -q 'the relay by name, edited'"
+
+check "the agent is still alive" agent_alive
+summary
