@@ -25,6 +25,27 @@
 #define FIELD_MAX_BYTES  4096   /* each string field of a history entry; keeps lines far below the above */
 #define JOURNAL_FIELDS   20
 #define LINES_UNKNOWN    SIZE_MAX
+#define UIDS_LISTED      8      /* uids named in a summary of refusals */
+
+/* The newest `cap` valid lines of the history, as read; a ring while reading. */
+struct lines {
+        char **items;
+        size_t cap, start, n;
+        size_t total;           /* lines in the file, corrupt ones too */
+};
+
+/*
+ * Refusals of unprivileged callers in the current window: the first
+ * AUDIT_REFUSED_BURST are recorded one by one, the rest only counted, and one
+ * summary entry says how many there were (and whose) when the window ends.
+ */
+struct refusals {
+        uint64_t window_usec;   /* CLOCK_BOOTTIME start of the window, 0: none open */
+        uint64_t first_usec;    /* realtime of the first one suppressed */
+        unsigned recorded, suppressed;
+        int64_t uids[UIDS_LISTED];
+        size_t n_uids;
+};
 
 struct ks_audit {
         char *state_dir;
@@ -32,7 +53,13 @@ struct ks_audit {
         size_t max_lines, keep_lines;
         size_t n_lines;         /* lines in the file (corrupt ones too), LINES_UNKNOWN until counted */
         bool journal;
+        bool cached;            /* `tail` holds the file's newest valid lines */
+        struct lines tail;      /* what History serves from, capacity max_lines */
+        struct refusals refusals;
 };
+
+static void lines_clear(struct lines *l);
+static void refusals_flush(struct ks_audit *a, bool force);
 
 static const struct {
         const char *action;
@@ -84,6 +111,8 @@ struct ks_audit *audit_free(struct ks_audit *a)
 {
         if (!a)
                 return NULL;
+        refusals_flush(a, true);
+        lines_clear(&a->tail);
         free(a->state_dir);
         free(a->path);
         free(a);
@@ -92,6 +121,8 @@ struct ks_audit *audit_free(struct ks_audit *a)
 
 void audit_set_history_bounds(struct ks_audit *a, size_t max_lines, size_t keep_lines)
 {
+        lines_clear(&a->tail);
+        a->cached = false;
         a->max_lines = max_lines;
         a->keep_lines = keep_lines < max_lines ? keep_lines : max_lines;
 }
@@ -106,6 +137,7 @@ struct event_ctx {
         const struct audit_event *ev;
         char command[64];
         char ssh_client[128];
+        char claimed_ssh_client[128];   /* an unprivileged caller's, unverified */
         char who[512];
         char message[2048];
         char time[32];
@@ -149,6 +181,9 @@ static void format_who(struct event_ctx *c)
                 n = (size_t)snprintf(c->who, sizeof(c->who), "%s", *details ? details : "killswitchd");
         if (*c->ssh_client && n < sizeof(c->who))
                 n += (size_t)snprintf(c->who + n, sizeof(c->who) - n, " from %s", c->ssh_client);
+        if (*c->claimed_ssh_client && n < sizeof(c->who))
+                n += (size_t)snprintf(c->who + n, sizeof(c->who) - n, " (claims to come from %s, unverified)",
+                                      c->claimed_ssh_client);
         if (ev->origin && n < sizeof(c->who))
                 snprintf(c->who + n, sizeof(c->who) - n, " on behalf of %s", ev->origin);
 }
@@ -232,9 +267,10 @@ static void event_ctx_init(struct event_ctx *c, const struct audit_event *ev)
                 snprintf(c->command, sizeof(c->command), "%s", ev->command);
         else if (ev->pid > 0 && !read_comm(ev->pid, c->command, sizeof(c->command)))
                 c->command[0] = '\0';
+        /* Anyone may claim an ssh_connection: only a trusted caller's is shown as where it came from. */
         if (ev->ssh_client)
-                snprintf(c->ssh_client, sizeof(c->ssh_client), "%.*s", (int)strcspn(ev->ssh_client, " \t"),
-                         ev->ssh_client);
+                snprintf(ev->unprivileged ? c->claimed_ssh_client : c->ssh_client, sizeof(c->ssh_client), "%.*s",
+                         (int)strcspn(ev->ssh_client, " \t"), ev->ssh_client);
         timespec_format_rfc3339(c->usec, c->time, sizeof(c->time));
         format_who(c);
         if (ev->message)
@@ -288,6 +324,7 @@ static int journal_send(const struct event_ctx *c)
             (r = add_opt(iov, &n, "KILLSWITCH_USER", ev->user)) < 0 ||
             (r = add_opt(iov, &n, "KILLSWITCH_COMMAND", c->command)) < 0 ||
             (r = add_opt(iov, &n, "KILLSWITCH_SSH_CLIENT", c->ssh_client)) < 0 ||
+            (r = add_opt(iov, &n, "KILLSWITCH_CLAIMED_SSH_CLIENT", c->claimed_ssh_client)) < 0 ||
             (r = add_opt(iov, &n, "KILLSWITCH_TRIGGER", ev->trigger)) < 0 ||
             (r = add_opt(iov, &n, "KILLSWITCH_ORIGIN", ev->origin)) < 0)
                 goto out_free;
@@ -339,7 +376,7 @@ static json_t *entry_json(const struct event_ctx *c)
 {
         const struct audit_event *ev = c->ev;
 
-        return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+        return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
                          "time", c->time,
                          "action", kinds[ev->kind].action,
                          "policy", text_json(ev->policy),
@@ -350,18 +387,12 @@ static json_t *entry_json(const struct event_ctx *c)
                          "pid", ev->pid > 0 ? json_integer(ev->pid) : json_null(),
                          "command", text_json(*c->command ? c->command : NULL),
                          "ssh_client", text_json(*c->ssh_client ? c->ssh_client : NULL),
+                         "claimed_ssh_client", text_json(*c->claimed_ssh_client ? c->claimed_ssh_client : NULL),
                          "trigger", text_json(ev->trigger),
                          "origin", text_json(ev->origin),
                          "message", text_json(c->message),
                          "error", ev->error > 0 ? json_integer(ev->error) : json_null());
 }
-
-/* The newest `cap` valid lines of the history, as read; a ring while reading. */
-struct lines {
-        char **items;
-        size_t cap, start, n;
-        size_t total;           /* lines in the file, corrupt ones too */
-};
 
 static void lines_clear(struct lines *l)
 {
@@ -464,31 +495,56 @@ static int history_scan(const char *path, size_t cap, struct lines *ret)
         return 0;
 }
 
-/* Replace the history by its newest keep_lines valid lines, atomically. */
+static bool line_is_refusal(const char *s)
+{
+        _cleanup_(json_decrefp) json_t *o = parse_entry(s, strlen(s));
+
+        return o && strcmp(json_string_value(json_object_get(o, "action")), "refused") == 0;
+}
+
+/*
+ * Replace the history by its newest keep_lines valid lines, atomically. Refusals
+ * count apart: at most AUDIT_REFUSED_KEEP of them stay, so that however many
+ * there were, they never push a state change out.
+ */
 static int history_rotate(struct ks_audit *a)
 {
+        size_t len = 0, kept = 0, refused = 0, max_refused = a->keep_lines / 5 ?: 1;
         _cleanup_free_ char *text = NULL;
-        size_t len = 0;
+        _cleanup_free_ bool *keep = NULL;
         struct lines l;
         FILE *f;
         int r;
 
-        r = history_scan(a->path, a->keep_lines, &l);
+        r = history_scan(a->path, a->max_lines + 1, &l);
         if (r < 0)
                 return r;
-        f = open_memstream(&text, &len);
+        keep = calloc(l.n + 1, sizeof(bool));
+        f = keep ? open_memstream(&text, &len) : NULL;
         if (!f) {
                 lines_clear(&l);
                 return -ENOMEM;
         }
+        for (size_t i = l.n; i-- > 0 && kept < a->keep_lines;) {
+                bool is_refusal = line_is_refusal(lines_get(&l, i));
+
+                if (is_refusal && refused >= (max_refused < AUDIT_REFUSED_KEEP ? max_refused : AUDIT_REFUSED_KEEP))
+                        continue;
+                keep[i] = true;
+                kept++;
+                refused += is_refusal;
+        }
         for (size_t i = 0; i < l.n; i++)
-                fprintf(f, "%s\n", lines_get(&l, i));
+                if (keep[i])
+                        fprintf(f, "%s\n", lines_get(&l, i));
         r = fclose(f) == 0 && text ? 0 : -ENOMEM;
         if (r == 0)
                 r = write_file_atomic(a->state_dir, AUDIT_HISTORY_FILE, text, 0640);
         if (r == 0)
-                a->n_lines = l.n;
+                a->n_lines = kept;
         lines_clear(&l);
+        lines_clear(&a->tail);  /* read again when asked */
+        a->cached = false;
         return r;
 }
 
@@ -532,6 +588,10 @@ static int history_append(struct ks_audit *a, const char *line)
         if (st.st_size == 0 && (r = fsync_dir(a->state_dir)) < 0)
                 return r;
         a->n_lines++;
+        if (a->cached && lines_push(&a->tail, line, strcspn(line, "\n")) < 0) {
+                lines_clear(&a->tail);
+                a->cached = false;
+        }
         if (a->n_lines > a->max_lines)
                 return history_rotate(a);
         return 0;
@@ -547,39 +607,60 @@ static int history_record(struct ks_audit *a, const struct event_ctx *c)
         return history_append(a, line);
 }
 
+/* The newest lines of the history in memory: read once, then kept up to date as we append. */
+static int history_cache(struct ks_audit *a)
+{
+        int r;
+
+        if (a->cached)
+                return 0;
+        r = history_scan(a->path, a->max_lines, &a->tail);
+        if (r < 0)
+                return r;
+        if (!a->tail.items && a->max_lines > 0 && !(a->tail.items = calloc(a->max_lines, sizeof(char *))))
+                return -ENOMEM;   /* no file yet */
+        a->cached = true;
+        return 0;
+}
+
 int audit_history(struct ks_audit *a, size_t n, json_t **ret_array)
 {
         _cleanup_(json_decrefp) json_t *array = NULL;
-        struct lines l;
+        size_t first, bytes = 0;
         int r;
 
         if (!a)
                 return -EINVAL;
-        r = history_scan(a->path, n, &l);
+        refusals_flush(a, false);
+        r = history_cache(a);
         if (r < 0)
                 return r;
+        /* The newest n, as far as they fit in AUDIT_HISTORY_REPLY_MAX bytes (JSON, escapes counted). */
+        for (first = a->tail.n; first > 0 && a->tail.n - first < n; first--) {
+                bytes += strlen(lines_get(&a->tail, first - 1)) + 1;
+                if (bytes > AUDIT_HISTORY_REPLY_MAX)
+                        break;
+        }
         array = json_array();
-        for (size_t i = 0; array && i < l.n; i++) {
-                const char *s = lines_get(&l, i);
+        for (size_t i = first; array && i < a->tail.n; i++) {
+                const char *s = lines_get(&a->tail, i);
 
                 if (json_array_append_new(array, parse_entry(s, strlen(s))) < 0)
                         json_decref(TAKE_PTR(array));
         }
-        lines_clear(&l);
         if (!array)
                 return -ENOMEM;
         *ret_array = TAKE_PTR(array);
         return 0;
 }
 
-void audit_log(struct ks_audit *a, const struct audit_event *ev)
+/* Journal (or stderr) and history, as it comes. */
+static void audit_emit(struct ks_audit *a, const struct audit_event *ev)
 {
         struct event_ctx c;
         bool journaled = false;
         int r;
 
-        if (!audit_kind_to_string(ev->kind))
-                return;
         event_ctx_init(&c, ev);
         if ((!a || a->journal) && access(JOURNAL_SOCKET, F_OK) == 0)
                 journaled = journal_send(&c) >= 0;
@@ -594,4 +675,62 @@ void audit_log(struct ks_audit *a, const struct audit_event *ev)
                 log_warning_errno(r, "Could not record the %s in the history %s: %m", kinds[ev->kind].action,
                                   a->path);
         }
+}
+
+/* ---- refusals of unprivileged callers: a burst one by one, then counted ---- */
+
+/* The summary of the window's suppressed refusals, once it is over (or now if force). */
+static void refusals_flush(struct ks_audit *a, bool force)
+{
+        struct refusals *rf = &a->refusals;
+        char msg[512], when[TIMESPEC_RFC3339_MAX];
+        size_t n;
+
+        if (!rf->window_usec || (!force && now_monotonic_usec() - rf->window_usec < AUDIT_REFUSED_WINDOW_USEC))
+                return;
+        if (rf->suppressed > 0) {
+                n = (size_t)snprintf(msg, sizeof(msg), "Refused %u more requests of users outside group killswitch "
+                                     "since %s, not recorded one by one (uid", rf->suppressed,
+                                     timespec_format_rfc3339(rf->first_usec, when, sizeof(when)));
+                for (size_t i = 0; i < rf->n_uids && n < sizeof(msg); i++)
+                        n += (size_t)snprintf(msg + n, sizeof(msg) - n, "%s %" PRId64, i ? "," : "", rf->uids[i]);
+                if (n < sizeof(msg))
+                        snprintf(msg + n, sizeof(msg) - n, "%s)", rf->n_uids == UIDS_LISTED ? ", ..." : "");
+                audit_emit(a, &(struct audit_event){ .kind = AUDIT_REFUSED, .uid = -1, .trigger = "ctl",
+                                                     .message = msg, .error = EPERM });
+        }
+        *rf = (struct refusals){};
+}
+
+/* Record this refusal one by one? Otherwise it is counted for the window's summary. */
+static bool refusal_admit(struct ks_audit *a, const struct audit_event *ev)
+{
+        struct refusals *rf = &a->refusals;
+        bool listed = false;
+
+        refusals_flush(a, false);
+        if (!rf->window_usec)
+                rf->window_usec = now_monotonic_usec() ?: 1;
+        if (rf->recorded < AUDIT_REFUSED_BURST) {
+                rf->recorded++;
+                return true;
+        }
+        if (rf->suppressed++ == 0)
+                rf->first_usec = now_realtime_usec();
+        for (size_t i = 0; i < rf->n_uids; i++)
+                listed = listed || rf->uids[i] == ev->uid;
+        if (!listed && rf->n_uids < UIDS_LISTED)
+                rf->uids[rf->n_uids++] = ev->uid;
+        return false;
+}
+
+void audit_log(struct ks_audit *a, const struct audit_event *ev)
+{
+        if (!audit_kind_to_string(ev->kind))
+                return;
+        if (a)
+                refusals_flush(a, false);
+        if (a && ev->kind == AUDIT_REFUSED && ev->unprivileged && !refusal_admit(a, ev))
+                return;
+        audit_emit(a, ev);
 }

@@ -50,19 +50,30 @@ struct audit_event {
         const char *message;            /* human sentence; NULL: a standard one from the fields */
         int error;                      /* positive errno or 0 */
         uint64_t since_usec;            /* realtime; 0: now */
+        bool unprivileged;              /* the caller is neither root nor in group killswitch: its refusals
+                                           are rate-limited, its ssh_client is only a claim */
 };
 
 #define AUDIT_HISTORY_FILE      "history.jsonl"
 #define AUDIT_HISTORY_MAX       1000    /* lines; beyond, the file is rewritten with the newest ... */
 #define AUDIT_HISTORY_KEEP      500     /* ... this many */
 #define AUDIT_HISTORY_DEFAULT_N 20      /* entries io.killswitch.History returns by default */
+#define AUDIT_HISTORY_REPLY_MAX (1024u * 1024u) /* bytes of entries (as JSON) History returns at most */
+#define AUDIT_REFUSED_KEEP      100     /* refusals a rotation keeps (state changes go first) */
+#define AUDIT_REFUSED_BURST     5       /* unprivileged refusals recorded one by one per window ... */
+#define AUDIT_REFUSED_WINDOW_USEC (60ULL * 1000000ULL)  /* ... the rest summed up in one entry */
 
 struct ks_audit;
 
 int audit_new(const char *state_dir, struct ks_audit **ret);
 struct ks_audit *audit_free(struct ks_audit *a);
 
-/* Journal (and stderr), plus history for all kinds but AUDIT_RELOAD. a may be NULL: journal only. */
+/*
+ * Journal (and stderr), plus history for all kinds but AUDIT_RELOAD. a may be NULL: journal only.
+ * Refusals of unprivileged callers: AUDIT_REFUSED_BURST per AUDIT_REFUSED_WINDOW_USEC one by one,
+ * the rest in one summary entry when the window is over (seen at the next event, History call
+ * or audit_free).
+ */
 void audit_log(struct ks_audit *a, const struct audit_event *ev);
 
 /* The newest n valid history entries as a JSON array, oldest first; corrupt lines are skipped. */

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <systemd/sd-daemon.h>
@@ -34,7 +35,15 @@ struct conn {
         bool request_timer;     /* the timer counts CONTROL_REQUEST_USEC for the bytes in `in` */
         bool eof;               /* the peer sent all it will: answer what is buffered, then close */
         bool closing;           /* write what is pending, then close */
+        bool throttled;         /* an untrusted caller over its CPU budget: the request waits */
         struct control_call *call;      /* the request being answered later (control_defer) */
+};
+
+/* CPU time spent on an untrusted uid's requests, paid back at CONTROL_UID_CPU_SHARE of the clock. */
+struct uid_budget {
+        uid_t uid;
+        uint64_t debt_usec;
+        uint64_t stamp_usec;    /* CLOCK_MONOTONIC when debt_usec was last brought up to date */
 };
 
 struct control_call {
@@ -57,6 +66,11 @@ struct ks_control {
         struct conn *conns;
         size_t n_conns;
         bool full_warned;       /* "too many connections" said once per episode */
+        bool (*trusted)(const struct ks_peer *peer);
+        struct uid_budget *budgets;
+        size_t n_budgets;
+        sd_event_source *throttle;      /* wakes throttled connections when their uid has paid */
+        uint64_t uid_warned_usec;       /* last "uid N has too many connections" (once a minute) */
 };
 
 bool peer_in_group(const struct ks_peer *p, gid_t gid)
@@ -195,6 +209,116 @@ static int conn_refuse(struct conn *c, const char *why)
         return conn_queue(c, reply);
 }
 
+static uint64_t now_usec(clockid_t clock)
+{
+        struct timespec ts;
+
+        clock_gettime(clock, &ts);
+        return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
+}
+
+static struct uid_budget *budget_find(struct ks_control *ctl, uid_t uid)
+{
+        for (size_t i = 0; i < ctl->n_budgets; i++)
+                if (ctl->budgets[i].uid == uid)
+                        return &ctl->budgets[i];
+        return NULL;
+}
+
+/* The debt after what the clock has paid back since; a paid-up uid is forgotten. */
+static uint64_t budget_debt(struct ks_control *ctl, uid_t uid)
+{
+        struct uid_budget *b = budget_find(ctl, uid);
+        uint64_t now = now_usec(CLOCK_MONOTONIC), paid;
+
+        if (!b)
+                return 0;
+        paid = (now - b->stamp_usec) / CONTROL_UID_CPU_SHARE;
+        b->debt_usec = b->debt_usec > paid ? b->debt_usec - paid : 0;
+        b->stamp_usec = now;
+        if (b->debt_usec > 0)
+                return b->debt_usec;
+        *b = ctl->budgets[--ctl->n_budgets];
+        return 0;
+}
+
+static void budget_charge(struct ks_control *ctl, uid_t uid, uint64_t cpu_usec)
+{
+        uint64_t debt = budget_debt(ctl, uid);
+        struct uid_budget *b = budget_find(ctl, uid), *more;
+
+        if (!b) {
+                /* One entry per uid in debt: they are paid back within seconds. */
+                more = reallocarray(ctl->budgets, ctl->n_budgets + 1, sizeof(*more));
+                if (!more)
+                        return;
+                ctl->budgets = more;
+                b = &ctl->budgets[ctl->n_budgets++];
+                *b = (struct uid_budget){ .uid = uid, .stamp_usec = now_usec(CLOCK_MONOTONIC) };
+        }
+        b->debt_usec = debt + cpu_usec;
+}
+
+/* Bytes of replies queued for uid's connections and not read yet. */
+static size_t uid_queued(const struct ks_control *ctl, uid_t uid)
+{
+        size_t n = 0;
+
+        for (const struct conn *o = ctl->conns; o; o = o->next)
+                if (o->peer.uid == uid)
+                        n += o->out_len - o->out_off;
+        return n;
+}
+
+/* An error reply instead of the call when an untrusted uid leaves too many replies unread. */
+static json_t *conn_over_budget(struct conn *c)
+{
+        size_t queued;
+
+        if (c->peer.trusted || (queued = uid_queued(c->ctl, c->peer.uid)) < CONTROL_UID_QUEUED)
+                return NULL;
+        return reply_error(KS_ERR_BUSY, NULL, "Too many unread replies: %zu bytes for uid %u; read them "
+                           "first", queued, (unsigned)c->peer.uid);
+}
+
+static void conn_run(struct conn *c, bool readable);
+
+static int on_throttle(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct ks_control *ctl = userdata;
+
+        for (struct conn *c = ctl->conns, *next; c; c = next) {
+                next = c->next;
+                if (c->throttled) {
+                        c->throttled = false;
+                        conn_run(c, false);
+                }
+        }
+        return 0;
+}
+
+/* Must c's next request wait for its uid to pay back CPU time? Then wake it when it has. */
+static bool conn_must_wait(struct conn *c)
+{
+        struct ks_control *ctl = c->ctl;
+        uint64_t debt = c->peer.trusted ? 0 : budget_debt(ctl, c->peer.uid), wait;
+
+        if (debt <= CONTROL_UID_CPU_BURST_USEC)
+                return false;
+        wait = (debt - CONTROL_UID_CPU_BURST_USEC) * CONTROL_UID_CPU_SHARE;
+        c->throttled = true;
+        if (!ctl->throttle) {
+                if (sd_event_add_time_relative(ctl->event, &ctl->throttle, CLOCK_MONOTONIC, wait, 0, on_throttle,
+                                               ctl) < 0)
+                        c->throttled = false;   /* cannot wait: serve it rather than hang it */
+        } else if (sd_event_source_get_enabled(ctl->throttle, NULL) <= 0) {
+                if (sd_event_source_set_time_relative(ctl->throttle, wait) < 0 ||
+                    sd_event_source_set_enabled(ctl->throttle, SD_EVENT_ONESHOT) < 0)
+                        c->throttled = false;
+        }
+        return c->throttled;
+}
+
 /* Decode one request, call the handler, queue the reply (unless oneway). */
 static int conn_dispatch(struct conn *c, const char *buf, size_t len)
 {
@@ -210,7 +334,7 @@ static int conn_dispatch(struct conn *c, const char *buf, size_t len)
                 log_debug("Control client (pid %d): %s", (int)c->peer.pid, err);
                 return conn_refuse(c, err);
         }
-        reply = c->ctl->handler(c->ctl->userdata, &c->peer, req.method, req.parameters);
+        reply = conn_over_budget(c) ?: c->ctl->handler(c->ctl->userdata, &c->peer, req.method, req.parameters);
         if (c->call)
                 c->call->oneway = req.oneway;
         r = req.oneway || c->call ? 0 : conn_queue(c, reply);
@@ -236,13 +360,18 @@ static ssize_t conn_next_request(const struct conn *c)
 
 static int conn_process_input(struct conn *c)
 {
+        uint64_t cpu;
+
         for (unsigned n = 0; n < CONTROL_BATCH && !c->closing && !c->call && c->out_len == c->out_off; n++) {
                 ssize_t len = conn_next_request(c);
                 int r;
 
-                if (len < 0)
+                if (len < 0 || conn_must_wait(c))
                         break;
+                cpu = now_usec(CLOCK_THREAD_CPUTIME_ID);
                 r = conn_dispatch(c, c->in, (size_t)len);
+                if (!c->peer.trusted)
+                        budget_charge(c->ctl, c->peer.uid, now_usec(CLOCK_THREAD_CPUTIME_ID) - cpu);
                 if (r < 0)
                         return r;
                 memmove(c->in, c->in + len + 1, c->in_len - (size_t)len - 1);
@@ -318,7 +447,8 @@ static int conn_rearm(struct conn *c)
                 return -ECONNRESET;
         if (sd_event_source_set_io_events(c->io, events) < 0)
                 return -EIO;
-        if (sd_event_source_set_enabled(c->defer, buffered && !pending_out ? SD_EVENT_ONESHOT : SD_EVENT_OFF) < 0)
+        if (sd_event_source_set_enabled(c->defer, buffered && !pending_out && !c->throttled ? SD_EVENT_ONESHOT
+                                                                                             : SD_EVENT_OFF) < 0)
                 return -EIO;
         if (c->in_len == 0) {
                 c->request_timer = false;
@@ -430,6 +560,38 @@ static int peer_read(int fd, struct ks_peer *p)
         return 0;
 }
 
+/*
+ * An untrusted uid gets CONTROL_UID_CONNS connections, all of them together
+ * CONTROL_MAX_CONNS; trusted callers (root, group killswitch) CONTROL_ROOT_RESERVE
+ * more: local users holding every connection open must not keep the
+ * administrators, nor the heartbeat, out. c is already counted.
+ */
+static bool conn_admit(struct ks_control *ctl, const struct conn *c)
+{
+        size_t others = ctl->n_conns - 1, same_uid = 0;
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+        if (c->peer.trusted)
+                return others < CONTROL_MAX_CONNS + CONTROL_ROOT_RESERVE;
+        for (const struct conn *o = ctl->conns; o; o = o->next)
+                same_uid += o != c && o->peer.uid == c->peer.uid;
+        if (others >= CONTROL_MAX_CONNS) {
+                if (!ctl->full_warned)
+                        log_warning("Too many control connections (%d): refusing new ones of users outside group "
+                                    "killswitch until some close", CONTROL_MAX_CONNS);
+                ctl->full_warned = true;
+                return false;
+        }
+        if (same_uid < CONTROL_UID_CONNS)
+                return true;
+        if (!ctl->uid_warned_usec || now - ctl->uid_warned_usec > 60ULL * 1000000ULL) {
+                log_warning("uid %u holds %d control connections: refusing more (said once a minute)",
+                            (unsigned)c->peer.uid, CONTROL_UID_CONNS);
+                ctl->uid_warned_usec = now;
+        }
+        return false;
+}
+
 static int conn_new(struct ks_control *ctl, int fd)
 {
         struct conn *c = calloc(1, sizeof(*c));
@@ -448,6 +610,10 @@ static int conn_new(struct ks_control *ctl, int fd)
         ctl->n_conns++;
         r = peer_read(fd, &c->peer);
         if (r >= 0)
+                c->peer.trusted = c->peer.uid == 0 || (ctl->trusted && ctl->trusted(&c->peer));
+        if (r >= 0 && !conn_admit(ctl, c))
+                r = -EUSERS;
+        if (r >= 0)
                 r = sd_event_add_io(ctl->event, &c->io, fd, EPOLLIN, on_conn_io, c);
         if (r >= 0)
                 r = sd_event_add_time_relative(ctl->event, &c->timer, CLOCK_MONOTONIC, CONTROL_IDLE_USEC, 0,
@@ -461,30 +627,10 @@ static int conn_new(struct ks_control *ctl, int fd)
         return r;
 }
 
-/*
- * Past CONTROL_MAX_CONNS, only root gets one of CONTROL_ROOT_RESERVE more: a local
- * user holding every connection open must not keep the administrator out.
- */
-static bool conn_admit(struct ks_control *ctl, int fd)
-{
-        struct ucred cred;
-        socklen_t len = sizeof(cred);
-
-        if (ctl->n_conns < CONTROL_MAX_CONNS)
-                return true;
-        if (ctl->n_conns < CONTROL_MAX_CONNS + CONTROL_ROOT_RESERVE &&
-            getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == 0)
-                return true;
-        if (!ctl->full_warned)
-                log_warning("Too many control connections (%d): refusing new ones until some close",
-                            CONTROL_MAX_CONNS);
-        ctl->full_warned = true;
-        return false;
-}
-
 static int on_listen_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
         struct ks_control *ctl = userdata;
+        int r;
 
         for (;;) {
                 int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -494,11 +640,8 @@ static int on_listen_io(sd_event_source *s, int fd, uint32_t revents, void *user
                                 log_warning_errno(-errno, "Failed to accept a control connection: %m");
                         return 0;
                 }
-                if (!conn_admit(ctl, cfd)) {
-                        close(cfd);
-                        continue;
-                }
-                if (conn_new(ctl, cfd) < 0)
+                r = conn_new(ctl, cfd);
+                if (r < 0 && r != -EUSERS)
                         log_warning("Failed to set up a control connection");
         }
 }
@@ -698,6 +841,11 @@ int control_new(sd_event *event, const char *path, control_handler_t handler, vo
         return 0;
 }
 
+void control_set_trusted(struct ks_control *ctl, bool (*trusted)(const struct ks_peer *peer))
+{
+        ctl->trusted = trusted;
+}
+
 struct ks_control *control_free(struct ks_control *ctl)
 {
         if (!ctl)
@@ -706,6 +854,8 @@ struct ks_control *control_free(struct ks_control *ctl)
                 next = c->next;
                 conn_free(c);
         }
+        sd_event_source_disable_unref(ctl->throttle);
+        free(ctl->budgets);
         sd_event_source_disable_unref(ctl->watch);
         sd_event_source_disable_unref(ctl->retry);
         sd_event_source_disable_unref(ctl->listen_io);

@@ -18,7 +18,17 @@
 #define CONTROL_MAX_REQUEST   65536
 #define CONTROL_MAX_REPLY     (16u * 1024u * 1024u)
 #define CONTROL_MAX_CONNS     128
-#define CONTROL_ROOT_RESERVE  8         /* connections beyond the limit, for uid 0 only */
+#define CONTROL_ROOT_RESERVE  32        /* connections beyond the limit, for trusted callers only */
+/*
+ * Budgets of an untrusted caller (neither root nor in group killswitch), per
+ * uid: connections, bytes of replies queued and not read yet, and CPU time
+ * spent on its requests (CONTROL_UID_CPU_SHARE of a CPU on average, bursts up
+ * to CONTROL_UID_CPU_BURST_USEC). Past the CPU budget its requests wait.
+ */
+#define CONTROL_UID_CONNS          16
+#define CONTROL_UID_QUEUED         (2u * 1024u * 1024u)
+#define CONTROL_UID_CPU_SHARE      10      /* 1/10 of a CPU */
+#define CONTROL_UID_CPU_BURST_USEC (200ULL * 1000ULL)
 #define CONTROL_REQUEST_USEC  (10ULL * 1000000ULL)
 #define CONTROL_IDLE_USEC     (60ULL * 1000000ULL)
 #define CONTROL_WATCH_USEC    (2ULL * 1000000ULL)       /* retry period while the socket cannot be re-created */
@@ -29,6 +39,7 @@ struct ks_peer {
         gid_t gid;
         gid_t *groups;          /* supplementary groups (SO_PEERGROUPS) */
         size_t n_groups;
+        bool trusted;           /* root or group killswitch when it connected (see control_set_trusted) */
 };
 
 bool peer_in_group(const struct ks_peer *p, gid_t gid);
@@ -79,6 +90,8 @@ struct control_call *control_defer(const struct ks_peer *peer);
 void control_reply(struct control_call *call, json_t *reply);
 /* The handler answers at once after all (its return value is the reply): forget the call. */
 void control_undefer(struct control_call *call);
+/* Who gets the reserve and no budgets; without it, only uid 0. */
+void control_set_trusted(struct ks_control *c, bool (*trusted)(const struct ks_peer *peer));
 
 /* A reply: {"parameters": params} (params is stolen). */
 json_t *reply_ok(json_t *params);

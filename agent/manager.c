@@ -116,7 +116,7 @@ static void audit(struct ks_manager *m, enum audit_kind kind, const struct ks_ac
                 .kind = kind, .policy = policy, .previous_policy = previous, .reason = reason,
                 .user = a->user, .uid = a->uid, .pid = a->pid, .ssh_client = a->ssh_connection,
                 .trigger = a->trigger, .origin = a->origin, .message = e ? e->msg : NULL,
-                .error = e ? e->error : 0,
+                .error = e ? e->error : 0, .unprivileged = a->unprivileged,
         };
 
         audit_log(m->audit, &ev);
@@ -998,6 +998,7 @@ int manager_startup(struct ks_manager *m)
         if (r < 0)
                 return log_error_errno(r, "Cannot listen on %s: %m%s", m->socket_path,
                                        r == -EADDRINUSE ? " (another killswitchd answers there)" : "");
+        control_set_trusted(m->control, methods_peer_privileged);
         return 0;
 }
 

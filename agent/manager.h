@@ -50,6 +50,7 @@ struct ks_actor {
         const char *trigger;            /* "ctl", "startup", "monitor", ... */
         const char *origin;             /* user@host behind a remote killswitchctl -H call, or NULL */
         const struct ks_peer *peer;     /* the control call, to answer it later (control_defer), or NULL */
+        bool unprivileged;              /* neither root nor in group killswitch (see audit_event) */
 };
 
 /* The agent itself as the actor: at start, on a foreign change, ... */

@@ -542,17 +542,56 @@ static const struct method {
         { "org.varlink.service.GetInfo", false, method_getinfo },
 };
 
-/* Root, or a member of the killswitch group (looked up now: the group may be created after start). */
-static bool peer_privileged(const struct ks_peer *peer)
+/* The gid of a group (looked up now: it may be created after start); a large group's entry is large. */
+static int group_gid(const char *name, gid_t *ret)
 {
+        _cleanup_free_ char *buf = NULL;
         struct group g, *res = NULL;
-        char buf[4096];
+        int r;
 
-        if (peer->uid == 0)
-                return true;
-        if (getgrnam_r(KILLSWITCH_GROUP, &g, buf, sizeof(buf), &res) != 0 || !res)
-                return false;
-        return peer_in_group(peer, res->gr_gid);
+        for (size_t size = 4096; size <= 16u * 1024u * 1024u; size *= 4) {
+                free(buf);
+                buf = malloc(size);
+                if (!buf)
+                        return -ENOMEM;
+                r = getgrnam_r(name, &g, buf, size, &res);
+                if (r != ERANGE)
+                        break;
+        }
+        if (r != 0)
+                return -r;
+        if (!res)
+                return -ENOENT;
+        *ret = res->gr_gid;
+        return 0;
+}
+
+/* Root, or a member of the killswitch group. */
+bool methods_peer_privileged(const struct ks_peer *peer)
+{
+        gid_t gid;
+
+        return peer->uid == 0 || (group_gid(KILLSWITCH_GROUP, &gid) == 0 && peer_in_group(peer, gid));
+}
+
+/* The user name of uid into buf, or "uid N". */
+static void user_name(uid_t uid, char *name, size_t size)
+{
+        _cleanup_free_ char *buf = NULL;
+        struct passwd pw, *res = NULL;
+        int r = ERANGE;
+
+        for (size_t len = 4096; r == ERANGE && len <= 1024u * 1024u; len *= 4) {
+                free(buf);
+                buf = malloc(len);
+                if (!buf)
+                        break;
+                r = getpwuid_r(uid, &pw, buf, len, &res);
+        }
+        if (buf && r == 0 && res)
+                snprintf(name, size, "%s", res->pw_name);
+        else
+                snprintf(name, size, "uid %u", (unsigned)uid);
 }
 
 static void actor_from_peer(const struct ks_peer *peer, json_t *params, char *buf, size_t size,
@@ -560,38 +599,51 @@ static void actor_from_peer(const struct ks_peer *peer, json_t *params, char *bu
 {
         json_t *ssh = json_object_get(params, "ssh_connection");
         json_t *origin = json_object_get(params, "origin");
-        struct passwd pw, *res = NULL;
-        char pwbuf[4096];
 
-        if (getpwuid_r(peer->uid, &pw, pwbuf, sizeof(pwbuf), &res) == 0 && res)
-                snprintf(buf, size, "%s", res->pw_name);
-        else
-                snprintf(buf, size, "uid %u", (unsigned)peer->uid);
+        user_name(peer->uid, buf, size);
         *a = (struct ks_actor){ .user = buf, .uid = peer->uid, .pid = peer->pid,
                                 .ssh_connection = json_is_string(ssh) && json_string_length(ssh) < 256
                                                   ? json_string_value(ssh) : NULL,
-                                .trigger = "ctl", .peer = peer,
+                                .trigger = "ctl", .peer = peer, .unprivileged = !peer->trusted,
                                 .origin = json_is_string(origin) && json_string_length(origin) < 256
                                           ? json_string_value(origin) : NULL };
+}
+
+/* The policy a refused request named, cut to what a policy name can be: it is only a hint. */
+static const char *refused_policy(json_t *params, char *buf, size_t size)
+{
+        const char *name = json_string_value(json_object_get(params, "policy"));
+        size_t len;
+
+        if (!name)
+                return NULL;
+        len = strnlen(name, size);
+        if (len < size)
+                return name;
+        len = size - 4;
+        while (len > 0 && ((unsigned char)name[len] & 0xc0) == 0x80)
+                len--;  /* not inside a character */
+        snprintf(buf, size, "%.*s...", (int)len, name);
+        return buf;
 }
 
 json_t *methods_dispatch(void *userdata, const struct ks_peer *peer, const char *method, json_t *params)
 {
         struct ks_manager *m = userdata;
         struct ks_actor a;
-        char user[256];
+        char user[256], policy[POLICY_NAME_MAX + 4];
 
         actor_from_peer(peer, params, user, sizeof(user), &a);
         for (size_t i = 0; i < ELEMENTSOF(methods); i++) {
                 if (strcmp(methods[i].name, method) != 0)
                         continue;
-                if (methods[i].privileged && !peer_privileged(peer)) {
+                if (methods[i].privileged && !methods_peer_privileged(peer)) {
                         char msg[512];
 
                         snprintf(msg, sizeof(msg), "Permission denied: %s changes the state of the uplinks and "
                                  "needs root or membership in group '%s' (you are %s)", method, KILLSWITCH_GROUP,
                                  user);
-                        manager_audit_refused(m, &a, json_string_value(json_object_get(params, "policy")), msg);
+                        manager_audit_refused(m, &a, refused_policy(params, policy, sizeof(policy)), msg);
                         return reply_error(KS_ERR_PERMISSION, NULL, "%s", msg);
                 }
                 return methods[i].call(m, &a, params);

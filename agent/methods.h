@@ -11,3 +11,6 @@
  * userdata is the struct ks_manager.
  */
 json_t *methods_dispatch(void *userdata, const struct ks_peer *peer, const char *method, json_t *parameters);
+
+/* Root or a member of group killswitch: may change the state; trusted by the control socket's budgets. */
+bool methods_peer_privileged(const struct ks_peer *peer);

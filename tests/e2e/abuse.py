@@ -13,8 +13,13 @@
     abuse.py SOCK noread N SECONDS      pipeline N Status requests, read nothing for SECONDS, close
     abuse.py SOCK watch STOPFILE OUT    every 0.2 s a fresh connection asks Status; until STOPFILE
                                         exists; write "calls N failed F max SECONDS" to OUT
+    abuse.py SOCK refuse N BYTES        N Isolate calls (refused for an unprivileged caller) with a
+                                        policy name of BYTES control characters; print the count
+    abuse.py SOCK histhold N HOLDFILE   N connections each ask History n=650 and never read; kept
+                                        open while HOLDFILE exists
+    abuse.py SOCK timed JSON            one request on a fresh connection: print "SECONDS OUTCOME"
 """
-import os, socket, sys, threading, time
+import json, os, socket, sys, threading, time
 
 def connect(path, timeout=5.0):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -186,6 +191,57 @@ def watch(path, stop, out):
     with open(out, "w") as f:
         f.write("calls %d failed %d max %.3f\n" % (calls, failed, worst))
 
+def refuse(path, n, size):
+    name = "".join(chr(1 + i % 30) for i in range(size))
+    req = json.dumps({"method": "io.killswitch.Isolate",
+                      "parameters": {"policy": name, "reason": name[:1000],
+                                     "ssh_connection": "203.0.113.66 4711 10.0.0.1 22"}}).encode() + b"\0"
+    s = connect(path)
+    done = 0
+    for _ in range(n):
+        try:
+            s.sendall(req)
+            buf, how = read_reply(s)
+        except OSError:
+            how = "error"
+        if how != "reply":
+            s.close()
+            try:
+                s = connect(path)
+            except OSError:
+                time.sleep(0.05)
+            continue
+        done += 1
+    print("refused calls answered: %d of %d" % (done, n), flush=True)
+
+def histhold(path, n, hold):
+    socks = []
+    for _ in range(n):
+        try:
+            s = connect(path)
+            s.sendall(b'{"method":"io.killswitch.History","parameters":{"n":650}}\0')
+            socks.append(s)
+        except OSError:
+            pass
+    print("holding %d History connections" % len(socks), flush=True)
+    while os.path.exists(hold):
+        time.sleep(0.1)
+    for s in socks:
+        s.close()
+
+def timed(path, request):
+    start = time.monotonic()
+    try:
+        s = connect(path, 10.0)
+        s.sendall(os.fsencode(request) + b"\0")
+        buf, how = read_reply(s, 10.0)
+        s.close()
+        outcome = "error" if how != "reply" else ("error-reply" if b'"error"' in buf else "ok")
+        detail = show(buf)[:200]
+    except OSError as e:
+        outcome, detail = "error", e.strerror
+    print("%.3f %s %s" % (time.monotonic() - start, outcome, detail), flush=True)
+
 def main():
     path, mode, args = sys.argv[1], sys.argv[2], sys.argv[3:]
     if mode == "idle":
@@ -200,6 +256,12 @@ def main():
         slow(path)
     elif mode == "noread":
         noread(path, int(args[0]), float(args[1]))
+    elif mode == "refuse":
+        refuse(path, int(args[0]), int(args[1]))
+    elif mode == "histhold":
+        histhold(path, int(args[0]), args[1])
+    elif mode == "timed":
+        timed(path, args[0])
     elif mode == "watch":
         watch(path, args[0], args[1])
     else:

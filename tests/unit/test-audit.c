@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -352,6 +353,103 @@ static void test_no_journal(void **state)
         json_decref(e);
 }
 
+static void log_refused(struct ks_audit *a, bool unprivileged, uid_t uid)
+{
+        audit_log(a, &(struct audit_event){ .kind = AUDIT_REFUSED, .policy = "\x01\x02", .user = "nobody",
+                                            .uid = uid, .pid = 42, .command = "python3", .trigger = "ctl",
+                                            .ssh_client = "203.0.113.66 4711 10.0.0.1 22",
+                                            .message = "Permission denied", .error = 1,
+                                            .unprivileged = unprivileged });
+}
+
+static size_t count_action(json_t *e, const char *action)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < json_array_size(e); i++)
+                n += strcmp(field(e, i, "action"), action) == 0;
+        return n;
+}
+
+/*
+ * 1,001 refusals of an unprivileged caller right after root's isolation: a few
+ * one by one, the rest in one summary; the isolation stays; the claimed ssh
+ * address is recorded as a claim, not as where the caller came from.
+ */
+static void test_refusals_aggregated(void **state)
+{
+        struct fixture *f = *state;
+        json_t *e;
+
+        audit_log(f->audit, &(struct audit_event){ .kind = AUDIT_ISOLATE, .policy = "isolate", .user = "root",
+                                                   .uid = 0, .reason = "INCIDENT-4711", .trigger = "ctl" });
+        for (unsigned i = 0; i < 1001; i++)
+                log_refused(f->audit, true, 65534);
+        e = history(f->audit, AUDIT_HISTORY_MAX);
+        assert_int_equal(count_action(e, "refused"), AUDIT_REFUSED_BURST);
+        assert_string_equal(field(e, 0, "reason"), "INCIDENT-4711");
+        assert_null(field(e, 1, "ssh_client"));
+        assert_string_equal(field(e, 1, "claimed_ssh_client"), "203.0.113.66");
+        json_decref(e);
+        /* The window ends (here: the agent stops): one summary with the count. */
+        audit_free(f->audit);
+        assert_int_equal(audit_new(f->dir, &f->audit), 0);
+        audit_set_journal(f->audit, false);
+        e = history(f->audit, AUDIT_HISTORY_MAX);
+        assert_int_equal(count_action(e, "refused"), AUDIT_REFUSED_BURST + 1);
+        assert_non_null(strstr(field(e, json_array_size(e) - 1, "message"), "Refused 996 more requests"));
+        assert_non_null(strstr(field(e, json_array_size(e) - 1, "message"), "uid 65534)"));
+        json_decref(e);
+}
+
+/* Refusals of trusted callers are each recorded, but a rotation never drops a state change for them. */
+static void test_refusals_never_rotate_state(void **state)
+{
+        struct fixture *f = *state;
+        json_t *e;
+
+        audit_set_history_bounds(f->audit, 20, 10);
+        log_numbered(f->audit, 1);
+        for (unsigned i = 0; i < 200; i++)
+                log_refused(f->audit, false, 0);
+        e = history(f->audit, 20);
+        assert_int_equal(count_action(e, "restore"), 1);
+        assert_string_equal(field(e, 0, "reason"), "r1");
+        assert_true(count_action(e, "refused") <= 10);
+        json_decref(e);
+}
+
+/* History answers from memory, at most AUDIT_HISTORY_REPLY_MAX bytes of JSON (escapes counted). */
+static void test_history_bytes(void **state)
+{
+        struct fixture *f = *state;
+        char reason[1001];
+        size_t size;
+        char *text;
+        json_t *e;
+
+        for (size_t i = 0; i < sizeof(reason) - 1; i++)
+                reason[i] = (char)(1 + i % 30);
+        reason[sizeof(reason) - 1] = '\0';
+        for (unsigned i = 0; i < AUDIT_HISTORY_MAX - 1; i++)
+                audit_log(f->audit, &(struct audit_event){ .kind = AUDIT_RESTORE, .reason = reason, .uid = 0,
+                                                           .trigger = "ctl" });
+        log_numbered(f->audit, 7);
+        e = history(f->audit, AUDIT_HISTORY_MAX);
+        text = json_dumps(e, JSON_COMPACT);
+        size = strlen(text);
+        free(text);
+        assert_true(json_array_size(e) > 10 && json_array_size(e) < AUDIT_HISTORY_MAX - 1);
+        assert_true(size <= AUDIT_HISTORY_REPLY_MAX);
+        assert_string_equal(field(e, json_array_size(e) - 1, "reason"), "r7");
+        json_decref(e);
+        /* Served from memory: the file gone, the answer stays. */
+        unlink(f->path);
+        e = history(f->audit, 1);
+        assert_string_equal(field(e, 0, "reason"), "r7");
+        json_decref(e);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -366,6 +464,9 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
                 cmocka_unit_test(test_no_state_dir),
                 cmocka_unit_test_setup_teardown(test_no_journal, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_refusals_aggregated, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_refusals_never_rotate_state, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_history_bytes, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
