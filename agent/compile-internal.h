@@ -73,10 +73,45 @@ struct gw_norm {
         size_t n_ports;
 };
 
+/*
+ * A connection-matched entry (a tracked gateway or a service), normalised:
+ * its set key is "peer . ours . protocol . port", each part left out where it
+ * is "any" (has[] false, or no Ports=). Matched on conntrack tuples
+ * (compile-conn.c).
+ */
+enum conn_field { FIELD_PEER, FIELD_OURS, N_ADDR_FIELDS };
+
+struct conn_norm {
+        const char *prefix;             /* COUNTER_GATEWAY_PREFIX or COUNTER_SERVICE_PREFIX */
+        const char *name;               /* NULL: not connection-matched (a gateway matched on packets) */
+        bool has[N_ADDR_FIELDS];
+        struct addr_range *ranges[N_ADDR_FIELDS][N_FAMILIES];
+        size_t n_ranges[N_ADDR_FIELDS][N_FAMILIES];
+        struct ks_portrange *ports;     /* sorted, disjoint; n_ports == 0: all traffic */
+        size_t n_ports;
+        bool out, in;                   /* keeps connections this side opens / the remote side opens */
+        bool service;                   /* ours is matched before and after DNAT */
+        bool ping;                      /* Ping= with Ports=: ICMP echo rules of its own */
+};
+
 struct norm {
         struct gw_norm *gws;
         size_t n;
+        /* Per gateway (name NULL unless tracked), then per service. */
+        struct conn_norm *conns;
+        size_t n_conns;
 };
+
+/* How many elements the entry's set of this kind has in family f. */
+size_t conn_entries(const struct conn_norm *cn, enum family f, enum set_kind kind);
+/* Element i (in cartesian order peer, ours, port) of family f: its kind, and its parts' indexes. */
+struct conn_elem {
+        size_t idx[N_ADDR_FIELDS], port;
+};
+bool conn_elem_next(const struct conn_norm *cn, enum family f, struct conn_elem *e, bool first);
+enum set_kind conn_elem_kind(const struct conn_norm *cn, enum family f, const struct conn_elem *e);
+/* Number of fields of the key: 1 for a single address (an rbtree or address hash set), else a concatenation. */
+size_t conn_key_fields(const struct conn_norm *cn);
 
 void norm_free(struct norm *n);
 /* Sorted, merged, disjoint addresses per family and ports per protocol, for every gateway of p. */
@@ -100,4 +135,22 @@ extern const struct base_chain {
 
 
 bool names_valid(const struct ks_policy *p);
+
+/*
+ * How the rules of a connection-matched entry load each part of the key: the
+ * conntrack tuple of one direction (ct original|reply ip saddr|daddr, proto-src|
+ * proto-dst), and which packets it applies to: those of connections this side
+ * opened (ct direction original going out, reply coming in) or the remote side.
+ */
+struct conn_match {
+        bool opened_here;
+        struct tuple_ref {
+                uint8_t dir;            /* IP_CT_DIR_ORIGINAL or IP_CT_DIR_REPLY */
+                bool src;               /* saddr, proto-src; else daddr, proto-dst */
+        } field[N_ADDR_FIELDS], port;
+};
+
+/* The matches of an entry, in rule order; returns how many (at most CONN_MATCHES_MAX). */
+#define CONN_MATCHES_MAX 2
+size_t conn_matches(const struct conn_norm *cn, const struct conn_match *ret[CONN_MATCHES_MAX]);
 bool table_name_valid(const char *table);

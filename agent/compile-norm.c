@@ -13,7 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <linux/netfilter/nf_conntrack_tuple_common.h>
+
 #include "compile-internal.h"
+#include "compile.h"
 
 const struct family_info families[N_FAMILIES] = {
         [V4] = { AF_INET, NFPROTO_IPV4, 4, 12, 16, NFT_REG32_01, NFT_REG32_02,
@@ -38,6 +41,15 @@ void norm_free(struct norm *n)
         free(n->gws);
         n->gws = NULL;
         n->n = 0;
+        for (size_t i = 0; i < n->n_conns; i++) {
+                for (int a = 0; a < N_ADDR_FIELDS; a++)
+                        for (int f = 0; f < N_FAMILIES; f++)
+                                free(n->conns[i].ranges[a][f]);
+                free(n->conns[i].ports);
+        }
+        free(n->conns);
+        n->conns = NULL;
+        n->n_conns = 0;
 }
 
 static void prefix_to_range(const struct ks_prefix *p, struct addr_range *r)
@@ -155,6 +167,70 @@ size_t gw_entries(const struct gw_norm *gn, enum family f, enum set_kind kind)
         return n;
 }
 
+/* Addresses into sorted, merged ranges per family. */
+static int norm_addrs(const struct ks_prefix *addrs, size_t n, struct addr_range *ranges[N_FAMILIES],
+                      size_t n_ranges[N_FAMILIES])
+{
+        for (size_t i = 0; i < n; i++) {
+                enum family f = addrs[i].family == AF_INET ? V4 : V6;
+
+                if (!ranges[f]) {
+                        ranges[f] = calloc(n, sizeof(struct addr_range));
+                        if (!ranges[f])
+                                return -ENOMEM;
+                }
+                prefix_to_range(&addrs[i], &ranges[f][n_ranges[f]++]);
+        }
+        for (int f = 0; f < N_FAMILIES; f++)
+                n_ranges[f] = merge_ranges(ranges[f], n_ranges[f], families[f].addr_len);
+        return 0;
+}
+
+static int norm_ports(const struct ks_portrange *ports, size_t n, struct ks_portrange **ret, size_t *ret_n)
+{
+        if (n == 0)
+                return 0;
+        *ret = malloc(n * sizeof(**ret));
+        if (!*ret)
+                return -ENOMEM;
+        memcpy(*ret, ports, n * sizeof(**ret));
+        *ret_n = merge_ports(*ret, n);
+        return 0;
+}
+
+/* A tracked gateway: peer = Address=, ours = Local= (left out if none). */
+static int norm_conn_gateway(const struct ks_gateway *g, struct conn_norm *out)
+{
+        int r;
+
+        *out = (struct conn_norm){
+                .prefix = COUNTER_GATEWAY_PREFIX, .name = g->name,
+                .has = { [FIELD_PEER] = true, [FIELD_OURS] = g->n_locals > 0 },
+                .out = g->direction != KS_DIRECTION_IN, .in = g->direction != KS_DIRECTION_OUT,
+                .ping = gateway_ping_rules(g),
+        };
+        r = norm_addrs(g->addrs, g->n_addrs, out->ranges[FIELD_PEER], out->n_ranges[FIELD_PEER]);
+        if (r >= 0)
+                r = norm_addrs(g->locals, g->n_locals, out->ranges[FIELD_OURS], out->n_ranges[FIELD_OURS]);
+        return r < 0 ? r : norm_ports(g->ports, g->n_ports, &out->ports, &out->n_ports);
+}
+
+/* A service: peer = From= (left out if anyone), ours = Address=; inbound only. */
+static int norm_conn_service(const struct ks_service *s, struct conn_norm *out)
+{
+        int r;
+
+        *out = (struct conn_norm){
+                .prefix = COUNTER_SERVICE_PREFIX, .name = s->name,
+                .has = { [FIELD_PEER] = s->n_from > 0, [FIELD_OURS] = true },
+                .in = true, .service = true,
+        };
+        r = norm_addrs(s->from, s->n_from, out->ranges[FIELD_PEER], out->n_ranges[FIELD_PEER]);
+        if (r >= 0)
+                r = norm_addrs(s->addrs, s->n_addrs, out->ranges[FIELD_OURS], out->n_ranges[FIELD_OURS]);
+        return r < 0 ? r : norm_ports(s->ports, s->n_ports, &out->ports, &out->n_ports);
+}
+
 static int norm_gateway(const struct ks_gateway *g, struct gw_norm *out)
 {
         for (size_t i = 0; i < g->n_addrs; i++) {
@@ -182,7 +258,7 @@ static int norm_gateway(const struct ks_gateway *g, struct gw_norm *out)
 int norm_policy(const struct ks_policy *p, struct norm *ret)
 {
         struct norm n = {};
-        int r;
+        int r = 0;
 
         if (p->n_gateways > 0) {
                 n.gws = calloc(p->n_gateways, sizeof(*n.gws));
@@ -190,13 +266,126 @@ int norm_policy(const struct ks_policy *p, struct norm *ret)
                         return -ENOMEM;
         }
         n.n = p->n_gateways;
-        for (size_t i = 0; i < p->n_gateways; i++) {
-                r = norm_gateway(&p->gateways[i], &n.gws[i]);
-                if (r < 0) {
+        if (p->n_gateways + p->n_services > 0) {
+                n.conns = calloc(p->n_gateways + p->n_services, sizeof(*n.conns));
+                if (!n.conns) {
                         norm_free(&n);
-                        return r;
+                        return -ENOMEM;
                 }
+        }
+        n.n_conns = p->n_gateways + p->n_services;
+        for (size_t i = 0; r >= 0 && i < p->n_gateways; i++) {
+                const struct ks_gateway *g = &p->gateways[i];
+
+                r = g->tracked ? norm_conn_gateway(g, &n.conns[i]) : norm_gateway(g, &n.gws[i]);
+        }
+        for (size_t i = 0; r >= 0 && i < p->n_services; i++)
+                r = norm_conn_service(&p->services[i], &n.conns[p->n_gateways + i]);
+        if (r < 0) {
+                norm_free(&n);
+                return r;
         }
         *ret = n;
         return 0;
+}
+
+/* ---- Connection-matched entries: the cartesian product peer x ours x ports ---- */
+
+static size_t conn_field_count(const struct conn_norm *cn, int a, enum family f)
+{
+        return cn->has[a] ? cn->n_ranges[a][f] : 1;
+}
+
+/* The first element (first) or the one after e; false when there are no more. */
+bool conn_elem_next(const struct conn_norm *cn, enum family f, struct conn_elem *e, bool first)
+{
+        size_t n_ports = cn->n_ports > 0 ? cn->n_ports : 1;
+
+        if (!cn->name)
+                return false;
+        for (int a = 0; a < N_ADDR_FIELDS; a++)
+                if (conn_field_count(cn, a, f) == 0)
+                        return false;
+        if (first) {
+                *e = (struct conn_elem){};
+                return true;
+        }
+        if (++e->port < n_ports)
+                return true;
+        e->port = 0;
+        if (++e->idx[FIELD_OURS] < conn_field_count(cn, FIELD_OURS, f))
+                return true;
+        e->idx[FIELD_OURS] = 0;
+        return ++e->idx[FIELD_PEER] < conn_field_count(cn, FIELD_PEER, f);
+}
+
+enum set_kind conn_elem_kind(const struct conn_norm *cn, enum family f, const struct conn_elem *e)
+{
+        for (int a = 0; a < N_ADDR_FIELDS; a++)
+                if (cn->has[a] && !range_single(&cn->ranges[a][f][e->idx[a]]))
+                        return SET_RANGE;
+        if (cn->n_ports > 0 && cn->ports[e->port].low != cn->ports[e->port].high)
+                return SET_RANGE;
+        return SET_EXACT;
+}
+
+size_t conn_entries(const struct conn_norm *cn, enum family f, enum set_kind kind)
+{
+        struct conn_elem e;
+        size_t n = 0;
+
+        for (bool more = conn_elem_next(cn, f, &e, true); more; more = conn_elem_next(cn, f, &e, false))
+                n += conn_elem_kind(cn, f, &e) == kind;
+        return n;
+}
+
+size_t conn_key_fields(const struct conn_norm *cn)
+{
+        return (size_t)cn->has[FIELD_PEER] + cn->has[FIELD_OURS] + (cn->n_ports > 0 ? 2 : 0);
+}
+
+/*
+ * Which tuple holds each part of the key (see killswitch.policy(5), "NAT"):
+ * - connections this side opens: the peer is the original destination, our
+ *   host the original source (before SNAT/masquerade), the port the original
+ *   destination port;
+ * - connections a gateway opens: the peer is the original source, our host the
+ *   reply's source (the inside host after DNAT; without DNAT the address it was
+ *   sent to), the port the original destination port;
+ * - connections to a service: the peer is the original source, and our address
+ *   and port either the original destination (as the internet addressed it,
+ *   before DNAT) or the reply's source (the inside host and port after DNAT).
+ */
+static const struct conn_match match_out = {
+        .opened_here = true,
+        .field = { [FIELD_PEER] = { IP_CT_DIR_ORIGINAL, false }, [FIELD_OURS] = { IP_CT_DIR_ORIGINAL, true } },
+        .port = { IP_CT_DIR_ORIGINAL, false },
+};
+static const struct conn_match match_in = {
+        .field = { [FIELD_PEER] = { IP_CT_DIR_ORIGINAL, true }, [FIELD_OURS] = { IP_CT_DIR_REPLY, true } },
+        .port = { IP_CT_DIR_ORIGINAL, false },
+};
+static const struct conn_match match_public = {
+        .field = { [FIELD_PEER] = { IP_CT_DIR_ORIGINAL, true }, [FIELD_OURS] = { IP_CT_DIR_ORIGINAL, false } },
+        .port = { IP_CT_DIR_ORIGINAL, false },
+};
+static const struct conn_match match_inside = {
+        .field = { [FIELD_PEER] = { IP_CT_DIR_ORIGINAL, true }, [FIELD_OURS] = { IP_CT_DIR_REPLY, true } },
+        .port = { IP_CT_DIR_REPLY, true },
+};
+
+size_t conn_matches(const struct conn_norm *cn, const struct conn_match *ret[CONN_MATCHES_MAX])
+{
+        size_t n = 0;
+
+        if (cn->service) {
+                ret[n++] = &match_public;
+                ret[n++] = &match_inside;
+                return n;
+        }
+        if (cn->out)
+                ret[n++] = &match_out;
+        if (cn->in)
+                ret[n++] = &match_in;
+        return n;
 }

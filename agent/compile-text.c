@@ -7,6 +7,8 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_tuple_common.h>
 #include <linux/netfilter/nf_tables.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -209,6 +211,193 @@ static int text_gateway_set(FILE *f, const char *policy, const char *gw, const s
         return 0;
 }
 
+/* ---- Connection-matched entries (tracked gateways, services) ---------- */
+
+/*
+ * Element e's key as nft orders a hash set's elements for listing: the parts
+ * unpadded (addresses, protocol, port in network byte order) read as one
+ * host-endian number, as text_entry_cmp; the zeros after the key compare equal.
+ */
+struct conn_text_entry {
+        uint8_t key[36];
+        struct conn_elem e;
+};
+
+static int conn_text_entry_cmp(const void *a, const void *b)
+{
+        const struct conn_text_entry *x = a, *y = b;
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        for (size_t i = sizeof(x->key); i > 0; i--)
+                if (x->key[i - 1] != y->key[i - 1])
+                        return x->key[i - 1] < y->key[i - 1] ? -1 : 1;
+        return 0;
+#else
+        return memcmp(x->key, y->key, sizeof(x->key));
+#endif
+}
+
+static void conn_text_key(struct conn_text_entry *t, const struct conn_norm *cn, enum family fam)
+{
+        size_t len = families[fam].addr_len, off = 0;
+
+        memset(t->key, 0, sizeof(t->key));
+        for (int a = 0; a < N_ADDR_FIELDS; a++)
+                if (cn->has[a]) {
+                        memcpy(t->key + off, cn->ranges[a][fam][t->e.idx[a]].lo, len);
+                        off += len;
+                }
+        if (cn->n_ports > 0) {
+                t->key[off] = cn->ports[t->e.port].proto;
+                t->key[off + 1] = (uint8_t)(cn->ports[t->e.port].low >> 8);
+                t->key[off + 2] = (uint8_t)(cn->ports[t->e.port].low & 0xff);
+        }
+}
+
+static void print_conn_elem(FILE *f, size_t i, const struct conn_norm *cn, enum family fam, const struct conn_elem *e)
+{
+        const char *sep = "";
+
+        print_delim(f, i, conn_key_fields(cn) == 1 && fam == V4 ? 2 : 1);
+        for (int a = 0; a < N_ADDR_FIELDS; a++)
+                if (cn->has[a]) {
+                        fputs(sep, f);
+                        print_range(f, &cn->ranges[a][fam][e->idx[a]], fam);
+                        sep = " . ";
+                }
+        if (cn->n_ports > 0) {
+                fputs(sep, f);
+                print_ports(f, &cn->ports[e->port]);
+        }
+}
+
+/* The elements of one kind: an interval set's in the order they were added, a hash set's in nft's order. */
+static int text_conn_elems(FILE *f, const struct conn_norm *cn, enum family fam, enum set_kind kind)
+{
+        _cleanup_free_ struct conn_text_entry *v = calloc(conn_entries(cn, fam, kind), sizeof(*v));
+        struct conn_elem e;
+        size_t n = 0;
+
+        if (!v)
+                return -ENOMEM;
+        for (bool more = conn_elem_next(cn, fam, &e, true); more; more = conn_elem_next(cn, fam, &e, false))
+                if (conn_elem_kind(cn, fam, &e) == kind) {
+                        v[n].e = e;
+                        conn_text_key(&v[n++], cn, fam);
+                }
+        /* nft lists a hash set of one address in address order, as added. */
+        if (kind == SET_EXACT && conn_key_fields(cn) > 1)
+                qsort(v, n, sizeof(*v), conn_text_entry_cmp);
+        for (size_t i = 0; i < n; i++)
+                print_conn_elem(f, i, cn, fam, &v[i].e);
+        return 0;
+}
+
+static int text_conn_set(FILE *f, const char *policy, const struct conn_norm *cn, enum family fam,
+                         enum set_kind kind)
+{
+        const struct family_info *fi = &families[fam];
+        const char *sep = "";
+        int k;
+
+        fprintf(f, "\tset %s" COMPILE_NAME_SEP "%s%s_%s%s {\n\t\ttype ", policy, cn->prefix, cn->name, fi->suffix,
+                set_kind_suffix[kind]);
+        for (int a = 0; a < N_ADDR_FIELDS; a++)
+                if (cn->has[a]) {
+                        fprintf(f, "%s%s", sep, fi->type_name);
+                        sep = " . ";
+                }
+        if (cn->n_ports > 0)
+                fprintf(f, "%sinet_proto . inet_service", sep);
+        fputs(kind == SET_RANGE ? "\n\t\tflags interval\n\t\telements = " : "\n\t\telements = ", f);
+        k = text_conn_elems(f, cn, fam, kind);
+        if (k < 0)
+                return k;
+        fputs(" }\n\t}\n\n", f);
+        return 0;
+}
+
+static int text_conn_sets(FILE *f, const char *policy, const struct conn_norm *cn)
+{
+        int k = 0;
+
+        for (int fam = 0; k >= 0 && fam < N_FAMILIES; fam++)
+                for (int kind = 0; k >= 0 && kind < N_SET_KINDS; kind++)
+                        if (conn_entries(cn, fam, kind) > 0)
+                                k = text_conn_set(f, policy, cn, fam, kind);
+        for (int fam = 0; k >= 0 && cn->ping && fam < N_FAMILIES; fam++) {
+                struct gw_norm view = {};
+
+                if (cn->n_ranges[FIELD_PEER][fam] == 0)
+                        continue;
+                view.ranges[fam] = cn->ranges[FIELD_PEER][fam];
+                view.n_ranges[fam] = cn->n_ranges[FIELD_PEER][fam];
+                k = text_gateway_set(f, policy, cn->name, &view, fam, SET_EXACT, true);
+        }
+        return k;
+}
+
+static const char *ct_dir_name(uint8_t dir)
+{
+        return dir == IP_CT_DIR_REPLY ? "reply" : "original";
+}
+
+/* "ct direction reply ct original ip daddr": the packet's direction and the entry's peer. */
+static void text_conn_head(FILE *f, const struct conn_match *m, bool inbound)
+{
+        fprintf(f, "\t\tct direction %s ", inbound == m->opened_here ? "reply" : "original");
+}
+
+static void text_conn_rule(FILE *f, const char *policy, const struct conn_norm *cn, enum family fam,
+                           enum set_kind kind, const struct conn_match *m, bool inbound)
+{
+        const struct family_info *fi = &families[fam];
+        const char *sep = "";
+
+        text_conn_head(f, m, inbound);
+        for (int a = 0; a < N_ADDR_FIELDS; a++)
+                if (cn->has[a]) {
+                        fprintf(f, "%sct %s %s %s", sep, ct_dir_name(m->field[a].dir), fi->nft_prefix,
+                                m->field[a].src ? "saddr" : "daddr");
+                        sep = " . ";
+                }
+        if (cn->n_ports > 0)
+                fprintf(f, "%smeta l4proto . ct %s proto-%s", sep, ct_dir_name(m->port.dir),
+                        m->port.src ? "src" : "dst");
+        fprintf(f, " @%s" COMPILE_NAME_SEP "%s%s_%s%s counter name \"%s" COMPILE_NAME_SEP "%s%s\" accept\n",
+                policy, cn->prefix, cn->name, fi->suffix, set_kind_suffix[kind], policy, cn->prefix, cn->name);
+}
+
+static void text_conn_rules(FILE *f, const char *policy, const struct conn_norm *cn, bool inbound)
+{
+        const struct conn_match *m[CONN_MATCHES_MAX];
+        size_t n_m = conn_matches(cn, m);
+
+        if (!cn->name)
+                return;
+        for (int fam = 0; fam < N_FAMILIES; fam++)
+                for (int kind = 0; kind < N_SET_KINDS; kind++) {
+                        if (conn_entries(cn, fam, kind) == 0)
+                                continue;
+                        for (size_t i = 0; i < n_m; i++)
+                                text_conn_rule(f, policy, cn, fam, kind, m[i], inbound);
+                }
+        for (int fam = 0; cn->ping && fam < N_FAMILIES; fam++) {
+                const struct family_info *fi = &families[fam];
+
+                if (cn->n_ranges[FIELD_PEER][fam] == 0)
+                        continue;
+                for (size_t i = 0; i < n_m; i++) {
+                        text_conn_head(f, m[i], inbound);
+                        fprintf(f, "ct %s %s %s @%s" COMPILE_NAME_SEP COUNTER_GATEWAY_PREFIX "%s_ping_%s "
+                                "meta l4proto %s counter name \"%s" COMPILE_NAME_SEP "%s%s\" accept\n",
+                                ct_dir_name(m[i]->field[FIELD_PEER].dir), fi->nft_prefix,
+                                m[i]->field[FIELD_PEER].src ? "saddr" : "daddr", policy, cn->name, fi->suffix,
+                                fi->icmp_l4_name, policy, cn->prefix, cn->name);
+                }
+        }
+}
+
 static void text_gateway_rules(FILE *f, const char *policy, const char *gw, const struct gw_norm *gn,
                                bool inbound)
 {
@@ -290,9 +479,12 @@ static void text_chains(FILE *f, const struct ks_policy *p, const struct norm *n
                 text_upkeep_rules(f, p, inbound);
                 for (size_t i = 0; i < p->n_gateways; i++) {
                         text_gateway_rules(f, p->name, p->gateways[i].name, &n->gws[i], inbound);
-                        if (gateway_ping_rules(&p->gateways[i]))
+                        if (gateway_ping_rules(&p->gateways[i]) && !p->gateways[i].tracked)
                                 text_ping_rules(f, p->name, p->gateways[i].name, &n->gws[i], inbound);
+                        text_conn_rules(f, p->name, &n->conns[i], inbound);
                 }
+                for (size_t i = 0; i < p->n_services; i++)
+                        text_conn_rules(f, p->name, &n->conns[p->n_gateways + i], inbound);
                 text_tail_rules(f, p, inbound);
                 fputs("\t}\n\n", f);
         }
@@ -300,11 +492,12 @@ static void text_chains(FILE *f, const struct ks_policy *p, const struct norm *n
         for (size_t i = 0; i < ELEMENTSOF(base_chains); i++) {
                 const struct base_chain *bc = &base_chains[i];
 
-                /* nft names priority -150 of a filter chain "mangle". */
+                /* nft names priority -150 of a filter chain "mangle", 0 "filter" (compile.h). */
                 fprintf(f, "%s\tchain %s {\n"
-                        "\t\ttype filter hook %s priority mangle; policy accept;\n"
+                        "\t\ttype filter hook %s priority %s; policy accept;\n"
                         "\t\t%s @%s" COMPILE_NAME_SEP "uplinks jump %s" COMPILE_NAME_SEP "%s\n\t}\n",
                         i > 0 ? "\n" : "", bc->name, bc->name,
+                        bc->hook == NF_INET_PRE_ROUTING ? "filter" : "mangle",
                         bc->ifkey == NFT_META_IIFNAME ? "iifname" : "oifname", p->name, p->name, bc->target);
         }
 }
@@ -316,6 +509,8 @@ static int text_table(FILE *f, const struct ks_policy *p, const struct norm *n, 
         fprintf(f, "table inet %s {\n", table);
         for (size_t i = 0; i < p->n_gateways; i++)
                 text_counter(f, p->name, COUNTER_GATEWAY_PREFIX, p->gateways[i].name);
+        for (size_t i = 0; i < p->n_services; i++)
+                text_counter(f, p->name, COUNTER_SERVICE_PREFIX, p->services[i].name);
         text_counter(f, p->name, "", COUNTER_DROPPED_IN);
         text_counter(f, p->name, "", COUNTER_DROPPED_OUT);
         for (size_t i = 0; i < p->n_uplinks; i++) {
@@ -329,13 +524,17 @@ static int text_table(FILE *f, const struct ks_policy *p, const struct norm *n, 
                                 if (gw_entries(&n->gws[i], fam, kind) > 0)
                                         k = text_gateway_set(f, p->name, p->gateways[i].name, &n->gws[i], fam,
                                                              kind, false);
-                if (!gateway_ping_rules(&p->gateways[i]))
+                if (k >= 0 && p->gateways[i].tracked)
+                        k = text_conn_sets(f, p->name, &n->conns[i]);
+                if (!gateway_ping_rules(&p->gateways[i]) || p->gateways[i].tracked)
                         continue;
                 for (int fam = 0; k >= 0 && fam < N_FAMILIES; fam++)
                         if (n->gws[i].n_ranges[fam] > 0)
                                 k = text_gateway_set(f, p->name, p->gateways[i].name, &n->gws[i], fam,
                                                      SET_EXACT, true);
         }
+        for (size_t i = 0; k >= 0 && i < p->n_services; i++)
+                k = text_conn_sets(f, p->name, &n->conns[p->n_gateways + i]);
         if (k < 0)
                 return k;
         text_chains(f, p, n);

@@ -52,6 +52,7 @@
 #include <errno.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_conntrack_tuple_common.h>
 #include <linux/netfilter/nf_tables.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -204,6 +205,16 @@ int compile_gateway_counter_name(char *buf, size_t size, const char *policy, con
         return n < 0 || (size_t)n >= size ? -ENOBUFS : 0;
 }
 
+int compile_service_counter_name(char *buf, size_t size, const char *policy, const char *service)
+{
+        int n;
+
+        if (!buf || !policy || !service || policy_name_valid(policy) < 0)
+                return -EINVAL;
+        n = snprintf(buf, size, "%s" COMPILE_NAME_SEP COUNTER_SERVICE_PREFIX "%s", policy, service);
+        return n < 0 || (size_t)n >= size ? -ENOBUFS : 0;
+}
+
 static bool uplink_name_valid(const char *uplink)
 {
         return uplink && uplink[0] != '\0' && strlen(uplink) < IFNAMSIZ;
@@ -264,6 +275,12 @@ static int build_counters(const struct stage *st, const struct ks_policy *p)
 
         for (size_t i = 0; i < p->n_gateways; i++) {
                 stage_name(name, st, COUNTER_GATEWAY_PREFIX "%s", p->gateways[i].name);
+                k = build_counter(st, name);
+                if (k < 0)
+                        return k;
+        }
+        for (size_t i = 0; i < p->n_services; i++) {
+                stage_name(name, st, COUNTER_SERVICE_PREFIX "%s", p->services[i].name);
                 k = build_counter(st, name);
                 if (k < 0)
                         return k;
@@ -514,6 +531,119 @@ static int build_gateway_set(const struct stage *st, const char *gw, const struc
         return fill_concat_set(s, gn, f, kind);
 }
 
+/* ---- Connection-matched entries: sets (tracked gateways and services) ---- */
+
+static void conn_set_name(char buf[static COMPILE_NAME_SIZE], const struct stage *st, const struct conn_norm *cn,
+                          enum family f, enum set_kind kind)
+{
+        stage_name(buf, st, "%s%s_%s%s", cn->prefix, cn->name, families[f].suffix, set_kind_suffix[kind]);
+}
+
+/* The key of element e, its low end or (hi) its high end: each part padded to 4 bytes, as nft. */
+static size_t conn_key(uint8_t key[static 40], const struct conn_norm *cn, enum family f,
+                       const struct conn_elem *e, bool hi)
+{
+        size_t len = families[f].addr_len, off = 0;
+
+        memset(key, 0, 40);
+        for (int a = 0; a < N_ADDR_FIELDS; a++) {
+                const struct addr_range *r;
+
+                if (!cn->has[a])
+                        continue;
+                r = &cn->ranges[a][f][e->idx[a]];
+                memcpy(key + off, hi ? r->hi : r->lo, len);
+                off += len;
+        }
+        if (cn->n_ports > 0) {
+                const struct ks_portrange *pr = &cn->ports[e->port];
+                uint16_t be = htons(hi ? pr->high : pr->low);
+
+                key[off] = pr->proto;
+                memcpy(key + off + 4, &be, sizeof(be));
+                off += 8;
+        }
+        return off;
+}
+
+/* One address field: the same sets as a gateway without Ports= (an address hash set or an rbtree). */
+static int build_conn_address_set(const struct stage *st, const char *name, const struct conn_norm *cn,
+                                  enum family f, enum set_kind kind)
+{
+        int a = cn->has[FIELD_PEER] ? FIELD_PEER : FIELD_OURS;
+        struct gw_norm view = {};
+
+        view.ranges[f] = cn->ranges[a][f];
+        view.n_ranges[f] = cn->n_ranges[a][f];
+        return kind == SET_EXACT ? build_address_hash(st, name, &view, f) : build_address_set(st, name, &view, f, true);
+}
+
+static int build_conn_set(const struct stage *st, const struct conn_norm *cn, enum family f, enum set_kind kind)
+{
+        const struct family_info *fi = &families[f];
+        uint8_t key[40], key_end[40], fields[4];
+        char name[COMPILE_NAME_SIZE];
+        uint32_t type = 0, len = 0;
+        size_t n_fields = 0;
+        struct nftnl_set *s;
+        struct conn_elem e;
+        int k;
+
+        conn_set_name(name, st, cn, f, kind);
+        if (conn_key_fields(cn) == 1)
+                return build_conn_address_set(st, name, cn, f, kind);
+        for (int a = 0; a < N_ADDR_FIELDS; a++)
+                if (cn->has[a]) {
+                        type = type << TYPE_BITS | fi->key_type;
+                        fields[n_fields++] = (uint8_t)fi->addr_len;
+                        len += fi->addr_len;
+                }
+        if (cn->n_ports > 0) {
+                type = (type << TYPE_BITS | TYPE_INET_PROTOCOL) << TYPE_BITS | TYPE_INET_SERVICE;
+                fields[n_fields++] = 1;
+                fields[n_fields++] = 2;
+                len += 8;
+        }
+        /* As nft: field lengths and NFT_SET_CONCAT only for an interval set. */
+        s = set_new(st, name, kind == SET_RANGE ? NFT_SET_INTERVAL | NFT_SET_CONCAT : 0, type, len, BYTEORDER_INVALID);
+        if (!s)
+                return -ENOMEM;
+        if (kind == SET_RANGE && nftnl_set_set_data(s, NFTNL_SET_DESC_CONCAT, fields, (uint32_t)n_fields) < 0)
+                return -ENOMEM;
+        for (bool more = conn_elem_next(cn, f, &e, true); more; more = conn_elem_next(cn, f, &e, false)) {
+                if (conn_elem_kind(cn, f, &e) != kind)
+                        continue;
+                conn_key(key, cn, f, &e, false);
+                conn_key(key_end, cn, f, &e, true);
+                k = set_add_elem(s, key, len, kind == SET_RANGE ? key_end : NULL, 0, false);
+                if (k < 0)
+                        return k;
+        }
+        return 0;
+}
+
+/* The entry's sets per family and kind (only non-empty ones), then its Ping= set of peer addresses. */
+static int build_conn_sets(const struct stage *st, const struct conn_norm *cn)
+{
+        char name[COMPILE_NAME_SIZE];
+        int k = 0;
+
+        for (int f = 0; k >= 0 && f < N_FAMILIES; f++)
+                for (int kind = 0; k >= 0 && kind < N_SET_KINDS; kind++)
+                        if (conn_entries(cn, f, kind) > 0)
+                                k = build_conn_set(st, cn, f, kind);
+        for (int f = 0; k >= 0 && cn->ping && f < N_FAMILIES; f++)
+                if (cn->n_ranges[FIELD_PEER][f] > 0) {
+                        struct gw_norm view = {};
+
+                        view.ranges[f] = cn->ranges[FIELD_PEER][f];
+                        view.n_ranges[f] = cn->n_ranges[FIELD_PEER][f];
+                        ping_set_name(name, st, cn->name, f);
+                        k = build_address_set(st, name, &view, f, false);
+                }
+        return k;
+}
+
 static int build_sets(const struct stage *st, const struct ks_policy *p, const struct norm *n)
 {
         int k = build_uplinks(st, p);
@@ -525,7 +655,9 @@ static int build_sets(const struct stage *st, const struct ks_policy *p, const s
                         for (int kind = 0; k >= 0 && kind < N_SET_KINDS; kind++)
                                 if (gw_entries(&n->gws[i], f, kind) > 0)
                                         k = build_gateway_set(st, p->gateways[i].name, &n->gws[i], f, kind);
-                if (!gateway_ping_rules(&p->gateways[i]))
+                if (k >= 0 && p->gateways[i].tracked)
+                        k = build_conn_sets(st, &n->conns[i]);
+                if (!gateway_ping_rules(&p->gateways[i]) || p->gateways[i].tracked)
                         continue;
                 for (int f = 0; k >= 0 && f < N_FAMILIES; f++)
                         if (n->gws[i].n_ranges[f] > 0) {
@@ -533,6 +665,8 @@ static int build_sets(const struct stage *st, const struct ks_policy *p, const s
                                 k = build_address_set(st, name, &n->gws[i], f, false);
                         }
         }
+        for (size_t i = 0; k >= 0 && i < p->n_services; i++)
+                k = build_conn_sets(st, &n->conns[p->n_gateways + i]);
         return k;
 }
 
@@ -548,7 +682,7 @@ static struct nftnl_chain *chain_new(const char *table, const char *name)
         return TAKE_PTR(c);
 }
 
-/* NEWCHAIN: a regular chain (hook < 0), or a base chain of type filter, CHAIN_PRIORITY, policy accept. */
+/* NEWCHAIN: a regular chain (hook < 0), or a base chain of type filter, its priority (compile.h), policy accept. */
 static int build_chain(struct ks_ruleset *r, const char *table, const char *name, int hook)
 {
         struct nftnl_chain *c = chain_new(table, name);
@@ -557,7 +691,8 @@ static int build_chain(struct ks_ruleset *r, const char *table, const char *name
                 return -ENOMEM;
         if (hook >= 0) {
                 nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, (uint32_t)hook);
-                nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, CHAIN_PRIORITY);
+                nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO,
+                                    hook == NF_INET_PRE_ROUTING ? CHAIN_PRIORITY_PREROUTING : CHAIN_PRIORITY);
                 nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
                 if (nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter") < 0) {
                         nftnl_chain_free(c);
@@ -1046,6 +1181,136 @@ static int build_gateway_rules(const struct stage *st, const char *chain, const 
         return k;
 }
 
+/* ---- Connection-matched entries: rules ---------------------------------- */
+
+/* The register nft puts a concatenation's part at `off` bytes in: 16-byte ones where aligned, else 4-byte. */
+static uint32_t concat_reg(size_t off)
+{
+        size_t n = off / 4;
+
+        return n % 4 == 0 ? NFT_REG_1 + (uint32_t)(n / 4) : NFT_REG32_00 + (uint32_t)n;
+}
+
+static int emit_ct(struct nftnl_rule *rule, uint32_t key, int dir, uint32_t dreg)
+{
+        struct nftnl_expr *e = rule_expr(rule, "ct");
+
+        if (!e)
+                return -ENOMEM;
+        nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
+        if (dir >= 0)
+                nftnl_expr_set_u8(e, NFTNL_EXPR_CT_DIR, (uint8_t)dir);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, dreg);
+        return 0;
+}
+
+/* ct direction original|reply: which side sent this packet, compared with who opened the connection. */
+static int emit_ct_direction(struct nftnl_rule *rule, const struct conn_match *m, bool inbound)
+{
+        int k = emit_ct(rule, NFT_CT_DIRECTION, -1, NFT_REG_1);
+
+        return k < 0 ? k : emit_cmp_u8(rule, NFT_REG_1, inbound == m->opened_here ? IP_CT_DIR_REPLY : IP_CT_DIR_ORIGINAL);
+}
+
+static int emit_ct_addr(struct nftnl_rule *rule, enum family f, struct tuple_ref t, uint32_t dreg)
+{
+        uint32_t key = f == V4 ? (t.src ? NFT_CT_SRC_IP : NFT_CT_DST_IP) : (t.src ? NFT_CT_SRC_IP6 : NFT_CT_DST_IP6);
+
+        return emit_ct(rule, key, t.dir, dreg);
+}
+
+/*
+ * ct direction D ct original ip daddr [. ct original ip saddr] [. meta l4proto . ct original proto-dst]
+ * @P/gw_X_v4[r] counter name "P/gw_X" accept (the parts as the match says)
+ */
+static int build_conn_rule(const struct stage *st, const char *chain, const struct conn_norm *cn, enum family f,
+                           enum set_kind kind, const struct conn_match *m, bool inbound)
+{
+        char set[COMPILE_NAME_SIZE], counter[COMPILE_NAME_SIZE];
+        struct nftnl_rule *rule = rule_new(st, chain);
+        size_t off = 0;
+        int k;
+
+        if (!rule)
+                return -ENOMEM;
+        conn_set_name(set, st, cn, f, kind);
+        stage_name(counter, st, "%s%s", cn->prefix, cn->name);
+        k = emit_ct_direction(rule, m, inbound);
+        for (int a = 0; k >= 0 && a < N_ADDR_FIELDS; a++) {
+                if (!cn->has[a])
+                        continue;
+                k = emit_ct_addr(rule, f, m->field[a], concat_reg(off));
+                off += families[f].addr_len;
+        }
+        if (k >= 0 && cn->n_ports > 0) {
+                k = emit_meta(rule, NFT_META_L4PROTO, concat_reg(off));
+                /* Only for an interval set's key, as nft. */
+                if (k >= 0 && kind == SET_RANGE)
+                        k = emit_byteorder_hton(rule, concat_reg(off));
+                if (k >= 0)
+                        k = emit_ct(rule, m->port.src ? NFT_CT_PROTO_SRC : NFT_CT_PROTO_DST, m->port.dir,
+                                    concat_reg(off + 4));
+        }
+        if (k >= 0)
+                k = emit_lookup(rule, NFT_REG_1, set);
+        if (k >= 0)
+                k = emit_counter_ref(rule, counter);
+        return k < 0 ? k : emit_verdict(rule, NF_ACCEPT, NULL);
+}
+
+/* ct direction D ct original ip daddr @P/gw_X_ping_v4 meta l4proto icmp counter name "P/gw_X" accept */
+static int build_conn_ping_rule(const struct stage *st, const char *chain, const struct conn_norm *cn,
+                                enum family f, const struct conn_match *m, bool inbound)
+{
+        char set[COMPILE_NAME_SIZE], counter[COMPILE_NAME_SIZE];
+        struct nftnl_rule *rule = rule_new(st, chain);
+        int k;
+
+        if (!rule)
+                return -ENOMEM;
+        ping_set_name(set, st, cn->name, f);
+        stage_name(counter, st, "%s%s", cn->prefix, cn->name);
+        k = emit_ct_direction(rule, m, inbound);
+        if (k >= 0)
+                k = emit_ct_addr(rule, f, m->field[FIELD_PEER], NFT_REG_1);
+        if (k >= 0)
+                k = emit_lookup(rule, NFT_REG_1, set);
+        if (k >= 0)
+                k = emit_meta_eq(rule, NFT_META_L4PROTO, families[f].icmp_proto);
+        if (k >= 0)
+                k = emit_counter_ref(rule, counter);
+        return k < 0 ? k : emit_verdict(rule, NF_ACCEPT, NULL);
+}
+
+/*
+ * The rules of a tracked gateway or a service in one chain: per family and
+ * set, one rule per match (connections opened here, opened there; for a
+ * service its address before and after DNAT), then Ping=.
+ */
+static int build_conn_rules(const struct stage *st, const char *chain, const struct conn_norm *cn, bool inbound)
+{
+        const struct conn_match *m[CONN_MATCHES_MAX];
+        size_t n_m = conn_matches(cn, m);
+        int k = 0;
+
+        if (!cn->name)
+                return 0;
+        for (int f = 0; k >= 0 && f < N_FAMILIES; f++)
+                for (int kind = 0; k >= 0 && kind < N_SET_KINDS; kind++) {
+                        if (conn_entries(cn, f, kind) == 0)
+                                continue;
+                        for (size_t i = 0; k >= 0 && i < n_m; i++)
+                                k = build_conn_rule(st, chain, cn, f, kind, m[i], inbound);
+                }
+        for (int f = 0; k >= 0 && cn->ping && f < N_FAMILIES; f++) {
+                if (cn->n_ranges[FIELD_PEER][f] == 0)
+                        continue;
+                for (size_t i = 0; k >= 0 && i < n_m; i++)
+                        k = build_conn_ping_rule(st, chain, cn, f, m[i], inbound);
+        }
+        return k;
+}
+
 /* P/hold: everything on the uplinks dropped, nothing looked up (see compile_table_held). */
 static int build_hold_rule(const struct stage *st)
 {
@@ -1069,9 +1334,13 @@ static int build_rules(const struct stage *st, const struct ks_policy *p, const 
                         const struct ks_gateway *g = &p->gateways[i];
 
                         k = build_gateway_rules(st, chain, g->name, &n->gws[i], inbound);
-                        if (k >= 0 && gateway_ping_rules(g))
+                        if (k >= 0 && gateway_ping_rules(g) && !g->tracked)
                                 k = build_ping_rules(st, chain, g->name, &n->gws[i], inbound);
+                        if (k >= 0)
+                                k = build_conn_rules(st, chain, &n->conns[i], inbound);
                 }
+                for (size_t i = 0; i < p->n_services && k >= 0; i++)
+                        k = build_conn_rules(st, chain, &n->conns[p->n_gateways + i], inbound);
                 if (k >= 0)
                         k = build_tail_rules(st, p, chain, inbound);
         }
@@ -1150,6 +1419,18 @@ bool names_valid(const struct ks_policy *p)
                         return false;
                 for (size_t j = 0; j < g->n_hostnames; j++)
                         if (g->hostnames[j].n_addrs == 0)
+                                return false;
+        }
+        for (size_t i = 0; i < p->n_services; i++) {
+                const struct ks_service *sv = &p->services[i];
+
+                if (!sv->name || sv->name[0] == '\0' || strlen(sv->name) > POLICY_NAME_MAX || sv->n_ports == 0)
+                        return false;
+                for (size_t j = 0; j < sv->n_hostnames; j++)
+                        if (sv->hostnames[j].n_addrs == 0)
+                                return false;
+                for (size_t j = 0; j < sv->n_from_hostnames; j++)
+                        if (sv->from_hostnames[j].n_addrs == 0)
                                 return false;
         }
         return true;
@@ -1340,7 +1621,10 @@ static int summarize_op(const struct op *op, struct ks_summary *s)
                 c = summary_chain(s, nftnl_chain_get_str(op->obj, NFTNL_CHAIN_NAME), true);
                 if (!c)
                         return -ENOMEM;
-                c->base = c->base || nftnl_chain_is_set(op->obj, NFTNL_CHAIN_HOOKNUM);
+                if (nftnl_chain_is_set(op->obj, NFTNL_CHAIN_HOOKNUM)) {
+                        c->base = true;
+                        c->priority = nftnl_chain_get_s32(op->obj, NFTNL_CHAIN_PRIO);
+                }
                 return 0;
         case OP_RULE:
                 return summarize_rule(op, s);

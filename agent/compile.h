@@ -33,6 +33,7 @@ struct ks_ruleset;
 
 /* Counters of a policy, after "P/"; the status code reads them back. */
 #define COUNTER_GATEWAY_PREFIX "gw_"   /* "P/gw_<gateway name>" */
+#define COUNTER_SERVICE_PREFIX "svc_"  /* "P/svc_<service name>" */
 #define COUNTER_DROPPED_IN "dropped_in"
 #define COUNTER_DROPPED_OUT "dropped_out"
 /* Per uplink U: "P/dropped_in/U", "P/dropped_out/U" (compile_uplink_counter_name). */
@@ -42,8 +43,9 @@ struct ks_ruleset;
  * policy and a gateway name of POLICY_NAME_MAX (32) characters each, 76
  * characters. The kernel allows 255 (NFT_NAME_MAXLEN - 1). The other names
  * are shorter: a gateway's interval set "P/gw_G_v4r" at most 72, its hash set
- * "P/gw_G_v4" 71, counters "P/gw_G" 68 and "P/dropped_out/U" 60. Buffers of
- * COMPILE_NAME_SIZE always suffice.
+ * "P/gw_G_v4" 71, a service's "P/svc_S_v4r" 73, counters "P/gw_G" 68,
+ * "P/svc_S" 69 and "P/dropped_out/U" 60. Buffers of COMPILE_NAME_SIZE always
+ * suffice.
  */
 #define COMPILE_NAME_MAX                                                                 \
         (POLICY_NAME_MAX + sizeof(COMPILE_NAME_SEP) - 1 + sizeof(COUNTER_GATEWAY_PREFIX) - 1 + \
@@ -51,17 +53,21 @@ struct ks_ruleset;
 #define COMPILE_NAME_SIZE (COMPILE_NAME_MAX + 1)
 
 /*
- * The base chains that exist while isolated: type filter, policy accept,
- * priority CHAIN_PRIORITY, after conntrack (-200: "ct state related" needs it)
- * and before destination NAT (-100). "prerouting" sees what comes in through
- * an uplink; "forward" and "output" what goes out through one (not
- * "postrouting": reject is not allowed there).
+ * The base chains that exist while isolated: type filter, policy accept, after
+ * conntrack (-200: "ct state related" and the connection-matched entries need
+ * it). "prerouting" sees what comes in through an uplink, at
+ * CHAIN_PRIORITY_PREROUTING: after destination NAT (-100; firewalld's -90), so
+ * that the conntrack entry of a new connection already names the inside host
+ * a DNAT rule sends it to. "forward" and "output" see what goes out through
+ * one (not "postrouting": reject is not allowed there), at CHAIN_PRIORITY,
+ * before source NAT.
  */
 #define CHAIN_PREROUTING "prerouting"
 #define CHAIN_FORWARD "forward"
 #define CHAIN_OUTPUT "output"
 #define CHAIN_HOLD "hold"       /* "P/hold": drops all on the uplinks (compile_table_held) */
 #define CHAIN_PRIORITY (-150)
+#define CHAIN_PRIORITY_PREROUTING 0     /* nft's "filter" */
 
 /*
  * The name of counter `counter` (COUNTER_DROPPED_IN, COUNTER_DROPPED_OUT) of
@@ -71,6 +77,8 @@ struct ks_ruleset;
 int compile_counter_name(char *buf, size_t size, const char *policy, const char *counter);
 /* The same for the counter of a gateway: "policy/gw_gateway". */
 int compile_gateway_counter_name(char *buf, size_t size, const char *policy, const char *gateway);
+/* The same for the counter of a [Service]: "policy/svc_service". */
+int compile_service_counter_name(char *buf, size_t size, const char *policy, const char *service);
 /*
  * The same for what was dropped (or rejected) on one uplink in one direction:
  * "policy/direction/uplink", with direction COUNTER_DROPPED_IN or

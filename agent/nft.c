@@ -528,8 +528,11 @@ static int chain_dump_cb(const struct nlmsghdr *nlh, void *data)
         k = summary_chain(d->s, nftnl_chain_get_str(c, NFTNL_CHAIN_NAME), true);
         if (!k)
                 d->error = -ENOMEM;
-        else
+        else {
                 k->base = nftnl_chain_is_set(c, NFTNL_CHAIN_HOOKNUM);
+                if (k->base)
+                        k->priority = nftnl_chain_get_s32(c, NFTNL_CHAIN_PRIO);
+        }
         return MNL_CB_OK;
 }
 

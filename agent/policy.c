@@ -114,6 +114,25 @@ int policy_name_valid(const char *name)
         return gateway_name_valid(name);
 }
 
+static void hostnames_free(struct ks_hostname *h, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                free(h[i].name);
+                free(h[i].addrs);
+        }
+        free(h);
+}
+
+static void service_free(struct ks_service *s)
+{
+        hostnames_free(s->hostnames, s->n_hostnames);
+        hostnames_free(s->from_hostnames, s->n_from_hostnames);
+        free(s->name);
+        free(s->addrs);
+        free(s->ports);
+        free(s->from);
+}
+
 struct ks_policy *policy_free(struct ks_policy *p)
 {
         if (!p)
@@ -129,8 +148,12 @@ struct ks_policy *policy_free(struct ks_policy *p)
                 free(g->name);
                 free(g->addrs);
                 free(g->ports);
+                free(g->locals);
         }
         free(p->gateways);
+        for (size_t i = 0; i < p->n_services; i++)
+                service_free(&p->services[i]);
+        free(p->services);
         free(p->uplinks);
         free(p->description);
         free(p->path);

@@ -42,6 +42,13 @@ struct ks_hostname {
 /* Name of the gateway a [Management] section becomes. */
 #define POLICY_MANAGEMENT_NAME "management"
 
+/* Direction=: who may open the connections a gateway keeps. */
+enum ks_direction {
+        KS_DIRECTION_BOTH,             /* either side (default) */
+        KS_DIRECTION_OUT,              /* this side: the remote side only answers */
+        KS_DIRECTION_IN,               /* the remote side: this side only answers */
+};
+
 struct ks_gateway {
         char *name;
         unsigned line;                 /* line of the [Gateway NAME] or [Management] header */
@@ -53,6 +60,35 @@ struct ks_gateway {
         size_t n_hostnames;
         bool ping;                     /* Ping=: ICMP echo with the addresses (implied without Ports=) */
         bool management;               /* the [Management] section, named "management" */
+        /*
+         * Version 2 (killswitch.policy(5) "MATCHING CONNECTIONS"): a gateway with Local=,
+         * Direction= or Address=any is matched on its connections' conntrack tuples
+         * (tracked); one without is matched on packets, the port in either role, as before.
+         */
+        bool tracked;
+        enum ks_direction direction;   /* Direction=, default both */
+        struct ks_prefix *locals;      /* Local=: our hosts, by inside address; n_locals == 0: any */
+        size_t n_locals;
+};
+
+/*
+ * A [Service NAME]: our own address and ports that stay reachable from the
+ * internet, inbound only. Matched on conntrack tuples: Address= is our address
+ * as the internet connects to it (before DNAT) or the inside one (after).
+ */
+struct ks_service {
+        char *name;
+        unsigned line;                 /* of the [Service NAME] header */
+        struct ks_prefix *addrs;       /* Address=: numeric, then the pinned ones of hostnames */
+        size_t n_addrs;
+        struct ks_portrange *ports;    /* Ports=, required */
+        size_t n_ports;
+        struct ks_prefix *from;        /* From=: who may connect; n_from == 0: anyone */
+        size_t n_from;
+        struct ks_hostname *hostnames; /* host names of Address= */
+        size_t n_hostnames;
+        struct ks_hostname *from_hostnames;    /* host names of From= */
+        size_t n_from_hostnames;
 };
 
 /* [Policy] Reject=: what a cut packet going out through an uplink gets. */
@@ -70,6 +106,8 @@ struct ks_policy {
         size_t n_uplinks;
         struct ks_gateway *gateways;   /* in file order; [Management] among them */
         size_t n_gateways;
+        struct ks_service *services;   /* [Service NAME] sections, in file order */
+        size_t n_services;
         bool keep_neighbor_discovery;  /* [Uplinks] KeepNeighborDiscovery=, default yes */
         bool keep_dhcp;                /* [Uplinks] KeepDHCP=, default yes */
         bool keep_icmp_errors;         /* [Policy] KeepICMPErrors=, default yes */

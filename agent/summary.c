@@ -100,6 +100,7 @@ int summary_copy(const struct ks_summary *from, struct ks_summary *to)
                 if (!k || (from->chains[i].jump && !(k->jump = strdup(from->chains[i].jump))))
                         goto out_nomem;
                 k->base = from->chains[i].base;
+                k->priority = from->chains[i].priority;
                 k->rules = from->chains[i].rules;
         }
         for (size_t i = 0; i < from->n_sets; i++) {
@@ -158,6 +159,8 @@ static void diff_chains(const struct ks_summary *want, struct ks_summary *have, 
                         diff_add(d, "chain %s missing", w->name);
                 else if (h->base != w->base)
                         diff_add(d, "chain %s %s", w->name, w->base ? "not hooked" : "hooked");
+                else if (w->base && h->priority != w->priority)
+                        diff_add(d, "chain %s has priority %d, not %d", w->name, h->priority, w->priority);
                 else if (h->rules != w->rules)
                         diff_add(d, "chain %s has %u rules, not %u", w->name, h->rules, w->rules);
                 else if (!same(h->jump, w->jump))

@@ -15,6 +15,7 @@
 struct summary_chain {
         char *name;
         bool base;              /* hooked */
+        int32_t priority;       /* of a base chain: a hooked chain keeps it, so a switch needs the same */
         uint32_t rules;
         char *jump;             /* target of the first rule's jump, if any */
 };

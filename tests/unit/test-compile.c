@@ -244,7 +244,7 @@ static void test_isolate_shape(void **state)
                 "\t\tcounter name \"t/dropped_out\" drop\n\t}\n\n"));
         /* The base chains come last, as the kernel lists them after a switch. */
         assert_non_null(strstr(t, "\tchain prerouting {\n"
-                                  "\t\ttype filter hook prerouting priority mangle; policy accept;\n"
+                                  "\t\ttype filter hook prerouting priority filter; policy accept;\n"
                                   "\t\tiifname @t/uplinks jump t/inbound\n\t}\n\n"
                                   "\tchain forward {\n"
                                   "\t\ttype filter hook forward priority mangle; policy accept;\n"
@@ -1069,7 +1069,7 @@ static void test_table_many(void **state)
                                      "  [ immediate reg 0 accept ]\n"));
         assert_null(strstr(none, "prerouting"));
         assert_non_null(strstr(one + strlen(none),
-                "inet killswitch prerouting use 0 type filter hook prerouting prio -150 policy accept"));
+                "inet killswitch prerouting use 0 type filter hook prerouting prio 0 policy accept"));
         assert_non_null(strstr(one + strlen(none),
                 "inet killswitch forward use 0 type filter hook forward prio -150 policy accept"));
         assert_non_null(strstr(one + strlen(none),
@@ -1127,7 +1127,7 @@ static void test_hook(void **state)
         }
         dump = dump_of(r);
         assert_string_equal(dump,
-                "inet killswitch prerouting use 0 type filter hook prerouting prio -150 policy accept packets 0 bytes 0\n"
+                "inet killswitch prerouting use 0 type filter hook prerouting prio 0 policy accept packets 0 bytes 0\n"
                 "delete rule inet killswitch prerouting\n"
                 "inet killswitch prerouting\n"
                 "  [ meta load iifname => reg 1 ]\n"
