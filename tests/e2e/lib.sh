@@ -203,6 +203,30 @@ udp_echo() {
 	[ "$out" = "$payload" ]
 }
 
+# tcp_echo_from NS SRC ADDR PORT [SPORT] — tcp_echo from source address SRC (and source port SPORT).
+tcp_echo_from() {
+	local payload="ks-tcp-$RANDOM$RANDOM" out bind=$2
+	case $2 in *:*) bind="[$2]" ;; esac
+	[ -n "${5:-}" ] && bind="$bind:$5"
+	out=$(printf '%s\n' "$payload" | in_ns "$1" timeout 3 \
+		socat -t "$KS_PROBE_WAIT" -T 2 - "$(_sock_addr TCP "$3" "$4"),bind=$bind,connect-timeout=$KS_PROBE_WAIT")
+	[ "$out" = "$payload" ]
+}
+
+# udp_echo_from NS SRC ADDR PORT [SPORT] — udp_echo from source address SRC (and source port SPORT).
+udp_echo_from() {
+	# shellcheck disable=SC2016 # python, not shell
+	in_ns "$1" timeout 3 python3 -c '
+import os, socket, sys
+src, addr, port, sport, wait = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4] or 0), float(sys.argv[5])
+s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((src, sport))
+s.settimeout(wait)
+payload = b"ks-udp-%d\n" % int.from_bytes(os.urandom(4), "big")
+s.sendto(payload, (addr, port))
+sys.exit(0 if s.recv(65536) == payload else 1)' "$2" "$3" "$4" "${5:-}" "$KS_PROBE_WAIT"
+}
+
 # ping_ok NS ADDR — one echo request, short deadline.
 ping_ok() {
 	local v=-4
@@ -425,6 +449,60 @@ lab_create() {
 	wait_until 5 udp_echo lan 203.0.113.5 16384 || die "SIP udp not reachable from lan"
 	wait_until 5 tcp_echo inet 2001:db8:100:1::1 2222 || die "gw v6 echo not reachable from inet"
 	wait_until 5 tcp_echo mgmt 10.0.9.1 2222 || die "gw echo not reachable from mgmt"
+}
+
+# lab_add_site — a hosted site behind gw, as real gateways run it (only for the tests that call
+# it): gw masquerades what leaves through the uplinks and DNATs the site's public addresses
+# (its own ruleset, table inet lab_nat) to inside servers on the LAN host:
+#   MX       public 192.0.2.10 2001:db8:10::10 tcp/25 -> mail server 10.0.1.10 fd00:1::10
+#            (which also listens on tcp/587 and tcp/8025, not published)
+#   PBX      public 192.0.2.5 udp/5060, udp/10000-20000 -> 10.0.1.5 (udp/5060, udp/16384)
+#   notice   gw itself, tcp/8080 on every address (a static page)
+# and internet hosts to connect from: 198.18.0.7 2001:db8:77::7 (anyone), 203.0.113.77 (another
+# host of the SIP provider's 203.0.113.0/24), plus SMTP on the web host (192.0.2.80
+# 2001:db8:80::80 tcp/25), "an arbitrary mail server".
+lab_add_site() {
+	local a p
+	{
+		ip -n "$NS_LAN" addr add 10.0.1.10/24 dev eth0 &&
+		ip -n "$NS_LAN" addr add fd00:1::10/64 dev eth0 nodad &&
+		ip -n "$NS_LAN" addr add 10.0.1.5/24 dev eth0 &&
+		ip -n "$NS_GW" addr add 192.0.2.10/32 dev lo &&
+		ip -n "$NS_GW" addr add 192.0.2.5/32 dev lo &&
+		ip -n "$NS_GW" addr add 2001:db8:10::10/128 dev lo nodad &&
+		ip -n "$NS_INET" addr add 198.18.0.7/32 dev lo &&
+		ip -n "$NS_INET" addr add 2001:db8:77::7/128 dev lo nodad &&
+		ip -n "$NS_INET" addr add 203.0.113.77/32 dev lo &&
+		ip -n "$NS_INET" route add 192.0.2.10/32 via 198.51.100.1 dev gw0 &&
+		ip -n "$NS_INET" route add 192.0.2.5/32 via 198.51.100.1 dev gw0 &&
+		ip -n "$NS_INET" -6 route add 2001:db8:10::10/128 via 2001:db8:100::1 dev gw0
+	} || die "lab_add_site: addresses and routes"
+	n_gw nft -f - <<'EOF' || die "lab_add_site: the site's NAT table"
+table inet lab_nat {
+	chain pre {
+		type nat hook prerouting priority dstnat; policy accept;
+		ip daddr 192.0.2.10 tcp dport 25 dnat ip to 10.0.1.10
+		ip6 daddr 2001:db8:10::10 tcp dport 25 dnat ip6 to fd00:1::10
+		ip daddr 192.0.2.5 udp dport { 5060, 10000-20000 } dnat ip to 10.0.1.5
+	}
+	chain post {
+		type nat hook postrouting priority srcnat; policy accept;
+		oifname { "wan0", "wan1" } masquerade
+	}
+}
+EOF
+	for a in 10.0.1.10 fd00:1::10; do
+		for p in 25 587 8025; do _tcp_server lan "$a" "$p"; done
+	done
+	_udp_server lan 10.0.1.5 5060
+	_udp_server lan 10.0.1.5 16384
+	_tcp_server gw any 8080
+	_tcp_server gw any6 8080
+	_tcp_server inet 192.0.2.80 25
+	_tcp_server inet 2001:db8:80::80 25
+	wait_until 5 tcp_echo_from inet 198.18.0.7 192.0.2.10 25 || die "lab_add_site: MX not reachable through DNAT"
+	wait_until 5 tcp_echo_from inet 2001:db8:77::7 2001:db8:10::10 25 || die "lab_add_site: MX v6 not reachable"
+	wait_until 5 udp_echo_from inet 203.0.113.77 192.0.2.5 5060 || die "lab_add_site: PBX not reachable"
 }
 
 lab_destroy() {
