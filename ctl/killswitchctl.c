@@ -43,12 +43,67 @@ enum {
         ARG_CONFIRM,
         ARG_IN,
         ARG_AT,
+        ARG_DUMP_VERBS,
 };
 
-/* Which schedule options a verb takes (struct verb.schedule). */
-enum {
-        SCHEDULE_ISOLATE = 1,   /* --for, --until, --confirm */
-        SCHEDULE_RESTORE = 2,   /* --in, --at */
+/* The options that only some verbs take: bits of struct verb.options, rows of verb_options[]. */
+enum verb_opt {
+        VERB_OPT_REASON,
+        VERB_OPT_FORCE,
+        VERB_OPT_LINES,
+        VERB_OPT_FOR,
+        VERB_OPT_UNTIL,
+        VERB_OPT_CONFIRM,
+        VERB_OPT_IN,
+        VERB_OPT_AT,
+        _VERB_OPT_MAX,
+};
+#define OPT(x) (1u << VERB_OPT_##x)
+
+struct verb_option {
+        const char *name;       /* the long option, without "--" */
+        char short_name;
+        int id;                 /* what getopt_long() returns */
+        const char *metavar;    /* the argument; NULL for none */
+        bool or_next;           /* the synopsis offers this or the next one: [--for D|--until T] */
+        const char *help;       /* lines after the first are indented under it */
+};
+
+static const struct verb_option verb_options[_VERB_OPT_MAX] = {
+        [VERB_OPT_REASON] = {
+                .name = "reason", .id = ARG_REASON, .metavar = "TEXT",
+                .help = "Why: recorded with the change, shown by status",
+        },
+        [VERB_OPT_FORCE] = {
+                .name = "force", .id = ARG_FORCE,
+                .help = "Isolate even if it cuts your own SSH session ($SSH_CONNECTION)",
+        },
+        [VERB_OPT_LINES] = {
+                .name = "lines", .short_name = 'n', .id = 'n', .metavar = "N",
+                .help = "Show the last N entries (default " STRINGIFY(HISTORY_DEFAULT_LINES) ", at most "
+                        STRINGIFY(HISTORY_MAX_LINES) ")",
+        },
+        [VERB_OPT_FOR] = {
+                .name = "for", .id = ARG_FOR, .metavar = "DURATION", .or_next = true,
+                .help = "Restore by itself after DURATION (90s, 15m, 2h, 1h30m, 1d)",
+        },
+        [VERB_OPT_UNTIL] = {
+                .name = "until", .id = ARG_UNTIL, .metavar = "TIME",
+                .help = "Restore by itself at TIME (18:00, 2026-12-01 18:00, RFC 3339)",
+        },
+        [VERB_OPT_CONFIRM] = {
+                .name = "confirm", .id = ARG_CONFIRM, .metavar = "DURATION",
+                .help = "Commit-confirmed: unless 'killswitchctl confirm' comes within\n"
+                        "DURATION, go back to the previous state",
+        },
+        [VERB_OPT_IN] = {
+                .name = "in", .id = ARG_IN, .metavar = "DURATION", .or_next = true,
+                .help = "Do not restore now: restore after DURATION (while isolated)",
+        },
+        [VERB_OPT_AT] = {
+                .name = "at", .id = ARG_AT, .metavar = "TIME",
+                .help = "Do not restore now: restore at TIME (local time unless given)",
+        },
 };
 
 /* With -H, fleet_verb() passes every field on to the remote killswitchctl as an option. */
@@ -63,16 +118,21 @@ struct verb_args {
         char restore_at_buf[TIMESPEC_RFC3339_MAX];
 };
 
+/* Who may call a verb's method: docs/killswitchctl.1.scd, PERMISSIONS; the agent decides (methods.c). */
+enum verb_access {
+        ACCESS_ANYONE,          /* any local user who can reach the socket */
+        ACCESS_ADMIN,           /* root or the group killswitch */
+};
+
 struct verb {
         const char *name;
-        int (*run)(json_t *parameters);  /* returns the exit status */
-        const char *synopsis;  /* what follows the verb */
+        const char *method;             /* the Varlink method it calls */
+        enum verb_access access;
+        bool takes_policy;              /* [POLICY] */
+        unsigned options;               /* OPT(...) */
+        int (*print)(json_t *params);   /* the reply as text; returns the exit status */
+        int (*run)(const struct verb *verb, json_t *parameters);  /* NULL: call, then print (or --json) */
         const char *help;
-        bool takes_policy;
-        bool takes_reason;      /* a state change: also sends $SSH_CONNECTION */
-        bool takes_force;
-        bool takes_lines;
-        unsigned schedule;      /* SCHEDULE_* */
 };
 
 static const char *arg_socket;
@@ -232,42 +292,17 @@ static int print_ruleset(json_t *params)
         return EXIT_OK;
 }
 
-static int status_main(json_t *parameters)
-{
-        return call_and_print("io.killswitch.Status", parameters, print_status);
-}
-
-static int isolate_main(json_t *parameters)
-{
-        return call_and_print("io.killswitch.Isolate", parameters, print_isolated);
-}
-
-static int restore_main(json_t *parameters)
-{
-        return call_and_print("io.killswitch.Restore", parameters, print_restored);
-}
-
-static int policies_main(json_t *parameters)
-{
-        return call_and_print("io.killswitch.Policies", parameters, print_policies);
-}
-
-static int show_main(json_t *parameters)
-{
-        return call_and_print("io.killswitch.Show", parameters, print_ruleset);
-}
-
 /* --json prints the entries alone: an array, oldest first. */
-static int history_main(json_t *parameters)
+static int history_main(const struct verb *verb, json_t *parameters)
 {
         _cleanup_json_ json_t *reply = NULL;
         int r;
 
-        r = call("io.killswitch.History", parameters, &reply);
+        r = call(verb->method, parameters, &reply);
         if (r != EXIT_OK)
                 return r;
         if (arg_json == JSON_OFF)
-                return print_history(reply_parameters(reply));
+                return verb->print(reply_parameters(reply));
         output_json(stdout, json_object_get(reply_parameters(reply), "entries") ?: json_array(), arg_json);
         return EXIT_OK;
 }
@@ -277,12 +312,12 @@ static int history_main(json_t *parameters)
  * collector. Without an answer from the agent it still prints killswitch_up 0,
  * so that a file written from it says so, and exits as any other verb would.
  */
-static int metrics_main(json_t *parameters)
+static int metrics_main(const struct verb *verb, json_t *parameters)
 {
         _cleanup_json_ json_t *reply = NULL, *samples = NULL;
         int r;
 
-        r = call("io.killswitch.Status", parameters, &reply);
+        r = call(verb->method, parameters, &reply);
         samples = metrics_from_status(r == EXIT_OK ? reply_parameters(reply) : NULL);
         if (!samples) {
                 fprintf(stderr, "killswitchctl: %s\n", strerror(ENOMEM));
@@ -296,13 +331,13 @@ static int metrics_main(json_t *parameters)
 }
 
 /* ReloadFailed still loaded every good file: show those, then the failures on stderr. */
-static int reload_main(json_t *parameters)
+static int reload_main(const struct verb *verb, json_t *parameters)
 {
         _cleanup_json_ json_t *reply = NULL;
         const char *error;
         int r;
 
-        r = call_raw("io.killswitch.Reload", parameters, &reply);
+        r = call_raw(verb->method, parameters, &reply);
         if (r != EXIT_OK)
                 return r;
         error = reply_error(reply);
@@ -339,33 +374,70 @@ static int print_heartbeat(json_t *params)
         return EXIT_OK;
 }
 
-static int cancel_main(json_t *parameters)
-{
-        return call_and_print("io.killswitch.Cancel", parameters, print_cancelled);
-}
-
-static int confirm_main(json_t *parameters)
-{
-        return call_and_print("io.killswitch.Confirm", parameters, print_confirmed);
-}
-
-static int heartbeat_main(json_t *parameters)
-{
-        return call_and_print("io.killswitch.Heartbeat", parameters, print_heartbeat);
-}
-
 static const struct verb verbs[] = {
-        { "status",   status_main,   "",                         "Show the state, the policy in force and its counters", false, false, false, false, 0 },
-        { "isolate",  isolate_main,  "[POLICY] [--reason T] [--for D|--until T] [--confirm D] [--force]", "Cut the uplinks; keep the policy's gateways", true, true, true, false, SCHEDULE_ISOLATE },
-        { "restore",  restore_main,  "[--reason TEXT] [--in D|--at T]", "Lift the isolation (now, or at a time)", false, true, false, false, SCHEDULE_RESTORE },
-        { "cancel",   cancel_main,   "[--reason TEXT]",          "Drop the scheduled restore; stay isolated",           false, true, false, false, 0 },
-        { "confirm",  confirm_main,  "",                         "Keep a commit-confirmed isolation (no revert)",       false, false, false, false, 0 },
-        { "heartbeat", heartbeat_main, "",                       "Push back the dead man's switch of killswitch.conf",  false, false, false, false, 0 },
-        { "policies", policies_main, "",                         "List the loaded policies and those that failed",     false, false, false, false, 0 },
-        { "show",     show_main,     "[POLICY]",                 "Print the nftables ruleset POLICY compiles to",      true,  false, false, false, 0 },
-        { "reload",   reload_main,   "",                         "Re-read the policy files",                           false, false, false, false, 0 },
-        { "history",  history_main,  "[-n N]",                   "Show the last state changes: who, when, what, why",  false, false, false, true, 0 },
-        { "metrics",  metrics_main,  "",                         "Print the status as Prometheus metrics",             false, false, false, false, 0 },
+        {
+                .name = "status", .method = "io.killswitch.Status", .access = ACCESS_ANYONE,
+                .print = print_status,
+                .help = "Show the state, the policy in force and its counters",
+        },
+        {
+                .name = "isolate", .method = "io.killswitch.Isolate", .access = ACCESS_ADMIN,
+                .takes_policy = true,
+                .options = OPT(REASON) | OPT(FOR) | OPT(UNTIL) | OPT(CONFIRM) | OPT(FORCE),
+                .print = print_isolated,
+                .help = "Cut the uplinks; keep the policy's gateways",
+        },
+        {
+                .name = "restore", .method = "io.killswitch.Restore", .access = ACCESS_ADMIN,
+                .options = OPT(REASON) | OPT(IN) | OPT(AT),
+                .print = print_restored,
+                .help = "Lift the isolation (now, or at a time)",
+        },
+        {
+                .name = "cancel", .method = "io.killswitch.Cancel", .access = ACCESS_ADMIN,
+                .options = OPT(REASON),
+                .print = print_cancelled,
+                .help = "Drop the scheduled restore; stay isolated",
+        },
+        {
+                .name = "confirm", .method = "io.killswitch.Confirm", .access = ACCESS_ADMIN,
+                .print = print_confirmed,
+                .help = "Keep a commit-confirmed isolation (no revert)",
+        },
+        {
+                .name = "heartbeat", .method = "io.killswitch.Heartbeat", .access = ACCESS_ADMIN,
+                .print = print_heartbeat,
+                .help = "Push back the dead man's switch of killswitch.conf",
+        },
+        {
+                .name = "policies", .method = "io.killswitch.Policies", .access = ACCESS_ANYONE,
+                .print = print_policies,
+                .help = "List the loaded policies and those that failed",
+        },
+        {
+                .name = "show", .method = "io.killswitch.Show", .access = ACCESS_ANYONE,
+                .takes_policy = true,
+                .print = print_ruleset,
+                .help = "Print the nftables ruleset POLICY compiles to",
+        },
+        {
+                .name = "reload", .method = "io.killswitch.Reload", .access = ACCESS_ADMIN,
+                .run = reload_main,
+                .help = "Re-read the policy files",
+        },
+        {
+                /* --json prints the entries alone. */
+                .name = "history", .method = "io.killswitch.History", .access = ACCESS_ANYONE,
+                .options = OPT(LINES),
+                .print = print_history,
+                .run = history_main,
+                .help = "Show the last state changes: who, when, what, why",
+        },
+        {
+                .name = "metrics", .method = "io.killswitch.Status", .access = ACCESS_ANYONE,
+                .run = metrics_main,
+                .help = "Print the status as Prometheus metrics",
+        },
 };
 
 static const struct verb *find_verb(const char *name)
@@ -387,43 +459,137 @@ static void print_options_help(void)
         fleet_options_help(stdout);
 }
 
+#define GLOBAL_OPTIONS                                                  \
+        { "help",      no_argument,       NULL, 'h'           },       \
+        { "socket",    required_argument, NULL, ARG_SOCKET    },       \
+        { "json",      optional_argument, NULL, ARG_JSON      },       \
+        { "no-legend", no_argument,       NULL, ARG_NO_LEGEND },       \
+        FLEET_LONG_OPTIONS
+
+/* "--reason TEXT", "-n N": an option as the synopsis names it. */
+static void option_synopsis(const struct verb_option *o, char *buf, size_t size)
+{
+        if (o->short_name)
+                snprintf(buf, size, "-%c%s%s", o->short_name, o->metavar ? " " : "", o->metavar ?: "");
+        else
+                snprintf(buf, size, "--%s%s%s", o->name, o->metavar ? " " : "", o->metavar ?: "");
+}
+
+/* "[POLICY] [--reason TEXT] [--for DURATION|--until TIME] ...", from the table: --help and the man page. */
+static void verb_synopsis(const struct verb *verb, char *buf, size_t size)
+{
+        char word[64];
+        bool open = false;
+        size_t n;
+
+        snprintf(buf, size, "%s", verb->takes_policy ? "[POLICY]" : "");
+        for (size_t i = 0; i < _VERB_OPT_MAX; i++) {
+                if (!(verb->options & (1u << i)))
+                        continue;
+                option_synopsis(&verb_options[i], word, sizeof(word));
+                n = strlen(buf);
+                snprintf(buf + n, size - n, "%s%s", open ? "|" : *buf ? " [" : "[", word);
+                /* [--for D|--until T]: the next option is the alternative, if the verb takes it too. */
+                open = verb_options[i].or_next && i + 1 < _VERB_OPT_MAX && (verb->options & (1u << (i + 1)));
+                n = strlen(buf);
+                if (!open)
+                        snprintf(buf + n, size - n, "]");
+        }
+}
+
 static void help(void)
 {
-        char left[96];
+        char left[160], synopsis[128];
 
         printf("killswitchctl [OPTIONS...] VERB [ARGS...]\n\n"
                "Query and control killswitchd, the network isolation agent.\n\n"
                "Verbs:\n");
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
-                snprintf(left, sizeof(left), "%s %s", verbs[i].name, verbs[i].synopsis);
-                printf("  %-34s %s\n", left, verbs[i].help);
+                verb_synopsis(&verbs[i], synopsis, sizeof(synopsis));
+                snprintf(left, sizeof(left), "%s %s", verbs[i].name, synopsis);
+                if (strlen(left) > 34)
+                        printf("  %s\n  %-34s %s\n", left, "", verbs[i].help);
+                else
+                        printf("  %-34s %s\n", left, verbs[i].help);
         }
         printf("\nOptions:\n");
         print_options_help();
         printf("\nWithout a VERB, status is shown. See killswitchctl(1).\n");
 }
 
+/* "     --for DURATION  Restore by itself after ...", continuation lines indented under the text. */
+static void verb_option_help(const struct verb_option *o)
+{
+        char left[64];
+        const char *h = o->help;
+
+        snprintf(left, sizeof(left), "--%s%s%s", o->name, o->metavar ? " " : "", o->metavar ?: "");
+        if (o->short_name)
+                printf("  -%c ", o->short_name);
+        else
+                printf("     ");
+        if (strlen(left) > 15)
+                printf("%s\n%21s", left, "");
+        else
+                printf("%-16s", left);
+        for (size_t n; (n = strcspn(h, "\n")), h[n] == '\n'; h += n + 1)
+                printf("%.*s\n%21s", (int) n, h, "");
+        printf("%s\n", h);
+}
+
 static void verb_help(const struct verb *verb)
 {
+        char synopsis[128];
+
+        verb_synopsis(verb, synopsis, sizeof(synopsis));
         printf("killswitchctl [OPTIONS...] %s%s%s\n\n%s.\n\nOptions:\n", verb->name,
-               *verb->synopsis ? " " : "", verb->synopsis, verb->help);
-        if (verb->takes_reason)
-                printf("     --reason TEXT   Why: recorded with the change, shown by status\n");
-        if (verb->takes_force)
-                printf("     --force         Isolate even if it cuts your own SSH session ($SSH_CONNECTION)\n");
-        if (verb->takes_lines)
-                printf("  -n --lines N       Show the last N entries (default %d, at most %d)\n",
-                       HISTORY_DEFAULT_LINES, HISTORY_MAX_LINES);
-        if (verb->schedule & SCHEDULE_ISOLATE)
-                printf("     --for DURATION  Restore by itself after DURATION (90s, 15m, 2h, 1h30m, 1d)\n"
-                       "     --until TIME    Restore by itself at TIME (18:00, 2026-12-01 18:00, RFC 3339)\n"
-                       "     --confirm DURATION\n"
-                       "                     Commit-confirmed: unless 'killswitchctl confirm' comes within\n"
-                       "                     DURATION, go back to the previous state\n");
-        if (verb->schedule & SCHEDULE_RESTORE)
-                printf("     --in DURATION   Do not restore now: restore after DURATION (while isolated)\n"
-                       "     --at TIME       Do not restore now: restore at TIME (local time unless given)\n");
+               *synopsis ? " " : "", synopsis, verb->help);
+        for (size_t i = 0; i < _VERB_OPT_MAX; i++)
+                if (verb->options & (1u << i))
+                        verb_option_help(&verb_options[i]);
         print_options_help();
+}
+
+/* "--reason= " or "-n= --lines= ": the words of an option for --dump-verbs; "=": it takes an argument. */
+static void dump_option(char short_name, const char *name, bool argument)
+{
+        if (short_name)
+                printf(" -%c%s", short_name, argument ? "=" : "");
+        printf(" --%s%s", name, argument ? "=" : "");
+}
+
+/*
+ * Hidden: the verb table as data, one verb per line, tab-separated: the name,
+ * the method, who may call it (anyone, admin), "policy" or "-" for the
+ * argument, the synopsis ("-" if none), then its options ("--reason=" takes
+ * an argument; "-" if none). Then a line "*" with the options valid before
+ * and after any verb, and a line "-" with those valid only without a verb. completion/generate.sh builds the bash completion from it; the unit
+ * test tests/unit/test-verbs.sh checks the man page and the completion with it.
+ */
+static void dump_verbs(void)
+{
+        static const struct option global[] = { GLOBAL_OPTIONS };
+        char synopsis[128];
+
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
+                const struct verb *v = &verbs[i];
+
+                verb_synopsis(v, synopsis, sizeof(synopsis));
+                printf("%s\t%s\t%s\t%s\t%s\t", v->name, v->method, v->access == ACCESS_ADMIN ? "admin" : "anyone",
+                       v->takes_policy ? "policy" : "-", *synopsis ? synopsis : "-");
+                if (v->options == 0)
+                        printf(" -");
+                for (size_t j = 0; j < _VERB_OPT_MAX; j++)
+                        if (v->options & (1u << j))
+                                dump_option(verb_options[j].short_name, verb_options[j].name, verb_options[j].metavar);
+                printf("\n");
+        }
+        printf("*\t-\t-\t-\t-\t");
+        for (size_t i = 0; i < ELEMENTSOF(global); i++)
+                dump_option(global[i].val > 0 && global[i].val < 0x80 ? (char) global[i].val : 0, global[i].name,
+                            global[i].has_arg == required_argument);
+        printf(" --json=pretty --json=short\n");
+        printf("-\t-\t-\t-\t-\t --version\n");
 }
 
 static int usage_error(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -484,19 +650,13 @@ static int parse_global_option(int c, const char *value, const char *verb)
         }
 }
 
-#define GLOBAL_OPTIONS                                                  \
-        { "help",      no_argument,       NULL, 'h'           },       \
-        { "socket",    required_argument, NULL, ARG_SOCKET    },       \
-        { "json",      optional_argument, NULL, ARG_JSON      },       \
-        { "no-legend", no_argument,       NULL, ARG_NO_LEGEND },       \
-        FLEET_LONG_OPTIONS
-
 /* Returns 1 to go on with the verb at argv[optind], 0 to exit successfully, < 0 on a usage error. */
 static int parse_argv(int argc, char *argv[])
 {
         static const struct option options[] = {
                 GLOBAL_OPTIONS,
                 { "version", no_argument, NULL, ARG_VERSION },
+                { "dump-verbs", no_argument, NULL, ARG_DUMP_VERBS },
                 {}
         };
         int c, r;
@@ -515,6 +675,9 @@ static int parse_argv(int argc, char *argv[])
                         return 0;
                 case ARG_VERSION:
                         printf("killswitchctl %s\n", VERSION);
+                        return 0;
+                case ARG_DUMP_VERBS:
+                        dump_verbs();
                         return 0;
                 default:
                         return option_error(c, argc, argv, NULL);
@@ -536,77 +699,107 @@ static int parse_lines(const char *s, int *ret)
         return 0;
 }
 
+/* An option of verb_options[] as errors name it: "--for", "-n". */
+static const char *option_name(const struct verb_option *o, char *buf, size_t size)
+{
+        if (o->short_name)
+                snprintf(buf, size, "-%c", o->short_name);
+        else
+                snprintf(buf, size, "--%s", o->name);
+        return buf;
+}
+
 /*
  * --for/--in and --confirm: a duration, checked here and sent as typed (the
  * agent counts it on its clock). --until/--at: a time, local here unless it
- * says otherwise, sent as an absolute RFC 3339 UTC instant. Returns 1 if c was
- * one of them, 0 if not, < 0 on a usage error.
+ * says otherwise, sent as an absolute RFC 3339 UTC instant.
  */
-static int parse_schedule_option(const struct verb *verb, int c, const char *value, struct verb_args *args)
+static int parse_duration_option(const struct verb *verb, const char *name, const char *value, const char **ret)
 {
-        static const struct {
-                int c;
-                const char *name;
-                unsigned schedule;
-                bool time;
-        } opts[] = {
-                { ARG_FOR, "--for", SCHEDULE_ISOLATE, false },
-                { ARG_UNTIL, "--until", SCHEDULE_ISOLATE, true },
-                { ARG_CONFIRM, "--confirm", SCHEDULE_ISOLATE, false },
-                { ARG_IN, "--in", SCHEDULE_RESTORE, false },
-                { ARG_AT, "--at", SCHEDULE_RESTORE, true },
-        };
-        uint64_t usec, now = (uint64_t) time(NULL) * TIMESPEC_USEC_PER_SEC;
+        uint64_t usec;
 
-        for (size_t i = 0; i < ELEMENTSOF(opts); i++) {
-                if (opts[i].c != c)
-                        continue;
-                if (!(verb->schedule & opts[i].schedule))
-                        return usage_error(verb->name, "'%s' takes no %s", verb->name, opts[i].name);
-                if (opts[i].time) {
-                        if (timespec_parse_time(value, now, &usec) < 0)
-                                return usage_error(verb->name, "%s: \"%s\" is not a time; %s", opts[i].name, value,
-                                                   TIMESPEC_TIME_HELP);
-                        if (usec <= now)
-                                return usage_error(verb->name, "%s: %s has already passed", opts[i].name, value);
-                        args->restore_at = timespec_format_rfc3339(usec, args->restore_at_buf,
-                                                                   sizeof(args->restore_at_buf));
-                } else {
-                        if (timespec_parse_duration(value, &usec) < 0 || usec < TIMESPEC_USEC_PER_SEC)
-                                return usage_error(verb->name, "%s: \"%s\" is not a duration of at least 1s; %s",
-                                                   opts[i].name, value, TIMESPEC_DURATION_HELP);
-                        if (c == ARG_CONFIRM)
-                                args->confirm_in = value;
-                        else
-                                args->restore_in = value;
-                }
-                if (args->restore_in && args->restore_at)
-                        return usage_error(verb->name, "give only one of %s", verb->schedule & SCHEDULE_ISOLATE
-                                           ? "--for and --until" : "--in and --at");
-                return 1;
-        }
+        if (timespec_parse_duration(value, &usec) < 0 || usec < USEC_PER_SEC)
+                return usage_error(verb->name, "%s: \"%s\" is not a duration of at least 1s; %s", name, value,
+                                   TIMESPEC_DURATION_HELP);
+        *ret = value;
         return 0;
+}
+
+static int parse_time_option(const struct verb *verb, const char *name, const char *value, struct verb_args *args)
+{
+        uint64_t usec, now = (uint64_t) time(NULL) * USEC_PER_SEC;
+
+        if (timespec_parse_time(value, now, &usec) < 0)
+                return usage_error(verb->name, "%s: \"%s\" is not a time; %s", name, value, TIMESPEC_TIME_HELP);
+        if (usec <= now)
+                return usage_error(verb->name, "%s: %s has already passed", name, value);
+        args->restore_at = timespec_format_rfc3339(usec, args->restore_at_buf, sizeof(args->restore_at_buf));
+        return 0;
+}
+
+/* Take option i of verb_options[], which the verb takes, into args. */
+static int parse_verb_option(const struct verb *verb, enum verb_opt i, const char *value, struct verb_args *args)
+{
+        char name[32];
+        int r = 0;
+
+        option_name(&verb_options[i], name, sizeof(name));
+        switch (i) {
+        case VERB_OPT_REASON:
+                args->reason = value;
+                return 0;
+        case VERB_OPT_FORCE:
+                args->force = true;
+                return 0;
+        case VERB_OPT_LINES:
+                if (parse_lines(value, &args->lines) < 0)
+                        return usage_error(verb->name, "-n needs a number from 0 to %d, not '%s'",
+                                           HISTORY_MAX_LINES, value);
+                return 0;
+        case VERB_OPT_FOR:
+        case VERB_OPT_IN:
+                r = parse_duration_option(verb, name, value, &args->restore_in);
+                break;
+        case VERB_OPT_CONFIRM:
+                return parse_duration_option(verb, name, value, &args->confirm_in);
+        case VERB_OPT_UNTIL:
+        case VERB_OPT_AT:
+                r = parse_time_option(verb, name, value, args);
+                break;
+        case _VERB_OPT_MAX:
+                break;
+        }
+        if (r == 0 && args->restore_in && args->restore_at)
+                return usage_error(verb->name, "give only one of %s",
+                                   verb->options & OPT(FOR) ? "--for and --until" : "--in and --at");
+        return r;
 }
 
 /* Parse what follows the verb (argv[0]); options and arguments may be mixed. Same returns as parse_argv(). */
 static int parse_verb_argv(const struct verb *verb, int argc, char *argv[], struct verb_args *args)
 {
-        static const struct option options[] = {
-                GLOBAL_OPTIONS,
-                { "reason", required_argument, NULL, ARG_REASON },
-                { "force", no_argument, NULL, ARG_FORCE },
-                { "lines", required_argument, NULL, 'n' },
-                { "for", required_argument, NULL, ARG_FOR },
-                { "until", required_argument, NULL, ARG_UNTIL },
-                { "confirm", required_argument, NULL, ARG_CONFIRM },
-                { "in", required_argument, NULL, ARG_IN },
-                { "at", required_argument, NULL, ARG_AT },
-                {}
-        };
+        static const struct option global[] = { GLOBAL_OPTIONS };
+        struct option options[ELEMENTSOF(global) + _VERB_OPT_MAX + 1] = {};
+        char shortopts[64] = ":h" FLEET_SHORT_OPTIONS;
         int c, r;
 
+        memcpy(options, global, sizeof(global));
+        for (size_t i = 0; i < _VERB_OPT_MAX; i++) {
+                const struct verb_option *o = &verb_options[i];
+
+                options[ELEMENTSOF(global) + i] = (struct option) {
+                        o->name, o->metavar ? required_argument : no_argument, NULL, o->id
+                };
+                if (o->short_name)
+                        snprintf(shortopts + strlen(shortopts), sizeof(shortopts) - strlen(shortopts), "%c%s",
+                                 o->short_name, o->metavar ? ":" : "");
+        }
+
         optind = 0;   /* GNU getopt: start over, on a new argv */
-        while ((c = getopt_long(argc, argv, ":hn:" FLEET_SHORT_OPTIONS, options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, shortopts, options, NULL)) >= 0) {
+                char name[32];
+                unsigned i;
+
                 r = parse_global_option(c, optarg, verb->name);
                 if (r != 0) {
                         if (r < 0)
@@ -617,33 +810,16 @@ static int parse_verb_argv(const struct verb *verb, int argc, char *argv[], stru
                         verb_help(verb);
                         return 0;
                 }
-                if (c == ARG_REASON && verb->takes_reason) {
-                        args->reason = optarg;
-                        continue;
-                }
-                if (c == ARG_REASON)
-                        return usage_error(verb->name, "'%s' takes no --reason", verb->name);
-                if (c == ARG_FORCE && verb->takes_force) {
-                        args->force = true;
-                        continue;
-                }
-                if (c == ARG_FORCE)
-                        return usage_error(verb->name, "'%s' takes no --force", verb->name);
-                if (c == 'n' && verb->takes_lines) {
-                        r = parse_lines(optarg, &args->lines);
-                        if (r < 0)
-                                return usage_error(verb->name, "-n needs a number from 0 to %d, not '%s'",
-                                                   HISTORY_MAX_LINES, optarg);
-                        continue;
-                }
-                if (c == 'n')
-                        return usage_error(verb->name, "'%s' takes no -n", verb->name);
-                r = parse_schedule_option(verb, c, optarg, args);
+                for (i = 0; i < _VERB_OPT_MAX && verb_options[i].id != c; i++)
+                        ;
+                if (i == _VERB_OPT_MAX)
+                        return option_error(c, argc, argv, verb->name);
+                if (!(verb->options & (1u << i)))
+                        return usage_error(verb->name, "'%s' takes no %s", verb->name,
+                                           option_name(&verb_options[i], name, sizeof(name)));
+                r = parse_verb_option(verb, i, optarg, args);
                 if (r < 0)
                         return r;
-                if (r > 0)
-                        continue;
-                return option_error(c, argc, argv, verb->name);
         }
 
         if (optind < argc && verb->takes_policy)
@@ -677,12 +853,12 @@ static int run_verb(const struct verb *verb, const struct verb_args *args)
                 return EXIT_USAGE;
         }
         /* Lets the agent refuse a change that would cut this very session, and record where it came from. */
-        if (verb->takes_reason && set_string(parameters, "ssh_connection", getenv("SSH_CONNECTION")) < 0)
+        if ((verb->options & OPT(REASON)) && set_string(parameters, "ssh_connection", getenv("SSH_CONNECTION")) < 0)
                 return EXIT_FAILED;
         if (args->force && json_object_set_new(parameters, "force", json_true()) < 0)
                 return EXIT_FAILED;
         /* Who ran killswitchctl -H, and where (docs/fleet.md); if not UTF-8, left out. */
-        if (verb->takes_reason && getenv("KILLSWITCH_ORIGIN") && *getenv("KILLSWITCH_ORIGIN"))
+        if ((verb->options & OPT(REASON)) && getenv("KILLSWITCH_ORIGIN") && *getenv("KILLSWITCH_ORIGIN"))
                 (void) set_string(parameters, "origin", getenv("KILLSWITCH_ORIGIN"));
         if (args->lines >= 0 && json_object_set_new(parameters, "n", json_integer(args->lines)) < 0)
                 return EXIT_FAILED;
@@ -690,7 +866,9 @@ static int run_verb(const struct verb *verb, const struct verb_args *args)
             set_string(parameters, "restore_at", args->restore_at) < 0 ||
             set_string(parameters, "confirm_in", args->confirm_in) < 0)
                 return EXIT_FAILED;
-        return verb->run(parameters);
+        if (verb->run)
+                return verb->run(verb, parameters);
+        return call_and_print(verb->method, parameters, verb->print);
 }
 
 /*
@@ -700,7 +878,7 @@ static int run_verb(const struct verb *verb, const struct verb_args *args)
 static int fleet_verb(const struct verb *verb, const struct verb_args *args)
 {
         struct output_flags flags = output_flags();
-        bool isolate = verb->schedule & SCHEDULE_ISOLATE;
+        bool isolate = verb->options & OPT(FOR);
         _cleanup_strv_ char **argv = NULL;
         char lines[16];
         int r;

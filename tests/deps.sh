@@ -4,7 +4,9 @@ KS_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev libnftnl-dev libmnl-dev 
              libjansson-dev libcmocka-dev nftables socat iproute2 iputils-ping python3 scdoc util-linux
              procps
              # issue 6: fuzzers (clang with libFuzzer), valgrind, static analysis
-             clang libclang-rt-14-dev valgrind cppcheck clang-tidy)
+             clang libclang-rt-14-dev valgrind cppcheck clang-tidy
+             # issue 13: the bash completion, built from the verb table, is tested (tests/unit/test-verbs.sh)
+             bash-completion)
 
 # Install what is missing (apt-get update only when something is).
 ks_install_deps() {
