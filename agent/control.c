@@ -110,10 +110,16 @@ void control_request_clear(struct control_request *r)
         *r = (struct control_request){};
 }
 
+/* An optional boolean flag of a request: absent, true or false (not null). */
+static bool flag_valid(const json_t *v)
+{
+        return !v || json_is_boolean(v);
+}
+
 int control_decode(const char *buf, size_t len, struct control_request *ret, char *err, size_t errsize)
 {
         _cleanup_(json_decrefp) json_t *root = NULL;
-        json_t *method, *params, *oneway;
+        json_t *method, *params, *oneway, *more, *upgrade;
         json_error_t jerr;
 
         if (len > CONTROL_MAX_REQUEST) {
@@ -131,12 +137,16 @@ int control_decode(const char *buf, size_t len, struct control_request *ret, cha
         method = json_object_get(root, "method");
         params = json_object_get(root, "parameters");
         oneway = json_object_get(root, "oneway");
-        if (!json_is_string(method) || (params && !json_is_object(params)) || (oneway && !json_is_boolean(oneway))) {
+        more = json_object_get(root, "more");
+        upgrade = json_object_get(root, "upgrade");
+        if (!json_is_string(method) || (params && !json_is_object(params) && !json_is_null(params)) ||
+            !flag_valid(oneway) || !flag_valid(more) || !flag_valid(upgrade)) {
                 snprintf(err, errsize, "Malformed request: expected a JSON object with a string \"method\", an "
-                         "object \"parameters\" and optionally a boolean \"oneway\"");
+                         "object \"parameters\" and optionally booleans \"oneway\", \"more\", \"upgrade\"");
                 return -EBADMSG;
         }
-        if (!params) {
+        /* "parameters": null is what clients send for none (the Varlink reference implementation does). */
+        if (!params || json_is_null(params)) {
                 params = json_object();
                 if (json_object_set_new(root, "parameters", params) < 0)
                         return -ENOMEM;
@@ -145,6 +155,8 @@ int control_decode(const char *buf, size_t len, struct control_request *ret, cha
                 .method = json_string_value(method),
                 .parameters = params,
                 .oneway = json_is_true(oneway),
+                .more = json_is_true(more),
+                .upgrade = json_is_true(upgrade),
                 .root = TAKE_PTR(root),
         };
         return 0;
@@ -334,9 +346,16 @@ static int conn_dispatch(struct conn *c, const char *buf, size_t len)
                 log_debug("Control client (pid %d): %s", (int)c->peer.pid, err);
                 return conn_refuse(c, err);
         }
-        reply = conn_over_budget(c) ?: c->ctl->handler(c->ctl->userdata, &c->peer, req.method, req.parameters);
+        /* No method here upgrades the connection to another protocol: say so, and speak Varlink on. */
+        if (req.upgrade)
+                reply = reply_error(KS_ERR_PARAM, json_pack("{s:s}", "parameter", "upgrade"),
+                                    "%s does not upgrade the connection: call it without \"upgrade\"", req.method);
+        else
+                reply = conn_over_budget(c) ?: c->ctl->handler(c->ctl->userdata, &c->peer, req.method,
+                                                               req.parameters);
         if (c->call)
                 c->call->oneway = req.oneway;
+        /* With "more", the single reply is the last one (no "continues"), as Varlink allows. */
         r = req.oneway || c->call ? 0 : conn_queue(c, reply);
         control_request_clear(&req);
         return r;

@@ -52,16 +52,18 @@ typedef json_t *(*control_handler_t)(void *userdata, const struct ks_peer *peer,
 struct control_request {
         json_t *root;
         const char *method;
-        json_t *parameters;     /* an object, never NULL after a successful decode */
-        bool oneway;
+        json_t *parameters;     /* an object, never NULL after a successful decode ("null" is {}) */
+        bool oneway;            /* no reply at all */
+        bool more;              /* the client accepts several replies: it gets one, without "continues" */
+        bool upgrade;           /* no method upgrades the connection: refused */
 };
 
 /*
  * Decode one request: the `len` bytes before its NUL terminator. Pure (no I/O),
  * fuzzed by tests/fuzz/fuzz-control.c. Returns 0 and fills *ret; -EMSGSIZE if
  * longer than CONTROL_MAX_REQUEST; -EBADMSG if it is not a JSON object with a
- * string "method", an optional object "parameters" and an optional boolean
- * "oneway" (err says why, for the ProtocolError reply); -ENOMEM. *ret is only
+ * string "method", optional "parameters" (an object, or null for none) and
+ * optional booleans "oneway", "more" and "upgrade" (err says why, for the ProtocolError reply); -ENOMEM. *ret is only
  * written on success; release it with control_request_clear().
  */
 int control_decode(const char *buf, size_t len, struct control_request *ret, char *err, size_t errsize);

@@ -16,12 +16,13 @@ struct ks_error {
 #define KS_ERR_APPLY       "io.killswitch.ApplyFailed"
 #define KS_ERR_STATE       "io.killswitch.StateNotSaved"
 #define KS_ERR_LOCKOUT     "io.killswitch.WouldLockOut"
-#define KS_ERR_PARAM       "io.killswitch.InvalidParameter"
+#define KS_ERR_PARAM       "org.varlink.service.InvalidParameter"
 #define KS_ERR_RELOAD      "io.killswitch.ReloadFailed"
 #define KS_ERR_PROTOCOL    "io.killswitch.ProtocolError"
 #define KS_ERR_INTERNAL    "io.killswitch.InternalError"
 #define KS_ERR_BUSY        "io.killswitch.Busy"        /* an untrusted caller over a budget (control.c) */
 #define KS_ERR_NO_METHOD   "org.varlink.service.MethodNotFound"
+#define KS_ERR_NO_INTERFACE "org.varlink.service.InterfaceNotFound"
 
 /* Fill e (if not NULL) and return r, a negative errno. */
 int ks_error_set(struct ks_error *e, int r, const char *id, const char *fmt, ...)

@@ -13,6 +13,7 @@
 #include "compile.h"
 #include "config.h"
 #include "error.h"
+#include "idl.h"
 #include "log.h"
 #include "manager.h"
 #include "methods.h"
@@ -28,13 +29,26 @@ static json_t *opt_string(const char *s)
         return s ? json_string(s) : json_null();
 }
 
-static json_t *reply_from_error(const struct ks_error *e)
+/*
+ * The reply for an error the manager decided, with the fields its declaration in
+ * io.killswitch.varlink promises: `policy` for NoSuchPolicy, `parameter` for
+ * InvalidParameter (the one the call used), `errno` where the kernel had a say.
+ */
+static json_t *reply_from_error(const struct ks_error *e, const char *policy, const char *parameter)
 {
+        const char *id = e->id ? e->id : KS_ERR_INTERNAL;
         json_t *extra = json_object();
 
-        if (extra && e->error)
+        if (!extra)
+                return NULL;
+        if (strcmp(id, KS_ERR_NO_POLICY) == 0)
+                json_object_set_new(extra, "policy", json_string(policy ? policy : DEFAULT_POLICY));
+        else if (strcmp(id, KS_ERR_PARAM) == 0)
+                json_object_set_new(extra, "parameter", json_string(parameter ? parameter : "parameters"));
+        else if (e->error && (strcmp(id, KS_ERR_APPLY) == 0 || strcmp(id, KS_ERR_STATE) == 0 ||
+                              strcmp(id, KS_ERR_INTERNAL) == 0))
                 json_object_set_new(extra, "errno", json_integer(e->error));
-        return reply_error(e->id ? e->id : KS_ERR_INTERNAL, extra, "%s", e->msg);
+        return reply_error(id, extra, "%s", e->msg);
 }
 
 static json_t *string_array(char (*items)[16], size_t n)
@@ -309,6 +323,12 @@ static json_t *get_restore_param(json_t *params, uint64_t *ret)
         return NULL;
 }
 
+/* Which of the two names the restore instant, for an InvalidParameter the manager decides. */
+static const char *restore_param(json_t *params)
+{
+        return json_object_get(params, "restore_in") ? "restore_in" : "restore_at";
+}
+
 static json_t *method_isolate(struct ks_manager *m, const struct ks_actor *a, json_t *params)
 {
         struct ks_isolate_opts o = {};
@@ -326,7 +346,7 @@ static json_t *method_isolate(struct ks_manager *m, const struct ks_actor *a, js
                                    "Parameter 'force' must be a boolean");
         o.force = json_is_true(force);
         if (manager_isolate(m, policy, a, reason, &o, &e) < 0)
-                return reply_from_error(&e);
+                return reply_from_error(&e, policy, restore_param(params));
         return reply_ok(status_json(m));
 }
 
@@ -342,7 +362,7 @@ static json_t *method_restore(struct ks_manager *m, const struct ks_actor *a, js
             (bad = get_restore_param(params, &at)))
                 return bad;
         if ((at ? manager_schedule_restore(m, a, at, reason, &e) : manager_restore(m, a, reason, &e)) < 0)
-                return reply_from_error(&e);
+                return reply_from_error(&e, NULL, restore_param(params));
         return reply_ok(status_json(m));
 }
 
@@ -355,7 +375,7 @@ static json_t *method_cancel(struct ks_manager *m, const struct ks_actor *a, jso
         if ((bad = get_string_param(params, "reason", REASON_MAX, &reason)))
                 return bad;
         if (manager_cancel(m, a, reason, &e) < 0)
-                return reply_from_error(&e);
+                return reply_from_error(&e, NULL, NULL);
         return reply_ok(status_json(m));
 }
 
@@ -364,7 +384,7 @@ static json_t *method_confirm(struct ks_manager *m, const struct ks_actor *a, js
         struct ks_error e = {};
 
         if (manager_confirm(m, a, &e) < 0)
-                return reply_from_error(&e);
+                return reply_from_error(&e, NULL, NULL);
         return reply_ok(status_json(m));
 }
 
@@ -374,7 +394,7 @@ static json_t *method_heartbeat(struct ks_manager *m, const struct ks_actor *a, 
         uint64_t deadline = 0;
 
         if (triggers_heartbeat(m, &deadline, &e) < 0)
-                return reply_from_error(&e);
+                return reply_from_error(&e, NULL, NULL);
         return reply_ok(json_pack("{s:b, s:o}", "armed", deadline != 0, "deadline", opt_instant(deadline)));
 }
 
@@ -437,7 +457,7 @@ static json_t *method_show(struct ks_manager *m, const struct ks_actor *a, json_
         if ((bad = get_string_param(params, "policy", POLICY_NAME_MAX, &name)))
                 return bad;
         if (manager_find_policy(m, name ? name : DEFAULT_POLICY, &p, &e) < 0)
-                return reply_from_error(&e);
+                return reply_from_error(&e, name, NULL);
         r = compile_text(p, TABLE_NAME, &text);
         if (r < 0)
                 return reply_error(KS_ERR_INTERNAL, NULL, "Could not compile policy %s: %s", name, strerror(-r));
@@ -458,8 +478,6 @@ static json_t *reload_reply(struct ks_manager *m, int r, size_t failed, const st
 {
         json_t *o;
 
-        if (r < 0)
-                return reply_from_error(e);
         o = store_json(m, "loaded");
         if (!o)
                 return NULL;
@@ -468,6 +486,13 @@ static json_t *reload_reply(struct ks_manager *m, int r, size_t failed, const st
                 json_t *item = json_array_get(json_object_get(o, "loaded"), i);
 
                 json_array_set(json_object_get(o, "loaded"), i, json_object_get(item, "name"));
+        }
+        /* ReloadFailed always carries both lists (what is loaded now: the previous versions). */
+        if (r < 0 && e->id && strcmp(e->id, KS_ERR_RELOAD) == 0)
+                return reply_error(KS_ERR_RELOAD, o, "%s", e->msg);
+        if (r < 0) {
+                json_decref(o);
+                return reply_from_error(e, NULL, NULL);
         }
         if (failed > 0)
                 return reply_error(KS_ERR_RELOAD, o, "%zu policy file%s could not be loaded; their previous "
@@ -492,7 +517,7 @@ static json_t *method_reload(struct ks_manager *m, const struct ks_actor *a, jso
                 return NULL;
         if (manager_reload(m, a, on_reloaded, call, &e) < 0) {
                 control_undefer(call);
-                return reply_from_error(&e);
+                return reply_from_error(&e, NULL, NULL);
         }
         return NULL;
 }
@@ -517,11 +542,48 @@ static json_t *method_history(struct ks_manager *m, const struct ks_actor *a, js
         return reply_ok(json_pack("{s:o}", "entries", entries));
 }
 
+/* The interfaces served, with their descriptions (the IDL files, compiled in). */
+static const struct interface {
+        const char *name;
+        const char *description;
+} interfaces[] = {
+        { "org.varlink.service", idl_org_varlink_service },
+        { "io.killswitch", idl_io_killswitch },
+};
+
+static const struct interface *interface_find(const char *name, size_t len)
+{
+        for (size_t i = 0; i < ELEMENTSOF(interfaces); i++)
+                if (strlen(interfaces[i].name) == len && strncmp(interfaces[i].name, name, len) == 0)
+                        return &interfaces[i];
+        return NULL;
+}
+
 static json_t *method_getinfo(struct ks_manager *m, const struct ks_actor *a, json_t *params)
 {
-        return reply_ok(json_pack("{s:s, s:s, s:s, s:s, s:[s]}", "vendor", "killswitch", "product", "killswitchd",
+        json_t *names = json_array();
+
+        for (size_t i = 0; names && i < ELEMENTSOF(interfaces); i++)
+                json_array_append_new(names, json_string(interfaces[i].name));
+        return reply_ok(json_pack("{s:s, s:s, s:s, s:s, s:o}", "vendor", "killswitch", "product", "killswitchd",
                                   "version", VERSION, "url", "https://example.invalid/killswitch",
-                                  "interfaces", "io.killswitch"));
+                                  "interfaces", names));
+}
+
+static json_t *method_get_interface_description(struct ks_manager *m, const struct ks_actor *a, json_t *params)
+{
+        json_t *v = json_object_get(params, "interface");
+        const struct interface *i;
+
+        if (!json_is_string(v))
+                return reply_error(KS_ERR_PARAM, json_pack("{s:s}", "parameter", "interface"),
+                                   "Parameter 'interface' must be the name of an interface, e.g. io.killswitch");
+        i = interface_find(json_string_value(v), json_string_length(v));
+        if (!i)
+                return reply_error(KS_ERR_NO_INTERFACE, json_pack("{s:O}", "interface", v),
+                                   "No interface %.200s here: this service implements io.killswitch and "
+                                   "org.varlink.service", json_string_value(v));
+        return reply_ok(json_pack("{s:s}", "description", i->description));
 }
 
 static const struct method {
@@ -540,6 +602,7 @@ static const struct method {
         { "io.killswitch.Confirm", true, method_confirm },
         { "io.killswitch.Heartbeat", true, method_heartbeat },
         { "org.varlink.service.GetInfo", false, method_getinfo },
+        { "org.varlink.service.GetInterfaceDescription", false, method_get_interface_description },
 };
 
 /* The gid of a group (looked up now: it may be created after start); a large group's entry is large. */
@@ -627,6 +690,19 @@ static const char *refused_policy(json_t *params, char *buf, size_t size)
         return buf;
 }
 
+/* An unknown interface is InterfaceNotFound; an unknown method of ours, MethodNotFound. */
+static json_t *reply_unknown(const char *method)
+{
+        const char *dot = strrchr(method, '.');
+        size_t len = dot ? (size_t)(dot - method) : strlen(method);
+
+        if (!interface_find(method, len))
+                return reply_error(KS_ERR_NO_INTERFACE, json_pack("{s:s%}", "interface", method, len),
+                                   "No interface %.*s here: this service implements io.killswitch and "
+                                   "org.varlink.service", (int)(len > 200 ? 200 : len), method);
+        return reply_error(KS_ERR_NO_METHOD, json_pack("{s:s}", "method", method), "Unknown method %.200s", method);
+}
+
 json_t *methods_dispatch(void *userdata, const struct ks_peer *peer, const char *method, json_t *params)
 {
         struct ks_manager *m = userdata;
@@ -648,5 +724,5 @@ json_t *methods_dispatch(void *userdata, const struct ks_peer *peer, const char 
                 }
                 return methods[i].call(m, &a, params);
         }
-        return reply_error(KS_ERR_NO_METHOD, json_pack("{s:s}", "method", method), "Unknown method %s", method);
+        return reply_unknown(method);
 }

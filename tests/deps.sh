@@ -6,7 +6,9 @@ KS_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev libnftnl-dev libmnl-dev 
              # issue 6: fuzzers (clang with libFuzzer), valgrind, static analysis
              clang libclang-rt-14-dev valgrind cppcheck clang-tidy
              # issue 13: the bash completion, built from the verb table, is tested (tests/unit/test-verbs.sh)
-             bash-completion)
+             bash-completion
+             # issue 17: the Varlink reference implementation (Go) checks the interface
+             golang-go golang-github-varlink-go-dev)
 
 # Install what is missing (apt-get update only when something is).
 ks_install_deps() {

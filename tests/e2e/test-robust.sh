@@ -159,18 +159,18 @@ protocol_error "oneway is a string" '{"method":"io.killswitch.Status","oneway":"
 protocol_error "duplicate keys" '{"method":"io.killswitch.Status","method":"io.killswitch.Reload"}'
 protocol_error "invalid UTF-8" $'{"method":"io.killswitch.Status\xff"}'
 out=$("${NOBODY[@]}" $ABUSE "$KS_SOCK" call '{"method":"io.killswitch.History","parameters":{"n":"many"}}')
-check "History n=\"many\": InvalidParameter naming n" contains "$out" "io.killswitch.InvalidParameter" '"parameter":"n"'
+check "History n=\"many\": InvalidParameter naming n" contains "$out" "org.varlink.service.InvalidParameter" '"parameter":"n"'
 out=$($ABUSE "$KS_SOCK" call '{"method":"io.killswitch.Isolate","parameters":{"policy":["isolate"]}}')
-check "Isolate with an array as policy (root): InvalidParameter" contains "$out" "io.killswitch.InvalidParameter"
+check "Isolate with an array as policy (root): InvalidParameter" contains "$out" "org.varlink.service.InvalidParameter"
 out=$($ABUSE "$KS_SOCK" call '{"method":"io.killswitch.Isolate","parameters":{"policy":"isolate","force":"yes"}}')
-check "Isolate with force=\"yes\" (root): InvalidParameter" contains "$out" "io.killswitch.InvalidParameter"
+check "Isolate with force=\"yes\" (root): InvalidParameter" contains "$out" "org.varlink.service.InvalidParameter"
 out=$("${NOBODY[@]}" $ABUSE "$KS_SOCK" call '{"method":"io.killswitch.Show","parameters":{"policy":42}}')
 check "Show with a number as policy: an error, not a crash" contains "$out" '"error"'
 out=$("${NOBODY[@]}" $ABUSE "$KS_SOCK" call '{"method":"io.killswitch.Nope"}' '{"method":"io.killswitch.Status"}')
 check "unknown method: MethodNotFound, and the connection still answers Status" \
 	contains "$out" "org.varlink.service.MethodNotFound" '"state":"normal"'
 out=$("${NOBODY[@]}" $ABUSE "$KS_SOCK" call "{\"method\":\"$(head -c 60000 /dev/zero | tr '\0' x)\"}")
-check "a 60 KB method name: MethodNotFound" contains "$out" "org.varlink.service.MethodNotFound"
+check "a 60 KB method name: InterfaceNotFound" contains "$out" "org.varlink.service.InterfaceNotFound"
 check "nothing of this changed the state" normal_now
 
 # A client that pipelines requests and never reads: back-pressure, not memory.

@@ -69,7 +69,7 @@ for f in "$I_BINDIR/killswitchctl" "$I_SBINDIR/killswitchd" \
 	"$I_UNITDIR/killswitch-metrics.service" "$I_UNITDIR/killswitch-metrics.timer" \
 	"$I_SYSUSERSDIR/killswitch.conf" "$I_SYSCONFDIR/killswitch/policies/isolate.policy" \
 	"$I_DATADIR/doc/killswitch/examples/isolate.policy" "$I_DATADIR/doc/killswitch/admin-guide.md" \
-	"$I_COMPLDIR/killswitchctl" \
+	"$I_COMPLDIR/killswitchctl" "$I_DATADIR/varlink/io.killswitch.varlink" \
 	"$I_MANDIR/man8/killswitchd.8" "$I_MANDIR/man1/killswitchctl.1" "$I_MANDIR/man5/killswitch.policy.5"; do
 	if [ -s "$DEST$f" ]; then pass "installed $f"; else fail "installed $f"; fi
 done
@@ -412,7 +412,7 @@ else
 			/etc/killswitch/policies/isolate.policy /usr/share/bash-completion/completions/killswitchctl \
 			/usr/share/man/man8/killswitchd.8.gz /usr/share/man/man1/killswitchctl.1.gz \
 			/usr/share/man/man5/killswitch.policy.5.gz /usr/share/doc/killswitch/copyright \
-			/usr/share/doc/killswitch/examples/isolate.policy; do
+			/usr/share/doc/killswitch/examples/isolate.policy /usr/share/varlink/io.killswitch.varlink; do
 			if grep -qx "$f" "$KS_TMP/deb.contents"; then pass "package holds $f"; else fail "package holds $f"; fi
 		done
 		mkdir -p "$DEB_OUT/ctrl"
