@@ -1,40 +1,31 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * killswitch.conf(5): the sections and keys (conf_sections, conf_keys) and
+ * their values; the tokenizer (ini.c) reads the lines. A section is read into
+ * the parser's staging copy and kept only if it had no problem.
+ */
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cleanup.h"
 #include "conf.h"
+#include "ini.h"
 #include "timespec.h"
 
-#define LINE_MAX_LEN 4096
 #define PATH_MAX_LEN 4095
-
-enum section {
-        SECTION_NONE,
-        SECTION_PATH,
-        SECTION_HEARTBEAT,
-        SECTION_TRIPWIRE,
-        SECTION_UNKNOWN,
-};
 
 /* The section being read: kept only if it has no problem. */
 struct parser {
         struct ks_conf *c;
-        struct ks_diags *diags;
-        const char *file;
-        enum section section;
-        unsigned section_line;
-        unsigned errors;        /* in this section */
         struct ks_conf_path path;
         struct ks_conf_heartbeat heartbeat;
         struct ks_conf_tripwire tripwire;
-        bool seen_heartbeat, seen_tripwire;
-        bool has_path, has_timeout, has_rate, has_for;
+        unsigned *policy_line;          /* of the section being read */
 };
 
 static void path_clear(struct ks_conf_path *p)
@@ -54,22 +45,6 @@ void conf_clear(struct ks_conf *c)
         free(c->tripwire.policy);
         free(c->file);
         *c = (struct ks_conf){};
-}
-
-static int problem(struct parser *p, unsigned line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int problem(struct parser *p, unsigned line, const char *fmt, ...)
-{
-        _cleanup_free_ char *msg = NULL;
-        va_list ap;
-        int r;
-
-        p->errors++;
-        va_start(ap, fmt);
-        r = vasprintf(&msg, fmt, ap);
-        va_end(ap);
-        if (r < 0)
-                return -ENOMEM;
-        return diags_add(p->diags, p->file, line, "%s", msg) < 0 ? -ENOMEM : 0;
 }
 
 int conf_parse_rate(const char *s, uint64_t *ret)
@@ -143,305 +118,241 @@ static int path_valid(const char *s)
         return 0;
 }
 
-static int set_policy(struct parser *p, unsigned line, const char *value, char **policy, unsigned *policy_line)
+static int parse_policy(struct ini *ini, const char *key, int ltype, char *value, void *data)
 {
+        struct parser *p = ini->userdata;
+        char **policy = data;
+
         if (policy_name_valid(value) < 0 || strlen(value) > POLICY_NAME_MAX)
-                return problem(p, line, "Policy: \"%s\": not a policy name (letters, digits, '_' and '-', "
-                               "starting with a letter, at most %d characters)", value, POLICY_NAME_MAX);
+                return ini_error(ini, ini->line, "%s: \"%s\": not a policy name (letters, digits, '_' and '-', "
+                                 "starting with a letter, at most %d characters)", key, value, POLICY_NAME_MAX);
         free(*policy);
         *policy = strdup(value);
-        *policy_line = line;
+        *p->policy_line = ini->line;
         return *policy ? 0 : -ENOMEM;
 }
 
-static int set_duration(struct parser *p, unsigned line, const char *key, const char *value, uint64_t *ret)
+static int parse_duration(struct ini *ini, const char *key, int ltype, char *value, void *data)
 {
         uint64_t usec;
 
         if (timespec_parse_duration(value, &usec) < 0)
-                return problem(p, line, "%s: \"%s\": not a duration; %s", key, value, TIMESPEC_DURATION_HELP);
+                return ini_error(ini, ini->line, "%s: \"%s\": not a duration; %s", key, value,
+                                 TIMESPEC_DURATION_HELP);
         if (usec < TIMESPEC_USEC_PER_SEC)
-                return problem(p, line, "%s: \"%s\": must be at least 1s", key, value);
-        *ret = usec;
+                return ini_error(ini, ini->line, "%s: \"%s\": must be at least 1s", key, value);
+        *(uint64_t *)data = usec;
         return 0;
 }
 
-static int key_path(struct parser *p, unsigned line, const char *key, const char *value)
+static int parse_path(struct ini *ini, const char *key, int ltype, char *value, void *data)
 {
-        if (strcmp(key, "Path") == 0) {
-                p->has_path = true;
-                if (path_valid(value) < 0)
-                        return problem(p, line, "Path: \"%s\": must be an absolute file name without \".\", "
-                                       "\"..\" or a trailing \"/\", e.g. /run/killswitch/panic", value);
-                free(p->path.path);
-                p->path.path = strdup(value);
-                p->has_path = true;
-                return p->path.path ? 0 : -ENOMEM;
-        }
-        if (strcmp(key, "Policy") == 0)
-                return set_policy(p, line, value, &p->path.policy, &p->path.policy_line);
-        return problem(p, line, "Unknown key %s in [PathTrigger]; known: Path, Policy", key);
+        char **path = data;
+
+        if (path_valid(value) < 0)
+                return ini_error(ini, ini->line, "%s: \"%s\": must be an absolute file name without \".\", "
+                                 "\"..\" or a trailing \"/\", e.g. /run/killswitch/panic", key, value);
+        free(*path);
+        *path = strdup(value);
+        return *path ? 0 : -ENOMEM;
 }
 
-static int key_heartbeat(struct parser *p, unsigned line, const char *key, const char *value)
+static int parse_rate(struct ini *ini, const char *key, int ltype, char *value, void *data)
 {
-        if (strcmp(key, "Timeout") == 0) {
-                p->has_timeout = true;
-                return set_duration(p, line, key, value, &p->heartbeat.timeout_usec);
-        }
-        if (strcmp(key, "Policy") == 0)
-                return set_policy(p, line, value, &p->heartbeat.policy, &p->heartbeat.policy_line);
-        return problem(p, line, "Unknown key %s in [Heartbeat]; known: Timeout, Policy", key);
+        uint64_t *rate = data;
+        int r = conf_parse_rate(value, rate);
+
+        if (r == -ERANGE)
+                return ini_error(ini, ini->line, "%s: \"%s\": out of range (more than 0, at most %llu bytes/s)",
+                                 key, value, (unsigned long long)UINT32_MAX);
+        if (r < 0 || *rate > UINT32_MAX)
+                return ini_error(ini, ini->line, "%s: \"%s\": not a rate; bytes per second with K, M or G "
+                                 "(powers of 1000), or bits with \"bit\", e.g. 50M or 400Mbit%s", key, value,
+                                 r == 0 ? " (at most 4G bytes/s)" : "");
+        return 0;
 }
 
-static int key_tripwire(struct parser *p, unsigned line, const char *key, const char *value)
+static int parse_log_group(struct ini *ini, const char *key, int ltype, char *value, void *data)
 {
-        if (strcmp(key, "Rate") == 0) {
-                int r = conf_parse_rate(value, &p->tripwire.rate);
+        char *end;
+        long v;
 
-                p->has_rate = true;
-                if (r == -ERANGE)
-                        return problem(p, line, "Rate: \"%s\": out of range (more than 0, at most %llu bytes/s)",
-                                       value, (unsigned long long)UINT32_MAX);
-                if (r < 0 || p->tripwire.rate > UINT32_MAX)
-                        return problem(p, line, "Rate: \"%s\": not a rate; bytes per second with K, M or G "
-                                       "(powers of 1000), or bits with \"bit\", e.g. 50M or 400Mbit%s", value,
-                                       r == 0 ? " (at most 4G bytes/s)" : "");
-                return 0;
-        }
-        if (strcmp(key, "For") == 0) {
-                p->has_for = true;
-                return set_duration(p, line, key, value, &p->tripwire.for_usec);
-        }
-        if (strcmp(key, "LogGroup") == 0) {
-                char *end;
-                long v;
-
-                errno = 0;
-                v = strtol(value, &end, 10);
-                if (errno != 0 || end == value || *end != '\0' || v < 1 || v > 65535)
-                        return problem(p, line, "LogGroup: \"%s\": must be a number from 1 to 65535", value);
-                p->tripwire.log_group = (uint16_t)v;
-                return 0;
-        }
-        if (strcmp(key, "Policy") == 0)
-                return set_policy(p, line, value, &p->tripwire.policy, &p->tripwire.policy_line);
-        return problem(p, line, "Unknown key %s in [EgressTripwire]; known: Rate, For, Policy, LogGroup", key);
+        errno = 0;
+        v = strtol(value, &end, 10);
+        if (errno != 0 || end == value || *end != '\0' || v < 1 || v > 65535)
+                return ini_error(ini, ini->line, "%s: \"%s\": must be a number from 1 to 65535", key, value);
+        *(uint16_t *)data = (uint16_t)v;
+        return 0;
 }
 
-/* Missing keys, defaults; then keep the section if nothing was wrong with it. */
-static int section_end(struct parser *p)
+/* ---- Sections ---------------------------------------------------------- */
+
+static int begin_path(struct ini *ini, const char *name, void **ret_object)
 {
-        struct ks_conf *c = p->c;
+        struct parser *p = ini->userdata;
         int r = 0;
 
-        /* Missing keys only matter in a section that is otherwise fine: one problem at a time. */
-        switch (p->errors ? SECTION_NONE : p->section) {
-        case SECTION_PATH:
-                if (!p->has_path)
-                        r = problem(p, p->section_line, "[PathTrigger %s] needs Path=", p->path.name);
-                break;
-        case SECTION_HEARTBEAT:
-                if (!p->has_timeout)
-                        r = problem(p, p->section_line, "[Heartbeat] needs Timeout=, e.g. Timeout=5min");
-                break;
-        case SECTION_TRIPWIRE:
-                if (!p->has_rate)
-                        r = problem(p, p->section_line, "[EgressTripwire] needs Rate=, e.g. Rate=50M");
-                if (r == 0 && !p->has_for)
-                        r = problem(p, p->section_line, "[EgressTripwire] needs For=, e.g. For=30s");
-                break;
-        case SECTION_NONE:
-        case SECTION_UNKNOWN:
-                break;
-        }
-        if (r < 0)
+        /* A section with a problem is read on (its keys are checked too), then left out. */
+        *ret_object = &p->path;
+        p->policy_line = &p->path.policy_line;
+        p->path.line = ini->line;
+        if (policy_name_valid(name) < 0 || strlen(name) > CONF_NAME_MAX)
+                return ini_error(ini, ini->line, "[PathTrigger NAME]: \"%s\": a name of letters, digits, '_' and "
+                                 "'-', starting with a letter, is needed, e.g. [PathTrigger panic]", name);
+        for (size_t i = 0; i < p->c->n_paths && r == 0; i++)
+                if (strcmp(p->c->paths[i].name, name) == 0)
+                        r = ini_error(ini, ini->line, "[PathTrigger %s]: duplicate name (first on line %u)",
+                                      name, p->c->paths[i].line);
+        if (r == 0 && p->c->n_paths >= CONF_MAX_PATH_TRIGGERS)
+                r = ini_error(ini, ini->line, "more than %d [PathTrigger] sections; merge some",
+                              CONF_MAX_PATH_TRIGGERS);
+        if (r < 0 || ini->section_errors > 0)
                 return r;
-        if (p->errors == 0) {
-                char **policy = p->section == SECTION_PATH ? &p->path.policy
-                              : p->section == SECTION_HEARTBEAT ? &p->heartbeat.policy
-                              : p->section == SECTION_TRIPWIRE ? &p->tripwire.policy : NULL;
-                unsigned *pl = p->section == SECTION_PATH ? &p->path.policy_line
-                             : p->section == SECTION_HEARTBEAT ? &p->heartbeat.policy_line
-                             : &p->tripwire.policy_line;
+        p->path.name = strdup(name);
+        return p->path.name ? 0 : -ENOMEM;
+}
 
-                if (policy && !*policy) {
-                        *policy = strdup(DEFAULT_TRIGGER_POLICY);
-                        *pl = p->section_line;
-                        if (!*policy)
-                                return -ENOMEM;
-                }
-                if (p->section == SECTION_PATH) {
-                        struct ks_conf_path *n = reallocarray(c->paths, c->n_paths + 1, sizeof(*n));
+static int begin_heartbeat(struct ini *ini, const char *name, void **ret_object)
+{
+        struct parser *p = ini->userdata;
 
-                        if (!n)
-                                return -ENOMEM;
-                        c->paths = n;
-                        c->paths[c->n_paths++] = p->path;
+        *ret_object = &p->heartbeat;
+        p->policy_line = &p->heartbeat.policy_line;
+        p->heartbeat.line = ini->line;
+        return 0;
+}
+
+static int begin_tripwire(struct ini *ini, const char *name, void **ret_object)
+{
+        struct parser *p = ini->userdata;
+
+        *ret_object = &p->tripwire;
+        p->policy_line = &p->tripwire.policy_line;
+        p->tripwire.line = ini->line;
+        return 0;
+}
+
+/* A section without Policy= isolates with the default policy. */
+static int default_policy(struct ini *ini, char **policy, unsigned *policy_line)
+{
+        if (*policy)
+                return 0;
+        *policy = strdup(DEFAULT_TRIGGER_POLICY);
+        *policy_line = ini->section_line;
+        return *policy ? 0 : -ENOMEM;
+}
+
+static int end_path(struct ini *ini, void *object)
+{
+        struct parser *p = ini->userdata;
+        struct ks_conf_path *n;
+        int r;
+
+        r = ini_require_key(ini, "Path", NULL);
+        if (r >= 0 && ini->section_errors == 0)
+                r = default_policy(ini, &p->path.policy, &p->path.policy_line);
+        if (r >= 0 && ini->section_errors == 0) {
+                n = reallocarray(p->c->paths, p->c->n_paths + 1, sizeof(*n));
+                if (!n)
+                        r = -ENOMEM;
+                else {
+                        p->c->paths = n;
+                        p->c->paths[p->c->n_paths++] = p->path;
                         p->path = (struct ks_conf_path){};
-                } else if (p->section == SECTION_HEARTBEAT) {
-                        p->heartbeat.enabled = true;
-                        c->heartbeat = p->heartbeat;
-                        p->heartbeat = (struct ks_conf_heartbeat){};
-                } else if (p->section == SECTION_TRIPWIRE) {
-                        p->tripwire.enabled = true;
-                        if (!p->tripwire.log_group)
-                                p->tripwire.log_group = CONF_DEFAULT_LOG_GROUP;
-                        c->tripwire = p->tripwire;
-                        p->tripwire = (struct ks_conf_tripwire){};
                 }
         }
         path_clear(&p->path);
-        free(p->heartbeat.policy);
-        free(p->tripwire.policy);
-        p->heartbeat = (struct ks_conf_heartbeat){};
-        p->tripwire = (struct ks_conf_tripwire){};
-        p->has_path = p->has_timeout = p->has_rate = p->has_for = false;
-        p->errors = 0;
-        p->section = SECTION_NONE;
-        return 0;
+        return r;
 }
 
-static int section_begin(struct parser *p, unsigned line, char *head)
+static int end_heartbeat(struct ini *ini, void *object)
 {
-        char *name = strchr(head, ' ');
+        struct parser *p = ini->userdata;
         int r;
 
-        r = section_end(p);
-        if (r < 0)
-                return r;
-        p->section_line = line;
-        if (name) {
-                *name++ = '\0';
-                name += strspn(name, " \t");
+        r = ini_require_key(ini, "Timeout", "Timeout=5min");
+        if (r >= 0 && ini->section_errors == 0)
+                r = default_policy(ini, &p->heartbeat.policy, &p->heartbeat.policy_line);
+        if (r >= 0 && ini->section_errors == 0) {
+                p->heartbeat.enabled = true;
+                p->c->heartbeat = p->heartbeat;
+                p->heartbeat = (struct ks_conf_heartbeat){};
         }
-        if (strcmp(head, "PathTrigger") == 0) {
-                p->section = SECTION_PATH;
-                if (!name || !*name || policy_name_valid(name) < 0 || strlen(name) > CONF_NAME_MAX)
-                        return problem(p, line, "[PathTrigger NAME]: \"%s\": a name of letters, digits, '_' and "
-                                       "'-', starting with a letter, is needed, e.g. [PathTrigger panic]",
-                                       name ? name : "");
-                for (size_t i = 0; i < p->c->n_paths; i++)
-                        if (strcmp(p->c->paths[i].name, name) == 0)
-                                return problem(p, line, "[PathTrigger %s]: duplicate name (first on line %u)",
-                                               name, p->c->paths[i].line);
-                if (p->c->n_paths >= CONF_MAX_PATH_TRIGGERS)
-                        return problem(p, line, "More than %d [PathTrigger] sections", CONF_MAX_PATH_TRIGGERS);
-                p->path.line = line;
-                p->path.name = strdup(name);
-                return p->path.name ? 0 : -ENOMEM;
-        }
-        if (strcmp(head, "Heartbeat") == 0) {
-                p->section = SECTION_HEARTBEAT;
-                p->heartbeat.line = line;
-                if (name)
-                        return problem(p, line, "[%s] takes no name", head);
-                if (p->seen_heartbeat)
-                        return problem(p, line, "[Heartbeat] given twice");
-                p->seen_heartbeat = true;
-                return 0;
-        }
-        if (strcmp(head, "EgressTripwire") == 0) {
-                p->section = SECTION_TRIPWIRE;
-                p->tripwire.line = line;
-                if (name)
-                        return problem(p, line, "[%s] takes no name", head);
-                if (p->seen_tripwire)
-                        return problem(p, line, "[EgressTripwire] given twice");
-                p->seen_tripwire = true;
-                return 0;
-        }
-        p->section = SECTION_UNKNOWN;
-        return problem(p, line, "Unknown section [%s]; known: [PathTrigger NAME], [Heartbeat], [EgressTripwire]",
-                       head);
+        free(p->heartbeat.policy);
+        p->heartbeat = (struct ks_conf_heartbeat){};
+        return r;
 }
 
-static char *strip(char *s)
+static int end_tripwire(struct ini *ini, void *object)
 {
-        char *e;
+        struct parser *p = ini->userdata;
+        int r;
 
-        s += strspn(s, " \t");
-        e = s + strlen(s);
-        while (e > s && isspace((unsigned char)e[-1]))
-                *--e = '\0';
-        return s;
+        r = ini_require_key(ini, "Rate", "Rate=50M");
+        if (r >= 0)
+                r = ini_require_key(ini, "For", "For=30s");
+        if (r >= 0 && ini->section_errors == 0)
+                r = default_policy(ini, &p->tripwire.policy, &p->tripwire.policy_line);
+        if (r >= 0 && ini->section_errors == 0) {
+                p->tripwire.enabled = true;
+                if (!p->tripwire.log_group)
+                        p->tripwire.log_group = CONF_DEFAULT_LOG_GROUP;
+                p->c->tripwire = p->tripwire;
+                p->tripwire = (struct ks_conf_tripwire){};
+        }
+        free(p->tripwire.policy);
+        p->tripwire = (struct ks_conf_tripwire){};
+        return r;
 }
 
-static int parse_line(struct parser *p, unsigned line, char *s)
+/* ---- Tables ------------------------------------------------------------ */
+
+static const struct ini_section conf_sections[] = {
+        { .name = "PathTrigger",    .flags = INI_SECTION_NAMED, .begin = begin_path,      .end = end_path },
+        { .name = "Heartbeat",      .flags = INI_SECTION_ONCE,  .begin = begin_heartbeat, .end = end_heartbeat },
+        { .name = "EgressTripwire", .flags = INI_SECTION_ONCE,  .begin = begin_tripwire,  .end = end_tripwire },
+        {}
+};
+
+static const struct ini_key conf_keys[] = {
+        /* section          key         parse            ltype  offset (in the section's object)           flags */
+        { "PathTrigger",    "Path",     parse_path,      0, offsetof(struct ks_conf_path, path), 0 },
+        { "PathTrigger",    "Policy",   parse_policy,    0, offsetof(struct ks_conf_path, policy), 0 },
+        { "Heartbeat",      "Timeout",  parse_duration,  0, offsetof(struct ks_conf_heartbeat, timeout_usec), 0 },
+        { "Heartbeat",      "Policy",   parse_policy,    0, offsetof(struct ks_conf_heartbeat, policy), 0 },
+        { "EgressTripwire", "Rate",     parse_rate,      0, offsetof(struct ks_conf_tripwire, rate), 0 },
+        { "EgressTripwire", "For",      parse_duration,  0, offsetof(struct ks_conf_tripwire, for_usec), 0 },
+        { "EgressTripwire", "Policy",   parse_policy,    0, offsetof(struct ks_conf_tripwire, policy), 0 },
+        { "EgressTripwire", "LogGroup", parse_log_group, 0, offsetof(struct ks_conf_tripwire, log_group), 0 },
+        {}
+};
+
+static const struct ini_format conf_format = {
+        .what = "killswitch.conf",
+        .sections = conf_sections,
+        .keys = conf_keys,
+};
+
+static void parser_clear(struct parser *p)
 {
-        char *hash, *eq, *key, *value;
-
-        /* "#" starts a comment at the start of a line or after a blank. */
-        for (hash = s; (hash = strchr(hash, '#')); hash++)
-                if (hash == s || hash[-1] == ' ' || hash[-1] == '\t') {
-                        *hash = '\0';
-                        break;
-                }
-        s = strip(s);
-        if (*s == '\0' || *s == ';')
-                return 0;
-        if (*s == '[') {
-                char *end = strchr(s, ']');
-
-                if (!end || strip(end + 1)[0] != '\0')
-                        return problem(p, line, "Malformed section header: \"%s\", e.g. [Heartbeat]", s);
-                *end = '\0';
-                return section_begin(p, line, strip(s + 1));
-        }
-        eq = strchr(s, '=');
-        if (!eq)
-                return problem(p, line, "Expected KEY=VALUE or [Section], got \"%s\"", s);
-        *eq = '\0';
-        key = strip(s);
-        value = strip(eq + 1);
-        if (p->section == SECTION_UNKNOWN)
-                return 0;       /* already reported */
-        if (p->section == SECTION_NONE)
-                return problem(p, line, "%s= outside of a section", key);
-        if (!*value)
-                return problem(p, line, "%s: empty value", key);
-        switch (p->section) {
-        case SECTION_PATH: return key_path(p, line, key, value);
-        case SECTION_HEARTBEAT: return key_heartbeat(p, line, key, value);
-        case SECTION_TRIPWIRE: return key_tripwire(p, line, key, value);
-        case SECTION_NONE:
-        case SECTION_UNKNOWN:
-                break;
-        }
-        return 0;
+        path_clear(&p->path);
+        free(p->heartbeat.policy);
+        free(p->tripwire.policy);
 }
 
 int conf_parse_string(const char *text, const char *file, struct ks_conf *c, struct ks_diags *diags)
 {
-        struct parser p = { .c = c, .diags = diags, .file = file };
-        unsigned line = 0;
-        int r = 0;
+        struct parser p = { .c = c };
+        struct ini ini = INI_INIT(&conf_format, file, diags, &p);
+        int r;
 
         *c = (struct ks_conf){};
         c->file = strdup(file);
         if (!c->file)
                 return -ENOMEM;
-        while (*text && r >= 0) {
-                size_t len = strcspn(text, "\n");
-                _cleanup_free_ char *copy = NULL;
-
-                line++;
-                if (len > LINE_MAX_LEN) {
-                        r = problem(&p, line, "Line longer than %d bytes", LINE_MAX_LEN);
-                } else if (memchr(text, '\0', len)) {
-                        r = problem(&p, line, "NUL byte in line");
-                } else {
-                        copy = strndup(text, len);
-                        r = copy ? parse_line(&p, line, copy) : -ENOMEM;
-                }
-                text += len;
-                if (*text == '\n')
-                        text++;
-        }
-        if (r >= 0)
-                r = section_end(&p);
+        r = ini_parse(&ini, text);
+        parser_clear(&p);
         if (r < 0) {
-                section_end(&p);
                 conf_clear(c);
                 return r;
         }
@@ -450,42 +361,11 @@ int conf_parse_string(const char *text, const char *file, struct ks_conf *c, str
 
 int conf_parse_file(const char *path, struct ks_conf *c, struct ks_diags *diags)
 {
-        _cleanup_fclose_ FILE *f = fopen(path, "re");
         _cleanup_free_ char *text = NULL;
-        size_t len = 0, n;
-        char buf[4096];
+        int r;
 
-        if (!f) {
-                int r = -errno;
-
-                if (r != -ENOENT)
-                        diags_add(diags, path, 0, "cannot read: %s", strerror(-r));
+        r = ini_read_file(path, INI_READ_MISSING_OK, &text, diags);
+        if (r < 0)
                 return r;
-        }
-        while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
-                char *t;
-
-                if (len + n > 1024 * 1024) {
-                        diags_add(diags, path, 0, "larger than 1 MiB");
-                        return -EFBIG;
-                }
-                t = realloc(text, len + n + 1);
-                if (!t)
-                        return -ENOMEM;
-                text = t;
-                memcpy(text + len, buf, n);
-                len += n;
-        }
-        if (ferror(f)) {
-                diags_add(diags, path, 0, "cannot read: %s", strerror(EIO));
-                return -EIO;
-        }
-        if (!text && !(text = strdup("")))
-                return -ENOMEM;
-        text[len] = '\0';
-        if (strlen(text) != len) {
-                diags_add(diags, path, 0, "contains a NUL byte");
-                return -EBADMSG;
-        }
         return conf_parse_string(text, path, c, diags);
 }

@@ -2,14 +2,14 @@
 /*
  * The policy parser (killswitch.policy(5)).
  *
- * Hand-written rather than libinih: a diagnostic must carry the line it is
- * about, and values may end in a "# comment", neither of which inih gives us.
- * The parser never stops at the first problem; it records each one as
- * "FILE:LINE: message" and carries on, so that an admin fixes a file in one go.
+ * The tokenizer (ini.c) reads lines, comments, headers and KEY=VALUE; this
+ * file declares the sections and keys (policy_sections, policy_keys) and
+ * parses the values. Every problem is recorded as "FILE:LINE: message" and the
+ * parser carries on, so that an admin fixes a file in one go.
  */
 
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE 1   /* asprintf, vasprintf */
+#define _GNU_SOURCE 1   /* strndup */
 #endif
 
 #include <arpa/inet.h>
@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,63 +25,10 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "ini.h"
 #include "policy.h"
 
 #define POLICY_SUFFIX ".policy"
-/* A policy is a short text; anything bigger is a mistake, not a policy. */
-#define POLICY_FILE_MAX (64u * 1024 * 1024)
-/* Enough to fix a file in one go, few enough not to flood a terminal with a binary file. */
-#define DIAGS_MAX 1000
-
-void diags_clear(struct ks_diags *d)
-{
-        if (!d)
-                return;
-        for (size_t i = 0; i < d->n; i++)
-                free(d->msgs[i]);
-        free(d->msgs);
-        d->msgs = NULL;
-        d->n = 0;
-}
-
-static int diags_addv(struct ks_diags *d, const char *file, unsigned line, const char *fmt, va_list ap)
-        __attribute__((format(printf, 4, 0)));
-static int diags_addv(struct ks_diags *d, const char *file, unsigned line, const char *fmt, va_list ap)
-{
-        _cleanup_free_ char *msg = NULL;
-        char *s, **m;
-        int r;
-
-        if (!d)
-                return 0;
-        if (vasprintf(&msg, fmt, ap) < 0)
-                return -ENOMEM;
-        if (line > 0)
-                r = asprintf(&s, "%s:%u: %s", file, line, msg);
-        else
-                r = asprintf(&s, "%s: %s", file, msg);
-        if (r < 0)
-                return -ENOMEM;
-        m = realloc(d->msgs, (d->n + 1) * sizeof(*m));
-        if (!m) {
-                free(s);
-                return -ENOMEM;
-        }
-        d->msgs = m;
-        d->msgs[d->n++] = s;
-        return 0;
-}
-
-int diags_add(struct ks_diags *d, const char *file, unsigned line, const char *fmt, ...)
-{
-        va_list ap;
-        int r;
-
-        va_start(ap, fmt);
-        r = diags_addv(d, file, line, fmt, ap);
-        va_end(ap);
-        return r;
-}
 
 static bool name_char_valid(char c)
 {
@@ -186,96 +132,17 @@ static int grow(void *arrayp, size_t *n, size_t sz)
         return 0;
 }
 
-enum section {
-        SECTION_NONE,           /* before the first header */
-        SECTION_POLICY,
-        SECTION_UPLINKS,
-        SECTION_GATEWAY,        /* [Gateway NAME] or [Management]: ps->gateway */
-        SECTION_BAD,            /* after a broken header: its keys are skipped */
-};
-
 struct parser {
-        const char *file;
-        unsigned line;
-        enum section section;
-        size_t gateway;                 /* index of the current gateway */
-        unsigned policy_line, uplinks_line, management_line, description_line;
-        /* Lines of single-valued keys, to report one given twice. */
-        unsigned keep_nd_line, keep_dhcp_line, keep_icmp_line, reject_line;
-        unsigned ping_line;             /* of the current gateway section */
         struct ks_policy *p;
-        struct ks_diags *diags;
-        size_t n_errors;
+        bool management;                /* a [Management] section was read */
 };
-
-static int parser_error(struct parser *ps, unsigned line, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static int parser_error(struct parser *ps, unsigned line, const char *fmt, ...)
-{
-        va_list ap;
-        int r;
-
-        ps->n_errors++;
-        if (ps->n_errors > DIAGS_MAX)
-                return 0;
-        if (ps->n_errors == DIAGS_MAX)
-                return diags_add(ps->diags, ps->file, line, "too many problems; fix the ones above first");
-        va_start(ap, fmt);
-        r = diags_addv(ps->diags, ps->file, line, fmt, ap);
-        va_end(ap);
-        return r;
-}
-
-static bool is_blank(char c)
-{
-        return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
-}
-
-static char *strip(char *s)
-{
-        size_t n;
-
-        while (is_blank(*s))
-                s++;
-        n = strlen(s);
-        while (n > 0 && is_blank(s[n - 1]))
-                s[--n] = '\0';
-        return s;
-}
-
-/* An inline comment starts at a '#' that follows whitespace. */
-static void cut_inline_comment(char *s)
-{
-        for (size_t i = 1; s[i]; i++)
-                if (s[i] == '#' && is_blank(s[i - 1])) {
-                        s[i] = '\0';
-                        return;
-                }
-}
-
-/* Next whitespace-separated word of *s, NUL-terminated in place; NULL at the end. */
-static char *next_word(char **s)
-{
-        char *w = *s;
-
-        while (is_blank(*w))
-                w++;
-        if (*w == '\0')
-                return NULL;
-        *s = w;
-        while (**s && !is_blank(**s))
-                (*s)++;
-        if (**s)
-                *(*s)++ = '\0';
-        return w;
-}
 
 /* ---- Sections ---------------------------------------------------------- */
 
 /* A new gateway (or the [Management] one) named `name`, after reporting a name that is taken. */
-static int gateway_add(struct parser *ps, const char *name, bool management)
+static int gateway_add(struct ini *ini, const char *name, bool management, void **ret_object)
 {
+        struct parser *ps = ini->userdata;
         struct ks_policy *p = ps->p;
         struct ks_gateway *g;
         int r = 0;
@@ -286,20 +153,20 @@ static int gateway_add(struct parser *ps, const char *name, bool management)
                 if (strcmp(o->name, name) != 0)
                         continue;
                 if (management)
-                        r = parser_error(ps, ps->line,
-                                         "[Management]: the name \"" POLICY_MANAGEMENT_NAME "\" is taken by "
-                                         "[Gateway " POLICY_MANAGEMENT_NAME "] (line %u); rename that gateway",
-                                         o->line);
+                        r = ini_error(ini, ini->line,
+                                      "[Management]: the name \"" POLICY_MANAGEMENT_NAME "\" is taken by "
+                                      "[Gateway " POLICY_MANAGEMENT_NAME "] (line %u); rename that gateway",
+                                      o->line);
                 else if (o->management)
-                        r = parser_error(ps, ps->line,
-                                         "[Gateway %s]: duplicate gateway name ([Management] on line %u is "
-                                         "the gateway \"" POLICY_MANAGEMENT_NAME "\"); rename this gateway",
-                                         name, o->line);
+                        r = ini_error(ini, ini->line,
+                                      "[Gateway %s]: duplicate gateway name ([Management] on line %u is "
+                                      "the gateway \"" POLICY_MANAGEMENT_NAME "\"); rename this gateway",
+                                      name, o->line);
                 else
-                        r = parser_error(ps, ps->line,
-                                         "[Gateway %s]: duplicate gateway name (first on line %u); "
-                                         "merge the two sections or rename one",
-                                         name, o->line);
+                        r = ini_error(ini, ini->line,
+                                      "[Gateway %s]: duplicate gateway name (first on line %u); "
+                                      "merge the two sections or rename one",
+                                      name, o->line);
                 if (r == 0)
                         r = 1;
         }
@@ -309,74 +176,42 @@ static int gateway_add(struct parser *ps, const char *name, bool management)
         if (r < 0)
                 return r;
         g = &p->gateways[p->n_gateways - 1];
-        g->line = ps->line;
+        g->line = ini->line;
         g->management = management;
         g->name = strdup(name);
         if (!g->name)
                 return -ENOMEM;
-        ps->gateway = p->n_gateways - 1;
-        ps->section = SECTION_GATEWAY;
-        ps->ping_line = 0;
+        *ret_object = g;
         return 0;
 }
 
-static int section_gateway(struct parser *ps, const char *name)
+static int section_gateway(struct ini *ini, const char *name, void **ret_object)
 {
-        ps->section = SECTION_BAD;
-        if (*name == '\0')
-                return parser_error(ps, ps->line, "[Gateway] needs a name: [Gateway NAME]");
         if (gateway_name_valid(name) < 0)
-                return parser_error(ps, ps->line,
-                                    "[Gateway %s]: invalid gateway name; use 1-%d of A-Z a-z 0-9 _ -",
-                                    name, POLICY_NAME_MAX);
-        return gateway_add(ps, name, false);
+                return ini_error(ini, ini->line,
+                                 "[Gateway %s]: invalid gateway name; use 1-%d of A-Z a-z 0-9 _ -",
+                                 name, POLICY_NAME_MAX);
+        return gateway_add(ini, name, false, ret_object);
 }
 
-static int section_management(struct parser *ps)
+static int section_management(struct ini *ini, const char *name, void **ret_object)
 {
-        ps->section = SECTION_BAD;
-        if (ps->management_line > 0)
-                return parser_error(ps, ps->line,
-                                    "duplicate [Management] section (first on line %u); a policy has one",
-                                    ps->management_line);
-        ps->management_line = ps->line;
-        return gateway_add(ps, POLICY_MANAGEMENT_NAME, true);
+        struct parser *ps = ini->userdata;
+
+        /* A second one was reported; its keys would make a second gateway "management". */
+        if (ps->management)
+                return 0;
+        ps->management = true;
+        return gateway_add(ini, POLICY_MANAGEMENT_NAME, true, ret_object);
 }
 
-static int section_single(struct parser *ps, enum section s, const char *name, unsigned *seen)
+/* [Policy] and [Uplinks] set keys of the policy itself. */
+static int section_policy(struct ini *ini, const char *name, void **ret_object)
 {
-        ps->section = s;
-        if (*seen > 0)
-                return parser_error(ps, ps->line,
-                                    "duplicate [%s] section (first on line %u); a policy has one",
-                                    name, *seen);
-        *seen = ps->line;
+        struct parser *ps = ini->userdata;
+
+        *ret_object = ps->p;
         return 0;
-}
-
-static int parse_section(struct parser *ps, char *s)
-{
-        size_t n = strlen(s);
-        char *name;
-
-        if (n < 2 || s[n - 1] != ']') {
-                ps->section = SECTION_BAD;
-                return parser_error(ps, ps->line, "%s: section header must end with \"]\"", s);
-        }
-        s[n - 1] = '\0';
-        name = strip(s + 1);
-        if (strcmp(name, "Policy") == 0)
-                return section_single(ps, SECTION_POLICY, "Policy", &ps->policy_line);
-        if (strcmp(name, "Uplinks") == 0)
-                return section_single(ps, SECTION_UPLINKS, "Uplinks", &ps->uplinks_line);
-        if (strcmp(name, "Management") == 0)
-                return section_management(ps);
-        if (strncmp(name, "Gateway", 7) == 0 && (name[7] == '\0' || is_blank(name[7])))
-                return section_gateway(ps, strip(name + 7));
-        ps->section = SECTION_BAD;
-        return parser_error(ps, ps->line,
-                            "unknown section [%s]; expected [Policy], [Uplinks], [Management] or [Gateway NAME]",
-                            name);
 }
 
 /* ---- Values ------------------------------------------------------------ */
@@ -418,64 +253,18 @@ static bool utf8_valid(const char *s)
         return true;
 }
 
-static int value_description(struct parser *ps, const char *value)
+static int value_description(struct ini *ini, const char *key, int ltype, char *value, void *data)
 {
-        struct ks_policy *p = ps->p;
+        char **description = data;
 
-        if (ps->description_line > 0)
-                return parser_error(ps, ps->line, "Description= given twice (first on line %u)",
-                                    ps->description_line);
-        ps->description_line = ps->line;
         /* It goes out in JSON (killswitchctl policies), which is UTF-8. */
         if (!utf8_valid(value))
-                return parser_error(ps, ps->line, "Description: not valid UTF-8; save the file as UTF-8");
-        p->description = strdup(value);
-        return p->description ? 0 : -ENOMEM;
+                return ini_error(ini, ini->line, "%s: not valid UTF-8; save the file as UTF-8", key);
+        *description = strdup(value);
+        return *description ? 0 : -ENOMEM;
 }
 
-/* systemd's parse_boolean(): 1 yes y true t on, 0 no n false f off, any case. */
-static int parse_boolean(const char *v)
-{
-        static const char *const yes[] = { "1", "yes", "y", "true", "t", "on" };
-        static const char *const no[] = { "0", "no", "n", "false", "f", "off" };
-
-        for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
-                if (strcasecmp(v, yes[i]) == 0)
-                        return 1;
-                if (strcasecmp(v, no[i]) == 0)
-                        return 0;
-        }
-        return -EINVAL;
-}
-
-/* A single-valued key: report it given twice, else remember its line. 1: go on; 0: reported. */
-static int key_once(struct parser *ps, const char *key, unsigned *line)
-{
-        int r;
-
-        if (*line > 0) {
-                r = parser_error(ps, ps->line, "%s= given twice (first on line %u)", key, *line);
-                return r < 0 ? r : 0;
-        }
-        *line = ps->line;
-        return 1;
-}
-
-static int value_boolean(struct parser *ps, const char *key, const char *value, unsigned *line, bool *ret)
-{
-        int r, b;
-
-        r = key_once(ps, key, line);
-        if (r <= 0)
-                return r;
-        b = parse_boolean(value);
-        if (b < 0)
-                return parser_error(ps, ps->line, "%s: \"%s\": not a boolean; use yes or no", key, value);
-        *ret = b;
-        return 0;
-}
-
-static int value_reject(struct parser *ps, const char *value)
+static int value_reject(struct ini *ini, const char *key, int ltype, char *value, void *data)
 {
         static const struct {
                 const char *name;
@@ -485,17 +274,13 @@ static int value_reject(struct parser *ps, const char *value)
                 { "all", KS_REJECT_ALL },
                 { "none", KS_REJECT_NONE },
         };
-        int r;
 
-        r = key_once(ps, "Reject", &ps->reject_line);
-        if (r <= 0)
-                return r;
         for (size_t i = 0; i < ELEMENTSOF(table); i++)
                 if (strcmp(value, table[i].name) == 0) {
-                        ps->p->reject = table[i].reject;
+                        *(enum ks_reject *)data = table[i].reject;
                         return 0;
                 }
-        return parser_error(ps, ps->line, "Reject: \"%s\": expected tcp, all or none", value);
+        return ini_error(ini, ini->line, "%s: \"%s\": expected tcp, all or none", key, value);
 }
 
 /* Linux dev_valid_name(), plus no wildcards: a set of names matches them literally. */
@@ -518,19 +303,19 @@ static const char *ifname_problem(const char *w)
         return NULL;
 }
 
-static int value_interface(struct parser *ps, char *value)
+static int value_interface(struct ini *ini, const char *key, int ltype, char *value, void *data)
 {
-        struct ks_policy *p = ps->p;
+        struct ks_policy *p = data;
         const char *problem;
         char *w;
         int r;
 
-        while ((w = next_word(&value))) {
+        while ((w = ini_next_word(&value))) {
                 bool dup = false;
 
                 problem = ifname_problem(w);
                 if (problem) {
-                        r = parser_error(ps, ps->line, "Interface: \"%s\": %s", w, problem);
+                        r = ini_error(ini, ini->line, "%s: \"%s\": %s", key, w, problem);
                         if (r < 0)
                                 return r;
                         continue;
@@ -577,9 +362,9 @@ static void prefix_mask(struct ks_prefix *pfx, uint8_t *ret_network)
         }
 }
 
-static int address_error(struct parser *ps, const char *w, const char *what)
+static int address_error(struct ini *ini, const char *w, const char *what)
 {
-        return parser_error(ps, ps->line, "Address: \"%s\": %s", w, what);
+        return ini_error(ini, ini->line, "Address: \"%s\": %s", w, what);
 }
 
 #define HOSTNAME_MAX 253
@@ -652,7 +437,7 @@ static const char *hostname_problem(const char *w)
         return NULL;
 }
 
-static int parse_address(struct parser *ps, char *w, struct ks_prefix *ret)
+static int parse_address(struct ini *ini, char *w, struct ks_prefix *ret)
 {
         struct ks_prefix pfx = {};
         uint8_t network[16];
@@ -669,17 +454,17 @@ static int parse_address(struct parser *ps, char *w, struct ks_prefix *ret)
         if (slash)
                 *slash = '/';
         if (pfx.family == 0)
-                return address_error(ps, w, "not an IPv4 or IPv6 address (or ADDRESS/PREFIXLEN)");
+                return address_error(ini, w, "not an IPv4 or IPv6 address (or ADDRESS/PREFIXLEN)");
         max = pfx.family == AF_INET ? 32 : 128;
         len = max;
         if (slash && parse_uint(slash + 1, max, &len) < 0)
-                return parser_error(ps, ps->line, "Address: \"%s\": prefix length must be 0-%lu",
+                return ini_error(ini, ini->line, "Address: \"%s\": prefix length must be 0-%lu",
                                     w, max);
         pfx.len = (uint8_t)len;
         prefix_mask(&pfx, network);
         if (memcmp(network, pfx.addr, max / 8) != 0) {
                 inet_ntop(pfx.family, network, buf, sizeof(buf));
-                return parser_error(ps, ps->line,
+                return ini_error(ini, ini->line,
                                     "Address: \"%s\": host bits set after the prefix; did you mean %s/%u?",
                                     w, buf, pfx.len);
         }
@@ -688,7 +473,7 @@ static int parse_address(struct parser *ps, char *w, struct ks_prefix *ret)
 }
 
 /* A host name, unresolved; listed once per gateway (names compare case-insensitively). */
-static int add_hostname(struct parser *ps, struct ks_gateway *g, const char *w)
+static int add_hostname(struct ini *ini, struct ks_gateway *g, const char *w)
 {
         struct ks_hostname *h;
         int r;
@@ -700,28 +485,28 @@ static int add_hostname(struct parser *ps, struct ks_gateway *g, const char *w)
         if (r < 0)
                 return r;
         h = &g->hostnames[g->n_hostnames - 1];
-        h->line = ps->line;
+        h->line = ini->line;
         h->name = strdup(w);
         return h->name ? 0 : -ENOMEM;
 }
 
-static int value_address(struct parser *ps, char *value)
+static int value_address(struct ini *ini, const char *key, int ltype, char *value, void *data)
 {
-        struct ks_gateway *g = &ps->p->gateways[ps->gateway];
+        struct ks_gateway *g = data;
         struct ks_prefix pfx;
         const char *problem;
         char *w;
         int r;
 
-        while ((w = next_word(&value))) {
+        while ((w = ini_next_word(&value))) {
                 if (!strchr(w, '/') && !looks_numeric(w)) {
                         problem = hostname_problem(w);
-                        r = problem ? address_error(ps, w, problem) : add_hostname(ps, g, w);
+                        r = problem ? address_error(ini, w, problem) : add_hostname(ini, g, w);
                         if (r < 0)
                                 return r;
                         continue;
                 }
-                r = parse_address(ps, w, &pfx);
+                r = parse_address(ini, w, &pfx);
                 if (r <= 0) {
                         if (r < 0)
                                 return r;
@@ -746,22 +531,22 @@ static int port_proto(const char *name)
         return -EINVAL;
 }
 
-static int port_number(struct parser *ps, const char *w, const char *s, uint16_t *ret)
+static int port_number(struct ini *ini, const char *w, const char *s, uint16_t *ret)
 {
         unsigned long v;
         int r;
 
         r = parse_uint(s, 65535, &v);
         if (r == -ERANGE)
-                return parser_error(ps, ps->line, "Ports: \"%s\": port out of range 0-65535", w);
+                return ini_error(ini, ini->line, "Ports: \"%s\": port out of range 0-65535", w);
         if (r < 0)
-                return parser_error(ps, ps->line, "Ports: \"%s\": \"%s\" is not a port number 0-65535",
+                return ini_error(ini, ini->line, "Ports: \"%s\": \"%s\" is not a port number 0-65535",
                                     w, s);
         *ret = (uint16_t)v;
         return 1;
 }
 
-static int parse_port(struct parser *ps, char *w, struct ks_portrange *ret)
+static int parse_port(struct ini *ini, char *w, struct ks_portrange *ret)
 {
         _cleanup_free_ char *copy = strdup(w);
         struct ks_portrange pr = {};
@@ -772,42 +557,42 @@ static int parse_port(struct parser *ps, char *w, struct ks_portrange *ret)
                 return -ENOMEM;
         colon = strchr(copy, ':');
         if (!colon)
-                return parser_error(ps, ps->line,
+                return ini_error(ini, ini->line,
                                     "Ports: \"%s\": expected PROTO:PORT or PROTO:LOW-HIGH, e.g. udp:5060", w);
         *colon = '\0';
         proto = port_proto(copy);
         if (proto < 0)
-                return parser_error(ps, ps->line, "Ports: \"%s\": unknown protocol \"%s\"; use tcp, udp or sctp",
+                return ini_error(ini, ini->line, "Ports: \"%s\": unknown protocol \"%s\"; use tcp, udp or sctp",
                                     w, copy);
         pr.proto = (uint8_t)proto;
         dash = strchr(colon + 1, '-');
         if (dash)
                 *dash = '\0';
-        r = port_number(ps, w, colon + 1, &pr.low);
+        r = port_number(ini, w, colon + 1, &pr.low);
         if (r <= 0)
                 return r;
         pr.high = pr.low;
         if (dash) {
-                r = port_number(ps, w, dash + 1, &pr.high);
+                r = port_number(ini, w, dash + 1, &pr.high);
                 if (r <= 0)
                         return r;
         }
         if (pr.low > pr.high)
-                return parser_error(ps, ps->line, "Ports: \"%s\": reversed range; did you mean %s:%u-%u?",
+                return ini_error(ini, ini->line, "Ports: \"%s\": reversed range; did you mean %s:%u-%u?",
                                     w, copy, pr.high, pr.low);
         *ret = pr;
         return 1;
 }
 
-static int value_ports(struct parser *ps, char *value)
+static int value_ports(struct ini *ini, const char *key, int ltype, char *value, void *data)
 {
-        struct ks_gateway *g = &ps->p->gateways[ps->gateway];
+        struct ks_gateway *g = data;
         struct ks_portrange pr;
         char *w;
         int r;
 
-        while ((w = next_word(&value))) {
-                r = parse_port(ps, w, &pr);
+        while ((w = ini_next_word(&value))) {
+                r = parse_port(ini, w, &pr);
                 if (r <= 0) {
                         if (r < 0)
                                 return r;
@@ -821,118 +606,38 @@ static int value_ports(struct parser *ps, char *value)
         return 0;
 }
 
-/* ---- Lines ------------------------------------------------------------- */
+/* ---- Tables ------------------------------------------------------------ */
 
-static const char *const policy_keys[] = { "Description", "KeepICMPErrors", "Reject", NULL };
-static const char *const uplinks_keys[] = { "Interface", "KeepNeighborDiscovery", "KeepDHCP", NULL };
-static const char *const gateway_keys[] = { "Address", "Ports", "Ping", NULL };
+/* In the order the hints list them: "expected [Policy], [Uplinks], [Management] or [Gateway NAME]". */
+static const struct ini_section policy_sections[] = {
+        { .name = "Policy",     .flags = INI_SECTION_ONCE,  .begin = section_policy },
+        { .name = "Uplinks",    .flags = INI_SECTION_ONCE,  .begin = section_policy },
+        { .name = "Management", .flags = INI_SECTION_ONCE,  .begin = section_management, .keys = "Gateway" },
+        { .name = "Gateway",    .flags = INI_SECTION_NAMED, .begin = section_gateway },
+        {}
+};
 
-static bool key_known(const struct parser *ps, const char *key)
-{
-        const char *const *keys = NULL;
+static const struct ini_key policy_keys[] = {
+        /* section      key                     parse             ltype  offset (in the section's object)               flags */
+        { "Policy",     "Description",          value_description, 0, offsetof(struct ks_policy, description),              INI_KEY_ONCE },
+        { "Policy",     "KeepICMPErrors",       ini_parse_bool,    0, offsetof(struct ks_policy, keep_icmp_errors),         INI_KEY_ONCE },
+        { "Policy",     "Reject",               value_reject,      0, offsetof(struct ks_policy, reject),                   INI_KEY_ONCE },
+        { "Uplinks",    "Interface",            value_interface,   0, 0,                                                    0 },
+        { "Uplinks",    "KeepNeighborDiscovery", ini_parse_bool,   0, offsetof(struct ks_policy, keep_neighbor_discovery),  INI_KEY_ONCE },
+        { "Uplinks",    "KeepDHCP",             ini_parse_bool,    0, offsetof(struct ks_policy, keep_dhcp),                INI_KEY_ONCE },
+        { "Gateway",    "Address",              value_address,     0, 0,                                                    0 },
+        { "Gateway",    "Ports",                value_ports,       0, 0,                                                    0 },
+        { "Gateway",    "Ping",                 ini_parse_bool,    0, offsetof(struct ks_gateway, ping),                    INI_KEY_ONCE },
+        {}
+};
 
-        switch (ps->section) {
-        case SECTION_POLICY:
-                keys = policy_keys;
-                break;
-        case SECTION_UPLINKS:
-                keys = uplinks_keys;
-                break;
-        case SECTION_GATEWAY:
-                keys = gateway_keys;
-                break;
-        case SECTION_NONE:
-        case SECTION_BAD:
-                return false;
-        }
-        for (; *keys; keys++)
-                if (strcmp(key, *keys) == 0)
-                        return true;
-        return false;
-}
+static const struct ini_format policy_format = {
+        .what = "a policy",
+        .sections = policy_sections,
+        .keys = policy_keys,
+};
 
-static int unknown_key(struct parser *ps, const char *key)
-{
-        const struct ks_gateway *g;
-
-        switch (ps->section) {
-        case SECTION_POLICY:
-                return parser_error(ps, ps->line, "unknown key \"%s\" in [Policy]; "
-                                    "expected Description=, KeepICMPErrors= or Reject=", key);
-        case SECTION_UPLINKS:
-                return parser_error(ps, ps->line, "unknown key \"%s\" in [Uplinks]; "
-                                    "expected Interface=, KeepNeighborDiscovery= or KeepDHCP=", key);
-        case SECTION_GATEWAY:
-                g = &ps->p->gateways[ps->gateway];
-                if (g->management)
-                        return parser_error(ps, ps->line, "unknown key \"%s\" in [Management]; "
-                                            "expected Address=, Ports= or Ping=", key);
-                return parser_error(ps, ps->line, "unknown key \"%s\" in [Gateway %s]; "
-                                    "expected Address=, Ports= or Ping=", key, g->name);
-        case SECTION_NONE:
-        case SECTION_BAD:
-                break;
-        }
-        return 0;
-}
-
-static int parse_assignment(struct parser *ps, const char *key, char *value)
-{
-        struct ks_policy *p = ps->p;
-
-        if (ps->section == SECTION_BAD)
-                return 0;
-        if (ps->section == SECTION_NONE)
-                return parser_error(ps, ps->line,
-                                    "%s= outside a section; put it under [Policy], [Uplinks], [Management] "
-                                    "or [Gateway NAME]", key);
-        if (!key_known(ps, key))
-                return unknown_key(ps, key);
-        if (*value == '\0')
-                return parser_error(ps, ps->line, "%s= has an empty value", key);
-        if (strcmp(key, "Description") == 0)
-                return value_description(ps, value);
-        if (strcmp(key, "KeepICMPErrors") == 0)
-                return value_boolean(ps, key, value, &ps->keep_icmp_line, &p->keep_icmp_errors);
-        if (strcmp(key, "Reject") == 0)
-                return value_reject(ps, value);
-        if (strcmp(key, "Interface") == 0)
-                return value_interface(ps, value);
-        if (strcmp(key, "KeepNeighborDiscovery") == 0)
-                return value_boolean(ps, key, value, &ps->keep_nd_line, &p->keep_neighbor_discovery);
-        if (strcmp(key, "KeepDHCP") == 0)
-                return value_boolean(ps, key, value, &ps->keep_dhcp_line, &p->keep_dhcp);
-        if (strcmp(key, "Address") == 0)
-                return value_address(ps, value);
-        if (strcmp(key, "Ping") == 0)
-                return value_boolean(ps, key, value, &ps->ping_line, &p->gateways[ps->gateway].ping);
-        return value_ports(ps, value);
-}
-
-static int parse_line(struct parser *ps, char *l)
-{
-        char *eq, *key, *value;
-
-        l = strip(l);
-        if (*l == '\0' || *l == '#' || *l == ';')
-                return 0;
-        cut_inline_comment(l);
-        l = strip(l);
-        if (*l == '[')
-                return parse_section(ps, l);
-        eq = strchr(l, '=');
-        if (!eq) {
-                if (ps->section == SECTION_BAD)
-                        return 0;
-                return parser_error(ps, ps->line, "\"%s\": line without \"=\"; expected KEY=VALUE", l);
-        }
-        *eq = '\0';
-        key = strip(l);
-        value = strip(eq + 1);
-        if (*key == '\0')
-                return parser_error(ps, ps->line, "missing key before \"=\"; expected KEY=VALUE");
-        return parse_assignment(ps, key, value);
-}
+/* ---- Files ------------------------------------------------------------- */
 
 /* [Management] without Ports= keeps SSH. */
 static int management_default_ports(struct ks_gateway *g)
@@ -949,9 +654,8 @@ static int management_default_ports(struct ks_gateway *g)
 }
 
 /* Checks that need the whole file: every gateway has an address, the policy has an uplink. */
-static int parse_finish(struct parser *ps)
+static int parse_finish(struct ini *ini, struct ks_policy *p)
 {
-        struct ks_policy *p = ps->p;
         int r;
 
         for (size_t i = 0; i < p->n_gateways; i++) {
@@ -965,55 +669,37 @@ static int parse_finish(struct parser *ps)
                 if (g->n_addrs > 0 || g->n_hostnames > 0)
                         continue;
                 if (g->management)
-                        r = parser_error(ps, g->line,
-                                         "[Management] has no Address=; add the addresses the admins "
-                                         "connect from");
+                        r = ini_error(ini, g->line,
+                                      "[Management] has no Address=; add the addresses the admins "
+                                      "connect from");
                 else
-                        r = parser_error(ps, g->line,
-                                         "[Gateway %s] has no Address=; add the gateway's addresses", g->name);
+                        r = ini_error(ini, g->line,
+                                      "[Gateway %s] has no Address=; add the gateway's addresses", g->name);
                 if (r < 0)
                         return r;
         }
         if (p->n_uplinks == 0)
-                return parser_error(ps, 0,
-                                    "no uplink: add an [Uplinks] section with Interface=NAME, "
-                                    "the interfaces that lead to the internet");
+                return ini_error(ini, 0,
+                                 "no uplink: add an [Uplinks] section with Interface=NAME, "
+                                 "the interfaces that lead to the internet");
         return 0;
-}
-
-static int parse_text(struct parser *ps, char *text)
-{
-        char *l = text, *nl;
-        int r;
-
-        for (ps->line = 1; l; ps->line++) {
-                nl = strchr(l, '\n');
-                if (nl)
-                        *nl = '\0';
-                r = parse_line(ps, l);
-                if (r < 0)
-                        return r;
-                l = nl ? nl + 1 : NULL;
-        }
-        return parse_finish(ps);
 }
 
 int policy_parse_string(const char *text, const char *file, const char *name,
                         struct ks_policy **ret, struct ks_diags *diags)
 {
         _cleanup_(policy_freep) struct ks_policy *p = NULL;
-        _cleanup_free_ char *copy = NULL;
-        struct parser ps = { .file = file ? file : "<policy>", .diags = diags };
+        struct parser ps = {};
+        struct ini ini = INI_INIT(&policy_format, file ? file : "<policy>", diags, &ps);
         int r;
 
         if (!text || !ret)
                 return -EINVAL;
         p = calloc(1, sizeof(*p));
-        copy = strdup(text);
-        if (!p || !copy)
+        if (!p)
                 return -ENOMEM;
         p->name = strdup(name ? name : "");
-        p->path = strdup(ps.file);
+        p->path = strdup(ini.file);
         p->keep_neighbor_discovery = true;
         p->keep_dhcp = true;
         p->keep_icmp_errors = true;
@@ -1021,45 +707,15 @@ int policy_parse_string(const char *text, const char *file, const char *name,
         if (!p->name || !p->path)
                 return -ENOMEM;
         ps.p = p;
-        r = parse_text(&ps, copy);
+        r = ini_parse(&ini, text);
         if (r < 0)
                 return r;
-        if (ps.n_errors > 0)
+        r = parse_finish(&ini, p);
+        if (r < 0)
+                return r;
+        if (ini.n_errors > 0)
                 return -EINVAL;
         *ret = TAKE_PTR(p);
-        return 0;
-}
-
-static int read_text(int fd, char **ret, size_t *ret_len)
-{
-        _cleanup_free_ char *buf = NULL;
-        size_t len = 0, cap = 0;
-        ssize_t n;
-
-        for (;;) {
-                if (cap - len < 4096) {
-                        char *b;
-
-                        if (cap >= POLICY_FILE_MAX)
-                                return -EFBIG;
-                        cap = cap ? cap * 2 : 16384;
-                        b = realloc(buf, cap + 1);
-                        if (!b)
-                                return -ENOMEM;
-                        buf = b;
-                }
-                n = read(fd, buf + len, cap - len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                if (n == 0)
-                        break;
-                len += (size_t)n;
-        }
-        buf[len] = '\0';
-        *ret_len = len;
-        *ret = TAKE_PTR(buf);
         return 0;
 }
 
@@ -1079,8 +735,6 @@ static char *policy_name_from_path(const char *path)
 int policy_parse_file(const char *path, struct ks_policy **ret, struct ks_diags *diags)
 {
         _cleanup_free_ char *name = NULL, *text = NULL;
-        _cleanup_close_ int fd = -1;
-        size_t len = 0;
         int r;
 
         if (!path || !ret)
@@ -1094,17 +748,9 @@ int policy_parse_file(const char *path, struct ks_policy **ret, struct ks_diags 
                                  "invalid policy name \"%s\"; use a letter, then up to %d of "
                                  "A-Z a-z 0-9 _ -, before \".policy\"",
                                  name, POLICY_NAME_MAX - 1) < 0 ? -ENOMEM : -EINVAL;
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0) {
-                r = -errno;
-                return diags_add(diags, path, 0, "cannot open: %s", strerror(-r)) < 0 ? -ENOMEM : r;
-        }
-        r = read_text(fd, &text, &len);
+        r = ini_read_file(path, 0, &text, diags);
         if (r < 0)
-                return diags_add(diags, path, 0, "cannot read: %s", strerror(-r)) < 0 ? -ENOMEM : r;
-        if (strlen(text) != len)
-                return diags_add(diags, path, 0, "contains a NUL byte; a policy is a text file") < 0 ?
-                       -ENOMEM : -EINVAL;
+                return r;
         return policy_parse_string(text, path, name, ret, diags);
 }
 

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <net/if.h>
 
+#include "ini.h"   /* struct ks_diags */
+
 /*
  * A parsed isolation policy (killswitch.policy(5)). Pure data: no I/O besides
  * reading the file, no kernel. The parser collects every problem it finds as
@@ -113,16 +115,6 @@ struct ks_policy {
         bool keep_icmp_errors;         /* [Policy] KeepICMPErrors=, default yes */
         enum ks_reject reject;         /* [Policy] Reject=, default tcp */
 };
-
-/* Problems found while parsing, each "FILE:LINE: message" (or "FILE: message"). */
-struct ks_diags {
-        char **msgs;
-        size_t n;
-};
-
-void diags_clear(struct ks_diags *d);
-int diags_add(struct ks_diags *d, const char *file, unsigned line, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
 
 /*
  * A policy name is a letter, then up to 31 of [A-Za-z0-9_-] ([A-Za-z][A-Za-z0-9_-]{0,31}):

@@ -130,26 +130,26 @@ static void test_rate(void **unused)
 
 static void test_bad(void **unused)
 {
-        expect_error("[Nonsense]\n", "k.conf:1: Unknown section [Nonsense]");
-        expect_error("\n[Heartbeat\n", "k.conf:2: Malformed section header");
-        expect_error("Timeout=5s\n", "k.conf:1: Timeout= outside of a section");
-        expect_error("[Heartbeat]\nTimeout=5s\nTimeout\n", "k.conf:3: Expected KEY=VALUE");
-        expect_error("[Heartbeat]\nTimeout=5s\nBogus=1\n", "k.conf:3: Unknown key Bogus in [Heartbeat]");
-        expect_error("[Heartbeat]\nTimeout=\n", "k.conf:2: Timeout: empty value");
+        expect_error("[Nonsense]\n", "k.conf:1: unknown section [Nonsense]; expected [PathTrigger NAME], [Heartbeat] or [EgressTripwire]");
+        expect_error("\n[Heartbeat\n", "k.conf:2: [Heartbeat: section header must end with \"]\"");
+        expect_error("Timeout=5s\n", "k.conf:1: Timeout= outside a section; put it under [PathTrigger NAME]");
+        expect_error("[Heartbeat]\nTimeout=5s\nTimeout\n", "k.conf:3: \"Timeout\": line without \"=\"; expected KEY=VALUE");
+        expect_error("[Heartbeat]\nTimeout=5s\nBogus=1\n", "k.conf:3: unknown key \"Bogus\" in [Heartbeat]; expected Timeout= or Policy=");
+        expect_error("[Heartbeat]\nTimeout=\n", "k.conf:2: Timeout= has an empty value");
         expect_error("[Heartbeat]\nTimeout=soon\n", "k.conf:2: Timeout: \"soon\": not a duration");
         expect_error("[Heartbeat]\nTimeout=500ms\n", "k.conf:2: Timeout: \"500ms\": must be at least 1s");
         expect_error("[Heartbeat]\nPolicy=isolate\n", "k.conf:1: [Heartbeat] needs Timeout=");
         expect_error("[Heartbeat]\nTimeout=5s\nPolicy=9lives\n", "k.conf:3: Policy: \"9lives\": not a policy name");
-        expect_error("[Heartbeat]\nTimeout=5s\n[Heartbeat]\nTimeout=6s\n", "k.conf:3: [Heartbeat] given twice");
+        expect_error("[Heartbeat]\nTimeout=5s\n[Heartbeat]\nTimeout=6s\n", "k.conf:3: duplicate [Heartbeat] section (first on line 1); killswitch.conf has one");
         expect_error("[Heartbeat x]\nTimeout=5s\n", "k.conf:1: [Heartbeat] takes no name");
-        expect_error("[PathTrigger]\nPath=/run/x\n", "k.conf:1: [PathTrigger NAME]");
+        expect_error("[PathTrigger]\nPath=/run/x\n", "k.conf:1: [PathTrigger] needs a name: [PathTrigger NAME]");
         expect_error("[PathTrigger a b]\nPath=/run/x\n", "k.conf:1: [PathTrigger NAME]");
         expect_error("[PathTrigger p]\nPolicy=isolate\n", "k.conf:1: [PathTrigger p] needs Path=");
         expect_error("[PathTrigger p]\nPath=run/x\n", "k.conf:2: Path: \"run/x\": must be an absolute");
         expect_error("[PathTrigger p]\nPath=/run/../x\n", "k.conf:2: Path: \"/run/../x\"");
         expect_error("[PathTrigger p]\nPath=/run/x/\n", "k.conf:2: Path: \"/run/x/\"");
         expect_error("[PathTrigger p]\nPath=/\n", "k.conf:2: Path: \"/\"");
-        expect_error("[PathTrigger p]\nPath=/run/x\nColor=red\n", "k.conf:3: Unknown key Color in [PathTrigger]");
+        expect_error("[PathTrigger p]\nPath=/run/x\nColor=red\n", "k.conf:3: unknown key \"Color\" in [PathTrigger p]; expected Path= or Policy=");
         expect_error("[PathTrigger p]\nPath=/a\n[PathTrigger p]\nPath=/b\n",
                      "k.conf:3: [PathTrigger p]: duplicate name (first on line 1)");
         expect_error("[EgressTripwire]\nFor=30s\n", "k.conf:1: [EgressTripwire] needs Rate=");
@@ -160,7 +160,28 @@ static void test_bad(void **unused)
         expect_error("[EgressTripwire]\nRate=5M\nFor=0\n", "k.conf:3: For: \"0\": must be at least 1s");
         expect_error("[EgressTripwire]\nRate=5M\nFor=3s\nLogGroup=0\n", "k.conf:4: LogGroup: \"0\"");
         expect_error("[EgressTripwire]\nRate=5M\nFor=3s\nLogGroup=70000\n", "k.conf:4: LogGroup: \"70000\"");
-        expect_error("[EgressTripwire]\nRate=5M\nFor=3s\nWhen=now\n", "k.conf:4: Unknown key When");
+        expect_error("[EgressTripwire]\nRate=5M\nFor=3s\nWhen=now\n", "k.conf:4: unknown key \"When\" in [EgressTripwire]; expected Rate=, For=, Policy= or LogGroup=");
+}
+
+/* The rules of policies (one tokenizer): comments after headers, ';' lines, tabs, CRLF. */
+static void test_policy_syntax(void **unused)
+{
+        struct parsed p;
+
+        parse("\t; indented\r\n"
+              "[PathTrigger\tpanic ]   # after a header\r\n"
+              "Path=/run/issue#42\t# comment\r\n"
+              "[ Heartbeat ]\n"
+              "  Timeout = 5min  \n", &p);
+        assert_int_equal(p.d.n, 0);
+        assert_string_equal(p.c.paths[0].name, "panic");
+        assert_string_equal(p.c.paths[0].path, "/run/issue#42");
+        assert_int_equal(p.c.heartbeat.timeout_usec, 300ULL * 1000000);
+        done(&p);
+
+        /* Keys after a header that cannot be used are skipped: the header was reported. */
+        expect_error("[Nonsense]\nTimeout\nBogus=1\n", "k.conf:1: unknown section [Nonsense]");
+        expect_error("[PathTrigger p] ; x\nPath=/x\n", "k.conf:1: [PathTrigger p] ; x: section header must end with \"]\"");
 }
 
 /* A broken section is left out; the others stay. */
@@ -199,6 +220,7 @@ int main(void)
                 cmocka_unit_test(test_good),
                 cmocka_unit_test(test_rate),
                 cmocka_unit_test(test_bad),
+                cmocka_unit_test(test_policy_syntax),
                 cmocka_unit_test(test_partial),
                 cmocka_unit_test(test_file),
         };
