@@ -67,6 +67,7 @@ struct ks_control {
         size_t n_conns;
         bool full_warned;       /* "too many connections" said once per episode */
         bool (*trusted)(const struct ks_peer *peer);
+        bool (*urgent)(const char *method);
         struct uid_budget *budgets;
         size_t n_budgets;
         sd_event_source *throttle;      /* wakes throttled connections when their uid has paid */
@@ -293,7 +294,7 @@ static json_t *conn_over_budget(struct conn *c)
                            "first", queued, (unsigned)c->peer.uid);
 }
 
-static void conn_run(struct conn *c, bool readable);
+static void conn_run(struct conn *c, bool readable, bool idle);
 
 static int on_throttle(sd_event_source *s, uint64_t usec, void *userdata)
 {
@@ -303,7 +304,7 @@ static int on_throttle(sd_event_source *s, uint64_t usec, void *userdata)
                 next = c->next;
                 if (c->throttled) {
                         c->throttled = false;
-                        conn_run(c, false);
+                        conn_run(c, false, false);
                 }
         }
         return 0;
@@ -377,7 +378,22 @@ static ssize_t conn_next_request(const struct conn *c)
  */
 #define CONTROL_BATCH 16
 
-static int conn_process_input(struct conn *c)
+/* May the request of `len` bytes buffered in c be handled before the loop is idle? */
+static bool conn_urgent(struct conn *c, size_t len)
+{
+        struct control_request req;
+        char err[8];
+        bool urgent;
+
+        if (!c->ctl->urgent || control_decode(c->in, len, &req, err, sizeof(err)) < 0)
+                return true;    /* no priorities, or a bad request: refused at once */
+        urgent = c->ctl->urgent(req.method);
+        control_request_clear(&req);
+        return urgent;
+}
+
+/* idle: called when the loop has nothing more urgent to do; otherwise only urgent requests are handled. */
+static int conn_process_input(struct conn *c, bool idle)
 {
         uint64_t cpu;
 
@@ -385,7 +401,7 @@ static int conn_process_input(struct conn *c)
                 ssize_t len = conn_next_request(c);
                 int r;
 
-                if (len < 0 || conn_must_wait(c))
+                if (len < 0 || (!idle && !conn_urgent(c, (size_t)len)) || conn_must_wait(c))
                         break;
                 cpu = now_usec(CLOCK_THREAD_CPUTIME_ID);
                 r = conn_dispatch(c, c->in, (size_t)len);
@@ -482,7 +498,7 @@ static int conn_rearm(struct conn *c)
 }
 
 /* Process input, write, rearm; on any failure the connection goes. */
-static void conn_run(struct conn *c, bool readable)
+static void conn_run(struct conn *c, bool readable, bool idle)
 {
         int r = 1;
 
@@ -491,7 +507,7 @@ static void conn_run(struct conn *c, bool readable)
                 if (r == 0)
                         c->eof = true;
         }
-        if (r >= 0 && (r = conn_process_input(c)) >= 0 && (r = conn_write(c)) >= 0)
+        if (r >= 0 && (r = conn_process_input(c, idle)) >= 0 && (r = conn_write(c)) >= 0)
                 r = conn_rearm(c);
         if (r < 0)
                 conn_free(c);
@@ -529,18 +545,18 @@ void control_reply(struct control_call *call, json_t *reply)
                 conn_free(c);
                 return;
         }
-        conn_run(c, false);
+        conn_run(c, false, false);
 }
 
 static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
-        conn_run(userdata, revents & (EPOLLIN | EPOLLHUP | EPOLLERR));
+        conn_run(userdata, revents & (EPOLLIN | EPOLLHUP | EPOLLERR), false);
         return 0;
 }
 
 static int on_conn_defer(sd_event_source *s, void *userdata)
 {
-        conn_run(userdata, false);
+        conn_run(userdata, false, true);
         return 0;
 }
 
@@ -641,6 +657,8 @@ static int conn_new(struct ks_control *ctl, int fd)
                 r = sd_event_add_defer(ctl->event, &c->defer, on_conn_defer, c);
         if (r >= 0)
                 r = sd_event_source_set_enabled(c->defer, SD_EVENT_OFF);
+        if (r >= 0)     /* after every other pending event: see control_set_urgent() */
+                r = sd_event_source_set_priority(c->defer, SD_EVENT_PRIORITY_IDLE);
         if (r < 0)
                 conn_free(c);
         return r;
@@ -858,6 +876,11 @@ int control_new(sd_event *event, const char *path, control_handler_t handler, vo
         }
         *ret = ctl;
         return 0;
+}
+
+void control_set_urgent(struct ks_control *ctl, bool (*urgent)(const char *method))
+{
+        ctl->urgent = urgent;
 }
 
 void control_set_trusted(struct ks_control *ctl, bool (*trusted)(const struct ks_peer *peer))

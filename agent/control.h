@@ -94,6 +94,13 @@ void control_reply(struct control_call *call, json_t *reply);
 void control_undefer(struct control_call *call);
 /* Who gets the reserve and no budgets; without it, only uid 0. */
 void control_set_trusted(struct ks_control *c, bool (*trusted)(const struct ks_peer *peer));
+/*
+ * The emergency methods (isolate, restore): their requests are handled as soon
+ * as they are read; every other request waits until the loop has nothing more
+ * urgent to do (an idle-priority event source), so that 100 clients asking for
+ * status never queue in front of an isolation. Without it, all are handled at once.
+ */
+void control_set_urgent(struct ks_control *c, bool (*urgent)(const char *method));
 
 /* A reply: {"parameters": params} (params is stolen). */
 json_t *reply_ok(json_t *params);

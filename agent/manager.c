@@ -999,6 +999,7 @@ int manager_startup(struct ks_manager *m)
                 return log_error_errno(r, "Cannot listen on %s: %m%s", m->socket_path,
                                        r == -EADDRINUSE ? " (another killswitchd answers there)" : "");
         control_set_trusted(m->control, methods_peer_privileged);
+        control_set_urgent(m->control, methods_urgent);
         return 0;
 }
 

@@ -630,6 +630,11 @@ static int group_gid(const char *name, gid_t *ret)
 }
 
 /* Root, or a member of the killswitch group. */
+bool methods_urgent(const char *method)
+{
+        return strcmp(method, "io.killswitch.Isolate") == 0 || strcmp(method, "io.killswitch.Restore") == 0;
+}
+
 bool methods_peer_privileged(const struct ks_peer *peer)
 {
         gid_t gid;

@@ -14,3 +14,5 @@ json_t *methods_dispatch(void *userdata, const struct ks_peer *peer, const char 
 
 /* Root or a member of group killswitch: may change the state; trusted by the control socket's budgets. */
 bool methods_peer_privileged(const struct ks_peer *peer);
+/* The emergency methods, handled before anything else waiting (control_set_urgent): Isolate, Restore. */
+bool methods_urgent(const char *method);
