@@ -19,6 +19,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 # ------------------------------------------------------------------------------------------------
@@ -205,6 +206,92 @@ def switch_timing(args):
               (size, r["isolate_ms"]["median"], r["nft_ms"]["median"], r["ratio"],
                r["apply_usec"]["median"]), flush=True)
     write_json(args.out, results)
+
+
+# ------------------------------------------------------------------------------------------------
+# 6: isolate latency while the agent is busy with something else
+
+
+def varlink_call(sock, method, params=None):
+    """One Varlink call on a connected socket; returns the reply's length in bytes."""
+    sock.sendall(json.dumps({"method": method, "parameters": params or {}}).encode() + b"\0")
+    buf = b""
+    while not buf.endswith(b"\0"):
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            raise ConnectionError("the agent closed the connection")
+        buf += chunk
+    return len(buf)
+
+
+def load_clients(args, stop, counter):
+    """args.clients connections, each calling Status and History in turn as fast as it can."""
+    def client(i):
+        while not stop.is_set():
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.connect(args.socket)
+                    while not stop.is_set():
+                        varlink_call(s, "io.killswitch.Status")
+                        varlink_call(s, "io.killswitch.History", {"n": 50})
+                        counter[i] += 2
+            except OSError:
+                time.sleep(0.01)
+    return [threading.Thread(target=client, args=(i,), daemon=True) for i in range(args.clients)]
+
+
+def load_reloads(args, stop, counter):
+    """`killswitchctl reload` again and again; with --touch, a changed policy file every time."""
+    def loop():
+        n = 0
+        while not stop.is_set():
+            if args.touch:
+                with open(args.touch) as f:
+                    text = f.read()
+                text = re.sub(r"(?m)^Description=.*$", "Description=bench: staging round %d" % n, text, count=1)
+                with open(args.touch, "w") as f:
+                    f.write(text)
+            subprocess.run([args.ctl, "--socket", args.socket, "reload"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=120)
+            n += 1
+            counter[0] += 1
+    return [threading.Thread(target=loop, daemon=True)]
+
+
+def latency(args):
+    """Wall time of `killswitchctl isolate P` (untimed restore in between) under one kind of load."""
+    ctl = Ctl(args.ctl, args.socket)
+    ctl.run("restore", "--reason", "bench")
+    stop = threading.Event()
+    counter = [0] * max(args.clients, 1)
+    threads = []
+    if args.load == "clients":
+        threads = load_clients(args, stop, counter)
+    elif args.load in ("dns", "stage"):
+        threads = load_reloads(args, stop, counter)
+    for t in threads:
+        t.start()
+    time.sleep(args.warmup if threads else 0)
+    xs = []
+    t_start = time.perf_counter()
+    try:
+        for i in range(args.reps):
+            xs.append(ctl.timed("isolate", args.policy, "--reason", "bench latency") * 1e3)
+            ctl.run("restore", "--reason", "bench latency")
+            time.sleep(args.pause)
+    finally:
+        elapsed = time.perf_counter() - t_start
+        stop.set()
+        for t in threads:
+            t.join(timeout=130)
+    r = {"load": args.load, "reps": args.reps, "isolate_ms": summary(xs), "p99": percentile(xs, 99),
+         "background_ops": sum(counter), "seconds": elapsed}
+    print("  %-8s isolate p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d runs; %d background operations in %.0f s)" %
+          (args.load, r["isolate_ms"]["median"], r["p99"], r["isolate_ms"]["max"], len(xs), r["background_ops"],
+           elapsed), flush=True)
+    res = read_json(args.out) or {}
+    res[args.load] = r
+    write_json(args.out, res)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -582,6 +669,34 @@ def report(args):
         L.append("(not measured)")
     L.append("")
 
+    lat = read_json(os.path.join(d, "latency.json"))
+    L.append("## 6. `isolate` while the agent is busy")
+    L.append("")
+    if lat:
+        L.append("Wall time of `killswitchctl isolate tiny`, start to exit (an untimed restore in between), "
+                 "while: nothing else happens; `killswitchctl reload` runs again and again and each waits for "
+                 "a name server that drops its queries (a policy naming its gateway by host name); the "
+                 "100,000-entry policy is changed and re-staged by `reload` again and again; 100 clients "
+                 "call Status and History over the socket as fast as they can. Background operations: "
+                 "reloads, or calls answered.")
+        L.append("")
+        L.append("| while | runs | p50, ms | p99, ms | max, ms | background operations |")
+        L.append("|---|---:|---:|---:|---:|---:|")
+        labels = [("idle", "idle"), ("dns", "(a) reload, dead name server"),
+                  ("stage", "(b) reload staging 100,000 entries"), ("clients", "(c) 100 clients: status, history")]
+        for key, label in labels:
+            r = lat.get(key)
+            if not r:
+                continue
+            s = r["isolate_ms"]
+            L.append("| %s | %d | %s | %s | %s | %d in %.0f s |" % (label, s["n"], num(s["median"]), num(r["p99"]),
+                                                                  num(s["max"]), r["background_ops"], r["seconds"]))
+            if key != "idle":
+                goals.append(("isolate p99 ≤ 100 ms: %s" % label, "%s ms" % num(r["p99"]), r["p99"] <= 100))
+    else:
+        L.append("(not measured)")
+    L.append("")
+
     if "log_warnings" in extra:
         L.append("Agent log over the whole run: %d warnings, %d errors; %d re-assertions of its table, "
                  "%d event-buffer overflows (\"Lost nftables events\")." % (
@@ -628,6 +743,19 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("sizes", type=int, nargs="+")
     p.set_defaults(fn=switch_timing)
+
+    p = sub.add_parser("latency")
+    p.add_argument("--ctl", required=True)
+    p.add_argument("--socket", required=True)
+    p.add_argument("--policy", required=True)
+    p.add_argument("--load", choices=["idle", "dns", "stage", "clients"], required=True)
+    p.add_argument("--touch", help="with --load stage: the policy file to change before each reload")
+    p.add_argument("--clients", type=int, default=100)
+    p.add_argument("--reps", type=int, default=200)
+    p.add_argument("--pause", type=float, default=0.02)
+    p.add_argument("--warmup", type=float, default=1.0)
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=latency)
 
     p = sub.add_parser("udp-recv")
     p.add_argument("--bind", required=True)

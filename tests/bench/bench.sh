@@ -15,7 +15,10 @@
 #   3. packets of a cut flow (a UDP flood lan -> web peer) received after `isolate` returned;
 #   4. TCP throughput lan -> allowlisted peer (iperf3): no killswitch table, normal, isolated;
 #   5. the agent's RSS idle with a tiny policy and with 100,000 entries staged, and its idle
-#      wake-ups (context switches).
+#      wake-ups (context switches);
+#   6. `isolate` p50/p99 while the agent is busy: idle; reloads waiting for a name server that
+#      drops its queries; reloads re-staging the 100,000-entry policy; 100 clients calling status
+#      and history.
 #
 # The lab (namespace names carry this run's pid):
 #
@@ -34,6 +37,7 @@
 # round instead of five of 1+4 s, 3 s idle samples instead of 10 s: under 2 minutes.
 # --only throughput: only part 4 (the agent starts with all bench policies staged), with the
 # rounds of the chosen mode; the report marks the other parts "not measured".
+# --only latency: only part 6, likewise.
 # Environment: KILLSWITCHD, KILLSWITCHCTL (skip the build and use these), BENCH_BUILD_DIR (default
 # build-bench in the repository).
 
@@ -46,7 +50,7 @@ QUICK=0 OUT="" KEEP=0 ONLY=""
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) QUICK=1 ;;
-	--only) ONLY=${2:?--only needs a part: throughput}; shift ;;
+	--only) ONLY=${2:?--only needs a part: throughput or latency}; shift ;;
 	--only=*) ONLY=${1#--only=} ;;
 	--out) OUT=${2:?--out needs a file}; shift ;;
 	--out=*) OUT=${1#--out=} ;;
@@ -58,8 +62,8 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$OUT" ] && case $OUT in /*) ;; *) OUT=$PWD/$OUT ;; esac
 case $ONLY in
-"" | throughput) ;;
-*) echo "bench.sh: --only takes \"throughput\", not \"$ONLY\"" >&2; exit 2 ;;
+"" | throughput | latency) ;;
+*) echo "bench.sh: --only takes \"throughput\" or \"latency\", not \"$ONLY\"" >&2; exit 2 ;;
 esac
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -68,9 +72,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 if [ "$QUICK" = 1 ]; then
-	REPS=5 LEAK_REPS=3 IPERF_SECS=2 IPERF_OMIT=0 IPERF_ROUNDS=1 IDLE_SECS=3 MODE=quick
+	REPS=5 LEAK_REPS=3 IPERF_SECS=2 IPERF_OMIT=0 IPERF_ROUNDS=1 IDLE_SECS=3 LAT_REPS=50 MODE=quick
 else
-	REPS=30 LEAK_REPS=10 IPERF_SECS=4 IPERF_OMIT=1 IPERF_ROUNDS=5 IDLE_SECS=10 MODE=full
+	REPS=30 LEAK_REPS=10 IPERF_SECS=4 IPERF_OMIT=1 IPERF_ROUNDS=5 IDLE_SECS=10 LAT_REPS=300 MODE=full
 fi
 SIZES=(10 1000 10000 100000)
 FLOOD_PPS=50000
@@ -138,6 +142,7 @@ cleanup() {
 		wait
 	} 2>/dev/null
 	if [ "$LAB_UP" = 1 ]; then
+		rm -rf "/etc/netns/$NS_GW"
 		for ns in "$NS_LAN" "$NS_GW" "$NS_INET"; do
 			for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
 			ip netns del "$ns" 2>/dev/null
@@ -282,6 +287,34 @@ sys.exit(0 if ok else 1)' "$@"
 # web_cut — the web peer does not answer from lan (ping) while its flow is meant to be cut.
 web_cut() { ! n_lan ping -n -q -c1 -W 0.3 $WEB >/dev/null 2>&1; }
 
+# latency_part — part 6: isolate p50/p99 idle and under three kinds of load (all policies staged).
+latency_part() {
+	local lat=(latency --ctl "$KILLSWITCHCTL" --socket "$SOCK" --policy tiny --reps "$LAT_REPS"
+		--out "$RES/latency.json")
+	say "isolate while the agent is busy ($LAT_REPS isolations per load)"
+	bench settle --pid "$AGENT_PID"
+	bench "${lat[@]}" --load idle || die "latency (idle)"
+	# (a) A gateway by host name, and a name server that drops every query: the gw namespace's
+	# resolv.conf (bind-mounted by ip netns exec) points into the inet namespace, which drops port 53.
+	mkdir -p "/etc/netns/$NS_GW"
+	printf 'nameserver 198.51.100.2\noptions timeout:5 attempts:2\n' >"/etc/netns/$NS_GW/resolv.conf"
+	n_inet nft add table inet deaddns &&
+		n_inet nft add chain inet deaddns input '{ type filter hook input priority 0; }' &&
+		n_inet nft add rule inet deaddns input udp dport 53 drop &&
+		n_inet nft add rule inet deaddns input tcp dport 53 drop || die "nft in $NS_INET"
+	printf '[Uplinks]\nInterface=wan0\n\n[Gateway relay]\nAddress=relay.ks-bench.test\nPorts=tcp:25\n' \
+		>"$CONF/policies/named.policy"
+	bench "${lat[@]}" --load dns --warmup 1 || die "latency (dns)"
+	rm -f "$CONF/policies/named.policy" "/etc/netns/$NS_GW/resolv.conf"
+	n_inet nft delete table inet deaddns
+	ctl reload >/dev/null 2>&1
+	# (b) The 100,000-entry policy changed and re-staged by every reload.
+	bench "${lat[@]}" --load stage --touch "$CONF/policies/bench100000.policy" --warmup 1 ||
+		die "latency (stage)"
+	# (c) 100 clients calling Status and History.
+	bench "${lat[@]}" --load clients --clients 100 --warmup 1 || die "latency (clients)"
+}
+
 # --- policies ----------------------------------------------------------------------------------
 say "Lab and policies ($MODE run)"
 lab_create
@@ -304,9 +337,21 @@ json.dump({"mode": "$MODE", "date": "$(date -u +%Y-%m-%dT%H:%MZ)", "nproc": "$(n
 EOF
 
 # --- 4 (first round): no killswitch table -----------------------------------------------------
-say "Throughput, round 1 of $IPERF_ROUNDS (iperf3 ${IPERF_SECS}s, lan -> $PEER:443)"
-iperf none
+if [ "$ONLY" != latency ]; then
+	say "Throughput, round 1 of $IPERF_ROUNDS (iperf3 ${IPERF_SECS}s, lan -> $PEER:443)"
+	iperf none
+fi
 
+if [ "$ONLY" = latency ]; then
+	cp "$TMP/staged/"*.policy "$CONF/policies/"
+	agent_start
+	latency_part
+	agent_stop
+	say "Results (total $(($(date +%s) - T_START)) s)"
+	echo
+	bench report --dir "$RES" ${OUT:+--out "$OUT"} || die "report failed"
+	exit 0
+fi
 if [ "$ONLY" = throughput ]; then
 	cp "$TMP/staged/"*.policy "$CONF/policies/"
 	agent_start
@@ -374,6 +419,10 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 print("   %d switches: %d datagrams after return (max %d per switch); flood %.0f/s, receiver drops %s"
       % (d["reps"], d["after_total"], d["after_max"], d["pps"] or 0, d["rcvbuf_dropped"]))' "$RES/leak.json"
+fi
+
+if [ -z "$ONLY" ]; then
+	latency_part
 fi
 
 # --- 4: further rounds ---------------------------------------------------------------------------
