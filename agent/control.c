@@ -695,20 +695,85 @@ static int listen_fd_activated(void)
         return SD_LISTEN_FDS_START;
 }
 
-static int mkdir_parent(const char *path)
+/*
+ * Is directory fd (its name for messages) safe to hold our socket? It must be
+ * owned by root (or by us) and writable by no one else, or anyone could swap
+ * the socket for another file between our bind() and our use of the path.
+ * Directories above it may also be sticky and world-writable (/tmp): others
+ * cannot rename what they do not own there.
+ */
+static int socket_dir_check(int fd, const char *name, bool last)
+{
+        struct stat st;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (st.st_uid != 0 && st.st_uid != geteuid()) {
+                log_error("Control socket directory %s is owned by uid %u: it must be owned by root", name,
+                          (unsigned)st.st_uid);
+                return -EPERM;
+        }
+        if ((st.st_mode & (S_IWGRP | S_IWOTH)) && (last || !(st.st_mode & S_ISVTX))) {
+                log_error("Control socket directory %s is writable by others (mode %04o): it must not be, or "
+                          "they could replace the socket", name, (unsigned)(st.st_mode & 07777));
+                return -EPERM;
+        }
+        return 0;
+}
+
+/*
+ * The directory of the socket `path`, walked from / without following a symlink
+ * and checked at each step (socket_dir_check); the last one is created if
+ * missing. Returns its O_PATH fd; *ret_name: the socket's name in it.
+ */
+static int socket_dir_open(const char *path, const char **ret_name)
 {
         _cleanup_free_ char *dir = strdup(path);
-        char *slash;
+        _cleanup_close_ int fd = -1;
+        char *slash, *component, *save = NULL;
+        int r;
 
         if (!dir)
                 return -ENOMEM;
         slash = strrchr(dir, '/');
-        if (!slash || slash == dir)
-                return 0;
+        if (path[0] != '/' || !slash[1]) {
+                log_error("Control socket %s: not an absolute file name", path);
+                return -EINVAL;
+        }
         *slash = '\0';
-        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
                 return -errno;
-        return 0;
+        for (component = strtok_r(dir, "/", &save); component; component = strtok_r(NULL, "/", &save)) {
+                bool last = component + strlen(component) == slash;
+                int next;
+
+                if (strcmp(component, "..") == 0) {
+                        log_error("Control socket %s: no .. components, please", path);
+                        return -EINVAL;
+                }
+                next = openat(fd, component, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (next < 0 && errno == ENOENT && last && mkdirat(fd, component, 0755) == 0)
+                        next = openat(fd, component, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (next < 0) {
+                        r = -errno;
+                        if (r == -ENOTDIR || r == -ELOOP)
+                                log_error("Control socket %s: %s is a symbolic link or not a directory", path,
+                                          component);
+                        return r;
+                }
+                close(fd);
+                fd = next;
+                if (!last)
+                        component[strlen(component)] = '/';     /* dir: the path so far, for messages */
+                r = socket_dir_check(fd, dir, last);
+                if (r < 0)
+                        return r;
+        }
+        if (dir[0] == '\0' && (r = socket_dir_check(fd, "/", true)) < 0)
+                return r;
+        *ret_name = path + (slash - dir) + 1;
+        return TAKE_FD(fd);
 }
 
 /* Another agent answering on this path? Then do not steal its socket. */
@@ -719,50 +784,61 @@ static bool socket_in_use(const struct sockaddr_un *sa)
         return fd >= 0 && connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0;
 }
 
-static int listen_fd_bind(const char *path)
+/*
+ * Bind a listening socket at path through its checked directory's fd (no
+ * component can be swapped meanwhile), mode 0666 from the start: anyone may
+ * connect, each method checks the caller's credentials; it is never chmod-ed
+ * by name. A stale socket is replaced, a live one only if take_back (someone
+ * else's sits where ours belongs); any other file is left alone.
+ * *ret_st: the socket file bound.
+ */
+static int listen_fd_bind(const char *path, bool take_back, struct stat *ret_st)
 {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        _cleanup_close_ int fd = -1;
+        _cleanup_close_ int dfd = -1, fd = -1;
+        const char *name = NULL;
+        struct stat st;
+        mode_t mask;
         int r;
 
         if (strlen(path) >= sizeof(sa.sun_path))
                 return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
-        r = mkdir_parent(path);
-        if (r < 0)
-                return r;
+        dfd = socket_dir_open(path, &name);
+        if (dfd < 0)
+                return dfd;
+        if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", dfd, name) >=
+            sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return -errno;
-        if (socket_in_use(&sa))
-                return -EADDRINUSE;
-        if (unlink(path) < 0 && errno != ENOENT)
-                return -errno;
-        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-                return -errno;
-        /* Anyone may connect; each method checks the caller's credentials. */
-        if (chmod(path, 0666) < 0 || listen(fd, SOMAXCONN) < 0)
+        if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+                if (!S_ISSOCK(st.st_mode)) {
+                        log_error("Control socket %s: a file that is not a socket is in the way; remove it", path);
+                        return -EEXIST;
+                }
+                if (!take_back && socket_in_use(&sa))
+                        return -EADDRINUSE;
+                if (take_back)
+                        log_error("Control socket %s was replaced by a socket of uid %u that is not this agent's: "
+                                  "taking the path back (who else can write to its directory?)", path,
+                                  (unsigned)st.st_uid);
+                if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT)
+                        return -errno;
+        }
+        mask = umask(0111);
+        r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+        umask(mask);
+        if (r < 0 || listen(fd, SOMAXCONN) < 0 || fstatat(dfd, name, ret_st, AT_SYMLINK_NOFOLLOW) < 0)
                 return -errno;
         return TAKE_FD(fd);
-}
-
-/* Remember which file is our socket. */
-static int control_note_socket(struct ks_control *ctl)
-{
-        struct stat st;
-
-        if (stat(ctl->path, &st) < 0)
-                return -errno;
-        ctl->sock_dev = st.st_dev;
-        ctl->sock_ino = st.st_ino;
-        return 0;
 }
 
 static bool control_socket_ours(struct ks_control *ctl)
 {
         struct stat st;
 
-        return stat(ctl->path, &st) == 0 && st.st_dev == ctl->sock_dev && st.st_ino == ctl->sock_ino;
+        return lstat(ctl->path, &st) == 0 && st.st_dev == ctl->sock_dev && st.st_ino == ctl->sock_ino;
 }
 
 /* Listen on fd instead of the current socket (connections already open stay). */
@@ -816,16 +892,18 @@ static int watch_socket(struct ks_control *ctl)
  */
 static void check_socket(struct ks_control *ctl)
 {
+        struct stat st;
         int fd, r;
 
         if (control_socket_ours(ctl))
                 return;
-        fd = listen_fd_bind(ctl->path);
+        /* Never yield the path: whoever put a socket there is not this agent, and we still run. */
+        fd = listen_fd_bind(ctl->path, true, &st);
         r = fd < 0 ? fd : control_listen(ctl, fd);
         if (r < 0 && fd >= 0)
                 close(fd);
-        if (r == 0 && (r = control_note_socket(ctl)) == 0 && (r = watch_socket(ctl)) == 0) {
-                log_warning("Control socket %s had vanished: listening on it again", ctl->path);
+        if (r == 0 && (ctl->sock_dev = st.st_dev, ctl->sock_ino = st.st_ino, r = watch_socket(ctl)) == 0) {
+                log_warning("Control socket %s had vanished or was replaced: listening on it again", ctl->path);
                 ctl->watch_warned = false;
                 ctl->retry = sd_event_source_disable_unref(ctl->retry);
                 return;
@@ -844,6 +922,7 @@ int control_new(sd_event *event, const char *path, control_handler_t handler, vo
                 struct ks_control **ret)
 {
         struct ks_control *ctl;
+        struct stat st;
         int fd, r;
 
         ctl = calloc(1, sizeof(*ctl));
@@ -852,7 +931,7 @@ int control_new(sd_event *event, const char *path, control_handler_t handler, vo
         *ctl = (struct ks_control){ .event = event, .handler = handler, .userdata = userdata, .listen_fd = -1 };
         fd = listen_fd_activated();
         if (fd == -ENOENT) {
-                fd = listen_fd_bind(path);
+                fd = listen_fd_bind(path, false, &st);
                 ctl->path = fd >= 0 ? strdup(path) : NULL;
                 if (fd >= 0 && !ctl->path) {
                         close(fd);
@@ -866,8 +945,10 @@ int control_new(sd_event *event, const char *path, control_handler_t handler, vo
         if (r < 0 && fd >= 0)
                 close(fd);
         /* A socket from systemd is systemd's to keep; ours we watch. */
-        if (r == 0 && ctl->path)
-                r = control_note_socket(ctl);
+        if (r == 0 && ctl->path) {
+                ctl->sock_dev = st.st_dev;
+                ctl->sock_ino = st.st_ino;
+        }
         if (r == 0 && ctl->path)
                 r = watch_socket(ctl);
         if (r < 0) {

@@ -122,4 +122,98 @@ check "B. an unprivileged caller's ssh_connection is not shown as where it came 
 n=$(history_count 'e.get("claimed_ssh_client") == "203.0.113.66"')
 check "B. ... it is kept as a claim ($n entries)" test "$n" -ge 1
 
+# ---------------------------------------------------------------------------------------------
+note "C. hijack"
+NS_SOCK=${KS_PREFIX}sock
+ip netns add "$NS_SOCK" || die "ip netns add"
+trap 'ip netns del "$NS_SOCK" 2>/dev/null; cleanup' EXIT
+# start_other SOCKET [WRAPPER...] — another agent in its own namespace; waits up to 10 s for it to
+# answer (status 0) or to exit (its status); its log in $KS_TMP/other.log.
+start_other() {
+	local sock=$1 pid i
+	shift
+	mkdir -p "$KS_TMP/other-state"
+	ip netns exec "$NS_SOCK" "$@" "$KILLSWITCHD" --config-dir "$KS_CONF" --state-dir "$KS_TMP/other-state" \
+		--socket "$sock" >"$KS_TMP/other.log" 2>&1 &
+	pid=$!
+	for ((i = 0; i < 200; i++)); do
+		kill -0 "$pid" 2>/dev/null || { wait "$pid"; return; }
+		timeout 2 "$KILLSWITCHCTL" --socket "$sock" status >/dev/null 2>&1 && { OTHER_PID=$pid; return 0; }
+		sleep 0.05
+	done
+	OTHER_PID=$pid
+	return 0
+}
+stop_other() { # the agent, and a tracer it runs under
+	[ -n "${OTHER_PID:-}" ] || return 0
+	pkill -TERM -P "$OTHER_PID" 2>/dev/null
+	kill "$OTHER_PID" 2>/dev/null
+	wait "$OTHER_PID" 2>/dev/null
+	OTHER_PID=
+}
+
+mkdir -p "$KS_TMP/theirs" && chown 65534:65534 "$KS_TMP/theirs"
+start_other "$KS_TMP/theirs/control.sock"
+rc=$?
+stop_other
+check "C. a socket directory owned by nobody is refused (exit $rc)" test "$rc" -ne 0
+check "C. ... saying why" grep -q "owned by uid 65534" "$KS_TMP/other.log"
+check_not "C. ... and no socket was created there" test -e "$KS_TMP/theirs/control.sock"
+mkdir -p "$KS_TMP/shared" && chmod 1777 "$KS_TMP/shared"
+start_other "$KS_TMP/shared/control.sock"
+rc=$?
+stop_other
+check "C. a world-writable (sticky) socket directory is refused (exit $rc)" test "$rc" -ne 0
+check "C. ... saying why" grep -q "writable by others" "$KS_TMP/other.log"
+mkdir -p "$KS_TMP/real" && chmod 755 "$KS_TMP/real" && ln -s "$KS_TMP/real" "$KS_TMP/link"
+start_other "$KS_TMP/link/control.sock"
+rc=$?
+stop_other
+check "C. a socket directory reached through a symlink is refused (exit $rc)" test "$rc" -ne 0
+check_not "C. ... and no socket was created behind it" test -e "$KS_TMP/real/control.sock"
+# Created with its mode from the start, never chmod-ed by name (a race could make that any file).
+if command -v strace >/dev/null; then
+	# shellcheck disable=SC2016 # for the inner shell
+	start_other "$KS_TMP/real/control.sock" sh -c 'umask 077; exec "$@"' sh \
+		strace -f -qq -e trace=chmod,fchmodat -o "$KS_TMP/strace.out"
+	mode=$(stat -c %a "$KS_TMP/real/control.sock" 2>/dev/null)
+	stop_other
+	check "C. the socket is mode 0666 under umask 077 ($mode)" test "$mode" = 666
+	check_not "C. ... and no chmod by name was called" grep -E 'chmod' "$KS_TMP/strace.out"
+else
+	note "no strace: the chmod check is skipped"
+fi
+# A foreign listener moved over the socket: the agent takes the path back and keeps serving.
+cat >"$KS_TMP/impostor.py" <<'EOF2'
+import os, socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1])
+s.listen(16)
+open(sys.argv[2], "w").write("ready")
+s.settimeout(0.5)
+end = time.monotonic() + 30
+while time.monotonic() < end:
+    try:
+        c, _ = s.accept()
+    except socket.timeout:
+        continue
+    c.recv(65536)
+    c.sendall(b'{"parameters":{"state":"isolated","policy":"impostor"}}\0')
+    c.close()
+EOF2
+rm -f "$KS_TMP/impostor.ready"
+$PY "$KS_TMP/impostor.py" "$KS_TMP/run/impostor.sock" "$KS_TMP/impostor.ready" &
+IMPOSTOR_PID=$!
+wait_until 5 test -e "$KS_TMP/impostor.ready"
+impostor_ino=$(stat -c %i "$KS_TMP/run/impostor.sock")
+mv -f "$KS_TMP/run/impostor.sock" "$KS_SOCK"
+ours_again() { [ "$(stat -c %i "$KS_SOCK")" != "$impostor_ino" ] && status_is 'd["state"] == "normal" and "gateways" in d'; }
+check "C. a foreign listener moved over the socket: the agent takes the path back" wait_until 10 ours_again
+check "C. ... and says so loudly" grep -q "taking the path back" "$KS_LOG"
+check_exit 0 "C. ... and an operator's isolate reaches the agent" ctl isolate mailonly --reason "after the impostor"
+check "C. ... really: isolated with mailonly" status_is 'd["state"] == "isolated" and d["policy"] == "mailonly"'
+ctl restore >/dev/null 2>&1
+kill "$IMPOSTOR_PID" 2>/dev/null
+wait "$IMPOSTOR_PID" 2>/dev/null
+
 summary
