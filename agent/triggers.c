@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,40 @@ static int check_policy(struct ks_store *store, const char *file, unsigned line,
         return -ENOENT;
 }
 
+/*
+ * Could someone other than root make the trigger file appear? Every component
+ * of its directory is lstat-ed from /: a symbolic link, a directory not owned
+ * by root or writable by group or others is refused, but for a sticky one above
+ * the last (/tmp: others cannot rename what root owns there). Returns 0, or
+ * -EPERM with why (the offending directory) filled in.
+ */
+static int path_only_root_writes(const char *path, char *why, size_t size)
+{
+        const char *end = strrchr(path, '/');
+
+        for (const char *p = path; p && p <= end; p = p < end ? strchr(p + 1, '/') : NULL) {
+                _cleanup_free_ char *dir = strndup(path, p == path ? 1 : (size_t)(p - path));  /* "/", "/a", ... */
+                bool last = p == end;
+                struct stat st;
+
+                if (!dir)
+                        return -ENOMEM;
+                if (lstat(dir, &st) < 0)
+                        return 0;       /* missing: reported as such by the caller */
+                if (S_ISLNK(st.st_mode))
+                        snprintf(why, size, "%s is a symbolic link", dir);
+                else if (st.st_uid != 0)
+                        snprintf(why, size, "%s is owned by uid %u", dir, (unsigned)st.st_uid);
+                else if ((st.st_mode & (S_IWGRP | S_IWOTH)) && (last || !(st.st_mode & S_ISVTX)))
+                        snprintf(why, size, "%s is writable by %s (mode %04o)", dir,
+                                 st.st_mode & S_IWOTH ? "everyone" : "its group", (unsigned)(st.st_mode & 07777));
+                else
+                        continue;
+                return -EPERM;
+        }
+        return 0;
+}
+
 int triggers_check(const char *config_dir, struct ks_store *store, struct ks_conf *c, struct ks_diags *diags)
 {
         _cleanup_free_ char *file = NULL;
@@ -95,6 +130,7 @@ int triggers_check(const char *config_dir, struct ks_store *store, struct ks_con
                 return (int)(diags->n - before);
         for (size_t i = 0; i < c->n_paths;) {
                 _cleanup_free_ char *copy = strdup(c->paths[i].path);
+                char why[PATH_MAX + 64];
                 struct stat st;
                 bool bad = check_policy(store, c->file, c->paths[i].policy_line, c->paths[i].policy, diags) < 0;
 
@@ -104,6 +140,11 @@ int triggers_check(const char *config_dir, struct ks_store *store, struct ks_con
                         diags_add(diags, c->file, c->paths[i].line, "Path: \"%s\": the directory %s %s; it must "
                                   "exist when killswitchd starts", c->paths[i].path, copy,
                                   errno == ENOENT ? "does not exist" : "cannot be watched");
+                        bad = true;
+                } else if (path_only_root_writes(c->paths[i].path, why, sizeof(why)) < 0) {
+                        diags_add(diags, c->file, c->paths[i].line, "Path: \"%s\": %s: others could create the "
+                                  "file and isolate the machine; use a directory only root can write (and no "
+                                  "symbolic links), e.g. /run/killswitch/triggers", c->paths[i].path, why);
                         bad = true;
                 }
                 if (bad)

@@ -216,4 +216,29 @@ ctl restore >/dev/null 2>&1
 kill "$IMPOSTOR_PID" 2>/dev/null
 wait "$IMPOSTOR_PID" 2>/dev/null
 
+# ---------------------------------------------------------------------------------------------
+note "D. trip"
+mkdir -p "$KS_TMP/open" "$KS_TMP/mine" "$KS_TMP/safe/sub" && chmod 0777 "$KS_TMP/open" && chown 65534 "$KS_TMP/mine"
+chmod 755 "$KS_TMP/safe" "$KS_TMP/safe/sub"
+ln -s "$KS_TMP/safe/sub" "$KS_TMP/sublink"
+printf '[PathTrigger open]\nPath=%s\nPolicy=isolate\n\n[PathTrigger mine]\nPath=%s\nPolicy=isolate\n\n[PathTrigger linked]\nPath=%s\nPolicy=isolate\n\n[PathTrigger safe]\nPath=%s\nPolicy=isolate\n' \
+	"$KS_TMP/open/panic" "$KS_TMP/mine/panic" "$KS_TMP/sublink/panic" "$KS_TMP/safe/sub/panic" >"$CONF"
+out=$("$KILLSWITCHD" --check --config-dir "$KS_CONF" 2>&1)
+rc=$?
+check "D. --check: exit 1 with a trigger in a world-writable directory (exit $rc)" test "$rc" -eq 1
+check "D. --check: FILE:LINE for each unsafe path trigger" contains "$out" \
+	"$CONF:1: Path: \"$KS_TMP/open/panic\": $KS_TMP/open is writable by everyone" \
+	"$CONF:5: Path: \"$KS_TMP/mine/panic\": $KS_TMP/mine is owned by uid 65534" \
+	"$CONF:9: Path: \"$KS_TMP/sublink/panic\": $KS_TMP/sublink is a symbolic link"
+check_not "D. --check: the safe trigger is not reported" grep -q ":13:" <<<"$out"
+ctl reload >/dev/null 2>&1
+check "D. the running agent arms only the safe trigger" \
+	status_is '[p["name"] for p in d["triggers"]["paths"]] == ["safe"]'
+"${NOBODY[@]}" touch "$KS_TMP/open/panic"
+sleep 1.5
+check "D. nobody creating the file in the world-writable directory does not isolate" \
+	status_is 'd["state"] == "normal"'
+: >"$CONF"
+ctl reload >/dev/null 2>&1
+
 summary
