@@ -77,27 +77,85 @@ char *format_timestamp(const char *rfc3339, time_t now, char *buf, size_t size)
         return buf;
 }
 
-static bool is_control(unsigned char c)
+/*
+ * The next character of s: its code point, or -1 for a byte that does not
+ * start a valid UTF-8 sequence (overlong, surrogate, beyond U+10FFFF,
+ * truncated); *ret_len is how many bytes it takes (1 for an invalid byte).
+ */
+static int32_t utf8_next(const unsigned char *s, size_t *ret_len)
 {
-        return c < 0x20 || c == 0x7f;
+        static const int32_t min[] = { 0, 0, 0x80, 0x800, 0x10000 };
+        size_t len = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3
+                   : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+        int32_t c = len == 1 ? s[0] : len == 2 ? s[0] & 0x1f : len == 3 ? s[0] & 0x0f : s[0] & 0x07;
+
+        *ret_len = 1;
+        if (len == 0)
+                return -1;
+        for (size_t i = 1; i < len; i++) {
+                if ((s[i] & 0xc0) != 0x80)
+                        return -1;
+                c = (c << 6) | (s[i] & 0x3f);
+        }
+        if (c < min[len] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+                return -1;
+        *ret_len = len;
+        return c;
+}
+
+/*
+ * Can c go to a terminal as it is? Not the C0 and C1 controls (U+009B is an
+ * 8-bit CSI), nor the invisible format characters that reorder or hide text:
+ * bidi embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069), marks
+ * (U+200E/F, U+061C), zero-width and other format characters, line and
+ * paragraph separators, tags, noncharacters.
+ */
+static bool printable(int32_t c)
+{
+        return c >= 0x20 && c != 0x7f && !(c >= 0x80 && c <= 0x9f) && c != 0xad && c != 0x61c &&
+               !(c >= 0x600 && c <= 0x605) && c != 0x6dd && c != 0x70f && c != 0x180e &&
+               !(c >= 0x200b && c <= 0x200f) && !(c >= 0x2028 && c <= 0x202e) &&
+               !(c >= 0x2060 && c <= 0x206f) && c != 0xfeff && !(c >= 0xfff9 && c <= 0xfffb) &&
+               !(c >= 0xfdd0 && c <= 0xfdef) && (c & 0xfffe) != 0xfffe && !(c >= 0xe0000 && c <= 0xe0fff) &&
+               !(c >= 0x1d173 && c <= 0x1d17a) && c != 0x110bd && c != 0x110cd;
+}
+
+/* What is printed for the character at s (of len bytes, code point c): itself or an escape. */
+static size_t escape_char(const char *s, size_t len, int32_t c, char *buf, size_t size)
+{
+        if (c >= 0 && printable(c))
+                return (size_t)snprintf(buf, size, "%.*s", (int)len, s);
+        if (c < 0 || c < 0x80)
+                return (size_t)snprintf(buf, size, "\\x%02x", (unsigned char)*s);
+        if (c <= 0xffff)
+                return (size_t)snprintf(buf, size, "\\u%04x", (unsigned)c);
+        return (size_t)snprintf(buf, size, "\\U%08x", (unsigned)c);
 }
 
 size_t width_safe(const char *s)
 {
-        size_t n = 0;
+        size_t n = 0, len;
+        char buf[16];
 
-        for (; *s; s++)
-                n += is_control((unsigned char) *s) ? 4 : 1;
+        for (; *s; s += len) {
+                int32_t c = utf8_next((const unsigned char *)s, &len);
+
+                n += c >= 0 && printable(c) ? 1 : escape_char(s, len, c, buf, sizeof(buf));
+        }
         return n;
 }
 
 void fputs_safe(const char *s, FILE *f)
 {
-        for (; *s; s++)
-                if (is_control((unsigned char) *s))
-                        fprintf(f, "\\x%02x", (unsigned char) *s);
-                else
-                        fputc(*s, f);
+        size_t len;
+        char buf[16];
+
+        for (; *s; s += len) {
+                int32_t c = utf8_next((const unsigned char *)s, &len);
+
+                escape_char(s, len, c, buf, sizeof(buf));
+                fputs(buf, f);
+        }
 }
 
 static void fputs_padded(const char *s, size_t width, FILE *f)

@@ -27,9 +27,12 @@ struct output_flags {
 };
 
 /*
- * Text from the agent (a reason, a description) is printed with control
- * characters as "\xNN", so that whoever set it cannot drive the terminal of
- * whoever reads it. width_safe() is the number of columns that takes.
+ * Text from the agent or a remote host (a reason, a description, a policy
+ * name) is printed with C0 controls and invalid UTF-8 bytes as "\xNN", and C1
+ * controls and invisible format characters (bidi overrides and isolates,
+ * zero-width characters, ...) as "\uNNNN", so that whoever set it can neither
+ * drive nor fool the terminal of whoever reads it. width_safe() is the number
+ * of columns that takes (one per other character).
  */
 void fputs_safe(const char *s, FILE *f);
 size_t width_safe(const char *s);

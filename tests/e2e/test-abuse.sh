@@ -241,4 +241,19 @@ check "D. nobody creating the file in the world-writable directory does not isol
 : >"$CONF"
 ctl reload >/dev/null 2>&1
 
+# ---------------------------------------------------------------------------------------------
+note "E. fool the terminal"
+CSI8=$(printf '\302\233')   # U+009B, the 8-bit CSI
+RLO=$(printf '\342\200\256') # U+202E RIGHT-TO-LEFT OVERRIDE
+ctl isolate mailonly --reason "E: ${CSI8}2J wiped ${RLO}gpj.exe" >/dev/null
+"${MEMBER[@]}" $ABUSE "$KS_SOCK" call '{"method":"io.killswitch.Isolate","parameters":{"policy":"x\u202ey\u009b1m"}}' >/dev/null
+raw_free() { ! grep -qF -e "$CSI8" -e "$RLO" <<<"$1"; }
+out=$(ctl status 2>&1)
+check "E. status: no raw U+009B or U+202E" raw_free "$out"
+check "E. status: both shown escaped" contains "$out" '\u009b2J wiped \u202egpj.exe'
+out=$(ctl history -n 20 2>&1)
+check "E. history: no raw U+009B or U+202E (reason; policy name of a refused call)" raw_free "$out"
+check "E. history: shown escaped" contains "$out" '\u202egpj.exe' 'x\u202ey\u009b1m'
+ctl restore >/dev/null 2>&1
+
 summary
