@@ -256,6 +256,8 @@ static void format_message(struct event_ctx *c)
         n = (size_t)snprintf(c->message, sizeof(c->message), "%s", head);
         if (ev->reason && n < sizeof(c->message))
                 n += (size_t)snprintf(c->message + n, sizeof(c->message) - n, ": %s", ev->reason);
+        if (ev->kept && *ev->kept && n < sizeof(c->message))
+                n += (size_t)snprintf(c->message + n, sizeof(c->message) - n, " [kept: %s]", ev->kept);
         if (ev->error > 0 && n < sizeof(c->message))
                 snprintf(c->message + n, sizeof(c->message) - n, " (%s)", strerror(ev->error));
 }
@@ -321,6 +323,7 @@ static int journal_send(const struct event_ctx *c)
             (r = add_opt(iov, &n, "KILLSWITCH_POLICY", ev->policy)) < 0 ||
             (r = add_opt(iov, &n, "KILLSWITCH_PREVIOUS_POLICY", ev->previous_policy)) < 0 ||
             (r = add_opt(iov, &n, "KILLSWITCH_REASON", ev->reason)) < 0 ||
+            (r = add_opt(iov, &n, "KILLSWITCH_KEPT", ev->kept)) < 0 ||
             (r = add_opt(iov, &n, "KILLSWITCH_USER", ev->user)) < 0 ||
             (r = add_opt(iov, &n, "KILLSWITCH_COMMAND", c->command)) < 0 ||
             (r = add_opt(iov, &n, "KILLSWITCH_SSH_CLIENT", c->ssh_client)) < 0 ||
@@ -376,12 +379,13 @@ static json_t *entry_json(const struct event_ctx *c)
 {
         const struct audit_event *ev = c->ev;
 
-        return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+        return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
                          "time", c->time,
                          "action", kinds[ev->kind].action,
                          "policy", text_json(ev->policy),
                          "previous_policy", text_json(ev->previous_policy),
                          "reason", text_json(ev->reason),
+                         "kept", text_json(ev->kept),
                          "user", text_json(ev->user),
                          "uid", ev->uid >= 0 ? json_integer(ev->uid) : json_null(),
                          "pid", ev->pid > 0 ? json_integer(ev->pid) : json_null(),

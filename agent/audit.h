@@ -48,6 +48,7 @@ struct audit_event {
         const char *trigger;            /* "ctl", "startup", "monitor", "path:/x", "heartbeat", ... */
         const char *origin;             /* user@host that asked through a remote killswitchctl -H, or NULL */
         const char *message;            /* human sentence; NULL: a standard one from the fields */
+        const char *kept;               /* what the policy keeps: "gateways a, b; services c" (isolate, switch) */
         int error;                      /* positive errno or 0 */
         uint64_t since_usec;            /* realtime; 0: now */
         bool unprivileged;              /* the caller is neither root nor in group killswitch: its refusals

@@ -112,12 +112,20 @@ static void notify_status(struct ks_manager *m)
 static void audit(struct ks_manager *m, enum audit_kind kind, const struct ks_actor *a, const char *policy,
                   const char *previous, const char *reason, const struct ks_error *e)
 {
+        const struct ks_policy *p = policy ? store_get(&m->store, policy) : NULL;
+        char kept[512] = "";
         struct audit_event ev = {
                 .kind = kind, .policy = policy, .previous_policy = previous, .reason = reason,
                 .user = a->user, .uid = a->uid, .pid = a->pid, .ssh_client = a->ssh_connection,
                 .trigger = a->trigger, .origin = a->origin, .message = e ? e->msg : NULL,
                 .error = e ? e->error : 0, .unprivileged = a->unprivileged,
         };
+
+        /* Name what stays reachable, so that history and journal say what "isolated" meant. */
+        if (p && (kind == AUDIT_ISOLATE || kind == AUDIT_SWITCH || kind == AUDIT_FAIL_CLOSED)) {
+                policy_kept_names(p, kept, sizeof(kept));
+                ev.kept = kept;
+        }
 
         audit_log(m->audit, &ev);
 }
@@ -427,7 +435,8 @@ static int check_lockout(const struct ks_policy *p, const char *ssh_connection, 
 {
         char client[64], server[64], ifname[IFNAMSIZ];  /* sscanf %63s */
         unsigned cport, sport;
-        uint8_t addr[16];
+        uint8_t addr[16], ours[16];
+        bool have_ours;
         char *pct;
         int family, r;
 
@@ -442,7 +451,11 @@ static int check_lockout(const struct ks_policy *p, const char *ssh_connection, 
         r = route_lookup_ifname(family, addr, ifname);
         if (r < 0 || !policy_has_uplink(p, ifname))
                 return 0;
-        if (policy_keeping_gateway(p, family, addr, IPPROTO_TCP, (uint16_t)cport, (uint16_t)sport))
+        if ((pct = strchr(server, '%')))
+                *pct = '\0';
+        have_ours = inet_pton(family, server, ours) == 1;
+        if (policy_keeps_inbound(p, family, addr, have_ours ? ours : NULL, IPPROTO_TCP, (uint16_t)cport,
+                                 (uint16_t)sport))
                 return 0;
         return ks_error_set(e, -EPERM, KS_ERR_LOCKOUT,
                             "Refusing to isolate with policy %s: it would cut your own SSH session from %s, which "

@@ -98,7 +98,7 @@ static void status_add_counters(struct ks_manager *m, json_t *o)
 {
         const struct ks_policy *p = manager_active_policy(m);
         const char *policy = m->state.isolated ? m->state.policy : NULL;
-        json_t *gws = json_array(), *per_uplink = json_array();
+        json_t *gws = json_array(), *svcs = json_array(), *per_uplink = json_array();
         struct nft_counter *c = NULL;
         char prefix[POLICY_NAME_MAX + 2];
         uint64_t sum[2] = {};
@@ -116,6 +116,9 @@ static void status_add_counters(struct ks_manager *m, json_t *o)
                 if (!p && strncmp(rest, COUNTER_GATEWAY_PREFIX, strlen(COUNTER_GATEWAY_PREFIX)) == 0)
                         json_array_append_new(gws, counter_json(rest + strlen(COUNTER_GATEWAY_PREFIX),
                                                                 c[i].packets, c[i].bytes));
+                if (!p && strncmp(rest, COUNTER_SERVICE_PREFIX, strlen(COUNTER_SERVICE_PREFIX)) == 0)
+                        json_array_append_new(svcs, counter_json(rest + strlen(COUNTER_SERVICE_PREFIX),
+                                                                 c[i].packets, c[i].bytes));
         }
         for (size_t i = 0; p && i < p->n_gateways; i++) {
                 char name[COMPILE_NAME_SIZE];
@@ -125,7 +128,16 @@ static void status_add_counters(struct ks_manager *m, json_t *o)
                         k = counter_find(c, n, name);
                 json_array_append_new(gws, counter_json(p->gateways[i].name, k ? k->packets : 0, k ? k->bytes : 0));
         }
+        for (size_t i = 0; p && i < p->n_services; i++) {
+                char name[COMPILE_NAME_SIZE];
+                const struct nft_counter *k = NULL;
+
+                if (compile_service_counter_name(name, sizeof(name), p->name, p->services[i].name) == 0)
+                        k = counter_find(c, n, name);
+                json_array_append_new(svcs, counter_json(p->services[i].name, k ? k->packets : 0, k ? k->bytes : 0));
+        }
         json_object_set_new(o, "gateways", gws);
+        json_object_set_new(o, "services", svcs);
         json_object_set_new(o, "dropped", json_pack("{s:I, s:I}", "packets", (json_int_t)sum[0], "bytes",
                                                     (json_int_t)sum[1]));
         json_object_set_new(o, "dropped_by_uplink", per_uplink);
@@ -146,22 +158,34 @@ static const char *prefix_str(const struct ks_prefix *px, char *buf, size_t size
         return buf;
 }
 
-/* What each host name in Address= resolved to when the policy was loaded (pinned since). */
+/* {"gateway"|"service": OWNER, "name": NAME, "addresses": [...]} per host name. */
+static void hostnames_add(json_t *a, const char *kind, const char *owner, const struct ks_hostname *hs, size_t n)
+{
+        for (size_t j = 0; a && j < n; j++) {
+                const struct ks_hostname *h = &hs[j];
+                json_t *addrs = json_array();
+                char buf[INET6_ADDRSTRLEN + 8];
+
+                for (size_t k = 0; k < h->n_addrs; k++)
+                        json_array_append_new(addrs, json_string(prefix_str(&h->addrs[k], buf, sizeof(buf))));
+                json_array_append_new(a, json_pack("{s:s, s:s, s:o}", kind, owner, "name", h->name, "addresses",
+                                                   addrs));
+        }
+}
+
+/* What each host name in Address= (and From=) resolved to when the policy was loaded (pinned since). */
 static json_t *hostnames_json(const struct ks_policy *p)
 {
         json_t *a = json_array();
 
         for (size_t i = 0; a && p && i < p->n_gateways; i++)
-                for (size_t j = 0; j < p->gateways[i].n_hostnames; j++) {
-                        const struct ks_hostname *h = &p->gateways[i].hostnames[j];
-                        json_t *addrs = json_array();
-                        char buf[INET6_ADDRSTRLEN + 8];
+                hostnames_add(a, "gateway", p->gateways[i].name, p->gateways[i].hostnames, p->gateways[i].n_hostnames);
+        for (size_t i = 0; a && p && i < p->n_services; i++) {
+                const struct ks_service *s = &p->services[i];
 
-                        for (size_t k = 0; k < h->n_addrs; k++)
-                                json_array_append_new(addrs, json_string(prefix_str(&h->addrs[k], buf, sizeof(buf))));
-                        json_array_append_new(a, json_pack("{s:s, s:s, s:o}", "gateway", p->gateways[i].name,
-                                                           "name", h->name, "addresses", addrs));
-                }
+                hostnames_add(a, "service", s->name, s->hostnames, s->n_hostnames);
+                hostnames_add(a, "service", s->name, s->from_hostnames, s->n_from_hostnames);
+        }
         return a;
 }
 
@@ -181,7 +205,9 @@ static char *hostnames_comment(const struct ks_policy *p)
                 size_t k;
                 json_t *addr;
 
-                fprintf(f, "# gateway %s: %s =", json_string_value(json_object_get(h, "gateway")),
+                const char *kind = json_object_get(h, "service") ? "service" : "gateway";
+
+                fprintf(f, "# %s %s: %s =", kind, json_string_value(json_object_get(h, kind)),
                         json_string_value(json_object_get(h, "name")));
                 json_array_foreach(json_object_get(h, "addresses"), k, addr)
                         fprintf(f, "%s %s", k ? "," : "", json_string_value(addr));
@@ -416,6 +442,15 @@ static json_t *gateway_names(const struct ks_policy *p)
         return a;
 }
 
+static json_t *service_names(const struct ks_policy *p)
+{
+        json_t *a = json_array();
+
+        for (size_t i = 0; a && i < p->n_services; i++)
+                json_array_append_new(a, json_string(p->services[i].name));
+        return a;
+}
+
 /* {"policies":[...], "failed":[...]} from the store; used by Policies and Reload. */
 static json_t *store_json(struct ks_manager *m, const char *ok_key)
 {
@@ -427,11 +462,12 @@ static json_t *store_json(struct ks_manager *m, const char *ok_key)
                 bool active = m->state.isolated && m->state.policy && strcmp(m->state.policy, en->name) == 0;
 
                 if (p)
-                        json_array_append_new(good, json_pack("{s:s, s:o, s:s, s:o, s:o, s:b, s:o}", "name",
+                        json_array_append_new(good, json_pack("{s:s, s:o, s:s, s:o, s:o, s:o, s:b, s:o}", "name",
                                                               en->name, "description", opt_string(p->description),
                                                               "file", en->path, "uplinks",
                                                               string_array(p->uplinks, p->n_uplinks),
-                                                              "gateways", gateway_names(p), "active", active,
+                                                              "gateways", gateway_names(p),
+                                                              "services", service_names(p), "active", active,
                                                               "resolved", hostnames_json(p)));
                 if (en->errors.n > 0)
                         json_array_append_new(failed, json_pack("{s:s, s:s, s:o}", "name", en->name, "file",

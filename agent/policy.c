@@ -101,6 +101,7 @@ struct ks_policy *policy_free(struct ks_policy *p)
                 service_free(&p->services[i]);
         free(p->services);
         free(p->uplinks);
+        free(p->uplink_lines);
         free(p->description);
         free(p->path);
         free(p->name);

@@ -71,6 +71,7 @@ struct ks_gateway {
         enum ks_direction direction;   /* Direction=, default both */
         struct ks_prefix *locals;      /* Local=: our hosts, by inside address; n_locals == 0: any */
         size_t n_locals;
+        unsigned address_line;         /* of the first Address= (for warnings) */
 };
 
 /*
@@ -91,6 +92,7 @@ struct ks_service {
         size_t n_hostnames;
         struct ks_hostname *from_hostnames;    /* host names of From= */
         size_t n_from_hostnames;
+        unsigned address_line;         /* of the first Address= (for warnings) */
 };
 
 /* [Policy] Reject=: what a cut packet going out through an uplink gets. */
@@ -106,6 +108,7 @@ struct ks_policy {
         char *description;             /* may be NULL */
         char (*uplinks)[IFNAMSIZ];     /* NUL-terminated, at most 15 chars */
         size_t n_uplinks;
+        unsigned *uplink_lines;        /* line of each uplink's Interface= (for warnings); may be NULL */
         struct ks_gateway *gateways;   /* in file order; [Management] among them */
         size_t n_gateways;
         struct ks_service *services;   /* [Service NAME] sections, in file order */

@@ -27,6 +27,10 @@ static const struct family families[] = {
           "Packets let through to and from a gateway of the policy in force." },
         { "killswitch_gateway_bytes_total", "counter",
           "Bytes let through to and from a gateway of the policy in force." },
+        { "killswitch_service_packets_total", "counter",
+          "Packets let through to and from a [Service] of the policy in force." },
+        { "killswitch_service_bytes_total", "counter",
+          "Bytes let through to and from a [Service] of the policy in force." },
         { "killswitch_dropped_packets_total", "counter",
           "Packets dropped on the uplinks by the policy in force." },
         { "killswitch_dropped_bytes_total", "counter",
@@ -54,22 +58,25 @@ static json_int_t counter(json_t *object, const char *key)
         return v > 0 ? v : 0;
 }
 
-static int add_gateways(json_t *samples, json_t *status)
+/* kind "gateway" or "service": the status array "gateways"/"services", the metrics killswitch_KIND_*. */
+static int add_gateways(json_t *samples, json_t *status, const char *kind)
 {
         const char *policy = json_string_value(json_object_get(status, "policy")) ?: "";
+        char key[16], packets[64], bytes[64];
         size_t i;
         json_t *g;
         int r = 0;
 
-        json_array_foreach(json_object_get(status, "gateways"), i, g) {
+        snprintf(key, sizeof(key), "%ss", kind);
+        snprintf(packets, sizeof(packets), "killswitch_%s_packets_total", kind);
+        snprintf(bytes, sizeof(bytes), "killswitch_%s_bytes_total", kind);
+        json_array_foreach(json_object_get(status, key), i, g) {
                 const char *name = json_string_value(json_object_get(g, "name")) ?: "";
 
-                r = add_sample(samples, "killswitch_gateway_packets_total",
-                               json_pack("{s:s, s:s}", "policy", policy, "gateway", name),
+                r = add_sample(samples, packets, json_pack("{s:s, s:s}", "policy", policy, kind, name),
                                json_integer(counter(g, "packets")));
                 if (r >= 0)
-                        r = add_sample(samples, "killswitch_gateway_bytes_total",
-                                       json_pack("{s:s, s:s}", "policy", policy, "gateway", name),
+                        r = add_sample(samples, bytes, json_pack("{s:s, s:s}", "policy", policy, kind, name),
                                        json_integer(counter(g, "bytes")));
                 if (r < 0)
                         return r;
@@ -94,7 +101,9 @@ static int add_status(json_t *samples, json_t *status)
                 r = add_sample(samples, "killswitch_last_apply_seconds", NULL,
                                json_real((double) json_integer_value(apply) / 1e6));
         if (r >= 0)
-                r = add_gateways(samples, status);
+                r = add_gateways(samples, status, "gateway");
+        if (r >= 0)
+                r = add_gateways(samples, status, "service");
         /* Counters of the ruleset in force: zero while nothing is dropped. */
         if (r >= 0)
                 r = add_sample(samples, "killswitch_dropped_packets_total", NULL,

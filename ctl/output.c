@@ -361,7 +361,7 @@ static void print_uplinks(FILE *f, json_t *uplinks)
         fputc('\n', f);
 }
 
-static void print_gateways(FILE *f, json_t *gateways)
+static void print_gateways(FILE *f, json_t *gateways, const char *label)
 {
         size_t i, width = 0;
         const char *name;
@@ -374,7 +374,7 @@ static void print_gateways(FILE *f, json_t *gateways)
         }
         json_array_foreach(gateways, i, g) {
                 if (i == 0)
-                        field(f, "Gateways");
+                        field(f, label);
                 else
                         fprintf(f, "%*s", LABEL_WIDTH + 2, "");
                 fputs_padded(json_str(g, "name") ?: "?", width, f);
@@ -400,8 +400,8 @@ static void print_resolved(FILE *f, json_t *resolved)
                         fputs(k ? ", " : " ", f);
                         fputs_safe(json_string_value(addr) ?: "?", f);
                 }
-                fputs(" (gateway ", f);
-                fputs_safe(json_str(r, "gateway") ?: "?", f);
+                fputs(json_str(r, "service") ? " (service " : " (gateway ", f);
+                fputs_safe(json_str(r, "service") ?: json_str(r, "gateway") ?: "?", f);
                 fputs(")\n", f);
         }
 }
@@ -517,7 +517,8 @@ void output_status(FILE *f, json_t *status, const struct output_flags *flags)
         print_trigger(f, json_str(status, "trigger"));
         print_pending(f, status, flags->now);
         print_uplinks(f, json_object_get(status, "uplinks"));
-        print_gateways(f, json_object_get(status, "gateways"));
+        print_gateways(f, json_object_get(status, "gateways"), "Gateways");
+        print_gateways(f, json_object_get(status, "services"), "Services");
         print_resolved(f, json_object_get(status, "resolved"));
         if (json_is_object(dropped) && (strcmp(state, "isolated") == 0 || json_uint(dropped, "packets") > 0)) {
                 field(f, "Dropped");
@@ -531,6 +532,7 @@ void output_isolated(FILE *f, json_t *status)
 {
         json_t *uplinks = json_object_get(status, "uplinks");
         json_t *gateways = json_object_get(status, "gateways");
+        json_t *services = json_object_get(status, "services");
 
         fputs("Isolated with policy ", f);
         fputs_safe(json_str(status, "policy") ?: "?", f);
@@ -544,9 +546,14 @@ void output_isolated(FILE *f, json_t *status)
         if (json_array_size(gateways) > 0) {
                 fputs(json_array_size(gateways) == 1 ? "gateway " : "gateways ", f);
                 print_names(f, gateways, ", ");
-                fputs(" kept).\n", f);
-        } else
-                fputs("no gateway kept).\n", f);
+        } else if (json_array_size(services) == 0)
+                fputs("no gateway", f);
+        if (json_array_size(services) > 0) {
+                fputs(json_array_size(gateways) > 0 ? "; " : "", f);
+                fputs(json_array_size(services) == 1 ? "service " : "services ", f);
+                print_names(f, services, ", ");
+        }
+        fputs(" kept).\n", f);
         print_pending(f, status, time(NULL));
 }
 
