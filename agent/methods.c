@@ -168,8 +168,11 @@ static void hostnames_add(json_t *a, const char *kind, const char *owner, const 
 
                 for (size_t k = 0; k < h->n_addrs; k++)
                         json_array_append_new(addrs, json_string(prefix_str(&h->addrs[k], buf, sizeof(buf))));
-                json_array_append_new(a, json_pack("{s:s, s:s, s:o}", kind, owner, "name", h->name, "addresses",
-                                                   addrs));
+                json_array_append_new(a, json_pack("{s:o, s:o, s:s, s:o}", "gateway",
+                                                   strcmp(kind, "gateway") == 0 ? json_string(owner) : json_null(),
+                                                   "service",
+                                                   strcmp(kind, "service") == 0 ? json_string(owner) : json_null(),
+                                                   "name", h->name, "addresses", addrs));
         }
 }
 
@@ -205,7 +208,7 @@ static char *hostnames_comment(const struct ks_policy *p)
                 size_t k;
                 json_t *addr;
 
-                const char *kind = json_object_get(h, "service") ? "service" : "gateway";
+                const char *kind = json_is_string(json_object_get(h, "service")) ? "service" : "gateway";
 
                 fprintf(f, "# %s %s: %s =", kind, json_string_value(json_object_get(h, kind)),
                         json_string_value(json_object_get(h, "name")));

@@ -40,7 +40,7 @@ func main() {
 	}
 	defer conn.Close()
 
-	state, policy, _, _, _, _, _, _, _, _, _, triggers, uplinks, _, dropped, _, _, _, _, protection, _, err :=
+	state, policy, _, _, _, _, _, _, _, _, _, triggers, uplinks, _, _, dropped, _, _, _, _, protection, _, err :=
 		iokillswitch.Status().Call(ctx, conn)
 	check(err == nil && (state == "normal" || state == "isolated") && protection != "" && triggers.Paths != nil,
 		"Status() -> state %q, policy %v, uplinks %v, dropped %d packets, protection %q (err %v)",
