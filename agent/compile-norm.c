@@ -198,6 +198,18 @@ static int norm_ports(const struct ks_portrange *ports, size_t n, struct ks_port
         return 0;
 }
 
+/* Every address of both families ("any"): such a Local= or From= restricts nothing and is left out of the key. */
+static bool covers_all(const struct ks_prefix *v, size_t n)
+{
+        bool v4 = false, v6 = false;
+
+        for (size_t i = 0; i < n; i++) {
+                v4 = v4 || (v[i].family == AF_INET && v[i].len == 0);
+                v6 = v6 || (v[i].family == AF_INET6 && v[i].len == 0);
+        }
+        return v4 && v6;
+}
+
 /* A tracked gateway: peer = Address=, ours = Local= (left out if none). */
 static int norm_conn_gateway(const struct ks_gateway *g, struct conn_norm *out)
 {
@@ -205,7 +217,7 @@ static int norm_conn_gateway(const struct ks_gateway *g, struct conn_norm *out)
 
         *out = (struct conn_norm){
                 .prefix = COUNTER_GATEWAY_PREFIX, .name = g->name,
-                .has = { [FIELD_PEER] = true, [FIELD_OURS] = g->n_locals > 0 },
+                .has = { [FIELD_PEER] = true, [FIELD_OURS] = g->n_locals > 0 && !covers_all(g->locals, g->n_locals) },
                 .out = g->direction != KS_DIRECTION_IN, .in = g->direction != KS_DIRECTION_OUT,
                 .ping = gateway_ping_rules(g),
         };
@@ -222,7 +234,7 @@ static int norm_conn_service(const struct ks_service *s, struct conn_norm *out)
 
         *out = (struct conn_norm){
                 .prefix = COUNTER_SERVICE_PREFIX, .name = s->name,
-                .has = { [FIELD_PEER] = s->n_from > 0, [FIELD_OURS] = true },
+                .has = { [FIELD_PEER] = s->n_from > 0 && !covers_all(s->from, s->n_from), [FIELD_OURS] = true },
                 .in = true, .service = true,
         };
         r = norm_addrs(s->from, s->n_from, out->ranges[FIELD_PEER], out->n_ranges[FIELD_PEER]);

@@ -57,7 +57,8 @@ static unsigned gateway_line(const struct ks_gateway *g)
 /* Every address, both ways, no Local=: any internet host may open connections to every host of ours. */
 static int lint_everyone(struct lint *l, const struct ks_gateway *g)
 {
-        if (!has_any(g->addrs, g->n_addrs) || g->direction != KS_DIRECTION_BOTH || g->n_locals > 0)
+        if (!has_any(g->addrs, g->n_addrs) || g->direction != KS_DIRECTION_BOTH ||
+            (g->n_locals > 0 && !has_any(g->locals, g->n_locals)))
                 return 0;
         return warn(l, gateway_line(g),
                     "gateway %s keeps all addresses in both directions without Local=: every host on the "

@@ -188,10 +188,16 @@ static int gateway_add(struct ini *ini, const char *name, bool management, void 
 
 static int section_gateway(struct ini *ini, const char *name, void **ret_object)
 {
+        struct parser *ps = ini->userdata;
+
         if (gateway_name_valid(name) < 0)
                 return ini_error(ini, ini->line,
                                  "[Gateway %s]: invalid gateway name; use 1-%d of A-Z a-z 0-9 _ -",
                                  name, POLICY_NAME_MAX);
+        for (size_t i = 0; i < ps->p->n_services; i++)
+                if (strcmp(ps->p->services[i].name, name) == 0)
+                        return ini_error(ini, ini->line, "[Gateway %s]: the name is taken by the service on line "
+                                         "%u; rename one", name, ps->p->services[i].line);
         return gateway_add(ini, name, false, ret_object);
 }
 
@@ -204,6 +210,49 @@ static int section_management(struct ini *ini, const char *name, void **ret_obje
                 return 0;
         ps->management = true;
         return gateway_add(ini, POLICY_MANAGEMENT_NAME, true, ret_object);
+}
+
+/* A section name of a gateway or service already used: 1 after reporting it, 0 if free. */
+static int service_name_taken(struct ini *ini, const char *name)
+{
+        struct parser *ps = ini->userdata;
+        const struct ks_policy *p = ps->p;
+
+        for (size_t i = 0; i < p->n_services; i++)
+                if (strcmp(p->services[i].name, name) == 0)
+                        return ini_error(ini, ini->line, "[Service %s]: duplicate service name (first on line %u); "
+                                         "merge the two sections or rename one", name, p->services[i].line) ?: 1;
+        for (size_t i = 0; i < p->n_gateways; i++)
+                if (strcmp(p->gateways[i].name, name) == 0)
+                        return ini_error(ini, ini->line, "[Service %s]: the name is taken by the gateway on line "
+                                         "%u; rename one", name, p->gateways[i].line) ?: 1;
+        return 0;
+}
+
+static int section_service(struct ini *ini, const char *name, void **ret_object)
+{
+        struct parser *ps = ini->userdata;
+        struct ks_policy *p = ps->p;
+        struct ks_service *s;
+        int r;
+
+        if (gateway_name_valid(name) < 0)
+                return ini_error(ini, ini->line,
+                                 "[Service %s]: invalid service name; use 1-%d of A-Z a-z 0-9 _ -",
+                                 name, POLICY_NAME_MAX);
+        r = service_name_taken(ini, name);
+        if (r < 0)
+                return r;
+        r = grow(&p->services, &p->n_services, sizeof(*p->services));
+        if (r < 0)
+                return r;
+        s = &p->services[p->n_services - 1];
+        s->line = ini->line;
+        s->name = strdup(name);
+        if (!s->name)
+                return -ENOMEM;
+        *ret_object = s;
+        return 0;
 }
 
 /* [Policy] and [Uplinks] set keys of the policy itself. */
@@ -304,6 +353,19 @@ static const char *ifname_problem(const char *w)
         return NULL;
 }
 
+/* "wan0,wan1," -> "wan0 wan1" (in place; for the hint). */
+static const char *comma_to_blank(char *w)
+{
+        size_t n = strlen(w);
+
+        while (n > 0 && w[n - 1] == ',')
+                w[--n] = '\0';
+        for (char *c = w; *c; c++)
+                if (*c == ',')
+                        *c = ' ';
+        return w;
+}
+
 static int value_interface(struct ini *ini, const char *key, int ltype, char *value, void *data)
 {
         struct ks_policy *p = data;
@@ -313,7 +375,16 @@ static int value_interface(struct ini *ini, const char *key, int ltype, char *va
 
         while ((w = ini_next_word(&value))) {
                 bool dup = false;
+                size_t n_lines;
 
+                if (strchr(w, ',')) {
+                        r = ini_error(ini, ini->line, "%s: \"%s\": a comma is not a separator here; list the "
+                                      "interfaces separated by blanks (Interface=%s), or repeat the key",
+                                      key, w, comma_to_blank(w));
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
                 problem = ifname_problem(w);
                 if (problem) {
                         r = ini_error(ini, ini->line, "%s: \"%s\": %s", key, w, problem);
@@ -325,6 +396,11 @@ static int value_interface(struct ini *ini, const char *key, int ltype, char *va
                         dup = strcmp(p->uplinks[i], w) == 0;
                 if (dup)
                         continue;
+                n_lines = p->n_uplinks;
+                r = grow(&p->uplink_lines, &n_lines, sizeof(*p->uplink_lines));
+                if (r < 0)
+                        return r;
+                p->uplink_lines[n_lines - 1] = ini->line;
                 r = grow(&p->uplinks, &p->n_uplinks, sizeof(*p->uplinks));
                 if (r < 0)
                         return r;
@@ -363,9 +439,9 @@ static void prefix_mask(struct ks_prefix *pfx, uint8_t *ret_network)
         }
 }
 
-static int address_error(struct ini *ini, const char *w, const char *what)
+static int address_error(struct ini *ini, const char *key, const char *w, const char *what)
 {
-        return ini_error(ini, ini->line, "Address: \"%s\": %s", w, what);
+        return ini_error(ini, ini->line, "%s: \"%s\": %s", key, w, what);
 }
 
 #define HOSTNAME_MAX 253
@@ -438,7 +514,7 @@ static const char *hostname_problem(const char *w)
         return NULL;
 }
 
-static int parse_address(struct ini *ini, char *w, struct ks_prefix *ret)
+static int parse_address(struct ini *ini, const char *key, char *w, struct ks_prefix *ret)
 {
         struct ks_prefix pfx = {};
         uint8_t network[16];
@@ -455,70 +531,181 @@ static int parse_address(struct ini *ini, char *w, struct ks_prefix *ret)
         if (slash)
                 *slash = '/';
         if (pfx.family == 0)
-                return address_error(ini, w, "not an IPv4 or IPv6 address (or ADDRESS/PREFIXLEN)");
+                return address_error(ini, key, w, "not an IPv4 or IPv6 address (or ADDRESS/PREFIXLEN)");
         max = pfx.family == AF_INET ? 32 : 128;
         len = max;
         if (slash && parse_uint(slash + 1, max, &len) < 0)
-                return ini_error(ini, ini->line, "Address: \"%s\": prefix length must be 0-%lu",
-                                    w, max);
+                return ini_error(ini, ini->line, "%s: \"%s\": prefix length must be 0-%lu",
+                                    key, w, max);
         pfx.len = (uint8_t)len;
         prefix_mask(&pfx, network);
         if (memcmp(network, pfx.addr, max / 8) != 0) {
                 inet_ntop(pfx.family, network, buf, sizeof(buf));
                 return ini_error(ini, ini->line,
-                                    "Address: \"%s\": host bits set after the prefix; did you mean %s/%u?",
-                                    w, buf, pfx.len);
+                                    "%s: \"%s\": host bits set after the prefix; did you mean %s/%u?",
+                                    key, w, buf, pfx.len);
         }
         *ret = pfx;
         return 1;
 }
 
-/* A host name, unresolved; listed once per gateway (names compare case-insensitively). */
-static int add_hostname(struct ini *ini, struct ks_gateway *g, const char *w)
+/* Where the words of an address key go: numeric ones, host names (NULL: not allowed). */
+struct addr_list {
+        struct ks_prefix **addrs;
+        size_t *n_addrs;
+        struct ks_hostname **hostnames;
+        size_t *n_hostnames;
+        const char *any;        /* NULL: "any" allowed (all of IPv4 and IPv6), else why not */
+};
+
+/* A host name, unresolved; listed once per key list (names compare case-insensitively). */
+static int add_hostname(struct ini *ini, const struct addr_list *l, const char *w)
 {
         struct ks_hostname *h;
         int r;
 
-        for (size_t i = 0; i < g->n_hostnames; i++)
-                if (strcasecmp(g->hostnames[i].name, w) == 0)
+        for (size_t i = 0; i < *l->n_hostnames; i++)
+                if (strcasecmp((*l->hostnames)[i].name, w) == 0)
                         return 0;
-        r = grow(&g->hostnames, &g->n_hostnames, sizeof(*g->hostnames));
+        r = grow(l->hostnames, l->n_hostnames, sizeof(**l->hostnames));
         if (r < 0)
                 return r;
-        h = &g->hostnames[g->n_hostnames - 1];
+        h = &(*l->hostnames)[*l->n_hostnames - 1];
         h->line = ini->line;
         h->name = strdup(w);
         return h->name ? 0 : -ENOMEM;
 }
 
-static int value_address(struct ini *ini, const char *key, int ltype, char *value, void *data)
+static int add_prefix(const struct addr_list *l, const struct ks_prefix *pfx)
 {
-        struct ks_gateway *g = data;
+        int r = grow(l->addrs, l->n_addrs, sizeof(**l->addrs));
+
+        if (r < 0)
+                return r;
+        (*l->addrs)[*l->n_addrs - 1] = *pfx;
+        return 0;
+}
+
+/* "any": 0.0.0.0/0 and ::/0. */
+static int add_any(const struct addr_list *l)
+{
+        int r = add_prefix(l, &(struct ks_prefix){ .family = AF_INET });
+
+        return r < 0 ? r : add_prefix(l, &(struct ks_prefix){ .family = AF_INET6 });
+}
+
+/* One word of an address key: "any", a host name or ADDRESS[/PREFIXLEN]. 1 if it was "any". */
+static int address_word(struct ini *ini, const char *key, char *w, const struct addr_list *l)
+{
         struct ks_prefix pfx;
         const char *problem;
+        int r;
+
+        if (strcmp(w, "any") == 0) {
+                if (l->any)
+                        return address_error(ini, key, w, l->any);
+                r = add_any(l);
+                return r < 0 ? r : 1;
+        }
+        if (!strchr(w, '/') && !looks_numeric(w)) {
+                problem = hostname_problem(w);
+                if (!problem && !l->hostnames)
+                        problem = "host names are not supported here; write the addresses";
+                return problem ? address_error(ini, key, w, problem) : add_hostname(ini, l, w);
+        }
+        r = parse_address(ini, key, w, &pfx);
+        if (r <= 0)
+                return r;
+        return add_prefix(l, &pfx);
+}
+
+/* The words of an address key; returns 1 if one was "any", 0, or -ENOMEM. */
+static int address_words(struct ini *ini, const char *key, char *value, const struct addr_list *l)
+{
+        bool any = false;
         char *w;
         int r;
 
         while ((w = ini_next_word(&value))) {
-                if (!strchr(w, '/') && !looks_numeric(w)) {
-                        problem = hostname_problem(w);
-                        r = problem ? address_error(ini, w, problem) : add_hostname(ini, g, w);
-                        if (r < 0)
-                                return r;
-                        continue;
-                }
-                r = parse_address(ini, w, &pfx);
-                if (r <= 0) {
-                        if (r < 0)
-                                return r;
-                        continue;
-                }
-                r = grow(&g->addrs, &g->n_addrs, sizeof(*g->addrs));
+                r = address_word(ini, key, w, l);
                 if (r < 0)
                         return r;
-                g->addrs[g->n_addrs - 1] = pfx;
+                any = any || r == 1;
         }
-        return 0;
+        return any;
+}
+
+static int value_address(struct ini *ini, const char *key, int ltype, char *value, void *data)
+{
+        struct ks_gateway *g = data;
+        const struct addr_list l = { &g->addrs, &g->n_addrs, &g->hostnames, &g->n_hostnames, NULL };
+        int r;
+
+        if (!g->address_line)
+                g->address_line = ini->line;
+        r = address_words(ini, key, value, &l);
+        /* Address=any is new in version 2: such a gateway is matched on connections. */
+        if (r == 1)
+                g->tracked = true;
+        return r < 0 ? r : 0;
+}
+
+/* Local=: our hosts by their inside addresses; any version 2 key makes the gateway connection-matched. */
+static int value_local(struct ini *ini, const char *key, int ltype, char *value, void *data)
+{
+        struct ks_gateway *g = data;
+        const struct addr_list l = { &g->locals, &g->n_locals, NULL, NULL, NULL };
+        int r;
+
+        g->tracked = true;
+        r = address_words(ini, key, value, &l);
+        return r < 0 ? r : 0;
+}
+
+static int value_direction(struct ini *ini, const char *key, int ltype, char *value, void *data)
+{
+        static const struct {
+                const char *name;
+                enum ks_direction direction;
+        } table[] = {
+                { "both", KS_DIRECTION_BOTH },
+                { "out", KS_DIRECTION_OUT },
+                { "in", KS_DIRECTION_IN },
+        };
+        struct ks_gateway *g = data;
+
+        g->tracked = true;
+        for (size_t i = 0; i < ELEMENTSOF(table); i++)
+                if (strcmp(value, table[i].name) == 0) {
+                        g->direction = table[i].direction;
+                        return 0;
+                }
+        return ini_error(ini, ini->line, "%s: \"%s\": expected out (this side opens the connections), in (the "
+                         "remote side does) or both", key, value);
+}
+
+static int value_service_address(struct ini *ini, const char *key, int ltype, char *value, void *data)
+{
+        struct ks_service *s = data;
+        const struct addr_list l = { &s->addrs, &s->n_addrs, &s->hostnames, &s->n_hostnames,
+                                     "a service needs the addresses of ours it is reached at (the public "
+                                     "ones, or the inside ones a DNAT rule sends it to)" };
+        int r;
+
+        if (!s->address_line)
+                s->address_line = ini->line;
+        r = address_words(ini, key, value, &l);
+        return r < 0 ? r : 0;
+}
+
+/* From=: who may connect; "any" (the default) is everyone. */
+static int value_from(struct ini *ini, const char *key, int ltype, char *value, void *data)
+{
+        struct ks_service *s = data;
+        const struct addr_list l = { &s->from, &s->n_from, &s->from_hostnames, &s->n_from_hostnames, NULL };
+        int r = address_words(ini, key, value, &l);
+
+        return r < 0 ? r : 0;
 }
 
 static int port_proto(const char *name)
@@ -585,9 +772,8 @@ static int parse_port(struct ini *ini, char *w, struct ks_portrange *ret)
         return 1;
 }
 
-static int value_ports(struct ini *ini, const char *key, int ltype, char *value, void *data)
+static int port_words(struct ini *ini, char *value, struct ks_portrange **ports, size_t *n_ports)
 {
-        struct ks_gateway *g = data;
         struct ks_portrange pr;
         char *w;
         int r;
@@ -599,22 +785,37 @@ static int value_ports(struct ini *ini, const char *key, int ltype, char *value,
                                 return r;
                         continue;
                 }
-                r = grow(&g->ports, &g->n_ports, sizeof(*g->ports));
+                r = grow(ports, n_ports, sizeof(**ports));
                 if (r < 0)
                         return r;
-                g->ports[g->n_ports - 1] = pr;
+                (*ports)[*n_ports - 1] = pr;
         }
         return 0;
 }
 
+static int value_ports(struct ini *ini, const char *key, int ltype, char *value, void *data)
+{
+        struct ks_gateway *g = data;
+
+        return port_words(ini, value, &g->ports, &g->n_ports);
+}
+
+static int value_service_ports(struct ini *ini, const char *key, int ltype, char *value, void *data)
+{
+        struct ks_service *s = data;
+
+        return port_words(ini, value, &s->ports, &s->n_ports);
+}
+
 /* ---- Tables ------------------------------------------------------------ */
 
-/* In the order the hints list them: "expected [Policy], [Uplinks], [Management] or [Gateway NAME]". */
+/* In the order the hints list them: "expected [Policy], [Uplinks], [Management], [Gateway NAME] or [Service NAME]". */
 static const struct ini_section policy_sections[] = {
         { .name = "Policy",     .flags = INI_SECTION_ONCE,  .begin = section_policy },
         { .name = "Uplinks",    .flags = INI_SECTION_ONCE,  .begin = section_policy },
         { .name = "Management", .flags = INI_SECTION_ONCE,  .begin = section_management, .keys = "Gateway" },
         { .name = "Gateway",    .flags = INI_SECTION_NAMED, .begin = section_gateway },
+        { .name = "Service",    .flags = INI_SECTION_NAMED, .begin = section_service },
         {}
 };
 
@@ -629,6 +830,11 @@ static const struct ini_key policy_keys[] = {
         { "Gateway",    "Address",              value_address,     0, 0,                                                    0 },
         { "Gateway",    "Ports",                value_ports,       0, 0,                                                    0 },
         { "Gateway",    "Ping",                 ini_parse_bool,    0, offsetof(struct ks_gateway, ping),                    INI_KEY_ONCE },
+        { "Gateway",    "Local",                value_local,       0, 0,                                                    0 },
+        { "Gateway",    "Direction",            value_direction,   0, 0,                                                    INI_KEY_ONCE },
+        { "Service",    "Address",              value_service_address, 0, 0,                                                0 },
+        { "Service",    "Ports",                value_service_ports, 0, 0,                                                  0 },
+        { "Service",    "From",                 value_from,        0, 0,                                                    0 },
         {}
 };
 
@@ -676,6 +882,19 @@ static int parse_finish(struct ini *ini, struct ks_policy *p)
                 else
                         r = ini_error(ini, g->line,
                                       "[Gateway %s] has no Address=; add the gateway's addresses", g->name);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < p->n_services; i++) {
+                const struct ks_service *s = &p->services[i];
+
+                r = 0;
+                if (s->n_addrs == 0 && s->n_hostnames == 0)
+                        r = ini_error(ini, s->line, "[Service %s] has no Address=; add the addresses of ours "
+                                      "the internet connects to", s->name);
+                if (r >= 0 && s->n_ports == 0)
+                        r = ini_error(ini, s->line, "[Service %s] has no Ports=; add the ports it listens on, "
+                                      "e.g. Ports=tcp:25", s->name);
                 if (r < 0)
                         return r;
         }
@@ -850,80 +1069,133 @@ static int append_prefixes(struct ks_prefix **v, size_t *n, const struct ks_pref
         return 0;
 }
 
-int policy_resolve(struct ks_policy *p, policy_resolver_t resolver, void *userdata, struct ks_diags *diags)
+/* The host names of one key (a gateway's or a service's Address=, a service's From=) and where they pin to. */
+struct name_list {
+        const char *key;
+        struct ks_hostname *h;
+        size_t n;
+        struct ks_prefix **addrs;
+        size_t *n_addrs;
+};
+
+/* Every list of host names of p; *ret_n of them, malloc()ed. */
+static int name_lists(struct ks_policy *p, struct name_list **ret, size_t *ret_n)
 {
-        struct resolved *v = NULL;
-        size_t n = 0, failed = 0;
+        struct name_list *l = calloc(p->n_gateways + 2 * p->n_services + 1, sizeof(*l));
+        size_t n = 0;
+
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < p->n_gateways; i++) {
+                struct ks_gateway *g = &p->gateways[i];
+
+                l[n++] = (struct name_list){ "Address", g->hostnames, g->n_hostnames, &g->addrs, &g->n_addrs };
+        }
+        for (size_t i = 0; i < p->n_services; i++) {
+                struct ks_service *s = &p->services[i];
+
+                l[n++] = (struct name_list){ "Address", s->hostnames, s->n_hostnames, &s->addrs, &s->n_addrs };
+                l[n++] = (struct name_list){ "From", s->from_hostnames, s->n_from_hostnames, &s->from, &s->n_from };
+        }
+        *ret = l;
+        *ret_n = n;
+        return 0;
+}
+
+/* Ask once per distinct name that is not pinned yet. */
+static int resolve_names(const struct name_list *l, size_t n_l, policy_resolver_t resolver, void *userdata,
+                         struct resolved **v, size_t *n)
+{
         int k = 0;
 
-        if (!p || !resolver)
-                return -EINVAL;
-
-        /* Ask once per distinct name that is not pinned yet. */
-        for (size_t i = 0; k >= 0 && i < p->n_gateways; i++)
-                for (size_t j = 0; k >= 0 && j < p->gateways[i].n_hostnames; j++) {
-                        const struct ks_hostname *h = &p->gateways[i].hostnames[j];
+        for (size_t i = 0; k >= 0 && i < n_l; i++)
+                for (size_t j = 0; k >= 0 && j < l[i].n; j++) {
+                        const struct ks_hostname *h = &l[i].h[j];
                         bool seen = false;
 
                         if (h->n_addrs > 0)
                                 continue;
-                        for (size_t x = 0; x < n && !seen; x++)
-                                seen = strcasecmp(v[x].name, h->name) == 0;
+                        for (size_t x = 0; x < *n && !seen; x++)
+                                seen = strcasecmp((*v)[x].name, h->name) == 0;
                         if (seen)
                                 continue;
-                        k = grow(&v, &n, sizeof(*v));
+                        k = grow(v, n, sizeof(**v));
                         if (k < 0)
                                 break;
-                        v[n - 1].name = h->name;
-                        k = resolve_one(&v[n - 1], resolver, userdata);
+                        (*v)[*n - 1].name = h->name;
+                        k = resolve_one(&(*v)[*n - 1], resolver, userdata);
                 }
-        if (k < 0)
-                goto finish;
+        return k;
+}
 
-        /* Report each use of a name that did not resolve, at its line. */
-        for (size_t i = 0; k >= 0 && i < p->n_gateways; i++)
-                for (size_t j = 0; k >= 0 && j < p->gateways[i].n_hostnames; j++) {
-                        const struct ks_hostname *h = &p->gateways[i].hostnames[j];
+/* Report each use of a name that did not resolve, at its line; returns how many, or -ENOMEM. */
+static int report_unresolved(const struct ks_policy *p, const struct name_list *l, size_t n_l,
+                             const struct resolved *v, size_t n, struct ks_diags *diags)
+{
+        int k = 0, failed = 0;
+
+        for (size_t i = 0; k >= 0 && i < n_l; i++)
+                for (size_t j = 0; k >= 0 && j < l[i].n; j++) {
+                        const struct ks_hostname *h = &l[i].h[j];
 
                         for (size_t x = 0; x < n; x++) {
                                 if (!v[x].error || strcasecmp(v[x].name, h->name) != 0)
                                         continue;
                                 failed++;
                                 k = diags_add(diags, p->path ? p->path : "<policy>", h->line,
-                                              "Address: \"%s\": name does not resolve (%s)",
-                                              h->name, v[x].error);
+                                              "%s: \"%s\": name does not resolve (%s)",
+                                              l[i].key, h->name, v[x].error);
                                 break;
                         }
                 }
-        if (k < 0 || failed > 0) {
-                k = k < 0 ? k : -EINVAL;
-                goto finish;
-        }
+        return k < 0 ? k : failed;
+}
 
-        /* Pin. Only -ENOMEM can fail here, and may leave some names pinned: the caller drops p then. */
-        for (size_t i = 0; i < p->n_gateways; i++) {
-                struct ks_gateway *g = &p->gateways[i];
+/* Pin. Only -ENOMEM can fail here, and may leave some names pinned: the caller drops p then. */
+static int pin_names(const struct name_list *l, size_t n_l, const struct resolved *v, size_t n)
+{
+        int k;
 
-                for (size_t j = 0; j < g->n_hostnames; j++) {
-                        struct ks_hostname *h = &g->hostnames[j];
+        for (size_t i = 0; i < n_l; i++)
+                for (size_t j = 0; j < l[i].n; j++) {
+                        struct ks_hostname *h = &l[i].h[j];
 
                         for (size_t x = 0; x < n; x++) {
                                 if (h->n_addrs > 0 || strcasecmp(v[x].name, h->name) != 0)
                                         continue;
-                                /* Room in the gateway first: a hostname's addrs say "pinned". */
-                                k = append_prefixes(&g->addrs, &g->n_addrs, v[x].addrs, v[x].n_addrs);
+                                /* Room in the list first: a hostname's addrs say "pinned". */
+                                k = append_prefixes(l[i].addrs, l[i].n_addrs, v[x].addrs, v[x].n_addrs);
                                 if (k < 0)
-                                        goto finish;
+                                        return k;
                                 k = append_prefixes(&h->addrs, &h->n_addrs, v[x].addrs, v[x].n_addrs);
                                 if (k < 0) {
-                                        g->n_addrs -= v[x].n_addrs;
-                                        goto finish;
+                                        *l[i].n_addrs -= v[x].n_addrs;
+                                        return k;
                                 }
                                 break;
                         }
                 }
-        }
-finish:
+        return 0;
+}
+
+int policy_resolve(struct ks_policy *p, policy_resolver_t resolver, void *userdata, struct ks_diags *diags)
+{
+        _cleanup_free_ struct name_list *l = NULL;
+        struct resolved *v = NULL;
+        size_t n = 0, n_l = 0;
+        int k;
+
+        if (!p || !resolver)
+                return -EINVAL;
+        k = name_lists(p, &l, &n_l);
+        if (k >= 0)
+                k = resolve_names(l, n_l, resolver, userdata, &v, &n);
+        if (k >= 0)
+                k = report_unresolved(p, l, n_l, v, n, diags);
+        if (k > 0)
+                k = -EINVAL;
+        if (k >= 0)
+                k = pin_names(l, n_l, v, n);
         resolved_free(v, n);
         return k;
 }

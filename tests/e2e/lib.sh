@@ -207,7 +207,8 @@ udp_echo() {
 tcp_echo_from() {
 	local payload="ks-tcp-$RANDOM$RANDOM" out bind=$2
 	case $2 in *:*) bind="[$2]" ;; esac
-	[ -n "${5:-}" ] && bind="$bind:$5"
+	# A fixed source port may still be in TIME_WAIT from an earlier probe.
+	[ -n "${5:-}" ] && bind="$bind:$5,reuseaddr"
 	out=$(printf '%s\n' "$payload" | in_ns "$1" timeout 3 \
 		socat -t "$KS_PROBE_WAIT" -T 2 - "$(_sock_addr TCP "$3" "$4"),bind=$bind,connect-timeout=$KS_PROBE_WAIT")
 	[ "$out" = "$payload" ]

@@ -223,8 +223,8 @@ static void test_limits_good(void **state)
 static void test_unknown_section(void **state)
 {
         parse_fails(HEAD "\n[Gateways x]\nAddress=nonsense\nwhatever\n[policy]\n",
-                    FILE_NAME ":4: unknown section [Gateways x]; expected [Policy], [Uplinks], [Management] or [Gateway NAME]",
-                    FILE_NAME ":7: unknown section [policy]; expected [Policy], [Uplinks], [Management] or [Gateway NAME]",
+                    FILE_NAME ":4: unknown section [Gateways x]; expected [Policy], [Uplinks], [Management], [Gateway NAME] or [Service NAME]",
+                    FILE_NAME ":7: unknown section [policy]; expected [Policy], [Uplinks], [Management], [Gateway NAME] or [Service NAME]",
                     NULL);
 }
 
@@ -241,15 +241,15 @@ static void test_unknown_key(void **state)
         parse_fails("[Policy]\nName=x\n[Uplinks]\nInterfaces=wan0\nInterface=wan0\n[Gateway g]\nAdress=192.0.2.1\nAddress=192.0.2.1\n",
                     FILE_NAME ":2: unknown key \"Name\" in [Policy]; expected Description=, KeepICMPErrors= or Reject=",
                     FILE_NAME ":4: unknown key \"Interfaces\" in [Uplinks]; expected Interface=, KeepNeighborDiscovery= or KeepDHCP=",
-                    FILE_NAME ":7: unknown key \"Adress\" in [Gateway g]; expected Address=, Ports= or Ping=",
+                    FILE_NAME ":7: unknown key \"Adress\" in [Gateway g]; expected Address=, Ports=, Ping=, Local= or Direction=",
                     NULL);
 }
 
 static void test_key_outside_section(void **state)
 {
         parse_fails("\n# comment\nInterface=wan0\n" HEAD,
-                    FILE_NAME ":3: Interface= outside a section; put it under [Policy], [Uplinks], [Management] "
-                    "or [Gateway NAME]",
+                    FILE_NAME ":3: Interface= outside a section; put it under [Policy], [Uplinks], [Management], "
+                    "[Gateway NAME] or [Service NAME]",
                     NULL);
 }
 
@@ -546,7 +546,7 @@ static void test_management(void **state)
 static void test_bad_management(void **state)
 {
         parse_fails(HEAD "[Management]\nPorts=tcp:22\nColour=red\n[Management]\nAddress=192.0.2.1\n",
-                    FILE_NAME ":5: unknown key \"Colour\" in [Management]; expected Address=, Ports= or Ping=",
+                    FILE_NAME ":5: unknown key \"Colour\" in [Management]; expected Address=, Ports=, Ping=, Local= or Direction=",
                     FILE_NAME ":6: duplicate [Management] section (first on line 3); a policy has one",
                     FILE_NAME ":3: [Management] has no Address=; add the addresses the admins connect from",
                     NULL);
@@ -907,10 +907,18 @@ static void test_shipped_policy(void **state)
         assert_non_null(p->description);
         assert_int_equal(p->n_uplinks, 2);
         assert_int_equal(p->n_gateways, 2);
-        assert_string_equal(p->gateways[0].name, "phone");
-        assert_string_equal(p->gateways[1].name, "mail");
+        assert_string_equal(p->gateways[0].name, "sip-trunk");
+        assert_string_equal(p->gateways[1].name, "relay");
+        assert_true(p->gateways[1].tracked);
+        assert_int_equal(p->gateways[1].direction, KS_DIRECTION_OUT);
         assert_int_equal(p->gateways[1].n_addrs, 2);
-        assert_int_equal(p->gateways[1].n_ports, 4);
+        assert_int_equal(p->gateways[1].n_locals, 2);
+        assert_int_equal(p->gateways[1].n_ports, 2);
+        assert_int_equal(p->n_services, 4);
+        assert_string_equal(p->services[0].name, "pbx");
+        assert_int_equal(p->services[0].n_from, 1);
+        assert_string_equal(p->services[1].name, "mx");
+        assert_string_equal(p->services[3].name, "notice");
         policy_free(p);
 }
 

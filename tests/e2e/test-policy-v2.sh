@@ -1,0 +1,181 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# End-to-end test of issue 14 (policy v2: [Service], Local=, Direction=, matching on conntrack
+# tuples through NAT) with real traffic in the lab of lib.sh, extended by lab_add_site: gw
+# masquerades the LAN and DNATs the site's MX and PBX, as a real gateway does.
+#
+# While isolated with the hosted-site policy below: the MX stays reachable on tcp/25 from anyone
+# through DNAT (v4 and v6); only the inside mail server reaches the relay, and the relay cannot
+# open connections inwards (Direction=out); outbound SMTP to any other host is cut from the LAN
+# and from gw itself; a packet from source port 25 reaches nothing; the PBX keeps its trunk in
+# and out (signalling and RTP from the provider's /24 only); a static page on gw itself stays up.
+# The same holds with the MX named by its inside address. killswitchd --check warns about the
+# traps of issue 14 and refuses a comma in an interface list.
+#
+# Every check prints "PASS: ..." or "FAIL: ..."; the last line is a summary. Exit 0 if all passed.
+# Run as root: tests/e2e/test-policy-v2.sh   (KILLSWITCHD, KILLSWITCHCTL: see lib.sh)
+
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ks_init
+
+[ -x "$KILLSWITCHD" ] || die "no agent at $KILLSWITCHD (build: meson setup build && meson compile -C build)"
+[ -x "$KILLSWITCHCTL" ] || die "no client at $KILLSWITCHCTL"
+
+# The hosted site: PBX with its SIP trunk, MX, the mail server's relay, a notice page.
+write_site_policy() { # NAME MX-ADDRESSES
+	cat >"$KS_CONF/policies/$1.policy" <<EOF
+[Policy]
+Description=Lab: hosted site, reachable by phone and e-mail
+
+[Uplinks]
+Interface=wan0 wan1
+
+[Service mx]
+Address=$2
+Ports=tcp:25
+
+[Gateway relay]
+Address=203.0.113.25 2001:db8:25::25
+Ports=tcp:25 tcp:587
+Local=10.0.1.10 fd00:1::10
+Direction=out
+
+[Service pbx]
+Address=192.0.2.5
+From=203.0.113.0/24
+Ports=udp:5060 udp:10000-20000
+
+[Gateway sip-trunk]
+Address=203.0.113.0/24
+Ports=udp:5060 udp:10000-20000
+Local=10.0.1.5
+Direction=out
+
+[Service notice]
+Address=198.51.100.1 2001:db8:100::1
+Ports=tcp:8080
+EOF
+}
+
+not_matches() { ! grep -E -- "$2" <<<"$1"; }
+
+# What the site does; "+" kept, "-" cut while isolated (all of it works while normal).
+site_probes() {
+	cat <<'EOF'
++ MX v4 from anyone through DNAT          | tcp_echo_from inet 198.18.0.7 192.0.2.10 25
++ MX v4 from the relay (union)            | tcp_echo_from inet 203.0.113.25 192.0.2.10 25
++ MX v6 from anyone through DNAT          | tcp_echo_from inet 2001:db8:77::7 2001:db8:10::10 25
++ mail server -> relay v4                 | tcp_echo_from lan 10.0.1.10 203.0.113.25 25
++ mail server -> relay v6 submission      | tcp_echo_from lan fd00:1::10 2001:db8:25::25 587
++ mail server -> relay v6                 | tcp_echo_from lan fd00:1::10 2001:db8:25::25 25
+- other inside host -> relay v4           | tcp_echo_from lan 10.0.1.2 203.0.113.25 25
+- other inside host -> relay v6           | tcp_echo_from lan fd00:1::2 2001:db8:25::25 25
+- relay opens inwards v4 (Direction=out)  | tcp_echo_from inet 203.0.113.25 10.0.1.10 587
+- relay opens inwards v6 (Direction=out)  | tcp_echo_from inet 2001:db8:25::25 fd00:1::10 587
+- relay from its port 587 inwards v4      | tcp_echo_from inet 203.0.113.25 10.0.1.10 8025 587
+- mail server -> relay, not a relay port  | tcp_echo_from lan 10.0.1.10 203.0.113.25 8080
+- outbound SMTP v4 from the mail server   | tcp_echo_from lan 10.0.1.10 192.0.2.80 25
+- outbound SMTP v4 from another host      | tcp_echo_from lan 10.0.1.2 192.0.2.80 25
+- outbound SMTP v6 from the LAN           | tcp_echo_from lan fd00:1::2 2001:db8:80::80 25
+- outbound SMTP v4 from gw itself         | tcp_echo gw 192.0.2.80 25
+- outbound SMTP v6 from gw itself         | tcp_echo gw 2001:db8:80::80 25
+- from port 25 to an inside port v4       | tcp_echo_from inet 198.18.0.7 10.0.1.10 8025 25
+- from port 25 to an inside port v6       | tcp_echo_from inet 2001:db8:77::7 fd00:1::10 8025 25
+- from port 25 to gw v4                   | tcp_echo_from inet 203.0.113.77 198.51.100.1 2222 25
+- from port 25 to gw v6                   | tcp_echo_from inet 2001:db8:77::8 2001:db8:100::1 2222 25
+- an inside host's port from anyone       | tcp_echo_from inet 198.18.0.7 10.0.1.2 2222
++ SIP signalling in from the provider     | udp_echo_from inet 203.0.113.77 192.0.2.5 5060
++ RTP in from the provider                | udp_echo_from inet 203.0.113.5 192.0.2.5 16384
+- SIP in from anyone else                 | udp_echo_from inet 198.18.0.7 192.0.2.5 5060
+- SIP in from port 5060 to another port   | udp_echo_from inet 203.0.113.77 10.0.1.5 16385 5060
++ SIP signalling out from the PBX         | udp_echo_from lan 10.0.1.5 203.0.113.5 5060
++ RTP out from the PBX                    | udp_echo_from lan 10.0.1.5 203.0.113.5 16384
+- SIP out from another inside host        | udp_echo_from lan 10.0.1.2 203.0.113.5 5060
+- PBX -> provider, not a SIP port         | tcp_echo_from lan 10.0.1.5 203.0.113.5 8080
++ notice page on gw v4                    | tcp_echo_from inet 198.18.0.7 198.51.100.1 8080
++ notice page on gw v6                    | tcp_echo_from inet 2001:db8:77::7 2001:db8:100::1 8080
+- web from the LAN                        | tcp_echo lan 192.0.2.80 80
+- gw's other port from the internet       | tcp_echo_from inet 198.18.0.7 198.51.100.1 2222
+EOF
+}
+
+# The same probes, every one expected to work (while normal).
+all_work() { site_probes | sed 's/^[-+] /+ /; s/ *|/ (normal) |/'; }
+# Prefix every description with a tag.
+tagged() { sed "s/^\([-+]\) /\1 [$1] /"; }
+
+lab_create
+lab_add_site
+# Needs a server on 10.0.1.5 udp/16385 for the "another port" probe to mean something.
+_udp_server lan 10.0.1.5 16385
+_tcp_server lan 10.0.1.2 2222
+_tcp_server inet 2001:db8:25::25 587
+# One more internet host: probes that run side by side each bind their own source address and port.
+ip -n "$NS_INET" addr add 2001:db8:77::8/128 dev lo nodad || die "adding 2001:db8:77::8"
+
+write_site_policy site "192.0.2.10 2001:db8:10::10"
+write_site_policy siteinside "10.0.1.10 fd00:1::10"
+agent_start || die "agent did not start"
+
+note "while normal, every probe works (so a cut below is the kill switch's)"
+check_many < <(all_work)
+
+check "isolate with the hosted-site policy" ctl isolate site --reason "policy v2 test"
+check_many < <(site_probes | tagged public)
+
+check "status counts each service like a gateway" \
+	status_is '[s["name"] for s in d["services"]] == ["mx", "pbx", "notice"] and d["services"][0]["packets"] > 0'
+check "status keeps listing the gateways" status_is '[g["name"] for g in d["gateways"]] == ["relay", "sip-trunk"]'
+show_out=$(ctl show site 2>&1)
+check "show prints the services and the conntrack matches" contains "$show_out" "set site/svc_mx_v4" \
+	"ct direction original ct original ip daddr . meta l4proto . ct original proto-dst @site/svc_mx_v4" \
+	'counter name "site/svc_pbx"' "ct direction reply ct original ip daddr . ct original ip saddr"
+# The chains of the policy, as nft lists them from the kernel and as show prints them.
+policy_chains() { awk '/^\tchain site\/(in|out)bound /,/^\t}/'; }
+check "nft lists the kernel's chains as show prints them" \
+	diff <(n_gw nft list table inet killswitch | policy_chains) <(printf '%s\n' "$show_out" | policy_chains)
+
+note "the MX named by its inside address: matched after DNAT on the reply tuple"
+check "switch to the policy naming the MX by its inside address" ctl isolate siteinside
+check_many < <(site_probes | grep -E '^[-+] (MX|from port 25|outbound SMTP)' | tagged inside)
+
+check "restore" ctl restore
+check_many < <(all_work | grep -E 'MX|relay|SIP' | tagged restored)
+
+# ---------------------------------------------------------------------------------------------
+note "killswitchd --check: warnings (exit 0) and the comma error"
+mkdir -p "$KS_TMP/check/policies"
+cat >"$KS_TMP/check/policies/warn.policy" <<'EOF'
+[Uplinks]
+Interface=wan0 wan9
+
+[Gateway everyone-smtp]
+Address=0.0.0.0/0 ::/0
+Ports=tcp:25
+
+[Gateway ourselves]
+Address=198.51.100.1
+Ports=tcp:25
+
+[Gateway any-out]
+Address=any
+Ports=tcp:443
+Direction=out
+EOF
+check_exit 0 "--check: warnings only, exit 0" n_gw "$KILLSWITCHD" --check --config-dir "$KS_TMP/check"
+warn=$(n_gw "$KILLSWITCHD" --check --config-dir "$KS_TMP/check" 2>&1)
+check "--check warns: all addresses both ways without Local=" contains "$warn" \
+	"warn.policy:5: warning:" "all addresses"
+check "--check warns: a gateway address of this host (use [Service])" contains "$warn" \
+	"warn.policy:9: warning:" "[Service]"
+check "--check warns: an uplink that does not exist" contains "$warn" "warn.policy:2: warning:" "wan9"
+check "--check: no warning for Address=any with Direction=out" not_matches "$warn" "warn.policy:1[2-4]:"
+printf '[Uplinks]\nInterface=wan0,wan1\n' >"$KS_TMP/check/policies/comma.policy"
+check_exit 1 "--check: a comma in Interface= is an error" n_gw "$KILLSWITCHD" --check --config-dir "$KS_TMP/check"
+comma=$(n_gw "$KILLSWITCHD" --check --config-dir "$KS_TMP/check" 2>&1)
+check "--check: the comma error says where and what to write" contains "$comma" "comma.policy:2:" "wan0 wan1"
+
+summary
