@@ -150,7 +150,9 @@ check_out=$("$KILLSWITCHD" --check --config-dir "$KS_TMP/broken" 2>&1)
 check_rc=$?
 check "--check: a broken policy exits 1 (got $check_rc)" test "$check_rc" -eq 1
 check "--check: the problem is reported as FILE:LINE (bad.policy:9:)" contains "$check_out" "bad.policy:9:"
-check "--check: the good policy next to it is not blamed" not_matches "$check_out" 'good\.policy:[0-9]+:'
+# (Warnings are not blame: --check may run where the lab's uplinks do not exist.)
+check "--check: the good policy next to it is not blamed" not_matches "$(grep -v ': warning: ' <<<"$check_out")" \
+	'good\.policy:[0-9]+:'
 
 # --- normal ----------------------------------------------------------------------------------
 agent_start || die "killswitchd did not start"
