@@ -45,6 +45,48 @@ extern const struct family_info families[N_FAMILIES];
 /* ICMPv6 neighbour discovery: router solicitation (133) to redirect (137), RFC 4861. */
 #define ND_TYPE_FIRST 133
 #define ND_TYPE_LAST 137
+/* RFC 4861: every ND message is sent with hop limit 255; a router on the way would lower it. */
+#define ND_HOP_LIMIT 255
+
+/*
+ * Link upkeep: the gateway's own neighbour discovery and DHCP on its uplinks,
+ * never a LAN host's (docs/design.md, "Link upkeep"). One row is one rule;
+ * compile.c builds its expressions, compile-text.c prints it as nft lists it.
+ * P/inbound (prerouting) holds upkeep_in: only what is addressed to the
+ * gateway itself (its own address, or link-scope multicast and broadcast,
+ * which are never forwarded). P/local_out (output: the gateway's own packets,
+ * never forwarded ones) holds upkeep_out, then goes to P/outbound.
+ */
+enum upkeep_kind { UPKEEP_ND, UPKEEP_DHCP };
+
+enum upkeep_dst {
+        UPKEEP_DST_ANY,
+        UPKEEP_DST_BROADCAST,           /* ip daddr 255.255.255.255 */
+        UPKEEP_DST_LINK_MULTICAST,      /* ip6 daddr ff02::/16 */
+        UPKEEP_DST_LINK_LOCAL,          /* ip6 daddr fe80::/10 */
+        UPKEEP_DST_DHCP6_SERVERS,       /* ip6 daddr ff02::1:2, All_DHCP_Relay_Agents_and_Servers */
+};
+
+struct upkeep_rule {
+        enum upkeep_kind kind;          /* KeepNeighborDiscovery= or KeepDHCP= */
+        enum family family;
+        enum upkeep_dst dst;
+        uint8_t type_first, type_last;  /* UPKEEP_ND: ICMPv6 types ... */
+        const char *types;              /* ... as nft lists them */
+        uint8_t hop_limit;              /* UPKEEP_ND: ip6 hoplimit (0: ND from a process, see process) */
+        uint16_t sport, dport;          /* UPKEEP_DHCP: udp sport, dport */
+        bool local;                     /* fib daddr type local: addressed to this host */
+        bool process;                   /* ND sent by a process (meta skuid): leave to P/outbound */
+};
+
+/* MLD (RFC 3810): the listener reports that keep ND's multicast coming through snooping switches. */
+#define MLD_HOP_LIMIT 1
+
+#define N_UPKEEP_IN 6
+#define N_UPKEEP_OUT 8
+extern const struct upkeep_rule upkeep_in[N_UPKEEP_IN], upkeep_out[N_UPKEEP_OUT];
+
+bool upkeep_enabled(const struct ks_policy *p, const struct upkeep_rule *u);
 
 /* A gateway whose Ping= needs rules of its own: with Ports=, its address sets do not cover ICMP. */
 static inline bool gateway_ping_rules(const struct ks_gateway *g)

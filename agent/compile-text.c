@@ -11,6 +11,7 @@
 #include <linux/netfilter/nf_conntrack_tuple_common.h>
 #include <linux/netfilter/nf_tables.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -421,17 +422,48 @@ static void text_gateway_rules(FILE *f, const char *policy, const char *gw, cons
                 }
 }
 
-static void text_upkeep_rules(FILE *f, const struct ks_policy *p, bool inbound)
-{
-        if (p->keep_neighbor_discovery)
-                fprintf(f, "\t\ticmpv6 type %d-%d accept\n", ND_TYPE_FIRST, ND_TYPE_LAST);
-        for (int fam = 0; p->keep_dhcp && fam < N_FAMILIES; fam++) {
-                const struct family_info *fi = &families[fam];
+static const char *const upkeep_dst_text[] = {
+        [UPKEEP_DST_ANY] = "",
+        [UPKEEP_DST_BROADCAST] = "ip daddr 255.255.255.255 ",
+        [UPKEEP_DST_LINK_MULTICAST] = "ip6 daddr ff02::/16 ",
+        [UPKEEP_DST_LINK_LOCAL] = "ip6 daddr fe80::/10 ",
+        [UPKEEP_DST_DHCP6_SERVERS] = "ip6 daddr ff02::1:2 ",
+};
 
-                fprintf(f, "\t\tmeta nfproto %s udp sport %u udp dport %u accept\n", fi->nfproto_name,
-                        (unsigned)(inbound ? fi->dhcp_server : fi->dhcp_client),
-                        (unsigned)(inbound ? fi->dhcp_client : fi->dhcp_server));
+/* One row of upkeep_in or upkeep_out, in the order of its expressions (compile.c). */
+static void text_upkeep_rule(FILE *f, const char *policy, const struct upkeep_rule *u)
+{
+        const char *local = u->local ? "fib daddr type local " : "";
+
+        switch (u->kind) {
+        case UPKEEP_ND:
+                fprintf(f, "\t\ticmpv6 type %s ", u->types);
+                if (u->process)
+                        fprintf(f, "meta skuid 0-%u goto %s" COMPILE_NAME_SEP "outbound\n", UINT32_MAX, policy);
+                else
+                        fprintf(f, "ip6 hoplimit %u %s%saccept\n", (unsigned)u->hop_limit, upkeep_dst_text[u->dst],
+                                local);
+                return;
+        case UPKEEP_DHCP:
+                fputs("\t\t", f);
+                /* Without an address nft keeps the family of the ports' rule. */
+                if (u->dst == UPKEEP_DST_ANY)
+                        fprintf(f, "meta nfproto %s ", families[u->family].nfproto_name);
+                fprintf(f, "%sudp sport %u udp dport %u %saccept\n", upkeep_dst_text[u->dst], (unsigned)u->sport,
+                        (unsigned)u->dport, local);
+                return;
         }
+}
+
+static void text_upkeep_rules(FILE *f, const struct ks_policy *p, const struct upkeep_rule *rows, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (upkeep_enabled(p, &rows[i]))
+                        text_upkeep_rule(f, p->name, &rows[i]);
+}
+
+static void text_related_rules(FILE *f, const struct ks_policy *p)
+{
         for (int fam = 0; p->keep_icmp_errors && fam < N_FAMILIES; fam++)
                 fprintf(f, "\t\tmeta l4proto %s ct state related accept\n", families[fam].icmp_l4_name);
 }
@@ -476,7 +508,9 @@ static void text_chains(FILE *f, const struct ks_policy *p, const struct norm *n
 {
         for (int inbound = 1; inbound >= 0; inbound--) {
                 fprintf(f, "\tchain %s" COMPILE_NAME_SEP "%s {\n", p->name, inbound ? "inbound" : "outbound");
-                text_upkeep_rules(f, p, inbound);
+                if (inbound)
+                        text_upkeep_rules(f, p, upkeep_in, ELEMENTSOF(upkeep_in));
+                text_related_rules(f, p);
                 for (size_t i = 0; i < p->n_gateways; i++) {
                         text_gateway_rules(f, p->name, p->gateways[i].name, &n->gws[i], inbound);
                         if (gateway_ping_rules(&p->gateways[i]) && !p->gateways[i].tracked)
@@ -488,6 +522,9 @@ static void text_chains(FILE *f, const struct ks_policy *p, const struct norm *n
                 text_tail_rules(f, p, inbound);
                 fputs("\t}\n\n", f);
         }
+        fprintf(f, "\tchain %s" COMPILE_NAME_SEP CHAIN_LOCAL_OUT " {\n", p->name);
+        text_upkeep_rules(f, p, upkeep_out, ELEMENTSOF(upkeep_out));
+        fprintf(f, "\t\tgoto %s" COMPILE_NAME_SEP "outbound\n\t}\n\n", p->name);
         fprintf(f, "\tchain %s" COMPILE_NAME_SEP CHAIN_HOLD " {\n\t\tdrop\n\t}\n\n", p->name);
         for (size_t i = 0; i < ELEMENTSOF(base_chains); i++) {
                 const struct base_chain *bc = &base_chains[i];

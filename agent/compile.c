@@ -54,6 +54,7 @@
 #include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_conntrack_tuple_common.h>
 #include <linux/netfilter/nf_tables.h>
+#include <linux/rtnetlink.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -720,6 +721,10 @@ static int build_chains(const struct stage *st)
         k = build_chain(st->r, st->table, name, -1);
         if (k < 0)
                 return k;
+        stage_name(name, st, CHAIN_LOCAL_OUT);
+        k = build_chain(st->r, st->table, name, -1);
+        if (k < 0)
+                return k;
         stage_name(name, st, CHAIN_HOLD);
         return build_chain(st->r, st->table, name, -1);
 }
@@ -968,47 +973,251 @@ static int build_gateway_rule(const struct stage *st, const struct gw_match *m)
         return k;
 }
 
-/* icmpv6 type 133-137 accept (nft adds meta nfproto ipv6 and meta l4proto ipv6-icmp) */
-static int build_nd_rule(const struct stage *st, const char *chain)
+/* ---- Link upkeep: the gateway's own ND and DHCP on its uplinks ----------- */
+
+/*
+ * The rules of docs/design.md, "Link upkeep". Inbound (prerouting sees what
+ * is forwarded to the LAN too) only what is addressed to the gateway: its own
+ * address (fib daddr type local), or link-scope multicast and the limited
+ * broadcast, which no router forwards. Outbound only in P/local_out, which
+ * the output hook alone jumps to: nothing forwarded from the LAN ever meets
+ * these rules. ND needs hop limit 255 (RFC 4861: a receiver drops anything
+ * else, and a hop limit of 255 on arrival proves an on-link sender). ND from
+ * a process (raw socket) may only go to link-local and multicast addresses;
+ * the kernel's own ND is sent to on-link neighbours only, which may have
+ * global addresses. DHCPv4 goes out only as broadcast: a unicast renewal to
+ * a server the compiler cannot know is cut, and the client rebinds by
+ * broadcast (RFC 2131 4.4.5). DHCPv6 goes out only to ff02::1:2 and its
+ * replies come to the gateway's link-local address (RFC 8415).
+ */
+#define ND_TYPES ND_TYPE_FIRST, ND_TYPE_LAST, "133-137"
+#define MLD_QUERY 130, 130, "mld-listener-query"
+#define MLD1_REPORTS 131, 132, "131-132"
+#define MLD2_REPORT 143, 143, "mld2-listener-report"
+#define ND_FROM_PROCESS ND_TYPES, 0
+#define DHCP_ROW(f, dst, sport, dport, local) { UPKEEP_DHCP, f, dst, 0, 0, NULL, 0, sport, dport, local, false }
+
+const struct upkeep_rule upkeep_in[N_UPKEEP_IN] = {
+        { UPKEEP_ND, V6, UPKEEP_DST_LINK_MULTICAST, ND_TYPES, ND_HOP_LIMIT, 0, 0, false, false },
+        { UPKEEP_ND, V6, UPKEEP_DST_ANY, ND_TYPES, ND_HOP_LIMIT, 0, 0, true, false },
+        { UPKEEP_ND, V6, UPKEEP_DST_LINK_MULTICAST, MLD_QUERY, MLD_HOP_LIMIT, 0, 0, false, false },
+        DHCP_ROW(V4, UPKEEP_DST_BROADCAST, 67, 68, false),
+        DHCP_ROW(V4, UPKEEP_DST_ANY, 67, 68, true),
+        DHCP_ROW(V6, UPKEEP_DST_LINK_LOCAL, 547, 546, true),
+};
+
+const struct upkeep_rule upkeep_out[N_UPKEEP_OUT] = {
+        { UPKEEP_ND, V6, UPKEEP_DST_LINK_MULTICAST, ND_TYPES, ND_HOP_LIMIT, 0, 0, false, false },
+        { UPKEEP_ND, V6, UPKEEP_DST_LINK_LOCAL, ND_TYPES, ND_HOP_LIMIT, 0, 0, false, false },
+        { UPKEEP_ND, V6, UPKEEP_DST_ANY, ND_FROM_PROCESS, 0, 0, false, true },
+        { UPKEEP_ND, V6, UPKEEP_DST_ANY, ND_TYPES, ND_HOP_LIMIT, 0, 0, false, false },
+        { UPKEEP_ND, V6, UPKEEP_DST_LINK_MULTICAST, MLD1_REPORTS, MLD_HOP_LIMIT, 0, 0, false, false },
+        { UPKEEP_ND, V6, UPKEEP_DST_LINK_MULTICAST, MLD2_REPORT, MLD_HOP_LIMIT, 0, 0, false, false },
+        DHCP_ROW(V4, UPKEEP_DST_BROADCAST, 68, 67, false),
+        DHCP_ROW(V6, UPKEEP_DST_DHCP6_SERVERS, 546, 547, false),
+};
+
+bool upkeep_enabled(const struct ks_policy *p, const struct upkeep_rule *u)
 {
-        static const uint8_t first = ND_TYPE_FIRST, last = ND_TYPE_LAST;
-        struct nftnl_rule *rule = rule_new(st, chain);
+        switch (u->kind) {
+        case UPKEEP_ND:
+                return p->keep_neighbor_discovery;
+        case UPKEEP_DHCP:
+                return p->keep_dhcp;
+        }
+        return false;
+}
+
+/* fib daddr type local */
+static int emit_fib_daddr_local(struct nftnl_rule *rule)
+{
+        static const uint32_t local = RTN_LOCAL;
+        struct nftnl_expr *e = rule_expr(rule, "fib");
+
+        if (!e)
+                return -ENOMEM;
+        nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, NFT_REG_1);
+        return emit_cmp(rule, NFT_REG_1, NFT_CMP_EQ, &local, sizeof(local));
+}
+
+/* meta skuid 0-4294967295: the packet has a process's socket (the kernel's ND has none with a file). */
+static int emit_skuid_any(struct nftnl_rule *rule)
+{
+        static const uint32_t lo = 0, hi = UINT32_MAX;
+        struct nftnl_expr *e;
+        int k = emit_meta(rule, NFT_META_SKUID, NFT_REG_1);
+
+        if (k < 0)
+                return k;
+        e = rule_expr(rule, "byteorder");
+        if (!e)
+                return -ENOMEM;
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_SREG, NFT_REG_1);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_DREG, NFT_REG_1);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_OP, NFT_BYTEORDER_HTON);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_LEN, sizeof(lo));
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_SIZE, sizeof(lo));
+        k = emit_cmp(rule, NFT_REG_1, NFT_CMP_GTE, &lo, sizeof(lo));
+        return k < 0 ? k : emit_cmp(rule, NFT_REG_1, NFT_CMP_LTE, &hi, sizeof(hi));
+}
+
+/* ip6 daddr fe80::/10: nft loads the whole address and masks it. */
+static int emit_daddr_masked(struct nftnl_rule *rule, const uint8_t addr[16], const uint8_t mask[16])
+{
+        static const uint8_t zero[16];
+        struct nftnl_expr *e;
+        int k = emit_payload(rule, NFT_PAYLOAD_NETWORK_HEADER, families[V6].daddr_offset, 16, NFT_REG_1);
+
+        if (k < 0)
+                return k;
+        e = rule_expr(rule, "bitwise");
+        if (!e)
+                return -ENOMEM;
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_OP, NFT_BITWISE_BOOL);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, 16);
+        if (nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, 16) < 0 ||
+            nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, 16) < 0)
+                return -ENOMEM;
+        return emit_cmp(rule, NFT_REG_1, NFT_CMP_EQ, addr, 16);
+}
+
+/* The destination of an upkeep rule, as nft builds it: a /16 is a 2-byte compare, a /10 a mask. */
+static int emit_upkeep_dst(struct nftnl_rule *rule, enum upkeep_dst dst)
+{
+        static const uint8_t broadcast[4] = { 255, 255, 255, 255 }, link_multicast[2] = { 0xff, 0x02 };
+        static const uint8_t link_local[16] = { 0xfe, 0x80 }, link_local_mask[16] = { 0xff, 0xc0 };
+        static const uint8_t dhcp6_servers[16] = { 0xff, 0x02, [13] = 0x01, [15] = 0x02 };
+        uint32_t v4 = families[V4].daddr_offset, v6 = families[V6].daddr_offset;
         int k;
 
-        if (!rule)
-                return -ENOMEM;
-        k = emit_meta_eq(rule, NFT_META_NFPROTO, NFPROTO_IPV6);
+        switch (dst) {
+        case UPKEEP_DST_ANY:
+                return 0;
+        case UPKEEP_DST_BROADCAST:
+                k = emit_payload(rule, NFT_PAYLOAD_NETWORK_HEADER, v4, sizeof(broadcast), NFT_REG_1);
+                return k < 0 ? k : emit_cmp(rule, NFT_REG_1, NFT_CMP_EQ, broadcast, sizeof(broadcast));
+        case UPKEEP_DST_LINK_MULTICAST:
+                k = emit_payload(rule, NFT_PAYLOAD_NETWORK_HEADER, v6, sizeof(link_multicast), NFT_REG_1);
+                return k < 0 ? k : emit_cmp(rule, NFT_REG_1, NFT_CMP_EQ, link_multicast, sizeof(link_multicast));
+        case UPKEEP_DST_LINK_LOCAL:
+                return emit_daddr_masked(rule, link_local, link_local_mask);
+        case UPKEEP_DST_DHCP6_SERVERS:
+                k = emit_payload(rule, NFT_PAYLOAD_NETWORK_HEADER, v6, sizeof(dhcp6_servers), NFT_REG_1);
+                return k < 0 ? k : emit_cmp(rule, NFT_REG_1, NFT_CMP_EQ, dhcp6_servers, sizeof(dhcp6_servers));
+        }
+        return -EINVAL;
+}
+
+/* icmpv6 type T or T1-T2 (nft adds meta nfproto ipv6 and meta l4proto ipv6-icmp) */
+static int emit_icmpv6_types(struct nftnl_rule *rule, uint8_t first, uint8_t last)
+{
+        int k = emit_meta_eq(rule, NFT_META_NFPROTO, NFPROTO_IPV6);
+
         if (k >= 0)
                 k = emit_meta_eq(rule, NFT_META_L4PROTO, IPPROTO_ICMPV6);
         if (k >= 0)
                 k = emit_payload(rule, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, NFT_REG_1);
+        if (k >= 0 && first == last)
+                return emit_cmp_u8(rule, NFT_REG_1, first);
         if (k >= 0)
                 k = emit_cmp(rule, NFT_REG_1, NFT_CMP_GTE, &first, 1);
+        return k < 0 ? k : emit_cmp(rule, NFT_REG_1, NFT_CMP_LTE, &last, 1);
+}
+
+/*
+ * icmpv6 type 133-137 ip6 hoplimit 255 [ip6 daddr D] [fib daddr type local] accept (MLD: its
+ * types, hop limit 1), or for ND from a process: icmpv6 type 133-137 meta skuid 0-4294967295
+ * goto P/outbound
+ */
+static int emit_upkeep_nd(struct nftnl_rule *rule, const struct upkeep_rule *u, const char *outbound)
+{
+        int k = emit_icmpv6_types(rule, u->type_first, u->type_last);
+
+        if (k >= 0 && u->process) {
+                k = emit_skuid_any(rule);
+                return k < 0 ? k : emit_verdict(rule, NFT_GOTO, outbound);
+        }
         if (k >= 0)
-                k = emit_cmp(rule, NFT_REG_1, NFT_CMP_LTE, &last, 1);
+                k = emit_payload(rule, NFT_PAYLOAD_NETWORK_HEADER, 7, 1, NFT_REG_1);    /* hop limit */
+        if (k >= 0)
+                k = emit_cmp_u8(rule, NFT_REG_1, u->hop_limit);
+        if (k >= 0)
+                k = emit_upkeep_dst(rule, u->dst);
+        if (k >= 0 && u->local)
+                k = emit_fib_daddr_local(rule);
         return k < 0 ? k : emit_verdict(rule, NF_ACCEPT, NULL);
 }
 
-/* meta nfproto ipv4 udp sport 67 udp dport 68 accept; nft loads both ports at once */
-static int build_dhcp_rule(const struct stage *st, const char *chain, enum family f, bool inbound)
+/*
+ * [ip|ip6 daddr D] udp sport S udp dport D [fib daddr type local] accept; nft
+ * keeps "meta nfproto" in front when no address says the family, and loads
+ * both ports at once.
+ */
+static int emit_upkeep_dhcp(struct nftnl_rule *rule, const struct upkeep_rule *u)
 {
-        const struct family_info *fi = &families[f];
-        struct nftnl_rule *rule = rule_new(st, chain);
-        uint16_t ports[2];
-        int k;
+        uint16_t ports[2] = { htons(u->sport), htons(u->dport) };
+        int k = emit_meta_eq(rule, NFT_META_NFPROTO, families[u->family].nfproto);
 
-        if (!rule)
-                return -ENOMEM;
-        ports[0] = htons(inbound ? fi->dhcp_server : fi->dhcp_client);
-        ports[1] = htons(inbound ? fi->dhcp_client : fi->dhcp_server);
-        k = emit_meta_eq(rule, NFT_META_NFPROTO, fi->nfproto);
+        if (k >= 0)
+                k = emit_upkeep_dst(rule, u->dst);
         if (k >= 0)
                 k = emit_meta_eq(rule, NFT_META_L4PROTO, IPPROTO_UDP);
         if (k >= 0)
                 k = emit_payload(rule, NFT_PAYLOAD_TRANSPORT_HEADER, 0, sizeof(ports), NFT_REG_1);
         if (k >= 0)
                 k = emit_cmp(rule, NFT_REG_1, NFT_CMP_EQ, ports, sizeof(ports));
+        if (k >= 0 && u->local)
+                k = emit_fib_daddr_local(rule);
         return k < 0 ? k : emit_verdict(rule, NF_ACCEPT, NULL);
+}
+
+/* The upkeep rules of rows[0..n) that policy p keeps, appended to chain. */
+static int compile_upkeep_rules(const struct stage *st, const struct ks_policy *p, const char *chain,
+                                const struct upkeep_rule *rows, size_t n)
+{
+        char outbound[COMPILE_NAME_SIZE];
+        int k = 0;
+
+        stage_name(outbound, st, "outbound");
+        for (size_t i = 0; k >= 0 && i < n; i++) {
+                const struct upkeep_rule *u = &rows[i];
+                struct nftnl_rule *rule;
+
+                if (!upkeep_enabled(p, u))
+                        continue;
+                rule = rule_new(st, chain);
+                if (!rule)
+                        return -ENOMEM;
+                switch (u->kind) {
+                case UPKEEP_ND:
+                        k = emit_upkeep_nd(rule, u, outbound);
+                        break;
+                case UPKEEP_DHCP:
+                        k = emit_upkeep_dhcp(rule, u);
+                        break;
+                }
+        }
+        return k;
+}
+
+/* P/local_out, what the gateway itself sends: its upkeep, then the rest as P/outbound. */
+static int compile_upkeep_local_out(const struct stage *st, const struct ks_policy *p)
+{
+        char chain[COMPILE_NAME_SIZE], outbound[COMPILE_NAME_SIZE];
+        struct nftnl_rule *rule;
+        int k;
+
+        stage_name(chain, st, CHAIN_LOCAL_OUT);
+        stage_name(outbound, st, "outbound");
+        k = compile_upkeep_rules(st, p, chain, upkeep_out, ELEMENTSOF(upkeep_out));
+        if (k < 0)
+                return k;
+        rule = rule_new(st, chain);
+        return rule ? emit_verdict(rule, NFT_GOTO, outbound) : -ENOMEM;
 }
 
 /* meta l4proto icmp ct state related accept */
@@ -1025,15 +1234,13 @@ static int build_related_rule(const struct stage *st, const char *chain, enum fa
         return k < 0 ? k : emit_verdict(rule, NF_ACCEPT, NULL);
 }
 
-/* Link upkeep and ICMP errors, before the gateways. */
+/* Link upkeep (inbound only) and ICMP errors, before the gateways. */
 static int build_upkeep_rules(const struct stage *st, const struct ks_policy *p, const char *chain, bool inbound)
 {
         int k = 0;
 
-        if (p->keep_neighbor_discovery)
-                k = build_nd_rule(st, chain);
-        for (int f = 0; k >= 0 && p->keep_dhcp && f < N_FAMILIES; f++)
-                k = build_dhcp_rule(st, chain, f, inbound);
+        if (inbound)
+                k = compile_upkeep_rules(st, p, chain, upkeep_in, ELEMENTSOF(upkeep_in));
         for (int f = 0; k >= 0 && p->keep_icmp_errors && f < N_FAMILIES; f++)
                 k = build_related_rule(st, chain, f);
         return k;
@@ -1344,6 +1551,8 @@ static int build_rules(const struct stage *st, const struct ks_policy *p, const 
                 if (k >= 0)
                         k = build_tail_rules(st, p, chain, inbound);
         }
+        if (k >= 0)
+                k = compile_upkeep_local_out(st, p);
         return k < 0 ? k : build_hold_rule(st);
 }
 
@@ -1371,7 +1580,7 @@ static int build_policy(struct ks_ruleset *r, const char *table, const struct ks
 const struct base_chain base_chains[N_BASE_CHAINS] = {
         { CHAIN_PREROUTING, "inbound", NF_INET_PRE_ROUTING, NFT_META_IIFNAME },
         { CHAIN_FORWARD, "outbound", NF_INET_FORWARD, NFT_META_OIFNAME },
-        { CHAIN_OUTPUT, "outbound", NF_INET_LOCAL_OUT, NFT_META_OIFNAME },
+        { CHAIN_OUTPUT, CHAIN_LOCAL_OUT, NF_INET_LOCAL_OUT, NFT_META_OIFNAME },
 };
 
 /*

@@ -16,8 +16,9 @@
  *
  * The table holds every loaded policy, staged: policy P owns the objects named
  * "P/...". Staged policies have no hook and cost nothing per packet. Isolation
- * adds the base chains "prerouting" (jumps to P/inbound), "forward" and
- * "output" (jump to P/outbound), each with one rule; restoring removes them.
+ * adds the base chains "prerouting" (jumps to P/inbound), "forward" (to
+ * P/outbound) and "output" (to P/local_out, the gateway's own link upkeep,
+ * which goes on to P/outbound), each with one rule; restoring removes them.
  * Switching is one small batch whatever the size of the policies
  * (compile_hook).
  *
@@ -66,6 +67,7 @@ struct ks_ruleset;
 #define CHAIN_FORWARD "forward"
 #define CHAIN_OUTPUT "output"
 #define CHAIN_HOLD "hold"       /* "P/hold": drops all on the uplinks (compile_table_held) */
+#define CHAIN_LOCAL_OUT "local_out"     /* "P/local_out": the gateway's own upkeep, then P/outbound */
 #define CHAIN_PRIORITY (-150)
 #define CHAIN_PRIORITY_PREROUTING 0     /* nft's "filter" */
 
@@ -90,9 +92,9 @@ int compile_uplink_counter_name(char *buf, size_t size, const char *policy, cons
 
 /*
  * The whole table `table` (family inet): NEWTABLE, then every policy of
- * policies[0..n) staged (counters, sets and elements, chains P/inbound and
- * P/outbound with their rules), then, if active is not NULL, the base chains
- * hooked to policy `active`. The caller sends NEWTABLE, DELTABLE before these
+ * policies[0..n) staged (counters, sets and elements, chains P/inbound,
+ * P/outbound, P/local_out and P/hold with their rules), then, if active is
+ * not NULL, the base chains hooked to policy `active`. The caller sends NEWTABLE, DELTABLE before these
  * messages in the same batch to replace the table atomically.
  * Returns 0; -EINVAL (NULL arguments, an invalid or repeated policy name, a
  * table name too long, an unresolved host name); -ENOENT if active is not one

@@ -8,7 +8,9 @@ KS_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev libnftnl-dev libmnl-dev 
              # issue 13: the bash completion, built from the verb table, is tested (tests/unit/test-verbs.sh)
              bash-completion
              # issue 17: the Varlink reference implementation (Go) checks the interface
-             golang-go golang-github-varlink-go-dev)
+             golang-go golang-github-varlink-go-dev
+             # issue 12: a real DHCP server (the binary, no system service), client, ND tools
+             dnsmasq-base udhcpc ndisc6)
 
 # Install what is missing (apt-get update only when something is).
 ks_install_deps() {

@@ -209,11 +209,17 @@ static void test_isolate_shape(void **state)
                                   "\t\telements = { 192.0.2.0/24 }\n"));
         assert_non_null(strstr(t, "\tcounter t/dropped_in/wan0 {"));
         assert_non_null(strstr(t, "\tcounter t/dropped_out/wan1 {"));
-        /* Link upkeep and ICMP errors first, then the gateways, then the counted tail per uplink. */
+        /*
+         * Link upkeep (only what is addressed to the gateway itself) and ICMP errors first, then
+         * the gateways, then the counted tail per uplink.
+         */
         assert_non_null(strstr(t, "\tchain t/inbound {\n"
-                "\t\ticmpv6 type 133-137 accept\n"
-                "\t\tmeta nfproto ipv4 udp sport 67 udp dport 68 accept\n"
-                "\t\tmeta nfproto ipv6 udp sport 547 udp dport 546 accept\n"
+                "\t\ticmpv6 type 133-137 ip6 hoplimit 255 ip6 daddr ff02::/16 accept\n"
+                "\t\ticmpv6 type 133-137 ip6 hoplimit 255 fib daddr type local accept\n"
+                "\t\ticmpv6 type mld-listener-query ip6 hoplimit 1 ip6 daddr ff02::/16 accept\n"
+                "\t\tip daddr 255.255.255.255 udp sport 67 udp dport 68 accept\n"
+                "\t\tmeta nfproto ipv4 udp sport 67 udp dport 68 fib daddr type local accept\n"
+                "\t\tip6 daddr fe80::/10 udp sport 547 udp dport 546 fib daddr type local accept\n"
                 "\t\tmeta l4proto icmp ct state related accept\n"
                 "\t\tmeta l4proto ipv6-icmp ct state related accept\n"
                 "\t\tip saddr . meta l4proto . th sport @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"
@@ -224,11 +230,8 @@ static void test_isolate_shape(void **state)
                 "\t\tiifname \"wan0\" counter name \"t/dropped_in/wan0\" drop\n"
                 "\t\tiifname \"wan1\" counter name \"t/dropped_in/wan1\" drop\n"
                 "\t\tcounter name \"t/dropped_in\" drop\n\t}\n\n"));
-        /* Reject=tcp (default): TCP reset for TCP, the rest dropped. */
+        /* Reject=tcp (default): TCP reset for TCP, the rest dropped. The whole chain: no link upkeep. */
         assert_non_null(strstr(t, "\tchain t/outbound {\n"
-                "\t\ticmpv6 type 133-137 accept\n"
-                "\t\tmeta nfproto ipv4 udp sport 68 udp dport 67 accept\n"
-                "\t\tmeta nfproto ipv6 udp sport 546 udp dport 547 accept\n"
                 "\t\tmeta l4proto icmp ct state related accept\n"
                 "\t\tmeta l4proto ipv6-icmp ct state related accept\n"
                 "\t\tip daddr . meta l4proto . th dport @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"
@@ -242,6 +245,18 @@ static void test_isolate_shape(void **state)
                 "\t\toifname \"wan1\" counter name \"t/dropped_out/wan1\" drop\n"
                 "\t\tmeta l4proto tcp counter name \"t/dropped_out\" reject with tcp reset\n"
                 "\t\tcounter name \"t/dropped_out\" drop\n\t}\n\n"));
+        /* The gateway's own traffic: its link upkeep, then the same as forwarded traffic. */
+        assert_non_null(strstr(t, "\tchain t/local_out {\n"
+                "\t\ticmpv6 type 133-137 ip6 hoplimit 255 ip6 daddr ff02::/16 accept\n"
+                "\t\ticmpv6 type 133-137 ip6 hoplimit 255 ip6 daddr fe80::/10 accept\n"
+                "\t\ticmpv6 type 133-137 meta skuid 0-4294967295 goto t/outbound\n"
+                "\t\ticmpv6 type 133-137 ip6 hoplimit 255 accept\n"
+                "\t\ticmpv6 type 131-132 ip6 hoplimit 1 ip6 daddr ff02::/16 accept\n"
+                "\t\ticmpv6 type mld2-listener-report ip6 hoplimit 1 ip6 daddr ff02::/16 accept\n"
+                "\t\tip daddr 255.255.255.255 udp sport 68 udp dport 67 accept\n"
+                "\t\tip6 daddr ff02::1:2 udp sport 546 udp dport 547 accept\n"
+                "\t\tgoto t/outbound\n\t}\n\n"
+                "\tchain t/hold {\n"));
         /* The base chains come last, as the kernel lists them after a switch. */
         assert_non_null(strstr(t, "\tchain prerouting {\n"
                                   "\t\ttype filter hook prerouting priority filter; policy accept;\n"
@@ -251,7 +266,7 @@ static void test_isolate_shape(void **state)
                                   "\t\toifname @t/uplinks jump t/outbound\n\t}\n\n"
                                   "\tchain output {\n"
                                   "\t\ttype filter hook output priority mangle; policy accept;\n"
-                                  "\t\toifname @t/uplinks jump t/outbound\n\t}\n}\n"));
+                                  "\t\toifname @t/uplinks jump t/local_out\n\t}\n}\n"));
         policy_free(p);
 }
 
@@ -294,9 +309,12 @@ static void test_bytecode(void **state)
                 "  [ immediate reg 0 jump -> t/inbound ]\n"));
         assert_non_null(strstr(dump, "t/gw_g_v6 killswitch 0\n"));         /* a hash set */
         assert_non_null(strstr(dump, "t/gw_g_v6r killswitch 84\n"));       /* NFT_SET_INTERVAL | NFT_SET_CONCAT */
-        /* What nft 1.0.6 emits for each rule of the link upkeep and the tail (nft --debug=netlink). */
+        /*
+         * What nft 1.0.6 emits for each rule of the link upkeep and the tail (nft --debug=netlink):
+         * inbound, only what is addressed to the gateway itself, ...
+         */
         assert_non_null(strstr(dump,
-                "inet killswitch t/inbound\n"       /* icmpv6 type 133-137 accept */
+                "inet killswitch t/inbound\n"       /* icmpv6 type 133-137 ip6 hoplimit 255 ip6 daddr ff02::/16 accept */
                 "  [ meta load nfproto => reg 1 ]\n"
                 "  [ cmp eq reg 1 0x0000000a ]\n"
                 "  [ meta load l4proto => reg 1 ]\n"
@@ -304,22 +322,68 @@ static void test_bytecode(void **state)
                 "  [ payload load 1b @ transport header + 0 => reg 1 ]\n"
                 "  [ cmp gte reg 1 0x00000085 ]\n"
                 "  [ cmp lte reg 1 0x00000089 ]\n"
+                "  [ payload load 1b @ network header + 7 => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x000000ff ]\n"
+                "  [ payload load 2b @ network header + 24 => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x000002ff ]\n"
                 "  [ immediate reg 0 accept ]\n"
-                "inet killswitch t/inbound\n"       /* meta nfproto ipv4 udp sport 67 udp dport 68 accept */
+                "inet killswitch t/inbound\n"       /* icmpv6 type 133-137 ip6 hoplimit 255 fib daddr type local accept */
+                "  [ meta load nfproto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x0000000a ]\n"
+                "  [ meta load l4proto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x0000003a ]\n"
+                "  [ payload load 1b @ transport header + 0 => reg 1 ]\n"
+                "  [ cmp gte reg 1 0x00000085 ]\n"
+                "  [ cmp lte reg 1 0x00000089 ]\n"
+                "  [ payload load 1b @ network header + 7 => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x000000ff ]\n"
+                "  [ fib daddr type => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x00000002 ]\n"
+                "  [ immediate reg 0 accept ]\n"
+                "inet killswitch t/inbound\n"       /* icmpv6 type mld-listener-query ip6 hoplimit 1 ip6 daddr ff02::/16 accept */
+                "  [ meta load nfproto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x0000000a ]\n"
+                "  [ meta load l4proto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x0000003a ]\n"
+                "  [ payload load 1b @ transport header + 0 => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x00000082 ]\n"
+                "  [ payload load 1b @ network header + 7 => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x00000001 ]\n"
+                "  [ payload load 2b @ network header + 24 => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x000002ff ]\n"
+                "  [ immediate reg 0 accept ]\n"
+                "inet killswitch t/inbound\n"       /* ip daddr 255.255.255.255 udp sport 67 udp dport 68 accept */
+                "  [ meta load nfproto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x00000002 ]\n"
+                "  [ payload load 4b @ network header + 16 => reg 1 ]\n"
+                "  [ cmp eq reg 1 0xffffffff ]\n"
+                "  [ meta load l4proto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x00000011 ]\n"
+                "  [ payload load 4b @ transport header + 0 => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x44004300 ]\n"
+                "  [ immediate reg 0 accept ]\n"
+                "inet killswitch t/inbound\n"       /* meta nfproto ipv4 udp sport 67 udp dport 68 fib daddr type local accept */
                 "  [ meta load nfproto => reg 1 ]\n"
                 "  [ cmp eq reg 1 0x00000002 ]\n"
                 "  [ meta load l4proto => reg 1 ]\n"
                 "  [ cmp eq reg 1 0x00000011 ]\n"
                 "  [ payload load 4b @ transport header + 0 => reg 1 ]\n"
                 "  [ cmp eq reg 1 0x44004300 ]\n"
+                "  [ fib daddr type => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x00000002 ]\n"
                 "  [ immediate reg 0 accept ]\n"
-                "inet killswitch t/inbound\n"       /* meta nfproto ipv6 udp sport 547 udp dport 546 accept */
+                "inet killswitch t/inbound\n"       /* ip6 daddr fe80::/10 udp sport 547 udp dport 546 fib daddr type local accept */
                 "  [ meta load nfproto => reg 1 ]\n"
                 "  [ cmp eq reg 1 0x0000000a ]\n"
+                "  [ payload load 16b @ network header + 24 => reg 1 ]\n"
+                "  [ bitwise reg 1 = ( reg 1 & 0x0000c0ff 0x00000000 0x00000000 0x00000000 ) ^ 0x00000000 0x00000000 0x00000000 0x00000000 ]\n"
+                "  [ cmp eq reg 1 0x000080fe 0x00000000 0x00000000 0x00000000 ]\n"
                 "  [ meta load l4proto => reg 1 ]\n"
                 "  [ cmp eq reg 1 0x00000011 ]\n"
                 "  [ payload load 4b @ transport header + 0 => reg 1 ]\n"
                 "  [ cmp eq reg 1 0x22022302 ]\n"
+                "  [ fib daddr type => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x00000002 ]\n"
                 "  [ immediate reg 0 accept ]\n"
                 "inet killswitch t/inbound\n"       /* meta l4proto icmp ct state related accept */
                 "  [ meta load l4proto => reg 1 ]\n"
@@ -337,6 +401,110 @@ static void test_bytecode(void **state)
                 "inet killswitch t/inbound\n"
                 "  [ objref type 1 name t/dropped_in ]\n"
                 "  [ immediate reg 0 drop ]\n"));
+        /* ... and P/local_out, what the gateway sends itself (the output hook only). */
+        assert_non_null(strstr(dump,
+                "inet killswitch t/local_out\n"       /* icmpv6 type 133-137 ip6 hoplimit 255 ip6 daddr ff02::/16 accept */
+                "  [ meta load nfproto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x0000000a ]\n"
+                "  [ meta load l4proto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x0000003a ]\n"
+                "  [ payload load 1b @ transport header + 0 => reg 1 ]\n"
+                "  [ cmp gte reg 1 0x00000085 ]\n"
+                "  [ cmp lte reg 1 0x00000089 ]\n"
+                "  [ payload load 1b @ network header + 7 => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x000000ff ]\n"
+                "  [ payload load 2b @ network header + 24 => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x000002ff ]\n"
+                "  [ immediate reg 0 accept ]\n"
+                "inet killswitch t/local_out\n"       /* icmpv6 type 133-137 ip6 hoplimit 255 ip6 daddr fe80::/10 accept */
+                "  [ meta load nfproto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x0000000a ]\n"
+                "  [ meta load l4proto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x0000003a ]\n"
+                "  [ payload load 1b @ transport header + 0 => reg 1 ]\n"
+                "  [ cmp gte reg 1 0x00000085 ]\n"
+                "  [ cmp lte reg 1 0x00000089 ]\n"
+                "  [ payload load 1b @ network header + 7 => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x000000ff ]\n"
+                "  [ payload load 16b @ network header + 24 => reg 1 ]\n"
+                "  [ bitwise reg 1 = ( reg 1 & 0x0000c0ff 0x00000000 0x00000000 0x00000000 ) ^ 0x00000000 0x00000000 0x00000000 0x00000000 ]\n"
+                "  [ cmp eq reg 1 0x000080fe 0x00000000 0x00000000 0x00000000 ]\n"
+                "  [ immediate reg 0 accept ]\n"
+                "inet killswitch t/local_out\n"       /* icmpv6 type 133-137 meta skuid 0-4294967295 goto t/outbound */
+                "  [ meta load nfproto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x0000000a ]\n"
+                "  [ meta load l4proto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x0000003a ]\n"
+                "  [ payload load 1b @ transport header + 0 => reg 1 ]\n"
+                "  [ cmp gte reg 1 0x00000085 ]\n"
+                "  [ cmp lte reg 1 0x00000089 ]\n"
+                "  [ meta load skuid => reg 1 ]\n"
+                "  [ byteorder reg 1 = hton(reg 1, 4, 4) ]\n"
+                "  [ cmp gte reg 1 0x00000000 ]\n"
+                "  [ cmp lte reg 1 0xffffffff ]\n"
+                "  [ immediate reg 0 goto -> t/outbound ]\n"
+                "inet killswitch t/local_out\n"       /* icmpv6 type 133-137 ip6 hoplimit 255 accept */
+                "  [ meta load nfproto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x0000000a ]\n"
+                "  [ meta load l4proto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x0000003a ]\n"
+                "  [ payload load 1b @ transport header + 0 => reg 1 ]\n"
+                "  [ cmp gte reg 1 0x00000085 ]\n"
+                "  [ cmp lte reg 1 0x00000089 ]\n"
+                "  [ payload load 1b @ network header + 7 => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x000000ff ]\n"
+                "  [ immediate reg 0 accept ]\n"
+                "inet killswitch t/local_out\n"       /* icmpv6 type 131-132 ip6 hoplimit 1 ip6 daddr ff02::/16 accept */
+                "  [ meta load nfproto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x0000000a ]\n"
+                "  [ meta load l4proto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x0000003a ]\n"
+                "  [ payload load 1b @ transport header + 0 => reg 1 ]\n"
+                "  [ cmp gte reg 1 0x00000083 ]\n"
+                "  [ cmp lte reg 1 0x00000084 ]\n"
+                "  [ payload load 1b @ network header + 7 => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x00000001 ]\n"
+                "  [ payload load 2b @ network header + 24 => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x000002ff ]\n"
+                "  [ immediate reg 0 accept ]\n"
+                "inet killswitch t/local_out\n"       /* icmpv6 type mld2-listener-report ip6 hoplimit 1 ip6 daddr ff02::/16 accept */
+                "  [ meta load nfproto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x0000000a ]\n"
+                "  [ meta load l4proto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x0000003a ]\n"
+                "  [ payload load 1b @ transport header + 0 => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x0000008f ]\n"
+                "  [ payload load 1b @ network header + 7 => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x00000001 ]\n"
+                "  [ payload load 2b @ network header + 24 => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x000002ff ]\n"
+                "  [ immediate reg 0 accept ]\n"
+                "inet killswitch t/local_out\n"       /* ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept */
+                "  [ meta load nfproto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x00000002 ]\n"
+                "  [ payload load 4b @ network header + 16 => reg 1 ]\n"
+                "  [ cmp eq reg 1 0xffffffff ]\n"
+                "  [ meta load l4proto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x00000011 ]\n"
+                "  [ payload load 4b @ transport header + 0 => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x43004400 ]\n"
+                "  [ immediate reg 0 accept ]\n"
+                "inet killswitch t/local_out\n"       /* ip6 daddr ff02::1:2 udp sport 546 udp dport 547 accept */
+                "  [ meta load nfproto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x0000000a ]\n"
+                "  [ payload load 16b @ network header + 24 => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x000002ff 0x00000000 0x00000000 0x02000100 ]\n"
+                "  [ meta load l4proto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x00000011 ]\n"
+                "  [ payload load 4b @ transport header + 0 => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x23022202 ]\n"
+                "  [ immediate reg 0 accept ]\n"
+                "inet killswitch t/local_out\n"       /* goto t/outbound */
+                "  [ immediate reg 0 goto -> t/outbound ]\n"));
+        /* No link upkeep in P/outbound, which the forward hook reaches. */
+        assert_null(strstr(dump, "inet killswitch t/outbound\n  [ meta load nfproto => reg 1 ]\n"
+                                 "  [ cmp eq reg 1 0x0000000a ]\n  [ meta load l4proto => reg 1 ]\n"
+                                 "  [ cmp eq reg 1 0x0000003a ]\n"));
         assert_non_null(strstr(dump,
                 "inet killswitch t/outbound\n"      /* oifname "wan0" meta l4proto tcp counter ... reject with tcp reset */
                 "  [ meta load oifname => reg 1 ]\n"
@@ -517,15 +685,26 @@ static void test_options_off(void **state)
                 "\t\tip daddr @t/gw_g_v4 counter name \"t/gw_g\" accept\n"
                 "\t\toifname \"wan0\" counter name \"t/dropped_out/wan0\" drop\n"
                 "\t\tcounter name \"t/dropped_out\" drop\n\t}\n"));
+        assert_non_null(strstr(t, "\tchain t/local_out {\n\t\tgoto t/outbound\n\t}\n"));
         policy_free(p);
 
         /* One at a time. */
         p = parse("[Uplinks]\nInterface=wan0\nKeepDHCP=no\n");
         free(t);
         t = text_of(p);
-        assert_non_null(strstr(t, "icmpv6 type 133-137 accept"));
+        assert_non_null(strstr(t, "icmpv6 type 133-137 ip6 hoplimit 255 ip6 daddr ff02::/16 accept"));
+        assert_non_null(strstr(t, "icmpv6 type mld2-listener-report"));
         assert_null(strstr(t, "udp sport"));
         assert_non_null(strstr(t, "ct state related"));
+        policy_free(p);
+        p = parse("[Uplinks]\nInterface=wan0\nKeepNeighborDiscovery=no\n");
+        free(t);
+        t = text_of(p);
+        assert_null(strstr(t, "icmpv6 type"));
+        assert_non_null(strstr(t, "\tchain t/local_out {\n"
+                "\t\tip daddr 255.255.255.255 udp sport 68 udp dport 67 accept\n"
+                "\t\tip6 daddr ff02::1:2 udp sport 546 udp dport 547 accept\n"
+                "\t\tgoto t/outbound\n\t}\n"));
         policy_free(p);
 }
 
@@ -951,19 +1130,19 @@ static void test_batch_small(void **state)
                 "[Gateway phone]\nAddress=203.0.113.5\nPorts=udp:5060 tcp:5061 udp:10000-20000\n"
                 "[Gateway mail]\nAddress=203.0.113.25 2001:db8:25::25\nPorts=tcp:25 tcp:465 tcp:587 tcp:993\n");
         struct ks_ruleset *r = NULL;
-        struct msg_info mi[64];
+        struct msg_info mi[128];
         struct batch_stats st;
 
         assert_int_equal(compile_table(pp(p), 1, "t", TABLE, &r), 0);
         st = batch_info(r, 100, mi, ELEMENTSOF(mi));
         /*
          * table, 2 + 2 + 2 * 2 counters, 5 sets (uplinks, phone's exact and range sets, mail's
-         * two families) with one element message each, 3 chains (inbound, outbound, hold), rules:
-         * per chain 5 of link upkeep and ICMP errors and 4 * 2 of the gateways (two per set), then
-         * the tail: inbound 2 + 1, outbound (Reject=tcp) 2 * (2 + 1); hold's drop; 3 base chains +
-         * 3 rules.
+         * two families) with one element message each, 4 chains (inbound, outbound, local_out,
+         * hold), rules: inbound 6 of link upkeep, outbound none; 2 of ICMP errors and 4 * 2 of the
+         * gateways (two per set) in each; then the tail: inbound 2 + 1, outbound (Reject=tcp)
+         * 2 * (2 + 1); local_out 8 of link upkeep and its goto; hold's drop; 3 base chains + 3 rules.
          */
-        assert_int_equal(st.msgs, 1 + 8 + 5 * 2 + 3 + (5 + 8 + 3) + (5 + 8 + 6) + 1 + 3 + 3);
+        assert_int_equal(st.msgs, 1 + 8 + 5 * 2 + 4 + (6 + 2 + 8 + 3) + (2 + 8 + 6) + (8 + 1) + 1 + 3 + 3);
         assert_int_equal(st.newsetelem, 5);
         assert_int_equal(st.elements, 2 + 2 + 1 + 4 + 4);
         assert_int_equal(mi[0].type, NFT_MSG_NEWTABLE);
@@ -984,7 +1163,7 @@ static void check_table(struct ks_policy *const *ps, size_t n, const char *activ
                         char **ret_dump)
 {
         struct ks_ruleset *r = NULL;
-        struct msg_info mi[128];
+        struct msg_info mi[256];
         struct batch_stats st;
         size_t base = 0, chains = 0;
 
@@ -1002,15 +1181,16 @@ static void check_table(struct ks_policy *const *ps, size_t n, const char *activ
                 else
                         assert_non_null(strchr(mi[i].name, '/'));
         }
-        assert_int_equal(chains, 3 * n + base);      /* P/inbound, P/outbound, P/hold */
+        assert_int_equal(chains, 4 * n + base);      /* P/inbound, P/outbound, P/local_out, P/hold */
         if (!active) {
                 assert_int_equal(base, 0);
         } else {
                 static const char *const names[] = { CHAIN_PREROUTING, CHAIN_FORWARD, CHAIN_OUTPUT };
-                _cleanup_free_ char *in = NULL, *out = NULL;
+                _cleanup_free_ char *in = NULL, *out = NULL, *local = NULL;
 
                 assert_true(asprintf(&in, "%s/inbound", active) > 0);
                 assert_true(asprintf(&out, "%s/outbound", active) > 0);
+                assert_true(asprintf(&local, "%s/local_out", active) > 0);
                 assert_int_equal(base, 3);
                 /* The last six: per base chain, NEWCHAIN and its jump. */
                 for (size_t c = 0; c < 3; c++) {
@@ -1020,7 +1200,7 @@ static void check_table(struct ks_policy *const *ps, size_t n, const char *activ
                         assert_string_equal(m[0].name, names[c]);
                         assert_int_equal(m[1].type, NFT_MSG_NEWRULE);
                         assert_string_equal(m[1].name, names[c]);
-                        assert_string_equal(m[1].target, c == 0 ? in : out);
+                        assert_string_equal(m[1].target, c == 0 ? in : c == 1 ? out : local);
                 }
         }
         *ret_msgs = st.msgs;
@@ -1081,7 +1261,7 @@ static void test_table_many(void **state)
         assert_non_null(strstr(last + strlen(none), "inet killswitch output\n"
                                                     "  [ meta load oifname => reg 1 ]\n"
                                                     "  [ lookup reg 1 set web-proxy/uplinks ]\n"
-                                                    "  [ immediate reg 0 jump -> web-proxy/outbound ]\n"));
+                                                    "  [ immediate reg 0 jump -> web-proxy/local_out ]\n"));
         /* No policy at all: an empty table. */
         {
                 struct ks_ruleset *r = NULL;
@@ -1111,7 +1291,7 @@ static void test_hook(void **state)
                 const struct msg_info *m = &mi[3 * c];
                 _cleanup_free_ char *target = NULL;
 
-                assert_true(asprintf(&target, "web-proxy/%s", c == 0 ? "inbound" : "outbound") > 0);
+                assert_true(asprintf(&target, "web-proxy/%s", (const char *[]){ "inbound", "outbound", "local_out" }[c]) > 0);
                 /* NEWCHAIN with its hook, flags checked in check_msg: REQUEST|ACK|CREATE */
                 assert_int_equal(m[0].type, NFT_MSG_NEWCHAIN);
                 assert_string_equal(m[0].name, chains[c]);
@@ -1144,7 +1324,7 @@ static void test_hook(void **state)
                 "inet killswitch output\n"
                 "  [ meta load oifname => reg 1 ]\n"
                 "  [ lookup reg 1 set web-proxy/uplinks ]\n"
-                "  [ immediate reg 0 jump -> web-proxy/outbound ]\n");
+                "  [ immediate reg 0 jump -> web-proxy/local_out ]\n");
         r = ruleset_free(r);
         free(dump);
 
