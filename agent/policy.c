@@ -353,17 +353,17 @@ static const char *ifname_problem(const char *w)
         return NULL;
 }
 
-/* "wan0,wan1," -> "wan0 wan1" (in place; for the hint). */
-static const char *comma_to_blank(char *w)
+/* "wan0,wan1," -> "wan0 wan1" into buf (for the hint). */
+static const char *comma_to_blank(const char *w, char *buf, size_t size)
 {
-        size_t n = strlen(w);
+        size_t n = 0;
 
-        while (n > 0 && w[n - 1] == ',')
-                w[--n] = '\0';
-        for (char *c = w; *c; c++)
-                if (*c == ',')
-                        *c = ' ';
-        return w;
+        for (; *w && n + 1 < size; w++)
+                buf[n++] = *w == ',' ? ' ' : *w;
+        while (n > 0 && buf[n - 1] == ' ')
+                n--;
+        buf[n] = '\0';
+        return buf;
 }
 
 static int value_interface(struct ini *ini, const char *key, int ltype, char *value, void *data)
@@ -378,9 +378,11 @@ static int value_interface(struct ini *ini, const char *key, int ltype, char *va
                 size_t n_lines;
 
                 if (strchr(w, ',')) {
+                        char hint[256];
+
                         r = ini_error(ini, ini->line, "%s: \"%s\": a comma is not a separator here; list the "
                                       "interfaces separated by blanks (Interface=%s), or repeat the key",
-                                      key, w, comma_to_blank(w));
+                                      key, w, comma_to_blank(w, hint, sizeof(hint)));
                         if (r < 0)
                                 return r;
                         continue;

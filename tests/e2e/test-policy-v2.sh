@@ -129,6 +129,15 @@ check_many < <(site_probes | tagged public)
 check "status counts each service like a gateway" \
 	status_is '[s["name"] for s in d["services"]] == ["mx", "pbx", "notice"] and d["services"][0]["packets"] > 0'
 check "status keeps listing the gateways" status_is '[g["name"] for g in d["gateways"]] == ["relay", "sip-trunk"]'
+history_has() {
+	ctl --json history -n 50 | python3 -c '
+import json, sys
+entries = json.load(sys.stdin)
+sys.exit(0 if any(eval(sys.argv[1]) for e in entries) else 1)' "$1"
+}
+check "history names what the isolation keeps" history_has \
+	'e["action"] == "isolate" and e["kept"] == "gateways relay, sip-trunk; services mx, pbx, notice" and "[kept: gateways relay" in e["message"]'
+check "status (text) prints the services" contains "$(ctl status)" "Services" "mx" "pbx" "notice"
 show_out=$(ctl show site 2>&1)
 check "show prints the services and the conntrack matches" contains "$show_out" "set site/svc_mx_v4" \
 	"ct direction original ct original ip daddr . meta l4proto . ct original proto-dst @site/svc_mx_v4" \

@@ -1423,6 +1423,80 @@ static void test_100k_addresses(void **state)
         policy_free(p);
 }
 
+/*
+ * Connection-matched entries (policy v2): the key leaves out what is "any"
+ * (From=any, Local=any, no Ports=), exact entries go to a hash set and the
+ * rest to an interval set, and each match loads the tuple it names.
+ */
+static void test_conn_entries(void **state)
+{
+        struct ks_policy *p = parse(
+                "[Uplinks]\nInterface=wan0\n"
+                "[Gateway relay]\nAddress=203.0.113.25\nPorts=tcp:25 tcp:587\nLocal=10.0.1.25\nDirection=out\n"
+                "[Gateway partner]\nAddress=198.51.100.0/28\nLocal=any\nDirection=in\n"
+                "[Gateway old]\nAddress=192.0.2.7\nPorts=tcp:22\n"
+                "[Service mx]\nAddress=192.0.2.10 10.0.1.10\nPorts=tcp:25\nFrom=any\n"
+                "[Service pbx]\nAddress=192.0.2.5\nFrom=203.0.113.0/24 203.0.114.7\nPorts=udp:5060 udp:10000-20000\n");
+        struct ks_ruleset *r = NULL;
+        _cleanup_free_ char *t = text_of(p), *dump = NULL;
+
+        assert_int_equal(compile_table(pp(p), 1, "t", TABLE, &r), 0);
+        dump = dump_of(r);
+
+        /* relay: peer . local . proto . port, all exact: one hash set; only connections opened here. */
+        assert_int_equal(summary_elems(r, "t/gw_relay_v4"), 2);
+        assert_int_equal(summary_elems(r, "t/gw_relay_v4r"), -1);
+        assert_non_null(strstr(t, "\t\ttype ipv4_addr . ipv4_addr . inet_proto . inet_service\n"
+                                  "\t\telements = { 203.0.113.25 . 10.0.1.25 . tcp . 25,\n"));
+        assert_non_null(strstr(t, "\t\tct direction reply ct original ip daddr . ct original ip saddr . meta l4proto . "
+                                  "ct original proto-dst @t/gw_relay_v4 counter name \"t/gw_relay\" accept\n"));
+        assert_non_null(strstr(t, "\t\tct direction original ct original ip daddr . ct original ip saddr . meta l4proto . "
+                                  "ct original proto-dst @t/gw_relay_v4 counter name \"t/gw_relay\" accept\n"));
+        assert_null(strstr(t, "ct direction original ct original ip saddr . ct reply ip saddr . meta l4proto . "
+                              "ct original proto-dst @t/gw_relay_v4"));
+
+        /* partner: Local=any and no Ports=: the peer alone, an rbtree; only connections it opens. */
+        assert_non_null(strstr(t, "\tset t/gw_partner_v4r {\n\t\ttype ipv4_addr\n\t\tflags interval\n"));
+        assert_non_null(strstr(t, "\t\tct direction original ct original ip saddr @t/gw_partner_v4r counter"));
+        assert_non_null(strstr(t, "\t\tct direction reply ct original ip saddr @t/gw_partner_v4r counter"));
+        assert_null(strstr(t, "ct original ip daddr @t/gw_partner"));
+
+        /* old: no version 2 key, matched on packets as before. */
+        assert_non_null(strstr(t, "\t\tip saddr . meta l4proto . th sport @t/gw_old_v4 counter"));
+
+        /* mx: From=any left out; matched before DNAT (original) and after (reply), in and out. */
+        assert_int_equal(summary_elems(r, "t/svc_mx_v4"), 2);
+        assert_non_null(strstr(t, "\tset t/svc_mx_v4 {\n\t\ttype ipv4_addr . inet_proto . inet_service\n"));
+        assert_non_null(strstr(t, "\t\tct direction original ct original ip daddr . meta l4proto . ct original "
+                                  "proto-dst @t/svc_mx_v4 counter name \"t/svc_mx\" accept\n"
+                                  "\t\tct direction original ct reply ip saddr . meta l4proto . ct reply proto-src "
+                                  "@t/svc_mx_v4 counter name \"t/svc_mx\" accept\n"));
+        assert_non_null(strstr(t, "\t\tct direction reply ct original ip daddr . meta l4proto . ct original "
+                                  "proto-dst @t/svc_mx_v4 counter name \"t/svc_mx\" accept\n"));
+        assert_non_null(strstr(dump, "  [ ct load direction => reg 1 ]\n"
+                                     "  [ cmp eq reg 1 0x00000000 ]\n"
+                                     "  [ ct load src_ip => reg 1 , dir reply ]\n"
+                                     "  [ meta load l4proto => reg 9 ]\n"
+                                     "  [ ct load proto_src => reg 10 , dir reply ]\n"
+                                     "  [ lookup reg 1 set t/svc_mx_v4 ]\n"));
+
+        /* pbx: From= a prefix and an address, a port and a range: split into both kinds. */
+        assert_int_equal(summary_elems(r, "t/svc_pbx_v4"), 1);
+        assert_int_equal(summary_elems(r, "t/svc_pbx_v4r"), 3);
+        assert_non_null(strstr(t, "\t\telements = { 203.0.114.7 . 192.0.2.5 . udp . 5060 }\n"));
+        assert_non_null(strstr(dump, "  [ ct load src_ip => reg 1 , dir original ]\n"
+                                     "  [ ct load dst_ip => reg 9 , dir original ]\n"
+                                     "  [ meta load l4proto => reg 10 ]\n"
+                                     "  [ byteorder reg 10 = hton(reg 10, 2, 1) ]\n"
+                                     "  [ ct load proto_dst => reg 11 , dir original ]\n"
+                                     "  [ lookup reg 1 set t/svc_pbx_v4r ]\n"));
+        /* No IPv6 at all: no From= address of that family. */
+        assert_null(strstr(t, "svc_pbx_v6"));
+        assert_non_null(strstr(t, "\tcounter t/svc_pbx {\n"));
+        ruleset_free(r);
+        policy_free(p);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1443,6 +1517,7 @@ int main(void)
                 cmocka_unit_test(test_table_many),
                 cmocka_unit_test(test_hook),
                 cmocka_unit_test(test_100k_addresses),
+                cmocka_unit_test(test_conn_entries),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

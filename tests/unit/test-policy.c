@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "cleanup.h"
+#include "policy-lint.h"
 #include "policy.h"
 
 #define FILE_NAME "t.policy"
@@ -939,6 +940,152 @@ static void test_large_policy(void **state)
         policy_free(p);
 }
 
+/* ---- Version 2: [Service], Local=, Direction=, Address=any ------------- */
+
+static void test_v2_keys(void **state)
+{
+        struct ks_policy *p = parse_ok(HEAD
+                "[Gateway relay]\nAddress=203.0.113.25\nPorts=tcp:25\nLocal=10.0.1.25 fd00:1::/64\nDirection=out\n"
+                "[Gateway web]\nAddress=any\nPorts=tcp:443\n"
+                "[Gateway old]\nAddress=192.0.2.1\n"
+                "[Service mx]\nAddress=192.0.2.10 mx.example.org\nPorts=tcp:25\n"
+                "[Service pbx]\nAddress=192.0.2.5\nFrom=203.0.113.0/24 sip.example.org\nPorts=udp:5060\n");
+        const struct ks_gateway *g = &p->gateways[0];
+
+        assert_int_equal(p->n_gateways, 3);
+        assert_true(g->tracked);
+        assert_int_equal(g->direction, KS_DIRECTION_OUT);
+        assert_int_equal(g->n_locals, 2);
+        assert_int_equal(g->locals[1].family, AF_INET6);
+        assert_int_equal(g->locals[1].len, 64);
+        assert_int_equal(g->address_line, 4);
+        g = &p->gateways[1];
+        assert_true(g->tracked);
+        assert_int_equal(g->direction, KS_DIRECTION_BOTH);
+        assert_int_equal(g->n_addrs, 2);
+        assert_int_equal(g->addrs[0].len, 0);
+        assert_int_equal(g->addrs[1].family, AF_INET6);
+        assert_int_equal(g->addrs[1].len, 0);
+        assert_false(p->gateways[2].tracked);
+        assert_int_equal(p->n_services, 2);
+        assert_string_equal(p->services[0].name, "mx");
+        assert_int_equal(p->services[0].line, 13);
+        assert_int_equal(p->services[0].n_addrs, 1);
+        assert_int_equal(p->services[0].n_hostnames, 1);
+        assert_int_equal(p->services[0].n_from, 0);
+        assert_int_equal(p->services[1].n_from, 1);
+        assert_int_equal(p->services[1].n_from_hostnames, 1);
+        assert_string_equal(p->services[1].from_hostnames[0].name, "sip.example.org");
+        assert_int_equal(p->uplink_lines[0], 2);
+        policy_free(p);
+}
+
+static void test_v2_errors(void **state)
+{
+        parse_fails("[Uplinks]\nInterface=wan0,wan1 wan2\n"
+                    "[Gateway g]\nAddress=192.0.2.1\nLocal=inside.example.org 10.0.0.1/8\nDirection=outbound\n"
+                    "[Service s]\nAddress=any\nFrom=192.0.2.300\n"
+                    "[Service s]\nAddress=192.0.2.1\nPorts=tcp:25\n"
+                    "[Service g]\nAddress=192.0.2.1\nPorts=tcp:25\n"
+                    "[Service t]\nFrom=any\n",
+                    FILE_NAME ":2: Interface: \"wan0,wan1\": a comma is not a separator here; list the interfaces "
+                    "separated by blanks (Interface=wan0 wan1), or repeat the key",
+                    FILE_NAME ":5: Local: \"inside.example.org\": host names are not supported here; write the addresses",
+                    FILE_NAME ":5: Local: \"10.0.0.1/8\": host bits set after the prefix; did you mean 10.0.0.0/8?",
+                    FILE_NAME ":6: Direction: \"outbound\": expected out (this side opens the connections), in (the "
+                    "remote side does) or both",
+                    FILE_NAME ":8: Address: \"any\": a service needs the addresses of ours it is reached at (the "
+                    "public ones, or the inside ones a DNAT rule sends it to)",
+                    FILE_NAME ":9: From: \"192.0.2.300\": not an IPv4 or IPv6 address (or ADDRESS/PREFIXLEN)",
+                    FILE_NAME ":10: [Service s]: duplicate service name (first on line 7); merge the two sections "
+                    "or rename one",
+                    FILE_NAME ":13: [Service g]: the name is taken by the gateway on line 3; rename one",
+                    FILE_NAME ":7: [Service s] has no Address=; add the addresses of ours the internet connects to",
+                    FILE_NAME ":7: [Service s] has no Ports=; add the ports it listens on, e.g. Ports=tcp:25",
+                    FILE_NAME ":16: [Service t] has no Address=; add the addresses of ours the internet connects to",
+                    FILE_NAME ":16: [Service t] has no Ports=; add the ports it listens on, e.g. Ports=tcp:25",
+                    NULL);
+        parse_fails(HEAD "[Service mx]\nAddress=192.0.2.10\n[Gateway mx]\nAddress=192.0.2.1\n"
+                    "[Service bad name]\nAddress=192.0.2.1\nPorts=tcp:1\n",
+                    FILE_NAME ":5: [Gateway mx]: the name is taken by the service on line 3; rename one",
+                    FILE_NAME ":7: [Service bad name]: invalid service name; use 1-32 of A-Z a-z 0-9 _ -",
+                    FILE_NAME ":3: [Service mx] has no Ports=; add the ports it listens on, e.g. Ports=tcp:25",
+                    NULL);
+}
+
+static int v2_resolver(const char *name, struct ks_prefix **ret, size_t *ret_n, char **ret_error, void *userdata)
+{
+        struct ks_prefix *a = calloc(1, sizeof(*a));
+
+        if (!a)
+                return -ENOMEM;
+        if (strcmp(name, "nx.example.org") == 0) {
+                free(a);
+                *ret_error = strdup("no such name");
+                return -ENOENT;
+        }
+        a->family = AF_INET;
+        a->len = 32;
+        a->addr[0] = 192;
+        a->addr[3] = (uint8_t)strlen(name);
+        *ret = a;
+        *ret_n = 1;
+        return 0;
+}
+
+static void test_v2_resolve(void **state)
+{
+        struct ks_policy *p = parse_ok(HEAD "[Service pbx]\nAddress=pbx.example.org\nFrom=sip.example.org\n"
+                                       "Ports=udp:5060\n");
+        struct ks_diags d = {};
+
+        assert_int_equal(policy_resolve(p, v2_resolver, NULL, &d), 0);
+        assert_int_equal(p->services[0].n_addrs, 1);
+        assert_int_equal(p->services[0].addrs[0].addr[3], strlen("pbx.example.org"));
+        assert_int_equal(p->services[0].n_from, 1);
+        assert_int_equal(p->services[0].from[0].addr[3], strlen("sip.example.org"));
+        assert_int_equal(p->services[0].from_hostnames[0].n_addrs, 1);
+        policy_free(p);
+        p = parse_ok(HEAD "[Service pbx]\nAddress=192.0.2.5\nFrom=nx.example.org\nPorts=udp:5060\n");
+        assert_int_equal(policy_resolve(p, v2_resolver, NULL, &d), -EINVAL);
+        assert_int_equal(d.n, 1);
+        assert_string_equal(d.msgs[0], FILE_NAME ":5: From: \"nx.example.org\": name does not resolve (no such name)");
+        diags_clear(&d);
+        policy_free(p);
+}
+
+/* Warnings of killswitchd --check, from the pure lint with a made-up host. */
+static void test_v2_lint(void **state)
+{
+        struct ks_policy *p = parse_ok("[Uplinks]\nInterface=wan0 wan9\n"
+                                       "[Gateway everyone]\nAddress=0.0.0.0/0\nPorts=tcp:25\n"
+                                       "[Gateway ours]\nPorts=tcp:25\nAddress=198.51.100.1\n"
+                                       "[Gateway local4]\nAddress=203.0.113.1 2001:db8::1\nLocal=10.0.0.1\n"
+                                       "[Gateway out]\nAddress=any\nDirection=out\n"
+                                       "[Gateway localany]\nAddress=any\nLocal=any\n"
+                                       "[Service mx]\nAddress=198.51.100.1\nPorts=tcp:25\n");
+        static const char *const ifs[] = { "lo", "wan0" };
+        const struct ks_prefix host_addrs[] = { { .family = AF_INET, .addr = { 198, 51, 100, 1 }, .len = 32 } };
+        const struct ks_host_view host = { host_addrs, 1, ifs, 2 };
+        struct ks_diags d = {};
+
+        assert_int_equal(policy_lint(p, &host, &d), 5);
+        assert_int_equal(d.n, 5);
+        assert_non_null(strstr(d.msgs[0], FILE_NAME ":4: warning: gateway everyone keeps all addresses in both "
+                                          "directions without Local="));
+        assert_non_null(strstr(d.msgs[1], FILE_NAME ":8: warning: gateway ours: 198.51.100.1 is an address of this "
+                                          "host"));
+        assert_non_null(strstr(d.msgs[1], "use a [Service] section"));
+        assert_non_null(strstr(d.msgs[2], FILE_NAME ":10: warning: gateway local4: Local= has no IPv6 address"));
+        assert_non_null(strstr(d.msgs[3], FILE_NAME ":16: warning: gateway localany keeps all addresses"));
+        assert_non_null(strstr(d.msgs[4], FILE_NAME ":2: warning: uplink wan9 does not exist now"));
+        diags_clear(&d);
+        /* Without a host view, only what the file says. */
+        assert_int_equal(policy_lint(p, NULL, &d), 3);
+        diags_clear(&d);
+        policy_free(p);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -985,6 +1132,10 @@ int main(void)
                 cmocka_unit_test(test_parse_file),
                 cmocka_unit_test(test_shipped_policy),
                 cmocka_unit_test(test_large_policy),
+                cmocka_unit_test(test_v2_keys),
+                cmocka_unit_test(test_v2_errors),
+                cmocka_unit_test(test_v2_resolve),
+                cmocka_unit_test(test_v2_lint),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
