@@ -14,18 +14,20 @@
  *                        { type ipv4_addr }                              (all traffic, exact entries)
  *   set P/gw_NAME_v4r/_v6r  the same with flags interval: prefixes and port ranges
  *   set P/gw_NAME_ping_v4/_v6 { type ipv4_addr; flags interval }         (Ports= and Ping=yes)
- *   chain P/inbound      link upkeep (ND, DHCP) accept; ICMP errors ct state related accept;
+ *   chain P/inbound      link upkeep addressed to this host (ND, MLD, DHCP) accept;
+ *                        ICMP errors ct state related accept;
  *                        saddr [. l4proto . sport|dport] @P/gw_NAME_vX[r] counter accept;
  *                        saddr @P/gw_NAME_ping_vX icmp echo counter accept; ...;
  *                        iifname "U" counter drop (per uplink); counter drop
- *   chain P/outbound     the same with daddr, oifname; the tail rejects per Reject=
+ *   chain P/outbound     the same with daddr, oifname, no link upkeep; the tail rejects per Reject=
+ *   chain P/local_out    this host's own link upkeep accept; goto P/outbound
  *
  * Regular chains have no hook: a staged policy costs nothing per packet.
  * While isolated with policy P, and only then, the table also has
  *
  *   chain prerouting  hook prerouting priority -150: iifname @P/uplinks jump P/inbound
  *   chain forward     hook forward    priority -150: oifname @P/uplinks jump P/outbound
- *   chain output      hook output     priority -150: oifname @P/uplinks jump P/outbound
+ *   chain output      hook output     priority -150: oifname @P/uplinks jump P/local_out
  *
  * so that isolating, switching and restoring touch three chains and three
  * rules, whatever the size of the policies (compile_hook).
