@@ -15,6 +15,7 @@
 #include "log.h"
 #include "manager.h"
 #include "policy-lint.h"
+#include "privs.h"
 #include "store.h"
 #include "triggers.h"
 
@@ -196,6 +197,10 @@ int main(int argc, char *argv[])
         if (check)
                 return check_policies(o.config_dir);
 
+        /* Before any thread: capabilities are per thread. */
+        r = privs_drop();
+        if (r < 0)
+                log_warning_errno(r, "Could not drop capabilities other than CAP_NET_ADMIN: %m");
         r = manager_new(&o, &m);
         if (r < 0) {
                 log_error_errno(r, "Failed to start: %m");

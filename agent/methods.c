@@ -304,7 +304,7 @@ static json_t *bad_param(const char *key, const char *value, const char *what)
                            key, value, what);
 }
 
-/* An optional duration parameter ("90s", "1h30m"), at least 1 s; *ret 0 if absent. */
+/* An optional duration parameter ("90s", "1h30m"), from 1 s to a year; *ret 0 if absent. */
 static json_t *get_duration_param(json_t *params, const char *key, uint64_t *ret)
 {
         const char *v;
@@ -315,6 +315,8 @@ static json_t *get_duration_param(json_t *params, const char *key, uint64_t *ret
                 return bad;
         if (timespec_parse_duration(v, ret) < 0 || *ret < USEC_PER_SEC)
                 return bad_param(key, v, "a duration of at least 1s; " TIMESPEC_DURATION_HELP);
+        if (*ret > TIMESPEC_SCHEDULE_MAX_USEC)
+                return bad_param(key, v, "a duration of at most a year (366d)");
         return NULL;
 }
 

@@ -243,6 +243,10 @@ int state_save(const char *dir, const struct ks_state *s)
         _cleanup_(json_decrefp) json_t *o = state_to_json(s);
         _cleanup_free_ char *text = NULL, *line = NULL;
 
+        /* What could not be read back is not written: a state file must always load. */
+        if (s->since_usec > TIMESPEC_INSTANT_MAX_USEC || s->restore_at_usec > TIMESPEC_INSTANT_MAX_USEC ||
+            s->confirm_usec > TIMESPEC_INSTANT_MAX_USEC)
+                return -ERANGE;
         if (!o || !(text = json_dumps(o, JSON_INDENT(2))) || asprintf(&line, "%s\n", text) < 0)
                 return -ENOMEM;
         return write_file_atomic(dir, STATE_FILE, line, 0644);

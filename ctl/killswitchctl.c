@@ -43,6 +43,7 @@ enum {
         ARG_CONFIRM,
         ARG_IN,
         ARG_AT,
+        ARG_OUTPUT,
         ARG_DUMP_VERBS,
 };
 
@@ -56,6 +57,7 @@ enum verb_opt {
         VERB_OPT_CONFIRM,
         VERB_OPT_IN,
         VERB_OPT_AT,
+        VERB_OPT_OUTPUT,
         _VERB_OPT_MAX,
 };
 #define OPT(x) (1u << VERB_OPT_##x)
@@ -104,6 +106,10 @@ static const struct verb_option verb_options[_VERB_OPT_MAX] = {
                 .name = "at", .id = ARG_AT, .metavar = "TIME",
                 .help = "Do not restore now: restore at TIME (local time unless given)",
         },
+        [VERB_OPT_OUTPUT] = {
+                .name = "output", .short_name = 'o', .id = 'o', .metavar = "FILE",
+                .help = "Write FILE atomically (a new file beside it, then a rename)",
+        },
 };
 
 /* With -H, fleet_verb() passes every field on to the remote killswitchctl as an option. */
@@ -115,6 +121,7 @@ struct verb_args {
         const char *restore_in;         /* --for / --in: a duration, sent as is (the agent's clock counts) */
         const char *restore_at;         /* --until / --at: an RFC 3339 UTC instant, from local time here */
         const char *confirm_in;         /* --confirm: a duration */
+        const char *output;             /* metrics --output: a file, written here (never with -H) */
         char restore_at_buf[TIMESPEC_RFC3339_MAX];
 };
 
@@ -137,6 +144,7 @@ struct verb {
 
 static const char *arg_socket;
 static enum json_mode arg_json = JSON_OFF;
+static const char *arg_output;          /* metrics --output FILE */
 static bool arg_legend = true;
 static struct fleet_options arg_fleet;   /* -H, --hosts-file, ...: see fleet_verb() */
 
@@ -323,10 +331,18 @@ static int metrics_main(const struct verb *verb, json_t *parameters)
                 fprintf(stderr, "killswitchctl: %s\n", strerror(ENOMEM));
                 return EXIT_FAILED;
         }
-        if (arg_json != JSON_OFF)
+        if (arg_output) {
+                int w = metrics_write_file(arg_output, samples, arg_json);
+
+                if (w < 0) {
+                        fprintf(stderr, "killswitchctl: cannot write %s: %s\n", arg_output, strerror(-w));
+                        return EXIT_FAILED;
+                }
+        } else if (arg_json != JSON_OFF) {
                 output_json(stdout, samples, arg_json);
-        else
+        } else {
                 metrics_print(stdout, samples);
+        }
         return r;
 }
 
@@ -435,7 +451,7 @@ static const struct verb verbs[] = {
         },
         {
                 .name = "metrics", .method = "io.killswitch.Status", .access = ACCESS_ANYONE,
-                .run = metrics_main,
+                .run = metrics_main, .options = OPT(OUTPUT),
                 .help = "Print the status as Prometheus metrics",
         },
 };
@@ -721,6 +737,9 @@ static int parse_duration_option(const struct verb *verb, const char *name, cons
         if (timespec_parse_duration(value, &usec) < 0 || usec < USEC_PER_SEC)
                 return usage_error(verb->name, "%s: \"%s\" is not a duration of at least 1s; %s", name, value,
                                    TIMESPEC_DURATION_HELP);
+        if (usec > TIMESPEC_SCHEDULE_MAX_USEC)
+                return usage_error(verb->name, "%s: \"%s\" is longer than a year (366d), the most killswitchd "
+                                   "takes", name, value);
         *ret = value;
         return 0;
 }
@@ -762,6 +781,9 @@ static int parse_verb_option(const struct verb *verb, enum verb_opt i, const cha
                 break;
         case VERB_OPT_CONFIRM:
                 return parse_duration_option(verb, name, value, &args->confirm_in);
+        case VERB_OPT_OUTPUT:
+                args->output = arg_output = value;
+                return 0;
         case VERB_OPT_UNTIL:
         case VERB_OPT_AT:
                 r = parse_time_option(verb, name, value, args);
@@ -883,8 +905,9 @@ static int fleet_verb(const struct verb *verb, const struct verb_args *args)
         char lines[16];
         int r;
 
-        if (arg_socket) {
-                usage_error(verb->name, "--socket cannot be combined with -H or --hosts-file");
+        if (arg_socket || args->output) {
+                usage_error(verb->name, "%s cannot be combined with -H or --hosts-file",
+                            arg_socket ? "--socket" : "--output");
                 return EXIT_USAGE;
         }
         snprintf(lines, sizeof(lines), "%d", args->lines);

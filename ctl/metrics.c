@@ -1,7 +1,16 @@
 /* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "metrics.h"
@@ -187,4 +196,64 @@ void metrics_print(FILE *f, json_t *samples)
                         print_sample(f, s);
                 }
         }
+}
+
+/* A new file in directory dfd with a random name like ".killswitch.prom.XXXXXXXX". */
+static int open_temp(int dfd, const char *base, char *name, size_t size)
+{
+        for (unsigned tries = 0; tries < 16; tries++) {
+                uint32_t rnd;
+                int fd;
+
+                if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+                        return -errno;
+                snprintf(name, size, ".%s.%08" PRIx32, base, rnd);
+                fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+                if (fd >= 0 || errno != EEXIST)
+                        return fd >= 0 ? fd : -errno;
+        }
+        return -EEXIST;
+}
+
+int metrics_write_file(const char *path, json_t *samples, enum json_mode json)
+{
+        _cleanup_free_ char *copy = strdup(path), *copy2 = strdup(path);
+        _cleanup_close_ int dfd = -1;
+        char name[NAME_MAX + 1];
+        const char *base;
+        FILE *f;
+        int fd, r;
+
+        if (!copy || !copy2)
+                return -ENOMEM;
+        base = basename(copy2);
+        if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0 || strlen(base) > NAME_MAX - 10)
+                return -EINVAL;
+        dfd = open(dirname(copy), O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return -errno;
+        fd = open_temp(dfd, base, name, sizeof(name));
+        if (fd < 0)
+                return fd;
+        f = fdopen(fd, "w");
+        if (!f) {
+                r = -errno;
+                close(fd);
+                goto out_unlink;
+        }
+        if (json != JSON_OFF)
+                output_json(f, samples, json);
+        else
+                metrics_print(f, samples);
+        /* The mode whatever the umask: node_exporter runs as another user. */
+        r = fflush(f) == 0 && fchmod(fileno(f), 0644) == 0 && fsync(fileno(f)) == 0 ? 0 : -errno;
+        if (fclose(f) != 0 && r == 0)
+                r = -errno;
+        if (r == 0 && renameat(dfd, name, dfd, base) < 0)
+                r = -errno;
+        if (r == 0)
+                return 0;
+out_unlink:
+        unlinkat(dfd, name, 0);
+        return r;
 }

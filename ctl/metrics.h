@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <jansson.h>
 
+#include "output.h"
+
 /*
  * killswitchctl metrics: the status object of io.killswitch.Status as
  * Prometheus samples, for node_exporter's textfile collector.
@@ -16,3 +18,11 @@
  */
 json_t *metrics_from_status(json_t *status);
 void metrics_print(FILE *f, json_t *samples);
+
+/*
+ * Write the samples (as text, or JSON unless json is JSON_OFF) to path,
+ * atomically and safely in a directory others may write: a new file beside it
+ * (O_EXCL|O_NOFOLLOW, a random name), mode 0644, synced, then renamed over
+ * path. Never follows a symlink planted under a temporary name. Negative errno.
+ */
+int metrics_write_file(const char *path, json_t *samples, enum json_mode json);

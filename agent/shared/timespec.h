@@ -47,6 +47,10 @@ int timespec_parse_time(const char *s, uint64_t now_usec, uint64_t *ret_usec);
 int timespec_parse_rfc3339(const char *s, uint64_t *ret_usec);
 
 #define TIMESPEC_RFC3339_MAX 32
+/* The last instant RFC 3339 can write with a 4-digit year: 9999-12-31T23:59:59Z. */
+#define TIMESPEC_INSTANT_MAX_USEC (253402300799ULL * 1000000ULL)
+/* The longest --for, --confirm, restore --in the agent takes. */
+#define TIMESPEC_SCHEDULE_MAX_USEC (366ULL * 24ULL * 3600ULL * 1000000ULL)
 /* "2026-12-01T17:00:00Z" (UTC, seconds). */
 char *timespec_format_rfc3339(uint64_t usec, char *buf, size_t size);
 

@@ -256,4 +256,54 @@ check "E. history: no raw U+009B or U+202E (reason; policy name of a refused cal
 check "E. history: shown escaped" contains "$out" '\u202egpj.exe' 'x\u202ey\u009b1m'
 ctl restore >/dev/null 2>&1
 
+# ---------------------------------------------------------------------------------------------
+note "F. smaller"
+out=$(ctl isolate --confirm 4000000d --reason "F" 2>&1)
+rc=$?
+check "F. isolate --confirm 4000000d is refused by killswitchctl (exit $rc)" test "$rc" = 2
+check "F. ... saying why" contains "$out" "longer than a year"
+out=$($ABUSE "$KS_SOCK" call '{"method":"io.killswitch.Isolate","parameters":{"policy":"isolate","confirm_in":"4000000d"}}')
+check "F. ... and by the agent (InvalidParameter)" contains "$out" "InvalidParameter" "at most a year"
+check "F. ... nothing changed: normal, state file readable" status_is 'd["state"] == "normal"'
+
+# metrics --output into a directory another user owns, with symlinks planted under likely names.
+TEXT=$KS_TMP/textfile
+mkdir -p "$TEXT" && chown 65534:65534 "$TEXT"
+echo precious >"$KS_TMP/precious" && chmod 600 "$KS_TMP/precious"
+for n in killswitch.prom.tmp .killswitch.prom.tmp killswitch.prom.new; do
+	"${NOBODY[@]}" ln -s "$KS_TMP/precious" "$TEXT/$n"
+done
+check_exit 0 "F. metrics --output FILE in a directory of nobody's" ctl metrics --output "$TEXT/killswitch.prom"
+check "F. ... the file is there, a regular file of mode 0644 with killswitch_up 1" \
+	sh -c "[ -f '$TEXT/killswitch.prom' ] && [ ! -L '$TEXT/killswitch.prom' ] && [ \"\$(stat -c %a '$TEXT/killswitch.prom')\" = 644 ] && grep -qx 'killswitch_up 1' '$TEXT/killswitch.prom'"
+check "F. ... no symlink was followed" test "$(cat "$KS_TMP/precious")" = precious
+check "F. ... and no temporary file is left" test "$(find "$TEXT" -type f | wc -l)" = 1
+
+# Run by hand, the agent keeps CAP_NET_ADMIN alone and cannot gain privileges.
+caps=$(grep -E '^(CapEff|CapPrm|CapBnd|CapAmb|NoNewPrivs)' "/proc/$AGENT_PID/status" | tr -s '\t ' ' ' | tr '\n' ' ')
+note "agent: $caps"
+check "F. the agent's capabilities: CAP_NET_ADMIN only (effective, permitted, bounding), none ambient" \
+	contains "$caps" "CapPrm: 0000000000001000" "CapEff: 0000000000001000" "CapBnd: 0000000000001000" "CapAmb: 0000000000000000"
+check "F. the agent set NO_NEW_PRIVS" contains "$caps" "NoNewPrivs: 1"
+
+# A large group killswitch (its /etc/group line far over 4 KiB): its members are still members.
+{
+	grep -v '^killswitch:' /etc/group
+	printf 'killswitch:x:%s:' "$KS_GID"
+	for i in $(seq 1 900); do printf 'member%04d,' "$i"; done
+	printf 'last\n'
+} >"$KS_TMP/group.big"
+check "F. the big group line is over 4 KiB" test "$(grep '^killswitch:' "$KS_TMP/group.big" | wc -c)" -gt 4096
+ip netns exec "$NS_SOCK" true 2>/dev/null && ip netns del "$NS_SOCK"
+ip netns add "$NS_SOCK" || die "ip netns add"
+mkdir -p "$KS_TMP/big"
+chmod 755 "$KS_TMP/big"
+# shellcheck disable=SC2016 # for the inner shell
+start_other "$KS_TMP/big/control.sock" unshare -m sh -c 'mount --bind "$0" /etc/group && exec "$@"' "$KS_TMP/group.big"
+out=$(timeout 10 "${MEMBER[@]}" "$KILLSWITCHCTL" --socket "$KS_TMP/big/control.sock" isolate isolate --reason "big group" 2>&1)
+rc=$?
+stop_other
+check "F. a member of a group killswitch larger than 4 KiB may isolate (exit $rc)" test "$rc" = 0
+[ "$rc" = 0 ] || note "$out"
+
 summary

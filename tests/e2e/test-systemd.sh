@@ -276,7 +276,7 @@ assert isinstance(d, list) and all(set(s) == {\"name\", \"labels\", \"value\"} f
 # The metrics unit's own command, pointed at a scratch textfile directory.
 TEXTFILE=$KS_TMP/textfile
 mkdir -p "$TEXTFILE"
-metrics_cmd=$(sed -n "s/^ExecStart=\/bin\/sh -c '\(.*\)'$/\1/p" "$UNITS/killswitch-metrics.service" |
+metrics_cmd=$(sed -n "s/^ExecStart=//p" "$UNITS/killswitch-metrics.service" |
 	sed -e 's/\$\$/$/g' -e "s#/var/lib/prometheus/node-exporter#$TEXTFILE#g" \
 		-e "s#$KILLSWITCHCTL metrics#$KILLSWITCHCTL --socket $KS_SOCK metrics#")
 if [ -n "$metrics_cmd" ] && sh -c "$metrics_cmd" && check_metrics "$TEXTFILE/killswitch.prom" 1 >/dev/null 2>&1 &&

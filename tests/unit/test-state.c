@@ -14,6 +14,8 @@
 #include <cmocka.h>
 
 #include "state.h"
+#include "timespec.h"
+#include "timeutil.h"
 
 static char *make_dir(void)
 {
@@ -68,6 +70,40 @@ static void test_round_trip(void **unused)
         assert_string_equal(l.reason, s.reason);
         state_clear(&s);
         state_clear(&l);
+        remove_dir(dir);
+}
+
+/*
+ * The longest schedule the agent takes (a year from now) and the last instant
+ * RFC 3339 can write: saved and read back exactly. Beyond it, nothing is
+ * written (before, `isolate --confirm 4000000d` wrote a state file that could
+ * not be read back, and the agent failed closed with the default policy).
+ */
+static void test_instant_caps(void **unused)
+{
+        char *dir = make_dir();
+        uint64_t now = now_realtime_usec() / USEC_PER_SEC * USEC_PER_SEC;
+        struct ks_state s, l;
+
+        state_init(&s);
+        s.isolated = true;
+        s.policy = strdup("isolate");
+        s.since_usec = now;
+        s.restore_at_usec = TIMESPEC_INSTANT_MAX_USEC;
+        s.confirm_usec = now + TIMESPEC_SCHEDULE_MAX_USEC;
+        s.revert_isolated = false;
+        assert_int_equal(state_save(dir, &s), 0);
+        assert_int_equal(state_load(dir, &l), 0);
+        assert_true(l.restore_at_usec == s.restore_at_usec);
+        assert_true(l.confirm_usec == s.confirm_usec);
+        assert_true(l.since_usec == now);
+        state_clear(&l);
+        s.confirm_usec = now + 4000000ULL * 24 * 3600 * USEC_PER_SEC;
+        assert_int_equal(state_save(dir, &s), -ERANGE);
+        assert_int_equal(state_load(dir, &l), 0);       /* the previous file stays, readable */
+        assert_true(l.confirm_usec == now + TIMESPEC_SCHEDULE_MAX_USEC);
+        state_clear(&l);
+        state_clear(&s);
         remove_dir(dir);
 }
 
@@ -143,6 +179,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_round_trip),
+                cmocka_unit_test(test_instant_caps),
                 cmocka_unit_test(test_normal_nulls),
                 cmocka_unit_test(test_missing),
                 cmocka_unit_test(test_corrupt),
