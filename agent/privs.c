@@ -57,6 +57,10 @@ int privs_drop(void)
         r = caps_get(data);
         if (r < 0)
                 return r;
+        /* Under the unit's sandbox there is nothing left to drop, and capset() is outside its filter. */
+        if ((data[0].permitted & ~KEEP) == 0 && data[1].permitted == 0 && data[0].inheritable == 0 &&
+            data[1].inheritable == 0 && data[0].effective == data[0].permitted && data[1].effective == 0)
+                return 0;
         data[0].permitted &= KEEP;
         data[0].effective = data[0].permitted;
         data[0].inheritable = 0;
