@@ -1001,6 +1001,7 @@ int manager_startup(struct ks_manager *m)
         r = monitor_new(m->event, TABLE_NAME, on_foreign_change, m, &m->monitor);
         if (r < 0)
                 return log_error_errno(r, "Cannot watch nftables events: %m");
+        monitor_set_own_portid(m->monitor, nft_portid(m->nft));
         r = startup_state(m);
         if (r < 0 && r != -ENOENT)
                 return r;

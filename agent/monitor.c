@@ -30,6 +30,7 @@ struct ks_monitor {
         void *userdata;
         bool touched;           /* the transaction being reported touched our table */
         pid_t self;
+        uint32_t own_portid;    /* our nf_tables socket: its transactions are ours (0: unknown) */
 };
 
 static bool is_object_event(uint16_t type)
@@ -95,7 +96,13 @@ static void report_generation(struct ks_monitor *m, const struct nlmsghdr *nlh)
         struct monitor_event ev = {};
 
         mnl_attr_parse(nlh, sizeof(struct nfgenmsg), gen_attr_cb, &g);
-        if (!m->touched || (pid_t)g.pid == m->self) {
+        /*
+         * Ours: sent from our nf_tables socket (the event carries its port id), or by
+         * our pid. The kernel reports the pid as seen from the initial pid namespace, so in
+         * a container (systemd-nspawn, a pid namespace) the pid alone would call our own
+         * transactions foreign, and the agent would fight itself until rate-limited.
+         */
+        if (!m->touched || (m->own_portid && nlh->nlmsg_pid == m->own_portid) || (pid_t)g.pid == m->self) {
                 m->touched = false;
                 return;
         }
@@ -170,6 +177,11 @@ int monitor_new(sd_event *event, const char *table, monitor_cb_t cb, void *userd
         }
         *ret = m;
         return 0;
+}
+
+void monitor_set_own_portid(struct ks_monitor *m, uint32_t portid)
+{
+        m->own_portid = portid;
 }
 
 struct ks_monitor *monitor_free(struct ks_monitor *m)

@@ -29,3 +29,5 @@ struct ks_monitor;
 /* Watch changes of inet table `table` (and its companions `table`_*) made by processes other than this one. */
 int monitor_new(sd_event *event, const char *table, monitor_cb_t cb, void *userdata, struct ks_monitor **ret);
 struct ks_monitor *monitor_free(struct ks_monitor *m);
+/* The netlink port id of the socket our own transactions go through (nft_portid()): they are not foreign. */
+void monitor_set_own_portid(struct ks_monitor *m, uint32_t portid);

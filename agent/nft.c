@@ -81,6 +81,11 @@ int nft_open(struct ks_nft **ret)
         return 0;
 }
 
+uint32_t nft_portid(const struct ks_nft *n)
+{
+        return n->portid;
+}
+
 struct ks_nft *nft_close(struct ks_nft *n)
 {
         if (!n)

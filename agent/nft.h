@@ -25,6 +25,8 @@ struct nft_counter {
 
 int nft_open(struct ks_nft **ret);
 struct ks_nft *nft_close(struct ks_nft *n);
+/* The netlink port id of our nf_tables socket (events of our transactions carry it). */
+uint32_t nft_portid(const struct ks_nft *n);
 
 /* Table flags the kernel headers here (6.1) do not have yet: kernel >= 6.9. */
 #ifndef NFT_TABLE_F_PERSIST
