@@ -991,3 +991,19 @@ struct ks_control *control_free(struct ks_control *ctl)
         free(ctl);
         return NULL;
 }
+
+const char *control_describe(struct ks_control *ctl, char *buf, size_t size)
+{
+        struct sockaddr_un sa = {};
+        socklen_t len = sizeof(sa);
+
+        if (ctl->path)
+                snprintf(buf, size, "%s", ctl->path);
+        else if (getsockname(ctl->listen_fd, (struct sockaddr *)&sa, &len) == 0 && sa.sun_family == AF_UNIX &&
+                 len > offsetof(struct sockaddr_un, sun_path) && sa.sun_path[0])
+                snprintf(buf, size, "%.*s (from systemd)", (int)(len - offsetof(struct sockaddr_un, sun_path)),
+                         sa.sun_path);
+        else
+                snprintf(buf, size, "a socket from systemd");
+        return buf;
+}

@@ -80,6 +80,12 @@ int control_new(sd_event *event, const char *path, control_handler_t handler, vo
 struct ks_control *control_free(struct ks_control *c);
 
 /*
+ * Where we listen, for the log: the path we bound, or the path of the socket systemd
+ * passed ("PATH (from systemd)"), whatever --socket said. Returns buf.
+ */
+const char *control_describe(struct ks_control *c, char *buf, size_t size);
+
+/*
  * A call answered later (a reload, whose slow part runs off the loop): the
  * handler calls control_defer() with the peer it was given and returns NULL;
  * control_reply() answers once the result is known (the caller keeps its

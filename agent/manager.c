@@ -1019,12 +1019,14 @@ int manager_startup(struct ks_manager *m)
 
 int manager_run(struct ks_manager *m)
 {
+        char where[160];        /* a socket path (at most 107 bytes) and a note */
         int r;
 
         sd_notify(0, "READY=1");
         notify_status(m);
         log_info("killswitchd ready: %s, %zu policies, listening on %s",
-                 m->state.isolated ? "isolated" : "normal", m->store.n, m->socket_path);
+                 m->state.isolated ? "isolated" : "normal", m->store.n,
+                 control_describe(m->control, where, sizeof(where)));
         r = sd_event_loop(m->event);
         sd_notify(0, "STOPPING=1");
         log_info("killswitchd stopping%s", m->state.isolated ? "; the isolation stays in force" : "");
