@@ -215,17 +215,25 @@ tcp_echo_from() {
 }
 
 # udp_echo_from NS SRC ADDR PORT [SPORT] — udp_echo from source address SRC (and source port SPORT).
+# Sent up to three times from the same socket: a forking socat server may lose a datagram that
+# arrives while an earlier child still holds the port.
 udp_echo_from() {
 	# shellcheck disable=SC2016 # python, not shell
-	in_ns "$1" timeout 3 python3 -c '
+	in_ns "$1" timeout 5 python3 -c '
 import os, socket, sys
 src, addr, port, sport, wait = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4] or 0), float(sys.argv[5])
 s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((src, sport))
 s.settimeout(wait)
 payload = b"ks-udp-%d\n" % int.from_bytes(os.urandom(4), "big")
-s.sendto(payload, (addr, port))
-sys.exit(0 if s.recv(65536) == payload else 1)' "$2" "$3" "$4" "${5:-}" "$KS_PROBE_WAIT"
+for attempt in range(3):
+    s.sendto(payload, (addr, port))
+    try:
+        if s.recv(65536) == payload:
+            sys.exit(0)
+    except socket.timeout:
+        pass
+sys.exit(1)' "$2" "$3" "$4" "${5:-}" "$KS_PROBE_WAIT"
 }
 
 # ping_ok NS ADDR — one echo request, short deadline.
