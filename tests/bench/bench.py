@@ -132,6 +132,9 @@ def gen_policy(args):
             out.append("Address=" + " ".join(line))
         out += ["Ports=tcp:443 udp:5060", ""]
     out += ["[Gateway peer]", "Address=%s" % args.peer, "Ports=tcp:443 udp:5060"]
+    if args.service:
+        # Policy v2: a service on the lan host, after all gateways (the worst case per packet).
+        out += ["", "[Service bench]", "Address=%s" % args.service, "Ports=tcp:443"]
     with open(args.out, "w") as f:
         f.write("\n".join(out) + "\n")
 
@@ -633,6 +636,20 @@ def report(args):
                 "≥ %g %%" % goal if goal else ""))
             if goal:
                 goals.append(("throughput %s ≥ %g %% of none" % (key, goal), "%.1f %%" % pct, pct >= goal))
+        # Policy v2: inbound to a [Service], compared with the same direction without a table.
+        svc = [x["bps"] for x in thr.get("svc_isolated", [])]
+        if thr.get("svc_none") and svc:
+            sbase = percentile([x["bps"] for x in thr["svc_none"]], 50)
+            for key, label, goal in [("svc_none", "inbound to a service, no killswitch table", None),
+                                     ("svc_isolated", "inbound to a [Service] (conntrack tuples), isolated, "
+                                      "after the 10,000-entry gateway", 95.0)]:
+                xs = [x["bps"] for x in thr[key]]
+                med = percentile(xs, 50)
+                pct = 100.0 * med / sbase
+                L.append("| %s | %.2f (%.2f–%.2f) | %.1f %% | %s |" % (
+                    label, med / 1e9, min(xs) / 1e9, max(xs) / 1e9, pct, "≥ %g %%" % goal if goal else ""))
+                if goal:
+                    goals.append(("throughput %s ≥ %g %% of svc_none" % (key, goal), "%.1f %%" % pct, pct >= goal))
     else:
         L.append("(not measured)")
     L.append("")
@@ -732,6 +749,7 @@ def main():
     p.add_argument("entries", type=int)
     p.add_argument("out")
     p.add_argument("--peer", default="203.0.113.5")
+    p.add_argument("--service", help="also a [Service] with this address, tcp:443")
     p.set_defaults(fn=gen_policy)
 
     p = sub.add_parser("switch-timing")

@@ -14,6 +14,8 @@
 #   2. the agent's own apply time (`apply_usec` of `killswitchctl status --json`);
 #   3. packets of a cut flow (a UDP flood lan -> web peer) received after `isolate` returned;
 #   4. TCP throughput lan -> allowlisted peer (iperf3): no killswitch table, normal, isolated;
+#      and inet -> a [Service] on the lan host (policy v2, matched on conntrack tuples): no table,
+#      isolated with the 10,000-entry policy plus the service;
 #   5. the agent's RSS idle with a tiny policy and with 100,000 entries staged, and its idle
 #      wake-ups (context switches);
 #   6. `isolate` p50/p99 while the agent is busy: idle; reloads waiting for a name server that
@@ -118,12 +120,12 @@ info "$KILLSWITCHD"
 # --- the lab -----------------------------------------------------------------------------------
 P=ksb$$-
 NS_LAN=${P}lan NS_GW=${P}gw NS_INET=${P}inet
-WEB=192.0.2.80 PEER=203.0.113.5
+WEB=192.0.2.80 PEER=203.0.113.5 LAN_HOST=10.0.1.2
 TMP=$(mktemp -d /tmp/ks-bench.XXXXXX) || die "mktemp failed"
 chmod 755 "$TMP"
 CONF=$TMP/etc STATE=$TMP/state SOCK=$TMP/run/control.sock LOG=$TMP/agent.log RES=$TMP/results
 mkdir -p "$CONF/policies" "$STATE" "$TMP/run" "$RES" "$TMP/staged"
-LAB_UP=0 AGENT_PID="" IPERF_PID=""
+LAB_UP=0 AGENT_PID="" IPERF_PID="" IPERF_SVC_PID=""
 PIDS=()
 
 n_lan() { ip netns exec "$NS_LAN" "$@"; }
@@ -162,9 +164,13 @@ iperf_server() {
 	ip netns exec "$NS_INET" iperf3 -s -B $PEER -p 443 >>"$TMP/iperf3-server.log" 2>&1 &
 	IPERF_PID=$!
 	PIDS+=("$IPERF_PID")
+	# The service on the lan host (policy v2: inbound only, kept by a [Service]).
+	ip netns exec "$NS_LAN" iperf3 -s -B $LAN_HOST -p 443 >>"$TMP/iperf3-server.log" 2>&1 &
+	IPERF_SVC_PID=$!
+	PIDS+=("$IPERF_SVC_PID")
 	local i
 	for ((i = 0; i < 100; i++)); do
-		n_inet ss -Htln "sport = :443" | grep -q . && return 0
+		n_inet ss -Htln "sport = :443" | grep -q . && n_lan ss -Htln "sport = :443" | grep -q . && return 0
 		sleep 0.05
 	done
 	die "iperf3 server does not listen"
@@ -256,10 +262,13 @@ no_killswitch() {
 # pinned, they repeat within a few per cent.
 # A run that breaks off (the allowlisted flow reset) is counted, reported, and repeated once the agent
 # is quiet; a second failure ends the benchmark.
+# iperf svc_LABEL: the other way, an internet host ($WEB) -> the service on the lan host.
 iperf() {
 	local j=$TMP/iperf-$1-$RANDOM.json try
+	local -a client=(n_lan iperf3 -c $PEER)
+	case $1 in svc_*) client=(n_inet iperf3 -c $LAN_HOST -B $WEB) ;; esac
 	for try in 1 2; do
-		if n_lan iperf3 -c $PEER -p 443 -t "$IPERF_SECS" -O "$IPERF_OMIT" -A 0,0 -Z -J >"$j" 2>&1 &&
+		if "${client[@]}" -p 443 -t "$IPERF_SECS" -O "$IPERF_OMIT" -A 0,0 -Z -J >"$j" 2>&1 &&
 			bench iperf-add --label "$1" --json "$j" --out "$RES/throughput.json" 2>/dev/null; then
 			return 0
 		fi
@@ -267,8 +276,8 @@ iperf() {
 		bench put iperf_broken 1 --add --out "$RES/extra.json"
 		[ "$try" = 2 ] && break
 		# The server may still be stuck in the broken test: restart it.
-		kill "$IPERF_PID" 2>/dev/null
-		wait "$IPERF_PID" 2>/dev/null
+		kill "$IPERF_PID" "$IPERF_SVC_PID" 2>/dev/null
+		wait "$IPERF_PID" "$IPERF_SVC_PID" 2>/dev/null
 		iperf_server
 		[ -n "$AGENT_PID" ] && bench settle --pid "$AGENT_PID"
 	done
@@ -323,6 +332,7 @@ bench gen-policy 0 "$CONF/policies/tiny.policy" || die "gen-policy"
 for n in "${SIZES[@]}"; do
 	bench gen-policy "$n" "$TMP/staged/bench$n.policy" || die "gen-policy $n"
 done
+bench gen-policy 10000 "$TMP/staged/svc10000.policy" --service $LAN_HOST || die "gen-policy svc10000"
 info "policies: tiny (the peer only), bench10 .. bench100000 ($(du -sh "$TMP/staged" | cut -f1) of policy files)"
 
 MEM_KB=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)
@@ -338,8 +348,9 @@ EOF
 
 # --- 4 (first round): no killswitch table -----------------------------------------------------
 if [ "$ONLY" != latency ]; then
-	say "Throughput, round 1 of $IPERF_ROUNDS (iperf3 ${IPERF_SECS}s, lan -> $PEER:443)"
+	say "Throughput, round 1 of $IPERF_ROUNDS (iperf3 ${IPERF_SECS}s, lan -> $PEER:443; $WEB -> service $LAN_HOST:443)"
 	iperf none
+	iperf svc_none
 fi
 
 if [ "$ONLY" = latency ]; then
@@ -387,6 +398,8 @@ ctl isolate bench10000 --reason "bench throughput" >/dev/null || die "isolate be
 state_is isolated bench10000 || die "not isolated after isolate bench10000"
 web_cut || die "isolate bench10000 returned but the web peer still answers"
 iperf isolated
+ctl isolate svc10000 --reason "bench throughput" >/dev/null || die "isolate svc10000 failed"
+iperf svc_isolated
 ctl restore --reason "bench throughput" >/dev/null || die "restore failed"
 
 if [ -z "$ONLY" ]; then
@@ -430,6 +443,7 @@ for ((r = 2; r <= IPERF_ROUNDS; r++)); do
 	say "Throughput, round $r of $IPERF_ROUNDS"
 	no_killswitch
 	iperf none
+	iperf svc_none
 	t0=$(date +%s%N)
 	agent_start
 	bench put start_all_ms "$((($(date +%s%N) - t0) / 1000000))" --out "$RES/extra.json"
@@ -438,6 +452,8 @@ for ((r = 2; r <= IPERF_ROUNDS; r++)); do
 	iperf normal
 	ctl isolate bench10000 --reason "bench throughput" >/dev/null || die "isolate bench10000 failed"
 	iperf isolated
+	ctl isolate svc10000 --reason "bench throughput" >/dev/null || die "isolate svc10000 failed"
+	iperf svc_isolated
 	ctl restore --reason "bench throughput" >/dev/null || die "restore failed"
 done
 agent_stop
