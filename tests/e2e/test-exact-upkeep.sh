@@ -70,13 +70,14 @@ _udp_server inet 192.0.2.80 67
 _udp_server inet 2001:db8:80::80 547
 # The LAN's listeners on an address of their own, apart from the address the LAN's attacker
 # sends from (else an echo would go to the other echo server, and back, and so on).
-ip -n "$NS_LAN" addr add 10.0.1.3/24 dev eth0 && ip -n "$NS_LAN" addr add fd00:1::3/64 dev eth0 nodad ||
+{ ip -n "$NS_LAN" addr add 10.0.1.3/24 dev eth0 && ip -n "$NS_LAN" addr add fd00:1::3/64 dev eth0 nodad; } ||
 	die "second LAN address"
 _udp_server lan 10.0.1.3 68
 _udp_server lan fd00:1::3 546
 
 # Arrival counters, before anything else in the receiving namespace sees the packet.
-rx_counter_add inet dhcp4_out "ip daddr 192.0.2.80 udp dport 67" &&
+{
+	rx_counter_add inet dhcp4_out "ip daddr 192.0.2.80 udp dport 67" &&
 	rx_counter_add inet dhcp6_out "ip6 daddr 2001:db8:80::80 udp dport 547" &&
 	rx_counter_add inet nd_out "ip6 daddr 2001:db8:80::80 icmpv6 type 135" &&
 	rx_counter_add inet nd_out_gw "ip6 daddr 2001:db8:80::81 icmpv6 type 135" &&
@@ -84,20 +85,21 @@ rx_counter_add inet dhcp4_out "ip daddr 192.0.2.80 udp dport 67" &&
 	rx_counter_add lan dhcp4_in "udp dport 68" &&
 	rx_counter_add lan dhcp6_in "udp dport 546" &&
 	rx_counter_add lan ra_in "ip6 saddr 2001:db8:100::2 icmpv6 type 134" &&
-	rx_counter_add lan ns_in "ip6 saddr 2001:db8:100::2 icmpv6 type 135" ||
-	die "arrival counters"
+	rx_counter_add lan ns_in "ip6 saddr 2001:db8:100::2 icmpv6 type 135"
+} || die "arrival counters"
 n_inet ip -6 addr add 2001:db8:80::81/128 dev lo nodad || die "second v6 internet address"
 
 agent_start || die "killswitchd did not start"
 
+# rx_above NS COUNTER N — the arrival counter is above N.
+rx_above() { [ "$(rx_count "$1" "$2")" -gt "$3" ]; }
 # arrives NS COUNTER CMD... — run CMD; succeed if COUNTER in NS went up (waits up to 5 s).
 arrives() {
 	local ns=$1 ctr=$2 before
 	shift 2
 	before=$(rx_count "$ns" "$ctr")
 	"$@"
-	wait_until 5 eval '[ "$(rx_count '"$ns"' '"$ctr"')" -gt '"$before"' ]' ||
-		{ echo "counter $ctr in $ns stayed at $before"; return 1; }
+	wait_until 5 rx_above "$ns" "$ctr" "$before" || { echo "counter $ctr in $ns stayed at $before"; return 1; }
 }
 # stays_out NS COUNTER CMD... — run CMD (its own timeout is the margin), then one more second;
 # succeed if COUNTER in NS did not move.
@@ -184,20 +186,24 @@ chmod 755 "$KS_TMP/udhcpc.script"
 : >"$KS_TMP/udhcpc.events"
 _spawn gw udhcpc -f -i wan2 -s "$KS_TMP/udhcpc.script" -p "$KS_TMP/udhcpc.pid" -t 20 -T 1 -A 1
 events() { grep -c " $1 " "$KS_TMP/udhcpc.events"; }
+events_above() { [ "$(events "$1")" -gt "$2" ]; }
+acks() { grep -c DHCPACK "$KS_TMP/dnsmasq.log"; }
 wait_until 20 grep -q " bound " "$KS_TMP/udhcpc.events" || die "udhcpc got no lease from dnsmasq on wan2"
 lease_ip=$(awk '$2 == "bound" { print $3; exit }' "$KS_TMP/udhcpc.events")
 note "lease $lease_ip on wan2"
 
 # What passed our prerouting chain into the gateway itself, counted after it (input, priority 100).
-n_gw nft add table inet ks_after '{ chain in { type filter hook input priority 100; }; }' &&
+{
+	n_gw nft add table inet ks_after '{ chain in { type filter hook input priority 100; }; }' &&
 	n_gw nft add counter inet ks_after ns_hop64 && n_gw nft add counter inet ks_after ns_hop255 &&
 	n_gw nft add rule inet ks_after in icmpv6 type 135 ip6 saddr 2001:db8:100::2 ip6 hoplimit 64 counter name ns_hop64 &&
 	n_gw nft add rule inet ks_after in icmpv6 type 135 ip6 saddr 2001:db8:100::2 ip6 hoplimit 255 counter name ns_hop255 &&
 	n_gw nft add counter inet ks_after dhcp_ack && n_gw nft add counter inet ks_after dhcp6_reply &&
 	n_gw nft add rule inet ks_after in udp sport 67 udp dport 68 counter name dhcp_ack &&
-	n_gw nft add rule inet ks_after in udp sport 547 udp dport 546 counter name dhcp6_reply ||
-	die "counters in gw"
+	n_gw nft add rule inet ks_after in udp sport 547 udp dport 546 counter name dhcp6_reply
+} || die "counters in gw"
 after_count() { n_gw nft list counter inet ks_after "$1" | awk '$1 == "packets" { print $2; exit }'; }
+after_above() { [ "$(after_count "$1")" -gt "$2" ]; }
 
 check_exit 0 "isolate again" ctl isolate --reason "e2e: exact upkeep, part 2"
 
@@ -212,12 +218,11 @@ check "isolated: killswitchctl show equals nft list table inet killswitch" shown
 
 # --- DHCPv4: the real client renews while isolated.
 renews=$(events renew)
-acks=$(grep -c DHCPACK "$KS_TMP/dnsmasq.log")
+acks=$(acks)
 in_ns gw kill -USR1 "$(cat "$KS_TMP/udhcpc.pid")"
 check "isolated: udhcpc renews its lease on wan2 (SIGUSR1)" \
-	wait_until 20 eval '[ "$(events renew)" -gt '"$renews"' ]'
-check "isolated: dnsmasq acknowledged the renewal" \
-	eval '[ "$(grep -c DHCPACK "$KS_TMP/dnsmasq.log")" -gt '"$acks"' ]'
+	wait_until 20 events_above renew "$renews"
+check "isolated: dnsmasq acknowledged the renewal" test "$(acks)" -gt "$acks"
 check "isolated: the leased address is still on wan2" eval "n_gw ip -4 addr show dev wan2 | grep -q 'inet $lease_ip/'"
 # The allowances themselves, with the kernel's own sockets: the gateway's broadcast from port 68
 # reaches the DHCP segment; a reply to the gateway's address from port 67 reaches the gateway.
@@ -228,7 +233,7 @@ check "isolated: gateway's DHCPv4 broadcast 68 -> 255.255.255.255:67 on wan2 goe
 before=$(after_count dhcp_ack)
 pkt inet udp 67 "$lease_ip" 68 --dev dhcp0 --wait 0.2 >/dev/null
 check "isolated: a DHCPv4 reply 67 -> the gateway's address:68 reaches the gateway" \
-	wait_until 5 eval '[ "$(after_count dhcp_ack)" -gt '"$before"' ]'
+	wait_until 5 after_above dhcp_ack "$before"
 
 # --- DHCPv6: the client's multicast out, the server's reply to the link-local address in.
 rx_counter_add inet dhcp6_mc "ip6 daddr ff02::1:2 udp dport 547 iifname dhcp0" || die "dhcp6 counter"
@@ -238,7 +243,7 @@ gw_ll=$(n_gw ip -6 -o addr show dev wan2 scope link | awk '{ sub("/.*", "", $4);
 before=$(after_count dhcp6_reply)
 pkt inet udp 547 "$gw_ll%dhcp0" 546 --dev dhcp0 --wait 0.2 >/dev/null
 check "isolated: a DHCPv6 reply 547 -> the gateway's link-local:546 reaches the gateway" \
-	wait_until 5 eval '[ "$(after_count dhcp6_reply)" -gt '"$before"' ]'
+	wait_until 5 after_above dhcp6_reply "$before"
 
 # --- Router advertisements: to a process (rdisc6 solicits) and to the kernel (its RA route).
 # The prefix route the kernel made from an earlier advertisement, gone: only a new one brings it back.
@@ -277,8 +282,8 @@ before64=$(after_count ns_hop64) before255=$(after_count ns_hop255)
 pkt inet icmp6 135 2001:db8:100::1 --hops 64 --dev gw0
 pkt inet icmp6 135 2001:db8:100::1 --hops 255 --dev gw0
 check "isolated: ND with hop limit 255 reaches the gateway" \
-	wait_until 5 eval '[ "$(after_count ns_hop255)" -gt '"$before255"' ]'
-check "isolated: ND with hop limit 64 (not on-link) is cut" eval '[ "$(after_count ns_hop64)" -eq '"$before64"' ]'
+	wait_until 5 after_above ns_hop255 "$before255"
+check "isolated: ND with hop limit 64 (not on-link) is cut" test "$(after_count ns_hop64)" -eq "$before64"
 
 check_exit 0 "restore at the end" ctl restore --reason "e2e: done"
 summary
