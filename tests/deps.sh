@@ -9,6 +9,9 @@ KS_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev libnftnl-dev libmnl-dev 
              bash-completion
              # issue 17: the Varlink reference implementation (Go) checks the interface
              golang-go golang-github-varlink-go-dev
+             # issue 17: the package booted under systemd in a container (tests/e2e/test-units.sh),
+             # the documented playbook run (tests/e2e/test-docs.sh)
+             systemd-container mmdebstrap ansible-core
              # issue 12: a real DHCP server (the binary, no system service), client, ND tools
              dnsmasq-base udhcpc ndisc6)
 
