@@ -26,8 +26,11 @@ agent_start || die "the agent did not start"
 
 # The commands, one per line: FILE:LINE <TAB> the command as shown.
 python3 - "$REPO" >"$KS_TMP/commands" <<'PY'
-import re, sys
+import re, shutil, sys
 root = sys.argv[1]
+# Commands of the docs that need not be installed where this runs; any other command on PATH counts too.
+KNOWN = {"killswitchctl", "killswitchd", "meson", "systemctl", "journalctl", "systemd-sysusers", "sudoedit",
+         "watch", "ansible", "ansible-playbook", "nft", "usermod", "apt", "dpkg-buildpackage"}
 def blocks(path):
     """Lines of indented (4+ spaces after a blank line) and fenced code blocks."""
     lines = open(path, encoding="utf-8").read().split("\n")
@@ -55,6 +58,8 @@ def commands(path, only=None):
         first = words[1] if words[0] == "sudo" and len(words) > 1 else words[0]
         if "=" in first or not re.match(r"^[A-Za-z0-9_./-]+$", first):
             continue   # a policy or unit file line, not a command
+        if first not in KNOWN and not first.startswith("tests/") and not shutil.which(first):
+            continue   # a diagram or a listing, not a command
         if only and first != only:
             continue
         yield "%s:%d\t%s" % (path[len(root) + 1:], n, s)
