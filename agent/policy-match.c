@@ -99,18 +99,3 @@ bool policy_keeps_inbound(const struct ks_policy *p, int family, const uint8_t *
         }
         return false;
 }
-
-const struct ks_gateway *policy_keeping_gateway(const struct ks_policy *p, int family, const uint8_t *addr,
-                                                uint8_t proto, uint16_t rport, uint16_t lport)
-{
-        for (size_t i = 0; i < p->n_gateways; i++) {
-                const struct ks_gateway *gw = &p->gateways[i];
-
-                if (!ports_match(gw, proto, rport, lport))
-                        continue;
-                for (size_t j = 0; j < gw->n_addrs; j++)
-                        if (prefix_contains(&gw->addrs[j], family, addr))
-                                return gw;
-        }
-        return NULL;
-}

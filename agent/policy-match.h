@@ -23,19 +23,11 @@ void policy_kept_names(const struct ks_policy *p, char *buf, size_t size);
 bool policy_has_uplink(const struct ks_policy *p, const char *ifname);
 
 /*
- * The gateway that keeps traffic with the remote peer `addr` (family AF_INET or
- * AF_INET6, network order) on protocol `proto` where the remote side's port is
- * `rport` and ours is `lport` — i.e. whether either port is one of the
- * gateway's. NULL if the policy cuts it.
- */
-const struct ks_gateway *policy_keeping_gateway(const struct ks_policy *p, int family, const uint8_t *addr,
-                                                uint8_t proto, uint16_t rport, uint16_t lport);
-
-/*
  * Does the policy keep a connection that the remote peer `peer` opened to our
  * address `ours` (same family; NULL: unknown, not checked) on protocol `proto`,
- * from its port `rport` to our port `lport`? Gateways matched on packets as
- * policy_keeping_gateway; connection-matched gateways only with Direction=in
+ * from its port `rport` to our port `lport`? Gateways matched on packets if the
+ * peer is one of their addresses and either port one of theirs (all ports
+ * without Ports=); connection-matched gateways only with Direction=in
  * or both, Local= holding ours; services with From= holding peer, their
  * Address= holding ours and lport one of their ports.
  */

@@ -18,6 +18,7 @@
 
 #include "cleanup.h"
 #include "policy-lint.h"
+#include "policy-match.h"
 #include "policy.h"
 
 #define FILE_NAME "t.policy"
@@ -1086,6 +1087,34 @@ static void test_v2_lint(void **state)
         policy_free(p);
 }
 
+/* The lockout check's question: does the policy keep a session the peer opened to us? */
+static void test_v2_keeps_inbound(void **state)
+{
+        struct ks_policy *p = parse_ok(HEAD
+                "[Gateway old]\nAddress=192.0.2.7\nPorts=tcp:22\n"
+                "[Gateway out]\nAddress=192.0.2.8\nPorts=tcp:22\nDirection=out\n"
+                "[Gateway local]\nAddress=192.0.2.9\nPorts=tcp:22\nLocal=10.0.0.1\n"
+                "[Service ssh]\nAddress=198.51.100.1\nFrom=203.0.113.0/24\nPorts=tcp:22\n");
+        const uint8_t old[4] = { 192, 0, 2, 7 }, out[4] = { 192, 0, 2, 8 }, local[4] = { 192, 0, 2, 9 };
+        const uint8_t admin[4] = { 203, 0, 113, 9 }, ours[4] = { 198, 51, 100, 1 }, inside[4] = { 10, 0, 0, 1 };
+
+        /* Matched on packets: either port. */
+        assert_true(policy_keeps_inbound(p, AF_INET, old, ours, IPPROTO_TCP, 50000, 22));
+        assert_true(policy_keeps_inbound(p, AF_INET, old, ours, IPPROTO_TCP, 22, 50000));
+        /* Direction=out: the peer may not open anything. */
+        assert_false(policy_keeps_inbound(p, AF_INET, out, ours, IPPROTO_TCP, 50000, 22));
+        /* Local=: only to that host of ours (unknown: not checked). */
+        assert_false(policy_keeps_inbound(p, AF_INET, local, ours, IPPROTO_TCP, 50000, 22));
+        assert_true(policy_keeps_inbound(p, AF_INET, local, inside, IPPROTO_TCP, 50000, 22));
+        assert_true(policy_keeps_inbound(p, AF_INET, local, NULL, IPPROTO_TCP, 50000, 22));
+        /* A service: From=, its address, its port; never by the peer's port. */
+        assert_true(policy_keeps_inbound(p, AF_INET, admin, ours, IPPROTO_TCP, 50000, 22));
+        assert_false(policy_keeps_inbound(p, AF_INET, admin, inside, IPPROTO_TCP, 50000, 22));
+        assert_false(policy_keeps_inbound(p, AF_INET, admin, ours, IPPROTO_TCP, 22, 2222));
+        assert_false(policy_keeps_inbound(p, AF_INET, ours, ours, IPPROTO_TCP, 50000, 22));
+        policy_free(p);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1136,6 +1165,7 @@ int main(void)
                 cmocka_unit_test(test_v2_errors),
                 cmocka_unit_test(test_v2_resolve),
                 cmocka_unit_test(test_v2_lint),
+                cmocka_unit_test(test_v2_keeps_inbound),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
