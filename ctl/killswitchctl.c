@@ -401,7 +401,7 @@ static const struct verb verbs[] = {
                 .takes_policy = true,
                 .options = OPT(REASON) | OPT(FOR) | OPT(UNTIL) | OPT(CONFIRM) | OPT(FORCE),
                 .print = print_isolated,
-                .help = "Cut the uplinks; keep the policy's gateways",
+                .help = "Cut the uplinks; keep the policy's gateways and services",
         },
         {
                 .name = "restore", .method = "io.killswitch.Restore", .access = ACCESS_ADMIN,
