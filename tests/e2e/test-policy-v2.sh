@@ -151,6 +151,25 @@ note "the MX named by its inside address: matched after DNAT on the reply tuple"
 check "switch to the policy naming the MX by its inside address" ctl isolate siteinside
 check_many < <(site_probes | grep -E '^[-+] (MX|from port 25|outbound SMTP)' | tagged inside)
 
+# The only way version 1 could keep the MX: a gateway of every address on tcp/25. The probes above
+# see its holes (what this test would find with the old matching): mail out to anyone from any host,
+# and anything from source port 25 to any port inside.
+cat >"$KS_CONF/policies/oldway.policy" <<'EOF'
+[Uplinks]
+Interface=wan0 wan1
+
+[Gateway everyone-smtp]
+Address=0.0.0.0/0 ::/0
+Ports=tcp:25
+EOF
+check "reload with the version 1 way of keeping the MX" ctl reload
+check "isolate with it" ctl isolate oldway
+check_many <<'EOF'
++ [v1 way] the MX is reachable                      | tcp_echo_from inet 198.18.0.7 192.0.2.10 25
++ [v1 way, the hole] outbound SMTP from any host    | tcp_echo_from lan 10.0.1.2 192.0.2.80 25
++ [v1 way, the hole] from port 25 to an inside port | tcp_echo_from inet 198.18.0.7 10.0.1.10 8025 25
+EOF
+
 check "restore" ctl restore
 check_many < <(all_work | grep -E 'MX|relay|SIP' | tagged restored)
 
