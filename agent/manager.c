@@ -75,6 +75,7 @@ struct ks_manager *manager_free(struct ks_manager *m)
         monitor_free(m->monitor);
         triggers_free(m->triggers);
         sd_event_source_disable_unref(m->schedule_source);
+        sd_event_source_disable_unref(m->schedule_boot_source);
         sd_event_source_disable_unref(m->reassert_source);
         nft_close(m->nft);
         store_clear(&m->store);
@@ -478,10 +479,14 @@ static int next_isolated(struct ks_manager *m, const char *name, const struct ks
 
         if (r < 0)
                 return r;
-        if (cur->isolated && !o->trigger)
+        if (cur->isolated && !o->trigger) {
                 next->restore_at_usec = cur->restore_at_usec;
-        if (o->restore_at_usec)
+                next->restore_boot_usec = cur->restore_boot_usec;
+        }
+        if (o->restore_at_usec) {
                 next->restore_at_usec = o->restore_at_usec;
+                next->restore_boot_usec = o->restore_boot_usec;
+        }
         for (size_t i = 0; r == 0 && cur->isolated && i < cur->n_fired; i++)
                 r = state_add_fired(next, cur->fired[i]);
         if (r == 0 && o->trigger && a->trigger)
@@ -491,6 +496,7 @@ static int next_isolated(struct ks_manager *m, const char *name, const struct ks
                 const char *to = pending ? cur->revert_policy : cur->isolated ? cur->policy : NULL;
 
                 next->confirm_usec = now_realtime_usec() + o->confirm_usec;
+                next->confirm_boot_usec = schedule_now_boottime() + o->confirm_usec;
                 next->revert_isolated = pending ? cur->revert_isolated : cur->isolated;
                 if (to && !(next->revert_policy = strdup(to)))
                         r = -ENOMEM;

@@ -80,6 +80,7 @@ struct ks_manager {
         uint64_t last_apply_usec;
         bool has_last_apply;
         sd_event_source *schedule_source;       /* CLOCK_REALTIME: the next deadline of m->state (schedule.c) */
+        sd_event_source *schedule_boot_source;  /* CLOCK_BOOTTIME: the next one given as a duration */
         struct ks_triggers *triggers;           /* killswitch.conf (triggers.c) */
         struct ks_reload *reload;               /* reading the policy files off the loop (reload.c) */
         struct reload_waiter *reloads;          /* who asked: the first is the one running */
@@ -89,6 +90,7 @@ struct ks_manager {
 struct ks_isolate_opts {
         bool force;                     /* even if it cuts the caller's own SSH session */
         uint64_t restore_at_usec;       /* realtime: restore then; 0 keeps a pending restore as it is */
+        uint64_t restore_boot_usec;     /* boottime of the same if it came from a duration, else 0 */
         uint64_t confirm_usec;          /* commit-confirmed: revert unless confirmed within this; 0: no */
         bool trigger;                   /* a trigger (a->trigger names it) fires: drop pending schedules */
 };
@@ -111,8 +113,8 @@ int manager_restore(struct ks_manager *m, const struct ks_actor *a, const char *
  * Schedules (schedule.c): restore at a wall-clock instant while isolated;
  * drop a pending restore; confirm a commit-confirmed isolation.
  */
-int manager_schedule_restore(struct ks_manager *m, const struct ks_actor *a, uint64_t at_usec, const char *reason,
-                             struct ks_error *e);
+int manager_schedule_restore(struct ks_manager *m, const struct ks_actor *a, uint64_t at_usec, uint64_t boot_usec,
+                             const char *reason, struct ks_error *e);
 int manager_cancel(struct ks_manager *m, const struct ks_actor *a, const char *reason, struct ks_error *e);
 int manager_confirm(struct ks_manager *m, const struct ks_actor *a, struct ks_error *e);
 

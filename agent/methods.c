@@ -18,6 +18,7 @@
 #include "manager.h"
 #include "methods.h"
 #include "nft.h"
+#include "schedule.h"
 #include "timespec.h"
 #include "timeutil.h"
 #include "triggers.h"
@@ -325,7 +326,7 @@ static json_t *get_duration_param(json_t *params, const char *key, uint64_t *ret
  * times are the caller's business, killswitchctl converts them) or
  * "restore_in" (a duration from now, on the agent's clock); 0 if neither.
  */
-static json_t *get_restore_param(json_t *params, uint64_t *ret)
+static json_t *get_restore_param(json_t *params, uint64_t *ret, uint64_t *ret_boot)
 {
         uint64_t in = 0, now = now_realtime_usec();
         const char *at;
@@ -333,6 +334,7 @@ static json_t *get_restore_param(json_t *params, uint64_t *ret)
         json_t *bad;
 
         *ret = 0;
+        *ret_boot = 0;
         if ((bad = get_string_param(params, "restore_at", TIME_PARAM_MAX, &at)) ||
             (bad = get_duration_param(params, "restore_in", &in)))
                 return bad;
@@ -345,6 +347,7 @@ static json_t *get_restore_param(json_t *params, uint64_t *ret)
         if (at && *ret <= now)
                 return reply_error(KS_ERR_PARAM, json_pack("{s:s}", "parameter", "restore_at"),
                                    "The restore time %s has already passed", at);
+        *ret_boot = in ? schedule_now_boottime() + in : 0;  /* a duration counts on the agent's clock */
         if (in)
                 *ret = now + in;
         if (*ret && *ret - now > 366ULL * 24 * 3600 * USEC_PER_SEC)
@@ -369,7 +372,7 @@ static json_t *method_isolate(struct ks_manager *m, const struct ks_actor *a, js
 
         if ((bad = get_string_param(params, "policy", POLICY_NAME_MAX, &policy)) ||
             (bad = get_string_param(params, "reason", REASON_MAX, &reason)) ||
-            (bad = get_restore_param(params, &o.restore_at_usec)) ||
+            (bad = get_restore_param(params, &o.restore_at_usec, &o.restore_boot_usec)) ||
             (bad = get_duration_param(params, "confirm_in", &o.confirm_usec)))
                 return bad;
         if (force && !json_is_boolean(force))
@@ -386,13 +389,13 @@ static json_t *method_restore(struct ks_manager *m, const struct ks_actor *a, js
 {
         struct ks_error e = {};
         const char *reason;
-        uint64_t at = 0;
+        uint64_t at = 0, boot = 0;
         json_t *bad;
 
         if ((bad = get_string_param(params, "reason", REASON_MAX, &reason)) ||
-            (bad = get_restore_param(params, &at)))
+            (bad = get_restore_param(params, &at, &boot)))
                 return bad;
-        if ((at ? manager_schedule_restore(m, a, at, reason, &e) : manager_restore(m, a, reason, &e)) < 0)
+        if ((at ? manager_schedule_restore(m, a, at, boot, reason, &e) : manager_restore(m, a, reason, &e)) < 0)
                 return reply_from_error(&e, NULL, restore_param(params));
         return reply_ok(status_json(m));
 }

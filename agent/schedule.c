@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "audit.h"
 #include "cleanup.h"
@@ -16,39 +17,67 @@
 
 static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata);
 
-static void arm_at(struct ks_manager *m, uint64_t at)
+uint64_t schedule_now_boottime(void)
 {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_BOOTTIME, &ts);
+        return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000ULL;
+}
+
+/* Arm the timer of `clock` (CLOCK_REALTIME or CLOCK_BOOTTIME) at `at`, or disarm it if 0. */
+static void arm_at(struct ks_manager *m, clockid_t clock, uint64_t at)
+{
+        sd_event_source **source = clock == CLOCK_BOOTTIME ? &m->schedule_boot_source : &m->schedule_source;
         int r;
 
-        if (m->schedule_source) {
-                r = sd_event_source_set_time(m->schedule_source, at);
+        if (!at) {
+                if (*source)
+                        sd_event_source_set_enabled(*source, SD_EVENT_OFF);
+                return;
+        }
+        if (*source) {
+                r = sd_event_source_set_time(*source, at);
                 if (r >= 0)
-                        r = sd_event_source_set_enabled(m->schedule_source, SD_EVENT_ONESHOT);
+                        r = sd_event_source_set_enabled(*source, SD_EVENT_ONESHOT);
         } else {
                 /* Accuracy 1 µs: a restore at 18:00 happens at 18:00, not whenever sd-event coalesces. */
-                r = sd_event_add_time(m->event, &m->schedule_source, CLOCK_REALTIME, at, 1, on_deadline, m);
+                r = sd_event_add_time(m->event, source, clock, at, 1, on_deadline, m);
         }
         if (r < 0)
                 log_error_errno(r, "Cannot arm the timer of the schedule: %m; a pending deadline is missed until "
                                 "the next change or restart");
 }
 
+static uint64_t earliest(uint64_t a, uint64_t b)
+{
+        return !a ? b : !b ? a : a < b ? a : b;
+}
+
+/* A deadline given as a duration counts on CLOCK_BOOTTIME, an instant on the wall clock. */
 void schedule_arm(struct ks_manager *m)
 {
         const struct ks_state *s = &m->state;
-        uint64_t at = 0;
+        uint64_t real = 0, boot = 0;
 
         if (s->isolated) {
-                at = s->restore_at_usec;
-                if (s->confirm_usec && (!at || s->confirm_usec < at))
-                        at = s->confirm_usec;
+                if (s->restore_boot_usec)
+                        boot = s->restore_boot_usec;
+                else
+                        real = s->restore_at_usec;
+                if (s->confirm_boot_usec)
+                        boot = earliest(boot, s->confirm_boot_usec);
+                else
+                        real = earliest(real, s->confirm_usec);
         }
-        if (!at) {
-                if (m->schedule_source)
-                        sd_event_source_set_enabled(m->schedule_source, SD_EVENT_OFF);
-                return;
-        }
-        arm_at(m, at);
+        arm_at(m, CLOCK_REALTIME, real);
+        arm_at(m, CLOCK_BOOTTIME, boot);
+}
+
+/* Is the deadline (wall clock, and boottime if it came from a duration) due? */
+static bool due(uint64_t real, uint64_t boot, uint64_t now_real, uint64_t now_boot)
+{
+        return real && (boot ? boot <= now_boot : real <= now_real);
 }
 
 /* ", 42s late: the agent was not running" or "". */
@@ -116,23 +145,25 @@ static int restore(struct ks_manager *m, uint64_t now)
 static int on_deadline(sd_event_source *source, uint64_t usec, void *userdata)
 {
         struct ks_manager *m = userdata;
-        uint64_t now = now_realtime_usec();
+        const struct ks_state *s = &m->state;
+        uint64_t now = now_realtime_usec(), now_boot = schedule_now_boottime();
         int r = 0;
 
         /* The revert first: it decides what a restore due at the same time applies to. */
-        if (m->state.isolated && m->state.confirm_usec && m->state.confirm_usec <= now)
+        if (s->isolated && due(s->confirm_usec, s->confirm_boot_usec, now, now_boot))
                 r = revert(m, now);
-        if (r == 0 && m->state.isolated && m->state.restore_at_usec && m->state.restore_at_usec <= now)
+        if (r == 0 && s->isolated && due(s->restore_at_usec, s->restore_boot_usec, now, now_boot))
                 r = restore(m, now);
         if (r < 0)
-                arm_at(m, now + SCHEDULE_RETRY_USEC);
+                arm_at(m, CLOCK_BOOTTIME, now_boot + SCHEDULE_RETRY_USEC);
         else
                 schedule_arm(m);
         return 0;
 }
 
 /* Save m->state with another schedule; on failure nothing changed. */
-static int save_schedule(struct ks_manager *m, uint64_t restore_at, bool keep_confirm, struct ks_error *e)
+static int save_schedule(struct ks_manager *m, uint64_t restore_at, uint64_t restore_boot, bool keep_confirm,
+                         struct ks_error *e)
 {
         struct ks_state next;
         int r;
@@ -140,8 +171,10 @@ static int save_schedule(struct ks_manager *m, uint64_t restore_at, bool keep_co
         if (state_copy(&m->state, &next) < 0)
                 return ks_error_set(e, -ENOMEM, KS_ERR_INTERNAL, "Out of memory");
         next.restore_at_usec = restore_at;
+        next.restore_boot_usec = restore_boot;
         if (!keep_confirm) {
                 next.confirm_usec = 0;
+                next.confirm_boot_usec = 0;
                 next.revert_isolated = false;
                 free(next.revert_policy);
                 next.revert_policy = NULL;
@@ -158,8 +191,8 @@ static int save_schedule(struct ks_manager *m, uint64_t restore_at, bool keep_co
         return 0;
 }
 
-int manager_schedule_restore(struct ks_manager *m, const struct ks_actor *a, uint64_t at, const char *reason,
-                             struct ks_error *e)
+int manager_schedule_restore(struct ks_manager *m, const struct ks_actor *a, uint64_t at, uint64_t boot,
+                             const char *reason, struct ks_error *e)
 {
         char when[32], msg[256];
         int r;
@@ -171,7 +204,7 @@ int manager_schedule_restore(struct ks_manager *m, const struct ks_actor *a, uin
         if (at <= now_realtime_usec())
                 return ks_error_set(e, -EINVAL, KS_ERR_PARAM, "The restore time %s has already passed",
                                     timespec_format_rfc3339(at, when, sizeof(when)));
-        r = save_schedule(m, at, true, e);
+        r = save_schedule(m, at, boot, true, e);
         if (r < 0)
                 return r;
         snprintf(msg, sizeof(msg), "Restore scheduled for %s by %s", timespec_format_rfc3339(at, when, sizeof(when)),
@@ -191,7 +224,7 @@ int manager_cancel(struct ks_manager *m, const struct ks_actor *a, const char *r
                                     m->state.isolated && m->state.confirm_usec
                                     ? " (a commit-confirmed isolation is pending: 'killswitchctl confirm' keeps "
                                       "it, or let it revert)" : "");
-        r = save_schedule(m, 0, true, e);
+        r = save_schedule(m, 0, 0, true, e);
         if (r < 0)
                 return r;
         snprintf(msg, sizeof(msg), "Scheduled restore at %s cancelled by %s: the isolation stays in force",
@@ -209,7 +242,7 @@ int manager_confirm(struct ks_manager *m, const struct ks_actor *a, struct ks_er
                 return ks_error_set(e, -ENOENT, KS_ERR_NOTHING_PENDING,
                                     "Nothing to confirm: no commit-confirmed isolation is pending (it may have "
                                     "reverted already: see 'killswitchctl history')");
-        r = save_schedule(m, m->state.restore_at_usec, false, e);
+        r = save_schedule(m, m->state.restore_at_usec, m->state.restore_boot_usec, false, e);
         if (r < 0)
                 return r;
         snprintf(msg, sizeof(msg), "Isolation with policy %s confirmed by %s: it stays in force", m->state.policy,

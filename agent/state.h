@@ -25,6 +25,13 @@ struct ks_state {
         uint64_t confirm_usec;          /* commit-confirmed: unless confirmed by then, revert to ... */
         bool revert_isolated;           /* ... normal, or isolated with ... */
         char *revert_policy;            /* ... this policy */
+        /*
+         * Not saved: the same deadlines on CLOCK_BOOTTIME while the agent runs, for those given as
+         * durations (--for, --confirm, restore --in): a step of the wall clock neither delays nor
+         * advances them. 0: none, or a wall-clock instant (--until, --at; after a restart).
+         */
+        uint64_t restore_boot_usec;
+        uint64_t confirm_boot_usec;
 
         /* Triggers that fired during this isolation: each fires once per incident; a restore re-arms them. */
         char **fired;

@@ -306,4 +306,47 @@ stop_other
 check "F. a member of a group killswitch larger than 4 KiB may isolate (exit $rc)" test "$rc" = 0
 [ "$rc" = 0 ] || note "$out"
 
+# ---------------------------------------------------------------------------------------------
+note "G. clock steps"
+# Another agent whose wall clock (only) is stepped, through a file it re-reads (ks-clock.c).
+STEP=$KS_TMP/clock-step
+if ! cc -O1 -shared -fPIC -o "$KS_TMP/ks-clock.so" "$HERE/ks-clock.c" -ldl; then
+	fail "G. building ks-clock.so"
+else
+	echo 0 >"$STEP"
+	# A fresh namespace and state: the agent of F left its isolation in the kernel.
+	ip netns del "$NS_SOCK" && ip netns add "$NS_SOCK" || die "ip netns add"
+	rm -rf "$KS_TMP/other-state"
+	mkdir -p "$KS_TMP/clock" && chmod 755 "$KS_TMP/clock"
+	CSOCK=$KS_TMP/clock/control.sock
+	cctl() { timeout 10 "$KILLSWITCHCTL" --socket "$CSOCK" "$@"; }
+	c_state() { cctl --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])'; }
+	c_normal() { cctl status >/dev/null; [ "$(c_state)" = normal ]; }
+	start_other "$CSOCK" env LD_PRELOAD="$KS_TMP/ks-clock.so" KS_CLOCK_FILE="$STEP" \
+		ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
+	check "G. an agent with a steppable wall clock answers" test "$(c_state)" = normal ||
+		sed 's/^/#   other| /' "$KS_TMP/other.log"
+	# A step backwards must not delay a commit-confirmed revert.
+	cctl isolate isolate --confirm 4s --reason "G: confirm" >/dev/null
+	echo -3600 >"$STEP"
+	cctl status >/dev/null
+	check "G. wall clock stepped back an hour: the commit-confirmed revert still comes after 4 s" \
+		wait_until 12 c_normal
+	# A step forwards must not end an isolation early.
+	echo 0 >"$STEP"
+	cctl isolate isolate --for 60s --reason "G: for" >/dev/null
+	echo 7200 >"$STEP"
+	for _ in 1 2 3; do cctl status >/dev/null; sleep 1; done
+	check "G. wall clock stepped forward two hours: isolate --for 60s is still in force" \
+		test "$(c_state)" = isolated
+	cctl restore >/dev/null
+	# An instant (--until) follows the wall clock: stepped past it, the restore comes.
+	echo 0 >"$STEP"
+	cctl isolate isolate --until "$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)" --reason "G: until" >/dev/null
+	echo 7200 >"$STEP"
+	check "G. ... while isolate --until follows the wall clock: restored once it has passed" \
+		wait_until 10 c_normal
+	stop_other
+fi
+
 summary
