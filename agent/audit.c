@@ -138,6 +138,7 @@ struct event_ctx {
         char command[64];
         char ssh_client[128];
         char claimed_ssh_client[128];   /* an unprivileged caller's, unverified */
+        char claimed_command[64];       /* the client's word, when /proc cannot tell */
         char who[512];
         char message[2048];
         char time[32];
@@ -173,6 +174,8 @@ static void format_who(struct event_ctx *c)
                 n += (size_t)snprintf(details + n, sizeof(details) - n, "%spid %d", n ? ", " : "", (int)ev->pid);
         if (command && name != command && n < sizeof(details))
                 snprintf(details + n, sizeof(details) - n, "%s%s", n ? ", " : "", command);
+        else if (*c->claimed_command && n < sizeof(details))
+                snprintf(details + n, sizeof(details) - n, "%sclaims %s", n ? ", " : "", c->claimed_command);
 
         if (name)
                 n = (size_t)snprintf(c->who, sizeof(c->who), "%s%s%s%s", name, *details ? " (" : "", details,
@@ -269,6 +272,8 @@ static void event_ctx_init(struct event_ctx *c, const struct audit_event *ev)
                 snprintf(c->command, sizeof(c->command), "%s", ev->command);
         else if (ev->pid > 0 && !read_comm(ev->pid, c->command, sizeof(c->command)))
                 c->command[0] = '\0';
+        if (!c->command[0] && ev->claimed_command)
+                snprintf(c->claimed_command, sizeof(c->claimed_command), "%s", ev->claimed_command);
         /* Anyone may claim an ssh_connection: only a trusted caller's is shown as where it came from. */
         if (ev->ssh_client)
                 snprintf(ev->unprivileged ? c->claimed_ssh_client : c->ssh_client, sizeof(c->ssh_client), "%.*s",
@@ -328,6 +333,7 @@ static int journal_send(const struct event_ctx *c)
             (r = add_opt(iov, &n, "KILLSWITCH_COMMAND", c->command)) < 0 ||
             (r = add_opt(iov, &n, "KILLSWITCH_SSH_CLIENT", c->ssh_client)) < 0 ||
             (r = add_opt(iov, &n, "KILLSWITCH_CLAIMED_SSH_CLIENT", c->claimed_ssh_client)) < 0 ||
+            (r = add_opt(iov, &n, "KILLSWITCH_CLAIMED_COMMAND", c->claimed_command)) < 0 ||
             (r = add_opt(iov, &n, "KILLSWITCH_TRIGGER", ev->trigger)) < 0 ||
             (r = add_opt(iov, &n, "KILLSWITCH_ORIGIN", ev->origin)) < 0)
                 goto out_free;
@@ -379,7 +385,7 @@ static json_t *entry_json(const struct event_ctx *c)
 {
         const struct audit_event *ev = c->ev;
 
-        return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+        return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
                          "time", c->time,
                          "action", kinds[ev->kind].action,
                          "policy", text_json(ev->policy),
@@ -390,6 +396,7 @@ static json_t *entry_json(const struct event_ctx *c)
                          "uid", ev->uid >= 0 ? json_integer(ev->uid) : json_null(),
                          "pid", ev->pid > 0 ? json_integer(ev->pid) : json_null(),
                          "command", text_json(*c->command ? c->command : NULL),
+                         "claimed_command", text_json(*c->claimed_command ? c->claimed_command : NULL),
                          "ssh_client", text_json(*c->ssh_client ? c->ssh_client : NULL),
                          "claimed_ssh_client", text_json(*c->claimed_ssh_client ? c->claimed_ssh_client : NULL),
                          "trigger", text_json(ev->trigger),

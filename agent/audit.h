@@ -51,6 +51,8 @@ struct audit_event {
         const char *kept;               /* what the policy keeps: "gateways a, b; services c" (isolate, switch) */
         int error;                      /* positive errno or 0 */
         uint64_t since_usec;            /* realtime; 0: now */
+        const char *claimed_command;    /* what the client says it is: recorded as such when /proc/PID/comm
+                                           cannot be read (ProtectProc=invisible hides other users) */
         bool unprivileged;              /* the caller is neither root nor in group killswitch: its refusals
                                            are rate-limited, its ssh_client is only a claim */
 };

@@ -120,6 +120,7 @@ static void audit(struct ks_manager *m, enum audit_kind kind, const struct ks_ac
                 .user = a->user, .uid = a->uid, .pid = a->pid, .ssh_client = a->ssh_connection,
                 .trigger = a->trigger, .origin = a->origin, .message = e ? e->msg : NULL,
                 .error = e ? e->error : 0, .unprivileged = a->unprivileged,
+                .claimed_command = a->claimed_command,
         };
 
         /* Name what stays reachable, so that history and journal say what "isolated" meant. */

@@ -51,6 +51,7 @@ struct ks_actor {
         const char *origin;             /* user@host behind a remote killswitchctl -H call, or NULL */
         const struct ks_peer *peer;     /* the control call, to answer it later (control_defer), or NULL */
         bool unprivileged;              /* neither root nor in group killswitch (see audit_event) */
+        const char *claimed_command;    /* the command name the client sent (unverified), or NULL */
 };
 
 /* The agent itself as the actor: at start, on a foreign change, ... */

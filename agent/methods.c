@@ -711,6 +711,7 @@ static void actor_from_peer(const struct ks_peer *peer, json_t *params, char *bu
 {
         json_t *ssh = json_object_get(params, "ssh_connection");
         json_t *origin = json_object_get(params, "origin");
+        json_t *command = json_object_get(params, "command");
 
         user_name(peer->uid, buf, size);
         *a = (struct ks_actor){ .user = buf, .uid = peer->uid, .pid = peer->pid,
@@ -718,7 +719,9 @@ static void actor_from_peer(const struct ks_peer *peer, json_t *params, char *bu
                                                   ? json_string_value(ssh) : NULL,
                                 .trigger = "ctl", .peer = peer, .unprivileged = !peer->trusted,
                                 .origin = json_is_string(origin) && json_string_length(origin) < 256
-                                          ? json_string_value(origin) : NULL };
+                                          ? json_string_value(origin) : NULL,
+                                .claimed_command = json_is_string(command) && json_string_length(command) < 64
+                                                   ? json_string_value(command) : NULL };
 }
 
 /* The policy a refused request named, cut to what a policy name can be: it is only a hint. */

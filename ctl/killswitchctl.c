@@ -877,6 +877,9 @@ static int run_verb(const struct verb *verb, const struct verb_args *args)
         /* Lets the agent refuse a change that would cut this very session, and record where it came from. */
         if ((verb->options & OPT(REASON)) && set_string(parameters, "ssh_connection", getenv("SSH_CONNECTION")) < 0)
                 return EXIT_FAILED;
+        /* For the audit where the agent cannot see this process (ProtectProc=invisible): recorded as claimed. */
+        if ((verb->options & OPT(REASON)) && set_string(parameters, "command", "killswitchctl") < 0)
+                return EXIT_FAILED;
         if (args->force && json_object_set_new(parameters, "force", json_true()) < 0)
                 return EXIT_FAILED;
         /* Who ran killswitchctl -H, and where (docs/fleet.md); if not UTF-8, left out. */

@@ -450,6 +450,31 @@ static void test_history_bytes(void **state)
         json_decref(e);
 }
 
+/*
+ * Under the unit's ProtectProc=invisible the agent may not see a caller's
+ * /proc/PID/comm: the name the client sent is kept, as claimed_command; where
+ * /proc tells, /proc wins and the claim is dropped.
+ */
+static void test_claimed_command(void **state)
+{
+        struct fixture *f = *state;
+        json_t *e;
+
+        audit_log(f->audit, &(struct audit_event){ .kind = AUDIT_RESTORE, .user = "op", .uid = 1000,
+                                                   .pid = 0x3ffffffe, .trigger = "ctl",
+                                                   .claimed_command = "killswitchctl" });
+        audit_log(f->audit, &(struct audit_event){ .kind = AUDIT_RESTORE, .user = "op", .uid = 1000,
+                                                   .pid = getpid(), .trigger = "ctl",
+                                                   .claimed_command = "not-me" });
+        e = history(f->audit, 2);
+        assert_null(field(e, 0, "command"));
+        assert_string_equal(field(e, 0, "claimed_command"), "killswitchctl");
+        assert_non_null(strstr(field(e, 0, "message"), "claims killswitchctl"));
+        assert_non_null(field(e, 1, "command"));
+        assert_null(field(e, 1, "claimed_command"));
+        json_decref(e);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -467,6 +492,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_refusals_aggregated, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refusals_never_rotate_state, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_history_bytes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_claimed_command, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
