@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "cleanup.h"
@@ -246,9 +247,12 @@ void table_print(const struct table *t, FILE *f, bool legend)
         }
 }
 
+/* On a terminal, \uXXXX for all but ASCII: C1 controls and bidi overrides stay inert there too. */
 void output_json(FILE *f, json_t *v, enum json_mode mode)
 {
-        json_dumpf(v, f, mode == JSON_SHORT ? JSON_COMPACT : JSON_INDENT(2));
+        size_t flags = mode == JSON_SHORT ? JSON_COMPACT : JSON_INDENT(2);
+
+        json_dumpf(v, f, flags | (isatty(fileno(f)) ? JSON_ENSURE_ASCII : 0));
         fputc('\n', f);
 }
 

@@ -254,6 +254,27 @@ check "E. status: both shown escaped" contains "$out" '\u009b2J wiped \u202egpj.
 out=$(ctl history -n 20 2>&1)
 check "E. history: no raw U+009B or U+202E (reason; policy name of a refused call)" raw_free "$out"
 check "E. history: shown escaped" contains "$out" '\u202egpj.exe' 'x\u202ey\u009b1m'
+# --json on a terminal: \uXXXX escapes, never the raw characters.
+on_tty() {
+	python3 -c '
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+buf = b""
+while True:
+    try:
+        d = os.read(fd, 65536)
+    except OSError:
+        break
+    if not d:
+        break
+    buf += d
+sys.stdout.buffer.write(buf)' "$@"
+}
+out=$(on_tty "$KILLSWITCHCTL" --socket "$KS_SOCK" --json status)
+check "E. status --json on a terminal: no raw U+009B or U+202E" raw_free "$out"
+check "E. ... escaped as JSON" grep -qiF '\u009b2J wiped \u202egpj.exe' <<<"$out"
 ctl restore >/dev/null 2>&1
 
 # ---------------------------------------------------------------------------------------------
