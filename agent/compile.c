@@ -1790,6 +1790,111 @@ int ruleset_to_batch(const struct ks_ruleset *r, struct nftnl_batch *b, uint32_t
         return k;
 }
 
+/* ---- Staging in steps: big sets filled by transactions of their own ------ */
+
+/* Is op a NEWSET whose elements wait for ruleset_elems_to_batch()? */
+static bool op_deferred(const struct op *op, size_t max, const char *keep)
+{
+        const char *name;
+        size_t len = keep ? strlen(keep) : 0;
+
+        if (op->kind != OP_SET || op->type != NFT_MSG_NEWSET || max == 0)
+                return false;
+        name = nftnl_set_get_str(op->obj, NFTNL_SET_NAME);
+        if (keep && name && strncmp(name, keep, len) == 0 && strncmp(name + len, COMPILE_NAME_SEP, 1) == 0)
+                return false;
+        return summary_count_elems(op->obj) > max;
+}
+
+int ruleset_to_batch_staged(const struct ks_ruleset *r, struct nftnl_batch *b, uint32_t *seq, size_t max,
+                            const char *keep, bool *ret_deferred)
+{
+        int k = 0;
+
+        if (!r || !b || !seq || !ret_deferred)
+                return -EINVAL;
+        *ret_deferred = false;
+        for (size_t i = 0; k >= 0 && i < r->n_ops; i++) {
+                const struct op *op = &r->ops[i];
+                struct nlmsghdr *nlh;
+
+                if (!op_deferred(op, max, keep)) {
+                        struct ks_ruleset one = { .ops = (struct op *)op, .n_ops = 1 };
+
+                        k = ruleset_to_batch(&one, b, seq);
+                        continue;
+                }
+                *ret_deferred = true;
+                nlh = batch_msg(b, op->type, op->flags, seq);
+                nftnl_set_nlmsg_build_payload(nlh, op->obj);
+                k = batch_close_msg(b);
+        }
+        return k;
+}
+
+void ruleset_cursor_clear(struct ruleset_cursor *c)
+{
+        if (c->it)
+                nftnl_set_elems_iter_destroy(c->it);
+        *c = (struct ruleset_cursor){ .max = c->max, .keep = c->keep };
+}
+
+bool ruleset_cursor_pending(const struct ks_ruleset *r, const struct ruleset_cursor *c, const char *policy)
+{
+        size_t len = strlen(policy);
+
+        for (size_t i = c->op; i < r->n_ops; i++) {
+                const char *name;
+
+                if (!op_deferred(&r->ops[i], c->max, c->keep))
+                        continue;
+                name = nftnl_set_get_str(r->ops[i].obj, NFTNL_SET_NAME);
+                if (name && strncmp(name, policy, len) == 0 && strncmp(name + len, COMPILE_NAME_SEP, 1) == 0)
+                        return true;
+        }
+        return false;
+}
+
+int ruleset_elems_to_batch(const struct ks_ruleset *r, struct ruleset_cursor *c, struct nftnl_batch *b,
+                           uint32_t *seq, unsigned max_msgs)
+{
+        unsigned msgs = 0;
+        int k = 0;
+
+        while (k >= 0 && c->op < r->n_ops && msgs < max_msgs) {
+                struct nftnl_set *set = r->ops[c->op].obj;
+
+                int more;
+
+                if (!c->it) {
+                        if (!op_deferred(&r->ops[c->op], c->max, c->keep)) {
+                                c->op++;
+                                continue;
+                        }
+                        c->it = nftnl_set_elems_iter_create(set);
+                        if (!c->it)
+                                return -ENOMEM;
+                }
+                /* A deferred set has elements: the iterator starts on one; it says when it has no more. */
+                more = nftnl_set_elems_nlmsg_build_payload_iter(batch_msg(b, NFT_MSG_NEWSETELEM, NLM_F_CREATE,
+                                                                          seq), c->it);
+                k = batch_close_msg(b);
+                msgs++;
+                if (more <= 0) {
+                        nftnl_set_elems_iter_destroy(c->it);
+                        c->it = NULL;
+                        c->op++;
+                }
+        }
+        if (k < 0)
+                return k;
+        /* More to come unless the cursor has passed the last deferred set. */
+        for (size_t i = c->op; i < r->n_ops; i++)
+                if (c->it || op_deferred(&r->ops[i], c->max, c->keep))
+                        return 1;
+        return 0;
+}
+
 /* ---- Summary: the shape of what these messages make (read-back checks) ---- */
 
 static int summarize_rule(const struct op *op, struct ks_summary *s)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -144,6 +145,33 @@ int ruleset_summarize(const struct ks_ruleset *r, struct ks_summary *s);
  * NLM_F_ACK. Returns 0 or -EINVAL/-ENOMEM.
  */
 int ruleset_to_batch(const struct ks_ruleset *r, struct nftnl_batch *b, uint32_t *seq);
+
+/*
+ * Staging a large table in steps, so that no single transaction holds the
+ * kernel (and the agent's loop) for long. ruleset_to_batch_staged() appends
+ * what ruleset_to_batch() does, except the elements of every set with more
+ * than `max` elements that does not belong to policy `keep` (may be NULL; the
+ * policy in force, complete at once): those sets are created empty, and
+ * *ret_deferred tells whether there is any. ruleset_elems_to_batch() then
+ * appends at most max_msgs NEWSETELEM messages (~64 KiB each) of those
+ * elements, from where the cursor stands; it returns 1 while more remain, 0
+ * when all are out. ruleset_cursor_pending() tells whether sets of `policy`
+ * still wait. The cursor starts as { .max = max, .keep = keep }; clear it
+ * with ruleset_cursor_clear(). The ruleset must outlive the cursor.
+ */
+struct nftnl_set_elems_iter;
+struct ruleset_cursor {
+        size_t max;
+        const char *keep;
+        size_t op;
+        struct nftnl_set_elems_iter *it;
+};
+int ruleset_to_batch_staged(const struct ks_ruleset *r, struct nftnl_batch *b, uint32_t *seq, size_t max,
+                            const char *keep, bool *ret_deferred);
+int ruleset_elems_to_batch(const struct ks_ruleset *r, struct ruleset_cursor *c, struct nftnl_batch *b,
+                           uint32_t *seq, unsigned max_msgs);
+bool ruleset_cursor_pending(const struct ks_ruleset *r, const struct ruleset_cursor *c, const char *policy);
+void ruleset_cursor_clear(struct ruleset_cursor *c);
 
 /*
  * Set elements go out in messages of up to 64 KiB (the netlink attribute limit),

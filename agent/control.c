@@ -482,6 +482,10 @@ static int conn_rearm(struct conn *c)
                 return -ECONNRESET;
         if (sd_event_source_set_io_events(c->io, events) < 0)
                 return -EIO;
+        /* A peer that hung up while its call waits: epoll reports EPOLLHUP whatever we ask; look at it again
+         * once the reply is there. */
+        if (sd_event_source_set_enabled(c->io, c->eof && c->call && !pending_out ? SD_EVENT_OFF : SD_EVENT_ON) < 0)
+                return -EIO;
         if (sd_event_source_set_enabled(c->defer, buffered && !pending_out && !c->throttled ? SD_EVENT_ONESHOT
                                                                                              : SD_EVENT_OFF) < 0)
                 return -EIO;

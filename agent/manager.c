@@ -24,6 +24,8 @@
 #include "nft.h"
 #include "policy-match.h"
 #include "reload.h"
+#include "stage.h"
+#include "worker.h"
 #include "route.h"
 #include "schedule.h"
 #include "summary.h"
@@ -34,6 +36,8 @@
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct ks_ruleset *, ruleset_free)
 
 static void reloads_clear(struct ks_manager *m);
+static void reload_complete(struct ks_manager *m, int r, const struct ks_error *e);
+static struct readback *readback_free(struct readback *rb);
 
 int manager_new(const struct ks_options *o, struct ks_manager **ret)
 {
@@ -71,6 +75,8 @@ struct ks_manager *manager_free(struct ks_manager *m)
         if (!m)
                 return NULL;
         reloads_clear(m);
+        m->stager = stager_free(m->stager);
+        m->readback = readback_free(m->readback);
         control_free(m->control);
         monitor_free(m->monitor);
         triggers_free(m->triggers);
@@ -336,10 +342,41 @@ static int switch_hook(struct ks_manager *m, const char *active, struct ks_error
 }
 
 /* Replace the whole table in one transaction, the base chains (if active) jumping to `hold`. */
+/* The first step of a table staged in steps: all of it but the big sets' elements (stage.h). */
+struct first_step {
+        const struct ks_ruleset *rs;
+        const char *keep;
+        bool deferred;
+};
+
+static int build_first_step(struct nftnl_batch *b, uint32_t *seq, void *userdata)
+{
+        struct first_step *f = userdata;
+
+        return ruleset_to_batch_staged(f->rs, b, seq, STAGE_BIG_SET, f->keep, &f->deferred);
+}
+
+static int send_table(struct ks_manager *m, uint32_t flags, struct first_step *f, uint64_t *usec,
+                      struct ks_error *e)
+{
+        if (!m->stage_steps)
+                return nft_replace_table(m->nft, TABLE_NAME, flags, f->rs, usec, e);
+        return nft_transaction_with(m->nft, TABLE_NAME, flags, build_first_step, f, usec, e);
+}
+
+static void on_staged(void *userdata, int r, const struct ks_error *se);
+
+/*
+ * Replace the whole table, the base chains (if active) jumping to `hold`. With
+ * m->stage_steps the big sets of other policies than active are filled
+ * afterwards in small transactions (m->stager); the read-back then checks
+ * their element counts once they are complete (on_staged).
+ */
 static int replace_table(struct ks_manager *m, const char *active, struct ks_error *e)
 {
         _cleanup_(ruleset_freep) struct ks_ruleset *rs = NULL;
         _cleanup_free_ const struct ks_policy **list = NULL;
+        struct first_step f = {};
         uint64_t usec = 0;
         size_t n = 0;
         int r;
@@ -350,13 +387,14 @@ static int replace_table(struct ks_manager *m, const char *active, struct ks_err
                            : compile_table(list, n, NULL, TABLE_NAME, &rs);
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_INTERNAL, "Could not compile the policies: %s", strerror(-r));
-        r = nft_replace_table(m->nft, TABLE_NAME, m->want_owner ? OWNER_FLAGS : 0, rs, &usec, e);
+        f = (struct first_step){ .rs = rs, .keep = m->stage_steps ? active : NULL };
+        r = send_table(m, m->want_owner ? OWNER_FLAGS : 0, &f, &usec, e);
         if (r < 0 && m->want_owner && (r == -EOPNOTSUPP || r == -EINVAL)) {
                 /* Kernel < 6.9: no persistent ownership. An owned table alone would vanish with us: skip it. */
                 log_warning("The kernel refuses owned persistent tables (%s): protecting table inet %s with "
                             "the event monitor only", strerror(-r), TABLE_NAME);
                 m->want_owner = false;
-                r = nft_replace_table(m->nft, TABLE_NAME, 0, rs, &usec, e);
+                r = send_table(m, 0, &f, &usec, e);
         }
         m->owned = r == 0 ? m->want_owner : m->owned;
         m->staged_ok = r == 0;
@@ -370,7 +408,16 @@ static int replace_table(struct ks_manager *m, const char *active, struct ks_err
         r = ruleset_summarize(rs, &m->expect);
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_INTERNAL, "Out of memory");
-        return verify(m, true, e);
+        if (!f.deferred)
+                return verify(m, true, e);
+        r = verify(m, false, e);
+        if (r == 0)
+                r = stager_new(m->event, m->nft, TAKE_PTR(rs), active, &m->generation, on_staged, m, &m->stager);
+        if (r < 0 && !m->stager) {
+                m->staged_ok = false;   /* big sets left empty: the next switch rebuilds */
+                return e->msg[0] ? r : ks_error_set(e, r, KS_ERR_INTERNAL, "Out of memory");
+        }
+        return 0;
 }
 
 /*
@@ -381,7 +428,7 @@ static int replace_table(struct ks_manager *m, const char *active, struct ks_err
  * kernel may make new rules live a moment before new interval sets answer, and
  * a miss there would reset a flow the policy keeps; held, it loses a packet.
  */
-static int rebuild(struct ks_manager *m, const char *active, struct ks_error *e)
+static int rebuild_table(struct ks_manager *m, const char *active, struct ks_error *e)
 {
         int r = replace_table(m, active, e);
 
@@ -393,6 +440,139 @@ static int rebuild(struct ks_manager *m, const char *active, struct ks_error *e)
         return r;
 }
 
+/* A rebuild in one go (start, repair, a failed switch): it replaces what a stager was filling. */
+static int rebuild(struct ks_manager *m, const char *active, struct ks_error *e)
+{
+        bool was_staging = m->stager || m->readback;
+        int r;
+
+        m->stager = stager_free(m->stager);
+        m->readback = readback_free(m->readback);
+        r = rebuild_table(m, active, e);
+        if (was_staging && m->reload_staging)
+                reload_complete(m, r, e);
+        return r;
+}
+
+/* A rebuild whose big sets are filled afterwards in steps (a reload): the loop stays free meanwhile. */
+static int rebuild_in_steps(struct ks_manager *m, const char *active, struct ks_error *e)
+{
+        int r;
+
+        m->stager = stager_free(m->stager);
+        m->readback = readback_free(m->readback);
+        m->stage_steps = true;
+        r = rebuild_table(m, active, e);
+        m->stage_steps = false;
+        return r;
+}
+
+/* The end of a staging in steps: answer the reload that waited for it. */
+static void staging_finished(struct ks_manager *m, int r, const struct ks_error *e)
+{
+        if (r < 0) {
+                m->staged_ok = false;   /* the next switch rebuilds in one go */
+                log_error("Staging the reloaded policies failed: %s", e->msg);
+        }
+        if (m->reload_staging)
+                reload_complete(m, r, e);
+}
+
+/*
+ * The element counts of a table staged in steps, read back on a thread with a
+ * netlink socket of its own: dumping 200,000 elements takes the kernel and
+ * libnftnl seconds. Only the sets are compared; the chains are read back after
+ * every switch, on the loop, as always.
+ */
+struct readback {
+        struct ks_manager *m;
+        struct ks_worker *worker;
+        struct ks_summary have;
+        int r;
+};
+
+static struct readback *readback_free(struct readback *rb)
+{
+        if (!rb)
+                return NULL;
+        worker_free(rb->worker);
+        summary_clear(&rb->have);
+        free(rb);
+        return NULL;
+}
+
+static void readback_work(void *userdata)
+{
+        struct readback *rb = userdata;
+        struct ks_nft *n = NULL;
+
+        rb->r = nft_open(&n);
+        if (rb->r == 0)
+                rb->r = nft_table_summary(n, TABLE_NAME, true, &rb->have);
+        nft_close(n);
+}
+
+static int sets_diff(const struct ks_summary *expect, struct ks_summary *have, char *diff, size_t size)
+{
+        struct ks_summary want = {};
+        int r = summary_copy(expect, &want);
+
+        while (r == 0 && want.n_chains > 0)
+                summary_remove_chain(&want, want.chains[want.n_chains - 1].name);
+        while (have->n_chains > 0)
+                summary_remove_chain(have, have->chains[have->n_chains - 1].name);
+        if (r == 0)
+                r = summary_diff(&want, have, true, diff, size);
+        summary_clear(&want);
+        return r;
+}
+
+static void readback_done(void *userdata)
+{
+        struct readback *rb = userdata;
+        struct ks_manager *m = rb->m;
+        struct ks_error e = {};
+        char diff[512];
+        int r = rb->r;
+
+        if (r == 0)
+                r = sets_diff(&m->expect, &rb->have, diff, sizeof(diff));
+        if (r == -EPROTO)
+                ks_error_set(&e, r, KS_ERR_APPLY, "The kernel acknowledged the staging of the reloaded policies, "
+                             "but table inet %s read back differs: %s", TABLE_NAME, diff);
+        else if (r < 0)
+                ks_error_set(&e, r, KS_ERR_APPLY, "Could not read table inet %s back from the kernel: %s",
+                             TABLE_NAME, strerror(-r));
+        m->readback = readback_free(m->readback);
+        staging_finished(m, r, &e);
+}
+
+/* The stager filled the big sets (or failed): read their element counts back, then answer the reload. */
+static void on_staged(void *userdata, int r, const struct ks_error *se)
+{
+        struct ks_manager *m = userdata;
+        struct readback *rb;
+
+        m->stager = stager_free(m->stager);
+        if (r < 0) {
+                staging_finished(m, r, se);
+                return;
+        }
+        rb = calloc(1, sizeof(*rb));
+        if (rb)
+                *rb = (struct readback){ .m = m };
+        r = rb ? worker_start(m->event, readback_work, readback_done, rb, &rb->worker) : -ENOMEM;
+        if (r < 0) {
+                struct ks_error e = {};
+
+                readback_free(rb);
+                r = verify(m, true, &e);        /* on the loop, then */
+                staging_finished(m, r, &e);
+                return;
+        }
+        m->readback = rb;
+}
+
 /*
  * The O(1) switch: hook `active` (NULL: unhook) in one small transaction. If
  * the staged table is not what we built (a failed reload, a foreign change),
@@ -402,6 +582,10 @@ static int hook(struct ks_manager *m, const char *active, struct ks_error *e)
 {
         int r;
 
+        if (active && stager_pending(m->stager, active)) {
+                log_info("Policy %s is still being staged: sending the rest of its elements first", active);
+                stager_finish(m->stager);
+        }
         if (!m->staged_ok)
                 return rebuild(m, active, e);
         r = switch_hook(m, active, e);
@@ -633,7 +817,7 @@ static int reload_stage(struct ks_manager *m, const char *active, struct ks_erro
                 log_info("No policy changed: table inet %s left as it is", TABLE_NAME);
                 return 0;
         }
-        return rebuild(m, active, e);
+        return rebuild_in_steps(m, active, e);
 }
 
 /* A reload asked for: who asked (copied: the request is gone by the time it is answered), whom to tell. */
@@ -687,12 +871,11 @@ static void reloads_clear(struct ks_manager *m)
         }
 }
 
-/* The files are read: put the results in force, re-stage the table, and tell the waiter. */
+/* The files are read: put the results in force and re-stage the table (perhaps in steps: m->stager). */
 static int reload_finish(struct ks_manager *m, const struct ks_actor *a, int r, struct store_scan *scan,
                          size_t *ret_failed, struct ks_error *e)
 {
         const char *active = m->state.isolated ? m->state.policy : NULL;
-        struct ks_error done = {};
 
         if (r == 0)
                 r = store_apply_scan(&m->store, scan, active, ret_failed);
@@ -707,33 +890,46 @@ static int reload_finish(struct ks_manager *m, const struct ks_actor *a, int r, 
                 m->staged_ok = false;
                 return 0;
         }
-        r = reload_stage(m, active, e);
-        if (r < 0) {
-                audit(m, AUDIT_APPLY_FAILED, a, active, NULL, "staging the reloaded policies", e);
-                return r;
-        }
-        triggers_load(m, NULL);
-        snprintf(done.msg, sizeof(done.msg), "Reloaded %zu policies from %s (%zu with problems)", m->store.n,
-                 m->policy_dir, *ret_failed);
-        audit(m, AUDIT_RELOAD, a, active, NULL, NULL, &done);
-        return 0;
+        return reload_stage(m, active, e);
 }
 
 static int reload_next(struct ks_manager *m);
 
+/* The reload at the head of the queue is over, staging included: audit it, answer it, start the next. */
+static void reload_complete(struct ks_manager *m, int r, const struct ks_error *e)
+{
+        struct reload_waiter *w = m->reloads;
+        const char *active = m->state.isolated ? m->state.policy : NULL;
+        struct ks_error done = {};
+
+        m->reload = reload_free(m->reload);
+        m->reload_staging = false;
+        if (r < 0) {
+                audit(m, AUDIT_APPLY_FAILED, &w->actor, active, NULL, "staging the reloaded policies", e);
+        } else {
+                triggers_load(m, NULL);
+                snprintf(done.msg, sizeof(done.msg), "Reloaded %zu policies from %s (%zu with problems)",
+                         m->store.n, m->policy_dir, m->reload_failed);
+                audit(m, AUDIT_RELOAD, &w->actor, active, NULL, NULL, &done);
+        }
+        m->reloads = w->next;
+        w->done(m, w->userdata, r, m->reload_failed, e);
+        waiter_free(w);
+        reload_next(m);
+}
+
 static void on_reload_scanned(void *userdata, int r, struct store_scan *scan)
 {
         struct ks_manager *m = userdata;
-        struct reload_waiter *w = m->reloads;
         struct ks_error e = {};
-        size_t failed = 0;
 
-        r = reload_finish(m, &w->actor, r, scan, &failed, &e);
-        m->reload = reload_free(m->reload);
-        m->reloads = w->next;
-        w->done(m, w->userdata, r, failed, &e);
-        waiter_free(w);
-        reload_next(m);
+        m->reload_failed = 0;
+        r = reload_finish(m, &m->reloads->actor, r, scan, &m->reload_failed, &e);
+        if (r == 0 && m->stager) {
+                m->reload_staging = true;       /* answered once the big sets are filled (on_staged) */
+                return;
+        }
+        reload_complete(m, r, &e);
 }
 
 /* Start the first queued reload, if none runs; a failure to start answers (and drops) it at once. */
@@ -742,7 +938,7 @@ static int reload_next(struct ks_manager *m)
         struct ks_error e = {};
         int r;
 
-        while (!m->reload && m->reloads) {
+        while (!m->reload && !m->reload_staging && m->reloads) {
                 struct reload_waiter *w = m->reloads;
 
                 r = reload_start(m->event, m->policy_dir, &m->store, on_reload_scanned, m, &m->reload);
@@ -767,7 +963,7 @@ int manager_reload(struct ks_manager *m, const struct ks_actor *a, manager_reloa
         while (*tail)
                 tail = &(*tail)->next;
         *tail = w;
-        if (m->reload)
+        if (m->reloads != w)
                 return 0;       /* after the one that runs: the files may have changed since it read them */
         r = reload_start(m->event, m->policy_dir, &m->store, on_reload_scanned, m, &m->reload);
         if (r < 0) {

@@ -31,6 +31,8 @@ struct ks_control;
 struct ks_monitor;
 struct ks_triggers;
 struct ks_reload;
+struct ks_stager;
+struct readback;
 struct reload_waiter;
 struct ks_peer;
 
@@ -85,6 +87,11 @@ struct ks_manager {
         struct ks_triggers *triggers;           /* killswitch.conf (triggers.c) */
         struct ks_reload *reload;               /* reading the policy files off the loop (reload.c) */
         struct reload_waiter *reloads;          /* who asked: the first is the one running */
+        size_t reload_failed;                   /* policy files with problems in the running reload */
+        bool reload_staging;                    /* the running reload waits for m->stager */
+        struct ks_stager *stager;               /* filling big sets in steps after a rebuild (stage.c) */
+        bool stage_steps;                       /* the rebuild under way may stage in steps */
+        struct readback *readback;              /* element counts of that staging, read back off the loop */
 };
 
 /* How to isolate: the lockout check, and what to schedule with it. */

@@ -648,6 +648,30 @@ int nft_rebuild_table_with(struct ks_nft *n, const char *table, nft_build_t buil
         return r;
 }
 
+int nft_transaction_with(struct ks_nft *n, const char *replace_table, uint32_t flags, nft_build_t build,
+                         void *userdata, uint64_t *ret_usec, struct ks_error *e)
+{
+        struct txn t = {};
+        int r;
+
+        r = txn_begin(n, &t);
+        if (r == 0 && replace_table)
+                r = txn_drop_table(&t, replace_table);
+        if (r == 0 && replace_table && flags)
+                r = txn_add_table_flags(&t, replace_table, flags);
+        if (r == 0)
+                r = build(t.batch, &t.next_seq, userdata);
+        if (r == 0) {
+                txn_end(n, &t);
+                r = txn_commit(n, &t, ret_usec, e);
+        } else {
+                ks_error_set(e, r, KS_ERR_INTERNAL, "Could not build the nftables transaction: %s", strerror(-r));
+        }
+        if (t.batch)
+                nftnl_batch_free(t.batch);
+        return r;
+}
+
 static int gen_cb(const struct nlmsghdr *nlh, void *data)
 {
         struct nftnl_gen *g = nftnl_gen_alloc();

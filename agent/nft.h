@@ -84,3 +84,11 @@ struct nftnl_batch;
 typedef int (*nft_build_t)(struct nftnl_batch *b, uint32_t *seq, void *userdata);
 int nft_rebuild_table_with(struct ks_nft *n, const char *table, nft_build_t build, void *userdata,
                            struct ks_error *e);
+
+/*
+ * One transaction of what `build` appends; with replace_table, the table is
+ * replaced first as nft_replace_table() does (flags at its creation). Used to
+ * stage a large table in steps (ruleset_to_batch_staged, ruleset_elems_to_batch).
+ */
+int nft_transaction_with(struct ks_nft *n, const char *replace_table, uint32_t flags, nft_build_t build,
+                         void *userdata, uint64_t *ret_usec, struct ks_error *e);

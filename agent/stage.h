@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <systemd/sd-event.h>
+
+#include "error.h"
+
+/*
+ * The rest of a table staged in steps. A rebuild of a large table sends the
+ * table first with its big sets empty (ruleset_to_batch_staged(), the policy
+ * in force complete); the stager then fills those sets in small transactions
+ * of STAGE_CHUNK_MSGS element messages (~64 KiB each), one per turn of the
+ * event loop at idle priority, so that the kernel is never held for long and
+ * isolate, restore and status are answered in between. `done` hears the end
+ * (r < 0 and e if a transaction failed); free the stager then, from the
+ * callback if need be. stager_finish() sends the rest at once (an isolation
+ * with a policy whose sets still wait) and calls `done` before it returns.
+ */
+
+#define STAGE_BIG_SET 4096      /* sets with more elements than this are filled in steps */
+#define STAGE_CHUNK_MSGS 2      /* element messages per transaction: ~1,500 elements */
+
+struct ks_nft;
+struct ks_ruleset;
+struct ks_stager;
+
+typedef void (*stager_done_t)(void *userdata, int r, const struct ks_error *e);
+
+/* Takes rs. generation (may be NULL) is kept up to date with the ruleset generation after each step. */
+int stager_new(sd_event *event, struct ks_nft *nft, struct ks_ruleset *rs, const char *keep, uint32_t *generation,
+               stager_done_t done, void *userdata, struct ks_stager **ret);
+int stager_finish(struct ks_stager *s);
+/* Do sets of policy `name` still wait for their elements? */
+bool stager_pending(const struct ks_stager *s, const char *name);
+struct ks_stager *stager_free(struct ks_stager *s);

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "worker.h"
+
+struct ks_worker {
+        sd_event_source *io;
+        int efd;                        /* the thread writes it once, when work returned */
+        pthread_t thread;
+        bool running;                   /* started and not joined yet */
+        worker_fn_t work, done;
+        void *userdata;
+};
+
+static void *worker_thread(void *userdata)
+{
+        struct ks_worker *w = userdata;
+        uint64_t one = 1;
+
+        w->work(w->userdata);
+        /* An eventfd write of 1 cannot fail short of a counter overflow. */
+        (void)!write(w->efd, &one, sizeof(one));
+        return NULL;
+}
+
+static void worker_join(struct ks_worker *w)
+{
+        if (!w->running)
+                return;
+        pthread_join(w->thread, NULL);
+        w->running = false;
+}
+
+static int on_worker_done(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        struct ks_worker *w = userdata;
+        uint64_t n;
+
+        (void)!read(fd, &n, sizeof(n));
+        sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        worker_join(w);
+        w->done(w->userdata);
+        return 0;
+}
+
+struct ks_worker *worker_free(struct ks_worker *w)
+{
+        if (!w)
+                return NULL;
+        worker_join(w);
+        sd_event_source_disable_unref(w->io);
+        if (w->efd >= 0)
+                close(w->efd);
+        free(w);
+        return NULL;
+}
+
+int worker_start(sd_event *event, worker_fn_t work, worker_fn_t done, void *userdata, struct ks_worker **ret)
+{
+        struct ks_worker *w = calloc(1, sizeof(*w));
+        int r;
+
+        if (!w)
+                return -ENOMEM;
+        *w = (struct ks_worker){ .efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), .work = work, .done = done,
+                                 .userdata = userdata };
+        if (w->efd < 0) {
+                r = -errno;
+                worker_free(w);
+                return r;
+        }
+        r = sd_event_add_io(event, &w->io, w->efd, EPOLLIN, on_worker_done, w);
+        if (r >= 0) {
+                r = -pthread_create(&w->thread, NULL, worker_thread, w);
+                w->running = r == 0;
+        }
+        if (r < 0) {
+                worker_free(w);
+                return r;
+        }
+        *ret = w;
+        return 0;
+}

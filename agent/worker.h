@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <systemd/sd-event.h>
+
+/*
+ * Slow work off the event loop: `work` runs on a thread of its own, then
+ * `done` runs on the loop (woken through an eventfd). The two share only
+ * userdata; work must not touch anything the loop changes meanwhile. Free the
+ * worker once done ran, from done itself if need be; freeing it earlier waits
+ * for work to return.
+ */
+
+struct ks_worker;
+
+typedef void (*worker_fn_t)(void *userdata);
+
+int worker_start(sd_event *event, worker_fn_t work, worker_fn_t done, void *userdata, struct ks_worker **ret);
+struct ks_worker *worker_free(struct ks_worker *w);
