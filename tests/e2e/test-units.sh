@@ -187,6 +187,7 @@ uplink_up() {
 }
 # A random payload over the uplink, from the container (bash's /dev/tcp: no socat in there).
 probe() {
+	# shellcheck disable=SC2016 # expanded by the container's bash
 	ct timeout 3 bash -c 'p=probe-$RANDOM$RANDOM; exec 3<>/dev/tcp/198.51.100.2/7 || exit 1
 		printf "%s\n" "$p" >&3; read -r -t 2 line <&3; [ "$line" = "$p" ]' 2>/dev/null
 }
