@@ -13,6 +13,7 @@
 
 #include <systemd/sd-journal.h>
 
+#include "alloc.h"
 #include "audit.h"
 #include "cleanup.h"
 #include "fileio.h"
@@ -89,21 +90,21 @@ const char *audit_kind_to_string(enum audit_kind k)
         return (int)k >= 0 && k < _AUDIT_KIND_MAX ? kinds[k].action : NULL;
 }
 
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct ks_audit *, audit_free)
+
 int audit_new(const char *state_dir, struct ks_audit **ret)
 {
-        struct ks_audit *a = calloc(1, sizeof(*a));
+        _cleanup_(audit_freep) struct ks_audit *a = calloc(1, sizeof(*a));
 
         if (!a)
                 return -ENOMEM;
         *a = (struct ks_audit){ .max_lines = AUDIT_HISTORY_MAX, .keep_lines = AUDIT_HISTORY_KEEP,
                                 .n_lines = LINES_UNKNOWN, .journal = true };
         a->state_dir = strdup(state_dir);
-        if (!a->state_dir || asprintf(&a->path, "%s/%s", state_dir, AUDIT_HISTORY_FILE) < 0) {
-                a->path = NULL;
-                audit_free(a);
+        a->path = strdup_printf("%s/%s", state_dir, AUDIT_HISTORY_FILE);
+        if (!a->state_dir || !a->path)
                 return -ENOMEM;
-        }
-        *ret = a;
+        *ret = TAKE_PTR(a);
         return 0;
 }
 

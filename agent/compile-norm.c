@@ -15,6 +15,7 @@
 
 #include <linux/netfilter/nf_conntrack_tuple_common.h>
 
+#include "cleanup.h"
 #include "compile-internal.h"
 #include "compile.h"
 
@@ -269,7 +270,7 @@ static int norm_gateway(const struct ks_gateway *g, struct gw_norm *out)
 
 int norm_policy(const struct ks_policy *p, struct norm *ret)
 {
-        struct norm n = {};
+        _cleanup_(norm_free) struct norm n = {};
         int r = 0;
 
         if (p->n_gateways > 0) {
@@ -280,10 +281,8 @@ int norm_policy(const struct ks_policy *p, struct norm *ret)
         n.n = p->n_gateways;
         if (p->n_gateways + p->n_services > 0) {
                 n.conns = calloc(p->n_gateways + p->n_services, sizeof(*n.conns));
-                if (!n.conns) {
-                        norm_free(&n);
+                if (!n.conns)
                         return -ENOMEM;
-                }
         }
         n.n_conns = p->n_gateways + p->n_services;
         for (size_t i = 0; r >= 0 && i < p->n_gateways; i++) {
@@ -293,11 +292,9 @@ int norm_policy(const struct ks_policy *p, struct norm *ret)
         }
         for (size_t i = 0; r >= 0 && i < p->n_services; i++)
                 r = norm_conn_service(&p->services[i], &n.conns[p->n_gateways + i]);
-        if (r < 0) {
-                norm_free(&n);
+        if (r < 0)
                 return r;
-        }
-        *ret = n;
+        *ret = TAKE_STRUCT(n);
         return 0;
 }
 

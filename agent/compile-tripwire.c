@@ -17,14 +17,10 @@
 #include "batch.h"
 #include "cleanup.h"
 #include "compile-tripwire.h"
+#include "netlink-cleanup.h"
 
 #define TYPE_IFNAME 41                  /* nft's datatype of ifname */
 #define TRIPWIRE_PRIORITY 0
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_table *, nftnl_table_free)
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_set *, nftnl_set_free)
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_chain *, nftnl_chain_free)
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_rule *, nftnl_rule_free)
 
 static struct nlmsghdr *msg(struct nftnl_batch *b, uint16_t type, uint16_t flags, uint32_t *seq)
 {

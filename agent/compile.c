@@ -76,10 +76,12 @@
 #include <libnftnl/table.h>
 #include <libnftnl/udata.h>
 
+#include "alloc.h"
 #include "cleanup.h"
 #include "batch.h"
 #include "compile-internal.h"
 #include "compile.h"
+#include "netlink-cleanup.h"
 #include "summary.h"
 
 _Static_assert(COMPILE_NAME_SIZE <= NFT_NAME_MAXLEN, "object names longer than the kernel takes");
@@ -105,7 +107,7 @@ struct op {
 
 struct ks_ruleset {
         struct op *ops;
-        size_t n_ops, allocated;
+        size_t n_ops;
         uint32_t n_sets;        /* set ids */
 };
 
@@ -148,26 +150,13 @@ static int ruleset_push(struct ks_ruleset *r, enum op_kind kind, uint16_t type, 
 
         if (!obj)
                 return -ENOMEM;
-        if (r->n_ops == r->allocated) {
-                size_t n = r->allocated ? 2 * r->allocated : 64;
-                struct op *v = reallocarray(r->ops, n, sizeof(*v));
-
-                if (!v) {
-                        op_free(&op);
-                        return -ENOMEM;
-                }
-                r->ops = v;
-                r->allocated = n;
+        if (!GREEDY_REALLOC(r->ops, r->n_ops + 1)) {
+                op_free(&op);
+                return -ENOMEM;
         }
         r->ops[r->n_ops++] = op;
         return 0;
 }
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct ks_ruleset *, ruleset_free)
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_set *, nftnl_set_free)
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_rule *, nftnl_rule_free)
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_chain *, nftnl_chain_free)
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_udata_buf *, nftnl_udata_buf_free)
 
 /* What one policy's objects are built with: the table, and the "P/" of every name. */
 struct stage {
@@ -238,23 +227,21 @@ int compile_uplink_counter_name(char *buf, size_t size, const char *policy, cons
 
 static int build_table(struct ks_ruleset *r, const char *table)
 {
-        struct nftnl_table *t = nftnl_table_alloc();
+        _cleanup_(nftnl_table_freep) struct nftnl_table *t = nftnl_table_alloc();
 
         if (!t)
                 return -ENOMEM;
         /* No flags attribute: the transport may have created the table owned (owner+persist); an
          * update that names other flags would be refused. */
         nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
-        if (nftnl_table_set_str(t, NFTNL_TABLE_NAME, table) < 0) {
-                nftnl_table_free(t);
+        if (nftnl_table_set_str(t, NFTNL_TABLE_NAME, table) < 0)
                 return -ENOMEM;
-        }
-        return ruleset_push(r, OP_TABLE, NFT_MSG_NEWTABLE, NLM_F_CREATE, t);
+        return ruleset_push(r, OP_TABLE, NFT_MSG_NEWTABLE, NLM_F_CREATE, TAKE_PTR(t));
 }
 
 static int build_counter(const struct stage *st, const char *name)
 {
-        struct nftnl_obj *o = nftnl_obj_alloc();
+        _cleanup_(nftnl_obj_freep) struct nftnl_obj *o = nftnl_obj_alloc();
 
         if (!o)
                 return -ENOMEM;
@@ -264,11 +251,9 @@ static int build_counter(const struct stage *st, const char *name)
         nftnl_obj_set_u64(o, NFTNL_OBJ_CTR_BYTES, 0);
         nftnl_obj_set_str(o, NFTNL_OBJ_TABLE, st->table);       /* returns void in libnftnl 1.2 */
         nftnl_obj_set_str(o, NFTNL_OBJ_NAME, name);
-        if (!nftnl_obj_is_set(o, NFTNL_OBJ_TABLE) || !nftnl_obj_is_set(o, NFTNL_OBJ_NAME)) {
-                nftnl_obj_free(o);
+        if (!nftnl_obj_is_set(o, NFTNL_OBJ_TABLE) || !nftnl_obj_is_set(o, NFTNL_OBJ_NAME))
                 return -ENOMEM;
-        }
-        return ruleset_push(st->r, OP_OBJ, NFT_MSG_NEWOBJ, NLM_F_CREATE, o);
+        return ruleset_push(st->r, OP_OBJ, NFT_MSG_NEWOBJ, NLM_F_CREATE, TAKE_PTR(o));
 }
 
 static int build_counters(const struct stage *st, const struct ks_policy *p)
@@ -688,7 +673,7 @@ static struct nftnl_chain *chain_new(const char *table, const char *name)
 /* NEWCHAIN: a regular chain (hook < 0), or a base chain of type filter, its priority (compile.h), policy accept. */
 static int build_chain(struct ks_ruleset *r, const char *table, const char *name, int hook)
 {
-        struct nftnl_chain *c = chain_new(table, name);
+        _cleanup_(nftnl_chain_freep) struct nftnl_chain *c = chain_new(table, name);
 
         if (!c)
                 return -ENOMEM;
@@ -697,12 +682,10 @@ static int build_chain(struct ks_ruleset *r, const char *table, const char *name
                 nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO,
                                     hook == NF_INET_PRE_ROUTING ? CHAIN_PRIORITY_PREROUTING : CHAIN_PRIORITY);
                 nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
-                if (nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter") < 0) {
-                        nftnl_chain_free(c);
+                if (nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter") < 0)
                         return -ENOMEM;
-                }
         }
-        return ruleset_push(r, OP_CHAIN, NFT_MSG_NEWCHAIN, NLM_F_CREATE, c);
+        return ruleset_push(r, OP_CHAIN, NFT_MSG_NEWCHAIN, NLM_F_CREATE, TAKE_PTR(c));
 }
 
 static int build_delchain(struct ks_ruleset *r, const char *table, const char *name)

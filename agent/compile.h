@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "batch.h"
+#include "cleanup.h"
 #include "policy.h"
 
 /*
@@ -129,6 +130,7 @@ int compile_table_held(const struct ks_policy *const *policies, size_t n, const 
 int compile_hook(const char *active, const char *table, struct ks_ruleset **ret);
 
 struct ks_ruleset *ruleset_free(struct ks_ruleset *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct ks_ruleset *, ruleset_free)
 
 /*
  * Apply what the messages of r do to the shape s (chains, rule counts, base

@@ -14,14 +14,14 @@
 
 #include <libmnl/libmnl.h>
 
+#include "alloc.h"
 #include "cleanup.h"
 #include "conntrack.h"
+#include "netlink-cleanup.h"
 #include "nfnl.h"
 
 /* Kernel dump messages can be larger than a page: room for the largest. */
 #define DUMP_BUFFER_SIZE 65536
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct mnl_socket *, mnl_socket_close)
 
 /* Original tuples (raw CTA_TUPLE_ORIG attributes) and zones of the offloaded entries. */
 struct victims {
@@ -56,12 +56,11 @@ static int dump_cb(const struct nlmsghdr *nlh, void *data)
         if (!tb[CTA_STATUS] || !tb[CTA_TUPLE_ORIG] ||
             !(ntohl(mnl_attr_get_u32(tb[CTA_STATUS])) & IPS_OFFLOAD))
                 return MNL_CB_OK;
-        items = reallocarray(v->items, v->n + 1, sizeof(*items));
+        items = GREEDY_REALLOC(v->items, v->n + 1);
         if (!items) {
                 v->error = -ENOMEM;
                 return MNL_CB_OK;
         }
-        v->items = items;
         items[v->n] = (struct victim){
                 .tuple = malloc(tb[CTA_TUPLE_ORIG]->nla_len),
                 .tuple_len = tb[CTA_TUPLE_ORIG]->nla_len,

@@ -16,10 +16,12 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "alloc.h"
 #include "cleanup.h"
 #include "control.h"
 #include "error.h"
 #include "log.h"
+#include "timeutil.h"
 
 struct conn {
         struct ks_control *ctl;
@@ -204,11 +206,10 @@ static int conn_queue(struct conn *c, json_t *reply)
         len = strlen(text) + 1;         /* with the NUL that ends a Varlink message */
         if (c->out_len - c->out_off + len > CONTROL_MAX_REPLY)
                 return -ENOBUFS;
-        out = realloc(c->out, c->out_len + len);
+        out = GREEDY_REALLOC(c->out, c->out_len + len);
         if (!out)
                 return -ENOMEM;
         memcpy(out + c->out_len, text, len);
-        c->out = out;
         c->out_len += len;
         return 0;
 }
@@ -220,14 +221,6 @@ static int conn_refuse(struct conn *c, const char *why)
 
         c->closing = true;
         return conn_queue(c, reply);
-}
-
-static uint64_t now_usec(clockid_t clock)
-{
-        struct timespec ts;
-
-        clock_gettime(clock, &ts);
-        return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
 }
 
 static struct uid_budget *budget_find(struct ks_control *ctl, uid_t uid)
@@ -262,10 +255,9 @@ static void budget_charge(struct ks_control *ctl, uid_t uid, uint64_t cpu_usec)
 
         if (!b) {
                 /* One entry per uid in debt: they are paid back within seconds. */
-                more = reallocarray(ctl->budgets, ctl->n_budgets + 1, sizeof(*more));
+                more = GREEDY_REALLOC(ctl->budgets, ctl->n_budgets + 1);
                 if (!more)
                         return;
-                ctl->budgets = more;
                 b = &ctl->budgets[ctl->n_budgets++];
                 *b = (struct uid_budget){ .uid = uid, .stamp_usec = now_usec(CLOCK_MONOTONIC) };
         }
@@ -922,12 +914,15 @@ static void check_socket(struct ks_control *ctl)
                 log_error("Cannot watch control socket %s any more", ctl->path);
 }
 
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct ks_control *, control_free)
+
 int control_new(sd_event *event, const char *path, control_handler_t handler, void *userdata,
                 struct ks_control **ret)
 {
-        struct ks_control *ctl;
+        _cleanup_(control_freep) struct ks_control *ctl = NULL;
+        _cleanup_close_ int fd = -1;
         struct stat st;
-        int fd, r;
+        int r;
 
         ctl = calloc(1, sizeof(*ctl));
         if (!ctl)
@@ -936,30 +931,27 @@ int control_new(sd_event *event, const char *path, control_handler_t handler, vo
         fd = listen_fd_activated();
         if (fd == -ENOENT) {
                 fd = listen_fd_bind(path, false, &st);
-                ctl->path = fd >= 0 ? strdup(path) : NULL;
-                if (fd >= 0 && !ctl->path) {
-                        close(fd);
-                        fd = -ENOMEM;
-                }
+                if (fd >= 0 && !(ctl->path = strdup(path)))
+                        return -ENOMEM;
         } else if (fd >= 0) {
                 fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
                 fcntl(fd, F_SETFD, FD_CLOEXEC);
         }
-        r = fd < 0 ? fd : control_listen(ctl, fd);
-        if (r < 0 && fd >= 0)
-                close(fd);
+        if (fd < 0)
+                return fd;
+        r = control_listen(ctl, fd);
+        if (r < 0)
+                return r;
+        TAKE_FD(fd);
         /* A socket from systemd is systemd's to keep; ours we watch. */
-        if (r == 0 && ctl->path) {
+        if (ctl->path) {
                 ctl->sock_dev = st.st_dev;
                 ctl->sock_ino = st.st_ino;
-        }
-        if (r == 0 && ctl->path)
                 r = watch_socket(ctl);
-        if (r < 0) {
-                control_free(ctl);
-                return r;
+                if (r < 0)
+                        return r;
         }
-        *ret = ctl;
+        *ret = TAKE_PTR(ctl);
         return 0;
 }
 

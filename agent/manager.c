@@ -12,6 +12,7 @@
 #include <linux/netfilter/nf_tables.h>
 #include <systemd/sd-daemon.h>
 
+#include "alloc.h"
 #include "audit.h"
 #include "cleanup.h"
 #include "compile.h"
@@ -33,15 +34,15 @@
 #include "timeutil.h"
 #include "triggers.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct ks_ruleset *, ruleset_free)
-
 static void reloads_clear(struct ks_manager *m);
 static void reload_complete(struct ks_manager *m, int r, const struct ks_error *e);
 static struct readback *readback_free(struct readback *rb);
 
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct ks_manager *, manager_free)
+
 int manager_new(const struct ks_options *o, struct ks_manager **ret)
 {
-        struct ks_manager *m = calloc(1, sizeof(*m));
+        _cleanup_(manager_freep) struct ks_manager *m = calloc(1, sizeof(*m));
         int r;
 
         if (!m)
@@ -50,23 +51,17 @@ int manager_new(const struct ks_options *o, struct ks_manager **ret)
         m->config_dir = strdup(o->config_dir);
         m->state_dir = strdup(o->state_dir);
         m->socket_path = strdup(o->socket_path);
+        m->policy_dir = strdup_printf("%s/policies", o->config_dir);
         m->want_owner = o->kernel_owner;
-        if (!m->config_dir || !m->state_dir || !m->socket_path ||
-            asprintf(&m->policy_dir, "%s/policies", o->config_dir) < 0) {
-                manager_free(m);
+        if (!m->config_dir || !m->state_dir || !m->socket_path || !m->policy_dir)
                 return -ENOMEM;
-        }
         r = audit_new(m->state_dir, &m->audit);
-        if (r < 0) {
-                manager_free(m);
+        if (r < 0)
                 return r;
-        }
         r = sd_event_default(&m->event);
-        if (r < 0) {
-                manager_free(m);
+        if (r < 0)
                 return r;
-        }
-        *ret = m;
+        *ret = TAKE_PTR(m);
         return 0;
 }
 
@@ -1005,6 +1000,9 @@ static int startup_isolated(struct ks_manager *m)
                       "the persisted policy is unavailable at start", NULL);
                 free(m->state.policy);
                 m->state.policy = strdup(DEFAULT_POLICY);
+                /* The kernel holds the isolation: exiting keeps it, and the restarted agent adopts it. */
+                if (!m->state.policy)
+                        return log_error_errno(-ENOMEM, "Cannot record policy %s: %m", DEFAULT_POLICY);
                 return 0;
         }
         ks_error_set(&e, -ENOENT, KS_ERR_APPLY, "The state says isolated, but no policy could be applied: THE "
@@ -1026,6 +1024,10 @@ static void state_fail_closed(struct ks_manager *m, const char *reason)
         s->since_usec = now_realtime_usec();
         s->user = strdup("killswitchd");
         s->reason = strdup(reason);
+        /* Isolated all the same: startup_isolated() takes the default policy for an unknown one. */
+        if (!s->policy || !s->user || !s->reason)
+                log_error("Out of memory recording the fail-closed start; isolating with policy %s all the same",
+                          DEFAULT_POLICY);
 }
 
 static int startup_state(struct ks_manager *m)

@@ -153,9 +153,11 @@ static int on_events(sd_event_source *s, int fd, uint32_t revents, void *userdat
         }
 }
 
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct ks_monitor *, monitor_free)
+
 int monitor_new(sd_event *event, const char *table, monitor_cb_t cb, void *userdata, struct ks_monitor **ret)
 {
-        struct ks_monitor *m = calloc(1, sizeof(*m));
+        _cleanup_(monitor_freep) struct ks_monitor *m = calloc(1, sizeof(*m));
         int group = NFNLGRP_NFTABLES, size = EVENT_RCVBUF, r;
 
         if (!m)
@@ -163,19 +165,14 @@ int monitor_new(sd_event *event, const char *table, monitor_cb_t cb, void *userd
         *m = (struct ks_monitor){ .cb = cb, .userdata = userdata, .self = getpid(), .table = strdup(table) };
         m->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (!m->table || !m->nl || mnl_socket_bind(m->nl, 0, MNL_SOCKET_AUTOPID) < 0 ||
-            mnl_socket_setsockopt(m->nl, NETLINK_ADD_MEMBERSHIP, &group, sizeof(group)) < 0) {
-                r = m->table ? -errno : -ENOMEM;
-                monitor_free(m);
-                return r;
-        }
+            mnl_socket_setsockopt(m->nl, NETLINK_ADD_MEMBERSHIP, &group, sizeof(group)) < 0)
+                return m->table ? -errno : -ENOMEM;
         if (setsockopt(mnl_socket_get_fd(m->nl), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
                 setsockopt(mnl_socket_get_fd(m->nl), SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
         r = sd_event_add_io(event, &m->io, mnl_socket_get_fd(m->nl), EPOLLIN, on_events, m);
-        if (r < 0) {
-                monitor_free(m);
+        if (r < 0)
                 return r;
-        }
-        *ret = m;
+        *ret = TAKE_PTR(m);
         return 0;
 }
 

@@ -13,6 +13,7 @@
 
 #include <libmnl/libmnl.h>
 
+#include "cleanup.h"
 #include "nfnl.h"
 #include "nflog.h"
 
@@ -69,11 +70,13 @@ static int config(struct mnl_socket *nl, uint16_t group, uint16_t attr, const vo
         return mnl_cb_run(buf, (size_t)len, seq, mnl_socket_get_portid(nl), NULL, NULL) < 0 ? -errno : 0;
 }
 
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct ks_nflog *, nflog_free)
+
 int nflog_new(sd_event *event, uint16_t group, nflog_cb_t cb, void *userdata, struct ks_nflog **ret)
 {
         struct nfulnl_msg_config_cmd bind = { .command = NFULNL_CFG_CMD_BIND };
         struct nfulnl_msg_config_mode mode = { .copy_range = htonl(0), .copy_mode = NFULNL_COPY_META };
-        struct ks_nflog *l = calloc(1, sizeof(*l));
+        _cleanup_(nflog_freep) struct ks_nflog *l = calloc(1, sizeof(*l));
         int r, size = 1 << 20;
 
         if (!l)
@@ -87,11 +90,9 @@ int nflog_new(sd_event *event, uint16_t group, nflog_cb_t cb, void *userdata, st
                 setsockopt(mnl_socket_get_fd(l->nl), SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
                 r = sd_event_add_io(event, &l->source, mnl_socket_get_fd(l->nl), EPOLLIN, on_events, l);
         }
-        if (r < 0) {
-                nflog_free(l);
+        if (r < 0)
                 return r;
-        }
-        *ret = l;
+        *ret = TAKE_PTR(l);
         return 0;
 }
 

@@ -26,9 +26,11 @@
 #include <libnftnl/object.h>
 #include <libnftnl/table.h>
 
+#include "alloc.h"
 #include "batch.h"
 #include "cleanup.h"
 #include "compile.h"
+#include "netlink-cleanup.h"
 #include "nft.h"
 #include "summary.h"
 #include "timeutil.h"
@@ -50,34 +52,26 @@ struct ks_nft {
         size_t sndbuf;
 };
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_table *, nftnl_table_free)
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_obj *, nftnl_obj_free)
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_chain *, nftnl_chain_free)
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_rule *, nftnl_rule_free)
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_set *, nftnl_set_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct ks_nft *, nft_close)
 
 int nft_open(struct ks_nft **ret)
 {
-        struct ks_nft *n;
+        _cleanup_(nft_closep) struct ks_nft *n = NULL;
         int one = 1, rcv = RCVBUF_SIZE;
 
         n = calloc(1, sizeof(*n));
         if (!n)
                 return -ENOMEM;
         n->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
-        if (!n->nl || mnl_socket_bind(n->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-                int r = -errno;
-
-                nft_close(n);
-                return r;
-        }
+        if (!n->nl || mnl_socket_bind(n->nl, 0, MNL_SOCKET_AUTOPID) < 0)
+                return -errno;
         n->portid = mnl_socket_get_portid(n->nl);
         n->seq = (uint32_t)time(NULL);
         /* Acks without the echoed request: errors are mapped back by sequence number. */
         mnl_socket_setsockopt(n->nl, NETLINK_CAP_ACK, &one, sizeof(one));
         if (setsockopt(mnl_socket_get_fd(n->nl), SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv)) < 0)
                 setsockopt(mnl_socket_get_fd(n->nl), SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
-        *ret = n;
+        *ret = TAKE_PTR(n);
         return 0;
 }
 
@@ -430,12 +424,11 @@ static int counter_cb(const struct nlmsghdr *nlh, void *data)
         if (nftnl_obj_get_u32(o, NFTNL_OBJ_TYPE) != NFT_OBJECT_COUNTER)
                 return MNL_CB_OK;
         name = nftnl_obj_get_str(o, NFTNL_OBJ_NAME);
-        items = reallocarray(l->items, l->n + 1, sizeof(*items));
+        items = GREEDY_REALLOC(l->items, l->n + 1);
         if (!items || !name) {
                 l->error = -ENOMEM;
                 return MNL_CB_OK;
         }
-        l->items = items;
         items[l->n] = (struct nft_counter){
                 .name = strdup(name),
                 .packets = nftnl_obj_get_u64(o, NFTNL_OBJ_CTR_PKTS),

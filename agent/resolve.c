@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "cleanup.h"
 #include "resolve.h"
 #include "timeutil.h"
@@ -47,13 +48,15 @@ static bool contains(const struct ks_prefix *v, size_t n, const struct ks_prefix
         return false;
 }
 
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct addrinfo *, freeaddrinfo)
+
 int resolve_hostname(const char *name, struct ks_prefix **ret, size_t *ret_n, char **ret_error, void *userdata)
 {
         /* No AI_ADDRCONFIG: pin both families whatever this host has configured right now. */
         const struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
         _cleanup_free_ struct ks_prefix *v = NULL;
-        struct addrinfo *res = NULL;
-        size_t n = 0, cap = 0;
+        _cleanup_(freeaddrinfop) struct addrinfo *res = NULL;
+        size_t n = 0;
         int e;
 
         if (!name || !ret || !ret_n || !ret_error)
@@ -80,20 +83,10 @@ int resolve_hostname(const char *name, struct ks_prefix **ret, size_t *ret_n, ch
                         continue;
                 if (contains(v, n, &p))
                         continue;
-                if (n == cap) {
-                        size_t c = cap ? cap * 2 : 8;
-                        struct ks_prefix *b = reallocarray(v, c, sizeof(*b));
-
-                        if (!b) {
-                                freeaddrinfo(res);
-                                return -ENOMEM;
-                        }
-                        v = b;
-                        cap = c;
-                }
+                if (!GREEDY_REALLOC(v, n + 1))
+                        return -ENOMEM;
                 v[n++] = p;
         }
-        freeaddrinfo(res);
         if (n == 0) {
                 *ret_error = strdup("no IPv4 or IPv6 address");
                 return -ENOENT;

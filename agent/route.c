@@ -11,9 +11,8 @@
 #include <libmnl/libmnl.h>
 
 #include "cleanup.h"
+#include "netlink-cleanup.h"
 #include "route.h"
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct mnl_socket *, mnl_socket_close)
 
 static int oif_cb(const struct nlattr *attr, void *data)
 {

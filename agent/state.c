@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "alloc.h"
 #include "cleanup.h"
 #include "fileio.h"
 #include "state.h"
@@ -63,10 +64,9 @@ int state_add_fired(struct ks_state *s, const char *trigger)
 
         if (state_fired(s, trigger))
                 return 0;
-        f = reallocarray(s->fired, s->n_fired + 1, sizeof(*f));
+        f = GREEDY_REALLOC(s->fired, s->n_fired + 1);
         if (!f)
                 return -ENOMEM;
-        s->fired = f;
         if (!(f[s->n_fired] = strdup(trigger)))
                 return -ENOMEM;
         s->n_fired++;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "alloc.h"
 #include "cleanup.h"
 #include "compile.h"
 #include "resolve.h"
@@ -48,12 +49,11 @@ void store_clear(struct ks_store *s)
 
 static struct ks_policy_entry *store_add(struct ks_store *s, const char *name, const char *path)
 {
-        struct ks_policy_entry *items = reallocarray(s->items, s->n + 1, sizeof(*items));
+        struct ks_policy_entry *items = GREEDY_REALLOC(s->items, s->n + 1);
         struct ks_policy_entry *e;
 
         if (!items)
                 return NULL;
-        s->items = items;
         e = &items[s->n];
         *e = (struct ks_policy_entry){ .name = strdup(name), .path = strdup(path) };
         if (!e->name || !e->path) {

@@ -12,6 +12,7 @@
 #include <libnftnl/rule.h>
 #include <libnftnl/set.h>
 
+#include "alloc.h"
 #include "summary.h"
 
 static void chain_clear(struct summary_chain *c)
@@ -41,9 +42,8 @@ struct summary_chain *summary_chain(struct ks_summary *s, const char *name, bool
         for (size_t i = 0; i < s->n_chains; i++)
                 if (strcmp(s->chains[i].name, name) == 0)
                         return &s->chains[i];
-        if (!create || !(v = reallocarray(s->chains, s->n_chains + 1, sizeof(*v))))
+        if (!create || !(v = GREEDY_REALLOC(s->chains, s->n_chains + 1)))
                 return NULL;
-        s->chains = v;
         v[s->n_chains] = (struct summary_chain){ .name = strdup(name) };
         if (!v[s->n_chains].name)
                 return NULL;
@@ -57,9 +57,8 @@ struct summary_set *summary_set(struct ks_summary *s, const char *name, bool cre
         for (size_t i = 0; i < s->n_sets; i++)
                 if (strcmp(s->sets[i].name, name) == 0)
                         return &s->sets[i];
-        if (!create || !(v = reallocarray(s->sets, s->n_sets + 1, sizeof(*v))))
+        if (!create || !(v = GREEDY_REALLOC(s->sets, s->n_sets + 1)))
                 return NULL;
-        s->sets = v;
         v[s->n_sets] = (struct summary_set){ .name = strdup(name) };
         if (!v[s->n_sets].name)
                 return NULL;
@@ -68,11 +67,10 @@ struct summary_set *summary_set(struct ks_summary *s, const char *name, bool cre
 
 int summary_add_counter(struct ks_summary *s, const char *name)
 {
-        char **v = reallocarray(s->counters, s->n_counters + 1, sizeof(*v));
+        char **v = GREEDY_REALLOC(s->counters, s->n_counters + 1);
 
         if (!v)
                 return -ENOMEM;
-        s->counters = v;
         v[s->n_counters] = strdup(name);
         if (!v[s->n_counters])
                 return -ENOMEM;

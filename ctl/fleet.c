@@ -18,11 +18,13 @@
 #include <unistd.h>
 #include <sys/wait.h>
 
+#include "alloc.h"
 #include "client.h"
 #include "fleet.h"
 #include "remote.h"
 #include "strv.h"
 #include "timespec.h"
+#include "timeutil.h"
 
 extern char **environ;
 
@@ -57,11 +59,6 @@ struct job {
         int error;            /* -errno if ssh could not be started */
         bool running, done, timed_out;
 };
-
-static uint64_t now_usec(void)
-{
-        return client_deadline(0);
-}
 
 /* ---------------------------------------------------------------------------------------- */
 /* Options */
@@ -314,7 +311,7 @@ static void job_start(struct job *j, char *const ssh[], const struct fleet_optio
         close(err[1]);
         j->fd[0] = out[0];
         j->fd[1] = err[0];
-        j->deadline = now_usec() + timeout_usec;
+        j->deadline = now_monotonic_usec() + timeout_usec;
         j->running = true;
 }
 
@@ -325,12 +322,11 @@ static void buf_append(struct buf *b, const char *data, size_t n, size_t max, bo
 
         if (b->overflow && !keep_tail)
                 return;
-        p = realloc(b->data, b->len + n + 1);
+        p = GREEDY_REALLOC(b->data, b->len + n + 1);
         if (!p) {
                 b->overflow = true;
                 return;
         }
-        b->data = p;
         memcpy(b->data + b->len, data, n);
         b->len += n;
         if (b->len > max) {
@@ -385,7 +381,7 @@ static void jobs_wait(struct job *jobs, size_t n, size_t running)
 {
         struct pollfd *pfd = calloc(2 * running + 1, sizeof(*pfd));
         struct job **owner = calloc(2 * running + 1, sizeof(*owner));
-        uint64_t now = now_usec(), wait_usec = UINT64_MAX, left;
+        uint64_t now = now_monotonic_usec(), wait_usec = UINT64_MAX, left;
         size_t k = 0;
         int timeout, r;
 
@@ -437,7 +433,7 @@ static void jobs_run(struct job *jobs, size_t n, char *const ssh[], const struct
                 if (running == 0)
                         continue;
                 jobs_wait(jobs, n, running);
-                now = now_usec();
+                now = now_monotonic_usec();
                 for (size_t i = 0; i < next; i++) {
                         if (!jobs[i].running)
                                 continue;

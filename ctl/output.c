@@ -169,7 +169,6 @@ static void fputs_padded(const char *s, size_t width, FILE *f)
 struct table {
         size_t n_columns;
         size_t n_cells;      /* the header row included */
-        size_t allocated;
         const char **cells;  /* row-major, borrowed */
 };
 
@@ -196,17 +195,8 @@ struct table *table_free(struct table *t)
 
 int table_add_row(struct table *t, const char *const cells[])
 {
-        const char **p;
-        size_t n;
-
-        if (t->n_cells + t->n_columns > t->allocated) {
-                n = t->allocated ? t->allocated * 2 : t->n_columns * 8;
-                p = reallocarray(t->cells, n, sizeof(*p));
-                if (!p)
-                        return -ENOMEM;
-                t->cells = p;
-                t->allocated = n;
-        }
+        if (!GREEDY_REALLOC(t->cells, t->n_cells + t->n_columns))
+                return -ENOMEM;
         for (size_t i = 0; i < t->n_columns; i++)
                 t->cells[t->n_cells++] = cells[i] ? cells[i] : "-";
         return 0;

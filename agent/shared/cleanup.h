@@ -36,16 +36,24 @@ static inline void fclosep(FILE **f)
 /* Hand ownership out of a _cleanup_ variable. */
 #define TAKE_PTR(p)                          \
         ({                                   \
-                __typeof__(p) _tmp_ = (p);   \
+                __typeof__(p) _ptr_ = (p);   \
                 (p) = NULL;                  \
-                _tmp_;                       \
+                _ptr_;                       \
+        })
+
+/* The same for a struct that a _cleanup_ function clears: the variable is left zeroed. */
+#define TAKE_STRUCT(s)                          \
+        ({                                      \
+                __typeof__(s) _struct_ = (s);   \
+                (s) = (__typeof__(s)){};        \
+                _struct_;                       \
         })
 
 #define TAKE_FD(fd)                          \
         ({                                   \
-                int _tmp_ = (fd);            \
+                int _fd_ = (fd);             \
                 (fd) = -1;                   \
-                _tmp_;                       \
+                _fd_;                        \
         })
 
 #define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)  \

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "strv.h"
 
 char **strv_free(char **l)
@@ -29,14 +30,13 @@ int strv_consume(char ***l, char *s)
 
         if (!s)
                 return -ENOMEM;
-        p = reallocarray(*l, n + 2, sizeof(*p));
+        p = GREEDY_REALLOC(*l, n + 2);
         if (!p) {
                 free(s);
                 return -ENOMEM;
         }
         p[n] = s;
         p[n + 1] = NULL;
-        *l = p;
         return 0;
 }
 

@@ -7,7 +7,7 @@
 
 #include "timeutil.h"
 
-static uint64_t clock_usec(clockid_t id)
+uint64_t now_usec(clockid_t id)
 {
         struct timespec ts;
 
@@ -17,15 +17,15 @@ static uint64_t clock_usec(clockid_t id)
 
 uint64_t now_realtime_usec(void)
 {
-        return clock_usec(CLOCK_REALTIME);
+        return now_usec(CLOCK_REALTIME);
 }
 
 uint64_t now_monotonic_usec(void)
 {
-        return clock_usec(CLOCK_MONOTONIC);
+        return now_usec(CLOCK_MONOTONIC);
 }
 
 uint64_t now_boottime_usec(void)
 {
-        return clock_usec(CLOCK_BOOTTIME);
+        return now_usec(CLOCK_BOOTTIME);
 }

@@ -12,6 +12,10 @@
 #define USEC_PER_HOUR (60ULL * USEC_PER_MIN)
 #define USEC_PER_DAY  (24ULL * USEC_PER_HOUR)
 
+#include <time.h>
+
+/* Any clock: CLOCK_THREAD_CPUTIME_ID for the CPU time a thread used. */
+uint64_t now_usec(clockid_t clock);
 uint64_t now_realtime_usec(void);
 uint64_t now_monotonic_usec(void);
 /* Monotonic, and counting while the machine is suspended. */
