@@ -34,11 +34,19 @@ for line in open(sys.argv[1]):
     bad = len(re.findall(r"^not ok ", out, re.M))
     if t["result"] != "OK" and bad == 0:
         bad = 1
+    # A TAP test prints nothing but TAP: a stray line (meson: "Unknown TAP output lines") counts as a failure.
+    if re.search(r"^(1\.\.[0-9]+|ok |not ok )", out, re.M):
+        stray = [l for l in out.splitlines() if l and not re.match(r"(ok |not ok |#|1\.\.[0-9]+$|TAP version )", l)]
+        if stray:
+            print("not ok - %s prints a line that is not TAP: %s" % (t["name"], stray[0]))
+            bad += 1
     ok += good
     fail += bad
 print(ok, fail)
 PY
 )
+        grep '^not ok - ' <<<"$counts"
+        counts=$(tail -n 1 <<<"$counts")
         read -r ok fail <<<"${counts:-0 1}"
         [ "$fail" -gt 0 ] && grep -E "^not ok|FAIL|ERROR|TIMEOUT" "$log" | head -40
         echo "unit tests ($(basename "$build")): $ok passed, $fail failed"

@@ -315,16 +315,9 @@ check "history -H --json: each agent recorded the isolation by root from the adm
 	fleet_json 'all(e["ok"] and any(x["action"] == "isolate" and x["reason"] == "fleet-test" and x["user"] == "root"
 			and (x.get("ssh_client") or "").startswith("10.77.%d.1" % (i + 1)) for x in e["reply"])
 		for i, e in enumerate(r))' -H gw1,gw2,gw3 history -n 5
-# Depends on the agent side of issue 7 (recording "origin"): skipped until the agent has it.
-if fleet --json=short -H gw1 history -n 5 |
-	python3 -c 'import json, sys; sys.exit(0 if any("origin" in x for x in json.load(sys.stdin)[0]["reply"]) else 1)'; then
-	check "history: each agent recorded the origin $ORIGIN" \
-		fleet_json 'all(any(x["action"] == "isolate" and x.get("origin") == os.environ["ORIGIN"] for x in e["reply"])
-			for e in r)' -H gw1,gw2,gw3 history -n 5
-else
-	note "SKIP: the agent does not record \"origin\" in its history yet (agent side of issue 7);" \
-		"the request is checked below with a stand-in agent"
-fi
+check "history: each agent recorded the origin $ORIGIN" \
+	fleet_json 'all(any(x["action"] == "isolate" and x.get("origin") == os.environ["ORIGIN"] for x in e["reply"])
+		for e in r)' -H gw1,gw2,gw3 history -n 5
 
 # The request that reaches an agent through ssh carries origin and the ssh connection: a stand-in
 # agent on a socket of its own records it.

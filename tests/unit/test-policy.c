@@ -19,6 +19,7 @@
 #include "cleanup.h"
 #include "policy-lint.h"
 #include "policy-match.h"
+#include "tap.h"
 #include "policy.h"
 
 #define FILE_NAME "t.policy"
@@ -38,7 +39,7 @@ static struct ks_policy *parse_ok(const char *text)
         int r = parse(text, &p, &d);
 
         for (size_t i = 0; i < d.n; i++)
-                print_message("unexpected: %s\n", d.msgs[i]);
+                tap_note("unexpected: %s\n", d.msgs[i]);
         assert_int_equal(r, 0);
         assert_int_equal(d.n, 0);
         assert_non_null(p);
@@ -66,7 +67,7 @@ static void parse_fails(const char *text, ...)
         }
         va_end(ap);
         for (size_t j = i; j < d.n; j++)
-                print_message("extra: %s\n", d.msgs[j]);
+                tap_note("extra: %s\n", d.msgs[j]);
         assert_int_equal(d.n, i);
         diags_clear(&d);
 }
