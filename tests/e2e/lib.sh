@@ -660,6 +660,33 @@ ks_tables_inactive() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Checks the tests share, each defined here once.
+
+# "web": HTTP from the LAN to 192.0.2.80, forwarded through gw; every lab policy cuts it.
+web_ok() { tcp_echo lan 192.0.2.80 80; }
+web_cut() { ! tcp_echo lan 192.0.2.80 80; }
+is_normal() { status_is 'd["state"] == "normal"'; }
+# is_isolated [POLICY] — isolated with POLICY (default: isolate).
+is_isolated() { status_is 'd["state"] == "isolated" and d["policy"] == "'"${1:-isolate}"'"'; }
+# history_has PYEXPR — some entry e of the agent's last 50 history entries matches.
+history_has() {
+	ctl --json history -n 50 | python3 -c '
+import json, sys
+entries = json.load(sys.stdin)
+sys.exit(0 if any(eval(sys.argv[1]) for e in entries) else 1)' "$1"
+}
+# ctl_as_nobody ARGS... — killswitchctl as uid and gid 65534, without groups.
+ctl_as_nobody() {
+	timeout "$KS_CTL_TIMEOUT" setpriv --reuid=65534 --regid=65534 --clear-groups \
+		"$KILLSWITCHCTL" --socket "$KS_SOCK" "$@"
+}
+# The host's own ruleset is as ks_init found it: nothing here touched it (read only).
+host_ruleset_intact() { [ "$(nft list ruleset 2>&1)" = "$KS_HOST_RULESET" ]; }
+# The agent's open file descriptors and resident memory.
+fds() { find "/proc/$AGENT_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$AGENT_PID/status"; }
+
+# ---------------------------------------------------------------------------------------------
 
 cleanup() {
 	local name
@@ -691,6 +718,7 @@ ks_init() {
 	# killswitchctl passes $SSH_CONNECTION to the agent (lockout check): a test run from an SSH
 	# session must not carry the runner's own connection into the lab.
 	unset SSH_CONNECTION
+	KS_HOST_RULESET=$(nft list ruleset 2>&1)
 	ks_setup_dirs
 	trap cleanup EXIT
 	trap 'exit 130' INT TERM

@@ -42,7 +42,6 @@ agent_start || die "killswitchd did not start"
 AGENT_PID_GW=$AGENT_PID
 
 member_ctl() { timeout "$KS_CTL_TIMEOUT" "${MEMBER[@]}" "$KILLSWITCHCTL" --socket "$KS_SOCK" "$@"; }
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$AGENT_PID/status"; }
 # timed NAME JSON — as the group member, one request; check the time and that it was answered.
 timed() {
 	local out secs how

@@ -16,9 +16,6 @@ ks_init
 [ -x "$KILLSWITCHD" ] || die "no agent at $KILLSWITCHD (build: meson setup build && meson compile -C build)"
 [ -x "$KILLSWITCHCTL" ] || die "no client at $KILLSWITCHCTL"
 
-# Read only: the host's own ruleset, to prove at the end that nothing here touched it.
-host_ruleset_before=$(nft list ruleset 2>&1)
-
 # ---------------------------------------------------------------------------------------------
 # Probes. One table for every phase; the first word says what the probe is:
 #   cut    anything an isolation must stop
@@ -90,10 +87,6 @@ contains() { # HAYSTACK NEEDLE... — all present; print the haystack when one i
 }
 not_matches() { ! grep -E -- "$2" <<<"$1"; }
 
-ctl_as_nobody() {
-	timeout "$KS_CTL_TIMEOUT" setpriv --reuid=65534 --regid=65534 --clear-groups \
-		"$KILLSWITCHCTL" --socket "$KS_SOCK" "$@"
-}
 ctl_as_member() {
 	timeout "$KS_CTL_TIMEOUT" setpriv --reuid=65534 --regid=65534 --groups="$ks_gid" \
 		"$KILLSWITCHCTL" --socket "$KS_SOCK" "$@"
@@ -101,7 +94,6 @@ ctl_as_member() {
 
 foreign_table() { n_gw nft list table inet other; }
 foreign_intact() { [ "$(foreign_table 2>&1)" = "$foreign_before" ] || { foreign_table; return 1; }; }
-host_ruleset_intact() { [ "$(nft list ruleset 2>&1)" = "$host_ruleset_before" ]; }
 
 # ---------------------------------------------------------------------------------------------
 note "lab: namespaces ${KS_PREFIX}{lan,gw,inet,mgmt}; agent $KILLSWITCHD${KS_AGENT_WRAPPER:+ under $KS_AGENT_WRAPPER}"

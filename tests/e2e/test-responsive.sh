@@ -64,8 +64,6 @@ check "start: status --json says normal" status_is 'd["state"] == "normal"'
 check "start: policy named loaded, relay.ks-lab.test resolved to 203.0.113.25" \
 	eval "ctl --json policies | grep -q '203.0.113.25'"
 
-web_ok() { tcp_echo lan 192.0.2.80 80; }
-web_cut() { ! tcp_echo lan 192.0.2.80 80; }
 mail_ok() { tcp_echo lan 203.0.113.25 25; }
 check "before: web reachable" web_ok
 check "before: mail reachable" mail_ok

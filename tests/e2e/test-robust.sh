@@ -66,8 +66,6 @@ rss_bounded() { # DESC — the agent's RSS is within RSS_SLACK KiB of RSS0
 		fail "$1: RSS grew from $RSS0 to $rss KiB"
 	fi
 }
-fds() { find "/proc/$AGENT_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$AGENT_PID/status"; }
 fds_at() { [ "$(fds)" -le "$1" ]; }
 # ctl_out CMD... — run killswitchctl, keep what it said (both streams) in $OUT and its status in $RC.
 ctl_out() { OUT=$(ctl "$@" 2>&1); RC=$?; }

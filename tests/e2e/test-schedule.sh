@@ -5,7 +5,12 @@
 # isolate --for/--until, restore --in/--at, cancel, a schedule across an agent restart (due while
 # down: carried out late at start; not yet due: still pending), commit-confirmed isolation that
 # reverts (to normal, and a switch back to the previous policy) and one that is confirmed.
-# Durations are short (2-4 s); "web" is forwarded HTTP from the LAN, cut by every lab policy.
+# "web" is forwarded HTTP from the LAN, cut by every lab policy.
+#
+# Deadlines are D seconds away and the waits for them LATE seconds longer: the checks before a
+# deadline (a status, a probe, an agent restart) must all fit before it even on a busy machine,
+# and a deadline carried out late by a loaded scheduler must not fail the test (issue 13: 2 s and
+# 3 s deadlines raced "--until: web cut before" and "confirm pending: web cut" on a busy machine).
 #
 # Run as root: tests/e2e/test-schedule.sh   (KILLSWITCHD, KILLSWITCHCTL: see lib.sh)
 
@@ -24,46 +29,33 @@ write_lab_policy isolate
 write_lab_policy mailonly --no-phone
 agent_start || die "killswitchd did not start"
 
-web_ok() { tcp_echo lan 192.0.2.80 80; }
-web_cut() { ! tcp_echo lan 192.0.2.80 80; }
+D=8
+LATE=12
 sip_ok() { udp_echo lan 203.0.113.5 5060; }
 sip_cut() { ! udp_echo lan 203.0.113.5 5060; }
-is_normal() { status_is 'd["state"] == "normal"'; }
-is_isolated() { status_is 'd["state"] == "isolated" and d["policy"] == "'"${1:-isolate}"'"'; }
-# history_has PYEXPR — some entry e of the history matches
-history_has() {
-	ctl --json history -n 50 | python3 -c '
-import json, sys
-entries = json.load(sys.stdin)
-sys.exit(0 if any(eval(sys.argv[1]) for e in entries) else 1)' "$1"
-}
-ctl_as_nobody() {
-	timeout "$KS_CTL_TIMEOUT" setpriv --reuid=65534 --regid=65534 --clear-groups \
-		"$KILLSWITCHCTL" --socket "$KS_SOCK" "$@"
-}
 
 check "before: web reachable" web_ok
 
 # --- isolate --for ----------------------------------------------------------------------------
-check_exit 0 "isolate --for 3s returns 0" ctl isolate --for 3s --reason "e2e: for"
+check_exit 0 "isolate --for ${D}s returns 0" ctl isolate --for ${D}s --reason "e2e: for"
 check "--for: web cut before the deadline" web_cut
 check "--for: status --json has restore_at and pending restore" \
 	status_is 'd["restore_at"] and d["pending"]["action"] == "restore" and d["pending"]["confirm"] is False and d["trigger"] == "ctl"'
 out=$(ctl status)
 check "--for: status says 'Restore: ... (in Ns)'" contains "$out" "Restore:" "(in "
-check "--for: normal again by itself within 5 s" wait_until 5 is_normal
+check "--for: normal again by itself after the deadline" wait_until $((D + LATE)) is_normal
 check "--for: web reachable after the deadline" web_ok
 check "--for: status --json restore_at null after" status_is 'd["restore_at"] is None and d["pending"] is None'
 check "--for: history has the schedule and the restore by the schedule" \
 	history_has 'e["action"] == "restore" and e["trigger"] == "schedule"'
 
 # --- isolate --until TIME (local clock time, next occurrence) ---------------------------------
-until=$(date -d '+3 seconds' +%H:%M:%S)
+until=$(date -d "+$D seconds" +%H:%M:%S)
 check_exit 0 "isolate --until $until (local) returns 0" ctl isolate --until "$until"
 check "--until: restore_at is that instant in UTC" \
 	status_is 'd["restore_at"] == "'"$(date -u -d "@$(date -d "$until" +%s)" +%Y-%m-%dT%H:%M:%SZ)"'"'
 check "--until: web cut before" web_cut
-check "--until: normal by itself within 6 s" wait_until 6 is_normal
+check "--until: normal by itself after the deadline" wait_until $((D + LATE)) is_normal
 check "--until: web reachable after" web_ok
 
 # --- restore --in / --at ----------------------------------------------------------------------
@@ -71,24 +63,24 @@ check_exit 1 "restore --in while normal is refused (exit 1)" ctl restore --in 2s
 check_exit 2 "restore --in garbage is a usage error (exit 2)" ctl restore --in 5parsecs
 check_exit 2 "isolate --until in the past is a usage error" ctl isolate --until "2001-01-01 00:00"
 check_exit 0 "isolate (no schedule) returns 0" ctl isolate --reason "e2e: restore --in"
-check_exit 0 "restore --in 2s returns 0 and does not restore now" ctl restore --in 2s
+check_exit 0 "restore --in ${D}s returns 0 and does not restore now" ctl restore --in ${D}s
 check "restore --in: still isolated, restore_at set" status_is 'd["state"] == "isolated" and d["restore_at"]'
 check "restore --in: web cut before" web_cut
-check "restore --in: normal within 5 s" wait_until 5 is_normal
+check "restore --in: normal after the deadline" wait_until $((D + LATE)) is_normal
 check "restore --in: web reachable after" web_ok
 
 check_exit 0 "isolate returns 0" ctl isolate
-at=$(date -d '+3 seconds' '+%Y-%m-%d %H:%M:%S')
+at=$(date -d "+$D seconds" '+%Y-%m-%d %H:%M:%S')
 check_exit 0 "restore --at '$at' (local) returns 0" ctl restore --at "$at"
 check "restore --at: still isolated, web cut" web_cut
-check "restore --at: normal within 6 s" wait_until 6 is_normal
+check "restore --at: normal after the deadline" wait_until $((D + LATE)) is_normal
 check "restore --at: web reachable after" web_ok
 
 # --- cancel -----------------------------------------------------------------------------------
-check_exit 0 "isolate --for 2s returns 0" ctl isolate --for 2s
+check_exit 0 "isolate --for ${D}s returns 0" ctl isolate --for ${D}s
 check_exit 1 "cancel as an unprivileged user is refused" ctl_as_nobody cancel
 check_exit 0 "cancel returns 0" ctl cancel --reason "e2e: forensics take longer"
-sleep 3
+sleep $((D + 1))
 check "cancel: still isolated after the former deadline" is_isolated
 check "cancel: web still cut" web_cut
 check "cancel: restore_at null" status_is 'd["restore_at"] is None'
@@ -97,51 +89,51 @@ check "history has the cancel" history_has 'e["action"] == "cancel"'
 check_exit 0 "restore returns 0" ctl restore
 
 # --- across an agent restart ------------------------------------------------------------------
-check_exit 0 "isolate --for 3s, then stop the agent" ctl isolate --for 3s --reason "e2e: restart, due"
+check_exit 0 "isolate --for ${D}s, then stop the agent" ctl isolate --for ${D}s --reason "e2e: restart, due"
 agent_stop TERM
-sleep 6
+sleep $((D + 2))
 check "agent down past the deadline: still cut (no agent, fail-closed)" web_cut
 agent_start || die "restart"
-check "restarted after the deadline: restored at start" wait_until 3 is_normal
+check "restarted after the deadline: restored at start" wait_until "$LATE" is_normal
 check "restarted after the deadline: web reachable" web_ok
 check "restarted after the deadline: the restore is recorded as late" \
 	history_has 'e["action"] == "restore" and "late" in (e["reason"] or "")'
 
-check_exit 0 "isolate --for 5s, then restart the agent at once" ctl isolate --for 5s
+check_exit 0 "isolate --for $((2 * D))s, then restart the agent at once" ctl isolate --for $((2 * D))s
 agent_stop TERM
 agent_start || die "restart"
 check "restarted before the deadline: still isolated and pending" \
 	status_is 'd["state"] == "isolated" and d["restore_at"] and d["pending"]["action"] == "restore"'
 check "restarted before the deadline: web cut" web_cut
-check "restarted before the deadline: restored by the deadline" wait_until 7 is_normal
+check "restarted before the deadline: restored after the deadline" wait_until $((2 * D + LATE)) is_normal
 check "restarted before the deadline: web reachable" web_ok
 
 # --- commit-confirmed -------------------------------------------------------------------------
-check_exit 0 "isolate --confirm 2s (from normal) returns 0" ctl isolate --confirm 2s --reason "e2e: test policy"
+check_exit 0 "isolate --confirm ${D}s (from normal) returns 0" ctl isolate --confirm ${D}s --reason "e2e: test policy"
 check "confirm pending: status --json pending.confirm and revert to normal" \
 	status_is 'd["pending"]["confirm"] is True and d["pending"]["revert_to"] is None and d["confirm_deadline"]'
 out=$(ctl status)
 check "confirm pending: status says 'Revert: ... unless confirmed'" contains "$out" "Revert:" "unless confirmed"
 check "confirm pending: web cut" web_cut
-check "not confirmed: reverted to normal within 5 s" wait_until 5 is_normal
+check "not confirmed: reverted to normal after the deadline" wait_until $((D + LATE)) is_normal
 check "not confirmed: web reachable" web_ok
 check "not confirmed: history has the revert with the reason" \
 	history_has 'e["action"] == "revert" and "not confirmed" in (e["message"] or "")'
 
 check_exit 0 "isolate mailonly (confirmed state)" ctl isolate mailonly
 check "mailonly: SIP cut" sip_cut
-check_exit 0 "switch to isolate --confirm 2s returns 0" ctl isolate isolate --confirm 2s
+check_exit 0 "switch to isolate --confirm ${D}s returns 0" ctl isolate isolate --confirm ${D}s
 check "switched to isolate: SIP reachable" sip_ok
 check "switch pending: revert to mailonly" status_is 'd["pending"]["action"] == "switch" and d["pending"]["revert_to"] == "mailonly"'
-check "not confirmed: back to policy mailonly within 5 s" wait_until 5 is_isolated mailonly
+check "not confirmed: back to policy mailonly after the deadline" wait_until $((D + LATE)) is_isolated mailonly
 check "back to mailonly: SIP cut again" sip_cut
 check "back to mailonly: web still cut" web_cut
 check "back to mailonly: trigger confirm-timeout" status_is 'd["trigger"] == "confirm-timeout"'
 check_exit 0 "restore returns 0" ctl restore
 
-check_exit 0 "isolate --confirm 3s returns 0" ctl isolate --confirm 3s
+check_exit 0 "isolate --confirm ${D}s returns 0" ctl isolate --confirm ${D}s
 check_exit 0 "confirm returns 0" ctl confirm
-sleep 4
+sleep $((D + 1))
 check "confirmed: still isolated after the deadline" is_isolated
 check "confirmed: web cut" web_cut
 check "confirmed: nothing pending" status_is 'd["pending"] is None'

