@@ -32,6 +32,7 @@
 #include "summary.h"
 #include "timespec.h"
 #include "timeutil.h"
+#include "transition.h"
 #include "triggers.h"
 
 static void reloads_clear(struct ks_manager *m);
@@ -154,16 +155,7 @@ void manager_audit_refused(struct ks_manager *m, const struct ks_actor *a, const
 static int set_state(struct ks_state *s, bool isolated, const char *policy, const struct ks_actor *a,
                      const char *reason)
 {
-        state_init(s);
-        s->isolated = isolated;
-        s->since_usec = now_realtime_usec();
-        s->uid = a->uid;
-        if ((policy && !(s->policy = strdup(policy))) || (a->user && !(s->user = strdup(a->user))) ||
-            (reason && !(s->reason = strdup(reason))) || (a->trigger && !(s->trigger = strdup(a->trigger)))) {
-                state_clear(s);
-                return -ENOMEM;
-        }
-        return 0;
+        return transition_state(s, isolated, policy, a, reason, now_realtime_usec());
 }
 
 int manager_find_policy(struct ks_manager *m, const char *name, const struct ks_policy **ret,
@@ -645,47 +637,6 @@ static int check_lockout(const struct ks_policy *p, const char *ssh_connection, 
                             p->name, client, ifname, client, sport);
 }
 
-/*
- * The state after isolating with `name`: a pending restore stays unless
- * replaced (a trigger drops it: what a trigger demanded is never lifted by a
- * schedule); triggers that fired stay fired while isolated; commit-confirmed
- * reverts to the last confirmed state, kept across repeated --confirm.
- */
-static int next_isolated(struct ks_manager *m, const char *name, const struct ks_actor *a, const char *reason,
-                         const struct ks_isolate_opts *o, struct ks_state *next)
-{
-        const struct ks_state *cur = &m->state;
-        int r = set_state(next, true, name, a, reason);
-
-        if (r < 0)
-                return r;
-        if (cur->isolated && !o->trigger) {
-                next->restore_at_usec = cur->restore_at_usec;
-                next->restore_boot_usec = cur->restore_boot_usec;
-        }
-        if (o->restore_at_usec) {
-                next->restore_at_usec = o->restore_at_usec;
-                next->restore_boot_usec = o->restore_boot_usec;
-        }
-        for (size_t i = 0; r == 0 && cur->isolated && i < cur->n_fired; i++)
-                r = state_add_fired(next, cur->fired[i]);
-        if (r == 0 && o->trigger && a->trigger)
-                r = state_add_fired(next, a->trigger);
-        if (r == 0 && o->confirm_usec) {
-                bool pending = cur->isolated && cur->confirm_usec;
-                const char *to = pending ? cur->revert_policy : cur->isolated ? cur->policy : NULL;
-
-                next->confirm_usec = now_realtime_usec() + o->confirm_usec;
-                next->confirm_boot_usec = schedule_now_boottime() + o->confirm_usec;
-                next->revert_isolated = pending ? cur->revert_isolated : cur->isolated;
-                if (to && !(next->revert_policy = strdup(to)))
-                        r = -ENOMEM;
-        }
-        if (r < 0)
-                state_clear(next);
-        return r;
-}
-
 static void audit_schedule(struct ks_manager *m, const struct ks_actor *a, const struct ks_isolate_opts *o)
 {
         const struct ks_state *s = &m->state;
@@ -724,7 +675,7 @@ int manager_isolate(struct ks_manager *m, const char *name, const struct ks_acto
                 audit(m, AUDIT_REFUSED, a, name, NULL, reason, e);
                 return r;
         }
-        r = next_isolated(m, name, a, reason, o, &next);
+        r = transition_isolate(&m->state, name, a, reason, o, now_realtime_usec(), schedule_now_boottime(), &next);
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_INTERNAL, "Out of memory");
         superseded = m->state.isolated && m->state.confirm_usec && !o->confirm_usec &&

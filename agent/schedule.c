@@ -14,6 +14,7 @@
 #include "state.h"
 #include "timespec.h"
 #include "timeutil.h"
+#include "transition.h"
 
 static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata);
 
@@ -49,35 +50,14 @@ static void arm_at(struct ks_manager *m, clockid_t clock, uint64_t at)
                                 "the next change or restart");
 }
 
-static uint64_t earliest(uint64_t a, uint64_t b)
-{
-        return !a ? b : !b ? a : a < b ? a : b;
-}
-
 /* A deadline given as a duration counts on CLOCK_BOOTTIME, an instant on the wall clock. */
 void schedule_arm(struct ks_manager *m)
 {
-        const struct ks_state *s = &m->state;
-        uint64_t real = 0, boot = 0;
+        uint64_t real, boot;
 
-        if (s->isolated) {
-                if (s->restore_boot_usec)
-                        boot = s->restore_boot_usec;
-                else
-                        real = s->restore_at_usec;
-                if (s->confirm_boot_usec)
-                        boot = earliest(boot, s->confirm_boot_usec);
-                else
-                        real = earliest(real, s->confirm_usec);
-        }
+        transition_deadlines(&m->state, &real, &boot);
         arm_at(m, CLOCK_REALTIME, real);
         arm_at(m, CLOCK_BOOTTIME, boot);
-}
-
-/* Is the deadline (wall clock, and boottime if it came from a duration) due? */
-static bool due(uint64_t real, uint64_t boot, uint64_t now_real, uint64_t now_boot)
-{
-        return real && (boot ? boot <= now_boot : real <= now_real);
 }
 
 /* ", 42s late: the agent was not running" or "". */
@@ -92,14 +72,13 @@ static void late_note(uint64_t due, uint64_t now, char *buf, size_t size)
                 buf[0] = '\0';
 }
 
-static int revert(struct ks_manager *m, uint64_t now)
+static int revert(struct ks_manager *m, enum transition_due due, uint64_t now)
 {
         const struct ks_state *s = &m->state;
         struct ks_actor self = AGENT_ACTOR("confirm-timeout");
         _cleanup_free_ char *to = s->revert_policy ? strdup(s->revert_policy) : NULL;
         char reason[1024], at[32], late[160];
         struct ks_error e = {};
-        bool isolated = s->revert_isolated;
         int r;
 
         if (s->revert_policy && !to)
@@ -107,13 +86,13 @@ static int revert(struct ks_manager *m, uint64_t now)
         late_note(s->confirm_usec, now, late, sizeof(late));
         snprintf(reason, sizeof(reason), "isolation with policy %s (by %s) was not confirmed by %s%s", s->policy,
                  s->user ? s->user : "?", timespec_format_rfc3339(s->confirm_usec, at, sizeof(at)), late);
-        manager_audit(m, AUDIT_REVERT, &self, s->policy, isolated ? to : NULL, reason, NULL);
-        if (isolated && to) {
+        manager_audit(m, AUDIT_REVERT, &self, s->policy, due == TRANSITION_REVERT_SWITCH ? to : NULL, reason,
+                      NULL);
+        if (due == TRANSITION_REVERT_SWITCH) {
                 struct ks_isolate_opts o = { .force = true };
 
                 r = manager_isolate(m, to, &self, reason, &o, &e);
-        } else if (isolated) {
-                /* The previous isolation's policy is unknown: stay isolated, never open by guessing. */
+        } else if (due == TRANSITION_REVERT_KEEP) {
                 log_error("Cannot revert: the previous policy is unknown; keeping policy %s in force", s->policy);
                 r = manager_isolate(m, s->policy, &self, reason, &(struct ks_isolate_opts){ .force = true }, &e);
         } else {
@@ -145,14 +124,14 @@ static int restore(struct ks_manager *m, uint64_t now)
 static int on_deadline(sd_event_source *source, uint64_t usec, void *userdata)
 {
         struct ks_manager *m = userdata;
-        const struct ks_state *s = &m->state;
         uint64_t now = now_realtime_usec(), now_boot = schedule_now_boottime();
+        enum transition_due due = transition_due(&m->state, now, now_boot);
         int r = 0;
 
-        /* The revert first: it decides what a restore due at the same time applies to. */
-        if (s->isolated && due(s->confirm_usec, s->confirm_boot_usec, now, now_boot))
-                r = revert(m, now);
-        if (r == 0 && s->isolated && due(s->restore_at_usec, s->restore_boot_usec, now, now_boot))
+        /* The revert first (transition_due says so): it decides what a restore due at the same time applies to. */
+        if (due == TRANSITION_REVERT_RESTORE || due == TRANSITION_REVERT_SWITCH || due == TRANSITION_REVERT_KEEP)
+                r = revert(m, due, now);
+        if (r == 0 && transition_due(&m->state, now, now_boot) == TRANSITION_RESTORE)
                 r = restore(m, now);
         if (r < 0)
                 arm_at(m, CLOCK_BOOTTIME, now_boot + SCHEDULE_RETRY_USEC);

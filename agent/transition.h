@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "state.h"
+
+/*
+ * The state machine's decisions, pure: which state an isolation leads to, and
+ * what a deadline carries out. No clock (the caller passes `now`, realtime
+ * usec, and `now_boot`, CLOCK_BOOTTIME usec, for deadlines given as durations:
+ * see struct ks_state), no I/O, no event loop: the manager (manager.c,
+ * schedule.c) applies what these decide, and tests/unit/test-transition.c
+ * checks them without a kernel.
+ */
+
+struct ks_actor;
+struct ks_isolate_opts;
+
+/* s = normal or isolated with policy, changed at now by a for reason. 0 or -ENOMEM (s cleared). */
+int transition_state(struct ks_state *s, bool isolated, const char *policy, const struct ks_actor *a,
+                     const char *reason, uint64_t now);
+
+/*
+ * The state after isolating with `policy` from cur: a pending restore stays
+ * unless replaced (a trigger drops it: what a trigger demanded is never lifted
+ * by a schedule); triggers that fired stay fired while isolated;
+ * commit-confirmed reverts to the last confirmed state, kept across repeated
+ * --confirm. 0 or -ENOMEM (ret_next cleared).
+ */
+int transition_isolate(const struct ks_state *cur, const char *policy, const struct ks_actor *a,
+                       const char *reason, const struct ks_isolate_opts *o, uint64_t now, uint64_t now_boot,
+                       struct ks_state *ret_next);
+
+/* What a deadline carries out, the commit-confirmed revert first (it decides what a restore due at
+ * the same time applies to). */
+enum transition_due {
+        TRANSITION_NONE,                /* nothing is due */
+        TRANSITION_REVERT_RESTORE,      /* not confirmed: back to normal */
+        TRANSITION_REVERT_SWITCH,       /* not confirmed: back to isolation with s->revert_policy */
+        TRANSITION_REVERT_KEEP,         /* not confirmed, the previous policy unknown: stay isolated */
+        TRANSITION_RESTORE,             /* the scheduled restore */
+};
+
+/* A deadline given as a duration is due by CLOCK_BOOTTIME, an instant by the wall clock. */
+enum transition_due transition_due(const struct ks_state *s, uint64_t now, uint64_t now_boot);
+
+/* The next deadline of s on each clock (0: none on that clock): the timers to arm. */
+void transition_deadlines(const struct ks_state *s, uint64_t *ret_real, uint64_t *ret_boot);

@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The state machine without a kernel (agent/transition.c): the state an
+ * isolation leads to (schedules kept, replaced or dropped; fired triggers;
+ * what a commit-confirmed isolation reverts to) and what a deadline carries
+ * out (the revert before the restore; never open by guessing).
+ */
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "manager.h"
+#include "state.h"
+#include "transition.h"
+
+#define NOW 1800000000000000ULL         /* realtime usec */
+#define BOOT 7000000000ULL              /* CLOCK_BOOTTIME usec at NOW */
+#define SEC 1000000ULL
+
+static const struct ks_actor admin = { .user = "alice", .uid = 1000, .trigger = "ctl" };
+static const struct ks_actor ids = { .user = "killswitchd", .uid = -1, .trigger = "path:panic" };
+
+/* next = isolate(cur, policy, actor, opts) at NOW. */
+static void isolate(const struct ks_state *cur, const char *policy, const struct ks_actor *a,
+                    struct ks_isolate_opts o, struct ks_state *next)
+{
+        assert_int_equal(transition_isolate(cur, policy, a, "why", &o, NOW, BOOT, next), 0);
+        assert_true(next->isolated);
+        assert_string_equal(next->policy, policy);
+        assert_int_equal(next->since_usec, NOW);
+}
+
+static void normal(struct ks_state *s)
+{
+        assert_int_equal(transition_state(s, false, NULL, &admin, NULL, NOW - 100 * SEC), 0);
+}
+
+static void test_state(void **unused)
+{
+        struct ks_state s;
+
+        assert_int_equal(transition_state(&s, true, "isolate", &admin, "incident 42", NOW), 0);
+        assert_true(s.isolated);
+        assert_string_equal(s.policy, "isolate");
+        assert_string_equal(s.user, "alice");
+        assert_int_equal(s.uid, 1000);
+        assert_string_equal(s.reason, "incident 42");
+        assert_string_equal(s.trigger, "ctl");
+        assert_int_equal(s.since_usec, NOW);
+        assert_int_equal(s.restore_at_usec, 0);
+        assert_int_equal(s.confirm_usec, 0);
+        assert_int_equal(s.n_fired, 0);
+        state_clear(&s);
+
+        normal(&s);
+        assert_false(s.isolated);
+        assert_null(s.policy);
+        assert_null(s.reason);
+        state_clear(&s);
+}
+
+/* A pending restore stays across a switch, a new one replaces it, a trigger drops it. */
+static void test_restore_schedule(void **unused)
+{
+        struct ks_state n, a, b, c, d;
+
+        normal(&n);
+        isolate(&n, "isolate", &admin, (struct ks_isolate_opts){ .restore_at_usec = NOW + 60 * SEC }, &a);
+        assert_int_equal(a.restore_at_usec, NOW + 60 * SEC);
+
+        isolate(&a, "mailonly", &admin, (struct ks_isolate_opts){}, &b);
+        assert_int_equal(b.restore_at_usec, NOW + 60 * SEC);
+
+        isolate(&b, "isolate", &admin, (struct ks_isolate_opts){ .restore_at_usec = NOW + 5 * SEC }, &c);
+        assert_int_equal(c.restore_at_usec, NOW + 5 * SEC);
+
+        /* What a trigger demanded is never lifted by a schedule. */
+        isolate(&c, "isolate", &ids, (struct ks_isolate_opts){ .trigger = true }, &d);
+        assert_int_equal(d.restore_at_usec, 0);
+        assert_string_equal(d.trigger, "path:panic");
+
+        /* From normal nothing is carried over, not even a stale schedule. */
+        n.restore_at_usec = NOW + 1;
+        state_clear(&a);
+        isolate(&n, "isolate", &admin, (struct ks_isolate_opts){}, &a);
+        assert_int_equal(a.restore_at_usec, 0);
+
+        state_clear(&n);
+        state_clear(&a);
+        state_clear(&b);
+        state_clear(&c);
+        state_clear(&d);
+}
+
+/* Fired triggers stay fired while isolated (once per incident); a restore re-arms them. */
+static void test_fired(void **unused)
+{
+        static const struct ks_actor heartbeat = { .user = "killswitchd", .uid = -1, .trigger = "heartbeat" };
+        struct ks_state n, a, b, c, d;
+
+        normal(&n);
+        isolate(&n, "isolate", &ids, (struct ks_isolate_opts){ .trigger = true }, &a);
+        assert_true(state_fired(&a, "path:panic"));
+        assert_int_equal(a.n_fired, 1);
+
+        isolate(&a, "mailonly", &admin, (struct ks_isolate_opts){}, &b);
+        assert_true(state_fired(&b, "path:panic"));
+
+        isolate(&b, "isolate", &heartbeat, (struct ks_isolate_opts){ .trigger = true }, &c);
+        assert_true(state_fired(&c, "path:panic"));
+        assert_true(state_fired(&c, "heartbeat"));
+        assert_int_equal(c.n_fired, 2);
+
+        /* An actor's trigger counts as fired only when it isolates as a trigger. */
+        n.n_fired = 0;
+        isolate(&n, "isolate", &admin, (struct ks_isolate_opts){}, &d);
+        assert_false(state_fired(&d, "ctl"));
+        assert_int_equal(d.n_fired, 0);
+
+        state_clear(&n);
+        state_clear(&a);
+        state_clear(&b);
+        state_clear(&c);
+        state_clear(&d);
+}
+
+/* Commit-confirmed reverts to the last confirmed state, kept across repeated --confirm. */
+static void test_confirm_target(void **unused)
+{
+        struct ks_state n, a, b, c, d;
+
+        normal(&n);
+        isolate(&n, "isolate", &admin, (struct ks_isolate_opts){ .confirm_usec = 30 * SEC }, &a);
+        assert_int_equal(a.confirm_usec, NOW + 30 * SEC);
+        assert_int_equal(a.confirm_boot_usec, BOOT + 30 * SEC);
+        assert_false(a.revert_isolated);
+        assert_null(a.revert_policy);
+
+        /* Another --confirm while one is pending: still back to normal, the new deadline. */
+        isolate(&a, "mailonly", &admin, (struct ks_isolate_opts){ .confirm_usec = 10 * SEC }, &b);
+        assert_int_equal(b.confirm_usec, NOW + 10 * SEC);
+        assert_false(b.revert_isolated);
+        assert_null(b.revert_policy);
+
+        /* Confirmed (a plain isolation): a later --confirm reverts to that policy. */
+        isolate(&b, "mailonly", &admin, (struct ks_isolate_opts){}, &c);
+        assert_int_equal(c.confirm_usec, 0);
+        isolate(&c, "isolate", &admin, (struct ks_isolate_opts){ .confirm_usec = 5 * SEC }, &d);
+        assert_true(d.revert_isolated);
+        assert_string_equal(d.revert_policy, "mailonly");
+
+        state_clear(&n);
+        state_clear(&a);
+        state_clear(&b);
+        state_clear(&c);
+        state_clear(&d);
+}
+
+static struct ks_state isolated_with(uint64_t restore_at, uint64_t confirm, bool revert_isolated,
+                                     const char *revert_policy)
+{
+        return (struct ks_state){ .isolated = true, .policy = (char *)"isolate", .restore_at_usec = restore_at,
+                                  .confirm_usec = confirm, .revert_isolated = revert_isolated,
+                                  .revert_policy = (char *)revert_policy };
+}
+
+static void expect_deadlines(const struct ks_state *s, uint64_t real, uint64_t boot)
+{
+        uint64_t r = 1, b = 1;
+
+        transition_deadlines(s, &r, &b);
+        assert_int_equal(r, real);
+        assert_int_equal(b, boot);
+}
+
+static void test_due(void **unused)
+{
+        struct ks_state s;
+
+        s = isolated_with(0, 0, false, NULL);
+        assert_int_equal(transition_due(&s, NOW, BOOT), TRANSITION_NONE);
+        expect_deadlines(&s, 0, 0);
+
+        s = isolated_with(NOW + 1, 0, false, NULL);
+        assert_int_equal(transition_due(&s, NOW, BOOT), TRANSITION_NONE);
+        assert_int_equal(transition_due(&s, NOW + 1, BOOT), TRANSITION_RESTORE);      /* at the instant */
+        assert_int_equal(transition_due(&s, NOW + 3600 * SEC, BOOT), TRANSITION_RESTORE);   /* late */
+        expect_deadlines(&s, NOW + 1, 0);
+
+        s = isolated_with(0, NOW, false, NULL);
+        assert_int_equal(transition_due(&s, NOW, BOOT), TRANSITION_REVERT_RESTORE);
+        s = isolated_with(0, NOW, true, "mailonly");
+        assert_int_equal(transition_due(&s, NOW, BOOT), TRANSITION_REVERT_SWITCH);
+        /* The previous policy unknown: stay isolated, never open by guessing. */
+        s = isolated_with(0, NOW, true, NULL);
+        assert_int_equal(transition_due(&s, NOW, BOOT), TRANSITION_REVERT_KEEP);
+        assert_int_equal(transition_due(&s, NOW - 1, BOOT), TRANSITION_NONE);
+
+        /* Both due: the revert first, it decides what the restore applies to. */
+        s = isolated_with(NOW - 5, NOW - 1, true, "mailonly");
+        assert_int_equal(transition_due(&s, NOW, BOOT), TRANSITION_REVERT_SWITCH);
+        expect_deadlines(&s, NOW - 5, 0);
+        s = isolated_with(NOW + 50, NOW + 20, false, NULL);
+        expect_deadlines(&s, NOW + 20, 0);
+
+        /* Normal: whatever is left in the fields, nothing is due. */
+        s = isolated_with(NOW - 5, NOW - 1, true, "mailonly");
+        s.isolated = false;
+        assert_int_equal(transition_due(&s, NOW, BOOT), TRANSITION_NONE);
+        expect_deadlines(&s, 0, 0);
+}
+
+/* A deadline given as a duration counts on CLOCK_BOOTTIME: a step of the wall clock moves it neither way. */
+static void test_boottime(void **unused)
+{
+        struct ks_state n, a, b;
+
+        normal(&n);
+        isolate(&n, "isolate", &admin, (struct ks_isolate_opts){ .restore_at_usec = NOW + 60 * SEC,
+                                                                 .restore_boot_usec = BOOT + 60 * SEC }, &a);
+        expect_deadlines(&a, 0, BOOT + 60 * SEC);
+        /* The wall clock jumped an hour ahead: not due yet; boottime reached: due, whatever the wall clock says. */
+        assert_int_equal(transition_due(&a, NOW + 3600 * SEC, BOOT + 59 * SEC), TRANSITION_NONE);
+        assert_int_equal(transition_due(&a, NOW - 3600 * SEC, BOOT + 60 * SEC), TRANSITION_RESTORE);
+
+        /* A switch keeps both; a confirm as a duration adds a boottime deadline, the earlier one is armed. */
+        isolate(&a, "mailonly", &admin, (struct ks_isolate_opts){ .confirm_usec = 10 * SEC }, &b);
+        assert_int_equal(b.restore_boot_usec, BOOT + 60 * SEC);
+        expect_deadlines(&b, 0, BOOT + 10 * SEC);
+        assert_int_equal(transition_due(&b, NOW, BOOT + 10 * SEC), TRANSITION_REVERT_SWITCH);
+
+        /* After a restart only the wall-clock instants are known (boottime is not saved). */
+        b.restore_boot_usec = b.confirm_boot_usec = 0;
+        expect_deadlines(&b, NOW + 10 * SEC, 0);
+        assert_int_equal(transition_due(&b, NOW + 10 * SEC, 0), TRANSITION_REVERT_SWITCH);
+
+        state_clear(&n);
+        state_clear(&a);
+        state_clear(&b);
+}
+
+/* The whole path of a revert to the previous policy: isolate P, switch Q --confirm, time out. */
+static void test_revert_path(void **unused)
+{
+        static const struct ks_actor timeout = { .user = "killswitchd", .uid = -1, .trigger = "confirm-timeout" };
+        struct ks_state n, p, q, back;
+
+        normal(&n);
+        isolate(&n, "mailonly", &admin, (struct ks_isolate_opts){ .restore_at_usec = NOW + 600 * SEC }, &p);
+        isolate(&p, "isolate", &admin, (struct ks_isolate_opts){ .confirm_usec = 2 * SEC }, &q);
+        assert_int_equal(transition_due(&q, NOW + SEC, BOOT + SEC), TRANSITION_NONE);
+        assert_int_equal(transition_due(&q, NOW + 2 * SEC, BOOT + 2 * SEC), TRANSITION_REVERT_SWITCH);
+        assert_string_equal(q.revert_policy, "mailonly");
+
+        /* The manager reverts with the agent as the actor, forced, no schedule of its own. */
+        assert_int_equal(transition_isolate(&q, q.revert_policy, &timeout, "not confirmed",
+                                            &(struct ks_isolate_opts){ .force = true }, NOW + 2 * SEC, BOOT + 2 * SEC,
+                                            &back), 0);
+        assert_string_equal(back.policy, "mailonly");
+        assert_string_equal(back.trigger, "confirm-timeout");
+        assert_int_equal(back.confirm_usec, 0);
+        assert_int_equal(back.restore_at_usec, NOW + 600 * SEC);        /* the restore still pending */
+        assert_int_equal(transition_due(&back, NOW + 2 * SEC, BOOT), TRANSITION_NONE);
+        assert_int_equal(transition_due(&back, NOW + 600 * SEC, BOOT), TRANSITION_RESTORE);
+
+        state_clear(&n);
+        state_clear(&p);
+        state_clear(&q);
+        state_clear(&back);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_state),
+                cmocka_unit_test(test_restore_schedule),
+                cmocka_unit_test(test_fired),
+                cmocka_unit_test(test_confirm_target),
+                cmocka_unit_test(test_due),
+                cmocka_unit_test(test_boottime),
+                cmocka_unit_test(test_revert_path),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
