@@ -639,6 +639,9 @@ contains() {
 	done
 }
 
+# not_matches TEXT ERE — no line of TEXT matches ERE (the matching lines are printed).
+not_matches() { ! grep -E -- "$2" <<<"$1"; }
+
 # ks_table_state — "absent", "staged" or "active": the table inet killswitch in gw. Staged
 # policies are regular chains; isolation adds base chains (a "hook" line in the listing).
 ks_table_state() {

@@ -85,7 +85,6 @@ contains() { # HAYSTACK NEEDLE... — all present; print the haystack when one i
 		grep -qF -- "$needle" <<<"$hay" || { printf 'missing %s in:\n%s\n' "$needle" "$hay"; return 1; }
 	done
 }
-not_matches() { ! grep -E -- "$2" <<<"$1"; }
 
 ctl_as_member() {
 	timeout "$KS_CTL_TIMEOUT" setpriv --reuid=65534 --regid=65534 --groups="$ks_gid" \

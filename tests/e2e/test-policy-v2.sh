@@ -60,7 +60,6 @@ Ports=tcp:8080
 EOF
 }
 
-not_matches() { ! grep -E -- "$2" <<<"$1"; }
 
 # What the site does; "+" kept, "-" cut while isolated (all of it works while normal).
 site_probes() {
