@@ -200,65 +200,53 @@ static const struct ini_key *key_find(const struct ini_format *f, const char *gr
         return NULL;
 }
 
-/* "A=, B= or C=": n items, each followed by suffix. */
-static char *hint_list(size_t n, const char *const *items, const char *suffix)
+/* The separator before item i of n in a hint: "A, B or C". */
+static const char *hint_sep(size_t i, size_t n)
 {
-        _cleanup_free_ char *s = NULL;
-        size_t size = 0;
+        return i == 0 ? "" : i + 1 == n ? " or " : ", ";
+}
+
+/* Close the memstream of *s: the text, or NULL. */
+static char *hint_close(FILE *f, char **s)
+{
+        if (fclose(f) != 0) {
+                free(*s);
+                return NULL;
+        }
+        return *s;
+}
+
+/* "[Policy], [Uplinks] or [Gateway NAME]": the sections of the format. */
+static char *hint_sections(const struct ini_format *fmt)
+{
+        size_t size = 0, n = n_sections(fmt);
+        char *s = NULL;
         FILE *f = open_memstream(&s, &size);
 
         if (!f)
                 return NULL;
-        for (size_t i = 0; i < n; i++) {
-                fputs(i == 0 ? "" : i + 1 == n ? " or " : ", ", f);
-                fputs(items[i], f);
-                fputs(suffix, f);
-        }
-        if (fclose(f) != 0)
-                return NULL;
-        return TAKE_PTR(s);
-}
-
-/* "[Policy], [Uplinks] or [Gateway NAME]": the sections of the format. */
-static char *hint_sections(const struct ini_format *f)
-{
-        _cleanup_free_ const char **names = NULL;
-        _cleanup_free_ char *s = NULL;
-        size_t n = n_sections(f);
-
-        names = calloc(n + 1, sizeof(*names));
-        if (!names)
-                return NULL;
-        for (size_t i = 0; i < n; i++) {
-                const struct ini_section *sec = &f->sections[i];
-
-                if (asprintf((char **)&names[i], "[%s%s]", sec->name,
-                             sec->flags & INI_SECTION_NAMED ? " NAME" : "") < 0)
-                        names[i] = NULL;
-        }
         for (size_t i = 0; i < n; i++)
-                if (!names[i])
-                        goto out_free_names;
-        s = hint_list(n, names, "");
-out_free_names:
-        for (size_t i = 0; i < n; i++)
-                free((char *)names[i]);
-        return TAKE_PTR(s);
+                fprintf(f, "%s[%s%s]", hint_sep(i, n), fmt->sections[i].name,
+                        fmt->sections[i].flags & INI_SECTION_NAMED ? " NAME" : "");
+        return hint_close(f, &s);
 }
 
 /* "Address=, Ports= or Ping=": the keys of a section. */
-static char *hint_keys(const struct ini_format *f, const char *group)
+static char *hint_keys(const struct ini_format *fmt, const char *group)
 {
-        _cleanup_free_ const char **names = NULL;
-        size_t n = 0;
+        size_t size = 0, n = 0, i = 0;
+        char *s = NULL;
+        FILE *f;
 
-        names = calloc(n_keys(f) + 1, sizeof(*names));
-        if (!names)
+        for (const struct ini_key *k = fmt->keys; k->key; k++)
+                n += strcmp(k->section, group) == 0;
+        f = open_memstream(&s, &size);
+        if (!f)
                 return NULL;
-        for (const struct ini_key *k = f->keys; k->key; k++)
+        for (const struct ini_key *k = fmt->keys; k->key; k++)
                 if (strcmp(k->section, group) == 0)
-                        names[n++] = k->key;
-        return hint_list(n, names, "=");
+                        fprintf(f, "%s%s=", hint_sep(i++, n), k->key);
+        return hint_close(f, &s);
 }
 
 /* ---- Sections ---------------------------------------------------------- */
