@@ -117,6 +117,19 @@ ip -n "$NS_INET" addr add 2001:db8:77::8/128 dev lo nodad || die "adding 2001:db
 
 write_site_policy site "192.0.2.10 2001:db8:10::10"
 write_site_policy siteinside "10.0.1.10 fd00:1::10"
+# A service by host names: its address and who may connect, resolved by the agent in gw through
+# /etc/netns/GW/hosts (lab_destroy removes it), and pinned.
+mkdir -p "/etc/netns/$NS_GW"
+printf '127.0.0.1 localhost\n::1 localhost\n192.0.2.5 pbx.lab.example\n203.0.113.77 provider.lab.example\n' >"/etc/netns/$NS_GW/hosts"
+cat >"$KS_CONF/policies/sitenames.policy" <<'EOF'
+[Uplinks]
+Interface=wan0 wan1
+
+[Service pbx]
+Address=pbx.lab.example
+From=provider.lab.example
+Ports=udp:5060 udp:10000-20000
+EOF
 agent_start || die "agent did not start"
 
 note "while normal, every probe works (so a cut below is the kill switch's)"
@@ -149,6 +162,17 @@ check "nft lists the kernel's chains as show prints them" \
 note "the MX named by its inside address: matched after DNAT on the reply tuple"
 check "switch to the policy naming the MX by its inside address" ctl isolate siteinside
 check_many < <(site_probes | grep -E '^[-+] (MX|from port 25|outbound SMTP)' | tagged inside)
+
+note "a service given by host names"
+check "switch to the policy naming the PBX and its provider by host name" ctl isolate sitenames
+check "show says what the names resolved to" contains "$(ctl show sitenames)" \
+	"# service pbx: pbx.lab.example = 192.0.2.5" "# service pbx: provider.lab.example = 203.0.113.77"
+check "status names the service of each resolved name" \
+	status_is '{(r["service"], r["name"]) for r in d["resolved"]} == {("pbx", "pbx.lab.example"), ("pbx", "provider.lab.example")}'
+check_many <<'EOF'
++ [names] SIP in from the provider host         | udp_echo_from inet 203.0.113.77 192.0.2.5 5060
+- [names] SIP in from another host of its /24   | udp_echo_from inet 203.0.113.5 192.0.2.5 5060
+EOF
 
 # The only way version 1 could keep the MX: a gateway of every address on tcp/25. The probes above
 # see its holes (what this test would find with the old matching): mail out to anyone from any host,
