@@ -11,6 +11,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <systemd/sd-event.h>
 #include <systemd/sd-journal.h>
 
 #include "alloc.h"
@@ -57,6 +58,8 @@ struct ks_audit {
         bool cached;            /* `tail` holds the file's newest valid lines */
         struct lines tail;      /* what History serves from, capacity max_lines */
         struct refusals refusals;
+        sd_event_source *sync;  /* fsync of the history once the loop is idle (audit_attach_event) */
+        bool sync_dir;          /* the file was created: its directory too */
 };
 
 static void lines_clear(struct lines *l);
@@ -108,11 +111,49 @@ int audit_new(const char *state_dir, struct ks_audit **ret)
         return 0;
 }
 
+/* Make what history_append() wrote durable: fsync the file (any descriptor of it will do). */
+static int history_sync(struct ks_audit *a)
+{
+        _cleanup_close_ int fd = open(a->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        bool dir = a->sync_dir;
+
+        a->sync_dir = false;
+        if (fd < 0 || fsync(fd) < 0)
+                return -errno;
+        return dir ? fsync_dir(a->state_dir) : 0;
+}
+
+static int on_history_sync(sd_event_source *s, void *userdata)
+{
+        struct ks_audit *a = userdata;
+        int r = history_sync(a);
+
+        if (r < 0)
+                log_warning_errno(r, "Could not sync the history %s: %m", a->path);
+        return 0;
+}
+
+int audit_attach_event(struct ks_audit *a, sd_event *event)
+{
+        int r = sd_event_add_defer(event, &a->sync, on_history_sync, a);
+
+        if (r >= 0)
+                r = sd_event_source_set_priority(a->sync, SD_EVENT_PRIORITY_IDLE);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(a->sync, SD_EVENT_OFF);
+        if (r < 0)
+                a->sync = sd_event_source_disable_unref(a->sync);
+        return r;
+}
+
 struct ks_audit *audit_free(struct ks_audit *a)
 {
         if (!a)
                 return NULL;
         refusals_flush(a, true);
+        if (a->sync && sd_event_source_get_enabled(a->sync, NULL) > 0)
+                history_sync(a);
+        sd_event_source_disable_unref(a->sync);
         lines_clear(&a->tail);
         free(a->state_dir);
         free(a->path);
@@ -593,12 +634,18 @@ static int history_append(struct ks_audit *a, const char *line)
             (r = write_all(fd, "\n", 1)) < 0)
                 return r;
         r = write_all(fd, line, strlen(line));
-        if (r == 0 && fsync(fd) < 0)
-                r = -errno;
         if (r < 0)
                 return r;
-        if (st.st_size == 0 && (r = fsync_dir(a->state_dir)) < 0)
-                return r;
+        if (a->sync) {
+                /* In the page cache it survives a crash of the agent; on disk once the loop is idle. */
+                a->sync_dir |= st.st_size == 0;
+                sd_event_source_set_enabled(a->sync, SD_EVENT_ONESHOT);
+        } else {
+                if (fsync(fd) < 0)
+                        return -errno;
+                if (st.st_size == 0 && (r = fsync_dir(a->state_dir)) < 0)
+                        return r;
+        }
         a->n_lines++;
         if (a->cached && lines_push(&a->tail, line, strcspn(line, "\n")) < 0) {
                 lines_clear(&a->tail);

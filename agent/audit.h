@@ -70,6 +70,14 @@ struct ks_audit;
 
 int audit_new(const char *state_dir, struct ks_audit **ret);
 struct ks_audit *audit_free(struct ks_audit *a);
+/*
+ * From now on a history line is written at once but fsynced when the event
+ * loop is next idle (after the reply to the request that caused it), not
+ * before: the emergency command waits for the kernel and its own state file,
+ * not for the audit trail. Without it, every line is fsynced as it is written.
+ */
+struct sd_event;
+int audit_attach_event(struct ks_audit *a, struct sd_event *event);
 
 /*
  * Journal (and stderr), plus history for all kinds but AUDIT_RELOAD. a may be NULL: journal only.

@@ -62,6 +62,8 @@ int manager_new(const struct ks_options *o, struct ks_manager **ret)
         r = sd_event_default(&m->event);
         if (r < 0)
                 return r;
+        if (audit_attach_event(m->audit, m->event) < 0)
+                log_warning("Could not defer the history's fsync: every history line is synced at once");
         *ret = TAKE_PTR(m);
         return 0;
 }
@@ -203,15 +205,27 @@ static int staged_policies(struct ks_manager *m, const struct ks_policy ***ret, 
  * meant): a mismatch is an error, never a silent success. Element counts are
  * read only after a rebuild (a dump of large sets costs; a switch leaves them).
  */
-static int verify(struct ks_manager *m, bool with_elems, struct ks_error *e)
+enum readback_scope {
+        READBACK_HOOKS,         /* after a switch: the chains, and the rules of the hooked ones */
+        READBACK_TABLE,         /* chains, rules, sets, counters */
+        READBACK_ELEMS,         /* the same and every set's element count */
+};
+
+static int verify_scope(struct ks_manager *m, enum readback_scope scope, struct ks_error *e)
 {
         struct ks_summary have = {};
         char diff[512];
         int r;
 
-        r = nft_table_summary(m->nft, TABLE_NAME, with_elems, &have);
-        if (r == 0)
-                r = summary_diff(&m->expect, &have, with_elems, diff, sizeof(diff));
+        if (scope == READBACK_HOOKS) {
+                r = nft_hooks_summary(m->nft, TABLE_NAME, &have);
+                if (r == 0)
+                        r = summary_diff_hooks(&m->expect, &have, diff, sizeof(diff));
+        } else {
+                r = nft_table_summary(m->nft, TABLE_NAME, scope == READBACK_ELEMS, &have);
+                if (r == 0)
+                        r = summary_diff(&m->expect, &have, scope == READBACK_ELEMS, diff, sizeof(diff));
+        }
         summary_clear(&have);
         if (r == -EPROTO) {
                 m->staged_ok = false;
@@ -225,6 +239,11 @@ static int verify(struct ks_manager *m, bool with_elems, struct ks_error *e)
         if (nft_generation(m->nft, &m->generation) < 0)
                 m->generation = 0;
         return 0;
+}
+
+static int verify(struct ks_manager *m, bool with_elems, struct ks_error *e)
+{
+        return verify_scope(m, with_elems ? READBACK_ELEMS : READBACK_TABLE, e);
 }
 
 /*
@@ -325,10 +344,10 @@ static int switch_hook(struct ks_manager *m, const char *active, struct ks_error
         r = ruleset_summarize(rs, &m->expect);
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_INTERNAL, "Out of memory");
-        return verify(m, false, e);
+        /* Only the base chains changed: read back those, and that no chain came or went. */
+        return verify_scope(m, READBACK_HOOKS, e);
 }
 
-/* Replace the whole table in one transaction, the base chains (if active) jumping to `hold`. */
 /* The first step of a table staged in steps: all of it but the big sets' elements (stage.h). */
 struct first_step {
         const struct ks_ruleset *rs;

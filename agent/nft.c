@@ -619,6 +619,29 @@ int nft_table_summary(struct ks_nft *n, const char *table, bool with_elems, stru
         return r;
 }
 
+static int hooks_summary_once(struct ks_nft *n, const char *table, struct ks_summary *s)
+{
+        struct summary_dump d = { .s = s, .table = table };
+        int r = dump_objects(n, NFT_MSG_GETCHAIN, table, NULL, chain_dump_cb, &d);
+
+        /* The rules of the hooked chains only: NFTA_RULE_CHAIN (2) filters the dump. */
+        for (size_t i = 0; r == 0 && i < s->n_chains; i++)
+                if (s->chains[i].base)
+                        r = dump_objects(n, NFT_MSG_GETRULE, table, s->chains[i].name, rule_dump_cb, &d);
+        return r < 0 ? r : d.error;
+}
+
+int nft_hooks_summary(struct ks_nft *n, const char *table, struct ks_summary *ret)
+{
+        int r = -EINTR;
+
+        for (int attempt = 0; attempt < 5 && r == -EINTR; attempt++) {
+                summary_clear(ret);
+                r = hooks_summary_once(n, table, ret);
+        }
+        return r == -ENOENT ? 0 : r;
+}
+
 int nft_rebuild_table_with(struct ks_nft *n, const char *table, nft_build_t build, void *userdata,
                            struct ks_error *e)
 {

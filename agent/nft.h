@@ -71,6 +71,12 @@ int nft_generation(struct ks_nft *n, uint32_t *ret);
 /* The shape of inet table `table` as the kernel holds it (element counts only if with_elems). */
 struct ks_summary;
 int nft_table_summary(struct ks_nft *n, const char *table, bool with_elems, struct ks_summary *ret);
+/*
+ * The read-back of a switch: every chain of the table (hooked or not), and the
+ * rules of the hooked ones only (summary_diff_hooks()); much less than the
+ * whole table's rules.
+ */
+int nft_hooks_summary(struct ks_nft *n, const char *table, struct ks_summary *ret);
 /* Zero every counter object of the table (read-and-reset). */
 int nft_reset_counters(struct ks_nft *n, const char *table);
 

@@ -170,6 +170,37 @@ static void diff_chains(const struct ks_summary *want, struct ks_summary *have, 
                         diff_add(d, "unexpected chain %s", have->chains[i].name);
 }
 
+int summary_diff_hooks(const struct ks_summary *want, const struct ks_summary *have, char *msg, size_t size)
+{
+        struct ks_summary *h = (struct ks_summary *)have;       /* lookups only */
+        struct diff d = { .msg = msg, .size = size };
+
+        if (size > 0)
+                msg[0] = '\0';
+        for (size_t i = 0; i < want->n_chains; i++) {
+                const struct summary_chain *w = &want->chains[i];
+                const struct summary_chain *k = summary_chain(h, w->name, false);
+
+                if (!k)
+                        diff_add(&d, "chain %s missing", w->name);
+                else if (k->base != w->base)
+                        diff_add(&d, "chain %s %s", w->name, w->base ? "not hooked" : "hooked");
+                else if (!w->base)
+                        continue;
+                else if (k->priority != w->priority)
+                        diff_add(&d, "chain %s has priority %d, not %d", w->name, k->priority, w->priority);
+                else if (k->rules != w->rules)
+                        diff_add(&d, "chain %s has %u rules, not %u", w->name, k->rules, w->rules);
+                else if (!same(k->jump, w->jump))
+                        diff_add(&d, "chain %s jumps to %s, not %s", w->name, k->jump ? k->jump : "nothing",
+                                 w->jump ? w->jump : "nothing");
+        }
+        for (size_t i = 0; i < have->n_chains; i++)
+                if (!summary_chain((struct ks_summary *)want, have->chains[i].name, false))
+                        diff_add(&d, "unexpected chain %s", have->chains[i].name);
+        return d.n ? -EPROTO : 0;
+}
+
 int summary_diff(const struct ks_summary *want, const struct ks_summary *have, bool compare_elems, char *msg,
                  size_t size)
 {

@@ -55,3 +55,8 @@ int summary_add_rule(struct ks_summary *s, struct nftnl_rule *rule);
  */
 int summary_diff(const struct ks_summary *want, const struct ks_summary *have, bool compare_elems, char *msg,
                  size_t size);
+/*
+ * The same for what a switch changes (nft_hooks_summary()): every chain, hooked
+ * or not, and the rules and jump of the hooked ones; no sets, no counters.
+ */
+int summary_diff_hooks(const struct ks_summary *want, const struct ks_summary *have, char *msg, size_t size);

@@ -39,7 +39,7 @@
 # round instead of five of 1+4 s, 3 s idle samples instead of 10 s: under 2 minutes.
 # --only throughput: only part 4 (the agent starts with all bench policies staged), with the
 # rounds of the chosen mode; the report marks the other parts "not measured".
-# --only latency: only part 6, likewise.
+# --only latency: only part 6, likewise; --only switch: only parts 1-2.
 # Environment: KILLSWITCHD, KILLSWITCHCTL (skip the build and use these), BENCH_BUILD_DIR (default
 # build-bench in the repository).
 
@@ -52,7 +52,7 @@ QUICK=0 OUT="" KEEP=0 ONLY=""
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) QUICK=1 ;;
-	--only) ONLY=${2:?--only needs a part: throughput or latency}; shift ;;
+	--only) ONLY=${2:?--only needs a part: throughput, latency or switch}; shift ;;
 	--only=*) ONLY=${1#--only=} ;;
 	--out) OUT=${2:?--out needs a file}; shift ;;
 	--out=*) OUT=${1#--out=} ;;
@@ -64,8 +64,8 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$OUT" ] && case $OUT in /*) ;; *) OUT=$PWD/$OUT ;; esac
 case $ONLY in
-"" | throughput | latency) ;;
-*) echo "bench.sh: --only takes \"throughput\" or \"latency\", not \"$ONLY\"" >&2; exit 2 ;;
+"" | throughput | latency | switch) ;;
+*) echo "bench.sh: --only takes \"throughput\", \"latency\" or \"switch\", not \"$ONLY\"" >&2; exit 2 ;;
 esac
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -352,16 +352,23 @@ json.dump({"mode": "$MODE", "date": "$(date -u +%Y-%m-%dT%H:%MZ)", "nproc": "$(n
 EOF
 
 # --- 4 (first round): no killswitch table -----------------------------------------------------
-if [ "$ONLY" != latency ]; then
+if [ "$ONLY" != latency ] && [ "$ONLY" != switch ]; then
 	say "Throughput, round 1 of $IPERF_ROUNDS (iperf3 ${IPERF_SECS}s, lan -> $PEER:443; $WEB -> service $LAN_HOST:443)"
 	iperf none
 	iperf svc_none
 fi
 
-if [ "$ONLY" = latency ]; then
+if [ "$ONLY" = latency ] || [ "$ONLY" = switch ]; then
 	cp "$TMP/staged/"*.policy "$CONF/policies/"
 	agent_start
-	latency_part
+	if [ "$ONLY" = latency ]; then
+		latency_part
+	else
+		bench settle --pid "$AGENT_PID"
+		say "killswitchctl isolate vs nft -f ($REPS alternating runs per size)"
+		n_gw "$PY" "$HERE/bench.py" switch-timing --ctl "$KILLSWITCHCTL" --socket "$SOCK" --dir "$TMP" \
+			--netns "$NS_GW" --reps "$REPS" --out "$RES/switch.json" "${SIZES[@]}" || die "switch timing failed"
+	fi
 	agent_stop
 	say "Results (total $(($(date +%s) - T_START)) s)"
 	echo
