@@ -73,6 +73,8 @@ struct ks_manager *manager_free(struct ks_manager *m)
         if (!m)
                 return NULL;
         reloads_clear(m);
+        ruleset_free(m->precompiled);
+        free(m->precompiled_for);
         m->stager = stager_free(m->stager);
         m->readback = readback_free(m->readback);
         control_free(m->control);
@@ -94,6 +96,12 @@ struct ks_manager *manager_free(struct ks_manager *m)
         free(m->socket_path);
         free(m);
         return NULL;
+}
+
+/* The name of the policy in force, NULL while normal. */
+static const char *active_policy(struct ks_manager *m)
+{
+        return m->state.isolated ? m->state.policy : NULL;
 }
 
 const struct ks_policy *manager_active_policy(struct ks_manager *m)
@@ -385,12 +393,17 @@ static int replace_table(struct ks_manager *m, const char *active, struct ks_err
         struct first_step f = {};
         uint64_t usec = 0;
         size_t n = 0;
-        int r;
+        int r = 0;
 
-        r = staged_policies(m, &list, &n);
-        if (r == 0)
-                r = active ? compile_table_held(list, n, active, TABLE_NAME, &rs)
-                           : compile_table(list, n, NULL, TABLE_NAME, &rs);
+        if (m->precompiled && (active ? m->precompiled_for && strcmp(active, m->precompiled_for) == 0
+                                      : !m->precompiled_for)) {
+                rs = TAKE_PTR(m->precompiled);  /* compiled off the loop by the reload (reload.c) */
+        } else {
+                r = staged_policies(m, &list, &n);
+                if (r == 0)
+                        r = active ? compile_table_held(list, n, active, TABLE_NAME, &rs)
+                                   : compile_table(list, n, NULL, TABLE_NAME, &rs);
+        }
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_INTERNAL, "Could not compile the policies: %s", strerror(-r));
         f = (struct first_step){ .rs = rs, .keep = m->stage_steps ? active : NULL };
@@ -883,13 +896,20 @@ static void reload_complete(struct ks_manager *m, int r, const struct ks_error *
         reload_next(m);
 }
 
-static void on_reload_scanned(void *userdata, int r, struct store_scan *scan)
+static void on_reload_scanned(void *userdata, int r, struct store_scan *scan, struct ks_ruleset **table)
 {
         struct ks_manager *m = userdata;
         struct ks_error e = {};
 
         m->reload_failed = 0;
+        /* Compiled on the thread for the policy then in force: used if it still is (replace_table). */
+        m->precompiled = ruleset_free(m->precompiled);
+        free(m->precompiled_for);
+        m->precompiled_for = NULL;
+        if (*table && (!active_policy(m) || (m->precompiled_for = strdup(active_policy(m)))))
+                m->precompiled = TAKE_PTR(*table);
         r = reload_finish(m, &m->reloads->actor, r, scan, &m->reload_failed, &e);
+        m->precompiled = ruleset_free(m->precompiled);
         if (r == 0 && m->stager) {
                 m->reload_staging = true;       /* answered once the big sets are filled (on_staged) */
                 return;
@@ -906,7 +926,7 @@ static int reload_next(struct ks_manager *m)
         while (!m->reload && !m->reload_staging && m->reloads) {
                 struct reload_waiter *w = m->reloads;
 
-                r = reload_start(m->event, m->policy_dir, &m->store, on_reload_scanned, m, &m->reload);
+                r = reload_start(m->event, m->policy_dir, &m->store, active_policy(m), on_reload_scanned, m, &m->reload);
                 if (r >= 0)
                         return 0;
                 ks_error_set(&e, r, KS_ERR_RELOAD, "Could not start reading the policies: %s", strerror(-r));
@@ -930,7 +950,7 @@ int manager_reload(struct ks_manager *m, const struct ks_actor *a, manager_reloa
         *tail = w;
         if (m->reloads != w)
                 return 0;       /* after the one that runs: the files may have changed since it read them */
-        r = reload_start(m->event, m->policy_dir, &m->store, on_reload_scanned, m, &m->reload);
+        r = reload_start(m->event, m->policy_dir, &m->store, active_policy(m), on_reload_scanned, m, &m->reload);
         if (r < 0) {
                 *tail = waiter_free(w);
                 return ks_error_set(e, r, KS_ERR_RELOAD, "Could not start reading the policies: %s", strerror(-r));

@@ -32,6 +32,7 @@ struct ks_monitor;
 struct ks_triggers;
 struct ks_reload;
 struct ks_stager;
+struct ks_ruleset;
 struct readback;
 struct reload_waiter;
 struct ks_peer;
@@ -92,6 +93,8 @@ struct ks_manager {
         struct ks_stager *stager;               /* filling big sets in steps after a rebuild (stage.c) */
         bool stage_steps;                       /* the rebuild under way may stage in steps */
         struct readback *readback;              /* element counts of that staging, read back off the loop */
+        struct ks_ruleset *precompiled;         /* the table a reload compiled off the loop ... */
+        char *precompiled_for;                  /* ... for this policy in force (NULL: normal) */
 };
 
 /* How to isolate: the lockout check, and what to schedule with it. */

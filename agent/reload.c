@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cleanup.h"
+#include "compile.h"
+#include "manager.h"
 #include "reload.h"
 #include "resolve.h"
 #include "timeutil.h"
@@ -14,6 +17,8 @@ struct ks_reload {
         char *dir;
         const struct ks_store *current;
         struct store_scan scan;
+        char *active;                   /* the policy in force when it started, NULL if normal */
+        struct ks_ruleset *table;       /* the table compiled for the result, if it could be */
         int r;
         reload_done_t done;
         void *userdata;
@@ -26,14 +31,22 @@ static void reload_work(void *userdata)
         struct resolve_budget budget = { .deadline_usec = now_monotonic_usec() + RESOLVE_TIMEOUT_USEC,
                                          .timeout_usec = RESOLVE_TIMEOUT_USEC };
 
+        _cleanup_free_ const struct ks_policy **list = NULL;
+        size_t n = 0;
+
         rl->r = store_scan_dir(rl->dir, rl->current, resolve_hostname_bounded, &budget, &rl->scan);
+        /* The compiler is pure: compile the table the loop will send (as replace_table() would). */
+        if (rl->r == 0 && store_scan_policies(&rl->scan, rl->current, rl->active, &list, &n) == 0 &&
+            (rl->active ? compile_table_held(list, n, rl->active, TABLE_NAME, &rl->table)
+                        : compile_table(list, n, NULL, TABLE_NAME, &rl->table)) < 0)
+                rl->table = NULL;
 }
 
 static void reload_done(void *userdata)
 {
         struct ks_reload *rl = userdata;
 
-        rl->done(rl->userdata, rl->r, &rl->scan);
+        rl->done(rl->userdata, rl->r, &rl->scan, &rl->table);
 }
 
 struct ks_reload *reload_free(struct ks_reload *rl)
@@ -42,13 +55,15 @@ struct ks_reload *reload_free(struct ks_reload *rl)
                 return NULL;
         worker_free(rl->worker);
         store_scan_clear(&rl->scan);
+        ruleset_free(rl->table);
+        free(rl->active);
         free(rl->dir);
         free(rl);
         return NULL;
 }
 
-int reload_start(sd_event *event, const char *dir, const struct ks_store *current, reload_done_t done,
-                 void *userdata, struct ks_reload **ret)
+int reload_start(sd_event *event, const char *dir, const struct ks_store *current, const char *active,
+                 reload_done_t done, void *userdata, struct ks_reload **ret)
 {
         struct ks_reload *rl = calloc(1, sizeof(*rl));
         int r;
@@ -57,6 +72,10 @@ int reload_start(sd_event *event, const char *dir, const struct ks_store *curren
                 return -ENOMEM;
         *rl = (struct ks_reload){ .current = current, .done = done, .userdata = userdata };
         rl->dir = strdup(dir);
+        if (active && !(rl->active = strdup(active))) {
+                free(rl->dir);
+                rl->dir = NULL;
+        }
         r = rl->dir ? worker_start(event, reload_work, reload_done, rl, &rl->worker) : -ENOMEM;
         if (r < 0) {
                 reload_free(rl);

@@ -100,6 +100,14 @@ static const struct ks_policy *current_version(const struct ks_store *current, c
         return NULL;
 }
 
+static bool store_has(const struct ks_store *current, const char *name)
+{
+        for (size_t i = 0; current && i < current->n; i++)
+                if (strcmp(current->items[i].name, name) == 0)
+                        return true;
+        return false;
+}
+
 /* Parse and resolve one file; the result replaces the loaded version only if clean and different. */
 static int scan_one(struct store_file *f, const struct ks_store *current, policy_resolver_t resolver,
                     void *userdata)
@@ -229,6 +237,38 @@ int store_apply_scan(struct ks_store *s, struct store_scan *scan, const char *ke
         drop_missing(s, scan, keep, &failed);
         if (ret_failed)
                 *ret_failed = failed;
+        return 0;
+}
+
+int store_scan_policies(const struct store_scan *scan, const struct ks_store *current, const char *keep,
+                        const struct ks_policy ***ret, size_t *ret_n)
+{
+        size_t cap = scan->n + (current ? current->n : 0) + 1, n = 0;
+        const struct ks_policy **list = calloc(cap, sizeof(*list));
+
+        if (!list)
+                return -ENOMEM;
+        /* The entries that stay, in store order: their new version, or the loaded one. */
+        for (size_t i = 0; current && i < current->n; i++) {
+                const struct ks_policy_entry *e = &current->items[i];
+                const struct store_file *f = NULL;
+
+                for (size_t j = 0; j < scan->n && !f; j++)
+                        if (strcmp(scan->files[j].name, e->name) == 0)
+                                f = &scan->files[j];
+                if (!f && !(keep && strcmp(keep, e->name) == 0))
+                        continue;
+                if (f && f->policy)
+                        list[n++] = f->policy;
+                else if (e->policy)
+                        list[n++] = e->policy;
+        }
+        /* Then the new files, in scan order. */
+        for (size_t j = 0; j < scan->n; j++)
+                if (scan->files[j].policy && !store_has(current, scan->files[j].name))
+                        list[n++] = scan->files[j].policy;
+        *ret = list;
+        *ret_n = n;
         return 0;
 }
 

@@ -50,6 +50,13 @@ int store_scan_dir(const char *dir, const struct ks_store *current, policy_resol
 /* Entries whose file is gone are dropped, except `keep` (see store_load_dir). */
 int store_apply_scan(struct ks_store *s, struct store_scan *scan, const char *keep, size_t *ret_failed);
 void store_scan_clear(struct store_scan *scan);
+/*
+ * The good versions the store will hold once store_apply_scan(scan, keep) ran
+ * on `current`, in its order (so that the table can be compiled beforehand,
+ * off the loop). Caller frees the array only.
+ */
+int store_scan_policies(const struct store_scan *scan, const struct ks_store *current, const char *keep,
+                        const struct ks_policy ***ret, size_t *ret_n);
 
 /*
  * (Re)load every *.policy in dir, on the calling thread (at start; host names
