@@ -366,6 +366,15 @@ static const char *comma_to_blank(const char *w, char *buf, size_t size)
         return buf;
 }
 
+/* Lists are separated by blanks: "wan0,wan1" is a mistake with an obvious fix. */
+static int comma_error(struct ini *ini, const char *key, const char *w)
+{
+        char hint[256];
+
+        return ini_error(ini, ini->line, "%s: \"%s\": a comma is not a separator here; separate the values by "
+                         "blanks (%s=%s), or repeat the key", key, w, key, comma_to_blank(w, hint, sizeof(hint)));
+}
+
 static int value_interface(struct ini *ini, const char *key, int ltype, char *value, void *data)
 {
         struct ks_policy *p = data;
@@ -378,11 +387,7 @@ static int value_interface(struct ini *ini, const char *key, int ltype, char *va
                 size_t n_lines;
 
                 if (strchr(w, ',')) {
-                        char hint[256];
-
-                        r = ini_error(ini, ini->line, "%s: \"%s\": a comma is not a separator here; list the "
-                                      "interfaces separated by blanks (Interface=%s), or repeat the key",
-                                      key, w, comma_to_blank(w, hint, sizeof(hint)));
+                        r = comma_error(ini, key, w);
                         if (r < 0)
                                 return r;
                         continue;
@@ -603,6 +608,8 @@ static int address_word(struct ini *ini, const char *key, char *w, const struct 
         const char *problem;
         int r;
 
+        if (strchr(w, ','))
+                return comma_error(ini, key, w);
         if (strcmp(w, "any") == 0) {
                 if (l->any)
                         return address_error(ini, key, w, l->any);
@@ -774,14 +781,14 @@ static int parse_port(struct ini *ini, char *w, struct ks_portrange *ret)
         return 1;
 }
 
-static int port_words(struct ini *ini, char *value, struct ks_portrange **ports, size_t *n_ports)
+static int port_words(struct ini *ini, const char *key, char *value, struct ks_portrange **ports, size_t *n_ports)
 {
         struct ks_portrange pr;
         char *w;
         int r;
 
         while ((w = ini_next_word(&value))) {
-                r = parse_port(ini, w, &pr);
+                r = strchr(w, ',') ? comma_error(ini, key, w) : parse_port(ini, w, &pr);
                 if (r <= 0) {
                         if (r < 0)
                                 return r;
@@ -799,14 +806,14 @@ static int value_ports(struct ini *ini, const char *key, int ltype, char *value,
 {
         struct ks_gateway *g = data;
 
-        return port_words(ini, value, &g->ports, &g->n_ports);
+        return port_words(ini, key, value, &g->ports, &g->n_ports);
 }
 
 static int value_service_ports(struct ini *ini, const char *key, int ltype, char *value, void *data)
 {
         struct ks_service *s = data;
 
-        return port_words(ini, value, &s->ports, &s->n_ports);
+        return port_words(ini, key, value, &s->ports, &s->n_ports);
 }
 
 /* ---- Tables ------------------------------------------------------------ */

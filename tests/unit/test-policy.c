@@ -990,8 +990,8 @@ static void test_v2_errors(void **state)
                     "[Service s]\nAddress=192.0.2.1\nPorts=tcp:25\n"
                     "[Service g]\nAddress=192.0.2.1\nPorts=tcp:25\n"
                     "[Service t]\nFrom=any\n",
-                    FILE_NAME ":2: Interface: \"wan0,wan1\": a comma is not a separator here; list the interfaces "
-                    "separated by blanks (Interface=wan0 wan1), or repeat the key",
+                    FILE_NAME ":2: Interface: \"wan0,wan1\": a comma is not a separator here; separate the values "
+                    "by blanks (Interface=wan0 wan1), or repeat the key",
                     FILE_NAME ":5: Local: \"inside.example.org\": host names are not supported here; write the addresses",
                     FILE_NAME ":5: Local: \"10.0.0.1/8\": host bits set after the prefix; did you mean 10.0.0.0/8?",
                     FILE_NAME ":6: Direction: \"outbound\": expected out (this side opens the connections), in (the "
@@ -1006,6 +1006,13 @@ static void test_v2_errors(void **state)
                     FILE_NAME ":7: [Service s] has no Ports=; add the ports it listens on, e.g. Ports=tcp:25",
                     FILE_NAME ":16: [Service t] has no Address=; add the addresses of ours the internet connects to",
                     FILE_NAME ":16: [Service t] has no Ports=; add the ports it listens on, e.g. Ports=tcp:25",
+                    NULL);
+        parse_fails(HEAD "[Gateway c]\nAddress=192.0.2.1,192.0.2.2\nPorts=tcp:25,tcp:587\n",
+                    FILE_NAME ":4: Address: \"192.0.2.1,192.0.2.2\": a comma is not a separator here; separate the "
+                    "values by blanks (Address=192.0.2.1 192.0.2.2), or repeat the key",
+                    FILE_NAME ":5: Ports: \"tcp:25,tcp:587\": a comma is not a separator here; separate the values "
+                    "by blanks (Ports=tcp:25 tcp:587), or repeat the key",
+                    FILE_NAME ":3: [Gateway c] has no Address=; add the gateway's addresses",
                     NULL);
         parse_fails(HEAD "[Service mx]\nAddress=192.0.2.10\n[Gateway mx]\nAddress=192.0.2.1\n"
                     "[Service bad name]\nAddress=192.0.2.1\nPorts=tcp:1\n",
