@@ -67,6 +67,7 @@ site_probes() {
 + MX v4 from anyone through DNAT          | tcp_echo_from inet 198.18.0.7 192.0.2.10 25
 + MX v4 from the relay (union)            | tcp_echo_from inet 203.0.113.25 192.0.2.10 25
 + MX v6 from anyone through DNAT          | tcp_echo_from inet 2001:db8:77::7 2001:db8:10::10 25
+- MX address, other port DNATed to :25    | tcp_echo_from inet 198.18.0.7 192.0.2.10 2500
 + mail server -> relay v4                 | tcp_echo_from lan 10.0.1.10 203.0.113.25 25
 + mail server -> relay v6 submission      | tcp_echo_from lan fd00:1::10 2001:db8:25::25 587
 + mail server -> relay v6                 | tcp_echo_from lan fd00:1::10 2001:db8:25::25 25
@@ -111,6 +112,12 @@ lab_add_site
 # Needs a server on 10.0.1.5 udp/16385 for the "another port" probe to mean something.
 _udp_server lan 10.0.1.5 16385
 _tcp_server lan 10.0.1.2 2222
+# Another DNAT of the MX's public address: port 2500 to another inside host's port 25. The service
+# keeps 192.0.2.10 port 25 (or 10.0.1.10 port 25), never this: the address and the port are matched
+# as a pair, both before DNAT or both after.
+_tcp_server lan 10.0.1.2 25
+n_gw nft add rule inet lab_nat pre ip daddr 192.0.2.10 tcp dport 2500 dnat ip to 10.0.1.2:25 ||
+	die "adding the second DNAT rule"
 _tcp_server inet 2001:db8:25::25 587
 # One more internet host: probes that run side by side each bind their own source address and port.
 ip -n "$NS_INET" addr add 2001:db8:77::8/128 dev lo nodad || die "adding 2001:db8:77::8"
