@@ -204,6 +204,28 @@ check "restore" ctl restore
 check_many < <(all_work | grep -E 'MX|relay|SIP' | tagged restored)
 
 # ---------------------------------------------------------------------------------------------
+note "upgrade: a table hooked by an agent from before policy v2 (prerouting at -150, before DNAT)"
+check "isolate with the hosted-site policy again" ctl isolate site
+agent_stop TERM
+# What an older agent left: the same table, prerouting hooked at priority -150. (The agent is down,
+# so the table has no owner now.)
+n_gw nft -f - <<'EOF' || die "making prerouting look like an older agent's"
+flush chain inet killswitch prerouting
+delete chain inet killswitch prerouting
+add chain inet killswitch prerouting { type filter hook prerouting priority -150; policy accept; }
+add rule inet killswitch prerouting iifname @site/uplinks jump site/inbound
+EOF
+agent_start || die "agent did not restart"
+check "the restarted agent rebuilds it: prerouting after DNAT again" \
+	bash -c "ip netns exec $NS_GW nft list chain inet killswitch prerouting | grep -q 'hook prerouting priority filter;'"
+check "and switches on it" ctl isolate siteinside
+check_many <<'EOF'
++ [upgraded] MX v4 from anyone through DNAT      | tcp_echo_from inet 198.18.0.7 192.0.2.10 25
+- [upgraded] outbound SMTP v4 from another host  | tcp_echo_from lan 10.0.1.2 192.0.2.80 25
+EOF
+check "restore" ctl restore
+
+# ---------------------------------------------------------------------------------------------
 note "killswitchd --check: warnings (exit 0) and the comma error"
 mkdir -p "$KS_TMP/check/policies"
 cat >"$KS_TMP/check/policies/warn.policy" <<'EOF'
