@@ -274,6 +274,19 @@ sys.stdout.buffer.write(buf)' "$@"
 out=$(on_tty "$KILLSWITCHCTL" --socket "$KS_SOCK" --json status)
 check "E. status --json on a terminal: no raw U+009B or U+202E" raw_free "$out"
 check "E. ... escaped as JSON" grep -qiF '\u009b2J wiped \u202egpj.exe' <<<"$out"
+# A compromised fleet host answers killswitchctl -H with the same characters (a stand-in for ssh).
+cat >"$KS_TMP/evil-ssh" <<'EOF2'
+#!/bin/sh
+# Whatever is asked: a status with a bidi override and an 8-bit CSI, or an error saying as much.
+case "$*" in
+*evil2*) printf 'boom \302\233\062J \342\200\256gpj.exe\n' >&2; exit 1 ;;
+esac
+printf '{"state":"isolated","policy":"x\342\200\256y\302\233","since":"2026-11-27T05:30:12Z"}\n'
+EOF2
+chmod 755 "$KS_TMP/evil-ssh"
+out=$(KILLSWITCH_SSH="$KS_TMP/evil-ssh" timeout 20 "$KILLSWITCHCTL" -H evil1,evil2 status 2>&1)
+check "E. a compromised fleet host's answer reaches the terminal escaped" raw_free "$out"
+check "E. ... both its status and its error" contains "$out" 'x\u202ey\u009b' '\u202egpj.exe'
 ctl restore >/dev/null 2>&1
 
 # ---------------------------------------------------------------------------------------------
