@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "compile.h"
 #include "policy.h"
 
 /* nft's datatype ids (nftables include/datatype.h), as the kernel stores them for nft list. */
@@ -87,6 +88,9 @@ struct upkeep_rule {
 extern const struct upkeep_rule upkeep_in[N_UPKEEP_IN], upkeep_out[N_UPKEEP_OUT];
 
 bool upkeep_enabled(const struct ks_policy *p, const struct upkeep_rule *u);
+/* The destination match of an upkeep rule (payload loads only: any family of table). */
+struct nftnl_rule;
+int emit_upkeep_dst(struct nftnl_rule *rule, enum upkeep_dst dst);
 
 /* A gateway whose Ping= needs rules of its own: with Ports=, its address sets do not cover ICMP. */
 static inline bool gateway_ping_rules(const struct ks_gateway *g)
@@ -195,4 +199,60 @@ struct conn_match {
 /* The matches of an entry, in rule order; returns how many (at most CONN_MATCHES_MAX). */
 #define CONN_MATCHES_MAX 2
 size_t conn_matches(const struct conn_norm *cn, const struct conn_match *ret[CONN_MATCHES_MAX]);
+
+/* ---- Defined in compile.c, also used by compile-links.c (the link layer's netdev table) ---- */
+
+struct ks_ruleset;
+struct nftnl_chain;
+struct nftnl_expr;
+struct nftnl_rule;
+struct nftnl_set;
+
+/* What one policy's objects are built with: the table, and the "P/" of every name. */
+struct stage {
+        struct ks_ruleset *r;
+        const char *table;
+        const char *policy;
+        bool uncounted;         /* no counter objects in this table: rules count nothing */
+};
+
+/* What a message of a ruleset carries. */
+enum op_kind { OP_TABLE, OP_OBJ, OP_SET, OP_CHAIN, OP_RULE };
+
+/* nft's byte order tags in a set's user data. */
+enum { BYTEORDER_INVALID = 0, BYTEORDER_HOST_ENDIAN = 1, BYTEORDER_BIG_ENDIAN = 2 };
+
+struct ks_ruleset *ruleset_new(void);
+/* The family of the objects built from now on (NFPROTO_INET when new). */
+void ruleset_set_family(struct ks_ruleset *r, uint32_t family);
+int ruleset_push(struct ks_ruleset *r, enum op_kind kind, uint16_t type, uint16_t flags, void *obj);
+void stage_name(char buf[static COMPILE_NAME_SIZE], const struct stage *st, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+int build_table(struct ks_ruleset *r, const char *table);
+struct nftnl_chain *chain_new(const struct ks_ruleset *r, const char *table, const char *name);
+int build_delchain(struct ks_ruleset *r, const char *table, const char *name);
+struct nftnl_set *set_new(const struct stage *st, const char *name, uint32_t flags, uint32_t key_type,
+                          uint32_t key_len, uint32_t byteorder);
+int set_add_elem(struct nftnl_set *s, const void *key, uint32_t len, const void *key_end, uint32_t flags,
+                 bool open);
+int build_sets(const struct stage *st, const struct ks_policy *p, const struct norm *n);
+int build_address_set(const struct stage *st, const char *name, const struct gw_norm *gn, enum family f,
+                      bool ranges_only);
+struct nftnl_rule *rule_new(const struct stage *st, const char *chain);
+struct nftnl_expr *rule_expr(struct nftnl_rule *rule, const char *name);
+int emit_meta(struct nftnl_rule *rule, uint32_t key, uint32_t dreg);
+int emit_cmp(struct nftnl_rule *rule, uint32_t sreg, uint32_t op, const void *data, uint32_t len);
+int emit_cmp_u8(struct nftnl_rule *rule, uint32_t sreg, uint8_t value);
+int emit_meta_eq(struct nftnl_rule *rule, uint32_t key, uint8_t value);
+int emit_family(struct nftnl_rule *rule, const struct stage *st, enum family f);
+int emit_ifname_eq(struct nftnl_rule *rule, uint32_t key, const char *ifname);
+int build_counters(const struct stage *st, const struct ks_policy *p);
+int emit_payload(struct nftnl_rule *rule, uint32_t base, uint32_t offset, uint32_t len, uint32_t dreg);
+int emit_lookup(struct nftnl_rule *rule, uint32_t sreg, const char *set);
+int emit_counter_ref(struct nftnl_rule *rule, const char *counter);
+int emit_verdict(struct nftnl_rule *rule, int verdict, const char *chain);
+int build_gateway_rules(const struct stage *st, const char *chain, const char *gw, const struct gw_norm *gn,
+                        bool inbound);
+int build_ping_rules(const struct stage *st, const char *chain, const char *gw, const struct gw_norm *gn,
+                     bool inbound);
 bool table_name_valid(const char *table);

@@ -52,6 +52,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/if_ether.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_conntrack_tuple_common.h>
@@ -87,16 +88,7 @@
 _Static_assert(COMPILE_NAME_SIZE <= NFT_NAME_MAXLEN, "object names longer than the kernel takes");
 
 
-/* nft's byte order tags in the set's user data. */
-enum {
-        BYTEORDER_INVALID = 0,
-        BYTEORDER_HOST_ENDIAN = 1,
-        BYTEORDER_BIG_ENDIAN = 2,
-};
-
 /* ---- The ruleset: messages carrying libnftnl objects, in order ---------- */
-
-enum op_kind { OP_TABLE, OP_OBJ, OP_SET, OP_CHAIN, OP_RULE };
 
 struct op {
         enum op_kind kind;
@@ -109,7 +101,22 @@ struct ks_ruleset {
         struct op *ops;
         size_t n_ops;
         uint32_t n_sets;        /* set ids */
+        uint32_t family;        /* of the objects built next: NFPROTO_INET, or NFPROTO_NETDEV (compile-links.c) */
 };
+
+struct ks_ruleset *ruleset_new(void)
+{
+        struct ks_ruleset *r = calloc(1, sizeof(*r));
+
+        if (r)
+                r->family = NFPROTO_INET;
+        return r;
+}
+
+void ruleset_set_family(struct ks_ruleset *r, uint32_t family)
+{
+        r->family = family;
+}
 
 static void op_free(struct op *op)
 {
@@ -144,7 +151,7 @@ struct ks_ruleset *ruleset_free(struct ks_ruleset *r)
 }
 
 /* Append a message; takes obj over, also on failure. */
-static int ruleset_push(struct ks_ruleset *r, enum op_kind kind, uint16_t type, uint16_t flags, void *obj)
+int ruleset_push(struct ks_ruleset *r, enum op_kind kind, uint16_t type, uint16_t flags, void *obj)
 {
         struct op op = { .kind = kind, .type = type, .flags = flags, .obj = obj };
 
@@ -158,16 +165,9 @@ static int ruleset_push(struct ks_ruleset *r, enum op_kind kind, uint16_t type, 
         return 0;
 }
 
-/* What one policy's objects are built with: the table, and the "P/" of every name. */
-struct stage {
-        struct ks_ruleset *r;
-        const char *table;
-        const char *policy;
-};
 
 /* "P/" + printf(fmt, ...); names are bounded by the name checks, so this never truncates. */
-static void __attribute__((format(printf, 3, 4)))
-stage_name(char buf[static COMPILE_NAME_SIZE], const struct stage *st, const char *fmt, ...)
+void stage_name(char buf[static COMPILE_NAME_SIZE], const struct stage *st, const char *fmt, ...)
 {
         int n = snprintf(buf, COMPILE_NAME_SIZE, "%s" COMPILE_NAME_SEP, st->policy);
         va_list ap;
@@ -225,7 +225,7 @@ int compile_uplink_counter_name(char *buf, size_t size, const char *policy, cons
         return n < 0 || (size_t)n >= size ? -ENOBUFS : 0;
 }
 
-static int build_table(struct ks_ruleset *r, const char *table)
+int build_table(struct ks_ruleset *r, const char *table)
 {
         _cleanup_(nftnl_table_freep) struct nftnl_table *t = nftnl_table_alloc();
 
@@ -233,7 +233,7 @@ static int build_table(struct ks_ruleset *r, const char *table)
                 return -ENOMEM;
         /* No flags attribute: the transport may have created the table owned (owner+persist); an
          * update that names other flags would be refused. */
-        nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
+        nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, r->family);
         if (nftnl_table_set_str(t, NFTNL_TABLE_NAME, table) < 0)
                 return -ENOMEM;
         return ruleset_push(r, OP_TABLE, NFT_MSG_NEWTABLE, NLM_F_CREATE, TAKE_PTR(t));
@@ -245,7 +245,7 @@ static int build_counter(const struct stage *st, const char *name)
 
         if (!o)
                 return -ENOMEM;
-        nftnl_obj_set_u32(o, NFTNL_OBJ_FAMILY, NFPROTO_INET);
+        nftnl_obj_set_u32(o, NFTNL_OBJ_FAMILY, st->r->family);
         nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, NFT_OBJECT_COUNTER);
         nftnl_obj_set_u64(o, NFTNL_OBJ_CTR_PKTS, 0);
         nftnl_obj_set_u64(o, NFTNL_OBJ_CTR_BYTES, 0);
@@ -256,7 +256,7 @@ static int build_counter(const struct stage *st, const char *name)
         return ruleset_push(st->r, OP_OBJ, NFT_MSG_NEWOBJ, NLM_F_CREATE, TAKE_PTR(o));
 }
 
-static int build_counters(const struct stage *st, const struct ks_policy *p)
+int build_counters(const struct stage *st, const struct ks_policy *p)
 {
         char name[COMPILE_NAME_SIZE];
         int k;
@@ -302,14 +302,14 @@ static int set_userdata(struct nftnl_set *s, uint32_t byteorder)
 }
 
 /* A new set, already appended to the ruleset (NULL: out of memory). */
-static struct nftnl_set *set_new(const struct stage *st, const char *name, uint32_t flags,
+struct nftnl_set *set_new(const struct stage *st, const char *name, uint32_t flags,
                                  uint32_t key_type, uint32_t key_len, uint32_t byteorder)
 {
         _cleanup_(nftnl_set_freep) struct nftnl_set *s = nftnl_set_alloc();
 
         if (!s)
                 return NULL;
-        nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
+        nftnl_set_set_u32(s, NFTNL_SET_FAMILY, st->r->family);
         nftnl_set_set_u32(s, NFTNL_SET_FLAGS, flags);
         nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, key_type);
         nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, key_len);
@@ -330,7 +330,7 @@ static struct nftnl_set *set_new(const struct stage *st, const char *name, uint3
         return TAKE_PTR(s);
 }
 
-static int set_add_elem(struct nftnl_set *s, const void *key, uint32_t len, const void *key_end,
+int set_add_elem(struct nftnl_set *s, const void *key, uint32_t len, const void *key_end,
                         uint32_t flags, bool open)
 {
         struct nftnl_set_elem *e = nftnl_set_elem_alloc();
@@ -462,7 +462,7 @@ static int fill_concat_set(struct nftnl_set *s, const struct gw_norm *gn, enum f
  * Addresses in an interval set: a gateway's prefixes and address ranges
  * without Ports= (ranges_only), or all its addresses for Ping= with Ports=.
  */
-static int build_address_set(const struct stage *st, const char *name, const struct gw_norm *gn, enum family f,
+int build_address_set(const struct stage *st, const char *name, const struct gw_norm *gn, enum family f,
                              bool ranges_only)
 {
         const struct family_info *fi = &families[f];
@@ -632,7 +632,7 @@ static int build_conn_sets(const struct stage *st, const struct conn_norm *cn)
         return k;
 }
 
-static int build_sets(const struct stage *st, const struct ks_policy *p, const struct norm *n)
+int build_sets(const struct stage *st, const struct ks_policy *p, const struct norm *n)
 {
         int k = build_uplinks(st, p);
 
@@ -658,13 +658,13 @@ static int build_sets(const struct stage *st, const struct ks_policy *p, const s
         return k;
 }
 
-static struct nftnl_chain *chain_new(const char *table, const char *name)
+struct nftnl_chain *chain_new(const struct ks_ruleset *r, const char *table, const char *name)
 {
         _cleanup_(nftnl_chain_freep) struct nftnl_chain *c = nftnl_chain_alloc();
 
         if (!c)
                 return NULL;
-        nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, NFPROTO_INET);
+        nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, r->family);
         if (nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, table) < 0 || nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name) < 0)
                 return NULL;
         return TAKE_PTR(c);
@@ -673,7 +673,7 @@ static struct nftnl_chain *chain_new(const char *table, const char *name)
 /* NEWCHAIN: a regular chain (hook < 0), or a base chain of type filter, its priority (compile.h), policy accept. */
 static int build_chain(struct ks_ruleset *r, const char *table, const char *name, int hook)
 {
-        _cleanup_(nftnl_chain_freep) struct nftnl_chain *c = chain_new(table, name);
+        _cleanup_(nftnl_chain_freep) struct nftnl_chain *c = chain_new(r, table, name);
 
         if (!c)
                 return -ENOMEM;
@@ -688,9 +688,9 @@ static int build_chain(struct ks_ruleset *r, const char *table, const char *name
         return ruleset_push(r, OP_CHAIN, NFT_MSG_NEWCHAIN, NLM_F_CREATE, TAKE_PTR(c));
 }
 
-static int build_delchain(struct ks_ruleset *r, const char *table, const char *name)
+int build_delchain(struct ks_ruleset *r, const char *table, const char *name)
 {
-        return ruleset_push(r, OP_CHAIN, NFT_MSG_DELCHAIN, 0, chain_new(table, name));
+        return ruleset_push(r, OP_CHAIN, NFT_MSG_DELCHAIN, 0, chain_new(r, table, name));
 }
 
 static int build_chains(const struct stage *st)
@@ -717,7 +717,7 @@ static int build_chains(const struct stage *st)
 /* ---- Rules -------------------------------------------------------------- */
 
 /* A new expression, already owned by the rule. */
-static struct nftnl_expr *rule_expr(struct nftnl_rule *rule, const char *name)
+struct nftnl_expr *rule_expr(struct nftnl_rule *rule, const char *name)
 {
         struct nftnl_expr *e = nftnl_expr_alloc(name);
 
@@ -726,7 +726,7 @@ static struct nftnl_expr *rule_expr(struct nftnl_rule *rule, const char *name)
         return e;
 }
 
-static int emit_meta(struct nftnl_rule *rule, uint32_t key, uint32_t dreg)
+int emit_meta(struct nftnl_rule *rule, uint32_t key, uint32_t dreg)
 {
         struct nftnl_expr *e = rule_expr(rule, "meta");
 
@@ -737,7 +737,7 @@ static int emit_meta(struct nftnl_rule *rule, uint32_t key, uint32_t dreg)
         return 0;
 }
 
-static int emit_cmp(struct nftnl_rule *rule, uint32_t sreg, uint32_t op, const void *data, uint32_t len)
+int emit_cmp(struct nftnl_rule *rule, uint32_t sreg, uint32_t op, const void *data, uint32_t len)
 {
         struct nftnl_expr *e = rule_expr(rule, "cmp");
 
@@ -748,17 +748,32 @@ static int emit_cmp(struct nftnl_rule *rule, uint32_t sreg, uint32_t op, const v
         return nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len) < 0 ? -ENOMEM : 0;
 }
 
-static int emit_cmp_u8(struct nftnl_rule *rule, uint32_t sreg, uint8_t value)
+int emit_cmp_u8(struct nftnl_rule *rule, uint32_t sreg, uint8_t value)
 {
         return emit_cmp(rule, sreg, NFT_CMP_EQ, &value, sizeof(value));
 }
 
 /* meta KEY => reg 1, cmp eq reg 1 VALUE: "meta nfproto ipv6", "meta l4proto tcp" */
-static int emit_meta_eq(struct nftnl_rule *rule, uint32_t key, uint8_t value)
+int emit_meta_eq(struct nftnl_rule *rule, uint32_t key, uint8_t value)
 {
         int k = emit_meta(rule, key, NFT_REG_1);
 
         return k < 0 ? k : emit_cmp_u8(rule, NFT_REG_1, value);
+}
+
+/*
+ * The packet is of family f: "meta nfproto ipv4" in an inet table, "meta
+ * protocol ip" (the ethertype) in a netdev one, where nfproto is netdev.
+ */
+int emit_family(struct nftnl_rule *rule, const struct stage *st, enum family f)
+{
+        uint16_t proto = htons(f == V4 ? ETH_P_IP : ETH_P_IPV6);
+        int k;
+
+        if (st->r->family != NFPROTO_NETDEV)
+                return emit_meta_eq(rule, NFT_META_NFPROTO, families[f].nfproto);
+        k = emit_meta(rule, NFT_META_PROTOCOL, NFT_REG_1);
+        return k < 0 ? k : emit_cmp(rule, NFT_REG_1, NFT_CMP_EQ, &proto, sizeof(proto));
 }
 
 /* ct state & bit != 0: "ct state related" */
@@ -785,7 +800,7 @@ static int emit_ct_state(struct nftnl_rule *rule, uint32_t bit)
 }
 
 /* iifname|oifname "NAME": the name zero-padded to IFNAMSIZ, as nft compares it. */
-static int emit_ifname_eq(struct nftnl_rule *rule, uint32_t key, const char *ifname)
+int emit_ifname_eq(struct nftnl_rule *rule, uint32_t key, const char *ifname)
 {
         char name[IFNAMSIZ] = {};
         int k;
@@ -806,7 +821,7 @@ static int emit_reject(struct nftnl_rule *rule, uint32_t type, uint8_t code)
         return 0;
 }
 
-static int emit_payload(struct nftnl_rule *rule, uint32_t base, uint32_t offset, uint32_t len, uint32_t dreg)
+int emit_payload(struct nftnl_rule *rule, uint32_t base, uint32_t offset, uint32_t len, uint32_t dreg)
 {
         struct nftnl_expr *e = rule_expr(rule, "payload");
 
@@ -834,7 +849,7 @@ static int emit_byteorder_hton(struct nftnl_rule *rule, uint32_t reg)
         return 0;
 }
 
-static int emit_lookup(struct nftnl_rule *rule, uint32_t sreg, const char *set)
+int emit_lookup(struct nftnl_rule *rule, uint32_t sreg, const char *set)
 {
         struct nftnl_expr *e = rule_expr(rule, "lookup");
 
@@ -844,7 +859,7 @@ static int emit_lookup(struct nftnl_rule *rule, uint32_t sreg, const char *set)
         return nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set) < 0 ? -ENOMEM : 0;
 }
 
-static int emit_counter_ref(struct nftnl_rule *rule, const char *counter)
+int emit_counter_ref(struct nftnl_rule *rule, const char *counter)
 {
         struct nftnl_expr *e = rule_expr(rule, "objref");
 
@@ -854,7 +869,7 @@ static int emit_counter_ref(struct nftnl_rule *rule, const char *counter)
         return nftnl_expr_set_str(e, NFTNL_EXPR_OBJREF_IMM_NAME, counter) < 0 ? -ENOMEM : 0;
 }
 
-static int emit_verdict(struct nftnl_rule *rule, int verdict, const char *chain)
+int emit_verdict(struct nftnl_rule *rule, int verdict, const char *chain)
 {
         struct nftnl_expr *e = rule_expr(rule, "immediate");
 
@@ -875,7 +890,7 @@ static struct nftnl_rule *rule_push(struct ks_ruleset *r, uint16_t type, uint16_
 
         if (!rule)
                 return NULL;
-        nftnl_rule_set_u32(rule, NFTNL_RULE_FAMILY, NFPROTO_INET);
+        nftnl_rule_set_u32(rule, NFTNL_RULE_FAMILY, r->family);
         if (nftnl_rule_set_str(rule, NFTNL_RULE_TABLE, table) < 0 ||
             nftnl_rule_set_str(rule, NFTNL_RULE_CHAIN, chain) < 0)
                 return NULL;
@@ -886,7 +901,7 @@ static struct nftnl_rule *rule_push(struct ks_ruleset *r, uint16_t type, uint16_
         return TAKE_PTR(rule);
 }
 
-static struct nftnl_rule *rule_new(const struct stage *st, const char *chain)
+struct nftnl_rule *rule_new(const struct stage *st, const char *chain)
 {
         return rule_push(st->r, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, st->table, chain);
 }
@@ -935,9 +950,7 @@ static int build_gateway_rule(const struct stage *st, const struct gw_match *m)
 
         if (!rule)
                 return -ENOMEM;
-        k = emit_meta(rule, NFT_META_NFPROTO, NFT_REG_1);
-        if (k >= 0)
-                k = emit_cmp_u8(rule, NFT_REG_1, fi->nfproto);
+        k = emit_family(rule, st, m->family);
         if (k >= 0)
                 k = emit_payload(rule, NFT_PAYLOAD_NETWORK_HEADER,
                                  m->source ? fi->saddr_offset : fi->daddr_offset, fi->addr_len, NFT_REG_1);
@@ -951,7 +964,7 @@ static int build_gateway_rule(const struct stage *st, const struct gw_match *m)
         }
         if (k >= 0)
                 k = emit_lookup(rule, NFT_REG_1, m->set);
-        if (k >= 0)
+        if (k >= 0 && m->counter)
                 k = emit_counter_ref(rule, m->counter);
         if (k >= 0)
                 k = emit_verdict(rule, NF_ACCEPT, NULL);
@@ -1071,7 +1084,7 @@ static int emit_daddr_masked(struct nftnl_rule *rule, const uint8_t addr[16], co
 }
 
 /* The destination of an upkeep rule, as nft builds it: a /16 is a 2-byte compare, a /10 a mask. */
-static int emit_upkeep_dst(struct nftnl_rule *rule, enum upkeep_dst dst)
+int emit_upkeep_dst(struct nftnl_rule *rule, enum upkeep_dst dst)
 {
         static const uint8_t broadcast[4] = { 255, 255, 255, 255 }, link_multicast[2] = { 0xff, 0x02 };
         static const uint8_t link_local[16] = { 0xfe, 0x80 }, link_local_mask[16] = { 0xff, 0xc0 };
@@ -1241,7 +1254,7 @@ static int build_ping_rule(const struct stage *st, const char *chain, const char
 
         if (!rule)
                 return -ENOMEM;
-        k = emit_meta_eq(rule, NFT_META_NFPROTO, fi->nfproto);
+        k = emit_family(rule, st, f);
         if (k >= 0)
                 k = emit_payload(rule, NFT_PAYLOAD_NETWORK_HEADER,
                                  inbound ? fi->saddr_offset : fi->daddr_offset, fi->addr_len, NFT_REG_1);
@@ -1253,12 +1266,12 @@ static int build_ping_rule(const struct stage *st, const char *chain, const char
                 k = emit_payload(rule, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, NFT_REG_1);
         if (k >= 0)
                 k = emit_cmp_u8(rule, NFT_REG_1, type);
-        if (k >= 0)
+        if (k >= 0 && counter)
                 k = emit_counter_ref(rule, counter);
         return k < 0 ? k : emit_verdict(rule, NF_ACCEPT, NULL);
 }
 
-static int build_ping_rules(const struct stage *st, const char *chain, const char *gw, const struct gw_norm *gn,
+int build_ping_rules(const struct stage *st, const char *chain, const char *gw, const struct gw_norm *gn,
                             bool inbound)
 {
         char set[COMPILE_NAME_SIZE], counter[COMPILE_NAME_SIZE];
@@ -1269,9 +1282,10 @@ static int build_ping_rules(const struct stage *st, const char *chain, const cha
                 if (gn->n_ranges[f] == 0)
                         continue;
                 ping_set_name(set, st, gw, f);
-                k = build_ping_rule(st, chain, set, counter, f, inbound, families[f].echo_request);
+                k = build_ping_rule(st, chain, set, st->uncounted ? NULL : counter, f, inbound, families[f].echo_request);
                 if (k >= 0)
-                        k = build_ping_rule(st, chain, set, counter, f, inbound, families[f].echo_reply);
+                        k = build_ping_rule(st, chain, set, st->uncounted ? NULL : counter, f, inbound,
+                                            families[f].echo_reply);
         }
         return k;
 }
@@ -1343,11 +1357,12 @@ static int build_tail_rules(const struct stage *st, const struct ks_policy *p, c
  * opened the connection, the other way round when the gateway did; that rule
  * comes first.
  */
-static int build_gateway_rules(const struct stage *st, const char *chain, const char *gw,
+int build_gateway_rules(const struct stage *st, const char *chain, const char *gw,
                                const struct gw_norm *gn, bool inbound)
 {
         char set[COMPILE_NAME_SIZE], counter[COMPILE_NAME_SIZE];
-        struct gw_match m = { .chain = chain, .set = set, .counter = counter, .source = inbound };
+        struct gw_match m = { .chain = chain, .set = set, .counter = st->uncounted ? NULL : counter,
+                              .source = inbound };
         int k = 0;
 
         stage_name(counter, st, COUNTER_GATEWAY_PREFIX "%s", gw);
@@ -1658,7 +1673,7 @@ static int table_with_hooks(const struct ks_policy *const *policies, size_t n, c
         if (active && !found)
                 return -ENOENT;
 
-        r = calloc(1, sizeof(*r));
+        r = ruleset_new();
         if (!r)
                 return -ENOMEM;
         k = build_table(r, table);
@@ -1693,7 +1708,7 @@ int compile_hook(const char *active, const char *table, struct ks_ruleset **ret)
 
         if (!table_name_valid(table) || !ret || (active && policy_name_valid(active) < 0))
                 return -EINVAL;
-        r = calloc(1, sizeof(*r));
+        r = ruleset_new();
         if (!r)
                 return -ENOMEM;
         k = build_hook(r, table, active, true, false);
@@ -1705,9 +1720,28 @@ int compile_hook(const char *active, const char *table, struct ks_ruleset **ret)
 
 /* ---- Batch ------------------------------------------------------------- */
 
-static struct nlmsghdr *batch_msg(struct nftnl_batch *b, uint16_t type, uint16_t flags, uint32_t *seq)
+static struct nlmsghdr *batch_msg(struct nftnl_batch *b, uint16_t family, uint16_t type, uint16_t flags,
+                                  uint32_t *seq)
 {
-        return nftnl_nlmsg_build_hdr(nftnl_batch_buffer(b), type, NFPROTO_INET, flags | NLM_F_ACK, (*seq)++);
+        return nftnl_nlmsg_build_hdr(nftnl_batch_buffer(b), type, family, flags | NLM_F_ACK, (*seq)++);
+}
+
+/* The family of an op's object (a ruleset may hold inet and netdev tables' messages). */
+static uint16_t op_family(const struct op *op)
+{
+        switch (op->kind) {
+        case OP_TABLE:
+                return (uint16_t)nftnl_table_get_u32(op->obj, NFTNL_TABLE_FAMILY);
+        case OP_OBJ:
+                return (uint16_t)nftnl_obj_get_u32(op->obj, NFTNL_OBJ_FAMILY);
+        case OP_SET:
+                return (uint16_t)nftnl_set_get_u32(op->obj, NFTNL_SET_FAMILY);
+        case OP_CHAIN:
+                return (uint16_t)nftnl_chain_get_u32(op->obj, NFTNL_CHAIN_FAMILY);
+        case OP_RULE:
+                return (uint16_t)nftnl_rule_get_u32(op->obj, NFTNL_RULE_FAMILY);
+        }
+        return NFPROTO_INET;
 }
 
 static int batch_close_msg(struct nftnl_batch *b)
@@ -1731,7 +1765,8 @@ static int batch_set_elems(struct nftnl_set *s, struct nftnl_batch *b, uint32_t 
                 return 0;
         }
         do {
-                nlh = batch_msg(b, NFT_MSG_NEWSETELEM, NLM_F_CREATE, seq);
+                nlh = batch_msg(b, (uint16_t)nftnl_set_get_u32(s, NFTNL_SET_FAMILY), NFT_MSG_NEWSETELEM,
+                                NLM_F_CREATE, seq);
                 more = nftnl_set_elems_nlmsg_build_payload_iter(nlh, it);
                 k = batch_close_msg(b);
         } while (k >= 0 && more > 0);
@@ -1747,7 +1782,7 @@ int ruleset_to_batch(const struct ks_ruleset *r, struct nftnl_batch *b, uint32_t
                 return -EINVAL;
         for (size_t i = 0; k >= 0 && i < r->n_ops; i++) {
                 const struct op *op = &r->ops[i];
-                struct nlmsghdr *nlh = batch_msg(b, op->type, op->flags, seq);
+                struct nlmsghdr *nlh = batch_msg(b, op_family(op), op->type, op->flags, seq);
 
                 switch (op->kind) {
                 case OP_TABLE:
@@ -1757,7 +1792,10 @@ int ruleset_to_batch(const struct ks_ruleset *r, struct nftnl_batch *b, uint32_t
                         nftnl_obj_nlmsg_build_payload(nlh, op->obj);
                         break;
                 case OP_SET:
-                        nftnl_set_nlmsg_build_payload(nlh, op->obj);
+                        if (op->type != NFT_MSG_NEWSET)        /* elements; none: flush */
+                                nftnl_set_elems_nlmsg_build_payload(nlh, op->obj);
+                        else
+                                nftnl_set_nlmsg_build_payload(nlh, op->obj);
                         break;
                 case OP_CHAIN:
                         nftnl_chain_nlmsg_build_payload(nlh, op->obj);
@@ -1808,7 +1846,7 @@ int ruleset_to_batch_staged(const struct ks_ruleset *r, struct nftnl_batch *b, u
                         continue;
                 }
                 *ret_deferred = true;
-                nlh = batch_msg(b, op->type, op->flags, seq);
+                nlh = batch_msg(b, op_family(op), op->type, op->flags, seq);
                 nftnl_set_nlmsg_build_payload(nlh, op->obj);
                 k = batch_close_msg(b);
         }
@@ -1859,8 +1897,9 @@ int ruleset_elems_to_batch(const struct ks_ruleset *r, struct ruleset_cursor *c,
                                 return -ENOMEM;
                 }
                 /* A deferred set has elements: the iterator starts on one; it says when it has no more. */
-                more = nftnl_set_elems_nlmsg_build_payload_iter(batch_msg(b, NFT_MSG_NEWSETELEM, NLM_F_CREATE,
-                                                                          seq), c->it);
+                more = nftnl_set_elems_nlmsg_build_payload_iter(
+                        batch_msg(b, (uint16_t)nftnl_set_get_u32(set, NFTNL_SET_FAMILY), NFT_MSG_NEWSETELEM,
+                                  NLM_F_CREATE, seq), c->it);
                 k = batch_close_msg(b);
                 msgs++;
                 if (more <= 0) {
@@ -1901,6 +1940,8 @@ static int summarize_op(const struct op *op, struct ks_summary *s)
         struct summary_chain *c;
         struct summary_set *st;
 
+        if (op_family(op) != NFPROTO_INET)
+                return 0;       /* the summary is of the inet table; compile-links.c adds a netdev one */
         switch (op->kind) {
         case OP_TABLE:
                 return 0;
@@ -1944,6 +1985,11 @@ int ruleset_summarize(const struct ks_ruleset *r, struct ks_summary *s)
 
 /* ---- Dump: libnftnl's own text of every object ------------------------- */
 
+static const char *op_family_name(const struct op *op)
+{
+        return op_family(op) == NFPROTO_NETDEV ? "netdev" : "inet";
+}
+
 int ruleset_dump(const struct ks_ruleset *r, FILE *f)
 {
         if (!r || !f)
@@ -1953,12 +1999,16 @@ int ruleset_dump(const struct ks_ruleset *r, FILE *f)
 
                 switch (op->type) {
                 case NFT_MSG_DELRULE:
-                        fprintf(f, "delete rule inet %s %s\n", nftnl_rule_get_str(op->obj, NFTNL_RULE_TABLE),
+                        fprintf(f, "delete rule %s %s %s\n", op_family_name(op), nftnl_rule_get_str(op->obj, NFTNL_RULE_TABLE),
                                 nftnl_rule_get_str(op->obj, NFTNL_RULE_CHAIN));
                         continue;
                 case NFT_MSG_DELCHAIN:
-                        fprintf(f, "delete chain inet %s %s\n", nftnl_chain_get_str(op->obj, NFTNL_CHAIN_TABLE),
+                        fprintf(f, "delete chain %s %s %s\n", op_family_name(op), nftnl_chain_get_str(op->obj, NFTNL_CHAIN_TABLE),
                                 nftnl_chain_get_str(op->obj, NFTNL_CHAIN_NAME));
+                        continue;
+                case NFT_MSG_DELSETELEM:
+                        fprintf(f, "flush set %s %s %s\n", op_family_name(op), nftnl_set_get_str(op->obj, NFTNL_SET_TABLE),
+                                nftnl_set_get_str(op->obj, NFTNL_SET_NAME));
                         continue;
                 }
                 switch (op->kind) {

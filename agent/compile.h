@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -128,6 +129,40 @@ int compile_table_held(const struct ks_policy *const *policies, size_t n, const 
  * Returns 0; -EINVAL (invalid names); -ENOMEM.
  */
 int compile_hook(const char *active, const char *table, struct ks_ruleset **ret);
+
+/*
+ * The link layer (compile-links.c, docs/design.md "The uplinks are links"), a
+ * netdev table `table`LINKS_TABLE_SUFFIX beside the inet one.
+ *
+ * compile_links_table: the whole netdev table, replaced (NEWTABLE, DELTABLE,
+ * NEWTABLE with `flags`, the inet table's owner+persist): every policy staged
+ * (its counters, copies of its sets, chains P/link_in and P/link_out, which
+ * drop all but the gateways and link upkeep), no hook; with active, also what
+ * compile_links_hook(active) sends. Sent after each rebuild of the inet table.
+ *
+ * compile_links_hook: the O(1) switch of the link layer: P/uplinks of inet
+ * table `table` flushed and refilled with active's uplinks and links[0..n)
+ * (what the agent tracks: the uplinks' names of the moment, links stacked on
+ * them or enslaving them), and the base chains "ingress" and "egress" of the
+ * netdev table created anew at LINKS_PRIORITY, bound to those devices, jumping
+ * to active's staged chains; active NULL: the base chains removed. The kernel
+ * refuses it (ENOENT) if active is not staged there.
+ *
+ * Both return 0; -EINVAL (names); -ENOMEM.
+ */
+#define LINKS_TABLE_SUFFIX "_links"
+#define LINKS_CHAIN_INGRESS "ingress"
+#define LINKS_CHAIN_EGRESS "egress"
+#define LINKS_STAGED_IN "link_in"       /* "P/link_in" */
+#define LINKS_STAGED_OUT "link_out"
+#define LINKS_PRIORITY INT_MIN          /* before any other chain: equal ones run newest first */
+int compile_links_table(const struct ks_policy *const *policies, size_t n, const struct ks_policy *active,
+                        const char *const *links, size_t n_links, const char *table, uint32_t flags,
+                        struct ks_ruleset **ret);
+int compile_links_hook(const struct ks_policy *active, const char *const *links, size_t n, const char *table,
+                       struct ks_ruleset **ret);
+/* "`table`_links"; -EINVAL if it does not fit. */
+int compile_links_table_name(char *buf, size_t size, const char *table);
 
 struct ks_ruleset *ruleset_free(struct ks_ruleset *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct ks_ruleset *, ruleset_free)

@@ -18,6 +18,7 @@
 #include "compile.h"
 #include "control.h"
 #include "conntrack.h"
+#include "links.h"
 #include "log.h"
 #include "manager.h"
 #include "methods.h"
@@ -79,6 +80,11 @@ struct ks_manager *manager_free(struct ks_manager *m)
         m->readback = readback_free(m->readback);
         control_free(m->control);
         monitor_free(m->monitor);
+        sd_event_source_disable_unref(m->links_source);
+        sd_event_source_disable_unref(m->links_stage_source);
+        stager_free(m->links_stager);
+        links_free(m->links);
+        free(m->links_staged);
         triggers_free(m->triggers);
         sd_event_source_disable_unref(m->schedule_source);
         sd_event_source_disable_unref(m->schedule_boot_source);
@@ -112,6 +118,44 @@ const struct ks_policy *manager_active_policy(struct ks_manager *m)
 const char *manager_protection(struct ks_manager *m)
 {
         return m->owned ? "owner+monitor" : "monitor";
+}
+
+char **manager_layers(struct ks_manager *m)
+{
+        const struct ks_policy *p = manager_active_policy(m);
+        _cleanup_free_ const char **cut = NULL;
+        char **v = calloc(4, sizeof(*v));
+        size_t n = 0, k = 0;
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f;
+
+        if (!v)
+                return NULL;
+        if (p && !(v[k++] = strdup("inet hooks")))
+                goto out_nomem;
+        if (p && m->links_applied && links_cut(m->links, &cut, &n) == 0) {
+                f = open_memstream(&text, &len);
+                if (!f)
+                        goto out_nomem;
+                fputs("netdev ingress+egress on", f);
+                for (size_t i = 0; i < p->n_uplinks; i++)
+                        fprintf(f, " %s", p->uplinks[i]);
+                for (size_t i = 0; i < n; i++)
+                        fprintf(f, " %s", cut[i]);
+                fclose(f);
+                if (!text)
+                        goto out_nomem;
+                v[k++] = text;
+        }
+        if (m->links && !(v[k++] = strdup("link tracking")))
+                goto out_nomem;
+        return v;
+out_nomem:
+        for (size_t i = 0; i < k; i++)
+                free(v[i]);
+        free(v);
+        return NULL;
 }
 
 static void notify_status(struct ks_manager *m)
@@ -334,9 +378,179 @@ static int adopt(struct ks_manager *m, const char *active)
  * Replace our table with every loaded policy staged and `active` (may be NULL)
  * hooked, in one transaction. Used at start, on reload and to repair.
  */
-/* One small transaction on the base chains: hook `active` (NULL: unhook). */
+/*
+ * The links of the cut for `active` (links.c): track its uplinks afresh
+ * (reset: a new isolation or another policy) or keep those tracked so far (a
+ * renamed uplink); NULL: stop tracking. *ret: the other links of the cut.
+ */
+static int links_of_cut(struct ks_manager *m, const struct ks_policy *p, bool reset, const char ***ret,
+                        size_t *ret_n)
+{
+        int r;
+
+        *ret = NULL;
+        *ret_n = 0;
+        if (!m->links)
+                return 0;
+        r = links_track(m->links, p ? (const char (*)[IFNAMSIZ])p->uplinks : NULL, p ? p->n_uplinks : 0, reset);
+        return r < 0 ? r : links_cut(m->links, ret, ret_n);
+}
+
+/* The first step of a table staged in steps: all of it but the big sets' elements (stage.h). */
+struct first_step {
+        const struct ks_ruleset *rs;
+        const char *keep;
+        bool deferred;
+};
+
+static int build_first_step(struct nftnl_batch *b, uint32_t *seq, void *userdata)
+{
+        struct first_step *f = userdata;
+
+        return ruleset_to_batch_staged(f->rs, b, seq, STAGE_BIG_SET, f->keep, &f->deferred);
+}
+
+/*
+ * The whole netdev table of the link layer, every policy staged, and if
+ * active its device chains: after each rebuild of the inet table, and when
+ * the switch finds it missing. A failure leaves the inet cut in force.
+ */
+static void on_links_staged(void *userdata, int r, const struct ks_error *e)
+{
+        struct ks_manager *m = userdata;
+
+        m->links_stager = stager_free(m->links_stager);
+        if (r < 0) {
+                log_error("Staging the link layer in table netdev %s" LINKS_TABLE_SUFFIX " failed: %s", TABLE_NAME,
+                          e && e->msg[0] ? e->msg : strerror(-r));
+                free(m->links_staged);
+                m->links_staged = NULL;
+        }
+}
+
+static int stage_links(struct ks_manager *m, const char *active, bool reset)
+{
+        _cleanup_(ruleset_freep) struct ks_ruleset *rs = NULL;
+        struct first_step f;
+        _cleanup_free_ const struct ks_policy **list = NULL;
+        _cleanup_free_ const char **cut = NULL;
+        const struct ks_policy *p = active ? store_get(&m->store, active) : NULL;
+        struct ks_error e = {};
+        uint64_t usec = 0;
+        size_t n = 0, n_cut = 0;
+        int r;
+
+        r = staged_policies(m, &list, &n);
+        if (r == 0)
+                r = links_of_cut(m, p, reset, &cut, &n_cut);
+        if (r == 0)
+                r = compile_links_table(list, n, p, cut, n_cut, TABLE_NAME, m->owned ? OWNER_FLAGS : 0, &rs);
+        m->links_stager = stager_free(m->links_stager);
+        f = (struct first_step){ .rs = rs, .keep = active };
+        if (r == 0)
+                r = nft_transaction_with(m->nft, NULL, 0, build_first_step, &f, &usec, &e);
+        if (r == 0 && p)
+                r = ruleset_summarize(rs, &m->expect);  /* the refill of P/uplinks */
+        /* Other policies' big sets are filled in steps, as the inet table's (stage.h). */
+        if (r == 0 && f.deferred)
+                r = stager_new(m->event, m->nft, TAKE_PTR(rs), active, NULL, on_links_staged, m, &m->links_stager);
+        m->links_applied = r == 0 && p;
+        free(m->links_staged);
+        m->links_staged = r == 0 ? staged_signature(m) : NULL;
+        if (r < 0)
+                log_error("Could not stage the link layer of the cut in table netdev %s" LINKS_TABLE_SUFFIX
+                          " (the inet hooks still cut): %s", TABLE_NAME, e.msg[0] ? e.msg : strerror(-r));
+        else
+                log_debug("Link layer staged (%zu policies) in %llu us", n, (unsigned long long)usec);
+        return r;
+}
+
+/* The netdev table holds the loaded version of policy `name` (staged_signature: "name:gen;..."). */
+static bool links_has_version(struct ks_manager *m, const char *name)
+{
+        struct ks_policy_entry *entry = store_find(&m->store, name);
+        _cleanup_free_ char *token = NULL, *all = NULL;
+
+        if (!entry || !m->links_staged || asprintf(&token, ";%s:%u;", name, entry->generation) < 0 ||
+            asprintf(&all, ";%s", m->links_staged) < 0)
+                return false;
+        return strstr(all, token) != NULL;
+}
+
+static int on_links_stage(sd_event_source *s, void *userdata)
+{
+        struct ks_manager *m = userdata;
+        _cleanup_free_ char *sig = staged_signature(m);
+
+        m->links_stage_source = sd_event_source_disable_unref(m->links_stage_source);
+        if (!sig || !m->links_staged || strcmp(sig, m->links_staged) != 0)
+                stage_links(m, m->state.isolated ? m->state.policy : NULL, false);
+        return 0;
+}
+
+/*
+ * Stage the netdev table after a rebuild, but on a later loop iteration at
+ * idle priority: an isolate that arrives meanwhile is served first (it stages
+ * its own policy then, if that changed).
+ */
+static void links_stage_soon(struct ks_manager *m)
+{
+        if (m->links_stage_source)
+                return;
+        if (sd_event_add_defer(m->event, &m->links_stage_source, on_links_stage, m) < 0 ||
+            sd_event_source_set_priority(m->links_stage_source, SD_EVENT_PRIORITY_IDLE) < 0) {
+                m->links_stage_source = sd_event_source_disable_unref(m->links_stage_source);
+                on_links_stage(NULL, m);
+        }
+}
+
+/*
+ * The O(1) switch of the link layer (compile_links_hook): the names of the
+ * cut into P/uplinks, the device chains bound to them anew; active NULL:
+ * unbound. If the staged table is missing or stale, it is staged whole.
+ */
+static int apply_links(struct ks_manager *m, const char *active, bool reset)
+{
+        _cleanup_(ruleset_freep) struct ks_ruleset *rs = NULL;
+        _cleanup_free_ const char **cut = NULL;
+        const struct ks_policy *p = active ? store_get(&m->store, active) : NULL;
+        struct ks_error e = {};
+        uint64_t usec = 0;
+        size_t n = 0;
+        int r;
+
+        if (active && !p)
+                return 0;
+        if (p && stager_pending(m->links_stager, active)) {
+                log_info("Policy %s is still being staged in the link layer: sending the rest first", active);
+                stager_finish(m->links_stager);
+        }
+        if (p && !links_has_version(m, active))
+                return stage_links(m, active, reset);
+        r = links_of_cut(m, p, reset, &cut, &n);
+        if (r == 0)
+                r = compile_links_hook(p, cut, n, TABLE_NAME, &rs);
+        if (r == 0)
+                r = nft_apply(m->nft, rs, &usec, &e);
+        if (r == 0)
+                r = ruleset_summarize(rs, &m->expect);
+        if (r < 0 && p) {
+                log_info("The link layer is not staged as expected (%s): staging it", e.msg[0] ? e.msg : strerror(-r));
+                return stage_links(m, active, false);
+        }
+        m->links_applied = r == 0 && p;
+        if (r < 0)
+                log_error("Could not unbind the link layer from the links: %s", e.msg[0] ? e.msg : strerror(-r));
+        else if (p)
+                log_info("Link layer of the cut in place: %zu uplinks, %zu more links, %llu us", p->n_uplinks, n,
+                         (unsigned long long)usec);
+        return r;
+}
+
+/* One small transaction on the base chains: hook `active` (NULL: unhook); then the link layer. */
 static int switch_hook(struct ks_manager *m, const char *active, struct ks_error *e)
 {
+        bool reset = !(m->state.isolated && m->state.policy && active && strcmp(m->state.policy, active) == 0);
         _cleanup_(ruleset_freep) struct ks_ruleset *rs = NULL;
         uint64_t usec = 0;
         int r;
@@ -353,21 +567,10 @@ static int switch_hook(struct ks_manager *m, const char *active, struct ks_error
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_INTERNAL, "Out of memory");
         /* Only the base chains changed: read back those, and that no chain came or went. */
-        return verify_scope(m, READBACK_HOOKS, e);
-}
-
-/* The first step of a table staged in steps: all of it but the big sets' elements (stage.h). */
-struct first_step {
-        const struct ks_ruleset *rs;
-        const char *keep;
-        bool deferred;
-};
-
-static int build_first_step(struct nftnl_batch *b, uint32_t *seq, void *userdata)
-{
-        struct first_step *f = userdata;
-
-        return ruleset_to_batch_staged(f->rs, b, seq, STAGE_BIG_SET, f->keep, &f->deferred);
+        r = verify_scope(m, READBACK_HOOKS, e);
+        if (r == 0)
+                apply_links(m, active, reset);
+        return r;
 }
 
 static int send_table(struct ks_manager *m, uint32_t flags, struct first_step *f, uint64_t *usec,
@@ -451,6 +654,10 @@ static int rebuild_table(struct ks_manager *m, const char *active, struct ks_err
 {
         int r = replace_table(m, active, e);
 
+        if (r == 0 && !active)
+                apply_links(m, NULL, true);     /* unbound now; staged below */
+        if (r == 0)
+                links_stage_soon(m);
         if (r < 0 || !active)
                 return r;
         r = switch_hook(m, active, e);
@@ -1112,14 +1319,44 @@ static int on_reassert(sd_event_source *s, void *userdata)
         return 0;
 }
 
+static void links_reassert_soon(struct ks_manager *m);
+
+/*
+ * Someone bound a base chain to a link of the cut: it may run before or beside
+ * ours (a netdev fwd past the inet hooks). Re-asserting the link layer
+ * registers our chains again, first among equal priorities.
+ */
+static void on_foreign_hooks(struct ks_manager *m, const struct monitor_event *ev)
+{
+        struct ks_actor culprit = { .user = ev->comm, .uid = -1, .pid = ev->pid, .trigger = "monitor" };
+        struct ks_error e = {};
+
+        for (size_t i = 0; m->state.isolated && m->links && i < ev->n_hooks; i++) {
+                if (!links_in_cut(m->links, ev->hooks[i].device))
+                        continue;
+                ks_error_set(&e, 0, NULL, "TAMPER: %s was bound to %s, a link of the cut, by %s (pid %d); the "
+                             "link layer is re-asserted before it", ev->hooks[i].what, ev->hooks[i].device,
+                             ev->comm, (int)ev->pid);
+                audit(m, AUDIT_TAMPER, &culprit, m->state.policy, NULL, NULL, &e);
+                links_reassert_soon(m);
+        }
+}
+
 /* Someone else changed our table (or events were lost): re-assert once the burst is read. */
 static void on_foreign_change(void *userdata, const struct monitor_event *ev)
 {
         struct ks_manager *m = userdata;
 
+        if (!ev->overflow)
+                on_foreign_hooks(m, ev);
+        if (!ev->overflow && !ev->touched)
+                return;
+
         if (ev->overflow) {
                 /* Our own large transactions overflow the event socket too: check, don't assume. */
                 log_debug("Lost nftables events (receive buffer overflow): checking table inet %s", TABLE_NAME);
+                if (m->state.isolated)
+                        links_reassert_soon(m);         /* a chain bound to an uplink may have gone unseen */
                 m->resync_pending = !m->reassert_source || m->resync_pending;
         } else {
                 m->resync_pending = false;
@@ -1133,6 +1370,41 @@ static void on_foreign_change(void *userdata, const struct monitor_event *ev)
         if (!m->reassert_source &&
             sd_event_add_defer(m->event, &m->reassert_source, on_reassert, m) < 0)
                 log_error("Could not schedule the re-assertion of table inet %s", TABLE_NAME);
+}
+
+static int on_links_defer(sd_event_source *s, void *userdata)
+{
+        struct ks_manager *m = userdata;
+
+        m->links_source = sd_event_source_disable_unref(m->links_source);
+        if (m->state.isolated)
+                apply_links(m, m->state.policy, false);
+        return 0;
+}
+
+/* Re-assert the link layer once the burst of events is read. */
+static void links_reassert_soon(struct ks_manager *m)
+{
+        if (!m->links_source && sd_event_add_defer(m->event, &m->links_source, on_links_defer, m) < 0)
+                log_error("Could not schedule the re-assertion of the link layer");
+}
+
+/* rtnetlink: an uplink was renamed, a link stacked on one, ... (links.c). */
+static void on_links_changed(void *userdata, const char *what, bool tamper)
+{
+        struct ks_manager *m = userdata;
+        struct ks_actor someone = { .user = "unknown", .uid = -1, .trigger = "links" };
+        struct ks_error e = {};
+
+        if (!m->state.isolated)
+                return;
+        if (tamper) {
+                ks_error_set(&e, 0, NULL, "TAMPER: %s; the cut is extended to it", what);
+                audit(m, AUDIT_TAMPER, &someone, m->state.policy, NULL, NULL, &e);
+        } else {
+                log_notice("%s", what);
+        }
+        links_reassert_soon(m);
 }
 
 static void on_sighup_reloaded(struct ks_manager *m, void *userdata, int r, size_t failed, const struct ks_error *e)
@@ -1197,9 +1469,15 @@ int manager_startup(struct ks_manager *m)
         if (r < 0)
                 return log_error_errno(r, "Cannot watch nftables events: %m");
         monitor_set_own_portid(m->monitor, nft_portid(m->nft));
+        r = links_new(m->event, on_links_changed, m, &m->links);
+        if (r < 0)
+                log_warning_errno(r, "Cannot watch the links over rtnetlink (renamed or stacked uplinks will not "
+                                  "be followed): %m");
         r = startup_state(m);
         if (r < 0 && r != -ENOENT)
                 return r;
+        /* Adopted or rebuilt, the netdev table is staged as this version builds it. */
+        stage_links(m, m->state.isolated ? m->state.policy : NULL, !m->links_applied);
         /* Deadlines that passed while we were down are carried out on the first loop iteration. */
         schedule_arm(m);
         triggers_load(m, NULL);

@@ -95,6 +95,12 @@ struct ks_manager {
         struct readback *readback;              /* element counts of that staging, read back off the loop */
         struct ks_ruleset *precompiled;         /* the table a reload compiled off the loop ... */
         char *precompiled_for;                  /* ... for this policy in force (NULL: normal) */
+        struct ks_links *links;                 /* the uplinks as links: renames, stacked links (links.c) */
+        sd_event_source *links_source;          /* a pending re-assertion of the link layer */
+        bool links_applied;                     /* the link layer (compile_links) is in force */
+        char *links_staged;                     /* staged_signature() of the netdev table's policies */
+        sd_event_source *links_stage_source;    /* a pending staging of the netdev table (idle priority) */
+        struct ks_stager *links_stager;         /* filling the netdev table's big sets in steps (stage.c) */
 };
 
 /* How to isolate: the lockout check, and what to schedule with it. */
@@ -160,6 +166,13 @@ int manager_find_policy(struct ks_manager *m, const char *name, const struct ks_
 
 /* How the table is protected against other processes: "owner+monitor" or "monitor". */
 const char *manager_protection(struct ks_manager *m);
+
+/*
+ * What cuts the uplinks now, one entry per layer: "inet hooks", "netdev
+ * ingress+egress on wan0 wan1", "link tracking". NULL-terminated, caller frees
+ * the strings and the array; NULL if out of memory.
+ */
+char **manager_layers(struct ks_manager *m);
 
 /* The policy in force, if known. */
 const struct ks_policy *manager_active_policy(struct ks_manager *m);

@@ -243,6 +243,20 @@ static json_t *pending_json(const struct ks_state *s)
                          "revert_to", revert && s->revert_isolated ? opt_string(s->revert_policy) : json_null());
 }
 
+/* What cuts the uplinks now (manager_layers), e.g. ["inet hooks", "netdev ingress+egress on wan0", ...]. */
+static json_t *layers_json(struct ks_manager *m)
+{
+        char **v = manager_layers(m);
+        json_t *a = json_array();
+
+        for (size_t i = 0; v && v[i]; i++) {
+                json_array_append_new(a, json_string(v[i]));
+                free(v[i]);
+        }
+        free(v);
+        return a;
+}
+
 static json_t *status_json(struct ks_manager *m)
 {
         const struct ks_policy *p = manager_active_policy(m);
@@ -267,6 +281,7 @@ static json_t *status_json(struct ks_manager *m)
                 json_object_set_new(o, "reassertions", json_integer(m->reassertions));
                 json_object_set_new(o, "rate_limited", json_boolean(m->rate_limited));
                 json_object_set_new(o, "protection", json_string(manager_protection(m)));
+                json_object_set_new(o, "layers", layers_json(m));
                 json_object_set_new(o, "resolved", hostnames_json(p));
                 json_object_set_new(o, "trigger", opt_string(s->trigger));
                 json_object_set_new(o, "pending", pending_json(s));

@@ -29,6 +29,8 @@ struct ks_monitor {
         monitor_cb_t cb;
         void *userdata;
         bool touched;           /* the transaction being reported touched our table */
+        struct monitor_hook hooks[MONITOR_HOOKS_MAX];   /* device-bound chains it created */
+        size_t n_hooks;
         pid_t self;
         uint32_t own_portid;    /* our nf_tables socket: its transactions are ours (0: unknown) */
 };
@@ -102,15 +104,111 @@ static void report_generation(struct ks_monitor *m, const struct nlmsghdr *nlh)
          * a container (systemd-nspawn, a pid namespace) the pid alone would call our own
          * transactions foreign, and the agent would fight itself until rate-limited.
          */
-        if (!m->touched || (m->own_portid && nlh->nlmsg_pid == m->own_portid) || (pid_t)g.pid == m->self) {
+        if ((!m->touched && m->n_hooks == 0) || (m->own_portid && nlh->nlmsg_pid == m->own_portid) ||
+            (pid_t)g.pid == m->self) {
                 m->touched = false;
+                m->n_hooks = 0;
                 return;
         }
+        ev.touched = m->touched;
+        ev.hooks = m->hooks;
+        ev.n_hooks = m->n_hooks;
         m->touched = false;
+        m->n_hooks = 0;
         ev.generation = g.id;
         ev.pid = (pid_t)g.pid;
         snprintf(ev.comm, sizeof(ev.comm), "%s", g.comm ? g.comm : "?");
         m->cb(m->userdata, &ev);
+}
+
+struct chain_info {
+        const char *table, *name, *dev;
+        const struct nlattr *hook, *devs;
+        uint32_t hooknum;
+        bool has_hooknum;
+};
+
+static int chain_attr_cb(const struct nlattr *attr, void *data)
+{
+        struct chain_info *c = data;
+
+        switch (mnl_attr_get_type(attr)) {
+        case NFTA_CHAIN_TABLE:
+                if (mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) >= 0)
+                        c->table = mnl_attr_get_str(attr);
+                break;
+        case NFTA_CHAIN_NAME:
+                if (mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) >= 0)
+                        c->name = mnl_attr_get_str(attr);
+                break;
+        case NFTA_CHAIN_HOOK:
+                if (mnl_attr_validate(attr, MNL_TYPE_NESTED) >= 0)
+                        c->hook = attr;
+                break;
+        }
+        return MNL_CB_OK;
+}
+
+static int hook_attr_cb(const struct nlattr *attr, void *data)
+{
+        struct chain_info *c = data;
+
+        switch (mnl_attr_get_type(attr)) {
+        case NFTA_HOOK_HOOKNUM:
+                if (mnl_attr_validate(attr, MNL_TYPE_U32) >= 0) {
+                        c->hooknum = ntohl(mnl_attr_get_u32(attr));
+                        c->has_hooknum = true;
+                }
+                break;
+        case NFTA_HOOK_DEV:
+                if (mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) >= 0)
+                        c->dev = mnl_attr_get_str(attr);
+                break;
+        case NFTA_HOOK_DEVS:
+                if (mnl_attr_validate(attr, MNL_TYPE_NESTED) >= 0)
+                        c->devs = attr;
+                break;
+        }
+        return MNL_CB_OK;
+}
+
+static void add_hook(struct ks_monitor *m, int family, const struct chain_info *c, const char *dev)
+{
+        struct monitor_hook *h;
+        const char *hook = family == NFPROTO_NETDEV ? (c->hooknum == NF_NETDEV_EGRESS ? "egress" : "ingress")
+                                                   : "ingress";
+
+        if (m->n_hooks == MONITOR_HOOKS_MAX)
+                return;
+        h = &m->hooks[m->n_hooks];
+        snprintf(h->device, sizeof(h->device), "%s", dev);
+        snprintf(h->what, sizeof(h->what), "%s table %s chain %s hook %s", family == NFPROTO_NETDEV ? "netdev" :
+                 "inet", c->table ? c->table : "?", c->name ? c->name : "?", hook);
+        /* The kernel names a single device both as NFTA_HOOK_DEV and in NFTA_HOOK_DEVS. */
+        for (size_t i = 0; i < m->n_hooks; i++)
+                if (strcmp(m->hooks[i].device, h->device) == 0 && strcmp(m->hooks[i].what, h->what) == 0)
+                        return;
+        m->n_hooks++;
+}
+
+/* A base chain of someone else's table on devices: netdev ingress/egress, inet ingress. */
+static void note_device_chain(struct ks_monitor *m, const struct nlmsghdr *nlh, int family)
+{
+        struct chain_info c = {};
+        const struct nlattr *a;
+
+        mnl_attr_parse(nlh, sizeof(struct nfgenmsg), chain_attr_cb, &c);
+        if (!c.hook || (c.table && is_ours(m->table, c.table)))
+                return;
+        mnl_attr_parse_nested(c.hook, hook_attr_cb, &c);
+        if (!c.has_hooknum || (family == NFPROTO_INET && c.hooknum != NF_INET_INGRESS))
+                return;
+        if (c.dev)
+                add_hook(m, family, &c, c.dev);
+        if (c.devs)
+                mnl_attr_for_each_nested(a, c.devs)
+                        if (mnl_attr_validate(a, MNL_TYPE_NUL_STRING) >= 0)
+                                add_hook(m, family, &c, mnl_attr_get_str(a));
 }
 
 static int event_cb(const struct nlmsghdr *nlh, void *data)
@@ -124,8 +222,10 @@ static int event_cb(const struct nlmsghdr *nlh, void *data)
                 report_generation(m, nlh);
                 return MNL_CB_OK;
         }
-        if (!is_object_event(type) || nfg->nfgen_family != NFPROTO_INET)
+        if (!is_object_event(type) || (nfg->nfgen_family != NFPROTO_INET && nfg->nfgen_family != NFPROTO_NETDEV))
                 return MNL_CB_OK;
+        if (type == NFT_MSG_NEWCHAIN)
+                note_device_chain(m, nlh, nfg->nfgen_family);
         mnl_attr_parse(nlh, sizeof(*nfg), table_attr_cb, &table);
         if (table && is_ours(m->table, table))
                 m->touched = true;
@@ -144,6 +244,7 @@ static int on_events(sd_event_source *s, int fd, uint32_t revents, void *userdat
                         struct monitor_event ev = { .overflow = true };
 
                         m->touched = false;
+                        m->n_hooks = 0;
                         m->cb(m->userdata, &ev);
                         continue;
                 }

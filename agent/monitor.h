@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <net/if.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -15,8 +17,19 @@
  * which the caller must resynchronise.
  */
 
+/* A base chain of someone else's table bound to a device (netdev ingress/egress, inet ingress). */
+struct monitor_hook {
+        char device[IFNAMSIZ];
+        char what[160];         /* "netdev table T chain C hook ingress" */
+};
+
+#define MONITOR_HOOKS_MAX 16
+
 struct monitor_event {
         bool overflow;          /* events were lost: check the table */
+        bool touched;           /* the transaction touched our table (or a companion) */
+        const struct monitor_hook *hooks;       /* chains it hooked on devices, in anyone's table */
+        size_t n_hooks;
         uint32_t generation;
         pid_t pid;              /* who committed the change, 0 if unknown */
         char comm[32];
@@ -26,7 +39,11 @@ typedef void (*monitor_cb_t)(void *userdata, const struct monitor_event *ev);
 
 struct ks_monitor;
 
-/* Watch changes of inet table `table` (and its companions `table`_*) made by processes other than this one. */
+/*
+ * Watch changes of table `table` (and its companions `table`_*, inet or netdev)
+ * made by processes other than this one, and base chains that other processes
+ * bind to devices (what could run before or beside ours on an uplink).
+ */
 int monitor_new(sd_event *event, const char *table, monitor_cb_t cb, void *userdata, struct ks_monitor **ret);
 struct ks_monitor *monitor_free(struct ks_monitor *m);
 /* The netlink port id of the socket our own transactions go through (nft_portid()): they are not foreign. */

@@ -424,6 +424,13 @@ static int counter_cb(const struct nlmsghdr *nlh, void *data)
         if (nftnl_obj_get_u32(o, NFTNL_OBJ_TYPE) != NFT_OBJECT_COUNTER)
                 return MNL_CB_OK;
         name = nftnl_obj_get_str(o, NFTNL_OBJ_NAME);
+        /* The link layer's table counts under the same names (what it drops first): one sum. */
+        for (size_t i = 0; name && i < l->n; i++)
+                if (strcmp(l->items[i].name, name) == 0) {
+                        l->items[i].packets += nftnl_obj_get_u64(o, NFTNL_OBJ_CTR_PKTS);
+                        l->items[i].bytes += nftnl_obj_get_u64(o, NFTNL_OBJ_CTR_BYTES);
+                        return MNL_CB_OK;
+                }
         items = GREEDY_REALLOC(l->items, l->n + 1);
         if (!items || !name) {
                 l->error = -ENOMEM;
@@ -448,7 +455,8 @@ void nft_counters_free(struct nft_counter *c, size_t n)
         free(c);
 }
 
-static int read_counters_once(struct ks_nft *n, const char *table, bool reset, struct counter_list *l)
+static int read_counters_once(struct ks_nft *n, uint16_t family, const char *table, bool reset,
+                              struct counter_list *l)
 {
         _cleanup_(nftnl_obj_freep) struct nftnl_obj *o = nftnl_obj_alloc();
         char buf[8192] = {};
@@ -458,21 +466,29 @@ static int read_counters_once(struct ks_nft *n, const char *table, bool reset, s
                 return -ENOMEM;
         nftnl_obj_set_str(o, NFTNL_OBJ_TABLE, table);
         nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, NFT_OBJECT_COUNTER);
-        nlh = nftnl_nlmsg_build_hdr(buf, reset ? NFT_MSG_GETOBJ_RESET : NFT_MSG_GETOBJ, NFPROTO_INET,
-                                    NLM_F_DUMP, ++n->seq);
+        nftnl_obj_set_u32(o, NFTNL_OBJ_FAMILY, family);
+        nlh = nftnl_nlmsg_build_hdr(buf, reset ? NFT_MSG_GETOBJ_RESET : NFT_MSG_GETOBJ, family, NLM_F_DUMP,
+                                    ++n->seq);
         nftnl_obj_nlmsg_build_payload(nlh, o);
         return nft_query(n, nlh, counter_cb, l);
 }
 
-static int read_counters(struct ks_nft *n, const char *table, bool reset, struct nft_counter **ret,
+/* with_links: add in the counters of netdev table TABLE_links (the link layer's, same names). */
+static int read_counters(struct ks_nft *n, const char *table, bool with_links, bool reset, struct nft_counter **ret,
                          size_t *ret_n)
 {
         struct counter_list l = {};
+        char links[NFT_TABLE_MAXNAMELEN];
         int r;
 
         /* A dump interrupted by a concurrent change (EINTR) is redone. */
         for (int attempt = 0; attempt < 5; attempt++) {
-                r = read_counters_once(n, table, reset, &l);
+                r = read_counters_once(n, NFPROTO_INET, table, reset, &l);
+                /* Then netdev table TABLE_links (compile_links), if it exists, summed in. */
+                if (r == 0 && with_links && compile_links_table_name(links, sizeof(links), table) == 0) {
+                        r = read_counters_once(n, NFPROTO_NETDEV, links, reset, &l);
+                        r = r == -ENOENT ? 0 : r;
+                }
                 if (r == 0 && l.error < 0)
                         r = l.error;
                 if (r != -EINTR)
@@ -493,14 +509,14 @@ static int read_counters(struct ks_nft *n, const char *table, bool reset, struct
 
 int nft_read_counters(struct ks_nft *n, const char *table, struct nft_counter **ret, size_t *ret_n)
 {
-        return read_counters(n, table, false, ret, ret_n);
+        return read_counters(n, table, true, false, ret, ret_n);
 }
 
 int nft_reset_counters(struct ks_nft *n, const char *table)
 {
         struct nft_counter *c = NULL;
         size_t count = 0;
-        int r = read_counters(n, table, true, &c, &count);
+        int r = read_counters(n, table, true, true, &c, &count);
 
         nft_counters_free(c, count);
         return r;
@@ -598,7 +614,7 @@ static int table_summary_once(struct ks_nft *n, const char *table, bool with_ele
         for (size_t i = 0; r == 0 && with_elems && i < s->n_sets; i++)
                 r = dump_objects(n, NFT_MSG_GETSETELEM, table, s->sets[i].name, setelem_dump_cb, &s->sets[i]);
         if (r == 0)
-                r = read_counters(n, table, false, &c, &count);
+                r = read_counters(n, table, false, false, &c, &count);
         for (size_t i = 0; r == 0 && i < count; i++)
                 r = summary_add_counter(s, c[i].name);
         nft_counters_free(c, count);

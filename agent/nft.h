@@ -58,7 +58,10 @@ int nft_table_exists(struct ks_nft *n, const char *table);
 /* 1 if chain `chain` exists in inet table `table`, 0 if not, negative errno on failure. */
 int nft_chain_exists(struct ks_nft *n, const char *table, const char *chain);
 
-/* Named counter objects of inet table `table` (none if the table is absent). */
+/*
+ * Named counter objects of inet table `table` (none if the table is absent), with those of the
+ * same name in netdev table `table`_links (the link layer, compile_links) added in.
+ */
 int nft_read_counters(struct ks_nft *n, const char *table, struct nft_counter **ret, size_t *ret_n);
 void nft_counters_free(struct nft_counter *c, size_t n);
 

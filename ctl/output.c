@@ -414,6 +414,21 @@ static void print_drops_by_uplink(FILE *f, json_t *drops)
         }
 }
 
+/* What cuts the uplinks now: "inet hooks, netdev ingress+egress on wan0 wan1, link tracking". */
+static void print_layers(FILE *f, json_t *status)
+{
+        json_t *layers = json_object_get(status, "layers"), *v;
+        char buf[512] = "";
+        size_t i, k = 0;
+
+        if (!json_is_array(layers) || json_array_size(layers) == 0)
+                return;
+        json_array_foreach(layers, i, v)
+                if (json_is_string(v) && k < sizeof(buf))
+                        k += (size_t)snprintf(buf + k, sizeof(buf) - k, "%s%s", i ? ", " : "", json_string_value(v));
+        print_line(f, "Layers", buf);
+}
+
 /* Which protection the table has, and (while isolated) how often it had to be put back. */
 static void print_protection(FILE *f, json_t *status)
 {
@@ -433,6 +448,7 @@ static void print_protection(FILE *f, json_t *status)
                 snprintf(buf + k, sizeof(buf) - (size_t)k, "; RATE LIMITED: another process keeps changing the "
                          "table");
         print_line(f, "Protection", buf);
+        print_layers(f, status);
 }
 
 /* "Fri 2026-11-27 18:00:00 CET (in 2h 13min)" */

@@ -156,6 +156,13 @@ static void golden_policy(const char *path)
         dump = dump_of(r);
         check_golden(p->name, "dump", dump);
         ruleset_free(r);
+        r = NULL;
+        free(dump);
+        /* The link layer, with one more tracked link: P/uplinks refilled, the netdev table. */
+        assert_int_equal(compile_links_table(pp(p), 1, p, (const char *const[]){ "wanx" }, 1, TABLE, 0, &r), 0);
+        dump = dump_of(r);
+        check_golden(p->name, "links.dump", dump);
+        ruleset_free(r);
         policy_free(p);
 }
 
@@ -1067,6 +1074,7 @@ static void check_msg(const struct nlmsghdr *nlh, uint32_t seq, struct batch_sta
         switch (type) {
         case NFT_MSG_DELRULE:
         case NFT_MSG_DELCHAIN:
+        case NFT_MSG_DELSETELEM:        /* a flush (compile_links_hook) */
                 assert_int_equal(nlh->nlmsg_flags, NLM_F_REQUEST | NLM_F_ACK);
                 break;
         case NFT_MSG_NEWRULE:
@@ -1349,6 +1357,57 @@ static void test_hook(void **state)
         ruleset_free(r);
 }
 
+/* The link layer: staged per policy, switched in O(1), unbound on restore; refused names. */
+static void test_links(void **state)
+{
+        struct ks_policy *p = parse("[Uplinks]\nInterface=wan0\n[Gateway mail]\nAddress=203.0.113.25\nPorts=tcp:25\n");
+        struct ks_ruleset *r = NULL;
+        _cleanup_free_ char *dump = NULL;
+        struct batch_stats st;
+        struct msg_info mi[32];
+        char name[64];
+
+        /* Restore: the device chains go, whether they exist or not; nothing else. */
+        assert_int_equal(compile_links_hook(NULL, NULL, 0, TABLE, &r), 0);
+        dump = dump_of(r);
+        assert_non_null(strstr(dump, "table " TABLE LINKS_TABLE_SUFFIX " netdev"));
+        assert_non_null(strstr(dump, "delete chain netdev " TABLE LINKS_TABLE_SUFFIX " ingress"));
+        assert_non_null(strstr(dump, "delete chain netdev " TABLE LINKS_TABLE_SUFFIX " egress"));
+        assert_null(strstr(dump, "hook"));
+        ruleset_free(r);
+        r = NULL;
+        assert_int_equal(compile_links_hook(p, (const char *const[]){ "0123456789abcdefg" }, 1, TABLE, &r), -EINVAL);
+        assert_int_equal(compile_links_hook(p, (const char *const[]){ "" }, 1, TABLE, &r), -EINVAL);
+        assert_int_equal(compile_links_table(pp(p), 1, p, NULL, 1, TABLE, 0, &r), -EINVAL);
+        assert_null(r);
+        assert_int_equal(compile_links_table_name(name, sizeof(name), TABLE), 0);
+        assert_string_equal(name, "killswitch_links");
+
+        /* The switch is O(1): a few messages, whatever the policy holds; wan0 once, mv0 joins. */
+        assert_int_equal(compile_links_hook(p, (const char *const[]){ "mv0", "wan0" }, 2, TABLE, &r), 0);
+        st = batch_info(r, 1, mi, ELEMENTSOF(mi));
+        /* NEWTABLE, flush + refill of P/uplinks, per device chain NEWCHAIN, DELCHAIN, NEWCHAIN, jump. */
+        assert_int_equal(st.msgs, 1 + 2 + 2 * 4);
+        free(dump);
+        dump = dump_of(r);
+        assert_non_null(strstr(dump, "flush set inet killswitch t/uplinks"));
+        assert_non_null(strstr(dump, "hook ingress prio -2147483648 policy accept packets 0 bytes 0 dev {  wan0  mv0  }"));
+        assert_non_null(strstr(dump, "egress use 0 type filter hook unknown prio -2147483648"));
+        assert_non_null(strstr(dump, "jump -> t/link_in"));
+        ruleset_free(r);
+        r = NULL;
+
+        /* Staged: the drops counted on the inet table's names (status adds both up). */
+        assert_int_equal(compile_links_table(pp(p), 1, NULL, NULL, 0, TABLE, 0, &r), 0);
+        free(dump);
+        dump = dump_of(r);
+        assert_non_null(strstr(dump, "[ objref type 1 name t/dropped_in/wan0 ]"));
+        assert_null(strstr(dump, "hook ingress"));
+        ruleset_free(r);
+        policy_free(p);
+}
+
+
 /* 100,000 entries of each kind: the sets and the batch scale (its time is in tests/bench/bench-compile.c). */
 static void test_100k_addresses(void **state)
 {
@@ -1457,6 +1516,7 @@ int main(void)
                 cmocka_unit_test(test_golden_policies),
                 cmocka_unit_test(test_isolate_shape),
                 cmocka_unit_test(test_bytecode),
+                cmocka_unit_test(test_links),
                 cmocka_unit_test(test_counter_names),
                 cmocka_unit_test(test_invalid_arguments),
                 cmocka_unit_test(test_longest_names),

@@ -40,11 +40,12 @@ func main() {
 	}
 	defer conn.Close()
 
-	state, policy, _, _, _, _, _, _, _, _, _, triggers, uplinks, _, _, dropped, _, _, _, _, protection, _, err :=
+	state, policy, _, _, _, _, _, _, _, _, _, triggers, uplinks, _, _, dropped, _, _, _, _, protection, layers, _, err :=
 		iokillswitch.Status().Call(ctx, conn)
-	check(err == nil && (state == "normal" || state == "isolated") && protection != "" && triggers.Paths != nil,
-		"Status() -> state %q, policy %v, uplinks %v, dropped %d packets, protection %q (err %v)",
-		state, policy, uplinks, dropped.Packets, protection, err)
+	check(err == nil && (state == "normal" || state == "isolated") && protection != "" && triggers.Paths != nil &&
+		layers != nil,
+		"Status() -> state %q, policy %v, uplinks %v, dropped %d packets, protection %q, layers %v (err %v)",
+		state, policy, uplinks, dropped.Packets, protection, layers, err)
 
 	policies, failedPolicies, err := iokillswitch.Policies().Call(ctx, conn)
 	check(err == nil && len(policies) > 0, "Policies() -> %d policies, %d failed (err %v)",

@@ -1,0 +1,254 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# End-to-end test of issue 12, items 2 and 3 (the uplinks are the links, not their names), in the
+# namespace lab of lib.sh. While isolated, each check tries a way around the cut with real
+# traffic from the LAN to the web server (cut) and shows the gateways (mail tcp/25, SIP udp/5060)
+# still working:
+#   - an uplink renamed (wan0 -> wanx, the default route put back on it);
+#   - a macvlan on wan0 carrying the route; a vlan on wan0 (a matching vlan on the far side);
+#   - a bridge that took wan0 as a port, the route on the bridge;
+#   - a foreign netdev table forwarding (fwd) between lan0 and wan0 at ingress, past the inet hooks;
+#   - a raw AF_PACKET send through the qdisc from a process with only CAP_NET_RAW;
+# and each of the first five is audited as tamper (status, history). A raw send with
+# PACKET_QDISC_BYPASS is cut as well on this kernel; the last part shows where nftables ends: a tc
+# egress redirect (CAP_NET_ADMIN) skips the netfilter egress hook (docs/design.md).
+#
+# Every check prints "PASS: ..." or "FAIL: ..."; the last line is a summary. Exit 0 if all passed.
+# Run as root: tests/e2e/test-exact-links.sh   (KILLSWITCHD, KILLSWITCHCTL: see lib.sh)
+
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ks_init
+
+[ -x "$KILLSWITCHD" ] || die "no agent at $KILLSWITCHD (build: meson setup build && meson compile -C build)"
+[ -x "$KILLSWITCHCTL" ] || die "no client at $KILLSWITCHCTL"
+
+mac() { in_ns "$1" cat "/sys/class/net/$2/address"; }
+# The cut holds and the gateways work: web from the LAN cut, mail and SIP through.
+cut_and_gateways() { # LABEL
+	check_many <<-EOF
+		- $1: web v4 from lan cut | tcp_echo lan 192.0.2.80 80
+		+ $1: mail tcp/25 from lan through | tcp_echo lan 203.0.113.25 25
+		+ $1: SIP udp/5060 from lan through | udp_echo lan 203.0.113.5 5060
+	EOF
+}
+# The history's last tamper entry mentions all of the words.
+tamper_said() { # WORD...
+	local h
+	h=$(ctl --json history -n 30 | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+for e in (d if isinstance(d, list) else d["entries"]):
+    if e.get("action") == "tamper":
+        print(e.get("message", ""))')
+	contains "$h" "$@"
+}
+# react_ms CMD... — run CMD in gw and print the milliseconds from its start to the agent's next
+# committed nftables transaction (NEWGEN with the agent's pid, read from the nftables event group
+# by a listener that joined before CMD started). "timeout" after 5 s.
+react_ms() {
+	n_gw python3 -c '
+import socket, struct, subprocess, sys, time
+agent = int(sys.argv[1])
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)  # NETLINK_NETFILTER
+s.bind((0, 0))
+s.setsockopt(270, 1, 7)  # SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, NFNLGRP_NFTABLES
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+t0 = time.monotonic()
+subprocess.run(sys.argv[2:], check=True)
+s.settimeout(5)
+try:
+    while True:
+        buf = s.recv(1 << 20)
+        t1 = time.monotonic()
+        off = 0
+        while off + 16 <= len(buf):
+            length, mtype = struct.unpack_from("=IH", buf, off)
+            if mtype == (10 << 8 | 15):  # NFNL_SUBSYS_NFTABLES, NFT_MSG_NEWGEN
+                a = off + 20
+                while a + 4 <= off + length:
+                    alen, atype = struct.unpack_from("=HH", buf, a)
+                    if atype & 0x7fff == 2 and struct.unpack_from("!I", buf, a + 4)[0] == agent:
+                        print(int((t1 - t0) * 1000))
+                        sys.exit(0)
+                    a += (alen + 3) & ~3
+            off += (length + 3) & ~3
+except socket.timeout:
+    print("timeout")
+' "$AGENT_PID" "$@"
+}
+
+# The default v4 route of gw and the return route of inet through DEV / VIA.
+route_v4() { # GW_DEV GW_VIA INET_DEV INET_VIA
+	n_gw ip route replace default via "$2" dev "$1" &&
+		n_inet ip route replace 10.0.1.0/24 via "$4" dev "$3" &&
+		n_inet ip neigh flush dev "$3" && n_gw ip neigh flush dev "$1"
+}
+route_v4_back() { route_v4 wan0 198.51.100.2 gw0 198.51.100.1; }
+# A link that went down lost its IPv6 address and routes: put them back.
+v6_back() {
+	n_gw ip addr replace 2001:db8:100::1/64 dev wan0 nodad &&
+		n_gw ip -6 route replace default via 2001:db8:100::2 dev wan0
+}
+
+note "lab: namespaces ${KS_PREFIX}{lan,gw,inet,mgmt}; agent $KILLSWITCHD"
+lab_create
+write_lab_policy isolate
+agent_start || die "killswitchd did not start"
+check "normal: the link layer is staged, nothing bound to a device" \
+	test -n "$(n_gw nft list table netdev killswitch_links)" -a -z "$(n_gw nft list ruleset | grep 'hook ingress\|hook egress')"
+check_exit 0 "isolate returns 0" ctl isolate --reason "e2e: links"
+cut_and_gateways "isolated"
+check "status --json layers: inet hooks, netdev on wan0 wan1, link tracking" \
+	status_is '"inet hooks" in d["layers"] and "netdev ingress+egress on wan0 wan1" in d["layers"] and "link tracking" in d["layers"]'
+check "status text has a Layers line" contains "$(ctl status)" "Layers:" "netdev ingress+egress on wan0 wan1"
+
+# --- a renamed uplink --------------------------------------------------------------------------
+# A veth must be down to be renamed, which drops its routes: the attacker puts them back.
+n_gw ip link set wan0 down || die "wan0 down"
+ms=$(react_ms ip link set wan0 name wanx) || die "renaming wan0"
+note "rename: the agent committed the extended cut ${ms} ms after 'ip link set wan0 name wanx' started"
+n_gw ip link set wanx up || die "wanx up"
+route_v4 wanx 198.51.100.2 gw0 198.51.100.1 || die "route over wanx"
+check "rename: the cut follows the link (re-asserted within 2 s: ${ms} ms)" test "$ms" != timeout -a "${ms:-9999}" -lt 2000
+check "rename: wanx in isolate/uplinks" contains "$(n_gw nft list set inet killswitch isolate/uplinks)" '"wanx"'
+cut_and_gateways "rename wan0 -> wanx"
+check "rename: netdev chains bound to wanx" contains "$(n_gw nft list table netdev killswitch_links)" wanx
+check "rename: audited as tamper, saying what happened" tamper_said "wan0" "renamed to wanx"
+check "rename: status --json still isolated, layers name wanx" \
+	status_is 'd["state"] == "isolated" and any("wanx" in l for l in d["layers"])'
+n_gw ip link set wanx down && n_gw ip link set wanx name wan0 && n_gw ip link set wan0 up && v6_back &&
+	route_v4_back || die "renaming back"
+cut_and_gateways "renamed back"
+
+# --- a macvlan on wan0 carrying the route ------------------------------------------------------
+ms=$(react_ms ip link add mv0 link wan0 type macvlan mode bridge) || die "macvlan"
+note "macvlan: the agent committed the extended cut ${ms} ms after 'ip link add mv0 link wan0' started"
+check "macvlan: mv0 in isolate/uplinks" contains "$(n_gw nft list set inet killswitch isolate/uplinks)" '"mv0"'
+n_gw ip addr del 198.51.100.1/30 dev wan0 && n_gw ip addr add 198.51.100.1/30 dev mv0 &&
+	n_gw ip link set mv0 up && route_v4 mv0 198.51.100.2 gw0 198.51.100.1 || die "route over mv0"
+cut_and_gateways "macvlan mv0 on wan0"
+check "macvlan: audited as tamper" tamper_said "macvlan mv0" "stacked on wan0"
+n_gw ip link del mv0 && n_gw ip addr add 198.51.100.1/30 dev wan0 && route_v4_back || die "macvlan undone"
+
+# --- a vlan on wan0, a matching one on the far side --------------------------------------------
+# (Kernels without 8021q refuse the link type; the vlan then takes the same IFLA_LINK path as
+# the macvlan above, and this part is skipped with a note.)
+if ! n_inet ip link add link gw0 name gw0.7 type vlan id 7 2>/dev/null; then
+	note "SKIP vlan: this kernel has no 8021q (ip link add type vlan: unknown device type)"
+else
+	n_inet ip addr add 198.51.100.10/30 dev gw0.7 && n_inet ip link set gw0.7 up || die "far vlan"
+	n_gw ip link add link wan0 name wan0.7 type vlan id 7 && n_gw ip addr add 198.51.100.9/30 dev wan0.7 &&
+		n_gw ip link set wan0.7 up || die "vlan on wan0"
+	route_v4 wan0.7 198.51.100.10 gw0.7 198.51.100.9 || die "route over the vlan"
+	cut_and_gateways "vlan wan0.7"
+	check "vlan: audited as tamper" tamper_said "vlan wan0.7" "stacked on wan0"
+	n_gw ip link del wan0.7 && n_inet ip link del gw0.7 && route_v4_back || die "vlan undone"
+fi
+
+# --- a bridge that takes wan0 as a port --------------------------------------------------------
+n_gw ip link add br0 type bridge && n_gw ip link set wan0 master br0 &&
+	n_gw ip addr del 198.51.100.1/30 dev wan0 && n_gw ip addr add 198.51.100.1/30 dev br0 &&
+	n_gw ip link set br0 up && route_v4 br0 198.51.100.2 gw0 198.51.100.1 || die "bridge"
+cut_and_gateways "bridge br0 with wan0"
+check "bridge: audited as tamper" tamper_said "bridge br0" "took wan0 as a port"
+n_gw ip link set wan0 nomaster && n_gw ip link del br0 && n_gw ip addr add 198.51.100.1/30 dev wan0 &&
+	v6_back && route_v4_back || die "bridge undone"
+cut_and_gateways "bridge undone"
+
+# --- a foreign netdev table forwarding between lan0 and wan0 at ingress ------------------------
+# Frames are rewritten and forwarded at ingress, so no inet hook ever sees them.
+wan_mac=$(mac gw wan0) lan_mac=$(mac gw lan0) gw0_mac=$(mac inet gw0) host_mac=$(mac lan eth0)
+cat >"$KS_TMP/evil.nft" <<-EOF
+	table netdev evil {
+		chain from_lan {
+			type filter hook ingress device "lan0" priority -500;
+			ip daddr 192.0.2.80 ether saddr set $wan_mac ether daddr set $gw0_mac fwd to "wan0"
+		}
+		chain from_wan {
+			type filter hook ingress device "wan0" priority -500;
+			ip saddr 192.0.2.80 ether saddr set $lan_mac ether daddr set $host_mac fwd to "lan0"
+		}
+	}
+EOF
+ms=$(react_ms nft -f "$KS_TMP/evil.nft") || die "foreign netdev table"
+note "netdev fwd: the agent re-asserted its netdev table ${ms} ms after 'nft -f' started"
+check "netdev fwd: re-asserted within 2 s (${ms} ms)" test "$ms" != timeout -a "${ms:-9999}" -lt 2000
+cut_and_gateways "foreign netdev fwd lan0 <-> wan0"
+check "netdev fwd: audited as tamper (a chain hooked on wan0)" tamper_said "netdev" "evil" "wan0"
+n_gw nft delete table netdev evil
+
+# --- raw AF_PACKET sends -----------------------------------------------------------------------
+# A UDP datagram to the web server, built by hand and sent on wan0 by a process with only
+# CAP_NET_RAW (what a host-network container has). Counted where it would arrive.
+raw_send() { # QDISC_BYPASS(0|1) PORT
+	n_gw setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all,+net_raw \
+		--ambient-caps=-all,+net_raw --bounding-set=-all,+net_raw /usr/bin/python3 -c '
+import socket, struct, sys
+bypass, port, dst_mac, src_mac = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+def csum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xffff)
+    return ~(s + (s >> 16)) & 0xffff
+payload = b"exfil-via-raw-socket"
+udp = struct.pack("!HHHH", 40000, port, 8 + len(payload), 0) + payload
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0,
+                 socket.inet_aton("198.51.100.1"), socket.inet_aton("192.0.2.80"))
+ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+eth = bytes.fromhex(dst_mac.replace(":", "")) + bytes.fromhex(src_mac.replace(":", "")) + b"\x08\x00"
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+if bypass:
+    s.setsockopt(263, 20, 1)  # SOL_PACKET, PACKET_QDISC_BYPASS
+s.bind(("wan0", 0))
+refused = 0
+for _ in range(5):
+    try:
+        s.send(eth + ip + udp)
+    except OSError:  # ENOBUFS: dropped on the way out
+        refused += 1
+print("5 sent, %d refused by the kernel" % refused)
+' "$1" "$2" "$gw0_mac" "$wan_mac"
+}
+rx_counter_add inet raw_qdisc "ip daddr 192.0.2.80 udp dport 7001" || die "rx counter"
+rx_counter_add inet raw_bypass "ip daddr 192.0.2.80 udp dport 7002" || die "rx counter"
+check "raw: a process with only CAP_NET_RAW opens a packet socket on wan0 and sends" raw_send 0 7001
+sleep 0.3
+n=$(rx_count inet raw_qdisc)
+check "raw AF_PACKET send through the qdisc: cut at egress (0 of 5 arrived, saw ${n:-?})" test "${n:-1}" = 0
+check "raw: the same with PACKET_QDISC_BYPASS" raw_send 1 7002
+sleep 0.3
+n=$(rx_count inet raw_bypass)
+check "raw AF_PACKET send with PACKET_QDISC_BYPASS: cut too, AF_PACKET runs the egress hook for it (saw ${n:-?})" \
+	test "${n:-1}" = 0
+
+# Where nftables ends: tc runs before it. With CAP_NET_ADMIN, a tc egress filter on lan0 that
+# redirects to wan0 (act_mirred) marks the frame to skip wan0's netfilter egress hook. Counted
+# at the far end's netdev ingress (the frames keep the LAN host's MAC, so no IP hook sees them).
+n_inet nft add table netdev ks_far &&
+	n_inet nft add chain netdev ks_far in '{ type filter hook ingress device "gw0" priority 0; }' &&
+	n_inet nft add rule netdev ks_far in udp dport 7003 counter || die "far counter"
+if n_gw tc qdisc add dev lan0 clsact 2>/dev/null &&
+	n_gw tc filter add dev lan0 egress protocol ip u32 match ip dport 7003 0xffff \
+		action mirred egress redirect dev wan0 2>/dev/null; then
+	n_gw bash -c 'for i in 1 2 3 4 5; do echo exfil >/dev/udp/10.0.1.2/7003; done'
+	sleep 0.3
+	n=$(n_inet nft list table netdev ks_far | awk '/counter packets/ { print $6 }')
+	note "beyond nftables (CAP_NET_ADMIN): a tc egress redirect lan0 -> wan0 skips the egress hook: ${n:-?} of 5 arrived"
+	n_gw tc qdisc del dev lan0 clsact
+else
+	note "SKIP tc: no clsact/u32/mirred in this kernel"
+fi
+check "docs/design.md says where nftables ends (tc, XDP, AF_XDP)" grep -q "mirred" "$KS_REPO/docs/design.md"
+cut_and_gateways "after the raw sends"
+
+# --- restore lifts it all ----------------------------------------------------------------------
+check_exit 0 "restore returns 0" ctl restore --reason "e2e: links over"
+check "restore: no chain of ours bound to a device (the link layer stays staged, unhooked)" \
+	test -z "$(n_gw nft list table netdev killswitch_links | grep hook)"
+check "restore: web v4 from lan reachable" tcp_echo lan 192.0.2.80 80
+check "restore: status --json layers only link tracking" status_is 'd["layers"] == ["link tracking"]'
+
+agent_log_tail >/dev/null
+summary
