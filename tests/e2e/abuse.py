@@ -18,6 +18,9 @@
     abuse.py SOCK histhold N HOLDFILE   N connections each ask History n=650 and never read; kept
                                         open while HOLDFILE exists
     abuse.py SOCK timed JSON            one request on a fresh connection: print "SECONDS OUTCOME"
+    abuse.py SOCK showflood N SECONDS POLICY
+                                        N connections each ask Show POLICY again and again (reading
+                                        the replies) for SECONDS; print how many were answered
 """
 import json, os, socket, sys, threading, time
 
@@ -242,6 +245,33 @@ def timed(path, request):
         outcome, detail = "error", e.strerror
     print("%.3f %s %s" % (time.monotonic() - start, outcome, detail), flush=True)
 
+def showflood(path, n, seconds, policy):
+    req = json.dumps({"method": "io.killswitch.Show", "parameters": {"policy": policy}}).encode() + b"\0"
+    end = time.monotonic() + seconds
+    answered = [0] * n
+    busy = [0] * n
+    def worker(i):
+        while time.monotonic() < end:
+            try:
+                s = connect(path)
+                while time.monotonic() < end:
+                    s.sendall(req)
+                    buf, how = read_reply(s, 30.0)
+                    if how != "reply":
+                        break
+                    answered[i] += 1
+                    busy[i] += b'"error"' in buf[:200]
+                s.close()
+            except OSError:
+                time.sleep(0.05)
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 35)
+    print("Show answered %d times on %d connections in %ds (%d of them errors: Busy, ...)"
+          % (sum(answered), n, seconds, sum(busy)), flush=True)
+
 def main():
     path, mode, args = sys.argv[1], sys.argv[2], sys.argv[3:]
     if mode == "idle":
@@ -260,6 +290,8 @@ def main():
         refuse(path, int(args[0]), int(args[1]))
     elif mode == "histhold":
         histhold(path, int(args[0]), args[1])
+    elif mode == "showflood":
+        showflood(path, int(args[0]), float(args[1]), args[2])
     elif mode == "timed":
         timed(path, args[0])
     elif mode == "watch":

@@ -100,6 +100,43 @@ check "A. the heartbeat kept by a group member did not fire under abuse" \
 : >"$CONF"
 ctl reload >/dev/null 2>&1
 
+# CPU: nobody asks, on 16 connections at once, for the ruleset of a 100,000-address policy (each
+# answer costs the agent a compile); a member's status must not queue behind all of them.
+python3 - "$KS_CONF/policies/big.policy" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("[Policy]\nDescription=100000 gateway addresses\n\n[Uplinks]\nInterface=wan0 wan1\n\n")
+    f.write("[Gateway many]\nPorts=tcp:443\n")
+    for line in range(1000):
+        addrs = []
+        for i in range(100):
+            n = (line * 100 + i) * 2
+            addrs.append("100.%d.%d.%d" % (64 + (n >> 16), (n >> 8) & 255, n & 255))
+        f.write("Address=%s\n" % " ".join(addrs))
+PY
+ctl reload >/dev/null 2>&1
+start=$(date +%s%N)
+ctl show big >/dev/null
+note "one Show of the 100,000-address policy by root: $(( ($(date +%s%N) - start) / 1000000 )) ms"
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$AGENT_PID/stat"; }
+CPU0=$(cpu_ticks)
+"${NOBODY[@]}" $ABUSE "$KS_SOCK" showflood 16 15 big >"$KS_TMP/show.out" 2>&1 &
+SHOW_PID=$!
+sleep 4
+timed "status (16 connections of nobody asking Show of a 100,000-address policy)" \
+	'{"method":"io.killswitch.Status","parameters":{}}'
+sleep 1
+timed "restore (the same)" '{"method":"io.killswitch.Restore","parameters":{}}'
+wait "$SHOW_PID"
+CPU1=$(cpu_ticks)
+TICKS=$(getconf CLK_TCK)
+note "$(cat "$KS_TMP/show.out"); the agent used $(( (CPU1 - CPU0) * 1000 / TICKS )) ms of CPU meanwhile"
+# nobody's budget: 200 ms, then 1/10 of a CPU (1.5 s in 15 s); sending the replies comes on top.
+check "A. nobody's 15 s of Show requests cost the agent less than 6 s of CPU ($(( (CPU1 - CPU0) * 1000 / TICKS )) ms)" \
+	test $(( (CPU1 - CPU0) * 1000 / TICKS )) -lt 6000
+rm -f "$KS_CONF/policies/big.policy"
+ctl reload >/dev/null 2>&1
+
 # ---------------------------------------------------------------------------------------------
 note "B. blind"
 # history_has PYEXPR — some entry e of `history -n 1000 --json` matches.
