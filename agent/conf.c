@@ -201,7 +201,8 @@ static int begin_path(struct ini *ini, const char *name, void **ret_object)
                                  "'-', starting with a letter, is needed, e.g. [PathTrigger panic]", name);
         for (size_t i = 0; i < p->c->n_paths && r == 0; i++)
                 if (strcmp(p->c->paths[i].name, name) == 0)
-                        r = ini_error(ini, ini->line, "[PathTrigger %s]: duplicate name (first on line %u)",
+                        r = ini_error(ini, ini->line,
+                                      "[PathTrigger %s]: duplicate name (first on line %u); rename one",
                                       name, p->c->paths[i].line);
         if (r == 0 && p->c->n_paths >= CONF_MAX_PATH_TRIGGERS)
                 r = ini_error(ini, ini->line, "more than %d [PathTrigger] sections; merge some",
