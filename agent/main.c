@@ -42,7 +42,10 @@ static void help(void)
                CONFIG_DIR, STATE_DIR, SOCKET_PATH);
 }
 
-/* What --check compares policies with: this host's addresses and interfaces now. */
+/*
+ * What --check compares policies with: this host's addresses and interfaces now
+ * (the first 256 of each: enough for a gateway; beyond, a warning may be missed).
+ */
 struct host_info {
         struct ks_prefix addrs[256];
         const char *names[256];

@@ -92,7 +92,7 @@ static int lint_local_family(struct lint *l, const struct ks_gateway *g)
 {
         static const struct { int af; const char *name; } fams[] = { { AF_INET, "IPv4" }, { AF_INET6, "IPv6" } };
 
-        for (size_t i = 0; g->n_locals > 0 && i < 2; i++)
+        for (size_t i = 0; g->n_locals > 0 && i < sizeof(fams) / sizeof(fams[0]); i++)
                 if (has_family(g->addrs, g->n_addrs, fams[i].af) && !has_family(g->locals, g->n_locals, fams[i].af))
                         return warn(l, gateway_line(g), "gateway %s: Local= has no %s address, so the %s "
                                     "addresses of Address= keep nothing", g->name, fams[i].name, fams[i].name);
