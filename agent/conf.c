@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "cleanup.h"
 #include "conf.h"
 #include "ini.h"
@@ -253,12 +254,11 @@ static int end_path(struct ini *ini, void *object)
         if (r >= 0 && ini->section_errors == 0)
                 r = default_policy(ini, &p->path.policy, &p->path.policy_line);
         if (r >= 0 && ini->section_errors == 0) {
-                n = reallocarray(p->c->paths, p->c->n_paths + 1, sizeof(*n));
+                n = GREEDY_REALLOC(p->c->paths, p->c->n_paths + 1);
                 if (!n)
                         r = -ENOMEM;
                 else {
-                        p->c->paths = n;
-                        p->c->paths[p->c->n_paths++] = p->path;
+                        n[p->c->n_paths++] = p->path;
                         p->path = (struct ks_conf_path){};
                 }
         }

@@ -19,6 +19,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "cleanup.h"
 #include "ini.h"
 
@@ -51,13 +52,12 @@ static int diags_addv(struct ks_diags *d, const char *file, unsigned line, const
                 r = asprintf(&s, "%s: %s", file, msg);
         if (r < 0)
                 return -ENOMEM;
-        m = realloc(d->msgs, (d->n + 1) * sizeof(*m));
+        m = GREEDY_REALLOC(d->msgs, d->n + 1);
         if (!m) {
                 free(s);
                 return -ENOMEM;
         }
-        d->msgs = m;
-        d->msgs[d->n++] = s;
+        m[d->n++] = s;
         return 0;
 }
 

@@ -13,6 +13,7 @@
 
 #include <libmnl/libmnl.h>
 
+#include "alloc.h"
 #include "cleanup.h"
 #include "links.h"
 #include "netlink-cleanup.h"
@@ -38,7 +39,7 @@ struct ks_links {
         links_cb_t cb;
         void *userdata;
         struct link *v;
-        size_t n, allocated;
+        size_t n;
         char **names;           /* the policy's uplink names: whoever takes one is tracked */
         size_t n_names;
 };
@@ -174,15 +175,8 @@ static void on_newlink(struct ks_links *l, const struct nlmsghdr *nlh, char *wha
         if (m.other_netns || m.link.lower == m.link.ifindex)
                 m.link.lower = 0;
         if (!k) {
-                if (l->n == l->allocated) {
-                        size_t n = l->allocated ? 2 * l->allocated : 16;
-                        struct link *v = reallocarray(l->v, n, sizeof(*v));
-
-                        if (!v)
-                                return;
-                        l->v = v;
-                        l->allocated = n;
-                }
+                if (!GREEDY_REALLOC(l->v, l->n + 1))
+                        return;
                 k = &l->v[l->n++];
                 *k = m.link;
         } else {

@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "cleanup.h"
 #include "ini.h"
 #include "policy.h"
@@ -115,19 +116,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct ks_policy *, policy_free)
 static int grow(void *arrayp, size_t *n, size_t sz)
 {
         void **a = arrayp;
-        void *b;
 
-        /* Double at powers of two, so appending stays linear for 100k addresses. */
-        if (*n == 0 || (*n >= 4 && (*n & (*n - 1)) == 0)) {
-                size_t cap = *n == 0 ? 4 : *n * 2;
-
-                if (cap > SIZE_MAX / sz)
-                        return -ENOMEM;
-                b = realloc(*a, cap * sz);
-                if (!b)
-                        return -ENOMEM;
-                *a = b;
-        }
+        /* Doubles: appending stays linear for 100k addresses. */
+        if (!greedy_realloc(a, *n + 1, sz))
+                return -ENOMEM;
         memset((char *)*a + *n * sz, 0, sz);
         (*n)++;
         return 0;
@@ -1069,11 +1061,10 @@ static int append_prefixes(struct ks_prefix **v, size_t *n, const struct ks_pref
                 return 0;
         if (*n > SIZE_MAX / sizeof(*a) - n_add)
                 return -ENOMEM;
-        a = realloc(*v, (*n + n_add) * sizeof(*a));
+        a = GREEDY_REALLOC(*v, *n + n_add);
         if (!a)
                 return -ENOMEM;
         memcpy(a + *n, add, n_add * sizeof(*a));
-        *v = a;
         *n += n_add;
         return 0;
 }
