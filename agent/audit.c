@@ -86,6 +86,10 @@ static const struct {
         [AUDIT_CONFIRM]      = { "confirm",      "b97b0d030bc94603bf13da671c850bd4", LOG_NOTICE,  true  },
         [AUDIT_REVERT]       = { "revert",       "300fa2dd5d9a4ae1bb7f79e3ee4ea169", LOG_WARNING, true  },
         [AUDIT_TRIGGER]      = { "trigger",      "978aac191fee404599a326d3c1fd927e", LOG_WARNING, true  },
+        [AUDIT_REQUEST]      = { "restore-request",  "9e1f68be33e741e29339b621d03bfb39", LOG_NOTICE,  true  },
+        [AUDIT_APPROVE]      = { "restore-approve",  "b31acff2e842476bb2b354f5583d38ab", LOG_NOTICE,  true  },
+        [AUDIT_OVERRIDE]     = { "restore-override", "b4ad57df205a46ffb39e5fdbb2889ae7", LOG_WARNING, true  },
+        [AUDIT_EXPIRE]       = { "restore-expired",  "b3304f3d4b2944be9c84a508392d02a7", LOG_WARNING, true  },
 };
 
 const char *audit_kind_to_string(enum audit_kind k)
@@ -293,6 +297,18 @@ static void format_message(struct event_ctx *c)
                 break;
         case AUDIT_TRIGGER:
                 snprintf(head, sizeof(head), "Trigger %s fired (policy %s)", ev->trigger ? ev->trigger : "?", p);
+                break;
+        case AUDIT_REQUEST:
+                snprintf(head, sizeof(head), "Restore requested by %s: waiting for a second person", c->who);
+                break;
+        case AUDIT_APPROVE:
+                snprintf(head, sizeof(head), "Restore approved by %s", c->who);
+                break;
+        case AUDIT_OVERRIDE:
+                snprintf(head, sizeof(head), "Four-eyes rule overridden by %s (restore --force)", c->who);
+                break;
+        case AUDIT_EXPIRE:
+                snprintf(head, sizeof(head), "Restore request lapsed: no second person approved it");
                 break;
         case _AUDIT_KIND_MAX:
                 snprintf(head, sizeof(head), "Unknown audit event");

@@ -32,6 +32,10 @@ enum audit_kind {
         AUDIT_CONFIRM,          /* a commit-confirmed isolation confirmed: no revert */
         AUDIT_REVERT,           /* not confirmed in time: back to the previous state (the restore/switch follows) */
         AUDIT_TRIGGER,          /* a trigger of killswitch.conf fired (the isolate/switch follows) */
+        AUDIT_REQUEST,          /* four-eyes: a restore asked by one person, waiting for a second */
+        AUDIT_APPROVE,          /* four-eyes: a second person approved (the restore follows, or its time) */
+        AUDIT_OVERRIDE,         /* four-eyes: root restored alone with --force */
+        AUDIT_EXPIRE,           /* four-eyes: a request lapsed unapproved (a scheduled restore did not happen) */
         _AUDIT_KIND_MAX,
 };
 

@@ -26,6 +26,7 @@ struct parser {
         struct ks_conf_path path;
         struct ks_conf_heartbeat heartbeat;
         struct ks_conf_tripwire tripwire;
+        struct ks_conf_restore restore;
         unsigned *policy_line;          /* of the section being read */
 };
 
@@ -186,6 +187,20 @@ static int parse_log_group(struct ini *ini, const char *key, int ltype, char *va
         return 0;
 }
 
+/* A bad value counts as the strictest (see conf.h): it never opens with fewer persons than meant. */
+static int parse_approvals(struct ini *ini, const char *key, int ltype, char *value, void *data)
+{
+        unsigned *approvals = data;
+
+        if (strcmp(value, "1") == 0 || strcmp(value, "2") == 0) {
+                *approvals = (unsigned)(value[0] - '0');
+                return 0;
+        }
+        *approvals = CONF_MAX_APPROVALS;
+        return ini_error(ini, ini->line, "%s: \"%s\": must be 1 or 2 (the distinct persons a restore needs); "
+                         "counted as 2 until fixed", key, value);
+}
+
 /* ---- Sections ---------------------------------------------------------- */
 
 static int begin_path(struct ini *ini, const char *name, void **ret_object)
@@ -231,6 +246,24 @@ static int begin_tripwire(struct ini *ini, const char *name, void **ret_object)
         *ret_object = &p->tripwire;
         p->policy_line = &p->tripwire.policy_line;
         p->tripwire.line = ini->line;
+        return 0;
+}
+
+static int begin_restore(struct ini *ini, const char *name, void **ret_object)
+{
+        struct parser *p = ini->userdata;
+
+        *ret_object = &p->restore;
+        p->restore.line = ini->line;
+        return 0;
+}
+
+/* Kept even with a problem: the bad value was replaced by the strict one (parse_approvals). */
+static int end_restore(struct ini *ini, void *object)
+{
+        struct parser *p = ini->userdata;
+
+        p->c->restore = p->restore;
         return 0;
 }
 
@@ -312,6 +345,7 @@ static const struct ini_section conf_sections[] = {
         { .name = "PathTrigger",    .flags = INI_SECTION_NAMED, .begin = begin_path,      .end = end_path },
         { .name = "Heartbeat",      .flags = INI_SECTION_ONCE,  .begin = begin_heartbeat, .end = end_heartbeat },
         { .name = "EgressTripwire", .flags = INI_SECTION_ONCE,  .begin = begin_tripwire,  .end = end_tripwire },
+        { .name = "Restore",        .flags = INI_SECTION_ONCE,  .begin = begin_restore,   .end = end_restore },
         {}
 };
 
@@ -325,6 +359,8 @@ static const struct ini_key conf_keys[] = {
         { "EgressTripwire", "For",      parse_duration,  0, offsetof(struct ks_conf_tripwire, for_usec), 0 },
         { "EgressTripwire", "Policy",   parse_policy,    0, offsetof(struct ks_conf_tripwire, policy), 0 },
         { "EgressTripwire", "LogGroup", parse_log_group, 0, offsetof(struct ks_conf_tripwire, log_group), 0 },
+        { "Restore",  "Approvals",       parse_approvals, 0, offsetof(struct ks_conf_restore, approvals), 0 },
+        { "Restore",  "ApprovalTimeout", parse_duration,  0, offsetof(struct ks_conf_restore, approval_timeout_usec), 0 },
         {}
 };
 

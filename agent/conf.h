@@ -45,12 +45,27 @@ struct ks_conf_tripwire {
         unsigned line, policy_line;
 };
 
+/*
+ * [Restore]: how many distinct persons a restore needs (1 or 2), and how long
+ * the first one's request waits for the second. A value with a problem never
+ * weakens it: a bad Approvals= counts as 2, a bad ApprovalTimeout= as the default.
+ */
+#define CONF_DEFAULT_APPROVAL_TIMEOUT_USEC (15ULL * 60ULL * 1000000ULL)
+#define CONF_MAX_APPROVALS 2
+
+struct ks_conf_restore {
+        unsigned approvals;             /* 0 (no [Restore]) counts as 1 */
+        uint64_t approval_timeout_usec; /* 0: CONF_DEFAULT_APPROVAL_TIMEOUT_USEC */
+        unsigned line;
+};
+
 struct ks_conf {
         char *file;             /* for messages */
         struct ks_conf_path *paths;
         size_t n_paths;
         struct ks_conf_heartbeat heartbeat;
         struct ks_conf_tripwire tripwire;
+        struct ks_conf_restore restore;
 };
 
 void conf_clear(struct ks_conf *c);

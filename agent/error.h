@@ -20,6 +20,7 @@ struct ks_error {
 #define KS_ERR_RELOAD      "io.killswitch.ReloadFailed"
 #define KS_ERR_PROTOCOL    "io.killswitch.ProtocolError"
 #define KS_ERR_INTERNAL    "io.killswitch.InternalError"
+#define KS_ERR_WAITING     "io.killswitch.WaitingForApproval"  /* four-eyes: a second person must restore */
 #define KS_ERR_BUSY        "io.killswitch.Busy"        /* an untrusted caller over a budget (control.c) */
 #define KS_ERR_NO_METHOD   "org.varlink.service.MethodNotFound"
 #define KS_ERR_NO_INTERFACE "org.varlink.service.InterfaceNotFound"

@@ -882,9 +882,10 @@ static void audit_schedule(struct ks_manager *m, const struct ks_actor *a, const
         char at[32], msg[512];
 
         if (o->restore_at_usec) {
-                snprintf(msg, sizeof(msg), "Restore scheduled for %s by %s",
-                         timespec_format_rfc3339(s->restore_at_usec, at, sizeof(at)), a->user ? a->user : "?");
-                manager_audit(m, AUDIT_SCHEDULE, a, s->policy, NULL, s->reason, msg);
+                snprintf(msg, sizeof(msg), "Restore scheduled for %s by %s%s",
+                         timespec_format_rfc3339(s->restore_at_usec, at, sizeof(at)), a->user ? a->user : "?",
+                         s->request_user ? ": waiting for a second person (four eyes)" : "");
+                manager_audit(m, s->request_user ? AUDIT_REQUEST : AUDIT_SCHEDULE, a, s->policy, NULL, s->reason, msg);
         }
         if (o->confirm_usec) {
                 snprintf(msg, sizeof(msg), "Commit-confirmed isolation with policy %s by %s: unless confirmed by "

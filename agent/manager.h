@@ -110,6 +110,7 @@ struct ks_isolate_opts {
         uint64_t restore_boot_usec;     /* boottime of the same if it came from a duration, else 0 */
         uint64_t confirm_usec;          /* commit-confirmed: revert unless confirmed within this; 0: no */
         bool trigger;                   /* a trigger (a->trigger names it) fires: drop pending schedules */
+        unsigned approvals;             /* [Restore] Approvals=: > 1 makes restore_at a four-eyes request */
 };
 
 int manager_new(const struct ks_options *o, struct ks_manager **ret);

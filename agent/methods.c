@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "approve.h"
 #include "audit.h"
 #include "cleanup.h"
 #include "compile.h"
@@ -286,6 +287,7 @@ static json_t *status_json(struct ks_manager *m)
                 json_object_set_new(o, "trigger", opt_string(s->trigger));
                 json_object_set_new(o, "pending", pending_json(s));
                 json_object_set_new(o, "confirm_deadline", opt_instant(s->isolated ? s->confirm_usec : 0));
+                json_object_set_new(o, "restore_request", approve_request_json(m));
                 json_object_set_new(o, "triggers", triggers_json(m));
                 status_add_counters(m, o);
         }
@@ -394,6 +396,7 @@ static json_t *method_isolate(struct ks_manager *m, const struct ks_actor *a, js
                 return reply_error(KS_ERR_PARAM, json_pack("{s:s}", "parameter", "force"),
                                    "Parameter 'force' must be a boolean");
         o.force = json_is_true(force);
+        o.approvals = approve_needed(m);
         if (manager_isolate(m, policy, a, reason, &o, &e) < 0)
                 return reply_from_error(&e, policy, restore_param(params));
         return reply_ok(status_json(m));
@@ -405,13 +408,21 @@ static json_t *method_restore(struct ks_manager *m, const struct ks_actor *a, js
         struct ks_error e = {};
         const char *reason;
         uint64_t at = 0, boot = 0;
-        json_t *bad;
+        json_t *bad, *force = json_object_get(params, "force");
 
         if ((bad = get_string_param(params, "reason", REASON_MAX, &reason)) ||
             (bad = get_restore_param(params, &at, &boot)))
                 return bad;
-        if ((at ? manager_schedule_restore(m, a, at, boot, reason, &e) : manager_restore(m, a, reason, &e)) < 0)
+        if (force && !json_is_boolean(force))
+                return reply_error(KS_ERR_PARAM, json_pack("{s:s}", "parameter", "force"),
+                                   "Parameter 'force' must be a boolean");
+        if (approve_restore(m, a, at, boot, reason, json_is_true(force), &e) < 0) {
+                /* Four eyes: say who asked and until when it waits. */
+                if (e.id && strcmp(e.id, KS_ERR_WAITING) == 0)
+                        return reply_error(KS_ERR_WAITING, json_pack("{s:o}", "request", approve_request_json(m)),
+                                           "%s", e.msg);
                 return reply_from_error(&e, NULL, restore_param(params));
+        }
         return reply_ok(status_json(m));
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "approve.h"
 #include "audit.h"
 #include "cleanup.h"
 #include "log.h"
@@ -131,8 +132,12 @@ static int on_deadline(sd_event_source *source, uint64_t usec, void *userdata)
         /* The revert first (transition_due says so): it decides what a restore due at the same time applies to. */
         if (due == TRANSITION_REVERT_RESTORE || due == TRANSITION_REVERT_SWITCH || due == TRANSITION_REVERT_KEEP)
                 r = revert(m, due, now);
-        if (r == 0 && transition_due(&m->state, now, now_boot) == TRANSITION_RESTORE)
+        due = r == 0 ? transition_due(&m->state, now, now_boot) : TRANSITION_NONE;
+        if (due == TRANSITION_RESTORE)
                 r = restore(m, now);
+        /* Four eyes: a request nobody approved in time lapses; a scheduled restore without its approval does not happen. */
+        else if (due == TRANSITION_RESTORE_UNAPPROVED || due == TRANSITION_REQUEST_EXPIRED)
+                r = approve_lapse(m, due, now);
         if (r < 0)
                 arm_at(m, CLOCK_BOOTTIME, now_boot + SCHEDULE_RETRY_USEC);
         else

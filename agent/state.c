@@ -29,7 +29,7 @@ static int dup_str(const char *s, char **ret)
 
 void state_init(struct ks_state *s)
 {
-        *s = (struct ks_state){ .uid = -1 };
+        *s = (struct ks_state){ .uid = -1, .request_uid = -1 };
 }
 
 static void fired_free(char **fired, size_t n)
@@ -46,6 +46,7 @@ void state_clear(struct ks_state *s)
         free(s->reason);
         free(s->trigger);
         free(s->revert_policy);
+        free(s->request_user);
         fired_free(s->fired, s->n_fired);
         state_init(s);
 }
@@ -77,12 +78,12 @@ int state_copy(const struct ks_state *from, struct ks_state *to)
 {
         struct ks_state c = *from;
 
-        c.policy = c.user = c.reason = c.trigger = c.revert_policy = NULL;
+        c.policy = c.user = c.reason = c.trigger = c.revert_policy = c.request_user = NULL;
         c.fired = NULL;
         c.n_fired = 0;
         if (dup_str(from->policy, &c.policy) < 0 || dup_str(from->user, &c.user) < 0 ||
             dup_str(from->reason, &c.reason) < 0 || dup_str(from->trigger, &c.trigger) < 0 ||
-            dup_str(from->revert_policy, &c.revert_policy) < 0)
+            dup_str(from->revert_policy, &c.revert_policy) < 0 || dup_str(from->request_user, &c.request_user) < 0)
                 goto fail;
         for (size_t i = 0; i < from->n_fired; i++)
                 if (state_add_fired(&c, from->fired[i]) < 0)
@@ -106,13 +107,24 @@ static json_t *opt_instant(uint64_t usec)
         return usec ? json_string(timespec_format_rfc3339(usec, buf, sizeof(buf))) : json_null();
 }
 
+/* The pending four-eyes request, or null. */
+static json_t *request_to_json(const struct ks_state *s)
+{
+        if (!s->request_user)
+                return json_null();
+        return json_pack("{s:s, s:o, s:o, s:o, s:o}", "user", s->request_user,
+                         "uid", s->request_uid >= 0 ? json_integer(s->request_uid) : json_null(),
+                         "at", opt_instant(s->request_at_usec), "until", opt_instant(s->request_until_usec),
+                         "restore_at", opt_instant(s->request_restore_usec));
+}
+
 static json_t *state_to_json(const struct ks_state *s)
 {
-        json_t *fired = json_array();
+        json_t *fired = json_array(), *o;
 
         for (size_t i = 0; fired && i < s->n_fired; i++)
                 json_array_append_new(fired, json_string(s->fired[i]));
-        return json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+        o = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
                          "state", s->isolated ? "isolated" : "normal",
                          "policy", opt_string(s->policy),
                          "since", opt_instant(s->since_usec),
@@ -127,6 +139,11 @@ static json_t *state_to_json(const struct ks_state *s)
                                                                "policy", opt_string(s->revert_policy))
                                                    : json_null(),
                          "fired", fired);
+        if (o && json_object_set_new(o, "restore_request", request_to_json(s)) < 0) {
+                json_decref(o);
+                return NULL;
+        }
+        return o;
 }
 
 static int get_opt_string(json_t *o, const char *key, char **ret)
@@ -151,6 +168,28 @@ static int get_instant(json_t *o, const char *key, uint64_t *ret)
                 return 0;
         if (!json_is_string(v) || timespec_parse_rfc3339(json_string_value(v), ret) < 0)
                 return -EBADMSG;
+        return 0;
+}
+
+/* A four-eyes request; absent in older files. A request without user, times or deadline is corrupt. */
+static int request_from_json(json_t *o, struct ks_state *s)
+{
+        json_t *req = json_object_get(o, "restore_request"), *uid;
+        int r;
+
+        if (!req || json_is_null(req))
+                return 0;
+        if (!json_is_object(req))
+                return -EBADMSG;
+        if ((r = get_opt_string(req, "user", &s->request_user)) < 0 ||
+            (r = get_instant(req, "at", &s->request_at_usec)) < 0 ||
+            (r = get_instant(req, "until", &s->request_until_usec)) < 0 ||
+            (r = get_instant(req, "restore_at", &s->request_restore_usec)) < 0)
+                return r;
+        if (!s->request_user || !s->request_at_usec || !s->request_until_usec)
+                return -EBADMSG;
+        uid = json_object_get(req, "uid");
+        s->request_uid = json_is_integer(uid) ? json_integer_value(uid) : -1;
         return 0;
 }
 
@@ -207,6 +246,8 @@ static int state_from_json(json_t *o, struct ks_state *s)
         if ((r = get_opt_string(o, "policy", &s->policy)) < 0 ||
             (r = get_opt_string(o, "user", &s->user)) < 0 ||
             (r = get_opt_string(o, "reason", &s->reason)) < 0)
+                return r;
+        if ((r = request_from_json(o, s)) < 0)
                 return r;
         return schedule_from_json(o, s);
 }

@@ -33,6 +33,18 @@ struct ks_state {
         uint64_t restore_boot_usec;
         uint64_t confirm_boot_usec;
 
+        /*
+         * Four-eyes restore ([Restore] Approvals=2): the first person's request, waiting for a
+         * second, distinct one until request_until_usec (its boottime twin not saved, as above).
+         * request_restore_usec: the scheduled restore it asks for (= restore_at_usec), 0 for now.
+         */
+        char *request_user;             /* NULL: no request pending */
+        int64_t request_uid;
+        uint64_t request_at_usec;
+        uint64_t request_until_usec;
+        uint64_t request_until_boot_usec;
+        uint64_t request_restore_usec;
+
         /* Triggers that fired during this isolation: each fires once per incident; a restore re-arms them. */
         char **fired;
         size_t n_fired;

@@ -41,10 +41,44 @@ enum transition_due {
         TRANSITION_REVERT_SWITCH,       /* not confirmed: back to isolation with s->revert_policy */
         TRANSITION_REVERT_KEEP,         /* not confirmed, the previous policy unknown: stay isolated */
         TRANSITION_RESTORE,             /* the scheduled restore */
+        TRANSITION_RESTORE_UNAPPROVED,  /* the scheduled restore, still waiting for a second person: dropped */
+        TRANSITION_REQUEST_EXPIRED,     /* a four-eyes request nobody approved in time: dropped */
 };
 
 /* A deadline given as a duration is due by CLOCK_BOOTTIME, an instant by the wall clock. */
 enum transition_due transition_due(const struct ks_state *s, uint64_t now, uint64_t now_boot);
+
+/*
+ * Four-eyes restore ([Restore] Approvals=, killswitch.conf(5)): what a restore
+ * asked by uid does. Only restores asked by a person go through this: a
+ * commit-confirmed revert or a trigger never does.
+ */
+enum transition_approval {
+        TRANSITION_APPROVAL_RESTORE,    /* one person is enough: restore (or schedule) as asked */
+        TRANSITION_APPROVAL_REQUEST,    /* the first person: record the request, wait for a second */
+        TRANSITION_APPROVAL_REPEATED,   /* the same person again while it waits: nothing changes */
+        TRANSITION_APPROVAL_APPROVED,   /* a second, distinct person: carry out the request */
+        TRANSITION_APPROVAL_OVERRIDE,   /* root with force: restore without a second person */
+        TRANSITION_APPROVAL_REFUSED,    /* force from someone other than root */
+};
+
+enum transition_approval transition_approval(const struct ks_state *s, unsigned approvals, int64_t uid, bool force,
+                                             uint64_t now, uint64_t now_boot);
+
+/* Is a four-eyes request pending (recorded and not lapsed) in s? */
+bool transition_request_pending(const struct ks_state *s, uint64_t now, uint64_t now_boot);
+
+/*
+ * cur with the request of a recorded: for a restore now (restore_at 0), it
+ * waits timeout (on CLOCK_BOOTTIME); for a scheduled one, until its time, which
+ * becomes the schedule. 0 or -ENOMEM (ret_next cleared).
+ */
+int transition_request(const struct ks_state *cur, const struct ks_actor *a, uint64_t restore_at,
+                       uint64_t restore_boot, uint64_t timeout, uint64_t now, uint64_t now_boot,
+                       struct ks_state *ret_next);
+
+/* cur without its request; without the schedule it asked for too if drop_restore. 0 or -ENOMEM. */
+int transition_drop_request(const struct ks_state *cur, bool drop_restore, struct ks_state *ret_next);
 
 /* The next deadline of s on each clock (0: none on that clock): the timers to arm. */
 void transition_deadlines(const struct ks_state *s, uint64_t *ret_real, uint64_t *ret_boot);

@@ -457,6 +457,15 @@ void triggers_load(struct ks_manager *m, struct ks_diags *diags)
         setup(t);
 }
 
+void triggers_restore_conf(struct ks_manager *m, unsigned *ret_approvals, uint64_t *ret_timeout_usec)
+{
+        const struct ks_conf_restore *r = m->triggers ? &m->triggers->conf.restore : NULL;
+
+        *ret_approvals = r && r->approvals ? r->approvals : 1;
+        *ret_timeout_usec = r && r->approval_timeout_usec ? r->approval_timeout_usec
+                                                          : CONF_DEFAULT_APPROVAL_TIMEOUT_USEC;
+}
+
 void triggers_reassert(struct ks_manager *m)
 {
         if (m->triggers)

@@ -53,4 +53,7 @@ int triggers_heartbeat(struct ks_manager *m, uint64_t *ret_deadline_usec, struct
 /* {"paths":[{name, path, policy, fired}], "heartbeat":{...}|null, "tripwire":{...}|null} for status. */
 json_t *triggers_json(struct ks_manager *m);
 
+/* [Restore] of killswitch.conf: the approvals a restore needs (1 if none) and how long a request waits. */
+void triggers_restore_conf(struct ks_manager *m, unsigned *ret_approvals, uint64_t *ret_timeout_usec);
+
 struct ks_triggers *triggers_free(struct ks_triggers *t);

@@ -29,6 +29,7 @@ enum {
         EXIT_FAILED = 1,       /* the agent refused or failed, or answered nothing */
         EXIT_USAGE = 2,
         EXIT_UNREACHABLE = 3,  /* no connection to the agent */
+        EXIT_WAITING = 4,      /* restore: recorded, waiting for a second person ([Restore] Approvals=2) */
 };
 
 enum {
@@ -78,7 +79,8 @@ static const struct verb_option verb_options[_VERB_OPT_MAX] = {
         },
         [VERB_OPT_FORCE] = {
                 .name = "force", .id = ARG_FORCE,
-                .help = "Isolate even if it cuts your own SSH session ($SSH_CONNECTION)",
+                .help = "isolate: even if it cuts your own SSH session ($SSH_CONNECTION);\n"
+                        "restore: as root, without the second person [Restore] Approvals=2 asks for",
         },
         [VERB_OPT_LINES] = {
                 .name = "lines", .short_name = 'n', .id = 'n', .metavar = "N",
@@ -223,7 +225,7 @@ static int check_reply(json_t *reply)
         fputs("killswitchctl: ", stderr);
         fputs_safe(message && *message ? message : error, stderr);
         fputc('\n', stderr);
-        return EXIT_FAILED;
+        return strcmp(error, "io.killswitch.WaitingForApproval") == 0 ? EXIT_WAITING : EXIT_FAILED;
 }
 
 /* Like call_raw(), but an error reply is said on stderr and fails. */
@@ -405,7 +407,7 @@ static const struct verb verbs[] = {
         },
         {
                 .name = "restore", .method = "io.killswitch.Restore", .access = ACCESS_ADMIN,
-                .options = OPT(REASON) | OPT(IN) | OPT(AT),
+                .options = OPT(REASON) | OPT(IN) | OPT(AT) | OPT(FORCE),
                 .print = print_restored,
                 .help = "Lift the isolation (now, or at a time)",
         },

@@ -475,6 +475,22 @@ static void print_trigger(FILE *f, const char *trigger)
                 print_line(f, "Trigger", trigger);
 }
 
+/* Four eyes: "Approval: restore requested by alice at ...; waiting for a second person until ...". */
+static void print_request(FILE *f, json_t *req, time_t now)
+{
+        char buf[2 * FORMAT_TIMESTAMP_MAX + 256], at[FORMAT_TIMESTAMP_MAX], until[FORMAT_TIMESTAMP_MAX];
+        const char *t;
+
+        if (!json_is_object(req))
+                return;
+        t = json_str(req, "at");
+        snprintf(buf, sizeof(buf), "restore %s requested by %s at %s; waiting for a second person until %s",
+                 json_str(req, "restore_at") ? "as scheduled" : "now", json_str(req, "user") ?: "?",
+                 t ? format_timestamp(t, now, at, sizeof(at)) : "?",
+                 json_str(req, "until") ? format_deadline(json_str(req, "until"), now, until, sizeof(until)) : "?");
+        print_line(f, "Approval", buf);
+}
+
 /* "Restore: Fri ... (in 2h 13min)" and the commit-confirmed revert. */
 static void print_pending(FILE *f, json_t *status, time_t now)
 {
@@ -485,6 +501,7 @@ static void print_pending(FILE *f, json_t *status, time_t now)
 
         if (restore_at)
                 print_line(f, "Restore", format_deadline(restore_at, now, buf, sizeof(buf)));
+        print_request(f, json_object_get(status, "restore_request"), now);
         if (confirm) {
                 const char *to = json_str(pending, "revert_to");
 

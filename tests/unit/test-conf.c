@@ -130,7 +130,7 @@ static void test_rate(void **unused)
 
 static void test_bad(void **unused)
 {
-        expect_error("[Nonsense]\n", "k.conf:1: unknown section [Nonsense]; expected [PathTrigger NAME], [Heartbeat] or [EgressTripwire]");
+        expect_error("[Nonsense]\n", "k.conf:1: unknown section [Nonsense]; expected [PathTrigger NAME], [Heartbeat], [EgressTripwire] or [Restore]");
         expect_error("\n[Heartbeat\n", "k.conf:2: [Heartbeat: section header must end with \"]\"");
         expect_error("Timeout=5s\n", "k.conf:1: Timeout= outside a section; put it under [PathTrigger NAME]");
         expect_error("[Heartbeat]\nTimeout=5s\nTimeout\n", "k.conf:3: \"Timeout\": line without \"=\"; expected KEY=VALUE");
@@ -204,6 +204,34 @@ static void test_partial(void **unused)
         done(&p);
 }
 
+/* [Restore]: the defaults, the values, and a bad value never weakens the four-eyes rule. */
+static void test_restore(void **unused)
+{
+        struct parsed p;
+
+        parse("[Heartbeat]\nTimeout=5s\n", &p);
+        assert_int_equal(p.c.restore.approvals, 0);             /* no [Restore]: one person, as before */
+        assert_int_equal(p.c.restore.approval_timeout_usec, 0); /* the default */
+        done(&p);
+
+        parse("[Restore]\nApprovals=2\nApprovalTimeout=30min\n", &p);
+        assert_int_equal(p.d.n, 0);
+        assert_int_equal(p.c.restore.approvals, 2);
+        assert_true(p.c.restore.approval_timeout_usec == 30ULL * 60 * 1000000ULL);
+        done(&p);
+
+        expect_error("[Restore]\nApprovals=3\n", "k.conf:2: Approvals: \"3\": must be 1 or 2");
+        expect_error("[Restore]\nApprovalTimeout=soon\n", "k.conf:2: ApprovalTimeout: \"soon\": not a duration");
+        expect_error("[Restore]\nApprovals=2\n[Restore]\nApprovals=1\n", "k.conf:3: duplicate [Restore]");
+
+        /* A typo asks for two persons, not one; a bad timeout keeps the default. */
+        parse("[Restore]\nApprovals=two\nApprovalTimeout=never\n", &p);
+        assert_int_equal(p.d.n, 2);
+        assert_int_equal(p.c.restore.approvals, 2);
+        assert_int_equal(p.c.restore.approval_timeout_usec, 0);
+        done(&p);
+}
+
 static void test_file(void **unused)
 {
         struct ks_conf c = {};
@@ -222,6 +250,7 @@ int main(void)
                 cmocka_unit_test(test_bad),
                 cmocka_unit_test(test_policy_syntax),
                 cmocka_unit_test(test_partial),
+                cmocka_unit_test(test_restore),
                 cmocka_unit_test(test_file),
         };
 

@@ -107,6 +107,48 @@ static void test_instant_caps(void **unused)
         remove_dir(dir);
 }
 
+/* A pending four-eyes request survives a restart: saved and read back (its boottime twin is not saved). */
+static void test_request_round_trip(void **unused)
+{
+        char *dir = make_dir();
+        uint64_t now = now_realtime_usec() / USEC_PER_SEC * USEC_PER_SEC;
+        struct ks_state s, l;
+
+        state_init(&s);
+        s.isolated = true;
+        s.policy = strdup("isolate");
+        s.since_usec = now;
+        s.restore_at_usec = now + 3600 * USEC_PER_SEC;
+        s.request_user = strdup("alice");
+        s.request_uid = 1001;
+        s.request_at_usec = now;
+        s.request_until_usec = now + 3600 * USEC_PER_SEC;
+        s.request_until_boot_usec = 42;
+        s.request_restore_usec = s.restore_at_usec;
+        assert_int_equal(state_save(dir, &s), 0);
+        assert_int_equal(state_load(dir, &l), 0);
+        assert_string_equal(l.request_user, "alice");
+        assert_int_equal(l.request_uid, 1001);
+        assert_true(l.request_at_usec == now);
+        assert_true(l.request_until_usec == s.request_until_usec);
+        assert_true(l.request_restore_usec == s.restore_at_usec);
+        assert_true(l.request_until_boot_usec == 0);
+        state_clear(&l);
+
+        /* None pending: none read back; a request without its deadline is corrupt. */
+        free(s.request_user);
+        s.request_user = NULL;
+        assert_int_equal(state_save(dir, &s), 0);
+        assert_int_equal(state_load(dir, &l), 0);
+        assert_null(l.request_user);
+        assert_int_equal(l.request_uid, -1);
+        state_clear(&l);
+        write_file(dir, "{\"state\":\"isolated\",\"policy\":\"isolate\",\"restore_request\":{\"user\":\"alice\"}}");
+        assert_int_equal(state_load(dir, &l), -EBADMSG);
+        state_clear(&s);
+        remove_dir(dir);
+}
+
 static void test_normal_nulls(void **unused)
 {
         char *dir = make_dir();
@@ -180,6 +222,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_round_trip),
                 cmocka_unit_test(test_instant_caps),
+                cmocka_unit_test(test_request_round_trip),
                 cmocka_unit_test(test_normal_nulls),
                 cmocka_unit_test(test_missing),
                 cmocka_unit_test(test_corrupt),

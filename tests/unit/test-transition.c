@@ -277,6 +277,110 @@ static void test_revert_path(void **unused)
         state_clear(&back);
 }
 
+/* Four eyes: who may restore alone, who waits, who approves. */
+static void test_approval(void **unused)
+{
+        struct ks_state n, iso, req;
+        const uint64_t timeout = 900 * SEC;
+
+        normal(&n);
+        isolate(&n, "isolate", &admin, (struct ks_isolate_opts){}, &iso);
+
+        /* One approval (the default): a restore is a restore, --force or not. */
+        assert_int_equal(transition_approval(&iso, 1, 1000, false, NOW, BOOT), TRANSITION_APPROVAL_RESTORE);
+        assert_int_equal(transition_approval(&iso, 1, 1000, true, NOW, BOOT), TRANSITION_APPROVAL_RESTORE);
+
+        /* Two: the first person's restore is a request; --force is root's alone. */
+        assert_int_equal(transition_approval(&iso, 2, 1000, false, NOW, BOOT), TRANSITION_APPROVAL_REQUEST);
+        assert_int_equal(transition_approval(&iso, 2, 1000, true, NOW, BOOT), TRANSITION_APPROVAL_REFUSED);
+        assert_int_equal(transition_approval(&iso, 2, 0, true, NOW, BOOT), TRANSITION_APPROVAL_OVERRIDE);
+
+        assert_int_equal(transition_request(&iso, &admin, 0, 0, timeout, NOW, BOOT, &req), 0);
+        assert_string_equal(req.request_user, "alice");
+        assert_int_equal(req.request_uid, 1000);
+        assert_true(req.request_at_usec == NOW);
+        assert_true(req.request_until_usec == NOW + timeout);
+        assert_true(req.request_until_boot_usec == BOOT + timeout);
+        assert_int_equal(req.request_restore_usec, 0);
+        assert_true(req.isolated);
+        assert_true(transition_request_pending(&req, NOW, BOOT));
+
+        /* The same person again: nothing; another: approved; root without --force is just another person. */
+        assert_int_equal(transition_approval(&req, 2, 1000, false, NOW + SEC, BOOT + SEC), TRANSITION_APPROVAL_REPEATED);
+        assert_int_equal(transition_approval(&req, 2, 1001, false, NOW + SEC, BOOT + SEC), TRANSITION_APPROVAL_APPROVED);
+        assert_int_equal(transition_approval(&req, 2, 0, false, NOW + SEC, BOOT + SEC), TRANSITION_APPROVAL_APPROVED);
+        /* An unknown uid never counts as a second person. */
+        assert_int_equal(transition_approval(&req, 2, -1, false, NOW + SEC, BOOT + SEC), TRANSITION_APPROVAL_REPEATED);
+
+        /* It lapses by CLOCK_BOOTTIME: a wall-clock step moves it neither way; then bob's is a new request. */
+        expect_deadlines(&req, 0, BOOT + timeout);
+        assert_int_equal(transition_due(&req, NOW + 2 * timeout, BOOT + timeout - 1), TRANSITION_NONE);
+        assert_int_equal(transition_due(&req, NOW, BOOT + timeout), TRANSITION_REQUEST_EXPIRED);
+        assert_int_equal(transition_approval(&req, 2, 1001, false, NOW, BOOT + timeout), TRANSITION_APPROVAL_REQUEST);
+        /* After a restart only the wall clock is known. */
+        req.request_until_boot_usec = 0;
+        expect_deadlines(&req, NOW + timeout, 0);
+        assert_int_equal(transition_due(&req, NOW + timeout, 0), TRANSITION_REQUEST_EXPIRED);
+
+        state_clear(&n);
+        state_clear(&iso);
+        state_clear(&req);
+}
+
+/* A scheduled restore needs its second person before its time, or it does not happen. */
+static void test_approval_scheduled(void **unused)
+{
+        static const struct ks_actor ids_fire = { .user = "killswitchd", .uid = -1, .trigger = "path:panic" };
+        struct ks_state n, iso, req, ok, lapsed, sw, trig;
+        const uint64_t at = NOW + 600 * SEC;
+
+        normal(&n);
+        isolate(&n, "isolate", &admin, (struct ks_isolate_opts){}, &iso);
+        assert_int_equal(transition_request(&iso, &admin, at, 0, 900 * SEC, NOW, BOOT, &req), 0);
+        assert_true(req.restore_at_usec == at);
+        assert_true(req.request_until_usec == at);       /* it waits until its own time */
+        assert_true(req.request_restore_usec == at);
+        assert_int_equal(transition_due(&req, at - 1, BOOT), TRANSITION_NONE);
+        assert_int_equal(transition_due(&req, at, BOOT), TRANSITION_RESTORE_UNAPPROVED);
+
+        /* Unapproved at its time: the request and the schedule go. */
+        assert_int_equal(transition_drop_request(&req, true, &lapsed), 0);
+        assert_null(lapsed.request_user);
+        assert_int_equal(lapsed.restore_at_usec, 0);
+        assert_true(lapsed.isolated);
+        assert_int_equal(transition_due(&lapsed, at, BOOT), TRANSITION_NONE);
+
+        /* Approved before: the schedule stays and is carried out as a restore. */
+        assert_int_equal(transition_drop_request(&req, false, &ok), 0);
+        assert_true(ok.restore_at_usec == at);
+        assert_int_equal(transition_due(&ok, at, BOOT), TRANSITION_RESTORE);
+
+        /* isolate --for with two approvals is a scheduled request; a switch keeps it, a trigger drops it. */
+        isolate(&n, "isolate", &admin, (struct ks_isolate_opts){ .restore_at_usec = at, .approvals = 2 }, &iso);
+        assert_string_equal(iso.request_user, "alice");
+        assert_true(iso.request_restore_usec == at);
+        assert_int_equal(transition_due(&iso, at, BOOT), TRANSITION_RESTORE_UNAPPROVED);
+        isolate(&iso, "mailonly", &admin, (struct ks_isolate_opts){}, &sw);
+        assert_string_equal(sw.request_user, "alice");
+        assert_int_equal(transition_due(&sw, at, BOOT), TRANSITION_RESTORE_UNAPPROVED);
+        isolate(&iso, "isolate", &ids_fire, (struct ks_isolate_opts){ .trigger = true }, &trig);
+        assert_null(trig.request_user);
+        assert_int_equal(trig.restore_at_usec, 0);
+
+        /* The commit-confirmed revert goes first, request or not. */
+        state_clear(&sw);
+        isolate(&iso, "mailonly", &admin, (struct ks_isolate_opts){ .confirm_usec = 10 * SEC }, &sw);
+        assert_int_equal(transition_due(&sw, NOW + 10 * SEC, BOOT + 10 * SEC), TRANSITION_REVERT_SWITCH);
+
+        state_clear(&n);
+        state_clear(&iso);
+        state_clear(&req);
+        state_clear(&ok);
+        state_clear(&lapsed);
+        state_clear(&sw);
+        state_clear(&trig);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -287,6 +391,8 @@ int main(void)
                 cmocka_unit_test(test_due),
                 cmocka_unit_test(test_boottime),
                 cmocka_unit_test(test_revert_path),
+                cmocka_unit_test(test_approval),
+                cmocka_unit_test(test_approval_scheduled),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
