@@ -40,7 +40,7 @@ func main() {
 	}
 	defer conn.Close()
 
-	state, policy, _, _, _, _, _, _, _, _, _, triggers, uplinks, _, _, dropped, _, _, _, _, protection, layers, _, err :=
+	state, policy, _, _, _, _, _, _, _, _, _, _, triggers, uplinks, _, _, dropped, _, _, _, _, protection, layers, _, err :=
 		iokillswitch.Status().Call(ctx, conn)
 	check(err == nil && (state == "normal" || state == "isolated") && protection != "" && triggers.Paths != nil &&
 		layers != nil,
