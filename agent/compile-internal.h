@@ -199,6 +199,13 @@ struct conn_match {
 /* The matches of an entry, in rule order; returns how many (at most CONN_MATCHES_MAX). */
 #define CONN_MATCHES_MAX 2
 size_t conn_matches(const struct conn_norm *cn, const struct conn_match *ret[CONN_MATCHES_MAX]);
+/*
+ * The matches of a version 1 gateway's connections, for the ICMP errors that
+ * quote them: remote address as the original destination (opened here) or
+ * source, with ports the port in either role; 4 with ports, 2 without.
+ */
+#define GATEWAY_ERROR_MATCHES_MAX 4
+size_t gateway_error_matches(bool ports, const struct conn_match *ret[GATEWAY_ERROR_MATCHES_MAX]);
 
 /* ---- Defined in compile.c, also used by compile-links.c (the link layer's netdev table) ---- */
 

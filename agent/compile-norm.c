@@ -398,3 +398,42 @@ size_t conn_matches(const struct conn_norm *cn, const struct conn_match *ret[CON
                 ret[n++] = &match_in;
         return n;
 }
+
+/*
+ * The ICMP errors of a version 1 gateway's connections (P/errors_in,
+ * P/errors_out): its rules match a packet's remote address and either port,
+ * so a connection is kept if its remote end (the original destination of a
+ * connection this side opened, the original source of one the gateway opened)
+ * is one of its addresses and either port one of its ports.
+ */
+static const struct conn_match error_out_dst = {
+        .opened_here = true,
+        .field = { [FIELD_PEER] = { IP_CT_DIR_ORIGINAL, false } },
+        .port = { IP_CT_DIR_ORIGINAL, false },
+};
+static const struct conn_match error_out_src = {
+        .opened_here = true,
+        .field = { [FIELD_PEER] = { IP_CT_DIR_ORIGINAL, false } },
+        .port = { IP_CT_DIR_ORIGINAL, true },
+};
+static const struct conn_match error_in_src = {
+        .field = { [FIELD_PEER] = { IP_CT_DIR_ORIGINAL, true } },
+        .port = { IP_CT_DIR_ORIGINAL, true },
+};
+static const struct conn_match error_in_dst = {
+        .field = { [FIELD_PEER] = { IP_CT_DIR_ORIGINAL, true } },
+        .port = { IP_CT_DIR_ORIGINAL, false },
+};
+
+size_t gateway_error_matches(bool ports, const struct conn_match *ret[GATEWAY_ERROR_MATCHES_MAX])
+{
+        size_t n = 0;
+
+        ret[n++] = &error_out_dst;
+        if (ports)
+                ret[n++] = &error_out_src;
+        ret[n++] = &error_in_src;
+        if (ports)
+                ret[n++] = &error_in_dst;
+        return n;
+}

@@ -349,8 +349,9 @@ static void text_conn_head(FILE *f, const struct conn_match *m, bool inbound)
         fprintf(f, "\t\tct direction %s ", inbound == m->opened_here ? "reply" : "original");
 }
 
+/* errors: the rule of P/errors_in|out, protocol from the conntrack entry (nft lists "ct protocol"). */
 static void text_conn_rule(FILE *f, const char *policy, const struct conn_norm *cn, enum family fam,
-                           enum set_kind kind, const struct conn_match *m, bool inbound)
+                           enum set_kind kind, const struct conn_match *m, bool inbound, bool errors)
 {
         const struct family_info *fi = &families[fam];
         const char *sep = "";
@@ -363,8 +364,8 @@ static void text_conn_rule(FILE *f, const char *policy, const struct conn_norm *
                         sep = " . ";
                 }
         if (cn->n_ports > 0)
-                fprintf(f, "%smeta l4proto . ct %s proto-%s", sep, ct_dir_name(m->port.dir),
-                        m->port.src ? "src" : "dst");
+                fprintf(f, "%s%s . ct %s proto-%s", sep, errors ? "ct protocol" : "meta l4proto",
+                        ct_dir_name(m->port.dir), m->port.src ? "src" : "dst");
         fprintf(f, " @%s" COMPILE_NAME_SEP "%s%s_%s%s counter name \"%s" COMPILE_NAME_SEP "%s%s\" accept\n",
                 policy, cn->prefix, cn->name, fi->suffix, set_kind_suffix[kind], policy, cn->prefix, cn->name);
 }
@@ -381,7 +382,7 @@ static void text_conn_rules(FILE *f, const char *policy, const struct conn_norm 
                         if (conn_entries(cn, fam, kind) == 0)
                                 continue;
                         for (size_t i = 0; i < n_m; i++)
-                                text_conn_rule(f, policy, cn, fam, kind, m[i], inbound);
+                                text_conn_rule(f, policy, cn, fam, kind, m[i], inbound, false);
                 }
         for (int fam = 0; cn->ping && fam < N_FAMILIES; fam++) {
                 const struct family_info *fi = &families[fam];
@@ -462,10 +463,57 @@ static void text_upkeep_rules(FILE *f, const struct ks_policy *p, const struct u
                         text_upkeep_rule(f, p->name, &rows[i]);
 }
 
-static void text_related_rules(FILE *f, const struct ks_policy *p)
+static void text_related_rules(FILE *f, const struct ks_policy *p, bool inbound)
 {
         for (int fam = 0; p->keep_icmp_errors && fam < N_FAMILIES; fam++)
-                fprintf(f, "\t\tmeta l4proto %s ct state related accept\n", families[fam].icmp_l4_name);
+                fprintf(f, "\t\tmeta l4proto %s ct state related jump %s" COMPILE_NAME_SEP "%s\n",
+                        families[fam].icmp_l4_name, p->name, inbound ? CHAIN_ERRORS_IN : CHAIN_ERRORS_OUT);
+}
+
+/* P/errors_in, P/errors_out (compile.c, build_error_rules). */
+static void text_conn_error_rules(FILE *f, const char *policy, const struct conn_norm *cn, bool inbound)
+{
+        const struct conn_match *m[CONN_MATCHES_MAX];
+        size_t n_m = conn_matches(cn, m);
+
+        if (!cn->name || cn->n_ports == 0)
+                return;
+        for (int fam = 0; fam < N_FAMILIES; fam++)
+                for (int kind = 0; kind < N_SET_KINDS; kind++)
+                        for (size_t i = 0; i < n_m && conn_entries(cn, fam, kind) > 0; i++)
+                                text_conn_rule(f, policy, cn, fam, kind, m[i], inbound, true);
+}
+
+static void text_gateway_error_rules(FILE *f, const char *policy, const char *gw, const struct gw_norm *gn,
+                                     bool inbound)
+{
+        const struct conn_norm view = {
+                .prefix = COUNTER_GATEWAY_PREFIX, .name = gw, .has = { [FIELD_PEER] = true }, .n_ports = gn->n_ports,
+        };
+        const struct conn_match *m[GATEWAY_ERROR_MATCHES_MAX];
+        size_t n_m = gateway_error_matches(gn->n_ports > 0, m);
+
+        for (int fam = 0; fam < N_FAMILIES; fam++)
+                for (int kind = 0; kind < N_SET_KINDS; kind++)
+                        for (size_t i = 0; i < n_m && gw_entries(gn, fam, kind) > 0; i++)
+                                text_conn_rule(f, policy, &view, fam, kind, m[i], inbound, true);
+}
+
+static void text_error_chains(FILE *f, const struct ks_policy *p, const struct norm *n)
+{
+        for (int inbound = 1; p->keep_icmp_errors && inbound >= 0; inbound--) {
+                fprintf(f, "\tchain %s" COMPILE_NAME_SEP "%s {\n", p->name,
+                        inbound ? CHAIN_ERRORS_IN : CHAIN_ERRORS_OUT);
+                for (size_t i = 0; i < p->n_gateways; i++) {
+                        if (p->gateways[i].tracked)
+                                text_conn_error_rules(f, p->name, &n->conns[i], inbound);
+                        else
+                                text_gateway_error_rules(f, p->name, p->gateways[i].name, &n->gws[i], inbound);
+                }
+                for (size_t i = 0; i < p->n_services; i++)
+                        text_conn_error_rules(f, p->name, &n->conns[p->n_gateways + i], inbound);
+                fputs("\t}\n\n", f);
+        }
 }
 
 static void text_ping_rules(FILE *f, const char *policy, const char *gw, const struct gw_norm *gn, bool inbound)
@@ -510,7 +558,7 @@ static void text_chains(FILE *f, const struct ks_policy *p, const struct norm *n
                 fprintf(f, "\tchain %s" COMPILE_NAME_SEP "%s {\n", p->name, inbound ? "inbound" : "outbound");
                 if (inbound)
                         text_upkeep_rules(f, p, upkeep_in, ELEMENTSOF(upkeep_in));
-                text_related_rules(f, p);
+                text_related_rules(f, p, inbound);
                 for (size_t i = 0; i < p->n_gateways; i++) {
                         text_gateway_rules(f, p->name, p->gateways[i].name, &n->gws[i], inbound);
                         if (gateway_ping_rules(&p->gateways[i]) && !p->gateways[i].tracked)
@@ -522,6 +570,7 @@ static void text_chains(FILE *f, const struct ks_policy *p, const struct norm *n
                 text_tail_rules(f, p, inbound);
                 fputs("\t}\n\n", f);
         }
+        text_error_chains(f, p, n);
         fprintf(f, "\tchain %s" COMPILE_NAME_SEP CHAIN_LOCAL_OUT " {\n", p->name);
         text_upkeep_rules(f, p, upkeep_out, ELEMENTSOF(upkeep_out));
         fprintf(f, "\t\tgoto %s" COMPILE_NAME_SEP "outbound\n\t}\n\n", p->name);

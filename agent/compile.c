@@ -693,7 +693,7 @@ int build_delchain(struct ks_ruleset *r, const char *table, const char *name)
         return ruleset_push(r, OP_CHAIN, NFT_MSG_DELCHAIN, 0, chain_new(r, table, name));
 }
 
-static int build_chains(const struct stage *st)
+static int build_chains(const struct stage *st, const struct ks_policy *p)
 {
         char name[COMPILE_NAME_SIZE];
         int k;
@@ -706,6 +706,12 @@ static int build_chains(const struct stage *st)
         k = build_chain(st->r, st->table, name, -1);
         if (k < 0)
                 return k;
+        for (int inbound = 1; p->keep_icmp_errors && inbound >= 0; inbound--) {
+                stage_name(name, st, "%s", inbound ? CHAIN_ERRORS_IN : CHAIN_ERRORS_OUT);
+                k = build_chain(st->r, st->table, name, -1);
+                if (k < 0)
+                        return k;
+        }
         stage_name(name, st, CHAIN_LOCAL_OUT);
         k = build_chain(st->r, st->table, name, -1);
         if (k < 0)
@@ -1218,18 +1224,20 @@ static int compile_upkeep_local_out(const struct stage *st, const struct ks_poli
         return rule ? emit_verdict(rule, NFT_GOTO, outbound) : -ENOMEM;
 }
 
-/* meta l4proto icmp ct state related accept */
-static int build_related_rule(const struct stage *st, const char *chain, enum family f)
+/* meta l4proto icmp ct state related jump P/errors_in (P/errors_out): judged by the connection quoted */
+static int build_related_rule(const struct stage *st, const char *chain, enum family f, bool inbound)
 {
         struct nftnl_rule *rule = rule_new(st, chain);
+        char errors[COMPILE_NAME_SIZE];
         int k;
 
         if (!rule)
                 return -ENOMEM;
+        stage_name(errors, st, "%s", inbound ? CHAIN_ERRORS_IN : CHAIN_ERRORS_OUT);
         k = emit_meta_eq(rule, NFT_META_L4PROTO, families[f].icmp_proto);
         if (k >= 0)
                 k = emit_ct_state(rule, NF_CT_STATE_BIT(IP_CT_RELATED));
-        return k < 0 ? k : emit_verdict(rule, NF_ACCEPT, NULL);
+        return k < 0 ? k : emit_verdict(rule, NFT_JUMP, errors);
 }
 
 /* Link upkeep (inbound only) and ICMP errors, before the gateways. */
@@ -1240,7 +1248,7 @@ static int build_upkeep_rules(const struct stage *st, const struct ks_policy *p,
         if (inbound)
                 k = compile_upkeep_rules(st, p, chain, upkeep_in, ELEMENTSOF(upkeep_in));
         for (int f = 0; k >= 0 && p->keep_icmp_errors && f < N_FAMILIES; f++)
-                k = build_related_rule(st, chain, f);
+                k = build_related_rule(st, chain, f, inbound);
         return k;
 }
 
@@ -1431,7 +1439,7 @@ static int emit_ct_addr(struct nftnl_rule *rule, enum family f, struct tuple_ref
  * @P/gw_X_v4[r] counter name "P/gw_X" accept (the parts as the match says)
  */
 static int build_conn_rule(const struct stage *st, const char *chain, const struct conn_norm *cn, enum family f,
-                           enum set_kind kind, const struct conn_match *m, bool inbound)
+                           enum set_kind kind, const struct conn_match *m, bool inbound, bool errors)
 {
         char set[COMPILE_NAME_SIZE], counter[COMPILE_NAME_SIZE];
         struct nftnl_rule *rule = rule_new(st, chain);
@@ -1450,9 +1458,11 @@ static int build_conn_rule(const struct stage *st, const char *chain, const stru
                 off += families[f].addr_len;
         }
         if (k >= 0 && cn->n_ports > 0) {
-                k = emit_meta(rule, NFT_META_L4PROTO, concat_reg(off));
-                /* Only for an interval set's key, as nft. */
-                if (k >= 0 && kind == SET_RANGE)
+                /* An ICMP error's own protocol is ICMP: errors take the quoted connection's (ct original protocol). */
+                k = errors ? emit_ct(rule, NFT_CT_PROTOCOL, IP_CT_DIR_ORIGINAL, concat_reg(off))
+                           : emit_meta(rule, NFT_META_L4PROTO, concat_reg(off));
+                /* Only for an interval set's key and meta l4proto, as nft. */
+                if (k >= 0 && kind == SET_RANGE && !errors)
                         k = emit_byteorder_hton(rule, concat_reg(off));
                 if (k >= 0)
                         k = emit_ct(rule, m->port.src ? NFT_CT_PROTO_SRC : NFT_CT_PROTO_DST, m->port.dir,
@@ -1507,13 +1517,81 @@ static int build_conn_rules(const struct stage *st, const char *chain, const str
                         if (conn_entries(cn, f, kind) == 0)
                                 continue;
                         for (size_t i = 0; k >= 0 && i < n_m; i++)
-                                k = build_conn_rule(st, chain, cn, f, kind, m[i], inbound);
+                                k = build_conn_rule(st, chain, cn, f, kind, m[i], inbound, false);
                 }
         for (int f = 0; k >= 0 && cn->ping && f < N_FAMILIES; f++) {
                 if (cn->n_ranges[FIELD_PEER][f] == 0)
                         continue;
                 for (size_t i = 0; k >= 0 && i < n_m; i++)
                         k = build_conn_ping_rule(st, chain, cn, f, m[i], inbound);
+        }
+        return k;
+}
+
+/* ---- ICMP errors: judged by the connection they quote -------------------- */
+
+/*
+ * Conntrack marks an ICMP error related only if it quotes a connection it
+ * tracks, and attaches it to that connection: the ct expressions read the
+ * quoted connection's tuples, and ct direction says which way the error goes
+ * along it (checked on kernel 6.18). So the rules of P/errors_in and
+ * P/errors_out are the entries' own rules with the protocol taken from the
+ * connection: an error passes only if the connection it quotes is one the
+ * policy keeps. A connection that predates the isolation and is cut (its
+ * entry lives on for days) carries no errors either way. Entries without
+ * Ports= that are matched on connections need no rule here: their own rules
+ * already match the errors of their connections. A version 1 gateway, matched
+ * on packets, gets rules keyed on its connections' remote end
+ * (gateway_error_matches): an error comes from any router on the path, not
+ * from the gateway's address.
+ */
+static int build_conn_error_rules(const struct stage *st, const char *chain, const struct conn_norm *cn,
+                                  bool inbound)
+{
+        const struct conn_match *m[CONN_MATCHES_MAX];
+        size_t n_m = conn_matches(cn, m);
+        int k = 0;
+
+        if (!cn->name || cn->n_ports == 0)
+                return 0;
+        for (int f = 0; k >= 0 && f < N_FAMILIES; f++)
+                for (int kind = 0; k >= 0 && kind < N_SET_KINDS; kind++)
+                        for (size_t i = 0; k >= 0 && i < n_m && conn_entries(cn, f, kind) > 0; i++)
+                                k = build_conn_rule(st, chain, cn, f, kind, m[i], inbound, true);
+        return k;
+}
+
+static int build_gateway_error_rules(const struct stage *st, const char *chain, const char *gw,
+                                     const struct gw_norm *gn, bool inbound)
+{
+        /* The gateway's sets, keyed "address [. protocol . port]", seen as a connection-matched entry's. */
+        const struct conn_norm view = {
+                .prefix = COUNTER_GATEWAY_PREFIX, .name = gw, .has = { [FIELD_PEER] = true }, .n_ports = gn->n_ports,
+        };
+        const struct conn_match *m[GATEWAY_ERROR_MATCHES_MAX];
+        size_t n_m = gateway_error_matches(gn->n_ports > 0, m);
+        int k = 0;
+
+        for (int f = 0; k >= 0 && f < N_FAMILIES; f++)
+                for (int kind = 0; k >= 0 && kind < N_SET_KINDS; kind++)
+                        for (size_t i = 0; k >= 0 && i < n_m && gw_entries(gn, f, kind) > 0; i++)
+                                k = build_conn_rule(st, chain, &view, f, kind, m[i], inbound, true);
+        return k;
+}
+
+static int build_error_rules(const struct stage *st, const struct ks_policy *p, const struct norm *n)
+{
+        char chain[COMPILE_NAME_SIZE];
+        int k = 0;
+
+        for (int inbound = 1; p->keep_icmp_errors && inbound >= 0 && k >= 0; inbound--) {
+                stage_name(chain, st, "%s", inbound ? CHAIN_ERRORS_IN : CHAIN_ERRORS_OUT);
+                for (size_t i = 0; i < p->n_gateways && k >= 0; i++)
+                        k = p->gateways[i].tracked ? build_conn_error_rules(st, chain, &n->conns[i], inbound)
+                                                   : build_gateway_error_rules(st, chain, p->gateways[i].name,
+                                                                               &n->gws[i], inbound);
+                for (size_t i = 0; i < p->n_services && k >= 0; i++)
+                        k = build_conn_error_rules(st, chain, &n->conns[p->n_gateways + i], inbound);
         }
         return k;
 }
@@ -1552,6 +1630,8 @@ static int build_rules(const struct stage *st, const struct ks_policy *p, const 
                         k = build_tail_rules(st, p, chain, inbound);
         }
         if (k >= 0)
+                k = build_error_rules(st, p, n);
+        if (k >= 0)
                 k = compile_upkeep_local_out(st, p);
         return k < 0 ? k : build_hold_rule(st);
 }
@@ -1570,7 +1650,7 @@ static int build_policy(struct ks_ruleset *r, const char *table, const struct ks
         if (k >= 0)
                 k = build_sets(&st, p, &n);
         if (k >= 0)
-                k = build_chains(&st);
+                k = build_chains(&st, p);
         if (k >= 0)
                 k = build_rules(&st, p, &n);
         norm_free(&n);

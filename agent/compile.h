@@ -71,6 +71,9 @@ struct ks_ruleset;
 #define CHAIN_OUTPUT "output"
 #define CHAIN_HOLD "hold"       /* "P/hold": drops all on the uplinks (compile_table_held) */
 #define CHAIN_LOCAL_OUT "local_out"     /* "P/local_out": the gateway's own upkeep, then P/outbound */
+/* "P/errors_in", "P/errors_out": an ICMP error passes if the connection it quotes is kept (KeepICMPErrors=) */
+#define CHAIN_ERRORS_IN "errors_in"
+#define CHAIN_ERRORS_OUT "errors_out"
 #define CHAIN_PRIORITY (-150)
 #define CHAIN_PRIORITY_PREROUTING 0     /* nft's "filter" */
 

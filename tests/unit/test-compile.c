@@ -221,8 +221,8 @@ static void test_isolate_shape(void **state)
                 "\t\tip daddr 255.255.255.255 udp sport 67 udp dport 68 accept\n"
                 "\t\tmeta nfproto ipv4 udp sport 67 udp dport 68 fib daddr type local accept\n"
                 "\t\tip6 daddr fe80::/10 udp sport 547 udp dport 546 fib daddr type local accept\n"
-                "\t\tmeta l4proto icmp ct state related accept\n"
-                "\t\tmeta l4proto ipv6-icmp ct state related accept\n"
+                "\t\tmeta l4proto icmp ct state related jump t/errors_in\n"
+                "\t\tmeta l4proto ipv6-icmp ct state related jump t/errors_in\n"
                 "\t\tip saddr . meta l4proto . th sport @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"
                 "\t\tip saddr . meta l4proto . th dport @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"
                 "\t\tip saddr . meta l4proto . th sport @t/gw_phone_v4r counter name \"t/gw_phone\" accept\n"
@@ -233,8 +233,8 @@ static void test_isolate_shape(void **state)
                 "\t\tcounter name \"t/dropped_in\" drop\n\t}\n\n"));
         /* Reject=tcp (default): TCP reset for TCP, the rest dropped. The whole chain: no link upkeep. */
         assert_non_null(strstr(t, "\tchain t/outbound {\n"
-                "\t\tmeta l4proto icmp ct state related accept\n"
-                "\t\tmeta l4proto ipv6-icmp ct state related accept\n"
+                "\t\tmeta l4proto icmp ct state related jump t/errors_out\n"
+                "\t\tmeta l4proto ipv6-icmp ct state related jump t/errors_out\n"
                 "\t\tip daddr . meta l4proto . th dport @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"
                 "\t\tip daddr . meta l4proto . th sport @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"
                 "\t\tip daddr . meta l4proto . th dport @t/gw_phone_v4r counter name \"t/gw_phone\" accept\n"
@@ -246,6 +246,29 @@ static void test_isolate_shape(void **state)
                 "\t\toifname \"wan1\" counter name \"t/dropped_out/wan1\" drop\n"
                 "\t\tmeta l4proto tcp counter name \"t/dropped_out\" reject with tcp reset\n"
                 "\t\tcounter name \"t/dropped_out\" drop\n\t}\n\n"));
+        /*
+         * ICMP errors, judged by the connection they quote (its conntrack tuples): a version 1
+         * gateway's remote end as the original destination (opened here) or source, the port in
+         * either role, the protocol the connection's (an error's own is ICMP).
+         */
+        assert_non_null(strstr(t, "\tchain t/errors_in {\n"
+                "\t\tct direction reply ct original ip daddr . ct protocol . ct original proto-dst @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"
+                "\t\tct direction reply ct original ip daddr . ct protocol . ct original proto-src @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"
+                "\t\tct direction original ct original ip saddr . ct protocol . ct original proto-src @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"
+                "\t\tct direction original ct original ip saddr . ct protocol . ct original proto-dst @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"
+                "\t\tct direction reply ct original ip daddr . ct protocol . ct original proto-dst @t/gw_phone_v4r counter name \"t/gw_phone\" accept\n"
+                "\t\tct direction reply ct original ip daddr . ct protocol . ct original proto-src @t/gw_phone_v4r counter name \"t/gw_phone\" accept\n"
+                "\t\tct direction original ct original ip saddr . ct protocol . ct original proto-src @t/gw_phone_v4r counter name \"t/gw_phone\" accept\n"
+                "\t\tct direction original ct original ip saddr . ct protocol . ct original proto-dst @t/gw_phone_v4r counter name \"t/gw_phone\" accept\n"
+                "\t\tct direction reply ct original ip daddr @t/gw_web_v4r counter name \"t/gw_web\" accept\n"
+                "\t\tct direction original ct original ip saddr @t/gw_web_v4r counter name \"t/gw_web\" accept\n"
+                "\t}\n\n"
+                "\tchain t/errors_out {\n"
+                "\t\tct direction original ct original ip daddr . ct protocol . ct original proto-dst @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"));
+        assert_non_null(strstr(t,
+                "\t\tct direction original ct original ip daddr @t/gw_web_v4r counter name \"t/gw_web\" accept\n"
+                "\t\tct direction reply ct original ip saddr @t/gw_web_v4r counter name \"t/gw_web\" accept\n"
+                "\t}\n\n\tchain t/local_out {\n"));
         /* The gateway's own traffic: its link upkeep, then the same as forwarded traffic. */
         assert_non_null(strstr(t, "\tchain t/local_out {\n"
                 "\t\ticmpv6 type 133-137 ip6 hoplimit 255 ip6 daddr ff02::/16 accept\n"
@@ -289,6 +312,21 @@ static void test_bytecode(void **state)
                 "  [ meta load l4proto => reg 2 ]\n"
                 "  [ payload load 2b @ transport header + 0 => reg 13 ]\n"
                 "  [ lookup reg 1 set t/gw_g_v6 ]\n"
+                "  [ objref type 1 name t/gw_g ]\n"
+                "  [ immediate reg 0 accept ]\n"));
+        /*
+         * An ICMP error of the gateway's connections, as nft 1.0.6 emits "ct direction reply ct
+         * original ip6 daddr . ct original protocol . <port> @set" (no byteorder for the
+         * connection's protocol, also for the interval set): the connection the error quotes.
+         */
+        assert_non_null(strstr(dump,
+                "inet killswitch t/errors_in\n"
+                "  [ ct load direction => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x00000001 ]\n"
+                "  [ ct load dst_ip6 => reg 1 , dir original ]\n"
+                "  [ ct load protocol => reg 2 , dir original ]\n"
+                "  [ ct load proto_dst => reg 13 , dir original ]\n"
+                "  [ lookup reg 1 set t/gw_g_v6r ]\n"
                 "  [ objref type 1 name t/gw_g ]\n"
                 "  [ immediate reg 0 accept ]\n"));
         /* and for an interval set, which converts the protocol: ... th sport @t/gw_g_v6r ... */
@@ -386,13 +424,13 @@ static void test_bytecode(void **state)
                 "  [ fib daddr type => reg 1 ]\n"
                 "  [ cmp eq reg 1 0x00000002 ]\n"
                 "  [ immediate reg 0 accept ]\n"
-                "inet killswitch t/inbound\n"       /* meta l4proto icmp ct state related accept */
+                "inet killswitch t/inbound\n"       /* meta l4proto icmp ct state related jump t/errors_in */
                 "  [ meta load l4proto => reg 1 ]\n"
                 "  [ cmp eq reg 1 0x00000001 ]\n"
                 "  [ ct load state => reg 1 ]\n"
                 "  [ bitwise reg 1 = ( reg 1 & 0x00000004 ) ^ 0x00000000 ]\n"
                 "  [ cmp neq reg 1 0x00000000 ]\n"
-                "  [ immediate reg 0 accept ]\n"));
+                "  [ immediate reg 0 jump -> t/errors_in ]\n"));
         assert_non_null(strstr(dump,
                 "inet killswitch t/inbound\n"       /* iifname "wan0" counter name "t/dropped_in/wan0" drop */
                 "  [ meta load iifname => reg 1 ]\n"
@@ -677,6 +715,7 @@ static void test_options_off(void **state)
         assert_null(strstr(t, "icmpv6 type"));
         assert_null(strstr(t, "udp sport"));
         assert_null(strstr(t, "ct state"));
+        assert_null(strstr(t, "errors_"));
         assert_null(strstr(t, "reject"));
         assert_non_null(strstr(t, "\tchain t/inbound {\n"
                 "\t\tip saddr @t/gw_g_v4 counter name \"t/gw_g\" accept\n"
@@ -1139,12 +1178,13 @@ static void test_batch_small(void **state)
         st = batch_info(r, 100, mi, ELEMENTSOF(mi));
         /*
          * table, 2 + 2 + 2 * 2 counters, 5 sets (uplinks, phone's exact and range sets, mail's
-         * two families) with one element message each, 4 chains (inbound, outbound, local_out,
-         * hold), rules: inbound 6 of link upkeep, outbound none; 2 of ICMP errors and 4 * 2 of the
-         * gateways (two per set) in each; then the tail: inbound 2 + 1, outbound (Reject=tcp)
-         * 2 * (2 + 1); local_out 8 of link upkeep and its goto; hold's drop; 3 base chains + 3 rules.
+         * two families) with one element message each, 6 chains (inbound, outbound, errors_in,
+         * errors_out, local_out, hold), rules: inbound 6 of link upkeep, outbound none; 2 of ICMP
+         * errors and 4 * 2 of the gateways (two per set) in each; then the tail: inbound 2 + 1,
+         * outbound (Reject=tcp) 2 * (2 + 1); errors_in and errors_out 4 * 4 each (four per set);
+         * local_out 8 of link upkeep and its goto; hold's drop; 3 base chains + 3 rules.
          */
-        assert_int_equal(st.msgs, 1 + 8 + 5 * 2 + 4 + (6 + 2 + 8 + 3) + (2 + 8 + 6) + (8 + 1) + 1 + 3 + 3);
+        assert_int_equal(st.msgs, 1 + 8 + 5 * 2 + 6 + (6 + 2 + 8 + 3) + (2 + 8 + 6) + 2 * 16 + (8 + 1) + 1 + 3 + 3);
         assert_int_equal(st.newsetelem, 5);
         assert_int_equal(st.elements, 2 + 2 + 1 + 4 + 4);
         assert_int_equal(mi[0].type, NFT_MSG_NEWTABLE);
@@ -1183,7 +1223,8 @@ static void check_table(struct ks_policy *const *ps, size_t n, const char *activ
                 else
                         assert_non_null(strchr(mi[i].name, '/'));
         }
-        assert_int_equal(chains, 4 * n + base);      /* P/inbound, P/outbound, P/local_out, P/hold */
+        /* P/inbound, P/outbound, P/errors_in, P/errors_out, P/local_out, P/hold */
+        assert_int_equal(chains, 6 * n + base);
         if (!active) {
                 assert_int_equal(base, 0);
         } else {
