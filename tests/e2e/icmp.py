@@ -7,9 +7,10 @@
       QSRC:QSPORT -> QDST:QDPORT (as if that segment had died on the way), followed by N bytes
       (default 400) of data that start with M: what an error carries besides the quoted headers.
       Exit 0 if it was sent, 2 if the kernel refused.
-  icmp.py recv M --ready FILE [--wait S]
-      Wait up to S seconds (default 3) for an ICMP or ICMPv6 message that carries M, on raw
-      sockets of both families; create FILE once listening. Exit 0 if it came, 1 if not.
+  icmp.py recv M --ready FILE --sent FILE2 [--wait S]
+      Wait for an ICMP or ICMPv6 message that carries M, on raw sockets of both families, until
+      S seconds (default 2) after FILE2 exists (the sender is done: a busy machine may take long
+      to start it), 60 s at most; create FILE once listening. Exit 0 if it came, 1 if not.
   icmp.py bulk ADDR PORT [--size N] [--wait S] [--src ADDR]
       Send N bytes (default 262144) over TCP to an echo server and read them back; exit 0 if all
       came back unchanged within S seconds (default 20). Full-size segments: a path whose MTU is
@@ -77,13 +78,17 @@ def recv(args):
              socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)]
     open(args.ready, "w").close()
     marker = args.marker.encode()
-    deadline = time.monotonic() + args.wait
+    deadline = time.monotonic() + 60
+    sent = False
     while True:
+        if not sent and os.path.exists(args.sent):
+            sent = True
+            deadline = min(deadline, time.monotonic() + args.wait)
         left = deadline - time.monotonic()
         if left <= 0:
             print("nothing carrying %s arrived" % args.marker)
             return 1
-        ready, _, _ = select.select(socks, [], [], left)
+        ready, _, _ = select.select(socks, [], [], min(left, 0.1))
         for s in ready:
             data, peer = s.recvfrom(65536)
             if marker in data:
@@ -147,7 +152,8 @@ def main():
     c = sub.add_parser("recv")
     c.add_argument("marker")
     c.add_argument("--ready", required=True)
-    c.add_argument("--wait", type=float, default=3.0)
+    c.add_argument("--sent", required=True)
+    c.add_argument("--wait", type=float, default=2.0)
     c = sub.add_parser("bulk")
     c.add_argument("addr")
     c.add_argument("port", type=int)

@@ -159,13 +159,15 @@ tunnel() {
 	shift 2
 	marker="ks-icmp-$RANDOM$RANDOM"
 	ready=$KS_TMP/recv.$marker
-	in_ns "$to" python3 "$ICMP_PY" recv "$marker" --ready "$ready" --wait 2 &
+	# The receiver waits until 2 s after the sender is done (however long it takes to start).
+	in_ns "$to" python3 "$ICMP_PY" recv "$marker" --ready "$ready" --sent "$ready.sent" --wait 2 &
 	pid=$!
-	wait_until 10 test -e "$ready" || { kill "$pid"; echo "receiver not ready"; return 2; }
+	wait_until 30 test -e "$ready" || { kill "$pid"; echo "receiver not ready"; return 2; }
 	in_ns "$from" python3 "$ICMP_PY" send "$1" "$2" "$3" "$4" "$5" --src "$6" --marker "$marker"
+	: >"$ready.sent"
 	wait "$pid"
 	rc=$?
-	rm -f "$ready"
+	rm -f "$ready" "$ready.sent"
 	return $rc
 }
 
