@@ -49,7 +49,7 @@ far_destroy() {
 	for pid in $(ip netns pids "$NS_FAR" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
 	ip netns del "$NS_FAR" 2>/dev/null
 }
-trap 'far_destroy; cleanup' EXIT
+trap 'cleanup; far_destroy' EXIT
 
 note "lab: namespaces ${KS_PREFIX}{lan,gw,inet,mgmt,far}; agent $KILLSWITCHD"
 lab_create
@@ -183,10 +183,15 @@ vectors() {
 	done < <(connections)
 }
 
-while IFS='|' read -r name from to args; do
-	# shellcheck disable=SC2086 # args are words
-	check "normal: ICMP error with data, $name, arrives (probe self-test)" tunnel "$from" "$to" $args
-done < <(vectors)
+# probes + or - PREFIX SUFFIX — check_many lines for every vector (side by side: a probe that
+# must fail waits 2 s after its packet is out).
+probes() {
+	local name from to args
+	while IFS='|' read -r name from to args; do
+		printf -- '%s %s %s %s | tunnel %s %s %s\n' "$1" "$2" "$name" "$3" "$from" "$to" "$args"
+	done < <(vectors)
+}
+check_many < <(probes + "normal: ICMP error with data," "arrives (probe self-test)")
 
 check_exit 0 "isolate" ctl isolate --reason "e2e: exact ICMP errors"
 all_established() {
@@ -196,11 +201,7 @@ all_established() {
 check "isolated: the cut connections are still established on the LAN host" all_established
 check "isolated: web from lan cut" eval '! tcp_echo lan 192.0.2.80 80'
 
-while IFS='|' read -r name from to args; do
-	# shellcheck disable=SC2086
-	check_not "isolated: ICMP error with data quoting a cut connection, $name, does not arrive" \
-		tunnel "$from" "$to" $args
-done < <(vectors)
+check_many < <(probes - "isolated: ICMP error with data quoting a cut connection," "does not arrive")
 
 # `show` prints what the kernel lists (the uplinks set aside: nft lists it in hash order).
 shown_equals_kernel() {
