@@ -24,6 +24,7 @@
 #include "methods.h"
 #include "monitor.h"
 #include "nft.h"
+#include "report.h"
 #include "policy-match.h"
 #include "reload.h"
 #include "stage.h"
@@ -960,7 +961,8 @@ int manager_restore(struct ks_manager *m, const struct ks_actor *a, const char *
                 audit(m, AUDIT_APPLY_FAILED, a, NULL, m->state.policy, reason, e);
                 return r;
         }
-        /* Counters start from zero at the next isolation; off the critical path. */
+        /* Counters start from zero at the next isolation; off the critical path. The report keeps them. */
+        report_save_last(m);
         if (nft_reset_counters(m->nft, TABLE_NAME) < 0)
                 log_warning("Could not reset the counters of table inet %s", TABLE_NAME);
         if (!m->state.isolated)

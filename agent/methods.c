@@ -19,6 +19,7 @@
 #include "manager.h"
 #include "methods.h"
 #include "nft.h"
+#include "report.h"
 #include "schedule.h"
 #include "timespec.h"
 #include "timeutil.h"
@@ -256,6 +257,11 @@ static json_t *layers_json(struct ks_manager *m)
         }
         free(v);
         return a;
+}
+
+void methods_add_counters(struct ks_manager *m, json_t *o)
+{
+        status_add_counters(m, o);
 }
 
 static json_t *status_json(struct ks_manager *m)
@@ -612,6 +618,39 @@ static json_t *method_history(struct ks_manager *m, const struct ks_actor *a, js
         return reply_ok(json_pack("{s:o}", "entries", entries));
 }
 
+/* An optional RFC 3339 instant parameter; *ret 0 if absent. */
+static json_t *get_instant_param(json_t *params, const char *key, uint64_t *ret)
+{
+        const char *v;
+        json_t *bad;
+
+        *ret = 0;
+        if ((bad = get_string_param(params, key, TIME_PARAM_MAX, &v)) || !v)
+                return bad;
+        if (timespec_parse_rfc3339(v, ret) < 0)
+                return bad_param(key, v, "an RFC 3339 instant with Z or an offset, e.g. 2026-12-01T17:00:00Z");
+        return NULL;
+}
+
+static json_t *method_report(struct ks_manager *m, const struct ks_actor *a, json_t *params)
+{
+        struct ks_error e = {};
+        uint64_t since, until;
+        json_t *bad, *report = NULL;
+
+        if ((bad = get_instant_param(params, "since", &since)) || (bad = get_instant_param(params, "until", &until)))
+                return bad;
+        if (until && !since)
+                return reply_error(KS_ERR_PARAM, json_pack("{s:s}", "parameter", "until"),
+                                   "Parameter 'until' needs 'since' too");
+        if (until && until < since)
+                return reply_error(KS_ERR_PARAM, json_pack("{s:s}", "parameter", "until"),
+                                   "Parameter 'until' is before 'since'");
+        if (report_build(m, since, until, &report, &e) < 0)
+                return reply_from_error(&e, NULL, NULL);
+        return reply_ok(report);
+}
+
 /* The interfaces served, with their descriptions (the IDL files, compiled in). */
 static const struct interface {
         const char *name;
@@ -665,6 +704,7 @@ static const struct method {
         { "io.killswitch.Policies", false, method_policies },
         { "io.killswitch.Show", false, method_show },
         { "io.killswitch.History", false, method_history },
+        { "io.killswitch.Report", false, method_report },
         { "io.killswitch.Isolate", true, method_isolate },
         { "io.killswitch.Restore", true, method_restore },
         { "io.killswitch.Reload", true, method_reload },

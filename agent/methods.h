@@ -16,3 +16,7 @@ json_t *methods_dispatch(void *userdata, const struct ks_peer *peer, const char 
 bool methods_peer_privileged(const struct ks_peer *peer);
 /* The emergency methods, handled before anything else waiting (control_set_urgent): Isolate, Restore. */
 bool methods_urgent(const char *method);
+
+struct ks_manager;
+/* Add the status object's counters (gateways, services, dropped, dropped_by_uplink) of the policy in force to o. */
+void methods_add_counters(struct ks_manager *m, json_t *o);

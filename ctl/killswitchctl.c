@@ -14,6 +14,7 @@
 #include "fleet.h"
 #include "metrics.h"
 #include "output.h"
+#include "report.h"
 #include "strv.h"
 #include "timespec.h"
 
@@ -46,6 +47,7 @@ enum {
         ARG_AT,
         ARG_OUTPUT,
         ARG_DUMP_VERBS,
+        ARG_SINCE,
 };
 
 /* The options that only some verbs take: bits of struct verb.options, rows of verb_options[]. */
@@ -59,6 +61,7 @@ enum verb_opt {
         VERB_OPT_IN,
         VERB_OPT_AT,
         VERB_OPT_OUTPUT,
+        VERB_OPT_SINCE,
         _VERB_OPT_MAX,
 };
 #define OPT(x) (1u << VERB_OPT_##x)
@@ -93,7 +96,8 @@ static const struct verb_option verb_options[_VERB_OPT_MAX] = {
         },
         [VERB_OPT_UNTIL] = {
                 .name = "until", .id = ARG_UNTIL, .metavar = "TIME",
-                .help = "Restore by itself at TIME (18:00, 2026-12-01 18:00, RFC 3339)",
+                .help = "isolate: restore by itself at TIME (18:00, 2026-12-01 18:00, RFC 3339);\n"
+                        "report: the window ends at TIME",
         },
         [VERB_OPT_CONFIRM] = {
                 .name = "confirm", .id = ARG_CONFIRM, .metavar = "DURATION",
@@ -112,6 +116,11 @@ static const struct verb_option verb_options[_VERB_OPT_MAX] = {
                 .name = "output", .short_name = 'o', .id = 'o', .metavar = "FILE",
                 .help = "Write FILE atomically (a new file beside it, then a rename)",
         },
+        [VERB_OPT_SINCE] = {
+                .name = "since", .id = ARG_SINCE, .metavar = "TIME",
+                .help = "report: the window from TIME (18:00, 2026-12-01 18:00, RFC 3339)\n"
+                        "or that long ago (10m, 1h), instead of the last isolation",
+        },
 };
 
 /* With -H, fleet_verb() passes every field on to the remote killswitchctl as an option. */
@@ -124,7 +133,11 @@ struct verb_args {
         const char *restore_at;         /* --until / --at: an RFC 3339 UTC instant, from local time here */
         const char *confirm_in;         /* --confirm: a duration */
         const char *output;             /* metrics --output: a file, written here (never with -H) */
+        const char *since;              /* report --since: an RFC 3339 UTC instant */
+        const char *until;              /* report --until: the same */
         char restore_at_buf[TIMESPEC_RFC3339_MAX];
+        char since_buf[TIMESPEC_RFC3339_MAX];
+        char until_buf[TIMESPEC_RFC3339_MAX];
 };
 
 /* Who may call a verb's method: docs/killswitchctl.1.scd, PERMISSIONS; the agent decides (methods.c). */
@@ -392,6 +405,48 @@ static int print_heartbeat(json_t *params)
         return EXIT_OK;
 }
 
+/*
+ * The report, and what was cut per inside host from the drop sensor when the agent has it and the
+ * caller may read it (root or group killswitch); --json: the Report reply with "drops" added.
+ */
+static int report_main(const struct verb *verb, json_t *parameters)
+{
+        _cleanup_json_ json_t *reply = NULL, *dreply = NULL, *dparams = NULL;
+        struct output_flags flags = output_flags();
+        const char *note = NULL, *derr;
+        json_t *report, *drops = NULL;
+        int r;
+
+        r = call(verb->method, parameters, &reply);
+        if (r != EXIT_OK)
+                return r;
+        report = reply_parameters(reply);
+        dparams = json_pack("{s:i}", "top", 1000);
+        if (dparams && json_object_get(parameters, "since"))
+                json_object_set(dparams, "since", json_object_get(parameters, "since"));
+        if (dparams && call_raw("io.killswitch.Drops", dparams, &dreply) == EXIT_OK) {
+                derr = reply_error(dreply);
+                if (!derr)
+                        drops = reply_parameters(dreply);
+                else if (strcmp(derr, "org.varlink.service.MethodNotFound") == 0)
+                        note = "this agent has no drop sensor";
+                else if (strcmp(derr, "io.killswitch.PermissionDenied") == 0)
+                        note = "the drop sensor needs root or group killswitch";
+                else
+                        note = json_string_value(json_object_get(reply_parameters(dreply), "message")) ?: derr;
+        } else {
+                note = "the drop sensor did not answer";
+        }
+        if (arg_json != JSON_OFF) {
+                json_object_set(report, "drops", drops ? drops : json_null());
+                output_json(stdout, report, arg_json);
+                return EXIT_OK;
+        }
+        if (output_report(stdout, report, drops, note, &flags) < 0)
+                return EXIT_FAILED;
+        return EXIT_OK;
+}
+
 static const struct verb verbs[] = {
         {
                 .name = "status", .method = "io.killswitch.Status", .access = ACCESS_ANYONE,
@@ -450,6 +505,13 @@ static const struct verb verbs[] = {
                 .print = print_history,
                 .run = history_main,
                 .help = "Show the last state changes: who, when, what, why",
+        },
+        {
+                /* --json prints the Report reply with "drops" (the Drops reply, or null) added. */
+                .name = "report", .method = "io.killswitch.Report", .access = ACCESS_ANYONE,
+                .options = OPT(UNTIL) | OPT(SINCE),
+                .run = report_main,
+                .help = "Write the incident report of the last isolation (Markdown)",
         },
         {
                 .name = "metrics", .method = "io.killswitch.Status", .access = ACCESS_ANYONE,
@@ -758,6 +820,21 @@ static int parse_time_option(const struct verb *verb, const char *name, const ch
         return 0;
 }
 
+/* report --since/--until: a time (local unless it says otherwise), or a duration meaning that long ago. */
+static int parse_window_option(const struct verb *verb, const char *name, const char *value, const char **ret,
+                               char buf[static TIMESPEC_RFC3339_MAX])
+{
+        uint64_t usec, ago, now = (uint64_t) time(NULL) * USEC_PER_SEC;
+
+        if (timespec_parse_duration(value, &ago) == 0)
+                usec = ago < now ? now - ago : 0;
+        else if (timespec_parse_time(value, now, &usec) < 0)
+                return usage_error(verb->name, "%s: \"%s\" is neither a time nor a duration; %s", name, value,
+                                   TIMESPEC_TIME_HELP);
+        *ret = timespec_format_rfc3339(usec, buf, TIMESPEC_RFC3339_MAX);
+        return 0;
+}
+
 /* Take option i of verb_options[], which the verb takes, into args. */
 static int parse_verb_option(const struct verb *verb, enum verb_opt i, const char *value, struct verb_args *args)
 {
@@ -787,9 +864,15 @@ static int parse_verb_option(const struct verb *verb, enum verb_opt i, const cha
                 args->output = arg_output = value;
                 return 0;
         case VERB_OPT_UNTIL:
+                if (!(verb->options & OPT(FOR)))
+                        return parse_window_option(verb, name, value, &args->until, args->until_buf);
+                r = parse_time_option(verb, name, value, args);
+                break;
         case VERB_OPT_AT:
                 r = parse_time_option(verb, name, value, args);
                 break;
+        case VERB_OPT_SINCE:
+                return parse_window_option(verb, name, value, &args->since, args->since_buf);
         case _VERB_OPT_MAX:
                 break;
         }
@@ -891,6 +974,7 @@ static int run_verb(const struct verb *verb, const struct verb_args *args)
                 return EXIT_FAILED;
         if (set_string(parameters, "restore_in", args->restore_in) < 0 ||
             set_string(parameters, "restore_at", args->restore_at) < 0 ||
+            set_string(parameters, "since", args->since) < 0 || set_string(parameters, "until", args->until) < 0 ||
             set_string(parameters, "confirm_in", args->confirm_in) < 0)
                 return EXIT_FAILED;
         if (verb->run)
@@ -930,6 +1014,10 @@ static int fleet_verb(const struct verb *verb, const struct verb_args *args)
                 r = strv_push(&argv, isolate ? "--until" : "--at") ?: strv_push(&argv, args->restore_at);
         if (r == 0 && args->confirm_in)
                 r = strv_push(&argv, "--confirm") ?: strv_push(&argv, args->confirm_in);
+        if (r == 0 && args->since)
+                r = strv_push(&argv, "--since") ?: strv_push(&argv, args->since);
+        if (r == 0 && args->until)
+                r = strv_push(&argv, "--until") ?: strv_push(&argv, args->until);
         if (r == 0 && args->policy)
                 r = strv_push(&argv, "--") ?: strv_push(&argv, args->policy);
         if (r < 0) {
