@@ -166,6 +166,9 @@ org.varlink.service.InvalidParameter | io.killswitch.Show | {"policy":42} | - | 
 ok | io.killswitch.History | null
 ok | io.killswitch.History | {"n":3}
 org.varlink.service.InvalidParameter | io.killswitch.History | {"n":"many"} | - | parameter=n
+io.killswitch.NotIsolated | io.killswitch.Report | null
+org.varlink.service.InvalidParameter | io.killswitch.Report | {"until":"2000-01-01T00:00:00Z"} | - | parameter=until
+org.varlink.service.InvalidParameter | io.killswitch.Report | {"since":"yesterday"} | - | parameter=since
 # State changes (root)
 ok | io.killswitch.Heartbeat | null
 org.varlink.service.InvalidParameter | io.killswitch.Isolate | {"force":"yes"} | - | parameter=force
@@ -184,6 +187,8 @@ ok | io.killswitch.Isolate | {"policy":"other"} | - | policy=other
 ok | io.killswitch.Reload | null
 ok | io.killswitch.Restore | {"reason":"done"} | - | state=normal
 ok | io.killswitch.History | {"n":1000}
+ok | io.killswitch.Report | null | - | policy=isolate
+ok | io.killswitch.Report | {"since":"2000-01-01T00:00:00Z"}
 # Flags: oneway gets no reply (the next reply is GetInfo's own), more gets one final reply,
 # upgrade is refused and the connection speaks Varlink on.
 io.killswitch.Nope | io.killswitch.Nope | null | oneway
