@@ -149,6 +149,7 @@ static int parse_duration(struct ini *ini, const char *key, int ltype, char *val
 
 static int parse_path(struct ini *ini, const char *key, int ltype, char *value, void *data)
 {
+        struct parser *p = ini->userdata;
         char **path = data;
 
         if (path_valid(value) < 0)
@@ -156,6 +157,7 @@ static int parse_path(struct ini *ini, const char *key, int ltype, char *value, 
                                  "\"..\" or a trailing \"/\", e.g. /run/killswitch/panic", key, value);
         free(*path);
         *path = strdup(value);
+        p->path.path_line = ini->line;
         return *path ? 0 : -ENOMEM;
 }
 

@@ -26,6 +26,7 @@ struct ks_conf_path {
         char *path;             /* absolute, normalised */
         char *policy;
         unsigned line;          /* of the section header */
+        unsigned path_line;     /* of Path= */
         unsigned policy_line;   /* of Policy= (the header's if defaulted) */
 };
 

@@ -137,12 +137,12 @@ int triggers_check(const char *config_dir, struct ks_store *store, struct ks_con
                 if (!copy)
                         return -ENOMEM;
                 if (stat(dirname(copy), &st) < 0 || !S_ISDIR(st.st_mode)) {
-                        diags_add(diags, c->file, c->paths[i].line, "Path: \"%s\": the directory %s %s; it must "
+                        diags_add(diags, c->file, c->paths[i].path_line, "Path: \"%s\": the directory %s %s; it must "
                                   "exist when killswitchd starts", c->paths[i].path, copy,
                                   errno == ENOENT ? "does not exist" : "cannot be watched");
                         bad = true;
                 } else if (path_only_root_writes(c->paths[i].path, why, sizeof(why)) < 0) {
-                        diags_add(diags, c->file, c->paths[i].line, "Path: \"%s\": %s: others could create the "
+                        diags_add(diags, c->file, c->paths[i].path_line, "Path: \"%s\": %s: others could create the "
                                   "file and isolate the machine; use a directory only root can write (and no "
                                   "symbolic links), e.g. /run/killswitch/triggers", c->paths[i].path, why);
                         bad = true;
@@ -405,7 +405,7 @@ static void setup(struct ks_triggers *t)
         for (size_t i = 0; t->watches && i < c->n_paths; i++) {
                 r = watch_path(t, &c->paths[i], &t->watches[t->n_watches]);
                 if (r < 0) {
-                        log_error_errno(r, "%s:%u: [PathTrigger %s]: cannot watch %s: %m", c->file, c->paths[i].line,
+                        log_error_errno(r, "%s:%u: [PathTrigger %s]: cannot watch %s: %m", c->file, c->paths[i].path_line,
                                         c->paths[i].name, c->paths[i].path);
                         sd_event_source_disable_unref(t->watches[t->n_watches].source);
                         free(t->watches[t->n_watches].dir);

@@ -262,11 +262,11 @@ printf '[PathTrigger open]\nPath=%s\nPolicy=isolate\n\n[PathTrigger mine]\nPath=
 out=$("$KILLSWITCHD" --check --config-dir "$KS_CONF" 2>&1)
 rc=$?
 check "D. --check: exit 1 with a trigger in a world-writable directory (exit $rc)" test "$rc" -eq 1
-check "D. --check: FILE:LINE for each unsafe path trigger" contains "$out" \
-	"$CONF:1: Path: \"$KS_TMP/open/panic\": $KS_TMP/open is writable by everyone" \
-	"$CONF:5: Path: \"$KS_TMP/mine/panic\": $KS_TMP/mine is owned by uid 65534" \
-	"$CONF:9: Path: \"$KS_TMP/sublink/panic\": $KS_TMP/sublink is a symbolic link"
-check_not "D. --check: the safe trigger is not reported" grep -q ":13:" <<<"$out"
+check "D. --check: FILE:LINE (of the Path= line) for each unsafe path trigger" contains "$out" \
+	"$CONF:2: Path: \"$KS_TMP/open/panic\": $KS_TMP/open is writable by everyone" \
+	"$CONF:6: Path: \"$KS_TMP/mine/panic\": $KS_TMP/mine is owned by uid 65534" \
+	"$CONF:10: Path: \"$KS_TMP/sublink/panic\": $KS_TMP/sublink is a symbolic link"
+check_not "D. --check: the safe trigger is not reported" grep -q ":1[34]:" <<<"$out"
 ctl reload >/dev/null 2>&1
 check "D. the running agent arms only the safe trigger" \
 	status_is '[p["name"] for p in d["triggers"]["paths"]] == ["safe"]'

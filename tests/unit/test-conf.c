@@ -67,9 +67,11 @@ static void test_good(void **unused)
         assert_string_equal(p.c.paths[0].path, "/run/killswitch/panic");
         assert_string_equal(p.c.paths[0].policy, "isolate");
         assert_int_equal(p.c.paths[0].line, 2);
+        assert_int_equal(p.c.paths[0].path_line, 3);
         assert_int_equal(p.c.paths[0].policy_line, 4);
         assert_string_equal(p.c.paths[1].path, "/var/lib/wazuh/isolate");
         assert_string_equal(p.c.paths[1].policy, DEFAULT_TRIGGER_POLICY);
+        assert_int_equal(p.c.paths[1].path_line, 7);
         assert_int_equal(p.c.paths[1].policy_line, 6);
         assert_true(p.c.heartbeat.enabled);
         assert_int_equal(p.c.heartbeat.timeout_usec, 300ULL * 1000000);
