@@ -134,11 +134,15 @@ static int parse_policy(struct ini *ini, const char *key, int ltype, char *value
         return *policy ? 0 : -ENOMEM;
 }
 
+/* From 1 s to a year, as isolate --for and --confirm: a deadline never overflows the clock. */
 static int parse_duration(struct ini *ini, const char *key, int ltype, char *value, void *data)
 {
         uint64_t usec;
+        int r = timespec_parse_duration(value, &usec);
 
-        if (timespec_parse_duration(value, &usec) < 0)
+        if (r == -ERANGE || (r == 0 && usec > TIMESPEC_SCHEDULE_MAX_USEC))
+                return ini_error(ini, ini->line, "%s: \"%s\": too long; at most a year (366d)", key, value);
+        if (r < 0)
                 return ini_error(ini, ini->line, "%s: \"%s\": not a duration; %s", key, value,
                                  TIMESPEC_DURATION_HELP);
         if (usec < TIMESPEC_USEC_PER_SEC)

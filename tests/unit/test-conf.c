@@ -90,6 +90,12 @@ static void test_good(void **unused)
         assert_false(p.c.tripwire.enabled);
         done(&p);
 
+        parse("[Heartbeat]\nTimeout=366d\n[EgressTripwire]\nRate=5M\nFor=366d\n", &p);
+        assert_int_equal(p.d.n, 0);
+        assert_int_equal(p.c.heartbeat.timeout_usec, 366ULL * 86400 * 1000000);
+        assert_int_equal(p.c.tripwire.for_usec, 366ULL * 86400 * 1000000);
+        done(&p);
+
         parse("[EgressTripwire]\nRate=400Mbit\nFor=1m\n", &p);
         assert_int_equal(p.d.n, 0);
         assert_int_equal(p.c.tripwire.rate, 50000000);
@@ -141,6 +147,9 @@ static void test_bad(void **unused)
         expect_error("[Heartbeat]\nTimeout=soon\n", "k.conf:2: Timeout: \"soon\": not a duration");
         expect_error("[Heartbeat]\nTimeout=500ms\n", "k.conf:2: Timeout: \"500ms\": must be at least 1s");
         expect_error("[Heartbeat]\nPolicy=isolate\n", "k.conf:1: [Heartbeat] needs Timeout=");
+        expect_error("[Heartbeat]\nTimeout=367d\n", "k.conf:2: Timeout: \"367d\": too long; at most a year (366d)");
+        expect_error("[Heartbeat]\nTimeout=99999999999999999999d\n", "k.conf:2: Timeout: \"99999999999999999999d\": too long");
+        expect_error("[Heartbeat]\nTimeout=5000000000000h\n", "k.conf:2: Timeout: \"5000000000000h\": too long");
         expect_error("[Heartbeat]\nTimeout=5s\nPolicy=9lives\n", "k.conf:3: Policy: \"9lives\": not a policy name");
         expect_error("[Heartbeat]\nTimeout=5s\n[Heartbeat]\nTimeout=6s\n", "k.conf:3: duplicate [Heartbeat] section (first on line 1); killswitch.conf has one");
         expect_error("[Heartbeat x]\nTimeout=5s\n", "k.conf:1: [Heartbeat] takes no name");
@@ -160,6 +169,8 @@ static void test_bad(void **unused)
         expect_error("[EgressTripwire]\nRate=0\nFor=3s\n", "k.conf:2: Rate: \"0\": out of range");
         expect_error("[EgressTripwire]\nRate=5G\nFor=3s\n", "k.conf:2: Rate: \"5G\"");
         expect_error("[EgressTripwire]\nRate=5M\nFor=0\n", "k.conf:3: For: \"0\": must be at least 1s");
+        expect_error("[EgressTripwire]\nRate=5M\nFor=53w\n", "k.conf:3: For: \"53w\": too long; at most a year (366d)");
+        expect_error("[Restore]\nApprovalTimeout=400d\n", "k.conf:2: ApprovalTimeout: \"400d\": too long");
         expect_error("[EgressTripwire]\nRate=5M\nFor=3s\nLogGroup=0\n", "k.conf:4: LogGroup: \"0\"");
         expect_error("[EgressTripwire]\nRate=5M\nFor=3s\nLogGroup=70000\n", "k.conf:4: LogGroup: \"70000\"");
         expect_error("[EgressTripwire]\nRate=5M\nFor=3s\nWhen=now\n", "k.conf:4: unknown key \"When\" in [EgressTripwire]; expected Rate=, For=, Policy= or LogGroup=");
