@@ -42,7 +42,7 @@ struct lines {
  * summary entry says how many there were (and whose) when the window ends.
  */
 struct refusals {
-        uint64_t window_usec;   /* CLOCK_BOOTTIME start of the window, 0: none open */
+        uint64_t window_usec;   /* CLOCK_MONOTONIC start of the window, 0: none open */
         uint64_t first_usec;    /* realtime of the first one suppressed */
         unsigned recorded, suppressed;
         int64_t uids[UIDS_LISTED];
@@ -58,6 +58,8 @@ struct ks_audit {
         bool cached;            /* `tail` holds the file's newest valid lines */
         struct lines tail;      /* what History serves from, capacity max_lines */
         struct refusals refusals;
+        uint64_t refusals_window_usec;  /* AUDIT_REFUSED_WINDOW_USEC but in tests */
+        sd_event_source *window_end;    /* writes the summary when the window is over, unasked */
         sd_event_source *sync;  /* fsync of the history once the loop is idle (audit_attach_event) */
         bool sync_dir;          /* the file was created: its directory too */
 };
@@ -106,7 +108,8 @@ int audit_new(const char *state_dir, struct ks_audit **ret)
         if (!a)
                 return -ENOMEM;
         *a = (struct ks_audit){ .max_lines = AUDIT_HISTORY_MAX, .keep_lines = AUDIT_HISTORY_KEEP,
-                                .n_lines = LINES_UNKNOWN, .journal = true };
+                                .n_lines = LINES_UNKNOWN, .journal = true,
+                                .refusals_window_usec = AUDIT_REFUSED_WINDOW_USEC };
         a->state_dir = strdup(state_dir);
         a->path = strdup_printf("%s/%s", state_dir, AUDIT_HISTORY_FILE);
         if (!a->state_dir || !a->path)
@@ -137,6 +140,13 @@ static int on_history_sync(sd_event_source *s, void *userdata)
         return 0;
 }
 
+/* A window of refusals is over: its summary is written now, not at the next event. */
+static int on_refusals_window_end(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        refusals_flush(userdata, true);
+        return 0;
+}
+
 int audit_attach_event(struct ks_audit *a, sd_event *event)
 {
         int r = sd_event_add_defer(event, &a->sync, on_history_sync, a);
@@ -145,8 +155,15 @@ int audit_attach_event(struct ks_audit *a, sd_event *event)
                 r = sd_event_source_set_priority(a->sync, SD_EVENT_PRIORITY_IDLE);
         if (r >= 0)
                 r = sd_event_source_set_enabled(a->sync, SD_EVENT_OFF);
-        if (r < 0)
+        if (r >= 0)
+                r = sd_event_add_time(event, &a->window_end, CLOCK_MONOTONIC, UINT64_MAX, USEC_PER_SEC,
+                                      on_refusals_window_end, a);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(a->window_end, SD_EVENT_OFF);
+        if (r < 0) {
                 a->sync = sd_event_source_disable_unref(a->sync);
+                a->window_end = sd_event_source_disable_unref(a->window_end);
+        }
         return r;
 }
 
@@ -158,6 +175,7 @@ struct ks_audit *audit_free(struct ks_audit *a)
         if (a->sync && sd_event_source_get_enabled(a->sync, NULL) > 0)
                 history_sync(a);
         sd_event_source_disable_unref(a->sync);
+        sd_event_source_disable_unref(a->window_end);
         lines_clear(&a->tail);
         free(a->state_dir);
         free(a->path);
@@ -171,6 +189,11 @@ void audit_set_history_bounds(struct ks_audit *a, size_t max_lines, size_t keep_
         a->cached = false;
         a->max_lines = max_lines;
         a->keep_lines = keep_lines < max_lines ? keep_lines : max_lines;
+}
+
+void audit_set_refusals_window(struct ks_audit *a, uint64_t usec)
+{
+        a->refusals_window_usec = usec;
 }
 
 void audit_set_journal(struct ks_audit *a, bool enabled)
@@ -761,7 +784,7 @@ static void refusals_flush(struct ks_audit *a, bool force)
         char msg[512], when[TIMESPEC_RFC3339_MAX];
         size_t n;
 
-        if (!rf->window_usec || (!force && now_monotonic_usec() - rf->window_usec < AUDIT_REFUSED_WINDOW_USEC))
+        if (!rf->window_usec || (!force && now_monotonic_usec() - rf->window_usec < a->refusals_window_usec))
                 return;
         if (rf->suppressed > 0) {
                 n = (size_t)snprintf(msg, sizeof(msg), "Refused %u more requests of users outside group killswitch "
@@ -777,6 +800,20 @@ static void refusals_flush(struct ks_audit *a, bool force)
         *rf = (struct refusals){};
 }
 
+/* The summary comes when the window is over, even if nothing else happens (with an event loop). */
+static void refusals_arm(struct ks_audit *a)
+{
+        int r;
+
+        if (!a->window_end)
+                return;
+        r = sd_event_source_set_time(a->window_end, a->refusals.window_usec + a->refusals_window_usec);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(a->window_end, SD_EVENT_ONESHOT);
+        if (r < 0)
+                log_warning_errno(r, "Could not time the summary of refusals (it comes with the next event): %m");
+}
+
 /* Record this refusal one by one? Otherwise it is counted for the window's summary. */
 static bool refusal_admit(struct ks_audit *a, const struct audit_event *ev)
 {
@@ -784,8 +821,10 @@ static bool refusal_admit(struct ks_audit *a, const struct audit_event *ev)
         bool listed = false;
 
         refusals_flush(a, false);
-        if (!rf->window_usec)
+        if (!rf->window_usec) {
                 rf->window_usec = now_monotonic_usec() ?: 1;
+                refusals_arm(a);
+        }
         if (rf->recorded < AUDIT_REFUSED_BURST) {
                 rf->recorded++;
                 return true;

@@ -86,8 +86,8 @@ int audit_attach_event(struct ks_audit *a, struct sd_event *event);
 /*
  * Journal (and stderr), plus history for all kinds but AUDIT_RELOAD. a may be NULL: journal only.
  * Refusals of unprivileged callers: AUDIT_REFUSED_BURST per AUDIT_REFUSED_WINDOW_USEC one by one,
- * the rest in one summary entry when the window is over (seen at the next event, History call
- * or audit_free).
+ * the rest in one summary entry when the window is over: from a timer of the event loop
+ * (audit_attach_event), or else at the next event, History call or audit_free.
  */
 void audit_log(struct ks_audit *a, const struct audit_event *ev);
 
@@ -97,6 +97,10 @@ int audit_history(struct ks_audit *a, size_t n, json_t **ret_array);
 /* "isolate", "switch", ..., as in KILLSWITCH_ACTION= and the history's "action". */
 const char *audit_kind_to_string(enum audit_kind k);
 
-/* For tests: other history bounds; journal off (default: on while journald's socket exists). */
+/*
+ * For tests: other history bounds; journal off (default: on while journald's socket exists);
+ * a shorter window of refusals.
+ */
 void audit_set_history_bounds(struct ks_audit *a, size_t max_lines, size_t keep_lines);
 void audit_set_journal(struct ks_audit *a, bool enabled);
+void audit_set_refusals_window(struct ks_audit *a, uint64_t usec);

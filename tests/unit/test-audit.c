@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <systemd/sd-event.h>
 
 #include "audit.h"
 
@@ -402,6 +403,42 @@ static void test_refusals_aggregated(void **state)
         json_decref(e);
 }
 
+/* Does the history file (not History, which would flush the window) have a line containing s? */
+static bool file_has(const char *path, const char *s)
+{
+        char line[4096];
+        bool found = false;
+        FILE *f = fopen(path, "re");
+
+        while (f && !found && fgets(line, sizeof(line), f))
+                found = strstr(line, s) != NULL;
+        if (f)
+                fclose(f);
+        return found;
+}
+
+/* The summary is written when the window is over, by the event loop, with nothing else happening. */
+static void test_refusals_summary_timer(void **state)
+{
+        struct fixture *f = *state;
+        sd_event *event = NULL;
+
+        assert_int_equal(sd_event_new(&event), 0);
+        assert_int_equal(audit_attach_event(f->audit, event), 0);
+        audit_set_refusals_window(f->audit, 1000000);
+        for (unsigned i = 0; i < AUDIT_REFUSED_BURST + 3; i++)
+                log_refused(f->audit, true, 65534);
+        assert_false(file_has(f->path, "Refused 3 more requests"));
+        /* Generous: the window is 1 s, the timer's accuracy 1 s more. */
+        for (unsigned i = 0; i < 100 && !file_has(f->path, "Refused 3 more requests"); i++)
+                assert_true(sd_event_run(event, 100000) >= 0);
+        assert_true(file_has(f->path, "Refused 3 more requests"));
+        assert_int_equal(count_lines(f->path), AUDIT_REFUSED_BURST + 1);
+        audit_free(f->audit);
+        f->audit = NULL;
+        sd_event_unref(event);
+}
+
 /* Refusals of trusted callers are each recorded, but a rotation never drops a state change for them. */
 static void test_refusals_never_rotate_state(void **state)
 {
@@ -491,6 +528,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_no_journal, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refusals_aggregated, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refusals_never_rotate_state, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_refusals_summary_timer, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_history_bytes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_claimed_command, setup, teardown),
         };
