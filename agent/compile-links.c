@@ -153,7 +153,7 @@ static int build_upkeep_row(const struct stage *st, const char *chain, const str
         return k < 0 ? k : emit_verdict(rule, NF_ACCEPT, NULL);
 }
 
-/* icmp type lo-hi accept, from any router: PMTU, unreachable, time exceeded (inbound only) */
+/* icmp type lo-hi accept: PMTU, unreachable, time exceeded (inbound from any router; kept_by_ports) */
 static int build_icmp_error_rule(const struct stage *st, const char *chain, enum family f, uint8_t lo, uint8_t hi)
 {
         struct nftnl_rule *rule = rule_new(st, chain);
@@ -307,6 +307,20 @@ static int build_conn_entry(const struct stage *st, const char *chain, const str
         return rule ? emit_verdict(rule, NF_ACCEPT, NULL) : -ENOMEM;
 }
 
+/*
+ * An entry kept by its ports has peers anywhere: the ICMP errors of its
+ * connections (path MTU of a [Service]'s answers to any client, sent by this
+ * gateway) go out to anyone too, as its packets do by port. By type, as
+ * inbound; the inet chains let out only the errors of its connections.
+ */
+static bool kept_by_ports(const struct ks_policy *p, const struct norm *n)
+{
+        for (size_t i = 0; i < p->n_gateways + p->n_services; i++)
+                if (n->conns[i].name && !n->conns[i].has[FIELD_PEER] && n->conns[i].n_ports > 0)
+                        return true;
+        return false;
+}
+
 static int build_conn_entries(const struct stage *st, const struct ks_policy *p, const struct norm *n,
                               const char *chain, bool inbound)
 {
@@ -314,7 +328,12 @@ static int build_conn_entries(const struct stage *st, const struct ks_policy *p,
 
         for (size_t i = 0; k >= 0 && i < p->n_gateways + p->n_services; i++)
                 k = build_conn_entry(st, chain, &n->conns[i], inbound);
-        return k;
+        if (k < 0 || inbound || !p->keep_icmp_errors || !kept_by_ports(p, n))
+                return k;
+        k = build_icmp_error_rule(st, chain, V4, ICMP_DEST_UNREACH, ICMP_DEST_UNREACH);
+        if (k >= 0)
+                k = build_icmp_error_rule(st, chain, V4, ICMP_TIME_EXCEEDED, ICMP_PARAMETERPROB);
+        return k < 0 ? k : build_icmp_error_rule(st, chain, V6, ICMPV6_ERROR_FIRST, ICMPV6_ERROR_LAST);
 }
 
 static int build_addr_sets(const struct stage *st, const struct ks_policy *p, const struct norm *n)

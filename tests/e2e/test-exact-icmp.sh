@@ -64,8 +64,10 @@ ip netns add "$NS_FAR" || die "ip netns add $NS_FAR"
 	ip -n "$NS_INET" addr add 2001:db8:f::1/64 dev far0 nodad &&
 	ip -n "$NS_FAR" addr add 100.65.0.2/30 dev eth0 &&
 	ip -n "$NS_FAR" addr add 2001:db8:f::2/64 dev eth0 nodad &&
-	for a in 203.0.113.26 203.0.113.27 203.0.113.28; do ip -n "$NS_FAR" addr add $a/32 dev lo || exit 1; done &&
-	for a in 2001:db8:26::26 2001:db8:26::27 2001:db8:26::28; do
+	for a in 203.0.113.26 203.0.113.27 203.0.113.28 203.0.113.29; do
+		ip -n "$NS_FAR" addr add $a/32 dev lo || exit 1
+	done &&
+	for a in 2001:db8:26::26 2001:db8:26::27 2001:db8:26::28 2001:db8:26::29; do
 		ip -n "$NS_FAR" addr add $a/128 dev lo nodad || exit 1
 	done &&
 	ip -n "$NS_FAR" route add default via 100.65.0.1 &&
@@ -76,7 +78,10 @@ ip netns add "$NS_FAR" || die "ip netns add $NS_FAR"
 	ip -n "$NS_INET" -6 route add 2001:db8:26::/64 via 2001:db8:f::2 dev far0 mtu lock 1280 &&
 	# ... but for the relay's second address, which part 3 uses (nothing cached for it by then).
 	ip -n "$NS_INET" route add 203.0.113.28/32 via 100.65.0.2 dev far0 &&
-	ip -n "$NS_INET" -6 route add 2001:db8:26::28/128 via 2001:db8:f::2 dev far0
+	ip -n "$NS_INET" -6 route add 2001:db8:26::28/128 via 2001:db8:f::2 dev far0 &&
+	# ... and a client of part 4, which no gateway names, again behind MTU 1280.
+	ip -n "$NS_INET" route add 203.0.113.29/32 via 100.65.0.2 dev far0 mtu lock 1280 &&
+	ip -n "$NS_INET" -6 route add 2001:db8:26::29/128 via 2001:db8:f::2 dev far0 mtu lock 1280
 } || die "creating the far namespace"
 # Echo servers without an idle timeout (a connection must stay established for a while): the
 # mail server and the relay in far; the cut peer (web) and a cut port of the mail gateway's
@@ -118,6 +123,11 @@ Direction=out
 [Service echo]
 Address=198.51.100.1 2001:db8:100::1
 Ports=tcp:2222
+
+# The MX behind DNAT (lib.sh's lab_add_site, part 4).
+[Service mx]
+Address=192.0.2.10 2001:db8:10::10
+Ports=tcp:25
 EOF
 
 agent_start || die "killswitchd did not start"
@@ -265,6 +275,28 @@ check "isolated: pmtu out, mail -> lan (version 1 gateway) v4" pmtu lan inet ptb
 check "isolated: pmtu out, mail -> lan (version 1 gateway) v6" pmtu lan inet ptb6 2001:db8:25::25 25 --src fd00:1::2
 check "isolated: pmtu out, relay -> lan (connection-matched gateway) v4" pmtu lan far ptb4 203.0.113.28 587 --src 10.0.1.2
 check "isolated: pmtu out, relay -> lan (connection-matched gateway) v6" pmtu lan far ptb6 2001:db8:26::28 587 --src fd00:1::2
+
+# =============================================================================================
+# Part 4: a [Service] behind the site's DNAT and masquerade, errors both ways.
+
+note "part 4: the site's NAT (lab_add_site); a client no gateway names uploads to the MX"
+# lan_counted COUNTER N — the LAN host counted more than N errors.
+lan_counted() { local c; c=$(rx_count lan "$1"); [ "$c" -gt "$2" ] || { echo "$1 in lan stayed at $c"; return 1; }; }
+ptb4_lan=$(rx_count lan ptb4)
+ptb6_lan=$(rx_count lan ptb6)
+check_exit 0 "restore for the site's NAT" ctl restore --reason "e2e: part 4"
+lab_add_site
+check_exit 0 "isolate again" ctl isolate --reason "e2e: exact ICMP errors, NAT"
+# far sends 256 KiB to the MX's public address (DNAT to 10.0.1.10): the gateway's route to the
+# LAN (MTU 1400) makes it tell far (out); the MX's echo crosses the internet router's route of
+# MTU 1280 to the client, which tells the MX's public address, de-NATed by the gateway (in).
+check "isolated: pmtu out, far client -> the MX behind DNAT v4" pmtu far far ptb4 192.0.2.10 25 --src 203.0.113.29
+check "isolated: pmtu in, the MX behind DNAT -> far client v4 (counted in the LAN)" \
+	lan_counted ptb4 "$ptb4_lan"
+check "isolated: pmtu out, far client -> the MX behind DNAT v6" \
+	pmtu far far ptb6 2001:db8:10::10 25 --src 2001:db8:26::29
+check "isolated: pmtu in, the MX behind DNAT -> far client v6 (counted in the LAN)" \
+	lan_counted ptb6 "$ptb6_lan"
 
 check_exit 0 "restore at the end" ctl restore --reason "e2e: done"
 summary
