@@ -720,6 +720,12 @@ def report(args):
                      extra["log_warnings"], extra["log_errors"], extra["log_reassertions"],
                      extra["log_lost_events"]))
         L.append("")
+    if "link_switches" in extra:
+        L.append("Link layer (docs/design.md, \"The uplinks are links\"): its switch after each isolate "
+                 "(P/uplinks refilled, netdev ingress/egress chains bound to the uplinks) took a median %s µs, "
+                 "at most %s µs, over %s switches, as the agent logged them." % (
+                     extra["link_switch_us_median"], extra["link_switch_us_max"], extra["link_switches"]))
+        L.append("")
 
     if extra.get("iperf_broken"):
         goals.append(("allowlisted flow survives the whole isolated run", "%d run(s) reset" %

@@ -475,6 +475,14 @@ bench put log_warnings "$(grep -c '^warning:' "$LOG")" --out "$RES/extra.json"
 bench put log_errors "$(grep -c '^error:' "$LOG")" --out "$RES/extra.json"
 bench put log_reassertions "$(grep -c '^Re-asserted' "$LOG")" --out "$RES/extra.json"
 bench put log_lost_events "$(grep -c 'Lost nftables events' "$LOG")" --out "$RES/extra.json"
+# The link layer's switch after each isolate (compile_links_hook, logged in microseconds).
+link_us=$(sed -n 's/^Link layer of the cut in place: .*, \([0-9]*\) us$/\1/p' "$LOG" | sort -n)
+if [ -n "$link_us" ]; then
+	bench put link_switches "$(printf '%s\n' "$link_us" | wc -l)" --out "$RES/extra.json"
+	bench put link_switch_us_median "$(printf '%s\n' "$link_us" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')" \
+		--out "$RES/extra.json"
+	bench put link_switch_us_max "$(printf '%s\n' "$link_us" | tail -n 1)" --out "$RES/extra.json"
+fi
 
 say "Results (total $(($(date +%s) - T_START)) s)"
 echo
