@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #include "compile.h"
@@ -263,3 +264,13 @@ int build_gateway_rules(const struct stage *st, const char *chain, const char *g
 int build_ping_rules(const struct stage *st, const char *chain, const char *gw, const struct gw_norm *gn,
                      bool inbound);
 bool table_name_valid(const char *table);
+/* The register nft puts a concatenation's part at `off` bytes in. */
+uint32_t concat_reg(size_t off);
+
+/* ---- The drop sensor (compile-drops.c): P/drops_* sets, P/drops_overflow, rules before P/outbound's tail ---- */
+int build_drop_counter(const struct stage *st);
+int build_drop_sets(const struct stage *st);
+int build_drop_rules(const struct stage *st, const char *chain);
+void text_drop_counter(FILE *f, const char *policy);
+void text_drop_sets(FILE *f, const char *policy);
+void text_drop_rules(FILE *f, const char *policy);

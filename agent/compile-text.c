@@ -567,6 +567,8 @@ static void text_chains(FILE *f, const struct ks_policy *p, const struct norm *n
                 }
                 for (size_t i = 0; i < p->n_services; i++)
                         text_conn_rules(f, p->name, &n->conns[p->n_gateways + i], inbound);
+                if (!inbound)
+                        text_drop_rules(f, p->name);
                 text_tail_rules(f, p, inbound);
                 fputs("\t}\n\n", f);
         }
@@ -603,6 +605,7 @@ static int text_table(FILE *f, const struct ks_policy *p, const struct norm *n, 
                 text_counter(f, p->name, COUNTER_DROPPED_IN COMPILE_NAME_SEP, p->uplinks[i]);
                 text_counter(f, p->name, COUNTER_DROPPED_OUT COMPILE_NAME_SEP, p->uplinks[i]);
         }
+        text_drop_counter(f, p->name);
         text_uplinks(f, p);
         for (size_t i = 0; k >= 0 && i < p->n_gateways; i++) {
                 for (int fam = 0; k >= 0 && fam < N_FAMILIES; fam++)
@@ -623,6 +626,7 @@ static int text_table(FILE *f, const struct ks_policy *p, const struct norm *n, 
                 k = text_conn_sets(f, p->name, &n->conns[p->n_gateways + i]);
         if (k < 0)
                 return k;
+        text_drop_sets(f, p->name);
         text_chains(f, p, n);
         fputs("}\n", f);
         return 0;

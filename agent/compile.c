@@ -1399,7 +1399,7 @@ int build_gateway_rules(const struct stage *st, const char *chain, const char *g
 /* ---- Connection-matched entries: rules ---------------------------------- */
 
 /* The register nft puts a concatenation's part at `off` bytes in: 16-byte ones where aligned, else 4-byte. */
-static uint32_t concat_reg(size_t off)
+uint32_t concat_reg(size_t off)
 {
         size_t n = off / 4;
 
@@ -1626,6 +1626,8 @@ static int build_rules(const struct stage *st, const struct ks_policy *p, const 
                 }
                 for (size_t i = 0; i < p->n_services && k >= 0; i++)
                         k = build_conn_rules(st, chain, &n->conns[p->n_gateways + i], inbound);
+                if (k >= 0 && !inbound)
+                        k = build_drop_rules(st, chain);
                 if (k >= 0)
                         k = build_tail_rules(st, p, chain, inbound);
         }
@@ -1648,7 +1650,11 @@ static int build_policy(struct ks_ruleset *r, const char *table, const struct ks
                 return k;
         k = build_counters(&st, p);
         if (k >= 0)
+                k = build_drop_counter(&st);
+        if (k >= 0)
                 k = build_sets(&st, p, &n);
+        if (k >= 0)
+                k = build_drop_sets(&st);
         if (k >= 0)
                 k = build_chains(&st, p);
         if (k >= 0)

@@ -43,6 +43,21 @@ struct ks_ruleset;
 /* Per uplink U: "P/dropped_in/U", "P/dropped_out/U" (compile_uplink_counter_name). */
 
 /*
+ * The drop sensor (compile-drops.c, docs/design.md "The drop sensor"): what
+ * P/outbound cuts, per tuple, in dynamic sets "P/drops_v4", "P/drops_v6"
+ * (TCP and UDP: saddr . daddr . l4proto . dport) and "P/drops_v4_noport",
+ * "P/drops_v6_noport" (the rest: saddr . daddr . l4proto), each with a counter
+ * per element, at most DROPS_SET_SIZE elements, an element expiring
+ * DROPS_TIMEOUT_MS after its last packet. What does not fit is counted on
+ * "P/drops_overflow".
+ */
+#define DROPS_SET_PREFIX "drops_"
+#define DROPS_NOPORT_SUFFIX "_noport"
+#define COUNTER_DROPS_OVERFLOW "drops_overflow"
+#define DROPS_SET_SIZE 16384
+#define DROPS_TIMEOUT_MS 3600000
+
+/*
  * Longest name of a staged object, without the NUL: "P/gw_G_ping_v4" with a
  * policy and a gateway name of POLICY_NAME_MAX (32) characters each, 76
  * characters. The kernel allows 255 (NFT_NAME_MAXLEN - 1). The other names

@@ -90,6 +90,8 @@ struct ks_manager *manager_free(struct ks_manager *m)
         sd_event_source_disable_unref(m->schedule_source);
         sd_event_source_disable_unref(m->schedule_boot_source);
         sd_event_source_disable_unref(m->reassert_source);
+        sd_event_source_disable_unref(m->drops_source);
+        drops_free(&m->drops);
         nft_close(m->nft);
         store_clear(&m->store);
         state_clear(&m->state);
@@ -611,6 +613,7 @@ static int replace_table(struct ks_manager *m, const char *active, struct ks_err
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_INTERNAL, "Could not compile the policies: %s", strerror(-r));
         f = (struct first_step){ .rs = rs, .keep = m->stage_steps ? active : NULL };
+        manager_drops_before_rebuild(m);
         r = send_table(m, m->want_owner ? OWNER_FLAGS : 0, &f, &usec, e);
         if (r < 0 && m->want_owner && (r == -EOPNOTSUPP || r == -EINVAL)) {
                 /* Kernel < 6.9: no persistent ownership. An owned table alone would vanish with us: skip it. */
@@ -623,6 +626,7 @@ static int replace_table(struct ks_manager *m, const char *active, struct ks_err
         m->staged_ok = r == 0;
         if (r < 0)
                 return r;
+        manager_drops_after_rebuild(m);        /* the new table's drop sets start empty */
         m->last_apply_usec = usec;
         m->has_last_apply = true;
         free(m->staged);
@@ -904,7 +908,7 @@ int manager_isolate(struct ks_manager *m, const char *name, const struct ks_acto
         static const struct ks_isolate_opts none = {};
         const struct ks_policy *p;
         struct ks_state next;
-        bool superseded;
+        bool superseded, fresh = !m->state.isolated;
         int r, saved;
 
         o = o ? o : &none;
@@ -936,6 +940,7 @@ int manager_isolate(struct ks_manager *m, const char *name, const struct ks_acto
         state_clear(&m->state);
         m->state = next;
         m->reassertions = 0;
+        manager_drops_isolated(m, fresh);
         notify_status(m);
         flush_offloaded_flows(m);
         audit_schedule(m, a, o);
@@ -961,6 +966,8 @@ int manager_restore(struct ks_manager *m, const struct ks_actor *a, const char *
                 audit(m, AUDIT_APPLY_FAILED, a, NULL, m->state.policy, reason, e);
                 return r;
         }
+        if (m->state.isolated)
+                manager_drops_restored(m);      /* before the counters are reset */
         /* Counters start from zero at the next isolation; off the critical path. The report keeps them. */
         report_save_last(m);
         if (nft_reset_counters(m->nft, TABLE_NAME) < 0)
@@ -1479,6 +1486,8 @@ int manager_startup(struct ks_manager *m)
         r = startup_state(m);
         if (r < 0 && r != -ENOENT)
                 return r;
+        if (m->state.isolated && !m->drops_source)
+                manager_drops_isolated(m, true);
         /* Adopted or rebuilt, the netdev table is staged as this version builds it. */
         stage_links(m, m->state.isolated ? m->state.policy : NULL, !m->links_applied);
         /* Deadlines that passed while we were down are carried out on the first loop iteration. */

@@ -7,6 +7,7 @@
 
 #include <systemd/sd-event.h>
 
+#include "drops.h"
 #include "error.h"
 #include "state.h"
 #include "store.h"
@@ -101,6 +102,10 @@ struct ks_manager {
         char *links_staged;                     /* staged_signature() of the netdev table's policies */
         sd_event_source *links_stage_source;    /* a pending staging of the netdev table (idle priority) */
         struct ks_stager *links_stager;         /* filling the netdev table's big sets in steps (stage.c) */
+        struct ks_drops drops;                  /* the drop sensor's totals (drops.h, manager-drops.c) */
+        sd_event_source *drops_source;          /* its periodic read while isolated */
+        uint64_t drops_journal_usec;            /* monotonic: its last journal summary */
+        uint64_t drops_logged_packets;          /* what that summary counted */
 };
 
 /* How to isolate: the lockout check, and what to schedule with it. */
@@ -177,3 +182,17 @@ char **manager_layers(struct ks_manager *m);
 
 /* The policy in force, if known. */
 const struct ks_policy *manager_active_policy(struct ks_manager *m);
+
+/*
+ * The drop sensor (manager-drops.c): read the kernel's sets into m->drops
+ * (force: even if the last read is less than a second old); the bookkeeping
+ * of an isolation (fresh: from normal, the totals start anew), a restore and
+ * a rebuild of the table.
+ */
+int manager_drops_sync(struct ks_manager *m, bool force);
+void manager_drops_isolated(struct ks_manager *m, bool fresh);
+void manager_drops_restored(struct ks_manager *m);
+void manager_drops_before_rebuild(struct ks_manager *m);
+void manager_drops_after_rebuild(struct ks_manager *m);
+/* A tuple's source (or dst) address as text into buf (INET6_ADDRSTRLEN). */
+const char *manager_drops_addr(const struct drop_entry *e, bool dst, char *buf, size_t size);

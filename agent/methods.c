@@ -18,6 +18,7 @@
 #include "log.h"
 #include "manager.h"
 #include "methods.h"
+#include "methods-drops.h"
 #include "nft.h"
 #include "report.h"
 #include "schedule.h"
@@ -296,12 +297,15 @@ static json_t *status_json(struct ks_manager *m)
                 json_object_set_new(o, "restore_request", approve_request_json(m));
                 json_object_set_new(o, "triggers", triggers_json(m));
                 status_add_counters(m, o);
+                json_object_set_new(o, "drops", drops_summary_json(m));
         }
         return o;
 }
 
 static json_t *method_status(struct ks_manager *m, const struct ks_actor *a, json_t *params)
 {
+        if (m->state.isolated)
+                manager_drops_sync(m, false);   /* at most once a second; replies of changes use the last read */
         return reply_ok(status_json(m));
 }
 
@@ -705,6 +709,7 @@ static const struct method {
         { "io.killswitch.Show", false, method_show },
         { "io.killswitch.History", false, method_history },
         { "io.killswitch.Report", false, method_report },
+        { "io.killswitch.Drops", true, method_drops },
         { "io.killswitch.Isolate", true, method_isolate },
         { "io.killswitch.Restore", true, method_restore },
         { "io.killswitch.Reload", true, method_reload },

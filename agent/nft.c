@@ -759,3 +759,225 @@ int nft_set_table_flags(struct ks_nft *n, const char *table, uint32_t flags, str
                 nftnl_batch_free(t.batch);
         return r;
 }
+
+/* ---- The drop sensor: P/drops_* sets (compile-drops.c) ------------------ */
+
+struct drop_sets {
+        char **names;
+        size_t n;
+        const char *table;
+        int error;
+};
+
+static void drop_sets_free(struct drop_sets *d)
+{
+        for (size_t i = 0; i < d->n; i++)
+                free(d->names[i]);
+        free(d->names);
+        *d = (struct drop_sets){ .table = d->table };
+}
+
+/* "P/drops_v4[_noport]": the family and whether the key has a port; false for any other set. */
+static bool drop_set_kind(const char *name, int *ret_family, bool *ret_ports)
+{
+        const char *s = strstr(name, COMPILE_NAME_SEP DROPS_SET_PREFIX);
+
+        if (!s)
+                return false;
+        s += strlen(COMPILE_NAME_SEP DROPS_SET_PREFIX);
+        if (strncmp(s, "v4", 2) == 0)
+                *ret_family = AF_INET;
+        else if (strncmp(s, "v6", 2) == 0)
+                *ret_family = AF_INET6;
+        else
+                return false;
+        s += 2;
+        *ret_ports = *s == '\0';
+        return *s == '\0' || strcmp(s, DROPS_NOPORT_SUFFIX) == 0;
+}
+
+static int drop_set_cb(const struct nlmsghdr *nlh, void *data)
+{
+        _cleanup_(nftnl_set_freep) struct nftnl_set *st = nftnl_set_alloc();
+        struct drop_sets *d = data;
+        const char *name;
+        bool ports;
+        int family;
+
+        if (!st || nftnl_set_nlmsg_parse(nlh, st) < 0 || strcmp(nftnl_set_get_str(st, NFTNL_SET_TABLE), d->table) != 0)
+                return MNL_CB_OK;
+        name = nftnl_set_get_str(st, NFTNL_SET_NAME);
+        if (!name || !drop_set_kind(name, &family, &ports))
+                return MNL_CB_OK;
+        if (!GREEDY_REALLOC(d->names, d->n + 1) || !(d->names[d->n] = strdup(name)))
+                d->error = -ENOMEM;
+        else
+                d->n++;
+        return MNL_CB_OK;
+}
+
+struct drop_read {
+        struct nft_drop *items;
+        size_t n;
+        uint64_t skipped;
+        int family;
+        bool ports;
+        int error;
+};
+
+/* The element's counter (the set's one expression) into packets and bytes. */
+static void drop_elem_counts(struct nftnl_set_elem *e, struct nft_drop *d)
+{
+        struct nftnl_expr *x;
+        uint32_t len;
+
+        if (!nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_EXPR))
+                return;
+        x = (struct nftnl_expr *)nftnl_set_elem_get(e, NFTNL_SET_ELEM_EXPR, &len);
+        if (!x || strcmp(nftnl_expr_get_str(x, NFTNL_EXPR_NAME), "counter") != 0)
+                return;
+        d->packets = nftnl_expr_get_u64(x, NFTNL_EXPR_CTR_PACKETS);
+        d->bytes = nftnl_expr_get_u64(x, NFTNL_EXPR_CTR_BYTES);
+}
+
+static int drop_elem_cb(struct nftnl_set_elem *e, void *data)
+{
+        struct drop_read *r = data;
+        size_t alen = r->family == AF_INET ? 4 : 16;
+        struct nft_drop d = { .family = r->family, .port = -1 };
+        const uint8_t *key;
+        uint32_t len = 0;
+
+        key = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &len);
+        if (!key || len < 2 * alen + (r->ports ? 8 : 1))
+                return 0;
+        memcpy(d.src, key, alen);
+        memcpy(d.dst, key + alen, alen);
+        d.proto = key[2 * alen];
+        if (r->ports)
+                d.port = (key[2 * alen + 4] << 8) | key[2 * alen + 5];
+        drop_elem_counts(e, &d);
+        if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_TIMEOUT) && nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_EXPIRATION)) {
+                uint64_t timeout = nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_TIMEOUT);
+                uint64_t expires = nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_EXPIRATION);
+
+                d.idle_ms = timeout > expires ? timeout - expires : 0;
+        }
+        /* Bounded: what does not fit in this read is counted, not kept. */
+        if (r->n >= NFT_DROPS_READ_MAX) {
+                r->skipped += d.packets;
+                return 0;
+        }
+        if (!GREEDY_REALLOC(r->items, r->n + 1)) {
+                r->error = -ENOMEM;
+                return -1;
+        }
+        r->items[r->n++] = d;
+        return 0;
+}
+
+static int drop_elems_cb(const struct nlmsghdr *nlh, void *data)
+{
+        _cleanup_(nftnl_set_freep) struct nftnl_set *st = nftnl_set_alloc();
+
+        if (st && nftnl_set_elems_nlmsg_parse(nlh, st) >= 0)
+                nftnl_set_elem_foreach(st, drop_elem_cb, data);
+        return MNL_CB_OK;
+}
+
+static int read_drops_once(struct ks_nft *n, const char *table, struct drop_read *r, uint64_t *ret_overflow)
+{
+        struct drop_sets sets = { .table = table };
+        struct nft_counter *c = NULL;
+        size_t count = 0;
+        int k;
+
+        k = dump_objects(n, NFT_MSG_GETSET, table, NULL, drop_set_cb, &sets);
+        if (k == 0)
+                k = sets.error;
+        for (size_t i = 0; k == 0 && i < sets.n; i++) {
+                drop_set_kind(sets.names[i], &r->family, &r->ports);
+                k = dump_objects(n, NFT_MSG_GETSETELEM, table, sets.names[i], drop_elems_cb, r);
+                if (k == 0)
+                        k = r->error;
+        }
+        drop_sets_free(&sets);
+        if (k == 0)
+                k = read_counters(n, table, false, false, &c, &count);
+        *ret_overflow = 0;
+        for (size_t i = 0; k == 0 && i < count; i++) {
+                const char *s = strrchr(c[i].name, '/');
+
+                if (s && strcmp(s + 1, COUNTER_DROPS_OVERFLOW) == 0)
+                        *ret_overflow += c[i].packets;
+        }
+        nft_counters_free(c, count);
+        return k;
+}
+
+int nft_read_drops(struct ks_nft *n, const char *table, struct nft_drop **ret, size_t *ret_n,
+                   uint64_t *ret_overflow, uint64_t *ret_skipped)
+{
+        struct drop_read r = {};
+        uint64_t overflow = 0;
+        int k = -EINTR;
+
+        /* A dump interrupted by a concurrent change is redone. */
+        for (int attempt = 0; attempt < 5 && k == -EINTR; attempt++) {
+                free(r.items);
+                r = (struct drop_read){};
+                k = read_drops_once(n, table, &r, &overflow);
+        }
+        if (k == -ENOENT)
+                k = 0;  /* no table: nothing dropped */
+        if (k < 0) {
+                free(r.items);
+                return k;
+        }
+        *ret = r.items;
+        *ret_n = r.n;
+        *ret_overflow = overflow;
+        *ret_skipped = r.skipped;
+        return 0;
+}
+
+struct drop_flush {
+        struct drop_sets *sets;
+        const char *table;
+};
+
+static int build_drop_flush(struct nftnl_batch *b, uint32_t *seq, void *userdata)
+{
+        struct drop_flush *f = userdata;
+
+        for (size_t i = 0; i < f->sets->n; i++) {
+                struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(nftnl_batch_buffer(b), NFT_MSG_DELSETELEM,
+                                                             NFPROTO_INET, NLM_F_ACK, (*seq)++);
+
+                /* Only the table and the set: the kernel empties the set. */
+                mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, f->table);
+                mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, f->sets->names[i]);
+                if (nftnl_batch_update(b) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+int nft_flush_drops(struct ks_nft *n, const char *table, struct ks_error *e)
+{
+        struct drop_sets sets = { .table = table };
+        struct drop_flush f = { .sets = &sets, .table = table };
+        int k;
+
+        k = dump_objects(n, NFT_MSG_GETSET, table, NULL, drop_set_cb, &sets);
+        if (k == 0)
+                k = sets.error;
+        if (k == -ENOENT)
+                k = 0;
+        if (k == 0 && sets.n > 0)
+                k = nft_transaction_with(n, NULL, 0, build_drop_flush, &f, NULL, e);
+        else if (k < 0)
+                ks_error_set(e, k, KS_ERR_APPLY, "Could not list the drop sensor's sets: %s", strerror(-k));
+        drop_sets_free(&sets);
+        return k;
+}

@@ -101,3 +101,32 @@ int nft_rebuild_table_with(struct ks_nft *n, const char *table, nft_build_t buil
  */
 int nft_transaction_with(struct ks_nft *n, const char *replace_table, uint32_t flags, nft_build_t build,
                          void *userdata, uint64_t *ret_usec, struct ks_error *e);
+
+/*
+ * The drop sensor (compile-drops.c): one element of a P/drops_* set, a tuple
+ * of what the cut dropped and its counts. Addresses in network byte order
+ * (IPv4 in the first 4 bytes).
+ */
+struct nft_drop {
+        int family;                     /* AF_INET, AF_INET6 */
+        uint8_t src[16], dst[16];
+        uint8_t proto;
+        int32_t port;                   /* destination port; -1 for a protocol without ports */
+        uint64_t packets, bytes;
+        uint64_t idle_ms;               /* since its last packet (the set's timeout minus the expiration) */
+};
+
+/* At most this many elements are read in one dump (the rest only counted in ret_skipped). */
+#define NFT_DROPS_READ_MAX 65536
+
+/*
+ * Every element of every P/drops_* set of inet table `table` and the sum of
+ * the P/drops_overflow counters (packets). The caller frees *ret. Elements
+ * beyond NFT_DROPS_READ_MAX are not returned; their packets are added to
+ * *ret_skipped. An absent table gives none.
+ */
+int nft_read_drops(struct ks_nft *n, const char *table, struct nft_drop **ret, size_t *ret_n,
+                   uint64_t *ret_overflow, uint64_t *ret_skipped);
+
+/* Empty every P/drops_* set of the table (one transaction of DELSETELEM flushes). */
+int nft_flush_drops(struct ks_nft *n, const char *table, struct ks_error *e);

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "client.h"
+#include "output-drops.h"
 #include "fleet.h"
 #include "metrics.h"
 #include "output.h"
@@ -47,6 +48,7 @@ enum {
         ARG_AT,
         ARG_OUTPUT,
         ARG_DUMP_VERBS,
+        ARG_TOP,
         ARG_SINCE,
 };
 
@@ -61,6 +63,7 @@ enum verb_opt {
         VERB_OPT_IN,
         VERB_OPT_AT,
         VERB_OPT_OUTPUT,
+        VERB_OPT_TOP,
         VERB_OPT_SINCE,
         _VERB_OPT_MAX,
 };
@@ -116,10 +119,15 @@ static const struct verb_option verb_options[_VERB_OPT_MAX] = {
                 .name = "output", .short_name = 'o', .id = 'o', .metavar = "FILE",
                 .help = "Write FILE atomically (a new file beside it, then a rename)",
         },
+        [VERB_OPT_TOP] = {
+                .name = "top", .id = ARG_TOP, .metavar = "N",
+                .help = "Show the N tuples with the most packets (default: all)",
+        },
         [VERB_OPT_SINCE] = {
                 .name = "since", .id = ARG_SINCE, .metavar = "TIME",
-                .help = "report: the window from TIME (18:00, 2026-12-01 18:00, RFC 3339)\n"
-                        "or that long ago (10m, 1h), instead of the last isolation",
+                .help = "From TIME (18:00, 2026-12-01 18:00, RFC 3339) or that long ago\n"
+                        "(10m, 1h): report's window instead of the last isolation,\n"
+                        "drops' tuples seen since then",
         },
 };
 
@@ -133,7 +141,8 @@ struct verb_args {
         const char *restore_at;         /* --until / --at: an RFC 3339 UTC instant, from local time here */
         const char *confirm_in;         /* --confirm: a duration */
         const char *output;             /* metrics --output: a file, written here (never with -H) */
-        const char *since;              /* report --since: an RFC 3339 UTC instant */
+        int top;                        /* drops --top: tuples; -1 if not given */
+        const char *since;              /* report, drops --since: an RFC 3339 UTC instant */
         const char *until;              /* report --until: the same */
         char restore_at_buf[TIMESPEC_RFC3339_MAX];
         char since_buf[TIMESPEC_RFC3339_MAX];
@@ -330,6 +339,38 @@ static int history_main(const struct verb *verb, json_t *parameters)
         return EXIT_OK;
 }
 
+static int print_drops(json_t *params)
+{
+        struct output_flags flags = output_flags();
+
+        if (output_drops(stdout, params, &flags) < 0) {
+                fprintf(stderr, "killswitchctl: %s\n", strerror(ENOMEM));
+                return EXIT_FAILED;
+        }
+        return EXIT_OK;
+}
+
+/* --json prints {"drops": [...], "overflow": N}, as docs/killswitchctl.1.scd says. */
+static int drops_main(const struct verb *verb, json_t *parameters)
+{
+        _cleanup_json_ json_t *reply = NULL, *out = NULL;
+        json_t *p;
+        int r;
+
+        r = call(verb->method, parameters, &reply);
+        if (r != EXIT_OK)
+                return r;
+        p = reply_parameters(reply);
+        if (arg_json == JSON_OFF)
+                return verb->print(p);
+        out = json_pack("{s:O, s:O}", "drops", json_object_get(p, "drops") ?: json_array(),
+                        "overflow", json_object_get(p, "overflow") ?: json_integer(0));
+        if (!out)
+                return EXIT_FAILED;
+        output_json(stdout, out, arg_json);
+        return EXIT_OK;
+}
+
 /*
  * Prometheus text exposition of the status, for node_exporter's textfile
  * collector. Without an answer from the agent it still prints killswitch_up 0,
@@ -512,6 +553,14 @@ static const struct verb verbs[] = {
                 .options = OPT(UNTIL) | OPT(SINCE),
                 .run = report_main,
                 .help = "Write the incident report of the last isolation (Markdown)",
+        },
+        {
+                /* --json prints the tuples and the overflow alone. */
+                .name = "drops", .method = "io.killswitch.Drops", .access = ACCESS_ADMIN,
+                .options = OPT(TOP) | OPT(SINCE),
+                .print = print_drops,
+                .run = drops_main,
+                .help = "Show what the isolation cut: which inside host tried to reach whom",
         },
         {
                 .name = "metrics", .method = "io.killswitch.Status", .access = ACCESS_ANYONE,
@@ -820,7 +869,7 @@ static int parse_time_option(const struct verb *verb, const char *name, const ch
         return 0;
 }
 
-/* report --since/--until: a time (local unless it says otherwise), or a duration meaning that long ago. */
+/* report, drops --since, report --until: a time (local unless it says otherwise), or a duration meaning that long ago. */
 static int parse_window_option(const struct verb *verb, const char *name, const char *value, const char **ret,
                                char buf[static TIMESPEC_RFC3339_MAX])
 {
@@ -832,6 +881,19 @@ static int parse_window_option(const struct verb *verb, const char *name, const 
                 return usage_error(verb->name, "%s: \"%s\" is neither a time nor a duration; %s", name, value,
                                    TIMESPEC_TIME_HELP);
         *ret = timespec_format_rfc3339(usec, buf, TIMESPEC_RFC3339_MAX);
+        return 0;
+}
+
+static int parse_top(const struct verb *verb, const char *value, struct verb_args *args)
+{
+        char *end;
+        long v;
+
+        errno = 0;
+        v = strtol(value, &end, 10);
+        if (errno != 0 || end == value || *end != '\0' || v < 1 || v > 65536)
+                return usage_error(verb->name, "--top needs a number from 1 to 65536, not '%s'", value);
+        args->top = (int) v;
         return 0;
 }
 
@@ -863,6 +925,8 @@ static int parse_verb_option(const struct verb *verb, enum verb_opt i, const cha
         case VERB_OPT_OUTPUT:
                 args->output = arg_output = value;
                 return 0;
+        case VERB_OPT_TOP:
+                return parse_top(verb, value, args);
         case VERB_OPT_UNTIL:
                 if (!(verb->options & OPT(FOR)))
                         return parse_window_option(verb, name, value, &args->until, args->until_buf);
@@ -972,6 +1036,8 @@ static int run_verb(const struct verb *verb, const struct verb_args *args)
                 (void) set_string(parameters, "origin", getenv("KILLSWITCH_ORIGIN"));
         if (args->lines >= 0 && json_object_set_new(parameters, "n", json_integer(args->lines)) < 0)
                 return EXIT_FAILED;
+        if (args->top >= 0 && json_object_set_new(parameters, "top", json_integer(args->top)) < 0)
+                return EXIT_FAILED;
         if (set_string(parameters, "restore_in", args->restore_in) < 0 ||
             set_string(parameters, "restore_at", args->restore_at) < 0 ||
             set_string(parameters, "since", args->since) < 0 || set_string(parameters, "until", args->until) < 0 ||
@@ -991,7 +1057,7 @@ static int fleet_verb(const struct verb *verb, const struct verb_args *args)
         struct output_flags flags = output_flags();
         bool isolate = verb->options & OPT(FOR);
         _cleanup_strv_ char **argv = NULL;
-        char lines[16];
+        char lines[16], top[16];
         int r;
 
         if (arg_socket || args->output) {
@@ -1000,6 +1066,7 @@ static int fleet_verb(const struct verb *verb, const struct verb_args *args)
                 return EXIT_USAGE;
         }
         snprintf(lines, sizeof(lines), "%d", args->lines);
+        snprintf(top, sizeof(top), "%d", args->top);
         r = strv_push(&argv, "--json=short") ?: strv_push(&argv, verb->name);
         if (r == 0 && args->reason)
                 r = strv_push(&argv, "--reason") ?: strv_push(&argv, args->reason);
@@ -1007,6 +1074,8 @@ static int fleet_verb(const struct verb *verb, const struct verb_args *args)
                 r = strv_push(&argv, "--force");
         if (r == 0 && args->lines >= 0)
                 r = strv_push(&argv, "-n") ?: strv_push(&argv, lines);
+        if (r == 0 && args->top >= 0)
+                r = strv_push(&argv, "--top") ?: strv_push(&argv, top);
         if (r == 0 && args->restore_in)
                 r = strv_push(&argv, isolate ? "--for" : "--in") ?: strv_push(&argv, args->restore_in);
         /* Already an absolute instant: the time the user meant here, whatever the host's time zone. */
@@ -1030,7 +1099,7 @@ static int fleet_verb(const struct verb *verb, const struct verb_args *args)
 int main(int argc, char *argv[])
 {
         static char *default_argv[] = { (char *) "status", NULL };
-        struct verb_args args = { .lines = -1 };
+        struct verb_args args = { .lines = -1, .top = -1 };
         const struct verb *verb;
         int r;
 

@@ -44,6 +44,16 @@ static const struct family families[] = {
           "Packets dropped on the uplinks by the policy in force." },
         { "killswitch_dropped_bytes_total", "counter",
           "Bytes dropped on the uplinks by the policy in force." },
+        { "killswitch_drops_sources", "gauge",
+          "Inside hosts whose packets the current (or last) isolation cut (the drop sensor)." },
+        { "killswitch_drops_tuples", "gauge",
+          "Distinct (source, destination, protocol, port) tuples the current (or last) isolation cut." },
+        { "killswitch_drops_packets_total", "counter",
+          "Packets from this side the current (or last) isolation cut, itemised per tuple." },
+        { "killswitch_drops_bytes_total", "counter",
+          "Bytes from this side the current (or last) isolation cut, itemised per tuple." },
+        { "killswitch_drops_overflow_packets_total", "counter",
+          "Packets cut but not itemised: the drop sensor's tables were full." },
         { "killswitch_reassertions_total", "counter",
           "Times the agent put its ruleset back after it was changed or removed behind its back." },
 };
@@ -93,6 +103,25 @@ static int add_gateways(json_t *samples, json_t *status, const char *kind)
         return 0;
 }
 
+/* The drop sensor's totals (status "drops"), if the agent has one. */
+static int add_drops(json_t *samples, json_t *drops)
+{
+        static const struct {
+                const char *name, *key;
+        } rows[] = {
+                { "killswitch_drops_sources", "sources" },
+                { "killswitch_drops_tuples", "tuples" },
+                { "killswitch_drops_packets_total", "packets" },
+                { "killswitch_drops_bytes_total", "bytes" },
+                { "killswitch_drops_overflow_packets_total", "overflow" },
+        };
+        int r = 0;
+
+        for (size_t i = 0; r >= 0 && json_is_object(drops) && i < ELEMENTSOF(rows); i++)
+                r = add_sample(samples, rows[i].name, NULL, json_integer(counter(drops, rows[i].key)));
+        return r;
+}
+
 static int add_status(json_t *samples, json_t *status)
 {
         const char *state = json_string_value(json_object_get(status, "state")) ?: "";
@@ -120,6 +149,8 @@ static int add_status(json_t *samples, json_t *status)
         if (r >= 0)
                 r = add_sample(samples, "killswitch_dropped_bytes_total", NULL,
                                json_integer(counter(dropped, "bytes")));
+        if (r >= 0)
+                r = add_drops(samples, json_object_get(status, "drops"));
         if (r >= 0 && json_is_integer(reassertions))
                 r = add_sample(samples, "killswitch_reassertions_total", NULL,
                                json_integer(counter(status, "reassertions")));

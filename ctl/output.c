@@ -414,6 +414,20 @@ static void print_drops_by_uplink(FILE *f, json_t *drops)
         }
 }
 
+/* The drop sensor in one line: "3 inside hosts, 21 packets cut; most: 10.0.1.7 (9 packets)". */
+static void print_tried_out(FILE *f, json_t *drops)
+{
+        uint64_t sources = json_uint(drops, "sources");
+
+        if (!json_is_object(drops) || sources == 0)
+                return;
+        field(f, "Tried out");
+        fprintf(f, "%" PRIu64 " inside host%s, %" PRIu64 " packets cut; most: ", sources, sources == 1 ? "" : "s",
+                json_uint(drops, "packets") + json_uint(drops, "overflow"));
+        fputs_safe(json_str(drops, "top_source") ?: "?", f);
+        fprintf(f, " (%" PRIu64 " packets); see killswitchctl drops\n", json_uint(drops, "top_source_packets"));
+}
+
 /* What cuts the uplinks now: "inet hooks, netdev ingress+egress on wan0 wan1, link tracking". */
 static void print_layers(FILE *f, json_t *status)
 {
@@ -552,6 +566,7 @@ void output_status(FILE *f, json_t *status, const struct output_flags *flags)
                 print_counters(f, dropped);
                 print_drops_by_uplink(f, json_object_get(status, "dropped_by_uplink"));
         }
+        print_tried_out(f, json_object_get(status, "drops"));
         print_protection(f, status);
 }
 

@@ -179,6 +179,10 @@ io.killswitch.NotIsolated | io.killswitch.Restore | {"restore_in":"1h"}
 io.killswitch.NothingPending | io.killswitch.Cancel | null
 ok | io.killswitch.Isolate | {"policy":"isolate","reason":"conformance","restore_in":"1h","confirm_in":"1h"} | - | state=isolated
 ok | io.killswitch.Status | null | - | state=isolated
+ok | io.killswitch.Drops | null
+ok | io.killswitch.Drops | {"top":5,"since":"2000-01-01T00:00:00Z"}
+org.varlink.service.InvalidParameter | io.killswitch.Drops | {"top":-1} | - | parameter=top
+org.varlink.service.InvalidParameter | io.killswitch.Drops | {"since":"yesterday"} | - | parameter=since
 ok | io.killswitch.Confirm | null
 io.killswitch.NothingPending | io.killswitch.Confirm | {}
 ok | io.killswitch.Cancel | {"reason":"keep it"}

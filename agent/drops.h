@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * The drop sensor's table in the agent (docs/design.md, "The drop sensor"):
+ * what the kernel's P/drops_* sets counted (nft_read_drops), folded into
+ * totals per tuple for the isolation in force (or the last one). The kernel
+ * does the per-packet work; the agent reads the sets on demand and every
+ * DROPS_SYNC_USEC while isolated, and keeps per tuple what the kernel cannot:
+ * when it was first seen, and the counts of elements that expired or were
+ * emptied by a rebuild of the table. Bounded: at most DROPS_MAX_ENTRIES
+ * tuples; what does not fit is counted as overflow. Pure: no I/O.
+ */
+
+#define DROPS_MAX_ENTRIES 65536
+#define DROPS_SYNC_USEC (10ULL * 1000000ULL)
+
+struct nft_drop;
+
+/* Sorted by memcmp: family, then source, so that a source's tuples are neighbours. */
+struct drop_key {
+        uint8_t family;         /* AF_INET, AF_INET6 */
+        uint8_t pad[3];
+        uint8_t src[16], dst[16];
+        uint8_t proto;
+        uint8_t has_port;
+        uint16_t port;          /* host order */
+};
+
+struct drop_entry {
+        struct drop_key key;
+        uint64_t packets, bytes;                /* during this isolation */
+        uint64_t kernel_packets, kernel_bytes;  /* the kernel's element at the last read (0: none) */
+        uint64_t first_usec, last_usec;         /* CLOCK_REALTIME */
+};
+
+struct ks_drops {
+        struct drop_entry *entries;     /* sorted by key */
+        size_t n;
+        uint64_t overflow;              /* packets not accounted per tuple, this isolation */
+        uint64_t kernel_overflow;       /* the kernel's P/drops_overflow sum at the last read */
+        uint64_t skipped;               /* packets of elements beyond the last read's bound */
+        uint64_t since_usec;            /* the isolation's start (CLOCK_REALTIME) */
+        uint64_t synced_usec;           /* the last read (CLOCK_REALTIME), 0: none yet */
+};
+
+void drops_free(struct ks_drops *d);
+/* A new isolation from since_usec on: no tuples, no overflow (the kernel's counts stay the baseline). */
+void drops_reset(struct ks_drops *d, uint64_t since_usec);
+/* The kernel's sets and counters were emptied (flushed, or the table rebuilt): later counts are all new. */
+void drops_forget_kernel(struct ks_drops *d);
+/*
+ * Fold one read of the kernel's sets (reads[0..n), sorted here) and its
+ * overflow counter sum into the totals, at now_usec (CLOCK_REALTIME). A
+ * tuple's last packet is now minus its element's idle time; a new tuple with
+ * one packet was first seen then, one with more at the previous read (or the
+ * isolation's start). Returns 0 or -ENOMEM (the totals are unchanged then).
+ */
+int drops_merge(struct ks_drops *d, struct nft_drop *reads, size_t n, uint64_t overflow, uint64_t skipped,
+                uint64_t now_usec);
+
+/* Totals: tuples, packets, bytes, distinct sources; overflow (with skipped). */
+struct drops_totals {
+        size_t tuples, sources;
+        uint64_t packets, bytes, overflow;
+        const struct drop_entry *top_source;    /* an entry of the source with most packets, or NULL */
+        uint64_t top_source_packets;
+};
+void drops_totals(const struct ks_drops *d, struct drops_totals *ret);
+
+/*
+ * The tuples last seen at or after since_usec (0: all), most packets first,
+ * at most max (0: all): an array of pointers into d, for the caller to free.
+ */
+int drops_sorted(const struct ks_drops *d, uint64_t since_usec, size_t max, const struct drop_entry ***ret,
+                 size_t *ret_n);

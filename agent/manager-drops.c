@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The manager's part of the drop sensor (docs/design.md, "The drop sensor"):
+ * read the kernel's P/drops_* sets into m->drops on demand and every
+ * DROPS_SYNC_USEC while isolated, a journal summary every DROPS_JOURNAL_USEC
+ * when something new was cut, and the bookkeeping around isolation, restore
+ * and rebuilds of the table. Nothing of this runs while normal.
+ */
+
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <systemd/sd-journal.h>
+
+#include "drops.h"
+#include "log.h"
+#include "manager.h"
+#include "nft.h"
+#include "timespec.h"
+#include "timeutil.h"
+
+#define DROPS_JOURNAL_USEC (5ULL * USEC_PER_MIN)
+/* On-demand reads (status, drops) closer together than this use the last one. */
+#define DROPS_FRESH_USEC USEC_PER_SEC
+/* docs/audit.md: the drop sensor's summary. */
+#define DROPS_MESSAGE_ID "a6d26acfd5974d3ba66e88abc690a52d"
+
+int manager_drops_sync(struct ks_manager *m, bool force)
+{
+        struct nft_drop *reads = NULL;
+        uint64_t overflow = 0, skipped = 0, now = now_realtime_usec();
+        size_t n = 0;
+        int r;
+
+        if (!m->nft)
+                return 0;
+        if (!force && m->drops.synced_usec && now >= m->drops.synced_usec &&
+            now - m->drops.synced_usec < DROPS_FRESH_USEC)
+                return 0;
+        r = nft_read_drops(m->nft, TABLE_NAME, &reads, &n, &overflow, &skipped);
+        if (r == 0)
+                r = drops_merge(&m->drops, reads, n, overflow, skipped, now);
+        free(reads);
+        if (r < 0)
+                log_warning_errno(r, "Could not read the drop sensor's sets of table inet %s: %m", TABLE_NAME);
+        return r;
+}
+
+/* "192.0.2.7" / "2001:db8::7" */
+const char *manager_drops_addr(const struct drop_entry *e, bool dst, char *buf, size_t size)
+{
+        if (!inet_ntop(e->key.family, dst ? e->key.dst : e->key.src, buf, (socklen_t)size))
+                snprintf(buf, size, "?");
+        return buf;
+}
+
+static void drops_journal(struct ks_manager *m, bool last)
+{
+        struct drops_totals t;
+        char top[INET6_ADDRSTRLEN] = "", msg[512];
+
+        drops_totals(&m->drops, &t);
+        if (!last && t.packets + t.overflow == m->drops_logged_packets)
+                return;         /* nothing new was cut since the last summary */
+        m->drops_logged_packets = t.packets + t.overflow;
+        if (t.top_source)
+                manager_drops_addr(t.top_source, false, top, sizeof(top));
+        snprintf(msg, sizeof(msg), "%s%zu inside host%s tried to get out: %" PRIu64 " packets cut in %zu tuples%s%s, "
+                 "%" PRIu64 " more not itemised", last ? "During the isolation, " : "While isolated, ", t.sources,
+                 t.sources == 1 ? "" : "s", t.packets, t.tuples, t.top_source ? ", most from " : "", top, t.overflow);
+        sd_journal_send("MESSAGE=%s", msg, "MESSAGE_ID=" DROPS_MESSAGE_ID, "PRIORITY=%d", LOG_NOTICE,
+                        "SYSLOG_IDENTIFIER=killswitchd", "KILLSWITCH_ACTION=drops",
+                        "KILLSWITCH_POLICY=%s", m->state.policy ? m->state.policy : "",
+                        "KILLSWITCH_DROPS_SOURCES=%zu", t.sources, "KILLSWITCH_DROPS_TUPLES=%zu", t.tuples,
+                        "KILLSWITCH_DROPS_PACKETS=%" PRIu64, t.packets, "KILLSWITCH_DROPS_BYTES=%" PRIu64, t.bytes,
+                        "KILLSWITCH_DROPS_OVERFLOW=%" PRIu64, t.overflow, "KILLSWITCH_DROPS_TOP_SOURCE=%s", top,
+                        NULL);
+}
+
+static int on_drops_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct ks_manager *m = userdata;
+        uint64_t now = now_monotonic_usec();
+
+        if (!m->state.isolated)
+                return sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        manager_drops_sync(m, true);
+        if (now - m->drops_journal_usec >= DROPS_JOURNAL_USEC) {
+                m->drops_journal_usec = now;
+                drops_journal(m, false);
+        }
+        sd_event_source_set_time(s, usec + DROPS_SYNC_USEC);
+        return sd_event_source_set_enabled(s, SD_EVENT_ON);
+}
+
+static void drops_timer_arm(struct ks_manager *m)
+{
+        uint64_t now = now_monotonic_usec();
+
+        if (!m->drops_source) {
+                if (sd_event_add_time(m->event, &m->drops_source, CLOCK_MONOTONIC, now + DROPS_SYNC_USEC, 0,
+                                      on_drops_timer, m) < 0)
+                        log_warning("Could not arm the drop sensor's timer: `drops` reads the kernel on demand only");
+        } else {
+                sd_event_source_set_time(m->drops_source, now + DROPS_SYNC_USEC);
+                sd_event_source_set_enabled(m->drops_source, SD_EVENT_ON);
+        }
+        m->drops_journal_usec = now;
+}
+
+void manager_drops_isolated(struct ks_manager *m, bool fresh)
+{
+        if (fresh) {
+                drops_reset(&m->drops, m->state.since_usec ? m->state.since_usec : now_realtime_usec());
+                m->drops_logged_packets = 0;
+        }
+        drops_timer_arm(m);
+}
+
+void manager_drops_restored(struct ks_manager *m)
+{
+        struct ks_error e = {};
+
+        manager_drops_sync(m, true);
+        drops_journal(m, true);
+        if (m->drops_source)
+                sd_event_source_set_enabled(m->drops_source, SD_EVENT_OFF);
+        /* The next isolation starts from empty sets; the totals of this one stay for `drops` and the report. */
+        if (nft_flush_drops(m->nft, TABLE_NAME, &e) < 0)
+                log_warning("Could not empty the drop sensor's sets: %s", e.msg);
+        drops_forget_kernel(&m->drops);
+}
+
+void manager_drops_before_rebuild(struct ks_manager *m)
+{
+        if (m->state.isolated)
+                manager_drops_sync(m, true);
+}
+
+void manager_drops_after_rebuild(struct ks_manager *m)
+{
+        drops_forget_kernel(&m->drops);
+}

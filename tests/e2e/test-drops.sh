@@ -1,0 +1,191 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# The drop sensor (issue 18, part 1): while isolated, every packet the cut drops on its way out
+# (forwarded from the LAN host, and the gateway's own) is counted per (source, destination,
+# protocol, destination port) in the kernel, and `killswitchctl drops` shows it.
+#   - the LAN host beacons with TCP, UDP and ICMP over IPv4 and IPv6, the gateway itself with TCP,
+#     and a LAN host tries the mail gateway on a port it does not keep: every tuple is listed
+#     with exactly the packets sent, its first and last packet within the run;
+#   - what the policy keeps (mail tcp/25, SIP udp/5060) never appears;
+#   - --top, --since, --json ({"drops": [...], "overflow": N}), status's summary line, the
+#     metrics, the journal summary's fields;
+#   - restore: the totals of the isolation stay readable, the next isolation starts from zero;
+#   - a flood of cut UDP with random ports for a few seconds (more tuples than the kernel's sets
+#     hold): the overflow is counted, the agent's memory stays bounded, status and isolate stay
+#     fast; the agent's CPU time during the flood is printed.
+# Run as root: tests/e2e/test-drops.sh   (KILLSWITCHD, KILLSWITCHCTL: see lib.sh)
+
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ks_init
+[ -x "$KILLSWITCHD" ] || die "no agent at $KILLSWITCHD"
+
+lab_create
+write_lab_policy isolate
+agent_start || die "agent did not start"
+
+# drops_has PYEXPR — some tuple t of `drops --json` matches; prints the tuples otherwise.
+drops_json() { ctl --json drops "$@"; }
+drops_has() {
+	drops_json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+ok = any(eval(sys.argv[1]) for t in d["drops"])
+if not ok:
+    print(json.dumps(d, indent=1))
+sys.exit(0 if ok else 1)' "$1"
+}
+drops_none() {
+	drops_json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+bad = [t for t in d["drops"] if eval(sys.argv[1])]
+print(json.dumps(bad))
+sys.exit(1 if bad else 0)' "$1"
+}
+
+# udp_send NS ADDR PORT N — N datagrams from one socket, no answer expected.
+udp_send() {
+	in_ns "$1" python3 -c '
+import socket, sys
+addr, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(n):
+    s.sendto(b"beacon %d" % i, (addr, port))' "$2" "$3" "$4"
+}
+
+# ---------------------------------------------------------------------------------------------
+# While normal, nothing is counted and nothing is hooked.
+
+check "normal: drops shows nothing" ctl drops
+check "normal: status has no drops yet" status_is 'd["drops"]["sources"] == 0 and d["drops"]["top_source"] is None'
+
+t0=$(date -u +%s)
+check "isolate" ctl isolate --reason "drop sensor"
+
+# Beacons: TCP (a SYN each, answered by a reset), UDP, ICMP; v4 and v6.
+for i in 1 2 3; do tcp_echo lan 192.0.2.80 80; done
+udp_send lan 192.0.2.80 53 4
+in_ns lan ping -4 -n -q -c 3 -i 0.2 -W 1 192.0.2.80 >/dev/null
+for i in 1 2; do tcp_echo lan 2001:db8:80::80 443; done
+udp_send lan 2001:db8:80::80 123 5
+in_ns lan ping -6 -n -q -c 2 -i 0.2 -W 1 2001:db8:80::80 >/dev/null
+# The gateway's own, and a gateway on a port it does not keep.
+tcp_echo gw 192.0.2.80 80
+tcp_echo lan 203.0.113.25 8080
+# Kept: mail and SIP go through, and must not show up.
+check "kept: mail tcp/25 from lan" tcp_echo lan 203.0.113.25 25
+check "kept: SIP udp/5060 from lan" udp_echo lan 203.0.113.5 5060
+t1=$(date -u +%s)
+
+check "tcp v4 from lan: 3 packets" drops_has \
+	't["source"] == "10.0.1.2" and t["destination"] == "192.0.2.80" and t["protocol"] == "tcp" and t["port"] == 80 and t["packets"] == 3'
+check "udp v4 from lan: 4 packets, port 53" drops_has \
+	't["source"] == "10.0.1.2" and t["destination"] == "192.0.2.80" and t["protocol"] == "udp" and t["port"] == 53 and t["packets"] == 4'
+check "icmp v4 from lan: 3 packets, 252 bytes, port null" drops_has \
+	't["source"] == "10.0.1.2" and t["destination"] == "192.0.2.80" and t["protocol"] == "icmp" and t["port"] is None and t["packets"] == 3 and t["bytes"] == 252'
+check "tcp v6 from lan: 2 packets, port 443" drops_has \
+	't["source"] == "fd00:1::2" and t["destination"] == "2001:db8:80::80" and t["protocol"] == "tcp" and t["port"] == 443 and t["packets"] == 2'
+check "udp v6 from lan: 5 packets, port 123" drops_has \
+	't["source"] == "fd00:1::2" and t["destination"] == "2001:db8:80::80" and t["protocol"] == "udp" and t["port"] == 123 and t["packets"] == 5'
+check "icmpv6 from lan: 2 packets" drops_has \
+	't["source"] == "fd00:1::2" and t["destination"] == "2001:db8:80::80" and t["protocol"] == "ipv6-icmp" and t["port"] is None and t["packets"] == 2'
+check "the gateway's own: tcp from its uplink address" drops_has \
+	't["source"] == "198.51.100.1" and t["destination"] == "192.0.2.80" and t["protocol"] == "tcp" and t["port"] == 80 and t["packets"] == 1'
+check "a gateway on a port it does not keep: mail host tcp/8080" drops_has \
+	't["source"] == "10.0.1.2" and t["destination"] == "203.0.113.25" and t["port"] == 8080 and t["packets"] == 1'
+check "kept traffic never appears (mail tcp/25, SIP)" drops_none \
+	't["destination"] in ("203.0.113.5",) or t["port"] == 25'
+# first_seen and last_seen: within the run, to the second, first <= last.
+times_within() {
+	drops_json | python3 -c '
+import json, sys, datetime
+t0, t1 = int(sys.argv[1]), int(sys.argv[2])
+ts = lambda s: int(datetime.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp())
+d = json.load(sys.stdin)
+bad = [t for t in d["drops"] if not (t0 <= ts(t["first_seen"]) <= ts(t["last_seen"]) <= t1 + 1)]
+print(bad)
+sys.exit(1 if bad or not d["drops"] else 0)' "$1" "$2"
+}
+check "first_seen/last_seen within the beacons' time, first <= last" times_within "$t0" "$t1"
+
+# The table: grouped by source, the one with most packets first.
+out=$(ctl drops)
+show_output "$out"
+check "table: headers and the summary line" contains "$out" "SOURCE" "DESTINATION" "inside hosts tried to get out"
+check "table: the source with most packets (10.0.1.2, 11) comes first, then fd00:1::2 (9)" \
+	test "$(printf '%s\n' "$out" | awk 'NR > 1 && NF == 8 && !seen[$1]++ { printf "%s ", $1 }')" = "10.0.1.2 fd00:1::2 198.51.100.1 "
+check "--top 2: two tuples" test "$(ctl --json drops --top 2 | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["drops"]))')" = 2
+check "--json: exactly drops and overflow" test "$(drops_json | python3 -c 'import json,sys; print(sorted(json.load(sys.stdin)))')" = "['drops', 'overflow']"
+check "--since in the future: none" test "$(ctl --json drops --since "$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["drops"]))')" = 0
+check "--since 1h: all" test "$(ctl --json drops --since 1h | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["drops"]))')" = 8
+check_exit 2 "--top 0 is a usage error" ctl drops --top 0
+check_exit 2 "--since nonsense is a usage error" ctl drops --since yesterday-ish
+check_exit 1 "drops needs root or group killswitch" ctl_as_nobody drops
+check "status: drops summary (3 sources, top 10.0.1.2)" status_is \
+	'd["drops"]["sources"] == 3 and d["drops"]["top_source"] == "10.0.1.2" and d["drops"]["top_source_packets"] == 11'
+out=$(ctl status)
+check "status: one line about who tried to get out" contains "$out" "Tried out: 3 inside hosts, 21 packets cut; most: 10.0.1.2 (11 packets)"
+out=$(ctl metrics)
+check "metrics: the totals" contains "$out" "killswitch_drops_packets_total 21" "killswitch_drops_sources 3" \
+	"killswitch_drops_overflow_packets_total 0"
+
+# ---------------------------------------------------------------------------------------------
+# Restore: the totals stay readable; the next isolation starts from zero.
+
+check "restore" ctl restore
+check "after restore: the isolation's tuples are still shown" drops_has 't["source"] == "fd00:1::2" and t["packets"] == 2'
+check "after restore: the kernel's sets are empty" \
+	test -z "$(n_gw nft list set inet killswitch isolate/drops_v4 | grep elements)"
+check "isolate again" ctl isolate
+udp_send lan 192.0.2.80 53 1
+check "a new isolation starts from zero" drops_has 't["port"] == 53 and t["packets"] == 1'
+check "... and shows only what it cut" drops_none 't["protocol"] == "icmp"'
+
+# ---------------------------------------------------------------------------------------------
+# A flood: UDP to random ports and addresses for a few seconds, more tuples than a set holds.
+
+ctl drops >/dev/null
+rss0=$(rss_kib)
+cpu0=$(awk '{ print $14 + $15 }' "/proc/$AGENT_PID/stat")
+in_ns lan python3 -c '
+import random, socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setblocking(False)
+end, n = time.time() + 5, 0
+while time.time() < end:
+    for i in range(1000):
+        try:
+            s.sendto(b"x", ("192.0.2.%d" % random.randint(1, 254), random.randint(1, 65535)))
+            n += 1
+        except BlockingIOError:
+            pass
+print(n)' >"$KS_TMP/flood.out" &
+flood=$!
+sleep 1
+start=$(date +%s%N)
+check "during the flood: status answers" ctl status
+check "during the flood: isolate (again) answers" ctl isolate
+ms=$((($(date +%s%N) - start) / 1000000))
+check "during the flood: status and isolate within 5 s ($ms ms)" test "$ms" -lt 5000
+wait "$flood"
+cpu1=$(awk '{ print $14 + $15 }' "/proc/$AGENT_PID/stat")
+sent=$(cat "$KS_TMP/flood.out")
+out=$(ctl --json drops --top 1)
+rss1=$(rss_kib)
+ticks=$(getconf CLK_TCK)
+note "flood: $sent UDP datagrams in 5 s from the LAN host; agent CPU during it: $(((cpu1 - cpu0) * 1000 / ticks)) ms; RSS $rss0 -> $rss1 KiB"
+check "flood: the overflow is counted" python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+print("overflow", d["overflow"])
+sys.exit(0 if d["overflow"] > 0 else 1)' "$out"
+check "flood: the tuples are bounded (16384 UDP v4 tuples at most)" status_is \
+	'd["drops"]["tuples"] <= 16384 + 8 and d["drops"]["packets"] + d["drops"]["overflow"] >= '"$sent"' * 9 // 10'
+check "flood: the agent's memory stays bounded (RSS grew $((rss1 - rss0)) KiB, < 32 MiB)" \
+	test $((rss1 - rss0)) -lt 32768
+check "the agent is alive" agent_alive
+
+summary
