@@ -116,7 +116,7 @@ out=$(ctl drops)
 show_output "$out"
 check "table: headers and the summary line" contains "$out" "SOURCE" "DESTINATION" "inside hosts tried to get out"
 check "table: the source with most packets (10.0.1.2, 11) comes first, then fd00:1::2 (9)" \
-	test "$(printf '%s\n' "$out" | awk 'NR > 1 && NF == 8 && !seen[$1]++ { printf "%s ", $1 }')" = "10.0.1.2 fd00:1::2 198.51.100.1 "
+	test "$(printf '%s\n' "$out" | awk 'NR > 1 && NF == 10 && !seen[$1]++ { printf "%s ", $1 }')" = "10.0.1.2 fd00:1::2 198.51.100.1 "
 check "--top 2: two tuples" test "$(ctl --json drops --top 2 | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["drops"]))')" = 2
 check "--json: exactly drops and overflow" test "$(drops_json | python3 -c 'import json,sys; print(sorted(json.load(sys.stdin)))')" = "['drops', 'overflow']"
 check "--since in the future: none" test "$(ctl --json drops --since "$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["drops"]))')" = 0
