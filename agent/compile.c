@@ -2038,6 +2038,7 @@ static int summarize_op(const struct op *op, struct ks_summary *s)
                 if (!st)
                         return -ENOMEM;
                 st->elems = summary_count_elems(op->obj);
+                st->dynamic = nftnl_set_get_u32(op->obj, NFTNL_SET_FLAGS) & NFT_SET_EVAL;
                 return 0;
         case OP_CHAIN:
                 if (op->type == NFT_MSG_DELCHAIN) {

@@ -107,6 +107,7 @@ int summary_copy(const struct ks_summary *from, struct ks_summary *to)
                 if (!k)
                         goto out_nomem;
                 k->elems = from->sets[i].elems;
+                k->dynamic = from->sets[i].dynamic;
         }
         for (size_t i = 0; i < from->n_counters; i++)
                 if (summary_add_counter(&c, from->counters[i]) < 0)
@@ -215,7 +216,7 @@ int summary_diff(const struct ks_summary *want, const struct ks_summary *have, b
 
                 if (!k)
                         diff_add(&d, "set %s missing", want->sets[i].name);
-                else if (compare_elems && k->elems != want->sets[i].elems)
+                else if (compare_elems && !want->sets[i].dynamic && k->elems != want->sets[i].elems)
                         diff_add(&d, "set %s has %u elements, not %u", k->name, k->elems, want->sets[i].elems);
         }
         if (have->n_sets != want->n_sets)

@@ -23,6 +23,7 @@ struct summary_chain {
 struct summary_set {
         char *name;
         uint32_t elems;         /* as the kernel counts them (interval ends included) */
+        bool dynamic;           /* filled by packets (the drop sensor's): elems not compared */
 };
 
 struct ks_summary {
