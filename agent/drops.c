@@ -132,12 +132,14 @@ int drops_merge(struct ks_drops *d, struct nft_drop *reads, size_t n, uint64_t o
                 uint64_t now_usec)
 {
         struct drop_entry *r = NULL, *out;
-        size_t n_r = 0, i = 0, j = 0, k = 0;
+        size_t n_r = 0, i = 0, j = 0, k = 0, cap;
         uint64_t lost = 0;
 
         if (reads_sorted(reads, n, now_usec, &r, &n_r) < 0)
                 return -ENOMEM;
-        out = calloc(d->n + n_r ? d->n + n_r : 1, sizeof(*out));
+        /* Every known tuple stays, new ones only while there is room: never more than the bound. */
+        cap = d->n + n_r < DROPS_MAX_ENTRIES ? d->n + n_r : DROPS_MAX_ENTRIES;
+        out = calloc(cap ? cap : 1, sizeof(*out));
         if (!out) {
                 free(r);
                 return -ENOMEM;
