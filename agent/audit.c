@@ -752,6 +752,11 @@ int audit_history(struct ks_audit *a, size_t n, json_t **ret_array)
         return 0;
 }
 
+bool audit_journal_available(const struct ks_audit *a)
+{
+        return (!a || a->journal) && access(JOURNAL_SOCKET, F_OK) == 0;
+}
+
 /* Journal (or stderr) and history, as it comes. */
 static void audit_emit(struct ks_audit *a, const struct audit_event *ev)
 {

@@ -104,3 +104,5 @@ const char *audit_kind_to_string(enum audit_kind k);
 void audit_set_history_bounds(struct ks_audit *a, size_t max_lines, size_t keep_lines);
 void audit_set_journal(struct ks_audit *a, bool enabled);
 void audit_set_refusals_window(struct ks_audit *a, uint64_t usec);
+/* Whether entries go to the journal now (enabled, and journald's socket exists); a may be NULL. */
+bool audit_journal_available(const struct ks_audit *a);

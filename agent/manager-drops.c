@@ -18,6 +18,7 @@
 
 #include <systemd/sd-journal.h>
 
+#include "audit.h"
 #include "drops.h"
 #include "log.h"
 #include "manager.h"
@@ -64,6 +65,7 @@ static void drops_journal(struct ks_manager *m, bool last)
 {
         struct drops_totals t;
         char top[INET6_ADDRSTRLEN] = "", msg[512];
+        bool journaled = false;
 
         drops_totals(&m->drops, &t);
         if (!last && t.packets + t.overflow == m->drops_logged_packets)
@@ -74,13 +76,18 @@ static void drops_journal(struct ks_manager *m, bool last)
         snprintf(msg, sizeof(msg), "%s%zu inside host%s tried to get out: %" PRIu64 " packets cut in %zu tuples%s%s, "
                  "%" PRIu64 " more not itemised", last ? "During the isolation, " : "While isolated, ", t.sources,
                  t.sources == 1 ? "" : "s", t.packets, t.tuples, t.top_source ? ", most from " : "", top, t.overflow);
-        sd_journal_send("MESSAGE=%s", msg, "MESSAGE_ID=" DROPS_MESSAGE_ID, "PRIORITY=%d", LOG_NOTICE,
+        /* As audit.c: the journal if journald runs, stderr otherwise (and under systemd, the journal anyway). */
+        if (audit_journal_available(m->audit))
+                journaled = sd_journal_send(
+                        "MESSAGE=%s", msg, "MESSAGE_ID=" DROPS_MESSAGE_ID, "PRIORITY=%d", LOG_NOTICE,
                         "SYSLOG_IDENTIFIER=killswitchd", "KILLSWITCH_ACTION=drops",
                         "KILLSWITCH_POLICY=%s", m->state.policy ? m->state.policy : "",
                         "KILLSWITCH_DROPS_SOURCES=%zu", t.sources, "KILLSWITCH_DROPS_TUPLES=%zu", t.tuples,
                         "KILLSWITCH_DROPS_PACKETS=%" PRIu64, t.packets, "KILLSWITCH_DROPS_BYTES=%" PRIu64, t.bytes,
                         "KILLSWITCH_DROPS_OVERFLOW=%" PRIu64, t.overflow, "KILLSWITCH_DROPS_TOP_SOURCE=%s", top,
-                        NULL);
+                        NULL) >= 0;
+        if (!journaled || !getenv("JOURNAL_STREAM"))
+                log_notice("%s", msg);
 }
 
 static int on_drops_timer(sd_event_source *s, uint64_t usec, void *userdata)

@@ -130,7 +130,8 @@ json_t *method_drops(struct ks_manager *m, const struct ks_actor *a, json_t *par
         if (since && !json_is_null(since) &&
             (!json_is_string(since) || timespec_parse_rfc3339(json_string_value(since), &since_usec) < 0))
                 return param_error("since", "an RFC 3339 instant, e.g. 2026-11-30T11:00:00Z");
+        /* Always the kernel's counts of now (root and group killswitch only: no budget to protect). */
         if (m->state.isolated)
-                manager_drops_sync(m, false);
+                manager_drops_sync(m, true);
         return reply_ok(drops_json(m, since_usec, n));
 }

@@ -839,9 +839,11 @@ json_t *methods_dispatch(void *userdata, const struct ks_peer *peer, const char 
                 if (methods[i].privileged && !methods_peer_privileged(peer)) {
                         char msg[512];
 
-                        snprintf(msg, sizeof(msg), "Permission denied: %s changes the state of the uplinks and "
-                                 "needs root or membership in group '%s' (you are %s)", method, KILLSWITCH_GROUP,
-                                 user);
+                        snprintf(msg, sizeof(msg), "Permission denied: %s %s and needs root or membership in "
+                                 "group '%s' (you are %s)", method,
+                                 methods[i].call == method_drops ? "tells which inside host talks to whom"
+                                                                 : "changes the state of the uplinks",
+                                 KILLSWITCH_GROUP, user);
                         manager_audit_refused(m, &a, refused_policy(params, policy, sizeof(policy)), msg);
                         return reply_error(KS_ERR_PERMISSION, NULL, "%s", msg);
                 }
