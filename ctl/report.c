@@ -180,12 +180,13 @@ static void print_top(FILE *f, json_t *tuples, const char *key, const char *titl
                 return;
         json_array_foreach(tuples, i, t) {
                 const char *d = str(t, key);
+                uint64_t total;
 
                 if (!d)
                         continue;
                 v = json_object_get(sum, d);
-                json_object_set_new(sum, d, json_integer((json_int_t)(uint_of(t, "packets") +
-                                                                      (v ? (uint64_t)json_integer_value(v) : 0))));
+                total = uint_of(t, "packets") + (v ? (uint64_t)json_integer_value(v) : 0);
+                json_object_set_new(sum, d, json_integer((json_int_t)total));
         }
         fprintf(f, "\nTop %ss:\n\n| %s | Packets |\n|---|---|\n", key, title);
         /* Few rows: pick the largest TOP_ROWS times. */
