@@ -215,7 +215,8 @@ static void print_cut(FILE *f, json_t *kept, json_t *drops, const char *note)
 
         fputs("## What was cut\n\n", f);
         if (json_is_object(d))
-                fprintf(f, "Dropped on the uplinks: %" PRIu64 " packets, %" PRIu64 " bytes.\n\n",
+                fprintf(f, "Dropped on the uplinks (the counters of the policy in force at the end, since it "
+                        "was applied): %" PRIu64 " packets, %" PRIu64 " bytes.\n\n",
                         uint_of(d, "packets"), uint_of(d, "bytes"));
         if (!json_is_object(drops)) {
                 fputs("Inside hosts that tried to get out: not available (", f);

@@ -84,7 +84,7 @@ check "report: the request by A and the approval and restore by B" \
 	contains "$md" "| restore-request |" "$USER_A (uid" "| restore-approve |" "| restore |" "$USER_B (uid"
 check "report: the refusal summed up" contains "$md" "Refused requests: 1 (from nobody"
 check "report: what was kept, saved at the restore" contains "$md" "## What was kept" "as saved when the isolation was lifted"
-check "report: what was cut" contains "$md" "## What was cut" "Dropped on the uplinks:"
+check "report: what was cut" contains "$md" "## What was cut" "Dropped on the uplinks"
 check "report --json: every event, in order, with who and why" report_json '(
 [e["action"] for e in r["timeline"] if e["action"] in ("isolate", "tamper", "reassert", "switch", "restore-request", "restore-approve", "restore")][:1] == ["isolate"]
 and r["timeline"][0]["reason"] == "INC-4711: beaconing from the lab LAN" and r["timeline"][0]["uid"] == 0
