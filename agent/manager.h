@@ -7,6 +7,7 @@
 
 #include <systemd/sd-event.h>
 
+#include "actor.h"
 #include "drops.h"
 #include "error.h"
 #include "state.h"
@@ -44,22 +45,6 @@ struct ks_options {
         const char *socket_path;
         bool kernel_owner;      /* ask the kernel to refuse others' changes (owner+persist table flags) */
 };
-
-/* Who asks for a change, and from where. */
-struct ks_actor {
-        const char *user;               /* user name, or "uid N" */
-        int64_t uid;
-        pid_t pid;
-        const char *ssh_connection;     /* the caller's $SSH_CONNECTION, or NULL */
-        const char *trigger;            /* "ctl", "startup", "monitor", ... */
-        const char *origin;             /* user@host behind a remote killswitchctl -H call, or NULL */
-        const struct ks_peer *peer;     /* the control call, to answer it later (control_defer), or NULL */
-        bool unprivileged;              /* neither root nor in group killswitch (see audit_event) */
-        const char *claimed_command;    /* the command name the client sent (unverified), or NULL */
-};
-
-/* The agent itself as the actor: at start, on a foreign change, ... */
-#define AGENT_ACTOR(trig) ((struct ks_actor){ .user = "killswitchd", .uid = -1, .trigger = (trig) })
 
 struct ks_manager {
         sd_event *event;
@@ -106,16 +91,6 @@ struct ks_manager {
         sd_event_source *drops_source;          /* its periodic read while isolated */
         uint64_t drops_journal_usec;            /* monotonic: its last journal summary */
         uint64_t drops_logged_packets;          /* what that summary counted */
-};
-
-/* How to isolate: the lockout check, and what to schedule with it. */
-struct ks_isolate_opts {
-        bool force;                     /* even if it cuts the caller's own SSH session */
-        uint64_t restore_at_usec;       /* realtime: restore then; 0 keeps a pending restore as it is */
-        uint64_t restore_boot_usec;     /* boottime of the same if it came from a duration, else 0 */
-        uint64_t confirm_usec;          /* commit-confirmed: revert unless confirmed within this; 0: no */
-        bool trigger;                   /* a trigger (a->trigger names it) fires: drop pending schedules */
-        unsigned approvals;             /* [Restore] Approvals=: > 1 makes restore_at a four-eyes request */
 };
 
 int manager_new(const struct ks_options *o, struct ks_manager **ret);

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "manager.h"
+#include "actor.h"
 #include "transition.h"
 
 int transition_state(struct ks_state *s, bool isolated, const char *policy, const struct ks_actor *a,
