@@ -36,4 +36,5 @@ struct ks_isolate_opts {
         uint64_t confirm_usec;          /* commit-confirmed: revert unless confirmed within this; 0: no */
         bool trigger;                   /* a trigger (a->trigger names it) fires: drop pending schedules */
         unsigned approvals;             /* [Restore] Approvals=: > 1 makes restore_at a four-eyes request */
+        bool revert;                    /* the commit-confirmed revert carries out: it supersedes nothing */
 };

@@ -57,7 +57,7 @@ static int replace_state(struct ks_manager *m, struct ks_state *next, struct ks_
         }
         state_clear(&m->state);
         m->state = *next;
-        schedule_arm(m);
+        schedule_arm(m->schedule);
         return 0;
 }
 

@@ -13,6 +13,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "alloc.h"
+#include "approve.h"
 #include "audit.h"
 #include "cleanup.h"
 #include "compile.h"
@@ -40,6 +41,8 @@
 static void reloads_clear(struct ks_manager *m);
 static void reload_complete(struct ks_manager *m, int r, const struct ks_error *e);
 static struct readback *readback_free(struct readback *rb);
+static const struct ks_state *schedule_state(void *userdata);
+static int on_schedule_due(void *userdata, enum transition_due due, const char *reason);
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct ks_manager *, manager_free)
 
@@ -66,6 +69,9 @@ int manager_new(const struct ks_options *o, struct ks_manager **ret)
                 return r;
         if (audit_attach_event(m->audit, m->event) < 0)
                 log_warning("Could not defer the history's fsync: every history line is synced at once");
+        r = schedule_new(m->event, schedule_state, on_schedule_due, m, &m->schedule);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(m);
         return 0;
 }
@@ -87,8 +93,7 @@ struct ks_manager *manager_free(struct ks_manager *m)
         links_free(m->links);
         free(m->links_staged);
         triggers_free(m->triggers);
-        sd_event_source_disable_unref(m->schedule_source);
-        sd_event_source_disable_unref(m->schedule_boot_source);
+        schedule_free(m->schedule);
         sd_event_source_disable_unref(m->reassert_source);
         sd_event_source_disable_unref(m->drops_source);
         drops_free(&m->drops);
@@ -924,7 +929,7 @@ int manager_isolate(struct ks_manager *m, const char *name, const struct ks_acto
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_INTERNAL, "Out of memory");
         superseded = m->state.isolated && m->state.confirm_usec && !o->confirm_usec &&
-                     !(a->trigger && strcmp(a->trigger, "confirm-timeout") == 0);
+                     !o->revert;
         /* Fail-closed: record the intent first, so that a crash right after the commit restarts isolated. */
         saved = state_save(m->state_dir, &next);
         r = hook(m, name, e);
@@ -946,7 +951,7 @@ int manager_isolate(struct ks_manager *m, const char *name, const struct ks_acto
         audit_schedule(m, a, o);
         if (superseded)
                 log_notice("The pending commit-confirmed revert was superseded by this isolation");
-        schedule_arm(m);
+        schedule_arm(m->schedule);
         triggers_state_changed(m);
         if (saved < 0)
                 return ks_error_set(e, saved, KS_ERR_STATE,
@@ -981,7 +986,7 @@ int manager_restore(struct ks_manager *m, const struct ks_actor *a, const char *
         state_clear(&m->state);
         m->state = next;
         notify_status(m);
-        schedule_arm(m);
+        schedule_arm(m->schedule);
         triggers_state_changed(m);
         r = state_save(m->state_dir, &m->state);
         if (r < 0)
@@ -990,6 +995,151 @@ int manager_restore(struct ks_manager *m, const struct ks_actor *a, const char *
                                     "restarted agent would isolate again: fix the state directory and "
                                     "restore again.", m->state_dir, strerror(-r));
         return 0;
+}
+
+/* Save m->state with another schedule; on failure nothing changed. */
+static int save_schedule(struct ks_manager *m, uint64_t restore_at, uint64_t restore_boot, bool keep_confirm,
+                         struct ks_error *e)
+{
+        struct ks_state next;
+        int r;
+
+        if (state_copy(&m->state, &next) < 0)
+                return ks_error_set(e, -ENOMEM, KS_ERR_INTERNAL, "Out of memory");
+        next.restore_at_usec = restore_at;
+        next.restore_boot_usec = restore_boot;
+        if (!keep_confirm) {
+                next.confirm_usec = 0;
+                next.confirm_boot_usec = 0;
+                next.revert_isolated = false;
+                free(next.revert_policy);
+                next.revert_policy = NULL;
+        }
+        r = state_save(m->state_dir, &next);
+        if (r < 0) {
+                state_clear(&next);
+                return ks_error_set(e, r, KS_ERR_STATE, "Could not save the schedule in %s/%s: %s; nothing was "
+                                    "changed", m->state_dir, STATE_FILE, strerror(-r));
+        }
+        state_clear(&m->state);
+        m->state = next;
+        schedule_arm(m->schedule);
+        return 0;
+}
+
+int manager_schedule_restore(struct ks_manager *m, const struct ks_actor *a, uint64_t at, uint64_t boot,
+                             const char *reason, struct ks_error *e)
+{
+        char when[32], msg[256];
+        int r;
+
+        if (!m->state.isolated)
+                return ks_error_set(e, -ENOTCONN, KS_ERR_NOT_ISOLATED,
+                                    "Not isolated: there is nothing to restore (isolate with --for or --until to "
+                                    "isolate and schedule the restore at once)");
+        if (at <= now_realtime_usec())
+                return ks_error_set(e, -EINVAL, KS_ERR_PARAM, "The restore time %s has already passed",
+                                    timespec_format_rfc3339(at, when, sizeof(when)));
+        r = save_schedule(m, at, boot, true, e);
+        if (r < 0)
+                return r;
+        snprintf(msg, sizeof(msg), "Restore scheduled for %s by %s", timespec_format_rfc3339(at, when, sizeof(when)),
+                 a->user ? a->user : "?");
+        manager_audit(m, AUDIT_SCHEDULE, a, m->state.policy, NULL, reason, msg);
+        return 0;
+}
+
+int manager_cancel(struct ks_manager *m, const struct ks_actor *a, const char *reason, struct ks_error *e)
+{
+        char when[32], msg[256];
+        uint64_t at = m->state.isolated ? m->state.restore_at_usec : 0;
+        int r;
+
+        if (!at)
+                return ks_error_set(e, -ENOENT, KS_ERR_NOTHING_PENDING, "No restore is scheduled%s",
+                                    m->state.isolated && m->state.confirm_usec
+                                    ? " (a commit-confirmed isolation is pending: 'killswitchctl confirm' keeps "
+                                      "it, or let it revert)" : "");
+        r = save_schedule(m, 0, 0, true, e);
+        if (r < 0)
+                return r;
+        snprintf(msg, sizeof(msg), "Scheduled restore at %s cancelled by %s: the isolation stays in force",
+                 timespec_format_rfc3339(at, when, sizeof(when)), a->user ? a->user : "?");
+        manager_audit(m, AUDIT_CANCEL, a, m->state.policy, NULL, reason, msg);
+        return 0;
+}
+
+int manager_confirm(struct ks_manager *m, const struct ks_actor *a, struct ks_error *e)
+{
+        char msg[256];
+        int r;
+
+        if (!m->state.isolated || !m->state.confirm_usec)
+                return ks_error_set(e, -ENOENT, KS_ERR_NOTHING_PENDING,
+                                    "Nothing to confirm: no commit-confirmed isolation is pending (it may have "
+                                    "reverted already: see 'killswitchctl history')");
+        r = save_schedule(m, m->state.restore_at_usec, m->state.restore_boot_usec, false, e);
+        if (r < 0)
+                return r;
+        snprintf(msg, sizeof(msg), "Isolation with policy %s confirmed by %s: it stays in force", m->state.policy,
+                 a->user ? a->user : "?");
+        manager_audit(m, AUDIT_CONFIRM, a, m->state.policy, NULL, NULL, msg);
+        return 0;
+}
+
+/* The state in force, for the schedule's timers (schedule.c). */
+static const struct ks_state *schedule_state(void *userdata)
+{
+        struct ks_manager *m = userdata;
+
+        return &m->state;
+}
+
+/* A deadline of the schedule is due: the commit-confirmed revert, or the scheduled restore. */
+static int on_schedule_due(void *userdata, enum transition_due due, const char *reason)
+{
+        struct ks_manager *m = userdata;
+        const struct ks_state *s = &m->state;
+        struct ks_actor self = AGENT_ACTOR(due == TRANSITION_RESTORE ? "schedule" : "confirm-timeout");
+        struct ks_isolate_opts revert = { .force = true, .revert = true };
+        _cleanup_free_ char *to = NULL;
+        struct ks_error e = {};
+        int r = 0;
+
+        switch (due) {
+        case TRANSITION_NONE:
+                return 0;
+        case TRANSITION_RESTORE:
+                r = manager_restore(m, &self, reason, &e);
+                if (r < 0)
+                        log_error("The scheduled restore failed: %s", e.msg);
+                return r;
+        case TRANSITION_REVERT_SWITCH:
+                to = s->revert_policy ? strdup(s->revert_policy) : NULL;
+                if (s->revert_policy && !to)
+                        return -ENOMEM;
+                manager_audit(m, AUDIT_REVERT, &self, s->policy, to, reason, NULL);
+                r = manager_isolate(m, to, &self, reason, &revert, &e);
+                break;
+        case TRANSITION_REVERT_KEEP:
+                to = strdup(s->policy);
+                if (!to)
+                        return -ENOMEM;
+                manager_audit(m, AUDIT_REVERT, &self, s->policy, NULL, reason, NULL);
+                log_error("Cannot revert: the previous policy is unknown; keeping policy %s in force", to);
+                r = manager_isolate(m, to, &self, reason, &revert, &e);
+                break;
+        case TRANSITION_REVERT_RESTORE:
+                manager_audit(m, AUDIT_REVERT, &self, s->policy, NULL, reason, NULL);
+                r = manager_restore(m, &self, reason, &e);
+                break;
+        case TRANSITION_RESTORE_UNAPPROVED:
+        case TRANSITION_REQUEST_EXPIRED:
+                return approve_lapse(m, due, now_realtime_usec());
+        }
+        if (r < 0)
+                log_error("The commit-confirmed revert failed: %s", e.msg);
+        return r;
 }
 
 static void log_store_problems(struct ks_manager *m)
@@ -1491,7 +1641,7 @@ int manager_startup(struct ks_manager *m)
         /* Adopted or rebuilt, the netdev table is staged as this version builds it. */
         stage_links(m, m->state.isolated ? m->state.policy : NULL, !m->links_applied);
         /* Deadlines that passed while we were down are carried out on the first loop iteration. */
-        schedule_arm(m);
+        schedule_arm(m->schedule);
         triggers_load(m, NULL);
         r = control_new(m->event, m->socket_path, methods_dispatch, m, &m->control);
         if (r < 0)

@@ -32,6 +32,7 @@ struct ks_nft;
 struct ks_control;
 struct ks_monitor;
 struct ks_triggers;
+struct ks_schedule;
 struct ks_reload;
 struct ks_stager;
 struct ks_ruleset;
@@ -69,8 +70,7 @@ struct ks_manager {
         bool owned;                     /* the kernel refuses other processes' changes (owner+persist) */
         uint64_t last_apply_usec;
         bool has_last_apply;
-        sd_event_source *schedule_source;       /* CLOCK_REALTIME: the next deadline of m->state (schedule.c) */
-        sd_event_source *schedule_boot_source;  /* CLOCK_BOOTTIME: the next one given as a duration */
+        struct ks_schedule *schedule;           /* the timers of m->state's deadlines (schedule.c) */
         struct ks_triggers *triggers;           /* killswitch.conf (triggers.c) */
         struct ks_reload *reload;               /* reading the policy files off the loop (reload.c) */
         struct reload_waiter *reloads;          /* who asked: the first is the one running */
@@ -108,7 +108,7 @@ int manager_isolate(struct ks_manager *m, const char *policy, const struct ks_ac
                     const struct ks_isolate_opts *o, struct ks_error *e);
 int manager_restore(struct ks_manager *m, const struct ks_actor *a, const char *reason, struct ks_error *e);
 /*
- * Schedules (schedule.c): restore at a wall-clock instant while isolated;
+ * Schedules (the timers are schedule.c's): restore at a wall-clock instant while isolated;
  * drop a pending restore; confirm a commit-confirmed isolation.
  */
 int manager_schedule_restore(struct ks_manager *m, const struct ks_actor *a, uint64_t at_usec, uint64_t boot_usec,

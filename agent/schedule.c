@@ -6,18 +6,44 @@
 #include <string.h>
 #include <time.h>
 
-#include "approve.h"
-#include "audit.h"
-#include "cleanup.h"
 #include "log.h"
-#include "manager.h"
 #include "schedule.h"
-#include "state.h"
 #include "timespec.h"
 #include "timeutil.h"
-#include "transition.h"
+
+struct ks_schedule {
+        sd_event *event;
+        sd_event_source *real;          /* CLOCK_REALTIME: the next deadline given as an instant */
+        sd_event_source *boot;          /* CLOCK_BOOTTIME: the next one given as a duration */
+        schedule_state_t state;
+        schedule_due_t due;
+        void *userdata;
+};
 
 static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata);
+
+int schedule_new(sd_event *event, schedule_state_t state, schedule_due_t due, void *userdata,
+                 struct ks_schedule **ret)
+{
+        struct ks_schedule *s = calloc(1, sizeof(*s));
+
+        if (!s)
+                return -ENOMEM;
+        *s = (struct ks_schedule){ .event = sd_event_ref(event), .state = state, .due = due, .userdata = userdata };
+        *ret = s;
+        return 0;
+}
+
+struct ks_schedule *schedule_free(struct ks_schedule *s)
+{
+        if (!s)
+                return NULL;
+        sd_event_source_disable_unref(s->real);
+        sd_event_source_disable_unref(s->boot);
+        sd_event_unref(s->event);
+        free(s);
+        return NULL;
+}
 
 uint64_t schedule_now_boottime(void)
 {
@@ -28,9 +54,9 @@ uint64_t schedule_now_boottime(void)
 }
 
 /* Arm the timer of `clock` (CLOCK_REALTIME or CLOCK_BOOTTIME) at `at`, or disarm it if 0. */
-static void arm_at(struct ks_manager *m, clockid_t clock, uint64_t at)
+static void arm_at(struct ks_schedule *s, clockid_t clock, uint64_t at)
 {
-        sd_event_source **source = clock == CLOCK_BOOTTIME ? &m->schedule_boot_source : &m->schedule_source;
+        sd_event_source **source = clock == CLOCK_BOOTTIME ? &s->boot : &s->real;
         int r;
 
         if (!at) {
@@ -44,7 +70,7 @@ static void arm_at(struct ks_manager *m, clockid_t clock, uint64_t at)
                         r = sd_event_source_set_enabled(*source, SD_EVENT_ONESHOT);
         } else {
                 /* Accuracy 1 µs: a restore at 18:00 happens at 18:00, not whenever sd-event coalesces. */
-                r = sd_event_add_time(m->event, source, clock, at, 1, on_deadline, m);
+                r = sd_event_add_time(s->event, source, clock, at, 1, on_deadline, s);
         }
         if (r < 0)
                 log_error_errno(r, "Cannot arm the timer of the schedule: %m; a pending deadline is missed until "
@@ -52,13 +78,15 @@ static void arm_at(struct ks_manager *m, clockid_t clock, uint64_t at)
 }
 
 /* A deadline given as a duration counts on CLOCK_BOOTTIME, an instant on the wall clock. */
-void schedule_arm(struct ks_manager *m)
+void schedule_arm(struct ks_schedule *s)
 {
         uint64_t real, boot;
 
-        transition_deadlines(&m->state, &real, &boot);
-        arm_at(m, CLOCK_REALTIME, real);
-        arm_at(m, CLOCK_BOOTTIME, boot);
+        if (!s)
+                return;
+        transition_deadlines(s->state(s->userdata), &real, &boot);
+        arm_at(s, CLOCK_REALTIME, real);
+        arm_at(s, CLOCK_BOOTTIME, boot);
 }
 
 /* ", 42s late: the agent was not running" or "". */
@@ -73,164 +101,49 @@ static void late_note(uint64_t due, uint64_t now, char *buf, size_t size)
                 buf[0] = '\0';
 }
 
-static int revert(struct ks_manager *m, enum transition_due due, uint64_t now)
+static int revert(struct ks_schedule *sc, enum transition_due due, uint64_t now)
 {
-        const struct ks_state *s = &m->state;
-        struct ks_actor self = AGENT_ACTOR("confirm-timeout");
-        _cleanup_free_ char *to = s->revert_policy ? strdup(s->revert_policy) : NULL;
+        const struct ks_state *s = sc->state(sc->userdata);
         char reason[1024], at[32], late[160];
-        struct ks_error e = {};
-        int r;
 
-        if (s->revert_policy && !to)
-                return -ENOMEM;
         late_note(s->confirm_usec, now, late, sizeof(late));
         snprintf(reason, sizeof(reason), "isolation with policy %s (by %s) was not confirmed by %s%s", s->policy,
                  s->user ? s->user : "?", timespec_format_rfc3339(s->confirm_usec, at, sizeof(at)), late);
-        manager_audit(m, AUDIT_REVERT, &self, s->policy, due == TRANSITION_REVERT_SWITCH ? to : NULL, reason,
-                      NULL);
-        if (due == TRANSITION_REVERT_SWITCH) {
-                struct ks_isolate_opts o = { .force = true };
-
-                r = manager_isolate(m, to, &self, reason, &o, &e);
-        } else if (due == TRANSITION_REVERT_KEEP) {
-                log_error("Cannot revert: the previous policy is unknown; keeping policy %s in force", s->policy);
-                r = manager_isolate(m, s->policy, &self, reason, &(struct ks_isolate_opts){ .force = true }, &e);
-        } else {
-                r = manager_restore(m, &self, reason, &e);
-        }
-        if (r < 0)
-                log_error("The commit-confirmed revert failed: %s", e.msg);
-        return r;
+        return sc->due(sc->userdata, due, reason);
 }
 
-static int restore(struct ks_manager *m, uint64_t now)
+static int restore(struct ks_schedule *sc, uint64_t now)
 {
-        struct ks_actor self = AGENT_ACTOR("schedule");
+        const struct ks_state *s = sc->state(sc->userdata);
         char reason[512], at[32], late[160];
-        struct ks_error e = {};
-        int r;
 
-        late_note(m->state.restore_at_usec, now, late, sizeof(late));
+        late_note(s->restore_at_usec, now, late, sizeof(late));
         snprintf(reason, sizeof(reason), "scheduled restore at %s%s",
-                 timespec_format_rfc3339(m->state.restore_at_usec, at, sizeof(at)), late);
+                 timespec_format_rfc3339(s->restore_at_usec, at, sizeof(at)), late);
         if (*late)
                 log_warning("Carrying out the %s", reason);
-        r = manager_restore(m, &self, reason, &e);
-        if (r < 0)
-                log_error("The scheduled restore failed: %s", e.msg);
-        return r;
+        return sc->due(sc->userdata, TRANSITION_RESTORE, reason);
 }
 
 static int on_deadline(sd_event_source *source, uint64_t usec, void *userdata)
 {
-        struct ks_manager *m = userdata;
+        struct ks_schedule *s = userdata;
         uint64_t now = now_realtime_usec(), now_boot = schedule_now_boottime();
-        enum transition_due due = transition_due(&m->state, now, now_boot);
+        enum transition_due due = transition_due(s->state(s->userdata), now, now_boot);
         int r = 0;
 
         /* The revert first (transition_due says so): it decides what a restore due at the same time applies to. */
         if (due == TRANSITION_REVERT_RESTORE || due == TRANSITION_REVERT_SWITCH || due == TRANSITION_REVERT_KEEP)
-                r = revert(m, due, now);
-        due = r == 0 ? transition_due(&m->state, now, now_boot) : TRANSITION_NONE;
+                r = revert(s, due, now);
+        due = r == 0 ? transition_due(s->state(s->userdata), now, now_boot) : TRANSITION_NONE;
         if (due == TRANSITION_RESTORE)
-                r = restore(m, now);
+                r = restore(s, now);
         /* Four eyes: a request nobody approved in time lapses; a scheduled restore without its approval does not happen. */
         else if (due == TRANSITION_RESTORE_UNAPPROVED || due == TRANSITION_REQUEST_EXPIRED)
-                r = approve_lapse(m, due, now);
+                r = s->due(s->userdata, due, NULL);
         if (r < 0)
-                arm_at(m, CLOCK_BOOTTIME, now_boot + SCHEDULE_RETRY_USEC);
+                arm_at(s, CLOCK_BOOTTIME, now_boot + SCHEDULE_RETRY_USEC);
         else
-                schedule_arm(m);
-        return 0;
-}
-
-/* Save m->state with another schedule; on failure nothing changed. */
-static int save_schedule(struct ks_manager *m, uint64_t restore_at, uint64_t restore_boot, bool keep_confirm,
-                         struct ks_error *e)
-{
-        struct ks_state next;
-        int r;
-
-        if (state_copy(&m->state, &next) < 0)
-                return ks_error_set(e, -ENOMEM, KS_ERR_INTERNAL, "Out of memory");
-        next.restore_at_usec = restore_at;
-        next.restore_boot_usec = restore_boot;
-        if (!keep_confirm) {
-                next.confirm_usec = 0;
-                next.confirm_boot_usec = 0;
-                next.revert_isolated = false;
-                free(next.revert_policy);
-                next.revert_policy = NULL;
-        }
-        r = state_save(m->state_dir, &next);
-        if (r < 0) {
-                state_clear(&next);
-                return ks_error_set(e, r, KS_ERR_STATE, "Could not save the schedule in %s/%s: %s; nothing was "
-                                    "changed", m->state_dir, STATE_FILE, strerror(-r));
-        }
-        state_clear(&m->state);
-        m->state = next;
-        schedule_arm(m);
-        return 0;
-}
-
-int manager_schedule_restore(struct ks_manager *m, const struct ks_actor *a, uint64_t at, uint64_t boot,
-                             const char *reason, struct ks_error *e)
-{
-        char when[32], msg[256];
-        int r;
-
-        if (!m->state.isolated)
-                return ks_error_set(e, -ENOTCONN, KS_ERR_NOT_ISOLATED,
-                                    "Not isolated: there is nothing to restore (isolate with --for or --until to "
-                                    "isolate and schedule the restore at once)");
-        if (at <= now_realtime_usec())
-                return ks_error_set(e, -EINVAL, KS_ERR_PARAM, "The restore time %s has already passed",
-                                    timespec_format_rfc3339(at, when, sizeof(when)));
-        r = save_schedule(m, at, boot, true, e);
-        if (r < 0)
-                return r;
-        snprintf(msg, sizeof(msg), "Restore scheduled for %s by %s", timespec_format_rfc3339(at, when, sizeof(when)),
-                 a->user ? a->user : "?");
-        manager_audit(m, AUDIT_SCHEDULE, a, m->state.policy, NULL, reason, msg);
-        return 0;
-}
-
-int manager_cancel(struct ks_manager *m, const struct ks_actor *a, const char *reason, struct ks_error *e)
-{
-        char when[32], msg[256];
-        uint64_t at = m->state.isolated ? m->state.restore_at_usec : 0;
-        int r;
-
-        if (!at)
-                return ks_error_set(e, -ENOENT, KS_ERR_NOTHING_PENDING, "No restore is scheduled%s",
-                                    m->state.isolated && m->state.confirm_usec
-                                    ? " (a commit-confirmed isolation is pending: 'killswitchctl confirm' keeps "
-                                      "it, or let it revert)" : "");
-        r = save_schedule(m, 0, 0, true, e);
-        if (r < 0)
-                return r;
-        snprintf(msg, sizeof(msg), "Scheduled restore at %s cancelled by %s: the isolation stays in force",
-                 timespec_format_rfc3339(at, when, sizeof(when)), a->user ? a->user : "?");
-        manager_audit(m, AUDIT_CANCEL, a, m->state.policy, NULL, reason, msg);
-        return 0;
-}
-
-int manager_confirm(struct ks_manager *m, const struct ks_actor *a, struct ks_error *e)
-{
-        char msg[256];
-        int r;
-
-        if (!m->state.isolated || !m->state.confirm_usec)
-                return ks_error_set(e, -ENOENT, KS_ERR_NOTHING_PENDING,
-                                    "Nothing to confirm: no commit-confirmed isolation is pending (it may have "
-                                    "reverted already: see 'killswitchctl history')");
-        r = save_schedule(m, m->state.restore_at_usec, m->state.restore_boot_usec, false, e);
-        if (r < 0)
-                return r;
-        snprintf(msg, sizeof(msg), "Isolation with policy %s confirmed by %s: it stays in force", m->state.policy,
-                 a->user ? a->user : "?");
-        manager_audit(m, AUDIT_CONFIRM, a, m->state.policy, NULL, NULL, msg);
+                schedule_arm(s);
         return 0;
 }
