@@ -22,7 +22,7 @@ unsigned approve_needed(struct ks_manager *m)
         unsigned approvals;
         uint64_t timeout;
 
-        triggers_restore_conf(m, &approvals, &timeout);
+        triggers_restore_conf(m->triggers, &approvals, &timeout);
         return approvals;
 }
 
@@ -88,7 +88,7 @@ static int request(struct ks_manager *m, const struct ks_actor *a, uint64_t at, 
         char until[32], msg[256];
         int r;
 
-        triggers_restore_conf(m, &approvals, &timeout);
+        triggers_restore_conf(m->triggers, &approvals, &timeout);
         r = transition_request(&m->state, a, at, boot, timeout, now_realtime_usec(), schedule_now_boottime(), &next);
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_INTERNAL, "Out of memory");

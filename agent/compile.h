@@ -33,6 +33,9 @@ struct nftnl_batch;
 struct ks_ruleset;
 
 /* Separates the policy name from the object name: "web-proxy/dropped_in". */
+/* The agent's table (family inet; its companions are named after it). */
+#define TABLE_NAME "killswitch"
+
 #define COMPILE_NAME_SEP "/"
 
 /* Counters of a policy, after "P/"; the status code reads them back. */

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "log.h"
 #include "manager.h"
+#include "methods.h"
 #include "policy-lint.h"
 #include "privs.h"
 #include "store.h"
@@ -209,7 +210,7 @@ int main(int argc, char *argv[])
                 log_error_errno(r, "Failed to start: %m");
                 return EXIT_FAILURE;
         }
-        r = manager_startup(m);
+        r = manager_startup(m, methods_dispatch, methods_peer_privileged, methods_urgent);
         if (r >= 0)
                 r = manager_run(m);
         manager_free(m);

@@ -22,7 +22,6 @@
 #include "links.h"
 #include "log.h"
 #include "manager.h"
-#include "methods.h"
 #include "monitor.h"
 #include "nft.h"
 #include "report.h"
@@ -41,8 +40,9 @@
 static void reloads_clear(struct ks_manager *m);
 static void reload_complete(struct ks_manager *m, int r, const struct ks_error *e);
 static struct readback *readback_free(struct readback *rb);
-static const struct ks_state *schedule_state(void *userdata);
+static const struct ks_state *state_in_force(void *userdata);
 static int on_schedule_due(void *userdata, enum transition_due due, const char *reason);
+static void load_triggers(struct ks_manager *m);
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct ks_manager *, manager_free)
 
@@ -69,7 +69,7 @@ int manager_new(const struct ks_options *o, struct ks_manager **ret)
                 return r;
         if (audit_attach_event(m->audit, m->event) < 0)
                 log_warning("Could not defer the history's fsync: every history line is synced at once");
-        r = schedule_new(m->event, schedule_state, on_schedule_due, m, &m->schedule);
+        r = schedule_new(m->event, state_in_force, on_schedule_due, m, &m->schedule);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(m);
@@ -952,7 +952,7 @@ int manager_isolate(struct ks_manager *m, const char *name, const struct ks_acto
         if (superseded)
                 log_notice("The pending commit-confirmed revert was superseded by this isolation");
         schedule_arm(m->schedule);
-        triggers_state_changed(m);
+        triggers_state_changed(m->triggers);
         if (saved < 0)
                 return ks_error_set(e, saved, KS_ERR_STATE,
                                     "Isolation with policy %s is in force, but the state could not be saved in "
@@ -987,7 +987,7 @@ int manager_restore(struct ks_manager *m, const struct ks_actor *a, const char *
         m->state = next;
         notify_status(m);
         schedule_arm(m->schedule);
-        triggers_state_changed(m);
+        triggers_state_changed(m->triggers);
         r = state_save(m->state_dir, &m->state);
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_STATE,
@@ -1087,8 +1087,8 @@ int manager_confirm(struct ks_manager *m, const struct ks_actor *a, struct ks_er
         return 0;
 }
 
-/* The state in force, for the schedule's timers (schedule.c). */
-static const struct ks_state *schedule_state(void *userdata)
+/* The state in force, for the schedule's timers (schedule.c) and the triggers (triggers.c). */
+static const struct ks_state *state_in_force(void *userdata)
 {
         struct ks_manager *m = userdata;
 
@@ -1140,6 +1140,30 @@ static int on_schedule_due(void *userdata, enum transition_due due, const char *
         if (r < 0)
                 log_error("The commit-confirmed revert failed: %s", e.msg);
         return r;
+}
+
+/* A trigger of killswitch.conf fires (triggers.c): isolate with its policy, whatever pends. */
+static void on_trigger_fired(void *userdata, const char *id, const char *policy, const char *why)
+{
+        struct ks_manager *m = userdata;
+        struct ks_actor self = AGENT_ACTOR(id);
+        struct ks_isolate_opts o = { .force = true, .trigger = true };
+        struct ks_error e = {};
+
+        manager_audit(m, AUDIT_TRIGGER, &self, policy, active_policy(m), why, NULL);
+        if (manager_isolate(m, policy, &self, why, &o, &e) < 0)
+                log_error("Trigger %s fired, but isolating with policy %s failed: %s", id, policy, e.msg);
+}
+
+/* (Re-)read killswitch.conf and set up its triggers. */
+static void load_triggers(struct ks_manager *m)
+{
+        const struct triggers_context ctx = {
+                .event = m->event, .config_dir = m->config_dir, .store = &m->store, .nft = m->nft,
+                .state = state_in_force, .fire = on_trigger_fired, .userdata = m,
+        };
+
+        triggers_load(&m->triggers, &ctx, NULL);
 }
 
 static void log_store_problems(struct ks_manager *m)
@@ -1252,7 +1276,7 @@ static void reload_complete(struct ks_manager *m, int r, const struct ks_error *
         if (r < 0) {
                 audit(m, AUDIT_APPLY_FAILED, &w->actor, active, NULL, "staging the reloaded policies", e);
         } else {
-                triggers_load(m, NULL);
+                load_triggers(m);
                 snprintf(done.msg, sizeof(done.msg), "Reloaded %zu policies from %s (%zu with problems)",
                          m->store.n, m->policy_dir, m->reload_failed);
                 audit(m, AUDIT_RELOAD, &w->actor, active, NULL, NULL, &done);
@@ -1466,7 +1490,7 @@ static int on_reassert(sd_event_source *s, void *userdata)
                 log_error("Cannot re-assert: policy %s has no loadable version", active);
                 return 0;
         }
-        triggers_reassert(m);
+        triggers_reassert(m->triggers);
         if (rebuild(m, active, &e) < 0) {
                 log_error("Re-asserting table inet %s failed: %s", TABLE_NAME, e.msg);
                 return 0;
@@ -1606,7 +1630,8 @@ static int setup_signals(struct ks_manager *m)
         return 0;
 }
 
-int manager_startup(struct ks_manager *m)
+int manager_startup(struct ks_manager *m, control_handler_t methods, bool (*trusted)(const struct ks_peer *peer),
+                    bool (*urgent)(const char *method))
 {
         int r;
 
@@ -1642,13 +1667,13 @@ int manager_startup(struct ks_manager *m)
         stage_links(m, m->state.isolated ? m->state.policy : NULL, !m->links_applied);
         /* Deadlines that passed while we were down are carried out on the first loop iteration. */
         schedule_arm(m->schedule);
-        triggers_load(m, NULL);
-        r = control_new(m->event, m->socket_path, methods_dispatch, m, &m->control);
+        load_triggers(m);
+        r = control_new(m->event, m->socket_path, methods, m, &m->control);
         if (r < 0)
                 return log_error_errno(r, "Cannot listen on %s: %m%s", m->socket_path,
                                        r == -EADDRINUSE ? " (another killswitchd answers there)" : "");
-        control_set_trusted(m->control, methods_peer_privileged);
-        control_set_urgent(m->control, methods_urgent);
+        control_set_trusted(m->control, trusted);
+        control_set_urgent(m->control, urgent);
         return 0;
 }
 

@@ -8,6 +8,8 @@
 #include <systemd/sd-event.h>
 
 #include "actor.h"
+#include "compile.h"
+#include "control.h"
 #include "drops.h"
 #include "error.h"
 #include "state.h"
@@ -20,12 +22,9 @@
  * socket). State changes go through manager_isolate/manager_restore only.
  */
 
-#define TABLE_NAME "killswitch"
-
 /* Errors of the schedule verbs (docs/protocol.md). */
 #define KS_ERR_NOT_ISOLATED     "io.killswitch.NotIsolated"
 #define KS_ERR_NOTHING_PENDING  "io.killswitch.NothingPending"
-#define KS_ERR_NOT_CONFIGURED   "io.killswitch.NotConfigured"
 #define DEFAULT_POLICY "isolate"
 
 struct ks_nft;
@@ -96,8 +95,13 @@ struct ks_manager {
 int manager_new(const struct ks_options *o, struct ks_manager **ret);
 struct ks_manager *manager_free(struct ks_manager *m);
 
-/* Load policies and state, put the persisted state in force, open the socket. */
-int manager_startup(struct ks_manager *m);
+/*
+ * Load policies and state, put the persisted state in force, open the socket
+ * with the methods given (methods.c, wired by main(): the manager does not know
+ * them).
+ */
+int manager_startup(struct ks_manager *m, control_handler_t methods, bool (*trusted)(const struct ks_peer *peer),
+                    bool (*urgent)(const char *method));
 int manager_run(struct ks_manager *m);
 
 /*

@@ -295,7 +295,7 @@ static json_t *status_json(struct ks_manager *m)
                 json_object_set_new(o, "pending", pending_json(s));
                 json_object_set_new(o, "confirm_deadline", opt_instant(s->isolated ? s->confirm_usec : 0));
                 json_object_set_new(o, "restore_request", approve_request_json(m));
-                json_object_set_new(o, "triggers", triggers_json(m));
+                json_object_set_new(o, "triggers", triggers_json(m->triggers));
                 status_add_counters(m, o);
                 json_object_set_new(o, "drops", drops_summary_json(m));
         }
@@ -463,7 +463,7 @@ static json_t *method_heartbeat(struct ks_manager *m, const struct ks_actor *a, 
         struct ks_error e = {};
         uint64_t deadline = 0;
 
-        if (triggers_heartbeat(m, &deadline, &e) < 0)
+        if (triggers_heartbeat(m->triggers, m->config_dir, &deadline, &e) < 0)
                 return reply_from_error(&e, NULL, NULL);
         return reply_ok(json_pack("{s:b, s:o}", "armed", deadline != 0, "deadline", opt_instant(deadline)));
 }

@@ -6,7 +6,6 @@
 
 #include "cleanup.h"
 #include "compile.h"
-#include "manager.h"
 #include "reload.h"
 #include "resolve.h"
 #include "timeutil.h"

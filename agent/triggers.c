@@ -14,11 +14,9 @@
 #include <unistd.h>
 
 
-#include "audit.h"
 #include "cleanup.h"
 #include "compile-tripwire.h"
 #include "log.h"
-#include "manager.h"
 #include "nflog.h"
 #include "nft.h"
 #include "timespec.h"
@@ -39,7 +37,7 @@ struct path_watch {
 };
 
 struct ks_triggers {
-        struct ks_manager *m;
+        struct triggers_context ctx;
         struct ks_conf conf;
         struct path_watch *watches;
         size_t n_watches;
@@ -171,21 +169,20 @@ int triggers_check(const char *config_dir, struct ks_store *store, struct ks_con
 
 /* ---- firing ---- */
 
+/* The state in force (the owner's). */
+static const struct ks_state *state(struct ks_triggers *t)
+{
+        return t->ctx.state(t->ctx.userdata);
+}
+
 /* Isolate with `policy`, once per incident; the reason says what happened. */
 static void fire(struct ks_triggers *t, const char *id, const char *policy, const char *why)
 {
-        struct ks_manager *m = t->m;
-        struct ks_actor self = AGENT_ACTOR(id);
-        struct ks_isolate_opts o = { .force = true, .trigger = true };
-        struct ks_error e = {};
-
-        if (state_fired(&m->state, id)) {
+        if (state_fired(state(t), id)) {
                 log_debug("Trigger %s: already fired for this incident", id);
                 return;
         }
-        manager_audit(m, AUDIT_TRIGGER, &self, policy, m->state.isolated ? m->state.policy : NULL, why, NULL);
-        if (manager_isolate(m, policy, &self, why, &o, &e) < 0)
-                log_error("Trigger %s fired, but isolating with policy %s failed: %s", id, policy, e.msg);
+        t->ctx.fire(t->ctx.userdata, id, policy, why);
 }
 
 /* ---- path triggers ---- */
@@ -206,7 +203,7 @@ static int on_recheck(sd_event_source *s, void *userdata)
 
         t->recheck = sd_event_source_disable_unref(t->recheck);
         for (size_t i = 0; i < t->n_watches; i++)
-                if (!t->m->state.isolated || !state_fired(&t->m->state, t->watches[i].id))
+                if (!state(t)->isolated || !state_fired(state(t), t->watches[i].id))
                         check_path(&t->watches[i], "exists");
         return 0;
 }
@@ -214,7 +211,7 @@ static int on_recheck(sd_event_source *s, void *userdata)
 static void schedule_recheck(struct ks_triggers *t)
 {
         if (t->n_watches > 0 && !t->recheck &&
-            sd_event_add_defer(t->m->event, &t->recheck, on_recheck, t) < 0)
+            sd_event_add_defer(t->ctx.event, &t->recheck, on_recheck, t) < 0)
                 log_error("Cannot check the path triggers' files");
 }
 
@@ -249,7 +246,7 @@ static int watch_path(struct ks_triggers *t, const struct ks_conf_path *p, struc
         w->base = strdup(basename(b));
         if (!w->dir || !w->base)
                 return -ENOMEM;
-        r = sd_event_add_inotify(t->m->event, &w->source, w->dir,
+        r = sd_event_add_inotify(t->ctx.event, &w->source, w->dir,
                                  IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB | IN_ONLYDIR, on_inotify, w);
         if (r < 0)
                 return r;
@@ -281,7 +278,7 @@ static int heartbeat_arm(struct ks_triggers *t)
                 if (r >= 0)
                         r = sd_event_source_set_enabled(t->heartbeat, SD_EVENT_ONESHOT);
         } else {
-                r = sd_event_add_time(t->m->event, &t->heartbeat, CLOCK_BOOTTIME, at, 1000, on_heartbeat_timeout, t);
+                r = sd_event_add_time(t->ctx.event, &t->heartbeat, CLOCK_BOOTTIME, at, 1000, on_heartbeat_timeout, t);
         }
         if (r < 0)
                 return log_error_errno(r, "Cannot arm the heartbeat timer: %m");
@@ -289,17 +286,17 @@ static int heartbeat_arm(struct ks_triggers *t)
         return 0;
 }
 
-int triggers_heartbeat(struct ks_manager *m, uint64_t *ret_deadline_usec, struct ks_error *e)
+int triggers_heartbeat(struct ks_triggers *t, const char *config_dir, uint64_t *ret_deadline_usec,
+                       struct ks_error *e)
 {
-        struct ks_triggers *t = m->triggers;
         int r;
 
         if (!t || !t->conf.heartbeat.enabled)
                 return ks_error_set(e, -ENOENT, KS_ERR_NOT_CONFIGURED,
                                     "No heartbeat is configured: add [Heartbeat] Timeout=... to %s/%s and run "
-                                    "'killswitchctl reload'", m->config_dir, CONF_FILE);
+                                    "'killswitchctl reload'", config_dir, CONF_FILE);
         t->heartbeat_last = now_realtime_usec();
-        if (state_fired(&m->state, "heartbeat")) {
+        if (state_fired(state(t), "heartbeat")) {
                 *ret_deadline_usec = 0;
                 return 0;       /* fired for this incident: re-armed by the restore */
         }
@@ -315,7 +312,7 @@ int triggers_heartbeat(struct ks_manager *m, uint64_t *ret_deadline_usec, struct
 static int build_tripwire(struct nftnl_batch *b, uint32_t *seq, void *userdata)
 {
         struct ks_triggers *t = userdata;
-        const struct ks_policy *p = store_get(&t->m->store, t->conf.tripwire.policy);
+        const struct ks_policy *p = store_get(t->ctx.store, t->conf.tripwire.policy);
         struct tripwire_spec spec;
 
         if (!p)
@@ -328,17 +325,16 @@ static int build_tripwire(struct nftnl_batch *b, uint32_t *seq, void *userdata)
 /* The table only while normal and armed; dropped otherwise (if it is there). */
 static void tripwire_sync(struct ks_triggers *t)
 {
-        struct ks_manager *m = t->m;
-        bool want = t->tripwire_ok && !m->state.isolated && !state_fired(&m->state, "tripwire") &&
-                    store_get(&m->store, t->conf.tripwire.policy);
+        bool want = t->tripwire_ok && !state(t)->isolated && !state_fired(state(t), "tripwire") &&
+                    store_get(t->ctx.store, t->conf.tripwire.policy);
         struct ks_error e = {};
         int r;
 
-        if (!m->nft)
+        if (!t->ctx.nft)
                 return;
-        if (!want && !t->tripwire_installed && nft_table_exists(m->nft, TRIPWIRE_TABLE) <= 0)
+        if (!want && !t->tripwire_installed && nft_table_exists(t->ctx.nft, TRIPWIRE_TABLE) <= 0)
                 return;
-        r = nft_rebuild_table_with(m->nft, TRIPWIRE_TABLE, want ? build_tripwire : NULL, t, &e);
+        r = nft_rebuild_table_with(t->ctx.nft, TRIPWIRE_TABLE, want ? build_tripwire : NULL, t, &e);
         if (r < 0) {
                 log_error("Could not %s the egress trip-wire (table inet %s): %s", want ? "install" : "remove",
                           TRIPWIRE_TABLE, e.msg);
@@ -373,7 +369,7 @@ static void on_tripwire_event(void *userdata)
 
 static int tripwire_listen(struct ks_triggers *t)
 {
-        return nflog_new(t->m->event, t->conf.tripwire.log_group, on_tripwire_event, t, &t->nflog);
+        return nflog_new(t->ctx.event, t->conf.tripwire.log_group, on_tripwire_event, t, &t->nflog);
 }
 
 /* ---- setup ---- */
@@ -414,7 +410,7 @@ static void setup(struct ks_triggers *t)
                 }
                 t->n_watches++;
         }
-        if (c->heartbeat.enabled && !state_fired(&t->m->state, "heartbeat") && heartbeat_arm(t) == 0) {
+        if (c->heartbeat.enabled && !state_fired(state(t), "heartbeat") && heartbeat_arm(t) == 0) {
                 char span[TIMESPEC_SPAN_MAX];
 
                 log_info("Heartbeat: isolating with policy %s unless 'killswitchctl heartbeat' comes every %s",
@@ -432,7 +428,7 @@ static void setup(struct ks_triggers *t)
         schedule_recheck(t);
 }
 
-void triggers_load(struct ks_manager *m, struct ks_diags *diags)
+void triggers_load(struct ks_triggers **old, const struct triggers_context *ctx, struct ks_diags *diags)
 {
         struct ks_diags local = {};
         struct ks_diags *d = diags ? diags : &local;
@@ -444,42 +440,40 @@ void triggers_load(struct ks_manager *m, struct ks_diags *diags)
                 log_error("Out of memory: triggers not loaded");
                 return;
         }
-        t->m = m;
-        r = triggers_check(m->config_dir, &m->store, &t->conf, d);
+        t->ctx = *ctx;
+        r = triggers_check(ctx->config_dir, ctx->store, &t->conf, d);
         for (size_t i = before; i < d->n; i++)
                 log_error("%s (the trigger is disarmed)", d->msgs[i]);
         if (r < 0)
-                log_error_errno(r, "Cannot load %s/%s: %m", m->config_dir, CONF_FILE);
+                log_error_errno(r, "Cannot load %s/%s: %m", ctx->config_dir, CONF_FILE);
         diags_clear(&local);
         /* The old triggers go first: the NFLOG group can only be bound once. */
-        m->triggers = triggers_free(m->triggers);
-        m->triggers = t;
+        *old = triggers_free(*old);
+        *old = t;
         setup(t);
 }
 
-void triggers_restore_conf(struct ks_manager *m, unsigned *ret_approvals, uint64_t *ret_timeout_usec)
+void triggers_restore_conf(struct ks_triggers *t, unsigned *ret_approvals, uint64_t *ret_timeout_usec)
 {
-        const struct ks_conf_restore *r = m->triggers ? &m->triggers->conf.restore : NULL;
+        const struct ks_conf_restore *r = t ? &t->conf.restore : NULL;
 
         *ret_approvals = r && r->approvals ? r->approvals : 1;
         *ret_timeout_usec = r && r->approval_timeout_usec ? r->approval_timeout_usec
                                                           : CONF_DEFAULT_APPROVAL_TIMEOUT_USEC;
 }
 
-void triggers_reassert(struct ks_manager *m)
+void triggers_reassert(struct ks_triggers *t)
 {
-        if (m->triggers)
-                tripwire_sync(m->triggers);
+        if (t)
+                tripwire_sync(t);
 }
 
-void triggers_state_changed(struct ks_manager *m)
+void triggers_state_changed(struct ks_triggers *t)
 {
-        struct ks_triggers *t = m->triggers;
-
         if (!t)
                 return;
         tripwire_sync(t);
-        if (m->state.isolated)
+        if (state(t)->isolated)
                 return;
         /* A restore re-arms: a new incident. */
         if (t->conf.heartbeat.enabled && !t->heartbeat_deadline)
@@ -487,9 +481,8 @@ void triggers_state_changed(struct ks_manager *m)
         schedule_recheck(t);
 }
 
-json_t *triggers_json(struct ks_manager *m)
+json_t *triggers_json(struct ks_triggers *t)
 {
-        struct ks_triggers *t = m->triggers;
         json_t *paths = json_array(), *hb = json_null(), *tw = json_null();
         char buf[TIMESPEC_RFC3339_MAX];
 
@@ -498,7 +491,7 @@ json_t *triggers_json(struct ks_manager *m)
 
                 json_array_append_new(paths, json_pack("{s:s, s:s, s:s, s:b}", "name", w->conf->name, "path",
                                                        w->conf->path, "policy", w->conf->policy, "fired",
-                                                       state_fired(&m->state, w->id)));
+                                                       state_fired(state(t), w->id)));
         }
         if (t && t->conf.heartbeat.enabled) {
                 uint64_t now = now_boottime_usec(), left = t->heartbeat_deadline > now ? t->heartbeat_deadline - now : 0;
@@ -506,7 +499,7 @@ json_t *triggers_json(struct ks_manager *m)
                 json_decref(hb);
                 hb = json_pack("{s:I, s:s, s:b, s:o, s:o}", "timeout_usec",
                                (json_int_t)t->conf.heartbeat.timeout_usec, "policy", t->conf.heartbeat.policy,
-                               "fired", state_fired(&m->state, "heartbeat"), "deadline",
+                               "fired", state_fired(state(t), "heartbeat"), "deadline",
                                t->heartbeat_deadline ? json_string(timespec_format_rfc3339(now_realtime_usec() + left,
                                                                                            buf, sizeof(buf)))
                                                      : json_null(),
@@ -519,7 +512,7 @@ json_t *triggers_json(struct ks_manager *m)
                 tw = json_pack("{s:I, s:I, s:i, s:s, s:b, s:b, s:I}", "rate", (json_int_t)t->conf.tripwire.rate,
                                "for_usec", (json_int_t)t->conf.tripwire.for_usec, "log_group",
                                (int)t->conf.tripwire.log_group, "policy", t->conf.tripwire.policy, "armed",
-                               t->tripwire_installed, "fired", state_fired(&m->state, "tripwire"), "events",
+                               t->tripwire_installed, "fired", state_fired(state(t), "tripwire"), "events",
                                (json_int_t)t->events);
         }
         return json_pack("{s:o, s:o, s:o}", "paths", paths, "heartbeat", hb, "tripwire", tw);
