@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# Static analysis of agent/ and ctl/: cppcheck, then clang-tidy (the clang static analyzer and
+# Static analysis of agent/ and ctl/: no circle of includes between modules (include-cycles.py),
+# cppcheck, then clang-tidy (the clang static analyzer and
 # the bugprone checks) over the compile commands of a meson build.
 #   tests/static-analysis.sh [BUILD]   (default: build/, configured if needed)
 # Prints one PASS:/FAIL: line per tool and every finding; exits non-zero on any finding.
@@ -31,6 +32,14 @@ if [ ! -f "$BUILD/compile_commands.json" ]; then
 fi
 # config.h and friends must exist for the analysis to see what the compiler sees.
 meson compile -C "$BUILD" >"$out/build.log" 2>&1 || { tail -20 "$out/build.log"; echo "FAIL: static analysis: build"; exit 1; }
+
+if tests/include-cycles.py agent agent/shared ctl >"$out/cycles.log" 2>&1; then
+	echo "PASS: no circle of includes between the modules of agent/, agent/shared/, ctl/"
+else
+	grep '^not ok' "$out/cycles.log"
+	echo "FAIL: a circle of includes (the modules must form layers: see docs/design.md)"
+	failed=1
+fi
 
 if cppcheck --quiet --enable=warning,performance,portability --std=c11 --inline-suppr --error-exitcode=1 \
 	-I agent -I agent/shared -I "$BUILD" --library=tests/cppcheck-jansson.cfg \
