@@ -13,7 +13,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "alloc.h"
-#include "approve.h"
+#include "manager-approve.h"
 #include "audit.h"
 #include "cleanup.h"
 #include "compile.h"

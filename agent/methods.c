@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "approve.h"
+#include "manager-approve.h"
 #include "audit.h"
 #include "cleanup.h"
 #include "compile.h"

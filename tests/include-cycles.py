@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: MIT
 """No circle of includes between the modules of a directory.
 
-A module is NAME.c with NAME.h (and NAME-internal.h, the header its parts
-share); module A depends on module B when A.c or A.h includes "B.h" (only
-headers of the same directory count). Prints one circle
+A module is NAME.c with NAME.h and its parts NAME-PART.c, NAME-PART.h (the
+prefix says whose part it is, like systemd's machined-*.c: compile-text.c,
+manager-approve.c, compile-internal.h); module A depends on module B when a
+file of A includes a header of B (only headers of the same directory count). Prints one circle
 and exits 1 if there is any; exits 0 otherwise. The output is TAP, one test
 per directory.
     tests/include-cycles.py DIR...
@@ -16,11 +17,15 @@ import sys
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"/]+)\.h"')
 
 
-def module(name):
-    return name[:-len('-internal')] if name.endswith('-internal') else name
-
-
 def graph(d):
+    stems = {os.path.splitext(f)[0] for f in os.listdir(d) if f.endswith('.c') or f.endswith('.h')}
+
+    def module(name):
+        for i, c in enumerate(name):
+            if c == '-' and name[:i] in stems:
+                return name[:i]
+        return name
+
     deps = {}
     for f in sorted(os.listdir(d)):
         name, ext = os.path.splitext(f)

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* Four-eyes restore (approve.h): applies what transition_approval() decides. */
+/* Four-eyes restore (manager-approve.h): applies what transition_approval() decides. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "approve.h"
+#include "manager-approve.h"
 #include "audit.h"
 #include "cleanup.h"
 #include "log.h"
