@@ -15,6 +15,7 @@
 #include "log.h"
 #include "manager.h"
 #include "methods.h"
+#include "methods-report.h"
 #include "policy-lint.h"
 #include "privs.h"
 #include "store.h"
@@ -170,7 +171,9 @@ int main(int argc, char *argv[])
                 {}
         };
         struct ks_options o = { .config_dir = CONFIG_DIR, .state_dir = STATE_DIR, .socket_path = SOCKET_PATH,
-                                .kernel_owner = true };
+                                .kernel_owner = true,
+                                .handlers = { .methods = methods_dispatch, .trusted = methods_peer_privileged,
+                                              .urgent = methods_urgent, .restoring = report_save_last } };
         struct ks_manager *m = NULL;
         int c, r, check = 0;
 
@@ -210,7 +213,7 @@ int main(int argc, char *argv[])
                 log_error_errno(r, "Failed to start: %m");
                 return EXIT_FAILURE;
         }
-        r = manager_startup(m, methods_dispatch, methods_peer_privileged, methods_urgent);
+        r = manager_startup(m);
         if (r >= 0)
                 r = manager_run(m);
         manager_free(m);

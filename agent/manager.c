@@ -24,7 +24,6 @@
 #include "manager.h"
 #include "monitor.h"
 #include "nft.h"
-#include "report.h"
 #include "policy-match.h"
 #include "reload.h"
 #include "stage.h"
@@ -59,6 +58,7 @@ int manager_new(const struct ks_options *o, struct ks_manager **ret)
         m->socket_path = strdup(o->socket_path);
         m->policy_dir = strdup_printf("%s/policies", o->config_dir);
         m->want_owner = o->kernel_owner;
+        m->handlers = o->handlers;
         if (!m->config_dir || !m->state_dir || !m->socket_path || !m->policy_dir)
                 return -ENOMEM;
         r = audit_new(m->state_dir, &m->audit);
@@ -974,7 +974,8 @@ int manager_restore(struct ks_manager *m, const struct ks_actor *a, const char *
         if (m->state.isolated)
                 manager_drops_restored(m);      /* before the counters are reset */
         /* Counters start from zero at the next isolation; off the critical path. The report keeps them. */
-        report_save_last(m);
+        if (m->handlers.restoring)
+                m->handlers.restoring(m);
         if (nft_reset_counters(m->nft, TABLE_NAME) < 0)
                 log_warning("Could not reset the counters of table inet %s", TABLE_NAME);
         if (!m->state.isolated)
@@ -1630,8 +1631,7 @@ static int setup_signals(struct ks_manager *m)
         return 0;
 }
 
-int manager_startup(struct ks_manager *m, control_handler_t methods, bool (*trusted)(const struct ks_peer *peer),
-                    bool (*urgent)(const char *method))
+int manager_startup(struct ks_manager *m)
 {
         int r;
 
@@ -1668,12 +1668,12 @@ int manager_startup(struct ks_manager *m, control_handler_t methods, bool (*trus
         /* Deadlines that passed while we were down are carried out on the first loop iteration. */
         schedule_arm(m->schedule);
         load_triggers(m);
-        r = control_new(m->event, m->socket_path, methods, m, &m->control);
+        r = control_new(m->event, m->socket_path, m->handlers.methods, m, &m->control);
         if (r < 0)
                 return log_error_errno(r, "Cannot listen on %s: %m%s", m->socket_path,
                                        r == -EADDRINUSE ? " (another killswitchd answers there)" : "");
-        control_set_trusted(m->control, trusted);
-        control_set_urgent(m->control, urgent);
+        control_set_trusted(m->control, m->handlers.trusted);
+        control_set_urgent(m->control, m->handlers.urgent);
         return 0;
 }
 

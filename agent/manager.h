@@ -27,6 +27,7 @@
 #define KS_ERR_NOTHING_PENDING  "io.killswitch.NothingPending"
 #define DEFAULT_POLICY "isolate"
 
+struct ks_manager;
 struct ks_nft;
 struct ks_control;
 struct ks_monitor;
@@ -39,15 +40,25 @@ struct readback;
 struct reload_waiter;
 struct ks_peer;
 
+/* What the manager calls but does not know: main() wires methods.c and methods-report.c (no circle of includes). */
+struct manager_handlers {
+        control_handler_t methods;                      /* the Varlink methods of the control socket */
+        bool (*trusted)(const struct ks_peer *peer);    /* control_set_trusted() */
+        bool (*urgent)(const char *method);             /* control_set_urgent() */
+        void (*restoring)(struct ks_manager *m);        /* before a restore resets the counters; or NULL */
+};
+
 struct ks_options {
         const char *config_dir;
         const char *state_dir;
         const char *socket_path;
         bool kernel_owner;      /* ask the kernel to refuse others' changes (owner+persist table flags) */
+        struct manager_handlers handlers;
 };
 
 struct ks_manager {
         sd_event *event;
+        struct manager_handlers handlers;
         struct ks_nft *nft;
         struct ks_control *control;
         char *config_dir, *policy_dir, *state_dir, *socket_path;
@@ -95,13 +106,8 @@ struct ks_manager {
 int manager_new(const struct ks_options *o, struct ks_manager **ret);
 struct ks_manager *manager_free(struct ks_manager *m);
 
-/*
- * Load policies and state, put the persisted state in force, open the socket
- * with the methods given (methods.c, wired by main(): the manager does not know
- * them).
- */
-int manager_startup(struct ks_manager *m, control_handler_t methods, bool (*trusted)(const struct ks_peer *peer),
-                    bool (*urgent)(const char *method));
+/* Load policies and state, put the persisted state in force, open the socket (with handlers.methods). */
+int manager_startup(struct ks_manager *m);
 int manager_run(struct ks_manager *m);
 
 /*

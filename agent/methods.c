@@ -20,7 +20,7 @@
 #include "methods.h"
 #include "methods-drops.h"
 #include "nft.h"
-#include "report.h"
+#include "methods-report.h"
 #include "schedule.h"
 #include "timespec.h"
 #include "timeutil.h"

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The incident report (report.h): the history of one isolation and its counters. */
+/* The incident report (methods-report.h): the history of one isolation and its counters. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -14,7 +14,7 @@
 #include "log.h"
 #include "manager.h"
 #include "methods.h"
-#include "report.h"
+#include "methods-report.h"
 #include "timespec.h"
 #include "timeutil.h"
 
