@@ -73,6 +73,7 @@ struct ks_control {
         struct uid_budget *budgets;
         size_t n_budgets;
         sd_event_source *throttle;      /* wakes throttled connections when their uid has paid */
+        sd_event_source *overdue;       /* serves waiting requests the idle loop never reached */
         uint64_t uid_warned_usec;       /* last "uid N has too many connections" (once a minute) */
 };
 
@@ -287,6 +288,7 @@ static json_t *conn_over_budget(struct conn *c)
 }
 
 static void conn_run(struct conn *c, bool readable, bool idle);
+static void overdue_arm(struct ks_control *ctl);
 
 static int on_throttle(sd_event_source *s, uint64_t usec, void *userdata)
 {
@@ -481,6 +483,8 @@ static int conn_rearm(struct conn *c)
         if (sd_event_source_set_enabled(c->defer, buffered && !pending_out && !c->throttled ? SD_EVENT_ONESHOT
                                                                                              : SD_EVENT_OFF) < 0)
                 return -EIO;
+        if (buffered && !pending_out && !c->throttled)
+                overdue_arm(c->ctl);
         if (c->in_len == 0) {
                 c->request_timer = false;
                 r = sd_event_source_set_time_relative(c->timer, CONTROL_IDLE_USEC);
@@ -491,6 +495,37 @@ static int conn_rearm(struct conn *c)
                 r = 0;
         }
         return r < 0 ? -EIO : 0;
+}
+
+/*
+ * Requests that wait for an idle loop (control_set_urgent) wait at most
+ * CONTROL_OVERDUE_USEC: a loop kept busy (a storm of connections, say) must
+ * not starve them. The timer has the normal priority.
+ */
+#define CONTROL_OVERDUE_USEC (100ULL * 1000ULL)
+
+static int on_overdue(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct ks_control *ctl = userdata;
+
+        for (struct conn *c = ctl->conns, *next; c; c = next) {
+                next = c->next;
+                if (sd_event_source_get_enabled(c->defer, NULL) > 0)
+                        conn_run(c, false, true);
+        }
+        return 0;
+}
+
+static void overdue_arm(struct ks_control *ctl)
+{
+        if (!ctl->overdue) {
+                if (sd_event_add_time_relative(ctl->event, &ctl->overdue, CLOCK_MONOTONIC, CONTROL_OVERDUE_USEC, 0,
+                                               on_overdue, ctl) < 0)
+                        ctl->overdue = NULL;
+        } else if (sd_event_source_get_enabled(ctl->overdue, NULL) <= 0) {
+                if (sd_event_source_set_time_relative(ctl->overdue, CONTROL_OVERDUE_USEC) >= 0)
+                        sd_event_source_set_enabled(ctl->overdue, SD_EVENT_ONESHOT);
+        }
 }
 
 /* Process input, write, rearm; on any failure the connection goes. */
@@ -974,6 +1009,7 @@ struct ks_control *control_free(struct ks_control *ctl)
                 conn_free(c);
         }
         sd_event_source_disable_unref(ctl->throttle);
+        sd_event_source_disable_unref(ctl->overdue);
         free(ctl->budgets);
         sd_event_source_disable_unref(ctl->watch);
         sd_event_source_disable_unref(ctl->retry);
