@@ -14,7 +14,9 @@
  *                     icmp type 3, 11-12; icmpv6 type 1-4 accept         (KeepICMPErrors=)
  *                     the gateways' rules, as in P/inbound, uncounted
  *                     fragments and ICMP from a gateway's addresses accept
- *                     connection-matched entries: the peer's addresses, else the ports
+ *                     connection-matched entries: the peer's addresses . the ports in the role
+ *                     their connections give them (any address only if From=any)
+ *                     (out) ICMP errors quoting a packet to a port kept for anyone
  *                     iifname "U" counter name "P/dropped_in/U" drop (per uplink); counter ... drop
  *   chain P/link_out  the same with destinations
  *
@@ -193,7 +195,7 @@ static void addr_set_name(char buf[static COMPILE_NAME_SIZE], const struct stage
         stage_name(buf, st, "%s%s_addr_%s", prefix, name, families[f].suffix);
 }
 
-enum addr_match { ADDR_FRAGMENTS, ADDR_ICMP, ADDR_ALL };
+enum addr_match { ADDR_FRAGMENTS, ADDR_ICMP };
 
 /*
  * What has no port to match from a gateway's addresses (to them, outbound):
@@ -254,15 +256,31 @@ static int build_gateways(const struct stage *st, const struct ks_policy *p, con
         return k;
 }
 
-/* meta l4proto P th sport|dport LO-HI accept */
-static int build_port_rule(const struct stage *st, const char *chain, const struct ks_portrange *pr, bool dport)
+/*
+ * [FAMILY ADDR @set] meta l4proto P th sport|dport LO-HI accept: set NULL for
+ * any address (family then not checked), pr NULL for any port.
+ */
+static int build_port_rule(const struct stage *st, const char *chain, const char *set, enum family f,
+                           bool inbound, const struct ks_portrange *pr, bool dport)
 {
-        uint16_t lo = htons(pr->low), hi = htons(pr->high);
+        const struct family_info *fi = &families[f];
         struct nftnl_rule *rule = rule_new(st, chain);
-        int k;
+        uint16_t lo, hi;
+        int k = 0;
 
         if (!rule)
                 return -ENOMEM;
+        if (set)
+                k = emit_family(rule, st, f);
+        if (k >= 0 && set)
+                k = emit_payload(rule, NFT_PAYLOAD_NETWORK_HEADER, inbound ? fi->saddr_offset : fi->daddr_offset,
+                                 fi->addr_len, NFT_REG_1);
+        if (k >= 0 && set)
+                k = emit_lookup(rule, NFT_REG_1, set);
+        if (k < 0 || !pr)
+                return k < 0 ? k : emit_verdict(rule, NF_ACCEPT, NULL);
+        lo = htons(pr->low);
+        hi = htons(pr->high);
         k = emit_meta_eq(rule, NFT_META_L4PROTO, pr->proto);
         if (k >= 0)
                 k = emit_payload(rule, NFT_PAYLOAD_TRANSPORT_HEADER, dport ? 2 : 0, 2, NFT_REG_1);
@@ -273,52 +291,116 @@ static int build_port_rule(const struct stage *st, const char *chain, const stru
         return k < 0 ? k : emit_verdict(rule, NF_ACCEPT, NULL);
 }
 
+/* The entry's ports in one role (each range, or any port), to set's addresses (NULL: any). */
+static int build_ports_role(const struct stage *st, const char *chain, const struct conn_norm *cn,
+                            const char *set, enum family f, bool inbound, bool dport)
+{
+        int k = 0;
+
+        if (cn->n_ports == 0)
+                return build_port_rule(st, chain, set, f, inbound, NULL, dport);
+        for (size_t i = 0; k >= 0 && i < cn->n_ports; i++)
+                k = build_port_rule(st, chain, set, f, inbound, &cn->ports[i], dport);
+        return k;
+}
+
 /*
  * A connection-matched entry (a tracked gateway, a [Service]): the inet
- * chains match it on conntrack tuples, which do not exist here, and its own
- * address may be rewritten by NAT after the inet hooks. Kept here by the
- * peer's addresses if it names them, else by its ports in either role, else
- * whole (Address=any without Ports=).
+ * chains match it on conntrack tuples, which do not exist here (no ct
+ * expression in the netdev family), and its own address may be rewritten by
+ * NAT after the inet hooks (Local=, a service named by its inside address).
+ * Kept here by the peer's address (to it going out, from it coming in, if the
+ * entry names peers) and its ports in the role its connections give them: the
+ * destination port of connections this side opens going out and the source
+ * port coming in, the other way round for connections the peer opens. A raw
+ * sender gets no more than the entry's own pairs: a [Service] with From=any
+ * lets out what comes from its port, not what goes to it.
  */
 static int build_conn_entry(const struct stage *st, const char *chain, const struct conn_norm *cn, bool inbound)
 {
         char set[COMPILE_NAME_SIZE];
-        struct nftnl_rule *rule;
         int k = 0;
 
         if (!cn->name)
                 return 0;
-        if (cn->has[FIELD_PEER]) {
+        for (int opened_here = 1; k >= 0 && opened_here >= 0; opened_here--) {
+                bool dport = (bool)opened_here != inbound;
+
+                if (!(opened_here ? cn->out : cn->in))
+                        continue;
+                if (!cn->has[FIELD_PEER]) {
+                        k = build_ports_role(st, chain, cn, NULL, V4, inbound, dport);
+                        continue;
+                }
                 for (int f = 0; k >= 0 && f < N_FAMILIES; f++)
                         if (cn->n_ranges[FIELD_PEER][f] > 0) {
                                 addr_set_name(set, st, cn->prefix, cn->name, f);
-                                k = build_addr_rule(st, chain, set, f, inbound, ADDR_ALL);
+                                k = build_ports_role(st, chain, cn, set, f, inbound, dport);
                         }
-                return k;
         }
-        for (size_t i = 0; k >= 0 && i < cn->n_ports; i++) {
-                k = build_port_rule(st, chain, &cn->ports[i], true);
-                if (k >= 0)
-                        k = build_port_rule(st, chain, &cn->ports[i], false);
-        }
-        if (k < 0 || cn->n_ports > 0)
-                return k;
-        rule = rule_new(st, chain);
-        return rule ? emit_verdict(rule, NF_ACCEPT, NULL) : -ENOMEM;
+        return k;
 }
 
 /*
  * An entry kept by its ports has peers anywhere: the ICMP errors of its
  * connections (path MTU of a [Service]'s answers to any client, sent by this
- * gateway) go out to anyone too, as its packets do by port. By type, as
- * inbound; the inet chains let out only the errors of its connections.
+ * gateway) go out to anyone too. By type and by the packet they quote: its
+ * protocol and the entry's port in the role the peer's packets give it
+ * (IPv4 header without options, IPv6 without extension headers, as the
+ * kernel's own errors quote them). The inet chains let out only the errors
+ * of its connections.
  */
-static bool kept_by_ports(const struct ks_policy *p, const struct norm *n)
+static int build_quoting_error_rule(const struct stage *st, const char *chain, enum family f, uint8_t lo,
+                                    uint8_t hi, const struct ks_portrange *pr, bool dport)
 {
-        for (size_t i = 0; i < p->n_gateways + p->n_services; i++)
-                if (n->conns[i].name && !n->conns[i].has[FIELD_PEER] && n->conns[i].n_ports > 0)
-                        return true;
-        return false;
+        uint32_t inner = 8, proto_at = f == V4 ? 9 : 6, port_at = (f == V4 ? 20 : 40) + (dport ? 2 : 0);
+        uint16_t plo = htons(pr->low), phi = htons(pr->high);
+        struct nftnl_rule *rule = rule_new(st, chain);
+        int k;
+
+        if (!rule)
+                return -ENOMEM;
+        k = emit_family(rule, st, f);
+        if (k >= 0)
+                k = emit_meta_eq(rule, NFT_META_L4PROTO, families[f].icmp_proto);
+        if (k >= 0)
+                k = emit_l4_byte_range(rule, 0, lo, hi);
+        if (k >= 0)
+                k = emit_payload(rule, NFT_PAYLOAD_TRANSPORT_HEADER, inner + proto_at, 1, NFT_REG_1);
+        if (k >= 0)
+                k = emit_cmp_u8(rule, NFT_REG_1, pr->proto);
+        if (k >= 0)
+                k = emit_payload(rule, NFT_PAYLOAD_TRANSPORT_HEADER, inner + port_at, 2, NFT_REG_1);
+        if (k >= 0)
+                k = emit_cmp(rule, NFT_REG_1, NFT_CMP_GTE, &plo, sizeof(plo));
+        if (k >= 0)
+                k = emit_cmp(rule, NFT_REG_1, NFT_CMP_LTE, &phi, sizeof(phi));
+        return k < 0 ? k : emit_verdict(rule, NF_ACCEPT, NULL);
+}
+
+static int build_quoting_errors(const struct stage *st, const char *chain, const struct conn_norm *cn)
+{
+        int k = 0;
+
+        if (!cn->name || cn->has[FIELD_PEER] || cn->n_ports == 0)
+                return 0;
+        for (int opened_here = 1; k >= 0 && opened_here >= 0; opened_here--) {
+                if (!(opened_here ? cn->out : cn->in))
+                        continue;
+                for (size_t i = 0; k >= 0 && i < cn->n_ports; i++) {
+                        const struct ks_portrange *pr = &cn->ports[i];
+
+                        k = build_quoting_error_rule(st, chain, V4, ICMP_DEST_UNREACH, ICMP_DEST_UNREACH, pr,
+                                                     !opened_here);
+                        if (k >= 0)
+                                k = build_quoting_error_rule(st, chain, V4, ICMP_TIME_EXCEEDED,
+                                                             ICMP_PARAMETERPROB, pr, !opened_here);
+                        if (k >= 0)
+                                k = build_quoting_error_rule(st, chain, V6, ICMPV6_ERROR_FIRST,
+                                                             ICMPV6_ERROR_LAST, pr, !opened_here);
+                }
+        }
+        return k;
 }
 
 static int build_conn_entries(const struct stage *st, const struct ks_policy *p, const struct norm *n,
@@ -328,12 +410,9 @@ static int build_conn_entries(const struct stage *st, const struct ks_policy *p,
 
         for (size_t i = 0; k >= 0 && i < p->n_gateways + p->n_services; i++)
                 k = build_conn_entry(st, chain, &n->conns[i], inbound);
-        if (k < 0 || inbound || !p->keep_icmp_errors || !kept_by_ports(p, n))
-                return k;
-        k = build_icmp_error_rule(st, chain, V4, ICMP_DEST_UNREACH, ICMP_DEST_UNREACH);
-        if (k >= 0)
-                k = build_icmp_error_rule(st, chain, V4, ICMP_TIME_EXCEEDED, ICMP_PARAMETERPROB);
-        return k < 0 ? k : build_icmp_error_rule(st, chain, V6, ICMPV6_ERROR_FIRST, ICMPV6_ERROR_LAST);
+        for (size_t i = 0; k >= 0 && !inbound && p->keep_icmp_errors && i < p->n_gateways + p->n_services; i++)
+                k = build_quoting_errors(st, chain, &n->conns[i]);
+        return k;
 }
 
 static int build_addr_sets(const struct stage *st, const struct ks_policy *p, const struct norm *n)

@@ -96,6 +96,9 @@ v6_back() {
 note "lab: namespaces ${KS_PREFIX}{lan,gw,inet,mgmt}; agent $KILLSWITCHD"
 lab_create
 write_lab_policy isolate
+# A [Service] for anyone on tcp/25 and a connection-matched gateway (the raw-sender checks below).
+printf '\n[Service mx]\nAddress=198.51.100.1\nPorts=tcp:25\n\n[Gateway relay]\nAddress=203.0.113.28\nPorts=tcp:587\nDirection=out\n' \
+	>>"$KS_CONF/policies/isolate.policy"
 agent_start || die "killswitchd did not start"
 check "normal: the link layer is staged, nothing bound to a device" \
 	test -n "$(n_gw nft list table netdev killswitch_links)" -a -z "$(n_gw nft list ruleset | grep 'hook ingress\|hook egress')"
@@ -222,6 +225,65 @@ sleep 0.3
 n=$(rx_count inet raw_bypass)
 check "raw AF_PACKET send with PACKET_QDISC_BYPASS: cut too, AF_PACKET runs the egress hook for it (saw ${n:-?})" \
 	test "${n:-1}" = 0
+
+# What a raw sender may still send is the policy's own pairs, no more: with [Service mx] kept for
+# anyone on tcp/25, a frame to an arbitrary internet host's tcp/25, to the relay (connection-
+# matched) on a port it does not keep, an ICMP echo and an ICMP error with a payload to an
+# arbitrary host — none arrives. (Counted at the internet namespace's prerouting.)
+raw_frame() { # KIND DST DPORT
+	n_gw setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all,+net_raw \
+		--ambient-caps=-all,+net_raw --bounding-set=-all,+net_raw /usr/bin/python3 -c '
+import socket, struct, sys
+kind, dst, dport, dst_mac, src_mac = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+def csum(b):
+    b = b + b"\0" * (len(b) % 2)
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xffff)
+    return ~(s + (s >> 16)) & 0xffff
+def ip4(proto, l4, src="198.51.100.1"):
+    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 1, 0, 64, proto, 0,
+                    socket.inet_aton(src), socket.inet_aton(dst))
+    return h[:10] + struct.pack("!H", csum(h)) + h[12:] + l4
+payload = b"exfil-via-raw-socket"
+if kind == "tcp":   # a data segment from a kept port pair only by its destination port
+    l4 = struct.pack("!HHIIBBHHH", 40000, dport, 1, 1, 0x50, 0x18, 512, 0, 0) + payload
+    pkt = ip4(6, l4)
+elif kind == "echo":
+    l4 = struct.pack("!BBHHH", 8, 0, 0, 1, 1) + payload
+    pkt = ip4(1, l4[:2] + struct.pack("!H", csum(l4)) + l4[4:])
+else:               # fragmentation needed, quoting a packet to port dport of the host
+    quoted = ip4(6, struct.pack("!HHI", 40000, dport, 1), src=dst)
+    l4 = struct.pack("!BBHHH", 3, 4, 0, 0, 1400) + quoted + payload
+    pkt = ip4(1, l4[:2] + struct.pack("!H", csum(l4)) + l4[4:])
+eth = bytes.fromhex(dst_mac.replace(":", "")) + bytes.fromhex(src_mac.replace(":", "")) + b"\x08\x00"
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("wan0", 0))
+for _ in range(5):
+    try:
+        s.send(eth + pkt)
+    except OSError:
+        pass
+' "$1" "$2" "$3" "$gw0_mac" "$wan_mac"
+}
+raw_none() { # COUNTER KIND DST DPORT
+	raw_frame "$2" "$3" "$4" || return 1
+	sleep 0.3
+	local n
+	n=$(rx_count inet "$1")
+	[ "${n:-1}" = 0 ] || { echo "$1: $n of 5 arrived"; return 1; }
+}
+rx_counter_add inet raw_any25 "ip daddr 192.0.2.80 tcp dport 25" || die "rx counter"
+rx_counter_add inet raw_relay "ip daddr 203.0.113.28 tcp dport 8080" || die "rx counter"
+rx_counter_add inet raw_echo "ip daddr 192.0.2.80 icmp type echo-request" || die "rx counter"
+rx_counter_add inet raw_error "ip daddr 192.0.2.80 icmp type destination-unreachable" || die "rx counter"
+check "raw: to an arbitrary host's tcp/25 ([Service mx] From=any keeps only answers from :25): cut" \
+	raw_none raw_any25 tcp 192.0.2.80 25
+check "raw: to the relay (connection-matched) on a port it does not keep: cut" \
+	raw_none raw_relay tcp 203.0.113.28 8080
+check "raw: an ICMP echo with a payload to an arbitrary host: cut" raw_none raw_echo echo 192.0.2.80 0
+check "raw: an ICMP error with a payload to an arbitrary host (quoting its port 9999): cut" \
+	raw_none raw_error error 192.0.2.80 9999
+cut_and_gateways "after the raw frames"
 
 # Where nftables ends: tc runs before it. With CAP_NET_ADMIN, a tc egress filter on lan0 that
 # redirects to wan0 (act_mirred) marks the frame to skip wan0's netfilter egress hook. Counted
