@@ -338,6 +338,14 @@ static int build_conn_entry(const struct stage *st, const char *chain, const str
                                 k = build_ports_role(st, chain, cn, set, f, inbound, dport);
                         }
         }
+        /* As a gateway's: fragments and ICMP (errors of its flows, Ping=) to or from its peers. */
+        for (int f = 0; k >= 0 && cn->has[FIELD_PEER] && f < N_FAMILIES; f++)
+                if (cn->n_ranges[FIELD_PEER][f] > 0) {
+                        addr_set_name(set, st, cn->prefix, cn->name, f);
+                        k = build_addr_rule(st, chain, set, f, inbound, ADDR_FRAGMENTS);
+                        if (k >= 0)
+                                k = build_addr_rule(st, chain, set, f, inbound, ADDR_ICMP);
+                }
         return k;
 }
 
