@@ -356,6 +356,7 @@ static void test_approval_scheduled(void **unused)
         assert_int_equal(transition_due(&ok, at, BOOT), TRANSITION_RESTORE);
 
         /* isolate --for with two approvals is a scheduled request; a switch keeps it, a trigger drops it. */
+        state_clear(&iso);
         isolate(&n, "isolate", &admin, (struct ks_isolate_opts){ .restore_at_usec = at, .approvals = 2 }, &iso);
         assert_string_equal(iso.request_user, "alice");
         assert_true(iso.request_restore_usec == at);
