@@ -140,4 +140,7 @@ check "B's new request: web still cut" web_cut
 check_exit 0 "A now approves B's request" a_ctl restore
 check "normal at the end, web reachable" web_ok
 
+agent_stop
+check "the agent exits 0 on SIGTERM (under ASan: no leak)" test "$AGENT_EXIT" -eq 0
+
 summary

@@ -125,4 +125,7 @@ check "report of the ongoing isolation: live counters, phone counted" report_jso
 r["ongoing"] is True and r["kept"]["source"] == "live" and any(g["name"] == "phone" and g["packets"] > 0 for g in r["kept"]["gateways"]) and r["timeline"][0]["reason"] == "INC-4712")'
 check_exit 0 "root --force ends it" ctl restore --force
 
+agent_stop
+check "the agent exits 0 on SIGTERM (under ASan: no leak)" test "$AGENT_EXIT" -eq 0
+
 summary
