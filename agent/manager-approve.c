@@ -36,12 +36,15 @@ static json_t *opt_instant(uint64_t usec)
 json_t *approve_request_json(struct ks_manager *m)
 {
         const struct ks_state *s = &m->state;
+        uint64_t now = now_realtime_usec(), now_boot = schedule_now_boottime();
 
-        if (!transition_request_pending(s, now_realtime_usec(), schedule_now_boottime()))
+        if (!transition_request_pending(s, now, now_boot))
                 return json_null();
         return json_pack("{s:s, s:o, s:o, s:o, s:o, s:i}", "user", s->request_user,
                          "uid", s->request_uid >= 0 ? json_integer(s->request_uid) : json_null(),
-                         "at", opt_instant(s->request_at_usec), "until", opt_instant(s->request_until_usec),
+                         "at", opt_instant(s->request_at_usec),
+                         "until", opt_instant(transition_deadline_shown(s->request_until_usec,
+                                                                        s->request_until_boot_usec, now, now_boot)),
                          "restore_at", opt_instant(s->request_restore_usec), "approvals", (int)approve_needed(m));
 }
 

@@ -231,17 +231,34 @@ static json_t *opt_instant(uint64_t usec)
         return usec ? json_string(timespec_format_rfc3339(usec, buf, sizeof(buf))) : json_null();
 }
 
+/* The deadlines as they will come (transition_deadline_shown), 0 if none or not isolated. */
+struct shown_deadlines {
+        uint64_t restore_at, confirm;
+};
+
+static struct shown_deadlines shown_deadlines(const struct ks_state *s)
+{
+        uint64_t now = now_realtime_usec(), now_boot = now_boottime_usec();
+
+        if (!s->isolated)
+                return (struct shown_deadlines){};
+        return (struct shown_deadlines){
+                .restore_at = transition_deadline_shown(s->restore_at_usec, s->restore_boot_usec, now, now_boot),
+                .confirm = transition_deadline_shown(s->confirm_usec, s->confirm_boot_usec, now, now_boot),
+        };
+}
+
 /* The next thing the agent will do by itself: {action, at, confirm, revert_to}, or null. */
-static json_t *pending_json(const struct ks_state *s)
+static json_t *pending_json(const struct ks_state *s, const struct shown_deadlines *d)
 {
         bool revert;
 
-        if (!s->isolated || (!s->restore_at_usec && !s->confirm_usec))
+        if (!d->restore_at && !d->confirm)
                 return json_null();
-        revert = s->confirm_usec && (!s->restore_at_usec || s->confirm_usec <= s->restore_at_usec);
+        revert = d->confirm && (!d->restore_at || d->confirm <= d->restore_at);
         return json_pack("{s:s, s:o, s:b, s:o}",
                          "action", revert ? (s->revert_isolated ? "switch" : "restore") : "restore",
-                         "at", opt_instant(revert ? s->confirm_usec : s->restore_at_usec),
+                         "at", opt_instant(revert ? d->confirm : d->restore_at),
                          "confirm", revert,
                          "revert_to", revert && s->revert_isolated ? opt_string(s->revert_policy) : json_null());
 }
@@ -269,6 +286,7 @@ static json_t *status_json(struct ks_manager *m)
 {
         const struct ks_policy *p = manager_active_policy(m);
         const struct ks_state *s = &m->state;
+        struct shown_deadlines d = shown_deadlines(s);
         char since[32];
         json_t *o;
 
@@ -281,7 +299,7 @@ static json_t *status_json(struct ks_manager *m)
                       "user", opt_string(s->user),
                       "uid", s->uid >= 0 ? json_integer(s->uid) : json_null(),
                       "reason", opt_string(s->reason),
-                      "restore_at", opt_instant(s->isolated ? s->restore_at_usec : 0),
+                      "restore_at", opt_instant(d.restore_at),
                       "uplinks", p ? string_array(p->uplinks, p->n_uplinks) : json_array(),
                       "apply_usec", m->has_last_apply ? json_integer((json_int_t)m->last_apply_usec)
                                                       : json_null());
@@ -292,8 +310,8 @@ static json_t *status_json(struct ks_manager *m)
                 json_object_set_new(o, "layers", layers_json(m));
                 json_object_set_new(o, "resolved", hostnames_json(p));
                 json_object_set_new(o, "trigger", opt_string(s->trigger));
-                json_object_set_new(o, "pending", pending_json(s));
-                json_object_set_new(o, "confirm_deadline", opt_instant(s->isolated ? s->confirm_usec : 0));
+                json_object_set_new(o, "pending", pending_json(s, &d));
+                json_object_set_new(o, "confirm_deadline", opt_instant(d.confirm));
                 json_object_set_new(o, "restore_request", approve_request_json(m));
                 json_object_set_new(o, "triggers", triggers_json(m->triggers));
                 status_add_counters(m, o);

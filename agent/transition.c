@@ -192,6 +192,17 @@ static uint64_t earliest(uint64_t a, uint64_t b)
         return !a ? b : !b ? a : a < b ? a : b;
 }
 
+uint64_t transition_deadline_shown(uint64_t real, uint64_t boot, uint64_t now, uint64_t now_boot)
+{
+        uint64_t shown;
+
+        if (!real || !boot)
+                return real;
+        shown = boot > now_boot ? now + (boot - now_boot) : now;
+        /* Within a second of the saved instant (no step): that one, so that it reads the same every time. */
+        return shown < real + TRANSITION_SHOWN_SLACK_USEC && real < shown + TRANSITION_SHOWN_SLACK_USEC ? real : shown;
+}
+
 void transition_deadlines(const struct ks_state *s, uint64_t *ret_real, uint64_t *ret_boot)
 {
         uint64_t real = 0, boot = 0;

@@ -80,5 +80,13 @@ int transition_request(const struct ks_state *cur, const struct ks_actor *a, uin
 /* cur without its request; without the schedule it asked for too if drop_restore. 0 or -ENOMEM. */
 int transition_drop_request(const struct ks_state *cur, bool drop_restore, struct ks_state *ret_next);
 
+/*
+ * The wall-clock instant a deadline (real, and boot if it came from a duration) comes at, seen at
+ * (now, now_boot): one counted on CLOCK_BOOTTIME moves with a step of the wall clock, as its timer
+ * does, so status shows when it really comes, not the instant saved for restarts. 0: none.
+ */
+#define TRANSITION_SHOWN_SLACK_USEC 1000000ULL
+uint64_t transition_deadline_shown(uint64_t real, uint64_t boot, uint64_t now, uint64_t now_boot);
+
 /* The next deadline of s on each clock (0: none on that clock): the timers to arm. */
 void transition_deadlines(const struct ks_state *s, uint64_t *ret_real, uint64_t *ret_boot);

@@ -409,6 +409,17 @@ else
 	for _ in 1 2 3; do cctl status >/dev/null; sleep 1; done
 	check "G. wall clock stepped forward two hours: isolate --for 60s is still in force" \
 		test "$(c_state)" = isolated
+	# status shows when the restore really comes (its timer's), not the instant saved before the step.
+	left=$(cctl --json status | python3 -c 'import json,sys,time,datetime
+d = json.load(sys.stdin)
+at = datetime.datetime.fromisoformat(d["restore_at"].replace("Z", "+00:00")).timestamp()
+print(int(at - (time.time() + 7200)))')
+	check "G. ... and status shows the restore within the minute of the stepped clock, not in the past ($left s)" \
+		test "${left:--1}" -ge 0 -a "${left:--1}" -le 60
+	out=$(env LD_PRELOAD="$KS_TMP/ks-clock.so" KS_CLOCK_FILE="$STEP" \
+		ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 timeout 10 "$KILLSWITCHCTL" --socket "$CSOCK" status)
+	check "G. ... the same in the table of status on the stepped clock: \"Restore: ... (in ...)\"" \
+		grep -qE "Restore: .*\(in [0-9]+s\)" <<<"$out" || sed 's/^/#   /' <<<"$out"
 	cctl restore >/dev/null
 	# An instant (--until) follows the wall clock: stepped past it, the restore comes.
 	echo 0 >"$STEP"

@@ -230,6 +230,19 @@ static void test_boottime(void **unused)
         /* The wall clock jumped an hour ahead: not due yet; boottime reached: due, whatever the wall clock says. */
         assert_int_equal(transition_due(&a, NOW + 3600 * SEC, BOOT + 59 * SEC), TRANSITION_NONE);
         assert_int_equal(transition_due(&a, NOW - 3600 * SEC, BOOT + 60 * SEC), TRANSITION_RESTORE);
+        /* ... and status shows when it really comes: 50 s after the stepped wall clock, not the saved instant. */
+        assert_int_equal(transition_deadline_shown(a.restore_at_usec, a.restore_boot_usec, NOW + 3600 * SEC,
+                                                   BOOT + 10 * SEC), NOW + 3650 * SEC);
+        assert_int_equal(transition_deadline_shown(a.restore_at_usec, a.restore_boot_usec, NOW - 3600 * SEC,
+                                                   BOOT + 70 * SEC), NOW - 3600 * SEC);
+        /* An instant (--until, or after a restart) is shown as it is. */
+        assert_int_equal(transition_deadline_shown(NOW + 60 * SEC, 0, NOW + 3600 * SEC, BOOT), NOW + 60 * SEC);
+        assert_int_equal(transition_deadline_shown(0, 0, NOW, BOOT), 0);
+        /* Without a step, the saved instant, whatever µs lie between reading the two clocks. */
+        assert_int_equal(transition_deadline_shown(a.restore_at_usec, a.restore_boot_usec, NOW + 10 * SEC + 7,
+                                                   BOOT + 10 * SEC), NOW + 60 * SEC);
+        assert_int_equal(transition_deadline_shown(a.restore_at_usec, a.restore_boot_usec, NOW + 10 * SEC - 7,
+                                                   BOOT + 10 * SEC), NOW + 60 * SEC);
 
         /* A switch keeps both; a confirm as a duration adds a boottime deadline, the earlier one is armed. */
         isolate(&a, "mailonly", &admin, (struct ks_isolate_opts){ .confirm_usec = 10 * SEC }, &b);
