@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <linux/netfilter/nf_tables.h>
 #include <systemd/sd-daemon.h>
@@ -1677,6 +1678,39 @@ int manager_startup(struct ks_manager *m)
         return 0;
 }
 
+/*
+ * The loop, but an error of its own (a timer the kernel refuses to arm, as under
+ * libfaketime; a failed epoll_wait) does not end the agent: sd-event leaves the
+ * loop usable, so it is logged (once a minute at most) and retried, backing
+ * off to 1 s while it lasts. Callbacks handle their own errors and return 0.
+ * Only if it never recovers does the watchdog (pinged by the loop) have
+ * systemd restart the agent.
+ */
+static int event_loop(sd_event *event)
+{
+        uint64_t logged = 0;
+        unsigned failures = 0;
+        int r, last = 0;
+
+        while (sd_event_get_state(event) != SD_EVENT_FINISHED) {
+                r = sd_event_run(event, UINT64_MAX);
+                if (r >= 0) {
+                        failures = 0;
+                        continue;
+                }
+                if (r != last || now_monotonic_usec() - logged >= 60 * USEC_PER_SEC) {
+                        log_error_errno(r, "The event loop failed: %m; going on, retrying until it works "
+                                        "(the isolation, if any, stays in force)");
+                        last = r;
+                        logged = now_monotonic_usec();
+                }
+                failures++;
+                usleep(failures < 7 ? 10000u << failures : 1000000u);  /* 20 ms, 40 ms, ..., 1 s */
+        }
+        r = sd_event_get_exit_code(event, &last);
+        return r < 0 ? r : last;
+}
+
 int manager_run(struct ks_manager *m)
 {
         char where[160];        /* a socket path (at most 107 bytes) and a note */
@@ -1687,7 +1721,7 @@ int manager_run(struct ks_manager *m)
         log_info("killswitchd ready: %s, %zu policies, listening on %s",
                  m->state.isolated ? "isolated" : "normal", m->store.n,
                  control_describe(m->control, where, sizeof(where)));
-        r = sd_event_loop(m->event);
+        r = event_loop(m->event);
         sd_notify(0, "STOPPING=1");
         log_info("killswitchd stopping%s", m->state.isolated ? "; the isolation stays in force" : "");
         return r;

@@ -4,7 +4,9 @@
  * tests/e2e/test-robust.sh: while the file named by $KS_FAULT_FILE holds a
  * number N > 0, the next N sendmsg() calls on a NETLINK_NETFILTER socket (the
  * nf_tables batches; queries use sendto) fail with ENOBUFS, as when the kernel
- * cannot take the batch, and N is counted down in the file.
+ * cannot take the batch, and N is counted down in the file. Likewise
+ * $KS_TIMER_FAULT_FILE for timerfd_settime() (EINVAL, as libfaketime causes
+ * with times it shifted out of range): sd-event arms its timers with it.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -14,11 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
-static int fault_take(void)
+static int fault_take(const char *env)
 {
-        const char *path = getenv("KS_FAULT_FILE");
+        const char *path = getenv(env);
         char buf[32] = "";
         int fd, n = 0;
         ssize_t len;
@@ -52,9 +55,23 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 
         if (!real)
                 real = (ssize_t (*)(int, const struct msghdr *, int))dlsym(RTLD_NEXT, "sendmsg");
-        if (is_nfnetlink(fd) && fault_take()) {
+        if (is_nfnetlink(fd) && fault_take("KS_FAULT_FILE")) {
                 errno = ENOBUFS;
                 return -1;
         }
         return real(fd, msg, flags);
+}
+
+int timerfd_settime(int fd, int flags, const struct itimerspec *new_value, struct itimerspec *old_value)
+{
+        static int (*real)(int, int, const struct itimerspec *, struct itimerspec *);
+
+        if (!real)
+                real = (int (*)(int, int, const struct itimerspec *, struct itimerspec *))dlsym(RTLD_NEXT,
+                                                                                            "timerfd_settime");
+        if (fault_take("KS_TIMER_FAULT_FILE")) {
+                errno = EINVAL;
+                return -1;
+        }
+        return real(fd, flags, new_value, old_value);
 }

@@ -41,14 +41,16 @@ write_lab_policy isolate
 write_lab_policy mailonly --no-phone
 cc -O1 -shared -fPIC -o "$KS_TMP/ks-faults.so" "$HERE/ks-faults.c" -ldl || die "building ks-faults.so"
 FAULT=$KS_TMP/fault
+TFAULT=$KS_TMP/timer-fault
 echo 0 >"$FAULT"
+echo 0 >"$TFAULT"
 # The state directory on its own small file system, to make it read-only or full.
 mkdir -p "$STATEFS" && mount -t tmpfs -o size=512k,mode=0755 ks-robust "$STATEFS" || die "mounting a tmpfs"
 KS_STATE=$STATEFS
 
 start_agent_with_faults() {
 	# ASan wants its runtime first; the shim only wraps sendmsg and is not instrumented.
-	LD_PRELOAD=$KS_TMP/ks-faults.so KS_FAULT_FILE=$FAULT \
+	LD_PRELOAD=$KS_TMP/ks-faults.so KS_FAULT_FILE=$FAULT KS_TIMER_FAULT_FILE=$TFAULT \
 		ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 agent_start
 }
 start_agent_with_faults || die "killswitchd did not start"
@@ -345,6 +347,19 @@ ctl restore >/dev/null
 rm -f "$KS_CONF/policies/big.policy"
 ctl reload >/dev/null
 check "restored and the big policy unloaded" normal_now
+
+# The kernel refusing to arm a timer (EINVAL, as under libfaketime) is an error of the event loop
+# itself, not of a callback: the agent logs it and goes on, and the timer still fires.
+echo 5 >"$TFAULT"
+ctl isolate isolate --for 6s --reason "timer fault" >/dev/null
+check "a timer the kernel refused 5 times: the agent is still running" agent_alive
+check "... and answers" wait_until 10 status_is "d['state'] == 'isolated'"
+check "... the refusals were all taken" test "$(cat "$TFAULT")" = 0
+n_logged=$(grep -c "The event loop failed" "$KS_LOG")
+check "... the error is logged once ($n_logged times)" test "$n_logged" -eq 1 || grep "event loop" "$KS_LOG" | sed 's/^/#   /'
+probes_isolated "isolated while a timer was refused"
+check "... and the restore of --for 6s still comes by itself" wait_until 20 normal_now
+check "... the agent is still the same process" agent_alive
 probes_open "at the end"
 check "at the end the agent runs" agent_alive
 
