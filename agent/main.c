@@ -2,21 +2,17 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
-#include <ifaddrs.h>
-#include <net/if.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "cleanup.h"
 #include "config.h"
+#include "lint-host.h"
 #include "log.h"
 #include "manager.h"
 #include "methods.h"
 #include "methods-report.h"
-#include "policy-lint.h"
 #include "privs.h"
 #include "store.h"
 #include "triggers.h"
@@ -44,71 +40,16 @@ static void help(void)
                CONFIG_DIR, STATE_DIR, SOCKET_PATH);
 }
 
-/*
- * What --check compares policies with: this host's addresses and interfaces now
- * (the first 256 of each: enough for a gateway; beyond, a warning may be missed).
- */
-struct host_info {
-        struct ks_prefix addrs[256];
-        const char *names[256];
-        struct if_nameindex *ifs;
-        struct ks_host_view view;
-};
-
-static void host_info_read(struct host_info *h)
-{
-        struct ifaddrs *ifa = NULL;
-        size_t n = 0;
-
-        h->ifs = if_nameindex();
-        for (size_t i = 0; h->ifs && h->ifs[i].if_name && n < ELEMENTSOF(h->names); i++)
-                h->names[n++] = h->ifs[i].if_name;
-        h->view.ifnames = h->names;
-        h->view.n_ifnames = n;
-        n = 0;
-        if (getifaddrs(&ifa) < 0)
-                return;
-        for (struct ifaddrs *a = ifa; a && n < ELEMENTSOF(h->addrs); a = a->ifa_next) {
-                struct ks_prefix *px = &h->addrs[n];
-
-                if (!a->ifa_addr || (a->ifa_addr->sa_family != AF_INET && a->ifa_addr->sa_family != AF_INET6))
-                        continue;
-                *px = (struct ks_prefix){ .family = a->ifa_addr->sa_family };
-                if (px->family == AF_INET) {
-                        memcpy(px->addr, &((struct sockaddr_in *)a->ifa_addr)->sin_addr, 4);
-                        px->len = 32;
-                } else {
-                        memcpy(px->addr, &((struct sockaddr_in6 *)a->ifa_addr)->sin6_addr, 16);
-                        px->len = 128;
-                }
-                n++;
-        }
-        freeifaddrs(ifa);
-        h->view.addrs = h->addrs;
-        h->view.n_addrs = n;
-}
-
 /* Warnings about the policies that loaded; they never fail the check. */
 static void lint_policies(const struct ks_store *store)
 {
-        struct host_info *h = calloc(1, sizeof(*h));
+        struct ks_diags w = {};
 
-        if (!h)
-                return;
-        host_info_read(h);
-        for (size_t i = 0; i < store->n; i++) {
-                struct ks_diags w = {};
-
-                if (!store->items[i].policy)
-                        continue;
-                policy_lint(store->items[i].policy, &h->view, &w);
-                for (size_t j = 0; j < w.n; j++)
-                        fprintf(stderr, "%s\n", w.msgs[j]);
-                diags_clear(&w);
-        }
-        if (h->ifs)
-                if_freenameindex(h->ifs);
-        free(h);
+        if (lint_host_store(store, &w) < 0)
+                fprintf(stderr, "Out of memory: the policies were not checked for warnings\n");
+        for (size_t j = 0; j < w.n; j++)
+                fprintf(stderr, "%s\n", w.msgs[j]);
+        diags_clear(&w);
 }
 
 /* --check: parse every policy; exit status 1 if any is broken. */

@@ -21,6 +21,7 @@
 #include "control.h"
 #include "conntrack.h"
 #include "links.h"
+#include "lint-host.h"
 #include "log.h"
 #include "manager.h"
 #include "monitor.h"
@@ -100,6 +101,7 @@ struct ks_manager *manager_free(struct ks_manager *m)
         drops_free(&m->drops);
         nft_close(m->nft);
         store_clear(&m->store);
+        diags_clear(&m->policy_warnings);
         state_clear(&m->state);
         summary_clear(&m->expect);
         audit_free(m->audit);
@@ -1168,11 +1170,17 @@ static void load_triggers(struct ks_manager *m)
         triggers_load(&m->triggers, &ctx, NULL);
 }
 
+/* At each load and reload: the files that failed, and the warnings about those that loaded (for Reload too). */
 static void log_store_problems(struct ks_manager *m)
 {
         for (size_t i = 0; i < m->store.n; i++)
                 for (size_t j = 0; j < m->store.items[i].errors.n; j++)
                         log_error("%s", m->store.items[i].errors.msgs[j]);
+        diags_clear(&m->policy_warnings);
+        if (lint_host_store(&m->store, &m->policy_warnings) < 0)
+                log_warning("Out of memory: the policies were not checked for warnings");
+        for (size_t i = 0; i < m->policy_warnings.n; i++)
+                log_warning("%s", m->policy_warnings.msgs[i]);
 }
 
 /*

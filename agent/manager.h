@@ -63,6 +63,7 @@ struct ks_manager {
         struct ks_control *control;
         char *config_dir, *policy_dir, *state_dir, *socket_path;
         struct ks_store store;
+        struct ks_diags policy_warnings;        /* policy-lint's, of the last load or reload (lint-host.h) */
         struct ks_state state;
         bool staged_ok;                 /* the kernel table is what the last rebuild made */
         char *staged;                   /* which policy versions it holds (see staged_signature) */

@@ -579,6 +579,8 @@ static json_t *reload_reply(struct ks_manager *m, int r, size_t failed, const st
         o = store_json(m, "loaded");
         if (!o)
                 return NULL;
+        /* What the policies that loaded probably do not mean (also logged): "FILE:LINE: warning: ...". */
+        json_object_set_new(o, "warnings", diags_json(&m->policy_warnings));
         /* "loaded" lists names only. */
         for (size_t i = 0; i < json_array_size(json_object_get(o, "loaded")); i++) {
                 json_t *item = json_array_get(json_object_get(o, "loaded"), i);

@@ -420,6 +420,10 @@ static int reload_main(const struct verb *verb, json_t *parameters)
                 output_json(stdout, reply_parameters(reply), arg_json);
         else
                 output_loaded(stdout, reply_parameters(reply));
+        if (arg_json == JSON_OFF) {
+                fflush(stdout);
+                output_warnings(stderr, reply_parameters(reply));
+        }
         if (!error)
                 return EXIT_OK;
         fflush(stdout);

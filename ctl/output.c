@@ -734,6 +734,18 @@ void output_loaded(FILE *f, json_t *reply)
         fputc('\n', f);
 }
 
+/* Reload's warnings, one "FILE:LINE: warning: ..." a line (escaped: they quote the policy files). */
+void output_warnings(FILE *f, json_t *reply)
+{
+        json_t *w = json_object_get(reply, "warnings");
+
+        for (size_t i = 0; i < json_array_size(w); i++)
+                if (json_is_string(json_array_get(w, i))) {
+                        fputs_safe(json_string_value(json_array_get(w, i)), f);
+                        fputc('\n', f);
+                }
+}
+
 struct history_row {
         char time[64];
         char *policy;   /* "OLD->NEW" for a switch */

@@ -76,6 +76,8 @@ int output_policies(FILE *f, FILE *err_f, json_t *reply, const struct output_fla
 void output_ruleset(FILE *f, json_t *reply);
 /* io.killswitch.Reload: the loaded policies. */
 void output_loaded(FILE *f, json_t *reply);
+/* Reload's "warnings", one a line. */
+void output_warnings(FILE *f, json_t *reply);
 /* The "failed" array of Policies and Reload: "FILE:LINE: message" lines. */
 void output_failed(FILE *f, json_t *failed, json_t *policies, bool headings);
 /*

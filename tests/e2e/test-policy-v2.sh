@@ -258,4 +258,22 @@ check_exit 1 "--check: a comma in Interface= is an error" n_gw "$KILLSWITCHD" --
 comma=$(n_gw "$KILLSWITCHD" --check --config-dir "$KS_TMP/check" 2>&1)
 check "--check: the comma error says where and what to write" contains "$comma" "comma.policy:2:" "wan0 wan1"
 
+# ---------------------------------------------------------------------------------------------
+note "the running agent: the same warnings in its log (once a reload) and in killswitchctl reload"
+cp "$KS_TMP/check/policies/warn.policy" "$KS_CONF/policies/warn.policy"
+logged0=$(grep -c "warn.policy:5: warning:" "$KS_LOG")
+reload_err=$(ctl reload 2>&1 >/dev/null)
+check_exit 0 "reload with a policy that only has warnings: exit 0" ctl reload
+check "reload shows the caller the warnings with FILE:LINE" contains "$reload_err" \
+	"$KS_CONF/policies/warn.policy:5: warning:" "all addresses" "warn.policy:9: warning:" "warn.policy:2: warning:"
+check "reload --json: the reply's warnings" eval 'ctl --json reload | python3 -c "
+import json, sys
+w = json.load(sys.stdin)[\"warnings\"]
+sys.exit(0 if any(\"warn.policy:5: warning:\" in x for x in w) else 1)"'
+logged=$(grep -c "warn.policy:5: warning:" "$KS_LOG")
+check "the agent logged the warning with FILE:LINE, once a reload (3 reloads: $((logged - logged0)))" \
+	test "$((logged - logged0))" -eq 3
+rm -f "$KS_CONF/policies/warn.policy"
+check "without that policy: none of its warnings in the reply" eval '[ "$(ctl --json reload | python3 -c "import json,sys; print(sum(\"warn.policy\" in x for x in json.load(sys.stdin)[\"warnings\"]))")" = 0 ]'
+
 summary
