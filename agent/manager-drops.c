@@ -94,16 +94,25 @@ static int on_drops_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
         struct ks_manager *m = userdata;
         uint64_t now = now_monotonic_usec();
+        int r;
 
-        if (!m->state.isolated)
-                return sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        if (!m->state.isolated) {
+                sd_event_source_set_enabled(s, SD_EVENT_OFF);
+                return 0;
+        }
         manager_drops_sync(m, true);
         if (now - m->drops_journal_usec >= DROPS_JOURNAL_USEC) {
                 m->drops_journal_usec = now;
                 drops_journal(m, false);
         }
-        sd_event_source_set_time(s, usec + DROPS_SYNC_USEC);
-        return sd_event_source_set_enabled(s, SD_EVENT_ON);
+        /* A callback's error would only disable the source, silently: say so here, once. */
+        r = sd_event_source_set_time(s, usec + DROPS_SYNC_USEC);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s, SD_EVENT_ON);
+        if (r < 0)
+                log_warning_errno(r, "Could not re-arm the drop sensor's timer: %m; `drops` reads the kernel on "
+                                  "demand only until the next isolation");
+        return 0;
 }
 
 static void drops_timer_arm(struct ks_manager *m)
