@@ -27,6 +27,9 @@
 #include "timeutil.h"
 
 #define DROPS_JOURNAL_USEC (5ULL * USEC_PER_MIN)
+/* The periodic read takes at most 1 % of the loop: a slow read (full sets, a loaded machine) spaces them out. */
+#define DROPS_SYNC_MAX_USEC USEC_PER_MIN
+#define DROPS_SYNC_FACTOR 100
 /* On-demand reads (status, drops) closer together than this use the last one. */
 #define DROPS_FRESH_USEC USEC_PER_SEC
 /* docs/audit.md: the drop sensor's summary. */
@@ -35,7 +38,7 @@
 int manager_drops_sync(struct ks_manager *m, bool force)
 {
         struct nft_drop *reads = NULL;
-        uint64_t overflow = 0, skipped = 0, now = now_realtime_usec();
+        uint64_t overflow = 0, skipped = 0, now = now_realtime_usec(), start, mid;
         size_t n = 0;
         int r;
 
@@ -44,10 +47,15 @@ int manager_drops_sync(struct ks_manager *m, bool force)
         if (!force && m->drops.synced_usec && now >= m->drops.synced_usec &&
             now - m->drops.synced_usec < DROPS_FRESH_USEC)
                 return 0;
+        start = now_usec(CLOCK_MONOTONIC);
         r = nft_read_drops(m->nft, TABLE_NAME, &reads, &n, &overflow, &skipped);
+        mid = now_usec(CLOCK_MONOTONIC);
         if (r == 0)
                 r = drops_merge(&m->drops, reads, n, overflow, skipped, now);
         free(reads);
+        m->drops_read_usec = now_usec(CLOCK_MONOTONIC) - start;
+        log_debug("Drop sensor read: %zu elements, %" PRIu64 " us from the kernel, %" PRIu64 " us to fold in", n,
+                  mid - start, m->drops_read_usec - (mid - start));
         if (r < 0)
                 log_warning_errno(r, "Could not read the drop sensor's sets of table inet %s: %m", TABLE_NAME);
         return r;
@@ -90,6 +98,13 @@ static void drops_journal(struct ks_manager *m, bool last)
                 log_notice("%s", msg);
 }
 
+static uint64_t drops_interval(const struct ks_manager *m)
+{
+        uint64_t usec = DROPS_SYNC_FACTOR * m->drops_read_usec;
+
+        return usec < DROPS_SYNC_USEC ? DROPS_SYNC_USEC : usec > DROPS_SYNC_MAX_USEC ? DROPS_SYNC_MAX_USEC : usec;
+}
+
 static int on_drops_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
         struct ks_manager *m = userdata;
@@ -106,7 +121,7 @@ static int on_drops_timer(sd_event_source *s, uint64_t usec, void *userdata)
                 drops_journal(m, false);
         }
         /* A callback's error would only disable the source, silently: say so here, once. */
-        r = sd_event_source_set_time(s, usec + DROPS_SYNC_USEC);
+        r = sd_event_source_set_time(s, now_monotonic_usec() + drops_interval(m));
         if (r >= 0)
                 r = sd_event_source_set_enabled(s, SD_EVENT_ON);
         if (r < 0)

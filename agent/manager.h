@@ -102,6 +102,7 @@ struct ks_manager {
         sd_event_source *drops_source;          /* its periodic read while isolated */
         uint64_t drops_journal_usec;            /* monotonic: its last journal summary */
         uint64_t drops_logged_packets;          /* what that summary counted */
+        uint64_t drops_read_usec;               /* how long the last read of the kernel's sets took */
 };
 
 int manager_new(const struct ks_options *o, struct ks_manager **ret);
