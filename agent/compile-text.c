@@ -10,6 +10,7 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_conntrack_tuple_common.h>
 #include <linux/netfilter/nf_tables.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include "cleanup.h"
 #include "compile-internal.h"
 #include "compile.h"
+#include "compile-tripwire.h"
 
 /* ---- nft syntax, as `nft list table` prints it ------------------------- */
 
@@ -655,6 +657,55 @@ int compile_text(const struct ks_policy *p, const char *table, char **ret)
         if (k >= 0 && ferror(f))
                 k = -ENOMEM;
         if (fclose(f) != 0 || k < 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+/* A byte rate as nft prints it: divided by 1024 while it divides, up to mbytes (nft's get_rate()). */
+static void text_byte_rate(FILE *f, uint64_t rate)
+{
+        static const char *const units[] = { "bytes", "kbytes", "mbytes" };
+        size_t i = 0;
+
+        while (rate > 0 && i + 1 < ELEMENTSOF(units) && rate % 1024 == 0) {
+                rate /= 1024;
+                i++;
+        }
+        fprintf(f, "%llu %s", (unsigned long long)rate, units[i]);
+}
+
+static void text_tripwire(FILE *f, const struct tripwire_spec *t)
+{
+        fputs("table inet " TRIPWIRE_TABLE " {\n\tset " TRIPWIRE_SET " {\n\t\ttype ifname\n\t\telements = ", f);
+        for (size_t i = 0; i < t->n_uplinks; i++) {
+                print_delim(f, i, 1);
+                fprintf(f, "\"%.*s\"", IFNAMSIZ - 1, t->uplinks[i]);
+        }
+        /* nft names priority 0 of a filter chain "filter"; it leaves out a packet limit's burst of 5. */
+        _Static_assert(TRIPWIRE_EVENTS_PER_SEC / 2 == 5, "nft prints a packet limit's burst unless it is 5");
+        fputs(" }\n\t}\n\n\tchain " TRIPWIRE_CHAIN " {\n\t\ttype filter hook postrouting priority filter; "
+              "policy accept;\n\t\toifname @" TRIPWIRE_SET " limit rate over ", f);
+        text_byte_rate(f, t->rate);
+        fputs("/second burst ", f);
+        text_byte_rate(f, t->rate);
+        fprintf(f, " limit rate %u/second", TRIPWIRE_EVENTS_PER_SEC);
+        fprintf(f, " log group %u\n\t}\n}\n", (unsigned)t->log_group);
+}
+
+int compile_tripwire_text(const struct tripwire_spec *t, char **ret)
+{
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
+        FILE *f;
+
+        if (!tripwire_spec_valid(t) || !ret)
+                return -EINVAL;
+        f = open_memstream(&buf, &size);
+        if (!f)
+                return -ENOMEM;
+        text_tripwire(f, t);
+        if (ferror(f) | (fclose(f) != 0))
                 return -ENOMEM;
         *ret = TAKE_PTR(buf);
         return 0;

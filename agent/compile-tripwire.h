@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,12 +26,13 @@
  * accepts anything; the agent counts the events (triggers.c).
  */
 
-struct nftnl_batch;
+struct ks_ruleset;
 
 #define TRIPWIRE_TABLE "killswitch_tripwire"
 #define TRIPWIRE_CHAIN "egress"
 #define TRIPWIRE_SET "uplinks"
 #define TRIPWIRE_EVENTS_PER_SEC 10
+#define TRIPWIRE_PRIORITY 0
 
 struct tripwire_spec {
         const char (*uplinks)[16];
@@ -39,10 +41,17 @@ struct tripwire_spec {
         uint16_t log_group;
 };
 
+/* Uplinks, and a rate of 1 .. UINT32_MAX. */
+bool tripwire_spec_valid(const struct tripwire_spec *t);
+
 /*
- * Append the messages that create the table (NEWTABLE, NEWSET + elements,
- * NEWCHAIN, NEWRULE) to an open batch; *seq is advanced per message, each
- * with NLM_F_ACK. The caller drops any older table first in the same batch.
- * Returns 0, -EINVAL (no uplinks, bad rate), -ENOMEM.
+ * The table, built like compile_table()'s (NEWTABLE, NEWSET with its
+ * elements, NEWCHAIN, NEWRULE; ruleset_dump(), ruleset_summarize() and
+ * ruleset_to_batch() apply): nft_replace_table() sends it, dropping any older
+ * table first in the same batch. Returns 0, -EINVAL (no uplinks, bad rate),
+ * -ENOMEM.
  */
-int compile_tripwire(const struct tripwire_spec *t, struct nftnl_batch *b, uint32_t *seq);
+int compile_tripwire(const struct tripwire_spec *t, struct ks_ruleset **ret);
+
+/* The same table in nft syntax, as `nft list table inet TRIPWIRE_TABLE` prints it (compile-text.c). */
+int compile_tripwire_text(const struct tripwire_spec *t, char **ret);

@@ -1378,7 +1378,7 @@ static int startup_isolated(struct ks_manager *m)
                 }
                 log_error("Could not re-apply policy %s: %s", m->state.policy, e.msg);
         }
-        if (nft_chain_exists(m->nft, TABLE_NAME, CHAIN_PREROUTING) > 0) {
+        if (nft_exists(m->nft, TABLE_NAME, CHAIN_PREROUTING) > 0) {
                 log_error("Policy %s is unavailable; keeping the isolation rules already in the kernel",
                           m->state.policy ? m->state.policy : "(unknown)");
                 m->staged_ok = false;
@@ -1434,7 +1434,7 @@ static int startup_state(struct ks_manager *m)
                           strerror(-r), DEFAULT_POLICY);
                 state_fail_closed(m, "state file unreadable at start");
         }
-        if (!m->state.isolated && nft_chain_exists(m->nft, TABLE_NAME, CHAIN_PREROUTING) > 0) {
+        if (!m->state.isolated && nft_exists(m->nft, TABLE_NAME, CHAIN_PREROUTING) > 0) {
                 log_error("The kernel holds an isolation although the state says normal: isolating with the "
                           "default policy %s (fail-closed); 'killswitchctl restore' lifts it", DEFAULT_POLICY);
                 state_fail_closed(m, "isolation found in the kernel at start");

@@ -130,7 +130,9 @@ static void txn_end(struct ks_nft *n, struct txn *t)
         n->seq = t->next_seq;
 }
 
-static int txn_add_table_msg(struct txn *t, uint16_t type, uint16_t flags, const char *table)
+/* NEWTABLE or DELTABLE of inet table `table`; with_flags: NEWTABLE with these table flags. */
+static int txn_add_table(struct txn *t, uint16_t type, uint16_t nlflags, const char *table, bool with_flags,
+                         uint32_t flags)
 {
         _cleanup_(nftnl_table_freep) struct nftnl_table *tb = nftnl_table_alloc();
         struct nlmsghdr *nlh;
@@ -138,8 +140,10 @@ static int txn_add_table_msg(struct txn *t, uint16_t type, uint16_t flags, const
         if (!tb)
                 return -ENOMEM;
         nftnl_table_set_str(tb, NFTNL_TABLE_NAME, table);
-        nlh = nftnl_nlmsg_build_hdr(nftnl_batch_buffer(t->batch), type, NFPROTO_INET,
-                                    flags | NLM_F_ACK, t->next_seq++);
+        if (with_flags)
+                nftnl_table_set_u32(tb, NFTNL_TABLE_FLAGS, flags);
+        nlh = nftnl_nlmsg_build_hdr(nftnl_batch_buffer(t->batch), type, NFPROTO_INET, nlflags | NLM_F_ACK,
+                                    t->next_seq++);
         nftnl_table_nlmsg_build_payload(nlh, tb);
         return batch_next(t->batch) < 0 ? -ENOMEM : 0;
 }
@@ -147,9 +151,9 @@ static int txn_add_table_msg(struct txn *t, uint16_t type, uint16_t flags, const
 /* "table x; delete table x": removes the table whether or not it exists, in the same batch. */
 static int txn_drop_table(struct txn *t, const char *table)
 {
-        int r = txn_add_table_msg(t, NFT_MSG_NEWTABLE, NLM_F_CREATE, table);
+        int r = txn_add_table(t, NFT_MSG_NEWTABLE, NLM_F_CREATE, table, false, 0);
 
-        return r < 0 ? r : txn_add_table_msg(t, NFT_MSG_DELTABLE, 0, table);
+        return r < 0 ? r : txn_add_table(t, NFT_MSG_DELTABLE, 0, table, false, 0);
 }
 
 /* Make sure the socket can take the whole batch in one sendmsg. */
@@ -288,38 +292,35 @@ static int txn_commit(struct ks_nft *n, struct txn *t, uint64_t *ret_usec, struc
                             idx, a.expected, msg_type_name(types[idx]), strerror(-a.error));
 }
 
-static int txn_add_table_flags(struct txn *t, const char *table, uint32_t flags)
-{
-        _cleanup_(nftnl_table_freep) struct nftnl_table *tb = nftnl_table_alloc();
-        struct nlmsghdr *nlh;
-
-        if (!tb)
-                return -ENOMEM;
-        nftnl_table_set_str(tb, NFTNL_TABLE_NAME, table);
-        nftnl_table_set_u32(tb, NFTNL_TABLE_FLAGS, flags);
-        nlh = nftnl_nlmsg_build_hdr(nftnl_batch_buffer(t->batch), NFT_MSG_NEWTABLE, NFPROTO_INET,
-                                    NLM_F_CREATE | NLM_F_ACK, t->next_seq++);
-        nftnl_table_nlmsg_build_payload(nlh, tb);
-        return batch_next(t->batch) < 0 ? -ENOMEM : 0;
-}
-
 /*
- * One transaction: optionally drop `drop_table` first and create it anew with
- * `flags` (ownership is only given at creation), then the messages of rs (if any).
+ * What one transaction holds, in this order. Every change goes through
+ * transaction(), which builds, sends, reads the acks of and frees the batch
+ * (nftables' mnl_batch_talk plays that part in nft).
  */
-static int transaction(struct ks_nft *n, const char *drop_table, uint32_t flags, const struct ks_ruleset *rs,
-                       uint64_t *ret_usec, struct ks_error *e)
+struct txn_plan {
+        const char *table;              /* what drop and set_flags apply to */
+        bool drop;                      /* "table x; delete table x" first: the table is replaced */
+        bool set_flags;                 /* NEWTABLE with flags (ownership is only given at creation) */
+        uint32_t flags;
+        const struct ks_ruleset *rs;    /* its messages, or NULL */
+        nft_build_t build;              /* what a callback appends (staging in steps), or NULL */
+        void *userdata;
+};
+
+static int transaction(struct ks_nft *n, const struct txn_plan *p, uint64_t *ret_usec, struct ks_error *e)
 {
         struct txn t = {};
         int r;
 
         r = txn_begin(n, &t);
-        if (r == 0 && drop_table)
-                r = txn_drop_table(&t, drop_table);
-        if (r == 0 && drop_table && flags)
-                r = txn_add_table_flags(&t, drop_table, flags);
-        if (r == 0 && rs)
-                r = ruleset_to_batch(rs, t.batch, &t.next_seq);
+        if (r == 0 && p->drop)
+                r = txn_drop_table(&t, p->table);
+        if (r == 0 && p->set_flags)
+                r = txn_add_table(&t, NFT_MSG_NEWTABLE, NLM_F_CREATE, p->table, true, p->flags);
+        if (r == 0 && p->rs)
+                r = ruleset_to_batch(p->rs, t.batch, &t.next_seq);
+        if (r == 0 && p->build)
+                r = p->build(t.batch, &t.next_seq, p->userdata);
         if (r == 0) {
                 txn_end(n, &t);
                 r = txn_commit(n, &t, ret_usec, e);
@@ -335,17 +336,31 @@ static int transaction(struct ks_nft *n, const char *drop_table, uint32_t flags,
 int nft_replace_table(struct ks_nft *n, const char *table, uint32_t flags, const struct ks_ruleset *rs,
                       uint64_t *ret_usec, struct ks_error *e)
 {
-        return transaction(n, table, flags, rs, ret_usec, e);
+        return transaction(n, &(struct txn_plan){ .table = table, .drop = true, .set_flags = flags != 0,
+                                                  .flags = flags, .rs = rs }, ret_usec, e);
 }
 
 int nft_apply(struct ks_nft *n, const struct ks_ruleset *rs, uint64_t *ret_usec, struct ks_error *e)
 {
-        return transaction(n, NULL, 0, rs, ret_usec, e);
+        return transaction(n, &(struct txn_plan){ .rs = rs }, ret_usec, e);
 }
 
 int nft_delete_table(struct ks_nft *n, const char *table, uint64_t *ret_usec, struct ks_error *e)
 {
-        return transaction(n, table, 0, NULL, ret_usec, e);
+        return transaction(n, &(struct txn_plan){ .table = table, .drop = true }, ret_usec, e);
+}
+
+int nft_set_table_flags(struct ks_nft *n, const char *table, uint32_t flags, struct ks_error *e)
+{
+        return transaction(n, &(struct txn_plan){ .table = table, .set_flags = true, .flags = flags }, NULL, e);
+}
+
+int nft_transaction_with(struct ks_nft *n, const char *replace_table, uint32_t flags, nft_build_t build,
+                         void *userdata, uint64_t *ret_usec, struct ks_error *e)
+{
+        return transaction(n, &(struct txn_plan){ .table = replace_table, .drop = replace_table != NULL,
+                                                  .set_flags = replace_table && flags, .flags = flags,
+                                                  .build = build, .userdata = userdata }, ret_usec, e);
 }
 
 /* Send one request and run cb over the replies until the ack or NLMSG_DONE. */
@@ -369,37 +384,26 @@ static int nft_query(struct ks_nft *n, struct nlmsghdr *nlh, mnl_cb_t cb, void *
         return r < 0 ? -errno : 0;
 }
 
-int nft_table_exists(struct ks_nft *n, const char *table)
+int nft_exists(struct ks_nft *n, const char *table, const char *chain)
 {
-        _cleanup_(nftnl_table_freep) struct nftnl_table *t = nftnl_table_alloc();
+        _cleanup_(nftnl_table_freep) struct nftnl_table *t = chain ? NULL : nftnl_table_alloc();
+        _cleanup_(nftnl_chain_freep) struct nftnl_chain *c = chain ? nftnl_chain_alloc() : NULL;
         char buf[8192] = {};
         struct nlmsghdr *nlh;
         int r;
 
-        if (!t)
+        if (!t && !c)
                 return -ENOMEM;
-        nftnl_table_set_str(t, NFTNL_TABLE_NAME, table);
-        nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, ++n->seq);
-        nftnl_table_nlmsg_build_payload(nlh, t);
-        r = nft_query(n, nlh, NULL, NULL);
-        if (r == -ENOENT)
-                return 0;
-        return r < 0 ? r : 1;
-}
-
-int nft_chain_exists(struct ks_nft *n, const char *table, const char *chain)
-{
-        _cleanup_(nftnl_chain_freep) struct nftnl_chain *c = nftnl_chain_alloc();
-        char buf[8192] = {};
-        struct nlmsghdr *nlh;
-        int r;
-
-        if (!c)
-                return -ENOMEM;
-        nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, table);
-        nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, chain);
-        nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETCHAIN, NFPROTO_INET, NLM_F_ACK, ++n->seq);
-        nftnl_chain_nlmsg_build_payload(nlh, c);
+        nlh = nftnl_nlmsg_build_hdr(buf, chain ? NFT_MSG_GETCHAIN : NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK,
+                                    ++n->seq);
+        if (c) {
+                nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, table);
+                nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, chain);
+                nftnl_chain_nlmsg_build_payload(nlh, c);
+        } else {
+                nftnl_table_set_str(t, NFTNL_TABLE_NAME, table);
+                nftnl_table_nlmsg_build_payload(nlh, t);
+        }
         r = nft_query(n, nlh, NULL, NULL);
         if (r == -ENOENT)
                 return 0;
@@ -658,52 +662,6 @@ int nft_hooks_summary(struct ks_nft *n, const char *table, struct ks_summary *re
         return r == -ENOENT ? 0 : r;
 }
 
-int nft_rebuild_table_with(struct ks_nft *n, const char *table, nft_build_t build, void *userdata,
-                           struct ks_error *e)
-{
-        struct txn t = {};
-        int r;
-
-        r = txn_begin(n, &t);
-        if (r == 0)
-                r = txn_drop_table(&t, table);
-        if (r == 0 && build)
-                r = build(t.batch, &t.next_seq, userdata);
-        if (r == 0) {
-                txn_end(n, &t);
-                r = txn_commit(n, &t, NULL, e);
-        } else {
-                ks_error_set(e, r, KS_ERR_INTERNAL, "Could not build the nftables transaction: %s", strerror(-r));
-        }
-        if (t.batch)
-                nftnl_batch_free(t.batch);
-        return r;
-}
-
-int nft_transaction_with(struct ks_nft *n, const char *replace_table, uint32_t flags, nft_build_t build,
-                         void *userdata, uint64_t *ret_usec, struct ks_error *e)
-{
-        struct txn t = {};
-        int r;
-
-        r = txn_begin(n, &t);
-        if (r == 0 && replace_table)
-                r = txn_drop_table(&t, replace_table);
-        if (r == 0 && replace_table && flags)
-                r = txn_add_table_flags(&t, replace_table, flags);
-        if (r == 0)
-                r = build(t.batch, &t.next_seq, userdata);
-        if (r == 0) {
-                txn_end(n, &t);
-                r = txn_commit(n, &t, ret_usec, e);
-        } else {
-                ks_error_set(e, r, KS_ERR_INTERNAL, "Could not build the nftables transaction: %s", strerror(-r));
-        }
-        if (t.batch)
-                nftnl_batch_free(t.batch);
-        return r;
-}
-
 static int gen_cb(const struct nlmsghdr *nlh, void *data)
 {
         struct nftnl_gen *g = nftnl_gen_alloc();
@@ -739,25 +697,6 @@ int nft_has_flowtables(struct ks_nft *n)
         if (r == -EOPNOTSUPP || r == -ENOENT)
                 return 0;       /* a kernel without flowtables */
         return r < 0 ? r : count > 0;
-}
-
-int nft_set_table_flags(struct ks_nft *n, const char *table, uint32_t flags, struct ks_error *e)
-{
-        struct txn t = {};
-        int r;
-
-        r = txn_begin(n, &t);
-        if (r == 0)
-                r = txn_add_table_flags(&t, table, flags);
-        if (r == 0) {
-                txn_end(n, &t);
-                r = txn_commit(n, &t, NULL, e);
-        } else {
-                ks_error_set(e, r, KS_ERR_INTERNAL, "Out of memory");
-        }
-        if (t.batch)
-                nftnl_batch_free(t.batch);
-        return r;
 }
 
 /* ---- The drop sensor: P/drops_* sets (compile-drops.c) ------------------ */

@@ -9,10 +9,11 @@
 
 /*
  * The netlink transport to nf_tables: the only place that talks to the kernel.
- * Every change is one batch (BATCH_BEGIN ... BATCH_END) in one sendmsg; every
- * message asks for an acknowledgement and all of them are read, so a failure of
- * any message is reported with the message that caused it. The kernel commits
- * all or nothing.
+ * Every change is one batch (BATCH_BEGIN ... BATCH_END) in one sendmsg, built,
+ * sent and freed by one transaction runner (the calls below say what it
+ * holds); every message asks for an acknowledgement and all of them are read,
+ * so a failure of any message is reported with the message that caused it. The
+ * kernel commits all or nothing.
  */
 
 struct ks_nft;
@@ -52,11 +53,8 @@ int nft_apply(struct ks_nft *n, const struct ks_ruleset *rs, uint64_t *ret_usec,
 /* Delete inet table `table` if it exists, in one transaction. */
 int nft_delete_table(struct ks_nft *n, const char *table, uint64_t *ret_usec, struct ks_error *e);
 
-/* 1 if inet table `table` exists, 0 if not, negative errno on failure. */
-int nft_table_exists(struct ks_nft *n, const char *table);
-
-/* 1 if chain `chain` exists in inet table `table`, 0 if not, negative errno on failure. */
-int nft_chain_exists(struct ks_nft *n, const char *table, const char *chain);
+/* 1 if inet table `table` (chain NULL), or chain `chain` of it, exists; 0 if not; negative errno on failure. */
+int nft_exists(struct ks_nft *n, const char *table, const char *chain);
 
 /*
  * Named counter objects of inet table `table` (none if the table is absent), with those of the
@@ -83,16 +81,8 @@ int nft_hooks_summary(struct ks_nft *n, const char *table, struct ks_summary *re
 /* Zero every counter object of the table (read-and-reset). */
 int nft_reset_counters(struct ks_nft *n, const char *table);
 
-/*
- * One transaction built by a callback (compile_tripwire() and the like): drop
- * inet table `table` if it exists, then the messages `build` appends (build
- * NULL: only the drop). The table gets no ownership flags. Added for the egress
- * trip-wire's table of its own (triggers.c).
- */
 struct nftnl_batch;
 typedef int (*nft_build_t)(struct nftnl_batch *b, uint32_t *seq, void *userdata);
-int nft_rebuild_table_with(struct ks_nft *n, const char *table, nft_build_t build, void *userdata,
-                           struct ks_error *e);
 
 /*
  * One transaction of what `build` appends; with replace_table, the table is

@@ -15,10 +15,12 @@
 
 
 #include "cleanup.h"
+#include "compile.h"
 #include "compile-tripwire.h"
 #include "log.h"
 #include "nflog.h"
 #include "nft.h"
+#include "summary.h"
 #include "timespec.h"
 #include "timeutil.h"
 #include "triggers.h"
@@ -309,9 +311,9 @@ int triggers_heartbeat(struct ks_triggers *t, const char *config_dir, uint64_t *
 
 /* ---- egress trip-wire ---- */
 
-static int build_tripwire(struct nftnl_batch *b, uint32_t *seq, void *userdata)
+/* The table that the policy's uplinks and [EgressTripwire] make. */
+static int tripwire_compile(struct ks_triggers *t, struct ks_ruleset **ret)
 {
-        struct ks_triggers *t = userdata;
         const struct ks_policy *p = store_get(t->ctx.store, t->conf.tripwire.policy);
         struct tripwire_spec spec;
 
@@ -319,27 +321,56 @@ static int build_tripwire(struct nftnl_batch *b, uint32_t *seq, void *userdata)
                 return -ENOENT;
         spec = (struct tripwire_spec){ .uplinks = (const char (*)[16])p->uplinks, .n_uplinks = p->n_uplinks,
                                        .rate = t->conf.tripwire.rate, .log_group = t->conf.tripwire.log_group };
-        return compile_tripwire(&spec, b, seq);
+        return compile_tripwire(&spec, ret);
+}
+
+/* The kernel's table has the shape of what was sent (like inet killswitch's read-back). 0 or -EPROTO (diff). */
+static int tripwire_readback(struct ks_triggers *t, const struct ks_ruleset *rs, char *diff, size_t size)
+{
+        struct ks_summary want = {}, have = {};
+        int r;
+
+        r = ruleset_summarize(rs, &want);
+        if (r == 0)
+                r = nft_table_summary(t->ctx.nft, TRIPWIRE_TABLE, true, &have);
+        if (r == 0)
+                r = summary_diff(&want, &have, true, diff, size);
+        else
+                snprintf(diff, size, "%s", strerror(-r));
+        summary_clear(&want);
+        summary_clear(&have);
+        return r;
 }
 
 /* The table only while normal and armed; dropped otherwise (if it is there). */
 static void tripwire_sync(struct ks_triggers *t)
 {
+        _cleanup_(ruleset_freep) struct ks_ruleset *rs = NULL;
         bool want = t->tripwire_ok && !state(t)->isolated && !state_fired(state(t), "tripwire") &&
                     store_get(t->ctx.store, t->conf.tripwire.policy);
         struct ks_error e = {};
+        char diff[256];
         int r;
 
         if (!t->ctx.nft)
                 return;
-        if (!want && !t->tripwire_installed && nft_table_exists(t->ctx.nft, TRIPWIRE_TABLE) <= 0)
+        if (!want && !t->tripwire_installed && nft_exists(t->ctx.nft, TRIPWIRE_TABLE, NULL) <= 0)
                 return;
-        r = nft_rebuild_table_with(t->ctx.nft, TRIPWIRE_TABLE, want ? build_tripwire : NULL, t, &e);
+        r = want ? tripwire_compile(t, &rs) : 0;
+        if (r < 0)
+                ks_error_set(&e, r, KS_ERR_INTERNAL, "Could not build the nftables transaction: %s", strerror(-r));
+        else if (want)
+                r = nft_replace_table(t->ctx.nft, TRIPWIRE_TABLE, 0, rs, NULL, &e);
+        else
+                r = nft_delete_table(t->ctx.nft, TRIPWIRE_TABLE, NULL, &e);
         if (r < 0) {
                 log_error("Could not %s the egress trip-wire (table inet %s): %s", want ? "install" : "remove",
                           TRIPWIRE_TABLE, e.msg);
                 return;
         }
+        if (want && tripwire_readback(t, rs, diff, sizeof(diff)) < 0)
+                log_error("The egress trip-wire's table inet %s does not read back as it was sent: %s",
+                          TRIPWIRE_TABLE, diff);
         t->tripwire_installed = want;
         t->streak_start = t->last_event = 0;
 }

@@ -33,6 +33,7 @@
 #include "cleanup.h"
 #include "tap.h"
 #include "compile.h"
+#include "compile-tripwire.h"
 #include "policy.h"
 #include "summary.h"
 
@@ -1474,6 +1475,64 @@ static void test_links(void **state)
 }
 
 
+/* The trip-wire's table: built like the main table's (dump, read-back summary), and its nft text. */
+static void test_tripwire(void **state)
+{
+        static const char uplinks[][16] = { "wan0", "wan1" };
+        struct tripwire_spec t = { .uplinks = uplinks, .n_uplinks = 2, .rate = 2048000, .log_group = 5 };
+        _cleanup_free_ char *text = NULL, *dump = NULL;
+        struct ks_ruleset *r = NULL;
+        struct ks_summary s = {};
+        const struct summary_chain *c;
+        char *small = NULL;
+
+        assert_int_equal(compile_tripwire(&t, &r), 0);
+        dump = dump_of(r);
+        check_golden("tripwire", "dump", dump);
+        assert_int_equal(compile_tripwire_text(&t, &text), 0);
+        check_golden("tripwire", "nft", text);
+
+        /* What the read-back compares with the kernel's table. */
+        assert_int_equal(ruleset_summarize(r, &s), 0);
+        assert_int_equal(s.n_chains, 1);
+        c = summary_chain(&s, TRIPWIRE_CHAIN, false);
+        assert_non_null(c);
+        assert_true(c->base);
+        assert_int_equal(c->priority, TRIPWIRE_PRIORITY);
+        assert_int_equal(c->rules, 1);
+        assert_int_equal(s.n_sets, 1);
+        assert_int_equal(summary_set(&s, TRIPWIRE_SET, false)->elems, 2);
+        assert_int_equal(s.n_counters, 0);
+        summary_clear(&s);
+        ruleset_free(r);
+        r = NULL;
+
+        /* Rates as nft prints them: in kbytes or mbytes only when they divide. */
+        t.n_uplinks = 1;
+        t.rate = 1048576;
+        assert_int_equal(compile_tripwire_text(&t, &small), 0);
+        assert_non_null(strstr(small, "\"wan0\" }"));
+        assert_non_null(strstr(small, "limit rate over 1 mbytes/second burst 1 mbytes limit rate 10/second log"));
+        free(small);
+        t.rate = 3000000;
+        assert_int_equal(compile_tripwire_text(&t, &small), 0);
+        assert_non_null(strstr(small, "over 3000000 bytes/second burst 3000000 bytes "));
+        free(small);
+        small = NULL;
+
+        /* No uplinks, no rate, a rate the kernel cannot hold: refused. */
+        t.rate = 0;
+        assert_int_equal(compile_tripwire(&t, &r), -EINVAL);
+        assert_int_equal(compile_tripwire_text(&t, &small), -EINVAL);
+        t.rate = (uint64_t)UINT32_MAX + 1;
+        assert_int_equal(compile_tripwire(&t, &r), -EINVAL);
+        t.rate = 1000;
+        t.n_uplinks = 0;
+        assert_int_equal(compile_tripwire(&t, &r), -EINVAL);
+        assert_null(r);
+        assert_null(small);
+}
+
 /* 100,000 entries of each kind: the sets and the batch scale (its time is in tests/bench/bench-compile.c). */
 static void test_100k_addresses(void **state)
 {
@@ -1583,6 +1642,7 @@ int main(void)
                 cmocka_unit_test(test_isolate_shape),
                 cmocka_unit_test(test_bytecode),
                 cmocka_unit_test(test_links),
+                cmocka_unit_test(test_tripwire),
                 cmocka_unit_test(test_counter_names),
                 cmocka_unit_test(test_invalid_arguments),
                 cmocka_unit_test(test_longest_names),
