@@ -689,7 +689,7 @@ static void text_tripwire(FILE *f, const struct tripwire_spec *t)
         text_byte_rate(f, t->rate);
         fputs("/second burst ", f);
         text_byte_rate(f, t->rate);
-        fprintf(f, " limit rate %u/second", TRIPWIRE_EVENTS_PER_SEC);
+        fprintf(f, " limit rate %d/second", TRIPWIRE_EVENTS_PER_SEC);
         fprintf(f, " log group %u\n\t}\n}\n", (unsigned)t->log_group);
 }
 

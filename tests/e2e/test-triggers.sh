@@ -136,6 +136,7 @@ ctl restore >/dev/null
 printf '[EgressTripwire]\nRate=1M\nFor=2s\nPolicy=isolate\n' >"$CONF"
 check_exit 0 "reload with a trip-wire of 1 MB/s for 2 s" ctl reload
 check "tripwire: table inet killswitch_tripwire in place while normal" tripwire_table
+check "tripwire: its table reads back as it was sent (no difference logged)" not_matches "$(cat "$KS_LOG")" "does not read back"
 sent=$(udp_flood 300000 5)
 note "below the rate: sent $sent bytes in 5 s"
 check "tripwire: 300 kB/s for 5 s does not fire" is_normal
