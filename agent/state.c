@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,7 @@ void state_clear(struct ks_state *s)
         free(s->revert_policy);
         free(s->request_user);
         fired_free(s->fired, s->n_fired);
+        free(s->uplink_ids);
         state_init(s);
 }
 
@@ -81,6 +83,8 @@ int state_copy(const struct ks_state *from, struct ks_state *to)
         c.policy = c.user = c.reason = c.trigger = c.revert_policy = c.request_user = NULL;
         c.fired = NULL;
         c.n_fired = 0;
+        c.uplink_ids = NULL;
+        c.n_uplink_ids = 0;
         if (dup_str(from->policy, &c.policy) < 0 || dup_str(from->user, &c.user) < 0 ||
             dup_str(from->reason, &c.reason) < 0 || dup_str(from->trigger, &c.trigger) < 0 ||
             dup_str(from->revert_policy, &c.revert_policy) < 0 || dup_str(from->request_user, &c.request_user) < 0)
@@ -88,11 +92,66 @@ int state_copy(const struct ks_state *from, struct ks_state *to)
         for (size_t i = 0; i < from->n_fired; i++)
                 if (state_add_fired(&c, from->fired[i]) < 0)
                         goto fail;
+        if (state_set_uplink_ids(&c, from->uplink_ids, from->n_uplink_ids) < 0)
+                goto fail;
         *to = c;
         return 0;
 fail:
         state_clear(&c);
         return -ENOMEM;
+}
+
+int state_set_uplink_ids(struct ks_state *s, const struct ks_uplink_id *ids, size_t n)
+{
+        struct ks_uplink_id *v = NULL;
+
+        if (n > 0) {
+                v = calloc(n, sizeof(*v));
+                if (!v)
+                        return -ENOMEM;
+                memcpy(v, ids, n * sizeof(*v));
+        }
+        free(s->uplink_ids);
+        s->uplink_ids = v;
+        s->n_uplink_ids = n;
+        return 0;
+}
+
+static json_t *uplink_ids_to_json(const struct ks_state *s)
+{
+        json_t *a = json_array();
+
+        for (size_t i = 0; a && i < s->n_uplink_ids; i++)
+                json_array_append_new(a, json_pack("{s:s, s:i}", "name", s->uplink_ids[i].name, "ifindex",
+                                                   s->uplink_ids[i].ifindex));
+        return a;
+}
+
+/* "uplinks": [{"name": N, "ifindex": I}, ...]; absent in older files. */
+static int uplink_ids_from_json(json_t *o, struct ks_state *s)
+{
+        json_t *a = json_object_get(o, "uplinks"), *v;
+        _cleanup_free_ struct ks_uplink_id *ids = NULL;
+        size_t i;
+
+        if (!a || json_is_null(a))
+                return 0;
+        if (!json_is_array(a))
+                return -EBADMSG;
+        ids = calloc(json_array_size(a) + 1, sizeof(*ids));
+        if (!ids)
+                return -ENOMEM;
+        json_array_foreach(a, i, v) {
+                const char *name = json_string_value(json_object_get(v, "name"));
+                json_t *idx = json_object_get(v, "ifindex");
+
+                if (!name || name[0] == '\0' || strlen(name) >= IFNAMSIZ || !json_is_integer(idx) ||
+                    json_integer_value(idx) <= 0 || json_integer_value(idx) > INT_MAX)
+                        return -EBADMSG;
+                snprintf(ids[i].name, sizeof(ids[i].name), "%s", name);
+                ids[i].ifindex = (int)json_integer_value(idx);
+        }
+        return state_set_uplink_ids(s, ids, json_array_size(a));
 }
 
 static json_t *opt_string(const char *s)
@@ -139,7 +198,8 @@ static json_t *state_to_json(const struct ks_state *s)
                                                                "policy", opt_string(s->revert_policy))
                                                    : json_null(),
                          "fired", fired);
-        if (o && json_object_set_new(o, "restore_request", request_to_json(s)) < 0) {
+        if (o && (json_object_set_new(o, "restore_request", request_to_json(s)) < 0 ||
+                  json_object_set_new(o, "uplinks", uplink_ids_to_json(s)) < 0)) {
                 json_decref(o);
                 return NULL;
         }
@@ -247,7 +307,7 @@ static int state_from_json(json_t *o, struct ks_state *s)
             (r = get_opt_string(o, "user", &s->user)) < 0 ||
             (r = get_opt_string(o, "reason", &s->reason)) < 0)
                 return r;
-        if ((r = request_from_json(o, s)) < 0)
+        if ((r = request_from_json(o, s)) < 0 || (r = uplink_ids_from_json(o, s)) < 0)
                 return r;
         return schedule_from_json(o, s);
 }

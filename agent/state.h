@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <net/if.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -48,6 +49,16 @@ struct ks_state {
         /* Triggers that fired during this isolation: each fires once per incident; a restore re-arms them. */
         char **fired;
         size_t n_fired;
+
+        /*
+         * The uplinks of the cut as the kernel numbered them while isolated (name, ifindex): a
+         * restarted agent finds an uplink renamed while it was not running by its ifindex.
+         */
+        struct ks_uplink_id {
+                char name[IFNAMSIZ];
+                int ifindex;
+        } *uplink_ids;
+        size_t n_uplink_ids;
 };
 
 #define STATE_FILE "state.json"
@@ -61,4 +72,6 @@ int state_load(const char *dir, struct ks_state *ret);
 int state_save(const char *dir, const struct ks_state *s);
 
 bool state_fired(const struct ks_state *s, const char *trigger);
+/* Replace the uplinks' ids with ids[0..n) (copied). */
+int state_set_uplink_ids(struct ks_state *s, const struct ks_uplink_id *ids, size_t n);
 int state_add_fired(struct ks_state *s, const char *trigger);

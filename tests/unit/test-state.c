@@ -149,6 +149,42 @@ static void test_request_round_trip(void **unused)
         remove_dir(dir);
 }
 
+/* The uplinks' ifindexes: saved, read back, copied; absent is none; a bad one is corrupt. */
+static void test_uplink_ids_round_trip(void **unused)
+{
+        const struct ks_uplink_id ids[] = { { "wan0", 3 }, { "wan1", 12 } };
+        char *dir = make_dir();
+        struct ks_state s, l, c;
+
+        state_init(&s);
+        s.isolated = true;
+        s.policy = strdup("isolate");
+        assert_int_equal(state_set_uplink_ids(&s, ids, 2), 0);
+        assert_int_equal(state_save(dir, &s), 0);
+        assert_int_equal(state_load(dir, &l), 0);
+        assert_int_equal(l.n_uplink_ids, 2);
+        assert_string_equal(l.uplink_ids[0].name, "wan0");
+        assert_int_equal(l.uplink_ids[0].ifindex, 3);
+        assert_string_equal(l.uplink_ids[1].name, "wan1");
+        assert_int_equal(l.uplink_ids[1].ifindex, 12);
+        assert_int_equal(state_copy(&l, &c), 0);
+        assert_int_equal(c.n_uplink_ids, 2);
+        assert_int_equal(c.uplink_ids[1].ifindex, 12);
+        state_clear(&c);
+        state_clear(&l);
+
+        write_file(dir, "{\"state\":\"isolated\",\"policy\":\"isolate\"}");
+        assert_int_equal(state_load(dir, &l), 0);
+        assert_int_equal(l.n_uplink_ids, 0);
+        state_clear(&l);
+        write_file(dir, "{\"state\":\"isolated\",\"uplinks\":[{\"name\":\"wan0\",\"ifindex\":0}]}");
+        assert_int_equal(state_load(dir, &l), -EBADMSG);
+        write_file(dir, "{\"state\":\"isolated\",\"uplinks\":[{\"name\":\"0123456789abcdef\",\"ifindex\":2}]}");
+        assert_int_equal(state_load(dir, &l), -EBADMSG);
+        state_clear(&s);
+        remove_dir(dir);
+}
+
 static void test_normal_nulls(void **unused)
 {
         char *dir = make_dir();
@@ -223,6 +259,7 @@ int main(void)
                 cmocka_unit_test(test_round_trip),
                 cmocka_unit_test(test_instant_caps),
                 cmocka_unit_test(test_request_round_trip),
+                cmocka_unit_test(test_uplink_ids_round_trip),
                 cmocka_unit_test(test_normal_nulls),
                 cmocka_unit_test(test_missing),
                 cmocka_unit_test(test_corrupt),
