@@ -42,6 +42,8 @@ struct ks_links {
         size_t n;
         char **names;           /* the policy's uplink names: whoever takes one is tracked */
         size_t n_names;
+        int *adopted;           /* ifindexes tracked whatever their names (links_adopt) */
+        size_t n_adopted;
 };
 
 static struct link *link_find(struct ks_links *l, int ifindex)
@@ -50,6 +52,14 @@ static struct link *link_find(struct ks_links *l, int ifindex)
                 if (l->v[i].ifindex == ifindex)
                         return &l->v[i];
         return NULL;
+}
+
+static bool adopted(const struct ks_links *l, int ifindex)
+{
+        for (size_t i = 0; i < l->n_adopted; i++)
+                if (l->adopted[i] == ifindex)
+                        return true;
+        return false;
 }
 
 static bool wanted_name(const struct ks_links *l, const char *name)
@@ -338,6 +348,7 @@ struct ks_links *links_free(struct ks_links *l)
         if (l->nl)
                 mnl_socket_close(l->nl);
         names_clear(l);
+        free(l->adopted);
         free(l->v);
         free(l);
         return NULL;
@@ -359,8 +370,14 @@ int links_track(struct ks_links *l, const char (*names)[IFNAMSIZ], size_t n, boo
         names_clear(l);
         l->names = v;
         l->n_names = n;
+        if (n == 0) {
+                free(l->adopted);
+                l->adopted = NULL;
+                l->n_adopted = 0;
+        }
         for (size_t i = 0; i < l->n; i++)
-                l->v[i].tracked = (!reset && l->v[i].tracked) || wanted_name(l, l->v[i].name);
+                l->v[i].tracked = (!reset && l->v[i].tracked) || wanted_name(l, l->v[i].name) ||
+                                  adopted(l, l->v[i].ifindex);
         compute_cut(l);
         return 0;
 }
@@ -386,4 +403,40 @@ bool links_in_cut(struct ks_links *l, const char *name)
                 if (l->v[i].cut && strcmp(l->v[i].name, name) == 0)
                         return true;
         return wanted_name(l, name);
+}
+
+size_t links_tracked(struct ks_links *l, char (*names)[IFNAMSIZ], int *ifindexes, size_t max)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < l->n; i++) {
+                if (!l->v[i].tracked)
+                        continue;
+                if (n < max) {
+                        snprintf(names[n], IFNAMSIZ, "%s", l->v[i].name);
+                        ifindexes[n] = l->v[i].ifindex;
+                }
+                n++;
+        }
+        return n;
+}
+
+int links_adopt(struct ks_links *l, const char *name, int ifindex)
+{
+        struct link *k = link_find(l, ifindex);
+        char what[256];
+
+        if (!k || adopted(l, ifindex))
+                return 0;
+        if (!GREEDY_REALLOC(l->adopted, l->n_adopted + 1))
+                return -ENOMEM;
+        l->adopted[l->n_adopted++] = ifindex;
+        k->tracked = true;
+        compute_cut(l);
+        if (strcmp(k->name, name) == 0)
+                return 0;
+        snprintf(what, sizeof(what), "uplink %s (ifindex %d) was renamed to %s while the agent was not running",
+                 name, ifindex, k->name);
+        l->cb(l->userdata, what, true);
+        return 1;
 }

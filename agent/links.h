@@ -40,5 +40,18 @@ int links_track(struct ks_links *l, const char (*names)[IFNAMSIZ], size_t n, boo
  */
 int links_cut(struct ks_links *l, const char ***ret, size_t *ret_n);
 
+/*
+ * The tracked uplinks now (name, ifindex), at most max into names/ifindexes;
+ * returns how many there are.
+ */
+size_t links_tracked(struct ks_links *l, char (*names)[IFNAMSIZ], int *ifindexes, size_t max);
+
+/*
+ * Track the link numbered ifindex too, from now until tracking stops (an uplink
+ * saved as `name` before the agent restarted). If it is there under another
+ * name, it was renamed while nobody watched: the callback hears it as tamper.
+ */
+int links_adopt(struct ks_links *l, const char *name, int ifindex);
+
 /* Whether the link named `name` is in the cut now. */
 bool links_in_cut(struct ks_links *l, const char *name);

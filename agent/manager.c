@@ -246,6 +246,7 @@ int manager_find_policy(struct ks_manager *m, const char *name, const struct ks_
 
 /* Only our netlink socket may change the table, and it survives our death (adopted at restart). */
 #define OWNER_FLAGS (NFT_TABLE_F_OWNER | NFT_TABLE_F_PERSIST)
+#define LINKS_REMEMBERED 64     /* tracked uplinks saved by ifindex */
 
 /* The good version of every loaded policy, in store order. Caller frees the array only. */
 static int staged_policies(struct ks_manager *m, const struct ks_policy ***ret, size_t *ret_n)
@@ -407,6 +408,54 @@ static int links_of_cut(struct ks_manager *m, const struct ks_policy *p, bool re
         return r < 0 ? r : links_cut(m->links, ret, ret_n);
 }
 
+/* This boot's id (an ifindex means something only until the next reboot); "" if unknown. */
+static void boot_id(char buf[static 64])
+{
+        _cleanup_fclose_ FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+
+        if (!f || !fgets(buf, 64, f))
+                buf[0] = '\0';
+        buf[strcspn(buf, "\n")] = '\0';
+}
+
+/* While isolated: the tracked uplinks' ifindexes into the state file, if they changed (links_adopt at start). */
+static void remember_uplinks(struct ks_manager *m)
+{
+        char names[LINKS_REMEMBERED][IFNAMSIZ], boot[64];
+        struct ks_uplink_id ids[LINKS_REMEMBERED];
+        int ifindexes[LINKS_REMEMBERED];
+        size_t n;
+
+        if (!m->links || !m->state.isolated || !m->links_applied)
+                return;
+        n = links_tracked(m->links, names, ifindexes, LINKS_REMEMBERED);
+        n = n < LINKS_REMEMBERED ? n : LINKS_REMEMBERED;
+        for (size_t i = 0; i < n; i++) {
+                memcpy(ids[i].name, names[i], IFNAMSIZ);
+                ids[i].ifindex = ifindexes[i];
+        }
+        boot_id(boot);
+        if (n == m->state.n_uplink_ids && (n == 0 || memcmp(ids, m->state.uplink_ids, n * sizeof(*ids)) == 0) &&
+            m->state.uplinks_boot && strcmp(boot, m->state.uplinks_boot) == 0)
+                return;
+        if (state_set_uplink_ids(&m->state, ids, n, boot) < 0 || state_save(m->state_dir, &m->state) < 0)
+                log_warning("Could not save the uplinks' ifindexes (a rename while the agent is down will not be "
+                            "noticed)");
+}
+
+/* At start, isolated: the uplinks saved by ifindex are tracked again, renamed or not (tamper if renamed). */
+static void adopt_uplinks(struct ks_manager *m)
+{
+        char boot[64];
+
+        boot_id(boot);
+        if (!m->links || !m->state.isolated || !m->state.uplinks_boot || strcmp(boot, m->state.uplinks_boot) != 0)
+                return;
+        for (size_t i = 0; i < m->state.n_uplink_ids; i++)
+                if (links_adopt(m->links, m->state.uplink_ids[i].name, m->state.uplink_ids[i].ifindex) < 0)
+                        log_error("Out of memory adopting uplink %s", m->state.uplink_ids[i].name);
+}
+
 /* The first step of a table staged in steps: all of it but the big sets' elements (stage.h). */
 struct first_step {
         const struct ks_ruleset *rs;
@@ -473,6 +522,7 @@ static int stage_links(struct ks_manager *m, const char *active, bool reset)
                           " (the inet hooks still cut): %s", TABLE_NAME, e.msg[0] ? e.msg : strerror(-r));
         else
                 log_debug("Link layer staged (%zu policies) in %llu us", n, (unsigned long long)usec);
+        remember_uplinks(m);
         return r;
 }
 
@@ -555,6 +605,7 @@ static int apply_links(struct ks_manager *m, const char *active, bool reset)
         else if (p)
                 log_info("Link layer of the cut in place: %zu uplinks, %zu more links, %llu us", p->n_uplinks, n,
                          (unsigned long long)usec);
+        remember_uplinks(m);
         return r;
 }
 
@@ -948,6 +999,7 @@ int manager_isolate(struct ks_manager *m, const char *name, const struct ks_acto
         state_clear(&m->state);
         m->state = next;
         m->reassertions = 0;
+        remember_uplinks(m);
         manager_drops_isolated(m, fresh);
         notify_status(m);
         flush_offloaded_flows(m);
@@ -1672,6 +1724,7 @@ int manager_startup(struct ks_manager *m)
                 return r;
         if (m->state.isolated && !m->drops_source)
                 manager_drops_isolated(m, true);
+        adopt_uplinks(m);
         /* Adopted or rebuilt, the netdev table is staged as this version builds it. */
         stage_links(m, m->state.isolated ? m->state.policy : NULL, !m->links_applied);
         /* Deadlines that passed while we were down are carried out on the first loop iteration. */

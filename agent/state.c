@@ -50,6 +50,7 @@ void state_clear(struct ks_state *s)
         free(s->request_user);
         fired_free(s->fired, s->n_fired);
         free(s->uplink_ids);
+        free(s->uplinks_boot);
         state_init(s);
 }
 
@@ -85,6 +86,7 @@ int state_copy(const struct ks_state *from, struct ks_state *to)
         c.n_fired = 0;
         c.uplink_ids = NULL;
         c.n_uplink_ids = 0;
+        c.uplinks_boot = NULL;
         if (dup_str(from->policy, &c.policy) < 0 || dup_str(from->user, &c.user) < 0 ||
             dup_str(from->reason, &c.reason) < 0 || dup_str(from->trigger, &c.trigger) < 0 ||
             dup_str(from->revert_policy, &c.revert_policy) < 0 || dup_str(from->request_user, &c.request_user) < 0)
@@ -92,7 +94,7 @@ int state_copy(const struct ks_state *from, struct ks_state *to)
         for (size_t i = 0; i < from->n_fired; i++)
                 if (state_add_fired(&c, from->fired[i]) < 0)
                         goto fail;
-        if (state_set_uplink_ids(&c, from->uplink_ids, from->n_uplink_ids) < 0)
+        if (state_set_uplink_ids(&c, from->uplink_ids, from->n_uplink_ids, from->uplinks_boot) < 0)
                 goto fail;
         *to = c;
         return 0;
@@ -101,10 +103,15 @@ fail:
         return -ENOMEM;
 }
 
-int state_set_uplink_ids(struct ks_state *s, const struct ks_uplink_id *ids, size_t n)
+int state_set_uplink_ids(struct ks_state *s, const struct ks_uplink_id *ids, size_t n, const char *boot)
 {
         struct ks_uplink_id *v = NULL;
+        char *b = NULL;
 
+        if (dup_str(boot, &b) < 0)
+                return -ENOMEM;
+        free(s->uplinks_boot);
+        s->uplinks_boot = b;
         if (n > 0) {
                 v = calloc(n, sizeof(*v));
                 if (!v)
@@ -127,12 +134,16 @@ static json_t *uplink_ids_to_json(const struct ks_state *s)
         return a;
 }
 
+static int get_opt_string(json_t *o, const char *key, char **ret);
+
 /* "uplinks": [{"name": N, "ifindex": I}, ...]; absent in older files. */
 static int uplink_ids_from_json(json_t *o, struct ks_state *s)
 {
         json_t *a = json_object_get(o, "uplinks"), *v;
         _cleanup_free_ struct ks_uplink_id *ids = NULL;
+        _cleanup_free_ char *boot = NULL;
         size_t i;
+        int r;
 
         if (!a || json_is_null(a))
                 return 0;
@@ -151,7 +162,9 @@ static int uplink_ids_from_json(json_t *o, struct ks_state *s)
                 snprintf(ids[i].name, sizeof(ids[i].name), "%s", name);
                 ids[i].ifindex = (int)json_integer_value(idx);
         }
-        return state_set_uplink_ids(s, ids, json_array_size(a));
+        if ((r = get_opt_string(o, "uplinks_boot", &boot)) < 0)
+                return r;
+        return state_set_uplink_ids(s, ids, json_array_size(a), boot);
 }
 
 static json_t *opt_string(const char *s)
@@ -199,7 +212,8 @@ static json_t *state_to_json(const struct ks_state *s)
                                                    : json_null(),
                          "fired", fired);
         if (o && (json_object_set_new(o, "restore_request", request_to_json(s)) < 0 ||
-                  json_object_set_new(o, "uplinks", uplink_ids_to_json(s)) < 0)) {
+                  json_object_set_new(o, "uplinks", uplink_ids_to_json(s)) < 0 ||
+                  json_object_set_new(o, "uplinks_boot", opt_string(s->uplinks_boot)) < 0)) {
                 json_decref(o);
                 return NULL;
         }

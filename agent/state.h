@@ -59,6 +59,7 @@ struct ks_state {
                 int ifindex;
         } *uplink_ids;
         size_t n_uplink_ids;
+        char *uplinks_boot;             /* the boot id they were seen in: ifindexes are only kept until a reboot */
 };
 
 #define STATE_FILE "state.json"
@@ -72,6 +73,6 @@ int state_load(const char *dir, struct ks_state *ret);
 int state_save(const char *dir, const struct ks_state *s);
 
 bool state_fired(const struct ks_state *s, const char *trigger);
-/* Replace the uplinks' ids with ids[0..n) (copied). */
-int state_set_uplink_ids(struct ks_state *s, const struct ks_uplink_id *ids, size_t n);
+/* Replace the uplinks' ids with ids[0..n) (copied), seen during boot `boot` (may be NULL). */
+int state_set_uplink_ids(struct ks_state *s, const struct ks_uplink_id *ids, size_t n, const char *boot);
 int state_add_fired(struct ks_state *s, const char *trigger);

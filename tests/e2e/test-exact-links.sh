@@ -10,6 +10,7 @@
 #   - a bridge that took wan0 as a port, the route on the bridge;
 #   - a foreign netdev table forwarding (fwd) between lan0 and wan0 at ingress, past the inet hooks;
 #   - a raw AF_PACKET send through the qdisc from a process with only CAP_NET_RAW;
+#   - an uplink renamed while the agent is not running (found by the ifindex in the state file);
 # and each of the first five is audited as tamper (status, history). A raw send with
 # PACKET_QDISC_BYPASS is cut as well on this kernel; the last part shows where nftables ends: a tc
 # egress redirect (CAP_NET_ADMIN) skips the netfilter egress hook (docs/design.md).
@@ -304,6 +305,22 @@ else
 fi
 check "docs/design.md says where nftables ends (tc, XDP, AF_XDP)" grep -q "mirred" "$KS_REPO/docs/design.md"
 cut_and_gateways "after the raw sends"
+
+# --- a rename while the agent is not running ---------------------------------------------------
+# The state file knows wan0's ifindex: a restarted agent finds it under its new name, cuts it and
+# says so as tamper.
+check "state file: the uplinks' ifindexes" contains "$(cat "$KS_STATE/state.json")" '"ifindex"' '"wan0"'
+agent_stop || die "stopping the agent"
+n_gw ip link set wan0 down && n_gw ip link set wan0 name wanz && n_gw ip link set wanz up &&
+	route_v4 wanz 198.51.100.2 gw0 198.51.100.1 || die "renaming wan0 while the agent is down"
+agent_start || die "killswitchd did not start again"
+wait_until 10 contains "$(n_gw nft list set inet killswitch isolate/uplinks)" '"wanz"'
+cut_and_gateways "renamed to wanz while the agent was down"
+check "renamed while down: wanz in isolate/uplinks" contains "$(n_gw nft list set inet killswitch isolate/uplinks)" '"wanz"'
+check "renamed while down: audited as tamper" tamper_said "wan0" "renamed to wanz" "not running"
+n_gw ip link set wanz down && n_gw ip link set wanz name wan0 && n_gw ip link set wan0 up && v6_back &&
+	route_v4_back || die "renaming back"
+cut_and_gateways "renamed back after the restart"
 
 # --- restore lifts it all ----------------------------------------------------------------------
 check_exit 0 "restore returns 0" ctl restore --reason "e2e: links over"

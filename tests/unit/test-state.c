@@ -159,7 +159,7 @@ static void test_uplink_ids_round_trip(void **unused)
         state_init(&s);
         s.isolated = true;
         s.policy = strdup("isolate");
-        assert_int_equal(state_set_uplink_ids(&s, ids, 2), 0);
+        assert_int_equal(state_set_uplink_ids(&s, ids, 2, "b00t"), 0);
         assert_int_equal(state_save(dir, &s), 0);
         assert_int_equal(state_load(dir, &l), 0);
         assert_int_equal(l.n_uplink_ids, 2);
@@ -167,6 +167,7 @@ static void test_uplink_ids_round_trip(void **unused)
         assert_int_equal(l.uplink_ids[0].ifindex, 3);
         assert_string_equal(l.uplink_ids[1].name, "wan1");
         assert_int_equal(l.uplink_ids[1].ifindex, 12);
+        assert_string_equal(l.uplinks_boot, "b00t");
         assert_int_equal(state_copy(&l, &c), 0);
         assert_int_equal(c.n_uplink_ids, 2);
         assert_int_equal(c.uplink_ids[1].ifindex, 12);
