@@ -90,6 +90,7 @@ struct ks_manager *manager_free(struct ks_manager *m)
         control_free(m->control);
         monitor_free(m->monitor);
         sd_event_source_disable_unref(m->links_source);
+        sd_event_source_disable_unref(m->links_backoff);
         sd_event_source_disable_unref(m->links_stage_source);
         stager_free(m->links_stager);
         links_free(m->links);
@@ -1567,6 +1568,50 @@ static int on_reassert(sd_event_source *s, void *userdata)
 
 static void links_reassert_soon(struct ks_manager *m);
 
+static int on_links_backoff(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct ks_manager *m = userdata;
+
+        m->links_backoff = sd_event_source_disable_unref(m->links_backoff);
+        links_reassert_soon(m);
+        return 0;
+}
+
+/*
+ * A foreign chain on a link of the cut: re-assert the link layer, at most
+ * REASSERT_BURST times per window, as the inet table, so that two managers
+ * never fight forever; then back off, loudly. (A change of the cut itself, a
+ * renamed or stacked link, is always followed.)
+ */
+static void links_reassert_limited(struct ks_manager *m)
+{
+        struct ks_actor self = AGENT_ACTOR("monitor");
+        uint64_t now = now_monotonic_usec();
+        struct ks_error e = {};
+
+        if (m->links_backoff)
+                return;
+        if (now - m->links_window_start > REASSERT_WINDOW_USEC) {
+                m->links_window_start = now;
+                m->links_window_count = 0;
+        }
+        if (++m->links_window_count <= REASSERT_BURST) {
+                links_reassert_soon(m);
+                return;
+        }
+        ks_error_set(&e, -EBUSY, NULL,
+                     "RATE LIMIT: chains were bound to links of the cut by another process %u times in %llus; "
+                     "not re-asserting the link layer for %llus. Another firewall manager is fighting "
+                     "killswitch: stop it.", m->links_window_count, REASSERT_WINDOW_USEC / USEC_PER_SEC,
+                     REASSERT_BACKOFF_USEC / USEC_PER_SEC);
+        audit(m, AUDIT_RATE_LIMIT, &self, m->state.policy, NULL, NULL, &e);
+        m->links_window_start = 0;
+        m->links_window_count = 0;
+        if (sd_event_add_time_relative(m->event, &m->links_backoff, CLOCK_MONOTONIC, REASSERT_BACKOFF_USEC, 0,
+                                       on_links_backoff, m) < 0)
+                links_reassert_soon(m);
+}
+
 /*
  * Someone bound a base chain to a link of the cut: it may run before or beside
  * ours (a netdev fwd past the inet hooks). Re-asserting the link layer
@@ -1584,7 +1629,7 @@ static void on_foreign_hooks(struct ks_manager *m, const struct monitor_event *e
                              "link layer is re-asserted before it", ev->hooks[i].what, ev->hooks[i].device,
                              ev->comm, (int)ev->pid);
                 audit(m, AUDIT_TAMPER, &culprit, m->state.policy, NULL, NULL, &e);
-                links_reassert_soon(m);
+                links_reassert_limited(m);
         }
 }
 

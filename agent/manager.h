@@ -94,6 +94,9 @@ struct ks_manager {
         char *precompiled_for;                  /* ... for this policy in force (NULL: normal) */
         struct ks_links *links;                 /* the uplinks as links: renames, stacked links (links.c) */
         sd_event_source *links_source;          /* a pending re-assertion of the link layer */
+        sd_event_source *links_backoff;         /* rate limited: the re-assertion after the back-off */
+        uint64_t links_window_start;            /* monotonic, rate limit window of foreign device chains */
+        unsigned links_window_count;
         bool links_applied;                     /* the link layer (compile_links) is in force */
         char *links_staged;                     /* staged_signature() of the netdev table's policies */
         sd_event_source *links_stage_source;    /* a pending staging of the netdev table (idle priority) */

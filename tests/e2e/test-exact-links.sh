@@ -11,6 +11,7 @@
 #   - a foreign netdev table forwarding (fwd) between lan0 and wan0 at ingress, past the inet hooks;
 #   - a raw AF_PACKET send through the qdisc from a process with only CAP_NET_RAW;
 #   - an uplink renamed while the agent is not running (found by the ifindex in the state file);
+#   - another manager binding chains to wan0 in a loop (the rate limit of re-assertion);
 # and each of the first five is audited as tamper (status, history). A raw send with
 # PACKET_QDISC_BYPASS is cut as well on this kernel; the last part shows where nftables ends: a tc
 # egress redirect (CAP_NET_ADMIN) skips the netfilter egress hook (docs/design.md).
@@ -321,6 +322,26 @@ check "renamed while down: audited as tamper" tamper_said "wan0" "renamed to wan
 n_gw ip link set wanz down && n_gw ip link set wanz name wan0 && n_gw ip link set wan0 up && v6_back &&
 	route_v4_back || die "renaming back"
 cut_and_gateways "renamed back after the restart"
+
+# --- a fight over the links: the rate limit ----------------------------------------------------
+# Another manager binding chain after chain to wan0: the link layer is re-asserted at most 5 times
+# in 10 s, then the agent backs off for 30 s and says so (as for the inet table); the cut holds.
+log_lines() { wc -l <"$KS_LOG"; }
+log_since() { tail -n +"$(($1 + 1))" "$KS_LOG" | grep -E -- "$2" || { echo "no /$2/ in the agent log"; return 1; }; }
+log_since_count() { tail -n +"$(($1 + 1))" "$KS_LOG" | grep -cE -- "$2"; }
+lines=$(log_lines)
+for i in $(seq 1 8); do
+	n_gw nft add table netdev "fight$i" &&
+		n_gw nft add chain netdev "fight$i" c '{ type filter hook ingress device "wan0" priority 0; }'
+	sleep 0.2
+done
+check "fight: RATE LIMIT of the link layer in the agent log" log_since "$lines" "RATE LIMIT: chains were bound"
+check "fight: audited (rate-limit in the history)" \
+	contains "$(ctl --json history -n 40)" '"rate-limit"' "not re-asserting the link layer"
+check "fight: at most 5 re-assertions of the link layer in the window" \
+	test "$(log_since_count "$lines" "Link layer of the cut in place")" -le 6
+cut_and_gateways "during the back-off"
+for i in $(seq 1 8); do n_gw nft delete table netdev "fight$i"; done
 
 # --- restore lifts it all ----------------------------------------------------------------------
 check_exit 0 "restore returns 0" ctl restore --reason "e2e: links over"
