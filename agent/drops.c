@@ -52,6 +52,15 @@ static int entry_cmp(const void *a, const void *b)
         return key_cmp(&((const struct drop_entry *)a)->key, &((const struct drop_entry *)b)->key);
 }
 
+void drops_adopt(struct ks_drops *d, struct drop_entry *entries, size_t n, uint64_t since_usec, uint64_t overflow)
+{
+        drops_reset(d, since_usec);
+        qsort(entries, n, sizeof(*entries), entry_cmp);
+        d->entries = entries;
+        d->n = n;
+        d->overflow = overflow;
+}
+
 /* The kernel's counts beyond what the previous read showed (all of them after a reset or expiry). */
 static uint64_t counts_new(uint64_t now, uint64_t before)
 {

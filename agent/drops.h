@@ -63,6 +63,13 @@ void drops_forget_kernel(struct ks_drops *d);
 int drops_merge(struct ks_drops *d, struct nft_drop *reads, size_t n, uint64_t overflow, uint64_t skipped,
                 uint64_t now_usec);
 
+/*
+ * Take entries[0..n) (malloc'ed, at most DROPS_MAX_ENTRIES; kernel counts 0) as the totals of a
+ * finished isolation from since_usec on, with overflow packets not itemised: what the agent
+ * saved at its restore. Sorted here; d owns entries afterwards.
+ */
+void drops_adopt(struct ks_drops *d, struct drop_entry *entries, size_t n, uint64_t since_usec, uint64_t overflow);
+
 /* Totals: tuples, packets, bytes, distinct sources; overflow (with skipped). */
 struct drops_totals {
         size_t tuples, sources;

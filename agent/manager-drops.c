@@ -10,6 +10,9 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +22,9 @@
 #include <systemd/sd-journal.h>
 
 #include "audit.h"
+#include "cleanup.h"
 #include "drops.h"
+#include "fileio.h"
 #include "log.h"
 #include "manager.h"
 #include "nft.h"
@@ -32,6 +37,9 @@
 #define DROPS_SYNC_FACTOR 100
 /* On-demand reads (status, drops) closer together than this use the last one. */
 #define DROPS_FRESH_USEC USEC_PER_SEC
+/* The totals of the last isolation, saved at its restore for `drops` and the report after a restart. */
+#define DROPS_LAST_FILE "drops-last.json"
+#define DROPS_SAVE_MAX 4096     /* tuples saved, most packets first; the rest's packets as overflow */
 /* docs/audit.md: the drop sensor's summary. */
 #define DROPS_MESSAGE_ID "a6d26acfd5974d3ba66e88abc690a52d"
 
@@ -154,12 +162,122 @@ void manager_drops_isolated(struct ks_manager *m, bool fresh)
         drops_timer_arm(m);
 }
 
+static json_t *entry_json(const struct drop_entry *e)
+{
+        char src[INET6_ADDRSTRLEN], dst[INET6_ADDRSTRLEN];
+
+        return json_pack("{s:s, s:s, s:i, s:o, s:I, s:I, s:I, s:I}",
+                         "source", manager_drops_addr(e, false, src, sizeof(src)),
+                         "destination", manager_drops_addr(e, true, dst, sizeof(dst)), "proto", e->key.proto,
+                         "port", e->key.has_port ? json_integer(e->key.port) : json_null(),
+                         "packets", (json_int_t)e->packets, "bytes", (json_int_t)e->bytes,
+                         "first_usec", (json_int_t)e->first_usec, "last_usec", (json_int_t)e->last_usec);
+}
+
+/* STATE_DIR/drops-last.json: the isolation's tuples with most packets, and what the rest counted. */
+static void drops_save(struct ks_manager *m)
+{
+        _cleanup_free_ const struct drop_entry **v = NULL;
+        _cleanup_(json_decrefp) json_t *o = NULL;
+        _cleanup_free_ char *text = NULL;
+        struct drops_totals t;
+        json_t *a = json_array();
+        uint64_t kept = 0;
+        size_t n = 0;
+        int r;
+
+        drops_totals(&m->drops, &t);
+        if (!a || drops_sorted(&m->drops, 0, DROPS_SAVE_MAX, &v, &n) < 0) {
+                json_decref(a);
+                return;
+        }
+        for (size_t i = 0; i < n; i++) {
+                json_array_append_new(a, entry_json(v[i]));
+                kept += v[i]->packets;
+        }
+        o = json_pack("{s:I, s:I, s:o}", "since_usec", (json_int_t)m->drops.since_usec,
+                      "overflow", (json_int_t)(t.overflow + t.packets - kept), "entries", a);
+        if (!o || !(text = json_dumps(o, JSON_COMPACT))) {
+                log_warning("Out of memory: the drop sensor's totals are not kept for a restart");
+                return;
+        }
+        r = write_file_atomic(m->state_dir, DROPS_LAST_FILE, text, 0640);
+        if (r < 0)
+                log_warning("Could not save the drop sensor's totals in %s/%s: %s", m->state_dir, DROPS_LAST_FILE,
+                            strerror(-r));
+}
+
+static bool addr_parse(json_t *v, int *family, uint8_t out[16])
+{
+        const char *s = json_string_value(v);
+
+        if (!s)
+                return false;
+        *family = strchr(s, ':') ? AF_INET6 : AF_INET;
+        memset(out, 0, 16);
+        return inet_pton(*family, s, out) == 1;
+}
+
+static bool entry_parse(json_t *j, struct drop_entry *e)
+{
+        json_t *port = json_object_get(j, "port");
+        json_int_t proto = json_integer_value(json_object_get(j, "proto"));
+        int family, dfamily;
+
+        *e = (struct drop_entry){};
+        if (!addr_parse(json_object_get(j, "source"), &family, e->key.src) ||
+            !addr_parse(json_object_get(j, "destination"), &dfamily, e->key.dst) || family != dfamily ||
+            proto < 0 || proto > 255 || (!json_is_null(port) && !json_is_integer(port)) ||
+            json_integer_value(port) < 0 || json_integer_value(port) > 65535)
+                return false;
+        e->key.family = (uint8_t)family;
+        e->key.proto = (uint8_t)proto;
+        e->key.has_port = json_is_integer(port);
+        e->key.port = (uint16_t)json_integer_value(port);
+        e->packets = (uint64_t)json_integer_value(json_object_get(j, "packets"));
+        e->bytes = (uint64_t)json_integer_value(json_object_get(j, "bytes"));
+        e->first_usec = (uint64_t)json_integer_value(json_object_get(j, "first_usec"));
+        e->last_usec = (uint64_t)json_integer_value(json_object_get(j, "last_usec"));
+        return true;
+}
+
+void manager_drops_load(struct ks_manager *m)
+{
+        _cleanup_(json_decrefp) json_t *o = NULL;
+        _cleanup_free_ char *path = NULL;
+        _cleanup_close_ int fd = -1;
+        struct drop_entry *v;
+        json_t *a, *j;
+        size_t n = 0, i;
+
+        if (m->state.isolated || asprintf(&path, "%s/%s", m->state_dir, DROPS_LAST_FILE) < 0)
+                return;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return;
+        o = json_loadfd(fd, JSON_REJECT_DUPLICATES, NULL);
+        a = json_object_get(o, "entries");
+        if (!json_is_array(a) || json_array_size(a) > DROPS_SAVE_MAX) {
+                log_warning("Ignoring %s: not the drop sensor's saved totals", path);
+                return;
+        }
+        v = calloc(json_array_size(a) + 1, sizeof(*v));
+        if (!v)
+                return;
+        json_array_foreach(a, i, j)
+                if (entry_parse(j, &v[n]))
+                        n++;
+        drops_adopt(&m->drops, v, n, (uint64_t)json_integer_value(json_object_get(o, "since_usec")),
+                    (uint64_t)json_integer_value(json_object_get(o, "overflow")));
+}
+
 void manager_drops_restored(struct ks_manager *m)
 {
         struct ks_error e = {};
 
         manager_drops_sync(m, true);
         drops_journal(m, true);
+        drops_save(m);
         if (m->drops_source)
                 sd_event_source_set_enabled(m->drops_source, SD_EVENT_OFF);
         /* The next isolation starts from empty sets; the totals of this one stay for `drops` and the report. */

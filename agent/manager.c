@@ -1769,6 +1769,8 @@ int manager_startup(struct ks_manager *m)
                 return r;
         if (m->state.isolated && !m->drops_source)
                 manager_drops_isolated(m, true);
+        else if (!m->state.isolated)
+                manager_drops_load(m);
         adopt_uplinks(m);
         /* Adopted or rebuilt, the netdev table is staged as this version builds it. */
         stage_links(m, m->state.isolated ? m->state.policy : NULL, !m->links_applied);

@@ -184,5 +184,7 @@ void manager_drops_isolated(struct ks_manager *m, bool fresh);
 void manager_drops_restored(struct ks_manager *m);
 void manager_drops_before_rebuild(struct ks_manager *m);
 void manager_drops_after_rebuild(struct ks_manager *m);
+/* While normal at start: the last isolation's totals, as its restore saved them (STATE_DIR/drops-last.json). */
+void manager_drops_load(struct ks_manager *m);
 /* A tuple's source (or dst) address as text into buf (INET6_ADDRSTRLEN). */
 const char *manager_drops_addr(const struct drop_entry *e, bool dst, char *buf, size_t size);

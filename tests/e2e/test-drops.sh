@@ -10,7 +10,8 @@
 #   - what the policy keeps (mail tcp/25, SIP udp/5060) never appears;
 #   - --top, --since, --json ({"drops": [...], "overflow": N}), status's summary line, the
 #     metrics, the journal summary's fields;
-#   - restore: the totals of the isolation stay readable, the next isolation starts from zero;
+#   - restore: the totals of the isolation stay readable, also after a restart of the agent, and
+#     the next isolation starts from zero;
 #   - a flood of cut UDP with random ports for a few seconds (more tuples than the kernel's sets
 #     hold): the overflow is counted, the agent's memory stays bounded, status and isolate stay
 #     fast; the agent's CPU time during the flood is printed.
@@ -156,6 +157,11 @@ check "restore: the summary of the isolation in the agent's log" \
 check "after restore: the isolation's tuples are still shown" drops_has 't["source"] == "fd00:1::2" and t["packets"] == 2'
 check "after restore: the kernel's sets are empty" \
 	test -z "$(n_gw nft list set inet killswitch isolate/drops_v4 | grep elements)"
+agent_stop
+check "restart while normal" agent_start
+check "after a restart: the last isolation's tuples, saved at its restore" drops_has \
+	't["source"] == "fd00:1::2" and t["protocol"] == "udp" and t["port"] == 123 and t["packets"] == 5'
+check "after a restart: its first and last packets too" times_within "$t0" "$(date -u +%s)"
 check "isolate again" ctl isolate
 udp_send lan 192.0.2.80 53 1
 check "a new isolation starts from zero" drops_has 't["port"] == 53 and t["packets"] == 1'
