@@ -15,11 +15,13 @@
  *   set P/gw_NAME_v4r/_v6r  the same with flags interval: prefixes and port ranges
  *   set P/gw_NAME_ping_v4/_v6 { type ipv4_addr; flags interval }         (Ports= and Ping=yes)
  *   chain P/inbound      link upkeep addressed to this host (ND, MLD, DHCP) accept;
- *                        ICMP errors ct state related accept;
+ *                        ICMP errors: meta l4proto icmp ct state related jump P/errors_in;
  *                        saddr [. l4proto . sport|dport] @P/gw_NAME_vX[r] counter accept;
  *                        saddr @P/gw_NAME_ping_vX icmp echo counter accept; ...;
  *                        iifname "U" counter drop (per uplink); counter drop
  *   chain P/outbound     the same with daddr, oifname, no link upkeep; the tail rejects per Reject=
+ *   chain P/errors_in    (and P/errors_out) the entries' lookups on the conntrack tuples of the
+ *                        connection an ICMP error quotes (KeepICMPErrors=, build_error_rules)
  *   chain P/local_out    this host's own link upkeep accept; goto P/outbound
  *
  * Regular chains have no hook: a staged policy costs nothing per packet.

@@ -117,7 +117,8 @@ int compile_uplink_counter_name(char *buf, size_t size, const char *policy, cons
 /*
  * The whole table `table` (family inet): NEWTABLE, then every policy of
  * policies[0..n) staged (counters, sets and elements, chains P/inbound,
- * P/outbound, P/local_out and P/hold with their rules), then, if active is
+ * P/outbound, P/errors_in and P/errors_out (with KeepICMPErrors=), P/local_out
+ * and P/hold with their rules), then, if active is
  * not NULL, the base chains hooked to policy `active`. The caller sends NEWTABLE, DELTABLE before these
  * messages in the same batch to replace the table atomically.
  * Returns 0; -EINVAL (NULL arguments, an invalid or repeated policy name, a

@@ -725,6 +725,30 @@ static void test_longest_names(void **state)
 
 /* ---- Link upkeep, Reject=, Ping=, [Management], host names -------------- */
 
+/*
+ * ICMP errors are judged by the connection they quote: a service's (and a connection-matched
+ * gateway's) own lookups with the connection's protocol; an entry matched on connections without
+ * Ports= has none (its own rules load only tuples, and match its errors already).
+ */
+static void test_icmp_errors(void **state)
+{
+        struct ks_policy *p = parse("[Uplinks]\nInterface=wan0\n"
+                                    "[Gateway all]\nAddress=any\nLocal=10.0.1.2\n"
+                                    "[Service s]\nAddress=192.0.2.1\nPorts=tcp:25\n");
+        _cleanup_free_ char *t = text_of(p);
+
+        assert_non_null(strstr(t, "\tchain t/errors_in {\n"
+                "\t\tct direction original ct original ip daddr . ct protocol . ct original proto-dst @t/svc_s_v4 counter name \"t/svc_s\" accept\n"
+                "\t\tct direction original ct reply ip saddr . ct protocol . ct reply proto-src @t/svc_s_v4 counter name \"t/svc_s\" accept\n"
+                "\t}\n\n"
+                "\tchain t/errors_out {\n"
+                "\t\tct direction reply ct original ip daddr . ct protocol . ct original proto-dst @t/svc_s_v4 counter name \"t/svc_s\" accept\n"
+                "\t\tct direction reply ct reply ip saddr . ct protocol . ct reply proto-src @t/svc_s_v4 counter name \"t/svc_s\" accept\n"
+                "\t}\n"));
+        assert_non_null(strstr(t, "\t\tmeta l4proto ipv6-icmp ct state related jump t/errors_out\n"));
+        policy_free(p);
+}
+
 static void test_options_off(void **state)
 {
         struct ks_policy *p = parse("[Policy]\nKeepICMPErrors=no\nReject=none\n"
@@ -1646,6 +1670,7 @@ int main(void)
                 cmocka_unit_test(test_counter_names),
                 cmocka_unit_test(test_invalid_arguments),
                 cmocka_unit_test(test_longest_names),
+                cmocka_unit_test(test_icmp_errors),
                 cmocka_unit_test(test_options_off),
                 cmocka_unit_test(test_reject_all),
                 cmocka_unit_test(test_ping_and_management),
