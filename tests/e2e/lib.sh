@@ -650,6 +650,9 @@ ks_table_state() {
 	if printf '%s\n' "$t" | grep -q 'type filter hook'; then echo active; else echo staged; fi
 }
 ks_table_active() { [ "$(ks_table_state)" = active ]; }
+# without_drops_elements — `nft list table inet killswitch` on stdin without the elements of the drop
+# sensor's sets (P/drops_*): what cut traffic put there while isolated, not part of the policy.
+without_drops_elements() { awk '/^\tset [^ ]*\/drops_/ { d = 1 } /^\t}/ { d = 0 } !(d && /elements = |^\t\t\t     /)'; }
 # No killswitch rule is in force in gw: no killswitch* table has a base chain.
 # (killswitch_tripwire, the egress trip-wire of killswitch.conf, only logs: it is not an isolation.)
 ks_tables_inactive() {
