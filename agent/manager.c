@@ -427,7 +427,8 @@ static void remember_uplinks(struct ks_manager *m)
         int ifindexes[LINKS_REMEMBERED];
         size_t n;
 
-        if (!m->links || !m->state.isolated || !m->links_applied)
+        /* Not before start-up adopted the saved ones (adopt_uplinks; the control socket comes last). */
+        if (!m->links || !m->state.isolated || !m->links_applied || !m->control)
                 return;
         n = links_tracked(m->links, names, ifindexes, LINKS_REMEMBERED);
         n = n < LINKS_REMEMBERED ? n : LINKS_REMEMBERED;
@@ -1783,6 +1784,7 @@ int manager_startup(struct ks_manager *m)
                                        r == -EADDRINUSE ? " (another killswitchd answers there)" : "");
         control_set_trusted(m->control, m->handlers.trusted);
         control_set_urgent(m->control, m->handlers.urgent);
+        remember_uplinks(m);    /* the uplinks as tracked now, adopted ones included */
         return 0;
 }
 

@@ -320,6 +320,7 @@ wait_until 10 contains "$(n_gw nft list set inet killswitch isolate/uplinks)" '"
 cut_and_gateways "renamed to wanz while the agent was down"
 check "renamed while down: wanz in isolate/uplinks" contains "$(n_gw nft list set inet killswitch isolate/uplinks)" '"wanz"'
 check "renamed while down: audited as tamper" tamper_said "wan0" "renamed to wanz" "not running"
+check "renamed while down: the state file now knows it as wanz" contains "$(cat "$KS_STATE/state.json")" '"wanz"'
 n_gw ip link set wanz down && n_gw ip link set wanz name wan0 && n_gw ip link set wan0 up && v6_back &&
 	route_v4_back || die "renaming back"
 cut_and_gateways "renamed back after the restart"
