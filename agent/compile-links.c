@@ -195,13 +195,6 @@ static void addr_set_name(char buf[static COMPILE_NAME_SIZE], const struct stage
         stage_name(buf, st, "%s%s_addr_%s", prefix, name, families[f].suffix);
 }
 
-/* P/<prefix><name>_ours_addr_vN: a service's own addresses */
-static void ours_set_name(char buf[static COMPILE_NAME_SIZE], const struct stage *st, const struct conn_norm *cn,
-                          enum family f)
-{
-        stage_name(buf, st, "%s%s_ours_addr_%s", cn->prefix, cn->name, families[f].suffix);
-}
-
 enum addr_match { ADDR_FRAGMENTS, ADDR_ICMP };
 
 /*
@@ -263,39 +256,27 @@ static int build_gateways(const struct stage *st, const struct ks_policy *p, con
         return k;
 }
 
-/* [FAMILY] ADDR @set, of the peer (inbound: source) or ours (inbound: destination); set NULL: nothing. */
-static int emit_addr_lookup(struct nftnl_rule *rule, const char *set, enum family f, bool source)
+/*
+ * [FAMILY ADDR @set] meta l4proto P th sport|dport LO-HI accept: set NULL for
+ * any address (family then not checked), pr NULL for any port.
+ */
+static int build_port_rule(const struct stage *st, const char *chain, const char *set, enum family f,
+                           bool inbound, const struct ks_portrange *pr, bool dport)
 {
         const struct family_info *fi = &families[f];
-        int k;
-
-        if (!set)
-                return 0;
-        k = emit_payload(rule, NFT_PAYLOAD_NETWORK_HEADER, source ? fi->saddr_offset : fi->daddr_offset,
-                         fi->addr_len, NFT_REG_1);
-        return k < 0 ? k : emit_lookup(rule, NFT_REG_1, set);
-}
-
-/*
- * [FAMILY PEER @peer] [OURS @ours] meta l4proto P th sport|dport LO-HI accept:
- * sets NULL for any address (family then not checked if both are), pr NULL
- * for any port.
- */
-static int build_port_rule(const struct stage *st, const char *chain, const char *peer, const char *ours,
-                           enum family f, bool inbound, const struct ks_portrange *pr, bool dport)
-{
         struct nftnl_rule *rule = rule_new(st, chain);
         uint16_t lo, hi;
         int k = 0;
 
         if (!rule)
                 return -ENOMEM;
-        if (peer || ours)
+        if (set)
                 k = emit_family(rule, st, f);
-        if (k >= 0)
-                k = emit_addr_lookup(rule, peer, f, inbound);
-        if (k >= 0)
-                k = emit_addr_lookup(rule, ours, f, !inbound);
+        if (k >= 0 && set)
+                k = emit_payload(rule, NFT_PAYLOAD_NETWORK_HEADER, inbound ? fi->saddr_offset : fi->daddr_offset,
+                                 fi->addr_len, NFT_REG_1);
+        if (k >= 0 && set)
+                k = emit_lookup(rule, NFT_REG_1, set);
         if (k < 0 || !pr)
                 return k < 0 ? k : emit_verdict(rule, NF_ACCEPT, NULL);
         lo = htons(pr->low);
@@ -310,54 +291,30 @@ static int build_port_rule(const struct stage *st, const char *chain, const char
         return k < 0 ? k : emit_verdict(rule, NF_ACCEPT, NULL);
 }
 
-/* The entry's ports in one role (each range, or any port), between the given sets' addresses (NULL: any). */
+/* The entry's ports in one role (each range, or any port), to set's addresses (NULL: any). */
 static int build_ports_role(const struct stage *st, const char *chain, const struct conn_norm *cn,
-                            const char *peer, const char *ours, enum family f, bool inbound, bool dport)
+                            const char *set, enum family f, bool inbound, bool dport)
 {
         int k = 0;
 
         if (cn->n_ports == 0)
-                return build_port_rule(st, chain, peer, ours, f, inbound, NULL, dport);
+                return build_port_rule(st, chain, set, f, inbound, NULL, dport);
         for (size_t i = 0; k >= 0 && i < cn->n_ports; i++)
-                k = build_port_rule(st, chain, peer, ours, f, inbound, &cn->ports[i], dport);
+                k = build_port_rule(st, chain, set, f, inbound, &cn->ports[i], dport);
         return k;
-}
-
-/* A service's own addresses (Address=, as the internet reaches it: what the netdev hooks see) */
-static bool ours_matched(const struct conn_norm *cn)
-{
-        return cn->service && cn->has[FIELD_OURS];
-}
-
-/* The entry's rules of family f in one role: peers and ours (a service) of that family, if named. */
-static int build_conn_family(const struct stage *st, const char *chain, const struct conn_norm *cn, enum family f,
-                             bool inbound, bool dport)
-{
-        char peer[COMPILE_NAME_SIZE], ours[COMPILE_NAME_SIZE];
-        bool by_peer = cn->has[FIELD_PEER], by_ours = ours_matched(cn);
-
-        if ((by_peer && cn->n_ranges[FIELD_PEER][f] == 0) || (by_ours && cn->n_ranges[FIELD_OURS][f] == 0))
-                return 0;
-        if (by_peer)
-                addr_set_name(peer, st, cn->prefix, cn->name, f);
-        if (by_ours)
-                ours_set_name(ours, st, cn, f);
-        return build_ports_role(st, chain, cn, by_peer ? peer : NULL, by_ours ? ours : NULL, f, inbound, dport);
 }
 
 /*
  * A connection-matched entry (a tracked gateway, a [Service]): the inet
  * chains match it on conntrack tuples, which do not exist here (no ct
- * expression in the netdev family), and a tracked gateway's Local= may be
- * rewritten by NAT after the inet hooks. Kept here by the peer's address (to
- * it going out, from it coming in, if the entry names peers), a service's own
- * Address= (the address the internet reaches it at, before DNAT and after
- * its undoing), and its ports in the role its connections give them: the
+ * expression in the netdev family), and its own address may be rewritten by
+ * NAT after the inet hooks (Local=, a service named by its inside address).
+ * Kept here by the peer's address (to it going out, from it coming in, if the
+ * entry names peers) and its ports in the role its connections give them: the
  * destination port of connections this side opens going out and the source
  * port coming in, the other way round for connections the peer opens. A raw
  * sender gets no more than the entry's own pairs: a [Service] with From=any
- * lets out what comes from its address and port, not what goes to that port
- * on an arbitrary host.
+ * lets out what comes from its port, not what goes to it.
  */
 static int build_conn_entry(const struct stage *st, const char *chain, const struct conn_norm *cn, bool inbound)
 {
@@ -371,12 +328,15 @@ static int build_conn_entry(const struct stage *st, const char *chain, const str
 
                 if (!(opened_here ? cn->out : cn->in))
                         continue;
-                if (!cn->has[FIELD_PEER] && !ours_matched(cn)) {
-                        k = build_ports_role(st, chain, cn, NULL, NULL, V4, inbound, dport);
+                if (!cn->has[FIELD_PEER]) {
+                        k = build_ports_role(st, chain, cn, NULL, V4, inbound, dport);
                         continue;
                 }
                 for (int f = 0; k >= 0 && f < N_FAMILIES; f++)
-                        k = build_conn_family(st, chain, cn, f, inbound, dport);
+                        if (cn->n_ranges[FIELD_PEER][f] > 0) {
+                                addr_set_name(set, st, cn->prefix, cn->name, f);
+                                k = build_ports_role(st, chain, cn, set, f, inbound, dport);
+                        }
         }
         /* As a gateway's: fragments and ICMP (errors of its flows, Ping=) to or from its peers. */
         for (int f = 0; k >= 0 && cn->has[FIELD_PEER] && f < N_FAMILIES; f++)
@@ -484,15 +444,6 @@ static int build_addr_sets(const struct stage *st, const struct ks_policy *p, co
                                 view.ranges[f] = cn->ranges[FIELD_PEER][f];
                                 view.n_ranges[f] = cn->n_ranges[FIELD_PEER][f];
                                 addr_set_name(name, st, cn->prefix, cn->name, f);
-                                k = build_address_set(st, name, &view, f, false);
-                        }
-                for (int f = 0; k >= 0 && cn->name && ours_matched(cn) && f < N_FAMILIES; f++)
-                        if (cn->n_ranges[FIELD_OURS][f] > 0) {
-                                struct gw_norm view = {};
-
-                                view.ranges[f] = cn->ranges[FIELD_OURS][f];
-                                view.n_ranges[f] = cn->n_ranges[FIELD_OURS][f];
-                                ours_set_name(name, st, cn, f);
                                 k = build_address_set(st, name, &view, f, false);
                         }
         }
