@@ -419,11 +419,21 @@ static void boot_id(char buf[static 64])
         buf[strcspn(buf, "\n")] = '\0';
 }
 
+static bool uplink_ids_equal(const struct ks_uplink_id *a, size_t n, const struct ks_uplink_id *b, size_t m)
+{
+        if (n != m)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (a[i].ifindex != b[i].ifindex || strcmp(a[i].name, b[i].name) != 0)
+                        return false;
+        return true;
+}
+
 /* While isolated: the tracked uplinks' ifindexes into the state file, if they changed (links_adopt at start). */
 static void remember_uplinks(struct ks_manager *m)
 {
-        char names[LINKS_REMEMBERED][IFNAMSIZ], boot[64];
-        struct ks_uplink_id ids[LINKS_REMEMBERED];
+        char names[LINKS_REMEMBERED][IFNAMSIZ] = {}, boot[64];
+        struct ks_uplink_id ids[LINKS_REMEMBERED] = {};
         int ifindexes[LINKS_REMEMBERED];
         size_t n;
 
@@ -437,8 +447,8 @@ static void remember_uplinks(struct ks_manager *m)
                 ids[i].ifindex = ifindexes[i];
         }
         boot_id(boot);
-        if (n == m->state.n_uplink_ids && (n == 0 || memcmp(ids, m->state.uplink_ids, n * sizeof(*ids)) == 0) &&
-            m->state.uplinks_boot && strcmp(boot, m->state.uplinks_boot) == 0)
+        if (uplink_ids_equal(ids, n, m->state.uplink_ids, m->state.n_uplink_ids) && m->state.uplinks_boot &&
+            strcmp(boot, m->state.uplinks_boot) == 0)
                 return;
         if (state_set_uplink_ids(&m->state, ids, n, boot) < 0 || state_save(m->state_dir, &m->state) < 0)
                 log_warning("Could not save the uplinks' ifindexes (a rename while the agent is down will not be "
