@@ -108,7 +108,8 @@ run_doc() {
 	"killswitchd --check"*)
 		out=$(eval "\"\$KILLSWITCHD\" --config-dir \"\$KS_CONF\" ${cmd#killswitchd}" 2>&1) ;;
 	killswitchctl*)
-		out=$(eval "ctl ${cmd#killswitchctl}" 2>&1) ;;
+		# In the test's directory: a documented "> FILE" must not land in the checkout.
+		out=$(cd "$KS_TMP" && eval "ctl ${cmd#killswitchctl}" 2>&1) ;;
 	ansible-playbook*)
 		ansible_doc "$where" "$cmd"
 		return ;;
