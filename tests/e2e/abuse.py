@@ -138,6 +138,9 @@ def call(path, requests):
 def slow(path):
     s = connect(path)
     start = time.monotonic()
+    # Connections are accepted in the order they were made: once this line is out, the
+    # caller may start other clients of the same user without racing this one for a slot.
+    print("connected", flush=True)
     request = b'{"method":"io.killswitch.Status","parameters":{}}'
     for i in range(60):
         try:
