@@ -157,6 +157,11 @@ def switch_timing(args):
         # The equivalent ruleset, in force: drop table flags such as dormant/owner/persist should
         # `show` ever print them (set flags, indented deeper, stay).
         nft_text = re.sub(r"(?m)^\tflags [^\n]*(dormant|owner|persist)[^\n]*\n", "", nft_text)
+        # nft 1.0.6 cannot read back `ct original proto-dst`/`proto-src` inside a concatenation
+        # (killswitch.policy(5), "The ruleset"); the agent never goes through text. Leave those
+        # few rules (ICMP errors, connection-matched entries) out of nft's side: that only
+        # favours nft.
+        nft_text = re.sub(r"(?m)^[^\n]*\. ct original proto-(dst|src) @[^\n]*\n", "", nft_text)
         nft_file = os.path.join(args.dir, "nftbench-%d.nft" % size)
         with open(nft_file, "w") as f:
             f.write(nft_text)
