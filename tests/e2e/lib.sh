@@ -744,3 +744,28 @@ ks_init() {
 	trap cleanup EXIT
 	trap 'exit 130' INT TERM
 }
+
+# Two real users of group killswitch for this run (USER_A, USER_B; parallel runs do not share
+# them), removed on exit; as_user USER ARGS... runs killswitchctl as USER with its groups.
+# ks_two_members PREFIX — call after ks_init (it replaces ks_init's EXIT trap with one that
+# removes the users, then cleans up).
+ks_two_members() {
+	command -v useradd >/dev/null || die "useradd is missing (package passwd)"
+	getent group killswitch >/dev/null || groupadd -r killswitch || die "groupadd -r killswitch"
+	USER_A=${1}a$$
+	USER_B=${1}b$$
+	trap _ks_users_remove EXIT
+	useradd --system --no-create-home --shell /usr/sbin/nologin --groups killswitch "$USER_A" || die "useradd $USER_A"
+	useradd --system --no-create-home --shell /usr/sbin/nologin --groups killswitch "$USER_B" || die "useradd $USER_B"
+}
+_ks_users_remove() {
+	userdel "$USER_A" >/dev/null 2>&1
+	userdel "$USER_B" >/dev/null 2>&1
+	cleanup
+}
+as_user() { # USER ARGS...
+	local u=$1
+	shift
+	timeout "$KS_CTL_TIMEOUT" setpriv --reuid="$u" --regid="$u" --init-groups \
+		"$KILLSWITCHCTL" --socket "$KS_SOCK" "$@"
+}

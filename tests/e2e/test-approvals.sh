@@ -19,26 +19,7 @@
 ks_init
 [ -x "$KILLSWITCHD" ] || die "no agent at $KILLSWITCHD"
 [ -x "$KILLSWITCHCTL" ] || die "no client at $KILLSWITCHCTL"
-command -v useradd >/dev/null || die "useradd is missing (package passwd)"
-
-# Two real users of group killswitch, per run (parallel runs do not share them), removed on exit.
-getent group killswitch >/dev/null || groupadd -r killswitch || die "groupadd -r killswitch"
-USER_A=ksa$$
-USER_B=ksb$$
-users_remove() {
-	userdel "$USER_A" >/dev/null 2>&1
-	userdel "$USER_B" >/dev/null 2>&1
-	cleanup
-}
-trap users_remove EXIT
-useradd --system --no-create-home --shell /usr/sbin/nologin --groups killswitch "$USER_A" || die "useradd $USER_A"
-useradd --system --no-create-home --shell /usr/sbin/nologin --groups killswitch "$USER_B" || die "useradd $USER_B"
-as_user() { # USER ARGS... — killswitchctl as USER with its groups
-	local u=$1
-	shift
-	timeout "$KS_CTL_TIMEOUT" setpriv --reuid="$u" --regid="$u" --init-groups \
-		"$KILLSWITCHCTL" --socket "$KS_SOCK" "$@"
-}
+ks_two_members ks
 a_ctl() { as_user "$USER_A" "$@"; }
 b_ctl() { as_user "$USER_B" "$@"; }
 
