@@ -548,6 +548,27 @@ def num(x):
     return "%.2f" % x
 
 
+def throughput_rows(L, goals, thr, names, base, ct, base_name):
+    """One table row per state: its median against the baseline without a table, and against the
+    same baseline with connection tracking on (ct, None if not measured). A goal is judged against
+    the baseline with conntrack when there is one: killswitch needs conntrack, see performance.md."""
+    for key, label, goal in names:
+        xs = [x["bps"] for x in thr.get(key, [])]
+        if not xs:
+            continue
+        med = percentile(xs, 50)
+        pct = 100.0 * med / base
+        pct_ct = 100.0 * med / ct if ct else None
+        L.append("| %s | %.2f (%.2f–%.2f) | %.1f %% | %s | %s |" % (
+            label, med / 1e9, min(xs) / 1e9, max(xs) / 1e9, pct,
+            "%.1f %%" % pct_ct if pct_ct is not None else "—", "≥ %g %%" % goal if goal else ""))
+        if goal:
+            goals.append(("throughput %s ≥ %g %% of %s" % (key, goal, base_name), "%.1f %%" % pct, pct >= goal))
+            if pct_ct is not None:
+                goals.append(("throughput %s ≥ %g %% of %s with conntrack on" % (key, goal, base_name),
+                              "%.1f %%" % pct_ct, pct_ct >= goal))
+
+
 def report(args):
     d = args.dir
     meta = read_json(os.path.join(d, "meta.json")) or {}
@@ -625,36 +646,23 @@ def report(args):
             L.append("**%d iperf3 run(s) broke off** (the allowlisted flow was reset, see Goals) and "
                      "were repeated once the agent was quiet." % broken)
             L.append("")
-        L.append("| state | Gbit/s median (min–max) | % of none | goal |")
-        L.append("|---|---:|---:|---|")
+        ct = thr.get("none_ct") and percentile([x["bps"] for x in thr["none_ct"]], 50)
+        L.append("| state | Gbit/s median (min–max) | % of none | % of none, conntrack on | goal |")
+        L.append("|---|---:|---:|---:|---|")
         names = [("none", "no killswitch table (agent not running)", None),
+                 ("none_ct", "no killswitch table, conntrack on (the site's stateful ruleset)", None),
                  ("normal", "normal (agent running, policies staged)", 99.0),
                  ("isolated", "isolated, flow allowlisted, 10,000-entry policy", 95.0)]
-        for key, label, goal in names:
-            xs = [x["bps"] for x in thr.get(key, [])]
-            if not xs:
-                continue
-            med = percentile(xs, 50)
-            pct = 100.0 * med / base
-            L.append("| %s | %.2f (%.2f–%.2f) | %.1f %% | %s |" % (
-                label, med / 1e9, min(xs) / 1e9, max(xs) / 1e9, pct,
-                "≥ %g %%" % goal if goal else ""))
-            if goal:
-                goals.append(("throughput %s ≥ %g %% of none" % (key, goal), "%.1f %%" % pct, pct >= goal))
+        throughput_rows(L, goals, thr, names, base, ct, "none")
         # Policy v2: inbound to a [Service], compared with the same direction without a table.
-        svc = [x["bps"] for x in thr.get("svc_isolated", [])]
-        if thr.get("svc_none") and svc:
+        if thr.get("svc_none") and thr.get("svc_isolated"):
             sbase = percentile([x["bps"] for x in thr["svc_none"]], 50)
-            for key, label, goal in [("svc_none", "inbound to a service, no killswitch table", None),
-                                     ("svc_isolated", "inbound to a [Service] (conntrack tuples), isolated, "
-                                      "after the 10,000-entry gateway", 95.0)]:
-                xs = [x["bps"] for x in thr[key]]
-                med = percentile(xs, 50)
-                pct = 100.0 * med / sbase
-                L.append("| %s | %.2f (%.2f–%.2f) | %.1f %% | %s |" % (
-                    label, med / 1e9, min(xs) / 1e9, max(xs) / 1e9, pct, "≥ %g %%" % goal if goal else ""))
-                if goal:
-                    goals.append(("throughput %s ≥ %g %% of svc_none" % (key, goal), "%.1f %%" % pct, pct >= goal))
+            sct = thr.get("svc_none_ct") and percentile([x["bps"] for x in thr["svc_none_ct"]], 50)
+            names = [("svc_none", "inbound to a service, no killswitch table", None),
+                     ("svc_none_ct", "inbound to a service, no killswitch table, conntrack on", None),
+                     ("svc_isolated", "inbound to a [Service] (conntrack tuples), isolated, "
+                      "after the 10,000-entry gateway", 95.0)]
+            throughput_rows(L, goals, thr, names, sbase, sct, "svc_none")
     else:
         L.append("(not measured)")
     L.append("")

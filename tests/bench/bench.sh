@@ -259,6 +259,19 @@ no_killswitch() {
 	[ -z "$(n_gw nft list tables)" ] || die "tables left in $NS_GW after flush"
 }
 
+# iperf_conntrack — the "none" runs again, still without a killswitch table, but with connection
+# tracking on in the gateway namespace, as on any gateway that masquerades or filters statefully: a
+# table of the site's with one unhooked chain whose rule reads `ct state` (the kernel starts tracking
+# in a namespace as soon as any rule there uses ct, hooked or not; killswitch's staged policies do).
+# Measured so that the cost of connection tracking and the cost of killswitch's rules can be told apart.
+iperf_conntrack() {
+	n_gw nft -f - <<<'table inet bench_site { chain c { ct state established accept; }; }' ||
+		die "could not load the conntrack-only table in $NS_GW"
+	iperf none_ct
+	iperf svc_none_ct
+	n_gw nft delete table inet bench_site || die "could not delete the conntrack-only table"
+}
+
 # iperf LABEL — one TCP run lan -> peer:443, added to the results under LABEL.
 # Client and server are both pinned to CPU 0 (-A 0,0), with zero-copy sends (-Z): a veth path is
 # processed on the sending CPU, so the whole path (client, gw forwarding and its nftables hooks,
@@ -356,6 +369,7 @@ if [ "$ONLY" != latency ] && [ "$ONLY" != switch ]; then
 	say "Throughput, round 1 of $IPERF_ROUNDS (iperf3 ${IPERF_SECS}s, lan -> $PEER:443; $WEB -> service $LAN_HOST:443)"
 	iperf none
 	iperf svc_none
+	iperf_conntrack
 fi
 
 if [ "$ONLY" = latency ] || [ "$ONLY" = switch ]; then
@@ -456,6 +470,7 @@ for ((r = 2; r <= IPERF_ROUNDS; r++)); do
 	no_killswitch
 	iperf none
 	iperf svc_none
+	iperf_conntrack
 	t0=$(date +%s%N)
 	agent_start
 	bench put start_all_ms "$((($(date +%s%N) - t0) / 1000000))" --out "$RES/extra.json"
