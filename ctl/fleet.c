@@ -33,10 +33,12 @@ enum {
         FLEET_EXIT_OK = 0,
         FLEET_EXIT_FAILED = 1,
         FLEET_EXIT_UNREACHABLE = 3,
+        FLEET_EXIT_WAITING = 4,
 };
 
 #define SSH_EXIT_ERROR 255          /* ssh could not connect or log in, or lost the connection */
 #define REMOTE_EXIT_UNREACHABLE 3   /* the remote killswitchctl could not reach its agent */
+#define REMOTE_EXIT_WAITING 4       /* restore recorded there, waiting for a second person */
 #define SHELL_EXIT_NOT_FOUND 127
 #define STDERR_KEEP (64U * 1024U)   /* the tail of ssh's stderr kept for the error message */
 #define READ_CHUNK 65536
@@ -523,29 +525,31 @@ static const char *reply_string(json_t *reply, const char *key)
         return json_is_object(reply) ? json_string_value(json_object_get(reply, key)) : NULL;
 }
 
-/* {host, ok, exit_code, unreachable, state, since, policy, error, reply} */
+/* {host, ok, exit_code, unreachable, waiting, state, since, policy, error, reply} */
 static json_t *job_result(const struct job *j, const char *ssh, unsigned timeout_sec)
 {
         bool exited = !j->error && !j->timed_out && WIFEXITED(j->status);
         int code = exited ? WEXITSTATUS(j->status) : -1;
         _cleanup_json_ json_t *reply = NULL;
         _cleanup_free_ char *error = NULL;
-        bool ok, unreachable;
+        bool ok, unreachable, waiting;
 
         if (exited && j->out[0].data && !j->out[0].overflow)
                 reply = json_loadb(j->out[0].data, j->out[0].len, JSON_REJECT_DUPLICATES, NULL);
         ok = exited && code == 0 && reply;
         unreachable = !ok && (j->error || (exited && (code == SSH_EXIT_ERROR || code == REMOTE_EXIT_UNREACHABLE)));
+        waiting = exited && code == REMOTE_EXIT_WAITING;
         if (!ok) {
                 error = job_error(j, ssh, reply, timeout_sec);
                 if (!error)
                         return NULL;
         }
-        return json_pack("{s:o, s:b, s:o, s:b, s:o, s:o, s:o, s:o, s:O}",
+        return json_pack("{s:o, s:b, s:o, s:b, s:b, s:o, s:o, s:o, s:o, s:O}",
                          "host", json_text(j->host),
                          "ok", ok,
                          "exit_code", exited ? json_integer(code) : json_null(),
                          "unreachable", unreachable,
+                         "waiting", waiting,
                          "state", json_text(reply_string(reply, "state")),
                          "since", json_text(reply_string(reply, "since")),
                          "policy", json_text(reply_string(reply, "policy")),
@@ -556,10 +560,19 @@ static json_t *job_result(const struct job *j, const char *ssh, unsigned timeout
 /* ---------------------------------------------------------------------------------------- */
 /* Output */
 
+/* "3 hosts: 1 ok, 2 failed." — waiting hosts named only when there are any. */
+static void print_summary(FILE *f, size_t n, size_t n_ok, size_t n_waiting)
+{
+        fprintf(f, "\n%zu %s: %zu ok, ", n, n == 1 ? "host" : "hosts", n_ok);
+        if (n_waiting > 0)
+                fprintf(f, "%zu waiting for a second person, ", n_waiting);
+        fprintf(f, "%zu failed.\n", n - n_ok - n_waiting);
+}
+
 static int print_table(FILE *f, json_t *results, bool legend)
 {
         static const char *const headers[] = { "HOST", "RESULT", "STATE", "POLICY", "SINCE", "ERROR" };
-        size_t n = json_array_size(results), n_ok = 0, i;
+        size_t n = json_array_size(results), n_ok = 0, n_waiting = 0, i;
         char (*since)[FORMAT_TIMESTAMP_MAX] = calloc(n + 1, sizeof(*since));
         struct table *t = table_new(ELEMENTSOF(headers), headers);
         json_t *e;
@@ -567,14 +580,16 @@ static int print_table(FILE *f, json_t *results, bool legend)
 
         json_array_foreach(results, i, e) {
                 bool ok = json_is_true(json_object_get(e, "ok"));
+                bool waiting = json_is_true(json_object_get(e, "waiting"));
                 const char *cells[ELEMENTSOF(headers)];
 
                 if (r < 0)
                         break;
                 n_ok += ok;
+                n_waiting += waiting;
                 timespec_format_local(json_string_value(json_object_get(e, "since")), since[i], sizeof(since[i]));
                 cells[0] = json_string_value(json_object_get(e, "host"));
-                cells[1] = ok ? "ok" : "failed";
+                cells[1] = ok ? "ok" : waiting ? "waiting" : "failed";
                 cells[2] = json_string_value(json_object_get(e, "state"));
                 cells[3] = json_string_value(json_object_get(e, "policy"));
                 cells[4] = since[i];
@@ -584,17 +599,20 @@ static int print_table(FILE *f, json_t *results, bool legend)
         if (r == 0) {
                 table_print(t, f, legend);
                 if (legend)
-                        fprintf(f, "\n%zu %s: %zu ok, %zu failed.\n", n, n == 1 ? "host" : "hosts",
-                                n_ok, n - n_ok);
+                        print_summary(f, n, n_ok, n_waiting);
         }
         table_free(t);
         free(since);
         return r;
 }
 
+/*
+ * 0: every host succeeded; 4: the others are waiting for a second person
+ * (restore with four eyes), nothing failed; 3: no host reached; else 1.
+ */
 static int exit_status(json_t *results)
 {
-        size_t i, failed = 0, unreachable = 0;
+        size_t i, failed = 0, unreachable = 0, waiting = 0;
         json_t *e;
 
         json_array_foreach(results, i, e) {
@@ -602,9 +620,12 @@ static int exit_status(json_t *results)
                         continue;
                 failed++;
                 unreachable += json_is_true(json_object_get(e, "unreachable"));
+                waiting += json_is_true(json_object_get(e, "waiting"));
         }
         if (failed == 0)
                 return FLEET_EXIT_OK;
+        if (waiting == failed)
+                return FLEET_EXIT_WAITING;
         return unreachable == json_array_size(results) ? FLEET_EXIT_UNREACHABLE : FLEET_EXIT_FAILED;
 }
 

@@ -349,6 +349,32 @@ print(p)
 sys.exit(0 if p.get("origin") == os.environ["ORIGIN"] and p.get("ssh_connection", "").startswith("10.77.2.1 ")
 	and p.get("reason") == "stand-in" else 1)' "$KS_TMP/fake.request"
 
+# Four eyes ([Restore] Approvals=2, issue 18) on the remote side: a restore there exits 4,
+# recorded and waiting for a second person. The fleet says so per host and as a whole (exit 4 only
+# when every host that did not succeed is waiting; mixed with a real failure, 1). A stand-in
+# remote killswitchctl answers as the real one does (test-approvals.sh checks the real one).
+printf '#!/bin/sh\necho "killswitchctl: Restore isolate requested by root: waiting for a second person until 12:00" >&2\nexit 4\n' \
+	>"$KS_TMP/waiting-ctl"
+chmod +x "$KS_TMP/waiting-ctl"
+waiting_fleet() {
+	n_adm env KILLSWITCH_SSH="ssh -F $KS_TMP/ssh_config" KILLSWITCHCTL_REMOTE="$KS_TMP/waiting-ctl" \
+		timeout 90 "$KILLSWITCHCTL" "$@"
+}
+res=$(waiting_fleet -H gw1,gw2 restore --reason four-eyes 2>&1)
+rc=$?
+printf '%s\n' "$res" | sed 's/^/#   /'
+check "restore -H where every host waits for a second person: exit 4, each host 'waiting', summary says so" \
+	eval '[ $rc -eq 4 ] && [ "$(grep -cE "^gw[12] +waiting .*waiting for a second person" <<<"$res")" = 2 ] &&
+		grep -q "2 hosts: 0 ok, 2 waiting for a second person, 0 failed." <<<"$res"'
+res=$(waiting_fleet --json=short -H gw1 restore --reason four-eyes)
+check "restore -H --json: waiting true, ok false, exit_code 4" \
+	python3 -c 'import json, sys; e = json.loads(sys.argv[1])[0]
+sys.exit(0 if e["waiting"] is True and e["ok"] is False and e["exit_code"] == 4 and not e["unreachable"] else 1)' "$res"
+res=$(waiting_fleet -H gw1,gw4 restore --reason four-eyes 2>&1)
+rc=$?
+check "restore -H: one host waiting, one unreachable: exit 1 (not 4: something failed)" \
+	eval '[ $rc -eq 1 ] && grep -qE "^gw1 +waiting" <<<"$res" && grep -qE "^gw4 +failed" <<<"$res"'
+
 # ---------------------------------------------------------------------------------------------
 # Restore the fleet, one host at a time, with a reason no shell may interpret on the way.
 
