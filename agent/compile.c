@@ -179,34 +179,30 @@ void stage_name(char buf[static COMPILE_NAME_SIZE], const struct stage *st, cons
         va_end(ap);
 }
 
-int compile_counter_name(char *buf, size_t size, const char *policy, const char *counter)
+/* POLICY/PREFIXNAME, the name of a counter of ours. */
+static int counter_name(char *buf, size_t size, const char *policy, const char *prefix, const char *name)
 {
         int n;
 
-        if (!buf || !policy || !counter || policy_name_valid(policy) < 0)
+        if (!buf || !policy || !name || policy_name_valid(policy) < 0)
                 return -EINVAL;
-        n = snprintf(buf, size, "%s" COMPILE_NAME_SEP "%s", policy, counter);
+        n = snprintf(buf, size, "%s" COMPILE_NAME_SEP "%s%s", policy, prefix, name);
         return n < 0 || (size_t)n >= size ? -ENOBUFS : 0;
+}
+
+int compile_counter_name(char *buf, size_t size, const char *policy, const char *counter)
+{
+        return counter_name(buf, size, policy, "", counter);
 }
 
 int compile_gateway_counter_name(char *buf, size_t size, const char *policy, const char *gateway)
 {
-        int n;
-
-        if (!buf || !policy || !gateway || policy_name_valid(policy) < 0)
-                return -EINVAL;
-        n = snprintf(buf, size, "%s" COMPILE_NAME_SEP COUNTER_GATEWAY_PREFIX "%s", policy, gateway);
-        return n < 0 || (size_t)n >= size ? -ENOBUFS : 0;
+        return counter_name(buf, size, policy, COUNTER_GATEWAY_PREFIX, gateway);
 }
 
 int compile_service_counter_name(char *buf, size_t size, const char *policy, const char *service)
 {
-        int n;
-
-        if (!buf || !policy || !service || policy_name_valid(policy) < 0)
-                return -EINVAL;
-        n = snprintf(buf, size, "%s" COMPILE_NAME_SEP COUNTER_SERVICE_PREFIX "%s", policy, service);
-        return n < 0 || (size_t)n >= size ? -ENOBUFS : 0;
+        return counter_name(buf, size, policy, COUNTER_SERVICE_PREFIX, service);
 }
 
 static bool uplink_name_valid(const char *uplink)
