@@ -138,7 +138,8 @@ struct conn_norm {
         size_t n_ports;
         bool out, in;                   /* keeps connections this side opens / the remote side opens */
         bool service;                   /* ours is matched before and after DNAT */
-        bool ping;                      /* Ping= with Ports=: ICMP echo rules of its own */
+        bool ping;                      /* Ping= with Ports=: ICMP echo rules of its own (conn_ping_view) */
+        bool echo;                      /* this is that view: sets "_ping_", rules ICMP echo */
 };
 
 struct norm {
@@ -159,6 +160,13 @@ bool conn_elem_next(const struct conn_norm *cn, enum family f, struct conn_elem 
 enum set_kind conn_elem_kind(const struct conn_norm *cn, enum family f, const struct conn_elem *e);
 /* Number of fields of the key: 1 for a single address (an rbtree or address hash set), else a concatenation. */
 size_t conn_key_fields(const struct conn_norm *cn);
+/*
+ * The Ping= of a tracked gateway as an entry of its own: the same peers, hosts
+ * of ours and directions, no ports (its sets are keyed "peer [. ours]"); its
+ * rules match ICMP echo requests in the direction of the connection's first
+ * packet and echo replies in the other. Borrows cn's arrays.
+ */
+struct conn_norm conn_ping_view(const struct conn_norm *cn);
 
 void norm_free(struct norm *n);
 /* Sorted, merged, disjoint addresses per family and ports per protocol, for every gateway of p. */

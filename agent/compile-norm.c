@@ -353,6 +353,17 @@ size_t conn_key_fields(const struct conn_norm *cn)
         return (size_t)cn->has[FIELD_PEER] + cn->has[FIELD_OURS] + (cn->n_ports > 0 ? 2 : 0);
 }
 
+struct conn_norm conn_ping_view(const struct conn_norm *cn)
+{
+        struct conn_norm view = *cn;
+
+        view.ports = NULL;
+        view.n_ports = 0;
+        view.ping = false;
+        view.echo = true;
+        return view;
+}
+
 /*
  * Which tuple holds each part of the key (see killswitch.policy(5), "NAT"):
  * - connections this side opens: the peer is the original destination, our

@@ -303,8 +303,8 @@ static int text_conn_set(FILE *f, const char *policy, const struct conn_norm *cn
         const char *sep = "";
         int k;
 
-        fprintf(f, "\tset %s" COMPILE_NAME_SEP "%s%s_%s%s {\n\t\ttype ", policy, cn->prefix, cn->name, fi->suffix,
-                set_kind_suffix[kind]);
+        fprintf(f, "\tset %s" COMPILE_NAME_SEP "%s%s_%s%s%s {\n\t\ttype ", policy, cn->prefix, cn->name,
+                cn->echo ? "ping_" : "", fi->suffix, set_kind_suffix[kind]);
         for (int a = 0; a < N_ADDR_FIELDS; a++)
                 if (cn->has[a]) {
                         fprintf(f, "%s%s", sep, fi->type_name);
@@ -322,21 +322,17 @@ static int text_conn_set(FILE *f, const char *policy, const struct conn_norm *cn
 
 static int text_conn_sets(FILE *f, const char *policy, const struct conn_norm *cn)
 {
+        const struct conn_norm echo = conn_ping_view(cn);
         int k = 0;
 
         for (int fam = 0; k >= 0 && fam < N_FAMILIES; fam++)
                 for (int kind = 0; k >= 0 && kind < N_SET_KINDS; kind++)
                         if (conn_entries(cn, fam, kind) > 0)
                                 k = text_conn_set(f, policy, cn, fam, kind);
-        for (int fam = 0; k >= 0 && cn->ping && fam < N_FAMILIES; fam++) {
-                struct gw_norm view = {};
-
-                if (cn->n_ranges[FIELD_PEER][fam] == 0)
-                        continue;
-                view.ranges[fam] = cn->ranges[FIELD_PEER][fam];
-                view.n_ranges[fam] = cn->n_ranges[FIELD_PEER][fam];
-                k = text_gateway_set(f, policy, cn->name, &view, fam, SET_EXACT, true);
-        }
+        for (int fam = 0; k >= 0 && cn->ping && fam < N_FAMILIES; fam++)
+                for (int kind = 0; k >= 0 && kind < N_SET_KINDS; kind++)
+                        if (conn_entries(&echo, fam, kind) > 0)
+                                k = text_conn_set(f, policy, &echo, fam, kind);
         return k;
 }
 
@@ -368,17 +364,18 @@ static void text_conn_rule(FILE *f, const char *policy, const struct conn_norm *
         if (cn->n_ports > 0)
                 fprintf(f, "%s%s . ct %s proto-%s", sep, errors ? "ct protocol" : "meta l4proto",
                         ct_dir_name(m->port.dir), m->port.src ? "src" : "dst");
-        fprintf(f, " @%s" COMPILE_NAME_SEP "%s%s_%s%s counter name \"%s" COMPILE_NAME_SEP "%s%s\" accept\n",
-                policy, cn->prefix, cn->name, fi->suffix, set_kind_suffix[kind], policy, cn->prefix, cn->name);
+        fprintf(f, " @%s" COMPILE_NAME_SEP "%s%s_%s%s%s", policy, cn->prefix, cn->name, cn->echo ? "ping_" : "",
+                fi->suffix, set_kind_suffix[kind]);
+        if (cn->echo)
+                fprintf(f, " %s type %s", fi->icmp_name, inbound == m->opened_here ? "echo-reply" : "echo-request");
+        fprintf(f, " counter name \"%s" COMPILE_NAME_SEP "%s%s\" accept\n", policy, cn->prefix, cn->name);
 }
 
-static void text_conn_rules(FILE *f, const char *policy, const struct conn_norm *cn, bool inbound)
+static void text_conn_entry_rules(FILE *f, const char *policy, const struct conn_norm *cn, bool inbound)
 {
         const struct conn_match *m[CONN_MATCHES_MAX];
         size_t n_m = conn_matches(cn, m);
 
-        if (!cn->name)
-                return;
         for (int fam = 0; fam < N_FAMILIES; fam++)
                 for (int kind = 0; kind < N_SET_KINDS; kind++) {
                         if (conn_entries(cn, fam, kind) == 0)
@@ -386,20 +383,18 @@ static void text_conn_rules(FILE *f, const char *policy, const struct conn_norm 
                         for (size_t i = 0; i < n_m; i++)
                                 text_conn_rule(f, policy, cn, fam, kind, m[i], inbound, false);
                 }
-        for (int fam = 0; cn->ping && fam < N_FAMILIES; fam++) {
-                const struct family_info *fi = &families[fam];
+}
 
-                if (cn->n_ranges[FIELD_PEER][fam] == 0)
-                        continue;
-                for (size_t i = 0; i < n_m; i++) {
-                        text_conn_head(f, m[i], inbound);
-                        fprintf(f, "ct %s %s %s @%s" COMPILE_NAME_SEP COUNTER_GATEWAY_PREFIX "%s_ping_%s "
-                                "meta l4proto %s counter name \"%s" COMPILE_NAME_SEP "%s%s\" accept\n",
-                                ct_dir_name(m[i]->field[FIELD_PEER].dir), fi->nft_prefix,
-                                m[i]->field[FIELD_PEER].src ? "saddr" : "daddr", policy, cn->name, fi->suffix,
-                                fi->icmp_l4_name, policy, cn->prefix, cn->name);
-                }
-        }
+/* The entry's rules, then its Ping='s (conn_ping_view), as build_conn_rules. */
+static void text_conn_rules(FILE *f, const char *policy, const struct conn_norm *cn, bool inbound)
+{
+        const struct conn_norm echo = conn_ping_view(cn);
+
+        if (!cn->name)
+                return;
+        text_conn_entry_rules(f, policy, cn, inbound);
+        if (cn->ping)
+                text_conn_entry_rules(f, policy, &echo, inbound);
 }
 
 static void text_gateway_rules(FILE *f, const char *policy, const char *gw, const struct gw_norm *gn,

@@ -522,7 +522,8 @@ static int build_gateway_set(const struct stage *st, const char *gw, const struc
 static void conn_set_name(char buf[static COMPILE_NAME_SIZE], const struct stage *st, const struct conn_norm *cn,
                           enum family f, enum set_kind kind)
 {
-        stage_name(buf, st, "%s%s_%s%s", cn->prefix, cn->name, families[f].suffix, set_kind_suffix[kind]);
+        stage_name(buf, st, "%s%s_%s%s%s", cn->prefix, cn->name, cn->echo ? "ping_" : "", families[f].suffix,
+                   set_kind_suffix[kind]);
 }
 
 /* The key of element e, its low end or (hi) its high end: each part padded to 4 bytes, as nft. */
@@ -608,10 +609,10 @@ static int build_conn_set(const struct stage *st, const struct conn_norm *cn, en
         return 0;
 }
 
-/* The entry's sets per family and kind (only non-empty ones), then its Ping= set of peer addresses. */
+/* The entry's sets per family and kind (only non-empty ones), then those of its Ping= (conn_ping_view). */
 static int build_conn_sets(const struct stage *st, const struct conn_norm *cn)
 {
-        char name[COMPILE_NAME_SIZE];
+        const struct conn_norm echo = conn_ping_view(cn);
         int k = 0;
 
         for (int f = 0; k >= 0 && f < N_FAMILIES; f++)
@@ -619,14 +620,9 @@ static int build_conn_sets(const struct stage *st, const struct conn_norm *cn)
                         if (conn_entries(cn, f, kind) > 0)
                                 k = build_conn_set(st, cn, f, kind);
         for (int f = 0; k >= 0 && cn->ping && f < N_FAMILIES; f++)
-                if (cn->n_ranges[FIELD_PEER][f] > 0) {
-                        struct gw_norm view = {};
-
-                        view.ranges[f] = cn->ranges[FIELD_PEER][f];
-                        view.n_ranges[f] = cn->n_ranges[FIELD_PEER][f];
-                        ping_set_name(name, st, cn->name, f);
-                        k = build_address_set(st, name, &view, f, false);
-                }
+                for (int kind = 0; k >= 0 && kind < N_SET_KINDS; kind++)
+                        if (conn_entries(&echo, f, kind) > 0)
+                                k = build_conn_set(st, &echo, f, kind);
         return k;
 }
 
@@ -1425,6 +1421,23 @@ static int emit_ct_direction(struct nftnl_rule *rule, const struct conn_match *m
         return k < 0 ? k : emit_cmp_u8(rule, NFT_REG_1, inbound == m->opened_here ? IP_CT_DIR_REPLY : IP_CT_DIR_ORIGINAL);
 }
 
+/*
+ * icmp type echo-request in the direction of the connection's first packet,
+ * echo-reply in the other (Ping=): no other ICMP, which tunnels as well.
+ */
+static int emit_echo_type(struct nftnl_rule *rule, const struct stage *st, enum family f,
+                          const struct conn_match *m, bool inbound)
+{
+        const struct family_info *fi = &families[f];
+        int k = emit_family(rule, st, f);
+
+        if (k >= 0)
+                k = emit_meta_eq(rule, NFT_META_L4PROTO, fi->icmp_proto);
+        if (k >= 0)
+                k = emit_payload(rule, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, NFT_REG_1);
+        return k < 0 ? k : emit_cmp_u8(rule, NFT_REG_1, inbound == m->opened_here ? fi->echo_reply : fi->echo_request);
+}
+
 static int emit_ct_addr(struct nftnl_rule *rule, enum family f, struct tuple_ref t, uint32_t dreg)
 {
         uint32_t key = f == V4 ? (t.src ? NFT_CT_SRC_IP : NFT_CT_DST_IP) : (t.src ? NFT_CT_SRC_IP6 : NFT_CT_DST_IP6);
@@ -1434,7 +1447,8 @@ static int emit_ct_addr(struct nftnl_rule *rule, enum family f, struct tuple_ref
 
 /*
  * ct direction D ct original ip daddr [. ct original ip saddr] [. meta l4proto . ct original proto-dst]
- * @P/gw_X_v4[r] counter name "P/gw_X" accept (the parts as the match says)
+ * @P/gw_X_v4[r] counter name "P/gw_X" accept (the parts as the match says); for the Ping= view
+ * @P/gw_X_ping_v4[r] icmp type echo-request|echo-reply.
  */
 static int build_conn_rule(const struct stage *st, const char *chain, const struct conn_norm *cn, enum family f,
                            enum set_kind kind, const struct conn_match *m, bool inbound, bool errors)
@@ -1468,48 +1482,24 @@ static int build_conn_rule(const struct stage *st, const char *chain, const stru
         }
         if (k >= 0)
                 k = emit_lookup(rule, NFT_REG_1, set);
-        if (k >= 0)
-                k = emit_counter_ref(rule, counter);
-        return k < 0 ? k : emit_verdict(rule, NF_ACCEPT, NULL);
-}
-
-/* ct direction D ct original ip daddr @P/gw_X_ping_v4 meta l4proto icmp counter name "P/gw_X" accept */
-static int build_conn_ping_rule(const struct stage *st, const char *chain, const struct conn_norm *cn,
-                                enum family f, const struct conn_match *m, bool inbound)
-{
-        char set[COMPILE_NAME_SIZE], counter[COMPILE_NAME_SIZE];
-        struct nftnl_rule *rule = rule_new(st, chain);
-        int k;
-
-        if (!rule)
-                return -ENOMEM;
-        ping_set_name(set, st, cn->name, f);
-        stage_name(counter, st, "%s%s", cn->prefix, cn->name);
-        k = emit_ct_direction(rule, m, inbound);
-        if (k >= 0)
-                k = emit_ct_addr(rule, f, m->field[FIELD_PEER], NFT_REG_1);
-        if (k >= 0)
-                k = emit_lookup(rule, NFT_REG_1, set);
-        if (k >= 0)
-                k = emit_meta_eq(rule, NFT_META_L4PROTO, families[f].icmp_proto);
+        if (k >= 0 && cn->echo)
+                k = emit_echo_type(rule, st, f, m, inbound);
         if (k >= 0)
                 k = emit_counter_ref(rule, counter);
         return k < 0 ? k : emit_verdict(rule, NF_ACCEPT, NULL);
 }
 
 /*
- * The rules of a tracked gateway or a service in one chain: per family and
- * set, one rule per match (connections opened here, opened there; for a
- * service its address before and after DNAT), then Ping=.
+ * Per family and set, one rule per match (connections opened here, opened
+ * there; for a service its address before and after DNAT).
  */
-static int build_conn_rules(const struct stage *st, const char *chain, const struct conn_norm *cn, bool inbound)
+static int build_conn_entry_rules(const struct stage *st, const char *chain, const struct conn_norm *cn,
+                                  bool inbound)
 {
         const struct conn_match *m[CONN_MATCHES_MAX];
         size_t n_m = conn_matches(cn, m);
         int k = 0;
 
-        if (!cn->name)
-                return 0;
         for (int f = 0; k >= 0 && f < N_FAMILIES; f++)
                 for (int kind = 0; k >= 0 && kind < N_SET_KINDS; kind++) {
                         if (conn_entries(cn, f, kind) == 0)
@@ -1517,13 +1507,23 @@ static int build_conn_rules(const struct stage *st, const char *chain, const str
                         for (size_t i = 0; k >= 0 && i < n_m; i++)
                                 k = build_conn_rule(st, chain, cn, f, kind, m[i], inbound, false);
                 }
-        for (int f = 0; k >= 0 && cn->ping && f < N_FAMILIES; f++) {
-                if (cn->n_ranges[FIELD_PEER][f] == 0)
-                        continue;
-                for (size_t i = 0; k >= 0 && i < n_m; i++)
-                        k = build_conn_ping_rule(st, chain, cn, f, m[i], inbound);
-        }
         return k;
+}
+
+/*
+ * The rules of a tracked gateway or a service in one chain, then those of its
+ * Ping=: echo keyed like its connections, so that Local= and Direction= hold
+ * for ping too (ping tunnels carry whole sessions).
+ */
+static int build_conn_rules(const struct stage *st, const char *chain, const struct conn_norm *cn, bool inbound)
+{
+        const struct conn_norm echo = conn_ping_view(cn);
+        int k;
+
+        if (!cn->name)
+                return 0;
+        k = build_conn_entry_rules(st, chain, cn, inbound);
+        return k < 0 || !cn->ping ? k : build_conn_entry_rules(st, chain, &echo, inbound);
 }
 
 /* ---- ICMP errors: judged by the connection they quote -------------------- */

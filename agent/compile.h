@@ -61,17 +61,18 @@ struct ks_ruleset;
 #define DROPS_TIMEOUT_MS 3600000
 
 /*
- * Longest name of a staged object, without the NUL: "P/gw_G_ping_v4" with a
- * policy and a gateway name of POLICY_NAME_MAX (32) characters each, 76
- * characters. The kernel allows 255 (NFT_NAME_MAXLEN - 1). The other names
- * are shorter: a gateway's interval set "P/gw_G_v4r" at most 72, its hash set
+ * Longest name of a staged object, without the NUL: "P/gw_G_ping_v4r" (the
+ * Ping= interval set of a connection-matched gateway) with a policy and a
+ * gateway name of POLICY_NAME_MAX (32) characters each, 77 characters. The
+ * kernel allows 255 (NFT_NAME_MAXLEN - 1). The other names are shorter:
+ * "P/gw_G_ping_v4" 76, a gateway's interval set "P/gw_G_v4r" at most 72, its hash set
  * "P/gw_G_v4" 71, a service's "P/svc_S_v4r" 73, counters "P/gw_G" 68,
  * "P/svc_S" 69 and "P/dropped_out/U" 60. Buffers of COMPILE_NAME_SIZE always
  * suffice.
  */
 #define COMPILE_NAME_MAX                                                                 \
         (POLICY_NAME_MAX + sizeof(COMPILE_NAME_SEP) - 1 + sizeof(COUNTER_GATEWAY_PREFIX) - 1 + \
-         POLICY_NAME_MAX + sizeof("_ping_v4") - 1)
+         POLICY_NAME_MAX + sizeof("_ping_v4r") - 1)
 #define COMPILE_NAME_SIZE (COMPILE_NAME_MAX + 1)
 
 /*

@@ -10,6 +10,8 @@
 # open connections inwards (Direction=out); outbound SMTP to any other host is cut from the LAN
 # and from gw itself; a packet from source port 25 reaches nothing; the PBX keeps its trunk in
 # and out (signalling and RTP from the provider's /24 only); a static page on gw itself stays up.
+# Ping= of a gateway with Local= keeps echo with the Local= hosts only, through masquerade, and
+# only requests from the side Direction= lets open (v4 and v6), and no other ICMP type.
 # The same holds with the MX named by its inside address. killswitchd --check warns about the
 # traps of issue 14 and refuses a comma in an interface list.
 #
@@ -224,6 +226,128 @@ check_many <<'EOF'
 - [upgraded] outbound SMTP v4 from another host  | tcp_echo_from lan 10.0.1.2 192.0.2.80 25
 EOF
 check "restore" ctl restore
+
+# ---------------------------------------------------------------------------------------------
+note "Ping= of a connection-matched gateway: only the Local= hosts, only in the directions of Direction="
+# Ping is a covert channel (ICMP tunnels carry whole TCP sessions): Ping=yes on a gateway with
+# Local= keeps echo between the gateway's addresses and the Local= hosts only (here the mail
+# server and gw's own wan0 v6 address, not its v4 one), matched on the conntrack original tuple
+# through the site's masquerade; Direction=out lets the relay only answer; only echo, no other
+# ICMP (a timestamp request is as good a tunnel).
+write_ping_policy() { # NAME DIRECTION
+	cat >"$KS_CONF/policies/$1.policy" <<EOF
+[Uplinks]
+Interface=wan0 wan1
+
+[Gateway relay]
+Address=203.0.113.25 2001:db8:25::25
+Ports=tcp:25
+Local=10.0.1.10 fd00:1::10 2001:db8:100::1
+Direction=$2
+Ping=yes
+EOF
+}
+# ping_from NS SRC ADDR — one echo request from source address SRC.
+ping_from() {
+	local v=-4
+	case $3 in *:*) v=-6 ;; esac
+	in_ns "$1" ping "$v" -n -q -c1 -W "$KS_PROBE_WAIT" -I "$2" "$3"
+}
+# timestamp_from NS SRC ADDR — an ICMP timestamp request (type 13) from SRC; its reply (14) came.
+timestamp_from() {
+	in_ns "$1" python3 -c '
+import os, socket, struct, sys, time
+src, dst, wait = sys.argv[1], sys.argv[2], float(sys.argv[3])
+def csum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    s = (s & 0xFFFF) + (s >> 16)
+    return ~((s & 0xFFFF) + (s >> 16)) & 0xFFFF
+ident = int.from_bytes(os.urandom(2), "big")
+msg = struct.pack("!BBHHHIII", 13, 0, 0, ident, 1, 0, 0, 0)
+msg = msg[:2] + struct.pack("!H", csum(msg)) + msg[4:]
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+s.bind((src, 0))
+s.sendto(msg, (dst, 0))
+end = time.monotonic() + wait
+while time.monotonic() < end:
+    s.settimeout(max(end - time.monotonic(), 0.01))
+    try:
+        data, peer = s.recvfrom(2048)
+    except socket.timeout:
+        break
+    icmp = data[(data[0] & 15) * 4:]
+    if peer[0] == dst and icmp[0] == 14 and struct.unpack("!H", icmp[4:6])[0] == ident:
+        sys.exit(0)
+sys.exit(1)' "$2" "$3" "$KS_PROBE_WAIT"
+}
+ping_out_probes() {
+	cat <<'EOF'
++ [ping out] mail server -> relay v4 (masqueraded)     | ping_from lan 10.0.1.10 203.0.113.25
++ [ping out] mail server -> relay v6 (masqueraded)     | ping_from lan fd00:1::10 2001:db8:25::25
+- [ping out] other inside host -> relay v4             | ping_from lan 10.0.1.2 203.0.113.25
+- [ping out] other inside host -> relay v6             | ping_from lan fd00:1::2 2001:db8:25::25
+- [ping out] relay -> mail server v4 (Direction=out)   | ping_from inet 203.0.113.25 10.0.1.10
+- [ping out] relay -> mail server v6 (Direction=out)   | ping_from inet 2001:db8:25::25 fd00:1::10
+- [ping out] gw itself -> relay v4 (not in Local=)     | ping_from gw 198.51.100.1 203.0.113.25
++ [ping out] gw itself -> relay v6 (in Local=)         | ping_from gw 2001:db8:100::1 2001:db8:25::25
+- [ping out] mail server -> relay, ICMP timestamp      | timestamp_from lan 10.0.1.10 203.0.113.25
+- [ping out] mail server -> another internet host      | ping_from lan 10.0.1.10 192.0.2.80
+EOF
+}
+ping_both_probes() {
+	cat <<'EOF'
++ [ping both] relay -> mail server v4                  | ping_from inet 203.0.113.25 10.0.1.10
++ [ping both] relay -> mail server v6                  | ping_from inet 2001:db8:25::25 fd00:1::10
+- [ping both] relay -> other inside host v4            | ping_from inet 203.0.113.25 10.0.1.2
+- [ping both] relay -> other inside host v6            | ping_from inet 2001:db8:25::25 fd00:1::2
+- [ping both] relay -> gw itself v4 (not in Local=)    | ping_from inet 203.0.113.25 198.51.100.1
++ [ping both] relay -> gw itself v6 (in Local=)        | ping_from inet 2001:db8:25::25 2001:db8:100::1
++ [ping both] mail server -> relay v4 (masqueraded)    | ping_from lan 10.0.1.10 203.0.113.25
+- [ping both] other inside host -> relay v4            | ping_from lan 10.0.1.2 203.0.113.25
+- [ping both] relay -> mail server, ICMP timestamp     | timestamp_from inet 203.0.113.25 10.0.1.10
+EOF
+}
+write_ping_policy pingout out
+write_ping_policy pingboth both
+# What reaches the relay from gw's masquerading address: proof that the mail server's echo left
+# masqueraded, so that the rules must have matched it on the conntrack original tuple.
+n_inet nft -f - <<'EOF' || die "the relay's counter of masqueraded echo requests"
+table inet lab_seen {
+	counter masq_echo { }
+	chain input {
+		type filter hook input priority 0; policy accept;
+		ip saddr 198.51.100.1 ip daddr 203.0.113.25 icmp type echo-request counter name "masq_echo"
+	}
+}
+EOF
+masq_echo_seen() { # ping from the mail server; the relay saw it come from 198.51.100.1
+	n_inet nft reset counter inet lab_seen masq_echo >/dev/null &&
+		ping_from lan 10.0.1.10 203.0.113.25 &&
+		n_inet nft list counter inet lab_seen masq_echo | grep -Eq 'packets [1-9]'
+}
+check "reload with the Ping= policies" ctl reload
+check_many < <({ ping_out_probes; ping_both_probes; } | sed 's/^[-+] /+ [normal] /')
+check "isolate with Ping= on a gateway with Local= and Direction=out" ctl isolate pingout
+check_many < <(ping_out_probes)
+check "the mail server's echo reached the relay masqueraded (from gw's 198.51.100.1)" masq_echo_seen
+check "show prints the Ping= rules on the conntrack tuples, Local= included" contains "$(ctl show pingout)" \
+	"set pingout/gw_relay_ping_v4 {" \
+	"ct direction original ct original ip daddr . ct original ip saddr @pingout/gw_relay_ping_v4 icmp type echo-request"
+# The Ping= sets and rules as the kernel holds them, and show's text as nft reads it (without the
+# rules nft 1.0.6 cannot read: ct original proto-dst in a concatenation).
+ping_parts() { awk '/^\tset pingout\/gw_relay_ping_/,/^\t}/; /@pingout\/gw_relay_ping_/'; }
+same_ping_parts() { # KERNEL SHOW
+	[ -n "$2" ] || { echo "show printed no Ping= set or rule"; return 1; }
+	diff <(printf '%s\n' "$1") <(printf '%s\n' "$2")
+}
+check "nft lists the Ping= sets and rules as show prints them" \
+	same_ping_parts "$(n_gw nft list table inet killswitch | ping_parts)" "$(ctl show pingout | ping_parts)"
+nft_readable() { grep -Ev '\. ct (original|reply) proto-(dst|src) @' | sed 's/^table inet killswitch {/table inet ks_check {/'; }
+check "nft -c -f accepts show's text" eval 'ctl show pingout | nft_readable | n_gw nft -c -f -'
+check "switch to Direction=both" ctl isolate pingboth
+check_many < <(ping_both_probes)
+check "restore" ctl restore
+
 
 # ---------------------------------------------------------------------------------------------
 note "killswitchd --check: warnings (exit 0) and the comma error"

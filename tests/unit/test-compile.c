@@ -634,11 +634,11 @@ static void test_counter_names(void **state)
         memset(pol, 'p', POLICY_NAME_MAX);
         pol[POLICY_NAME_MAX] = '\0';
         assert_int_equal(compile_gateway_counter_name(buf, sizeof(buf), pol, gw), 0);
-        assert_int_equal(strlen(buf), COMPILE_NAME_MAX - strlen("_ping_v4"));
+        assert_int_equal(strlen(buf), COMPILE_NAME_MAX - strlen("_ping_v4r"));
         assert_int_equal(compile_uplink_counter_name(buf, sizeof(buf), pol, COUNTER_DROPPED_OUT, "abcdefghijklmno"),
                          0);
         assert_true(strlen(buf) < COMPILE_NAME_MAX);
-        assert_int_equal(COMPILE_NAME_MAX, 76);
+        assert_int_equal(COMPILE_NAME_MAX, 77);
 }
 
 static void test_invalid_arguments(void **state)
@@ -707,7 +707,7 @@ static void test_longest_names(void **state)
         assert_int_equal(compile_table(pp(p), 1, pol, TABLE, &r), 0);
         dump = dump_of(r);
         assert_true(asprintf(&set, "\n%s/gw_%s_ping_v4 " TABLE " ", pol, gw) > 0);
-        assert_int_equal(strlen(set) - strlen(" " TABLE " ") - 1, COMPILE_NAME_MAX);
+        assert_int_equal(strlen(set) - strlen(" " TABLE " ") - 1, COMPILE_NAME_MAX - 1);
         assert_non_null(strstr(dump, set));
         assert_int_equal(compile_text(p, TABLE, &t), 0);
         free(set);
@@ -718,6 +718,27 @@ static void test_longest_names(void **state)
         assert_true(asprintf(&set, "\n%s/gw_%s_v4r " TABLE " ", pol, gw) > 0);
         assert_true(strlen(set) - strlen(" " TABLE " ") - 1 < COMPILE_NAME_MAX);
         assert_non_null(strstr(dump, set));
+        ruleset_free(r);
+        policy_free(p);
+
+        /* The longest of all: the Ping= interval set of a connection-matched gateway. */
+        free(text);
+        free(dump);
+        free(set);
+        free(t);
+        t = NULL;
+        assert_true(asprintf(&text, "[Uplinks]\nInterface=abcdefghijklmno\n[Gateway %s]\nAddress=192.0.2.0/24\n"
+                             "Ports=tcp:1\nLocal=10.0.0.1\nPing=yes\n", gw) > 0);
+        assert_int_equal(policy_parse_string(text, "x.policy", pol, &p, &d), 0);
+        assert_int_equal(compile_table(pp(p), 1, pol, TABLE, &r), 0);
+        dump = dump_of(r);
+        assert_true(asprintf(&set, "\n%s/gw_%s_ping_v4r " TABLE " ", pol, gw) > 0);
+        assert_int_equal(strlen(set) - strlen(" " TABLE " ") - 1, COMPILE_NAME_MAX);
+        assert_non_null(strstr(dump, set));
+        assert_int_equal(compile_text(p, TABLE, &t), 0);
+        free(set);
+        assert_true(asprintf(&set, "\tset %s/gw_%s_ping_v4r {\n", pol, gw) > 0);
+        assert_non_null(strstr(t, set));
         ruleset_free(r);
         policy_free(p);
 }
@@ -846,6 +867,72 @@ static void test_ping_and_management(void **state)
         dump = dump_of(r);
         assert_int_equal(count_elements(dump, "t/gw_mail_ping_v4"), 3);
         assert_int_equal(count_elements(dump, "t/gw_mail_ping_v6"), 3);
+        ruleset_free(r);
+        policy_free(p);
+}
+
+/*
+ * Ping= of a connection-matched gateway keeps echo as its connections: only
+ * with the Local= hosts (the conntrack original tuple, through masquerade), a
+ * request only from the side that may open, and no other ICMP type.
+ */
+static void test_conn_ping(void **state)
+{
+        struct ks_policy *p = parse("[Uplinks]\nInterface=wan0\n"
+                                    "[Gateway relay]\nAddress=203.0.113.25 198.51.100.0/24 2001:db8:25::25\n"
+                                    "Ports=tcp:25\nLocal=10.0.1.10\nDirection=out\nPing=yes\n"
+                                    "[Gateway partner]\nAddress=192.0.2.7\nPorts=tcp:22\nDirection=in\nPing=yes\n");
+        struct ks_ruleset *r = NULL;
+        _cleanup_free_ char *t = text_of(p), *dump = NULL;
+
+        /* Exact pairs in a hash set, prefixes in an interval set; Local= has no IPv6: no v6 ping set. */
+        assert_non_null(strstr(t, "\tset t/gw_relay_ping_v4 {\n\t\ttype ipv4_addr . ipv4_addr\n"
+                                  "\t\telements = { 203.0.113.25 . 10.0.1.10 }\n\t}\n\n"
+                                  "\tset t/gw_relay_ping_v4r {\n\t\ttype ipv4_addr . ipv4_addr\n\t\tflags interval\n"
+                                  "\t\telements = { 198.51.100.0/24 . 10.0.1.10 }\n\t}\n"));
+        assert_null(strstr(t, "gw_relay_ping_v6"));
+        /* Direction=out: our echo requests go out, the relay's replies come in; nothing else. */
+        assert_non_null(strstr(t,
+                "\t\tct direction reply ct original ip daddr . ct original ip saddr @t/gw_relay_ping_v4 "
+                "icmp type echo-reply counter name \"t/gw_relay\" accept\n"
+                "\t\tct direction reply ct original ip daddr . ct original ip saddr @t/gw_relay_ping_v4r "
+                "icmp type echo-reply counter name \"t/gw_relay\" accept\n"));
+        assert_non_null(strstr(t,
+                "\t\tct direction original ct original ip daddr . ct original ip saddr @t/gw_relay_ping_v4 "
+                "icmp type echo-request counter name \"t/gw_relay\" accept\n"));
+        assert_null(strstr(t, "ct direction original ct original ip saddr . ct reply ip saddr @t/gw_relay_ping"));
+        assert_null(strstr(t, "meta l4proto icmp counter"));
+        /* Without Local=: keyed on the peer alone, a hash set; Direction=in: the partner asks, we answer. */
+        assert_non_null(strstr(t, "\tset t/gw_partner_ping_v4 {\n\t\ttype ipv4_addr\n"
+                                  "\t\telements = { 192.0.2.7 }\n\t}\n"));
+        assert_non_null(strstr(t,
+                "\t\tct direction original ct original ip saddr @t/gw_partner_ping_v4 "
+                "icmp type echo-request counter name \"t/gw_partner\" accept\n"));
+        assert_non_null(strstr(t,
+                "\t\tct direction reply ct original ip saddr @t/gw_partner_ping_v4 "
+                "icmp type echo-reply counter name \"t/gw_partner\" accept\n"));
+        assert_null(strstr(t, "ct original ip daddr @t/gw_partner_ping"));
+
+        assert_int_equal(compile_table(pp(p), 1, "t", TABLE, &r), 0);
+        dump = dump_of(r);
+        assert_non_null(strstr(dump, "\nt/gw_relay_ping_v4 killswitch 0\n"));       /* a hash set */
+        assert_non_null(strstr(dump, "\nt/gw_relay_ping_v4r killswitch 84\n"));     /* interval, concat */
+        assert_int_equal(count_elements(dump, "t/gw_relay_ping_v4"), 1);
+        assert_non_null(strstr(dump,
+                "inet killswitch t/outbound\n"
+                "  [ ct load direction => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x00000000 ]\n"
+                "  [ ct load dst_ip => reg 1 , dir original ]\n"
+                "  [ ct load src_ip => reg 9 , dir original ]\n"
+                "  [ lookup reg 1 set t/gw_relay_ping_v4 ]\n"
+                "  [ meta load nfproto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x00000002 ]\n"
+                "  [ meta load l4proto => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x00000001 ]\n"
+                "  [ payload load 1b @ transport header + 0 => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x00000008 ]\n"
+                "  [ objref type 1 name t/gw_relay ]\n"
+                "  [ immediate reg 0 accept ]\n"));
         ruleset_free(r);
         policy_free(p);
 }
@@ -1674,6 +1761,7 @@ int main(void)
                 cmocka_unit_test(test_options_off),
                 cmocka_unit_test(test_reject_all),
                 cmocka_unit_test(test_ping_and_management),
+                cmocka_unit_test(test_conn_ping),
                 cmocka_unit_test(test_hostnames_pinned),
                 cmocka_unit_test(test_merge_overlaps),
                 cmocka_unit_test(test_interval_elements),
