@@ -9,7 +9,12 @@
  *   P/drops_v4_noport, P/drops_v6_noport  every other protocol, without
  *
  * each `size` DROPS_SET_SIZE, `timeout` DROPS_TIMEOUT_MS (refreshed by every
- * packet: the agent derives last_seen from the expiration). A packet that
+ * packet, `update`: the agent derives last_seen from the expiration). Each has
+ * a twin without counters, P/drops_v4_first etc., fed by `add` in the same
+ * rule: `add` never refreshes an expiration, so the twin's element tells the
+ * tuple's first packet (first_seen), to the jiffy. (A `last` expression per
+ * element would tell the last packet in one set, but nft 1.0.6 crashes
+ * listing any ruleset that holds one.) A packet that
  * finds its set full is counted on the named counter P/drops_overflow. The
  * rules sit in P/outbound right before its tail, so they see exactly what the
  * tail cuts, forwarded or the gateway's own (P/local_out goes there). A
@@ -44,12 +49,14 @@ static bool drop_kind_ports(enum drop_kind kind)
         return kind != DROP_OTHER;
 }
 
-static void drop_set_name(char buf[static COMPILE_NAME_SIZE], const struct stage *st, enum family f, bool ports)
+static void drop_set_name(char buf[static COMPILE_NAME_SIZE], const struct stage *st, enum family f, bool ports,
+                          bool first)
 {
-        stage_name(buf, st, DROPS_SET_PREFIX "%s%s", families[f].suffix, ports ? "" : DROPS_NOPORT_SUFFIX);
+        stage_name(buf, st, DROPS_SET_PREFIX "%s%s%s", families[f].suffix, ports ? "" : DROPS_NOPORT_SUFFIX,
+                   first ? DROPS_FIRST_SUFFIX : "");
 }
 
-static int build_drop_set(const struct stage *st, enum family f, bool ports)
+static int build_drop_set(const struct stage *st, enum family f, bool ports, bool first)
 {
         const struct family_info *fi = &families[f];
         uint32_t type = (fi->key_type << (2 * TYPE_BITS)) | (fi->key_type << TYPE_BITS) | TYPE_INET_PROTOCOL;
@@ -62,12 +69,14 @@ static int build_drop_set(const struct stage *st, enum family f, bool ports)
                 type = (type << TYPE_BITS) | TYPE_INET_SERVICE;
                 len += 4;
         }
-        drop_set_name(name, st, f, ports);
+        drop_set_name(name, st, f, ports, first);
         s = set_new(st, name, NFT_SET_EVAL | NFT_SET_TIMEOUT, type, len, BYTEORDER_INVALID);
         if (!s)
                 return -ENOMEM;
         nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, DROPS_SET_SIZE);
-        nftnl_set_set_u64(s, NFTNL_SET_TIMEOUT, DROPS_TIMEOUT_MS);
+        nftnl_set_set_u64(s, NFTNL_SET_TIMEOUT, first ? DROPS_FIRST_TIMEOUT_MS : DROPS_TIMEOUT_MS);
+        if (first)
+                return 0;
         counter = nftnl_expr_alloc("counter");
         if (!counter)
                 return -ENOMEM;
@@ -80,8 +89,11 @@ int build_drop_sets(const struct stage *st)
         int k = 0;
 
         for (int f = 0; k >= 0 && f < N_FAMILIES; f++)
-                for (int ports = 1; k >= 0 && ports >= 0; ports--)
-                        k = build_drop_set(st, f, ports);
+                for (int ports = 1; k >= 0 && ports >= 0; ports--) {
+                        k = build_drop_set(st, f, ports, false);
+                        if (k >= 0)
+                                k = build_drop_set(st, f, ports, true);
+                }
         return k;
 }
 
@@ -147,12 +159,25 @@ static int emit_drop_key(struct nftnl_rule *rule, const struct stage *st, enum f
         return k;
 }
 
-/* update @P/drops_vN[_noport] { key } */
+static int emit_dynset(struct nftnl_rule *rule, uint32_t op, const char *set)
+{
+        struct nftnl_expr *e = rule_expr(rule, "dynset");
+
+        if (!e)
+                return -ENOMEM;
+        nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG_1);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, op);
+        return nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, set) < 0 ? -ENOMEM : 0;
+}
+
+/*
+ * update @P/drops_vN[_noport] { key } add @P/drops_vN[_noport]_first { key }:
+ * a tuple that does not fit in the first set ends the rule (it is overflow).
+ */
 static int build_drop_update(const struct stage *st, const char *chain, enum family f, enum drop_kind kind,
-                             const char *set)
+                             const char *set, const char *first)
 {
         struct nftnl_rule *rule = rule_new(st, chain);
-        struct nftnl_expr *e;
         int k;
 
         if (!rule)
@@ -160,14 +185,9 @@ static int build_drop_update(const struct stage *st, const char *chain, enum fam
         k = emit_drop_kind(rule, kind);
         if (k >= 0)
                 k = emit_drop_key(rule, st, f, drop_kind_ports(kind));
-        if (k < 0)
-                return k;
-        e = rule_expr(rule, "dynset");
-        if (!e)
-                return -ENOMEM;
-        nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG_1);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
-        return nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, set) < 0 ? -ENOMEM : 0;
+        if (k >= 0)
+                k = emit_dynset(rule, NFT_DYNSET_OP_UPDATE, set);
+        return k < 0 ? k : emit_dynset(rule, NFT_DYNSET_OP_ADD, first);
 }
 
 /*
@@ -203,13 +223,14 @@ static int build_drop_overflow(const struct stage *st, const char *chain, enum f
 
 int build_drop_rules(const struct stage *st, const char *chain)
 {
-        char set[COMPILE_NAME_SIZE];
+        char set[COMPILE_NAME_SIZE], first[COMPILE_NAME_SIZE];
         int k = 0;
 
         for (int f = 0; k >= 0 && f < N_FAMILIES; f++)
                 for (int kind = 0; k >= 0 && kind < N_DROP_KINDS; kind++) {
-                        drop_set_name(set, st, f, drop_kind_ports(kind));
-                        k = build_drop_update(st, chain, f, kind, set);
+                        drop_set_name(set, st, f, drop_kind_ports(kind), false);
+                        drop_set_name(first, st, f, drop_kind_ports(kind), true);
+                        k = build_drop_update(st, chain, f, kind, set, first);
                         if (k >= 0)
                                 k = build_drop_overflow(st, chain, f, kind, set);
                 }
@@ -223,16 +244,32 @@ void text_drop_counter(FILE *f, const char *policy)
         fprintf(f, "\tcounter %s" COMPILE_NAME_SEP COUNTER_DROPS_OVERFLOW " {\n\t\tpackets 0 bytes 0\n\t}\n\n", policy);
 }
 
+/* As nft prints a timeout of whole hours or days: "1h", "7d". */
+static void text_timeout(char buf[static 32], unsigned long long ms)
+{
+        if (ms % (24 * 3600000ULL) == 0)
+                snprintf(buf, 32, "%llud", ms / (24 * 3600000ULL));
+        else
+                snprintf(buf, 32, "%lluh", ms / 3600000ULL);
+}
+
 void text_drop_sets(FILE *f, const char *policy)
 {
+        char timeout[2][32];
+
+        text_timeout(timeout[0], DROPS_TIMEOUT_MS);
+        text_timeout(timeout[1], DROPS_FIRST_TIMEOUT_MS);
         for (int fam = 0; fam < N_FAMILIES; fam++)
                 for (int ports = 1; ports >= 0; ports--)
-                        fprintf(f, "\tset %s" COMPILE_NAME_SEP DROPS_SET_PREFIX "%s%s {\n"
-                                "\t\ttype %s . %s . inet_proto%s\n\t\tsize %d\n\t\tflags dynamic,timeout\n"
-                                "\t\tcounter\n\t\ttimeout %dh\n\t}\n\n",
-                                policy, families[fam].suffix, ports ? "" : DROPS_NOPORT_SUFFIX,
-                                families[fam].type_name, families[fam].type_name, ports ? " . inet_service" : "",
-                                DROPS_SET_SIZE, DROPS_TIMEOUT_MS / 3600000);
+                        for (int first = 0; first <= 1; first++)
+                                fprintf(f, "\tset %s" COMPILE_NAME_SEP DROPS_SET_PREFIX "%s%s%s {\n"
+                                        "\t\ttype %s . %s . inet_proto%s\n\t\tsize %d\n\t\tflags dynamic,timeout\n"
+                                        "%s\t\ttimeout %s\n\t}\n\n",
+                                        policy, families[fam].suffix, ports ? "" : DROPS_NOPORT_SUFFIX,
+                                        first ? DROPS_FIRST_SUFFIX : "", families[fam].type_name,
+                                        families[fam].type_name, ports ? " . inet_service" : "", DROPS_SET_SIZE,
+                                        first ? "" : "\t\tcounter\n",
+                                        timeout[first]);
 }
 
 /*
@@ -252,7 +289,9 @@ void text_drop_rules(FILE *f, const char *policy)
                         const char *noport = drop_kind_ports(kind) ? "" : DROPS_NOPORT_SUFFIX;
 
                         fprintf(f, "\t\t%supdate @%s" COMPILE_NAME_SEP DROPS_SET_PREFIX "%s%s { %s saddr . %s daddr . "
-                                "meta l4proto%s }\n", heads[kind], policy, suffix, noport, ip, ip, ports[kind]);
+                                "meta l4proto%s } add @%s" COMPILE_NAME_SEP DROPS_SET_PREFIX "%s%s" DROPS_FIRST_SUFFIX
+                                " { %s saddr . %s daddr . meta l4proto%s }\n", heads[kind], policy, suffix, noport, ip,
+                                ip, ports[kind], policy, suffix, noport, ip, ip, ports[kind]);
                         fprintf(f, "\t\t%s%s saddr . %s daddr . meta l4proto%s != @%s" COMPILE_NAME_SEP DROPS_SET_PREFIX
                                 "%s%s counter name \"%s" COMPILE_NAME_SEP COUNTER_DROPS_OVERFLOW "\"\n",
                                 heads[kind], ip, ip, ports[kind], policy, suffix, noport, policy);

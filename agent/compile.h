@@ -51,14 +51,19 @@ struct ks_ruleset;
  * (TCP and UDP: saddr . daddr . l4proto . dport) and "P/drops_v4_noport",
  * "P/drops_v6_noport" (the rest: saddr . daddr . l4proto), each with a counter
  * per element, at most DROPS_SET_SIZE elements, an element expiring
- * DROPS_TIMEOUT_MS after its last packet. What does not fit is counted on
- * "P/drops_overflow".
+ * DROPS_TIMEOUT_MS after its last packet (`update`). Beside each, a set of the
+ * same tuples without counters, "P/drops_v4_first" etc., whose elements are
+ * only added (`add` never refreshes an expiration): an element expires
+ * DROPS_FIRST_TIMEOUT_MS after the tuple's first packet, so its age is known.
+ * What does not fit is counted on "P/drops_overflow".
  */
 #define DROPS_SET_PREFIX "drops_"
 #define DROPS_NOPORT_SUFFIX "_noport"
+#define DROPS_FIRST_SUFFIX "_first"
 #define COUNTER_DROPS_OVERFLOW "drops_overflow"
 #define DROPS_SET_SIZE 16384
 #define DROPS_TIMEOUT_MS 3600000
+#define DROPS_FIRST_TIMEOUT_MS (7ULL * 24 * DROPS_TIMEOUT_MS)
 
 /*
  * Longest name of a staged object, without the NUL: "P/gw_G_ping_v4r" (the

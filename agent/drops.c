@@ -2,8 +2,9 @@
 /*
  * The drop sensor's totals per tuple (drops.h). The kernel counts per element
  * and forgets an element an hour after its last packet, or when the table is
- * rebuilt; the agent adds what each read shows beyond the previous one, so a
- * tuple's totals survive both.
+ * rebuilt; the agent adds what each read shows beyond the previous one, and
+ * tells a new element of the same tuple from the one it read before, so a
+ * tuple's totals survive both and nothing is counted twice.
  */
 
 #define _GNU_SOURCE
@@ -17,6 +18,15 @@
 #include "nft.h"
 
 #define USEC_PER_MSEC_ 1000ULL
+
+/* One tuple of a read: its counting elements (summed over policies' sets) and its _first elements. */
+struct read_entry {
+        struct drop_key key;
+        bool counted;                   /* a counting element was read */
+        uint64_t packets, bytes;
+        uint64_t last_usec, expires_usec;
+        uint64_t first_usec;            /* the earliest _first element's; 0: none */
+};
 
 void drops_free(struct ks_drops *d)
 {
@@ -35,10 +45,15 @@ void drops_reset(struct ks_drops *d, uint64_t since_usec)
         d->synced_usec = 0;
 }
 
+static void entry_forget_kernel(struct drop_entry *e)
+{
+        e->kernel_packets = e->kernel_bytes = e->kernel_expires_usec = 0;
+}
+
 void drops_forget_kernel(struct ks_drops *d)
 {
         for (size_t i = 0; i < d->n; i++)
-                d->entries[i].kernel_packets = d->entries[i].kernel_bytes = 0;
+                entry_forget_kernel(&d->entries[i]);
         d->kernel_overflow = 0;
 }
 
@@ -52,6 +67,11 @@ static int entry_cmp(const void *a, const void *b)
         return key_cmp(&((const struct drop_entry *)a)->key, &((const struct drop_entry *)b)->key);
 }
 
+static int read_cmp(const void *a, const void *b)
+{
+        return key_cmp(&((const struct read_entry *)a)->key, &((const struct read_entry *)b)->key);
+}
+
 void drops_adopt(struct ks_drops *d, struct drop_entry *entries, size_t n, uint64_t since_usec, uint64_t overflow)
 {
         drops_reset(d, since_usec);
@@ -61,86 +81,144 @@ void drops_adopt(struct ks_drops *d, struct drop_entry *entries, size_t n, uint6
         d->overflow = overflow;
 }
 
-/* The kernel's counts beyond what the previous read showed (all of them after a reset or expiry). */
-static uint64_t counts_new(uint64_t now, uint64_t before)
+static uint64_t usec_before(uint64_t usec, uint64_t ms)
 {
-        return now >= before ? now - before : now;
+        uint64_t d = ms * USEC_PER_MSEC_;
+
+        return usec > d ? usec - d : 0;
 }
 
-/* One read element as an entry: kernel counts, and the time of its last packet. */
-static void entry_from_read(struct drop_entry *e, const struct nft_drop *r, uint64_t now_usec)
+/* One element as a read entry, its times made absolute from when its message was read. */
+static void read_from_elem(struct read_entry *e, const struct nft_drop *r, uint64_t now_usec)
 {
-        uint64_t idle = r->idle_ms * USEC_PER_MSEC_;
+        uint64_t at = r->read_usec ? r->read_usec : now_usec;
 
-        *e = (struct drop_entry){
+        *e = (struct read_entry){
                 .key = {
                         .family = (uint8_t)r->family,
                         .proto = r->proto,
                         .has_port = r->port >= 0,
                         .port = r->port >= 0 ? (uint16_t)r->port : 0,
                 },
-                .kernel_packets = r->packets,
-                .kernel_bytes = r->bytes,
-                .last_usec = now_usec > idle ? now_usec - idle : now_usec,
         };
         memcpy(e->key.src, r->src, sizeof(e->key.src));
         memcpy(e->key.dst, r->dst, sizeof(e->key.dst));
+        if (r->first) {
+                e->first_usec = usec_before(at, r->since_ms);
+                return;
+        }
+        e->counted = true;
+        e->packets = r->packets;
+        e->bytes = r->bytes;
+        e->last_usec = usec_before(at, r->since_ms);
+        e->expires_usec = at + r->expires_ms * USEC_PER_MSEC_;
 }
 
-/* The reads as entries, sorted; the same tuple in several policies' sets summed. */
-static int reads_sorted(struct nft_drop *reads, size_t n, uint64_t now_usec, struct drop_entry **ret, size_t *ret_n)
+static void read_add(struct read_entry *a, const struct read_entry *b)
 {
-        struct drop_entry *v = calloc(n ? n : 1, sizeof(*v));
+        a->counted |= b->counted;
+        a->packets += b->packets;
+        a->bytes += b->bytes;
+        if (b->last_usec > a->last_usec)
+                a->last_usec = b->last_usec;
+        if (b->expires_usec > a->expires_usec)
+                a->expires_usec = b->expires_usec;
+        if (b->first_usec && (!a->first_usec || b->first_usec < a->first_usec))
+                a->first_usec = b->first_usec;
+}
+
+/* The reads by tuple, sorted: a tuple's counting and _first elements, and those of several policies, in one. */
+static int reads_sorted(struct nft_drop *reads, size_t n, uint64_t now_usec, struct read_entry **ret, size_t *ret_n)
+{
+        struct read_entry *v = calloc(n ? n : 1, sizeof(*v));
         size_t m = 0;
 
         if (!v)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++)
-                entry_from_read(&v[i], &reads[i], now_usec);
-        qsort(v, n, sizeof(*v), entry_cmp);
+                read_from_elem(&v[i], &reads[i], now_usec);
+        qsort(v, n, sizeof(*v), read_cmp);
         for (size_t i = 0; i < n; i++) {
-                if (m > 0 && key_cmp(&v[m - 1].key, &v[i].key) == 0) {
-                        v[m - 1].kernel_packets += v[i].kernel_packets;
-                        v[m - 1].kernel_bytes += v[i].kernel_bytes;
-                        if (v[i].last_usec > v[m - 1].last_usec)
-                                v[m - 1].last_usec = v[i].last_usec;
-                        continue;
-                }
-                v[m++] = v[i];
+                if (m > 0 && key_cmp(&v[m - 1].key, &v[i].key) == 0)
+                        read_add(&v[m - 1], &v[i]);
+                else
+                        v[m++] = v[i];
         }
         *ret = v;
         *ret_n = m;
         return 0;
 }
 
-/* A tuple of this read, known before: add what is new. */
-static void entry_update(struct drop_entry *e, const struct drop_entry *r)
+static void first_seen_min(struct drop_entry *e, uint64_t usec)
 {
-        uint64_t packets = counts_new(r->kernel_packets, e->kernel_packets);
+        if (usec && (!e->first_usec || usec < e->first_usec))
+                e->first_usec = usec;
+}
 
+/*
+ * The counting element read is not the one read before: its counts went
+ * down, or its last packet came after the one read before would have expired
+ * (an hour without packets). That one was read after its last packet, so
+ * nothing of it is lost; the new one counts from zero.
+ */
+static bool element_new(const struct drop_entry *e, const struct read_entry *r)
+{
+        if (r->packets < e->kernel_packets || r->bytes < e->kernel_bytes)
+                return true;
+        return e->kernel_expires_usec && r->last_usec > e->kernel_expires_usec;
+}
+
+/* A tuple of this read, known before: add what is new. */
+static void entry_update(struct drop_entry *e, const struct read_entry *r)
+{
+        bool fresh;
+        uint64_t packets;
+
+        first_seen_min(e, r->first_usec);
+        if (!r->counted) {
+                entry_forget_kernel(e);         /* its counting element expired; a _first one lives longer */
+                return;
+        }
+        fresh = element_new(e, r);
+        packets = fresh ? r->packets : r->packets - e->kernel_packets;
         e->packets += packets;
-        e->bytes += counts_new(r->kernel_bytes, e->kernel_bytes);
-        e->kernel_packets = r->kernel_packets;
-        e->kernel_bytes = r->kernel_bytes;
+        e->bytes += fresh ? r->bytes : r->bytes - e->kernel_bytes;
+        e->kernel_packets = r->packets;
+        e->kernel_bytes = r->bytes;
+        e->kernel_expires_usec = r->expires_usec;
         if (packets > 0 && r->last_usec > e->last_usec)
                 e->last_usec = r->last_usec;
 }
 
-/* A tuple new in this read: its first packet is its last one if it has one, else after the previous read. */
-static void entry_new(struct drop_entry *e, const struct drop_entry *r, const struct ks_drops *d)
+/*
+ * A tuple new in this read: the _first element knows its first packet. If
+ * there is none (its set was full), the last packet if it is the only one,
+ * else the previous read (or the isolation's start): at most one read early.
+ */
+static void entry_new(struct drop_entry *e, const struct read_entry *r, const struct ks_drops *d)
 {
         uint64_t before = d->synced_usec ? d->synced_usec : d->since_usec;
 
-        *e = *r;
-        e->packets = r->kernel_packets;
-        e->bytes = r->kernel_bytes;
-        e->first_usec = r->kernel_packets <= 1 || before == 0 || before > r->last_usec ? r->last_usec : before;
+        *e = (struct drop_entry){
+                .key = r->key,
+                .packets = r->packets,
+                .bytes = r->bytes,
+                .kernel_packets = r->packets,
+                .kernel_bytes = r->bytes,
+                .kernel_expires_usec = r->expires_usec,
+                .last_usec = r->last_usec,
+        };
+        if (r->first_usec)
+                e->first_usec = r->first_usec < r->last_usec ? r->first_usec : r->last_usec;
+        else
+                e->first_usec = r->packets <= 1 || before == 0 || before > r->last_usec ? r->last_usec : before;
 }
 
 int drops_merge(struct ks_drops *d, struct nft_drop *reads, size_t n, uint64_t overflow, uint64_t skipped,
                 uint64_t now_usec)
 {
-        struct drop_entry *r = NULL, *out;
+        struct read_entry *r = NULL;
+        struct drop_entry *out;
         size_t n_r = 0, i = 0, j = 0, k = 0, cap;
         uint64_t lost = 0;
 
@@ -159,22 +237,23 @@ int drops_merge(struct ks_drops *d, struct nft_drop *reads, size_t n, uint64_t o
                 if (c < 0) {
                         /* Gone from the kernel (expired, or the table rebuilt): kept, counts from 0 if it returns. */
                         out[k] = d->entries[i++];
-                        out[k].kernel_packets = out[k].kernel_bytes = 0;
-                        k++;
+                        entry_forget_kernel(&out[k++]);
                 } else if (c == 0) {
                         out[k] = d->entries[i++];
                         entry_update(&out[k++], &r[j++]);
+                } else if (!r[j].counted) {
+                        j++;    /* only a _first element: nothing counted to show */
                 } else if (k + (d->n - i) < DROPS_MAX_ENTRIES) {
                         entry_new(&out[k++], &r[j++], d);
                 } else {
-                        lost += r[j++].kernel_packets;
+                        lost += r[j++].packets;
                 }
         }
         free(r);
         free(d->entries);
         d->entries = out;
         d->n = k;
-        d->overflow += counts_new(overflow, d->kernel_overflow) + lost;
+        d->overflow += (overflow >= d->kernel_overflow ? overflow - d->kernel_overflow : overflow) + lost;
         d->kernel_overflow = overflow;
         d->skipped = skipped;
         d->synced_usec = now_usec;

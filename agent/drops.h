@@ -35,6 +35,7 @@ struct drop_entry {
         struct drop_key key;
         uint64_t packets, bytes;                /* during this isolation */
         uint64_t kernel_packets, kernel_bytes;  /* the kernel's element at the last read (0: none) */
+        uint64_t kernel_expires_usec;           /* when that element expires without more packets (0: none) */
         uint64_t first_usec, last_usec;         /* CLOCK_REALTIME */
 };
 
@@ -55,10 +56,14 @@ void drops_reset(struct ks_drops *d, uint64_t since_usec);
 void drops_forget_kernel(struct ks_drops *d);
 /*
  * Fold one read of the kernel's sets (reads[0..n), sorted here) and its
- * overflow counter sum into the totals, at now_usec (CLOCK_REALTIME). A
- * tuple's last packet is now minus its element's idle time; a new tuple with
- * one packet was first seen then, one with more at the previous read (or the
- * isolation's start). Returns 0 or -ENOMEM (the totals are unchanged then).
+ * overflow counter sum into the totals; now_usec (CLOCK_REALTIME) is the
+ * read's start. Each element's times are the kernel's, relative to its
+ * read_usec: a counting element's last packet, a _first element's first
+ * packet (first_seen is the earliest known). A counting element whose counts
+ * went down, or whose last packet came after the previous read's element
+ * would have expired, is a new one (the old one expired, or the table was
+ * rebuilt): all its counts are new; else only what it counted beyond the
+ * previous read. Returns 0 or -ENOMEM (the totals are unchanged then).
  */
 int drops_merge(struct ks_drops *d, struct nft_drop *reads, size_t n, uint64_t overflow, uint64_t skipped,
                 uint64_t now_usec);

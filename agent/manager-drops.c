@@ -30,43 +30,278 @@
 #include "nft.h"
 #include "timespec.h"
 #include "timeutil.h"
+#include "worker.h"
 
 #define DROPS_JOURNAL_USEC (5ULL * USEC_PER_MIN)
 /* The periodic read takes at most 1 % of the loop: a slow read (full sets, a loaded machine) spaces them out. */
 #define DROPS_SYNC_MAX_USEC USEC_PER_MIN
 #define DROPS_SYNC_FACTOR 100
-/* On-demand reads (status, drops) closer together than this use the last one. */
-#define DROPS_FRESH_USEC USEC_PER_SEC
 /* The totals of the last isolation, saved at its restore for `drops` and the report after a restart. */
 #define DROPS_LAST_FILE "drops-last.json"
 #define DROPS_SAVE_MAX 4096     /* tuples saved, most packets first; the rest's packets as overflow */
 /* docs/audit.md: the drop sensor's summary. */
 #define DROPS_MESSAGE_ID "a6d26acfd5974d3ba66e88abc690a52d"
 
-int manager_drops_sync(struct ks_manager *m, bool force)
+/*
+ * Reads of the kernel's sets off the loop: a read of full sets (65,536
+ * elements) takes the kernel and libnftnl a few tenths of a second, and
+ * isolate, restore and status must not wait for it. One read at a time, on a
+ * worker thread with a netlink socket of its own; the loop folds its result
+ * in. Requests that arrive during a read are served by the next one, which
+ * starts when this one is folded in: no queue of reads, and memory bounded by
+ * one read (NFT_DROPS_READ_MAX elements).
+ */
+struct drops_job {
+        struct ks_manager *m;           /* for done only: work touches nothing but the fields below */
+        struct ks_worker *worker;
+        uint64_t number;                /* reads started before and this one */
+        uint64_t epoch;                 /* the reader's epoch at the start: a fold on the loop since makes it stale */
+        uint64_t start_usec, end_usec;  /* CLOCK_MONOTONIC, on the thread */
+        uint64_t start_realtime;
+        struct nft_drop *reads;
+        size_t n;
+        uint64_t overflow, skipped;
+        int r;
+};
+
+struct drops_waiter {
+        drops_read_fn fn;
+        void *userdata;
+        uint64_t after;                 /* served by the first read numbered above this */
+        struct drops_waiter *next;
+};
+
+struct drops_reader {
+        struct drops_job *job;          /* the read running, or NULL */
+        uint64_t started, folded;       /* reads started; reads folded in */
+        uint64_t epoch;
+        uint64_t final_after;           /* a restore's last read: a read numbered above this; 0: none pending */
+        uint64_t final_overflow;        /* the overflow counters at the restore (which resets them) */
+        struct drops_waiter *waiters;
+};
+
+static void job_free(struct drops_job *j)
+{
+        if (!j)
+                return;
+        worker_free(j->worker);
+        free(j->reads);
+        free(j);
+}
+
+static void job_work(void *userdata)
+{
+        struct drops_job *j = userdata;
+        struct ks_nft *n = NULL;
+
+        j->start_usec = now_usec(CLOCK_MONOTONIC);
+        j->start_realtime = now_realtime_usec();
+        j->r = nft_open(&n);
+        if (j->r == 0)
+                j->r = nft_read_drops(n, TABLE_NAME, &j->reads, &j->n, &j->overflow, &j->skipped);
+        nft_close(n);
+        j->end_usec = now_usec(CLOCK_MONOTONIC);
+}
+
+static struct drops_reader *reader_get(struct ks_manager *m)
+{
+        if (!m->drops_reader)
+                m->drops_reader = calloc(1, sizeof(*m->drops_reader));
+        return m->drops_reader;
+}
+
+/* What a fold on the loop does to a read still running: it would count what the loop counted. */
+static void reader_invalidate(struct ks_manager *m)
+{
+        if (m->drops_reader)
+                m->drops_reader->epoch++;
+}
+
+static int fold(struct ks_manager *m, struct nft_drop *reads, size_t n, uint64_t overflow, uint64_t skipped,
+                uint64_t realtime)
+{
+        int r = drops_merge(&m->drops, reads, n, overflow, skipped, realtime);
+
+        if (r < 0)
+                log_warning_errno(r, "Could not fold in the drop sensor's read: %m");
+        return r;
+}
+
+/* A read on the loop, with the loop's socket: before a rebuild empties the sets, or when no thread starts. */
+static int sync_now(struct ks_manager *m)
 {
         struct nft_drop *reads = NULL;
-        uint64_t overflow = 0, skipped = 0, now = now_realtime_usec(), start, mid;
+        uint64_t overflow = 0, skipped = 0, realtime = now_realtime_usec(), start = now_usec(CLOCK_MONOTONIC);
         size_t n = 0;
         int r;
 
         if (!m->nft)
                 return 0;
-        if (!force && m->drops.synced_usec && now >= m->drops.synced_usec &&
-            now - m->drops.synced_usec < DROPS_FRESH_USEC)
-                return 0;
-        start = now_usec(CLOCK_MONOTONIC);
+        reader_invalidate(m);
         r = nft_read_drops(m->nft, TABLE_NAME, &reads, &n, &overflow, &skipped);
-        mid = now_usec(CLOCK_MONOTONIC);
         if (r == 0)
-                r = drops_merge(&m->drops, reads, n, overflow, skipped, now);
+                r = fold(m, reads, n, overflow, skipped, realtime);
+        else
+                log_warning_errno(r, "Could not read the drop sensor's sets of table inet %s: %m", TABLE_NAME);
         free(reads);
         m->drops_read_usec = now_usec(CLOCK_MONOTONIC) - start;
-        log_debug("Drop sensor read: %zu elements, %" PRIu64 " us from the kernel, %" PRIu64 " us to fold in", n,
-                  mid - start, m->drops_read_usec - (mid - start));
-        if (r < 0)
-                log_warning_errno(r, "Could not read the drop sensor's sets of table inet %s: %m", TABLE_NAME);
         return r;
+}
+
+static void drops_journal(struct ks_manager *m, bool last);
+static void drops_save(struct ks_manager *m);
+static int reader_start(struct ks_manager *m);
+
+/* The restore's last read is folded in: summary, saved totals, and the sets emptied for the next isolation. */
+static void finish_restore(struct ks_manager *m)
+{
+        struct ks_error e = {};
+
+        m->drops_reader->final_after = 0;
+        drops_journal(m, true);
+        drops_save(m);
+        /* The next isolation starts from empty sets; the totals of this one stay for `drops` and the report. */
+        if (nft_flush_drops(m->nft, TABLE_NAME, &e) < 0)
+                log_warning("Could not empty the drop sensor's sets: %s", e.msg);
+        drops_forget_kernel(&m->drops);
+        reader_invalidate(m);
+}
+
+static void serve_waiters(struct ks_manager *m, uint64_t number, int r)
+{
+        struct drops_reader *rd = m->drops_reader;
+        struct drops_waiter **p = &rd->waiters;
+
+        while (*p) {
+                struct drops_waiter *w = *p;
+
+                if (w->after >= number) {
+                        p = &w->next;
+                        continue;
+                }
+                *p = w->next;
+                w->fn(m, w->userdata, r);
+                free(w);
+        }
+}
+
+static void job_done(void *userdata)
+{
+        struct drops_job *j = userdata;
+        struct ks_manager *m = j->m;
+        struct drops_reader *rd = m->drops_reader;
+        uint64_t fold_start = now_usec(CLOCK_MONOTONIC);
+        int r = j->r;
+
+        rd->job = NULL;
+        if (rd->final_after && j->number > rd->final_after)
+                j->overflow += rd->final_overflow;
+        if (r == 0 && j->epoch == rd->epoch)
+                r = fold(m, j->reads, j->n, j->overflow, j->skipped, j->start_realtime);
+        else if (r < 0)
+                log_warning_errno(r, "Could not read the drop sensor's sets of table inet %s: %m", TABLE_NAME);
+        /* A stale read: the loop folded a later one in meanwhile, which counted all this one saw. */
+        rd->folded = j->number;
+        m->drops_read_usec = j->end_usec - j->start_usec;
+        log_debug("Drop sensor read: %zu elements, %" PRIu64 " us from the kernel (on a thread), %" PRIu64
+                  " us to fold in", j->n, j->end_usec - j->start_usec, now_usec(CLOCK_MONOTONIC) - fold_start);
+        job_free(j);
+        if (rd->final_after && rd->folded > rd->final_after)
+                finish_restore(m);
+        serve_waiters(m, rd->folded, r);
+        if (rd->waiters || rd->final_after)
+                reader_start(m);
+}
+
+/* Start a read if none runs. Only if no thread can be started, the read runs on the loop. */
+static int reader_start(struct ks_manager *m)
+{
+        struct drops_reader *rd = reader_get(m);
+        struct drops_job *j;
+        int r;
+
+        if (!rd)
+                return -ENOMEM;
+        if (rd->job)
+                return 0;
+        j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        *j = (struct drops_job){ .m = m, .number = rd->started + 1, .epoch = rd->epoch };
+        r = worker_start(m->event, job_work, job_done, j, &j->worker);
+        if (r < 0) {
+                free(j);
+                log_warning_errno(r, "Could not start a thread to read the drop sensor's sets (%m): reading on "
+                                  "the loop");
+                sync_now(m);
+                rd->started++;
+                rd->folded = rd->started;
+                if (rd->final_after && rd->folded > rd->final_after)
+                        finish_restore(m);
+                serve_waiters(m, rd->folded, 0);
+                return 0;
+        }
+        rd->started++;
+        rd->job = j;
+        return 0;
+}
+
+int manager_drops_read_then(struct ks_manager *m, drops_read_fn fn, void *userdata)
+{
+        struct drops_reader *rd = reader_get(m);
+        struct drops_waiter *w;
+
+        if (!rd)
+                return -ENOMEM;
+        if (!m->state.isolated && !rd->final_after)
+                return 1;       /* nothing counts: the totals are final */
+        w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        *w = (struct drops_waiter){ .fn = fn, .userdata = userdata, .after = rd->started, .next = rd->waiters };
+        rd->waiters = w;
+        return reader_start(m);
+}
+
+bool manager_drops_reading(const struct ks_manager *m, uint64_t *ret_reads)
+{
+        const struct drops_reader *rd = m->drops_reader;
+
+        *ret_reads = rd ? rd->folded : 0;
+        return rd && rd->job;
+}
+
+/* Before an isolation's switch: the restore's last read is folded in and the sets emptied first. */
+void manager_drops_settle(struct ks_manager *m)
+{
+        struct drops_reader *rd = m->drops_reader;
+
+        while (rd && rd->final_after) {
+                if (rd->job)
+                        worker_finish(rd->job->worker);         /* done may start the next read */
+                else if (reader_start(m) < 0) {
+                        sync_now(m);
+                        finish_restore(m);
+                }
+        }
+}
+
+void manager_drops_free(struct ks_manager *m)
+{
+        struct drops_reader *rd = m->drops_reader;
+
+        if (!rd)
+                return;
+        /* Waiters are calls of the control socket, freed with it. */
+        while (rd->waiters) {
+                struct drops_waiter *w = rd->waiters;
+
+                rd->waiters = w->next;
+                free(w);
+        }
+        job_free(rd->job);
+        free(rd);
+        m->drops_reader = NULL;
 }
 
 /* "192.0.2.7" / "2001:db8::7" */
@@ -123,7 +358,7 @@ static int on_drops_timer(sd_event_source *s, uint64_t usec, void *userdata)
                 sd_event_source_set_enabled(s, SD_EVENT_OFF);
                 return 0;
         }
-        manager_drops_sync(m, true);
+        reader_start(m);        /* folded in later; the summary below has the previous read */
         if (now - m->drops_journal_usec >= DROPS_JOURNAL_USEC) {
                 m->drops_journal_usec = now;
                 drops_journal(m, false);
@@ -158,6 +393,7 @@ void manager_drops_isolated(struct ks_manager *m, bool fresh)
         if (fresh) {
                 drops_reset(&m->drops, m->state.since_usec ? m->state.since_usec : now_realtime_usec());
                 m->drops_logged_packets = 0;
+                reader_invalidate(m);
         }
         drops_timer_arm(m);
 }
@@ -271,28 +507,42 @@ void manager_drops_load(struct ks_manager *m)
                     (uint64_t)json_integer_value(json_object_get(o, "overflow")));
 }
 
+/*
+ * Restored: the sets count no more. Their last read runs on the thread like
+ * any other (the restore does not wait for it); once it is folded in, the
+ * summary is journaled, the totals saved and the sets emptied. `drops` waits
+ * for it; an isolation that comes first finishes it before its switch.
+ */
 void manager_drops_restored(struct ks_manager *m)
 {
-        struct ks_error e = {};
+        struct drops_reader *rd = reader_get(m);
 
-        manager_drops_sync(m, true);
-        drops_journal(m, true);
-        drops_save(m);
         if (m->drops_source)
                 sd_event_source_set_enabled(m->drops_source, SD_EVENT_OFF);
-        /* The next isolation starts from empty sets; the totals of this one stay for `drops` and the report. */
-        if (nft_flush_drops(m->nft, TABLE_NAME, &e) < 0)
-                log_warning("Could not empty the drop sensor's sets: %s", e.msg);
-        drops_forget_kernel(&m->drops);
+        if (!rd) {
+                sync_now(m);
+                drops_journal(m, true);
+                drops_save(m);
+                return;
+        }
+        /* A read still running may have seen the counters after the reset below: the last read counts all. */
+        reader_invalidate(m);
+        if (nft_read_drops_overflow(m->nft, TABLE_NAME, &rd->final_overflow) < 0)
+                rd->final_overflow = m->drops.kernel_overflow;
+        rd->final_after = rd->started;
+        reader_start(m);
 }
 
+/* The sets are about to be emptied by a new table: read them on the loop first (reloads and repairs only). */
 void manager_drops_before_rebuild(struct ks_manager *m)
 {
+        manager_drops_settle(m);
         if (m->state.isolated)
-                manager_drops_sync(m, true);
+                sync_now(m);
 }
 
 void manager_drops_after_rebuild(struct ks_manager *m)
 {
         drops_forget_kernel(&m->drops);
+        reader_invalidate(m);
 }

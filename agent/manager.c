@@ -99,6 +99,7 @@ struct ks_manager *manager_free(struct ks_manager *m)
         schedule_free(m->schedule);
         sd_event_source_disable_unref(m->reassert_source);
         sd_event_source_disable_unref(m->drops_source);
+        manager_drops_free(m);
         drops_free(&m->drops);
         nft_close(m->nft);
         store_clear(&m->store);
@@ -998,6 +999,7 @@ int manager_isolate(struct ks_manager *m, const char *name, const struct ks_acto
                      !o->revert;
         /* Fail-closed: record the intent first, so that a crash right after the commit restarts isolated. */
         saved = state_save(m->state_dir, &next);
+        manager_drops_settle(m);        /* a restore's last read of the sets, before they count again */
         r = hook(m, name, e);
         if (r < 0) {
                 if (saved == 0)

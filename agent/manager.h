@@ -37,6 +37,7 @@ struct ks_reload;
 struct ks_stager;
 struct ks_ruleset;
 struct readback;
+struct drops_reader;
 struct reload_waiter;
 struct ks_peer;
 
@@ -106,6 +107,7 @@ struct ks_manager {
         uint64_t drops_journal_usec;            /* monotonic: its last journal summary */
         uint64_t drops_logged_packets;          /* what that summary counted */
         uint64_t drops_read_usec;               /* how long the last read of the kernel's sets took */
+        struct drops_reader *drops_reader;      /* reads of the kernel's sets off the loop (manager-drops.c) */
 };
 
 int manager_new(const struct ks_options *o, struct ks_manager **ret);
@@ -174,17 +176,27 @@ char **manager_layers(struct ks_manager *m);
 const struct ks_policy *manager_active_policy(struct ks_manager *m);
 
 /*
- * The drop sensor (manager-drops.c): read the kernel's sets into m->drops
- * (force: even if the last read is less than a second old); the bookkeeping
- * of an isolation (fresh: from normal, the totals start anew), a restore and
- * a rebuild of the table.
+ * The drop sensor (manager-drops.c): reads of the kernel's sets run on a
+ * thread and are folded into m->drops on the loop. manager_drops_read_then()
+ * calls fn once a read that started after the call is folded in (r < 0: the
+ * read failed, the totals are the previous ones) and returns 0; it returns 1
+ * if there is nothing to wait for (normal, the restore's last read done), and
+ * -ENOMEM, without calling fn. The bookkeeping of an
+ * isolation (fresh: from normal, the totals start anew; settle before its
+ * switch: the last read of a restore is finished first), a restore and a
+ * rebuild of the table.
  */
-int manager_drops_sync(struct ks_manager *m, bool force);
+typedef void (*drops_read_fn)(struct ks_manager *m, void *userdata, int r);
+int manager_drops_read_then(struct ks_manager *m, drops_read_fn fn, void *userdata);
+/* A read is running (status shows it) and how many were folded in. */
+bool manager_drops_reading(const struct ks_manager *m, uint64_t *ret_reads);
+void manager_drops_settle(struct ks_manager *m);
 void manager_drops_isolated(struct ks_manager *m, bool fresh);
 void manager_drops_restored(struct ks_manager *m);
 void manager_drops_before_rebuild(struct ks_manager *m);
 void manager_drops_after_rebuild(struct ks_manager *m);
 /* While normal at start: the last isolation's totals, as its restore saved them (STATE_DIR/drops-last.json). */
 void manager_drops_load(struct ks_manager *m);
+void manager_drops_free(struct ks_manager *m);
 /* A tuple's source (or dst) address as text into buf (INET6_ADDRSTRLEN). */
 const char *manager_drops_addr(const struct drop_entry *e, bool dst, char *buf, size_t size);

@@ -98,15 +98,54 @@ json_t *drops_summary_json(struct ks_manager *m)
 {
         char top[INET6_ADDRSTRLEN];
         struct drops_totals t;
+        uint64_t reads;
+        bool reading = manager_drops_reading(m, &reads);
 
         drops_totals(&m->drops, &t);
-        return json_pack("{s:I, s:I, s:I, s:I, s:I, s:o, s:I}", "sources", (json_int_t)t.sources,
+        return json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I}", "reading", reading,
+                         "reads", (json_int_t)reads, "sources", (json_int_t)t.sources,
                          "tuples", (json_int_t)t.tuples, "packets", (json_int_t)t.packets,
                          "bytes", (json_int_t)t.bytes, "overflow", (json_int_t)t.overflow,
                          "top_source", t.top_source ? json_string(manager_drops_addr(t.top_source, false, top,
                                                                                        sizeof(top)))
                                                     : json_null(),
                          "top_source_packets", (json_int_t)t.top_source_packets);
+}
+
+struct drops_call {
+        struct control_call *call;
+        uint64_t since_usec;
+        size_t top;
+};
+
+static void on_drops_read(struct ks_manager *m, void *userdata, int r)
+{
+        struct drops_call *c = userdata;
+        _cleanup_(json_decrefp) json_t *reply = reply_ok(drops_json(m, c->since_usec, c->top));
+
+        control_reply(c->call, reply);
+        free(c);
+}
+
+/*
+ * Always the kernel's counts of now: answered once a read that starts after
+ * the call is folded in (it runs off the loop; calls during a read share the
+ * next one). Root and group killswitch only: no budget to protect.
+ */
+static json_t *drops_answer(struct ks_manager *m, const struct ks_actor *a, uint64_t since_usec, size_t top)
+{
+        struct drops_call *c = a->peer ? calloc(1, sizeof(*c)) : NULL;
+        int r;
+
+        if (c)
+                *c = (struct drops_call){ .call = control_defer(a->peer), .since_usec = since_usec, .top = top };
+        r = c && c->call ? manager_drops_read_then(m, on_drops_read, c) : -ENOMEM;
+        if (r == 0)
+                return NULL;
+        if (c && c->call)
+                control_undefer(c->call);
+        free(c);
+        return reply_ok(drops_json(m, since_usec, top));
 }
 
 static json_t *param_error(const char *key, const char *what)
@@ -130,8 +169,5 @@ json_t *method_drops(struct ks_manager *m, const struct ks_actor *a, json_t *par
         if (since && !json_is_null(since) &&
             (!json_is_string(since) || timespec_parse_rfc3339(json_string_value(since), &since_usec) < 0))
                 return param_error("since", "an RFC 3339 instant, e.g. 2026-11-30T11:00:00Z");
-        /* Always the kernel's counts of now (root and group killswitch only: no budget to protect). */
-        if (m->state.isolated)
-                manager_drops_sync(m, true);
-        return reply_ok(drops_json(m, since_usec, n));
+        return drops_answer(m, a, since_usec, n);
 }

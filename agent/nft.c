@@ -703,6 +703,7 @@ int nft_has_flowtables(struct ks_nft *n)
 
 struct drop_sets {
         char **names;
+        uint64_t *timeouts;             /* ms, each set's own */
         size_t n;
         const char *table;
         int error;
@@ -713,11 +714,12 @@ static void drop_sets_free(struct drop_sets *d)
         for (size_t i = 0; i < d->n; i++)
                 free(d->names[i]);
         free(d->names);
+        free(d->timeouts);
         *d = (struct drop_sets){ .table = d->table };
 }
 
-/* "P/drops_v4[_noport]": the family and whether the key has a port; false for any other set. */
-static bool drop_set_kind(const char *name, int *ret_family, bool *ret_ports)
+/* "P/drops_v4[_noport][_first]": the family, whether the key has a port, a _first set; false for any other set. */
+static bool drop_set_kind(const char *name, int *ret_family, bool *ret_ports, bool *ret_first)
 {
         const char *s = strstr(name, COMPILE_NAME_SEP DROPS_SET_PREFIX);
 
@@ -731,8 +733,11 @@ static bool drop_set_kind(const char *name, int *ret_family, bool *ret_ports)
         else
                 return false;
         s += 2;
-        *ret_ports = *s == '\0';
-        return *s == '\0' || strcmp(s, DROPS_NOPORT_SUFFIX) == 0;
+        *ret_ports = strncmp(s, DROPS_NOPORT_SUFFIX, strlen(DROPS_NOPORT_SUFFIX)) != 0;
+        if (!*ret_ports)
+                s += strlen(DROPS_NOPORT_SUFFIX);
+        *ret_first = strcmp(s, DROPS_FIRST_SUFFIX) == 0;
+        return *s == '\0' || *ret_first;
 }
 
 static int drop_set_cb(const struct nlmsghdr *nlh, void *data)
@@ -740,18 +745,20 @@ static int drop_set_cb(const struct nlmsghdr *nlh, void *data)
         _cleanup_(nftnl_set_freep) struct nftnl_set *st = nftnl_set_alloc();
         struct drop_sets *d = data;
         const char *name;
-        bool ports;
+        bool ports, first;
         int family;
 
         if (!st || nftnl_set_nlmsg_parse(nlh, st) < 0 || strcmp(nftnl_set_get_str(st, NFTNL_SET_TABLE), d->table) != 0)
                 return MNL_CB_OK;
         name = nftnl_set_get_str(st, NFTNL_SET_NAME);
-        if (!name || !drop_set_kind(name, &family, &ports))
+        if (!name || !drop_set_kind(name, &family, &ports, &first))
                 return MNL_CB_OK;
-        if (!GREEDY_REALLOC(d->names, d->n + 1) || !(d->names[d->n] = strdup(name)))
+        if (!GREEDY_REALLOC(d->names, d->n + 1) || !GREEDY_REALLOC(d->timeouts, d->n + 1) ||
+            !(d->names[d->n] = strdup(name))) {
                 d->error = -ENOMEM;
-        else
-                d->n++;
+                return MNL_CB_OK;
+        }
+        d->timeouts[d->n++] = nftnl_set_is_set(st, NFTNL_SET_TIMEOUT) ? nftnl_set_get_u64(st, NFTNL_SET_TIMEOUT) : 0;
         return MNL_CB_OK;
 }
 
@@ -759,8 +766,10 @@ struct drop_read {
         struct nft_drop *items;
         size_t n;
         uint64_t skipped;
+        uint64_t now_usec;              /* CLOCK_REALTIME at the message being parsed */
+        uint64_t timeout;               /* the set's, ms */
         int family;
-        bool ports;
+        bool ports, first;
         int error;
 };
 
@@ -779,6 +788,20 @@ static void drop_elem_counts(struct nftnl_set_elem *e, struct nft_drop *d)
         d->bytes = nftnl_expr_get_u64(x, NFTNL_EXPR_CTR_BYTES);
 }
 
+/* The kernel leaves out an element's timeout when it is the set's (6.x): then the set's applies. */
+static void drop_elem_times(struct nftnl_set_elem *e, uint64_t set_timeout, struct nft_drop *d)
+{
+        uint64_t timeout = set_timeout, expires;
+
+        if (!nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_EXPIRATION))
+                return;
+        if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_TIMEOUT))
+                timeout = nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_TIMEOUT);
+        expires = nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_EXPIRATION);
+        d->since_ms = timeout > expires ? timeout - expires : 0;
+        d->expires_ms = expires;
+}
+
 static int drop_elem_cb(struct nftnl_set_elem *e, void *data)
 {
         struct drop_read *r = data;
@@ -795,13 +818,10 @@ static int drop_elem_cb(struct nftnl_set_elem *e, void *data)
         d.proto = key[2 * alen];
         if (r->ports)
                 d.port = (key[2 * alen + 4] << 8) | key[2 * alen + 5];
+        d.first = r->first;
         drop_elem_counts(e, &d);
-        if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_TIMEOUT) && nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_EXPIRATION)) {
-                uint64_t timeout = nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_TIMEOUT);
-                uint64_t expires = nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_EXPIRATION);
-
-                d.idle_ms = timeout > expires ? timeout - expires : 0;
-        }
+        drop_elem_times(e, r->timeout, &d);
+        d.read_usec = r->now_usec;
         /* Bounded: what does not fit in this read is counted, not kept. */
         if (r->n >= NFT_DROPS_READ_MAX) {
                 r->skipped += d.packets;
@@ -819,39 +839,58 @@ static int drop_elems_cb(const struct nlmsghdr *nlh, void *data)
 {
         _cleanup_(nftnl_set_freep) struct nftnl_set *st = nftnl_set_alloc();
 
+        struct drop_read *r = data;
+
+        /* The kernel's times are relative to when it built the message: a read takes a while. */
+        r->now_usec = now_realtime_usec();
         if (st && nftnl_set_elems_nlmsg_parse(nlh, st) >= 0)
                 nftnl_set_elem_foreach(st, drop_elem_cb, data);
         return MNL_CB_OK;
 }
 
+/* The sum of the P/drops_overflow counters (packets). */
+static int read_drops_overflow(struct ks_nft *n, const char *table, uint64_t *ret)
+{
+        struct nft_counter *c = NULL;
+        size_t count = 0;
+        int k;
+
+        k = read_counters(n, table, false, false, &c, &count);
+        *ret = 0;
+        for (size_t i = 0; k == 0 && i < count; i++) {
+                const char *s = strrchr(c[i].name, '/');
+
+                if (s && strcmp(s + 1, COUNTER_DROPS_OVERFLOW) == 0)
+                        *ret += c[i].packets;
+        }
+        nft_counters_free(c, count);
+        return k;
+}
+
+int nft_read_drops_overflow(struct ks_nft *n, const char *table, uint64_t *ret)
+{
+        int k = read_drops_overflow(n, table, ret);
+
+        return k == -ENOENT ? 0 : k;
+}
+
 static int read_drops_once(struct ks_nft *n, const char *table, struct drop_read *r, uint64_t *ret_overflow)
 {
         struct drop_sets sets = { .table = table };
-        struct nft_counter *c = NULL;
-        size_t count = 0;
         int k;
 
         k = dump_objects(n, NFT_MSG_GETSET, table, NULL, drop_set_cb, &sets);
         if (k == 0)
                 k = sets.error;
         for (size_t i = 0; k == 0 && i < sets.n; i++) {
-                drop_set_kind(sets.names[i], &r->family, &r->ports);
+                drop_set_kind(sets.names[i], &r->family, &r->ports, &r->first);
+                r->timeout = sets.timeouts[i];
                 k = dump_objects(n, NFT_MSG_GETSETELEM, table, sets.names[i], drop_elems_cb, r);
                 if (k == 0)
                         k = r->error;
         }
         drop_sets_free(&sets);
-        if (k == 0)
-                k = read_counters(n, table, false, false, &c, &count);
-        *ret_overflow = 0;
-        for (size_t i = 0; k == 0 && i < count; i++) {
-                const char *s = strrchr(c[i].name, '/');
-
-                if (s && strcmp(s + 1, COUNTER_DROPS_OVERFLOW) == 0)
-                        *ret_overflow += c[i].packets;
-        }
-        nft_counters_free(c, count);
-        return k;
+        return k == 0 ? read_drops_overflow(n, table, ret_overflow) : k;
 }
 
 int nft_read_drops(struct ks_nft *n, const char *table, struct nft_drop **ret, size_t *ret_n,

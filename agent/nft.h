@@ -102,8 +102,15 @@ struct nft_drop {
         uint8_t src[16], dst[16];
         uint8_t proto;
         int32_t port;                   /* destination port; -1 for a protocol without ports */
+        bool first;                     /* of a P/drops_*_first set: no counts, only the tuple's first packet */
         uint64_t packets, bytes;
-        uint64_t idle_ms;               /* since its last packet (the set's timeout minus the expiration) */
+        /*
+         * Its timeout minus its expiration: the time since its last packet
+         * (idle, refreshed by `update`), or for a _first element since its
+         * first packet (`add`); and when it expires without further packets.
+         */
+        uint64_t since_ms, expires_ms;
+        uint64_t read_usec;             /* CLOCK_REALTIME when the kernel's message with it was parsed */
 };
 
 /* At most this many elements are read in one dump (the rest only counted in ret_skipped). */
@@ -117,6 +124,9 @@ struct nft_drop {
  */
 int nft_read_drops(struct ks_nft *n, const char *table, struct nft_drop **ret, size_t *ret_n,
                    uint64_t *ret_overflow, uint64_t *ret_skipped);
+
+/* The P/drops_overflow counters' sum (packets) alone: a restore reads it before it resets the counters. */
+int nft_read_drops_overflow(struct ks_nft *n, const char *table, uint64_t *ret);
 
 /* Empty every P/drops_* set of the table (one transaction of DELSETELEM flushes). */
 int nft_flush_drops(struct ks_nft *n, const char *table, struct ks_error *e);

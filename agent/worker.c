@@ -50,6 +50,18 @@ static int on_worker_done(sd_event_source *s, int fd, uint32_t revents, void *us
         return 0;
 }
 
+void worker_finish(struct ks_worker *w)
+{
+        uint64_t n;
+
+        if (!w->running)
+                return;
+        worker_join(w);
+        (void)!read(w->efd, &n, sizeof(n));
+        sd_event_source_set_enabled(w->io, SD_EVENT_OFF);
+        w->done(w->userdata);
+}
+
 struct ks_worker *worker_free(struct ks_worker *w)
 {
         if (!w)

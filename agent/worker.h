@@ -17,3 +17,5 @@ typedef void (*worker_fn_t)(void *userdata);
 
 int worker_start(sd_event *event, worker_fn_t work, worker_fn_t done, void *userdata, struct ks_worker **ret);
 struct ks_worker *worker_free(struct ks_worker *w);
+/* Wait for work to return and run done now, on the caller's stack (done may free the worker). */
+void worker_finish(struct ks_worker *w);

@@ -151,10 +151,11 @@ check "no read-back difference over the sensor's elements" not_matches "$(cat "$
 # Restore: the totals stay readable; the next isolation starts from zero.
 
 check "restore" ctl restore
+# The sets' last read runs off the loop after the restore; `drops` waits for it.
+check "after restore: the isolation's tuples are still shown" drops_has 't["source"] == "fd00:1::2" and t["packets"] == 2'
 # No journald in the lab: the agent's summary goes to its stderr (the journal under systemd).
 check "restore: the summary of the isolation in the agent's log" \
 	contains "$(cat "$KS_LOG")" "During the isolation, 3 inside hosts tried to get out: 28 packets cut in 8 tuples, most from 10.0.1.2"
-check "after restore: the isolation's tuples are still shown" drops_has 't["source"] == "fd00:1::2" and t["packets"] == 2'
 check "after restore: the kernel's sets are empty" \
 	test -z "$(n_gw nft list set inet killswitch isolate/drops_v4 | grep elements)"
 agent_stop
@@ -168,34 +169,87 @@ check "a new isolation starts from zero" drops_has 't["port"] == 53 and t["packe
 check "... and shows only what it cut" drops_none 't["protocol"] == "icmp"'
 
 # ---------------------------------------------------------------------------------------------
-# A flood: UDP to random ports and addresses for a few seconds, more tuples than a set holds.
+# first_seen and last_seen to the second (the kernel keeps both times of each element): beacons
+# whose send times the test knows; each reported time lies within 1.5 s of the true one (the
+# output has whole seconds). Beacon A starts 3 s after the agent's last read and is read only
+# after its last packet; beacon B has a read between its packets. Then the agent restarts while
+# isolated: the kernel's sets survive it, and so do the times.
 
+# beacon NS ADDR PORT N GAP — N datagrams GAP s apart; prints the send times of the first and last.
+beacon() {
+	in_ns "$1" python3 -c '
+import socket, sys, time
+addr, port, n, gap = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
+times = []
+for i in range(n):
+    if i:
+        time.sleep(gap)
+    times.append(time.time())
+    s.sendto(b"beacon %d" % i, (addr, port))
+print("%.3f %.3f" % (times[0], times[-1]))' "$2" "$3" "$4" "$5"
+}
+# seen_near SRC DST PORT PACKETS FIRST LAST — that tuple has PACKETS packets, and its first_seen
+# and last_seen are within 1.5 s of FIRST and LAST (Unix times).
+seen_near() {
+	drops_json | python3 -c '
+import datetime, json, sys
+src, dst, port, packets = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+first, last = float(sys.argv[5]), float(sys.argv[6])
+ts = lambda s: datetime.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+t = [t for t in json.load(sys.stdin)["drops"] if (t["source"], t["destination"], t["port"]) == (src, dst, port)]
+if not t:
+    sys.exit("no tuple %s -> %s port %d" % (src, dst, port))
+t = t[0]
+df, dl = ts(t["first_seen"]) - first, ts(t["last_seen"]) - last
+print("packets %d, first_seen %s (%+.2f s), last_seen %s (%+.2f s)" % (t["packets"], t["first_seen"], df, t["last_seen"], dl))
+sys.exit(0 if t["packets"] == packets and abs(df) <= 1.5 and abs(dl) <= 1.5 else 1)' "$@"
+}
+ctl drops >/dev/null
+sleep 3
+read -r a_first a_last < <(beacon lan 192.0.2.80 5353 3 2)
+read -r b_first _ < <(beacon lan 2001:db8:80::80 5353 1 0)
+ctl drops >/dev/null
+sleep 2
+read -r _ b_last < <(beacon lan 2001:db8:80::80 5353 2 1)
+check "beacon A (v4, 3 packets 2 s apart, 3 s after a read): exact count, first/last_seen within 1.5 s" \
+	seen_near 10.0.1.2 192.0.2.80 5353 3 "$a_first" "$a_last"
+note "beacon A: $(seen_near 10.0.1.2 192.0.2.80 5353 3 "$a_first" "$a_last")"
+check "beacon B (v6, a read between its packets): exact count, first/last_seen within 1.5 s" \
+	seen_near fd00:1::2 2001:db8:80::80 5353 3 "$b_first" "$b_last"
+note "beacon B: $(seen_near fd00:1::2 2001:db8:80::80 5353 3 "$b_first" "$b_last")"
+agent_stop
+check "restart while isolated" agent_start
+check "after a restart while isolated: beacon A's count and times, from the kernel's sets" \
+	seen_near 10.0.1.2 192.0.2.80 5353 3 "$a_first" "$a_last"
+check "after a restart while isolated: beacon B's count and times" \
+	seen_near fd00:1::2 2001:db8:80::80 5353 3 "$b_first" "$b_last"
+check "after a restart while isolated: nothing counted twice, kept traffic absent" drops_none \
+	't["packets"] > 3 or t["port"] in (25, 5060)'
+
+# ---------------------------------------------------------------------------------------------
+# A flood: UDP to random hosts and ports, v4 and v6, for a few seconds (tests/bench/flood.c): more
+# tuples than the sets hold. Then isolate during a read of the full sets: it is answered while
+# the read runs (reads run on a thread; status says when one runs and how many were done).
+
+FLOOD=${KS_FLOOD:-$(dirname "$KILLSWITCHD")/../tests/bench/flood}
+[ -x "$FLOOD" ] || FLOOD=$KS_REPO/build/tests/bench/flood
 ctl drops >/dev/null
 rss0=$(rss_kib)
 cpu0=$(awk '{ print $14 + $15 }' "/proc/$AGENT_PID/stat")
-in_ns lan python3 -c '
-import random, socket, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setblocking(False)
-end, n = time.time() + 5, 0
-while time.time() < end:
-    for i in range(1000):
-        try:
-            s.sendto(b"x", ("192.0.2.%d" % random.randint(1, 254), random.randint(1, 65535)))
-            n += 1
-        except BlockingIOError:
-            pass
-print(n)' >"$KS_TMP/flood.out" &
-flood=$!
+in_ns lan "$FLOOD" -t 5 192.0.2.1 >"$KS_TMP/flood4.out" &
+flood4=$!
+in_ns lan "$FLOOD" -t 5 2001:db8:80::1 >"$KS_TMP/flood6.out" &
+flood6=$!
 sleep 1
 start=$(date +%s%N)
 check "during the flood: status answers" ctl status
 check "during the flood: isolate (again) answers" ctl isolate
 ms=$((($(date +%s%N) - start) / 1000000))
 check "during the flood: status and isolate within 5 s ($ms ms)" test "$ms" -lt 5000
-wait "$flood"
+wait "$flood4" "$flood6"
 cpu1=$(awk '{ print $14 + $15 }' "/proc/$AGENT_PID/stat")
-sent=$(cat "$KS_TMP/flood.out")
+sent=$(($(cat "$KS_TMP/flood4.out") + $(cat "$KS_TMP/flood6.out")))
 out=$(ctl --json drops --top 1)
 rss1=$(rss_kib)
 ticks=$(getconf CLK_TCK)
@@ -205,10 +259,42 @@ import json, sys
 d = json.loads(sys.argv[1])
 print("overflow", d["overflow"])
 sys.exit(0 if d["overflow"] > 0 else 1)' "$out"
-check "flood: the tuples are bounded (16384 UDP v4 tuples at most)" status_is \
-	'd["drops"]["tuples"] <= 16384 + 8 and d["drops"]["packets"] + d["drops"]["overflow"] >= '"$sent"' * 9 // 10'
+check "flood: the tuples are bounded (16384 UDP tuples per family at most), every packet accounted" status_is \
+	'd["drops"]["tuples"] <= 2 * 16384 + 16 and d["drops"]["packets"] + d["drops"]["overflow"] >= '"$sent"' * 9 // 10'
 check "flood: the agent's memory stays bounded (RSS grew $((rss1 - rss0)) KiB, < 32 MiB)" \
 	test $((rss1 - rss0)) -lt 32768
+
+# during_read — start `drops` (a read of the full sets), wait until status says a read runs,
+# isolate, and check that the same read still runs: isolate was answered during it. A read takes
+# a few tenths of a second here; tried up to 20 times in case one ends too early.
+during_read() {
+	python3 - "$KILLSWITCHCTL" "$KS_SOCK" <<'EOF'
+import json, subprocess, sys, time
+ctl = ["timeout", "30", sys.argv[1], "--socket", sys.argv[2]]
+def sensor():
+    out = subprocess.run(ctl + ["--json", "status"], capture_output=True, check=True).stdout
+    return json.loads(out)["drops"]
+for attempt in range(1, 21):
+    reader = subprocess.Popen(ctl + ["drops", "--top", "1"], stdout=subprocess.DEVNULL)
+    s = sensor()
+    while not s["reading"] and reader.poll() is None:
+        s = sensor()
+    if s["reading"]:
+        t = time.monotonic()
+        r = subprocess.run(ctl + ["isolate", "--reason", "during a read"], capture_output=True)
+        ms = (time.monotonic() - t) * 1000
+        after = sensor()
+        if r.returncode == 0 and after["reading"] and after["reads"] == s["reads"]:
+            print("attempt %d: isolate answered in %.0f ms during read %d of the full sets" % (attempt, ms, s["reads"] + 1))
+            reader.wait()
+            sys.exit(0)
+    reader.wait()
+print("isolate was never answered during a read (20 attempts)")
+sys.exit(1)
+EOF
+}
+check "isolate is answered during a read of the full sets" during_read
+note "$(during_read)"
 check "the agent is alive" agent_alive
 
 summary

@@ -42,18 +42,18 @@
 
 /* The drop sensor's rules of policy t, right before the tail of t/outbound (compile-drops.c). */
 #define DROP_RULES_T \
-        "\t\tupdate @t/drops_v4 { ip saddr . ip daddr . meta l4proto . tcp dport }\n" \
+        "\t\tupdate @t/drops_v4 { ip saddr . ip daddr . meta l4proto . tcp dport } add @t/drops_v4_first { ip saddr . ip daddr . meta l4proto . tcp dport }\n" \
         "\t\tip saddr . ip daddr . meta l4proto . tcp dport != @t/drops_v4 counter name \"t/drops_overflow\"\n" \
-        "\t\tupdate @t/drops_v4 { ip saddr . ip daddr . meta l4proto . udp dport }\n" \
+        "\t\tupdate @t/drops_v4 { ip saddr . ip daddr . meta l4proto . udp dport } add @t/drops_v4_first { ip saddr . ip daddr . meta l4proto . udp dport }\n" \
         "\t\tip saddr . ip daddr . meta l4proto . udp dport != @t/drops_v4 counter name \"t/drops_overflow\"\n" \
-        "\t\tmeta l4proto != tcp meta l4proto != udp update @t/drops_v4_noport { ip saddr . ip daddr . meta l4proto }\n" \
+        "\t\tmeta l4proto != tcp meta l4proto != udp update @t/drops_v4_noport { ip saddr . ip daddr . meta l4proto } add @t/drops_v4_noport_first { ip saddr . ip daddr . meta l4proto }\n" \
         "\t\tmeta l4proto != tcp meta l4proto != udp ip saddr . ip daddr . meta l4proto != @t/drops_v4_noport " \
         "counter name \"t/drops_overflow\"\n" \
-        "\t\tupdate @t/drops_v6 { ip6 saddr . ip6 daddr . meta l4proto . tcp dport }\n" \
+        "\t\tupdate @t/drops_v6 { ip6 saddr . ip6 daddr . meta l4proto . tcp dport } add @t/drops_v6_first { ip6 saddr . ip6 daddr . meta l4proto . tcp dport }\n" \
         "\t\tip6 saddr . ip6 daddr . meta l4proto . tcp dport != @t/drops_v6 counter name \"t/drops_overflow\"\n" \
-        "\t\tupdate @t/drops_v6 { ip6 saddr . ip6 daddr . meta l4proto . udp dport }\n" \
+        "\t\tupdate @t/drops_v6 { ip6 saddr . ip6 daddr . meta l4proto . udp dport } add @t/drops_v6_first { ip6 saddr . ip6 daddr . meta l4proto . udp dport }\n" \
         "\t\tip6 saddr . ip6 daddr . meta l4proto . udp dport != @t/drops_v6 counter name \"t/drops_overflow\"\n" \
-        "\t\tmeta l4proto != tcp meta l4proto != udp update @t/drops_v6_noport { ip6 saddr . ip6 daddr . meta l4proto }\n" \
+        "\t\tmeta l4proto != tcp meta l4proto != udp update @t/drops_v6_noport { ip6 saddr . ip6 daddr . meta l4proto } add @t/drops_v6_noport_first { ip6 saddr . ip6 daddr . meta l4proto }\n" \
         "\t\tmeta l4proto != tcp meta l4proto != udp ip6 saddr . ip6 daddr . meta l4proto != @t/drops_v6_noport " \
         "counter name \"t/drops_overflow\"\n"
 
@@ -1315,21 +1315,21 @@ static void test_batch_small(void **state)
          * errors and 4 * 2 of the gateways (two per set) in each; then the tail: inbound 2 + 1,
          * outbound (Reject=tcp) 2 * (2 + 1); errors_in and errors_out 4 * 4 each (four per set);
          * local_out 8 of link upkeep and its goto; hold's drop; 3 base chains + 3 rules.
-         * The drop sensor: its overflow counter, 4 sets without elements, 12 rules before the
+         * The drop sensor: its overflow counter, 8 sets without elements (4 and their _first twins), 12 rules before the
          * outbound tail.
          */
         assert_int_equal(st.msgs, 1 + 8 + 5 * 2 + 6 + (6 + 2 + 8 + 3) + (2 + 8 + 6) + 2 * 16 + (8 + 1) + 1 + 3 + 3 +
-                         1 + 4 + 12);
+                         1 + 8 + 12);
         assert_int_equal(st.newsetelem, 5);
         assert_int_equal(st.elements, 2 + 2 + 1 + 4 + 4);
         assert_int_equal(mi[0].type, NFT_MSG_NEWTABLE);
         for (size_t i = 1; i <= 9; i++)
                 assert_int_equal(mi[i].type, NFT_MSG_NEWOBJ);
-        for (size_t i = 20; i < 24; i++)
+        for (size_t i = 20; i < 28; i++)
                 assert_int_equal(mi[i].type, NFT_MSG_NEWSET);  /* the drop sensor's, after the gateways' */
-        assert_int_equal(mi[24].type, NFT_MSG_NEWCHAIN);
-        assert_string_equal(mi[24].name, "t/inbound");
-        assert_false(mi[24].hook);
+        assert_int_equal(mi[28].type, NFT_MSG_NEWCHAIN);
+        assert_string_equal(mi[28].name, "t/inbound");
+        assert_false(mi[28].hook);
         assert_int_equal(mi[st.msgs - 6].type, NFT_MSG_NEWCHAIN);
         assert_string_equal(mi[st.msgs - 6].name, "prerouting");
         assert_true(mi[st.msgs - 6].hook);

@@ -17,15 +17,33 @@
 #define SEC 1000000ULL
 #define T0 (1800000000ULL * SEC)
 
-/* A v4 tuple 10.0.0.SRC -> 192.0.2.DST, proto, port (-1: none), with the kernel's counts. */
+#define TIMEOUT_MS 3600000ULL     /* the counting sets' (DROPS_TIMEOUT_MS) */
+
+/*
+ * A counting element of the v4 tuple 10.0.0.SRC -> 192.0.2.DST, proto, port
+ * (-1: none), with the kernel's counts, idle_ms after its last packet (it
+ * expires TIMEOUT_MS after that); read when the merge is (read_usec 0).
+ */
 static struct nft_drop elem(uint8_t src, uint8_t dst, uint8_t proto, int32_t port, uint64_t packets,
                             uint64_t idle_ms)
 {
         struct nft_drop d = { .family = AF_INET, .proto = proto, .port = port, .packets = packets,
-                              .bytes = packets * 100, .idle_ms = idle_ms };
+                              .bytes = packets * 100, .since_ms = idle_ms, .expires_ms = TIMEOUT_MS - idle_ms };
 
         d.src[0] = 10, d.src[3] = src;
         d.dst[0] = 192, d.dst[1] = 0, d.dst[2] = 2, d.dst[3] = dst;
+        return d;
+}
+
+/* The same tuple's element in a _first set: its first packet age_ms ago. */
+static struct nft_drop first_elem(uint8_t src, uint8_t dst, uint8_t proto, int32_t port, uint64_t age_ms)
+{
+        struct nft_drop d = elem(src, dst, proto, port, 0, 0);
+
+        d.first = true;
+        d.bytes = 0;
+        d.since_ms = age_ms;
+        d.expires_ms = 7 * 24 * TIMEOUT_MS - age_ms;
         return d;
 }
 
@@ -159,10 +177,102 @@ static void test_totals_and_order(void **unused)
         drops_free(&d);
 }
 
+/* first_seen and last_seen are the kernel's, relative to when each element's message was read. */
+static void test_times_from_kernel(void **unused)
+{
+        struct nft_drop r[3] = { elem(7, 80, 17, 53, 5, 1500), first_elem(7, 80, 17, 53, 7250),
+                                 elem(8, 80, 17, 53, 2, 0) };
+        struct ks_drops d = {};
+        const struct drop_entry *e;
+
+        /* The read started at T0 + 10 s; the message with the first tuple was parsed 300 ms later. */
+        r[0].read_usec = r[1].read_usec = T0 + 10 * SEC + 300000;
+        drops_reset(&d, T0);
+        assert_int_equal(drops_merge(&d, r, 3, 0, 0, T0 + 10 * SEC), 0);
+        assert_int_equal(d.n, 2);                               /* a _first element is no tuple of its own */
+        e = find(&d, 7, 80, 53);
+        assert_int_equal(e->packets, 5);
+        assert_int_equal(e->first_usec, T0 + 3 * SEC + 50000);
+        assert_int_equal(e->last_usec, T0 + 8 * SEC + 800000);
+        /* No _first element (its set was full): the isolation's start, at most one read early. */
+        assert_int_equal(find(&d, 8, 80, 53)->first_usec, T0);
+
+        /* A _first element that expired and came back (a week on) never moves first_seen later. */
+        r[0] = elem(7, 80, 17, 53, 6, 0);
+        r[1] = first_elem(7, 80, 17, 53, 0);
+        assert_int_equal(drops_merge(&d, r, 2, 0, 0, T0 + 20 * SEC), 0);
+        e = find(&d, 7, 80, 53);
+        assert_int_equal(e->packets, 6);
+        assert_int_equal(e->first_usec, T0 + 3 * SEC + 50000);
+        assert_int_equal(e->last_usec, T0 + 20 * SEC);
+        drops_free(&d);
+}
+
+/*
+ * A counting element expires an hour after its last packet. Between two reads
+ * it may expire and come back with as many packets as before, or more: its
+ * last packet after the old one's expiry tells it is new, and all its packets
+ * count (the old one's were all read, an hour after its last packet).
+ */
+static void test_expired_and_back(void **unused)
+{
+        const uint64_t a = T0 + 7200 * SEC;
+        struct ks_drops d = {};
+        struct nft_drop r[2];
+
+        drops_reset(&d, T0);
+        /* Read at a: 5 packets, the last 3590 s ago: it expires at a + 10 s. */
+        r[0] = elem(7, 80, 6, 443, 5, 3590000);
+        assert_int_equal(drops_merge(&d, r, 1, 0, 0, a), 0);
+        assert_int_equal(find(&d, 7, 80, 443)->packets, 5);
+        /* Read at a + 30 s: 7 packets, the last 5 s ago, after that expiry: a new element. */
+        r[0] = elem(7, 80, 6, 443, 7, 5000);
+        r[1] = first_elem(7, 80, 6, 443, 15000);
+        assert_int_equal(drops_merge(&d, r, 2, 0, 0, a + 30 * SEC), 0);
+        assert_int_equal(find(&d, 7, 80, 443)->packets, 12);
+        assert_int_equal(find(&d, 7, 80, 443)->bytes, 1200);
+        assert_int_equal(find(&d, 7, 80, 443)->last_usec, a + 25 * SEC);
+        /* Read at a + 40 s: the same element counted on (it expires an hour after its last packet). */
+        r[0] = elem(7, 80, 6, 443, 9, 0);
+        assert_int_equal(drops_merge(&d, r, 1, 0, 0, a + 40 * SEC), 0);
+        assert_int_equal(find(&d, 7, 80, 443)->packets, 14);
+        /* Only the _first element left (the counting one expired): nothing counted, the tuple kept. */
+        r[0] = first_elem(7, 80, 6, 443, 4000000);
+        assert_int_equal(drops_merge(&d, r, 1, 0, 0, a + 3700 * SEC), 0);
+        assert_int_equal(find(&d, 7, 80, 443)->packets, 14);
+        assert_int_equal(find(&d, 7, 80, 443)->kernel_packets, 0);
+        /* Back with 2 packets: 2 more. */
+        r[0] = elem(7, 80, 6, 443, 2, 0);
+        assert_int_equal(drops_merge(&d, r, 1, 0, 0, a + 3710 * SEC), 0);
+        assert_int_equal(find(&d, 7, 80, 443)->packets, 16);
+        /* Counts that went down (no expiry seen in between) are a new element too. */
+        r[0] = elem(7, 80, 6, 443, 1, 0);
+        assert_int_equal(drops_merge(&d, r, 1, 0, 0, a + 3720 * SEC), 0);
+        assert_int_equal(find(&d, 7, 80, 443)->packets, 17);
+        drops_free(&d);
+}
+
+/* An agent restarted while isolated: the kernel's elements carry their own times. */
+static void test_adopt_kernel_after_restart(void **unused)
+{
+        struct nft_drop r[2] = { elem(7, 80, 17, 5353, 3, 2000), first_elem(7, 80, 17, 5353, 6000) };
+        struct ks_drops d = {};
+
+        drops_reset(&d, T0);
+        assert_int_equal(drops_merge(&d, r, 2, 0, 0, T0 + 100 * SEC), 0);
+        assert_int_equal(find(&d, 7, 80, 5353)->first_usec, T0 + 94 * SEC);
+        assert_int_equal(find(&d, 7, 80, 5353)->last_usec, T0 + 98 * SEC);
+        assert_int_equal(find(&d, 7, 80, 5353)->packets, 3);
+        drops_free(&d);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_merge),
+                cmocka_unit_test(test_times_from_kernel),
+                cmocka_unit_test(test_expired_and_back),
+                cmocka_unit_test(test_adopt_kernel_after_restart),
                 cmocka_unit_test(test_duplicates_summed),
                 cmocka_unit_test(test_bounded),
                 cmocka_unit_test(test_totals_and_order),
