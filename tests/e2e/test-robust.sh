@@ -5,7 +5,8 @@
 #  A. control socket abuse: 200 idle clients, 64 KiB of random bytes, 8 MB without a terminator,
 #     invalid JSON, wrong types, unknown methods, a slow and a non-reading client, a hostile
 #     ssh_connection. Throughout, a watcher asks Status every 0.2 s and must be answered within
-#     a second; afterwards the agent's fd count is back at its baseline.
+#     5 s (an agent that blocked on a hostile client would stall 10 s or more); afterwards the
+#     agent's fd count is back at its baseline.
 #  B. fault injection: the kernel refusing batches (ENOBUFS, from the test-only LD_PRELOAD shim
 #     ks-faults.c), the state directory read-only and full (a small tmpfs), the socket directory
 #     removed, SIGHUP and SIGTERM while a 100,000-entry policy is being applied. Each must leave
@@ -116,8 +117,9 @@ if [ "${accepted:-0}" -le 16 ] && [ "${accepted:-0}" -ge 14 ] && [ "${refused:-0
 else
 	fail "200 idle clients: ${accepted:-?} accepted, ${refused:-?} refused ($(cat "$KS_TMP/idle.out"))"
 fi
-check "with every connection taken, root's status is still answered within 1 s" \
-	timeout 1 "$KILLSWITCHCTL" --socket "$KS_SOCK" status
+# Starved, root's call would wait as long as the idle clients stay (until HOLD is removed).
+check "with every connection taken, root's status is still answered (within 5 s)" \
+	timeout 5 "$KILLSWITCHCTL" --socket "$KS_SOCK" status
 check_not "with every connection taken, an ordinary user's new connection is refused (not hung)" \
 	timeout 3 "${NOBODY[@]}" "$KILLSWITCHCTL" --socket "$KS_SOCK" status
 rm -f "$HOLD"
@@ -175,8 +177,9 @@ out=$("${NOBODY[@]}" $ABUSE "$KS_SOCK" call "{\"method\":\"$(head -c 60000 /dev/
 check "a 60 KB method name: InterfaceNotFound" contains "$out" "org.varlink.service.InterfaceNotFound"
 check "nothing of this changed the state" normal_now
 
-# A client that pipelines requests and never reads: back-pressure, not memory.
-"${NOBODY[@]}" $ABUSE "$KS_SOCK" noread 20000 2 >"$KS_TMP/noread.out" 2>&1
+# A client that pipelines requests and never reads, for 10 s: back-pressure, not memory (and an
+# agent that blocked writing to it would miss the watcher's 5 s).
+"${NOBODY[@]}" $ABUSE "$KS_SOCK" noread 20000 10 >"$KS_TMP/noread.out" 2>&1
 note "non-reading client: $(cat "$KS_TMP/noread.out")"
 rss_bounded "a client that never reads its replies"
 
@@ -189,7 +192,8 @@ ctl restore >/dev/null 2>&1
 wait "$SLOW_PID"
 secs=$(awk '/^closed after/ { print $3 }' "$KS_TMP/slow.out")
 secs=${secs%s}
-if awk -v s="${secs:-0}" 'BEGIN { exit !(s >= 9 && s <= 14) }'; then
+# Cut off at 10 s by the agent; without the cut-off the client trickles for 60 s.
+if awk -v s="${secs:-0}" 'BEGIN { exit !(s >= 9 && s <= 25) }'; then
 	pass "a request trickled one byte a second is cut off after 10 s ($(tail -n 1 "$KS_TMP/slow.out"))"
 else
 	fail "a request trickled one byte a second: $(tail -n 1 "$KS_TMP/slow.out"), expected closed after ~10 s"
@@ -199,7 +203,7 @@ wait "$WATCH_PID"
 read -r _ calls _ wfailed _ worst <"$KS_TMP/watch.out"
 note "watcher: $(cat "$KS_TMP/watch.out")"
 if [ "${calls:-0}" -ge 20 ] && [ "${wfailed:-1}" -eq 0 ]; then
-	pass "throughout the abuse, Status was answered within 1 s ($calls calls, slowest ${worst}s)"
+	pass "throughout the abuse, Status was answered within 5 s ($calls calls, slowest ${worst}s)"
 else
 	fail "throughout the abuse, Status: $(cat "$KS_TMP/watch.out")"
 fi
