@@ -118,6 +118,12 @@ if [ -z "${KILLSWITCHD:-}" ] || [ -z "${KILLSWITCHCTL:-}" ]; then
 		say "The pure core, without a kernel"
 		"$BUILD/tests/bench/bench-compile"
 	fi
+	# The switch's kernel transaction for candidate designs (a namespace of its own): printed.
+	if { [ -z "$ONLY" ] || [ "$ONLY" = switch ]; } && meson compile -C "$BUILD" bench-switch >/dev/null 2>&1; then
+		say "The switch's transaction: today's and the dormant-table designs (tests/bench/bench-switch.c)"
+		"$BUILD/tests/bench/bench-switch" "$( [ "$QUICK" = 1 ] && echo 100 || echo 300 )" ||
+			info "bench-switch failed (printed figures only)"
+	fi
 fi
 { [ -x "$KILLSWITCHD" ] && [ -x "$KILLSWITCHCTL" ]; } || die "no killswitchd/killswitchctl binaries"
 info "$KILLSWITCHD"
