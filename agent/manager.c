@@ -579,20 +579,21 @@ static void links_stage_soon(struct ks_manager *m)
 }
 
 /*
- * The O(1) switch of the link layer (compile_links_hook): the names of the
+ * The link layer's part of a switch (compile_links_hook): the names of the
  * cut into P/uplinks, the device chains bound to them anew; active NULL:
- * unbound. If the staged table is missing or stale, it is staged whole.
+ * unbound. *ret NULL if there is nothing to send (active is not loaded) or
+ * the netdev table must first be staged whole (not the loaded version).
  */
-static int apply_links(struct ks_manager *m, const char *active, bool reset)
+static int links_switch(struct ks_manager *m, const char *active, bool reset, struct ks_ruleset **ret,
+                        size_t *ret_n)
 {
-        _cleanup_(ruleset_freep) struct ks_ruleset *rs = NULL;
         _cleanup_free_ const char **cut = NULL;
         const struct ks_policy *p = active ? store_get(&m->store, active) : NULL;
-        struct ks_error e = {};
-        uint64_t usec = 0;
         size_t n = 0;
         int r;
 
+        *ret = NULL;
+        *ret_n = 0;
         if (active && !p)
                 return 0;
         if (p && stager_pending(m->links_stager, active)) {
@@ -600,21 +601,29 @@ static int apply_links(struct ks_manager *m, const char *active, bool reset)
                 stager_finish(m->links_stager);
         }
         if (p && !links_has_version(m, active))
-                return stage_links(m, active, reset);
+                return 0;
         r = links_of_cut(m, p, reset, &cut, &n);
         if (r == 0)
-                r = compile_links_hook(p, cut, n, TABLE_NAME, &rs);
-        if (r == 0)
-                r = nft_apply(m->nft, rs, &usec, &e);
+                r = compile_links_hook(p, cut, n, TABLE_NAME, ret);
+        *ret_n = n;
+        return r;
+}
+
+/* After the link layer's switch rs was sent (r: how it went): the expected shape, the log, the uplinks saved. */
+static int links_switched(struct ks_manager *m, const char *active, const struct ks_ruleset *rs, size_t n,
+                          uint64_t usec, int r, const struct ks_error *e)
+{
+        const struct ks_policy *p = active ? store_get(&m->store, active) : NULL;
+
         if (r == 0)
                 r = ruleset_summarize(rs, &m->expect);
         if (r < 0 && p) {
-                log_info("The link layer is not staged as expected (%s): staging it", e.msg[0] ? e.msg : strerror(-r));
+                log_info("The link layer is not staged as expected (%s): staging it", e->msg[0] ? e->msg : strerror(-r));
                 return stage_links(m, active, false);
         }
         m->links_applied = r == 0 && p;
         if (r < 0)
-                log_error("Could not unbind the link layer from the links: %s", e.msg[0] ? e.msg : strerror(-r));
+                log_error("Could not unbind the link layer from the links: %s", e->msg[0] ? e->msg : strerror(-r));
         else if (p)
                 log_info("Link layer of the cut in place: %zu uplinks, %zu more links, %llu us", p->n_uplinks, n,
                          (unsigned long long)usec);
@@ -622,18 +631,53 @@ static int apply_links(struct ks_manager *m, const char *active, bool reset)
         return r;
 }
 
-/* One small transaction on the base chains: hook `active` (NULL: unhook); then the link layer. */
+/* The O(1) switch of the link layer alone (a change of the cut); if its table is missing or stale, staged whole. */
+static int apply_links(struct ks_manager *m, const char *active, bool reset)
+{
+        _cleanup_(ruleset_freep) struct ks_ruleset *rs = NULL;
+        struct ks_error e = {};
+        uint64_t usec = 0;
+        size_t n = 0;
+        int r;
+
+        r = links_switch(m, active, reset, &rs, &n);
+        if (r == 0 && !rs)
+                return active && store_get(&m->store, active) ? stage_links(m, active, reset) : 0;
+        if (r == 0)
+                r = nft_apply(m->nft, rs, &usec, &e);
+        return links_switched(m, active, rs, n, usec, r, &e);
+}
+
+/*
+ * One small transaction on the base chains: hook `active` (NULL: unhook),
+ * with the link layer's switch in the same transaction when its table holds
+ * the policy: no moment with one layer in force and not the other, and
+ * apply_usec is the whole switch. If the kernel refuses it, the netdev table
+ * is no longer trusted: the caller rebuilds, and that switch sends the inet
+ * one alone, then stages the link layer whole (a broken link layer never
+ * keeps the inet cut out).
+ */
 static int switch_hook(struct ks_manager *m, const char *active, struct ks_error *e)
 {
         bool reset = !(m->state.isolated && m->state.policy && active && strcmp(m->state.policy, active) == 0);
-        _cleanup_(ruleset_freep) struct ks_ruleset *rs = NULL;
+        _cleanup_(ruleset_freep) struct ks_ruleset *rs = NULL, *links = NULL;
         uint64_t usec = 0;
+        size_t n_links = 0;
         int r;
 
         r = compile_hook(active, TABLE_NAME, &rs);
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_INTERNAL, "Could not compile the switch: %s", strerror(-r));
-        r = nft_apply(m->nft, rs, &usec, e);
+        if (links_switch(m, active, reset, &links, &n_links) < 0)
+                links = ruleset_free(links);
+        if (links)
+                r = nft_apply_all(m->nft, (const struct ks_ruleset *const[]){ rs, links }, 2, &usec, e);
+        else
+                r = nft_apply(m->nft, rs, &usec, e);
+        if (r < 0 && links) {
+                free(m->links_staged);
+                m->links_staged = NULL;
+        }
         if (r < 0)
                 return r;
         m->last_apply_usec = usec;
@@ -643,7 +687,9 @@ static int switch_hook(struct ks_manager *m, const char *active, struct ks_error
                 return ks_error_set(e, r, KS_ERR_INTERNAL, "Out of memory");
         /* Only the base chains changed: read back those, and that no chain came or went. */
         r = verify_scope(m, READBACK_HOOKS, e);
-        if (r == 0)
+        if (r == 0 && links)
+                links_switched(m, active, links, n_links, usec, 0, e);
+        else if (r == 0)
                 apply_links(m, active, reset);
         return r;
 }
@@ -1567,6 +1613,12 @@ static int on_reassert(sd_event_source *s, void *userdata)
                 return 0;
         }
         triggers_reassert(m->triggers);
+        /*
+         * The netdev table may have been changed too (set dormant, say): stage
+         * it whole again rather than trust it (is_ours covers both tables).
+         */
+        free(m->links_staged);
+        m->links_staged = NULL;
         if (rebuild(m, active, &e) < 0) {
                 log_error("Re-asserting table inet %s failed: %s", TABLE_NAME, e.msg);
                 return 0;

@@ -345,6 +345,29 @@ int nft_apply(struct ks_nft *n, const struct ks_ruleset *rs, uint64_t *ret_usec,
         return transaction(n, &(struct txn_plan){ .rs = rs }, ret_usec, e);
 }
 
+struct ruleset_list {
+        const struct ks_ruleset *const *rs;
+        size_t n;
+};
+
+static int build_rulesets(struct nftnl_batch *b, uint32_t *seq, void *userdata)
+{
+        const struct ruleset_list *l = userdata;
+        int r = 0;
+
+        for (size_t i = 0; r >= 0 && i < l->n; i++)
+                r = ruleset_to_batch(l->rs[i], b, seq);
+        return r < 0 ? r : 0;
+}
+
+int nft_apply_all(struct ks_nft *n, const struct ks_ruleset *const *rs, size_t n_rs, uint64_t *ret_usec,
+                  struct ks_error *e)
+{
+        struct ruleset_list l = { .rs = rs, .n = n_rs };
+
+        return transaction(n, &(struct txn_plan){ .build = build_rulesets, .userdata = &l }, ret_usec, e);
+}
+
 int nft_delete_table(struct ks_nft *n, const char *table, uint64_t *ret_usec, struct ks_error *e)
 {
         return transaction(n, &(struct txn_plan){ .table = table, .drop = true }, ret_usec, e);
@@ -603,6 +626,41 @@ static int dump_objects(struct ks_nft *n, uint16_t type, const char *table, cons
         return nft_query(n, nlh, cb, data);
 }
 
+static int table_flags_cb(const struct nlmsghdr *nlh, void *data)
+{
+        _cleanup_(nftnl_table_freep) struct nftnl_table *t = nftnl_table_alloc();
+
+        if (t && nftnl_table_nlmsg_parse(nlh, t) == 0 && nftnl_table_is_set(t, NFTNL_TABLE_FLAGS))
+                *(uint32_t *)data = nftnl_table_get_u32(t, NFTNL_TABLE_FLAGS);
+        return MNL_CB_OK;
+}
+
+/* The flags of inet table `table` (NFT_TABLE_F_DORMANT: an attacker may set it to unhook us). */
+static int table_flags(struct ks_nft *n, const char *table, uint32_t *ret)
+{
+        _cleanup_(nftnl_table_freep) struct nftnl_table *t = nftnl_table_alloc();
+        char buf[8192] = {};
+        struct nlmsghdr *nlh;
+
+        if (!t)
+                return -ENOMEM;
+        *ret = 0;
+        nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, ++n->seq);
+        nftnl_table_set_str(t, NFTNL_TABLE_NAME, table);
+        nftnl_table_nlmsg_build_payload(nlh, t);
+        return nft_query(n, nlh, table_flags_cb, ret);
+}
+
+/* The summary's table-level facts: whether it is dormant. */
+static int summary_table_flags(struct ks_nft *n, const char *table, struct ks_summary *s)
+{
+        uint32_t flags = 0;
+        int r = table_flags(n, table, &flags);
+
+        s->dormant = r == 0 && (flags & NFT_TABLE_F_DORMANT);
+        return r;
+}
+
 static int table_summary_once(struct ks_nft *n, const char *table, bool with_elems, struct ks_summary *s)
 {
         struct summary_dump d = { .s = s, .table = table };
@@ -610,7 +668,9 @@ static int table_summary_once(struct ks_nft *n, const char *table, bool with_ele
         size_t count = 0;
         int r;
 
-        r = dump_objects(n, NFT_MSG_GETCHAIN, table, NULL, chain_dump_cb, &d);
+        r = summary_table_flags(n, table, s);
+        if (r == 0)
+                r = dump_objects(n, NFT_MSG_GETCHAIN, table, NULL, chain_dump_cb, &d);
         if (r == 0)
                 r = dump_objects(n, NFT_MSG_GETRULE, table, NULL, rule_dump_cb, &d);
         if (r == 0)
@@ -642,8 +702,10 @@ int nft_table_summary(struct ks_nft *n, const char *table, bool with_elems, stru
 static int hooks_summary_once(struct ks_nft *n, const char *table, struct ks_summary *s)
 {
         struct summary_dump d = { .s = s, .table = table };
-        int r = dump_objects(n, NFT_MSG_GETCHAIN, table, NULL, chain_dump_cb, &d);
+        int r = summary_table_flags(n, table, s);
 
+        if (r == 0)
+                r = dump_objects(n, NFT_MSG_GETCHAIN, table, NULL, chain_dump_cb, &d);
         /* The rules of the hooked chains only: NFTA_RULE_CHAIN (2) filters the dump. */
         for (size_t i = 0; r == 0 && i < s->n_chains; i++)
                 if (s->chains[i].base)

@@ -50,6 +50,10 @@ int nft_set_table_flags(struct ks_nft *n, const char *table, uint32_t flags, str
 /* Apply the messages of rs as they are, in one transaction (e.g. compile_hook's switch). */
 int nft_apply(struct ks_nft *n, const struct ks_ruleset *rs, uint64_t *ret_usec, struct ks_error *e);
 
+/* Apply the messages of rs[0..n_rs) in this order, in one transaction (a switch: inet table and link layer). */
+int nft_apply_all(struct ks_nft *n, const struct ks_ruleset *const *rs, size_t n_rs, uint64_t *ret_usec,
+                  struct ks_error *e);
+
 /* Delete inet table `table` if it exists, in one transaction. */
 int nft_delete_table(struct ks_nft *n, const char *table, uint64_t *ret_usec, struct ks_error *e);
 

@@ -112,6 +112,7 @@ int summary_copy(const struct ks_summary *from, struct ks_summary *to)
         for (size_t i = 0; i < from->n_counters; i++)
                 if (summary_add_counter(&c, from->counters[i]) < 0)
                         goto out_nomem;
+        c.dormant = from->dormant;
         *to = c;
         return 0;
 out_nomem:
@@ -171,6 +172,13 @@ static void diff_chains(const struct ks_summary *want, struct ks_summary *have, 
                         diff_add(d, "unexpected chain %s", have->chains[i].name);
 }
 
+/* A dormant table keeps its base chains, but none of them sees a packet. */
+static void diff_dormant(const struct ks_summary *want, const struct ks_summary *have, struct diff *d)
+{
+        if (have->dormant != want->dormant)
+                diff_add(d, "the table is %s", have->dormant ? "dormant (no hook registered)" : "not dormant");
+}
+
 int summary_diff_hooks(const struct ks_summary *want, const struct ks_summary *have, char *msg, size_t size)
 {
         struct ks_summary *h = (struct ks_summary *)have;       /* lookups only */
@@ -178,6 +186,7 @@ int summary_diff_hooks(const struct ks_summary *want, const struct ks_summary *h
 
         if (size > 0)
                 msg[0] = '\0';
+        diff_dormant(want, have, &d);
         for (size_t i = 0; i < want->n_chains; i++) {
                 const struct summary_chain *w = &want->chains[i];
                 const struct summary_chain *k = summary_chain(h, w->name, false);
@@ -210,6 +219,7 @@ int summary_diff(const struct ks_summary *want, const struct ks_summary *have, b
 
         if (size > 0)
                 msg[0] = '\0';
+        diff_dormant(want, have, &d);
         diff_chains(want, h, &d);
         for (size_t i = 0; i < want->n_sets; i++) {
                 const struct summary_set *k = summary_set(h, want->sets[i].name, false);

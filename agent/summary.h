@@ -33,6 +33,7 @@ struct ks_summary {
         size_t n_sets;
         char **counters;
         size_t n_counters;
+        bool dormant;           /* the table's dormant flag: its base chains' hooks are not registered */
 };
 
 void summary_clear(struct ks_summary *s);

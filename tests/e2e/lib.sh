@@ -660,6 +660,8 @@ not_matches() { ! grep -E -- "$2" <<<"$1"; }
 ks_table_state() {
 	local t
 	t=$(n_gw nft list table inet killswitch 2>/dev/null) || { echo absent; return; }
+	# A dormant table lists its base chains, but none of them is hooked: not in force.
+	if printf '%s\n' "$t" | grep -qE '^[[:space:]]*flags .*dormant'; then echo dormant; return; fi
 	if printf '%s\n' "$t" | grep -q 'type filter hook'; then echo active; else echo staged; fi
 }
 ks_table_active() { [ "$(ks_table_state)" = active ]; }

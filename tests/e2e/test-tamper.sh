@@ -102,6 +102,29 @@ check "inserted rule: TAMPER logged with the culprit nft and its pid $NFT_PID" \
 	log_since "$lines" "TAMPER: .*by nft \(pid ${NFT_PID}[,)]"
 check "inserted rule: status reassertions >= 3" status_is 'd["reassertions"] >= 3'
 
+# --- the tables set dormant: every chain still listed, none of them hooked ------------------------
+# (issue 15) A dormant table keeps its base chains in `nft list`, so only the read-back of its
+# flags and real traffic tell that the cut is off.
+lines=$(log_lines)
+t0=$(date +%s%N)
+nft_as_other add table inet killswitch '{ flags dormant; }'
+check "dormant: the foreign nft succeeded (monitor mode lets it)" test "$NFT_RC" -eq 0
+back_in_force "dormant" "$t0"
+check "dormant: TAMPER logged with the culprit nft and its pid $NFT_PID" \
+	log_since "$lines" "TAMPER: .*by nft \(pid ${NFT_PID}[,)]"
+links_awake() { # the netdev table is not dormant and its chains are bound to wan0
+	local t
+	t=$(n_gw nft list table netdev killswitch_links 2>/dev/null) || return 1
+	! printf '%s\n' "$t" | grep -qE '^[[:space:]]*flags .*dormant' && printf '%s\n' "$t" | grep -q 'hook ingress'
+}
+lines=$(log_lines)
+nft_as_other add table netdev killswitch_links '{ flags dormant; }'
+check "netdev dormant: the foreign nft succeeded (monitor mode lets it)" test "$NFT_RC" -eq 0
+check "netdev dormant: the link layer is awake and bound again within 10 s" wait_until 10 links_awake
+check "netdev dormant: TAMPER logged with the culprit nft" log_since "$lines" "TAMPER: .*by nft"
+check "netdev dormant: table inet killswitch still in force" ks_table_active
+check_not "netdev dormant: web v4 from lan cut" tcp_echo lan 192.0.2.80 80
+
 # --- counters ---------------------------------------------------------------------------------
 # Traffic after the re-assertions: web v4 over wan0, web v6 over wan1, inbound over wan0.
 check_many <<'EOF'
@@ -143,6 +166,17 @@ check "rate limit: after the back-off rate_limited is false, reassertions grew" 
 check_not "rate limit: after the back-off web v4 from lan cut" tcp_echo lan 192.0.2.80 80
 check "rate limit: after the back-off mail v4 from lan reachable" tcp_echo lan 203.0.113.25 25
 
+# --- set dormant while the agent is down: a restarted agent must not adopt it as in force -------
+agent_stop KILL
+n_gw nft add table inet killswitch '{ flags dormant; }'
+check "agent down: the table was set dormant by hand" test "$(ks_table_state)" = dormant
+agent_start || die "killswitchd --protect=monitor did not restart"
+check "restarted on a dormant table: isolated with isolate" \
+	status_is 'd["state"] == "isolated" and d["policy"] == "isolate"'
+check "restarted on a dormant table: table inet killswitch in force (not dormant)" wait_until 10 ks_table_active
+check_not "restarted on a dormant table: web v4 from lan cut" tcp_echo lan 192.0.2.80 80
+check "restarted on a dormant table: mail v4 from lan reachable" tcp_echo lan 203.0.113.25 25
+
 # =============================================================================================
 # Part 2: the default protection, owner + persist table flags, plus the monitor.
 agent_stop TERM
@@ -161,6 +195,11 @@ check "owner: the table is intact after the refused delete" ks_table_active
 nft_as_other insert rule inet killswitch isolate/outbound accept
 check "owner: a rule inserted by another process is refused (exit $NFT_RC)" test "$NFT_RC" -ne 0
 check "owner: no hand-made rule in isolate/outbound" test "$(hand_rules isolate/outbound)" = 0
+nft_as_other add table inet killswitch '{ flags dormant; }'
+check "owner: setting the table dormant from another process fails (exit $NFT_RC)" test "$NFT_RC" -ne 0
+nft_as_other add table netdev killswitch_links '{ flags dormant; }'
+check "owner: setting the netdev table dormant from another process fails (exit $NFT_RC)" test "$NFT_RC" -ne 0
+check "owner: the table is in force, not dormant" ks_table_active
 nft_as_other flush ruleset
 note "owner: nft flush ruleset exited $NFT_RC"
 check "owner: nft flush ruleset leaves table inet killswitch in force" ks_table_active
@@ -173,10 +212,15 @@ agent_stop KILL
 check "owner, agent SIGKILLed: the isolation stays in force (table)" ks_table_active
 check_not "owner, agent SIGKILLed: web v4 from lan cut" tcp_echo lan 192.0.2.80 80
 check "owner, agent SIGKILLed: mail v4 from lan reachable" tcp_echo lan 203.0.113.25 25
+# While orphaned (agent dead) the table is unprotected: set it dormant, as an attacker could.
+nft_as_other add table inet killswitch '{ flags dormant; }'
+note "owner, agent SIGKILLed: another process setting the orphaned table dormant exited $NFT_RC"
 agent_start || die "killswitchd did not restart after SIGKILL"
 check "owner, restarted: adopts the isolation (isolated with isolate)" \
 	status_is 'd["state"] == "isolated" and d["policy"] == "isolate" and d["reason"] == "e2e: tamper"'
 check "owner, restarted: protection owner+monitor again" status_is 'd["protection"] == "owner+monitor"'
+check "owner, restarted: table inet killswitch in force (not dormant)" wait_until 10 ks_table_active
+check_not "owner, restarted: web v4 from lan cut" tcp_echo lan 192.0.2.80 80
 nft_as_other delete table inet killswitch
 check "owner, restarted: a foreign delete is refused again (exit $NFT_RC)" test "$NFT_RC" -ne 0
 check_exit 0 "owner, restarted: restore returns 0" ctl restore --reason "e2e: tamper over"

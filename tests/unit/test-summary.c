@@ -133,6 +133,19 @@ static void test_diff_reports(void **unused)
         assert_non_null(strstr(msg, "chain prerouting missing"));
         assert_non_null(strstr(msg, "unexpected chain evil"));
 
+        /* A dormant table lists every chain, but none is hooked: both read-backs see it. */
+        summary_clear(&have);
+        assert_int_equal(summary_copy(&want, &have), 0);
+        have.dormant = true;
+        assert_int_equal(summary_diff(&want, &have, true, msg, sizeof(msg)), -EPROTO);
+        assert_non_null(strstr(msg, "the table is dormant"));
+        assert_int_equal(summary_diff_hooks(&want, &have, msg, sizeof(msg)), -EPROTO);
+        assert_non_null(strstr(msg, "the table is dormant"));
+        summary_clear(&want);
+        assert_int_equal(summary_copy(&have, &want), 0);
+        assert_true(want.dormant);      /* copied */
+        want.dormant = false;
+
         summary_clear(&have);
         assert_int_equal(summary_diff(&want, &have, false, msg, sizeof(msg)), -EPROTO);   /* table gone */
         summary_clear(&want);
