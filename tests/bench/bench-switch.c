@@ -682,7 +682,7 @@ static void bench_unowned(struct ks_nft *n, struct ks_policy **pol, size_t runs)
 static void k_wake_then_basechain(struct nftnl_batch *b, uint32_t *seq, const struct plan *p)
 {
         (void)p;
-        msg_table(b, seq, NFPROTO_INET, "ksk", NFT_TABLE_F_OWNER | NFT_TABLE_F_PERSIST);
+        msg_table(b, seq, NFPROTO_INET, "ksk", 0);
         msg_chain(b, seq, NFPROTO_INET, NFT_MSG_NEWCHAIN, "ksk", "x", NF_INET_FORWARD, 5, NULL);
 }
 
@@ -690,14 +690,14 @@ static void k_basechain_then_wake(struct nftnl_batch *b, uint32_t *seq, const st
 {
         (void)p;
         msg_chain(b, seq, NFPROTO_INET, NFT_MSG_NEWCHAIN, "ksk", "y", NF_INET_FORWARD, 6, NULL);
-        msg_table(b, seq, NFPROTO_INET, "ksk", NFT_TABLE_F_OWNER | NFT_TABLE_F_PERSIST);
+        msg_table(b, seq, NFPROTO_INET, "ksk", 0);
 }
 
 static void k_sleep(struct nftnl_batch *b, uint32_t *seq, const struct plan *p)
 {
         (void)p;
-        msg_table(b, seq, NFPROTO_INET, "ksk", OWNER | NFT_TABLE_F_DORMANT);
-        msg_table(b, seq, NFPROTO_NETDEV, "ksk_links", OWNER | NFT_TABLE_F_DORMANT);
+        msg_table(b, seq, NFPROTO_INET, "ksk", NFT_TABLE_F_DORMANT);
+        msg_table(b, seq, NFPROTO_NETDEV, "ksk_links", NFT_TABLE_F_DORMANT);
 }
 
 static void k_setup(struct nftnl_batch *b, uint32_t *seq, const struct plan *p)
@@ -705,8 +705,8 @@ static void k_setup(struct nftnl_batch *b, uint32_t *seq, const struct plan *p)
         static const char *devs[] = { "wan0", NULL };
 
         (void)p;
-        msg_table(b, seq, NFPROTO_INET, "ksk", OWNER | NFT_TABLE_F_DORMANT);
-        msg_table(b, seq, NFPROTO_NETDEV, "ksk_links", OWNER | NFT_TABLE_F_DORMANT);
+        msg_table(b, seq, NFPROTO_INET, "ksk", NFT_TABLE_F_DORMANT);
+        msg_table(b, seq, NFPROTO_NETDEV, "ksk_links", NFT_TABLE_F_DORMANT);
         msg_chain(b, seq, NFPROTO_NETDEV, NFT_MSG_NEWCHAIN, "ksk_links", "ingress", NF_NETDEV_INGRESS, 0, devs);
 }
 
@@ -717,7 +717,7 @@ static void k_adddev(struct nftnl_batch *b, uint32_t *seq, const struct plan *p)
 
         msg_chain(b, seq, NFPROTO_NETDEV, NFT_MSG_NEWCHAIN, "ksk_links", "ingress", NF_NETDEV_INGRESS, 0, devs);
         if (p->policy)
-                msg_table(b, seq, NFPROTO_NETDEV, "ksk_links", OWNER);
+                msg_table(b, seq, NFPROTO_NETDEV, "ksk_links", 0);
 }
 
 static void k_deldev(struct nftnl_batch *b, uint32_t *seq, const struct plan *p)
@@ -763,7 +763,7 @@ static void kernel_rules(struct ks_nft *n)
                 const char *what;
                 struct plan p;
         } tries[] = {
-                { "set up: dormant inet + netdev tables, netdev chain bound to wan0", { .build = k_setup } },
+                { "dormant inet + netdev tables ksk, netdev chain bound to wan0", { .build = k_setup } },
                 { "wake inet table, then a new base chain in it (one batch)", { .build = k_wake_then_basechain } },
                 { "(both dormant again)", { .build = k_sleep } },
                 { "a new base chain, then wake its table (one batch)", { .build = k_basechain_then_wake } },
@@ -784,7 +784,7 @@ static void kernel_rules(struct ks_nft *n)
                 { "  persist (wake)", { .build = k_flags2, .links = { "4" } } },
         };
 
-        printf("What this kernel accepts in one transaction (on a table owned by this socket):\n");
+        printf("What this kernel accepts in one transaction (tables ksk*: no owner; ksf*: owned by this socket):\n");
         for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
                 struct ks_error e = {};
                 int r = nft_transaction_with(n, NULL, 0, run_plan, (void *)&tries[i].p, NULL, &e);
