@@ -74,6 +74,13 @@ fds_at() { [ "$(fds)" -le "$1" ]; }
 ctl_out() { OUT=$(ctl "$@" 2>&1); RC=$?; }
 state_file_is() { python3 -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["state"] == sys.argv[2] else 1)' "$KS_STATE/state.json" "$1"; }
 isolated_with() { status_is "d['state'] == 'isolated' and d['policy'] == '$1'" && ks_table_active && n_gw nft list chain inet killswitch prerouting | grep -q "jump $1/inbound"; }
+# arm_faults N — the next N nf_tables batches fail. First wait until the drop sensor's last read
+# after a restore is folded in and its sets emptied (its own batch, sent after restore returned):
+# else that batch would take one of the faults meant for the next command.
+arm_faults() {
+	wait_until 30 status_is "not d.get('drops', {}).get('reading')" || note "the drop sensor still reads after 30 s"
+	echo "$1" >"$FAULT"
+}
 normal_now() { status_is "d['state'] == 'normal'" && [ "$(ks_table_state)" = staged ]; }
 probes_isolated() { # DESC — web cut, mail kept
 	check_many <<EOF2
@@ -212,7 +219,7 @@ check "after the abuse the fd count is back at its baseline ($FDS0)" wait_until 
 
 # ---------------------------------------------------------------------------------------------
 note "B1. the kernel refuses batches (ENOBUFS on sendmsg, injected)"
-echo 1 >"$FAULT"
+arm_faults 1
 ctl_out isolate --reason "one refused batch"
 check "one refused switch: isolate still succeeds (the agent rebuilds the table)" test "$RC" -eq 0
 check "one refused switch: the agent said it rebuilt" grep -q "rebuilding the table" "$KS_LOG"
@@ -220,7 +227,7 @@ check "one refused switch: isolated with isolate, in the kernel too" isolated_wi
 probes_isolated "after one refused switch"
 ctl restore >/dev/null
 
-echo 2 >"$FAULT"
+arm_faults 2
 ctl_out isolate --reason "refused twice"
 check "refused switch and rebuild: isolate fails" test "$RC" -ne 0
 check "refused: the error names the kernel's reason and says nothing changed" \
@@ -234,14 +241,14 @@ check "every injected fault was used" grep -qx 0 "$FAULT"
 
 ctl isolate --reason "works again" >/dev/null
 check "without faults, isolate works again" isolated_with isolate
-echo 2 >"$FAULT"
+arm_faults 2
 ctl_out restore --reason "refused twice"
 check "refused restore: fails with the kernel's reason" contains "$OUT" "No buffer space available"
 check "refused restore: still isolated with isolate, in the kernel too" isolated_with isolate
 check "refused restore: the state file still says isolated" state_file_is isolated
 probes_isolated "after a refused restore"
 
-echo 1 >"$FAULT"
+arm_faults 1
 ctl_out reload
 check "refused reload: fails with the kernel's reason" contains "$OUT" "No buffer space available"
 check "refused reload: the isolation stays in force" isolated_with isolate
