@@ -19,13 +19,18 @@
 
 #define USEC_PER_MSEC_ 1000ULL
 
-/* One tuple of a read: its counting elements (summed over policies' sets) and its _first elements. */
+/* One tuple of a read: its counting elements (summed over policies' sets) and its first packet. */
 struct read_entry {
         struct drop_key key;
-        bool counted;                   /* a counting element was read */
         uint64_t packets, bytes;
         uint64_t last_usec, expires_usec;
         uint64_t first_usec;            /* the earliest _first element's; 0: none */
+};
+
+struct drops_read {
+        struct read_entry *v;           /* sorted by key, one per tuple */
+        size_t n;
+        uint64_t overflow, skipped, now_usec;
 };
 
 void drops_free(struct ks_drops *d)
@@ -103,11 +108,7 @@ static void read_from_elem(struct read_entry *e, const struct nft_drop *r, uint6
         };
         memcpy(e->key.src, r->src, sizeof(e->key.src));
         memcpy(e->key.dst, r->dst, sizeof(e->key.dst));
-        if (r->first) {
-                e->first_usec = usec_before(at, r->since_ms);
-                return;
-        }
-        e->counted = true;
+        e->first_usec = r->first_usec;
         e->packets = r->packets;
         e->bytes = r->bytes;
         e->last_usec = usec_before(at, r->since_ms);
@@ -116,7 +117,6 @@ static void read_from_elem(struct read_entry *e, const struct nft_drop *r, uint6
 
 static void read_add(struct read_entry *a, const struct read_entry *b)
 {
-        a->counted |= b->counted;
         a->packets += b->packets;
         a->bytes += b->bytes;
         if (b->last_usec > a->last_usec)
@@ -127,26 +127,47 @@ static void read_add(struct read_entry *a, const struct read_entry *b)
                 a->first_usec = b->first_usec;
 }
 
-/* The reads by tuple, sorted: a tuple's counting and _first elements, and those of several policies, in one. */
-static int reads_sorted(struct nft_drop *reads, size_t n, uint64_t now_usec, struct read_entry **ret, size_t *ret_n)
+int drops_read_new(const struct nft_drop *reads, size_t n, uint64_t overflow, uint64_t skipped, uint64_t now_usec,
+                   struct drops_read **ret)
 {
-        struct read_entry *v = calloc(n ? n : 1, sizeof(*v));
+        struct drops_read *r = calloc(1, sizeof(*r));
         size_t m = 0;
 
-        if (!v)
+        if (!r || !(r->v = calloc(n ? n : 1, sizeof(*r->v)))) {
+                free(r);
                 return -ENOMEM;
-        for (size_t i = 0; i < n; i++)
-                read_from_elem(&v[i], &reads[i], now_usec);
-        qsort(v, n, sizeof(*v), read_cmp);
-        for (size_t i = 0; i < n; i++) {
-                if (m > 0 && key_cmp(&v[m - 1].key, &v[i].key) == 0)
-                        read_add(&v[m - 1], &v[i]);
-                else
-                        v[m++] = v[i];
         }
-        *ret = v;
-        *ret_n = m;
+        for (size_t i = 0; i < n; i++)
+                read_from_elem(&r->v[i], &reads[i], now_usec);
+        if (n > 0)
+                qsort(r->v, n, sizeof(*r->v), read_cmp);
+        /* The same tuple in several policies' sets (switched between): one. */
+        for (size_t i = 0; i < n; i++) {
+                if (m > 0 && key_cmp(&r->v[m - 1].key, &r->v[i].key) == 0)
+                        read_add(&r->v[m - 1], &r->v[i]);
+                else
+                        r->v[m++] = r->v[i];
+        }
+        r->n = m;
+        r->overflow = overflow;
+        r->skipped = skipped;
+        r->now_usec = now_usec;
+        *ret = r;
         return 0;
+}
+
+struct drops_read *drops_read_free(struct drops_read *r)
+{
+        if (r) {
+                free(r->v);
+                free(r);
+        }
+        return NULL;
+}
+
+void drops_read_add_overflow(struct drops_read *r, uint64_t packets)
+{
+        r->overflow += packets;
 }
 
 static void first_seen_min(struct drop_entry *e, uint64_t usec)
@@ -175,10 +196,6 @@ static void entry_update(struct drop_entry *e, const struct read_entry *r)
         uint64_t packets;
 
         first_seen_min(e, r->first_usec);
-        if (!r->counted) {
-                entry_forget_kernel(e);         /* its counting element expired; a _first one lives longer */
-                return;
-        }
         fresh = element_new(e, r);
         packets = fresh ? r->packets : r->packets - e->kernel_packets;
         e->packets += packets;
@@ -214,23 +231,18 @@ static void entry_new(struct drop_entry *e, const struct read_entry *r, const st
                 e->first_usec = r->packets <= 1 || before == 0 || before > r->last_usec ? r->last_usec : before;
 }
 
-int drops_merge(struct ks_drops *d, struct nft_drop *reads, size_t n, uint64_t overflow, uint64_t skipped,
-                uint64_t now_usec)
+int drops_merge_read(struct ks_drops *d, const struct drops_read *rd)
 {
-        struct read_entry *r = NULL;
+        const struct read_entry *r = rd->v;
         struct drop_entry *out;
-        size_t n_r = 0, i = 0, j = 0, k = 0, cap;
+        size_t n_r = rd->n, i = 0, j = 0, k = 0, cap;
         uint64_t lost = 0;
 
-        if (reads_sorted(reads, n, now_usec, &r, &n_r) < 0)
-                return -ENOMEM;
         /* Every known tuple stays, new ones only while there is room: never more than the bound. */
         cap = d->n + n_r < DROPS_MAX_ENTRIES ? d->n + n_r : DROPS_MAX_ENTRIES;
         out = calloc(cap ? cap : 1, sizeof(*out));
-        if (!out) {
-                free(r);
+        if (!out)
                 return -ENOMEM;
-        }
         while (i < d->n || j < n_r) {
                 int c = i == d->n ? 1 : j == n_r ? -1 : key_cmp(&d->entries[i].key, &r[j].key);
 
@@ -241,23 +253,32 @@ int drops_merge(struct ks_drops *d, struct nft_drop *reads, size_t n, uint64_t o
                 } else if (c == 0) {
                         out[k] = d->entries[i++];
                         entry_update(&out[k++], &r[j++]);
-                } else if (!r[j].counted) {
-                        j++;    /* only a _first element: nothing counted to show */
                 } else if (k + (d->n - i) < DROPS_MAX_ENTRIES) {
                         entry_new(&out[k++], &r[j++], d);
                 } else {
                         lost += r[j++].packets;
                 }
         }
-        free(r);
         free(d->entries);
         d->entries = out;
         d->n = k;
-        d->overflow += (overflow >= d->kernel_overflow ? overflow - d->kernel_overflow : overflow) + lost;
-        d->kernel_overflow = overflow;
-        d->skipped = skipped;
-        d->synced_usec = now_usec;
+        d->overflow += (rd->overflow >= d->kernel_overflow ? rd->overflow - d->kernel_overflow : rd->overflow) + lost;
+        d->kernel_overflow = rd->overflow;
+        d->skipped = rd->skipped;
+        d->synced_usec = rd->now_usec;
         return 0;
+}
+
+int drops_merge(struct ks_drops *d, struct nft_drop *reads, size_t n, uint64_t overflow, uint64_t skipped,
+                uint64_t now_usec)
+{
+        struct drops_read *r = NULL;
+        int k = drops_read_new(reads, n, overflow, skipped, now_usec, &r);
+
+        if (k == 0)
+                k = drops_merge_read(d, r);
+        drops_read_free(r);
+        return k;
 }
 
 static bool same_source(const struct drop_entry *a, const struct drop_entry *b)

@@ -55,16 +55,29 @@ void drops_reset(struct ks_drops *d, uint64_t since_usec);
 /* The kernel's sets and counters were emptied (flushed, or the table rebuilt): later counts are all new. */
 void drops_forget_kernel(struct ks_drops *d);
 /*
- * Fold one read of the kernel's sets (reads[0..n), sorted here) and its
- * overflow counter sum into the totals; now_usec (CLOCK_REALTIME) is the
- * read's start. Each element's times are the kernel's, relative to its
- * read_usec: a counting element's last packet, a _first element's first
- * packet (first_seen is the earliest known). A counting element whose counts
- * went down, or whose last packet came after the previous read's element
+ * One read of the kernel's sets, sorted by tuple: built from nft_read_drops()'s
+ * elements by drops_read_new() (pure: on the reading thread, so that the loop
+ * only merges two sorted arrays), folded in by drops_merge_read(). now_usec
+ * (CLOCK_REALTIME) is the read's start.
+ */
+struct drops_read;
+int drops_read_new(const struct nft_drop *reads, size_t n, uint64_t overflow, uint64_t skipped, uint64_t now_usec,
+                   struct drops_read **ret);
+struct drops_read *drops_read_free(struct drops_read *r);
+/* Overflow counted before the counters were reset (a restore resets them before its last read). */
+void drops_read_add_overflow(struct drops_read *r, uint64_t packets);
+
+/*
+ * Fold a read into the totals. Each element's times are the kernel's,
+ * relative to its read_usec: its last packet, and its tuple's first one (from
+ * the _first sets; first_seen is the earliest known). A counting element
+ * whose counts went down, or whose last packet came after the one read before
  * would have expired, is a new one (the old one expired, or the table was
  * rebuilt): all its counts are new; else only what it counted beyond the
  * previous read. Returns 0 or -ENOMEM (the totals are unchanged then).
  */
+int drops_merge_read(struct ks_drops *d, const struct drops_read *r);
+/* Both at once. */
 int drops_merge(struct ks_drops *d, struct nft_drop *reads, size_t n, uint64_t overflow, uint64_t skipped,
                 uint64_t now_usec);
 

@@ -2,7 +2,8 @@
 /*
  * The manager's part of the drop sensor (docs/design.md, "The drop sensor"):
  * read the kernel's P/drops_* sets into m->drops on demand and every
- * DROPS_SYNC_USEC while isolated, a journal summary every DROPS_JOURNAL_USEC
+ * DROPS_SYNC_USEC while isolated, on a thread (the loop only folds the result
+ * in), a journal summary every DROPS_JOURNAL_USEC
  * when something new was cut, and the bookkeeping around isolation, restore
  * and rebuilds of the table. Nothing of this runs while normal.
  */
@@ -57,10 +58,8 @@ struct drops_job {
         uint64_t number;                /* reads started before and this one */
         uint64_t epoch;                 /* the reader's epoch at the start: a fold on the loop since makes it stale */
         uint64_t start_usec, end_usec;  /* CLOCK_MONOTONIC, on the thread */
-        uint64_t start_realtime;
-        struct nft_drop *reads;
-        size_t n;
-        uint64_t overflow, skipped;
+        size_t n;                       /* elements read */
+        struct drops_read *read;        /* sorted on the thread: the loop only merges */
         int r;
 };
 
@@ -85,21 +84,25 @@ static void job_free(struct drops_job *j)
         if (!j)
                 return;
         worker_free(j->worker);
-        free(j->reads);
+        drops_read_free(j->read);
         free(j);
 }
 
 static void job_work(void *userdata)
 {
         struct drops_job *j = userdata;
+        uint64_t realtime = now_realtime_usec(), overflow = 0, skipped = 0;
+        struct nft_drop *reads = NULL;
         struct ks_nft *n = NULL;
 
         j->start_usec = now_usec(CLOCK_MONOTONIC);
-        j->start_realtime = now_realtime_usec();
         j->r = nft_open(&n);
         if (j->r == 0)
-                j->r = nft_read_drops(n, TABLE_NAME, &j->reads, &j->n, &j->overflow, &j->skipped);
+                j->r = nft_read_drops(n, TABLE_NAME, &reads, &j->n, &overflow, &skipped);
         nft_close(n);
+        if (j->r == 0)
+                j->r = drops_read_new(reads, j->n, overflow, skipped, realtime, &j->read);
+        free(reads);
         j->end_usec = now_usec(CLOCK_MONOTONIC);
 }
 
@@ -117,14 +120,9 @@ static void reader_invalidate(struct ks_manager *m)
                 m->drops_reader->epoch++;
 }
 
-static int fold(struct ks_manager *m, struct nft_drop *reads, size_t n, uint64_t overflow, uint64_t skipped,
-                uint64_t realtime)
+static int fold_failed(int r)
 {
-        int r = drops_merge(&m->drops, reads, n, overflow, skipped, realtime);
-
-        if (r < 0)
-                log_warning_errno(r, "Could not fold in the drop sensor's read: %m");
-        return r;
+        return log_warning_errno(r, "Could not fold in the drop sensor's read: %m");
 }
 
 /* A read on the loop, with the loop's socket: before a rebuild empties the sets, or when no thread starts. */
@@ -139,9 +137,11 @@ static int sync_now(struct ks_manager *m)
                 return 0;
         reader_invalidate(m);
         r = nft_read_drops(m->nft, TABLE_NAME, &reads, &n, &overflow, &skipped);
-        if (r == 0)
-                r = fold(m, reads, n, overflow, skipped, realtime);
-        else
+        if (m->drops_reader && m->drops_reader->final_after)
+                overflow += m->drops_reader->final_overflow;    /* the restore reset the counters */
+        if (r == 0 && (r = drops_merge(&m->drops, reads, n, overflow, skipped, realtime)) < 0)
+                fold_failed(r);
+        else if (r < 0)
                 log_warning_errno(r, "Could not read the drop sensor's sets of table inet %s: %m", TABLE_NAME);
         free(reads);
         m->drops_read_usec = now_usec(CLOCK_MONOTONIC) - start;
@@ -194,10 +194,10 @@ static void job_done(void *userdata)
         int r = j->r;
 
         rd->job = NULL;
-        if (rd->final_after && j->number > rd->final_after)
-                j->overflow += rd->final_overflow;
-        if (r == 0 && j->epoch == rd->epoch)
-                r = fold(m, j->reads, j->n, j->overflow, j->skipped, j->start_realtime);
+        if (r == 0 && rd->final_after && j->number > rd->final_after)
+                drops_read_add_overflow(j->read, rd->final_overflow);
+        if (r == 0 && j->epoch == rd->epoch && (r = drops_merge_read(&m->drops, j->read)) < 0)
+                fold_failed(r);
         else if (r < 0)
                 log_warning_errno(r, "Could not read the drop sensor's sets of table inet %s: %m", TABLE_NAME);
         /* A stale read: the loop folded a later one in meanwhile, which counted all this one saw. */
@@ -299,6 +299,8 @@ void manager_drops_free(struct ks_manager *m)
                 rd->waiters = w->next;
                 free(w);
         }
+        /* Stopped right after a restore: its last read is saved (drops-last.json) before we go. */
+        manager_drops_settle(m);
         job_free(rd->job);
         free(rd);
         m->drops_reader = NULL;

@@ -864,6 +864,34 @@ static void drop_elem_times(struct nftnl_set_elem *e, uint64_t set_timeout, stru
         d->expires_ms = expires;
 }
 
+/* The tuple's order, for the _first elements to find their counting one. */
+static int drop_cmp(const void *a, const void *b)
+{
+        const struct nft_drop *x = a, *y = b;
+        int c;
+
+        if (x->family != y->family)
+                return x->family < y->family ? -1 : 1;
+        c = memcmp(x->src, y->src, sizeof(x->src));
+        if (c == 0)
+                c = memcmp(x->dst, y->dst, sizeof(x->dst));
+        if (c == 0 && x->proto != y->proto)
+                c = x->proto < y->proto ? -1 : 1;
+        if (c == 0 && x->port != y->port)
+                c = x->port < y->port ? -1 : 1;
+        return c;
+}
+
+/* A _first element: the first packet of a tuple read from a counting set (the earliest, if several). */
+static void drop_first(struct drop_read *r, const struct nft_drop *d)
+{
+        struct nft_drop *c = r->n > 0 ? bsearch(d, r->items, r->n, sizeof(*d), drop_cmp) : NULL;
+        uint64_t first = d->read_usec > d->since_ms * 1000 ? d->read_usec - d->since_ms * 1000 : 0;
+
+        if (c && first && (!c->first_usec || first < c->first_usec))
+                c->first_usec = first;
+}
+
 static int drop_elem_cb(struct nftnl_set_elem *e, void *data)
 {
         struct drop_read *r = data;
@@ -880,10 +908,13 @@ static int drop_elem_cb(struct nftnl_set_elem *e, void *data)
         d.proto = key[2 * alen];
         if (r->ports)
                 d.port = (key[2 * alen + 4] << 8) | key[2 * alen + 5];
-        d.first = r->first;
         drop_elem_counts(e, &d);
         drop_elem_times(e, r->timeout, &d);
         d.read_usec = r->now_usec;
+        if (r->first) {
+                drop_first(r, &d);
+                return 0;
+        }
         /* Bounded: what does not fit in this read is counted, not kept. */
         if (r->n >= NFT_DROPS_READ_MAX) {
                 r->skipped += d.packets;
@@ -944,12 +975,19 @@ static int read_drops_once(struct ks_nft *n, const char *table, struct drop_read
         k = dump_objects(n, NFT_MSG_GETSET, table, NULL, drop_set_cb, &sets);
         if (k == 0)
                 k = sets.error;
-        for (size_t i = 0; k == 0 && i < sets.n; i++) {
-                drop_set_kind(sets.names[i], &r->family, &r->ports, &r->first);
-                r->timeout = sets.timeouts[i];
-                k = dump_objects(n, NFT_MSG_GETSETELEM, table, sets.names[i], drop_elems_cb, r);
-                if (k == 0)
-                        k = r->error;
+        /* The counting sets, then the _first ones: their elements are looked up among the first. */
+        for (int pass = 0; pass < 2; pass++) {
+                for (size_t i = 0; k == 0 && i < sets.n; i++) {
+                        drop_set_kind(sets.names[i], &r->family, &r->ports, &r->first);
+                        if (r->first != (pass == 1))
+                                continue;
+                        r->timeout = sets.timeouts[i];
+                        k = dump_objects(n, NFT_MSG_GETSETELEM, table, sets.names[i], drop_elems_cb, r);
+                        if (k == 0)
+                                k = r->error;
+                }
+                if (pass == 0 && r->n > 0)
+                        qsort(r->items, r->n, sizeof(*r->items), drop_cmp);
         }
         drop_sets_free(&sets);
         return k == 0 ? read_drops_overflow(n, table, ret_overflow) : k;

@@ -106,23 +106,24 @@ struct nft_drop {
         uint8_t src[16], dst[16];
         uint8_t proto;
         int32_t port;                   /* destination port; -1 for a protocol without ports */
-        bool first;                     /* of a P/drops_*_first set: no counts, only the tuple's first packet */
         uint64_t packets, bytes;
         /*
          * Its timeout minus its expiration: the time since its last packet
-         * (idle, refreshed by `update`), or for a _first element since its
-         * first packet (`add`); and when it expires without further packets.
+         * (refreshed by `update`); and when it expires without more packets.
          */
         uint64_t since_ms, expires_ms;
         uint64_t read_usec;             /* CLOCK_REALTIME when the kernel's message with it was parsed */
+        uint64_t first_usec;            /* CLOCK_REALTIME of its first packet (its P/..._first twin); 0: none */
 };
 
 /* At most this many elements are read in one dump (the rest only counted in ret_skipped). */
 #define NFT_DROPS_READ_MAX 65536
 
 /*
- * Every element of every P/drops_* set of inet table `table` and the sum of
- * the P/drops_overflow counters (packets). The caller frees *ret. Elements
+ * Every element of every counting P/drops_* set of inet table `table`, with
+ * the first packet of its tuple from the _first sets (read after them; their
+ * elements without a counting one are left out), and the sum of the
+ * P/drops_overflow counters (packets). The caller frees *ret. Elements
  * beyond NFT_DROPS_READ_MAX are not returned; their packets are added to
  * *ret_skipped. An absent table gives none.
  */

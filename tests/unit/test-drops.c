@@ -35,15 +35,13 @@ static struct nft_drop elem(uint8_t src, uint8_t dst, uint8_t proto, int32_t por
         return d;
 }
 
-/* The same tuple's element in a _first set: its first packet age_ms ago. */
-static struct nft_drop first_elem(uint8_t src, uint8_t dst, uint8_t proto, int32_t port, uint64_t age_ms)
+/* The same, with its tuple's first packet (from the P/..._first set) at first_usec. */
+static struct nft_drop elem_first(uint8_t src, uint8_t dst, uint8_t proto, int32_t port, uint64_t packets,
+                                  uint64_t idle_ms, uint64_t first_usec)
 {
-        struct nft_drop d = elem(src, dst, proto, port, 0, 0);
+        struct nft_drop d = elem(src, dst, proto, port, packets, idle_ms);
 
-        d.first = true;
-        d.bytes = 0;
-        d.since_ms = age_ms;
-        d.expires_ms = 7 * 24 * TIMEOUT_MS - age_ms;
+        d.first_usec = first_usec;
         return d;
 }
 
@@ -180,16 +178,14 @@ static void test_totals_and_order(void **unused)
 /* first_seen and last_seen are the kernel's, relative to when each element's message was read. */
 static void test_times_from_kernel(void **unused)
 {
-        struct nft_drop r[3] = { elem(7, 80, 17, 53, 5, 1500), first_elem(7, 80, 17, 53, 7250),
-                                 elem(8, 80, 17, 53, 2, 0) };
+        struct nft_drop r[2] = { elem_first(7, 80, 17, 53, 5, 1500, T0 + 3 * SEC + 50000), elem(8, 80, 17, 53, 2, 0) };
         struct ks_drops d = {};
         const struct drop_entry *e;
 
         /* The read started at T0 + 10 s; the message with the first tuple was parsed 300 ms later. */
-        r[0].read_usec = r[1].read_usec = T0 + 10 * SEC + 300000;
+        r[0].read_usec = T0 + 10 * SEC + 300000;
         drops_reset(&d, T0);
-        assert_int_equal(drops_merge(&d, r, 3, 0, 0, T0 + 10 * SEC), 0);
-        assert_int_equal(d.n, 2);                               /* a _first element is no tuple of its own */
+        assert_int_equal(drops_merge(&d, r, 2, 0, 0, T0 + 10 * SEC), 0);
         e = find(&d, 7, 80, 53);
         assert_int_equal(e->packets, 5);
         assert_int_equal(e->first_usec, T0 + 3 * SEC + 50000);
@@ -198,9 +194,8 @@ static void test_times_from_kernel(void **unused)
         assert_int_equal(find(&d, 8, 80, 53)->first_usec, T0);
 
         /* A _first element that expired and came back (a week on) never moves first_seen later. */
-        r[0] = elem(7, 80, 17, 53, 6, 0);
-        r[1] = first_elem(7, 80, 17, 53, 0);
-        assert_int_equal(drops_merge(&d, r, 2, 0, 0, T0 + 20 * SEC), 0);
+        r[0] = elem_first(7, 80, 17, 53, 6, 0, T0 + 19 * SEC);
+        assert_int_equal(drops_merge(&d, r, 1, 0, 0, T0 + 20 * SEC), 0);
         e = find(&d, 7, 80, 53);
         assert_int_equal(e->packets, 6);
         assert_int_equal(e->first_usec, T0 + 3 * SEC + 50000);
@@ -218,7 +213,7 @@ static void test_expired_and_back(void **unused)
 {
         const uint64_t a = T0 + 7200 * SEC;
         struct ks_drops d = {};
-        struct nft_drop r[2];
+        struct nft_drop r[1];
 
         drops_reset(&d, T0);
         /* Read at a: 5 packets, the last 3590 s ago: it expires at a + 10 s. */
@@ -226,9 +221,8 @@ static void test_expired_and_back(void **unused)
         assert_int_equal(drops_merge(&d, r, 1, 0, 0, a), 0);
         assert_int_equal(find(&d, 7, 80, 443)->packets, 5);
         /* Read at a + 30 s: 7 packets, the last 5 s ago, after that expiry: a new element. */
-        r[0] = elem(7, 80, 6, 443, 7, 5000);
-        r[1] = first_elem(7, 80, 6, 443, 15000);
-        assert_int_equal(drops_merge(&d, r, 2, 0, 0, a + 30 * SEC), 0);
+        r[0] = elem_first(7, 80, 6, 443, 7, 5000, a + 15 * SEC);
+        assert_int_equal(drops_merge(&d, r, 1, 0, 0, a + 30 * SEC), 0);
         assert_int_equal(find(&d, 7, 80, 443)->packets, 12);
         assert_int_equal(find(&d, 7, 80, 443)->bytes, 1200);
         assert_int_equal(find(&d, 7, 80, 443)->last_usec, a + 25 * SEC);
@@ -236,9 +230,8 @@ static void test_expired_and_back(void **unused)
         r[0] = elem(7, 80, 6, 443, 9, 0);
         assert_int_equal(drops_merge(&d, r, 1, 0, 0, a + 40 * SEC), 0);
         assert_int_equal(find(&d, 7, 80, 443)->packets, 14);
-        /* Only the _first element left (the counting one expired): nothing counted, the tuple kept. */
-        r[0] = first_elem(7, 80, 6, 443, 4000000);
-        assert_int_equal(drops_merge(&d, r, 1, 0, 0, a + 3700 * SEC), 0);
+        /* Gone (expired an hour after its last packet): nothing counted, the tuple kept. */
+        assert_int_equal(drops_merge(&d, r, 0, 0, 0, a + 3700 * SEC), 0);
         assert_int_equal(find(&d, 7, 80, 443)->packets, 14);
         assert_int_equal(find(&d, 7, 80, 443)->kernel_packets, 0);
         /* Back with 2 packets: 2 more. */
@@ -255,14 +248,34 @@ static void test_expired_and_back(void **unused)
 /* An agent restarted while isolated: the kernel's elements carry their own times. */
 static void test_adopt_kernel_after_restart(void **unused)
 {
-        struct nft_drop r[2] = { elem(7, 80, 17, 5353, 3, 2000), first_elem(7, 80, 17, 5353, 6000) };
+        struct nft_drop r[1] = { elem_first(7, 80, 17, 5353, 3, 2000, T0 + 94 * SEC) };
         struct ks_drops d = {};
 
         drops_reset(&d, T0);
-        assert_int_equal(drops_merge(&d, r, 2, 0, 0, T0 + 100 * SEC), 0);
+        assert_int_equal(drops_merge(&d, r, 1, 0, 0, T0 + 100 * SEC), 0);
         assert_int_equal(find(&d, 7, 80, 5353)->first_usec, T0 + 94 * SEC);
         assert_int_equal(find(&d, 7, 80, 5353)->last_usec, T0 + 98 * SEC);
         assert_int_equal(find(&d, 7, 80, 5353)->packets, 3);
+        drops_free(&d);
+}
+
+/* A read is sorted and summed where it is made (the reading thread); the loop only merges it. */
+static void test_read_prepared(void **unused)
+{
+        struct nft_drop r[3] = { elem(9, 2, 6, 80, 1, 0), elem_first(1, 2, 6, 80, 2, 5000, T0 + 2 * SEC),
+                                 elem_first(1, 2, 6, 80, 3, 1000, T0 + 4 * SEC) };
+        struct drops_read *rd = NULL;
+        struct ks_drops d = {};
+
+        assert_int_equal(drops_read_new(r, 3, 4, 0, T0 + 10 * SEC, &rd), 0);
+        drops_reset(&d, T0);
+        assert_int_equal(drops_merge_read(&d, rd), 0);
+        drops_read_free(rd);
+        assert_int_equal(d.n, 2);
+        assert_int_equal(find(&d, 1, 2, 80)->packets, 5);
+        assert_int_equal(find(&d, 1, 2, 80)->first_usec, T0 + 2 * SEC);
+        assert_int_equal(find(&d, 1, 2, 80)->last_usec, T0 + 9 * SEC);
+        assert_int_equal(d.overflow, 4);
         drops_free(&d);
 }
 
@@ -273,6 +286,7 @@ int main(void)
                 cmocka_unit_test(test_times_from_kernel),
                 cmocka_unit_test(test_expired_and_back),
                 cmocka_unit_test(test_adopt_kernel_after_restart),
+                cmocka_unit_test(test_read_prepared),
                 cmocka_unit_test(test_duplicates_summed),
                 cmocka_unit_test(test_bounded),
                 cmocka_unit_test(test_totals_and_order),
