@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <unistd.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -206,6 +207,8 @@ static void job_done(void *userdata)
         log_debug("Drop sensor read: %zu elements, %" PRIu64 " us from the kernel (on a thread), %" PRIu64
                   " us to fold in", j->n, j->end_usec - j->start_usec, now_usec(CLOCK_MONOTONIC) - fold_start);
         job_free(j);
+        /* A read's transient megabytes go back to the system: the agent's RSS stays what it keeps. */
+        malloc_trim(0);
         if (rd->final_after && rd->folded > rd->final_after)
                 finish_restore(m);
         serve_waiters(m, rd->folded, r);
