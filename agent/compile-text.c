@@ -556,14 +556,24 @@ static void text_chains(FILE *f, const struct ks_policy *p, const struct norm *n
                 if (inbound)
                         text_upkeep_rules(f, p, upkeep_in, ELEMENTSOF(upkeep_in));
                 text_related_rules(f, p, inbound);
+                /*
+                 * Services before the gateways. Every rule here accepts, so the order
+                 * decides only which counter counts a packet that several entries keep;
+                 * but each packet of a kept flow is evaluated against every rule before
+                 * the one that keeps it. A service's rules start with `ct direction
+                 * original` (in) / `reply` (out), so a connection opened from this side
+                 * passes them by a compare each, one opened from outside by a lookup each,
+                 * while a service's flow behind the gateways paid two set lookups per
+                 * gateway and family (docs/performance.md, part 4).
+                 */
+                for (size_t i = 0; i < p->n_services; i++)
+                        text_conn_rules(f, p->name, &n->conns[p->n_gateways + i], inbound);
                 for (size_t i = 0; i < p->n_gateways; i++) {
                         text_gateway_rules(f, p->name, p->gateways[i].name, &n->gws[i], inbound);
                         if (gateway_ping_rules(&p->gateways[i]) && !p->gateways[i].tracked)
                                 text_ping_rules(f, p->name, p->gateways[i].name, &n->gws[i], inbound);
                         text_conn_rules(f, p->name, &n->conns[i], inbound);
                 }
-                for (size_t i = 0; i < p->n_services; i++)
-                        text_conn_rules(f, p->name, &n->conns[p->n_gateways + i], inbound);
                 if (!inbound)
                         text_drop_rules(f, p->name);
                 text_tail_rules(f, p, inbound);

@@ -16,6 +16,8 @@
  *   set P/gw_NAME_ping_v4/_v6 { type ipv4_addr; flags interval }         (Ports= and Ping=yes)
  *   chain P/inbound      link upkeep addressed to this host (ND, MLD, DHCP) accept;
  *                        ICMP errors: meta l4proto icmp ct state related jump P/errors_in;
+ *                        the services: ct direction D <conntrack tuple key> @P/svc_NAME_vX[r]
+ *                        counter accept (before the gateways: text_chains() says why);
  *                        saddr [. l4proto . sport|dport] @P/gw_NAME_vX[r] counter accept;
  *                        saddr @P/gw_NAME_ping_vX icmp echo counter accept; ...;
  *                        iifname "U" counter drop (per uplink); counter drop
@@ -1613,6 +1615,9 @@ static int build_rules(const struct stage *st, const struct ks_policy *p, const 
         for (int inbound = 1; inbound >= 0 && k >= 0; inbound--) {
                 stage_name(chain, st, "%s", inbound ? "inbound" : "outbound");
                 k = build_upkeep_rules(st, p, chain, inbound);
+                /* Services first: see text_chains() in compile-text.c. */
+                for (size_t i = 0; i < p->n_services && k >= 0; i++)
+                        k = build_conn_rules(st, chain, &n->conns[p->n_gateways + i], inbound);
                 for (size_t i = 0; i < p->n_gateways && k >= 0; i++) {
                         const struct ks_gateway *g = &p->gateways[i];
 
@@ -1622,8 +1627,6 @@ static int build_rules(const struct stage *st, const struct ks_policy *p, const 
                         if (k >= 0)
                                 k = build_conn_rules(st, chain, &n->conns[i], inbound);
                 }
-                for (size_t i = 0; i < p->n_services && k >= 0; i++)
-                        k = build_conn_rules(st, chain, &n->conns[p->n_gateways + i], inbound);
                 if (k >= 0 && !inbound)
                         k = build_drop_rules(st, chain);
                 if (k >= 0)
