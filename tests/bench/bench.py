@@ -519,6 +519,198 @@ def iperf_add(args):
     print("  %-9s %.2f Gbit/s" % (args.label, bps / 1e9), flush=True)
 
 
+def _schedstat_ns(pid):
+    """CPU time of every thread of pid, in ns (/proc/PID/task/*/schedstat, first field). Softirq
+    work done while a thread is current counts as its time (this kernel has no separate IRQ time
+    accounting); time stolen by the hypervisor does not (paravirt steal time)."""
+    total = 0
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return 0
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+def _ksoftirqd(cpu):
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open("/proc/%s/comm" % pid) as f:
+                    if f.read().strip() == "ksoftirqd/%d" % cpu:
+                        return int(pid)
+            except OSError:
+                pass
+    return None
+
+
+def iperf_cost(args):
+    """Run one iperf3 client (the command after --, its JSON on stdout into args.json) and charge
+    the CPU time of the whole path to the bytes it moved: the client (wait4's rusage: user + system,
+    including the softirq work done in its context, i.e. the gateway's forwarding and its hooks),
+    the server (its threads' schedstat before and after) and ksoftirqd/CPU (softirq work deferred to
+    it). Client, server and the gateway's forwarding are pinned to one CPU, so this is the CPU time
+    the path costs per byte: unlike Gbit/s it does not drop when other work takes the CPU away, only
+    when it pollutes the caches. With --perf FILE, `perf record -e cpu-clock -g -C CPU` runs
+    alongside (the pids are saved, to filter the profile by)."""
+    if args.cmd[:1] == ["--"]:
+        args.cmd = args.cmd[1:]
+    soft = _ksoftirqd(args.cpu)
+    s0 = _schedstat_ns(args.server_pid)
+    k0 = _schedstat_ns(soft) if soft else 0
+    perf = None
+    if args.perf:
+        perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "2999", "-g",
+                                 "-C", str(args.cpu), "-o", args.perf],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+    t0 = time.monotonic()
+    with open(args.json, "w") as out:
+        child = subprocess.Popen(args.cmd, stdout=out, stderr=subprocess.STDOUT)
+        _, status, ru = os.wait4(child.pid, 0)
+    wall = time.monotonic() - t0
+    s1 = _schedstat_ns(args.server_pid)
+    k1 = _schedstat_ns(soft) if soft else 0
+    if perf:
+        perf.send_signal(signal.SIGINT)
+        perf.wait()
+        with open(args.perf + ".pids", "w") as f:
+            f.write("%d %d %d\n" % (child.pid, args.server_pid, soft or 0))
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit("iperf3 failed: see %s" % args.json)
+    with open(args.json) as f:
+        d = json.load(f)
+    if "error" in d:
+        raise SystemExit("iperf3: %s" % d["error"])
+    nbytes = d["end"]["sum_received"]["bytes"]
+    bps = d["end"]["sum_received"]["bits_per_second"]
+    client_ns = int((ru.ru_utime + ru.ru_stime) * 1e9)
+    r = {"bytes": nbytes, "bps": bps, "wall_s": wall, "client_ns": client_ns,
+         "server_ns": s1 - s0, "softirqd_ns": k1 - k0,
+         "cpu_ns": client_ns + (s1 - s0) + (k1 - k0),
+         "load": float(open("/proc/loadavg").read().split()[0])}
+    r["ns_per_kb"] = r["cpu_ns"] / (nbytes / 1000.0)
+    res = read_json(args.out) or {}
+    res.setdefault(args.label, []).append(r)
+    write_json(args.out, res)
+    print("  %-13s %6.1f ns/kB of CPU (client %.2f s, server %.2f s, ksoftirqd %.2f s), %5.2f Gbit/s, "
+          "load %.1f" % (args.label, r["ns_per_kb"], client_ns / 1e9, (s1 - s0) / 1e9, (k1 - k0) / 1e9,
+                         bps / 1e9, r["load"]), flush=True)
+
+
+def cost_report(args):
+    """The per-byte CPU cost of each state: median of the rounds, and against its baseline."""
+    res = read_json(args.json) or {}
+    def med(label):
+        xs = [x["ns_per_kb"] for x in res.get(label, [])]
+        return (percentile(xs, 50), min(xs), max(xs), len(xs)) if xs else None
+    names = [("none", "no table", None), ("none_ct", "no table, conntrack on", "none"),
+             ("normal", "normal (agent running, policies staged)", "none_ct"),
+             ("isolated", "isolated, lan → peer (10,000-entry gateway)", "none_ct"),
+             ("svc_none", "no table, internet → service", None),
+             ("svc_none_ct", "no table, conntrack on, internet → service", "svc_none"),
+             ("svc_normal", "normal, internet → service", "svc_none_ct"),
+             ("svc_isolated", "isolated, internet → `[Service]`", "svc_none_ct"),
+             ("isolated_b", "isolated, lan → peer, build B", "none_ct"),
+             ("svc_isolated_b", "isolated, internet → `[Service]`, build B", "svc_none_ct")]
+    loads = [x["load"] for v in res.values() for x in v]
+    print("CPU time per kB moved (client + server + ksoftirqd on CPU 0), median (min–max) of the "
+          "rounds; load average %.1f–%.1f during the runs." % (min(loads or [0]), max(loads or [0])))
+    print()
+    print("| state | ns/kB median (min–max) | runs | vs baseline | throughput, % of baseline (1/cost) | Gbit/s median |")
+    print("|---|---:|---:|---|---:|---:|")
+    for key, label, base in names:
+        m = med(key)
+        if not m:
+            continue
+        gb = percentile([x["bps"] for x in res[key]], 50) / 1e9
+        rel = ""
+        pct = ""
+        b = med(base) if base else None
+        if b:
+            rel = "+%.1f %% of %s" % (100.0 * (m[0] - b[0]) / b[0], base) if m[0] >= b[0] else \
+                  "%.1f %% of %s" % (100.0 * (m[0] - b[0]) / b[0], base)
+            pct = "%.1f %%" % (100.0 * b[0] / m[0])
+        print("| %s | %.1f (%.1f–%.1f) | %d | %s | %s | %.2f |" % (label, m[0], m[1], m[2], m[3], rel, pct, gb))
+
+
+def _perf_samples(path):
+    """(pid, [frames, innermost first]) of each sample of a `perf record -g` file."""
+    out = subprocess.run(["perf", "script", "-i", path, "-F", "pid,ip,sym"], capture_output=True,
+                         text=True).stdout
+    samples, cur = [], None
+    for line in out.splitlines():
+        if not line.strip():
+            if cur:
+                samples.append(cur)
+            cur = None
+        elif cur is None:
+            cur = (int(line.split()[0]), [])
+        else:
+            parts = line.split()
+            if len(parts) >= 2:
+                cur[1].append(parts[1])
+    if cur:
+        samples.append(cur)
+    return samples
+
+
+# What the profile report counts, by function on the stack: all netfilter hooks (nf_hook_slow,
+# which every hook goes through), the nftables chains (ours while isolated; the conntrack-only
+# table has no base chain), connection tracking (its hooks and the confirm at the end).
+PROFILE_GROUPS = [("hooks", ("nf_hook_slow",)), ("chains", ("nft_do_chain",)),
+                  ("lookups", ("nft_lookup_eval",)),
+                  ("conntrack", ("nf_conntrack_in", "ipv4_confirm", "ipv6_confirm", "nf_confirm",
+                                 "__nf_conntrack_confirm"))]
+
+
+def profile_report(args):
+    """Per state, the share of the path's CPU samples (client, server, ksoftirqd: the pids that
+    iperf-cost saved) spent under each group of PROFILE_GROUPS, median of the rounds, and that
+    share of the state's median ns/kB (cost.json): the cost of the chains per byte, which other
+    load changes even less than the total."""
+    cost = read_json(args.cost) or {}
+    shares = {}
+    for name in sorted(os.listdir(args.dir)):
+        if not name.endswith(".data"):
+            continue
+        label = name[:-len(".data")].rsplit("-", 1)[0]
+        with open(os.path.join(args.dir, name + ".pids")) as f:
+            pids = set(int(x) for x in f.read().split() if x != "0")
+        ours = [st for pid, st in _perf_samples(os.path.join(args.dir, name)) if pid in pids]
+        if not ours:
+            continue
+        row = {}
+        for g, funcs in PROFILE_GROUPS:
+            hit = sum(1 for st in ours if any(fr in funcs for fr in st))
+            row[g] = 100.0 * hit / len(ours)
+        row["samples"] = len(ours)
+        shares.setdefault(label, []).append(row)
+    print("Share of the path's CPU samples (perf record -e cpu-clock -g on CPU 0, the iperf3 client,")
+    print("server and ksoftirqd/0 only), median of the rounds; ns/kB = that share of the state's")
+    print("median CPU per kB.")
+    print()
+    print("| state | samples | %s |" % " | ".join("%s %%, ns/kB" % g for g, _ in PROFILE_GROUPS))
+    print("|---|---:|%s" % ("---:|" * len(PROFILE_GROUPS)))
+    for label in ["none", "none_ct", "normal", "isolated", "isolated_b", "svc_none", "svc_none_ct",
+                  "svc_normal", "svc_isolated", "svc_isolated_b"]:
+        rows = shares.get(label)
+        if not rows:
+            continue
+        c = [x["ns_per_kb"] for x in cost.get(label, [])]
+        nskb = percentile(c, 50) if c else None
+        cells = []
+        for g, _ in PROFILE_GROUPS:
+            sh = percentile([r[g] for r in rows], 50)
+            cells.append("%.2f %%, %s" % (sh, "%.1f" % (sh * nskb / 100.0) if nskb else "n/a"))
+        print("| %s | %d | %s |" % (label, sum(r["samples"] for r in rows), " | ".join(cells)))
+
+
 def put(args):
     res = read_json(args.out) or {}
     if args.add:
@@ -844,6 +1036,25 @@ def main():
     p.add_argument("--json", required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(fn=iperf_add)
+
+    p = sub.add_parser("iperf-cost")
+    p.add_argument("--label", required=True)
+    p.add_argument("--json", required=True, help="where the client's JSON goes")
+    p.add_argument("--server-pid", type=int, required=True)
+    p.add_argument("--cpu", type=int, default=0)
+    p.add_argument("--perf", help="also a cpu-clock profile of the CPU into this file")
+    p.add_argument("--out", required=True)
+    p.add_argument("cmd", nargs=argparse.REMAINDER)
+    p.set_defaults(fn=iperf_cost)
+
+    p = sub.add_parser("cost-report")
+    p.add_argument("--json", required=True)
+    p.set_defaults(fn=cost_report)
+
+    p = sub.add_parser("profile-report")
+    p.add_argument("--dir", required=True, help="the perf files of iperf-cost --perf")
+    p.add_argument("--cost", required=True, help="cost.json")
+    p.set_defaults(fn=profile_report)
 
     p = sub.add_parser("put")
     p.add_argument("key")

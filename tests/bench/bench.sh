@@ -48,7 +48,7 @@ export LC_ALL=C.UTF-8
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HERE=$REPO/tests/bench
 
-QUICK=0 OUT="" KEEP=0 ONLY=""
+QUICK=0 OUT="" KEEP=0 ONLY="" PROFILE=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) QUICK=1 ;;
@@ -57,6 +57,7 @@ while [ $# -gt 0 ]; do
 	--out) OUT=${2:?--out needs a file}; shift ;;
 	--out=*) OUT=${1#--out=} ;;
 	--keep) KEEP=1 ;;
+	--profile) PROFILE=1 ;;
 	-h | --help) sed -n '3,38p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
 	esac
@@ -64,8 +65,8 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$OUT" ] && case $OUT in /*) ;; *) OUT=$PWD/$OUT ;; esac
 case $ONLY in
-"" | throughput | latency | switch) ;;
-*) echo "bench.sh: --only takes \"throughput\", \"latency\" or \"switch\", not \"$ONLY\"" >&2; exit 2 ;;
+"" | throughput | latency | switch | cost) ;;
+*) echo "bench.sh: --only takes \"throughput\", \"latency\", \"switch\" or \"cost\", not \"$ONLY\"" >&2; exit 2 ;;
 esac
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -75,8 +76,10 @@ fi
 
 if [ "$QUICK" = 1 ]; then
 	REPS=5 LEAK_REPS=3 IPERF_SECS=2 IPERF_OMIT=0 IPERF_ROUNDS=1 IDLE_SECS=3 LAT_REPS=50 MODE=quick
+	COST_ROUNDS=2 COST_SECS=3
 else
 	REPS=30 LEAK_REPS=10 IPERF_SECS=4 IPERF_OMIT=1 IPERF_ROUNDS=5 IDLE_SECS=10 LAT_REPS=300 MODE=full
+	COST_ROUNDS=5 COST_SECS=5
 fi
 SIZES=(10 1000 10000 100000)
 FLOOD_PPS=50000
@@ -308,6 +311,82 @@ iperf() {
 	die "iperf3 ($1) failed twice"
 }
 
+# iperf_cost LABEL — one iperf3 run like `iperf`, but charged to the bytes it moved: the CPU time
+# of client, server and ksoftirqd/0 (everything is pinned to CPU 0) per kB (bench.py iperf-cost).
+# Robust to other work on the machine, which takes CPU time away but does not add to ours.
+# With --profile, a cpu-clock profile of CPU 0 per run in $TMP/perf/ (see --keep).
+iperf_cost() {
+	local j=$TMP/cost-$1-$RANDOM.json server=$IPERF_PID try
+	local -a client=(ip netns exec "$NS_LAN" iperf3 -c $PEER) perf=()
+	case $1 in svc_*) client=(ip netns exec "$NS_INET" iperf3 -c $LAN_HOST -B $WEB) server=$IPERF_SVC_PID ;; esac
+	[ "$PROFILE" = 1 ] && mkdir -p "$TMP/perf" && perf=(--perf "$TMP/perf/$1-$COST_ROUND.data")
+	for try in 1 2; do
+		bench iperf-cost --label "$1" --json "$j" --server-pid "$server" --out "$RES/cost.json" "${perf[@]}" \
+			-- "${client[@]}" -p 443 -t "$COST_SECS" -O 0 -A 0,0 -Z -J && return 0
+		[ "$try" = 2 ] && break
+		kill "$IPERF_PID" "$IPERF_SVC_PID" 2>/dev/null
+		wait "$IPERF_PID" "$IPERF_SVC_PID" 2>/dev/null
+		iperf_server
+		[ -n "$AGENT_PID" ] && bench settle --pid "$AGENT_PID"
+	done
+	die "iperf3 ($1) failed twice"
+}
+
+# cost_part_b — the isolated states again with a second build (KILLSWITCHD_B, KILLSWITCHCTL_B) in
+# the same round, labelled isolated_b and svc_isolated_b: before/after a change under the same load.
+cost_part_b() {
+	local a=$KILLSWITCHD actl=$KILLSWITCHCTL
+	# Without the table of build A: an agent adopts a table of the same shape instead of rebuilding.
+	no_killswitch
+	KILLSWITCHD=$KILLSWITCHD_B KILLSWITCHCTL=${KILLSWITCHCTL_B:?KILLSWITCHD_B needs KILLSWITCHCTL_B}
+	agent_start
+	bench settle --pid "$AGENT_PID"
+	ctl isolate bench10000 --reason "bench cost" >/dev/null || die "isolate bench10000 failed (build B)"
+	iperf_cost isolated_b
+	ctl isolate svc10000 --reason "bench cost" >/dev/null || die "isolate svc10000 failed (build B)"
+	iperf_cost svc_isolated_b
+	ctl restore --reason "bench cost" >/dev/null || die "restore failed (build B)"
+	no_killswitch
+	KILLSWITCHD=$a KILLSWITCHCTL=$actl
+}
+
+# cost_part — --only cost: per round, every state of part 4 measured by iperf_cost.
+cost_part() {
+	local site='table inet bench_site { chain c { ct state established accept; }; }'
+	cp "$TMP/staged/"*.policy "$CONF/policies/"
+	for ((COST_ROUND = 1; COST_ROUND <= COST_ROUNDS; COST_ROUND++)); do
+		say "CPU per byte, round $COST_ROUND of $COST_ROUNDS (iperf3 ${COST_SECS}s per state)"
+		no_killswitch
+		iperf_cost none
+		iperf_cost svc_none
+		n_gw nft -f - <<<"$site" || die "could not load the conntrack-only table in $NS_GW"
+		iperf_cost none_ct
+		iperf_cost svc_none_ct
+		n_gw nft delete table inet bench_site || die "could not delete the conntrack-only table"
+		agent_start
+		bench settle --pid "$AGENT_PID"
+		state_is normal || die "the agent did not start normal"
+		iperf_cost normal
+		iperf_cost svc_normal
+		ctl isolate bench10000 --reason "bench cost" >/dev/null || die "isolate bench10000 failed"
+		iperf_cost isolated
+		ctl isolate svc10000 --reason "bench cost" >/dev/null || die "isolate svc10000 failed"
+		iperf_cost svc_isolated
+		ctl restore --reason "bench cost" >/dev/null || die "restore failed"
+		[ -n "${KILLSWITCHD_B:-}" ] && cost_part_b
+	done
+	agent_stop
+	say "CPU per byte, load average $(cut -d' ' -f1 /proc/loadavg) at the end (total $(($(date +%s) - T_START)) s)"
+	echo
+	{
+		bench cost-report --json "$RES/cost.json"
+		if [ "$PROFILE" = 1 ]; then
+			echo
+			bench profile-report --dir "$TMP/perf" --cost "$RES/cost.json"
+		fi
+	} | tee ${OUT:+"$OUT"}
+}
+
 # state_is STATE [POLICY]
 state_is() {
 	ctl --json=short status | "$PY" -c '
@@ -369,6 +448,11 @@ json.dump({"mode": "$MODE", "date": "$(date -u +%Y-%m-%dT%H:%MZ)", "nproc": "$(n
            "load": "$(cut -d' ' -f1 /proc/loadavg)",
            "reps": $REPS}, open(sys.argv[1], "w"))
 EOF
+
+if [ "$ONLY" = cost ]; then
+	cost_part
+	exit 0
+fi
 
 # --- 4 (first round): no killswitch table -----------------------------------------------------
 if [ "$ONLY" != latency ] && [ "$ONLY" != switch ]; then
