@@ -261,8 +261,11 @@ print("overflow", d["overflow"])
 sys.exit(0 if d["overflow"] > 0 else 1)' "$out"
 check "flood: the tuples are bounded (16384 UDP tuples per family at most), every packet accounted" status_is \
 	'd["drops"]["tuples"] <= 2 * 16384 + 16 and d["drops"]["packets"] + d["drops"]["overflow"] >= '"$sent"' * 9 // 10'
-check "flood: the agent's memory stays bounded (RSS grew $((rss1 - rss0)) KiB, < 32 MiB)" \
-	test $((rss1 - rss0)) -lt 32768
+# Under AddressSanitizer freed memory stays in its quarantine and caches: a wider bound there.
+rss_max=32768
+ldd "$KILLSWITCHD" 2>/dev/null | grep -q libasan && rss_max=131072
+check "flood: the agent's memory stays bounded (RSS grew $((rss1 - rss0)) KiB, < $((rss_max / 1024)) MiB)" \
+	test $((rss1 - rss0)) -lt "$rss_max"
 
 # during_read — start `drops` (a read of the full sets), wait until status says a read runs,
 # isolate, and check that the same read still runs: isolate was answered during it. A read takes
