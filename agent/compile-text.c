@@ -553,8 +553,6 @@ static void text_chains(FILE *f, const struct ks_policy *p, const struct norm *n
 {
         for (int inbound = 1; inbound >= 0; inbound--) {
                 fprintf(f, "\tchain %s" COMPILE_NAME_SEP "%s {\n", p->name, inbound ? "inbound" : "outbound");
-                if (inbound)
-                        text_upkeep_rules(f, p, upkeep_in, ELEMENTSOF(upkeep_in));
                 text_related_rules(f, p, inbound);
                 /*
                  * Services before the gateways. Every rule here accepts, so the order
@@ -564,7 +562,9 @@ static void text_chains(FILE *f, const struct ks_policy *p, const struct norm *n
                  * original` (in) / `reply` (out), so a connection opened from this side
                  * passes them by a compare each, one opened from outside by a lookup each,
                  * while a service's flow behind the gateways paid two set lookups per
-                 * gateway and family (docs/performance.md, part 4).
+                 * gateway and family (docs/performance.md, part 4). For the same reason
+                 * the link upkeep of P/inbound (ND, MLD, DHCP: rare packets) comes last,
+                 * not in front of every kept packet.
                  */
                 for (size_t i = 0; i < p->n_services; i++)
                         text_conn_rules(f, p->name, &n->conns[p->n_gateways + i], inbound);
@@ -574,6 +574,8 @@ static void text_chains(FILE *f, const struct ks_policy *p, const struct norm *n
                                 text_ping_rules(f, p->name, p->gateways[i].name, &n->gws[i], inbound);
                         text_conn_rules(f, p->name, &n->conns[i], inbound);
                 }
+                if (inbound)
+                        text_upkeep_rules(f, p, upkeep_in, ELEMENTSOF(upkeep_in));
                 if (!inbound)
                         text_drop_rules(f, p->name);
                 text_tail_rules(f, p, inbound);

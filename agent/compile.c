@@ -14,12 +14,12 @@
  *                        { type ipv4_addr }                              (all traffic, exact entries)
  *   set P/gw_NAME_v4r/_v6r  the same with flags interval: prefixes and port ranges
  *   set P/gw_NAME_ping_v4/_v6 { type ipv4_addr; flags interval }         (Ports= and Ping=yes)
- *   chain P/inbound      link upkeep addressed to this host (ND, MLD, DHCP) accept;
- *                        ICMP errors: meta l4proto icmp ct state related jump P/errors_in;
+ *   chain P/inbound      ICMP errors: meta l4proto icmp ct state related jump P/errors_in;
  *                        the services: ct direction D <conntrack tuple key> @P/svc_NAME_vX[r]
  *                        counter accept (before the gateways: text_chains() says why);
  *                        saddr [. l4proto . sport|dport] @P/gw_NAME_vX[r] counter accept;
  *                        saddr @P/gw_NAME_ping_vX icmp echo counter accept; ...;
+ *                        link upkeep addressed to this host (ND, MLD, DHCP) accept;
  *                        iifname "U" counter drop (per uplink); counter drop
  *   chain P/outbound     the same with daddr, oifname, no link upkeep; the tail rejects per Reject=
  *   chain P/errors_in    (and P/errors_out) the entries' lookups on the conntrack tuples of the
@@ -1236,13 +1236,11 @@ static int build_related_rule(const struct stage *st, const char *chain, enum fa
         return k < 0 ? k : emit_verdict(rule, NFT_JUMP, errors);
 }
 
-/* Link upkeep (inbound only) and ICMP errors, before the gateways. */
-static int build_upkeep_rules(const struct stage *st, const struct ks_policy *p, const char *chain, bool inbound)
+/* ICMP errors, before the services and gateways. */
+static int build_related_rules(const struct stage *st, const struct ks_policy *p, const char *chain, bool inbound)
 {
         int k = 0;
 
-        if (inbound)
-                k = compile_upkeep_rules(st, p, chain, upkeep_in, ELEMENTSOF(upkeep_in));
         for (int f = 0; k >= 0 && p->keep_icmp_errors && f < N_FAMILIES; f++)
                 k = build_related_rule(st, chain, f, inbound);
         return k;
@@ -1614,8 +1612,8 @@ static int build_rules(const struct stage *st, const struct ks_policy *p, const 
 
         for (int inbound = 1; inbound >= 0 && k >= 0; inbound--) {
                 stage_name(chain, st, "%s", inbound ? "inbound" : "outbound");
-                k = build_upkeep_rules(st, p, chain, inbound);
-                /* Services first: see text_chains() in compile-text.c. */
+                k = build_related_rules(st, p, chain, inbound);
+                /* Services first, the link upkeep last: see text_chains() in compile-text.c. */
                 for (size_t i = 0; i < p->n_services && k >= 0; i++)
                         k = build_conn_rules(st, chain, &n->conns[p->n_gateways + i], inbound);
                 for (size_t i = 0; i < p->n_gateways && k >= 0; i++) {
@@ -1627,6 +1625,8 @@ static int build_rules(const struct stage *st, const struct ks_policy *p, const 
                         if (k >= 0)
                                 k = build_conn_rules(st, chain, &n->conns[i], inbound);
                 }
+                if (k >= 0 && inbound)
+                        k = compile_upkeep_rules(st, p, chain, upkeep_in, ELEMENTSOF(upkeep_in));
                 if (k >= 0 && !inbound)
                         k = build_drop_rules(st, chain);
                 if (k >= 0)
