@@ -3,7 +3,7 @@
 #
 # killswitch benchmark, run by hand (not part of the tests):
 #
-#     sudo tests/bench/bench.sh [--quick] [--only throughput] [--out FILE] [--keep]
+#     sudo tests/bench/bench.sh [--quick] [--only throughput|latency|switch|cost] [--profile] [--out FILE] [--keep]
 #
 # Builds a small lab of network namespaces, starts killswitchd in its gateway and measures, in one
 # run, side by side (see docs/performance.md for what each figure means and for the goals):
@@ -40,8 +40,12 @@
 # --only throughput: only part 4 (the agent starts with all bench policies staged), with the
 # rounds of the chosen mode; the report marks the other parts "not measured".
 # --only latency: only part 6, likewise; --only switch: only parts 1-2.
+# --only cost: part 4's states measured as CPU time per kB moved (client, server, ksoftirqd/0),
+# 5 rounds of 5 s (--quick: 2 of 3 s); with --profile also a cpu-clock profile of CPU 0 per run
+# and the share of the path's samples in the hooks, our chains, set lookups and conntrack.
 # Environment: KILLSWITCHD, KILLSWITCHCTL (skip the build and use these), BENCH_BUILD_DIR (default
-# build-bench in the repository).
+# build-bench in the repository); KILLSWITCHD_B, KILLSWITCHCTL_B with --only cost: a second
+# build's isolated states in the same rounds (before/after a change, under the same load).
 
 set -u
 export LC_ALL=C.UTF-8
@@ -58,7 +62,7 @@ while [ $# -gt 0 ]; do
 	--out=*) OUT=${1#--out=} ;;
 	--keep) KEEP=1 ;;
 	--profile) PROFILE=1 ;;
-	-h | --help) sed -n '3,38p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '3,48p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -317,8 +321,8 @@ iperf() {
 # With --profile, a cpu-clock profile of CPU 0 per run in $TMP/perf/ (see --keep).
 iperf_cost() {
 	local j=$TMP/cost-$1-$RANDOM.json server=$IPERF_PID try
-	local -a client=(ip netns exec "$NS_LAN" iperf3 -c $PEER) perf=()
-	case $1 in svc_*) client=(ip netns exec "$NS_INET" iperf3 -c $LAN_HOST -B $WEB) server=$IPERF_SVC_PID ;; esac
+	local -a client=(ip netns exec "$NS_LAN" iperf3 -c "$PEER") perf=()
+	case $1 in svc_*) client=(ip netns exec "$NS_INET" iperf3 -c "$LAN_HOST" -B "$WEB") server=$IPERF_SVC_PID ;; esac
 	[ "$PROFILE" = 1 ] && mkdir -p "$TMP/perf" && perf=(--perf "$TMP/perf/$1-$COST_ROUND.data")
 	for try in 1 2; do
 		bench iperf-cost --label "$1" --json "$j" --server-pid "$server" --out "$RES/cost.json" "${perf[@]}" \
