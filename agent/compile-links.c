@@ -61,6 +61,7 @@
 
 #include "cleanup.h"
 #include "compile-internal.h"
+#include "config.h"
 #include "compile.h"
 
 
@@ -740,6 +741,8 @@ int compile_links_table(const struct ks_policy *const *policies, size_t n, const
                 k = build_policy_links(r, links_table, policies[i]);
         if (k >= 0 && active)
                 k = build_hooks(r, active, links, n_links, table, links_table);
+        if (k >= 0)
+                k = ruleset_seal(r, VERSION);
         if (k < 0)
                 return k;
         *ret = TAKE_PTR(r);

@@ -56,6 +56,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <linux/if_ether.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_conntrack_common.h>
@@ -85,6 +86,7 @@
 #include "cleanup.h"
 #include "batch.h"
 #include "compile-internal.h"
+#include "config.h"
 #include "compile.h"
 #include "netlink-cleanup.h"
 #include "summary.h"
@@ -106,6 +108,7 @@ struct ks_ruleset {
         size_t n_ops;
         uint32_t n_sets;        /* set ids */
         uint32_t family;        /* of the objects built next: NFPROTO_INET, or NFPROTO_NETDEV (compile-links.c) */
+        char comment[COMPILE_COMMENT_SIZE];     /* the table's user data (ruleset_seal) */
 };
 
 struct ks_ruleset *ruleset_new(void)
@@ -1768,6 +1771,8 @@ static int table_with_hooks(const struct ks_policy *const *policies, size_t n, c
                 k = build_policy(r, table, policies[i]);
         if (k >= 0 && active)
                 k = build_hook(r, table, active, false, hold);
+        if (k >= 0)
+                k = ruleset_seal(r, VERSION);
         if (k < 0)
                 return k;
         *ret = TAKE_PTR(r);
@@ -2068,6 +2073,9 @@ int ruleset_summarize(const struct ks_ruleset *r, struct ks_summary *s)
                 return -EINVAL;
         for (size_t i = 0; k >= 0 && i < r->n_ops; i++)
                 k = summarize_op(&r->ops[i], s);
+        /* A whole inet table (not a switch's fragment, nor the link layer's table): who built it. */
+        if (k >= 0 && r->comment[0] && op_family(&r->ops[0]) == NFPROTO_INET)
+                k = summary_set_comment(s, r->comment);
         return k;
 }
 
@@ -2121,4 +2129,209 @@ int ruleset_dump(const struct ks_ruleset *r, FILE *f)
         }
         fflush(f);
         return ferror(f) ? -EIO : 0;
+}
+
+/* ---- Digest: the table as this compiler builds it, in its user data ---- */
+
+/*
+ * A restarted agent adopts the table the kernel holds only if it is exactly
+ * what it would build (docs/design.md, "Adoption"). The shape (chains, rule
+ * counts, sets, counters) says nothing of a rule's matches, so every table
+ * carries in its user data a digest of its messages as the compiler built
+ * them: an agent whose rules differ (another version, a fix of a match) sees
+ * another digest and rebuilds. The kernel keeps the user data of a table's
+ * creation (a later NEWTABLE does not change it), and nft lists it as the
+ * table's comment. What a switch changes is left out: the base chains (names
+ * without "P/"), flushes and deletions, and another table's objects
+ * (P/uplinks, refilled by the link layer's switch), so the digest is the same
+ * whichever policy is hooked. FNV-1a, 64 bits: a change detector against our
+ * own versions, not a defence against forgery (the monitor and ownership are).
+ */
+#define DIGEST_BUFFER_SIZE (2 * BATCH_OVERRUN)
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+#define FNV_PRIME 0x100000001b3ULL
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
+{
+        const unsigned char *p = data;
+
+        for (size_t i = 0; i < len; i++)
+                h = (h ^ p[i]) * FNV_PRIME;
+        return h;
+}
+
+static const char *op_name(const struct op *op)
+{
+        switch (op->kind) {
+        case OP_TABLE:
+                return NULL;
+        case OP_OBJ:
+                return nftnl_obj_get_str(op->obj, NFTNL_OBJ_NAME);
+        case OP_SET:
+                return nftnl_set_get_str(op->obj, NFTNL_SET_NAME);
+        case OP_CHAIN:
+                return nftnl_chain_get_str(op->obj, NFTNL_CHAIN_NAME);
+        case OP_RULE:
+                return nftnl_rule_get_str(op->obj, NFTNL_RULE_CHAIN);
+        }
+        return NULL;
+}
+
+static bool op_in_digest(const struct op *op, uint16_t family)
+{
+        const char *name = op_name(op);
+
+        if (op_family(op) != family || !name || !strstr(name, COMPILE_NAME_SEP))
+                return false;
+        return op->type == NFT_MSG_NEWOBJ || op->type == NFT_MSG_NEWSET || op->type == NFT_MSG_NEWCHAIN ||
+               op->type == NFT_MSG_NEWRULE;
+}
+
+/*
+ * The message as ruleset_to_batch() writes it (sequence number 0), elements
+ * included, but without the set's id: ids count the sets of the whole table,
+ * so they depend on the policies before it (rules look sets up by name).
+ */
+static int digest_op(const struct op *op, char *buf, uint64_t *h)
+{
+        struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, op->type, op_family(op), op->flags, 0);
+        struct nftnl_set_elems_iter *it;
+        uint32_t set_id = 0;
+        int more;
+
+        switch (op->kind) {
+        case OP_TABLE:
+                return 0;
+        case OP_OBJ:
+                nftnl_obj_nlmsg_build_payload(nlh, op->obj);
+                break;
+        case OP_SET:
+                set_id = nftnl_set_get_u32(op->obj, NFTNL_SET_ID);
+                nftnl_set_unset(op->obj, NFTNL_SET_ID);
+                nftnl_set_nlmsg_build_payload(nlh, op->obj);
+                break;
+        case OP_CHAIN:
+                nftnl_chain_nlmsg_build_payload(nlh, op->obj);
+                break;
+        case OP_RULE:
+                nftnl_rule_nlmsg_build_payload(nlh, op->obj);
+                break;
+        }
+        *h = fnv1a(*h, buf, nlh->nlmsg_len);
+        memset(buf, 0, nlh->nlmsg_len);
+        if (op->kind != OP_SET)
+                return 0;
+        it = nftnl_set_elems_iter_create(op->obj);
+        while (it && nftnl_set_elems_iter_cur(it)) {
+                nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_NEWSETELEM, op_family(op), NLM_F_CREATE, 0);
+                more = nftnl_set_elems_nlmsg_build_payload_iter(nlh, it);
+                *h = fnv1a(*h, buf, nlh->nlmsg_len);
+                memset(buf, 0, DIGEST_BUFFER_SIZE);     /* a message that overflowed left bytes beyond its end */
+                if (more <= 0)
+                        break;
+        }
+        if (it)
+                nftnl_set_elems_iter_destroy(it);
+        if (set_id)
+                nftnl_set_set_u32(op->obj, NFTNL_SET_ID, set_id);
+        return it ? 0 : -ENOMEM;
+}
+
+/* The objects of one policy ("P/..."), in their order; the policies themselves in name order. */
+struct digest_part {
+        char policy[COMPILE_NAME_SIZE];
+        size_t seq;
+        uint64_t h;
+};
+
+static int part_cmp(const void *a, const void *b)
+{
+        const struct digest_part *x = a, *y = b;
+        int c = strcmp(x->policy, y->policy);
+
+        return c ? c : (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+static struct digest_part *digest_part(struct digest_part **parts, size_t *n, const char *name)
+{
+        size_t len = strcspn(name, COMPILE_NAME_SEP);
+        struct digest_part *p = *n ? &(*parts)[*n - 1] : NULL;
+
+        if (p && strlen(p->policy) == len && strncmp(p->policy, name, len) == 0)
+                return p;
+        if (len >= COMPILE_NAME_SIZE || !(p = GREEDY_REALLOC(*parts, *n + 1)))
+                return NULL;
+        p = &p[*n];
+        *p = (struct digest_part){ .seq = *n, .h = FNV_OFFSET };
+        memcpy(p->policy, name, len);
+        (*n)++;
+        return p;
+}
+
+/*
+ * The order of the policies in a table is the store's (a policy added by a
+ * reload comes last, a start reads them in name order): it does not change
+ * what the table does, so it does not change the digest either.
+ */
+int ruleset_digest(const struct ks_ruleset *r, uint64_t *ret)
+{
+        _cleanup_free_ struct digest_part *parts = NULL;
+        _cleanup_free_ char *buf = NULL;
+        uint64_t h = FNV_OFFSET;
+        struct digest_part *p;
+        uint16_t family;
+        size_t n = 0;
+        int k = 0;
+
+        if (!r || !ret || r->n_ops == 0 || r->ops[0].kind != OP_TABLE)
+                return -EINVAL;
+        buf = calloc(1, DIGEST_BUFFER_SIZE);
+        if (!buf)
+                return -ENOMEM;
+        family = op_family(&r->ops[0]);
+        for (size_t i = 0; k >= 0 && i < r->n_ops; i++) {
+                if (!op_in_digest(&r->ops[i], family))
+                        continue;
+                p = digest_part(&parts, &n, op_name(&r->ops[i]));
+                k = p ? digest_op(&r->ops[i], buf, &p->h) : -ENOMEM;
+        }
+        if (k < 0)
+                return k;
+        if (n > 0)
+                qsort(parts, n, sizeof(*parts), part_cmp);
+        for (size_t i = 0; i < n; i++) {
+                h = fnv1a(h, parts[i].policy, strlen(parts[i].policy) + 1);
+                h = fnv1a(h, &parts[i].h, sizeof(parts[i].h));
+        }
+        *ret = h;
+        return 0;
+}
+
+/* Every NEWTABLE of the ruleset's own table carries the comment: whichever one creates the table. */
+int ruleset_seal(struct ks_ruleset *r, const char *version)
+{
+        _cleanup_(nftnl_udata_buf_freep) struct nftnl_udata_buf *u = nftnl_udata_buf_alloc(COMPILE_COMMENT_SIZE);
+        uint64_t digest;
+        int k = ruleset_digest(r, &digest);
+
+        if (k < 0)
+                return k;
+        if (!u)
+                return -ENOMEM;
+        k = snprintf(r->comment, sizeof(r->comment), COMPILE_COMMENT_PREFIX "%s" SUMMARY_DIGEST_MARK "%016" PRIx64,
+                     version ? version : "", digest);
+        if (k < 0 || (size_t)k >= sizeof(r->comment) || !nftnl_udata_put_strz(u, NFTNL_UDATA_TABLE_COMMENT, r->comment))
+                return -EINVAL;
+        for (size_t i = 0; i < r->n_ops; i++)
+                if (r->ops[i].kind == OP_TABLE && r->ops[i].type == NFT_MSG_NEWTABLE &&
+                    op_family(&r->ops[i]) == op_family(&r->ops[0]) &&
+                    nftnl_table_set_data(r->ops[i].obj, NFTNL_TABLE_USERDATA, nftnl_udata_buf_data(u),
+                                         nftnl_udata_buf_len(u)) < 0)
+                        return -ENOMEM;
+        return 0;
+}
+
+const char *ruleset_comment(const struct ks_ruleset *r)
+{
+        return r && r->comment[0] ? r->comment : NULL;
 }

@@ -192,6 +192,23 @@ int compile_links_hook(const struct ks_policy *active, const char *const *links,
 /* "`table`_links"; -EINVAL if it does not fit. */
 int compile_links_table_name(char *buf, size_t size, const char *table);
 
+/*
+ * The digest of a table (compile_table, compile_table_held, compile_links_table):
+ * FNV-1a over the messages of its own objects as they are sent, set elements
+ * included, and not what a switch changes (base chains, flushes, the other
+ * table's objects): the same whichever policy is hooked or held. Those
+ * functions seal the table with it (ruleset_seal): every NEWTABLE of the table
+ * carries the user data comment "killswitchd VERSION digest HEX" (nft lists it
+ * as the table's comment), and ruleset_comment() returns that text. A
+ * restarted agent adopts a table only if the kernel's comment has the digest
+ * it computes now. 0; -EINVAL (no table); -ENOMEM.
+ */
+#define COMPILE_COMMENT_PREFIX "killswitchd "
+#define COMPILE_COMMENT_SIZE 96
+int ruleset_digest(const struct ks_ruleset *r, uint64_t *ret);
+int ruleset_seal(struct ks_ruleset *r, const char *version);
+const char *ruleset_comment(const struct ks_ruleset *r);
+
 struct ks_ruleset *ruleset_free(struct ks_ruleset *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct ks_ruleset *, ruleset_free)
 

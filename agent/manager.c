@@ -349,15 +349,19 @@ static char *staged_signature(struct ks_manager *m)
  * At start: if the kernel already holds exactly the table we would build (a
  * restart, or a crash), keep it and only take ownership back. A rebuild would
  * replace the sets while isolated, and for a moment flows the policy keeps may
- * miss them: an agent restart must not disturb the SIP trunk.
+ * miss them: an agent restart must not disturb the SIP trunk. "Exactly": the
+ * shape, element counts, and the digest of the rules in the table's comment
+ * (ruleset_seal): a table built by another version of the agent (a changed
+ * match, another order) is rebuilt, else an upgrade that closes a hole would
+ * leave it open. why (if not NULL): what differs, "" if there is no table.
  */
-static int adopt(struct ks_manager *m, const char *active)
+static int adopt(struct ks_manager *m, const char *active, char why[static 256])
 {
         _cleanup_(ruleset_freep) struct ks_ruleset *rs = NULL;
         _cleanup_free_ const struct ks_policy **list = NULL;
         struct ks_summary want = {}, have = {};
         struct ks_error e = {};
-        char diff[256];
+        char diff[256] = "";
         size_t n = 0;
         int r;
 
@@ -370,6 +374,9 @@ static int adopt(struct ks_manager *m, const char *active)
                 r = nft_table_summary(m->nft, TABLE_NAME, true, &have);
         if (r == 0 && (have.n_chains == 0 || summary_diff(&want, &have, true, diff, sizeof(diff)) < 0))
                 r = -ESTALE;
+        if (r == -ESTALE && have.n_chains > 0)
+                log_notice("Table inet %s is not adopted, it is rebuilt: %s", TABLE_NAME, diff);
+        snprintf(why, 256, "%s", have.n_chains > 0 ? diff : "");
         if (r == 0 && m->want_owner)
                 r = nft_set_table_flags(m->nft, TABLE_NAME, OWNER_FLAGS, &e);
         summary_clear(&have);
@@ -699,7 +706,8 @@ static int send_table(struct ks_manager *m, uint32_t flags, struct first_step *f
 {
         if (!m->stage_steps)
                 return nft_replace_table(m->nft, TABLE_NAME, flags, f->rs, usec, e);
-        return nft_transaction_with(m->nft, TABLE_NAME, flags, build_first_step, f, usec, e);
+        return nft_replace_table_with(m->nft, TABLE_NAME, flags, ruleset_comment(f->rs), build_first_step, f, usec,
+                                      e);
 }
 
 static void on_staged(void *userdata, int r, const struct ks_error *se);
@@ -1476,8 +1484,9 @@ static int startup_isolated(struct ks_manager *m)
 {
         struct ks_actor self = AGENT_ACTOR("startup");
         struct ks_error e = {};
+        char why[256] = "";
 
-        if (m->state.policy && store_get(&m->store, m->state.policy) && adopt(m, m->state.policy) == 0) {
+        if (m->state.policy && store_get(&m->store, m->state.policy) && adopt(m, m->state.policy, why) == 0) {
                 log_notice("Isolation with policy %s is in force: the kernel still holds it, adopted",
                            m->state.policy);
                 return 0;
@@ -1486,6 +1495,9 @@ static int startup_isolated(struct ks_manager *m)
                 if (rebuild(m, m->state.policy, &e) == 0) {
                         log_notice("Isolation with policy %s is in force (restored from the state file)",
                                    m->state.policy);
+                        /* The history says why a table was replaced while isolated: its rules were not ours. */
+                        if (why[0])
+                                audit(m, AUDIT_REASSERT, &self, m->state.policy, NULL, why, NULL);
                         return 0;
                 }
                 log_error("Could not re-apply policy %s: %s", m->state.policy, e.msg);
@@ -1553,7 +1565,7 @@ static int startup_state(struct ks_manager *m)
         }
         if (m->state.isolated)
                 return startup_isolated(m);
-        if (adopt(m, NULL) == 0)
+        if (adopt(m, NULL, (char[256]){}) == 0)
                 return 0;
         r = rebuild(m, NULL, &e);
         if (r < 0)

@@ -25,6 +25,7 @@
 #include <libnftnl/common.h>
 #include <libnftnl/object.h>
 #include <libnftnl/table.h>
+#include <libnftnl/udata.h>
 
 #include "alloc.h"
 #include "batch.h"
@@ -109,6 +110,7 @@ struct txn {
         struct nftnl_batch *batch;
         uint32_t first_seq;     /* seq of BATCH_BEGIN */
         uint32_t next_seq;
+        const char *comment;    /* the new table's user data (ruleset_comment), or NULL */
 };
 
 static int txn_begin(struct ks_nft *n, struct txn *t)
@@ -130,6 +132,15 @@ static void txn_end(struct ks_nft *n, struct txn *t)
         n->seq = t->next_seq;
 }
 
+static int txn_table_comment(struct nftnl_table *tb, const char *comment)
+{
+        _cleanup_(nftnl_udata_buf_freep) struct nftnl_udata_buf *u = nftnl_udata_buf_alloc(COMPILE_COMMENT_SIZE);
+
+        if (!u || !nftnl_udata_put_strz(u, NFTNL_UDATA_TABLE_COMMENT, comment))
+                return -ENOMEM;
+        return nftnl_table_set_data(tb, NFTNL_TABLE_USERDATA, nftnl_udata_buf_data(u), nftnl_udata_buf_len(u));
+}
+
 /* NEWTABLE or DELTABLE of inet table `table`; with_flags: NEWTABLE with these table flags. */
 static int txn_add_table(struct txn *t, uint16_t type, uint16_t nlflags, const char *table, bool with_flags,
                          uint32_t flags)
@@ -142,6 +153,9 @@ static int txn_add_table(struct txn *t, uint16_t type, uint16_t nlflags, const c
         nftnl_table_set_str(tb, NFTNL_TABLE_NAME, table);
         if (with_flags)
                 nftnl_table_set_u32(tb, NFTNL_TABLE_FLAGS, flags);
+        /* The kernel keeps the user data of a table's creation only: this NEWTABLE creates it. */
+        if (with_flags && t->comment && txn_table_comment(tb, t->comment) < 0)
+                return -ENOMEM;
         nlh = nftnl_nlmsg_build_hdr(nftnl_batch_buffer(t->batch), type, NFPROTO_INET, nlflags | NLM_F_ACK,
                                     t->next_seq++);
         nftnl_table_nlmsg_build_payload(nlh, tb);
@@ -305,6 +319,7 @@ struct txn_plan {
         const struct ks_ruleset *rs;    /* its messages, or NULL */
         nft_build_t build;              /* what a callback appends (staging in steps), or NULL */
         void *userdata;
+        const char *comment;            /* of the new table, if not rs's */
 };
 
 static int transaction(struct ks_nft *n, const struct txn_plan *p, uint64_t *ret_usec, struct ks_error *e)
@@ -313,6 +328,7 @@ static int transaction(struct ks_nft *n, const struct txn_plan *p, uint64_t *ret
         int r;
 
         r = txn_begin(n, &t);
+        t.comment = p->comment ? p->comment : ruleset_comment(p->rs);
         if (r == 0 && p->drop)
                 r = txn_drop_table(&t, p->table);
         if (r == 0 && p->set_flags)
@@ -384,6 +400,14 @@ int nft_transaction_with(struct ks_nft *n, const char *replace_table, uint32_t f
         return transaction(n, &(struct txn_plan){ .table = replace_table, .drop = replace_table != NULL,
                                                   .set_flags = replace_table && flags, .flags = flags,
                                                   .build = build, .userdata = userdata }, ret_usec, e);
+}
+
+int nft_replace_table_with(struct ks_nft *n, const char *table, uint32_t flags, const char *comment,
+                           nft_build_t build, void *userdata, uint64_t *ret_usec, struct ks_error *e)
+{
+        return transaction(n, &(struct txn_plan){ .table = table, .drop = true, .set_flags = flags != 0,
+                                                  .flags = flags, .build = build, .userdata = userdata,
+                                                  .comment = comment }, ret_usec, e);
 }
 
 /* Send one request and run cb over the replies until the ack or NLMSG_DONE. */
@@ -626,17 +650,42 @@ static int dump_objects(struct ks_nft *n, uint16_t type, const char *table, cons
         return nft_query(n, nlh, cb, data);
 }
 
+struct table_facts {
+        uint32_t flags;
+        char comment[COMPILE_COMMENT_SIZE];
+};
+
+static int table_udata_cb(const struct nftnl_udata *attr, void *data)
+{
+        struct table_facts *f = data;
+        uint8_t len = nftnl_udata_len(attr);
+        const char *value = nftnl_udata_get(attr);
+
+        if (nftnl_udata_type(attr) == NFTNL_UDATA_TABLE_COMMENT && len > 0 && value[len - 1] == '\0' &&
+            len <= sizeof(f->comment))
+                memcpy(f->comment, value, len);
+        return 0;
+}
+
 static int table_flags_cb(const struct nlmsghdr *nlh, void *data)
 {
         _cleanup_(nftnl_table_freep) struct nftnl_table *t = nftnl_table_alloc();
+        struct table_facts *f = data;
+        const void *udata;
+        uint32_t len = 0;
 
-        if (t && nftnl_table_nlmsg_parse(nlh, t) == 0 && nftnl_table_is_set(t, NFTNL_TABLE_FLAGS))
-                *(uint32_t *)data = nftnl_table_get_u32(t, NFTNL_TABLE_FLAGS);
+        if (!t || nftnl_table_nlmsg_parse(nlh, t) < 0)
+                return MNL_CB_OK;
+        if (nftnl_table_is_set(t, NFTNL_TABLE_FLAGS))
+                f->flags = nftnl_table_get_u32(t, NFTNL_TABLE_FLAGS);
+        udata = nftnl_table_get_data(t, NFTNL_TABLE_USERDATA, &len);
+        if (udata)
+                nftnl_udata_parse(udata, len, table_udata_cb, f);
         return MNL_CB_OK;
 }
 
-/* The flags of inet table `table` (NFT_TABLE_F_DORMANT: an attacker may set it to unhook us). */
-static int table_flags(struct ks_nft *n, const char *table, uint32_t *ret)
+/* The flags of inet table `table` (NFT_TABLE_F_DORMANT: an attacker may set it to unhook us), its comment. */
+static int table_facts(struct ks_nft *n, const char *table, struct table_facts *ret)
 {
         _cleanup_(nftnl_table_freep) struct nftnl_table *t = nftnl_table_alloc();
         char buf[8192] = {};
@@ -644,20 +693,22 @@ static int table_flags(struct ks_nft *n, const char *table, uint32_t *ret)
 
         if (!t)
                 return -ENOMEM;
-        *ret = 0;
+        *ret = (struct table_facts){};
         nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, ++n->seq);
         nftnl_table_set_str(t, NFTNL_TABLE_NAME, table);
         nftnl_table_nlmsg_build_payload(nlh, t);
         return nft_query(n, nlh, table_flags_cb, ret);
 }
 
-/* The summary's table-level facts: whether it is dormant. */
+/* The summary's table-level facts: whether it is dormant, who built it (the comment). */
 static int summary_table_flags(struct ks_nft *n, const char *table, struct ks_summary *s)
 {
-        uint32_t flags = 0;
-        int r = table_flags(n, table, &flags);
+        struct table_facts f;
+        int r = table_facts(n, table, &f);
 
-        s->dormant = r == 0 && (flags & NFT_TABLE_F_DORMANT);
+        s->dormant = r == 0 && (f.flags & NFT_TABLE_F_DORMANT);
+        if (r == 0 && f.comment[0] && summary_set_comment(s, f.comment) < 0)
+                r = -ENOMEM;
         return r;
 }
 

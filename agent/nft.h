@@ -95,6 +95,9 @@ typedef int (*nft_build_t)(struct nftnl_batch *b, uint32_t *seq, void *userdata)
  */
 int nft_transaction_with(struct ks_nft *n, const char *replace_table, uint32_t flags, nft_build_t build,
                          void *userdata, uint64_t *ret_usec, struct ks_error *e);
+/* The same, replacing `table`, whose creation carries `comment` (ruleset_comment) with the flags. */
+int nft_replace_table_with(struct ks_nft *n, const char *table, uint32_t flags, const char *comment,
+                           nft_build_t build, void *userdata, uint64_t *ret_usec, struct ks_error *e);
 
 /*
  * The drop sensor (compile-drops.c): one element of a P/drops_* set, a tuple

@@ -32,6 +32,7 @@ void summary_clear(struct ks_summary *s)
         free(s->chains);
         free(s->sets);
         free(s->counters);
+        free(s->comment);
         *s = (struct ks_summary){};
 }
 
@@ -113,11 +114,24 @@ int summary_copy(const struct ks_summary *from, struct ks_summary *to)
                 if (summary_add_counter(&c, from->counters[i]) < 0)
                         goto out_nomem;
         c.dormant = from->dormant;
+        if (summary_set_comment(&c, from->comment) < 0)
+                goto out_nomem;
         *to = c;
         return 0;
 out_nomem:
         summary_clear(&c);
         return -ENOMEM;
+}
+
+int summary_set_comment(struct ks_summary *s, const char *comment)
+{
+        char *c = NULL;
+
+        if (comment && !(c = strdup(comment)))
+                return -ENOMEM;
+        free(s->comment);
+        s->comment = c;
+        return 0;
 }
 
 /* Appends to a bounded message; counts differences. */
@@ -179,6 +193,18 @@ static void diff_dormant(const struct ks_summary *want, const struct ks_summary 
                 diff_add(d, "the table is %s", have->dormant ? "dormant (no hook registered)" : "not dormant");
 }
 
+/* The digest of the rules as the compiler built them (ruleset_seal): the shape does not show a changed match. */
+static void diff_comment(const struct ks_summary *want, const struct ks_summary *have, struct diff *d)
+{
+        const char *w = want->comment ? strstr(want->comment, SUMMARY_DIGEST_MARK) : NULL;
+        const char *h = have->comment ? strstr(have->comment, SUMMARY_DIGEST_MARK) : NULL;
+
+        if (!w || (h && strcmp(h, w) == 0))
+                return;
+        diff_add(d, "the table was built by a different version of the agent or its rules differ (comment \"%s\", "
+                 "not \"%s\")", have->comment ? have->comment : "", want->comment);
+}
+
 int summary_diff_hooks(const struct ks_summary *want, const struct ks_summary *have, char *msg, size_t size)
 {
         struct ks_summary *h = (struct ks_summary *)have;       /* lookups only */
@@ -187,6 +213,7 @@ int summary_diff_hooks(const struct ks_summary *want, const struct ks_summary *h
         if (size > 0)
                 msg[0] = '\0';
         diff_dormant(want, have, &d);
+        diff_comment(want, have, &d);
         for (size_t i = 0; i < want->n_chains; i++) {
                 const struct summary_chain *w = &want->chains[i];
                 const struct summary_chain *k = summary_chain(h, w->name, false);
@@ -220,6 +247,7 @@ int summary_diff(const struct ks_summary *want, const struct ks_summary *have, b
         if (size > 0)
                 msg[0] = '\0';
         diff_dormant(want, have, &d);
+        diff_comment(want, have, &d);
         diff_chains(want, h, &d);
         for (size_t i = 0; i < want->n_sets; i++) {
                 const struct summary_set *k = summary_set(h, want->sets[i].name, false);

@@ -34,7 +34,11 @@ struct ks_summary {
         char **counters;
         size_t n_counters;
         bool dormant;           /* the table's dormant flag: its base chains' hooks are not registered */
+        char *comment;          /* the table's user data: who built it, the digest of its rules (ruleset_seal) */
 };
+
+/* In a table's comment, "killswitchd VERSION digest HEX": what follows is compared, not the version. */
+#define SUMMARY_DIGEST_MARK " digest "
 
 void summary_clear(struct ks_summary *s);
 int summary_copy(const struct ks_summary *from, struct ks_summary *to);
@@ -52,8 +56,15 @@ uint32_t summary_count_elems(struct nftnl_set *set);
 int summary_add_rule(struct ks_summary *s, struct nftnl_rule *rule);
 
 /*
+ * The table's comment: taken over (*to freed first); NULL clears it. -ENOMEM.
+ */
+int summary_set_comment(struct ks_summary *s, const char *comment);
+
+/*
  * 0 if `have` matches `want`; otherwise -EPROTO and a description of the first
- * differences in msg. Element counts are compared only if compare_elems.
+ * differences in msg. Element counts are compared only if compare_elems; the
+ * digest in the table's comment if want has one (a table built by another
+ * version of the agent, or with other rules, is not the table we meant).
  */
 int summary_diff(const struct ks_summary *want, const struct ks_summary *have, bool compare_elems, char *msg,
                  size_t size);

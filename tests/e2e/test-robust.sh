@@ -11,6 +11,9 @@
 #     ks-faults.c), the state directory read-only and full (a small tmpfs), the socket directory
 #     removed, SIGHUP and SIGTERM while a 100,000-entry policy is being applied. Each must leave
 #     a consistent state (status, the kernel's table, real probes), a clear error, nothing lost.
+#  C. an upgrade that changes only rules: a table whose rules are not what the agent builds now
+#     (built from another address of a gateway, then given a hole: a rule per chain replaced by one
+#     that lets web through; same chains, rule counts and sets) is rebuilt at start, not adopted.
 # Run as root: tests/e2e/test-robust.sh   (KILLSWITCHD, KILLSWITCHCTL: see lib.sh)
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -346,6 +349,8 @@ start_agent_with_faults || die "killswitchd did not restart"
 check "restarted: isolated with isolate, in the kernel too" isolated_with isolate
 check "restarted: the big policy is loaded" contains "$(ctl policies)" "big"
 check "restarted: no read-back difference in the log" eval '! grep -q "differs" "$KS_LOG"'
+check "restarted: the table the reload built is adopted (the policies in another order)" \
+	eval '! grep -q "is not adopted" "$KS_LOG"'
 # A switch to the big policy with SIGHUP on its heels: both done, in order.
 ctl isolate big --reason "big switch" >"$KS_TMP/switch.out" 2>&1 &
 sw=$!
@@ -375,6 +380,55 @@ check "... and the restore of --for 6s still comes by itself" wait_until 20 norm
 check "... the agent is still the same process" agent_alive
 probes_open "at the end"
 check "at the end the agent runs" agent_alive
+
+# C. An upgrade that changes only rules (a fixed match, another order): the table the old agent
+# left has the shape the new one builds, but other rules. Here the old table is built from the
+# policy with the phone gateway at another address (same chains, rule counts, element counts), and
+# while the agent is stopped it gets a hole: in each chain of the cut one rule becomes another that
+# lets web through. The agent restarted with the policy as it is now must rebuild (held, then
+# switched), not adopt the old table and its hole.
+agent_stop TERM
+sed -i 's/^Address=203.0.113.5$/Address=203.0.113.6/' "$KS_CONF/policies/isolate.policy"
+start_agent_with_faults || die "killswitchd (as the old agent) did not start"
+ctl isolate isolate --reason "before the upgrade" >/dev/null
+check "old agent: isolated with isolate" isolated_with isolate
+old_comment=$(n_gw nft list table inet killswitch | grep -o 'comment ".*"')
+agent_stop TERM
+write_lab_policy isolate
+# punch_hole FAMILY TABLE CHAIN RULE — replace the chain's first rule on isolate/gw_phone_v4 by RULE.
+punch_hole() {
+	local handle
+	handle=$(n_gw nft -a list chain "$1" "$2" "$3" | awk '/@isolate\/gw_phone_v4 / { print $NF; exit }')
+	[ -n "$handle" ] && n_gw nft replace rule "$1" "$2" "$3" handle "$handle" $4
+}
+check "agent stopped: one rule replaced in each chain of the cut (shape unchanged)" eval '
+	punch_hole inet killswitch isolate/outbound "ip daddr 192.0.2.80 tcp dport 80 accept" &&
+	punch_hole inet killswitch isolate/inbound "ip saddr 192.0.2.80 tcp sport 80 accept" &&
+	punch_hole netdev killswitch_links isolate/link_out "ip daddr 192.0.2.80 tcp dport 80 accept" &&
+	punch_hole netdev killswitch_links isolate/link_in "ip saddr 192.0.2.80 tcp sport 80 accept"'
+check "agent stopped: the hole is real, web v4 from lan passes" web_ok
+start_agent_with_faults || die "killswitchd (upgraded) did not start"
+check "upgraded agent: isolated with isolate" isolated_with isolate
+check "upgraded agent: the old table is not adopted, web is cut again" web_cut
+probes_isolated "upgraded agent"
+check "upgraded agent: its own digest in the table's comment (was: $old_comment)" eval '
+	n_gw nft list table inet killswitch | grep -q "comment \"killswitchd .* digest [0-9a-f]*\"" &&
+	! n_gw nft list table inet killswitch | grep -qF "$old_comment"'
+check "upgraded agent: the log says why it rebuilt" \
+	grep -q "not adopted, it is rebuilt: the table was built by a different version of the agent or its rules differ" "$KS_LOG"
+check "upgraded agent: the history says why" \
+	history_has 'e["action"] == "reassert" and "different version of the agent" in (e.get("reason") or "")'
+# And an unchanged agent adopts its own table again (no rebuild).
+agent_stop TERM
+n_adopted=$(grep -c "the kernel still holds it, adopted" "$KS_LOG")
+n_rebuilt=$(grep -c "is not adopted, it is rebuilt" "$KS_LOG")
+start_agent_with_faults || die "killswitchd did not restart"
+check "unchanged agent restarted: adopted, not rebuilt" eval '
+	[ "$(grep -c "the kernel still holds it, adopted" "$KS_LOG")" -eq $((n_adopted + 1)) ] &&
+	[ "$(grep -c "is not adopted, it is rebuilt" "$KS_LOG")" -eq "$n_rebuilt" ]'
+probes_isolated "unchanged agent restarted"
+ctl restore >/dev/null
+check "restored after the upgrade checks" normal_now
 
 agent_stop TERM
 check "the agent exits cleanly at the end (status ${AGENT_EXIT:-?})" test "${AGENT_EXIT:-1}" -eq 0

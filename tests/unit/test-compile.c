@@ -1749,6 +1749,108 @@ static void test_conn_entries(void **state)
         policy_free(p);
 }
 
+/* The digest of a policy's table (ruleset_digest), compiled with `how`: 0 plain, 1 hooked, 2 held. */
+static uint64_t digest_of(const char *text, int how)
+{
+        struct ks_policy *p = parse(text);
+        struct ks_ruleset *r = NULL;
+        uint64_t d = 0;
+
+        if (how == 2)
+                assert_int_equal(compile_table_held(pp(p), 1, p->name, TABLE, &r), 0);
+        else
+                assert_int_equal(compile_table(pp(p), 1, how ? p->name : NULL, TABLE, &r), 0);
+        assert_int_equal(ruleset_digest(r, &d), 0);
+        ruleset_free(r);
+        policy_free(p);
+        return d;
+}
+
+#define DIGEST_POLICY(uplink, addrs, ports) \
+        "[Uplinks]\nInterface=" uplink "\n[Gateway mail]\nAddress=" addrs "\nPorts=" ports "\nPing=yes\n"
+
+/*
+ * Adoption at start compares the digest of the rules (the shape says nothing
+ * of a match): stable for the same policy whatever is hooked, different when
+ * one expression differs, blind to the order the policy lists addresses in.
+ */
+static void test_digest(void **state)
+{
+        const char *base = DIGEST_POLICY("wan0", "203.0.113.25 198.51.100.7", "tcp:25 tcp:587");
+        uint64_t d = digest_of(base, 0);
+        struct ks_policy *p = parse(base), *q = parse(DIGEST_POLICY("wan9", "203.0.113.25 198.51.100.7",
+                                                                     "tcp:25 tcp:587"));
+        struct ks_ruleset *r = NULL, *s = NULL;
+        struct ks_summary want = {}, have = {};
+        char msg[512];
+
+        assert_int_equal(digest_of(base, 0), d);
+        assert_int_equal(digest_of(base, 1), d);
+        assert_int_equal(digest_of(base, 2), d);
+        /* Addresses in another order: the compiler sorts them, the elements are the same. */
+        assert_int_equal(digest_of(DIGEST_POLICY("wan0", "198.51.100.7 203.0.113.25", "tcp:587 tcp:25"), 0), d);
+        /* One element, one port, one interface name in a match: another digest. */
+        assert_int_not_equal(digest_of(DIGEST_POLICY("wan0", "203.0.113.26 198.51.100.7", "tcp:25 tcp:587"), 0), d);
+        assert_int_not_equal(digest_of(DIGEST_POLICY("wan0", "203.0.113.25 198.51.100.7", "tcp:25 tcp:588"), 0), d);
+        assert_int_not_equal(digest_of(DIGEST_POLICY("wan9", "203.0.113.25 198.51.100.7", "tcp:25 tcp:587"), 0), d);
+
+        /* Same shape (chains, rule counts, sets, counters), other rules: only the comment tells. */
+        assert_int_equal(compile_table(pp(p), 1, "t", TABLE, &r), 0);
+        assert_int_equal(compile_table(pp(q), 1, "t", TABLE, &s), 0);
+        assert_non_null(ruleset_comment(r));
+        assert_non_null(strstr(ruleset_comment(r), "killswitchd "));
+        assert_non_null(strstr(ruleset_comment(r), " digest "));
+        assert_string_not_equal(ruleset_comment(r), ruleset_comment(s));
+        assert_int_equal(ruleset_summarize(r, &want), 0);
+        assert_int_equal(ruleset_summarize(s, &have), 0);
+        assert_string_equal(want.comment, ruleset_comment(r));
+        assert_int_equal(summary_diff(&want, &have, true, msg, sizeof(msg)), -EPROTO);
+        assert_non_null(strstr(msg, "different version of the agent or its rules differ"));
+        summary_set_comment(&have, want.comment);
+        assert_int_equal(summary_diff(&want, &have, true, msg, sizeof(msg)), 0);
+        /* Another version whose rules are the same (same digest): adopted; another digest: not. */
+        snprintf(msg, sizeof(msg), "killswitchd 9.9.9%s", strstr(want.comment, " digest "));
+        summary_set_comment(&have, msg);
+        assert_int_equal(summary_diff(&want, &have, true, msg, sizeof(msg)), 0);
+        summary_set_comment(&have, "killswitchd 0.0.0 digest 0000000000000000");
+        assert_int_equal(summary_diff(&want, &have, true, msg, sizeof(msg)), -EPROTO);
+        summary_set_comment(&have, NULL);       /* a table of an agent before digests */
+        assert_int_equal(summary_diff(&want, &have, true, msg, sizeof(msg)), -EPROTO);
+        summary_clear(&want);
+        summary_clear(&have);
+        ruleset_free(r);
+        ruleset_free(s);
+        r = s = NULL;
+
+        /* The policies in another order (a reload appends a new one; a start reads them by name). */
+        {
+                struct ks_policy *a = parse_named(base, "alpha"), *b = parse_named(base, "beta");
+                uint64_t ab = 0, ba = 0;
+
+                assert_int_equal(compile_table(pp(a, b), 2, NULL, TABLE, &r), 0);
+                assert_int_equal(compile_table(pp(b, a), 2, "alpha", TABLE, &s), 0);
+                assert_int_equal(ruleset_digest(r, &ab), 0);
+                assert_int_equal(ruleset_digest(s, &ba), 0);
+                assert_int_equal(ab, ba);
+                assert_int_not_equal(ab, d);
+                ruleset_free(r);
+                ruleset_free(s);
+                r = s = NULL;
+                policy_free(a);
+                policy_free(b);
+        }
+
+        /* The link layer's table too, the same hooked or not. */
+        assert_int_equal(compile_links_table(pp(p), 1, NULL, NULL, 0, TABLE, 0, &r), 0);
+        assert_int_equal(compile_links_table(pp(p), 1, p, (const char *const[]){ "wanx" }, 1, TABLE, 0, &s), 0);
+        assert_non_null(ruleset_comment(r));
+        assert_string_equal(ruleset_comment(r), ruleset_comment(s));
+        ruleset_free(r);
+        ruleset_free(s);
+        policy_free(p);
+        policy_free(q);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1772,6 +1874,7 @@ int main(void)
                 cmocka_unit_test(test_batch_small),
                 cmocka_unit_test(test_table_many),
                 cmocka_unit_test(test_hook),
+                cmocka_unit_test(test_digest),
                 cmocka_unit_test(test_100k_addresses),
                 cmocka_unit_test(test_conn_entries),
         };
