@@ -12,8 +12,9 @@
 #     removed, SIGHUP and SIGTERM while a 100,000-entry policy is being applied. Each must leave
 #     a consistent state (status, the kernel's table, real probes), a clear error, nothing lost.
 #  C. an upgrade that changes only rules: a table whose rules are not what the agent builds now
-#     (built from another address of a gateway, then given a hole: a rule per chain replaced by one
-#     that lets web through; same chains, rule counts and sets) is rebuilt at start, not adopted.
+#     (built from another port of a gateway, then given a hole: a rule of P/inbound and one of
+#     P/outbound replaced by ones that let ping through; same chains, rule counts and sets) is
+#     rebuilt at start, not adopted.
 # Run as root: tests/e2e/test-robust.sh   (KILLSWITCHD, KILLSWITCHCTL: see lib.sh)
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -383,12 +384,13 @@ check "at the end the agent runs" agent_alive
 
 # C. An upgrade that changes only rules (a fixed match, another order): the table the old agent
 # left has the shape the new one builds, but other rules. Here the old table is built from the
-# policy with the phone gateway at another address (same chains, rule counts, element counts), and
-# while the agent is stopped it gets a hole: in each chain of the cut one rule becomes another that
-# lets web through. The agent restarted with the policy as it is now must rebuild (held, then
-# switched), not adopt the old table and its hole.
+# policy with another port of the phone gateway (same chains, rule counts, element counts), and
+# while the agent is stopped it gets a hole: in P/inbound and P/outbound one rule becomes another
+# that lets ping to the SIP provider through (the policy has no Ping=; the link layer, restaged at
+# every start, lets ICMP to a gateway's address pass and leaves it to these chains). The agent
+# restarted with the policy as it is now must rebuild (held, then switched), not adopt the hole.
 agent_stop TERM
-sed -i 's/^Address=203.0.113.5$/Address=203.0.113.6/' "$KS_CONF/policies/isolate.policy"
+sed -i 's/ tcp:5061 / tcp:5062 /' "$KS_CONF/policies/isolate.policy"
 start_agent_with_faults || die "killswitchd (as the old agent) did not start"
 ctl isolate isolate --reason "before the upgrade" >/dev/null
 check "old agent: isolated with isolate" isolated_with isolate
@@ -401,15 +403,15 @@ punch_hole() {
 	handle=$(n_gw nft -a list chain "$1" "$2" "$3" | awk '/@isolate\/gw_phone_v4 / { print $NF; exit }')
 	[ -n "$handle" ] && n_gw nft replace rule "$1" "$2" "$3" handle "$handle" $4
 }
-check "agent stopped: one rule replaced in each chain of the cut (shape unchanged)" eval '
-	punch_hole inet killswitch isolate/outbound "ip daddr 192.0.2.80 tcp dport 80 accept" &&
-	punch_hole inet killswitch isolate/inbound "ip saddr 192.0.2.80 tcp sport 80 accept" &&
-	punch_hole netdev killswitch_links isolate/link_out "ip daddr 192.0.2.80 tcp dport 80 accept" &&
-	punch_hole netdev killswitch_links isolate/link_in "ip saddr 192.0.2.80 tcp sport 80 accept"'
-check "agent stopped: the hole is real, web v4 from lan passes" web_ok
+check "old agent: ping to the SIP provider is cut (no Ping=)" eval '! ping_ok lan 203.0.113.5'
+check "agent stopped: a rule replaced in P/inbound and P/outbound (shape unchanged)" eval '
+	punch_hole inet killswitch isolate/outbound "ip daddr 203.0.113.5 meta l4proto icmp accept" &&
+	punch_hole inet killswitch isolate/inbound "ip saddr 203.0.113.5 meta l4proto icmp accept"'
+check "agent stopped: the hole is real, ping to the SIP provider passes" ping_ok lan 203.0.113.5
 start_agent_with_faults || die "killswitchd (upgraded) did not start"
 check "upgraded agent: isolated with isolate" isolated_with isolate
-check "upgraded agent: the old table is not adopted, web is cut again" web_cut
+check "upgraded agent: the old table is not adopted, ping to the SIP provider is cut again" \
+	eval '! ping_ok lan 203.0.113.5'
 probes_isolated "upgraded agent"
 check "upgraded agent: its own digest in the table's comment (was: $old_comment)" eval '
 	n_gw nft list table inet killswitch | grep -q "comment \"killswitchd .* digest [0-9a-f]*\"" &&
