@@ -1311,8 +1311,14 @@ static void log_store_problems(struct ks_manager *m)
 static int reload_stage(struct ks_manager *m, const char *active, struct ks_error *e)
 {
         _cleanup_free_ char *sig = staged_signature(m);
+        /* The rules the reload compiled: the table's digest must be theirs, whatever the generations say. */
+        const char *now = m->precompiled ? ruleset_comment(m->precompiled) : NULL;
+        bool unchanged = sig && m->staged && m->staged_ok && strcmp(sig, m->staged) == 0;
 
-        if (sig && m->staged && m->staged_ok && strcmp(sig, m->staged) == 0 && verify(m, false, e) == 0) {
+        if (unchanged && now && !summary_same_digest(now, m->expect.comment))
+                log_info("No policy changed, but the compiled rules differ from those of table inet %s (%s, not "
+                         "%s): rebuilding", TABLE_NAME, now, m->expect.comment ? m->expect.comment : "no digest");
+        else if (unchanged && verify(m, false, e) == 0) {
                 log_info("No policy changed: table inet %s left as it is", TABLE_NAME);
                 return 0;
         }

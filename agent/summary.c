@@ -193,13 +193,17 @@ static void diff_dormant(const struct ks_summary *want, const struct ks_summary 
                 diff_add(d, "the table is %s", have->dormant ? "dormant (no hook registered)" : "not dormant");
 }
 
+bool summary_same_digest(const char *a, const char *b)
+{
+        const char *x = a ? strstr(a, SUMMARY_DIGEST_MARK) : NULL, *y = b ? strstr(b, SUMMARY_DIGEST_MARK) : NULL;
+
+        return x && y && strcmp(x, y) == 0;
+}
+
 /* The digest of the rules as the compiler built them (ruleset_seal): the shape does not show a changed match. */
 static void diff_comment(const struct ks_summary *want, const struct ks_summary *have, struct diff *d)
 {
-        const char *w = want->comment ? strstr(want->comment, SUMMARY_DIGEST_MARK) : NULL;
-        const char *h = have->comment ? strstr(have->comment, SUMMARY_DIGEST_MARK) : NULL;
-
-        if (!w || (h && strcmp(h, w) == 0))
+        if (!want->comment || summary_same_digest(want->comment, have->comment))
                 return;
         diff_add(d, "the table was built by a different version of the agent or its rules differ (comment \"%s\", "
                  "not \"%s\")", have->comment ? have->comment : "", want->comment);

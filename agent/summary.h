@@ -59,6 +59,8 @@ int summary_add_rule(struct ks_summary *s, struct nftnl_rule *rule);
  * The table's comment: taken over (*to freed first); NULL clears it. -ENOMEM.
  */
 int summary_set_comment(struct ks_summary *s, const char *comment);
+/* Comments a and b carry the same digest (both not NULL). */
+bool summary_same_digest(const char *a, const char *b);
 
 /*
  * 0 if `have` matches `want`; otherwise -EPROTO and a description of the first

@@ -429,6 +429,11 @@ check "unchanged agent restarted: adopted, not rebuilt" eval '
 	[ "$(grep -c "the kernel still holds it, adopted" "$KS_LOG")" -eq $((n_adopted + 1)) ] &&
 	[ "$(grep -c "is not adopted, it is rebuilt" "$KS_LOG")" -eq "$n_rebuilt" ]'
 probes_isolated "unchanged agent restarted"
+# A reload that changed nothing leaves the adopted table alone: the rules it compiled have its digest.
+ctl reload >/dev/null
+check "unchanged agent: a reload without changes leaves the table alone" eval '
+	grep -q "No policy changed: table inet killswitch left as it is" "$KS_LOG" &&
+	! grep -q "the compiled rules differ" "$KS_LOG"'
 ctl restore >/dev/null
 check "restored after the upgrade checks" normal_now
 
