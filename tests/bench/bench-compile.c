@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * How long the pure core takes for 2 x 100,000 entries (tests/unit/big-policy.h):
- * parsing the text, compiling the table with the policy in force, and turning it
- * into a netlink batch. Prints the median and the extremes of a few runs; nothing
+ * parsing the text, compiling the table with the policy in force (its digest
+ * included), turning it into a netlink batch, and the digest alone (ruleset_digest,
+ * what adoption at start computes besides). Prints the median and the extremes of a few runs; nothing
  * passes or fails (a busy machine is slower). `meson test -C build --benchmark -v`,
  * or tests/bench/bench.sh, which prints it in its report.
  */
@@ -37,15 +38,16 @@ static int cmp_double(const void *a, const void *b)
         return (x > y) - (x < y);
 }
 
-/* One run: the three phases' times in ms. */
-static int run(const char *text, double ret[3])
+/* One run: the phases' times in ms. */
+static int run(const char *text, double ret[4])
 {
         struct ks_diags d = {};
         struct ks_policy *p = NULL;
         struct ks_ruleset *r = NULL;
         struct nftnl_batch *b = NULL;
         uint32_t seq = 1;
-        double t0 = now_ms(), t1, t2;
+        double t0 = now_ms(), t1, t2, t3;
+        uint64_t digest;
         int k;
 
         k = policy_parse_string(text, "big.policy", "big", &p, &d);
@@ -59,9 +61,13 @@ static int run(const char *text, double ret[3])
                 b = batch_alloc();
                 k = b ? ruleset_to_batch(r, b, &seq) : -ENOMEM;
         }
+        t3 = now_ms();
+        if (k >= 0)
+                k = ruleset_digest(r, &digest);
         ret[0] = t1 - t0;
         ret[1] = t2 - t1;
-        ret[2] = now_ms() - t2;
+        ret[2] = t3 - t2;
+        ret[3] = now_ms() - t3;
         if (b)
                 nftnl_batch_free(b);
         ruleset_free(r);
@@ -71,26 +77,26 @@ static int run(const char *text, double ret[3])
 
 int main(void)
 {
-        static const char *const what[3] = { "parse", "compile_table", "ruleset_to_batch" };
+        static const char *const what[4] = { "parse", "compile_table", "ruleset_to_batch", "ruleset_digest" };
         const size_t n = 100000;
         _cleanup_free_ char *text = big_policy_text(n);
-        double ms[3][RUNS];
+        double ms[4][RUNS];
 
         if (!text)
                 return 1;
         for (int i = 0; i < RUNS; i++) {
-                double t[3];
+                double t[4];
                 int k = run(text, t);
 
                 if (k < 0) {
                         fprintf(stderr, "bench-compile: %s\n", strerror(-k));
                         return 1;
                 }
-                for (int j = 0; j < 3; j++)
+                for (int j = 0; j < 4; j++)
                         ms[j][i] = t[j];
         }
         printf("2 x %zu entries, %d runs: median (min-max) ms\n", n, RUNS);
-        for (int j = 0; j < 3; j++) {
+        for (int j = 0; j < 4; j++) {
                 qsort(ms[j], RUNS, sizeof(double), cmp_double);
                 printf("  %-17s %7.0f (%.0f-%.0f)\n", what[j], ms[j][RUNS / 2], ms[j][0], ms[j][RUNS - 1]);
         }
