@@ -218,7 +218,7 @@ check_many < <(probes - "isolated: ICMP error with data quoting a cut connection
 shown_equals_kernel() {
 	diff -B <(ctl show isolate | grep -v '"wan') \
 		<(n_gw nft list table inet killswitch | sed -E -e 's/packets [0-9]+ bytes [0-9]+/packets 0 bytes 0/' \
-			-e 's/ # progname .*//' -e '/^\tflags owner/d' | grep -v '"wan' | without_drops_elements)
+			-e 's/ # progname .*//' -e '/^\tflags owner/d' -e '/^\tcomment "killswitchd /d' | grep -v '"wan' | without_drops_elements)
 }
 check "isolated: killswitchctl show equals nft list table inet killswitch" shown_equals_kernel
 

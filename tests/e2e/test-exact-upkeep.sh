@@ -210,10 +210,11 @@ check_exit 0 "isolate again" ctl isolate --reason "e2e: exact upkeep, part 2"
 # `show` prints what the kernel lists (the uplinks set aside: nft lists it in hash order; and the
 # elements of the drop sensor's sets: what this test's cut traffic put there, not the policy).
 shown_equals_kernel() {
-	# The kernel also shows who owns the table (flags owner): not part of the policy.
+	# The kernel also shows who owns the table (flags owner) and who built it (its comment, the digest
+	# of its rules): not part of the policy.
 	diff -B <(ctl show isolate | grep -v '"wan') \
 		<(n_gw nft list table inet killswitch | sed -E -e 's/packets [0-9]+ bytes [0-9]+/packets 0 bytes 0/' \
-			-e 's/ # progname .*//' -e '/^\tflags owner/d' | grep -v '"wan' | without_drops_elements)
+			-e 's/ # progname .*//' -e '/^\tflags owner/d' -e '/^\tcomment "killswitchd /d' | grep -v '"wan' | without_drops_elements)
 }
 check "isolated: killswitchctl show equals nft list table inet killswitch" shown_equals_kernel
 

@@ -46,9 +46,14 @@ def elements(m):
     return "elements = { " + ", ".join(sorted(e.strip() for e in m.group(1).split(","))) + " }"
 sys.stdout.write(re.sub(r"elements = \{([^}]*)\}", elements, t))'
 }
-# The kernel's listing without the ownership (a "flags owner" line, the blank line after it, the
-# "# progname" comment of the table's line).
-without_owner() { sed -E -e 's/^(table inet killswitch \{) # progname [^ ]+$/\1/' -e '/^\tflags (owner|persist|owner,persist)$/{N;/\n$/d;}'; }
+# The kernel's listing without the ownership (a "flags owner" line, the "# progname" comment of the
+# table's line) and who built the table (its comment, the digest of its rules: docs/design.md), and
+# the blank line after them.
+without_owner() {
+	sed -E -e 's/^(table inet killswitch \{) # progname [^ ]+$/\1/' \
+		-e '/^\t(flags (owner|persist|owner,persist)|comment "killswitchd [^"]*")$/d' |
+		sed -E '/^table inet killswitch \{$/{N;s/\n$//;}'
+}
 
 # same_text LABEL A B — A and B are equal; else the diff.
 same_text() {
