@@ -889,12 +889,13 @@ static void readback_done(void *userdata)
         struct readback *rb = userdata;
         struct ks_manager *m = rb->m;
         struct ks_error e = {};
-        char diff[512];
+        char diff[512] = "";
         int r = rb->r;
 
+        /* rb->r is the read's own error (a dump that failed), not a difference. */
         if (r == 0)
                 r = sets_diff(&m->expect, &rb->have, diff, sizeof(diff));
-        if (r == -EPROTO)
+        if (rb->r == 0 && r == -EPROTO)
                 ks_error_set(&e, r, KS_ERR_APPLY, "The kernel acknowledged the staging of the reloaded policies, "
                              "but table inet %s read back differs: %s", TABLE_NAME, diff);
         else if (r < 0)

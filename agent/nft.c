@@ -411,10 +411,44 @@ int nft_replace_table_with(struct ks_nft *n, const char *table, uint32_t flags, 
 }
 
 /* Send one request and run cb over the replies until the ack or NLMSG_DONE. */
+/* Whether buf (len bytes) holds the end of the answer to request seq: its NLMSG_DONE or NLMSG_ERROR. */
+static bool answer_ends(const char *buf, ssize_t len, uint32_t seq)
+{
+        const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf;
+        int left = (int)len;
+
+        for (; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left))
+                if (nlh->nlmsg_seq == seq && (nlh->nlmsg_type == NLMSG_DONE || nlh->nlmsg_type == NLMSG_ERROR))
+                        return true;
+        return false;
+}
+
+/*
+ * A dump that broke off (EINTR: the ruleset changed while it ran) still has
+ * its rest coming: read it up to its end, else the next query on this socket
+ * takes it for its own answer and fails with EPROTO (a sequence mismatch).
+ * Bounded: a kernel that says nothing for a second has nothing more to say.
+ */
+static void answer_drain(struct ks_nft *n, char *buf, ssize_t len, uint32_t seq)
+{
+        int fd = mnl_socket_get_fd(n->nl);
+
+        while (!answer_ends(buf, len, seq)) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+
+                if (poll(&p, 1, 1000) <= 0)
+                        return;
+                len = recv(fd, buf, DUMP_BUFFER_SIZE, MSG_DONTWAIT);
+                if (len < 0 && errno != EINTR && errno != EAGAIN)
+                        return;
+        }
+}
+
 static int nft_query(struct ks_nft *n, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 {
         _cleanup_free_ char *buf = malloc(DUMP_BUFFER_SIZE);
         uint32_t seq = nlh->nlmsg_seq;
+        ssize_t len;
         int r;
 
         if (!buf)
@@ -422,12 +456,15 @@ static int nft_query(struct ks_nft *n, struct nlmsghdr *nlh, mnl_cb_t cb, void *
         if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
                 return -errno;
         do {
-                ssize_t len = mnl_socket_recvfrom(n->nl, buf, DUMP_BUFFER_SIZE);
-
+                len = mnl_socket_recvfrom(n->nl, buf, DUMP_BUFFER_SIZE);
                 if (len < 0)
                         return -errno;
                 r = mnl_cb_run(buf, (size_t)len, seq, n->portid, cb, data);
         } while (r > MNL_CB_STOP);
+        if (r < 0 && errno == EINTR) {
+                answer_drain(n, buf, len, seq);
+                errno = EINTR;
+        }
         return r < 0 ? -errno : 0;
 }
 
