@@ -9,16 +9,26 @@
  * table's names, copies of P's gateway sets, address sets P/gw_X_addr_vN, and
  *
  *   chain P/link_in   meta protocol arp accept
+ *                     entries kept by their ports alone (no peers: a [Service] with From=any,
+ *                     a connection-matched gateway without addresses): tcp sport 443 accept
+ *                     the gateways' rules, as in P/inbound, uncounted
+ *                     fragments and ICMP from a gateway's addresses accept
+ *                     connection-matched entries with peers: the peer's addresses . the ports
+ *                     in the role their connections give them; their fragments and ICMP
  *                     the link upkeep of P/inbound (P/local_out), but "fib daddr type local":
  *                     ND, MLD, DHCP to the addresses they use                  (KeepNeighborDiscovery=, KeepDHCP=)
  *                     icmp type 3, 11-12; icmpv6 type 1-4 accept         (KeepICMPErrors=)
- *                     the gateways' rules, as in P/inbound, uncounted
- *                     fragments and ICMP from a gateway's addresses accept
- *                     connection-matched entries: the peer's addresses . the ports in the role
- *                     their connections give them (any address only if From=any)
  *                     (out) ICMP errors quoting a packet to a port kept for anyone
  *                     iifname "U" counter name "P/dropped_in/U" drop (per uplink); counter ... drop
  *   chain P/link_out  the same with destinations
+ *
+ * Every rule before the drops accepts and has no other effect (no counter,
+ * limit or set update: the table is uncounted), so the order decides no
+ * verdict; it decides how many rules a packet passes before the one that
+ * keeps it. ARP first (neighbour resolution), then what every packet of a
+ * kept flow meets, in order of cost: the port-only entries (a compare or two,
+ * no lookup), the gateways (lookups); the rare packets' rules (upkeep, ICMP
+ * errors by type) last, as in P/inbound (build_link_chains).
  *
  * While isolated with P (compile_links_hook, a dozen messages), the set
  * P/uplinks of inet table TABLE is refilled with the names of the cut (an
@@ -172,11 +182,12 @@ static int build_icmp_error_rule(const struct stage *st, const char *chain, enum
         return k < 0 ? k : emit_verdict(rule, NF_ACCEPT, NULL);
 }
 
+/* The link upkeep (ND, MLD, DHCP) and, inbound, the ICMP errors by type: rare packets. */
 static int build_upkeep(const struct stage *st, const struct ks_policy *p, const char *chain, bool inbound)
 {
         const struct upkeep_rule *rows = inbound ? upkeep_in : upkeep_out;
         size_t n = inbound ? N_UPKEEP_IN : N_UPKEEP_OUT;
-        int k = build_arp_rule(st, chain);
+        int k = 0;
 
         /* ND a process sends goes on to the gateways' rules, as in P/local_out. */
         for (size_t i = 0; k >= 0 && i < n; i++)
@@ -257,8 +268,20 @@ static int build_gateways(const struct stage *st, const struct ks_policy *p, con
         return k;
 }
 
+/* reg 1, a port in network order, in [low, high]: one compare if the range is a single port */
+static int emit_port_cmp(struct nftnl_rule *rule, uint16_t low, uint16_t high)
+{
+        uint16_t lo = htons(low), hi = htons(high);
+        int k;
+
+        if (low == high)
+                return emit_cmp(rule, NFT_REG_1, NFT_CMP_EQ, &lo, sizeof(lo));
+        k = emit_cmp(rule, NFT_REG_1, NFT_CMP_GTE, &lo, sizeof(lo));
+        return k < 0 ? k : emit_cmp(rule, NFT_REG_1, NFT_CMP_LTE, &hi, sizeof(hi));
+}
+
 /*
- * [FAMILY ADDR @set] meta l4proto P th sport|dport LO-HI accept: set NULL for
+ * [FAMILY ADDR @set] meta l4proto P th sport|dport LO[-HI] accept: set NULL for
  * any address (family then not checked), pr NULL for any port.
  */
 static int build_port_rule(const struct stage *st, const char *chain, const char *set, enum family f,
@@ -266,7 +289,6 @@ static int build_port_rule(const struct stage *st, const char *chain, const char
 {
         const struct family_info *fi = &families[f];
         struct nftnl_rule *rule = rule_new(st, chain);
-        uint16_t lo, hi;
         int k = 0;
 
         if (!rule)
@@ -280,15 +302,11 @@ static int build_port_rule(const struct stage *st, const char *chain, const char
                 k = emit_lookup(rule, NFT_REG_1, set);
         if (k < 0 || !pr)
                 return k < 0 ? k : emit_verdict(rule, NF_ACCEPT, NULL);
-        lo = htons(pr->low);
-        hi = htons(pr->high);
         k = emit_meta_eq(rule, NFT_META_L4PROTO, pr->proto);
         if (k >= 0)
                 k = emit_payload(rule, NFT_PAYLOAD_TRANSPORT_HEADER, dport ? 2 : 0, 2, NFT_REG_1);
         if (k >= 0)
-                k = emit_cmp(rule, NFT_REG_1, NFT_CMP_GTE, &lo, sizeof(lo));
-        if (k >= 0)
-                k = emit_cmp(rule, NFT_REG_1, NFT_CMP_LTE, &hi, sizeof(hi));
+                k = emit_port_cmp(rule, pr->low, pr->high);
         return k < 0 ? k : emit_verdict(rule, NF_ACCEPT, NULL);
 }
 
@@ -363,7 +381,6 @@ static int build_quoting_error_rule(const struct stage *st, const char *chain, e
                                     uint8_t hi, const struct ks_portrange *pr, bool dport)
 {
         uint32_t inner = 8, proto_at = f == V4 ? 9 : 6, port_at = (f == V4 ? 20 : 40) + (dport ? 2 : 0);
-        uint16_t plo = htons(pr->low), phi = htons(pr->high);
         struct nftnl_rule *rule = rule_new(st, chain);
         int k;
 
@@ -381,9 +398,7 @@ static int build_quoting_error_rule(const struct stage *st, const char *chain, e
         if (k >= 0)
                 k = emit_payload(rule, NFT_PAYLOAD_TRANSPORT_HEADER, inner + port_at, 2, NFT_REG_1);
         if (k >= 0)
-                k = emit_cmp(rule, NFT_REG_1, NFT_CMP_GTE, &plo, sizeof(plo));
-        if (k >= 0)
-                k = emit_cmp(rule, NFT_REG_1, NFT_CMP_LTE, &phi, sizeof(phi));
+                k = emit_port_cmp(rule, pr->low, pr->high);
         return k < 0 ? k : emit_verdict(rule, NF_ACCEPT, NULL);
 }
 
@@ -412,13 +427,24 @@ static int build_quoting_errors(const struct stage *st, const char *chain, const
         return k;
 }
 
+/* The connection-matched entries that name peers (peers true), or those kept by their ports alone. */
 static int build_conn_entries(const struct stage *st, const struct ks_policy *p, const struct norm *n,
-                              const char *chain, bool inbound)
+                              const char *chain, bool inbound, bool peers)
 {
         int k = 0;
 
         for (size_t i = 0; k >= 0 && i < p->n_gateways + p->n_services; i++)
-                k = build_conn_entry(st, chain, &n->conns[i], inbound);
+                if (n->conns[i].has[FIELD_PEER] == peers)
+                        k = build_conn_entry(st, chain, &n->conns[i], inbound);
+        return k;
+}
+
+/* Going out, the ICMP errors quoting a packet of an entry kept by its ports. */
+static int build_all_quoting_errors(const struct stage *st, const struct ks_policy *p, const struct norm *n,
+                                    const char *chain, bool inbound)
+{
+        int k = 0;
+
         for (size_t i = 0; k >= 0 && !inbound && p->keep_icmp_errors && i < p->n_gateways + p->n_services; i++)
                 k = build_quoting_errors(st, chain, &n->conns[i]);
         return k;
@@ -513,7 +539,13 @@ static int build_regular_chain(struct ks_ruleset *r, const char *table, const ch
         return ruleset_push(r, OP_CHAIN, NFT_MSG_NEWCHAIN, NLM_F_CREATE, chain_new(r, table, name));
 }
 
-/* P/link_in and P/link_out: what the device chains jump to while P is in force. */
+/*
+ * P/link_in and P/link_out: what the device chains jump to while P is in
+ * force. Every rule before the drops accepts, so the order decides no verdict,
+ * only how many rules a kept packet passes first (the header comment): ARP,
+ * the entries kept by their ports (compares), the gateways and the entries
+ * with peers (lookups), then the rare packets' rules.
+ */
 static int build_link_chains(const struct stage *st, const struct ks_policy *p, const struct norm *n)
 {
         char chain[COMPILE_NAME_SIZE];
@@ -523,11 +555,17 @@ static int build_link_chains(const struct stage *st, const struct ks_policy *p, 
                 stage_name(chain, st, "%s", inbound ? LINKS_STAGED_IN : LINKS_STAGED_OUT);
                 k = build_regular_chain(st->r, st->table, chain);
                 if (k >= 0)
-                        k = build_upkeep(st, p, chain, inbound);
+                        k = build_arp_rule(st, chain);
+                if (k >= 0)
+                        k = build_conn_entries(st, p, n, chain, inbound, false);
                 if (k >= 0)
                         k = build_gateways(st, p, n, chain, inbound);
                 if (k >= 0)
-                        k = build_conn_entries(st, p, n, chain, inbound);
+                        k = build_conn_entries(st, p, n, chain, inbound, true);
+                if (k >= 0)
+                        k = build_upkeep(st, p, chain, inbound);
+                if (k >= 0)
+                        k = build_all_quoting_errors(st, p, n, chain, inbound);
                 if (k >= 0)
                         k = build_drops(st, p, chain, inbound);
                 if (k < 0)

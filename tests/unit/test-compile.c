@@ -1588,6 +1588,73 @@ static void test_links(void **state)
         policy_free(p);
 }
 
+/* Where needle first occurs in hay after from (an offset), or fails. */
+static size_t offset_of(const char *hay, size_t from, const char *needle)
+{
+        const char *at = strstr(hay + from, needle);
+
+        if (!at)
+                fail_msg("not found after offset %zu: %s", from, needle);
+        return (size_t)(at - hay);
+}
+
+/*
+ * The link chains' order: ARP, the entries kept by their ports alone (a
+ * single port one compare), the gateways' lookups, then the rare packets'
+ * rules (upkeep, ICMP errors by type), then the drops. All accept: the order
+ * decides no verdict, only how many rules a kept packet passes first.
+ */
+static void test_links_order(void **state)
+{
+        struct ks_policy *p = parse("[Uplinks]\nInterface=wan0\n"
+                                    "[Gateway mail]\nAddress=203.0.113.25\nPorts=tcp:25\n"
+                                    "[Service web]\nAddress=192.0.2.10\nPorts=tcp:443 tcp:8000-8010\nFrom=any\n");
+        struct ks_ruleset *r = NULL;
+        _cleanup_free_ char *dump = NULL;
+        size_t at;
+
+        assert_int_equal(compile_links_table(pp(p), 1, NULL, NULL, 0, TABLE, 0, &r), 0);
+        dump = dump_of(r);
+        at = offset_of(dump, 0, "netdev killswitch_links t/link_in\n"
+                                "  [ meta load protocol => reg 1 ]\n"
+                                "  [ cmp eq reg 1 0x00000608 ]\n"
+                                "  [ immediate reg 0 accept ]\n"
+                                "netdev killswitch_links t/link_in\n"     /* tcp dport 443 accept */
+                                "  [ meta load l4proto => reg 1 ]\n"
+                                "  [ cmp eq reg 1 0x00000006 ]\n"
+                                "  [ payload load 2b @ transport header + 2 => reg 1 ]\n"
+                                "  [ cmp eq reg 1 0x0000bb01 ]\n"
+                                "  [ immediate reg 0 accept ]\n"
+                                "netdev killswitch_links t/link_in\n"     /* tcp dport 8000-8010 accept */
+                                "  [ meta load l4proto => reg 1 ]\n"
+                                "  [ cmp eq reg 1 0x00000006 ]\n"
+                                "  [ payload load 2b @ transport header + 2 => reg 1 ]\n"
+                                "  [ cmp gte reg 1 0x0000401f ]\n"
+                                "  [ cmp lte reg 1 0x00004a1f ]\n"
+                                "  [ immediate reg 0 accept ]\n"
+                                "netdev killswitch_links t/link_in\n");
+        at = offset_of(dump, at, "[ lookup reg 1 set t/gw_mail_v4 ]");
+        at = offset_of(dump, at, "[ cmp gte reg 1 0x00000085 ]");    /* icmpv6 type 133-137 */
+        at = offset_of(dump, at, "[ cmp eq reg 1 0x00000003 ]");      /* icmp type 3 */
+        at = offset_of(dump, at, "[ objref type 1 name t/dropped_in/wan0 ]");
+        /* Going out: the service's answers from port 443, then the gateway, then the errors quoting 443. */
+        at = offset_of(dump, at, "netdev killswitch_links t/link_out\n"
+                                 "  [ meta load protocol => reg 1 ]\n"
+                                 "  [ cmp eq reg 1 0x00000608 ]\n"
+                                 "  [ immediate reg 0 accept ]\n"
+                                 "netdev killswitch_links t/link_out\n"
+                                 "  [ meta load l4proto => reg 1 ]\n"
+                                 "  [ cmp eq reg 1 0x00000006 ]\n"
+                                 "  [ payload load 2b @ transport header + 0 => reg 1 ]\n"
+                                 "  [ cmp eq reg 1 0x0000bb01 ]\n");
+        at = offset_of(dump, at, "[ lookup reg 1 set t/gw_mail_v4 ]");
+        at = offset_of(dump, at, "  [ payload load 2b @ transport header + 30 => reg 1 ]\n"
+                                 "  [ cmp eq reg 1 0x0000bb01 ]\n");
+        offset_of(dump, at, "[ objref type 1 name t/dropped_out/wan0 ]");
+        ruleset_free(r);
+        policy_free(p);
+}
+
 
 /* The trip-wire's table: built like the main table's (dump, read-back summary), and its nft text. */
 static void test_tripwire(void **state)
@@ -1858,6 +1925,7 @@ int main(void)
                 cmocka_unit_test(test_isolate_shape),
                 cmocka_unit_test(test_bytecode),
                 cmocka_unit_test(test_links),
+                cmocka_unit_test(test_links_order),
                 cmocka_unit_test(test_tripwire),
                 cmocka_unit_test(test_counter_names),
                 cmocka_unit_test(test_invalid_arguments),
