@@ -845,13 +845,16 @@ struct readback {
         struct ks_manager *m;
         struct ks_worker *worker;
         struct ks_summary have;
+        atomic_bool cancel;     /* a newer table replaces this one: stop reading it */
         int r;
 };
 
+/* A read-back still running is cancelled, so that joining it does not hold the loop for the dump. */
 static struct readback *readback_free(struct readback *rb)
 {
         if (!rb)
                 return NULL;
+        atomic_store(&rb->cancel, true);
         worker_free(rb->worker);
         summary_clear(&rb->have);
         free(rb);
@@ -864,8 +867,10 @@ static void readback_work(void *userdata)
         struct ks_nft *n = NULL;
 
         rb->r = nft_open(&n);
-        if (rb->r == 0)
+        if (rb->r == 0) {
+                nft_set_cancel(n, &rb->cancel);
                 rb->r = nft_table_summary(n, TABLE_NAME, true, &rb->have);
+        }
         nft_close(n);
 }
 

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,13 @@ struct ks_nft {
         uint32_t portid;
         uint32_t seq;
         size_t sndbuf;
+        const atomic_bool *cancel;      /* set by another thread: stop a query between reads */
 };
+
+void nft_set_cancel(struct ks_nft *n, const atomic_bool *cancel)
+{
+        n->cancel = cancel;
+}
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct ks_nft *, nft_close)
 
@@ -456,6 +463,9 @@ static int nft_query(struct ks_nft *n, struct nlmsghdr *nlh, mnl_cb_t cb, void *
         if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
                 return -errno;
         do {
+                /* The socket is closed after a cancelled query: its rest need not be read. */
+                if (n->cancel && atomic_load(n->cancel))
+                        return -ECANCELED;
                 len = mnl_socket_recvfrom(n->nl, buf, DUMP_BUFFER_SIZE);
                 if (len < 0)
                         return -errno;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,6 +27,8 @@ struct nft_counter {
 
 int nft_open(struct ks_nft **ret);
 struct ks_nft *nft_close(struct ks_nft *n);
+/* A thread's socket: its queries stop with -ECANCELED once *cancel is true (set from another thread). */
+void nft_set_cancel(struct ks_nft *n, const atomic_bool *cancel);
 /* The netlink port id of our nf_tables socket (events of our transactions carry it). */
 uint32_t nft_portid(const struct ks_nft *n);
 
