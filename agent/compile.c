@@ -1905,6 +1905,26 @@ int ruleset_to_batch(const struct ks_ruleset *r, struct nftnl_batch *b, uint32_t
 
 /* ---- Staging in steps: big sets filled by transactions of their own ------ */
 
+struct count_until {
+        size_t n, max;
+};
+
+static int count_until(struct nftnl_set_elem *e, void *data)
+{
+        struct count_until *c = data;
+
+        return ++c->n > c->max ? -1 : 0;
+}
+
+/* Whether set s has more than max elements: counted up to max + 1 only (every step asks, of every set). */
+static bool elems_exceed(struct nftnl_set *s, size_t max)
+{
+        struct count_until c = { .max = max };
+
+        nftnl_set_elem_foreach(s, count_until, &c);
+        return c.n > max;
+}
+
 /* Is op a NEWSET whose elements wait for ruleset_elems_to_batch()? */
 static bool op_deferred(const struct op *op, size_t max, const char *keep)
 {
@@ -1916,7 +1936,7 @@ static bool op_deferred(const struct op *op, size_t max, const char *keep)
         name = nftnl_set_get_str(op->obj, NFTNL_SET_NAME);
         if (keep && name && strncmp(name, keep, len) == 0 && strncmp(name + len, COMPILE_NAME_SEP, 1) == 0)
                 return false;
-        return summary_count_elems(op->obj) > max;
+        return elems_exceed(op->obj, max);
 }
 
 int ruleset_to_batch_staged(const struct ks_ruleset *r, struct nftnl_batch *b, uint32_t *seq, size_t max,
