@@ -63,7 +63,14 @@ struct ks_ruleset;
 #define COUNTER_DROPS_OVERFLOW "drops_overflow"
 #define DROPS_SET_SIZE 16384
 #define DROPS_TIMEOUT_MS 3600000
-#define DROPS_FIRST_TIMEOUT_MS (7ULL * 24 * DROPS_TIMEOUT_MS)
+/*
+ * As long as the counting sets': a _first element never outlives its tuple's
+ * counting element (that one is refreshed, this one not), so a _first set is
+ * never fuller than its counting set and every tuple counted has its first
+ * packet's time. One that expires while its tuple still sends comes back with
+ * a later time, which the agent, keeping the earliest it read, ignores.
+ */
+#define DROPS_FIRST_TIMEOUT_MS DROPS_TIMEOUT_MS
 
 /*
  * Longest name of a staged object, without the NUL: "P/gw_G_ping_v4r" (the
