@@ -1866,6 +1866,31 @@ static int batch_set_elems(struct nftnl_set *s, struct nftnl_batch *b, uint32_t 
         return k;
 }
 
+/* The message of op: its object, or for a set op other than NEWSET its elements (none: a flush). */
+static void op_payload(struct nlmsghdr *nlh, const struct op *op)
+{
+        switch (op->kind) {
+        case OP_TABLE:
+                nftnl_table_nlmsg_build_payload(nlh, op->obj);
+                break;
+        case OP_OBJ:
+                nftnl_obj_nlmsg_build_payload(nlh, op->obj);
+                break;
+        case OP_SET:
+                if (op->type != NFT_MSG_NEWSET)
+                        nftnl_set_elems_nlmsg_build_payload(nlh, op->obj);
+                else
+                        nftnl_set_nlmsg_build_payload(nlh, op->obj);
+                break;
+        case OP_CHAIN:
+                nftnl_chain_nlmsg_build_payload(nlh, op->obj);
+                break;
+        case OP_RULE:
+                nftnl_rule_nlmsg_build_payload(nlh, op->obj);
+                break;
+        }
+}
+
 int ruleset_to_batch(const struct ks_ruleset *r, struct nftnl_batch *b, uint32_t *seq)
 {
         int k = 0;
@@ -1876,26 +1901,7 @@ int ruleset_to_batch(const struct ks_ruleset *r, struct nftnl_batch *b, uint32_t
                 const struct op *op = &r->ops[i];
                 struct nlmsghdr *nlh = batch_msg(b, op_family(op), op->type, op->flags, seq);
 
-                switch (op->kind) {
-                case OP_TABLE:
-                        nftnl_table_nlmsg_build_payload(nlh, op->obj);
-                        break;
-                case OP_OBJ:
-                        nftnl_obj_nlmsg_build_payload(nlh, op->obj);
-                        break;
-                case OP_SET:
-                        if (op->type != NFT_MSG_NEWSET)        /* elements; none: flush */
-                                nftnl_set_elems_nlmsg_build_payload(nlh, op->obj);
-                        else
-                                nftnl_set_nlmsg_build_payload(nlh, op->obj);
-                        break;
-                case OP_CHAIN:
-                        nftnl_chain_nlmsg_build_payload(nlh, op->obj);
-                        break;
-                case OP_RULE:
-                        nftnl_rule_nlmsg_build_payload(nlh, op->obj);
-                        break;
-                }
+                op_payload(nlh, op);
                 k = batch_close_msg(b);
                 if (k >= 0 && op->kind == OP_SET && op->type == NFT_MSG_NEWSET)
                         k = batch_set_elems(op->obj, b, seq);
@@ -2219,23 +2225,14 @@ static int digest_op(const struct op *op, char *buf, uint64_t *h)
         uint32_t set_id = 0;
         int more;
 
-        switch (op->kind) {
-        case OP_TABLE:
+        if (op->kind == OP_TABLE)
                 return 0;
-        case OP_OBJ:
-                nftnl_obj_nlmsg_build_payload(nlh, op->obj);
-                break;
-        case OP_SET:
+        if (op->kind == OP_SET) {
                 set_id = nftnl_set_get_u32(op->obj, NFTNL_SET_ID);
                 nftnl_set_unset(op->obj, NFTNL_SET_ID);
                 nftnl_set_nlmsg_build_payload(nlh, op->obj);
-                break;
-        case OP_CHAIN:
-                nftnl_chain_nlmsg_build_payload(nlh, op->obj);
-                break;
-        case OP_RULE:
-                nftnl_rule_nlmsg_build_payload(nlh, op->obj);
-                break;
+        } else {
+                op_payload(nlh, op);
         }
         *h = fnv1a(*h, buf, nlh->nlmsg_len);
         memset(buf, 0, nlh->nlmsg_len);
