@@ -174,6 +174,8 @@ int norm_policy(const struct ks_policy *p, struct norm *ret);
 /* The address after a (network order, len bytes); false if a is the last one. */
 bool addr_next(const uint8_t *a, size_t len, uint8_t *out);
 bool range_single(const struct addr_range *r);
+/* Whether every address entry of family f is one address (build_address_set then makes a hash set). */
+bool addrs_all_single(const struct gw_norm *gn, enum family f);
 enum set_kind entry_kind(const struct gw_norm *gn, enum family f, size_t a, size_t p);
 /* How many elements the gateway's set of this kind has in family f. */
 size_t gw_entries(const struct gw_norm *gn, enum family f, enum set_kind kind);

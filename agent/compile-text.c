@@ -192,7 +192,9 @@ static int text_gateway_set(FILE *f, const char *policy, const char *gw, const s
                 policy, gw, ping ? "ping_" : "", fi->suffix, ping ? "" : set_kind_suffix[kind], fi->type_name);
         if (ports)
                 fputs(" . inet_proto . inet_service", f);
-        fputs(ping || kind == SET_RANGE ? "\n\t\tflags interval\n\t\telements = " : "\n\t\telements = ", f);
+        /* The Ping= set is a hash set when all its addresses are single ones (build_address_set). */
+        fputs((ping && !addrs_all_single(gn, fam)) || (!ping && kind == SET_RANGE) ?
+              "\n\t\tflags interval\n\t\telements = " : "\n\t\telements = ", f);
         if (ports && kind == SET_EXACT) {
                 k = text_exact_entries(f, gn, fam);
                 if (k < 0)

@@ -461,22 +461,6 @@ static int fill_concat_set(struct nftnl_set *s, const struct gw_norm *gn, enum f
         return 0;
 }
 
-/*
- * Addresses in an interval set: a gateway's prefixes and address ranges
- * without Ports= (ranges_only), or all its addresses for Ping= with Ports=.
- */
-int build_address_set(const struct stage *st, const char *name, const struct gw_norm *gn, enum family f,
-                             bool ranges_only)
-{
-        const struct family_info *fi = &families[f];
-        struct nftnl_set *s;
-
-        s = set_new(st, name, NFT_SET_INTERVAL, fi->key_type, fi->addr_len, BYTEORDER_BIG_ENDIAN);
-        if (!s)
-                return -ENOMEM;
-        return fill_interval_set(s, gn->ranges[f], gn->n_ranges[f], fi->addr_len, ranges_only);
-}
-
 /* Single addresses without Ports=: a hash set of addresses. */
 static int build_address_hash(const struct stage *st, const char *name, const struct gw_norm *gn, enum family f)
 {
@@ -495,6 +479,35 @@ static int build_address_hash(const struct stage *st, const char *name, const st
                         return k;
         }
         return 0;
+}
+
+bool addrs_all_single(const struct gw_norm *gn, enum family f)
+{
+        for (size_t i = 0; i < gn->n_ranges[f]; i++)
+                if (!range_single(&gn->ranges[f][i]))
+                        return false;
+        return true;
+}
+
+/*
+ * Addresses in an interval set: a gateway's prefixes and address ranges
+ * without Ports= (ranges_only), or all its addresses for Ping= with Ports=
+ * and the link layer. All of them single addresses: a hash set instead,
+ * cheaper to fill (no interval tree to keep ordered) and to look up.
+ */
+int build_address_set(const struct stage *st, const char *name, const struct gw_norm *gn, enum family f,
+                             bool ranges_only)
+{
+        const struct family_info *fi = &families[f];
+        struct nftnl_set *s;
+
+        if (!ranges_only && addrs_all_single(gn, f))
+                return build_address_hash(st, name, gn, f);
+
+        s = set_new(st, name, NFT_SET_INTERVAL, fi->key_type, fi->addr_len, BYTEORDER_BIG_ENDIAN);
+        if (!s)
+                return -ENOMEM;
+        return fill_interval_set(s, gn->ranges[f], gn->n_ranges[f], fi->addr_len, ranges_only);
 }
 
 static int build_gateway_set(const struct stage *st, const char *gw, const struct gw_norm *gn, enum family f,
