@@ -166,6 +166,16 @@ static int build_upkeep_row(const struct stage *st, const char *chain, const str
         return k < 0 ? k : emit_verdict(rule, NF_ACCEPT, NULL);
 }
 
+/* [ip|ip6] icmp|icmpv6 type lo-hi */
+static int emit_icmp_types(struct nftnl_rule *rule, const struct stage *st, enum family f, uint8_t lo, uint8_t hi)
+{
+        int k = emit_family(rule, st, f);
+
+        if (k >= 0)
+                k = emit_meta_eq(rule, NFT_META_L4PROTO, families[f].icmp_proto);
+        return k < 0 ? k : emit_l4_byte_range(rule, 0, lo, hi);
+}
+
 /* icmp type lo-hi accept: PMTU, unreachable, time exceeded (inbound from any router; kept_by_ports) */
 static int build_icmp_error_rule(const struct stage *st, const char *chain, enum family f, uint8_t lo, uint8_t hi)
 {
@@ -174,11 +184,7 @@ static int build_icmp_error_rule(const struct stage *st, const char *chain, enum
 
         if (!rule)
                 return -ENOMEM;
-        k = emit_family(rule, st, f);
-        if (k >= 0)
-                k = emit_meta_eq(rule, NFT_META_L4PROTO, families[f].icmp_proto);
-        if (k >= 0)
-                k = emit_l4_byte_range(rule, 0, lo, hi);
+        k = emit_icmp_types(rule, st, f, lo, hi);
         return k < 0 ? k : emit_verdict(rule, NF_ACCEPT, NULL);
 }
 
@@ -386,11 +392,7 @@ static int build_quoting_error_rule(const struct stage *st, const char *chain, e
 
         if (!rule)
                 return -ENOMEM;
-        k = emit_family(rule, st, f);
-        if (k >= 0)
-                k = emit_meta_eq(rule, NFT_META_L4PROTO, families[f].icmp_proto);
-        if (k >= 0)
-                k = emit_l4_byte_range(rule, 0, lo, hi);
+        k = emit_icmp_types(rule, st, f, lo, hi);
         if (k >= 0)
                 k = emit_payload(rule, NFT_PAYLOAD_TRANSPORT_HEADER, inner + proto_at, 1, NFT_REG_1);
         if (k >= 0)
