@@ -1991,6 +1991,35 @@ void ruleset_cursor_clear(struct ruleset_cursor *c)
         *c = (struct ruleset_cursor){ .max = c->max, .keep = c->keep };
 }
 
+/*
+ * One NEWSETELEM message of set's elements from c->elem on: at most *budget
+ * of them, and no more than one attribute holds (64 KiB; the one that does
+ * not fit goes first in the next message). libnftnl's iterator builds whole
+ * 64 KiB messages only: ~1,500 elements, several ms of the kernel's time.
+ */
+static void elems_msg(struct nlmsghdr *nlh, const struct nftnl_set *set, struct ruleset_cursor *c, size_t *budget)
+{
+        struct nlattr *list;
+        int i = 0;
+
+        mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, nftnl_set_get_str(set, NFTNL_SET_TABLE));
+        mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, nftnl_set_get_str(set, NFTNL_SET_NAME));
+        if (nftnl_set_is_set(set, NFTNL_SET_ID))
+                mnl_attr_put_u32(nlh, NFTA_SET_ELEM_LIST_SET_ID, htonl(nftnl_set_get_u32(set, NFTNL_SET_ID)));
+        list = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
+        while (c->elem && *budget > 0) {
+                struct nlattr *one = nftnl_set_elem_nlmsg_build(nlh, c->elem, ++i);
+
+                if ((char *)one + one->nla_len - (char *)list > UINT16_MAX) {
+                        nlh->nlmsg_len -= one->nla_len;
+                        break;
+                }
+                (*budget)--;
+                c->elem = nftnl_set_elems_iter_next(c->it);
+        }
+        mnl_attr_nest_end(nlh, list);
+}
+
 bool ruleset_cursor_pending(const struct ks_ruleset *r, const struct ruleset_cursor *c, const char *policy)
 {
         size_t len = strlen(policy);
@@ -2008,15 +2037,12 @@ bool ruleset_cursor_pending(const struct ks_ruleset *r, const struct ruleset_cur
 }
 
 int ruleset_elems_to_batch(const struct ks_ruleset *r, struct ruleset_cursor *c, struct nftnl_batch *b,
-                           uint32_t *seq, unsigned max_msgs)
+                           uint32_t *seq, size_t max_elems)
 {
-        unsigned msgs = 0;
         int k = 0;
 
-        while (k >= 0 && c->op < r->n_ops && msgs < max_msgs) {
+        while (k >= 0 && c->op < r->n_ops && max_elems > 0) {
                 struct nftnl_set *set = r->ops[c->op].obj;
-
-                int more;
 
                 if (!c->it) {
                         if (!op_deferred(&r->ops[c->op], c->max, c->keep)) {
@@ -2026,14 +2052,13 @@ int ruleset_elems_to_batch(const struct ks_ruleset *r, struct ruleset_cursor *c,
                         c->it = nftnl_set_elems_iter_create(set);
                         if (!c->it)
                                 return -ENOMEM;
+                        /* A deferred set has elements: the first is there; next() says NULL after the last. */
+                        c->elem = nftnl_set_elems_iter_next(c->it);
                 }
-                /* A deferred set has elements: the iterator starts on one; it says when it has no more. */
-                more = nftnl_set_elems_nlmsg_build_payload_iter(
-                        batch_msg(b, (uint16_t)nftnl_set_get_u32(set, NFTNL_SET_FAMILY), NFT_MSG_NEWSETELEM,
-                                  NLM_F_CREATE, seq), c->it);
+                elems_msg(batch_msg(b, (uint16_t)nftnl_set_get_u32(set, NFTNL_SET_FAMILY), NFT_MSG_NEWSETELEM,
+                                    NLM_F_CREATE, seq), set, c, &max_elems);
                 k = batch_close_msg(b);
-                msgs++;
-                if (more <= 0) {
+                if (!c->elem) {
                         nftnl_set_elems_iter_destroy(c->it);
                         c->it = NULL;
                         c->op++;

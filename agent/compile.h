@@ -242,23 +242,25 @@ int ruleset_to_batch(const struct ks_ruleset *r, struct nftnl_batch *b, uint32_t
  * than `max` elements that does not belong to policy `keep` (may be NULL; the
  * policy in force, complete at once): those sets are created empty, and
  * *ret_deferred tells whether there is any. ruleset_elems_to_batch() then
- * appends at most max_msgs NEWSETELEM messages (~64 KiB each) of those
- * elements, from where the cursor stands; it returns 1 while more remain, 0
- * when all are out. ruleset_cursor_pending() tells whether sets of `policy`
+ * appends NEWSETELEM messages (64 KiB at most each) of at most max_elems of
+ * those elements, from where the cursor stands; it returns 1 while more
+ * remain, 0 when all are out. ruleset_cursor_pending() tells whether sets of `policy`
  * still wait. The cursor starts as { .max = max, .keep = keep }; clear it
  * with ruleset_cursor_clear(). The ruleset must outlive the cursor.
  */
 struct nftnl_set_elems_iter;
+struct nftnl_set_elem;
 struct ruleset_cursor {
         size_t max;
         const char *keep;
         size_t op;
         struct nftnl_set_elems_iter *it;
+        struct nftnl_set_elem *elem;    /* the next element of the set `it` walks */
 };
 int ruleset_to_batch_staged(const struct ks_ruleset *r, struct nftnl_batch *b, uint32_t *seq, size_t max,
                             const char *keep, bool *ret_deferred);
 int ruleset_elems_to_batch(const struct ks_ruleset *r, struct ruleset_cursor *c, struct nftnl_batch *b,
-                           uint32_t *seq, unsigned max_msgs);
+                           uint32_t *seq, size_t max_elems);
 bool ruleset_cursor_pending(const struct ks_ruleset *r, const struct ruleset_cursor *c, const char *policy);
 void ruleset_cursor_clear(struct ruleset_cursor *c);
 

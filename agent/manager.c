@@ -534,6 +534,7 @@ static int stage_links(struct ks_manager *m, const char *active, bool reset)
         /* Other policies' big sets are filled in steps, as the inet table's (stage.h). */
         if (r == 0 && f.deferred)
                 r = stager_new(m->event, m->nft, TAKE_PTR(rs), active, NULL, on_links_staged, m, &m->links_stager);
+        stager_hold(m->links_stager, m->readback != NULL);      /* after the inet table's read-back */
         m->links_applied = r == 0 && p;
         free(m->links_staged);
         m->links_staged = r == 0 ? staged_signature(m) : NULL;
@@ -856,6 +857,7 @@ static struct readback *readback_free(struct readback *rb)
                 return NULL;
         atomic_store(&rb->cancel, true);
         worker_free(rb->worker);
+        stager_hold(rb->m->links_stager, false);
         summary_clear(&rb->have);
         free(rb);
         return NULL;
@@ -934,6 +936,7 @@ static void on_staged(void *userdata, int r, const struct ks_error *se)
                 return;
         }
         m->readback = rb;
+        stager_hold(m->links_stager, true);     /* its steps would interrupt the dumps */
 }
 
 /*

@@ -8,6 +8,7 @@
 #include "compile.h"
 #include "nft.h"
 #include "stage.h"
+#include "timeutil.h"
 
 struct ks_stager {
         sd_event_source *defer;
@@ -17,7 +18,7 @@ struct ks_stager {
         struct ruleset_cursor cursor;
         uint32_t *generation;
         bool more;                      /* set by the last step's build */
-        unsigned msgs;                  /* element messages per step */
+        size_t elems;                   /* elements per step */
         stager_done_t done;
         void *userdata;
 };
@@ -25,7 +26,7 @@ struct ks_stager {
 static int build_step(struct nftnl_batch *b, uint32_t *seq, void *userdata)
 {
         struct ks_stager *s = userdata;
-        int r = ruleset_elems_to_batch(s->rs, &s->cursor, b, seq, s->msgs);
+        int r = ruleset_elems_to_batch(s->rs, &s->cursor, b, seq, s->elems);
 
         if (r < 0)
                 return r;
@@ -33,15 +34,34 @@ static int build_step(struct nftnl_batch *b, uint32_t *seq, void *userdata)
         return 0;
 }
 
+/*
+ * The next step's size, from how long this one took: as many elements as fit
+ * in STAGE_STEP_USEC at this step's pace. The kernel's time per element
+ * varies with the machine, the kind of set and how full it is, and a request
+ * that arrives during a step waits for the rest of it. Halved or doubled at
+ * most per step, so that one step slowed down by other work on the CPU does
+ * not shrink the next ones to nothing.
+ */
+static size_t next_step_elems(size_t elems, uint64_t usec)
+{
+        uint64_t fit = elems * STAGE_STEP_USEC / (usec ? usec : 1);
+
+        fit = fit < elems / 2 ? elems / 2 : fit > elems * 2 ? elems * 2 : fit;
+        return fit < STAGE_STEP_ELEMS_MIN ? STAGE_STEP_ELEMS_MIN : fit > STAGE_STEP_ELEMS_MAX ? STAGE_STEP_ELEMS_MAX
+                                                                                                : (size_t)fit;
+}
+
 /* One transaction of elements; 1 while more remain, 0 when done, negative errno (e set) on failure. */
 static int stager_step(struct ks_stager *s, struct ks_error *e)
 {
+        uint64_t start = now_monotonic_usec();
         int r = nft_transaction_with(s->nft, NULL, 0, build_step, s, NULL, e);
 
         if (r < 0)
                 return r;
         if (s->generation && nft_generation(s->nft, s->generation) < 0)
                 *s->generation = 0;
+        s->elems = next_step_elems(s->elems, now_monotonic_usec() - start);
         return s->more ? 1 : 0;
 }
 
@@ -67,12 +87,19 @@ int stager_finish(struct ks_stager *s)
         struct ks_error e = {};
         int r;
 
-        s->msgs = 64;   /* nobody to answer in between: fewer, larger transactions */
-        do
+        /* Nobody to answer in between: fewer, larger transactions. */
+        do {
+                s->elems = STAGE_FINISH_ELEMS;
                 r = stager_step(s, &e);
-        while (r > 0);
+        } while (r > 0);
         stager_end(s, r, &e);
         return r;
+}
+
+void stager_hold(struct ks_stager *s, bool hold)
+{
+        if (s)
+                sd_event_source_set_enabled(s->defer, hold ? SD_EVENT_OFF : SD_EVENT_ON);
 }
 
 bool stager_pending(const struct ks_stager *s, const char *name)
@@ -102,7 +129,7 @@ int stager_new(sd_event *event, struct ks_nft *nft, struct ks_ruleset *rs, const
                 ruleset_free(rs);
                 return -ENOMEM;
         }
-        *s = (struct ks_stager){ .nft = nft, .rs = rs, .generation = generation, .msgs = STAGE_CHUNK_MSGS,
+        *s = (struct ks_stager){ .nft = nft, .rs = rs, .generation = generation, .elems = STAGE_STEP_ELEMS_FIRST,
                                  .done = done, .userdata = userdata };
         if (keep && !(s->keep = strdup(keep))) {
                 stager_free(s);

@@ -12,16 +12,21 @@
  * The rest of a table staged in steps. A rebuild of a large table sends the
  * table first with its big sets empty (ruleset_to_batch_staged(), the policy
  * in force complete); the stager then fills those sets in small transactions
- * of STAGE_CHUNK_MSGS element messages (~64 KiB each), one per turn of the
- * event loop at idle priority, so that the kernel is never held for long and
- * isolate, restore and status are answered in between. `done` hears the end
+ * of about STAGE_STEP_USEC each (the number of elements per step follows the
+ * time the last one took), one per turn of the event loop at idle priority,
+ * so that the kernel is never held for long and isolate, restore and status
+ * are answered in between: a request waits for the rest of one step at most. `done` hears the end
  * (r < 0 and e if a transaction failed); free the stager then, from the
  * callback if need be. stager_finish() sends the rest at once (an isolation
  * with a policy whose sets still wait) and calls `done` before it returns.
  */
 
 #define STAGE_BIG_SET 4096      /* sets with more elements than this are filled in steps */
-#define STAGE_CHUNK_MSGS 2      /* element messages per transaction: ~1,500 elements */
+#define STAGE_STEP_USEC 1000            /* the time one step aims at */
+#define STAGE_STEP_ELEMS_FIRST 256      /* ~0.5-1 ms here; then adapted to the step's time */
+#define STAGE_STEP_ELEMS_MIN 32
+#define STAGE_STEP_ELEMS_MAX 8192
+#define STAGE_FINISH_ELEMS 100000       /* stager_finish(): per transaction */
 
 struct ks_nft;
 struct ks_ruleset;
@@ -33,6 +38,12 @@ typedef void (*stager_done_t)(void *userdata, int r, const struct ks_error *e);
 int stager_new(sd_event *event, struct ks_nft *nft, struct ks_ruleset *rs, const char *keep, uint32_t *generation,
                stager_done_t done, void *userdata, struct ks_stager **ret);
 int stager_finish(struct ks_stager *s);
+/*
+ * Hold the steps (and go on). A dump of the table on another socket meanwhile
+ * would be interrupted by each step's commit (NLM_F_DUMP_INTR), and steps
+ * come every millisecond or so.
+ */
+void stager_hold(struct ks_stager *s, bool hold);
 /* Do sets of policy `name` still wait for their elements? */
 bool stager_pending(const struct ks_stager *s, const char *name);
 struct ks_stager *stager_free(struct ks_stager *s);

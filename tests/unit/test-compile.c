@@ -1270,27 +1270,33 @@ static void check_msg(const struct nlmsghdr *nlh, uint32_t seq, struct batch_sta
         st->msgs++;
 }
 
-static struct batch_stats batch_info(const struct ks_ruleset *r, uint32_t first_seq, struct msg_info *info,
-                                     size_t max_info)
+/* Check every message of b (from sequence number first_seq on) into st. */
+static void batch_walk(struct nftnl_batch *b, uint32_t first_seq, struct batch_stats *st)
 {
-        struct nftnl_batch *b = nftnl_batch_alloc(32 * 4096, RULESET_BATCH_OVERRUN);
-        struct batch_stats st = { .info = info, .max_info = max_info };
-        uint32_t seq = first_seq;
-        int n;
-
-        assert_non_null(b);
-        assert_int_equal(ruleset_to_batch(r, b, &seq), 0);
-        n = nftnl_batch_iovec_len(b);
+        int n = nftnl_batch_iovec_len(b);
         struct iovec iov[n];
+
         nftnl_batch_iovec(b, iov, (uint32_t)n);
         for (int i = 0; i < n; i++) {
                 int len = (int)iov[i].iov_len;
 
                 for (const struct nlmsghdr *nlh = iov[i].iov_base; mnl_nlmsg_ok(nlh, len);
                      nlh = mnl_nlmsg_next(nlh, &len))
-                        check_msg(nlh, first_seq + (uint32_t)st.msgs, &st);
+                        check_msg(nlh, first_seq + (uint32_t)st->msgs, st);
                 assert_int_equal(len, 0);
         }
+}
+
+static struct batch_stats batch_info(const struct ks_ruleset *r, uint32_t first_seq, struct msg_info *info,
+                                     size_t max_info)
+{
+        struct nftnl_batch *b = nftnl_batch_alloc(32 * 4096, RULESET_BATCH_OVERRUN);
+        struct batch_stats st = { .info = info, .max_info = max_info };
+        uint32_t seq = first_seq;
+
+        assert_non_null(b);
+        assert_int_equal(ruleset_to_batch(r, b, &seq), 0);
+        batch_walk(b, first_seq, &st);
         assert_int_equal(seq, first_seq + st.msgs);
         nftnl_batch_free(b);
         return st;
@@ -1745,6 +1751,75 @@ static void test_100k_addresses(void **state)
 }
 
 /*
+ * Staged in steps (stage.c): the first transaction holds every set, the big
+ * ones empty; then steps of at most `budget` elements each, in messages of at
+ * most 64 KiB, until every element is out, each exactly once.
+ */
+static struct batch_stats staged_steps(const struct ks_ruleset *r, size_t budget, size_t *ret_steps)
+{
+        struct nftnl_batch *b = nftnl_batch_alloc(32 * 4096, RULESET_BATCH_OVERRUN);
+        struct ruleset_cursor c = { .max = 4096 };
+        struct batch_stats st = {};
+        uint32_t seq = 1;
+        bool deferred = false;
+        int more;
+
+        assert_non_null(b);
+        assert_int_equal(ruleset_to_batch_staged(r, b, &seq, c.max, NULL, &deferred), 0);
+        assert_true(deferred);
+        batch_walk(b, 1, &st);
+        assert_true(st.elements < 4096);
+        *ret_steps = 0;
+        do {
+                struct batch_stats step = {};
+                uint32_t first = seq;
+
+                nftnl_batch_free(b);
+                b = nftnl_batch_alloc(32 * 4096, RULESET_BATCH_OVERRUN);
+                assert_non_null(b);
+                more = ruleset_elems_to_batch(r, &c, b, &seq, budget);
+                assert_true(more >= 0);
+                batch_walk(b, first, &step);
+                assert_true(step.elements > 0 && step.elements <= budget);
+                assert_int_equal(step.msgs, step.newsetelem);
+                assert_true(step.max_len <= UINT16_MAX + 256);
+                st.elements += step.elements;
+                st.newsetelem += step.newsetelem;
+                (*ret_steps)++;
+        } while (more > 0);
+        ruleset_cursor_clear(&c);
+        nftnl_batch_free(b);
+        return st;
+}
+
+static void test_staged_steps(void **state)
+{
+        const size_t n = 20000;
+        _cleanup_free_ char *text = big_policy_text(n);
+        struct ks_policy *p;
+        struct ks_ruleset *r = NULL;
+        struct batch_stats all, st;
+        size_t steps;
+
+        assert_non_null(text);
+        p = parse(text);
+        assert_int_equal(compile_table(pp(p), 1, "t", TABLE, &r), 0);
+        all = batch_of(r, 1);
+        /* Small steps: one message each (the budget ends it), as many as the budget says. */
+        st = staged_steps(r, 300, &steps);
+        assert_int_equal(st.elements, all.elements);
+        assert_true(steps >= all.elements / 300);
+        assert_true(steps <= all.elements / 300 + 4);
+        /* Large steps: several messages each, split below 64 KiB as in one go. */
+        st = staged_steps(r, 100000, &steps);
+        assert_int_equal(st.elements, all.elements);
+        assert_true(steps <= 2);
+        assert_true(st.newsetelem > 4);
+        ruleset_free(r);
+        policy_free(p);
+}
+
+/*
  * Connection-matched entries (policy v2): the key leaves out what is "any"
  * (From=any, Local=any, no Ports=), exact entries go to a hash set and the
  * rest to an interval set, and each match loads the tuple it names.
@@ -1946,6 +2021,7 @@ int main(void)
                 cmocka_unit_test(test_hook),
                 cmocka_unit_test(test_digest),
                 cmocka_unit_test(test_100k_addresses),
+                cmocka_unit_test(test_staged_steps),
                 cmocka_unit_test(test_conn_entries),
         };
 
