@@ -100,6 +100,28 @@ static inline bool gateway_ping_rules(const struct ks_gateway *g)
 }
 
 /*
+ * Where the two ICMP-error jumps of P/inbound and P/outbound go: before the
+ * first entry (services, then gateways, in chain order) without Ports=. They
+ * only take packets of protocol icmp/ipv6-icmp that conntrack marks related,
+ * i.e. errors; an entry with Ports= cannot match those (its keys carry the
+ * protocol, tcp, udp or sctp; its echo rules the types echo-request/reply,
+ * which are never related), so moving the jumps behind such entries changes
+ * no verdict and no counter, and a kept flow of theirs skips two rules per
+ * packet (docs/performance.md, issue 14). Returns the position among the
+ * n_services + n_gateways entries; that sum: after all of them.
+ */
+static inline size_t related_rules_at(const struct ks_policy *p)
+{
+        for (size_t i = 0; i < p->n_services; i++)
+                if (p->services[i].n_ports == 0)
+                        return i;
+        for (size_t i = 0; i < p->n_gateways; i++)
+                if (p->gateways[i].n_ports == 0)
+                        return p->n_services + i;
+        return p->n_services + p->n_gateways;
+}
+
+/*
  * The two sets of a gateway per family: exact entries in a hash set
  * "P/gw_X_v4", prefixes and ranges in an interval set "P/gw_X_v4r".
  */

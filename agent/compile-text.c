@@ -553,9 +553,10 @@ static void text_tail_rules(FILE *f, const struct ks_policy *p, bool inbound)
 
 static void text_chains(FILE *f, const struct ks_policy *p, const struct norm *n)
 {
+        const size_t related_at = related_rules_at(p);
+
         for (int inbound = 1; inbound >= 0; inbound--) {
                 fprintf(f, "\tchain %s" COMPILE_NAME_SEP "%s {\n", p->name, inbound ? "inbound" : "outbound");
-                text_related_rules(f, p, inbound);
                 /*
                  * Services before the gateways. Every rule here accepts, so the order
                  * decides only which counter counts a packet that several entries keep;
@@ -566,16 +567,24 @@ static void text_chains(FILE *f, const struct ks_policy *p, const struct norm *n
                  * while a service's flow behind the gateways paid two set lookups per
                  * gateway and family (docs/performance.md, part 4). For the same reason
                  * the link upkeep of P/inbound (ND, MLD, DHCP: rare packets) comes last,
-                 * not in front of every kept packet.
+                 * not in front of every kept packet, and the two ICMP-error jumps only
+                 * in front of the first entry that could match an error (related_rules_at).
                  */
-                for (size_t i = 0; i < p->n_services; i++)
+                for (size_t i = 0; i < p->n_services; i++) {
+                        if (i == related_at)
+                                text_related_rules(f, p, inbound);
                         text_conn_rules(f, p->name, &n->conns[p->n_gateways + i], inbound);
+                }
                 for (size_t i = 0; i < p->n_gateways; i++) {
+                        if (p->n_services + i == related_at)
+                                text_related_rules(f, p, inbound);
                         text_gateway_rules(f, p->name, p->gateways[i].name, &n->gws[i], inbound);
                         if (gateway_ping_rules(&p->gateways[i]) && !p->gateways[i].tracked)
                                 text_ping_rules(f, p->name, p->gateways[i].name, &n->gws[i], inbound);
                         text_conn_rules(f, p->name, &n->conns[i], inbound);
                 }
+                if (related_at == p->n_services + p->n_gateways)
+                        text_related_rules(f, p, inbound);
                 if (inbound)
                         text_upkeep_rules(f, p, upkeep_in, ELEMENTSOF(upkeep_in));
                 if (!inbound)

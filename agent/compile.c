@@ -1252,7 +1252,7 @@ static int build_related_rule(const struct stage *st, const char *chain, enum fa
         return k < 0 ? k : emit_verdict(rule, NFT_JUMP, errors);
 }
 
-/* ICMP errors, before the services and gateways. */
+/* ICMP errors, before the first entry that could match one (related_rules_at). */
 static int build_related_rules(const struct stage *st, const struct ks_policy *p, const char *chain, bool inbound)
 {
         int k = 0;
@@ -1623,24 +1623,33 @@ static int build_hold_rule(const struct stage *st)
 
 static int build_rules(const struct stage *st, const struct ks_policy *p, const struct norm *n)
 {
+        const size_t related_at = related_rules_at(p);
         char chain[COMPILE_NAME_SIZE];
         int k = 0;
 
         for (int inbound = 1; inbound >= 0 && k >= 0; inbound--) {
                 stage_name(chain, st, "%s", inbound ? "inbound" : "outbound");
-                k = build_related_rules(st, p, chain, inbound);
-                /* Services first, the link upkeep last: see text_chains() in compile-text.c. */
-                for (size_t i = 0; i < p->n_services && k >= 0; i++)
-                        k = build_conn_rules(st, chain, &n->conns[p->n_gateways + i], inbound);
+                /* Services first, ICMP errors where related_rules_at() says, the link upkeep last: text_chains(). */
+                for (size_t i = 0; i < p->n_services && k >= 0; i++) {
+                        if (i == related_at)
+                                k = build_related_rules(st, p, chain, inbound);
+                        if (k >= 0)
+                                k = build_conn_rules(st, chain, &n->conns[p->n_gateways + i], inbound);
+                }
                 for (size_t i = 0; i < p->n_gateways && k >= 0; i++) {
                         const struct ks_gateway *g = &p->gateways[i];
 
-                        k = build_gateway_rules(st, chain, g->name, &n->gws[i], inbound);
+                        if (p->n_services + i == related_at)
+                                k = build_related_rules(st, p, chain, inbound);
+                        if (k >= 0)
+                                k = build_gateway_rules(st, chain, g->name, &n->gws[i], inbound);
                         if (k >= 0 && gateway_ping_rules(g) && !g->tracked)
                                 k = build_ping_rules(st, chain, g->name, &n->gws[i], inbound);
                         if (k >= 0)
                                 k = build_conn_rules(st, chain, &n->conns[i], inbound);
                 }
+                if (k >= 0 && related_at == p->n_services + p->n_gateways)
+                        k = build_related_rules(st, p, chain, inbound);
                 if (k >= 0 && inbound)
                         k = compile_upkeep_rules(st, p, chain, upkeep_in, ELEMENTSOF(upkeep_in));
                 if (k >= 0 && !inbound)

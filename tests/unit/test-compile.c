@@ -230,17 +230,18 @@ static void test_isolate_shape(void **state)
         assert_non_null(strstr(t, "\tcounter t/dropped_in/wan0 {"));
         assert_non_null(strstr(t, "\tcounter t/dropped_out/wan1 {"));
         /*
-         * ICMP errors first, then the gateways, then the link upkeep (only what is addressed to
-         * the gateway itself: rare packets, after the rules every kept packet meets), then the
-         * counted tail per uplink.
+         * The gateways with Ports= (their keys carry the protocol: no ICMP error matches them),
+         * then the ICMP errors, in front of the first gateway without Ports=, then the link
+         * upkeep (only what is addressed to the gateway itself: rare packets, after the rules
+         * every kept packet meets), then the counted tail per uplink.
          */
         assert_non_null(strstr(t, "\tchain t/inbound {\n"
-                "\t\tmeta l4proto icmp ct state related jump t/errors_in\n"
-                "\t\tmeta l4proto ipv6-icmp ct state related jump t/errors_in\n"
                 "\t\tip saddr . meta l4proto . th sport @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"
                 "\t\tip saddr . meta l4proto . th dport @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"
                 "\t\tip saddr . meta l4proto . th sport @t/gw_phone_v4r counter name \"t/gw_phone\" accept\n"
                 "\t\tip saddr . meta l4proto . th dport @t/gw_phone_v4r counter name \"t/gw_phone\" accept\n"
+                "\t\tmeta l4proto icmp ct state related jump t/errors_in\n"
+                "\t\tmeta l4proto ipv6-icmp ct state related jump t/errors_in\n"
                 "\t\tip saddr @t/gw_web_v4r counter name \"t/gw_web\" accept\n"
                 "\t\ticmpv6 type 133-137 ip6 hoplimit 255 ip6 daddr ff02::/16 accept\n"
                 "\t\ticmpv6 type 133-137 ip6 hoplimit 255 fib daddr type local accept\n"
@@ -253,12 +254,12 @@ static void test_isolate_shape(void **state)
                 "\t\tcounter name \"t/dropped_in\" drop\n\t}\n\n"));
         /* Reject=tcp (default): TCP reset for TCP, the rest dropped. The whole chain: no link upkeep. */
         assert_non_null(strstr(t, "\tchain t/outbound {\n"
-                "\t\tmeta l4proto icmp ct state related jump t/errors_out\n"
-                "\t\tmeta l4proto ipv6-icmp ct state related jump t/errors_out\n"
                 "\t\tip daddr . meta l4proto . th dport @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"
                 "\t\tip daddr . meta l4proto . th sport @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"
                 "\t\tip daddr . meta l4proto . th dport @t/gw_phone_v4r counter name \"t/gw_phone\" accept\n"
                 "\t\tip daddr . meta l4proto . th sport @t/gw_phone_v4r counter name \"t/gw_phone\" accept\n"
+                "\t\tmeta l4proto icmp ct state related jump t/errors_out\n"
+                "\t\tmeta l4proto ipv6-icmp ct state related jump t/errors_out\n"
                 "\t\tip daddr @t/gw_web_v4r counter name \"t/gw_web\" accept\n"
                 DROP_RULES_T
                 "\t\toifname \"wan0\" meta l4proto tcp counter name \"t/dropped_out/wan0\" reject with tcp reset\n"
