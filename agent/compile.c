@@ -14,11 +14,12 @@
  *                        { type ipv4_addr }                              (all traffic, exact entries)
  *   set P/gw_NAME_v4r/_v6r  the same with flags interval: prefixes and port ranges
  *   set P/gw_NAME_ping_v4/_v6 { type ipv4_addr; flags interval }         (Ports= and Ping=yes)
- *   chain P/inbound      ICMP errors: meta l4proto icmp ct state related jump P/errors_in;
- *                        the services: ct direction D <conntrack tuple key> @P/svc_NAME_vX[r]
+ *   chain P/inbound      the services: ct direction D <conntrack tuple key> @P/svc_NAME_vX[r]
  *                        counter accept (before the gateways: text_chains() says why);
  *                        saddr [. l4proto . sport|dport] @P/gw_NAME_vX[r] counter accept;
  *                        saddr @P/gw_NAME_ping_vX icmp echo counter accept; ...;
+ *                        ICMP errors, in front of the first entry without Ports= (related_rules_at):
+ *                        meta l4proto icmp ct state related jump P/errors_in;
  *                        link upkeep addressed to this host (ND, MLD, DHCP) accept;
  *                        iifname "U" counter drop (per uplink); counter drop
  *   chain P/outbound     the same with daddr, oifname, no link upkeep; the tail rejects per Reject=
