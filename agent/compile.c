@@ -2095,9 +2095,7 @@ static int summarize_rule(const struct op *op, struct ks_summary *s)
         c = summary_chain(s, nftnl_rule_get_str(op->obj, NFTNL_RULE_CHAIN), true);
         if (!c)
                 return -ENOMEM;
-        c->rules = 0;
-        free(c->jump);
-        c->jump = NULL;
+        summary_flush_chain(c);
         return 0;
 }
 
@@ -2117,7 +2115,7 @@ static int summarize_op(const struct op *op, struct ks_summary *s)
                 st = summary_set(s, nftnl_set_get_str(op->obj, NFTNL_SET_NAME), true);
                 if (!st)
                         return -ENOMEM;
-                st->elems = summary_count_elems(op->obj);
+                summary_set_elems(s, st, op->obj);      /* and their digest, if s is keyed */
                 st->dynamic = nftnl_set_get_u32(op->obj, NFTNL_SET_FLAGS) & NFT_SET_EVAL;
                 return 0;
         case OP_CHAIN:

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/random.h>
 
 #include <linux/netfilter/nf_tables.h>
 #include <systemd/sd-daemon.h>
@@ -29,6 +30,7 @@
 #include "policy-match.h"
 #include "reload.h"
 #include "stage.h"
+#include "strv.h"
 #include "worker.h"
 #include "route.h"
 #include "schedule.h"
@@ -63,6 +65,10 @@ int manager_new(const struct ks_options *o, struct ks_manager **ret)
         m->handlers = o->handlers;
         if (!m->config_dir || !m->state_dir || !m->socket_path || !m->policy_dir)
                 return -ENOMEM;
+        /* The read-backs digest rules and elements with a key of this run (summary.h). */
+        m->expect.keyed = getrandom(&m->expect.key, sizeof(m->expect.key), 0) == sizeof(m->expect.key);
+        if (!m->expect.keyed)
+                log_warning("No random key for the read-back (%m): rules and elements are compared by count only");
         r = audit_new(m->state_dir, &m->audit);
         if (r < 0)
                 return r;
@@ -87,6 +93,7 @@ struct ks_manager *manager_free(struct ks_manager *m)
         free(m->precompiled_for);
         m->stager = stager_free(m->stager);
         m->readback = readback_free(m->readback);
+        m->check = readback_free(m->check);
         control_free(m->control);
         monitor_free(m->monitor);
         sd_event_source_disable_unref(m->links_source);
@@ -274,25 +281,54 @@ static int staged_policies(struct ks_manager *m, const struct ks_policy ***ret, 
 enum readback_scope {
         READBACK_HOOKS,         /* after a switch: the chains, and the rules of the hooked ones */
         READBACK_TABLE,         /* chains, rules, sets, counters */
-        READBACK_ELEMS,         /* the same and every set's element count */
+        READBACK_SMALL,         /* the same and the elements of sets of up to STAGE_BIG_SET (check_big_sets) */
+        READBACK_ELEMS,         /* the same and every set's elements */
 };
 
-static int verify_scope(struct ks_manager *m, enum readback_scope scope, struct ks_error *e)
+/* The names of want's sets whose elements are compared (not the drop sensor's): the big ones, or the others. */
+static int sets_sized(const struct ks_summary *want, bool big, char ***ret)
 {
+        _cleanup_strv_ char **v = NULL;
+
+        for (size_t i = 0; i < want->n_sets; i++)
+                if (!want->sets[i].dynamic && (want->sets[i].elems > STAGE_BIG_SET) == big &&
+                    strv_push(&v, want->sets[i].name) < 0)
+                        return -ENOMEM;
+        *ret = TAKE_PTR(v);
+        return 0;
+}
+
+/* The kernel's table against want (keyed: its rules and elements too); -EPROTO and diff if they differ. */
+static int read_back(struct ks_manager *m, const struct ks_summary *want, enum readback_scope scope, char *diff,
+                     size_t size)
+{
+        _cleanup_strv_ char **small = NULL;
         struct ks_summary have = {};
-        char diff[512];
         int r;
 
+        summary_copy_key(want, &have);
         if (scope == READBACK_HOOKS) {
                 r = nft_hooks_summary(m->nft, TABLE_NAME, &have);
                 if (r == 0)
-                        r = summary_diff_hooks(&m->expect, &have, diff, sizeof(diff));
+                        r = summary_diff_hooks(want, &have, diff, size);
         } else {
                 r = nft_table_summary(m->nft, TABLE_NAME, scope == READBACK_ELEMS, &have);
+                if (r == 0 && scope == READBACK_SMALL)
+                        r = sets_sized(want, false, &small);
+                if (r == 0 && small)
+                        r = nft_read_elems(m->nft, TABLE_NAME, (const char *const *)small, strv_length(small), &have);
                 if (r == 0)
-                        r = summary_diff(&m->expect, &have, scope == READBACK_ELEMS, diff, sizeof(diff));
+                        r = summary_diff(want, &have, scope != READBACK_TABLE, diff, size);
         }
         summary_clear(&have);
+        return r;
+}
+
+static int verify_scope(struct ks_manager *m, enum readback_scope scope, struct ks_error *e)
+{
+        char diff[512];
+        int r = read_back(m, &m->expect, scope, diff, sizeof(diff));
+
         if (r == -EPROTO) {
                 m->staged_ok = false;
                 return ks_error_set(e, r, KS_ERR_APPLY, "The kernel acknowledged the transaction, but table inet "
@@ -316,14 +352,21 @@ static int verify(struct ks_manager *m, bool with_elems, struct ks_error *e)
  * After lost events: nothing to do if nobody committed since our last
  * transaction, or if the table still has the shape we meant (elements too).
  */
+static void check_big_sets(struct ks_manager *m, const char *who);
+
 static bool table_intact(struct ks_manager *m)
 {
+        bool staging = m->stager || m->readback;        /* its own read-back checks the big sets */
         struct ks_error e = {};
         uint32_t gen = 0;
 
         if (m->generation && nft_generation(m->nft, &gen) == 0 && gen == m->generation)
                 return true;
-        return m->staged_ok && verify(m, true, &e) == 0;
+        if (!m->staged_ok || verify_scope(m, staging ? READBACK_TABLE : READBACK_SMALL, &e) < 0)
+                return false;
+        if (!staging)
+                check_big_sets(m, "monitor");
+        return true;
 }
 
 /* Which versions of which policies a table holds: "name:generation;..." (store order). */
@@ -350,36 +393,44 @@ static char *staged_signature(struct ks_manager *m)
  * restart, or a crash), keep it and only take ownership back. A rebuild would
  * replace the sets while isolated, and for a moment flows the policy keeps may
  * miss them: an agent restart must not disturb the SIP trunk. "Exactly": the
- * shape, element counts, and the digest of the rules in the table's comment
- * (ruleset_seal): a table built by another version of the agent (a changed
- * match, another order) is rebuilt, else an upgrade that closes a hole would
- * leave it open. why (if not NULL): what differs, "" if there is no table.
+ * shape, the digest of the rules in the table's comment (ruleset_seal: a
+ * table built by another version of the agent, a changed match or another
+ * order, is rebuilt, else an upgrade that closes a hole would leave it open),
+ * and what the kernel holds: every rule's expressions and every element,
+ * read back and compared with what the compiler built (keyed digests,
+ * summary.h), for the table was nobody's while the agent was stopped. The
+ * table is owned first, so nobody changes it while it is read; the elements
+ * of big sets are read after start-up, on a thread (check_big_sets). why
+ * (if not NULL): what differs, "" if there is no table.
  */
 static int adopt(struct ks_manager *m, const char *active, char why[static 256])
 {
         _cleanup_(ruleset_freep) struct ks_ruleset *rs = NULL;
         _cleanup_free_ const struct ks_policy **list = NULL;
-        struct ks_summary want = {}, have = {};
+        struct ks_summary want = {};
         struct ks_error e = {};
         char diff[256] = "";
         size_t n = 0;
-        int r;
+        int r, exists = nft_exists(m->nft, TABLE_NAME, NULL);
 
+        why[0] = '\0';
+        if (exists <= 0)
+                return exists < 0 ? exists : -ESTALE;
+        summary_copy_key(&m->expect, &want);
         r = staged_policies(m, &list, &n);
         if (r == 0)
                 r = compile_table(list, n, active, TABLE_NAME, &rs);
         if (r == 0)
                 r = ruleset_summarize(rs, &want);
-        if (r == 0)
-                r = nft_table_summary(m->nft, TABLE_NAME, true, &have);
-        if (r == 0 && (have.n_chains == 0 || summary_diff(&want, &have, true, diff, sizeof(diff)) < 0))
-                r = -ESTALE;
-        if (r == -ESTALE && have.n_chains > 0)
-                log_notice("Table inet %s is not adopted, it is rebuilt: %s", TABLE_NAME, diff);
-        snprintf(why, 256, "%s", have.n_chains > 0 ? diff : "");
         if (r == 0 && m->want_owner)
                 r = nft_set_table_flags(m->nft, TABLE_NAME, OWNER_FLAGS, &e);
-        summary_clear(&have);
+        if (r == 0)
+                r = read_back(m, &want, READBACK_SMALL, diff, sizeof(diff));
+        if (r == -EPROTO) {
+                log_notice("Table inet %s is not adopted, it is rebuilt: %s", TABLE_NAME, diff);
+                snprintf(why, 256, "%s", diff);
+                r = -ESTALE;
+        }
         if (r < 0) {
                 summary_clear(&want);
                 return r;
@@ -392,6 +443,7 @@ static int adopt(struct ks_manager *m, const char *active, char why[static 256])
         m->staged = staged_signature(m);
         if (nft_generation(m->nft, &m->generation) < 0)
                 m->generation = 0;
+        check_big_sets(m, "startup");
         return 0;
 }
 
@@ -740,6 +792,7 @@ static int replace_table(struct ks_manager *m, const char *active, struct ks_err
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_INTERNAL, "Could not compile the policies: %s", strerror(-r));
         f = (struct first_step){ .rs = rs, .keep = m->stage_steps ? active : NULL };
+        m->check = readback_free(m->check);     /* of the table replaced now */
         manager_drops_before_rebuild(m);
         r = send_table(m, m->want_owner ? OWNER_FLAGS : 0, &f, &usec, e);
         if (r < 0 && m->want_owner && (r == -EOPNOTSUPP || r == -EINVAL)) {
@@ -758,7 +811,7 @@ static int replace_table(struct ks_manager *m, const char *active, struct ks_err
         m->has_last_apply = true;
         free(m->staged);
         m->staged = staged_signature(m);
-        summary_clear(&m->expect);
+        summary_empty(&m->expect);      /* keyed still */
         r = ruleset_summarize(rs, &m->expect);
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_INTERNAL, "Out of memory");
@@ -846,6 +899,8 @@ struct readback {
         struct ks_manager *m;
         struct ks_worker *worker;
         struct ks_summary have;
+        char **sets;            /* only these sets' elements (check_big_sets); NULL: the whole table */
+        const char *who;        /* check_big_sets: who asked (the history's trigger) */
         atomic_bool cancel;     /* a newer table replaces this one: stop reading it */
         int r;
 };
@@ -859,6 +914,7 @@ static struct readback *readback_free(struct readback *rb)
         worker_free(rb->worker);
         stager_hold(rb->m->links_stager, false);
         summary_clear(&rb->have);
+        strv_free(rb->sets);
         free(rb);
         return NULL;
 }
@@ -871,9 +927,84 @@ static void readback_work(void *userdata)
         rb->r = nft_open(&n);
         if (rb->r == 0) {
                 nft_set_cancel(n, &rb->cancel);
-                rb->r = nft_table_summary(n, TABLE_NAME, true, &rb->have);
+                rb->r = rb->sets ? nft_read_elems(n, TABLE_NAME, (const char *const *)rb->sets,
+                                                  strv_length(rb->sets), &rb->have)
+                                 : nft_table_summary(n, TABLE_NAME, true, &rb->have);
         }
         nft_close(n);
+}
+
+static void check_done(void *userdata);
+
+/* A read-back on a thread of the sets named (NULL: all of the table), keyed as m->expect. */
+static int readback_start(struct ks_manager *m, char **sets, worker_fn_t done, struct readback **ret)
+{
+        struct readback *rb = calloc(1, sizeof(*rb));
+        int r;
+
+        if (!rb) {
+                strv_free(sets);
+                return -ENOMEM;
+        }
+        *rb = (struct readback){ .m = m, .sets = sets };
+        summary_copy_key(&m->expect, &rb->have);
+        r = worker_start(m->event, readback_work, done, rb, &rb->worker);
+        if (r < 0) {
+                readback_free(rb);
+                return r;
+        }
+        *ret = rb;
+        return 0;
+}
+
+/*
+ * The elements of the big sets (more than STAGE_BIG_SET) of a table that was
+ * adopted or checked after lost events without them: a dump of 200,000
+ * elements takes a few tenths of a second, too long for start-up or the loop,
+ * so it runs on a thread. The table stays in force and owned meanwhile; if the
+ * kernel holds other elements than the compiler built, check_done rebuilds it.
+ */
+static void check_big_sets(struct ks_manager *m, const char *who)
+{
+        char **big = NULL;
+
+        m->check = readback_free(m->check);
+        if (sets_sized(&m->expect, true, &big) < 0 || !big ||
+            readback_start(m, big, check_done, &m->check) < 0) {
+                if (big)
+                        log_warning("Could not start reading the big sets of table inet %s back: not checked",
+                                    TABLE_NAME);
+                return;
+        }
+        m->check->who = who;
+}
+
+static void check_done(void *userdata)
+{
+        struct readback *rb = userdata;
+        struct ks_manager *m = rb->m;
+        struct ks_actor self = AGENT_ACTOR(rb->who);
+        const char *active = active_policy(m);
+        struct ks_error e = {};
+        char diff[512] = "";
+        int r = rb->r;
+
+        if (r == 0)
+                r = summary_diff_elems(&m->expect, &rb->have, diff, sizeof(diff));
+        else
+                snprintf(diff, sizeof(diff), "its big sets could not be read back (%s)", strerror(-r));
+        m->check = readback_free(m->check);
+        if (r == 0) {
+                log_info("The big sets of table inet %s hold what the agent built", TABLE_NAME);
+                return;
+        }
+        /* Not what we can show is ours: rebuilt, while isolated held first as always. */
+        log_notice("Table inet %s holds other elements than the agent built, it is rebuilt: %s", TABLE_NAME, diff);
+        if (rebuild(m, active, &e) < 0) {
+                log_error("Rebuilding table inet %s failed: %s", TABLE_NAME, e.msg);
+                return;
+        }
+        audit(m, AUDIT_REASSERT, &self, active, NULL, diff, NULL);
 }
 
 static int sets_diff(const struct ks_summary *expect, struct ks_summary *have, char *diff, size_t size)
@@ -923,14 +1054,10 @@ static void on_staged(void *userdata, int r, const struct ks_error *se)
                 staging_finished(m, r, se);
                 return;
         }
-        rb = calloc(1, sizeof(*rb));
-        if (rb)
-                *rb = (struct readback){ .m = m };
-        r = rb ? worker_start(m->event, readback_work, readback_done, rb, &rb->worker) : -ENOMEM;
+        r = readback_start(m, NULL, readback_done, &rb);
         if (r < 0) {
                 struct ks_error e = {};
 
-                readback_free(rb);
                 r = verify(m, true, &e);        /* on the loop, then */
                 staging_finished(m, r, &e);
                 return;

@@ -91,6 +91,7 @@ struct ks_manager {
         struct ks_stager *stager;               /* filling big sets in steps after a rebuild (stage.c) */
         bool stage_steps;                       /* the rebuild under way may stage in steps */
         struct readback *readback;              /* element counts of that staging, read back off the loop */
+        struct readback *check;                 /* the big sets of an adopted table, read back off the loop */
         struct ks_ruleset *precompiled;         /* the table a reload compiled off the loop ... */
         char *precompiled_for;                  /* ... for this policy in force (NULL: normal) */
         struct ks_links *links;                 /* the uplinks as links: renames, stacked links (links.c) */

@@ -674,13 +674,19 @@ static int set_dump_cb(const struct nlmsghdr *nlh, void *data)
         return MNL_CB_OK;
 }
 
+struct elems_dump {
+        const struct ks_summary *s;     /* its key, if keyed */
+        struct summary_set *set;
+        struct summary_seen seen;       /* keyed: every element's digest */
+};
+
 static int setelem_dump_cb(const struct nlmsghdr *nlh, void *data)
 {
         _cleanup_(nftnl_set_freep) struct nftnl_set *st = nftnl_set_alloc();
-        struct summary_set *k = data;
+        struct elems_dump *d = data;
 
         if (st && nftnl_set_elems_nlmsg_parse(nlh, st) >= 0)
-                k->elems += summary_count_elems(st);
+                summary_add_elems_seen(d->s, d->set, st, d->s->keyed ? &d->seen : NULL);
         return MNL_CB_OK;
 }
 
@@ -695,6 +701,27 @@ static int dump_objects(struct ks_nft *n, uint16_t type, const char *table, cons
         if (set)
                 mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, set);
         return nft_query(n, nlh, cb, data);
+}
+
+/*
+ * The elements of set st of the table: counted, and digested if s is keyed.
+ * A dump that lists an element twice (a hash set growing its table meanwhile,
+ * summary.h) is redone like one the kernel says was interrupted: -EINTR.
+ */
+static int dump_elems(struct ks_nft *n, const char *table, const struct ks_summary *s, struct summary_set *st)
+{
+        struct elems_dump d = { .s = s, .set = st };
+        int r;
+
+        st->elems = 0;
+        st->content = 0;
+        st->counted = false;
+        r = dump_objects(n, NFT_MSG_GETSETELEM, table, st->name, setelem_dump_cb, &d);
+        if (d.seen.error)
+                r = r < 0 ? r : -ENOMEM;
+        if (summary_seen_twice(&d.seen))
+                r = r < 0 ? r : -EINTR;
+        return r;
 }
 
 struct table_facts {
@@ -773,8 +800,10 @@ static int table_summary_once(struct ks_nft *n, const char *table, bool with_ele
                 r = dump_objects(n, NFT_MSG_GETRULE, table, NULL, rule_dump_cb, &d);
         if (r == 0)
                 r = dump_objects(n, NFT_MSG_GETSET, table, NULL, set_dump_cb, &d);
-        for (size_t i = 0; r == 0 && with_elems && i < s->n_sets; i++)
-                r = dump_objects(n, NFT_MSG_GETSETELEM, table, s->sets[i].name, setelem_dump_cb, &s->sets[i]);
+        for (size_t i = 0; r == 0 && with_elems && i < s->n_sets; i++) {
+                r = dump_elems(n, table, s, &s->sets[i]);
+                s->sets[i].counted = r == 0;
+        }
         if (r == 0)
                 r = read_counters(n, table, false, false, &c, &count);
         for (size_t i = 0; r == 0 && i < count; i++)
@@ -789,7 +818,7 @@ int nft_table_summary(struct ks_nft *n, const char *table, bool with_elems, stru
 
         /* A dump interrupted by a concurrent change is redone. */
         for (int attempt = 0; attempt < 5 && r == -EINTR; attempt++) {
-                summary_clear(ret);
+                summary_empty(ret);
                 r = table_summary_once(n, table, with_elems, ret);
         }
         if (r == -ENOENT)
@@ -816,10 +845,29 @@ int nft_hooks_summary(struct ks_nft *n, const char *table, struct ks_summary *re
         int r = -EINTR;
 
         for (int attempt = 0; attempt < 5 && r == -EINTR; attempt++) {
-                summary_clear(ret);
+                summary_empty(ret);
                 r = hooks_summary_once(n, table, ret);
         }
         return r == -ENOENT ? 0 : r;
+}
+
+int nft_read_elems(struct ks_nft *n, const char *table, const char *const *sets, size_t n_sets,
+                   struct ks_summary *s)
+{
+        int r = 0;
+
+        for (size_t i = 0; r >= 0 && i < n_sets; i++) {
+                struct summary_set *st = summary_set(s, sets[i], true);
+
+                r = st ? -EINTR : -ENOMEM;
+                /* A dump interrupted by a concurrent change is redone; a set that is gone is not counted. */
+                for (int attempt = 0; attempt < 5 && r == -EINTR; attempt++)
+                        r = dump_elems(n, table, s, st);
+                if (st)
+                        st->counted = r == 0;
+                r = r == -ENOENT ? 0 : r;
+        }
+        return r;
 }
 
 static int gen_cb(const struct nlmsghdr *nlh, void *data)

@@ -85,6 +85,13 @@ int nft_table_summary(struct ks_nft *n, const char *table, bool with_elems, stru
  * whole table's rules.
  */
 int nft_hooks_summary(struct ks_nft *n, const char *table, struct ks_summary *ret);
+/*
+ * The elements of the named sets of inet table `table` into s (created if
+ * absent): counted, and digested with s's key if s is keyed (summary.h). A set
+ * the kernel does not hold is left uncounted.
+ */
+int nft_read_elems(struct ks_nft *n, const char *table, const char *const *sets, size_t n_sets,
+                   struct ks_summary *s);
 /* Zero every counter object of the table (read-and-reset). */
 int nft_reset_counters(struct ks_nft *n, const char *table);
 

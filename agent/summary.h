@@ -5,11 +5,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "siphash.h"
+
 /*
  * The shape of our table, for read-back verification: chains (hooked or not,
  * how many rules, where a base chain jumps), sets (how many elements) and
  * counters. Built from what the compiler produced ("what was meant") and from
  * a dump of the kernel ("what is"), then compared. Pure data.
+ *
+ * A keyed summary also digests what the shape does not show: every rule's
+ * expressions, in order, and every set's elements (SipHash with the
+ * summary's key, which the agent draws at start: nobody who can edit the
+ * table can make another rule or element digest the same). Compared only
+ * if both summaries are keyed, with the same key (summary_copy_key).
  */
 
 struct summary_chain {
@@ -18,12 +26,15 @@ struct summary_chain {
         int32_t priority;       /* of a base chain: a hooked chain keeps it, so a switch needs the same */
         uint32_t rules;
         char *jump;             /* target of the first rule's jump, if any */
+        uint64_t content;       /* keyed: the digest of its rules' expressions, in order */
 };
 
 struct summary_set {
         char *name;
         uint32_t elems;         /* as the kernel counts them (interval ends included) */
         bool dynamic;           /* filled by packets (the drop sensor's): elems not compared */
+        bool counted;           /* elems (and content) were read */
+        uint64_t content;       /* keyed: the sum of its elements' digests (any order) */
 };
 
 struct ks_summary {
@@ -35,13 +46,19 @@ struct ks_summary {
         size_t n_counters;
         bool dormant;           /* the table's dormant flag: its base chains' hooks are not registered */
         char *comment;          /* the table's user data: who built it, the digest of its rules (ruleset_seal) */
+        bool keyed;             /* rules and elements digested with key */
+        struct siphash_key key;
 };
 
 /* In a table's comment, "killswitchd VERSION digest HEX": what follows is compared, not the version. */
 #define SUMMARY_DIGEST_MARK " digest "
 
 void summary_clear(struct ks_summary *s);
+/* The same, but s stays keyed as it was (a dump that is redone). */
+void summary_empty(struct ks_summary *s);
 int summary_copy(const struct ks_summary *from, struct ks_summary *to);
+/* to (empty) digests with from's key, if from is keyed: the two can be compared. */
+void summary_copy_key(const struct ks_summary *from, struct ks_summary *to);
 
 struct summary_chain *summary_chain(struct ks_summary *s, const char *name, bool create);
 struct summary_set *summary_set(struct ks_summary *s, const char *name, bool create);
@@ -54,6 +71,32 @@ struct nftnl_set;
 const char *summary_rule_jump(struct nftnl_rule *rule);
 uint32_t summary_count_elems(struct nftnl_set *set);
 int summary_add_rule(struct ks_summary *s, struct nftnl_rule *rule);
+/* A chain flushed: no rules. */
+void summary_flush_chain(struct summary_chain *c);
+/*
+ * The elements of `set` (a message of a dump, or what the compiler sends)
+ * added into st (count, and digest if s is keyed); summary_set_elems: st
+ * holds those and no others (a NEWSET or a refill).
+ */
+void summary_add_elems(const struct ks_summary *s, struct summary_set *st, struct nftnl_set *set);
+void summary_set_elems(const struct ks_summary *s, struct summary_set *st, struct nftnl_set *set);
+/*
+ * The digests of the elements of a dump, one per element: a dump that
+ * lists one twice is not a consistent read. The kernel resumes a set's dump
+ * in every message by skipping as many elements as it sent; a hash set that
+ * grows its table in between (the kernel does so after a large insert, in
+ * the background) walks in another order, and the dump lists some elements
+ * twice and as many not at all: the count is right, the elements are not.
+ */
+struct summary_seen {
+        uint64_t *digests;
+        size_t n;
+        bool error;             /* out of memory: nothing can be said */
+};
+void summary_add_elems_seen(const struct ks_summary *s, struct summary_set *st, struct nftnl_set *set,
+                            struct summary_seen *seen);
+/* Some element was listed twice (sorts seen); frees seen. */
+bool summary_seen_twice(struct summary_seen *seen);
 
 /*
  * The table's comment: taken over (*to freed first); NULL clears it. -ENOMEM.
@@ -64,9 +107,11 @@ bool summary_same_digest(const char *a, const char *b);
 
 /*
  * 0 if `have` matches `want`; otherwise -EPROTO and a description of the first
- * differences in msg. Element counts are compared only if compare_elems; the
- * digest in the table's comment if want has one (a table built by another
- * version of the agent, or with other rules, is not the table we meant).
+ * differences in msg. Element counts are compared only if compare_elems, and
+ * only of the sets whose elements `have` counted; the digest in the table's
+ * comment if want has one (a table built by another version of the agent, or
+ * with other rules, is not the table we meant). Keyed summaries: each chain's
+ * rules and each counted set's elements too.
  */
 int summary_diff(const struct ks_summary *want, const struct ks_summary *have, bool compare_elems, char *msg,
                  size_t size);
@@ -75,3 +120,5 @@ int summary_diff(const struct ks_summary *want, const struct ks_summary *have, b
  * or not, and the rules and jump of the hooked ones; no sets, no counters.
  */
 int summary_diff_hooks(const struct ks_summary *want, const struct ks_summary *have, char *msg, size_t size);
+/* The same for the sets whose elements `have` counted, and nothing else (a read of some sets). */
+int summary_diff_elems(const struct ks_summary *want, const struct ks_summary *have, char *msg, size_t size);

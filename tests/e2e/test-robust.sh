@@ -353,6 +353,24 @@ grep -a -B3 -A3 "differs" "$KS_LOG" | sed 's/^/#   log: /'
 check "restarted: no read-back difference in the log" eval '! grep -q "differs" "$KS_LOG"'
 check "restarted: the table the reload built is adopted (the policies in another order)" \
 	eval '! grep -q "is not adopted" "$KS_LOG"'
+# The elements of big sets are read back on a thread after start-up (a dump of 100,000 elements
+# takes tenths of a second): one swapped while the agent was down is found there and the table
+# rebuilt (held while isolated). Here two entries of big/gw_many_v4 become ICMP echo keys of the
+# mail relay (th sport of an echo request is its type and code, 2048; of a reply 0): with big in
+# force, ping to the relay would pass the inet chains (the link layer passes ICMP to a gateway).
+check "restarted: the big sets were read back on a thread and hold what the agent built" \
+	wait_until 30 grep -q "The big sets of table inet killswitch hold what the agent built" "$KS_LOG"
+agent_stop KILL
+log_from=$(($(wc -l <"$KS_LOG") + 1))
+check "agent killed: two of the 100,000 elements of big/gw_many_v4 swapped by hand (as many)" eval '
+	n_gw nft delete element inet killswitch big/gw_many_v4 "{ 100.64.0.0 . tcp . 443, 100.64.0.2 . tcp . 443 }" &&
+	n_gw nft add element inet killswitch big/gw_many_v4 "{ 203.0.113.25 . icmp . 2048, 203.0.113.25 . icmp . 0 }"'
+start_agent_with_faults || die "killswitchd did not restart"
+big_rebuilt() { tail -n +"$log_from" "$KS_LOG" | grep -q "holds other elements than the agent built, it is rebuilt: set big/gw_many_v4"; }
+check "restarted on an edited big set: found by the read-back on the thread, the table rebuilt" wait_until 30 big_rebuilt
+check "... the history says why" \
+	history_has 'e["action"] == "reassert" and "big/gw_many_v4 holds other elements" in (e.get("reason") or "")'
+probes_isolated "after the rebuild of the edited big set"
 # A switch to the big policy with SIGHUP on its heels: both done, in order.
 ctl isolate big --reason "big switch" >"$KS_TMP/switch.out" 2>&1 &
 sw=$!
@@ -361,6 +379,7 @@ kill -HUP "$AGENT_PID"
 wait "$sw"
 check "switch to the big policy with a SIGHUP on its heels: succeeds" test $? -eq 0
 check "then isolated with big, in the kernel too" isolated_with big
+check "isolated with big: ping to the mail relay is cut (the swapped elements are gone)" eval '! ping_ok lan 203.0.113.25'
 check "the big policy's set holds 100,000 addresses" \
 	eval '[ "$(n_gw nft list set inet killswitch big/gw_many_v4 | grep -o "100\.[0-9.]* \. tcp \. 443" | wc -l)" -eq 100000 ]'
 ctl restore >/dev/null

@@ -223,6 +223,71 @@ check "owner, restarted: table inet killswitch in force (not dormant)" wait_unti
 check_not "owner, restarted: web v4 from lan cut" tcp_echo lan 192.0.2.80 80
 nft_as_other delete table inet killswitch
 check "owner, restarted: a foreign delete is refused again (exit $NFT_RC)" test "$NFT_RC" -ne 0
+
+# --- edited while orphaned, keeping the shape: a restarted agent must not adopt the holes ---------
+# The shape (chains, rule counts, element counts) and the digest in the table's comment survive an
+# edit by hand; the agent reads the rules and elements back and compares them with what it builds.
+# Elements: in isolate/gw_phone_v4 the SIP provider's two exact entries become ICMP echo ones
+# (th sport of an echo request is its type and code, 0x0800 = 2048; of a reply 0), so ping to it
+# passes the inet chains (the link layer lets ICMP to a gateway's address pass and leaves it to
+# them); in isolate/gw_mail_v4 of both tables the relay's tcp/993 becomes tcp/8080, a cut port.
+swap_elem() { # FAMILY TABLE SET OLD NEW
+	n_gw nft delete element "$1" "$2" "$3" "{ $4 }" && n_gw nft add element "$1" "$2" "$3" "{ $5 }"
+}
+# punch_hole CHAIN RULE — replace the chain's first rule on isolate/gw_phone_v4 by RULE.
+punch_hole() {
+	local handle
+	handle=$(n_gw nft -a list chain inet killswitch "$1" | awk '/@isolate\/gw_phone_v4 / { print $NF; exit }')
+	[ -n "$handle" ] && n_gw nft replace rule inet killswitch "$1" handle "$handle" $2
+}
+agent_stop KILL
+lines=$(log_lines)
+check "orphaned (SIGKILL): elements swapped by hand in both tables, as many as before" eval '
+	swap_elem inet killswitch isolate/gw_phone_v4 "203.0.113.5 . udp . 5060" "203.0.113.5 . icmp . 2048" &&
+	swap_elem inet killswitch isolate/gw_phone_v4 "203.0.113.5 . tcp . 5061" "203.0.113.5 . icmp . 0" &&
+	swap_elem inet killswitch isolate/gw_mail_v4 "203.0.113.25 . tcp . 993" "203.0.113.25 . tcp . 8080" &&
+	swap_elem netdev killswitch_links isolate/gw_mail_v4 "203.0.113.25 . tcp . 993" "203.0.113.25 . tcp . 8080"'
+check_many <<EOF2
++ orphaned, edited: the hole is real, ping to the SIP provider passes | ping_ok lan 203.0.113.5
++ orphaned, edited: the hole is real, mail relay tcp/8080 passes     | tcp_echo lan 203.0.113.25 8080
+EOF2
+agent_start || die "killswitchd did not restart on the edited table"
+check "edited sets, restarted: isolated with isolate" is_isolated
+check_many <<EOF2
+- edited sets, restarted: ping to the SIP provider cut again | ping_ok lan 203.0.113.5
+- edited sets, restarted: mail relay tcp/8080 cut again     | tcp_echo lan 203.0.113.25 8080
++ edited sets, restarted: SIP tcp/5061 kept (its element is back) | tcp_echo lan 203.0.113.5 5061
++ edited sets, restarted: mail relay tcp/25 kept            | tcp_echo lan 203.0.113.25 25
+- edited sets, restarted: web v4 from lan cut               | tcp_echo lan 192.0.2.80 80
+EOF2
+check "edited sets, restarted: the log says the table was not adopted and why" \
+	log_since "$lines" "not adopted, it is rebuilt: .*set isolate/gw_phone_v4 holds other elements"
+check "edited sets, restarted: the history records the rebuild with the reason" \
+	history_has 'e["action"] == "reassert" and "isolate/gw_phone_v4 holds other elements" in (e.get("reason") or "")'
+# Rules: with a clean stop this time (the table is left the same way), one rule of isolate/inbound
+# and one of isolate/outbound replaced by ones of the same shape that let ping through.
+agent_stop TERM
+lines=$(log_lines)
+check "orphaned (SIGTERM): a rule replaced in isolate/outbound and isolate/inbound (same shape)" eval '
+	punch_hole isolate/outbound "ip daddr 203.0.113.5 meta l4proto icmp accept" &&
+	punch_hole isolate/inbound "ip saddr 203.0.113.5 meta l4proto icmp accept"'
+check "orphaned, rules edited: the hole is real, ping to the SIP provider passes" ping_ok lan 203.0.113.5
+agent_start || die "killswitchd did not restart on the edited rules"
+check_many <<EOF2
+- edited rules, restarted: ping to the SIP provider cut again | ping_ok lan 203.0.113.5
++ edited rules, restarted: SIP tcp/5061 kept                 | tcp_echo lan 203.0.113.5 5061
++ edited rules, restarted: mail relay tcp/25 kept            | tcp_echo lan 203.0.113.25 25
+EOF2
+check "edited rules, restarted: the log says the table was not adopted and why" \
+	log_since "$lines" "not adopted, it is rebuilt: .*chain isolate/(in|out)bound holds other rules"
+check "edited rules, restarted: the history records the rebuild" \
+	history_has 'e["action"] == "reassert" and "holds other rules" in (e.get("reason") or "")'
+# And the table the agent built itself is adopted as it is (no rebuild), after a kill too.
+agent_stop KILL
+lines=$(log_lines)
+agent_start || die "killswitchd did not restart"
+check "unedited, restarted: adopted, not rebuilt" eval '
+	log_since "$lines" "the kernel still holds it, adopted" && ! log_since "$lines" "not adopted"'
 check_exit 0 "owner, restarted: restore returns 0" ctl restore --reason "e2e: tamper over"
 check "owner, restarted: restored, no killswitch rules" ks_tables_inactive
 check "owner, restarted: web v4 from lan reachable" tcp_echo lan 192.0.2.80 80

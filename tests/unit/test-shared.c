@@ -13,6 +13,7 @@
 
 #include "alloc.h"
 #include "cleanup.h"
+#include "siphash.h"
 #include "strv.h"
 #include "timespec.h"
 
@@ -106,6 +107,21 @@ static void test_format_local(void **state)
         assert_string_equal(timespec_format_local(NULL, buf, sizeof(buf)), "-");
 }
 
+/* The reference vectors of the SipHash paper: key 00..0f, messages 00..(len-1). */
+static void test_siphash(void **state)
+{
+        const struct siphash_key key = { .k0 = 0x0706050403020100ULL, .k1 = 0x0f0e0d0c0b0a0908ULL };
+        uint8_t msg[64];
+
+        for (size_t i = 0; i < sizeof(msg); i++)
+                msg[i] = (uint8_t)i;
+        assert_true(siphash24(&key, msg, 0) == 0x726fdb47dd0e0e31ULL);
+        assert_true(siphash24(&key, msg, 15) == 0xa129ca6149be45e5ULL);
+        /* Every length is hashed apart, including a whole number of words. */
+        assert_true(siphash24(&key, msg, 8) != siphash24(&key, msg, 16));
+        assert_true(siphash24(&key, msg, 15) != siphash24(&(struct siphash_key){ 1, 2 }, msg, 15));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -115,6 +131,7 @@ int main(void)
                 cmocka_unit_test(test_strv),
                 cmocka_unit_test(test_take),
                 cmocka_unit_test(test_format_local),
+                cmocka_unit_test(test_siphash),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
