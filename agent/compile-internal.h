@@ -122,6 +122,22 @@ static inline size_t related_rules_at(const struct ks_policy *p)
 }
 
 /*
+ * The gateways whose head rules (enum gw_rules) come right after the services,
+ * before any gateway's other rules: the first ones, up to the ICMP-error jumps
+ * (all have Ports=). A kept flow opened from this side, the common case, then
+ * misses in one hash lookup per gateway listed before its own instead of two,
+ * per family and hook (docs/performance.md, issue 14). Every rule there
+ * accepts: the order decides no verdict, only which counter counts a packet
+ * that several gateways keep (a head rule's first, then file order).
+ */
+static inline size_t gateways_hoisted(const struct ks_policy *p)
+{
+        size_t at = related_rules_at(p);
+
+        return at > p->n_services ? at - p->n_services : 0;
+}
+
+/*
  * The two sets of a gateway per family: exact entries in a hash set
  * "P/gw_X_v4", prefixes and ranges in an interval set "P/gw_X_v4r".
  */
@@ -291,8 +307,14 @@ int emit_payload(struct nftnl_rule *rule, uint32_t base, uint32_t offset, uint32
 int emit_lookup(struct nftnl_rule *rule, uint32_t sreg, const char *set);
 int emit_counter_ref(struct nftnl_rule *rule, const char *counter);
 int emit_verdict(struct nftnl_rule *rule, int verdict, const char *chain);
+/*
+ * Which of a version 1 gateway's rules build_gateway_rules emits: all, only the
+ * head (the exact sets' rule for connections this side opens: the source port
+ * inbound, the destination port outbound), or the rest.
+ */
+enum gw_rules { GW_RULES_ALL, GW_RULES_HEAD, GW_RULES_REST };
 int build_gateway_rules(const struct stage *st, const char *chain, const char *gw, const struct gw_norm *gn,
-                        bool inbound);
+                        bool inbound, enum gw_rules which);
 int build_ping_rules(const struct stage *st, const char *chain, const char *gw, const struct gw_norm *gn,
                      bool inbound);
 bool table_name_valid(const char *table);

@@ -256,10 +256,13 @@ static int build_gateways(const struct stage *st, const struct ks_policy *p, con
         char set[COMPILE_NAME_SIZE];
         int k = 0;
 
+        for (size_t i = 0; k >= 0 && i < gateways_hoisted(p); i++)
+                k = build_gateway_rules(st, chain, p->gateways[i].name, &n->gws[i], inbound, GW_RULES_HEAD);
         for (size_t i = 0; k >= 0 && i < p->n_gateways; i++) {
                 const struct ks_gateway *g = &p->gateways[i];
 
-                k = build_gateway_rules(st, chain, g->name, &n->gws[i], inbound);
+                k = build_gateway_rules(st, chain, g->name, &n->gws[i], inbound,
+                                        i < gateways_hoisted(p) ? GW_RULES_REST : GW_RULES_ALL);
                 if (k >= 0 && gateway_ping_rules(g) && !g->tracked)
                         k = build_ping_rules(st, chain, g->name, &n->gws[i], inbound);
                 for (int f = 0; k >= 0 && f < N_FAMILIES; f++) {

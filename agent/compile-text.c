@@ -400,7 +400,7 @@ static void text_conn_rules(FILE *f, const char *policy, const struct conn_norm 
 }
 
 static void text_gateway_rules(FILE *f, const char *policy, const char *gw, const struct gw_norm *gn,
-                               bool inbound)
+                               bool inbound, enum gw_rules which)
 {
         static const char *const ports[2][2] = { { "dport", "sport" }, { "sport", "dport" } };
 
@@ -412,6 +412,11 @@ static void text_gateway_rules(FILE *f, const char *policy, const char *gw, cons
                         if (gw_entries(gn, fam, kind) == 0)
                                 continue;
                         for (int j = 0; j < (gn->n_ports > 0 ? 2 : 1); j++) {
+                                /* As build_gateway_rules: j == 0 with Ports= is the head rule. */
+                                bool head = gn->n_ports > 0 && j == 0 && kind == SET_EXACT;
+
+                                if ((which == GW_RULES_HEAD && !head) || (which == GW_RULES_REST && head))
+                                        continue;
                                 fprintf(f, "\t\t%s %s ", fi->nft_prefix, addr);
                                 if (gn->n_ports > 0)
                                         fprintf(f, ". meta l4proto . th %s ", ports[inbound][j]);
@@ -553,7 +558,7 @@ static void text_tail_rules(FILE *f, const struct ks_policy *p, bool inbound)
 
 static void text_chains(FILE *f, const struct ks_policy *p, const struct norm *n)
 {
-        const size_t related_at = related_rules_at(p);
+        const size_t related_at = related_rules_at(p), hoisted = gateways_hoisted(p);
 
         for (int inbound = 1; inbound >= 0; inbound--) {
                 fprintf(f, "\tchain %s" COMPILE_NAME_SEP "%s {\n", p->name, inbound ? "inbound" : "outbound");
@@ -575,10 +580,13 @@ static void text_chains(FILE *f, const struct ks_policy *p, const struct norm *n
                                 text_related_rules(f, p, inbound);
                         text_conn_rules(f, p->name, &n->conns[p->n_gateways + i], inbound);
                 }
+                for (size_t i = 0; i < hoisted; i++)
+                        text_gateway_rules(f, p->name, p->gateways[i].name, &n->gws[i], inbound, GW_RULES_HEAD);
                 for (size_t i = 0; i < p->n_gateways; i++) {
                         if (p->n_services + i == related_at)
                                 text_related_rules(f, p, inbound);
-                        text_gateway_rules(f, p->name, p->gateways[i].name, &n->gws[i], inbound);
+                        text_gateway_rules(f, p->name, p->gateways[i].name, &n->gws[i], inbound,
+                                           i < hoisted ? GW_RULES_REST : GW_RULES_ALL);
                         if (gateway_ping_rules(&p->gateways[i]) && !p->gateways[i].tracked)
                                 text_ping_rules(f, p->name, p->gateways[i].name, &n->gws[i], inbound);
                         text_conn_rules(f, p->name, &n->conns[i], inbound);

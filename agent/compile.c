@@ -1377,7 +1377,7 @@ static int build_tail_rules(const struct stage *st, const struct ks_policy *p, c
  * comes first.
  */
 int build_gateway_rules(const struct stage *st, const char *chain, const char *gw,
-                               const struct gw_norm *gn, bool inbound)
+                               const struct gw_norm *gn, bool inbound, enum gw_rules which)
 {
         char set[COMPILE_NAME_SIZE], counter[COMPILE_NAME_SIZE];
         struct gw_match m = { .chain = chain, .set = set, .counter = st->uncounted ? NULL : counter,
@@ -1394,15 +1394,18 @@ int build_gateway_rules(const struct stage *st, const char *chain, const char *g
                         m.kind = kind;
                         if (gn->n_ports == 0) {
                                 m.port = -1;
-                                k = build_gateway_rule(st, &m);
+                                if (which != GW_RULES_HEAD)
+                                        k = build_gateway_rule(st, &m);
                                 continue;
                         }
                         m.port = inbound ? 0 : 1;
-                        k = build_gateway_rule(st, &m);
+                        if (which == GW_RULES_ALL || (which == GW_RULES_HEAD) == (kind == SET_EXACT))
+                                k = build_gateway_rule(st, &m);
                         if (k < 0)
                                 break;
                         m.port = !m.port;
-                        k = build_gateway_rule(st, &m);
+                        if (which != GW_RULES_HEAD)
+                                k = build_gateway_rule(st, &m);
                 }
         return k;
 }
@@ -1624,7 +1627,7 @@ static int build_hold_rule(const struct stage *st)
 
 static int build_rules(const struct stage *st, const struct ks_policy *p, const struct norm *n)
 {
-        const size_t related_at = related_rules_at(p);
+        const size_t related_at = related_rules_at(p), hoisted = gateways_hoisted(p);
         char chain[COMPILE_NAME_SIZE];
         int k = 0;
 
@@ -1637,13 +1640,16 @@ static int build_rules(const struct stage *st, const struct ks_policy *p, const 
                         if (k >= 0)
                                 k = build_conn_rules(st, chain, &n->conns[p->n_gateways + i], inbound);
                 }
+                for (size_t i = 0; i < hoisted && k >= 0; i++)
+                        k = build_gateway_rules(st, chain, p->gateways[i].name, &n->gws[i], inbound, GW_RULES_HEAD);
                 for (size_t i = 0; i < p->n_gateways && k >= 0; i++) {
                         const struct ks_gateway *g = &p->gateways[i];
 
                         if (p->n_services + i == related_at)
                                 k = build_related_rules(st, p, chain, inbound);
                         if (k >= 0)
-                                k = build_gateway_rules(st, chain, g->name, &n->gws[i], inbound);
+                                k = build_gateway_rules(st, chain, g->name, &n->gws[i], inbound,
+                                                        i < hoisted ? GW_RULES_REST : GW_RULES_ALL);
                         if (k >= 0 && gateway_ping_rules(g) && !g->tracked)
                                 k = build_ping_rules(st, chain, g->name, &n->gws[i], inbound);
                         if (k >= 0)
