@@ -212,7 +212,12 @@ static void test_content_elems(void **unused)
         have.keyed = false;
         summary_set(&have, "a/gw_mail_v4", false)->content++;
         assert_int_equal(summary_diff(&want, &have, true, msg, sizeof(msg)), 0);
-        summarize_table((struct ks_policy *[]){ parse("a") }, 1, "a", &plain);
+        {
+                struct ks_policy *p = parse("a");
+
+                summarize_table(&p, 1, "a", &plain);
+                policy_free(p);
+        }
         assert_false(plain.keyed);
         assert_int_equal(summary_set(&plain, "a/gw_mail_v4", false)->content, 0);
         summary_clear(&want);
