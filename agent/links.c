@@ -370,7 +370,8 @@ int links_track(struct ks_links *l, const char (*names)[IFNAMSIZ], size_t n, boo
         names_clear(l);
         l->names = v;
         l->n_names = n;
-        if (n == 0) {
+        /* Afresh (another policy) or none: the links adopted at start by ifindex were the old policy's. */
+        if (n == 0 || reset) {
                 free(l->adopted);
                 l->adopted = NULL;
                 l->n_adopted = 0;

@@ -27,8 +27,9 @@ struct ks_links *links_free(struct ks_links *l);
 
 /*
  * Track the links named names[0..n) now, and any link that takes one of these
- * names later. reset: forget what was tracked before (another policy, or n 0
- * to stop tracking); otherwise the links tracked so far stay (renamed ones).
+ * names later. reset: forget what was tracked before, links_adopt's too
+ * (another policy, or n 0 to stop tracking); otherwise the links tracked so
+ * far stay (renamed ones).
  */
 int links_track(struct ks_links *l, const char (*names)[IFNAMSIZ], size_t n, bool reset);
 

@@ -1991,8 +1991,11 @@ int manager_startup(struct ks_manager *m)
         else if (!m->state.isolated)
                 manager_drops_load(m);
         adopt_uplinks(m);
-        /* Adopted or rebuilt, the netdev table is staged as this version builds it. */
-        stage_links(m, m->state.isolated ? m->state.policy : NULL, !m->links_applied);
+        /*
+         * Adopted or rebuilt, the netdev table is staged as this version builds it. Not afresh: the
+         * uplinks just adopted by ifindex (renamed while we were down) are the policy's in force.
+         */
+        stage_links(m, m->state.isolated ? m->state.policy : NULL, false);
         /* Deadlines that passed while we were down are carried out on the first loop iteration. */
         schedule_arm(m->schedule);
         load_triggers(m);

@@ -324,6 +324,28 @@ n_gw ip link set wanz down && n_gw ip link set wanz name wan0 && n_gw ip link se
 	route_v4_back || die "renaming back"
 cut_and_gateways "renamed back after the restart"
 
+# After that restart the uplinks adopted by their ifindex (wan0 and wan1) belong to the policy in
+# force; a switch to a policy of wan0 alone leaves wan1 (the SIP provider's route) uncut, and the
+# next restart adopts the table as it is (it rebuilt it while wan1 stayed in the cut).
+printf '[Uplinks]\nInterface=wan0\n\n[Gateway mail]\nAddress=203.0.113.25\nPorts=tcp:25\n' \
+	>"$KS_CONF/policies/wan0only.policy"
+ctl reload >/dev/null
+check_exit 0 "after the restart: isolate with wan0only (wan0 alone) returns 0" ctl isolate wan0only --reason "e2e: wan0 alone"
+check_many <<EOF2
+- wan0only: web v4 from lan cut (wan0)                          | tcp_echo lan 192.0.2.80 80
++ wan0only: mail tcp/25 from lan through                        | tcp_echo lan 203.0.113.25 25
++ wan0only: SIP provider tcp/8080 through wan1, not its uplink  | tcp_echo lan 203.0.113.5 8080
+EOF2
+check "wan0only: its uplinks set holds wan0 alone" \
+	eval '[ "$(n_gw nft list set inet killswitch wan0only/uplinks | grep -o "\"wan[0-9]*\"" | tr "\n" " ")" = "\"wan0\" " ]'
+agent_stop || die "stopping the agent"
+lines0=$(wc -l <"$KS_LOG")
+agent_start || die "killswitchd did not start again"
+check "wan0only, restarted: the table is adopted as it is (not rebuilt)" eval '
+	tail -n +$((lines0 + 1)) "$KS_LOG" | grep -q "policy wan0only is in force: the kernel still holds it, adopted"'
+check_exit 0 "back to isolate" ctl isolate isolate --reason "e2e: links"
+cut_and_gateways "back to isolate"
+
 # --- a fight over the links: the rate limit ----------------------------------------------------
 # Another manager binding chain after chain to wan0: the link layer is re-asserted at most 5 times
 # in 10 s, then the agent backs off for 30 s and says so (as for the inet table); the cut holds.
