@@ -901,6 +901,7 @@ struct readback {
         struct ks_summary have;
         char **sets;            /* only these sets' elements (check_big_sets); NULL: the whole table */
         const char *who;        /* check_big_sets: who asked (the history's trigger) */
+        unsigned tries;         /* check_big_sets: reads interrupted by commits so far */
         atomic_bool cancel;     /* a newer table replaces this one: stop reading it */
         int r;
 };
@@ -935,6 +936,7 @@ static void readback_work(void *userdata)
 }
 
 static void check_done(void *userdata);
+#define CHECK_TRIES 3
 
 /* A read-back on a thread of the sets named (NULL: all of the table), keyed as m->expect. */
 static int readback_start(struct ks_manager *m, char **sets, worker_fn_t done, struct readback **ret)
@@ -964,7 +966,7 @@ static int readback_start(struct ks_manager *m, char **sets, worker_fn_t done, s
  * so it runs on a thread. The table stays in force and owned meanwhile; if the
  * kernel holds other elements than the compiler built, check_done rebuilds it.
  */
-static void check_big_sets(struct ks_manager *m, const char *who)
+static void check_big_sets_try(struct ks_manager *m, const char *who, unsigned tries)
 {
         char **big = NULL;
 
@@ -977,6 +979,12 @@ static void check_big_sets(struct ks_manager *m, const char *who)
                 return;
         }
         m->check->who = who;
+        m->check->tries = tries;
+}
+
+static void check_big_sets(struct ks_manager *m, const char *who)
+{
+        check_big_sets_try(m, who, 0);
 }
 
 static void check_done(void *userdata)
@@ -989,6 +997,11 @@ static void check_done(void *userdata)
         char diff[512] = "";
         int r = rb->r;
 
+        /* Interrupted five times in a row by commits (a staging in steps): read again, a few times. */
+        if (r == -EINTR && rb->tries < CHECK_TRIES) {
+                check_big_sets_try(m, rb->who, rb->tries + 1);
+                return;
+        }
         if (r == 0)
                 r = summary_diff_elems(&m->expect, &rb->have, diff, sizeof(diff));
         else
