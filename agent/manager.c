@@ -771,7 +771,7 @@ static void on_staged(void *userdata, int r, const struct ks_error *se);
  * afterwards in small transactions (m->stager); the read-back then checks
  * their element counts once they are complete (on_staged).
  */
-static int replace_table(struct ks_manager *m, const char *active, struct ks_error *e)
+static int replace_table(struct ks_manager *m, const char *active, uint64_t *ret_committed, struct ks_error *e)
 {
         _cleanup_(ruleset_freep) struct ks_ruleset *rs = NULL;
         _cleanup_free_ const struct ks_policy **list = NULL;
@@ -806,6 +806,7 @@ static int replace_table(struct ks_manager *m, const char *active, struct ks_err
         m->staged_ok = r == 0;
         if (r < 0)
                 return r;
+        *ret_committed = now_monotonic_usec();
         manager_drops_after_rebuild(m);        /* the new table's drop sets start empty */
         m->last_apply_usec = usec;
         m->has_last_apply = true;
@@ -815,8 +816,9 @@ static int replace_table(struct ks_manager *m, const char *active, struct ks_err
         r = ruleset_summarize(rs, &m->expect);
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_INTERNAL, "Out of memory");
+        /* Held (active): the small sets now, the big ones on a thread once the policy is in force (rebuild_table). */
         if (!f.deferred)
-                return verify(m, true, e);
+                return verify_scope(m, active ? READBACK_SMALL : READBACK_ELEMS, e);
         r = verify(m, false, e);
         if (r == 0)
                 r = stager_new(m->event, m->nft, TAKE_PTR(rs), active, &m->generation, on_staged, m, &m->stager);
@@ -837,7 +839,8 @@ static int replace_table(struct ks_manager *m, const char *active, struct ks_err
  */
 static int rebuild_table(struct ks_manager *m, const char *active, struct ks_error *e)
 {
-        int r = replace_table(m, active, e);
+        uint64_t committed = 0;
+        int r = replace_table(m, active, &committed, e);
 
         if (r == 0 && !active)
                 apply_links(m, NULL, true);     /* unbound now; staged below */
@@ -846,8 +849,15 @@ static int rebuild_table(struct ks_manager *m, const char *active, struct ks_err
         if (r < 0 || !active)
                 return r;
         r = switch_hook(m, active, e);
-        if (r < 0)
+        if (r < 0) {
                 m->staged_ok = false;   /* held, i.e. still cut: the next switch rebuilds */
+                return r;
+        }
+        /* From the held table's acknowledgement to the switch's: what kept flows lost. */
+        log_info("Table inet %s rebuilt while isolated: the uplinks were held (everything dropped) for %.1f ms",
+                 TABLE_NAME, (double)(now_monotonic_usec() - committed) / USEC_PER_MSEC);
+        if (!m->stager)
+                check_big_sets(m, "monitor");   /* read back off the loop; a difference rebuilds */
         return r;
 }
 
