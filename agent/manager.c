@@ -353,6 +353,7 @@ static int verify(struct ks_manager *m, bool with_elems, struct ks_error *e)
  * transaction, or if the table still has the shape we meant (elements too).
  */
 static void check_big_sets(struct ks_manager *m, const char *who);
+static void check_big_sets_try(struct ks_manager *m, const char *who, unsigned tries, bool built);
 
 static bool table_intact(struct ks_manager *m)
 {
@@ -586,7 +587,7 @@ static int stage_links(struct ks_manager *m, const char *active, bool reset)
         /* Other policies' big sets are filled in steps, as the inet table's (stage.h). */
         if (r == 0 && f.deferred)
                 r = stager_new(m->event, m->nft, TAKE_PTR(rs), active, NULL, on_links_staged, m, &m->links_stager);
-        stager_hold(m->links_stager, m->readback != NULL);      /* after the inet table's read-back */
+        stager_hold(m->links_stager, m->readback || m->check);  /* after the inet table's read-backs */
         m->links_applied = r == 0 && p;
         free(m->links_staged);
         m->links_staged = r == 0 ? staged_signature(m) : NULL;
@@ -856,8 +857,8 @@ static int rebuild_table(struct ks_manager *m, const char *active, struct ks_err
         /* From the held table's acknowledgement to the switch's: what kept flows lost. */
         log_info("Table inet %s rebuilt while isolated: the uplinks were held (everything dropped) for %.1f ms",
                  TABLE_NAME, (double)(now_monotonic_usec() - committed) / USEC_PER_MSEC);
-        if (!m->stager)
-                check_big_sets(m, "monitor");   /* read back off the loop; a difference rebuilds */
+        if (!m->stager)         /* read back off the loop; a difference rebuilds */
+                check_big_sets_try(m, "monitor", 0, true);
         return r;
 }
 
@@ -912,6 +913,7 @@ struct readback {
         char **sets;            /* only these sets' elements (check_big_sets); NULL: the whole table */
         const char *who;        /* check_big_sets: who asked (the history's trigger) */
         unsigned tries;         /* check_big_sets: reads interrupted by commits so far */
+        bool built;             /* check_big_sets of a table just built: only a difference rebuilds it */
         atomic_bool cancel;     /* a newer table replaces this one: stop reading it */
         int r;
 };
@@ -976,7 +978,7 @@ static int readback_start(struct ks_manager *m, char **sets, worker_fn_t done, s
  * so it runs on a thread. The table stays in force and owned meanwhile; if the
  * kernel holds other elements than the compiler built, check_done rebuilds it.
  */
-static void check_big_sets_try(struct ks_manager *m, const char *who, unsigned tries)
+static void check_big_sets_try(struct ks_manager *m, const char *who, unsigned tries, bool built)
 {
         char **big = NULL;
 
@@ -990,11 +992,13 @@ static void check_big_sets_try(struct ks_manager *m, const char *who, unsigned t
         }
         m->check->who = who;
         m->check->tries = tries;
+        m->check->built = built;
+        stager_hold(m->links_stager, true);     /* its steps would interrupt the dumps */
 }
 
 static void check_big_sets(struct ks_manager *m, const char *who)
 {
-        check_big_sets_try(m, who, 0);
+        check_big_sets_try(m, who, 0, false);
 }
 
 static void check_done(void *userdata)
@@ -1009,7 +1013,14 @@ static void check_done(void *userdata)
 
         /* Interrupted five times in a row by commits (a staging in steps): read again, a few times. */
         if (r == -EINTR && rb->tries < CHECK_TRIES) {
-                check_big_sets_try(m, rb->who, rb->tries + 1);
+                check_big_sets_try(m, rb->who, rb->tries + 1, rb->built);
+                return;
+        }
+        /* Our own transaction, acknowledged into our owned table: unreadable is no reason to rebuild again. */
+        if (r < 0 && rb->built) {
+                log_warning("Could not read the big sets of table inet %s back after the rebuild (%s): not checked",
+                            TABLE_NAME, strerror(-r));
+                m->check = readback_free(m->check);
                 return;
         }
         if (r == 0)
