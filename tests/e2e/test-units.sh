@@ -132,8 +132,10 @@ boot() {
 	NSPAWN_PID=$!
 	CT_PID=
 	local i state
-	for ((i = 0; i < 200; i++)); do
-		CT_PID=$(pgrep -P "$NSPAWN_PID" | head -1)
+	for ((i = 0; i < 600; i++)); do
+		# The container's PID 1 once it runs systemd: nspawn's first child is an intermediate
+		# process that exits (taking it raced a busy machine: "stat of /proc/N/ns/user failed").
+		CT_PID=$(pgrep -x -P "$NSPAWN_PID" systemd | head -1)
 		[ -n "$CT_PID" ] && break
 		kill -0 "$NSPAWN_PID" 2>/dev/null || break
 		sleep 0.1
