@@ -189,15 +189,36 @@ static bool element_new(const struct drop_entry *e, const struct read_entry *r)
         return e->kernel_expires_usec && r->last_usec > e->kernel_expires_usec;
 }
 
-/* A tuple of this read, known before: add what is new. */
-static void entry_update(struct drop_entry *e, const struct read_entry *r)
+/*
+ * When a tuple's first packet came, if its _first element does not tell: the
+ * last packet if it is the only one, else the previous read (or the
+ * isolation's start): at most one read early.
+ */
+static uint64_t first_guess(const struct read_entry *r, uint64_t packets, const struct ks_drops *d)
+{
+        uint64_t before = d->synced_usec ? d->synced_usec : d->since_usec;
+
+        if (r->first_usec && r->first_usec >= before)
+                return r->first_usec < r->last_usec ? r->first_usec : r->last_usec;
+        return packets <= 1 || before == 0 || before > r->last_usec ? r->last_usec : before;
+}
+
+/*
+ * A tuple of this read, known before: add what is new. A baseline (no
+ * packets yet, drops_baseline) that counts now had its _first element from
+ * the isolation before: the first packet is guessed.
+ */
+static void entry_update(struct drop_entry *e, const struct read_entry *r, const struct ks_drops *d)
 {
         bool fresh;
         uint64_t packets;
 
-        first_seen_min(e, r->first_usec);
         fresh = element_new(e, r);
         packets = fresh ? r->packets : r->packets - e->kernel_packets;
+        if (e->packets == 0 && packets > 0)
+                e->first_usec = first_guess(r, packets, d);
+        else if (e->packets > 0)
+                first_seen_min(e, r->first_usec);
         e->packets += packets;
         e->bytes += fresh ? r->bytes : r->bytes - e->kernel_bytes;
         e->kernel_packets = r->packets;
@@ -207,15 +228,9 @@ static void entry_update(struct drop_entry *e, const struct read_entry *r)
                 e->last_usec = r->last_usec;
 }
 
-/*
- * A tuple new in this read: the _first element knows its first packet. If
- * there is none (its set was full), the last packet if it is the only one,
- * else the previous read (or the isolation's start): at most one read early.
- */
+/* A tuple new in this read: the _first element knows its first packet, if its set had room. */
 static void entry_new(struct drop_entry *e, const struct read_entry *r, const struct ks_drops *d)
 {
-        uint64_t before = d->synced_usec ? d->synced_usec : d->since_usec;
-
         *e = (struct drop_entry){
                 .key = r->key,
                 .packets = r->packets,
@@ -228,10 +243,40 @@ static void entry_new(struct drop_entry *e, const struct read_entry *r, const st
         if (r->first_usec)
                 e->first_usec = r->first_usec < r->last_usec ? r->first_usec : r->last_usec;
         else
-                e->first_usec = r->packets <= 1 || before == 0 || before > r->last_usec ? r->last_usec : before;
+                e->first_usec = first_guess(r, r->packets, d);
 }
 
-int drops_merge_read(struct ks_drops *d, const struct drops_read *rd)
+/* What the element counted belongs to another isolation: later reads count from here. */
+static void entry_baseline(struct drop_entry *e, const struct read_entry *r)
+{
+        e->kernel_packets = r->packets;
+        e->kernel_bytes = r->bytes;
+        e->kernel_expires_usec = r->expires_usec;
+}
+
+/* No packet of this isolation came before it began (a _first element left from the one before). */
+static void first_clamp(struct ks_drops *d)
+{
+        for (size_t i = 0; i < d->n; i++)
+                if (d->entries[i].packets > 0 && d->entries[i].first_usec < d->since_usec)
+                        d->entries[i].first_usec = d->since_usec;
+}
+
+/* Which of a read's tuples a merge takes: all, or those first seen before or after a moment. */
+enum part { PART_ALL, PART_BEFORE, PART_AFTER };
+
+static bool in_part(const struct read_entry *r, enum part part, uint64_t split_usec)
+{
+        return part == PART_ALL || (r->first_usec >= split_usec) == (part == PART_AFTER);
+}
+
+/*
+ * Fold a read in. PART_BEFORE takes only the tuples first seen before
+ * split_usec; PART_AFTER takes those first seen after it, and the others'
+ * counts (and the overflow counters) only as the baseline later reads count
+ * from.
+ */
+static int merge(struct ks_drops *d, const struct drops_read *rd, enum part part, uint64_t split_usec)
 {
         const struct read_entry *r = rd->v;
         struct drop_entry *out;
@@ -245,28 +290,52 @@ int drops_merge_read(struct ks_drops *d, const struct drops_read *rd)
                 return -ENOMEM;
         while (i < d->n || j < n_r) {
                 int c = i == d->n ? 1 : j == n_r ? -1 : key_cmp(&d->entries[i].key, &r[j].key);
+                bool counts = c >= 0 && in_part(&r[j], part, split_usec);
 
-                if (c < 0) {
+                if (c >= 0 && part == PART_BEFORE && !counts) {
+                        j++;            /* the next isolation's */
+                } else if (c < 0) {
                         /* Gone from the kernel (expired, or the table rebuilt): kept, counts from 0 if it returns. */
                         out[k] = d->entries[i++];
                         entry_forget_kernel(&out[k++]);
                 } else if (c == 0) {
                         out[k] = d->entries[i++];
-                        entry_update(&out[k++], &r[j++]);
+                        if (counts)
+                                entry_update(&out[k++], &r[j++], d);
+                        else
+                                entry_baseline(&out[k++], &r[j++]);
+                } else if (k + (d->n - i) < DROPS_MAX_ENTRIES && !counts) {
+                        /* A tuple with no packets yet: drops_totals() and drops_sorted() skip it. */
+                        out[k] = (struct drop_entry){ .key = r[j].key };
+                        entry_baseline(&out[k++], &r[j++]);
                 } else if (k + (d->n - i) < DROPS_MAX_ENTRIES) {
                         entry_new(&out[k++], &r[j++], d);
                 } else {
-                        lost += r[j++].packets;
+                        lost += counts ? r[j].packets : 0;
+                        j++;
                 }
         }
         free(d->entries);
         d->entries = out;
         d->n = k;
-        d->overflow += (rd->overflow >= d->kernel_overflow ? rd->overflow - d->kernel_overflow : rd->overflow) + lost;
+        if (part != PART_AFTER)
+                d->overflow += (rd->overflow >= d->kernel_overflow ? rd->overflow - d->kernel_overflow
+                                                                   : rd->overflow) + lost;
         d->kernel_overflow = rd->overflow;
         d->skipped = rd->skipped;
         d->synced_usec = rd->now_usec;
+        first_clamp(d);
         return 0;
+}
+
+int drops_merge_read(struct ks_drops *d, const struct drops_read *rd)
+{
+        return merge(d, rd, PART_ALL, 0);
+}
+
+int drops_merge_split(struct ks_drops *d, const struct drops_read *rd, uint64_t split_usec, bool after)
+{
+        return merge(d, rd, after ? PART_AFTER : PART_BEFORE, split_usec);
 }
 
 int drops_merge(struct ks_drops *d, struct nft_drop *reads, size_t n, uint64_t overflow, uint64_t skipped,
@@ -288,20 +357,27 @@ static bool same_source(const struct drop_entry *a, const struct drop_entry *b)
 
 void drops_totals(const struct ks_drops *d, struct drops_totals *ret)
 {
-        struct drops_totals t = { .tuples = d->n, .overflow = d->overflow + d->skipped };
+        struct drops_totals t = { .overflow = d->overflow + d->skipped };
+        const struct drop_entry *prev = NULL;
         uint64_t source = 0;
 
-        /* Sorted by family and source first: a source's tuples are neighbours. */
+        /* Sorted by family and source first: a source's tuples are neighbours. Baselines do not count. */
         for (size_t i = 0; i < d->n; i++) {
                 const struct drop_entry *e = &d->entries[i];
 
+                if (e->packets == 0)
+                        continue;
+                t.tuples++;
                 t.packets += e->packets;
                 t.bytes += e->bytes;
-                source = i > 0 && same_source(&d->entries[i - 1], e) ? source + e->packets : e->packets;
-                if (i == 0 || !same_source(&d->entries[i - 1], e))
+                if (prev && same_source(prev, e)) {
+                        source += e->packets;
+                } else {
                         t.sources++;
-                if (i + 1 < d->n && same_source(e, &d->entries[i + 1]))
-                        continue;
+                        source = e->packets;
+                }
+                prev = e;
+                /* The source's count so far: its last tuple's is its total, and only more can win. */
                 if (!t.top_source || source > t.top_source_packets) {
                         t.top_source = e;
                         t.top_source_packets = source;
@@ -328,7 +404,7 @@ int drops_sorted(const struct ks_drops *d, uint64_t since_usec, size_t max, cons
         if (!v)
                 return -ENOMEM;
         for (size_t i = 0; i < d->n; i++)
-                if (d->entries[i].last_usec >= since_usec)
+                if (d->entries[i].packets > 0 && d->entries[i].last_usec >= since_usec)
                         v[n++] = &d->entries[i];
         qsort(v, n, sizeof(*v), entry_by_packets);
         *ret = v;

@@ -77,6 +77,15 @@ void drops_read_add_overflow(struct drops_read *r, uint64_t packets);
  * previous read. Returns 0 or -ENOMEM (the totals are unchanged then).
  */
 int drops_merge_read(struct ks_drops *d, const struct drops_read *r);
+/*
+ * An isolation that began before the last one's final read was folded in:
+ * that read is split by each tuple's first packet (its _first element) at
+ * split_usec. after: the tuples first seen after it are the new isolation's,
+ * the others' counts (and the overflow counters) are only the baseline its
+ * later reads count from (tuples with no packets, which drops_totals() and
+ * drops_sorted() skip). !after: the last isolation takes the others.
+ */
+int drops_merge_split(struct ks_drops *d, const struct drops_read *r, uint64_t split_usec, bool after);
 /* Both at once. */
 int drops_merge(struct ks_drops *d, struct nft_drop *reads, size_t n, uint64_t overflow, uint64_t skipped,
                 uint64_t now_usec);

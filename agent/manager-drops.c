@@ -56,6 +56,7 @@
 struct drops_job {
         struct ks_manager *m;           /* for done only: work touches nothing but the fields below */
         struct ks_worker *worker;
+        struct ks_nft *nft;             /* the reader's socket, lent to the thread for this read */
         uint64_t number;                /* reads started before and this one */
         uint64_t epoch;                 /* the reader's epoch at the start: a fold on the loop since makes it stale */
         uint64_t start_usec, end_usec;  /* CLOCK_MONOTONIC, on the thread */
@@ -73,10 +74,21 @@ struct drops_waiter {
 
 struct drops_reader {
         struct drops_job *job;          /* the read running, or NULL */
+        struct ks_nft *nft;             /* kept between reads: closing one costs the kernel milliseconds */
         uint64_t started, folded;       /* reads started; reads folded in */
         uint64_t epoch;
         uint64_t final_after;           /* a restore's last read: a read numbered above this; 0: none pending */
         uint64_t final_overflow;        /* the overflow counters at the restore (which resets them) */
+        uint64_t restored_usec;         /* CLOCK_REALTIME of that restore */
+        /*
+         * An isolation that began before the restore's last read was folded in
+         * did not wait for it: that read is split between the two
+         * (drops_merge_split() at split_usec, halfway between the restore and
+         * the isolation), and the last isolation's totals wait here for it.
+         */
+        bool carry;
+        uint64_t split_usec;
+        struct ks_drops last;
         struct drops_waiter *waiters;
 };
 
@@ -85,6 +97,7 @@ static void job_free(struct drops_job *j)
         if (!j)
                 return;
         worker_free(j->worker);
+        nft_close(j->nft);
         drops_read_free(j->read);
         free(j);
 }
@@ -94,13 +107,14 @@ static void job_work(void *userdata)
         struct drops_job *j = userdata;
         uint64_t realtime = now_realtime_usec(), overflow = 0, skipped = 0;
         struct nft_drop *reads = NULL;
-        struct ks_nft *n = NULL;
 
         j->start_usec = now_usec(CLOCK_MONOTONIC);
-        j->r = nft_open(&n);
+        j->r = j->nft ? 0 : nft_open(&j->nft);
         if (j->r == 0)
-                j->r = nft_read_drops(n, TABLE_NAME, &reads, &j->n, &overflow, &skipped);
-        nft_close(n);
+                j->r = nft_read_drops(j->nft, TABLE_NAME, &reads, &j->n, &overflow, &skipped);
+        /* A failed read may leave answers behind: the next read opens a new socket. */
+        if (j->r < 0)
+                j->nft = nft_close(j->nft);
         if (j->r == 0)
                 j->r = drops_read_new(reads, j->n, overflow, skipped, realtime, &j->read);
         free(reads);
@@ -126,9 +140,35 @@ static int fold_failed(int r)
         return log_warning_errno(r, "Could not fold in the drop sensor's read: %m");
 }
 
+/* The last isolation's final read, after the next one began: split between the two. */
+static int fold_carried(struct ks_manager *m, struct drops_read *read)
+{
+        struct drops_reader *rd = m->drops_reader;
+        int r = drops_merge_split(&m->drops, read, rd->split_usec, true);
+
+        if (r == 0) {
+                drops_read_add_overflow(read, rd->final_overflow);     /* the restore reset the counters */
+                r = drops_merge_split(&rd->last, read, rd->split_usec, false);
+        }
+        return r;
+}
+
+/* Fold a read in; final: it started after the restore (the restore reset the overflow counters). */
+static int fold(struct ks_manager *m, struct drops_read *read, bool final)
+{
+        struct drops_reader *rd = m->drops_reader;
+
+        if (final && rd && rd->final_after && rd->carry)
+                return fold_carried(m, read);
+        if (final && rd && rd->final_after)
+                drops_read_add_overflow(read, rd->final_overflow);
+        return drops_merge_read(&m->drops, read);
+}
+
 /* A read on the loop, with the loop's socket: before a rebuild empties the sets, or when no thread starts. */
 static int sync_now(struct ks_manager *m)
 {
+        struct drops_read *read = NULL;
         struct nft_drop *reads = NULL;
         uint64_t overflow = 0, skipped = 0, realtime = now_realtime_usec(), start = now_usec(CLOCK_MONOTONIC);
         size_t n = 0;
@@ -138,29 +178,39 @@ static int sync_now(struct ks_manager *m)
                 return 0;
         reader_invalidate(m);
         r = nft_read_drops(m->nft, TABLE_NAME, &reads, &n, &overflow, &skipped);
-        if (m->drops_reader && m->drops_reader->final_after)
-                overflow += m->drops_reader->final_overflow;    /* the restore reset the counters */
-        if (r == 0 && (r = drops_merge(&m->drops, reads, n, overflow, skipped, realtime)) < 0)
+        if (r == 0)
+                r = drops_read_new(reads, n, overflow, skipped, realtime, &read);
+        if (r == 0 && (r = fold(m, read, true)) < 0)
                 fold_failed(r);
         else if (r < 0)
                 log_warning_errno(r, "Could not read the drop sensor's sets of table inet %s: %m", TABLE_NAME);
+        drops_read_free(read);
         free(reads);
         m->drops_read_usec = now_usec(CLOCK_MONOTONIC) - start;
         return r;
 }
 
-static void drops_journal(struct ks_manager *m, bool last);
-static void drops_save(struct ks_manager *m);
+static void drops_journal(struct ks_manager *m, const struct ks_drops *d, bool last);
+static void drops_save(struct ks_manager *m, const struct ks_drops *d);
 static int reader_start(struct ks_manager *m);
 
 /* The restore's last read is folded in: summary, saved totals, and the sets emptied for the next isolation. */
 static void finish_restore(struct ks_manager *m)
 {
+        struct drops_reader *rd = m->drops_reader;
         struct ks_error e = {};
 
-        m->drops_reader->final_after = 0;
-        drops_journal(m, true);
-        drops_save(m);
+        rd->final_after = 0;
+        if (rd->carry) {
+                /* The sets count for the isolation in force: they stay, its baseline is in m->drops. */
+                drops_journal(m, &rd->last, true);
+                drops_save(m, &rd->last);
+                drops_free(&rd->last);
+                rd->carry = false;
+                return;
+        }
+        drops_journal(m, &m->drops, true);
+        drops_save(m, &m->drops);
         /* The next isolation starts from empty sets; the totals of this one stay for `drops` and the report. */
         if (nft_flush_drops(m->nft, TABLE_NAME, &e) < 0)
                 log_warning("Could not empty the drop sensor's sets: %s", e.msg);
@@ -192,12 +242,13 @@ static void job_done(void *userdata)
         struct ks_manager *m = j->m;
         struct drops_reader *rd = m->drops_reader;
         uint64_t fold_start = now_usec(CLOCK_MONOTONIC);
+        bool final = rd->final_after && j->number > rd->final_after;
         int r = j->r;
 
         rd->job = NULL;
-        if (r == 0 && rd->final_after && j->number > rd->final_after)
-                drops_read_add_overflow(j->read, rd->final_overflow);
-        if (r == 0 && j->epoch == rd->epoch && (r = drops_merge_read(&m->drops, j->read)) < 0)
+        rd->nft = TAKE_PTR(j->nft);
+        /* A carried final read is not stale: the new isolation's start invalidated the reads before it. */
+        if (r == 0 && (j->epoch == rd->epoch || (final && rd->carry)) && (r = fold(m, j->read, final)) < 0)
                 fold_failed(r);
         else if (r < 0)
                 log_warning_errno(r, "Could not read the drop sensor's sets of table inet %s: %m", TABLE_NAME);
@@ -230,9 +281,10 @@ static int reader_start(struct ks_manager *m)
         j = calloc(1, sizeof(*j));
         if (!j)
                 return -ENOMEM;
-        *j = (struct drops_job){ .m = m, .number = rd->started + 1, .epoch = rd->epoch };
+        *j = (struct drops_job){ .m = m, .nft = TAKE_PTR(rd->nft), .number = rd->started + 1, .epoch = rd->epoch };
         r = worker_start(m->event, job_work, job_done, j, &j->worker);
         if (r < 0) {
+                rd->nft = TAKE_PTR(j->nft);
                 free(j);
                 log_warning_errno(r, "Could not start a thread to read the drop sensor's sets (%m): reading on "
                                   "the loop");
@@ -274,8 +326,8 @@ bool manager_drops_reading(const struct ks_manager *m, uint64_t *ret_reads)
         return rd && rd->job;
 }
 
-/* Before an isolation's switch: the restore's last read is folded in and the sets emptied first. */
-void manager_drops_settle(struct ks_manager *m)
+/* The restore's last read is folded in (before a rebuild empties the sets, and at exit). */
+static void settle_final(struct ks_manager *m)
 {
         struct drops_reader *rd = m->drops_reader;
 
@@ -286,6 +338,17 @@ void manager_drops_settle(struct ks_manager *m)
                         sync_now(m);
                         finish_restore(m);
                 }
+        }
+}
+
+/* Restored again before the last isolation's final read was folded in: that one is finished first. */
+static void settle_carried(struct ks_manager *m)
+{
+        struct drops_reader *rd = m->drops_reader;
+
+        if (rd && rd->carry) {
+                log_info("Restoring while the last isolation's drop counts are still being read: reading them first");
+                settle_final(m);
         }
 }
 
@@ -303,8 +366,10 @@ void manager_drops_free(struct ks_manager *m)
                 free(w);
         }
         /* Stopped right after a restore: its last read is saved (drops-last.json) before we go. */
-        manager_drops_settle(m);
+        settle_final(m);
         job_free(rd->job);
+        nft_close(rd->nft);
+        drops_free(&rd->last);
         free(rd);
         m->drops_reader = NULL;
 }
@@ -317,16 +382,17 @@ const char *manager_drops_addr(const struct drop_entry *e, bool dst, char *buf, 
         return buf;
 }
 
-static void drops_journal(struct ks_manager *m, bool last)
+static void drops_journal(struct ks_manager *m, const struct ks_drops *d, bool last)
 {
         struct drops_totals t;
         char top[INET6_ADDRSTRLEN] = "", msg[512];
         bool journaled = false;
 
-        drops_totals(&m->drops, &t);
+        drops_totals(d, &t);
         if (!last && t.packets + t.overflow == m->drops_logged_packets)
                 return;         /* nothing new was cut since the last summary */
-        m->drops_logged_packets = t.packets + t.overflow;
+        if (!last)
+                m->drops_logged_packets = t.packets + t.overflow;
         if (t.top_source)
                 manager_drops_addr(t.top_source, false, top, sizeof(top));
         snprintf(msg, sizeof(msg), "%s%zu inside host%s tried to get out: %" PRIu64 " packets cut in %zu tuples%s%s, "
@@ -337,7 +403,7 @@ static void drops_journal(struct ks_manager *m, bool last)
                 journaled = sd_journal_send(
                         "MESSAGE=%s", msg, "MESSAGE_ID=" DROPS_MESSAGE_ID, "PRIORITY=%d", LOG_NOTICE,
                         "SYSLOG_IDENTIFIER=killswitchd", "KILLSWITCH_ACTION=drops",
-                        "KILLSWITCH_POLICY=%s", m->state.policy ? m->state.policy : "",
+                        "KILLSWITCH_POLICY=%s", !last && m->state.policy ? m->state.policy : "",
                         "KILLSWITCH_DROPS_SOURCES=%zu", t.sources, "KILLSWITCH_DROPS_TUPLES=%zu", t.tuples,
                         "KILLSWITCH_DROPS_PACKETS=%" PRIu64, t.packets, "KILLSWITCH_DROPS_BYTES=%" PRIu64, t.bytes,
                         "KILLSWITCH_DROPS_OVERFLOW=%" PRIu64, t.overflow, "KILLSWITCH_DROPS_TOP_SOURCE=%s", top,
@@ -366,7 +432,7 @@ static int on_drops_timer(sd_event_source *s, uint64_t usec, void *userdata)
         reader_start(m);        /* folded in later; the summary below has the previous read */
         if (now - m->drops_journal_usec >= DROPS_JOURNAL_USEC) {
                 m->drops_journal_usec = now;
-                drops_journal(m, false);
+                drops_journal(m, &m->drops, false);
         }
         /* A callback's error would only disable the source, silently: say so here, once. */
         r = sd_event_source_set_time(s, now_monotonic_usec() + drops_interval(m));
@@ -395,6 +461,17 @@ static void drops_timer_arm(struct ks_manager *m)
 
 void manager_drops_isolated(struct ks_manager *m, bool fresh)
 {
+        struct drops_reader *rd = m->drops_reader;
+
+        /* The restore's last read still runs: this isolation does not wait for it (drops_merge_split). */
+        if (fresh && rd && rd->final_after) {
+                rd->carry = true;
+                rd->split_usec = rd->restored_usec && rd->restored_usec < m->state.since_usec
+                                         ? rd->restored_usec + (m->state.since_usec - rd->restored_usec) / 2
+                                         : m->state.since_usec;
+                rd->last = m->drops;
+                m->drops = (struct ks_drops){};
+        }
         if (fresh) {
                 drops_reset(&m->drops, m->state.since_usec ? m->state.since_usec : now_realtime_usec());
                 m->drops_logged_packets = 0;
@@ -416,7 +493,7 @@ static json_t *entry_json(const struct drop_entry *e)
 }
 
 /* STATE_DIR/drops-last.json: the isolation's tuples with most packets, and what the rest counted. */
-static void drops_save(struct ks_manager *m)
+static void drops_save(struct ks_manager *m, const struct ks_drops *d)
 {
         _cleanup_free_ const struct drop_entry **v = NULL;
         _cleanup_(json_decrefp) json_t *o = NULL;
@@ -427,8 +504,8 @@ static void drops_save(struct ks_manager *m)
         size_t n = 0;
         int r;
 
-        drops_totals(&m->drops, &t);
-        if (!a || drops_sorted(&m->drops, 0, DROPS_SAVE_MAX, &v, &n) < 0) {
+        drops_totals(d, &t);
+        if (!a || drops_sorted(d, 0, DROPS_SAVE_MAX, &v, &n) < 0) {
                 json_decref(a);
                 return;
         }
@@ -436,7 +513,7 @@ static void drops_save(struct ks_manager *m)
                 json_array_append_new(a, entry_json(v[i]));
                 kept += v[i]->packets;
         }
-        o = json_pack("{s:I, s:I, s:o}", "since_usec", (json_int_t)m->drops.since_usec,
+        o = json_pack("{s:I, s:I, s:o}", "since_usec", (json_int_t)d->since_usec,
                       "overflow", (json_int_t)(t.overflow + t.packets - kept), "entries", a);
         if (!o || !(text = json_dumps(o, JSON_COMPACT))) {
                 log_warning("Out of memory: the drop sensor's totals are not kept for a restart");
@@ -526,22 +603,24 @@ void manager_drops_restored(struct ks_manager *m)
                 sd_event_source_set_enabled(m->drops_source, SD_EVENT_OFF);
         if (!rd) {
                 sync_now(m);
-                drops_journal(m, true);
-                drops_save(m);
+                drops_journal(m, &m->drops, true);
+                drops_save(m, &m->drops);
                 return;
         }
+        settle_carried(m);
         /* A read still running may have seen the counters after the reset below: the last read counts all. */
         reader_invalidate(m);
         if (nft_read_drops_overflow(m->nft, TABLE_NAME, &rd->final_overflow) < 0)
                 rd->final_overflow = m->drops.kernel_overflow;
         rd->final_after = rd->started;
+        rd->restored_usec = now_realtime_usec();
         reader_start(m);
 }
 
 /* The sets are about to be emptied by a new table: read them on the loop first (reloads and repairs only). */
 void manager_drops_before_rebuild(struct ks_manager *m)
 {
-        manager_drops_settle(m);
+        settle_final(m);
         if (m->state.isolated)
                 sync_now(m);
 }

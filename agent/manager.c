@@ -1223,7 +1223,6 @@ int manager_isolate(struct ks_manager *m, const char *name, const struct ks_acto
                      !o->revert;
         /* Fail-closed: record the intent first, so that a crash right after the commit restarts isolated. */
         saved = state_save(m->state_dir, &next);
-        manager_drops_settle(m);        /* a restore's last read of the sets, before they count again */
         r = hook(m, name, e);
         if (r < 0) {
                 if (saved == 0)

@@ -183,15 +183,14 @@ const struct ks_policy *manager_active_policy(struct ks_manager *m);
  * read failed, the totals are the previous ones) and returns 0; it returns 1
  * if there is nothing to wait for (normal, the restore's last read done), and
  * -ENOMEM, without calling fn. The bookkeeping of an
- * isolation (fresh: from normal, the totals start anew; settle before its
- * switch: the last read of a restore is finished first), a restore and a
- * rebuild of the table.
+ * isolation (fresh: from normal, the totals start anew; if the restore's last
+ * read still runs, the isolation does not wait: that read is split between
+ * the two), a restore and a rebuild of the table.
  */
 typedef void (*drops_read_fn)(struct ks_manager *m, void *userdata, int r);
 int manager_drops_read_then(struct ks_manager *m, drops_read_fn fn, void *userdata);
 /* A read is running (status shows it) and how many were folded in. */
 bool manager_drops_reading(const struct ks_manager *m, uint64_t *ret_reads);
-void manager_drops_settle(struct ks_manager *m);
 void manager_drops_isolated(struct ks_manager *m, bool fresh);
 void manager_drops_restored(struct ks_manager *m);
 void manager_drops_before_rebuild(struct ks_manager *m);

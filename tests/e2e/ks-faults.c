@@ -7,6 +7,10 @@
  * cannot take the batch, and N is counted down in the file. Likewise
  * $KS_TIMER_FAULT_FILE for timerfd_settime() (EINVAL, as libfaketime causes
  * with times it shifted out of range): sd-event arms its timers with it.
+ * And while $KS_SLOW_READ_FILE holds a number M > 0, every sendto() on a
+ * NETLINK_NETFILTER socket from a thread other than the main one (the
+ * queries of the agent's reading threads: the drop sensor's, the read-backs)
+ * waits M milliseconds first: a slow read, on demand.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -16,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 static int fault_take(const char *env)
@@ -60,6 +66,40 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
                 return -1;
         }
         return real(fd, msg, flags);
+}
+
+/* The number in $env's file, or 0. */
+static int fault_value(const char *env)
+{
+        const char *path = getenv(env);
+        char buf[32] = "";
+        int fd, n = 0;
+        ssize_t len;
+
+        if (!path || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+                return 0;
+        len = pread(fd, buf, sizeof(buf) - 1, 0);
+        if (len <= 0 || sscanf(buf, "%d", &n) != 1)
+                n = 0;
+        close(fd);
+        return n;
+}
+
+ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to, socklen_t tolen)
+{
+        static ssize_t (*real)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+        int ms;
+
+        if (!real)
+                real = (ssize_t (*)(int, const void *, size_t, int, const struct sockaddr *, socklen_t))dlsym(
+                        RTLD_NEXT, "sendto");
+        if (getenv("KS_SLOW_READ_FILE") && syscall(SYS_gettid) != getpid() && is_nfnetlink(fd) &&
+            (ms = fault_value("KS_SLOW_READ_FILE")) > 0) {
+                struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+                nanosleep(&ts, NULL);
+        }
+        return real(fd, buf, len, flags, to, tolen);
 }
 
 int timerfd_settime(int fd, int flags, const struct itimerspec *new_value, struct itimerspec *old_value)

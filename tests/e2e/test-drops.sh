@@ -12,6 +12,8 @@
 #     metrics, the journal summary's fields;
 #   - restore: the totals of the isolation stay readable, also after a restart of the agent, and
 #     the next isolation starts from zero;
+#   - isolate right after a restore, while the restore's last read of the sets runs (slowed down
+#     on purpose): answered at once, and each isolation keeps its own packets;
 #   - a flood of cut UDP with random ports for a few seconds (more tuples than the kernel's sets
 #     hold): the overflow is counted, the agent's memory stays bounded, status and isolate stay
 #     fast; the agent's CPU time during the flood is printed.
@@ -226,6 +228,70 @@ check "after a restart while isolated: beacon B's count and times" \
 	seen_near fd00:1::2 2001:db8:80::80 5353 3 "$b_first" "$b_last"
 check "after a restart while isolated: nothing counted twice, kept traffic absent" drops_none \
 	't["packets"] > 3 or t["port"] in (25, 5060)'
+
+# ---------------------------------------------------------------------------------------------
+# Isolate right after a restore, while the restore's last read of the sets still runs (made slow
+# here: each query of a reading thread waits 500 ms, tests/e2e/ks-faults.c, so that read takes
+# seconds): the isolation does not wait for it. That read is split between the two isolations
+# by each tuple's first packet: a tuple first cut after the new isolation began is the new one's
+# alone; the last one's tuples stay its own, and the new one counts them from that read on.
+# Packets of such a tuple in between (the read's duration) go to the last one; none is lost or
+# counted twice.
+
+cc -O1 -shared -fPIC -o "$KS_TMP/ks-faults.so" "$(dirname "${BASH_SOURCE[0]}")/ks-faults.c" -ldl ||
+	die "building ks-faults.so"
+SLOW=$KS_TMP/slow-read
+echo 0 >"$SLOW"
+agent_stop
+# ASan wants its runtime first; the shim is not instrumented.
+LD_PRELOAD=$KS_TMP/ks-faults.so KS_SLOW_READ_FILE=$SLOW \
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 agent_start ||
+	die "killswitchd did not start with ks-faults.so"
+udp_send lan 192.0.2.80 6001 3
+udp_send lan 192.0.2.80 6002 2
+check "before the restore: the isolation's tuples" drops_has 't["port"] == 6001 and t["packets"] == 3'
+sleep 2         # the tuples' first packets well before the next isolation
+echo 500 >"$SLOW"
+check "restore (its last read of the sets now takes seconds)" ctl restore
+start=$(date +%s%N)
+check "isolate right after the restore" ctl isolate
+ms=$((($(date +%s%N) - start) / 1000000))
+check "isolate did not wait for the restore's last read ($ms ms, under 2 s; that read takes 5 s)" \
+	test "$ms" -lt 2000
+check "... which still runs" status_is 'd["drops"]["reading"]'
+udp_send lan 192.0.2.80 6001 2
+udp_send lan 192.0.2.80 6003 4
+echo 0 >"$SLOW"
+check "the new isolation: a tuple first cut after it began is its own" drops_has \
+	't["port"] == 6003 and t["packets"] == 4'
+check "... and not the last isolation's tuples it did not cut" drops_none 't["port"] == 6002'
+udp_send lan 192.0.2.80 6001 5
+# split_counts — the last isolation's (drops-last.json) and this one's packets per port, as
+# "6001:L+N 6002:L+N 6003:L+N"; this one's first_seen is not before its start (to the second).
+split_counts() {
+	drops_json | python3 -c '
+import datetime, json, sys
+last = {e["port"]: e["packets"] for e in json.load(open(sys.argv[1]))["entries"]}
+d = json.load(sys.stdin)
+ts = lambda s: datetime.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+now = {t["port"]: t for t in d["drops"]}
+early = [t for t in d["drops"] if ts(t["first_seen"]) < float(sys.argv[2]) - 1]
+if early:
+    print(json.dumps(early), file=sys.stderr)
+print(" ".join("%d:%d+%d" % (p, last.get(p, 0), now[p]["packets"] if p in now else 0) for p in (6001, 6002, 6003)))
+sys.exit(1 if early else 0)' "$KS_STATE/drops-last.json" "$((start / 1000000000))"
+}
+check "first_seen of this isolation's tuples is not before it began" split_counts
+counts=$(split_counts)
+note "packets per port, last isolation + this one: $counts"
+check "the last isolation kept its own tuple (2 packets) and the new one none" contains "$counts" "6002:2+0"
+check "the new isolation's tuple is its own alone (4 packets)" contains "$counts" "6003:0+4"
+check "a tuple cut in both: all 10 packets counted once, the last one's 3 to it" python3 -c '
+import sys
+last, now = map(int, sys.argv[1].split()[0].split(":")[1].split("+"))
+sys.exit(0 if last + now == 10 and last >= 3 and now >= 5 else 1)' "$counts"
+agent_stop
+check "restart without the shim" agent_start
 
 # ---------------------------------------------------------------------------------------------
 # A flood: UDP to random hosts and ports, v4 and v6, for a few seconds (tests/bench/flood.c): more

@@ -279,6 +279,80 @@ static void test_read_prepared(void **unused)
         drops_free(&d);
 }
 
+/*
+ * An isolation that began before the last one's final read was folded in:
+ * the read is split at the first packets, the last isolation gets its
+ * tuples, the new one the tuples first seen after the split and counts the
+ * others from there; tuples with no packet of its own are not in its totals.
+ */
+static void test_split_carried(void **unused)
+{
+        struct nft_drop r[3] = { elem_first(7, 80, 6, 443, 3, 9000, T0 + 1 * SEC) };
+        struct drops_read *rd = NULL;
+        const struct drop_entry **v = NULL;
+        struct ks_drops last = {}, next = {};
+        struct drops_totals t;
+        size_t n = 0;
+
+        drops_reset(&last, T0);
+        assert_int_equal(drops_merge(&last, r, 1, 0, 0, T0 + 10 * SEC), 0);
+        /* Restored at T0+20 s with 2 packets of overflow; isolated again at T0+21 s; read at T0+22 s. */
+        drops_reset(&next, T0 + 21 * SEC);
+        r[0] = elem_first(7, 80, 6, 443, 5, 500, T0 + 1 * SEC);        /* 2 in the new isolation, before the read */
+        r[1] = elem_first(8, 80, 17, 53, 4, 100, T0 + 21500000ULL);   /* first seen in the new isolation */
+        r[2] = elem_first(9, 81, 6, 22, 1, 7000, T0 + 15 * SEC);      /* the last isolation's, never read */
+        assert_int_equal(drops_read_new(r, 3, 1, 0, T0 + 22 * SEC, &rd), 0);
+        assert_int_equal(drops_merge_split(&next, rd, T0 + 20500000ULL, true), 0);
+        drops_read_add_overflow(rd, 2);
+        assert_int_equal(drops_merge_split(&last, rd, T0 + 20500000ULL, false), 0);
+
+        assert_int_equal(find(&last, 7, 80, 443)->packets, 5);
+        assert_int_equal(find(&last, 9, 81, 22)->packets, 1);
+        assert_null(find(&last, 8, 80, 53));
+        drops_totals(&last, &t);
+        assert_int_equal(t.tuples, 2);
+        assert_int_equal(t.overflow, 3);
+        drops_totals(&next, &t);
+        assert_int_equal(t.tuples, 1);
+        assert_int_equal(t.packets, 4);
+        assert_int_equal(t.sources, 1);
+        assert_int_equal(t.overflow, 0);
+        assert_int_equal(find(&next, 8, 80, 53)->first_usec, T0 + 21500000ULL);
+
+        /* The next read: the old tuple's 2 more packets are the new isolation's, from the previous read on. */
+        drops_read_free(rd);
+        r[0] = elem_first(7, 80, 6, 443, 7, 1000, T0 + 1 * SEC);
+        r[1] = elem_first(8, 80, 17, 53, 4, 8100, T0 + 21500000ULL);
+        r[2] = elem_first(9, 81, 6, 22, 1, 15000, T0 + 15 * SEC);
+        assert_int_equal(drops_merge(&next, r, 3, 1, 0, T0 + 30 * SEC), 0);
+        drops_totals(&next, &t);
+        assert_int_equal(t.tuples, 2);
+        assert_int_equal(t.packets, 6);
+        assert_int_equal(t.sources, 2);
+        assert_int_equal(t.overflow, 0);
+        assert_int_equal(find(&next, 7, 80, 443)->packets, 2);
+        assert_int_equal(find(&next, 7, 80, 443)->first_usec, T0 + 22 * SEC);
+        assert_int_equal(find(&next, 7, 80, 443)->last_usec, T0 + 29 * SEC);
+        assert_int_equal(drops_sorted(&next, 0, 0, &v, &n), 0);
+        assert_int_equal(n, 2);                 /* not the baseline of 10.0.0.9 */
+        free(v);
+
+        drops_free(&last);
+        drops_free(&next);
+}
+
+/* A _first element left from an isolation before this one does not date a tuple before its start. */
+static void test_first_not_before_start(void **unused)
+{
+        struct nft_drop r[1] = { elem_first(7, 80, 6, 443, 2, 1000, T0 - 50 * SEC) };
+        struct ks_drops d = {};
+
+        drops_reset(&d, T0);
+        assert_int_equal(drops_merge(&d, r, 1, 0, 0, T0 + 10 * SEC), 0);
+        assert_int_equal(find(&d, 7, 80, 443)->first_usec, T0);
+        drops_free(&d);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -290,6 +364,8 @@ int main(void)
                 cmocka_unit_test(test_duplicates_summed),
                 cmocka_unit_test(test_bounded),
                 cmocka_unit_test(test_totals_and_order),
+                cmocka_unit_test(test_split_carried),
+                cmocka_unit_test(test_first_not_before_start),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
