@@ -99,6 +99,7 @@ struct ks_manager *manager_free(struct ks_manager *m)
         sd_event_source_disable_unref(m->links_source);
         sd_event_source_disable_unref(m->links_backoff);
         sd_event_source_disable_unref(m->links_stage_source);
+        sd_event_source_disable_unref(m->remember_source);
         stager_free(m->links_stager);
         links_free(m->links);
         free(m->links_staged);
@@ -514,6 +515,27 @@ static void remember_uplinks(struct ks_manager *m)
         if (state_set_uplink_ids(&m->state, ids, n, boot) < 0 || state_save(m->state_dir, &m->state) < 0)
                 log_warning("Could not save the uplinks' ifindexes (a rename while the agent is down will not be "
                             "noticed)");
+}
+
+static int on_remember(sd_event_source *s, void *userdata)
+{
+        struct ks_manager *m = userdata;
+
+        m->remember_source = sd_event_source_disable_unref(m->remember_source);
+        remember_uplinks(m);
+        return 0;
+}
+
+/*
+ * The same on a later loop iteration, once the isolation is answered: the
+ * state file already says isolated (saved before the switch); the ifindexes
+ * only tell a restarted agent about renames, and their fsync need not delay
+ * the emergency command.
+ */
+static void remember_uplinks_soon(struct ks_manager *m)
+{
+        if (!m->remember_source && sd_event_add_defer(m->event, &m->remember_source, on_remember, m) < 0)
+                remember_uplinks(m);
 }
 
 /* At start, isolated: the uplinks saved by ifindex are tracked again, renamed or not (tamper if renamed). */
@@ -1236,7 +1258,7 @@ int manager_isolate(struct ks_manager *m, const char *name, const struct ks_acto
         state_clear(&m->state);
         m->state = next;
         m->reassertions = 0;
-        remember_uplinks(m);
+        remember_uplinks_soon(m);
         manager_drops_isolated(m, fresh);
         notify_status(m);
         flush_offloaded_flows(m);

@@ -102,6 +102,7 @@ struct ks_manager {
         bool links_applied;                     /* the link layer (compile_links) is in force */
         char *links_staged;                     /* staged_signature() of the netdev table's policies */
         sd_event_source *links_stage_source;    /* a pending staging of the netdev table (idle priority) */
+        sd_event_source *remember_source;       /* the uplinks' ifindexes to save, after the reply */
         struct ks_stager *links_stager;         /* filling the netdev table's big sets in steps (stage.c) */
         struct ks_drops drops;                  /* the drop sensor's totals (drops.h, manager-drops.c) */
         sd_event_source *drops_source;          /* its periodic read while isolated */
