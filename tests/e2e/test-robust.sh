@@ -102,6 +102,9 @@ EOF2
 # ---------------------------------------------------------------------------------------------
 note "A. control socket abuse"
 ctl status >/dev/null && ctl policies >/dev/null
+# The drop sensor's reader keeps its netlink socket from its first read on (an isolation's): in the
+# baseline too. `drops` after the restore waits for its last read.
+ctl isolate --reason "baseline" >/dev/null && ctl restore >/dev/null && ctl drops >/dev/null
 sleep 0.3
 FDS0=$(fds)
 RSS0=$(rss_kib)
