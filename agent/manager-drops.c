@@ -281,7 +281,8 @@ static int reader_start(struct ks_manager *m)
         j = calloc(1, sizeof(*j));
         if (!j)
                 return -ENOMEM;
-        *j = (struct drops_job){ .m = m, .nft = TAKE_PTR(rd->nft), .number = rd->started + 1, .epoch = rd->epoch };
+        *j = (struct drops_job){ .m = m, .number = rd->started + 1, .epoch = rd->epoch };
+        j->nft = TAKE_PTR(rd->nft);
         r = worker_start(m->event, job_work, job_done, j, &j->worker);
         if (r < 0) {
                 rd->nft = TAKE_PTR(j->nft);
