@@ -91,6 +91,8 @@ struct ks_manager *manager_free(struct ks_manager *m)
         reloads_clear(m);
         ruleset_free(m->precompiled);
         free(m->precompiled_for);
+        ruleset_free(m->links_precompiled);
+        free(m->links_precompiled_for);
         m->stager = stager_free(m->stager);
         m->readback = readback_free(m->readback);
         m->check = readback_free(m->check);
@@ -583,6 +585,26 @@ static void on_links_staged(void *userdata, int r, const struct ks_error *e)
         }
 }
 
+static void links_precompiled_clear(struct ks_manager *m)
+{
+        m->links_precompiled = ruleset_free(m->links_precompiled);
+        free(m->links_precompiled_for);
+        m->links_precompiled_for = NULL;
+}
+
+/* The link layer's table the last reload compiled, if it is this one's: nothing active, same policies and flags. */
+static struct ks_ruleset *links_precompiled_take(struct ks_manager *m, const struct ks_policy *active)
+{
+        _cleanup_free_ char *sig = m->links_precompiled ? staged_signature(m) : NULL;
+        struct ks_ruleset *rs = NULL;
+
+        if (!active && sig && m->links_precompiled_for && strcmp(sig, m->links_precompiled_for) == 0 &&
+            m->links_precompiled_flags == (m->owned ? OWNER_FLAGS : 0))
+                rs = TAKE_PTR(m->links_precompiled);
+        links_precompiled_clear(m);
+        return rs;
+}
+
 static int stage_links(struct ks_manager *m, const char *active, bool reset)
 {
         _cleanup_(ruleset_freep) struct ks_ruleset *rs = NULL;
@@ -598,8 +620,10 @@ static int stage_links(struct ks_manager *m, const char *active, bool reset)
         r = staged_policies(m, &list, &n);
         if (r == 0)
                 r = links_of_cut(m, p, reset, &cut, &n_cut);
-        if (r == 0)
+        if (r == 0 && !(rs = links_precompiled_take(m, p)))
                 r = compile_links_table(list, n, p, cut, n_cut, TABLE_NAME, m->owned ? OWNER_FLAGS : 0, &rs);
+        else if (r == 0)
+                log_debug("Link layer: the table the reload compiled on its thread");
         m->links_stager = stager_free(m->links_stager);
         f = (struct first_step){ .rs = rs, .keep = active };
         if (r == 0)
@@ -1614,7 +1638,8 @@ static void reload_complete(struct ks_manager *m, int r, const struct ks_error *
         reload_next(m);
 }
 
-static void on_reload_scanned(void *userdata, int r, struct store_scan *scan, struct ks_ruleset **table)
+static void on_reload_scanned(void *userdata, int r, struct store_scan *scan, struct ks_ruleset **table,
+                              struct ks_ruleset **links)
 {
         struct ks_manager *m = userdata;
         struct ks_error e = {};
@@ -1626,13 +1651,25 @@ static void on_reload_scanned(void *userdata, int r, struct store_scan *scan, st
         m->precompiled_for = NULL;
         if (*table && (!active_policy(m) || (m->precompiled_for = strdup(active_policy(m)))))
                 m->precompiled = TAKE_PTR(*table);
+        links_precompiled_clear(m);
         r = reload_finish(m, &m->reloads->actor, r, scan, &m->reload_failed, &e);
         m->precompiled = ruleset_free(m->precompiled);
+        /* For the link layer's staging the rebuild asked for (if any), if the store is the one it was compiled from. */
+        if (r == 0 && *links && !active_policy(m) && m->links_stage_source &&
+            (m->links_precompiled_for = staged_signature(m)))
+                m->links_precompiled = TAKE_PTR(*links);
         if (r == 0 && m->stager) {
                 m->reload_staging = true;       /* answered once the big sets are filled (on_staged) */
                 return;
         }
         reload_complete(m, r, &e);
+}
+
+static int reload_begin(struct ks_manager *m)
+{
+        m->links_precompiled_flags = m->owned ? OWNER_FLAGS : 0;
+        return reload_start(m->event, m->policy_dir, &m->store, active_policy(m), m->links_precompiled_flags,
+                            on_reload_scanned, m, &m->reload);
 }
 
 /* Start the first queued reload, if none runs; a failure to start answers (and drops) it at once. */
@@ -1644,7 +1681,7 @@ static int reload_next(struct ks_manager *m)
         while (!m->reload && !m->reload_staging && m->reloads) {
                 struct reload_waiter *w = m->reloads;
 
-                r = reload_start(m->event, m->policy_dir, &m->store, active_policy(m), on_reload_scanned, m, &m->reload);
+                r = reload_begin(m);
                 if (r >= 0)
                         return 0;
                 ks_error_set(&e, r, KS_ERR_RELOAD, "Could not start reading the policies: %s", strerror(-r));
@@ -1668,7 +1705,7 @@ int manager_reload(struct ks_manager *m, const struct ks_actor *a, manager_reloa
         *tail = w;
         if (m->reloads != w)
                 return 0;       /* after the one that runs: the files may have changed since it read them */
-        r = reload_start(m->event, m->policy_dir, &m->store, active_policy(m), on_reload_scanned, m, &m->reload);
+        r = reload_begin(m);
         if (r < 0) {
                 *tail = waiter_free(w);
                 return ks_error_set(e, r, KS_ERR_RELOAD, "Could not start reading the policies: %s", strerror(-r));

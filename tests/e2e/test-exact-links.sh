@@ -98,10 +98,15 @@ v6_back() {
 note "lab: namespaces ${KS_PREFIX}{lan,gw,inet,mgmt}; agent $KILLSWITCHD"
 lab_create
 write_lab_policy isolate
-# A [Service] for anyone on tcp/25 and a connection-matched gateway (the raw-sender checks below).
+agent_start || die "killswitchd did not start"
+# A [Service] for anyone on tcp/25 and a connection-matched gateway (the raw-sender checks below),
+# added by a reload while normal: that reload's thread compiles the link layer's table too, and the
+# checks below (the raw sends) use that table.
 printf '\n[Service mx]\nAddress=198.51.100.1\nPorts=tcp:25\n\n[Gateway relay]\nAddress=203.0.113.28\nPorts=tcp:587\nDirection=out\n' \
 	>>"$KS_CONF/policies/isolate.policy"
-agent_start || die "killswitchd did not start"
+check "reload while normal: the service and the relay added" ctl reload
+check "after the reload: the link layer has the service's set" \
+	contains "$(n_gw nft list table netdev killswitch_links)" "isolate/svc_mx"
 check "normal: the link layer is staged, nothing bound to a device" \
 	test -n "$(n_gw nft list table netdev killswitch_links)" -a -z "$(n_gw nft list ruleset | grep 'hook ingress\|hook egress')"
 check_exit 0 "isolate returns 0" ctl isolate --reason "e2e: links"
