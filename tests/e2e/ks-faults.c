@@ -25,17 +25,34 @@
 #include <time.h>
 #include <unistd.h>
 
-static int fault_take(const char *env)
+/* The file named by $env, open, or -1. */
+static int env_open(const char *env, int flags)
 {
         const char *path = getenv(env);
-        char buf[32] = "";
-        int fd, n = 0;
-        ssize_t len;
 
-        if (!path || (fd = open(path, O_RDWR | O_CLOEXEC)) < 0)
+        return path ? open(path, flags | O_CLOEXEC) : -1;
+}
+
+/* The number the file at fd starts with, or 0. */
+static int read_number(int fd)
+{
+        char buf[32] = "";
+        int n = 0;
+
+        if (pread(fd, buf, sizeof(buf) - 1, 0) <= 0 || sscanf(buf, "%d", &n) != 1)
                 return 0;
-        len = pread(fd, buf, sizeof(buf) - 1, 0);
-        if (len > 0 && sscanf(buf, "%d", &n) == 1 && n > 0) {
+        return n;
+}
+
+static int fault_take(const char *env)
+{
+        int fd = env_open(env, O_RDWR), n, len;
+        char buf[32];
+
+        if (fd < 0)
+                return 0;
+        n = read_number(fd);
+        if (n > 0) {
                 len = snprintf(buf, sizeof(buf), "%d\n", n - 1);
                 if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)len, 0) < 0)
                         n = 0;
@@ -71,16 +88,11 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 /* The number in $env's file, or 0. */
 static int fault_value(const char *env)
 {
-        const char *path = getenv(env);
-        char buf[32] = "";
-        int fd, n = 0;
-        ssize_t len;
+        int fd = env_open(env, O_RDONLY), n;
 
-        if (!path || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        if (fd < 0)
                 return 0;
-        len = pread(fd, buf, sizeof(buf) - 1, 0);
-        if (len <= 0 || sscanf(buf, "%d", &n) != 1)
-                n = 0;
+        n = read_number(fd);
         close(fd);
         return n;
 }
