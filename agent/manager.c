@@ -42,6 +42,7 @@
 
 static void reloads_clear(struct ks_manager *m);
 static void reload_complete(struct ks_manager *m, int r, const struct ks_error *e);
+static void links_compile_stop(struct ks_manager *m);
 static struct readback *readback_free(struct readback *rb);
 static const struct ks_state *state_in_force(void *userdata);
 static int on_schedule_due(void *userdata, enum transition_due due, const char *reason);
@@ -93,6 +94,7 @@ struct ks_manager *manager_free(struct ks_manager *m)
         free(m->precompiled_for);
         ruleset_free(m->links_precompiled);
         free(m->links_precompiled_for);
+        links_compile_stop(m);
         m->stager = stager_free(m->stager);
         m->readback = readback_free(m->readback);
         m->check = readback_free(m->check);
@@ -585,6 +587,100 @@ static void on_links_staged(void *userdata, int r, const struct ks_error *e)
         }
 }
 
+/*
+ * The link layer's table compiled on a thread while normal (on_links_stage):
+ * every staged policy's sets, tens of milliseconds with 100,000 entries. The
+ * thread reads the store's policies: links_compile_stop() before the store
+ * changes (a reload's result) joins it.
+ */
+struct links_compile {
+        struct ks_manager *m;
+        struct ks_worker *worker;
+        const struct ks_policy **list;
+        size_t n;
+        uint32_t flags;
+        char *sig;                      /* staged_signature() at the start */
+        struct ks_ruleset *rs;
+        int r;
+};
+
+static struct links_compile *links_compile_free(struct links_compile *lc)
+{
+        if (lc) {
+                worker_free(lc->worker);
+                ruleset_free(lc->rs);
+                free(lc->list);
+                free(lc->sig);
+                free(lc);
+        }
+        return NULL;
+}
+
+static void links_compile_stop(struct ks_manager *m)
+{
+        m->links_compile = links_compile_free(m->links_compile);
+}
+
+static void links_compile_work(void *userdata)
+{
+        struct links_compile *lc = userdata;
+
+        lc->r = compile_links_table(lc->list, lc->n, NULL, NULL, 0, TABLE_NAME, lc->flags, &lc->rs);
+}
+
+static int stage_links(struct ks_manager *m, const char *active, bool reset);
+static void links_stage_soon(struct ks_manager *m);
+static void links_precompiled_clear(struct ks_manager *m);
+
+/* On the loop: stage it, unless the policies or the state changed meanwhile (then again, or not at all). */
+static void links_compile_done(void *userdata)
+{
+        struct links_compile *lc = userdata;
+        struct ks_manager *m = lc->m;
+        _cleanup_free_ char *sig = staged_signature(m);
+
+        /* Staged on the loop meanwhile (an isolation, say): nothing left to do. */
+        bool staged = sig && m->links_staged && strcmp(sig, m->links_staged) == 0;
+
+        m->links_compile = NULL;
+        if (lc->r == 0 && !staged && !m->state.isolated && sig && strcmp(sig, lc->sig) == 0 &&
+            lc->flags == (m->owned ? OWNER_FLAGS : 0)) {
+                links_precompiled_clear(m);
+                m->links_precompiled = TAKE_PTR(lc->rs);
+                m->links_precompiled_for = TAKE_PTR(lc->sig);
+                m->links_precompiled_flags = lc->flags;
+                stage_links(m, NULL, false);
+        } else if (lc->r < 0) {
+                stage_links(m, m->state.isolated ? m->state.policy : NULL, false);
+        } else if (!staged) {
+                links_stage_soon(m);    /* the policies or the state changed: again */
+        }
+        links_compile_free(lc);
+}
+
+/* Start it; 0 if it runs, negative errno if the caller must stage on the loop. */
+static int links_compile_start(struct ks_manager *m)
+{
+        struct links_compile *lc;
+        int r;
+
+        if (m->links_compile)
+                return 0;
+        lc = calloc(1, sizeof(*lc));
+        if (!lc)
+                return -ENOMEM;
+        *lc = (struct links_compile){ .m = m, .flags = m->owned ? OWNER_FLAGS : 0, .sig = staged_signature(m) };
+        r = lc->sig ? staged_policies(m, &lc->list, &lc->n) : -ENOMEM;
+        if (r == 0)
+                r = worker_start(m->event, links_compile_work, links_compile_done, lc, &lc->worker);
+        if (r < 0) {
+                links_compile_free(lc);
+                return r;
+        }
+        m->links_compile = lc;
+        return 0;
+}
+
 static void links_precompiled_clear(struct ks_manager *m)
 {
         m->links_precompiled = ruleset_free(m->links_precompiled);
@@ -623,7 +719,7 @@ static int stage_links(struct ks_manager *m, const char *active, bool reset)
         if (r == 0 && !(rs = links_precompiled_take(m, p)))
                 r = compile_links_table(list, n, p, cut, n_cut, TABLE_NAME, m->owned ? OWNER_FLAGS : 0, &rs);
         else if (r == 0)
-                log_debug("Link layer: the table the reload compiled on its thread");
+                log_debug("Link layer: the table compiled on a thread");
         m->links_stager = stager_free(m->links_stager);
         f = (struct first_step){ .rs = rs, .keep = active };
         if (r == 0)
@@ -664,7 +760,10 @@ static int on_links_stage(sd_event_source *s, void *userdata)
         _cleanup_free_ char *sig = staged_signature(m);
 
         m->links_stage_source = sd_event_source_disable_unref(m->links_stage_source);
-        if (!sig || !m->links_staged || strcmp(sig, m->links_staged) != 0)
+        if (sig && m->links_staged && strcmp(sig, m->links_staged) == 0)
+                return 0;
+        /* While normal it is compiled on a thread; while isolated the cut depends on the links tracked here. */
+        if (m->state.isolated || links_compile_start(m) < 0)
                 stage_links(m, m->state.isolated ? m->state.policy : NULL, false);
         return 0;
 }
@@ -1638,11 +1737,12 @@ static void reload_complete(struct ks_manager *m, int r, const struct ks_error *
         reload_next(m);
 }
 
-static void on_reload_scanned(void *userdata, int r, struct store_scan *scan, struct ks_ruleset **table,
-                              struct ks_ruleset **links)
+static void on_reload_scanned(void *userdata, int r, struct store_scan *scan, struct ks_ruleset **table)
 {
         struct ks_manager *m = userdata;
         struct ks_error e = {};
+
+        links_compile_stop(m);          /* it reads the store, which changes now */
 
         m->reload_failed = 0;
         /* Compiled on the thread for the policy then in force: used if it still is (replace_table). */
@@ -1651,13 +1751,8 @@ static void on_reload_scanned(void *userdata, int r, struct store_scan *scan, st
         m->precompiled_for = NULL;
         if (*table && (!active_policy(m) || (m->precompiled_for = strdup(active_policy(m)))))
                 m->precompiled = TAKE_PTR(*table);
-        links_precompiled_clear(m);
         r = reload_finish(m, &m->reloads->actor, r, scan, &m->reload_failed, &e);
         m->precompiled = ruleset_free(m->precompiled);
-        /* For the link layer's staging the rebuild asked for (if any), if the store is the one it was compiled from. */
-        if (r == 0 && *links && !active_policy(m) && m->links_stage_source &&
-            (m->links_precompiled_for = staged_signature(m)))
-                m->links_precompiled = TAKE_PTR(*links);
         if (r == 0 && m->stager) {
                 m->reload_staging = true;       /* answered once the big sets are filled (on_staged) */
                 return;
@@ -1667,9 +1762,7 @@ static void on_reload_scanned(void *userdata, int r, struct store_scan *scan, st
 
 static int reload_begin(struct ks_manager *m)
 {
-        m->links_precompiled_flags = m->owned ? OWNER_FLAGS : 0;
-        return reload_start(m->event, m->policy_dir, &m->store, active_policy(m), m->links_precompiled_flags,
-                            on_reload_scanned, m, &m->reload);
+        return reload_start(m->event, m->policy_dir, &m->store, active_policy(m), on_reload_scanned, m, &m->reload);
 }
 
 /* Start the first queued reload, if none runs; a failure to start answers (and drops) it at once. */

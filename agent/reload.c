@@ -18,8 +18,6 @@ struct ks_reload {
         struct store_scan scan;
         char *active;                   /* the policy in force when it started, NULL if normal */
         struct ks_ruleset *table;       /* the table compiled for the result, if it could be */
-        struct ks_ruleset *links;       /* the link layer's, while normal */
-        uint32_t links_flags;
         int r;
         reload_done_t done;
         void *userdata;
@@ -41,17 +39,13 @@ static void reload_work(void *userdata)
             (rl->active ? compile_table_held(list, n, rl->active, TABLE_NAME, &rl->table)
                         : compile_table(list, n, NULL, TABLE_NAME, &rl->table)) < 0)
                 rl->table = NULL;
-        /* As stage_links() would while normal: tens of milliseconds for 100,000 entries, not on the loop. */
-        if (rl->table && !rl->active &&
-            compile_links_table(list, n, NULL, NULL, 0, TABLE_NAME, rl->links_flags, &rl->links) < 0)
-                rl->links = NULL;
 }
 
 static void reload_done(void *userdata)
 {
         struct ks_reload *rl = userdata;
 
-        rl->done(rl->userdata, rl->r, &rl->scan, &rl->table, &rl->links);
+        rl->done(rl->userdata, rl->r, &rl->scan, &rl->table);
 }
 
 struct ks_reload *reload_free(struct ks_reload *rl)
@@ -61,7 +55,6 @@ struct ks_reload *reload_free(struct ks_reload *rl)
         worker_free(rl->worker);
         store_scan_clear(&rl->scan);
         ruleset_free(rl->table);
-        ruleset_free(rl->links);
         free(rl->active);
         free(rl->dir);
         free(rl);
@@ -69,15 +62,14 @@ struct ks_reload *reload_free(struct ks_reload *rl)
 }
 
 int reload_start(sd_event *event, const char *dir, const struct ks_store *current, const char *active,
-                 uint32_t links_flags, reload_done_t done, void *userdata, struct ks_reload **ret)
+                 reload_done_t done, void *userdata, struct ks_reload **ret)
 {
         struct ks_reload *rl = calloc(1, sizeof(*rl));
         int r;
 
         if (!rl)
                 return -ENOMEM;
-        *rl = (struct ks_reload){ .current = current, .links_flags = links_flags, .done = done,
-                                  .userdata = userdata };
+        *rl = (struct ks_reload){ .current = current, .done = done, .userdata = userdata };
         rl->dir = strdup(dir);
         if (active && !(rl->active = strdup(active))) {
                 free(rl->dir);

@@ -14,20 +14,18 @@
  * must not modify that store until the callback ran. The thread also compiles
  * the table the result will need (compile_table(), or compile_table_held()
  * with `active`, the policy in force at the start, may be NULL), so that the
- * loop need not, and while normal the link layer's table too
- * (compile_links_table() with nothing active, table flags links_flags). The
- * callback runs on the loop with the scan (store_apply_scan() moves it into
- * the store) and those tables (NULL if not compiled; the callback may take
- * them), or a negative errno; free the job then, from the callback if need be.
+ * loop need not. The callback runs on the loop with the scan
+ * (store_apply_scan() moves it into the store) and that table (NULL if it
+ * could not be compiled; the callback may take it), or a negative errno; free
+ * the job then, from the callback if need be.
  */
 
 struct ks_reload;
 
 struct ks_ruleset;
-typedef void (*reload_done_t)(void *userdata, int r, struct store_scan *scan, struct ks_ruleset **table,
-                              struct ks_ruleset **links);
+typedef void (*reload_done_t)(void *userdata, int r, struct store_scan *scan, struct ks_ruleset **table);
 
 int reload_start(sd_event *event, const char *dir, const struct ks_store *current, const char *active,
-                 uint32_t links_flags, reload_done_t done, void *userdata, struct ks_reload **ret);
+                 reload_done_t done, void *userdata, struct ks_reload **ret);
 /* Waits for the thread if it still runs (at most the resolver's deadline). */
 struct ks_reload *reload_free(struct ks_reload *r);

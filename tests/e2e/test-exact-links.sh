@@ -100,7 +100,7 @@ lab_create
 write_lab_policy isolate
 agent_start || die "killswitchd did not start"
 # A [Service] for anyone on tcp/25 and a connection-matched gateway (the raw-sender checks below),
-# added by a reload while normal: that reload's thread compiles the link layer's table too, and the
+# added by a reload while normal: the link layer's table is then compiled on a thread, and the
 # checks below (the raw sends) use that table.
 printf '\n[Service mx]\nAddress=198.51.100.1\nPorts=tcp:25\n\n[Gateway relay]\nAddress=203.0.113.28\nPorts=tcp:587\nDirection=out\n' \
 	>>"$KS_CONF/policies/isolate.policy"
