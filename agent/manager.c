@@ -92,8 +92,6 @@ struct ks_manager *manager_free(struct ks_manager *m)
         reloads_clear(m);
         ruleset_free(m->precompiled);
         free(m->precompiled_for);
-        ruleset_free(m->links_precompiled);
-        free(m->links_precompiled_for);
         links_compile_stop(m);
         m->stager = stager_free(m->stager);
         m->readback = readback_free(m->readback);
@@ -628,9 +626,9 @@ static void links_compile_work(void *userdata)
         lc->r = compile_links_table(lc->list, lc->n, NULL, NULL, 0, TABLE_NAME, lc->flags, &lc->rs);
 }
 
+static int stage_links_with(struct ks_manager *m, const char *active, bool reset, struct ks_ruleset *compiled);
 static int stage_links(struct ks_manager *m, const char *active, bool reset);
 static void links_stage_soon(struct ks_manager *m);
-static void links_precompiled_clear(struct ks_manager *m);
 
 /* On the loop: stage it, unless the policies or the state changed meanwhile (then again, or not at all). */
 static void links_compile_done(void *userdata)
@@ -645,11 +643,7 @@ static void links_compile_done(void *userdata)
         m->links_compile = NULL;
         if (lc->r == 0 && !staged && !m->state.isolated && sig && strcmp(sig, lc->sig) == 0 &&
             lc->flags == (m->owned ? OWNER_FLAGS : 0)) {
-                links_precompiled_clear(m);
-                m->links_precompiled = TAKE_PTR(lc->rs);
-                m->links_precompiled_for = TAKE_PTR(lc->sig);
-                m->links_precompiled_flags = lc->flags;
-                stage_links(m, NULL, false);
+                stage_links_with(m, NULL, false, TAKE_PTR(lc->rs));
         } else if (lc->r < 0) {
                 stage_links(m, m->state.isolated ? m->state.policy : NULL, false);
         } else if (!staged) {
@@ -681,29 +675,10 @@ static int links_compile_start(struct ks_manager *m)
         return 0;
 }
 
-static void links_precompiled_clear(struct ks_manager *m)
+/* compiled: the table links_compile_done() got for nothing active, or NULL (compiled here). Takes it. */
+static int stage_links_with(struct ks_manager *m, const char *active, bool reset, struct ks_ruleset *compiled)
 {
-        m->links_precompiled = ruleset_free(m->links_precompiled);
-        free(m->links_precompiled_for);
-        m->links_precompiled_for = NULL;
-}
-
-/* The link layer's table the last reload compiled, if it is this one's: nothing active, same policies and flags. */
-static struct ks_ruleset *links_precompiled_take(struct ks_manager *m, const struct ks_policy *active)
-{
-        _cleanup_free_ char *sig = m->links_precompiled ? staged_signature(m) : NULL;
-        struct ks_ruleset *rs = NULL;
-
-        if (!active && sig && m->links_precompiled_for && strcmp(sig, m->links_precompiled_for) == 0 &&
-            m->links_precompiled_flags == (m->owned ? OWNER_FLAGS : 0))
-                rs = TAKE_PTR(m->links_precompiled);
-        links_precompiled_clear(m);
-        return rs;
-}
-
-static int stage_links(struct ks_manager *m, const char *active, bool reset)
-{
-        _cleanup_(ruleset_freep) struct ks_ruleset *rs = NULL;
+        _cleanup_(ruleset_freep) struct ks_ruleset *rs = compiled;
         struct first_step f;
         _cleanup_free_ const struct ks_policy **list = NULL;
         _cleanup_free_ const char **cut = NULL;
@@ -716,7 +691,7 @@ static int stage_links(struct ks_manager *m, const char *active, bool reset)
         r = staged_policies(m, &list, &n);
         if (r == 0)
                 r = links_of_cut(m, p, reset, &cut, &n_cut);
-        if (r == 0 && !(rs = links_precompiled_take(m, p)))
+        if (r == 0 && !rs)
                 r = compile_links_table(list, n, p, cut, n_cut, TABLE_NAME, m->owned ? OWNER_FLAGS : 0, &rs);
         else if (r == 0)
                 log_debug("Link layer: the table compiled on a thread");
@@ -740,6 +715,11 @@ static int stage_links(struct ks_manager *m, const char *active, bool reset)
                 log_debug("Link layer staged (%zu policies) in %llu us", n, (unsigned long long)usec);
         remember_uplinks(m);
         return r;
+}
+
+static int stage_links(struct ks_manager *m, const char *active, bool reset)
+{
+        return stage_links_with(m, active, reset, NULL);
 }
 
 /* The netdev table holds the loaded version of policy `name` (staged_signature: "name:gen;..."). */

@@ -95,10 +95,7 @@ struct ks_manager {
         struct readback *check;                 /* the big sets of an adopted table, read back off the loop */
         struct ks_ruleset *precompiled;         /* the table a reload compiled off the loop ... */
         char *precompiled_for;                  /* ... for this policy in force (NULL: normal) */
-        struct ks_ruleset *links_precompiled;   /* the link layer's, compiled on a thread while normal ... */
-        char *links_precompiled_for;            /* ... for these policies (staged_signature) ... */
-        uint32_t links_precompiled_flags;       /* ... with these table flags */
-        struct links_compile *links_compile;    /* compiling it on a thread while normal */
+        struct links_compile *links_compile;    /* the link layer's table compiled on a thread while normal */
         struct ks_links *links;                 /* the uplinks as links: renames, stacked links (links.c) */
         sd_event_source *links_source;          /* a pending re-assertion of the link layer */
         sd_event_source *links_backoff;         /* rate limited: the re-assertion after the back-off */
