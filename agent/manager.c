@@ -41,6 +41,15 @@
 #include "triggers.h"
 
 static void reloads_clear(struct ks_manager *m);
+
+static void precompiled_clear(struct ks_manager *m)
+{
+        ruleset_free(m->precompiled.rs);
+        summary_clear(&m->precompiled.summary);
+        m->precompiled = (struct reload_table){};
+        free(m->precompiled_for);
+        m->precompiled_for = NULL;
+}
 static void reload_complete(struct ks_manager *m, int r, const struct ks_error *e);
 static void links_compile_stop(struct ks_manager *m);
 static struct readback *readback_free(struct readback *rb);
@@ -90,8 +99,7 @@ struct ks_manager *manager_free(struct ks_manager *m)
         if (!m)
                 return NULL;
         reloads_clear(m);
-        ruleset_free(m->precompiled);
-        free(m->precompiled_for);
+        precompiled_clear(m);
         links_compile_stop(m);
         m->stager = stager_free(m->stager);
         m->readback = readback_free(m->readback);
@@ -586,16 +594,19 @@ static void on_links_staged(void *userdata, int r, const struct ks_error *e)
 }
 
 /*
- * The link layer's table compiled on a thread while normal (on_links_stage):
- * every staged policy's sets, tens of milliseconds with 100,000 entries. The
- * thread reads the store's policies: links_compile_stop() before the store
- * changes (a reload's result) joins it.
+ * The link layer's table compiled on a thread (on_links_stage): every staged
+ * policy's sets, tens of milliseconds with 100,000 entries; while isolated
+ * also the cut, for the links tracked when it started. The thread reads the
+ * store's policies: links_compile_stop() before the store changes (a
+ * reload's result) joins it.
  */
 struct links_compile {
         struct ks_manager *m;
         struct ks_worker *worker;
         const struct ks_policy **list;
         size_t n;
+        const struct ks_policy *active; /* in force at the start, or NULL */
+        char **cut;                     /* the links it cut then (links_of_cut) */
         uint32_t flags;
         char *sig;                      /* staged_signature() at the start */
         struct ks_ruleset *rs;
@@ -607,6 +618,7 @@ static struct links_compile *links_compile_free(struct links_compile *lc)
         if (lc) {
                 worker_free(lc->worker);
                 ruleset_free(lc->rs);
+                strv_free(lc->cut);
                 free(lc->list);
                 free(lc->sig);
                 free(lc);
@@ -623,12 +635,29 @@ static void links_compile_work(void *userdata)
 {
         struct links_compile *lc = userdata;
 
-        lc->r = compile_links_table(lc->list, lc->n, NULL, NULL, 0, TABLE_NAME, lc->flags, &lc->rs);
+        lc->r = compile_links_table(lc->list, lc->n, lc->active, (const char **)lc->cut, strv_length(lc->cut),
+                                    TABLE_NAME, lc->flags, &lc->rs);
 }
 
 static int stage_links_with(struct ks_manager *m, const char *active, bool reset, struct ks_ruleset *compiled);
 static int stage_links(struct ks_manager *m, const char *active, bool reset);
 static void links_stage_soon(struct ks_manager *m);
+
+/* The policy in force, the links it cuts and the table's flags are still those the thread compiled for. */
+static bool links_compile_current(struct ks_manager *m, const struct links_compile *lc)
+{
+        _cleanup_free_ const char **cut = NULL;
+        const struct ks_policy *p = m->state.isolated ? store_get(&m->store, m->state.policy) : NULL;
+        size_t n = 0;
+
+        if (p != lc->active || lc->flags != (m->owned ? OWNER_FLAGS : 0) ||
+            links_of_cut(m, p, false, &cut, &n) < 0 || n != strv_length(lc->cut))
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(cut[i], lc->cut[i]) != 0)
+                        return false;
+        return true;
+}
 
 /* On the loop: stage it, unless the policies or the state changed meanwhile (then again, or not at all). */
 static void links_compile_done(void *userdata)
@@ -641,15 +670,30 @@ static void links_compile_done(void *userdata)
         bool staged = sig && m->links_staged && strcmp(sig, m->links_staged) == 0;
 
         m->links_compile = NULL;
-        if (lc->r == 0 && !staged && !m->state.isolated && sig && strcmp(sig, lc->sig) == 0 &&
-            lc->flags == (m->owned ? OWNER_FLAGS : 0)) {
-                stage_links_with(m, NULL, false, TAKE_PTR(lc->rs));
+        if (lc->r == 0 && !staged && sig && strcmp(sig, lc->sig) == 0 && links_compile_current(m, lc)) {
+                stage_links_with(m, lc->active ? lc->active->name : NULL, false, TAKE_PTR(lc->rs));
         } else if (lc->r < 0) {
                 stage_links(m, m->state.isolated ? m->state.policy : NULL, false);
         } else if (!staged) {
                 links_stage_soon(m);    /* the policies or the state changed: again */
         }
         links_compile_free(lc);
+}
+
+/* links_of_cut(), copied for the thread. */
+static int links_cut_copy(struct ks_manager *m, const struct ks_policy *p, char ***ret)
+{
+        _cleanup_free_ const char **cut = NULL;
+        _cleanup_strv_ char **copy = NULL;
+        size_t n = 0;
+        int r = links_of_cut(m, p, false, &cut, &n);
+
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = strv_push(&copy, cut[i]);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(copy);
+        return 0;
 }
 
 /* Start it; 0 if it runs, negative errno if the caller must stage on the loop. */
@@ -663,8 +707,11 @@ static int links_compile_start(struct ks_manager *m)
         lc = calloc(1, sizeof(*lc));
         if (!lc)
                 return -ENOMEM;
-        *lc = (struct links_compile){ .m = m, .flags = m->owned ? OWNER_FLAGS : 0, .sig = staged_signature(m) };
+        *lc = (struct links_compile){ .m = m, .flags = m->owned ? OWNER_FLAGS : 0, .sig = staged_signature(m),
+                                      .active = m->state.isolated ? store_get(&m->store, m->state.policy) : NULL };
         r = lc->sig ? staged_policies(m, &lc->list, &lc->n) : -ENOMEM;
+        if (r == 0)
+                r = links_cut_copy(m, lc->active, &lc->cut);
         if (r == 0)
                 r = worker_start(m->event, links_compile_work, links_compile_done, lc, &lc->worker);
         if (r < 0) {
@@ -742,8 +789,11 @@ static int on_links_stage(sd_event_source *s, void *userdata)
         m->links_stage_source = sd_event_source_disable_unref(m->links_stage_source);
         if (sig && m->links_staged && strcmp(sig, m->links_staged) == 0)
                 return 0;
-        /* While normal it is compiled on a thread; while isolated the cut depends on the links tracked here. */
-        if (m->state.isolated || links_compile_start(m) < 0)
+        /*
+         * Compiled on a thread, for the links cut now (links_compile_done() checks they still are);
+         * at once if the policy in force has no link layer yet.
+         */
+        if ((m->state.isolated && !links_has_version(m, m->state.policy)) || links_compile_start(m) < 0)
                 stage_links(m, m->state.isolated ? m->state.policy : NULL, false);
         return 0;
 }
@@ -901,14 +951,18 @@ static int replace_table(struct ks_manager *m, const char *active, uint64_t *ret
 {
         _cleanup_(ruleset_freep) struct ks_ruleset *rs = NULL;
         _cleanup_free_ const struct ks_policy **list = NULL;
+        _cleanup_(summary_clear) struct ks_summary summary = {};
+        bool summarized = false;
         struct first_step f = {};
         uint64_t usec = 0;
         size_t n = 0;
         int r = 0;
 
-        if (m->precompiled && (active ? m->precompiled_for && strcmp(active, m->precompiled_for) == 0
-                                      : !m->precompiled_for)) {
-                rs = TAKE_PTR(m->precompiled);  /* compiled off the loop by the reload (reload.c) */
+        if (m->precompiled.rs && (active ? m->precompiled_for && strcmp(active, m->precompiled_for) == 0
+                                         : !m->precompiled_for)) {
+                rs = TAKE_PTR(m->precompiled.rs);       /* compiled off the loop by the reload (reload.c) */
+                summarized = m->precompiled.summarized;
+                summary_move(&summary, &m->precompiled.summary);
         } else {
                 r = staged_policies(m, &list, &n);
                 if (r == 0)
@@ -938,8 +992,12 @@ static int replace_table(struct ks_manager *m, const char *active, uint64_t *ret
         m->has_last_apply = true;
         free(m->staged);
         m->staged = staged_signature(m);
-        summary_empty(&m->expect);      /* keyed still */
-        r = ruleset_summarize(rs, &m->expect);
+        if (summarized) {
+                summary_move(&m->expect, &summary);     /* made on the reload's thread, with expect's key */
+        } else {
+                summary_empty(&m->expect);      /* keyed still */
+                r = ruleset_summarize(rs, &m->expect);
+        }
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_INTERNAL, "Out of memory");
         /* Held (active): the small sets now, the big ones on a thread once the policy is in force (rebuild_table). */
@@ -1606,7 +1664,7 @@ static int reload_stage(struct ks_manager *m, const char *active, struct ks_erro
 {
         _cleanup_free_ char *sig = staged_signature(m);
         /* The rules the reload compiled: the table's digest must be theirs, whatever the generations say. */
-        const char *now = m->precompiled ? ruleset_comment(m->precompiled) : NULL;
+        const char *now = m->precompiled.rs ? ruleset_comment(m->precompiled.rs) : NULL;
         bool unchanged = sig && m->staged && m->staged_ok && strcmp(sig, m->staged) == 0;
 
         if (unchanged && now && !summary_same_digest(now, m->expect.comment))
@@ -1717,7 +1775,7 @@ static void reload_complete(struct ks_manager *m, int r, const struct ks_error *
         reload_next(m);
 }
 
-static void on_reload_scanned(void *userdata, int r, struct store_scan *scan, struct ks_ruleset **table)
+static void on_reload_scanned(void *userdata, int r, struct store_scan *scan, struct reload_table *table)
 {
         struct ks_manager *m = userdata;
         struct ks_error e = {};
@@ -1726,13 +1784,13 @@ static void on_reload_scanned(void *userdata, int r, struct store_scan *scan, st
 
         m->reload_failed = 0;
         /* Compiled on the thread for the policy then in force: used if it still is (replace_table). */
-        m->precompiled = ruleset_free(m->precompiled);
-        free(m->precompiled_for);
-        m->precompiled_for = NULL;
-        if (*table && (!active_policy(m) || (m->precompiled_for = strdup(active_policy(m)))))
-                m->precompiled = TAKE_PTR(*table);
+        precompiled_clear(m);
+        if (table->rs && (!active_policy(m) || (m->precompiled_for = strdup(active_policy(m))))) {
+                m->precompiled = *table;
+                *table = (struct reload_table){};
+        }
         r = reload_finish(m, &m->reloads->actor, r, scan, &m->reload_failed, &e);
-        m->precompiled = ruleset_free(m->precompiled);
+        precompiled_clear(m);
         if (r == 0 && m->stager) {
                 m->reload_staging = true;       /* answered once the big sets are filled (on_staged) */
                 return;
@@ -1742,7 +1800,8 @@ static void on_reload_scanned(void *userdata, int r, struct store_scan *scan, st
 
 static int reload_begin(struct ks_manager *m)
 {
-        return reload_start(m->event, m->policy_dir, &m->store, active_policy(m), on_reload_scanned, m, &m->reload);
+        return reload_start(m->event, m->policy_dir, &m->store, active_policy(m), &m->expect, on_reload_scanned, m,
+                            &m->reload);
 }
 
 /* Start the first queued reload, if none runs; a failure to start answers (and drops) it at once. */

@@ -17,7 +17,7 @@ struct ks_reload {
         const struct ks_store *current;
         struct store_scan scan;
         char *active;                   /* the policy in force when it started, NULL if normal */
-        struct ks_ruleset *table;       /* the table compiled for the result, if it could be */
+        struct reload_table table;      /* compiled for the result, if it could be */
         int r;
         reload_done_t done;
         void *userdata;
@@ -36,9 +36,11 @@ static void reload_work(void *userdata)
         rl->r = store_scan_dir(rl->dir, rl->current, resolve_hostname_bounded, &budget, &rl->scan);
         /* The compiler is pure: compile the table the loop will send (as replace_table() would). */
         if (rl->r == 0 && store_scan_policies(&rl->scan, rl->current, rl->active, &list, &n) == 0 &&
-            (rl->active ? compile_table_held(list, n, rl->active, TABLE_NAME, &rl->table)
-                        : compile_table(list, n, NULL, TABLE_NAME, &rl->table)) < 0)
-                rl->table = NULL;
+            (rl->active ? compile_table_held(list, n, rl->active, TABLE_NAME, &rl->table.rs)
+                        : compile_table(list, n, NULL, TABLE_NAME, &rl->table.rs)) < 0)
+                rl->table.rs = NULL;
+        if (rl->table.rs)
+                rl->table.summarized = ruleset_summarize(rl->table.rs, &rl->table.summary) == 0;
 }
 
 static void reload_done(void *userdata)
@@ -54,7 +56,8 @@ struct ks_reload *reload_free(struct ks_reload *rl)
                 return NULL;
         worker_free(rl->worker);
         store_scan_clear(&rl->scan);
-        ruleset_free(rl->table);
+        ruleset_free(rl->table.rs);
+        summary_clear(&rl->table.summary);
         free(rl->active);
         free(rl->dir);
         free(rl);
@@ -62,7 +65,7 @@ struct ks_reload *reload_free(struct ks_reload *rl)
 }
 
 int reload_start(sd_event *event, const char *dir, const struct ks_store *current, const char *active,
-                 reload_done_t done, void *userdata, struct ks_reload **ret)
+                 const struct ks_summary *keyed, reload_done_t done, void *userdata, struct ks_reload **ret)
 {
         struct ks_reload *rl = calloc(1, sizeof(*rl));
         int r;
@@ -70,6 +73,7 @@ int reload_start(sd_event *event, const char *dir, const struct ks_store *curren
         if (!rl)
                 return -ENOMEM;
         *rl = (struct ks_reload){ .current = current, .done = done, .userdata = userdata };
+        summary_copy_key(keyed, &rl->table.summary);
         rl->dir = strdup(dir);
         if (active && !(rl->active = strdup(active))) {
                 free(rl->dir);

@@ -4,6 +4,7 @@
 #include <systemd/sd-event.h>
 
 #include "store.h"
+#include "summary.h"
 
 /*
  * A reload's slow part off the event loop: reading every policy file, parsing
@@ -13,19 +14,27 @@
  * store as it is, to tell unchanged policies) and changes nothing: the caller
  * must not modify that store until the callback ran. The thread also compiles
  * the table the result will need (compile_table(), or compile_table_held()
- * with `active`, the policy in force at the start, may be NULL), so that the
- * loop need not. The callback runs on the loop with the scan
- * (store_apply_scan() moves it into the store) and that table (NULL if it
- * could not be compiled; the callback may take it), or a negative errno; free
- * the job then, from the callback if need be.
+ * with `active`, the policy in force at the start, may be NULL) and its
+ * summary, keyed as `keyed` (ruleset_summarize(): digesting every element
+ * takes milliseconds per 10,000), so that the loop need not. The callback
+ * runs on the loop with the scan (store_apply_scan() moves it into the store)
+ * and that table (rs NULL if it could not be compiled; the callback may take
+ * rs and the summary), or a negative errno; free the job then, from the
+ * callback if need be.
  */
 
 struct ks_reload;
-
 struct ks_ruleset;
-typedef void (*reload_done_t)(void *userdata, int r, struct store_scan *scan, struct ks_ruleset **table);
+
+struct reload_table {
+        struct ks_ruleset *rs;
+        struct ks_summary summary;      /* of rs, if summarized */
+        bool summarized;
+};
+
+typedef void (*reload_done_t)(void *userdata, int r, struct store_scan *scan, struct reload_table *table);
 
 int reload_start(sd_event *event, const char *dir, const struct ks_store *current, const char *active,
-                 reload_done_t done, void *userdata, struct ks_reload **ret);
+                 const struct ks_summary *keyed, reload_done_t done, void *userdata, struct ks_reload **ret);
 /* Waits for the thread if it still runs (at most the resolver's deadline). */
 struct ks_reload *reload_free(struct ks_reload *r);

@@ -47,6 +47,13 @@ void summary_empty(struct ks_summary *s)
         s->keyed = keyed;
 }
 
+void summary_move(struct ks_summary *to, struct ks_summary *from)
+{
+        summary_clear(to);
+        *to = *from;
+        *from = (struct ks_summary){};
+}
+
 void summary_copy_key(const struct ks_summary *from, struct ks_summary *to)
 {
         to->key = from->key;

@@ -57,6 +57,8 @@ void summary_clear(struct ks_summary *s);
 /* The same, but s stays keyed as it was (a dump that is redone). */
 void summary_empty(struct ks_summary *s);
 int summary_copy(const struct ks_summary *from, struct ks_summary *to);
+/* to takes what from holds (to's own is freed); from is left empty, not keyed. */
+void summary_move(struct ks_summary *to, struct ks_summary *from);
 /* to (empty) digests with from's key, if from is keyed: the two can be compared. */
 void summary_copy_key(const struct ks_summary *from, struct ks_summary *to);
 
