@@ -105,6 +105,8 @@ struct ks_manager *manager_free(struct ks_manager *m)
         m->readback = readback_free(m->readback);
         m->check = readback_free(m->check);
         control_free(m->control);
+        if (m->nft)
+                nft_set_quiet(m->nft, &(struct nft_quiet){});   /* the monitor goes */
         monitor_free(m->monitor);
         sd_event_source_disable_unref(m->links_source);
         sd_event_source_disable_unref(m->links_backoff);
@@ -372,10 +374,15 @@ static bool table_intact(struct ks_manager *m)
         struct ks_error e = {};
         uint32_t gen = 0;
 
-        if (m->generation && nft_generation(m->nft, &gen) == 0 && gen == m->generation)
+        /*
+         * m->generation is read after each of our commits: it may include one of
+         * someone else's whose events were lost. So after lost events, read back.
+         */
+        if (!m->events_lost && m->generation && nft_generation(m->nft, &gen) == 0 && gen == m->generation)
                 return true;
         if (!m->staged_ok || verify_scope(m, staging ? READBACK_TABLE : READBACK_SMALL, &e) < 0)
                 return false;
+        m->events_lost = false;
         if (!staging)
                 check_big_sets(m, "monitor");
         return true;
@@ -2076,6 +2083,23 @@ static void on_foreign_hooks(struct ks_manager *m, const struct monitor_event *e
         }
 }
 
+/*
+ * Our transactions of this size or more are sent with the monitor out of the
+ * event group (nft_set_quiet): a reload's first transaction and its steps, not
+ * a switch.
+ */
+#define QUIET_MIN_BYTES (16 * 1024)
+
+static int quiet_mute(void *userdata, bool mute)
+{
+        return monitor_mute(userdata, mute);
+}
+
+static void quiet_lost(void *userdata)
+{
+        monitor_lost(userdata);
+}
+
 /* Someone else changed our table (or events were lost): re-assert once the burst is read. */
 static void on_foreign_change(void *userdata, const struct monitor_event *ev)
 {
@@ -2087,11 +2111,13 @@ static void on_foreign_change(void *userdata, const struct monitor_event *ev)
                 return;
 
         if (ev->overflow) {
-                /* Our own large transactions overflow the event socket too: check, don't assume. */
-                log_debug("Lost nftables events (receive buffer overflow): checking table inet %s", TABLE_NAME);
+                /* A burst overflowed the event socket, or a commit came while it was muted: check, don't assume. */
+                log_debug("Lost nftables events (a receive buffer overflow, or a commit unheard): checking table "
+                          "inet %s", TABLE_NAME);
                 if (m->state.isolated)
                         links_reassert_soon(m);         /* a chain bound to an uplink may have gone unseen */
                 m->resync_pending = !m->reassert_source || m->resync_pending;
+                m->events_lost = true;
         } else {
                 m->resync_pending = false;
                 struct ks_actor culprit = { .user = ev->comm, .uid = -1, .pid = ev->pid, .trigger = "monitor" };
@@ -2203,6 +2229,8 @@ int manager_startup(struct ks_manager *m)
         if (r < 0)
                 return log_error_errno(r, "Cannot watch nftables events: %m");
         monitor_set_own_portid(m->monitor, nft_portid(m->nft));
+        nft_set_quiet(m->nft, &(struct nft_quiet){ .min_bytes = QUIET_MIN_BYTES, .mute = quiet_mute,
+                                                   .lost = quiet_lost, .userdata = m->monitor });
         r = links_new(m->event, on_links_changed, m, &m->links);
         if (r < 0)
                 log_warning_errno(r, "Cannot watch the links over rtnetlink (renamed or stacked uplinks will not "

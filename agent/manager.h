@@ -79,6 +79,7 @@ struct ks_manager {
         unsigned reassertions;          /* since the last isolation */
         bool rate_limited;
         bool resync_pending;            /* events were lost: check before re-asserting */
+        bool events_lost;               /* since the last check: the generation proves nothing */
         uint32_t generation;            /* ruleset generation right after our last commit */
         bool want_owner;                /* use owner+persist table flags while the kernel takes them */
         bool owned;                     /* the kernel refuses other processes' changes (owner+persist) */

@@ -19,6 +19,8 @@
 
 /* As nft monitor does: room for the events of a large transaction. */
 #define EVENT_RCVBUF (16 * 1024 * 1024)
+/* Rejoining the event group failed: tried again after this long. */
+#define MONITOR_REJOIN_USEC (1000 * 1000)
 /* Every nf_tables object message carries its table's name as attribute 1. */
 #define NFTA_ANY_TABLE 1
 
@@ -33,6 +35,8 @@ struct ks_monitor {
         size_t n_hooks;
         pid_t self;
         uint32_t own_portid;    /* our nf_tables socket: its transactions are ours (0: unknown) */
+        bool muted;             /* out of the event group (monitor_mute), or could not rejoin it */
+        sd_event_source *lost;  /* a pending report of events that went unheard */
 };
 
 static bool is_object_event(uint16_t type)
@@ -232,6 +236,15 @@ static int event_cb(const struct nlmsghdr *nlh, void *data)
         return MNL_CB_OK;
 }
 
+static void report_overflow(struct ks_monitor *m)
+{
+        struct monitor_event ev = { .overflow = true };
+
+        m->touched = false;
+        m->n_hooks = 0;
+        m->cb(m->userdata, &ev);
+}
+
 static int on_events(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
         struct ks_monitor *m = userdata;
@@ -241,11 +254,7 @@ static int on_events(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 ssize_t len = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 
                 if (len < 0 && errno == ENOBUFS) {
-                        struct monitor_event ev = { .overflow = true };
-
-                        m->touched = false;
-                        m->n_hooks = 0;
-                        m->cb(m->userdata, &ev);
+                        report_overflow(m);
                         continue;
                 }
                 if (len <= 0)
@@ -282,11 +291,51 @@ void monitor_set_own_portid(struct ks_monitor *m, uint32_t portid)
         m->own_portid = portid;
 }
 
+int monitor_mute(struct ks_monitor *m, bool mute)
+{
+        int group = NFNLGRP_NFTABLES;
+
+        if (mute == m->muted)
+                return 0;
+        if (mnl_socket_setsockopt(m->nl, mute ? NETLINK_DROP_MEMBERSHIP : NETLINK_ADD_MEMBERSHIP, &group,
+                                  sizeof(group)) < 0)
+                return -errno;
+        m->muted = mute;
+        return 0;
+}
+
+static void lost_after(struct ks_monitor *m, uint64_t usec);
+
+/* Report from the loop (not from inside the transaction); rejoin first, if that failed. */
+static int on_lost(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct ks_monitor *m = userdata;
+
+        m->lost = sd_event_source_disable_unref(m->lost);
+        if (monitor_mute(m, false) < 0)
+                lost_after(m, MONITOR_REJOIN_USEC);     /* deaf: the table is checked again then */
+        report_overflow(m);
+        return 0;
+}
+
+static void lost_after(struct ks_monitor *m, uint64_t usec)
+{
+        if (!m->lost && sd_event_add_time_relative(sd_event_source_get_event(m->io), &m->lost, CLOCK_MONOTONIC,
+                                                   usec, 0, on_lost, m) < 0)
+                report_overflow(m);     /* no callback inside a transaction: but better now than never */
+}
+
+void monitor_lost(struct ks_monitor *m)
+{
+        lost_after(m, 0);
+}
+
 struct ks_monitor *monitor_free(struct ks_monitor *m)
 {
         if (!m)
                 return NULL;
         sd_event_source_disable_unref(m->io);
+        sd_event_source_disable_unref(m->lost);
         if (m->nl)
                 mnl_socket_close(m->nl);
         free(m->table);

@@ -48,3 +48,10 @@ int monitor_new(sd_event *event, const char *table, monitor_cb_t cb, void *userd
 struct ks_monitor *monitor_free(struct ks_monitor *m);
 /* The netlink port id of the socket our own transactions go through (nft_portid()): they are not foreign. */
 void monitor_set_own_portid(struct ks_monitor *m, uint32_t portid);
+/*
+ * Leave the event group (mute) for one of our own big transactions, or rejoin
+ * it (nft_set_quiet()). Rejoining is retried at the next call if it fails.
+ */
+int monitor_mute(struct ks_monitor *m, bool mute);
+/* Events may have gone unheard (another commit while muted): reported as an overflow, from the loop. */
+void monitor_lost(struct ks_monitor *m);

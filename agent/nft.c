@@ -53,7 +53,13 @@ struct ks_nft {
         uint32_t seq;
         size_t sndbuf;
         const atomic_bool *cancel;      /* set by another thread: stop a query between reads */
+        struct nft_quiet quiet;         /* mute is NULL unless set */
 };
+
+void nft_set_quiet(struct ks_nft *n, const struct nft_quiet *q)
+{
+        n->quiet = *q;
+}
 
 void nft_set_cancel(struct ks_nft *n, const atomic_bool *cancel)
 {
@@ -268,6 +274,23 @@ static int acks_collect(struct ks_nft *n, struct acks *a)
         return 0;
 }
 
+/* nft_quiet: the generation before, if the listener left the event group for this transaction. */
+static bool quiet_begin(struct ks_nft *n, size_t total, uint32_t *ret_gen)
+{
+        return n->quiet.mute && total >= n->quiet.min_bytes && nft_generation(n, ret_gen) == 0 &&
+               n->quiet.mute(n->quiet.userdata, true) == 0;
+}
+
+/* committed: 1 if the kernel acknowledged it, 0 if it refused it, -1 if we cannot tell. */
+static void quiet_end(struct ks_nft *n, uint32_t gen, int committed)
+{
+        uint32_t now = 0;
+        int r = n->quiet.mute(n->quiet.userdata, false);
+
+        if (r < 0 || committed < 0 || nft_generation(n, &now) < 0 || now != gen + (uint32_t)committed)
+                n->quiet.lost(n->quiet.userdata);
+}
+
 static int txn_commit(struct ks_nft *n, struct txn *t, uint64_t *ret_usec, struct ks_error *e)
 {
         int iovlen = nftnl_batch_iovec_len(t->batch);
@@ -278,7 +301,8 @@ static int txn_commit(struct ks_nft *n, struct txn *t, uint64_t *ret_usec, struc
         struct acks a = { .expected = t->next_seq - t->first_seq - 2 };
         uint64_t start;
         size_t total = 0;
-        uint32_t idx;
+        uint32_t idx, gen = 0;
+        bool quiet;
         int r;
 
         if (!iov)
@@ -290,14 +314,20 @@ static int txn_commit(struct ks_nft *n, struct txn *t, uint64_t *ret_usec, struc
         msg.msg_iov = iov;
         msg.msg_iovlen = (size_t)iovlen;
 
+        quiet = quiet_begin(n, total, &gen);
         start = now_monotonic_usec();
-        if (sendmsg(mnl_socket_get_fd(n->nl), &msg, 0) < 0)
-                return ks_error_set(e, -errno, KS_ERR_APPLY,
-                                    "Could not send the nftables transaction (%zu bytes) to the kernel: %m; "
-                                    "nothing was changed", total);
+        if (sendmsg(mnl_socket_get_fd(n->nl), &msg, 0) < 0) {
+                r = -errno;
+                if (quiet)
+                        quiet_end(n, gen, 0);
+                return ks_error_set(e, r, KS_ERR_APPLY, "Could not send the nftables transaction (%zu bytes) to "
+                                    "the kernel: %s; nothing was changed", total, strerror(-r));
+        }
         r = acks_collect(n, &a);
         if (ret_usec)
                 *ret_usec = now_monotonic_usec() - start;
+        if (quiet)
+                quiet_end(n, gen, r < 0 ? -1 : a.error == 0);
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_APPLY,
                                     "No complete answer from the kernel to the nftables transaction "

@@ -76,6 +76,26 @@ int nft_has_flowtables(struct ks_nft *n);
 /* The current ruleset generation (it changes with every committed transaction, anyone's). */
 int nft_generation(struct ks_nft *n, uint32_t *ret);
 
+/*
+ * Our own big transactions unheard. The kernel builds a change event for every
+ * rule and set element a transaction adds, as long as anyone listens (our
+ * tamper monitor does), which costs as much as the change itself; and the
+ * listener then reads them all. Before a transaction of at least min_bytes,
+ * mute(userdata, true) has the listener leave the event group; after it,
+ * mute(userdata, false) has it rejoin. The ruleset generation, read before the
+ * one and after the other, must have moved by this transaction alone;
+ * otherwise, or if it cannot be told, lost(userdata): a commit of someone else
+ * may have gone unheard. If mute(true) fails, the transaction is sent heard.
+ */
+struct nft_quiet {
+        size_t min_bytes;
+        int (*mute)(void *userdata, bool mute);
+        void (*lost)(void *userdata);
+        void *userdata;
+};
+
+void nft_set_quiet(struct ks_nft *n, const struct nft_quiet *q);
+
 /* The shape of inet table `table` as the kernel holds it (element counts only if with_elems). */
 struct ks_summary;
 int nft_table_summary(struct ks_nft *n, const char *table, bool with_elems, struct ks_summary *ret);

@@ -10,7 +10,12 @@
  * And while $KS_SLOW_READ_FILE holds a number M > 0, every sendto() on a
  * NETLINK_NETFILTER socket from a thread other than the main one (the
  * queries of the agent's reading threads: the drop sensor's, the read-backs)
- * waits M milliseconds first: a slow read, on demand.
+ * waits M milliseconds first: a slow read, on demand. And while
+ * $KS_MUTE_HOLD_FILE holds a number H > 0, each time a netfilter socket
+ * leaves a multicast group (the tamper monitor, muted for one of the agent's
+ * big transactions: nft_set_quiet) the caller waits H milliseconds after it,
+ * with "$KS_MUTE_HOLD_FILE.held" holding how many such waits have begun: a
+ * window, on demand, for a foreign change that the monitor does not hear.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -112,6 +117,42 @@ ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sock
                 nanosleep(&ts, NULL);
         }
         return real(fd, buf, len, flags, to, tolen);
+}
+
+/* "$env.held" holds n. */
+static void mark_held(const char *env, int n)
+{
+        char path[4096], buf[32];
+        int fd, len;
+
+        if (snprintf(path, sizeof(path), "%s.held", getenv(env)) >= (int)sizeof(path))
+                return;
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0)
+                return;
+        len = snprintf(buf, sizeof(buf), "%d\n", n);
+        if (write(fd, buf, (size_t)len) != len)
+                unlink(path);   /* the test then sees no window and fails */
+        close(fd);
+}
+
+int setsockopt(int fd, int level, int name, const void *value, socklen_t len)
+{
+        static int (*real)(int, int, int, const void *, socklen_t);
+        static int held;
+        int r, ms;
+
+        if (!real)
+                real = (int (*)(int, int, int, const void *, socklen_t))dlsym(RTLD_NEXT, "setsockopt");
+        r = real(fd, level, name, value, len);
+        if (r == 0 && level == SOL_NETLINK && name == NETLINK_DROP_MEMBERSHIP && getenv("KS_MUTE_HOLD_FILE") &&
+            is_nfnetlink(fd) && (ms = fault_value("KS_MUTE_HOLD_FILE")) > 0) {
+                struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+                mark_held("KS_MUTE_HOLD_FILE", ++held);
+                nanosleep(&ts, NULL);
+        }
+        return r;
 }
 
 int timerfd_settime(int fd, int flags, const struct itimerspec *new_value, struct itimerspec *old_value)

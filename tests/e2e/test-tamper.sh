@@ -166,6 +166,50 @@ check "rate limit: after the back-off rate_limited is false, reassertions grew" 
 check_not "rate limit: after the back-off web v4 from lan cut" tcp_echo lan 192.0.2.80 80
 check "rate limit: after the back-off mail v4 from lan reachable" tcp_echo lan 203.0.113.25 25
 
+# --- a change made while the monitor is muted for one of the agent's own big transactions --------
+# (issue 15) A reload's first transaction and its steps are sent with the monitor out of the event
+# group, so that the kernel builds no event per element (nft_set_quiet). A commit of someone else
+# in such a window is not heard: the generation, which moved by more than our own commit, tells,
+# and the table is read back. Here each muted window lasts a second (tests/e2e/ks-faults.c) and
+# a rule is inserted by hand during the second one, a step of the staging: no reload replaces it.
+cc -O1 -shared -fPIC -o "$KS_TMP/ks-faults.so" "$(dirname "${BASH_SOURCE[0]}")/ks-faults.c" -ldl ||
+	die "building ks-faults.so"
+HOLD=$KS_TMP/mute-hold
+echo 0 >"$HOLD"
+agent_stop TERM
+LD_PRELOAD=$KS_TMP/ks-faults.so KS_MUTE_HOLD_FILE=$HOLD \
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 agent_start ||
+	die "killswitchd --protect=monitor did not start with ks-faults.so"
+check "muted: isolated with isolate after the restart" wait_until 10 ks_table_active
+python3 - "$KS_CONF/policies/bulk.policy" <<'PY'
+import ipaddress, sys
+base = int(ipaddress.ip_address("100.64.0.1"))
+addrs = [str(ipaddress.ip_address(base + 2 * i)) for i in range(20000)]
+lines = ["[Uplinks]", "Interface=wan0 wan1", "", "[Gateway bulk]"]
+lines += ["Address=" + " ".join(addrs[i:i + 32]) for i in range(0, len(addrs), 32)]
+lines += ["Ports=tcp:25", ""]
+open(sys.argv[1], "w").write("\n".join(lines))
+PY
+lines=$(log_lines)
+echo 1000 >"$HOLD"
+ctl reload >"$KS_TMP/reload-bulk.out" 2>&1 &
+RELOAD_PID=$!
+second_window() { [ "$(cat "$HOLD.held" 2>/dev/null || echo 0)" -ge 2 ]; }
+check "muted: the staging's second muted transaction (a step) is under way" wait_until 30 second_window
+n_gw nft insert rule inet killswitch isolate/outbound accept
+check "muted: the rule was inserted by hand during it" test "$(hand_rules isolate/outbound)" = 1
+echo 0 >"$HOLD"
+check "muted: the inserted rule is found and removed" wait_until 15 eval '[ "$(hand_rules isolate/outbound)" = 0 ]'
+check "muted: table inet killswitch in force" ks_table_active
+check_not "muted: web v4 from lan cut again" tcp_echo lan 192.0.2.80 80
+check "muted: mail v4 from lan reachable" tcp_echo lan 203.0.113.25 25
+check "muted: re-assertion logged" log_since "$lines" "Re-asserted"
+wait "$RELOAD_PID"
+check "muted: the reload succeeds" test $? = 0
+check "muted: the big policy is loaded" eval "ctl policies | grep -q bulk"
+rm -f "$KS_CONF/policies/bulk.policy"
+check_exit 0 "muted: reload without it" ctl reload
+
 # --- set dormant while the agent is down: a restarted agent must not adopt it as in force -------
 agent_stop KILL
 n_gw nft add table inet killswitch '{ flags dormant; }'
