@@ -2083,13 +2083,7 @@ static void on_foreign_hooks(struct ks_manager *m, const struct monitor_event *e
         }
 }
 
-/*
- * Our transactions of this size or more are sent with the monitor out of the
- * event group (nft_set_quiet): a reload's first transaction and its steps, not
- * a switch.
- */
-#define QUIET_MIN_BYTES (16 * 1024)
-
+/* Our bulk transactions are sent with the monitor out of the event group (nft_set_quiet). */
 static int quiet_mute(void *userdata, bool mute)
 {
         return monitor_mute(userdata, mute);
@@ -2229,8 +2223,7 @@ int manager_startup(struct ks_manager *m)
         if (r < 0)
                 return log_error_errno(r, "Cannot watch nftables events: %m");
         monitor_set_own_portid(m->monitor, nft_portid(m->nft));
-        nft_set_quiet(m->nft, &(struct nft_quiet){ .min_bytes = QUIET_MIN_BYTES, .mute = quiet_mute,
-                                                   .lost = quiet_lost, .userdata = m->monitor });
+        nft_set_quiet(m->nft, &(struct nft_quiet){ .mute = quiet_mute, .lost = quiet_lost, .userdata = m->monitor });
         r = links_new(m->event, on_links_changed, m, &m->links);
         if (r < 0)
                 log_warning_errno(r, "Cannot watch the links over rtnetlink (renamed or stacked uplinks will not "

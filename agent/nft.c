@@ -275,10 +275,9 @@ static int acks_collect(struct ks_nft *n, struct acks *a)
 }
 
 /* nft_quiet: the generation before, if the listener left the event group for this transaction. */
-static bool quiet_begin(struct ks_nft *n, size_t total, uint32_t *ret_gen)
+static bool quiet_begin(struct ks_nft *n, uint32_t *ret_gen)
 {
-        return n->quiet.mute && total >= n->quiet.min_bytes && nft_generation(n, ret_gen) == 0 &&
-               n->quiet.mute(n->quiet.userdata, true) == 0;
+        return n->quiet.mute && nft_generation(n, ret_gen) == 0 && n->quiet.mute(n->quiet.userdata, true) == 0;
 }
 
 /* committed: 1 if the kernel acknowledged it, 0 if it refused it, -1 if we cannot tell. */
@@ -291,7 +290,7 @@ static void quiet_end(struct ks_nft *n, uint32_t gen, int committed)
                 n->quiet.lost(n->quiet.userdata);
 }
 
-static int txn_commit(struct ks_nft *n, struct txn *t, uint64_t *ret_usec, struct ks_error *e)
+static int txn_commit(struct ks_nft *n, struct txn *t, bool bulk, uint64_t *ret_usec, struct ks_error *e)
 {
         int iovlen = nftnl_batch_iovec_len(t->batch);
         _cleanup_free_ struct iovec *iov = calloc((size_t)iovlen, sizeof(*iov));
@@ -314,7 +313,7 @@ static int txn_commit(struct ks_nft *n, struct txn *t, uint64_t *ret_usec, struc
         msg.msg_iov = iov;
         msg.msg_iovlen = (size_t)iovlen;
 
-        quiet = quiet_begin(n, total, &gen);
+        quiet = bulk && quiet_begin(n, &gen);
         start = now_monotonic_usec();
         if (sendmsg(mnl_socket_get_fd(n->nl), &msg, 0) < 0) {
                 r = -errno;
@@ -357,6 +356,7 @@ struct txn_plan {
         nft_build_t build;              /* what a callback appends (staging in steps), or NULL */
         void *userdata;
         const char *comment;            /* of the new table, if not rs's */
+        bool bulk;                      /* a table, or elements added: never empty; sent unheard (nft_quiet) */
 };
 
 static int transaction(struct ks_nft *n, const struct txn_plan *p, uint64_t *ret_usec, struct ks_error *e)
@@ -376,7 +376,8 @@ static int transaction(struct ks_nft *n, const struct txn_plan *p, uint64_t *ret
                 r = p->build(t.batch, &t.next_seq, p->userdata);
         if (r == 0) {
                 txn_end(n, &t);
-                r = txn_commit(n, &t, ret_usec, e);
+                /* Muted only if it changes something: else the generation would not move (nft_quiet). */
+                r = txn_commit(n, &t, p->bulk && t.next_seq - t.first_seq > 2, ret_usec, e);
         } else {
                 ks_error_set(e, r, KS_ERR_INTERNAL, "Could not build the nftables transaction: %s",
                              strerror(-r));
@@ -390,7 +391,7 @@ int nft_replace_table(struct ks_nft *n, const char *table, uint32_t flags, const
                       uint64_t *ret_usec, struct ks_error *e)
 {
         return transaction(n, &(struct txn_plan){ .table = table, .drop = true, .set_flags = flags != 0,
-                                                  .flags = flags, .rs = rs }, ret_usec, e);
+                                                  .flags = flags, .rs = rs, .bulk = true }, ret_usec, e);
 }
 
 int nft_apply(struct ks_nft *n, const struct ks_ruleset *rs, uint64_t *ret_usec, struct ks_error *e)
@@ -436,7 +437,8 @@ int nft_transaction_with(struct ks_nft *n, const char *replace_table, uint32_t f
 {
         return transaction(n, &(struct txn_plan){ .table = replace_table, .drop = replace_table != NULL,
                                                   .set_flags = replace_table && flags, .flags = flags,
-                                                  .build = build, .userdata = userdata }, ret_usec, e);
+                                                  .build = build, .userdata = userdata, .bulk = true },
+                           ret_usec, e);
 }
 
 int nft_replace_table_with(struct ks_nft *n, const char *table, uint32_t flags, const char *comment,
@@ -444,7 +446,7 @@ int nft_replace_table_with(struct ks_nft *n, const char *table, uint32_t flags, 
 {
         return transaction(n, &(struct txn_plan){ .table = table, .drop = true, .set_flags = flags != 0,
                                                   .flags = flags, .build = build, .userdata = userdata,
-                                                  .comment = comment }, ret_usec, e);
+                                                  .comment = comment, .bulk = true }, ret_usec, e);
 }
 
 /* Send one request and run cb over the replies until the ack or NLMSG_DONE. */
@@ -1228,8 +1230,9 @@ int nft_flush_drops(struct ks_nft *n, const char *table, struct ks_error *e)
                 k = sets.error;
         if (k == -ENOENT)
                 k = 0;
+        /* Not bulk: flushing empty sets commits nothing, and the generation would not move (nft_quiet). */
         if (k == 0 && sets.n > 0)
-                k = nft_transaction_with(n, NULL, 0, build_drop_flush, &f, NULL, e);
+                k = transaction(n, &(struct txn_plan){ .build = build_drop_flush, .userdata = &f }, NULL, e);
         else if (k < 0)
                 ks_error_set(e, k, KS_ERR_APPLY, "Could not list the drop sensor's sets: %s", strerror(-k));
         drop_sets_free(&sets);

@@ -77,18 +77,21 @@ int nft_has_flowtables(struct ks_nft *n);
 int nft_generation(struct ks_nft *n, uint32_t *ret);
 
 /*
- * Our own big transactions unheard. The kernel builds a change event for every
- * rule and set element a transaction adds, as long as anyone listens (our
- * tamper monitor does), which costs as much as the change itself; and the
- * listener then reads them all. Before a transaction of at least min_bytes,
- * mute(userdata, true) has the listener leave the event group; after it,
- * mute(userdata, false) has it rejoin. The ruleset generation, read before the
- * one and after the other, must have moved by this transaction alone;
- * otherwise, or if it cannot be told, lost(userdata): a commit of someone else
- * may have gone unheard. If mute(true) fails, the transaction is sent heard.
+ * Our own bulk transactions unheard: a table replaced, a staging's steps
+ * (nft_replace_table*, nft_transaction_with), not a switch (nft_apply*). The
+ * kernel builds a change event for every rule and set element a transaction
+ * adds as long as anyone listens, in any network namespace (our tamper monitor
+ * does), which costs as much as the change itself; and the listener then
+ * reads them all. Before such a transaction, mute(userdata, true) has the
+ * listener leave the event group; after it, mute(userdata, false) has it
+ * rejoin. The ruleset generation, read before the one and after the other,
+ * must have moved by this transaction alone; otherwise, or if it cannot be
+ * told, lost(userdata): a commit of someone else may have gone unheard. If
+ * mute(true) fails, the transaction is sent heard. A bulk transaction must
+ * change something (a table replaced, new elements): an empty one would leave
+ * the generation where it was, and someone else's commit could pass for ours.
  */
 struct nft_quiet {
-        size_t min_bytes;
         int (*mute)(void *userdata, bool mute);
         void (*lost)(void *userdata);
         void *userdata;
