@@ -166,12 +166,14 @@ check "rate limit: after the back-off rate_limited is false, reassertions grew" 
 check_not "rate limit: after the back-off web v4 from lan cut" tcp_echo lan 192.0.2.80 80
 check "rate limit: after the back-off mail v4 from lan reachable" tcp_echo lan 203.0.113.25 25
 
-# --- a change made while the monitor is muted for one of the agent's own big transactions --------
-# (issue 15) A reload's first transaction and its steps are sent with the monitor out of the event
+# --- a change made while the monitor is muted for one of the agent's own bulk transactions -------
+# (issue 15) A reload's first transactions and its steps are sent with the monitor out of the event
 # group, so that the kernel builds no event per element (nft_set_quiet). A commit of someone else
 # in such a window is not heard: the generation, which moved by more than our own commit, tells,
 # and the table is read back. Here each muted window lasts a second (tests/e2e/ks-faults.c) and
-# a rule is inserted by hand during the second one, a step of the staging: no reload replaces it.
+# a rule is inserted by hand during the second one (a step, or the link layer's table): nothing
+# the reload sends after it replaces the inet table: a read-back removes the rule (the one after
+# the lost events, or the staging's own at its end).
 cc -O1 -shared -fPIC -o "$KS_TMP/ks-faults.so" "$(dirname "${BASH_SOURCE[0]}")/ks-faults.c" -ldl ||
 	die "building ks-faults.so"
 HOLD=$KS_TMP/mute-hold
