@@ -41,15 +41,6 @@
 #include "triggers.h"
 
 static void reloads_clear(struct ks_manager *m);
-
-static void precompiled_clear(struct ks_manager *m)
-{
-        ruleset_free(m->precompiled.rs);
-        summary_clear(&m->precompiled.summary);
-        m->precompiled = (struct reload_table){};
-        free(m->precompiled_for);
-        m->precompiled_for = NULL;
-}
 static void reload_complete(struct ks_manager *m, int r, const struct ks_error *e);
 static void links_compile_stop(struct ks_manager *m);
 static struct readback *readback_free(struct readback *rb);
@@ -92,6 +83,16 @@ int manager_new(const struct ks_options *o, struct ks_manager **ret)
                 return r;
         *ret = TAKE_PTR(m);
         return 0;
+}
+
+/* The table a reload compiled (and summarised) off the loop, and for which policy in force. */
+static void precompiled_clear(struct ks_manager *m)
+{
+        ruleset_free(m->precompiled.rs);
+        summary_clear(&m->precompiled.summary);
+        m->precompiled = (struct reload_table){};
+        free(m->precompiled_for);
+        m->precompiled_for = NULL;
 }
 
 struct ks_manager *manager_free(struct ks_manager *m)
@@ -729,7 +730,7 @@ static int links_compile_start(struct ks_manager *m)
         return 0;
 }
 
-/* compiled: the table links_compile_done() got for nothing active, or NULL (compiled here). Takes it. */
+/* compiled: the table links_compile_done() got for `active` and the links it cuts, or NULL. Takes it. */
 static int stage_links_with(struct ks_manager *m, const char *active, bool reset, struct ks_ruleset *compiled)
 {
         _cleanup_(ruleset_freep) struct ks_ruleset *rs = compiled;

@@ -369,6 +369,39 @@ static void test_content_elem_order(void **unused)
         nftnl_set_free(y);
 }
 
+/*
+ * A reload's thread summarises the table with the agent's key (summary_copy_key) and the loop
+ * moves that summary in (summary_move): it must equal one made in place, and a read-back keyed
+ * otherwise, or a summary of another table, must not.
+ */
+static void test_move_made_elsewhere(void **unused)
+{
+        struct ks_policy *ps[2] = { parse("a"), parse("b") };
+        struct ks_summary expect = { .key = KEY, .keyed = true }, thread = {}, in_place = {}, other = {};
+        char msg[512];
+
+        summarize_table(ps, 2, NULL, &expect);  /* what the last table was: replaced below */
+        summary_copy_key(&expect, &thread);
+        summary_copy_key(&expect, &in_place);
+        summary_copy_key(&expect, &other);
+        summarize_table(ps, 1, NULL, &thread);
+        summarize_table(ps, 1, NULL, &in_place);
+        summarize_table(&ps[1], 1, NULL, &other);
+        summary_move(&expect, &thread);
+        assert_true(expect.keyed);
+        assert_memory_equal(&expect.key, &in_place.key, sizeof(expect.key));
+        assert_null(summary_chain(&expect, "b/inbound", false));
+        assert_int_equal(thread.n_chains, 0);
+        assert_false(thread.keyed);
+        assert_int_equal(summary_diff(&expect, &in_place, true, msg, sizeof(msg)), 0);
+        assert_int_equal(summary_diff(&expect, &other, true, msg, sizeof(msg)), -EPROTO);
+        summary_clear(&expect);
+        summary_clear(&in_place);
+        summary_clear(&other);
+        policy_free(ps[0]);
+        policy_free(ps[1]);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -379,6 +412,7 @@ int main(void)
                 cmocka_unit_test(test_content_hooks),
                 cmocka_unit_test(test_content_rules),
                 cmocka_unit_test(test_content_elem_order),
+                cmocka_unit_test(test_move_made_elsewhere),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
