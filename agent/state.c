@@ -362,7 +362,12 @@ int state_save(const char *dir, const struct ks_state *s)
         if (s->since_usec > TIMESPEC_INSTANT_MAX_USEC || s->restore_at_usec > TIMESPEC_INSTANT_MAX_USEC ||
             s->confirm_usec > TIMESPEC_INSTANT_MAX_USEC)
                 return -ERANGE;
-        if (!o || !(text = json_dumps(o, JSON_INDENT(2))) || asprintf(&line, "%s\n", text) < 0)
+        if (!o || !(text = json_dumps(o, JSON_INDENT(2))))
                 return -ENOMEM;
+        /* Padded to STATE_FILE_SIZE if it fits: the next save can then overwrite it in place. */
+        if (asprintf(&line, "%-*s\n", STATE_FILE_SIZE - 1, text) < 0)
+                return -ENOMEM;
+        if (write_file_in_place(dir, STATE_FILE, line, STATE_FILE_SIZE) == 0)
+                return 0;
         return write_file_atomic(dir, STATE_FILE, line, 0644);
 }

@@ -8,7 +8,10 @@
 
 /*
  * The persisted state of the agent: normal or isolated, which policy, since
- * when, by whom and why. Stored as JSON in STATE_DIR/state.json, replaced
+ * when, by whom and why. Stored as JSON in STATE_DIR/state.json, padded with
+ * spaces to STATE_FILE_SIZE bytes: a save overwrites it in place and
+ * fdatasyncs it (no metadata to commit, so no journal commit to wait for),
+ * or, if the file is not such a file yet or the JSON is longer, replaces it
  * atomically (write to a temporary file, fsync, rename, fsync the directory).
  */
 
@@ -63,6 +66,7 @@ struct ks_state {
 };
 
 #define STATE_FILE "state.json"
+#define STATE_FILE_SIZE 4096    /* at most one page: an overwrite in place is whole or not at all */
 
 void state_init(struct ks_state *s);
 void state_clear(struct ks_state *s);

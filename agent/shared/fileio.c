@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -58,4 +59,38 @@ int write_file_atomic(const char *dir, const char *name, const char *text, mode_
                 return r;
         }
         return fsync_dir(dir);
+}
+
+int write_file_in_place(const char *dir, const char *name, const char *text, size_t size)
+{
+        _cleanup_free_ char *path = NULL, *buf = NULL;
+        _cleanup_close_ int fd = -1;
+        size_t len = strlen(text);
+        struct stat st;
+        ssize_t n;
+
+        if (len > size)
+                return -EFBIG;
+        if (asprintf(&path, "%s/%s", dir, name) < 0 || !(buf = malloc(size)))
+                return -ENOMEM;
+        fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode) || st.st_size != (off_t)size)
+                return -EAGAIN;
+        memcpy(buf, text, len);
+        if (len < size) {
+                memset(buf + len, ' ', size - len);
+                buf[size - 1] = '\n';
+        }
+        do
+                n = pwrite(fd, buf, size, 0);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        if ((size_t)n != size)
+                return -EIO;
+        return fdatasync(fd) < 0 ? -errno : 0;
 }

@@ -288,6 +288,20 @@ check "writable again: the history is readable" ctl history
 
 note "B3. the state directory is full"
 dd if=/dev/zero of="$STATEFS/fill" bs=4k 2>/dev/null
+# The state file is padded to a fixed size and overwritten in place: no new block is needed.
+check "full: the state file is 4096 bytes (padded)" test "$(stat -c %s "$KS_STATE/state.json")" -eq 4096
+INODE=$(stat -c %i "$KS_STATE/state.json")
+ctl_out isolate --reason "full state dir, in place"
+check "full: isolate in place succeeds" test "$RC" -eq 0
+check "full: the state file says isolated" state_file_is isolated
+check "full: the same file, overwritten in place" test "$(stat -c %i "$KS_STATE/state.json")" = "$INODE"
+ctl_out restore --reason "full state dir, in place"
+check "full: restore in place succeeds" test "$RC" -eq 0
+check "full: the state file says normal" state_file_is normal
+# A state file of another size (as an older agent wrote it) is replaced by a new file: that needs room.
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); open(sys.argv[1], "w").write(json.dumps(d))' \
+	"$KS_STATE/state.json"
+check "full: the state file rewritten without padding" test "$(stat -c %s "$KS_STATE/state.json")" -lt 4096
 ctl_out isolate --reason "full state dir"
 check "full: isolate reports StateNotSaved with the reason" \
 	contains "$OUT" "could not be saved" "No space left on device"

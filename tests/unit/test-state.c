@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The persisted state: round trip, missing and corrupt files, atomic replacement. */
+/* The persisted state: round trip, missing and corrupt files, atomic replacement, overwrite in place. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <setjmp.h>
@@ -246,6 +246,69 @@ static void test_atomic_replace(void **unused)
         remove_dir(dir);
 }
 
+static void stat_state(const char *dir, struct stat *st)
+{
+        char path[512];
+
+        snprintf(path, sizeof(path), "%s/%s", dir, STATE_FILE);
+        assert_int_equal(stat(path, st), 0);
+}
+
+/*
+ * The first save (over a file of another size) replaces it with one of
+ * STATE_FILE_SIZE bytes; the next ones overwrite that file in place (same
+ * inode) and each loads back as saved; a state too long for it is written
+ * whole by rename, and the next short one pads the file again.
+ */
+static void test_in_place(void **unused)
+{
+        char *dir = make_dir(), *reason = malloc(STATE_FILE_SIZE * 2);
+        struct ks_state s, l;
+        struct stat st1, st2;
+
+        assert_non_null(reason);
+        state_init(&s);
+        write_file(dir, "garbage");
+        assert_int_equal(state_save(dir, &s), 0);
+        stat_state(dir, &st1);
+        assert_int_equal(st1.st_size, STATE_FILE_SIZE);
+
+        s.isolated = true;
+        s.policy = strdup("web");
+        s.reason = strdup("in place");
+        assert_int_equal(state_save(dir, &s), 0);
+        stat_state(dir, &st2);
+        assert_int_equal(st2.st_ino, st1.st_ino);
+        assert_int_equal(st2.st_size, STATE_FILE_SIZE);
+        assert_int_equal(state_load(dir, &l), 0);
+        assert_true(l.isolated);
+        assert_string_equal(l.policy, "web");
+        assert_string_equal(l.reason, "in place");
+        state_clear(&l);
+
+        memset(reason, 'x', STATE_FILE_SIZE * 2 - 1);
+        reason[STATE_FILE_SIZE * 2 - 1] = '\0';
+        free(s.reason);
+        s.reason = reason;
+        assert_int_equal(state_save(dir, &s), 0);
+        stat_state(dir, &st2);
+        assert_true(st2.st_size > STATE_FILE_SIZE);
+        assert_int_equal(state_load(dir, &l), 0);
+        assert_string_equal(l.reason, reason);
+        state_clear(&l);
+
+        state_clear(&s);        /* frees reason */
+        state_init(&s);
+        assert_int_equal(state_save(dir, &s), 0);
+        stat_state(dir, &st2);
+        assert_int_equal(st2.st_size, STATE_FILE_SIZE);
+        assert_int_equal(state_load(dir, &l), 0);
+        assert_false(l.isolated);
+        state_clear(&l);
+        state_clear(&s);
+        remove_dir(dir);
+}
+
 static void test_unwritable_dir(void **unused)
 {
         struct ks_state s;
@@ -265,6 +328,7 @@ int main(void)
                 cmocka_unit_test(test_missing),
                 cmocka_unit_test(test_corrupt),
                 cmocka_unit_test(test_atomic_replace),
+                cmocka_unit_test(test_in_place),
                 cmocka_unit_test(test_unwritable_dir),
         };
 
