@@ -19,6 +19,7 @@
 #include "cleanup.h"
 #include "fileio.h"
 #include "log.h"
+#include "syncer.h"
 #include "timespec.h"
 #include "timeutil.h"
 
@@ -62,6 +63,7 @@ struct ks_audit {
         sd_event_source *window_end;    /* writes the summary when the window is over, unasked */
         sd_event_source *sync;  /* fsync of the history once the loop is idle (audit_attach_event) */
         bool sync_dir;          /* the file was created: its directory too */
+        struct ks_syncer *syncer;       /* that fsync, on a thread */
 };
 
 static void lines_clear(struct lines *l);
@@ -130,13 +132,13 @@ static int history_sync(struct ks_audit *a)
         return dir ? fsync_dir(a->state_dir) : 0;
 }
 
+/* Off the loop (syncer.h): the lines written since the last one, once the loop is idle. */
 static int on_history_sync(sd_event_source *s, void *userdata)
 {
         struct ks_audit *a = userdata;
-        int r = history_sync(a);
 
-        if (r < 0)
-                log_warning_errno(r, "Could not sync the history %s: %m", a->path);
+        syncer_kick(a->syncer, a->sync_dir);
+        a->sync_dir = false;
         return 0;
 }
 
@@ -149,7 +151,10 @@ static int on_refusals_window_end(sd_event_source *s, uint64_t usec, void *userd
 
 int audit_attach_event(struct ks_audit *a, sd_event *event)
 {
-        int r = sd_event_add_defer(event, &a->sync, on_history_sync, a);
+        int r = syncer_new(event, a->path, a->state_dir, "the history", &a->syncer);
+
+        if (r >= 0)
+                r = sd_event_add_defer(event, &a->sync, on_history_sync, a);
 
         if (r >= 0)
                 r = sd_event_source_set_priority(a->sync, SD_EVENT_PRIORITY_IDLE);
@@ -163,6 +168,7 @@ int audit_attach_event(struct ks_audit *a, sd_event *event)
         if (r < 0) {
                 a->sync = sd_event_source_disable_unref(a->sync);
                 a->window_end = sd_event_source_disable_unref(a->window_end);
+                a->syncer = syncer_free(a->syncer);
         }
         return r;
 }
@@ -172,6 +178,7 @@ struct ks_audit *audit_free(struct ks_audit *a)
         if (!a)
                 return NULL;
         refusals_flush(a, true);
+        a->syncer = syncer_free(a->syncer);     /* waits for an fsync running, does one asked for */
         if (a->sync && sd_event_source_get_enabled(a->sync, NULL) > 0)
                 history_sync(a);
         sd_event_source_disable_unref(a->sync);

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "manager.h"
 #include "nft.h"
+#include "syncer.h"
 #include "timespec.h"
 #include "timeutil.h"
 #include "worker.h"
@@ -357,8 +358,10 @@ void manager_drops_free(struct ks_manager *m)
 {
         struct drops_reader *rd = m->drops_reader;
 
-        if (!rd)
+        if (!rd) {
+                m->drops_syncer = syncer_free(m->drops_syncer);
                 return;
+        }
         /* Waiters are calls of the control socket, freed with it. */
         while (rd->waiters) {
                 struct drops_waiter *w = rd->waiters;
@@ -373,6 +376,7 @@ void manager_drops_free(struct ks_manager *m)
         drops_free(&rd->last);
         free(rd);
         m->drops_reader = NULL;
+        m->drops_syncer = syncer_free(m->drops_syncer);        /* after the last save above */
 }
 
 /* "192.0.2.7" / "2001:db8::7" */
@@ -520,10 +524,23 @@ static void drops_save(struct ks_manager *m, const struct ks_drops *d)
                 log_warning("Out of memory: the drop sensor's totals are not kept for a restart");
                 return;
         }
-        r = write_file_atomic(m->state_dir, DROPS_LAST_FILE, text, 0640);
-        if (r < 0)
+        /* Replaced on the loop, made durable on a thread: it is not what a fail-closed start depends on. */
+        r = write_file_replace(m->state_dir, DROPS_LAST_FILE, text, 0640);
+        if (r < 0) {
                 log_warning("Could not save the drop sensor's totals in %s/%s: %s", m->state_dir, DROPS_LAST_FILE,
                             strerror(-r));
+                return;
+        }
+        if (!m->drops_syncer) {
+                _cleanup_free_ char *path = NULL;
+
+                if (asprintf(&path, "%s/%s", m->state_dir, DROPS_LAST_FILE) < 0 ||
+                    syncer_new(m->event, path, m->state_dir, "the drop sensor's totals", &m->drops_syncer) < 0) {
+                        (void)!write_file_atomic(m->state_dir, DROPS_LAST_FILE, text, 0640);   /* here, then */
+                        return;
+                }
+        }
+        syncer_kick(m->drops_syncer, true);
 }
 
 static bool addr_parse(json_t *v, int *family, uint8_t out[16])

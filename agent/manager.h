@@ -40,6 +40,7 @@ struct ks_ruleset;
 struct readback;
 struct links_compile;
 struct drops_reader;
+struct ks_syncer;
 struct reload_waiter;
 struct ks_peer;
 
@@ -114,6 +115,7 @@ struct ks_manager {
         uint64_t drops_logged_packets;          /* what that summary counted */
         uint64_t drops_read_usec;               /* how long the last read of the kernel's sets took */
         struct drops_reader *drops_reader;      /* reads of the kernel's sets off the loop (manager-drops.c) */
+        struct ks_syncer *drops_syncer;         /* makes drops-last.json durable off the loop */
 };
 
 int manager_new(const struct ks_options *o, struct ks_manager **ret);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +39,7 @@ int fsync_dir(const char *dir)
         return 0;
 }
 
-int write_file_atomic(const char *dir, const char *name, const char *text, mode_t mode)
+static int replace_file(const char *dir, const char *name, const char *text, mode_t mode, bool durable)
 {
         _cleanup_free_ char *path = NULL, *tmp = NULL;
         _cleanup_close_ int fd = -1;
@@ -50,7 +51,7 @@ int write_file_atomic(const char *dir, const char *name, const char *text, mode_
         if (fd < 0)
                 return -errno;
         r = write_all(fd, text, strlen(text));
-        if (r == 0 && fsync(fd) < 0)
+        if (r == 0 && durable && fsync(fd) < 0)
                 r = -errno;
         if (r == 0 && rename(tmp, path) < 0)
                 r = -errno;
@@ -58,7 +59,17 @@ int write_file_atomic(const char *dir, const char *name, const char *text, mode_
                 unlink(tmp);
                 return r;
         }
-        return fsync_dir(dir);
+        return durable ? fsync_dir(dir) : 0;
+}
+
+int write_file_atomic(const char *dir, const char *name, const char *text, mode_t mode)
+{
+        return replace_file(dir, name, text, mode, true);
+}
+
+int write_file_replace(const char *dir, const char *name, const char *text, mode_t mode)
+{
+        return replace_file(dir, name, text, mode, false);
 }
 
 int write_file_in_place(const char *dir, const char *name, const char *text, size_t size)

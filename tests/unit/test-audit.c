@@ -439,6 +439,31 @@ static void test_refusals_summary_timer(void **state)
         sd_event_unref(event);
 }
 
+/*
+ * With an event loop the fsync of the history runs on a thread once the loop
+ * is idle; lines written meanwhile are synced by another round, and freeing
+ * the audit while a round runs waits for it. Nothing is lost or doubled.
+ */
+static void test_history_sync_thread(void **state)
+{
+        struct fixture *f = *state;
+        sd_event *event = NULL;
+
+        assert_int_equal(sd_event_new(&event), 0);
+        assert_int_equal(audit_attach_event(f->audit, event), 0);
+        for (unsigned round = 0; round < 20; round++) {
+                log_numbered(f->audit, round * 2);
+                assert_true(sd_event_run(event, 0) >= 0);       /* starts a sync (or asks for another) */
+                log_numbered(f->audit, round * 2 + 1);
+                for (unsigned i = 0; i < round % 3; i++)
+                        assert_true(sd_event_run(event, 1000) >= 0);
+        }
+        audit_free(f->audit);   /* a sync may still run, another may be asked for */
+        f->audit = NULL;
+        sd_event_unref(event);
+        assert_int_equal(count_lines(f->path), 40);
+}
+
 /* Refusals of trusted callers are each recorded, but a rotation never drops a state change for them. */
 static void test_refusals_never_rotate_state(void **state)
 {
@@ -529,6 +554,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_refusals_aggregated, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refusals_never_rotate_state, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refusals_summary_timer, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_history_sync_thread, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_history_bytes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_claimed_command, setup, teardown),
         };

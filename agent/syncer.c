@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "fileio.h"
+#include "log.h"
+#include "syncer.h"
+#include "worker.h"
+
+struct ks_syncer {
+        sd_event *event;
+        char *path, *dir, *what;
+        struct ks_worker *worker;       /* the fsync running, or NULL */
+        bool running_dir;               /* the thread's: the directory too */
+        int r;                          /* the thread's result */
+        bool again, again_dir;          /* asked for while it ran */
+};
+
+static int sync_file(const char *path, const char *dir)
+{
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+        if (fd < 0 || fsync(fd) < 0)
+                return -errno;
+        return dir ? fsync_dir(dir) : 0;
+}
+
+static void log_failed(const struct ks_syncer *s, int r)
+{
+        if (r < 0)
+                log_warning("Could not sync %s (%s): %s", s->what, s->path, strerror(-r));
+}
+
+/* On the thread: path and dir never change. */
+static void sync_work(void *userdata)
+{
+        struct ks_syncer *s = userdata;
+
+        s->r = sync_file(s->path, s->running_dir ? s->dir : NULL);
+}
+
+static void sync_start(struct ks_syncer *s, bool dir);
+
+static void sync_done(void *userdata)
+{
+        struct ks_syncer *s = userdata;
+
+        s->worker = worker_free(s->worker);
+        log_failed(s, s->r);
+        if (s->again) {
+                s->again = false;
+                sync_start(s, s->again_dir || (s->r < 0 && s->running_dir));
+        }
+}
+
+static void sync_start(struct ks_syncer *s, bool dir)
+{
+        s->running_dir = dir;
+        if (worker_start(s->event, sync_work, sync_done, s, &s->worker) < 0)
+                log_failed(s, sync_file(s->path, dir ? s->dir : NULL));        /* here, then */
+}
+
+void syncer_kick(struct ks_syncer *s, bool dir)
+{
+        if (!s->worker) {
+                sync_start(s, dir);
+                return;
+        }
+        s->again_dir = s->again ? s->again_dir || dir : dir;
+        s->again = true;
+}
+
+struct ks_syncer *syncer_free(struct ks_syncer *s)
+{
+        if (!s)
+                return NULL;
+        while (s->worker) {
+                struct ks_worker *w = s->worker;
+
+                worker_finish(w);       /* done may start the one asked for meanwhile */
+                if (s->worker == w)     /* its done had run already */
+                        s->worker = worker_free(w);
+        }
+        sd_event_unref(s->event);
+        free(s->path);
+        free(s->dir);
+        free(s->what);
+        free(s);
+        return NULL;
+}
+
+int syncer_new(sd_event *event, const char *path, const char *dir, const char *what, struct ks_syncer **ret)
+{
+        struct ks_syncer *s = calloc(1, sizeof(*s));
+
+        if (!s)
+                return -ENOMEM;
+        *s = (struct ks_syncer){ .event = sd_event_ref(event), .path = strdup(path), .dir = strdup(dir),
+                                 .what = strdup(what) };
+        if (!s->path || !s->dir || !s->what) {
+                syncer_free(s);
+                return -ENOMEM;
+        }
+        *ret = s;
+        return 0;
+}

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/* fsync off the event loop (agent/syncer.c): asked again while one runs, freed while one runs. */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fileio.h"
+#include "syncer.h"
+
+struct fixture {
+        char dir[64];
+        char path[128];
+        sd_event *event;
+};
+
+static int setup(void **state)
+{
+        struct fixture *f = calloc(1, sizeof(*f));
+
+        assert_non_null(f);
+        strcpy(f->dir, "/tmp/ks-syncer-test.XXXXXX");
+        assert_non_null(mkdtemp(f->dir));
+        snprintf(f->path, sizeof(f->path), "%s/file", f->dir);
+        assert_int_equal(sd_event_new(&f->event), 0);
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        struct fixture *f = *state;
+
+        unlink(f->path);
+        rmdir(f->dir);
+        sd_event_unref(f->event);
+        free(f);
+        return 0;
+}
+
+/* Kicks while one runs, some loop turns in between, then freed with one maybe running and one asked for. */
+static void test_kicks(void **state)
+{
+        struct fixture *f = *state;
+        struct ks_syncer *s = NULL;
+
+        assert_int_equal(syncer_new(f->event, f->path, f->dir, "the test file", &s), 0);
+        for (unsigned i = 0; i < 30; i++) {
+                char text[32];
+
+                snprintf(text, sizeof(text), "round %u\n", i);
+                assert_int_equal(write_file_replace(f->dir, "file", text, 0600), 0);
+                syncer_kick(s, i % 2 == 0);
+                syncer_kick(s, false);
+                for (unsigned j = 0; j < i % 3; j++)
+                        assert_true(sd_event_run(f->event, 1000) >= 0);
+        }
+        assert_null(syncer_free(s));
+}
+
+/* A file that is gone: the fsync fails, is logged, and nothing else happens. */
+static void test_missing_file(void **state)
+{
+        struct fixture *f = *state;
+        struct ks_syncer *s = NULL;
+
+        assert_int_equal(syncer_new(f->event, f->path, f->dir, "the missing file", &s), 0);
+        syncer_kick(s, true);
+        syncer_kick(s, true);
+        for (unsigned j = 0; j < 5; j++)
+                assert_true(sd_event_run(f->event, 10000) >= 0);
+        assert_null(syncer_free(s));
+        assert_null(syncer_free(NULL));
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_kicks, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
