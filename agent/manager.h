@@ -41,6 +41,7 @@ struct readback;
 struct links_compile;
 struct drops_reader;
 struct ks_syncer;
+struct ks_worker;
 struct reload_waiter;
 struct ks_peer;
 
@@ -116,6 +117,9 @@ struct ks_manager {
         uint64_t drops_read_usec;               /* how long the last read of the kernel's sets took */
         struct drops_reader *drops_reader;      /* reads of the kernel's sets off the loop (manager-drops.c) */
         struct ks_syncer *drops_syncer;         /* makes drops-last.json durable off the loop */
+        struct ks_worker *resetting;            /* the restore's reset of the counters, off the loop */
+        struct ks_nft *reset_nft;               /* its socket, kept between resets */
+        int reset_r;                            /* its result */
 };
 
 int manager_new(const struct ks_options *o, struct ks_manager **ret);

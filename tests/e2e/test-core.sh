@@ -190,6 +190,13 @@ check "restored: status --json says normal, reason recorded" \
 	status_is 'd["state"] == "normal" and d["reason"] == "e2e: all clear"'
 probes normal "restored"
 check "restored: foreign table inet other is intact" foreign_intact
+# The restore resets the counters (on a thread, which the next isolation waits for): they read zero.
+counters_zero() {
+	local out
+	out=$(n_gw nft list counters table inet killswitch && n_gw nft list counters table netdev killswitch_links) &&
+		grep -q 'packets' <<<"$out" && ! grep -Eq 'packets [1-9]' <<<"$out"
+}
+check "restored: every counter of both tables reads zero" wait_until 5 counters_zero
 check_exit 0 "restore while normal is a no-op that succeeds" ctl restore
 check_exit 1 "isolate with an unknown policy is refused (exit 1)" ctl isolate no-such-policy
 check "unknown policy: state unchanged (no rules)" ks_tables_inactive
