@@ -1826,6 +1826,12 @@ static void reload_complete(struct ks_manager *m, int r, const struct ks_error *
         reload_next(m);
 }
 
+/* Both none, or the same policy. */
+static bool same_policy(const char *a, const char *b)
+{
+        return a && b ? strcmp(a, b) == 0 : a == b;
+}
+
 static void on_reload_scanned(void *userdata, int r, struct store_scan *scan, struct reload_table *table)
 {
         struct ks_manager *m = userdata;
@@ -1834,10 +1840,16 @@ static void on_reload_scanned(void *userdata, int r, struct store_scan *scan, st
         links_compile_stop(m);          /* it reads the store, which changes now */
 
         m->reload_failed = 0;
-        /* Compiled on the thread for the policy then in force: used if it still is (replace_table). */
+        /*
+         * Compiled on the thread for the policy in force when the reload began (hooked, held): used only if
+         * it still is (replace_table). A table held for a policy no longer in force would cut a restored
+         * host; one without hooks would leave an isolation unheld.
+         */
         precompiled_clear(m);
-        if (table->rs && (!active_policy(m) || (m->precompiled_for = strdup(active_policy(m))))) {
+        if (table->rs && same_policy(table->active, active_policy(m)) &&
+            (!table->active || (m->precompiled_for = strdup(table->active)))) {
                 m->precompiled = *table;
+                m->precompiled.active = NULL;   /* the job's, freed soon */
                 *table = (struct reload_table){};
         }
         r = reload_finish(m, &m->reloads->actor, r, scan, &m->reload_failed, &e);

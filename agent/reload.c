@@ -41,6 +41,7 @@ static void reload_work(void *userdata)
                 rl->table.rs = NULL;
         if (rl->table.rs)
                 rl->table.summarized = ruleset_summarize(rl->table.rs, &rl->table.summary) == 0;
+        rl->table.active = rl->active;
 }
 
 static void reload_done(void *userdata)

@@ -30,6 +30,7 @@ struct reload_table {
         struct ks_ruleset *rs;
         struct ks_summary summary;      /* of rs, if summarized */
         bool summarized;
+        const char *active;             /* the policy rs hooks, held (NULL: none); valid until the job is freed */
 };
 
 typedef void (*reload_done_t)(void *userdata, int r, struct store_scan *scan, struct reload_table *table);

@@ -35,13 +35,15 @@ hosts_without_relay() {
 	printf '127.0.0.1 localhost\n::1 localhost\n' >"/etc/netns/$NS_GW/hosts"
 }
 hosts_with_relay
-# A name server that never answers: its queries go to the internet namespace, which drops them.
+# A name server that never answers: its queries go to the internet namespace, which drops them
+# (but those to the slow one of part 2b).
 # (With glibc's defaults a lookup waits 5 s per try, 2 tries: the old agent blocked ~10 s.)
 printf 'nameserver 198.51.100.2\noptions timeout:5 attempts:2\n' >"/etc/netns/$NS_GW/resolv.conf"
 n_inet nft -f - <<'EOF' || die "nft in the inet namespace"
 table inet deaddns {
 	chain input {
 		type filter hook input priority 0; policy accept;
+		ip daddr 192.0.2.53 accept
 		udp dport 53 drop
 		tcp dport 53 drop
 	}
@@ -57,6 +59,16 @@ Interface=wan0 wan1
 [Gateway mail]
 Address=relay.ks-lab.test
 Ports=tcp:25
+EOF
+
+# dnsopen: isolated, the gateway's queries still reach the slow name server of part 2b.
+cat >"$KS_CONF/policies/dnsopen.policy" <<'EOF'
+[Uplinks]
+Interface=wan0 wan1
+
+[Gateway dns]
+Address=192.0.2.53
+Ports=udp:53 tcp:53
 EOF
 
 agent_start || die "killswitchd did not start"
@@ -150,6 +162,63 @@ check_many <<'EOF'
 - named (previous version) in force: web cut              | tcp_echo lan 192.0.2.80 80
 EOF
 check_exit 0 "restore" ctl restore --reason "e2e: done"
+
+# --- 2b. the state changes while a reload runs: the table it compiled is not sent ---------------
+# The reload's thread compiles the table for the policy in force when it began (hooked and held
+# for it, or without hooks). A restore or an isolation meanwhile makes that table wrong: held, it
+# would cut a restored host; without hooks, it would leave an isolation unheld. A name server that
+# answers after 2 s keeps the reload running; named's description changes, so that the reload
+# rebuilds the table.
+n_inet ip addr add 192.0.2.53/32 dev lo
+n_inet python3 -c '
+import socket, struct, threading, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("192.0.2.53", 53))
+def answer(q, peer):
+    time.sleep(2)
+    qtype = struct.unpack("!H", q[-4:-2])[0]
+    a = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton("203.0.113.25") if qtype == 1 else b""
+    s.sendto(q[:2] + struct.pack("!HHHHH", 0x8180, 1, 1 if a else 0, 0, 0) + q[12:] + a, peer)
+while True:
+    q, peer = s.recvfrom(512)
+    threading.Thread(target=answer, args=(q, peer), daemon=True).start()
+' &
+SLOW_DNS=$!
+slow_dns_up() { n_inet ss -Hlun 'sport = :53' | grep -q 192.0.2.53; }
+wait_until 5 slow_dns_up || fail "2b: the slow name server did not start"
+printf 'nameserver 192.0.2.53\noptions timeout:5 attempts:1\n' >"/etc/netns/$NS_GW/resolv.conf"
+edit_named() { sed -i "s/^Description=.*/Description=Lab: edited during an incident ($1)/" "$KS_CONF/policies/named.policy"; }
+check_exit 0 "2b: isolate before the reload" ctl isolate dnsopen --reason "e2e: the reload begins isolated"
+edit_named 1
+ctl reload >"$KS_TMP/reload-2b.out" 2>&1 &
+RELOAD_PID=$!
+sleep 0.5
+check "2b: the reload waits for the name server" kill -0 "$RELOAD_PID"
+check_exit 0 "2b: restore while it runs" ctl restore --reason "e2e: restored during the reload"
+wait "$RELOAD_PID"
+check "2b: the reload succeeds (the name resolved after 2 s)" test $? = 0
+check "2b: after the reload, status says normal" status_is 'd["state"] == "normal"'
+check "2b: after the reload, no base chain of ours is in the kernel" ks_tables_inactive
+check "2b: after the reload, web reachable (the uplinks are not held)" web_ok
+edit_named 2
+ctl reload >"$KS_TMP/reload-2c.out" 2>&1 &
+RELOAD_PID=$!
+sleep 0.5
+check "2c: the reload (begun normal) waits for the name server" kill -0 "$RELOAD_PID"
+check_exit 0 "2c: isolate while it runs" ctl isolate dnsopen --reason "e2e: isolated during the reload"
+wait "$RELOAD_PID"
+check "2c: the reload succeeds" test $? = 0
+check "2c: after the reload, status says isolated with policy dnsopen" \
+	status_is 'd["state"] == "isolated" and d["policy"] == "dnsopen"'
+check_many <<'EOF'
+- 2c: after the reload, web cut                | tcp_echo lan 192.0.2.80 80
+- 2c: after the reload, mail relay cut         | tcp_echo lan 203.0.113.25 25
+EOF
+check_exit 0 "2c: restore" ctl restore --reason "e2e: done"
+check "2c: web reachable after the restore" web_ok
+kill "$SLOW_DNS" 2>/dev/null
+wait "$SLOW_DNS" 2>/dev/null
+printf 'nameserver 198.51.100.2\noptions timeout:5 attempts:2\n' >"/etc/netns/$NS_GW/resolv.conf"
 
 # --- 3. a reload asked for twice runs twice, in order; the name back in hosts loads -------------
 hosts_with_relay
