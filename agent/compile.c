@@ -1960,22 +1960,57 @@ static bool elems_exceed(struct nftnl_set *s, size_t max)
         return c.n > max;
 }
 
-/* Is op a NEWSET whose elements wait for ruleset_elems_to_batch()? */
-static bool op_deferred(const struct op *op, size_t max, const char *keep)
-{
-        const char *name;
-        size_t len = keep ? strlen(keep) : 0;
+static const char *op_name(const struct op *op);
 
+/* Does op's object belong to policy `policy` ("policy/...")? */
+static bool op_of_policy(const struct op *op, const char *policy)
+{
+        const char *name = op_name(op);
+        size_t len = policy ? strlen(policy) : 0;
+
+        return policy && name && strncmp(name, policy, len) == 0 && strncmp(name + len, COMPILE_NAME_SEP, 1) == 0;
+}
+
+/* Of a policy at all (not the table, a base chain or its rules)? */
+static bool op_of_a_policy(const struct op *op)
+{
+        const char *name = op_name(op);
+
+        return name && strstr(name, COMPILE_NAME_SEP);
+}
+
+enum wait { WAIT_NONE, WAIT_ELEMS, WAIT_WHOLE };
+
+/*
+ * What of op waits for the steps: nothing; the elements of a big set (sent
+ * empty at first); or the whole op, with c->policies, for every op of a
+ * policy other than keep.
+ */
+static enum wait op_waits(const struct op *op, size_t max, const char *keep, bool policies)
+{
+        if (op_of_policy(op, keep))
+                return WAIT_NONE;
+        if (policies && op_of_a_policy(op))
+                return WAIT_WHOLE;
         if (op->kind != OP_SET || op->type != NFT_MSG_NEWSET || max == 0)
-                return false;
-        name = nftnl_set_get_str(op->obj, NFTNL_SET_NAME);
-        if (keep && name && strncmp(name, keep, len) == 0 && strncmp(name + len, COMPILE_NAME_SEP, 1) == 0)
-                return false;
-        return elems_exceed(op->obj, max);
+                return WAIT_NONE;
+        return elems_exceed(op->obj, max) ? WAIT_ELEMS : WAIT_NONE;
+}
+
+static enum wait cursor_waits(const struct ks_ruleset *r, const struct ruleset_cursor *c, size_t i)
+{
+        if (c->done && c->done[i])
+                return WAIT_NONE;
+        return op_waits(&r->ops[i], c->max, c->keep, c->policies);
+}
+
+static void op_msg(const struct op *op, struct nftnl_batch *b, uint32_t *seq)
+{
+        op_payload(batch_msg(b, op_family(op), op->type, op->flags, seq), op);
 }
 
 int ruleset_to_batch_staged(const struct ks_ruleset *r, struct nftnl_batch *b, uint32_t *seq, size_t max,
-                            const char *keep, bool *ret_deferred)
+                            const char *keep, bool policies, bool *ret_deferred)
 {
         int k = 0;
 
@@ -1984,18 +2019,19 @@ int ruleset_to_batch_staged(const struct ks_ruleset *r, struct nftnl_batch *b, u
         *ret_deferred = false;
         for (size_t i = 0; k >= 0 && i < r->n_ops; i++) {
                 const struct op *op = &r->ops[i];
-                struct nlmsghdr *nlh;
+                enum wait w = op_waits(op, max, keep, policies);
 
-                if (!op_deferred(op, max, keep)) {
+                if (w == WAIT_NONE) {
                         struct ks_ruleset one = { .ops = (struct op *)op, .n_ops = 1 };
 
                         k = ruleset_to_batch(&one, b, seq);
                         continue;
                 }
                 *ret_deferred = true;
-                nlh = batch_msg(b, op_family(op), op->type, op->flags, seq);
-                nftnl_set_nlmsg_build_payload(nlh, op->obj);
-                k = batch_close_msg(b);
+                if (w == WAIT_ELEMS) {
+                        op_msg(op, b, seq);     /* the set, empty */
+                        k = batch_close_msg(b);
+                }
         }
         return k;
 }
@@ -2004,7 +2040,8 @@ void ruleset_cursor_clear(struct ruleset_cursor *c)
 {
         if (c->it)
                 nftnl_set_elems_iter_destroy(c->it);
-        *c = (struct ruleset_cursor){ .max = c->max, .keep = c->keep };
+        free(c->done);
+        *c = (struct ruleset_cursor){ .max = c->max, .keep = c->keep, .policies = c->policies };
 }
 
 /*
@@ -2038,55 +2075,113 @@ static void elems_msg(struct nlmsghdr *nlh, const struct nftnl_set *set, struct 
 
 bool ruleset_cursor_pending(const struct ks_ruleset *r, const struct ruleset_cursor *c, const char *policy)
 {
-        size_t len = strlen(policy);
-
-        for (size_t i = c->op; i < r->n_ops; i++) {
-                const char *name;
-
-                if (!op_deferred(&r->ops[i], c->max, c->keep))
-                        continue;
-                name = nftnl_set_get_str(r->ops[i].obj, NFTNL_SET_NAME);
-                if (name && strncmp(name, policy, len) == 0 && strncmp(name + len, COMPILE_NAME_SEP, 1) == 0)
+        for (size_t i = c->op; i < r->n_ops; i++)
+                if (cursor_waits(r, c, i) != WAIT_NONE && op_of_policy(&r->ops[i], policy))
                         return true;
-        }
         return false;
 }
 
-int ruleset_elems_to_batch(const struct ks_ruleset *r, struct ruleset_cursor *c, struct nftnl_batch *b,
-                           uint32_t *seq, size_t max_elems)
+static void cursor_next(struct ruleset_cursor *c)
+{
+        if (c->it)
+                nftnl_set_elems_iter_destroy(c->it);
+        c->it = NULL;
+        c->elem = NULL;
+        c->created = false;
+        c->op++;
+}
+
+/* Up to *budget of the elements of the set at the cursor; 0, or -ENOMEM. Moves on after its last. */
+static int cursor_elems(const struct ks_ruleset *r, struct ruleset_cursor *c, struct nftnl_batch *b,
+                        uint32_t *seq, size_t *budget)
+{
+        struct nftnl_set *set = r->ops[c->op].obj;
+
+        if (!c->it) {
+                c->it = nftnl_set_elems_iter_create(set);
+                if (!c->it)
+                        return -ENOMEM;
+                c->elem = nftnl_set_elems_iter_next(c->it);     /* NULL: no element */
+        }
+        if (c->elem) {
+                elems_msg(batch_msg(b, (uint16_t)nftnl_set_get_u32(set, NFTNL_SET_FAMILY), NFT_MSG_NEWSETELEM,
+                                    NLM_F_CREATE, seq), set, c, budget);
+                if (batch_close_msg(b) < 0)
+                        return -ENOMEM;
+        }
+        if (!c->elem)
+                cursor_next(c);
+        return 0;
+}
+
+static bool cursor_more(const struct ks_ruleset *r, const struct ruleset_cursor *c)
+{
+        for (size_t i = c->op; i < r->n_ops; i++)
+                if (cursor_waits(r, c, i) != WAIT_NONE)
+                        return true;
+        return false;
+}
+
+int ruleset_rest_to_batch(const struct ks_ruleset *r, struct ruleset_cursor *c, struct nftnl_batch *b,
+                          uint32_t *seq, size_t budget)
 {
         int k = 0;
 
-        while (k >= 0 && c->op < r->n_ops && max_elems > 0) {
-                struct nftnl_set *set = r->ops[c->op].obj;
+        while (k >= 0 && c->op < r->n_ops && budget > 0) {
+                const struct op *op = &r->ops[c->op];
+                enum wait w = cursor_waits(r, c, c->op);
 
-                if (!c->it) {
-                        if (!op_deferred(&r->ops[c->op], c->max, c->keep)) {
-                                c->op++;
-                                continue;
-                        }
-                        c->it = nftnl_set_elems_iter_create(set);
-                        if (!c->it)
-                                return -ENOMEM;
-                        /* A deferred set has elements: the first is there; next() says NULL after the last. */
-                        c->elem = nftnl_set_elems_iter_next(c->it);
-                }
-                elems_msg(batch_msg(b, (uint16_t)nftnl_set_get_u32(set, NFTNL_SET_FAMILY), NFT_MSG_NEWSETELEM,
-                                    NLM_F_CREATE, seq), set, c, &max_elems);
-                k = batch_close_msg(b);
-                if (!c->elem) {
-                        nftnl_set_elems_iter_destroy(c->it);
-                        c->it = NULL;
-                        c->op++;
+                if (w == WAIT_NONE) {
+                        cursor_next(c);
+                } else if (w == WAIT_WHOLE && !c->created) {
+                        op_msg(op, b, seq);     /* a set goes empty; its elements follow */
+                        k = batch_close_msg(b);
+                        budget -= budget < STEP_OP_WEIGHT ? budget : STEP_OP_WEIGHT;
+                        if (op->kind == OP_SET && op->type == NFT_MSG_NEWSET)
+                                c->created = true;
+                        else
+                                cursor_next(c);
+                } else {
+                        k = cursor_elems(r, c, b, seq, &budget);
                 }
         }
         if (k < 0)
                 return k;
-        /* More to come unless the cursor has passed the last deferred set. */
-        for (size_t i = c->op; i < r->n_ops; i++)
-                if (c->it || op_deferred(&r->ops[i], c->max, c->keep))
-                        return 1;
-        return 0;
+        return cursor_more(r, c) ? 1 : 0;
+}
+
+int ruleset_policy_to_batch(const struct ks_ruleset *r, struct ruleset_cursor *c, struct nftnl_batch *b,
+                            uint32_t *seq, const char *policy)
+{
+        int k = 0;
+
+        if (!c->done && !(c->done = calloc(r->n_ops ? r->n_ops : 1, sizeof(bool))))
+                return -ENOMEM;
+        for (size_t i = c->op; k >= 0 && i < r->n_ops; i++) {
+                const struct op *op = &r->ops[i];
+                enum wait w = cursor_waits(r, c, i);
+
+                if (w == WAIT_NONE || !op_of_policy(op, policy))
+                        continue;
+                if (i == c->op && (c->created || c->it)) {
+                        /* Begun by the steps: the rest of its elements. */
+                        size_t all = SIZE_MAX;
+
+                        while (k >= 0 && c->op == i)
+                                k = cursor_elems(r, c, b, seq, &all);
+                        c->done[i] = true;
+                        continue;
+                }
+                if (w == WAIT_WHOLE) {
+                        struct ks_ruleset one = { .ops = (struct op *)op, .n_ops = 1 };
+
+                        k = ruleset_to_batch(&one, b, seq);     /* a set with its elements */
+                } else {
+                        k = batch_set_elems(op->obj, b, seq);
+                }
+                c->done[i] = true;
+        }
+        return k < 0 ? k : cursor_more(r, c) ? 1 : 0;
 }
 
 /* ---- Summary: the shape of what these messages make (read-back checks) ---- */

@@ -238,30 +238,41 @@ int ruleset_to_batch(const struct ks_ruleset *r, struct nftnl_batch *b, uint32_t
 /*
  * Staging a large table in steps, so that no single transaction holds the
  * kernel (and the agent's loop) for long. ruleset_to_batch_staged() appends
- * what ruleset_to_batch() does, except the elements of every set with more
- * than `max` elements that does not belong to policy `keep` (may be NULL; the
- * policy in force, complete at once): those sets are created empty, and
- * *ret_deferred tells whether there is any. ruleset_elems_to_batch() then
- * appends NEWSETELEM messages (64 KiB at most each) of at most max_elems of
- * those elements, from where the cursor stands; it returns 1 while more
- * remain, 0 when all are out. ruleset_cursor_pending() tells whether sets of `policy`
- * still wait. The cursor starts as { .max = max, .keep = keep }; clear it
- * with ruleset_cursor_clear(). The ruleset must outlive the cursor.
+ * what ruleset_to_batch() does, except what waits for the steps, of the
+ * policies other than `keep` (may be NULL; the policy in force, complete at
+ * once): the elements of every set with more than `max` elements (the set is
+ * created empty) and, with `policies`, every object of those policies
+ * (counters, sets, chains, rules). *ret_deferred tells whether anything
+ * waits. ruleset_rest_to_batch() then appends, from where the cursor stands,
+ * what waits, in order, each object counting as STEP_OP_WEIGHT elements, up
+ * to `budget` elements (NEWSETELEM messages of 64 KiB at most); it returns 1
+ * while more remain, 0 when all is out. ruleset_cursor_pending() tells
+ * whether anything of `policy` still waits; ruleset_policy_to_batch() appends
+ * all of it at once, out of turn (an isolation with that policy), and returns
+ * as ruleset_rest_to_batch(). The cursor starts as { .max = max, .keep = keep,
+ * .policies = policies }; clear it with ruleset_cursor_clear(). The ruleset
+ * must outlive the cursor.
  */
+#define STEP_OP_WEIGHT 16      /* a rule with its expressions: about as long in the kernel as 16 elements */
 struct nftnl_set_elems_iter;
 struct nftnl_set_elem;
 struct ruleset_cursor {
         size_t max;
         const char *keep;
+        bool policies;
         size_t op;
+        bool created;                   /* the set at op was sent; its elements follow */
         struct nftnl_set_elems_iter *it;
         struct nftnl_set_elem *elem;    /* the next element of the set `it` walks */
+        bool *done;                     /* per op: sent out of turn (ruleset_policy_to_batch) */
 };
 int ruleset_to_batch_staged(const struct ks_ruleset *r, struct nftnl_batch *b, uint32_t *seq, size_t max,
-                            const char *keep, bool *ret_deferred);
-int ruleset_elems_to_batch(const struct ks_ruleset *r, struct ruleset_cursor *c, struct nftnl_batch *b,
-                           uint32_t *seq, size_t max_elems);
+                            const char *keep, bool policies, bool *ret_deferred);
+int ruleset_rest_to_batch(const struct ks_ruleset *r, struct ruleset_cursor *c, struct nftnl_batch *b,
+                          uint32_t *seq, size_t budget);
 bool ruleset_cursor_pending(const struct ks_ruleset *r, const struct ruleset_cursor *c, const char *policy);
+int ruleset_policy_to_batch(const struct ks_ruleset *r, struct ruleset_cursor *c, struct nftnl_batch *b,
+                            uint32_t *seq, const char *policy);
 void ruleset_cursor_clear(struct ruleset_cursor *c);
 
 /*

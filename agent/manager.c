@@ -314,11 +314,42 @@ static int sets_sized(const struct ks_summary *want, bool big, char ***ret)
         return 0;
 }
 
+/*
+ * While a reload stages in steps, the policies whose objects still wait are
+ * left out of both sides: from a copy of want into *ret_want (want itself if
+ * none waits), and from have.
+ */
+static int leave_out_staging(struct ks_manager *m, const struct ks_summary *want, struct ks_summary *have,
+                             struct ks_summary *copy, const struct ks_summary **ret_want)
+{
+        bool copied = false;
+        int r;
+
+        *ret_want = want;
+        for (size_t i = 0; m->stager && i < m->store.n; i++) {
+                const struct ks_policy *p = m->store.items[i].policy;
+                char prefix[POLICY_NAME_MAX + sizeof(COMPILE_NAME_SEP)];
+
+                if (!p || !stager_pending(m->stager, p->name))
+                        continue;
+                if (!copied && (r = summary_copy(want, copy)) < 0)
+                        return r;
+                copied = true;
+                snprintf(prefix, sizeof(prefix), "%s" COMPILE_NAME_SEP, p->name);
+                summary_remove_prefix(copy, prefix);
+                summary_remove_prefix(have, prefix);
+        }
+        if (copied)
+                *ret_want = copy;
+        return 0;
+}
+
 /* The kernel's table against want (keyed: its rules and elements too); -EPROTO and diff if they differ. */
 static int read_back(struct ks_manager *m, const struct ks_summary *want, enum readback_scope scope, char *diff,
                      size_t size)
 {
         _cleanup_strv_ char **small = NULL;
+        _cleanup_(summary_clear) struct ks_summary copy = {};
         struct ks_summary have = {};
         int r;
 
@@ -326,9 +357,13 @@ static int read_back(struct ks_manager *m, const struct ks_summary *want, enum r
         if (scope == READBACK_HOOKS) {
                 r = nft_hooks_summary(m->nft, TABLE_NAME, &have);
                 if (r == 0)
+                        r = leave_out_staging(m, want, &have, &copy, &want);
+                if (r == 0)
                         r = summary_diff_hooks(want, &have, diff, size);
         } else {
                 r = nft_table_summary(m->nft, TABLE_NAME, scope == READBACK_ELEMS, &have);
+                if (r == 0)
+                        r = leave_out_staging(m, want, &have, &copy, &want);
                 if (r == 0 && scope == READBACK_SMALL)
                         r = sets_sized(want, false, &small);
                 if (r == 0 && small)
@@ -571,10 +606,11 @@ static void adopt_uplinks(struct ks_manager *m)
                         log_error("Out of memory adopting uplink %s", m->state.uplink_ids[i].name);
 }
 
-/* The first step of a table staged in steps: all of it but the big sets' elements (stage.h). */
+/* The first step of a table staged in steps: all of it but what waits for the steps (stage.h). */
 struct first_step {
         const struct ks_ruleset *rs;
         const char *keep;
+        bool policies;          /* the other policies wait for the steps too, not only their big sets */
         bool deferred;
 };
 
@@ -582,7 +618,7 @@ static int build_first_step(struct nftnl_batch *b, uint32_t *seq, void *userdata
 {
         struct first_step *f = userdata;
 
-        return ruleset_to_batch_staged(f->rs, b, seq, STAGE_BIG_SET, f->keep, &f->deferred);
+        return ruleset_to_batch_staged(f->rs, b, seq, STAGE_BIG_SET, f->keep, f->policies, &f->deferred);
 }
 
 /*
@@ -760,7 +796,8 @@ static int stage_links_with(struct ks_manager *m, const char *active, bool reset
                 r = ruleset_summarize(rs, &m->expect);  /* the refill of P/uplinks */
         /* Other policies' big sets are filled in steps, as the inet table's (stage.h). */
         if (r == 0 && f.deferred)
-                r = stager_new(m->event, m->nft, TAKE_PTR(rs), active, NULL, on_links_staged, m, &m->links_stager);
+                r = stager_new(m->event, m->nft, TAKE_PTR(rs), active, false, NULL, on_links_staged, m,
+                               &m->links_stager);
         stager_hold(m->links_stager, m->readback || m->check);  /* after the inet table's read-backs */
         m->links_applied = r == 0 && p;
         free(m->links_staged);
@@ -953,9 +990,12 @@ static void on_staged(void *userdata, int r, const struct ks_error *se);
 
 /*
  * Replace the whole table, the base chains (if active) jumping to `hold`. With
- * m->stage_steps the big sets of other policies than active are filled
- * afterwards in small transactions (m->stager); the read-back then checks
- * their element counts once they are complete (on_staged).
+ * m->stage_steps the first transaction holds the table and `active` only; the
+ * other policies follow in small transactions (m->stager), and once they are
+ * all out the whole table is read back on a thread (on_staged). Meanwhile the
+ * read-backs on the loop leave out the policies still waiting
+ * (leave_out_staging()), and an isolation with one of them sends its rest
+ * first (hook()).
  */
 static int replace_table(struct ks_manager *m, const char *active, uint64_t *ret_committed, struct ks_error *e)
 {
@@ -981,7 +1021,7 @@ static int replace_table(struct ks_manager *m, const char *active, uint64_t *ret
         }
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_INTERNAL, "Could not compile the policies: %s", strerror(-r));
-        f = (struct first_step){ .rs = rs, .keep = m->stage_steps ? active : NULL };
+        f = (struct first_step){ .rs = rs, .keep = m->stage_steps ? active : NULL, .policies = m->stage_steps };
         m->check = readback_free(m->check);     /* of the table replaced now */
         manager_drops_before_rebuild(m);
         r = send_table(m, m->want_owner ? OWNER_FLAGS : 0, &f, &usec, e);
@@ -1013,11 +1053,13 @@ static int replace_table(struct ks_manager *m, const char *active, uint64_t *ret
         /* Held (active): the small sets now, the big ones on a thread once the policy is in force (rebuild_table). */
         if (!f.deferred)
                 return verify_scope(m, active ? READBACK_SMALL : READBACK_ELEMS, e);
-        r = verify(m, false, e);
+        r = stager_new(m->event, m->nft, TAKE_PTR(rs), active, f.policies, &m->generation, on_staged, m,
+                       &m->stager);
         if (r == 0)
-                r = stager_new(m->event, m->nft, TAKE_PTR(rs), active, &m->generation, on_staged, m, &m->stager);
-        if (r < 0 && !m->stager) {
-                m->staged_ok = false;   /* big sets left empty: the next switch rebuilds */
+                r = verify(m, false, e);        /* what is there yet (read_back() leaves out what waits) */
+        if (r < 0) {
+                m->stager = stager_free(m->stager);
+                m->staged_ok = false;   /* policies or big sets left out: the next switch rebuilds */
                 return e->msg[0] ? r : ks_error_set(e, r, KS_ERR_INTERNAL, "Out of memory");
         }
         return 0;
@@ -1061,6 +1103,7 @@ static int rebuild(struct ks_manager *m, const char *active, struct ks_error *e)
         bool was_staging = m->stager || m->readback;
         int r;
 
+
         m->stager = stager_free(m->stager);
         m->readback = readback_free(m->readback);
         r = rebuild_table(m, active, e);
@@ -1094,10 +1137,10 @@ static void staging_finished(struct ks_manager *m, int r, const struct ks_error 
 }
 
 /*
- * The element counts of a table staged in steps, read back on a thread with a
- * netlink socket of its own: dumping 200,000 elements takes the kernel and
- * libnftnl seconds. Only the sets are compared; the chains are read back after
- * every switch, on the loop, as always.
+ * A table staged in steps, read back on a thread with a netlink socket of its
+ * own: dumping 200,000 elements takes the kernel and libnftnl seconds. All of
+ * it is compared but the base chains (staged_diff), which the switches change
+ * and read back on the loop, as always.
  */
 struct readback {
         struct ks_manager *m;
@@ -1234,15 +1277,22 @@ static void check_done(void *userdata)
         audit(m, AUDIT_REASSERT, &self, active, NULL, diff, NULL);
 }
 
-static int sets_diff(const struct ks_summary *expect, struct ks_summary *have, char *diff, size_t size)
+/* Base chains come and go with every switch, which may fall between the read and now: left out. */
+static void remove_base_chains(struct ks_summary *s)
+{
+        for (size_t i = s->n_chains; i-- > 0;)
+                if (s->chains[i].base)
+                        summary_remove_chain(s, s->chains[i].name);
+}
+
+/* A staged table read back on a thread against what was sent: all of it but the base chains. */
+static int staged_diff(const struct ks_summary *expect, struct ks_summary *have, char *diff, size_t size)
 {
         struct ks_summary want = {};
         int r = summary_copy(expect, &want);
 
-        while (r == 0 && want.n_chains > 0)
-                summary_remove_chain(&want, want.chains[want.n_chains - 1].name);
-        while (have->n_chains > 0)
-                summary_remove_chain(have, have->chains[have->n_chains - 1].name);
+        remove_base_chains(&want);
+        remove_base_chains(have);
         if (r == 0)
                 r = summary_diff(&want, have, true, diff, size);
         summary_clear(&want);
@@ -1259,7 +1309,7 @@ static void readback_done(void *userdata)
 
         /* rb->r is the read's own error (a dump that failed), not a difference. */
         if (r == 0)
-                r = sets_diff(&m->expect, &rb->have, diff, sizeof(diff));
+                r = staged_diff(&m->expect, &rb->have, diff, sizeof(diff));
         if (rb->r == 0 && r == -EPROTO)
                 ks_error_set(&e, r, KS_ERR_APPLY, "The kernel acknowledged the staging of the reloaded policies, "
                              "but table inet %s read back differs: %s", TABLE_NAME, diff);
@@ -1274,6 +1324,7 @@ static void readback_done(void *userdata)
 static void on_staged(void *userdata, int r, const struct ks_error *se)
 {
         struct ks_manager *m = userdata;
+        struct ks_error e = {};
         struct readback *rb;
 
         m->stager = stager_free(m->stager);
@@ -1281,10 +1332,9 @@ static void on_staged(void *userdata, int r, const struct ks_error *se)
                 staging_finished(m, r, se);
                 return;
         }
+        /* The whole table, chains and rules of the policies sent in steps too, on a thread (staged_diff). */
         r = readback_start(m, NULL, readback_done, &rb);
         if (r < 0) {
-                struct ks_error e = {};
-
                 r = verify(m, true, &e);        /* on the loop, then */
                 staging_finished(m, r, &e);
                 return;
@@ -1303,8 +1353,8 @@ static int hook(struct ks_manager *m, const char *active, struct ks_error *e)
         int r;
 
         if (active && stager_pending(m->stager, active)) {
-                log_info("Policy %s is still being staged: sending the rest of its elements first", active);
-                stager_finish(m->stager);
+                log_info("Policy %s is still being staged: sending the rest of it first", active);
+                stager_finish_policy(m->stager, active);
         }
         if (!m->staged_ok)
                 return rebuild(m, active, e);

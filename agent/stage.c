@@ -19,6 +19,7 @@ struct ks_stager {
         uint32_t *generation;
         bool more;                      /* set by the last step's build */
         size_t elems;                   /* elements per step */
+        const char *finishing;          /* stager_finish_policy(): that policy */
         stager_done_t done;
         void *userdata;
 };
@@ -26,7 +27,7 @@ struct ks_stager {
 static int build_step(struct nftnl_batch *b, uint32_t *seq, void *userdata)
 {
         struct ks_stager *s = userdata;
-        int r = ruleset_elems_to_batch(s->rs, &s->cursor, b, seq, s->elems);
+        int r = ruleset_rest_to_batch(s->rs, &s->cursor, b, seq, s->elems);
 
         if (r < 0)
                 return r;
@@ -96,6 +97,34 @@ int stager_finish(struct ks_stager *s)
         return r;
 }
 
+static int build_policy(struct nftnl_batch *b, uint32_t *seq, void *userdata)
+{
+        struct ks_stager *s = userdata;
+        int r = ruleset_policy_to_batch(s->rs, &s->cursor, b, seq, s->finishing);
+
+        if (r < 0)
+                return r;
+        s->more = r > 0;
+        return 0;
+}
+
+int stager_finish_policy(struct ks_stager *s, const char *name)
+{
+        struct ks_error e = {};
+        int r;
+
+        s->finishing = name;
+        r = nft_transaction_with(s->nft, NULL, 0, build_policy, s, NULL, &e);
+        s->finishing = NULL;
+        if (r == 0 && s->generation && nft_generation(s->nft, s->generation) < 0)
+                *s->generation = 0;
+        if (r < 0 || !s->more) {
+                stager_end(s, r, &e);
+                return r;
+        }
+        return 0;
+}
+
 void stager_hold(struct ks_stager *s, bool hold)
 {
         if (s)
@@ -119,8 +148,8 @@ struct ks_stager *stager_free(struct ks_stager *s)
         return NULL;
 }
 
-int stager_new(sd_event *event, struct ks_nft *nft, struct ks_ruleset *rs, const char *keep, uint32_t *generation,
-               stager_done_t done, void *userdata, struct ks_stager **ret)
+int stager_new(sd_event *event, struct ks_nft *nft, struct ks_ruleset *rs, const char *keep, bool policies,
+               uint32_t *generation, stager_done_t done, void *userdata, struct ks_stager **ret)
 {
         struct ks_stager *s = calloc(1, sizeof(*s));
         int r;
@@ -135,7 +164,7 @@ int stager_new(sd_event *event, struct ks_nft *nft, struct ks_ruleset *rs, const
                 stager_free(s);
                 return -ENOMEM;
         }
-        s->cursor = (struct ruleset_cursor){ .max = STAGE_BIG_SET, .keep = s->keep };
+        s->cursor = (struct ruleset_cursor){ .max = STAGE_BIG_SET, .keep = s->keep, .policies = policies };
         r = sd_event_add_defer(event, &s->defer, on_step, s);
         if (r >= 0)
                 r = sd_event_source_set_priority(s->defer, SD_EVENT_PRIORITY_IDLE);
@@ -148,3 +177,4 @@ int stager_new(sd_event *event, struct ks_nft *nft, struct ks_ruleset *rs, const
         *ret = s;
         return 0;
 }
+

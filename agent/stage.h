@@ -10,15 +10,16 @@
 
 /*
  * The rest of a table staged in steps. A rebuild of a large table sends the
- * table first with its big sets empty (ruleset_to_batch_staged(), the policy
- * in force complete); the stager then fills those sets in small transactions
- * of about STAGE_STEP_USEC each (the number of elements per step follows the
- * time the last one took), one per turn of the event loop at idle priority,
- * so that the kernel is never held for long and isolate, restore and status
- * are answered in between: a request waits for the rest of one step at most. `done` hears the end
- * (r < 0 and e if a transaction failed); free the stager then, from the
- * callback if need be. stager_finish() sends the rest at once (an isolation
- * with a policy whose sets still wait) and calls `done` before it returns.
+ * table first with its big sets empty, or (a reload of the inet table) with
+ * only the policy in force (ruleset_to_batch_staged()); the stager then sends
+ * the rest in small transactions of about STAGE_STEP_USEC each (the number of
+ * elements per step follows the time the last one took), one per turn of the
+ * event loop at idle priority, so that the kernel is never held for long and
+ * isolate, restore and status are answered in between: a request waits for
+ * the rest of one step at most. `done` hears the end (r < 0 and e if a
+ * transaction failed); free the stager then, from the callback if need be.
+ * stager_finish() sends the rest at once and calls `done` before it returns;
+ * stager_finish_policy() sends one policy's rest (an isolation with it).
  */
 
 /*
@@ -40,10 +41,20 @@ struct ks_stager;
 
 typedef void (*stager_done_t)(void *userdata, int r, const struct ks_error *e);
 
-/* Takes rs. generation (may be NULL) is kept up to date with the ruleset generation after each step. */
-int stager_new(sd_event *event, struct ks_nft *nft, struct ks_ruleset *rs, const char *keep, uint32_t *generation,
-               stager_done_t done, void *userdata, struct ks_stager **ret);
+/*
+ * Takes rs, sent with ruleset_to_batch_staged(.., keep, policies, ..).
+ * generation (may be NULL) is kept up to date with the ruleset generation
+ * after each step.
+ */
+int stager_new(sd_event *event, struct ks_nft *nft, struct ks_ruleset *rs, const char *keep, bool policies,
+               uint32_t *generation, stager_done_t done, void *userdata, struct ks_stager **ret);
 int stager_finish(struct ks_stager *s);
+/*
+ * Send all that still waits of policy `name` now, in one transaction (an
+ * isolation with it); the steps go on with the rest. If nothing else waits,
+ * or the transaction fails, `done` is called before it returns.
+ */
+int stager_finish_policy(struct ks_stager *s, const char *name);
 /*
  * Hold the steps (and go on). A dump of the table on another socket meanwhile
  * would be interrupted by each step's commit (NLM_F_DUMP_INTR), and steps

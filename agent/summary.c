@@ -113,6 +113,30 @@ void summary_remove_chain(struct ks_summary *s, const char *name)
         *c = s->chains[--s->n_chains];
 }
 
+static bool has_prefix(const char *name, const char *prefix)
+{
+        return name && strncmp(name, prefix, strlen(prefix)) == 0;
+}
+
+void summary_remove_prefix(struct ks_summary *s, const char *prefix)
+{
+        for (size_t i = s->n_chains; i-- > 0;)
+                if (has_prefix(s->chains[i].name, prefix)) {
+                        chain_clear(&s->chains[i]);
+                        s->chains[i] = s->chains[--s->n_chains];
+                }
+        for (size_t i = s->n_sets; i-- > 0;)
+                if (has_prefix(s->sets[i].name, prefix)) {
+                        free(s->sets[i].name);
+                        s->sets[i] = s->sets[--s->n_sets];
+                }
+        for (size_t i = s->n_counters; i-- > 0;)
+                if (has_prefix(s->counters[i], prefix)) {
+                        free(s->counters[i]);
+                        s->counters[i] = s->counters[--s->n_counters];
+                }
+}
+
 int summary_copy(const struct ks_summary *from, struct ks_summary *to)
 {
         struct ks_summary c = {};

@@ -66,6 +66,8 @@ struct summary_chain *summary_chain(struct ks_summary *s, const char *name, bool
 struct summary_set *summary_set(struct ks_summary *s, const char *name, bool create);
 int summary_add_counter(struct ks_summary *s, const char *name);
 void summary_remove_chain(struct ks_summary *s, const char *name);
+/* Every chain, set and counter whose name begins with prefix ("P/": a policy's). */
+void summary_remove_prefix(struct ks_summary *s, const char *prefix);
 
 /* libnftnl objects: a rule's first jump target, a set's element count, a rule counted into s. */
 struct nftnl_rule;

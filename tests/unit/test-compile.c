@@ -1776,7 +1776,7 @@ static struct batch_stats staged_steps(const struct ks_ruleset *r, size_t budget
         int more;
 
         assert_non_null(b);
-        assert_int_equal(ruleset_to_batch_staged(r, b, &seq, c.max, NULL, &deferred), 0);
+        assert_int_equal(ruleset_to_batch_staged(r, b, &seq, c.max, NULL, false, &deferred), 0);
         assert_true(deferred);
         batch_walk(b, 1, &st);
         assert_true(st.elements < 4096);
@@ -1788,7 +1788,7 @@ static struct batch_stats staged_steps(const struct ks_ruleset *r, size_t budget
                 nftnl_batch_free(b);
                 b = nftnl_batch_alloc(32 * 4096, RULESET_BATCH_OVERRUN);
                 assert_non_null(b);
-                more = ruleset_elems_to_batch(r, &c, b, &seq, budget);
+                more = ruleset_rest_to_batch(r, &c, b, &seq, budget);
                 assert_true(more >= 0);
                 batch_walk(b, first, &step);
                 assert_true(step.elements > 0 && step.elements <= budget);
@@ -1801,6 +1801,141 @@ static struct batch_stats staged_steps(const struct ks_ruleset *r, size_t budget
         ruleset_cursor_clear(&c);
         nftnl_batch_free(b);
         return st;
+}
+
+/* Messages of one batch: rules (of chains whose names begin with "t/", with "u/"), elements. */
+struct policy_msgs {
+        size_t rules_t, rules_u, other_rules, chains_t, elements;
+};
+
+static struct policy_msgs policy_msgs(struct nftnl_batch *b, uint32_t first_seq)
+{
+        struct msg_info *info = calloc(8192, sizeof(*info));
+        struct batch_stats st = { .info = info, .max_info = 8192 };
+        struct policy_msgs pm = {};
+
+        assert_non_null(info);
+        batch_walk(b, first_seq, &st);
+        assert_true(st.msgs <= st.max_info);
+        for (size_t i = 0; i < st.msgs; i++) {
+                bool t = strncmp(info[i].name, "t/", 2) == 0, u = strncmp(info[i].name, "u/", 2) == 0;
+
+                if (info[i].type == NFT_MSG_NEWRULE)
+                        *(t ? &pm.rules_t : u ? &pm.rules_u : &pm.other_rules) += 1;
+                else if (info[i].type == NFT_MSG_NEWCHAIN && t)
+                        pm.chains_t++;
+        }
+        pm.elements = st.elements;
+        free(info);
+        return pm;
+}
+
+static struct nftnl_batch *new_batch(void)
+{
+        struct nftnl_batch *b = nftnl_batch_alloc(32 * 4096, RULESET_BATCH_OVERRUN);
+
+        assert_non_null(b);
+        return b;
+}
+
+/*
+ * A reload's staging in steps with `policies`: the first transaction holds
+ * the policy kept ("u") whole and nothing of the other ("t"); the steps send
+ * all of "t", rules and elements, each rule and element once; and
+ * ruleset_policy_to_batch() sends what is left of "t" at once.
+ */
+static void test_staged_policies(void **state)
+{
+        _cleanup_free_ char *text = big_policy_text(3000);
+        struct ks_policy *t, *u;
+        struct ks_ruleset *r = NULL, *ru = NULL;
+        struct ruleset_cursor c = { .max = 256, .keep = "u", .policies = true };
+        struct nftnl_batch *b;
+        struct policy_msgs all, first, sum = {}, alone;
+        uint32_t seq = 1, from;
+        bool deferred = false;
+        size_t steps = 0;
+        int more;
+
+        assert_non_null(text);
+        t = parse_named(text, "t");
+        u = parse_named("[Uplinks]\nInterface=wan0\n[Gateway mail]\nAddress=203.0.113.25\nPorts=tcp:25\n", "u");
+        assert_int_equal(compile_table(pp(t, u), 2, NULL, TABLE, &r), 0);
+        assert_int_equal(compile_table(pp(u), 1, NULL, TABLE, &ru), 0);
+        b = new_batch();
+        assert_int_equal(ruleset_to_batch(r, b, &seq), 0);
+        all = policy_msgs(b, 1);
+        nftnl_batch_free(b);
+        b = new_batch();
+        seq = 1;
+        assert_int_equal(ruleset_to_batch(ru, b, &seq), 0);
+        alone = policy_msgs(b, 1);
+        nftnl_batch_free(b);
+        assert_true(all.rules_t > 10 && all.rules_u > 5 && all.elements > 6000);
+
+        b = new_batch();
+        seq = 1;
+        assert_int_equal(ruleset_to_batch_staged(r, b, &seq, c.max, c.keep, c.policies, &deferred), 0);
+        assert_true(deferred);
+        first = policy_msgs(b, 1);
+        nftnl_batch_free(b);
+        assert_int_equal(first.rules_t, 0);
+        assert_int_equal(first.chains_t, 0);
+        assert_int_equal(first.rules_u, all.rules_u);
+        assert_int_equal(first.elements, alone.elements);
+        assert_true(ruleset_cursor_pending(r, &c, "t"));
+        assert_false(ruleset_cursor_pending(r, &c, "u"));
+
+        /* Steps of 300: a handful, then the rest of "t" at once. */
+        for (; steps < 5; steps++) {
+                b = new_batch();
+                from = seq;
+                more = ruleset_rest_to_batch(r, &c, b, &seq, 300);
+                assert_int_equal(more, 1);
+                struct policy_msgs pm = policy_msgs(b, from);
+                nftnl_batch_free(b);
+                assert_int_equal(pm.rules_u + pm.other_rules, 0);
+                assert_true(pm.elements <= 300);
+                assert_true(pm.rules_t * STEP_OP_WEIGHT + pm.elements <= 300 + STEP_OP_WEIGHT);
+                sum.rules_t += pm.rules_t;
+                sum.elements += pm.elements;
+        }
+        b = new_batch();
+        from = seq;
+        assert_int_equal(ruleset_policy_to_batch(r, &c, b, &seq, "t"), 0);
+        struct policy_msgs rest = policy_msgs(b, from);
+        nftnl_batch_free(b);
+        assert_false(ruleset_cursor_pending(r, &c, "t"));
+        assert_int_equal(sum.rules_t + rest.rules_t, all.rules_t);
+        assert_int_equal(first.elements + sum.elements + rest.elements, all.elements);
+        /* Nothing is left for the steps. */
+        b = new_batch();
+        assert_int_equal(ruleset_rest_to_batch(r, &c, b, &seq, 300), 0);
+        nftnl_batch_free(b);
+        ruleset_cursor_clear(&c);
+
+        /* The steps alone send everything of "t", once. */
+        c = (struct ruleset_cursor){ .max = 256, .keep = "u", .policies = true };
+        sum = (struct policy_msgs){};
+        do {
+                b = new_batch();
+                from = seq;
+                more = ruleset_rest_to_batch(r, &c, b, &seq, 1000);
+                assert_true(more >= 0);
+                struct policy_msgs pm = policy_msgs(b, from);
+                nftnl_batch_free(b);
+                sum.rules_t += pm.rules_t;
+                sum.chains_t += pm.chains_t;
+                sum.elements += pm.elements;
+        } while (more > 0);
+        assert_int_equal(sum.rules_t, all.rules_t);
+        assert_int_equal(sum.chains_t, all.chains_t);
+        assert_int_equal(first.elements + sum.elements, all.elements);
+        ruleset_cursor_clear(&c);
+        ruleset_free(r);
+        ruleset_free(ru);
+        policy_free(t);
+        policy_free(u);
 }
 
 static void test_staged_steps(void **state)
@@ -2033,6 +2168,7 @@ int main(void)
                 cmocka_unit_test(test_digest),
                 cmocka_unit_test(test_100k_addresses),
                 cmocka_unit_test(test_staged_steps),
+                cmocka_unit_test(test_staged_policies),
                 cmocka_unit_test(test_conn_entries),
         };
 
