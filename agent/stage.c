@@ -24,10 +24,12 @@ struct ks_stager {
         void *userdata;
 };
 
+/* The next step, or with s->finishing all that is left of that policy. */
 static int build_step(struct nftnl_batch *b, uint32_t *seq, void *userdata)
 {
         struct ks_stager *s = userdata;
-        int r = ruleset_rest_to_batch(s->rs, &s->cursor, b, seq, s->elems);
+        int r = s->finishing ? ruleset_policy_to_batch(s->rs, &s->cursor, b, seq, s->finishing)
+                             : ruleset_rest_to_batch(s->rs, &s->cursor, b, seq, s->elems);
 
         if (r < 0)
                 return r;
@@ -97,24 +99,13 @@ int stager_finish(struct ks_stager *s)
         return r;
 }
 
-static int build_policy(struct nftnl_batch *b, uint32_t *seq, void *userdata)
-{
-        struct ks_stager *s = userdata;
-        int r = ruleset_policy_to_batch(s->rs, &s->cursor, b, seq, s->finishing);
-
-        if (r < 0)
-                return r;
-        s->more = r > 0;
-        return 0;
-}
-
 int stager_finish_policy(struct ks_stager *s, const char *name)
 {
         struct ks_error e = {};
         int r;
 
         s->finishing = name;
-        r = nft_transaction_with(s->nft, NULL, 0, build_policy, s, NULL, &e);
+        r = nft_transaction_with(s->nft, NULL, 0, build_step, s, NULL, &e);
         s->finishing = NULL;
         if (r == 0 && s->generation && nft_generation(s->nft, s->generation) < 0)
                 *s->generation = 0;
