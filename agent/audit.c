@@ -120,19 +120,7 @@ int audit_new(const char *state_dir, struct ks_audit **ret)
         return 0;
 }
 
-/* Make what history_append() wrote durable: fsync the file (any descriptor of it will do). */
-static int history_sync(struct ks_audit *a)
-{
-        _cleanup_close_ int fd = open(a->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        bool dir = a->sync_dir;
-
-        a->sync_dir = false;
-        if (fd < 0 || fsync(fd) < 0)
-                return -errno;
-        return dir ? fsync_dir(a->state_dir) : 0;
-}
-
-/* Off the loop (syncer.h): the lines written since the last one, once the loop is idle. */
+/* Make what history_append() wrote durable, off the loop (syncer.h): once the loop is idle. */
 static int on_history_sync(sd_event_source *s, void *userdata)
 {
         struct ks_audit *a = userdata;
@@ -178,9 +166,9 @@ struct ks_audit *audit_free(struct ks_audit *a)
         if (!a)
                 return NULL;
         refusals_flush(a, true);
-        a->syncer = syncer_free(a->syncer);     /* waits for an fsync running, does one asked for */
         if (a->sync && sd_event_source_get_enabled(a->sync, NULL) > 0)
-                history_sync(a);
+                syncer_kick(a->syncer, a->sync_dir);
+        a->syncer = syncer_free(a->syncer);     /* waits for an fsync running, does one asked for */
         sd_event_source_disable_unref(a->sync);
         sd_event_source_disable_unref(a->window_end);
         lines_clear(&a->tail);

@@ -90,9 +90,8 @@ static void precompiled_clear(struct ks_manager *m)
 {
         ruleset_free(m->precompiled.rs);
         summary_clear(&m->precompiled.summary);
+        free(m->precompiled.active);
         m->precompiled = (struct reload_table){};
-        free(m->precompiled_for);
-        m->precompiled_for = NULL;
 }
 
 struct ks_manager *manager_free(struct ks_manager *m)
@@ -141,6 +140,12 @@ struct ks_manager *manager_free(struct ks_manager *m)
 }
 
 /* The name of the policy in force, NULL while normal. */
+/* Both none, or the same policy. */
+static bool same_policy(const char *a, const char *b)
+{
+        return a && b ? strcmp(a, b) == 0 : a == b;
+}
+
 static const char *active_policy(struct ks_manager *m)
 {
         return m->state.isolated ? m->state.policy : NULL;
@@ -1008,8 +1013,7 @@ static int replace_table(struct ks_manager *m, const char *active, uint64_t *ret
         size_t n = 0;
         int r = 0;
 
-        if (m->precompiled.rs && (active ? m->precompiled_for && strcmp(active, m->precompiled_for) == 0
-                                         : !m->precompiled_for)) {
+        if (m->precompiled.rs && same_policy(active, m->precompiled.active)) {
                 rs = TAKE_PTR(m->precompiled.rs);       /* compiled off the loop by the reload (reload.c) */
                 summarized = m->precompiled.summarized;
                 summary_move(&summary, &m->precompiled.summary);
@@ -1102,7 +1106,6 @@ static int rebuild(struct ks_manager *m, const char *active, struct ks_error *e)
 {
         bool was_staging = m->stager || m->readback;
         int r;
-
 
         m->stager = stager_free(m->stager);
         m->readback = readback_free(m->readback);
@@ -1466,20 +1469,19 @@ static void reset_done(void *userdata)
  * next isolation waits for if it still runs (wait_counters_reset), so that it
  * never zeroes what that isolation counted.
  */
-static void reset_counters(struct ks_manager *m)
-{
-        if (m->resetting)
-                worker_finish(m->resetting);
-        if (worker_start(m->event, reset_work, reset_done, m, &m->resetting) < 0) {
-                reset_work(m);          /* here, then */
-                reset_done(m);
-        }
-}
-
 static void wait_counters_reset(struct ks_manager *m)
 {
         if (m->resetting)
                 worker_finish(m->resetting);
+}
+
+static void reset_counters(struct ks_manager *m)
+{
+        wait_counters_reset(m);
+        if (worker_start(m->event, reset_work, reset_done, m, &m->resetting) < 0) {
+                reset_work(m);          /* here, then */
+                reset_done(m);
+        }
 }
 
 int manager_isolate(struct ks_manager *m, const char *name, const struct ks_actor *a, const char *reason,
@@ -1876,12 +1878,6 @@ static void reload_complete(struct ks_manager *m, int r, const struct ks_error *
         reload_next(m);
 }
 
-/* Both none, or the same policy. */
-static bool same_policy(const char *a, const char *b)
-{
-        return a && b ? strcmp(a, b) == 0 : a == b;
-}
-
 static void on_reload_scanned(void *userdata, int r, struct store_scan *scan, struct reload_table *table)
 {
         struct ks_manager *m = userdata;
@@ -1896,10 +1892,8 @@ static void on_reload_scanned(void *userdata, int r, struct store_scan *scan, st
          * host; one without hooks would leave an isolation unheld.
          */
         precompiled_clear(m);
-        if (table->rs && same_policy(table->active, active_policy(m)) &&
-            (!table->active || (m->precompiled_for = strdup(table->active)))) {
+        if (table->rs && same_policy(table->active, active_policy(m))) {
                 m->precompiled = *table;
-                m->precompiled.active = NULL;   /* the job's, freed soon */
                 *table = (struct reload_table){};
         }
         r = reload_finish(m, &m->reloads->actor, r, scan, &m->reload_failed, &e);

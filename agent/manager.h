@@ -97,8 +97,7 @@ struct ks_manager {
         bool stage_steps;                       /* the rebuild under way may stage in steps */
         struct readback *readback;              /* element counts of that staging, read back off the loop */
         struct readback *check;                 /* the big sets of an adopted table, read back off the loop */
-        struct reload_table precompiled;        /* the table a reload compiled off the loop, summarized ... */
-        char *precompiled_for;                  /* ... for this policy in force (NULL: normal) */
+        struct reload_table precompiled;        /* the table a reload compiled off the loop, summarized */
         struct links_compile *links_compile;    /* the link layer's table being compiled on a thread */
         struct ks_links *links;                 /* the uplinks as links: renames, stacked links (links.c) */
         sd_event_source *links_source;          /* a pending re-assertion of the link layer */

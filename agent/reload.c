@@ -16,7 +16,6 @@ struct ks_reload {
         char *dir;
         const struct ks_store *current;
         struct store_scan scan;
-        char *active;                   /* the policy in force when it started, NULL if normal */
         struct reload_table table;      /* compiled for the result, if it could be */
         int r;
         reload_done_t done;
@@ -35,13 +34,12 @@ static void reload_work(void *userdata)
 
         rl->r = store_scan_dir(rl->dir, rl->current, resolve_hostname_bounded, &budget, &rl->scan);
         /* The compiler is pure: compile the table the loop will send (as replace_table() would). */
-        if (rl->r == 0 && store_scan_policies(&rl->scan, rl->current, rl->active, &list, &n) == 0 &&
-            (rl->active ? compile_table_held(list, n, rl->active, TABLE_NAME, &rl->table.rs)
+        if (rl->r == 0 && store_scan_policies(&rl->scan, rl->current, rl->table.active, &list, &n) == 0 &&
+            (rl->table.active ? compile_table_held(list, n, rl->table.active, TABLE_NAME, &rl->table.rs)
                         : compile_table(list, n, NULL, TABLE_NAME, &rl->table.rs)) < 0)
                 rl->table.rs = NULL;
         if (rl->table.rs)
                 rl->table.summarized = ruleset_summarize(rl->table.rs, &rl->table.summary) == 0;
-        rl->table.active = rl->active;
 }
 
 static void reload_done(void *userdata)
@@ -59,7 +57,7 @@ struct ks_reload *reload_free(struct ks_reload *rl)
         store_scan_clear(&rl->scan);
         ruleset_free(rl->table.rs);
         summary_clear(&rl->table.summary);
-        free(rl->active);
+        free(rl->table.active);
         free(rl->dir);
         free(rl);
         return NULL;
@@ -76,7 +74,7 @@ int reload_start(sd_event *event, const char *dir, const struct ks_store *curren
         *rl = (struct ks_reload){ .current = current, .done = done, .userdata = userdata };
         summary_copy_key(keyed, &rl->table.summary);
         rl->dir = strdup(dir);
-        if (active && !(rl->active = strdup(active))) {
+        if (active && !(rl->table.active = strdup(active))) {
                 free(rl->dir);
                 rl->dir = NULL;
         }

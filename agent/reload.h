@@ -19,8 +19,8 @@
  * takes milliseconds per 10,000), so that the loop need not. The callback
  * runs on the loop with the scan (store_apply_scan() moves it into the store)
  * and that table (rs NULL if it could not be compiled; the callback may take
- * rs and the summary), or a negative errno; free the job then, from the
- * callback if need be.
+ * all of it: rs, its summary and the policy it hooks), or a negative errno;
+ * free the job then, from the callback if need be.
  */
 
 struct ks_reload;
@@ -30,7 +30,7 @@ struct reload_table {
         struct ks_ruleset *rs;
         struct ks_summary summary;      /* of rs, if summarized */
         bool summarized;
-        const char *active;             /* the policy rs hooks, held (NULL: none); valid until the job is freed */
+        char *active;                   /* the policy rs hooks, held (NULL: none): the one in force at the start */
 };
 
 typedef void (*reload_done_t)(void *userdata, int r, struct store_scan *scan, struct reload_table *table);

@@ -364,10 +364,10 @@ int state_save(const char *dir, const struct ks_state *s)
                 return -ERANGE;
         if (!o || !(text = json_dumps(o, JSON_INDENT(2))))
                 return -ENOMEM;
-        /* Padded to STATE_FILE_SIZE if it fits: the next save can then overwrite it in place. */
+        /* Padded to STATE_FILE_SIZE if it fits: this save and the next can then overwrite it in place. */
         if (asprintf(&line, "%-*s\n", STATE_FILE_SIZE - 1, text) < 0)
                 return -ENOMEM;
-        if (write_file_in_place(dir, STATE_FILE, line, STATE_FILE_SIZE) == 0)
+        if (write_file_in_place(dir, STATE_FILE, line) == 0)
                 return 0;
         return write_file_atomic(dir, STATE_FILE, line, 0644);
 }

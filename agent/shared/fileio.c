@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <stdbool.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,17 +72,15 @@ int write_file_replace(const char *dir, const char *name, const char *text, mode
         return replace_file(dir, name, text, mode, false);
 }
 
-int write_file_in_place(const char *dir, const char *name, const char *text, size_t size)
+int write_file_in_place(const char *dir, const char *name, const char *text)
 {
-        _cleanup_free_ char *path = NULL, *buf = NULL;
+        _cleanup_free_ char *path = NULL;
         _cleanup_close_ int fd = -1;
-        size_t len = strlen(text);
+        size_t size = strlen(text);
         struct stat st;
         ssize_t n;
 
-        if (len > size)
-                return -EFBIG;
-        if (asprintf(&path, "%s/%s", dir, name) < 0 || !(buf = malloc(size)))
+        if (asprintf(&path, "%s/%s", dir, name) < 0)
                 return -ENOMEM;
         fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0)
@@ -91,13 +89,8 @@ int write_file_in_place(const char *dir, const char *name, const char *text, siz
                 return -errno;
         if (!S_ISREG(st.st_mode) || st.st_size != (off_t)size)
                 return -EAGAIN;
-        memcpy(buf, text, len);
-        if (len < size) {
-                memset(buf + len, ' ', size - len);
-                buf[size - 1] = '\n';
-        }
         do
-                n = pwrite(fd, buf, size, 0);
+                n = pwrite(fd, text, size, 0);
         while (n < 0 && errno == EINTR);
         if (n < 0)
                 return -errno;

@@ -23,14 +23,13 @@ int write_file_atomic(const char *dir, const char *name, const char *text, mode_
 int write_file_replace(const char *dir, const char *name, const char *text, mode_t mode);
 
 /*
- * Overwrite dir/name, a regular file of exactly `size` bytes, with text (if
- * shorter, padded with spaces and a final newline to `size` bytes) in place (one pwrite at
- * offset 0), and fdatasync it. Its size and blocks stay the same, so unlike
- * write_file_atomic() no metadata has to reach the disk: on ext4 no journal
- * commit, which would wait for every other file's data ordered before it.
- * -EAGAIN if the file is not such a file (write it with write_file_atomic()),
- * -EFBIG if text is longer than `size`. Atomic against a crash of the process only
- * within one page: keep `size` at most the page size. A power loss during the
+ * Overwrite dir/name, a regular file of exactly strlen(text) bytes, with text
+ * in place (one pwrite at offset 0), and fdatasync it. Its size and blocks
+ * stay the same, so unlike write_file_atomic() no metadata has to reach the
+ * disk: on ext4 no journal commit, which would wait for every other file's
+ * data ordered before it. -EAGAIN if the file is not such a file (write it
+ * with write_file_atomic()). Atomic against a crash of the process only
+ * within one page: keep the text at most a page long. A power loss during the
  * write may leave a mix of the old and the new text.
  */
-int write_file_in_place(const char *dir, const char *name, const char *text, size_t size);
+int write_file_in_place(const char *dir, const char *name, const char *text);

@@ -260,6 +260,9 @@ check "big policy: its set holds all 100,000 elements" eval '[ "$(big_elems)" = 
 check_exit 0 "big policy: switch to isolate" ctl isolate --reason "e2e: switch"
 check_exit 0 "big policy: restore" ctl restore --reason "e2e: done"
 check "no staging failure in the agent's log" eval "! grep -i 'staging.*failed' '$KS_LOG'"
+# While the other policies were still being staged, the read-backs after each switch left them out:
+# a read-back that had not would have failed the switch and rebuilt the table in one go.
+check "no switch failed, no rebuild after one" eval "! grep -E 'The switch to .* failed' '$KS_LOG'"
 if grep -q 'Policy big is still being staged' "$KS_LOG"; then
 	note "the isolation came while the big set was being filled: the agent sent the rest first"
 else
