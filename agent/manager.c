@@ -794,14 +794,14 @@ static int stage_links_with(struct ks_manager *m, const char *active, bool reset
         else if (r == 0)
                 log_debug("Link layer: the table compiled on a thread");
         m->links_stager = stager_free(m->links_stager);
-        f = (struct first_step){ .rs = rs, .keep = active };
+        f = (struct first_step){ .rs = rs, .keep = active, .policies = true };
         if (r == 0)
                 r = nft_transaction_with(m->nft, NULL, 0, build_first_step, &f, &usec, &e);
         if (r == 0 && p)
                 r = ruleset_summarize(rs, &m->expect);  /* the refill of P/uplinks */
-        /* Other policies' big sets are filled in steps, as the inet table's (stage.h). */
+        /* The other policies follow in steps, as in the inet table (stage.h). */
         if (r == 0 && f.deferred)
-                r = stager_new(m->event, m->nft, TAKE_PTR(rs), active, false, NULL, on_links_staged, m,
+                r = stager_new(m->event, m->nft, TAKE_PTR(rs), active, true, NULL, on_links_staged, m,
                                &m->links_stager);
         stager_hold(m->links_stager, m->readback || m->check);  /* after the inet table's read-backs */
         m->links_applied = r == 0 && p;
@@ -885,8 +885,8 @@ static int links_switch(struct ks_manager *m, const char *active, bool reset, st
         if (active && !p)
                 return 0;
         if (p && stager_pending(m->links_stager, active)) {
-                log_info("Policy %s is still being staged in the link layer: sending the rest first", active);
-                stager_finish(m->links_stager);
+                log_info("Policy %s is still being staged in the link layer: sending the rest of it first", active);
+                stager_finish_policy(m->links_stager, active);
         }
         if (p && !links_has_version(m, active))
                 return 0;

@@ -85,20 +85,6 @@ static int on_step(sd_event_source *src, void *userdata)
         return 0;
 }
 
-int stager_finish(struct ks_stager *s)
-{
-        struct ks_error e = {};
-        int r;
-
-        /* Nobody to answer in between: fewer, larger transactions. */
-        do {
-                s->elems = STAGE_FINISH_ELEMS;
-                r = stager_step(s, &e);
-        } while (r > 0);
-        stager_end(s, r, &e);
-        return r;
-}
-
 int stager_finish_policy(struct ks_stager *s, const char *name)
 {
         struct ks_error e = {};

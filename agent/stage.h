@@ -10,7 +10,7 @@
 
 /*
  * The rest of a table staged in steps. A rebuild of a large table sends the
- * table first with its big sets empty, or (a reload of the inet table) with
+ * table first with its big sets empty, or (a reload, and the link layer) with
  * only the policy in force (ruleset_to_batch_staged()); the stager then sends
  * the rest in small transactions of about STAGE_STEP_USEC each (the number of
  * elements per step follows the time the last one took), one per turn of the
@@ -18,8 +18,8 @@
  * isolate, restore and status are answered in between: a request waits for
  * the rest of one step at most. `done` hears the end (r < 0 and e if a
  * transaction failed); free the stager then, from the callback if need be.
- * stager_finish() sends the rest at once and calls `done` before it returns;
- * stager_finish_policy() sends one policy's rest (an isolation with it).
+ * stager_finish_policy() sends one policy's rest at once (an isolation with
+ * it).
  */
 
 /*
@@ -33,7 +33,6 @@
 #define STAGE_STEP_ELEMS_FIRST 256      /* ~0.5-1 ms here; then adapted to the step's time */
 #define STAGE_STEP_ELEMS_MIN 32
 #define STAGE_STEP_ELEMS_MAX 8192
-#define STAGE_FINISH_ELEMS 100000       /* stager_finish(): per transaction */
 
 struct ks_nft;
 struct ks_ruleset;
@@ -48,7 +47,6 @@ typedef void (*stager_done_t)(void *userdata, int r, const struct ks_error *e);
  */
 int stager_new(sd_event *event, struct ks_nft *nft, struct ks_ruleset *rs, const char *keep, bool policies,
                uint32_t *generation, stager_done_t done, void *userdata, struct ks_stager **ret);
-int stager_finish(struct ks_stager *s);
 /*
  * Send all that still waits of policy `name` now, in one transaction (an
  * isolation with it); the steps go on with the rest. If nothing else waits,
