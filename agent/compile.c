@@ -1822,6 +1822,38 @@ int compile_table_held(const struct ks_policy *const *policies, size_t n, const 
         return table_with_hooks(policies, n, active, true, table, ret);
 }
 
+static const char *op_name(const struct op *op);
+
+/* Has r a chain named `name`? */
+static bool has_chain(const struct ks_ruleset *r, const char *name)
+{
+        for (size_t i = 0; i < r->n_ops; i++)
+                if (r->ops[i].kind == OP_CHAIN && r->ops[i].type == NFT_MSG_NEWCHAIN &&
+                    strcmp(op_name(&r->ops[i]), name) == 0)
+                        return true;
+        return false;
+}
+
+int ruleset_hold(struct ks_ruleset *r, const char *table, const char *active, struct ks_summary *s)
+{
+        char hold[COMPILE_NAME_SIZE];
+        size_t n;
+        int k;
+
+        if (!r || r->n_ops == 0 || r->ops[0].kind != OP_TABLE || !table_name_valid(table) ||
+            policy_name_valid(active) < 0)
+                return -EINVAL;
+        if (snprintf(hold, sizeof(hold), "%s" COMPILE_NAME_SEP CHAIN_HOLD, active) >= (int)sizeof(hold))
+                return -EINVAL;
+        if (!has_chain(r, hold))
+                return -ENOENT;
+        n = r->n_ops;
+        k = build_hook(r, table, active, false, true);
+        if (k >= 0 && s)
+                k = ruleset_summarize(&(struct ks_ruleset){ .ops = r->ops + n, .n_ops = r->n_ops - n }, s);
+        return k < 0 ? k : 0;
+}
+
 int compile_hook(const char *active, const char *table, struct ks_ruleset **ret)
 {
         _cleanup_(ruleset_freep) struct ks_ruleset *r = NULL;

@@ -154,6 +154,17 @@ int compile_table_held(const struct ks_policy *const *policies, size_t n, const 
                        const char *table, struct ks_ruleset **ret);
 
 /*
+ * Make the table compile_table() built without `active` into the one
+ * compile_table_held() builds for it: its base chains appended (a reload
+ * compiles on a thread, not knowing which policy will be in force when it
+ * ends). They are not in the digest: the seal stays. With s (the
+ * ruleset_summarize() of r), s is brought up to date too. 0; -EINVAL (not
+ * such a table); -ENOENT (active is not one of its policies); -ENOMEM.
+ */
+struct ks_summary;
+int ruleset_hold(struct ks_ruleset *r, const char *table, const char *active, struct ks_summary *s);
+
+/*
  * The O(1) switch, for a table that compile_table built: correct whatever is
  * hooked now, and the same when applied twice. With active not NULL, per base
  * chain: NEWCHAIN with its hook (NLM_F_CREATE), DELRULE naming only the chain

@@ -28,6 +28,7 @@
 #include "monitor.h"
 #include "nft.h"
 #include "policy-match.h"
+#include "reaper.h"
 #include "reload.h"
 #include "stage.h"
 #include "strv.h"
@@ -79,18 +80,32 @@ int manager_new(const struct ks_options *o, struct ks_manager **ret)
         if (audit_attach_event(m->audit, m->event) < 0)
                 log_warning("Could not defer the history's fsync: every history line is synced at once");
         r = schedule_new(m->event, state_in_force, on_schedule_due, m, &m->schedule);
+        if (r == 0)
+                r = reaper_new(m->event, &m->reaper);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(m);
         return 0;
 }
 
-/* The table a reload compiled (and summarised) off the loop, and for which policy in force. */
+/* The table a reload compiled (and summarised) off the loop, and from which policies. */
+static void free_ruleset(void *p)
+{
+        ruleset_free(p);
+}
+
+/* A stager done with: NULL, its ruleset freed off the loop. */
+static struct ks_stager *stager_retire(struct ks_manager *m, struct ks_stager *s)
+{
+        reaper_add(m->reaper, stager_release(s), free_ruleset);
+        return NULL;
+}
+
 static void precompiled_clear(struct ks_manager *m)
 {
-        ruleset_free(m->precompiled.rs);
+        reaper_add(m->reaper, m->precompiled.rs, free_ruleset);
         summary_clear(&m->precompiled.summary);
-        free(m->precompiled.active);
+        free(m->precompiled.policies);
         m->precompiled = (struct reload_table){};
 }
 
@@ -129,6 +144,7 @@ struct ks_manager *manager_free(struct ks_manager *m)
         state_clear(&m->state);
         summary_clear(&m->expect);
         audit_free(m->audit);
+        m->reaper = reaper_free(m->reaper);     /* waits for what it frees */
         sd_event_unref(m->event);
         free(m->config_dir);
         free(m->policy_dir);
@@ -140,12 +156,6 @@ struct ks_manager *manager_free(struct ks_manager *m)
 }
 
 /* The name of the policy in force, NULL while normal. */
-/* Both none, or the same policy. */
-static bool same_policy(const char *a, const char *b)
-{
-        return a && b ? strcmp(a, b) == 0 : a == b;
-}
-
 static const char *active_policy(struct ks_manager *m)
 {
         return m->state.isolated ? m->state.policy : NULL;
@@ -635,7 +645,7 @@ static void on_links_staged(void *userdata, int r, const struct ks_error *e)
 {
         struct ks_manager *m = userdata;
 
-        m->links_stager = stager_free(m->links_stager);
+        m->links_stager = stager_retire(m, m->links_stager);
         if (r < 0) {
                 log_error("Staging the link layer in table netdev %s" LINKS_TABLE_SUFFIX " failed: %s", TABLE_NAME,
                           e && e->msg[0] ? e->msg : strerror(-r));
@@ -764,7 +774,7 @@ static int links_compile_start(struct ks_manager *m)
         if (r == 0)
                 r = links_cut_copy(m, lc->active, &lc->cut);
         if (r == 0)
-                r = worker_start(m->event, links_compile_work, links_compile_done, lc, &lc->worker);
+                r = worker_start_background(m->event, links_compile_work, links_compile_done, lc, &lc->worker);
         if (r < 0) {
                 links_compile_free(lc);
                 return r;
@@ -793,7 +803,7 @@ static int stage_links_with(struct ks_manager *m, const char *active, bool reset
                 r = compile_links_table(list, n, p, cut, n_cut, TABLE_NAME, m->owned ? OWNER_FLAGS : 0, &rs);
         else if (r == 0)
                 log_debug("Link layer: the table compiled on a thread");
-        m->links_stager = stager_free(m->links_stager);
+        m->links_stager = stager_retire(m, m->links_stager);
         f = (struct first_step){ .rs = rs, .keep = active, .policies = true };
         if (r == 0)
                 r = nft_transaction_with(m->nft, NULL, 0, build_first_step, &f, &usec, &e);
@@ -993,6 +1003,14 @@ static int send_table(struct ks_manager *m, uint32_t flags, struct first_step *f
 
 static void on_staged(void *userdata, int r, const struct ks_error *se);
 
+/* Was the table a reload compiled compiled from list[0..n), the very policies the store holds now? */
+static bool precompiled_fits(struct ks_manager *m, const struct ks_policy *const *list, size_t n)
+{
+        const struct reload_table *t = &m->precompiled;
+
+        return t->rs && t->n_policies == n && (n == 0 || memcmp(t->policies, list, n * sizeof(*list)) == 0);
+}
+
 /*
  * Replace the whole table, the base chains (if active) jumping to `hold`. With
  * m->stage_steps the first transaction holds the table and `active` only; the
@@ -1013,15 +1031,16 @@ static int replace_table(struct ks_manager *m, const char *active, uint64_t *ret
         size_t n = 0;
         int r = 0;
 
-        if (m->precompiled.rs && same_policy(active, m->precompiled.active)) {
+        r = staged_policies(m, &list, &n);
+        if (r == 0 && precompiled_fits(m, list, n)) {
                 rs = TAKE_PTR(m->precompiled.rs);       /* compiled off the loop by the reload (reload.c) */
                 summarized = m->precompiled.summarized;
                 summary_move(&summary, &m->precompiled.summary);
-        } else {
-                r = staged_policies(m, &list, &n);
-                if (r == 0)
-                        r = active ? compile_table_held(list, n, active, TABLE_NAME, &rs)
-                                   : compile_table(list, n, NULL, TABLE_NAME, &rs);
+                if (active)     /* the policy in force now, whichever it was when the reload began */
+                        r = ruleset_hold(rs, TABLE_NAME, active, summarized ? &summary : NULL);
+        } else if (r == 0) {
+                r = active ? compile_table_held(list, n, active, TABLE_NAME, &rs)
+                           : compile_table(list, n, NULL, TABLE_NAME, &rs);
         }
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_INTERNAL, "Could not compile the policies: %s", strerror(-r));
@@ -1107,7 +1126,7 @@ static int rebuild(struct ks_manager *m, const char *active, struct ks_error *e)
         bool was_staging = m->stager || m->readback;
         int r;
 
-        m->stager = stager_free(m->stager);
+        m->stager = stager_retire(m, m->stager);
         m->readback = readback_free(m->readback);
         r = rebuild_table(m, active, e);
         if (was_staging && m->reload_staging)
@@ -1120,7 +1139,7 @@ static int rebuild_in_steps(struct ks_manager *m, const char *active, struct ks_
 {
         int r;
 
-        m->stager = stager_free(m->stager);
+        m->stager = stager_retire(m, m->stager);
         m->readback = readback_free(m->readback);
         m->stage_steps = true;
         r = rebuild_table(m, active, e);
@@ -1201,7 +1220,7 @@ static int readback_start(struct ks_manager *m, char **sets, worker_fn_t done, s
         }
         *rb = (struct readback){ .m = m, .sets = sets };
         summary_copy_key(&m->expect, &rb->have);
-        r = worker_start(m->event, readback_work, done, rb, &rb->worker);
+        r = worker_start_background(m->event, readback_work, done, rb, &rb->worker);
         if (r < 0) {
                 readback_free(rb);
                 return r;
@@ -1330,7 +1349,7 @@ static void on_staged(void *userdata, int r, const struct ks_error *se)
         struct ks_error e = {};
         struct readback *rb;
 
-        m->stager = stager_free(m->stager);
+        m->stager = stager_retire(m, m->stager);
         if (r < 0) {
                 staging_finished(m, r, se);
                 return;
@@ -1887,15 +1906,12 @@ static void on_reload_scanned(void *userdata, int r, struct store_scan *scan, st
 
         m->reload_failed = 0;
         /*
-         * Compiled on the thread for the policy in force when the reload began (hooked, held): used only if
-         * it still is (replace_table). A table held for a policy no longer in force would cut a restored
-         * host; one without hooks would leave an isolation unheld.
+         * Compiled on the thread without hooks: replace_table() adds those of the policy in force now, and
+         * uses it only if it was compiled from the policies the store holds then.
          */
         precompiled_clear(m);
-        if (table->rs && same_policy(table->active, active_policy(m))) {
-                m->precompiled = *table;
-                *table = (struct reload_table){};
-        }
+        m->precompiled = *table;
+        *table = (struct reload_table){};
         r = reload_finish(m, &m->reloads->actor, r, scan, &m->reload_failed, &e);
         precompiled_clear(m);
         if (r == 0 && m->stager) {

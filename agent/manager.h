@@ -41,6 +41,7 @@ struct readback;
 struct links_compile;
 struct drops_reader;
 struct ks_syncer;
+struct ks_reaper;
 struct ks_worker;
 struct reload_waiter;
 struct ks_peer;
@@ -119,6 +120,7 @@ struct ks_manager {
         struct ks_worker *resetting;            /* the restore's reset of the counters, off the loop */
         struct ks_nft *reset_nft;               /* its socket, kept between resets */
         int reset_r;                            /* its result */
+        struct ks_reaper *reaper;               /* frees large rulesets off the loop */
 };
 
 int manager_new(const struct ks_options *o, struct ks_manager **ret);

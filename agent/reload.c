@@ -14,6 +14,7 @@
 struct ks_reload {
         struct ks_worker *worker;
         char *dir;
+        char *keep;                     /* the policy in force at the start */
         const struct ks_store *current;
         struct store_scan scan;
         struct reload_table table;      /* compiled for the result, if it could be */
@@ -28,18 +29,15 @@ static void reload_work(void *userdata)
         struct ks_reload *rl = userdata;
         struct resolve_budget budget = { .deadline_usec = now_monotonic_usec() + RESOLVE_TIMEOUT_USEC,
                                          .timeout_usec = RESOLVE_TIMEOUT_USEC };
-
-        _cleanup_free_ const struct ks_policy **list = NULL;
-        size_t n = 0;
+        struct reload_table *t = &rl->table;
 
         rl->r = store_scan_dir(rl->dir, rl->current, resolve_hostname_bounded, &budget, &rl->scan);
         /* The compiler is pure: compile the table the loop will send (as replace_table() would). */
-        if (rl->r == 0 && store_scan_policies(&rl->scan, rl->current, rl->table.active, &list, &n) == 0 &&
-            (rl->table.active ? compile_table_held(list, n, rl->table.active, TABLE_NAME, &rl->table.rs)
-                        : compile_table(list, n, NULL, TABLE_NAME, &rl->table.rs)) < 0)
-                rl->table.rs = NULL;
-        if (rl->table.rs)
-                rl->table.summarized = ruleset_summarize(rl->table.rs, &rl->table.summary) == 0;
+        if (rl->r == 0 && store_scan_policies(&rl->scan, rl->current, rl->keep, &t->policies, &t->n_policies) == 0 &&
+            compile_table(t->policies, t->n_policies, NULL, TABLE_NAME, &t->rs) < 0)
+                t->rs = NULL;
+        if (t->rs)
+                t->summarized = ruleset_summarize(t->rs, &t->summary) == 0;
 }
 
 static void reload_done(void *userdata)
@@ -57,13 +55,14 @@ struct ks_reload *reload_free(struct ks_reload *rl)
         store_scan_clear(&rl->scan);
         ruleset_free(rl->table.rs);
         summary_clear(&rl->table.summary);
-        free(rl->table.active);
+        free(rl->table.policies);
+        free(rl->keep);
         free(rl->dir);
         free(rl);
         return NULL;
 }
 
-int reload_start(sd_event *event, const char *dir, const struct ks_store *current, const char *active,
+int reload_start(sd_event *event, const char *dir, const struct ks_store *current, const char *keep,
                  const struct ks_summary *keyed, reload_done_t done, void *userdata, struct ks_reload **ret)
 {
         struct ks_reload *rl = calloc(1, sizeof(*rl));
@@ -74,11 +73,11 @@ int reload_start(sd_event *event, const char *dir, const struct ks_store *curren
         *rl = (struct ks_reload){ .current = current, .done = done, .userdata = userdata };
         summary_copy_key(keyed, &rl->table.summary);
         rl->dir = strdup(dir);
-        if (active && !(rl->table.active = strdup(active))) {
+        if (keep && !(rl->keep = strdup(keep))) {
                 free(rl->dir);
                 rl->dir = NULL;
         }
-        r = rl->dir ? worker_start(event, reload_work, reload_done, rl, &rl->worker) : -ENOMEM;
+        r = rl->dir ? worker_start_background(event, reload_work, reload_done, rl, &rl->worker) : -ENOMEM;
         if (r < 0) {
                 reload_free(rl);
                 return r;

@@ -13,14 +13,17 @@
  * isolate, restore, status and the watchdog. The thread reads `current` (the
  * store as it is, to tell unchanged policies) and changes nothing: the caller
  * must not modify that store until the callback ran. The thread also compiles
- * the table the result will need (compile_table(), or compile_table_held()
- * with `active`, the policy in force at the start, may be NULL) and its
- * summary, keyed as `keyed` (ruleset_summarize(): digesting every element
- * takes milliseconds per 10,000), so that the loop need not. The callback
- * runs on the loop with the scan (store_apply_scan() moves it into the store)
- * and that table (rs NULL if it could not be compiled; the callback may take
- * all of it: rs, its summary and the policy it hooks), or a negative errno;
- * free the job then, from the callback if need be.
+ * the table the result will need, without hooks (compile_table(); the loop
+ * adds the base chains of the policy in force when it ends, ruleset_hold()),
+ * and its summary, keyed as `keyed` (ruleset_summarize(): digesting every
+ * element takes milliseconds per 10,000), so that the loop need not. It
+ * compiles the policies store_scan_policies(scan, current, keep) gives (keep:
+ * the policy in force at the start, may be NULL) and keeps that list: the
+ * table fits the store after store_apply_scan() if the store's policies are
+ * those, the same objects in the same order. The callback runs on the loop
+ * with the scan (store_apply_scan() moves it into the store) and that table
+ * (rs NULL if it could not be compiled; the callback may take all of it), or
+ * a negative errno; free the job then, from the callback if need be.
  */
 
 struct ks_reload;
@@ -30,12 +33,13 @@ struct reload_table {
         struct ks_ruleset *rs;
         struct ks_summary summary;      /* of rs, if summarized */
         bool summarized;
-        char *active;                   /* the policy rs hooks, held (NULL: none): the one in force at the start */
+        const struct ks_policy **policies;      /* rs compiled from these, in this order */
+        size_t n_policies;
 };
 
 typedef void (*reload_done_t)(void *userdata, int r, struct store_scan *scan, struct reload_table *table);
 
-int reload_start(sd_event *event, const char *dir, const struct ks_store *current, const char *active,
+int reload_start(sd_event *event, const char *dir, const struct ks_store *current, const char *keep,
                  const struct ks_summary *keyed, reload_done_t done, void *userdata, struct ks_reload **ret);
 /* Waits for the thread if it still runs (at most the resolver's deadline). */
 struct ks_reload *reload_free(struct ks_reload *r);

@@ -113,15 +113,23 @@ bool stager_pending(const struct ks_stager *s, const char *name)
         return s && name && ruleset_cursor_pending(s->rs, &s->cursor, name);
 }
 
-struct ks_stager *stager_free(struct ks_stager *s)
+struct ks_ruleset *stager_release(struct ks_stager *s)
 {
+        struct ks_ruleset *rs;
+
         if (!s)
                 return NULL;
+        rs = s->rs;
         sd_event_source_disable_unref(s->defer);
         ruleset_cursor_clear(&s->cursor);
-        ruleset_free(s->rs);
         free(s->keep);
         free(s);
+        return rs;
+}
+
+struct ks_stager *stager_free(struct ks_stager *s)
+{
+        ruleset_free(stager_release(s));
         return NULL;
 }
 

@@ -62,3 +62,5 @@ void stager_hold(struct ks_stager *s, bool hold);
 /* Do sets of policy `name` still wait for their elements? */
 bool stager_pending(const struct ks_stager *s, const char *name);
 struct ks_stager *stager_free(struct ks_stager *s);
+/* Free the stager but not its ruleset: returned, for the caller to free (off the loop: reaper.h). */
+struct ks_ruleset *stager_release(struct ks_stager *s);

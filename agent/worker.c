@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "worker.h"
@@ -15,15 +16,34 @@ struct ks_worker {
         int efd;                        /* the thread writes it once, when work returned */
         pthread_t thread;
         bool running;                   /* started and not joined yet */
+        bool background;                /* worker_start_background() */
         worker_fn_t work, done;
         void *userdata;
 };
+
+/*
+ * This thread's nice value raised by WORKER_BACKGROUND_NICE. Raising it needs
+ * no privilege; where setpriority() is filtered out, the work runs as it is.
+ */
+static void lower_priority(void)
+{
+        pid_t tid = gettid();
+        int nice;
+
+        errno = 0;
+        nice = getpriority(PRIO_PROCESS, tid);
+        if (errno == 0)
+                (void)setpriority(PRIO_PROCESS, tid, nice + WORKER_BACKGROUND_NICE > 19 ? 19 :
+                                                     nice + WORKER_BACKGROUND_NICE);
+}
 
 static void *worker_thread(void *userdata)
 {
         struct ks_worker *w = userdata;
         uint64_t one = 1;
 
+        if (w->background)
+                lower_priority();
         w->work(w->userdata);
         /* An eventfd write of 1 cannot fail short of a counter overflow. */
         (void)!write(w->efd, &one, sizeof(one));
@@ -74,7 +94,8 @@ struct ks_worker *worker_free(struct ks_worker *w)
         return NULL;
 }
 
-int worker_start(sd_event *event, worker_fn_t work, worker_fn_t done, void *userdata, struct ks_worker **ret)
+static int start(sd_event *event, worker_fn_t work, worker_fn_t done, void *userdata, bool background,
+                 struct ks_worker **ret)
 {
         struct ks_worker *w = calloc(1, sizeof(*w));
         int r;
@@ -82,7 +103,7 @@ int worker_start(sd_event *event, worker_fn_t work, worker_fn_t done, void *user
         if (!w)
                 return -ENOMEM;
         *w = (struct ks_worker){ .efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), .work = work, .done = done,
-                                 .userdata = userdata };
+                                 .userdata = userdata, .background = background };
         if (w->efd < 0) {
                 r = -errno;
                 worker_free(w);
@@ -99,4 +120,15 @@ int worker_start(sd_event *event, worker_fn_t work, worker_fn_t done, void *user
         }
         *ret = w;
         return 0;
+}
+
+int worker_start(sd_event *event, worker_fn_t work, worker_fn_t done, void *userdata, struct ks_worker **ret)
+{
+        return start(event, work, done, userdata, false, ret);
+}
+
+int worker_start_background(sd_event *event, worker_fn_t work, worker_fn_t done, void *userdata,
+                            struct ks_worker **ret)
+{
+        return start(event, work, done, userdata, true, ret);
 }

@@ -16,6 +16,15 @@ struct ks_worker;
 typedef void (*worker_fn_t)(void *userdata);
 
 int worker_start(sd_event *event, worker_fn_t work, worker_fn_t done, void *userdata, struct ks_worker **ret);
+/*
+ * The same for bulk work nothing urgent waits for (compiling a reload,
+ * reading a large table back): its thread runs at a lower priority (nice
+ * +WORKER_BACKGROUND_NICE), so that on a busy machine the loop, and the
+ * client of an isolate, get the CPU first.
+ */
+#define WORKER_BACKGROUND_NICE 10
+int worker_start_background(sd_event *event, worker_fn_t work, worker_fn_t done, void *userdata,
+                            struct ks_worker **ret);
 struct ks_worker *worker_free(struct ks_worker *w);
 /* Wait for work to return and run done now, on the caller's stack (done may free the worker). */
 void worker_finish(struct ks_worker *w);

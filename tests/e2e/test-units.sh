@@ -216,6 +216,10 @@ check "the agent was handed its socket by systemd, and the log names it" \
 	sh -c "nsenter -t $CT_PID -a journalctl -b -u killswitchd.service | grep -q 'listening on /run/killswitch/control.sock (from systemd)'"
 check_not "the agent does not take its own transactions for foreign ones (no TAMPER in a pid namespace)" \
 	sh -c "nsenter -t $CT_PID -a journalctl -b -u killswitchd.service | grep -q TAMPER"
+# The threads of bulk work lower their own priority (worker.c): setpriority must pass the filter that
+# removes @resources, or they would compete with the loop that serves isolate.
+check "the unit's system call filter, as systemd computed it, allows setpriority (and not setrlimit)" \
+	sh -c "nsenter -t $CT_PID -a systemctl show -p SystemCallFilter --value killswitchd.service | tr ' ' '\n' | grep -qx setpriority && ! nsenter -t $CT_PID -a systemctl show -p SystemCallFilter --value killswitchd.service | tr ' ' '\n' | grep -qx setrlimit"
 
 # Socket activation: the first call starts the service.
 ct systemctl stop killswitchd.service >/dev/null 2>&1

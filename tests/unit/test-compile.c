@@ -2060,6 +2060,45 @@ static uint64_t digest_of(const char *text, int how)
         "[Uplinks]\nInterface=" uplink "\n[Gateway mail]\nAddress=" addrs "\nPorts=" ports "\nPing=yes\n"
 
 /*
+ * A reload compiles without hooks on a thread; the loop then adds those of the
+ * policy in force (ruleset_hold): the same messages as compile_table_held(),
+ * the same summary, the same seal. Not a policy of the table: -ENOENT.
+ */
+static void test_hold_added(void **state)
+{
+        struct ks_policy *p = parse_named(DIGEST_POLICY("wan0", "203.0.113.25", "tcp:25"), "mail");
+        struct ks_policy *q = parse_named(DIGEST_POLICY("wan1", "198.51.100.7", "tcp:587"), "other");
+        const struct ks_policy *both[] = { p, q };
+        struct ks_ruleset *held = NULL, *r = NULL;
+        struct ks_summary want = {}, have = {};
+        char *a, *b, msg[512];
+
+        (void)state;
+        assert_int_equal(compile_table_held(both, 2, "other", TABLE, &held), 0);
+        assert_int_equal(compile_table(both, 2, NULL, TABLE, &r), 0);
+        assert_int_equal(ruleset_summarize(r, &have), 0);
+        assert_int_equal(ruleset_hold(r, TABLE, "nosuch", &have), -ENOENT);
+        assert_int_equal(ruleset_hold(r, TABLE, "bad name", NULL), -EINVAL);
+        assert_int_equal(ruleset_hold(r, TABLE, "other", &have), 0);
+        a = dump_of(held);
+        b = dump_of(r);
+        assert_string_equal(a, b);
+        assert_non_null(strstr(b, "jump -> other/hold"));
+        assert_string_equal(ruleset_comment(r), ruleset_comment(held));
+        assert_int_equal(ruleset_summarize(held, &want), 0);
+        assert_int_equal(summary_diff(&want, &have, true, msg, sizeof(msg)), 0);
+        assert_int_equal(summary_diff_hooks(&want, &have, msg, sizeof(msg)), 0);
+        free(a);
+        free(b);
+        summary_clear(&want);
+        summary_clear(&have);
+        ruleset_free(held);
+        ruleset_free(r);
+        policy_free(p);
+        policy_free(q);
+}
+
+/*
  * Adoption at start compares the digest of the rules (the shape says nothing
  * of a match): stable for the same policy whatever is hooked, different when
  * one expression differs, blind to the order the policy lists addresses in.
@@ -2166,6 +2205,7 @@ int main(void)
                 cmocka_unit_test(test_table_many),
                 cmocka_unit_test(test_hook),
                 cmocka_unit_test(test_digest),
+                cmocka_unit_test(test_hold_added),
                 cmocka_unit_test(test_100k_addresses),
                 cmocka_unit_test(test_staged_steps),
                 cmocka_unit_test(test_staged_policies),

@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+/* Freeing off the event loop (agent/reaper.c) and background workers' priority (agent/worker.c). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "reaper.h"
+#include "worker.h"
+
+static pthread_t loop_thread;
+static atomic_int freed, freed_on_loop;
+
+struct thing {
+        unsigned sleep_ms;
+};
+
+static void free_thing(void *p)
+{
+        struct thing *t = p;
+
+        if (t->sleep_ms)
+                nanosleep(&(struct timespec){ .tv_nsec = t->sleep_ms * 1000000L }, NULL);
+        if (pthread_equal(pthread_self(), loop_thread))
+                freed_on_loop++;
+        freed++;
+        free(t);
+}
+
+static struct thing *thing_new(unsigned sleep_ms)
+{
+        struct thing *t = calloc(1, sizeof(*t));
+
+        assert_non_null(t);
+        t->sleep_ms = sleep_ms;
+        return t;
+}
+
+static int setup(void **state)
+{
+        (void)state;
+        loop_thread = pthread_self();
+        freed = freed_on_loop = 0;
+        return 0;
+}
+
+/* Freed on threads, each finished on the loop; a NULL pointer is nothing to free. */
+static void test_off_the_loop(void **state)
+{
+        struct ks_reaper *r = NULL;
+        sd_event *e = NULL;
+
+        (void)state;
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(reaper_new(e, &r), 0);
+        for (unsigned i = 0; i < 8; i++)
+                reaper_add(r, thing_new(i % 2), free_thing);
+        reaper_add(r, NULL, free_thing);
+        for (unsigned i = 0; i < 1000 && freed < 8; i++)
+                assert_true(sd_event_run(e, 100000) >= 0);
+        for (unsigned i = 0; i < 20; i++)       /* the last ones' done callbacks */
+                assert_true(sd_event_run(e, 1000) >= 0);
+        assert_int_equal(freed, 8);
+        assert_int_equal(freed_on_loop, 0);
+        assert_null(reaper_free(r));
+        sd_event_unref(e);
+}
+
+/* reaper_free() waits for what is being freed; without a reaper, freed at once on the caller's thread. */
+static void test_free_waits(void **state)
+{
+        struct ks_reaper *r = NULL;
+        sd_event *e = NULL;
+
+        (void)state;
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(reaper_new(e, &r), 0);
+        for (unsigned i = 0; i < 4; i++)
+                reaper_add(r, thing_new(30), free_thing);
+        assert_null(reaper_free(r));
+        assert_int_equal(freed, 4);
+        assert_int_equal(freed_on_loop, 0);
+        reaper_add(NULL, thing_new(0), free_thing);
+        assert_int_equal(freed, 5);
+        assert_int_equal(freed_on_loop, 1);
+        sd_event_unref(e);
+}
+
+static int work_nice, done_runs;
+
+static void read_nice(void *userdata)
+{
+        (void)userdata;
+        errno = 0;
+        work_nice = getpriority(PRIO_PROCESS, (id_t)gettid());
+        if (errno)
+                work_nice = INT32_MIN;
+}
+
+static void count_done(void *userdata)
+{
+        (void)userdata;
+        done_runs++;
+}
+
+/* A background worker's thread runs WORKER_BACKGROUND_NICE lower than the loop (19 at most); the loop's stays. */
+static void test_background_nice(void **state)
+{
+        struct ks_worker *w = NULL;
+        sd_event *e = NULL;
+        int mine, want;
+
+        (void)state;
+        errno = 0;
+        mine = getpriority(PRIO_PROCESS, (id_t)gettid());
+        assert_int_equal(errno, 0);
+        want = mine + WORKER_BACKGROUND_NICE > 19 ? 19 : mine + WORKER_BACKGROUND_NICE;
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(worker_start_background(e, read_nice, count_done, NULL, &w), 0);
+        worker_finish(w);
+        assert_int_equal(done_runs, 1);
+        assert_int_equal(work_nice, want);
+        assert_int_equal(getpriority(PRIO_PROCESS, (id_t)gettid()), mine);
+        worker_free(w);
+        assert_int_equal(worker_start(e, read_nice, count_done, NULL, &w), 0);
+        worker_finish(w);
+        assert_int_equal(work_nice, mine);
+        worker_free(w);
+        sd_event_unref(e);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup(test_off_the_loop, setup),
+                cmocka_unit_test_setup(test_free_waits, setup),
+                cmocka_unit_test_setup(test_background_nice, setup),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
