@@ -678,7 +678,7 @@ static struct links_compile *links_compile_free(struct links_compile *lc)
 {
         if (lc) {
                 worker_free(lc->worker);
-                ruleset_free(lc->rs);
+                reaper_add(lc->m->reaper, lc->rs, free_ruleset);        /* not used: compiled for another state */
                 strv_free(lc->cut);
                 free(lc->list);
                 free(lc->sig);
