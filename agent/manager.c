@@ -88,7 +88,6 @@ int manager_new(const struct ks_options *o, struct ks_manager **ret)
         return 0;
 }
 
-/* The table a reload compiled (and summarised) off the loop, and from which policies. */
 static void free_ruleset(void *p)
 {
         ruleset_free(p);
@@ -101,6 +100,7 @@ static struct ks_stager *stager_retire(struct ks_manager *m, struct ks_stager *s
         return NULL;
 }
 
+/* The table a reload compiled (and summarised) off the loop, and from which policies. */
 static void precompiled_clear(struct ks_manager *m)
 {
         reaper_add(m->reaper, m->precompiled.rs, free_ruleset);
@@ -1003,7 +1003,7 @@ static int send_table(struct ks_manager *m, uint32_t flags, struct first_step *f
 
 static void on_staged(void *userdata, int r, const struct ks_error *se);
 
-/* Was the table a reload compiled compiled from list[0..n), the very policies the store holds now? */
+/* Was the reload's table compiled from list[0..n), the very policies the store holds now? */
 static bool precompiled_fits(struct ks_manager *m, const struct ks_policy *const *list, size_t n)
 {
         const struct reload_table *t = &m->precompiled;

@@ -33,7 +33,7 @@ struct reload_table {
         struct ks_ruleset *rs;
         struct ks_summary summary;      /* of rs, if summarized */
         bool summarized;
-        const struct ks_policy **policies;      /* rs compiled from these, in this order */
+        const struct ks_policy **policies;      /* rs compiled from these, in this order (compared, not read) */
         size_t n_policies;
 };
 
