@@ -1992,8 +1992,6 @@ static bool elems_exceed(struct nftnl_set *s, size_t max)
         return c.n > max;
 }
 
-static const char *op_name(const struct op *op);
-
 /* Does op's object belong to policy `policy` ("policy/...")? */
 static bool op_of_policy(const struct op *op, const char *policy)
 {
