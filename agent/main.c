@@ -2,7 +2,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,11 +118,6 @@ int main(int argc, char *argv[])
         struct ks_manager *m = NULL;
         int c, r, check = 0;
 
-        /*
-         * One malloc arena: our few threads (reads of the drop sensor's sets, reloads) each got an
-         * arena of their own, which kept what a read had freed: 50 MB more RSS after a flood.
-         */
-        mallopt(M_ARENA_MAX, 1);
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
                 switch (c) {
                 case ARG_CONFIG_DIR: o.config_dir = optarg; break;

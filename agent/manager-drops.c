@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <malloc.h>
 #include <unistd.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -30,6 +29,7 @@
 #include "log.h"
 #include "manager.h"
 #include "nft.h"
+#include "reaper.h"
 #include "syncer.h"
 #include "timespec.h"
 #include "timeutil.h"
@@ -101,6 +101,11 @@ static void job_free(struct drops_job *j)
         nft_close(j->nft);
         drops_read_free(j->read);
         free(j);
+}
+
+static void job_reap(void *p)
+{
+        job_free(p);
 }
 
 static void job_work(void *userdata)
@@ -258,9 +263,9 @@ static void job_done(void *userdata)
         m->drops_read_usec = j->end_usec - j->start_usec;
         log_debug("Drop sensor read: %zu elements, %" PRIu64 " us from the kernel (on a thread), %" PRIu64
                   " us to fold in", j->n, j->end_usec - j->start_usec, now_usec(CLOCK_MONOTONIC) - fold_start);
-        job_free(j);
-        /* A read's transient megabytes go back to the system: the agent's RSS stays what it keeps. */
-        malloc_trim(0);
+        /* A read's transient megabytes are freed and given back to the system on a thread (reaper.c). */
+        j->worker = worker_free(j->worker);
+        reaper_add(m->reaper, j, job_reap);
         if (rd->final_after && rd->folded > rd->final_after)
                 finish_restore(m);
         serve_waiters(m, rd->folded, r);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 
 #include "reaper.h"
@@ -32,6 +33,7 @@ static void job_work(void *userdata)
         struct job *j = userdata;
 
         j->fn(j->p);
+        malloc_trim(0);         /* what was freed goes back to the system: the RSS stays what the agent keeps */
 }
 
 static void job_done(void *userdata)

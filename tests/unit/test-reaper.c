@@ -8,7 +8,9 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -139,12 +141,80 @@ static void test_background_nice(void **state)
         sd_event_unref(e);
 }
 
+/* Resident pages of this process (/proc/self/statm), in KiB. */
+static long rss_kib(void)
+{
+        long size = 0, resident = 0;
+        FILE *f = fopen("/proc/self/statm", "re");
+
+        assert_non_null(f);
+        assert_int_equal(fscanf(f, "%ld %ld", &size, &resident), 2);
+        fclose(f);
+        return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+struct node {
+        struct node *next;
+        char payload[248];
+};
+
+static void free_list(void *p)
+{
+        for (struct node *n = p, *next; n; n = next) {
+                next = n->next;
+                free(n);
+        }
+}
+
+#define NODES 200000
+#define KEEP_EVERY 64
+
+/*
+ * What a reaper frees goes back to the system (malloc_trim on its thread): a
+ * ruleset's elements are many small allocations, and what stays allocated
+ * between them (here one node in 64) keeps free() alone from shrinking the heap.
+ */
+static void test_given_back(void **state)
+{
+        struct node *reaped = NULL, *kept = NULL;
+        struct ks_reaper *r = NULL;
+        sd_event *e = NULL;
+        long before, grown, after;
+
+        (void)state;
+#if defined(__SANITIZE_ADDRESS__)
+        skip();         /* AddressSanitizer's allocator keeps freed memory in its quarantine */
+#endif
+        before = rss_kib();
+        for (unsigned i = 0; i < NODES; i++) {
+                struct node *n = malloc(sizeof(*n));
+
+                assert_non_null(n);
+                memset(n->payload, 1, sizeof(n->payload));
+                n->next = i % KEEP_EVERY ? reaped : kept;
+                *(i % KEEP_EVERY ? &reaped : &kept) = n;
+        }
+        grown = rss_kib() - before;
+        assert_true(grown > (long)(NODES / 4 * sizeof(struct node) / 1024));
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(reaper_new(e, &r), 0);
+        reaper_add(r, reaped, free_list);
+        assert_null(reaper_free(r));
+        after = rss_kib() - before;
+        print_message("RSS grew %ld KiB for %d nodes; %ld KiB after the reaper freed all but 1 in %d\n", grown,
+                      NODES, after, KEEP_EVERY);
+        assert_true(after < grown / 2);
+        free_list(kept);
+        sd_event_unref(e);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup(test_off_the_loop, setup),
                 cmocka_unit_test_setup(test_free_waits, setup),
                 cmocka_unit_test_setup(test_background_nice, setup),
+                cmocka_unit_test_setup(test_given_back, setup),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
