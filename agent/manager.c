@@ -1509,7 +1509,7 @@ int manager_isolate(struct ks_manager *m, const char *name, const struct ks_acto
         static const struct ks_isolate_opts none = {};
         const struct ks_policy *p;
         struct ks_state next;
-        bool superseded, fresh = !m->state.isolated;
+        bool superseded, fresh = !m->state.isolated, owed = false;
         int r, saved;
 
         o = o ? o : &none;
@@ -1527,8 +1527,11 @@ int manager_isolate(struct ks_manager *m, const char *name, const struct ks_acto
         superseded = m->state.isolated && m->state.confirm_usec && !o->confirm_usec &&
                      !o->revert;
         wait_counters_reset(m);         /* the last restore's: it would zero what this isolation counts */
-        /* Fail-closed: record the intent first, so that a crash right after the commit restarts isolated. */
-        saved = state_save(m->state_dir, &next);
+        /*
+         * Fail-closed: record the intent first, so that a crash right after the commit restarts
+         * isolated; written, the commit does not wait for the disk, and the answer does (below).
+         */
+        saved = state_write(m->state_dir, &next, &owed);
         r = hook(m, name, e);
         if (r < 0) {
                 if (saved == 0)
@@ -1537,6 +1540,8 @@ int manager_isolate(struct ks_manager *m, const char *name, const struct ks_acto
                 audit(m, AUDIT_APPLY_FAILED, a, name, NULL, reason, e);
                 return r;
         }
+        if (saved == 0 && owed)
+                saved = state_sync(m->state_dir);       /* an isolation answered is on disk */
         audit(m, m->state.isolated ? AUDIT_SWITCH : AUDIT_ISOLATE, a, name,
               m->state.isolated ? m->state.policy : NULL, reason, NULL);
         state_clear(&m->state);

@@ -353,11 +353,12 @@ int state_load(const char *dir, struct ks_state *ret)
         return 0;
 }
 
-int state_save(const char *dir, const struct ks_state *s)
+int state_write(const char *dir, const struct ks_state *s, bool *owed)
 {
         _cleanup_(json_decrefp) json_t *o = state_to_json(s);
         _cleanup_free_ char *text = NULL, *line = NULL;
 
+        *owed = false;
         /* What could not be read back is not written: a state file must always load. */
         if (s->since_usec > TIMESPEC_INSTANT_MAX_USEC || s->restore_at_usec > TIMESPEC_INSTANT_MAX_USEC ||
             s->confirm_usec > TIMESPEC_INSTANT_MAX_USEC)
@@ -367,7 +368,19 @@ int state_save(const char *dir, const struct ks_state *s)
         /* Padded to STATE_FILE_SIZE if it fits: this save and the next can then overwrite it in place. */
         if (asprintf(&line, "%-*s\n", STATE_FILE_SIZE - 1, text) < 0)
                 return -ENOMEM;
-        if (write_file_in_place(dir, STATE_FILE, line) == 0)
-                return 0;
-        return write_file_atomic(dir, STATE_FILE, line, 0644);
+        *owed = write_file_in_place(dir, STATE_FILE, line, false) == 0;
+        return *owed ? 0 : write_file_atomic(dir, STATE_FILE, line, 0644);
+}
+
+int state_sync(const char *dir)
+{
+        return fdatasync_file(dir, STATE_FILE);
+}
+
+int state_save(const char *dir, const struct ks_state *s)
+{
+        bool owed = false;
+        int r = state_write(dir, s, &owed);
+
+        return r < 0 || !owed ? r : state_sync(dir);
 }

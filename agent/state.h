@@ -74,7 +74,15 @@ int state_copy(const struct ks_state *from, struct ks_state *to);
 
 /* -ENOENT if there is no state file yet, -EBADMSG if it is corrupt. */
 int state_load(const char *dir, struct ks_state *ret);
+/* Written and on disk (fdatasync) when it returns. */
 int state_save(const char *dir, const struct ks_state *s);
+/*
+ * The same in two halves: state_write() leaves the file in the page cache
+ * (a restarted agent reads it; *owed: a state_sync() still owes the disk),
+ * so that a commit between the two does not wait for the disk.
+ */
+int state_write(const char *dir, const struct ks_state *s, bool *owed);
+int state_sync(const char *dir);
 
 bool state_fired(const struct ks_state *s, const char *trigger);
 /* Replace the uplinks' ids with ids[0..n) (copied), seen during boot `boot` (may be NULL). */

@@ -72,7 +72,7 @@ int write_file_replace(const char *dir, const char *name, const char *text, mode
         return replace_file(dir, name, text, mode, false);
 }
 
-int write_file_in_place(const char *dir, const char *name, const char *text)
+int write_file_in_place(const char *dir, const char *name, const char *text, bool sync)
 {
         _cleanup_free_ char *path = NULL;
         _cleanup_close_ int fd = -1;
@@ -96,5 +96,18 @@ int write_file_in_place(const char *dir, const char *name, const char *text)
                 return -errno;
         if ((size_t)n != size)
                 return -EIO;
+        return sync && fdatasync(fd) < 0 ? -errno : 0;
+}
+
+int fdatasync_file(const char *dir, const char *name)
+{
+        _cleanup_free_ char *path = NULL;
+        _cleanup_close_ int fd = -1;
+
+        if (asprintf(&path, "%s/%s", dir, name) < 0)
+                return -ENOMEM;
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return -errno;
         return fdatasync(fd) < 0 ? -errno : 0;
 }

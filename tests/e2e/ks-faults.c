@@ -16,6 +16,8 @@
  * big transactions: nft_set_quiet) the caller waits H milliseconds after it,
  * with "$KS_MUTE_HOLD_FILE.held" holding how many such waits have begun: a
  * window, on demand, for a foreign change that the monitor does not hear.
+ * And while $KS_SLOW_SYNC_FILE holds a number S > 0, every fdatasync() of a
+ * file named state.json waits S milliseconds first: a slow disk, on demand.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -24,6 +26,7 @@
 #include <linux/netlink.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
@@ -167,4 +170,36 @@ int timerfd_settime(int fd, int flags, const struct itimerspec *new_value, struc
                 return -1;
         }
         return real(fd, flags, new_value, old_value);
+}
+
+/* Does fd name a file called `name`? */
+static int fd_named(int fd, const char *name)
+{
+        char link[64], path[4096];
+        ssize_t n;
+        const char *base;
+
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+        n = readlink(link, path, sizeof(path) - 1);
+        if (n <= 0)
+                return 0;
+        path[n] = '\0';
+        base = strrchr(path, '/');
+        return strcmp(base ? base + 1 : path, name) == 0;
+}
+
+int fdatasync(int fd)
+{
+        static int (*real)(int);
+        int ms;
+
+        if (!real)
+                real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+        if (getenv("KS_SLOW_SYNC_FILE") && fd_named(fd, "state.json") &&
+            (ms = fault_value("KS_SLOW_SYNC_FILE")) > 0) {
+                struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+                nanosleep(&ts, NULL);
+        }
+        return real(fd);
 }

@@ -269,5 +269,50 @@ else
 	note "the big set was complete before the isolation came (a fast machine)"
 fi
 
+# --- 5. a slow disk: the cut does not wait for the state file's sync; the answer does ----------
+# Each fdatasync of state.json waits 3 s here (tests/e2e/ks-faults.c). The agent writes the state
+# before the commit and syncs it after: the web peer is cut long before the answer, which comes once
+# the isolation is on disk; an agent killed during that sync restarts isolated (the state it wrote
+# is what a restart reads). The old agent synced before the commit: the cut came after 3 s.
+cc -O1 -shared -fPIC -o "$KS_TMP/ks-faults.so" "$(dirname "${BASH_SOURCE[0]}")/ks-faults.c" -ldl ||
+	die "building ks-faults.so"
+SLOW=$KS_TMP/slow-sync
+echo 0 >"$SLOW"
+agent_stop
+# ASan wants its runtime first; the shim is not instrumented.
+LD_PRELOAD=$KS_TMP/ks-faults.so KS_SLOW_SYNC_FILE=$SLOW \
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 agent_start ||
+	die "killswitchd did not start with ks-faults.so"
+web_cut() { ! KS_PROBE_WAIT=0.2 tcp_echo lan 192.0.2.80 80; }
+check "5: before: web reachable" web_ok
+echo 3000 >"$SLOW"
+t0=$(now_ms)
+ctl isolate --reason "e2e: slow disk" >"$KS_TMP/slow.out" 2>&1 &
+ISO_PID=$!
+wait_until 10 web_cut
+cut_ms=$(($(now_ms) - t0))
+check "5: the web peer is cut $cut_ms ms after the request (< 2000), while the state's 3 s sync runs" \
+	test "$cut_ms" -lt 2000
+check "5: ... and the isolation is not answered yet" kill -0 "$ISO_PID"
+wait "$ISO_PID"
+rc=$?
+answer_ms=$(($(now_ms) - t0))
+check "5: isolate answered with exit 0 once the state is on disk ($answer_ms ms, >= 3000)" \
+	test "$rc" = 0 -a "$answer_ms" -ge 3000
+check_exit 0 "5: restore" ctl restore --reason "e2e: slow disk"
+check "5: web reachable after the restore" web_ok
+ctl isolate --reason "e2e: killed while syncing" >"$KS_TMP/slow2.out" 2>&1 &
+ISO_PID=$!
+check "5: isolate again: the web peer is cut" wait_until 10 web_cut
+agent_stop KILL
+wait "$ISO_PID" 2>/dev/null
+echo 0 >"$SLOW"
+agent_start || die "killswitchd did not restart"
+check "5: the agent killed during the state's sync restarts isolated" \
+	status_is 'd["state"] == "isolated" and d["policy"] == "isolate"'
+check "5: after the restart, web cut" web_cut
+check_exit 0 "5: restore" ctl restore --reason "e2e: done"
+check "5: web reachable after the restore" web_ok
+
 check "the agent is still alive" agent_alive
 summary

@@ -309,6 +309,40 @@ static void test_in_place(void **unused)
         remove_dir(dir);
 }
 
+/*
+ * state_write() in two halves: over a file of another size it writes it whole
+ * by rename, synced (nothing owed); over a padded file in place, in the page
+ * cache only (a restarted agent loads it at once), and state_sync() owes the
+ * rest. A state that cannot be written owes nothing.
+ */
+static void test_write_then_sync(void **unused)
+{
+        char *dir = make_dir();
+        struct ks_state s, l;
+        bool owed = true;
+
+        state_init(&s);
+        write_file(dir, "garbage");
+        assert_int_equal(state_write(dir, &s, &owed), 0);
+        assert_false(owed);
+        s.isolated = true;
+        s.policy = strdup("web");
+        assert_int_equal(state_write(dir, &s, &owed), 0);
+        assert_true(owed);
+        assert_int_equal(state_load(dir, &l), 0);
+        assert_true(l.isolated);
+        assert_string_equal(l.policy, "web");
+        state_clear(&l);
+        assert_int_equal(state_sync(dir), 0);
+        s.since_usec = TIMESPEC_INSTANT_MAX_USEC + 1;
+        owed = true;
+        assert_int_equal(state_write(dir, &s, &owed), -ERANGE);
+        assert_false(owed);
+        assert_true(state_sync("/nonexistent/dir") < 0);
+        state_clear(&s);
+        remove_dir(dir);
+}
+
 static void test_unwritable_dir(void **unused)
 {
         struct ks_state s;
@@ -329,6 +363,7 @@ int main(void)
                 cmocka_unit_test(test_corrupt),
                 cmocka_unit_test(test_atomic_replace),
                 cmocka_unit_test(test_in_place),
+                cmocka_unit_test(test_write_then_sync),
                 cmocka_unit_test(test_unwritable_dir),
         };
 
