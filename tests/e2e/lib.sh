@@ -621,6 +621,20 @@ agent_stop() {
 # agent_alive — the agent process still runs.
 agent_alive() { [ -n "$AGENT_PID" ] && kill -0 "$AGENT_PID" 2>/dev/null; }
 
+# agent_restart_faults VAR=FILE... — stop the agent and start it again with tests/e2e/ks-faults.c
+# preloaded and its fault files set (VAR=FILE: see ks-faults.c). ASan wants its runtime first; the
+# shim is not instrumented.
+agent_restart_faults() {
+	local so=$KS_TMP/ks-faults.so kv rc
+	[ -e "$so" ] || cc -O1 -shared -fPIC -o "$so" "$KS_REPO/tests/e2e/ks-faults.c" -ldl || return 1
+	agent_stop
+	for kv in "$@"; do export "${kv?}"; done
+	LD_PRELOAD=$so ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 agent_start
+	rc=$?
+	for kv in "$@"; do unset "${kv%%=*}"; done
+	return $rc
+}
+
 agent_log_tail() {
 	[ -n "$KS_LOG" ] && [ -s "$KS_LOG" ] || return 0
 	note "last lines of the agent's log ($KS_LOG):"

@@ -238,15 +238,9 @@ check "after a restart while isolated: nothing counted twice, kept traffic absen
 # Packets of such a tuple in between (the read's duration) go to the last one; none is lost or
 # counted twice.
 
-cc -O1 -shared -fPIC -o "$KS_TMP/ks-faults.so" "$(dirname "${BASH_SOURCE[0]}")/ks-faults.c" -ldl ||
-	die "building ks-faults.so"
 SLOW=$KS_TMP/slow-read
 echo 0 >"$SLOW"
-agent_stop
-# ASan wants its runtime first; the shim is not instrumented.
-LD_PRELOAD=$KS_TMP/ks-faults.so KS_SLOW_READ_FILE=$SLOW \
-	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 agent_start ||
-	die "killswitchd did not start with ks-faults.so"
+agent_restart_faults KS_SLOW_READ_FILE="$SLOW" || die "killswitchd did not start with ks-faults.so"
 udp_send lan 192.0.2.80 6001 3
 udp_send lan 192.0.2.80 6002 2
 check "before the restore: the isolation's tuples" drops_has 't["port"] == 6001 and t["packets"] == 3'

@@ -174,13 +174,9 @@ check "rate limit: after the back-off mail v4 from lan reachable" tcp_echo lan 2
 # a rule is inserted by hand during the second one (a step, or the link layer's table): nothing
 # the reload sends after it replaces the inet table: a read-back removes the rule (the one after
 # the lost events, or the staging's own at its end).
-cc -O1 -shared -fPIC -o "$KS_TMP/ks-faults.so" "$(dirname "${BASH_SOURCE[0]}")/ks-faults.c" -ldl ||
-	die "building ks-faults.so"
 HOLD=$KS_TMP/mute-hold
 echo 0 >"$HOLD"
-agent_stop TERM
-LD_PRELOAD=$KS_TMP/ks-faults.so KS_MUTE_HOLD_FILE=$HOLD \
-	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 agent_start ||
+agent_restart_faults KS_MUTE_HOLD_FILE="$HOLD" ||
 	die "killswitchd --protect=monitor did not start with ks-faults.so"
 check "muted: isolated with isolate after the restart" wait_until 10 ks_table_active
 python3 - "$KS_CONF/policies/bulk.policy" <<'PY'
