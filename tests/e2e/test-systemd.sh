@@ -378,7 +378,10 @@ for line in open(sys.argv[1]):
     if not m:
         continue
     pid, call = m.groups()
-    if call == "execve" and sys.argv[3] in line and "= 0" in line:
+    # The agent's own exec: its file name, not an argument (setpriv's argv names the agent too, and
+    # strace shows it whole when the path is shorter than its 32-character limit).
+    exe = re.search(r'execve\("([^"]*)"', line)
+    if call == "execve" and exe and exe.group(1) == sys.argv[3] and "= 0" in line:
         agent = pid
         continue
     if agent and pid == agent and call not in ("exit", "exit_group", "resumed"):
