@@ -194,7 +194,7 @@ static void test_given_back(void **state)
 
         (void)state;
         if (UNDER_ASAN) {       /* its allocator keeps freed memory in a quarantine (and TAP fails a skip) */
-                print_message("RSS not measured under AddressSanitizer\n");
+                print_message("# RSS not measured under AddressSanitizer\n");
                 return;
         }
         before = rss_kib();
@@ -213,7 +213,7 @@ static void test_given_back(void **state)
         reaper_add(r, reaped, free_list);
         assert_null(reaper_free(r));
         after = rss_kib() - before;
-        print_message("RSS grew %ld KiB for %d nodes; %ld KiB after the reaper freed all but 1 in %d\n", grown,
+        print_message("# RSS grew %ld KiB for %d nodes; %ld KiB after the reaper freed all but 1 in %d\n", grown,
                       NODES, after, KEEP_EVERY);
         assert_true(after < grown / 2);
         free_list(kept);
