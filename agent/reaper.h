@@ -8,9 +8,9 @@
  * element of its sets as libnftnl objects: freeing one of 100,000 entries
  * took the loop 5-45 ms, and an isolation waited meanwhile. reaper_add()
  * hands the object to a thread of low priority (worker_start_background());
- * if none can be started, it is freed at once. The thread then gives the
- * freed memory back to the system (malloc_trim). reaper_free() waits for
- * what is still being freed.
+ * if none can be started, it is freed at once. The thread then returns the
+ * freed pages to the kernel (malloc_trim). reaper_free() waits for what is
+ * still being freed.
  */
 
 struct ks_reaper;
