@@ -248,12 +248,45 @@ def load_clients(args, stop, counter):
     return [threading.Thread(target=client, args=(i,), daemon=True) for i in range(args.clients)]
 
 
+def policy_versions(path, n=2):
+    """n versions of the policy file at path, differing in Description= only, written and synced once
+    beside it (same file system), so that each reload round can swap one in by a rename."""
+    with open(path) as f:
+        text = f.read()
+    folder = os.path.join(os.path.dirname(os.path.dirname(path)), "bench-versions")
+    os.makedirs(folder, exist_ok=True)
+    versions = []
+    for k in range(n):
+        v = os.path.join(folder, "%s.%d" % (os.path.basename(path), k))
+        with open(v, "w") as f:
+            f.write(re.sub(r"(?m)^Description=.*$", "Description=bench: staging version %d" % k, text, count=1))
+            f.flush()
+            os.fsync(f.fileno())
+        versions.append(v)
+    return versions
+
+
+def swap_in(version, path):
+    """Replace path by a hard link of version: a rename, no file data written."""
+    tmp = version + ".next"
+    if os.path.exists(tmp):
+        os.unlink(tmp)
+    os.link(version, tmp)
+    os.replace(tmp, path)
+
+
 def load_reloads(args, stop, counter):
-    """`killswitchctl reload` again and again; with --touch, a changed policy file every time."""
+    """`killswitchctl reload` again and again; with --touch, a changed policy file every time: by default
+    one of two pre-written versions renamed into place (the agent re-stages, nothing is written to disk);
+    with --rewrite, the whole file written anew each round, as an editor saving it would."""
+    versions = policy_versions(args.touch) if args.touch and not args.rewrite else []
+
     def loop():
         n = 0
         while not stop.is_set():
-            if args.touch:
+            if versions:
+                swap_in(versions[n % len(versions)], args.touch)
+            elif args.touch:
                 with open(args.touch) as f:
                     text = f.read()
                 text = re.sub(r"(?m)^Description=.*$", "Description=bench: staging round %d" % n, text, count=1)
@@ -292,13 +325,14 @@ def latency(args):
         stop.set()
         for t in threads:
             t.join(timeout=130)
+    key = args.label or args.load
     r = {"load": args.load, "reps": args.reps, "isolate_ms": summary(xs), "p99": percentile(xs, 99),
          "background_ops": sum(counter), "seconds": elapsed}
     print("  %-8s isolate p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d runs; %d background operations in %.0f s)" %
-          (args.load, r["isolate_ms"]["median"], r["p99"], r["isolate_ms"]["max"], len(xs), r["background_ops"],
+          (key, r["isolate_ms"]["median"], r["p99"], r["isolate_ms"]["max"], len(xs), r["background_ops"],
            elapsed), flush=True)
     res = read_json(args.out) or {}
-    res[args.load] = r
+    res[key] = r
     write_json(args.out, res)
 
 
@@ -898,14 +932,17 @@ def report(args):
         L.append("Wall time of `killswitchctl isolate tiny`, start to exit (an untimed restore in between), "
                  "while: nothing else happens; `killswitchctl reload` runs again and again and each waits for "
                  "a name server that drops its queries (a policy naming its gateway by host name); the "
-                 "100,000-entry policy is changed and re-staged by `reload` again and again; 100 clients "
+                 "100,000-entry policy is changed and re-staged by `reload` again and again (one of two "
+                 "versions renamed into place, or rewritten whole: \"rewritten\"); 100 clients "
                  "call Status and History over the socket as fast as they can. Background operations: "
                  "reloads, or calls answered.")
         L.append("")
         L.append("| while | runs | p50, ms | p99, ms | max, ms | background operations |")
         L.append("|---|---:|---:|---:|---:|---:|")
         labels = [("idle", "idle"), ("dns", "(a) reload, dead name server"),
-                  ("stage", "(b) reload staging 100,000 entries"), ("clients", "(c) 100 clients: status, history")]
+                  ("stage", "(b) reload staging 100,000 entries"),
+                  ("stage-disk", "(b) rewritten: the 4 MB policy file written anew before each reload"),
+                  ("clients", "(c) 100 clients: status, history")]
         for key, label in labels:
             r = lat.get(key)
             if not r:
@@ -978,7 +1015,10 @@ def main():
     p.add_argument("--socket", required=True)
     p.add_argument("--policy", required=True)
     p.add_argument("--load", choices=["idle", "dns", "stage", "clients"], required=True)
+    p.add_argument("--label", help="the name of this load in the output (default: --load)")
     p.add_argument("--touch", help="with --load stage: the policy file to change before each reload")
+    p.add_argument("--rewrite", action="store_true",
+                   help="with --touch: write the whole file anew before each reload instead of renaming a version in")
     p.add_argument("--clients", type=int, default=100)
     p.add_argument("--reps", type=int, default=200)
     p.add_argument("--pause", type=float, default=0.02)
