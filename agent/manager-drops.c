@@ -529,23 +529,20 @@ static void drops_save(struct ks_manager *m, const struct ks_drops *d)
                 log_warning("Out of memory: the drop sensor's totals are not kept for a restart");
                 return;
         }
-        /* Replaced on the loop, made durable on a thread: it is not what a fail-closed start depends on. */
-        r = write_file_replace(m->state_dir, DROPS_LAST_FILE, text, 0640);
-        if (r < 0) {
-                log_warning("Could not save the drop sensor's totals in %s/%s: %s", m->state_dir, DROPS_LAST_FILE,
-                            strerror(-r));
-                return;
-        }
+        /* Replaced and made durable on a thread: it is not what a fail-closed start depends on. */
         if (!m->drops_syncer) {
                 _cleanup_free_ char *path = NULL;
 
                 if (asprintf(&path, "%s/%s", m->state_dir, DROPS_LAST_FILE) < 0 ||
                     syncer_new(m->event, path, m->state_dir, "the drop sensor's totals", &m->drops_syncer) < 0) {
-                        (void)!write_file_atomic(m->state_dir, DROPS_LAST_FILE, text, 0640);   /* here, then */
+                        r = write_file_atomic(m->state_dir, DROPS_LAST_FILE, text, 0640);       /* here, then */
+                        if (r < 0)
+                                log_warning("Could not save the drop sensor's totals in %s/%s: %s", m->state_dir,
+                                            DROPS_LAST_FILE, strerror(-r));
                         return;
                 }
         }
-        syncer_kick(m->drops_syncer, true);
+        syncer_replace(m->drops_syncer, TAKE_PTR(text), 0640);
 }
 
 static bool addr_parse(json_t *v, int *family, uint8_t out[16])

@@ -100,6 +100,8 @@ struct ks_manager {
         struct readback *check;                 /* the big sets of an adopted table, read back off the loop */
         struct reload_table precompiled;        /* the table a reload compiled off the loop, summarized */
         struct links_compile *links_compile;    /* the link layer's table being compiled on a thread */
+        struct links_compile *links_abandoned;  /* compiles a reload made stale, still running (not waited for) */
+        struct store_retired retired;           /* versions the store dropped, which those may still read */
         struct ks_links *links;                 /* the uplinks as links: renames, stacked links (links.c) */
         sd_event_source *links_source;          /* a pending re-assertion of the link layer */
         sd_event_source *links_backoff;         /* rate limited: the re-assertion after the back-off */
@@ -117,6 +119,7 @@ struct ks_manager {
         uint64_t drops_read_usec;               /* how long the last read of the kernel's sets took */
         struct drops_reader *drops_reader;      /* reads of the kernel's sets off the loop (manager-drops.c) */
         struct ks_syncer *drops_syncer;         /* makes drops-last.json durable off the loop */
+        struct ks_syncer *state_syncer;         /* the same for state.json where nothing waits for it */
         struct ks_worker *resetting;            /* the restore's reset of the counters, off the loop */
         struct ks_nft *reset_nft;               /* its socket, kept between resets */
         int reset_r;                            /* its result */

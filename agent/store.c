@@ -178,8 +178,31 @@ int store_scan_dir(const char *dir, const struct ks_store *current, policy_resol
         return 0;
 }
 
+/* p is no longer in the store: freed, or kept in retired. */
+static int retire(struct ks_policy *p, struct store_retired *retired)
+{
+        if (!p)
+                return 0;
+        if (!retired) {
+                policy_free(p);
+                return 0;
+        }
+        if (!GREEDY_REALLOC(retired->v, retired->n + 1))
+                return -ENOMEM;
+        retired->v[retired->n++] = p;
+        return 0;
+}
+
+void store_retired_clear(struct store_retired *r)
+{
+        for (size_t i = 0; i < r->n; i++)
+                policy_free(r->v[i]);
+        free(r->v);
+        *r = (struct store_retired){};
+}
+
 /* Move one file's result into its entry. */
-static int apply_one(struct ks_store *s, struct store_file *f)
+static int apply_one(struct ks_store *s, struct store_file *f, struct store_retired *retired)
 {
         struct ks_policy_entry *e = store_find(s, f->name);
 
@@ -190,14 +213,16 @@ static int apply_one(struct ks_store *s, struct store_file *f)
         f->errors = (struct ks_diags){};
         if (f->failed || f->unchanged)
                 return 0;
-        policy_free(e->policy);
+        if (retire(e->policy, retired) < 0)
+                return -ENOMEM;
         e->policy = TAKE_PTR(f->policy);
         e->generation++;
         return 0;
 }
 
 /* Drop entries whose file no longer exists, except the one in force. */
-static void drop_missing(struct ks_store *s, const struct store_scan *scan, const char *keep, size_t *failed)
+static int drop_missing(struct ks_store *s, const struct store_scan *scan, const char *keep, size_t *failed,
+                        struct store_retired *retired)
 {
         for (size_t i = 0; i < s->n;) {
                 struct ks_policy_entry *e = &s->items[i];
@@ -217,24 +242,31 @@ static void drop_missing(struct ks_store *s, const struct store_scan *scan, cons
                         i++;
                         continue;
                 }
+                if (retire(e->policy, retired) < 0)
+                        return -ENOMEM;
+                e->policy = NULL;
                 entry_clear(e);
                 memmove(e, e + 1, (s->n - i - 1) * sizeof(*e));
                 s->n--;
         }
+        return 0;
 }
 
-int store_apply_scan(struct ks_store *s, struct store_scan *scan, const char *keep, size_t *ret_failed)
+int store_apply_scan(struct ks_store *s, struct store_scan *scan, const char *keep, size_t *ret_failed,
+                     struct store_retired *retired)
 {
         size_t failed = 0;
+        int r;
 
         for (size_t i = 0; i < scan->n; i++) {
-                int r = apply_one(s, &scan->files[i]);
-
+                r = apply_one(s, &scan->files[i], retired);
                 if (r < 0)
                         return r;
                 failed += scan->files[i].failed;
         }
-        drop_missing(s, scan, keep, &failed);
+        r = drop_missing(s, scan, keep, &failed, retired);
+        if (r < 0)
+                return r;
         if (ret_failed)
                 *ret_failed = failed;
         return 0;
@@ -281,7 +313,7 @@ int store_load_dir(struct ks_store *s, const char *dir, const char *keep, size_t
 
         r = store_scan_dir(dir, s, resolve_hostname_bounded, &budget, &scan);
         if (r == 0)
-                r = store_apply_scan(s, &scan, keep, ret_failed);
+                r = store_apply_scan(s, &scan, keep, ret_failed, NULL);
         store_scan_clear(&scan);
         return r;
 }

@@ -47,8 +47,22 @@ struct store_scan {
 
 int store_scan_dir(const char *dir, const struct ks_store *current, policy_resolver_t resolver, void *userdata,
                    struct store_scan *ret);
-/* Entries whose file is gone are dropped, except `keep` (see store_load_dir). */
-int store_apply_scan(struct ks_store *s, struct store_scan *scan, const char *keep, size_t *ret_failed);
+/* Versions a store no longer holds, not freed yet (store_apply_scan). */
+struct store_retired {
+        struct ks_policy **v;
+        size_t n;
+};
+
+/*
+ * Entries whose file is gone are dropped, except `keep` (see store_load_dir).
+ * The versions replaced or dropped are freed, or with retired non-NULL added
+ * to it: a thread may still read them (the link layer's compile), and freeing
+ * one of 100,000 entries is slow work for the loop. On -ENOMEM the entries
+ * not applied yet keep their versions.
+ */
+int store_apply_scan(struct ks_store *s, struct store_scan *scan, const char *keep, size_t *ret_failed,
+                     struct store_retired *retired);
+void store_retired_clear(struct store_retired *r);
 void store_scan_clear(struct store_scan *scan);
 /*
  * The good versions the store will hold once store_apply_scan(scan, keep) ran

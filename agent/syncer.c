@@ -15,7 +15,11 @@
 struct ks_syncer {
         sd_event *event;
         char *path, *dir, *what;
+        const char *name;               /* in path: after its last '/' */
         struct ks_worker *worker;       /* the fsync running, or NULL */
+        char *text;                     /* the thread's: the file's new text (syncer_replace), or NULL */
+        char *next_text;                /* asked for while it ran */
+        mode_t mode;
         bool running_dir;               /* the thread's: the directory too */
         int r;                          /* the thread's result */
         bool again, again_dir;          /* asked for while it ran */
@@ -33,15 +37,16 @@ static int sync_file(const char *path, const char *dir)
 static void log_failed(const struct ks_syncer *s, int r)
 {
         if (r < 0)
-                log_warning("Could not sync %s (%s): %s", s->what, s->path, strerror(-r));
+                log_warning("Could not %s %s (%s): %s", s->text ? "save" : "sync", s->what, s->path, strerror(-r));
 }
 
-/* On the thread: path and dir never change. */
+/* On the thread: path and dir never change; text is the thread's until done. */
 static void sync_work(void *userdata)
 {
         struct ks_syncer *s = userdata;
 
-        s->r = sync_file(s->path, s->running_dir ? s->dir : NULL);
+        s->r = s->text ? write_file_atomic(s->dir, s->name, s->text, s->mode)
+                       : sync_file(s->path, s->running_dir ? s->dir : NULL);
 }
 
 static void sync_start(struct ks_syncer *s, bool dir);
@@ -52,8 +57,11 @@ static void sync_done(void *userdata)
 
         s->worker = worker_free(s->worker);
         log_failed(s, s->r);
+        free(s->text);
+        s->text = NULL;
         if (s->again) {
                 s->again = false;
+                s->text = TAKE_PTR(s->next_text);
                 sync_start(s, s->again_dir || (s->r < 0 && s->running_dir));
         }
 }
@@ -61,8 +69,12 @@ static void sync_done(void *userdata)
 static void sync_start(struct ks_syncer *s, bool dir)
 {
         s->running_dir = dir;
-        if (worker_start(s->event, sync_work, sync_done, s, &s->worker) < 0)
-                log_failed(s, sync_file(s->path, dir ? s->dir : NULL));        /* here, then */
+        if (worker_start(s->event, sync_work, sync_done, s, &s->worker) < 0) {
+                sync_work(s);           /* here, then */
+                log_failed(s, s->r);
+                free(s->text);
+                s->text = NULL;
+        }
 }
 
 void syncer_kick(struct ks_syncer *s, bool dir)
@@ -73,6 +85,19 @@ void syncer_kick(struct ks_syncer *s, bool dir)
         }
         s->again_dir = s->again ? s->again_dir || dir : dir;
         s->again = true;
+}
+
+void syncer_replace(struct ks_syncer *s, char *text, mode_t mode)
+{
+        s->mode = mode;
+        if (!s->worker) {
+                s->text = text;
+                sync_start(s, true);
+                return;
+        }
+        free(s->next_text);
+        s->next_text = text;
+        s->again_dir = s->again = true;
 }
 
 struct ks_syncer *syncer_free(struct ks_syncer *s)
@@ -87,6 +112,7 @@ struct ks_syncer *syncer_free(struct ks_syncer *s)
                         s->worker = worker_free(w);
         }
         sd_event_unref(s->event);
+        free(s->next_text);
         free(s->path);
         free(s->dir);
         free(s->what);
@@ -106,6 +132,7 @@ int syncer_new(sd_event *event, const char *path, const char *dir, const char *w
                 syncer_free(s);
                 return -ENOMEM;
         }
+        s->name = strrchr(s->path, '/') ? strrchr(s->path, '/') + 1 : s->path;
         *ret = s;
         return 0;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -13,9 +14,8 @@
 
 struct ks_worker {
         sd_event_source *io;
-        int efd;                        /* the thread writes it once, when work returned */
-        pthread_t thread;
-        bool running;                   /* started and not joined yet */
+        int efd;                        /* the thread writes it once, when work returned: its last use of us */
+        bool running;                   /* started, and that write not read yet */
         bool background;                /* worker_start_background() */
         worker_fn_t work, done;
         void *userdata;
@@ -45,16 +45,28 @@ static void *worker_thread(void *userdata)
         if (w->background)
                 lower_priority();
         w->work(w->userdata);
-        /* An eventfd write of 1 cannot fail short of a counter overflow. */
+        /* An eventfd write of 1 cannot fail short of a counter overflow. After it, the loop may free w. */
         (void)!write(w->efd, &one, sizeof(one));
         return NULL;
 }
 
-static void worker_join(struct ks_worker *w)
+/*
+ * Wait until work returned (the thread's eventfd write). The thread is
+ * detached: what it does after that write (its exit, which gives its malloc
+ * cache back under the allocator's locks) is never waited for. A join did:
+ * on a busy machine a thread at nice +10 took up to 150 ms to get the CPU
+ * back and exit, and the loop answered nothing meanwhile.
+ */
+static void wait_done(struct ks_worker *w)
 {
+        struct pollfd p = { .fd = w->efd, .events = POLLIN };
+        uint64_t n;
+
         if (!w->running)
                 return;
-        pthread_join(w->thread, NULL);
+        while (poll(&p, 1, -1) < 0 && errno == EINTR)
+                ;
+        (void)!read(w->efd, &n, sizeof(n));
         w->running = false;
 }
 
@@ -65,19 +77,16 @@ static int on_worker_done(sd_event_source *s, int fd, uint32_t revents, void *us
 
         (void)!read(fd, &n, sizeof(n));
         sd_event_source_set_enabled(s, SD_EVENT_OFF);
-        worker_join(w);
+        w->running = false;
         w->done(w->userdata);
         return 0;
 }
 
 void worker_finish(struct ks_worker *w)
 {
-        uint64_t n;
-
         if (!w->running)
                 return;
-        worker_join(w);
-        (void)!read(w->efd, &n, sizeof(n));
+        wait_done(w);
         sd_event_source_set_enabled(w->io, SD_EVENT_OFF);
         w->done(w->userdata);
 }
@@ -86,12 +95,28 @@ struct ks_worker *worker_free(struct ks_worker *w)
 {
         if (!w)
                 return NULL;
-        worker_join(w);
+        wait_done(w);
         sd_event_source_disable_unref(w->io);
         if (w->efd >= 0)
                 close(w->efd);
         free(w);
         return NULL;
+}
+
+static int start_thread(struct ks_worker *w)
+{
+        pthread_attr_t attr;
+        pthread_t thread;
+        int r = -pthread_attr_init(&attr);
+
+        if (r < 0)
+                return r;
+        r = -pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (r == 0)
+                r = -pthread_create(&thread, &attr, worker_thread, w);
+        pthread_attr_destroy(&attr);
+        w->running = r == 0;
+        return r;
 }
 
 static int start(sd_event *event, worker_fn_t work, worker_fn_t done, void *userdata, bool background,
@@ -110,10 +135,8 @@ static int start(sd_event *event, worker_fn_t work, worker_fn_t done, void *user
                 return r;
         }
         r = sd_event_add_io(event, &w->io, w->efd, EPOLLIN, on_worker_done, w);
-        if (r >= 0) {
-                r = -pthread_create(&w->thread, NULL, worker_thread, w);
-                w->running = r == 0;
-        }
+        if (r >= 0)
+                r = start_thread(w);
         if (r < 0) {
                 worker_free(w);
                 return r;

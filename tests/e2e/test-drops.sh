@@ -275,6 +275,8 @@ if early:
 print(" ".join("%d:%d+%d" % (p, last.get(p, 0), now[p]["packets"] if p in now else 0) for p in (6001, 6002, 6003)))
 sys.exit(1 if early else 0)' "$KS_STATE/drops-last.json" "$((start / 1000000000))"
 }
+check "drops-last.json holds the last isolation's tuples (saved on a thread)" \
+	wait_until 10 grep -q '"port": *6002' "$KS_STATE/drops-last.json"
 check "first_seen of this isolation's tuples is not before it began" split_counts
 counts=$(split_counts)
 note "packets per port, last isolation + this one: $counts"

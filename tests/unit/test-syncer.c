@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* fsync off the event loop (agent/syncer.c): asked again while one runs, freed while one runs. */
+/* fsync and replace off the event loop (agent/syncer.c): asked again while one runs, freed while one runs. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -64,6 +64,43 @@ static void test_kicks(void **state)
         assert_null(syncer_free(s));
 }
 
+static char *file_text(const char *path)
+{
+        static char buf[64];
+        FILE *fp = fopen(path, "re");
+        size_t n;
+
+        assert_non_null(fp);
+        n = fread(buf, 1, sizeof(buf) - 1, fp);
+        fclose(fp);
+        buf[n] = '\0';
+        return buf;
+}
+
+/*
+ * Replacements: the file keeps its old text until the thread renames the new
+ * one over it; asked for while one runs, the newest text is the one that
+ * follows; freed with one asked for, that one is written first.
+ */
+static void test_replace(void **state)
+{
+        struct fixture *f = *state;
+        struct ks_syncer *s = NULL;
+
+        assert_int_equal(write_file_atomic(f->dir, "file", "old\n", 0600), 0);
+        assert_int_equal(syncer_new(f->event, f->path, f->dir, "the test file", &s), 0);
+        syncer_replace(s, strdup("first\n"), 0600);
+        syncer_replace(s, strdup("skipped\n"), 0600);
+        syncer_replace(s, strdup("second\n"), 0640);
+        for (unsigned j = 0; j < 20 && strcmp(file_text(f->path), "second\n") != 0; j++)
+                assert_true(sd_event_run(f->event, 100000) >= 0);
+        assert_string_equal(file_text(f->path), "second\n");
+        syncer_replace(s, strdup("third\n"), 0600);
+        syncer_replace(s, strdup("last\n"), 0600);
+        assert_null(syncer_free(s));
+        assert_string_equal(file_text(f->path), "last\n");
+}
+
 /* A file that is gone: the fsync fails, is logged, and nothing else happens. */
 static void test_missing_file(void **state)
 {
@@ -84,6 +121,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_kicks, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_replace, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
