@@ -1260,7 +1260,7 @@ struct readback {
         int r;
 };
 
-/* A read-back still running is cancelled, so that joining it does not hold the loop for the dump. */
+/* A read-back still running is cancelled, so that waiting for it does not hold the loop for the dump. */
 static struct readback *readback_free(struct readback *rb)
 {
         if (!rb)
