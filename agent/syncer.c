@@ -19,7 +19,7 @@ struct ks_syncer {
         struct ks_worker *worker;       /* the fsync running, or NULL */
         char *text;                     /* the thread's: the file's new text (syncer_replace), or NULL */
         char *next_text;                /* asked for while it ran */
-        mode_t mode;
+        mode_t mode, next_mode;         /* the thread's, and that of next_text */
         bool running_dir;               /* the thread's: the directory too */
         int r;                          /* the thread's result */
         bool again, again_dir;          /* asked for while it ran */
@@ -62,6 +62,7 @@ static void sync_done(void *userdata)
         if (s->again) {
                 s->again = false;
                 s->text = TAKE_PTR(s->next_text);
+                s->mode = s->next_mode;
                 sync_start(s, s->again_dir || (s->r < 0 && s->running_dir));
         }
 }
@@ -89,14 +90,15 @@ void syncer_kick(struct ks_syncer *s, bool dir)
 
 void syncer_replace(struct ks_syncer *s, char *text, mode_t mode)
 {
-        s->mode = mode;
         if (!s->worker) {
                 s->text = text;
+                s->mode = mode;
                 sync_start(s, true);
                 return;
         }
         free(s->next_text);
         s->next_text = text;
+        s->next_mode = mode;
         s->again_dir = s->again = true;
 }
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -86,6 +87,7 @@ static void test_replace(void **state)
 {
         struct fixture *f = *state;
         struct ks_syncer *s = NULL;
+        struct stat st;
 
         assert_int_equal(write_file_atomic(f->dir, "file", "old\n", 0600), 0);
         assert_int_equal(syncer_new(f->event, f->path, f->dir, "the test file", &s), 0);
@@ -95,6 +97,8 @@ static void test_replace(void **state)
         for (unsigned j = 0; j < 20 && strcmp(file_text(f->path), "second\n") != 0; j++)
                 assert_true(sd_event_run(f->event, 100000) >= 0);
         assert_string_equal(file_text(f->path), "second\n");
+        assert_int_equal(stat(f->path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0640);      /* the mode asked with that text */
         syncer_replace(s, strdup("third\n"), 0600);
         syncer_replace(s, strdup("last\n"), 0600);
         assert_null(syncer_free(s));
