@@ -139,7 +139,7 @@ static int on_refusals_window_end(sd_event_source *s, uint64_t usec, void *userd
 
 int audit_attach_event(struct ks_audit *a, sd_event *event)
 {
-        int r = syncer_new(event, a->path, a->state_dir, "the history", &a->syncer);
+        int r = syncer_new(event, a->state_dir, AUDIT_HISTORY_FILE, "the history", &a->syncer);
 
         if (r >= 0)
                 r = sd_event_add_defer(event, &a->sync, on_history_sync, a);

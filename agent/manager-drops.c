@@ -530,17 +530,13 @@ static void drops_save(struct ks_manager *m, const struct ks_drops *d)
                 return;
         }
         /* Replaced and made durable on a thread: it is not what a fail-closed start depends on. */
-        if (!m->drops_syncer) {
-                _cleanup_free_ char *path = NULL;
-
-                if (asprintf(&path, "%s/%s", m->state_dir, DROPS_LAST_FILE) < 0 ||
-                    syncer_new(m->event, path, m->state_dir, "the drop sensor's totals", &m->drops_syncer) < 0) {
-                        r = write_file_atomic(m->state_dir, DROPS_LAST_FILE, text, 0640);       /* here, then */
-                        if (r < 0)
-                                log_warning("Could not save the drop sensor's totals in %s/%s: %s", m->state_dir,
-                                            DROPS_LAST_FILE, strerror(-r));
-                        return;
-                }
+        if (!m->drops_syncer &&
+            syncer_new(m->event, m->state_dir, DROPS_LAST_FILE, "the drop sensor's totals", &m->drops_syncer) < 0) {
+                r = write_file_atomic(m->state_dir, DROPS_LAST_FILE, text, 0640);       /* here, then */
+                if (r < 0)
+                        log_warning("Could not save the drop sensor's totals in %s/%s: %s", m->state_dir,
+                                    DROPS_LAST_FILE, strerror(-r));
+                return;
         }
         syncer_replace(m->drops_syncer, TAKE_PTR(text), 0640);
 }

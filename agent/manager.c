@@ -577,13 +577,8 @@ static int state_save_later(struct ks_manager *m)
 
         if (r < 0 || !owed)
                 return r;
-        if (!m->state_syncer) {
-                _cleanup_free_ char *path = NULL;
-
-                if (asprintf(&path, "%s/%s", m->state_dir, STATE_FILE) < 0 ||
-                    syncer_new(m->event, path, m->state_dir, "the state", &m->state_syncer) < 0)
-                        return state_sync(m->state_dir);        /* here, then */
-        }
+        if (!m->state_syncer && syncer_new(m->event, m->state_dir, STATE_FILE, "the state", &m->state_syncer) < 0)
+                return state_sync(m->state_dir);        /* here, then */
         syncer_kick(m->state_syncer, false);
         return 0;
 }

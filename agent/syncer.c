@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "cleanup.h"
 #include "fileio.h"
 #include "log.h"
@@ -14,8 +15,7 @@
 
 struct ks_syncer {
         sd_event *event;
-        char *path, *dir, *what;
-        const char *name;               /* in path: after its last '/' */
+        char *path, *dir, *name, *what; /* path: dir/name */
         struct ks_worker *worker;       /* the fsync running, or NULL */
         char *text;                     /* the thread's: the file's new text (syncer_replace), or NULL */
         char *next_text;                /* asked for while it ran */
@@ -34,10 +34,14 @@ static int sync_file(const char *path, const char *dir)
         return dir ? fsync_dir(dir) : 0;
 }
 
-static void log_failed(const struct ks_syncer *s, int r)
+/* A job's end, on the loop: its failure logged, its text freed. */
+static void job_end(struct ks_syncer *s)
 {
-        if (r < 0)
-                log_warning("Could not %s %s (%s): %s", s->text ? "save" : "sync", s->what, s->path, strerror(-r));
+        if (s->r < 0)
+                log_warning("Could not %s %s (%s): %s", s->text ? "save" : "sync", s->what, s->path,
+                            strerror(-s->r));
+        free(s->text);
+        s->text = NULL;
 }
 
 /* On the thread: path and dir never change; text is the thread's until done. */
@@ -56,9 +60,7 @@ static void sync_done(void *userdata)
         struct ks_syncer *s = userdata;
 
         s->worker = worker_free(s->worker);
-        log_failed(s, s->r);
-        free(s->text);
-        s->text = NULL;
+        job_end(s);
         if (s->again) {
                 s->again = false;
                 s->text = TAKE_PTR(s->next_text);
@@ -72,9 +74,7 @@ static void sync_start(struct ks_syncer *s, bool dir)
         s->running_dir = dir;
         if (worker_start(s->event, sync_work, sync_done, s, &s->worker) < 0) {
                 sync_work(s);           /* here, then */
-                log_failed(s, s->r);
-                free(s->text);
-                s->text = NULL;
+                job_end(s);
         }
 }
 
@@ -117,24 +117,24 @@ struct ks_syncer *syncer_free(struct ks_syncer *s)
         free(s->next_text);
         free(s->path);
         free(s->dir);
+        free(s->name);
         free(s->what);
         free(s);
         return NULL;
 }
 
-int syncer_new(sd_event *event, const char *path, const char *dir, const char *what, struct ks_syncer **ret)
+int syncer_new(sd_event *event, const char *dir, const char *name, const char *what, struct ks_syncer **ret)
 {
         struct ks_syncer *s = calloc(1, sizeof(*s));
 
         if (!s)
                 return -ENOMEM;
-        *s = (struct ks_syncer){ .event = sd_event_ref(event), .path = strdup(path), .dir = strdup(dir),
-                                 .what = strdup(what) };
-        if (!s->path || !s->dir || !s->what) {
+        *s = (struct ks_syncer){ .event = sd_event_ref(event), .path = strdup_printf("%s/%s", dir, name),
+                                 .dir = strdup(dir), .name = strdup(name), .what = strdup(what) };
+        if (!s->path || !s->dir || !s->name || !s->what) {
                 syncer_free(s);
                 return -ENOMEM;
         }
-        s->name = strrchr(s->path, '/') ? strrchr(s->path, '/') + 1 : s->path;
         *ret = s;
         return 0;
 }

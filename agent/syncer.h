@@ -17,8 +17,8 @@
 
 struct ks_syncer;
 
-/* path and dir are copied; what names the file in the warning a failed fsync logs. */
-int syncer_new(sd_event *event, const char *path, const char *dir, const char *what, struct ks_syncer **ret);
+/* The file dir/name (both copied); what names it in the warning a failed fsync or save logs. */
+int syncer_new(sd_event *event, const char *dir, const char *name, const char *what, struct ks_syncer **ret);
 /* Ask for an fsync of the file, and of its directory too if dir (the file was created or renamed). */
 void syncer_kick(struct ks_syncer *s, bool dir);
 /*

@@ -39,7 +39,7 @@ int fsync_dir(const char *dir)
         return 0;
 }
 
-static int replace_file(const char *dir, const char *name, const char *text, mode_t mode, bool durable)
+int write_file_atomic(const char *dir, const char *name, const char *text, mode_t mode)
 {
         _cleanup_free_ char *path = NULL, *tmp = NULL;
         _cleanup_close_ int fd = -1;
@@ -51,7 +51,7 @@ static int replace_file(const char *dir, const char *name, const char *text, mod
         if (fd < 0)
                 return -errno;
         r = write_all(fd, text, strlen(text));
-        if (r == 0 && durable && fsync(fd) < 0)
+        if (r == 0 && fsync(fd) < 0)
                 r = -errno;
         if (r == 0 && rename(tmp, path) < 0)
                 r = -errno;
@@ -59,17 +59,7 @@ static int replace_file(const char *dir, const char *name, const char *text, mod
                 unlink(tmp);
                 return r;
         }
-        return durable ? fsync_dir(dir) : 0;
-}
-
-int write_file_atomic(const char *dir, const char *name, const char *text, mode_t mode)
-{
-        return replace_file(dir, name, text, mode, true);
-}
-
-int write_file_replace(const char *dir, const char *name, const char *text, mode_t mode)
-{
-        return replace_file(dir, name, text, mode, false);
+        return fsync_dir(dir);
 }
 
 int write_file_in_place(const char *dir, const char *name, const char *text, bool sync)

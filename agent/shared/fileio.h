@@ -16,12 +16,6 @@ int fsync_dir(const char *dir);
  * file is untouched and no temporary file stays behind.
  */
 int write_file_atomic(const char *dir, const char *name, const char *text, mode_t mode);
-/*
- * The same without either fsync: readers see the old or the new file, never
- * a part of one, but it is on disk only once the file and the directory are
- * fsynced (syncer.h, off the event loop).
- */
-int write_file_replace(const char *dir, const char *name, const char *text, mode_t mode);
 
 /*
  * Overwrite dir/name, a regular file of exactly strlen(text) bytes, with text

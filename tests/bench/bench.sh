@@ -425,8 +425,8 @@ latency_part() {
 	n_inet nft delete table inet deaddns
 	ctl reload >/dev/null 2>&1
 	# (b) The 100,000-entry policy changed and re-staged by every reload: one of two versions
-	# renamed into place each time; then the same with the 4 MB file written anew each time, whose
-	# writeback the isolation's own sync of the state waits behind (docs/performance.md).
+	# renamed into place each time; then the same with the 4 MB file written anew each time, as
+	# an editor saving it would (the same figures: docs/performance.md, "(b) a fourth time").
 	bench "${lat[@]}" --load stage --touch "$CONF/policies/bench100000.policy" --warmup 1 ||
 		die "latency (stage)"
 	bench "${lat[@]}" --load stage --label stage-disk --rewrite --touch "$CONF/policies/bench100000.policy" \

@@ -51,12 +51,12 @@ static void test_kicks(void **state)
         struct fixture *f = *state;
         struct ks_syncer *s = NULL;
 
-        assert_int_equal(syncer_new(f->event, f->path, f->dir, "the test file", &s), 0);
+        assert_int_equal(syncer_new(f->event, f->dir, "file", "the test file", &s), 0);
         for (unsigned i = 0; i < 30; i++) {
                 char text[32];
 
                 snprintf(text, sizeof(text), "round %u\n", i);
-                assert_int_equal(write_file_replace(f->dir, "file", text, 0600), 0);
+                assert_int_equal(write_file_atomic(f->dir, "file", text, 0600), 0);
                 syncer_kick(s, i % 2 == 0);
                 syncer_kick(s, false);
                 for (unsigned j = 0; j < i % 3; j++)
@@ -90,7 +90,7 @@ static void test_replace(void **state)
         struct stat st;
 
         assert_int_equal(write_file_atomic(f->dir, "file", "old\n", 0600), 0);
-        assert_int_equal(syncer_new(f->event, f->path, f->dir, "the test file", &s), 0);
+        assert_int_equal(syncer_new(f->event, f->dir, "file", "the test file", &s), 0);
         syncer_replace(s, strdup("first\n"), 0600);
         syncer_replace(s, strdup("skipped\n"), 0600);
         syncer_replace(s, strdup("second\n"), 0640);
@@ -111,7 +111,7 @@ static void test_missing_file(void **state)
         struct fixture *f = *state;
         struct ks_syncer *s = NULL;
 
-        assert_int_equal(syncer_new(f->event, f->path, f->dir, "the missing file", &s), 0);
+        assert_int_equal(syncer_new(f->event, f->dir, "file", "the missing file", &s), 0);
         syncer_kick(s, true);
         syncer_kick(s, true);
         for (unsigned j = 0; j < 5; j++)
