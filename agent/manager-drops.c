@@ -25,7 +25,6 @@
 #include "audit.h"
 #include "cleanup.h"
 #include "drops.h"
-#include "fileio.h"
 #include "log.h"
 #include "manager.h"
 #include "nft.h"
@@ -512,7 +511,6 @@ static void drops_save(struct ks_manager *m, const struct ks_drops *d)
         json_t *a = json_array();
         uint64_t kept = 0;
         size_t n = 0;
-        int r;
 
         drops_totals(d, &t);
         if (!a || drops_sorted(d, 0, DROPS_SAVE_MAX, &v, &n) < 0) {
@@ -530,15 +528,8 @@ static void drops_save(struct ks_manager *m, const struct ks_drops *d)
                 return;
         }
         /* Replaced and made durable on a thread: it is not what a fail-closed start depends on. */
-        if (!m->drops_syncer &&
-            syncer_new(m->event, m->state_dir, DROPS_LAST_FILE, "the drop sensor's totals", &m->drops_syncer) < 0) {
-                r = write_file_atomic(m->state_dir, DROPS_LAST_FILE, text, 0640);       /* here, then */
-                if (r < 0)
-                        log_warning("Could not save the drop sensor's totals in %s/%s: %s", m->state_dir,
-                                    DROPS_LAST_FILE, strerror(-r));
-                return;
-        }
-        syncer_replace(m->drops_syncer, TAKE_PTR(text), 0640);
+        syncer_save(&m->drops_syncer, m->event, m->state_dir, DROPS_LAST_FILE, "the drop sensor's totals",
+                    TAKE_PTR(text), 0640);
 }
 
 static bool addr_parse(json_t *v, int *family, uint8_t out[16])

@@ -139,6 +139,8 @@ struct ks_manager *manager_free(struct ks_manager *m)
         sd_event_source_disable_unref(m->drops_source);
         m->resetting = worker_free(m->resetting);       /* waits for it */
         m->state_syncer = syncer_free(m->state_syncer);
+        m->report_syncer = syncer_free(m->report_syncer);       /* saves the last text asked for */
+        free(m->report_last);
         nft_close(m->reset_nft);
         manager_drops_free(m);
         drops_free(&m->drops);

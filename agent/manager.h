@@ -120,6 +120,8 @@ struct ks_manager {
         struct drops_reader *drops_reader;      /* reads of the kernel's sets off the loop (manager-drops.c) */
         struct ks_syncer *drops_syncer;         /* makes drops-last.json durable off the loop */
         struct ks_syncer *state_syncer;         /* the same for state.json where nothing waits for it */
+        struct ks_syncer *report_syncer;        /* saves the last isolation's counters off the loop */
+        char *report_last;                      /* their text, as saved last by this process */
         struct ks_worker *resetting;            /* the restore's reset of the counters, off the loop */
         struct ks_nft *reset_nft;               /* its socket, kept between resets */
         int reset_r;                            /* its result */

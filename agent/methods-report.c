@@ -10,11 +10,11 @@
 
 #include "audit.h"
 #include "cleanup.h"
-#include "fileio.h"
 #include "log.h"
 #include "manager.h"
 #include "methods.h"
 #include "methods-report.h"
+#include "syncer.h"
 #include "timespec.h"
 #include "timeutil.h"
 
@@ -41,7 +41,6 @@ void report_save_last(struct ks_manager *m)
 {
         _cleanup_(json_decrefp) json_t *o = NULL;
         _cleanup_free_ char *text = NULL;
-        int r;
 
         if (!m->state.isolated)
                 return;
@@ -53,26 +52,35 @@ void report_save_last(struct ks_manager *m)
                 log_warning("Out of memory: the counters of this isolation are not kept for its report");
                 return;
         }
-        r = write_file_atomic(m->state_dir, REPORT_LAST_FILE, text, 0640);
-        if (r < 0)
-                log_warning("Could not save the counters of this isolation in %s/%s for its report: %s",
-                            m->state_dir, REPORT_LAST_FILE, strerror(-r));
+        /* The report reads them from memory; the file, replaced on a thread, is for after a restart. */
+        free(m->report_last);
+        m->report_last = strdup(text);
+        syncer_save(&m->report_syncer, m->event, m->state_dir, REPORT_LAST_FILE,
+                    "the counters of this isolation for its report", TAKE_PTR(text), 0640);
 }
 
-/* The saved counters of the last isolation, if they belong to [since, until]; NULL otherwise. */
-static json_t *saved_counters(struct ks_manager *m, uint64_t since, uint64_t until)
+/* The counters saved last: by this process, or in the file (a previous one's). */
+static json_t *load_saved(struct ks_manager *m)
 {
         _cleanup_free_ char *path = NULL;
         _cleanup_close_ int fd = -1;
-        json_t *o;
-        uint64_t end = 0;
 
+        if (m->report_last)
+                return json_loads(m->report_last, JSON_REJECT_DUPLICATES, NULL);
         if (asprintf(&path, "%s/%s", m->state_dir, REPORT_LAST_FILE) < 0)
                 return NULL;
         fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return NULL;
-        o = json_loadfd(fd, JSON_REJECT_DUPLICATES, NULL);
+        return json_loadfd(fd, JSON_REJECT_DUPLICATES, NULL);
+}
+
+/* The saved counters of the last isolation, if they belong to [since, until]; NULL otherwise. */
+static json_t *saved_counters(struct ks_manager *m, uint64_t since, uint64_t until)
+{
+        json_t *o = load_saved(m);
+        uint64_t end = 0;
+
         if (!json_is_object(o) || !json_is_string(json_object_get(o, "until")) ||
             timespec_parse_rfc3339(json_string_value(json_object_get(o, "until")), &end) < 0 ||
             end < since || end > until + 5 * USEC_PER_SEC) {

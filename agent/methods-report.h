@@ -12,8 +12,9 @@
  * current or the last isolation, or a window, the history entries of it (the
  * timeline; refusals summed up), and what the policy kept (gateway and service
  * counters). The kernel's counters start from zero at every isolation, so a
- * restore first saves them in STATE_DIR/last-isolation.json: the report of the
- * last isolation has them after the restore and after a restart. What was cut
+ * restore first keeps them, in memory and in STATE_DIR/last-isolation.json
+ * (replaced on a thread, not before the restore is answered): the report of
+ * the last isolation has them after the restore and after a restart. What was cut
  * per inside host comes from the drop sensor (io.killswitch.Drops).
  */
 

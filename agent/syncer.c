@@ -123,6 +123,21 @@ struct ks_syncer *syncer_free(struct ks_syncer *s)
         return NULL;
 }
 
+void syncer_save(struct ks_syncer **s, sd_event *event, const char *dir, const char *name, const char *what,
+                 char *text, mode_t mode)
+{
+        _cleanup_free_ char *t = text;
+        int r;
+
+        if (*s || syncer_new(event, dir, name, what, s) >= 0) {
+                syncer_replace(*s, TAKE_PTR(t), mode);
+                return;
+        }
+        r = write_file_atomic(dir, name, t, mode);      /* here, then */
+        if (r < 0)
+                log_warning("Could not save %s in %s/%s: %s", what, dir, name, strerror(-r));
+}
+
 int syncer_new(sd_event *event, const char *dir, const char *name, const char *what, struct ks_syncer **ret)
 {
         struct ks_syncer *s = calloc(1, sizeof(*s));

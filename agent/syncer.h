@@ -29,4 +29,11 @@ void syncer_kick(struct ks_syncer *s, bool dir);
  * the newest text follows it.
  */
 void syncer_replace(struct ks_syncer *s, char *text, mode_t mode);
+/*
+ * syncer_replace() through *s, made on first use (syncer_new()); if it cannot
+ * be made, the file is replaced at once, on the caller's stack. Logs a
+ * failure, never fails.
+ */
+void syncer_save(struct ks_syncer **s, sd_event *event, const char *dir, const char *name, const char *what,
+                 char *text, mode_t mode);
 struct ks_syncer *syncer_free(struct ks_syncer *s);

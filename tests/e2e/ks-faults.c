@@ -18,6 +18,8 @@
  * window, on demand, for a foreign change that the monitor does not hear.
  * And while $KS_SLOW_SYNC_FILE holds a number S > 0, every fdatasync() of a
  * file named state.json waits S milliseconds first: a slow disk, on demand.
+ * And while $KS_SLOW_FSYNC_FILE holds a number S > 0, every fsync() of a file
+ * named $KS_SLOW_FSYNC_NAME does the same.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -188,18 +190,34 @@ static int fd_named(int fd, const char *name)
         return strcmp(base ? base + 1 : path, name) == 0;
 }
 
-int fdatasync(int fd)
+/* Wait the milliseconds $env holds if fd names a file called `name`. */
+static void slow_sync(int fd, const char *name, const char *env)
 {
-        static int (*real)(int);
         int ms;
 
-        if (!real)
-                real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-        if (getenv("KS_SLOW_SYNC_FILE") && fd_named(fd, "state.json") &&
-            (ms = fault_value("KS_SLOW_SYNC_FILE")) > 0) {
+        if (name && getenv(env) && fd_named(fd, name) && (ms = fault_value(env)) > 0) {
                 struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
 
                 nanosleep(&ts, NULL);
         }
+}
+
+int fdatasync(int fd)
+{
+        static int (*real)(int);
+
+        if (!real)
+                real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+        slow_sync(fd, "state.json", "KS_SLOW_SYNC_FILE");
+        return real(fd);
+}
+
+int fsync(int fd)
+{
+        static int (*real)(int);
+
+        if (!real)
+                real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+        slow_sync(fd, getenv("KS_SLOW_FSYNC_NAME"), "KS_SLOW_FSYNC_FILE");
         return real(fd);
 }

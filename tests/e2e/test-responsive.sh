@@ -319,5 +319,36 @@ check "5: after the restart, web cut" web_cut
 check_exit 0 "5: restore" ctl restore --reason "e2e: done"
 check "5: web reachable after the restore" web_ok
 
+# --- 6. a slow disk: the restore does not wait for the report's save ---------------------------
+# A restore keeps the isolation's counters for its report in last-isolation.json, replaced durably.
+# Each fsync of that file's new version waits 3 s here (tests/e2e/ks-faults.c): the restore is
+# answered at once all the same, the report has the counters at once (from memory), and the file
+# has them once the save is done, for after a restart. The old agent saved it on the loop before
+# answering: the restore took 3 s.
+FSYNC=$KS_TMP/slow-fsync
+echo 0 >"$FSYNC"
+agent_restart_faults KS_SLOW_FSYNC_FILE="$FSYNC" KS_SLOW_FSYNC_NAME=.last-isolation.json.tmp ||
+	die "killswitchd did not start with ks-faults.so"
+check_exit 0 "6: isolate" ctl isolate --reason "e2e: the report's slow save"
+rm -f "$KS_STATE/last-isolation.json"
+echo 3000 >"$FSYNC"
+t0=$(now_ms)
+check_exit 0 "6: restore" ctl restore --reason "e2e: the report's slow save"
+restore_ms=$(($(now_ms) - t0))
+check "6: restore answered in $restore_ms ms (< 2000) while the report's save takes 3 s" \
+	test "$restore_ms" -lt 2000
+saved_kept() {
+	ctl --json report | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+sys.exit(0 if not r["ongoing"] and r["kept"] and r["kept"]["source"] == "saved" else 1)'
+}
+check "6: report right after: the counters saved at the restore" saved_kept
+check "6: ... and on disk once the save is done" wait_until 15 test -s "$KS_STATE/last-isolation.json"
+echo 0 >"$FSYNC"
+agent_stop
+agent_start || die "killswitchd did not restart"
+check "6: after a restart, the report has them from the file" saved_kept
+
 check "the agent is still alive" agent_alive
 summary

@@ -105,6 +105,23 @@ static void test_replace(void **state)
         assert_string_equal(file_text(f->path), "last\n");
 }
 
+/* syncer_save(): the syncer is made on first use and kept; the file is replaced off the caller. */
+static void test_save(void **state)
+{
+        struct fixture *f = *state;
+        struct ks_syncer *s = NULL, *first;
+
+        syncer_save(&s, f->event, f->dir, "file", "the test file", strdup("one\n"), 0640);
+        assert_non_null(s);
+        first = s;
+        syncer_save(&s, f->event, f->dir, "file", "the test file", strdup("two\n"), 0640);
+        assert_ptr_equal(s, first);
+        for (unsigned j = 0; j < 20 && (access(f->path, F_OK) < 0 || strcmp(file_text(f->path), "two\n") != 0); j++)
+                assert_true(sd_event_run(f->event, 100000) >= 0);
+        assert_string_equal(file_text(f->path), "two\n");
+        assert_null(syncer_free(s));
+}
+
 /* A file that is gone: the fsync fails, is logged, and nothing else happens. */
 static void test_missing_file(void **state)
 {
@@ -126,6 +143,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_kicks, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_replace, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_save, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
