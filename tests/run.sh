@@ -1,10 +1,10 @@
 #!/bin/bash
-# The whole test suite, as CI runs it: installs dependencies, builds with -Werror,
-# runs the unit tests and the end-to-end network-namespace tests, then does it all
-# again with AddressSanitizer and UndefinedBehaviorSanitizer; static analysis (cppcheck,
-# clang-tidy) and the libFuzzer harnesses, each fuzzed for KS_FUZZ_SECONDS (default 45), run
-# beside the first pass's end-to-end tests and are counted at the end. Needs root.
-# The last line is "N passed, N failed". Set KS_QUICK=1 to skip the sanitizer pass and fuzz
+# The whole test suite, as CI runs it: installs dependencies, builds with -Werror and again
+# with AddressSanitizer and UndefinedBehaviorSanitizer, runs the unit tests of both builds, then
+# the end-to-end network-namespace tests against both builds, KS_E2E_JOBS (default 3) scripts at a
+# time; static analysis (cppcheck, clang-tidy) and the libFuzzer harnesses, each fuzzed for
+# KS_FUZZ_SECONDS (default 45), run beside them and are counted at the end. Needs root.
+# The last line is "N passed, N failed". Set KS_QUICK=1 to skip the sanitizer build and fuzz
 # for 10 s only.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,28 +55,6 @@ PY
         failed=$((failed + fail))
 }
 
-# End-to-end scripts print one "PASS: ..." or "FAIL: ..." line per check.
-run_e2e() {
-        local build=$1 t log ok fail rc
-        for t in tests/e2e/test-*.sh; do
-                log=$LOG_DIR/$(basename "$t" .sh)-$(basename "$build").log
-                KILLSWITCHD=$build/agent/killswitchd KILLSWITCHCTL=$build/ctl/killswitchctl \
-                        timeout 600 bash "$t" >"$log" 2>&1
-                rc=$?
-                ok=$(grep -c '^PASS: ' "$log")
-                fail=$(grep -c '^FAIL: ' "$log")
-                if [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ]; then
-                        fail=1
-                        echo "FAIL: $t exited with status $rc"
-                fi
-                grep '^FAIL: ' "$log"
-                [ "$fail" -gt 0 ] && { echo "--- tail of $log ---"; tail -30 "$log"; }
-                echo "$t ($(basename "$build")): $ok passed, $fail failed"
-                passed=$((passed + ok))
-                failed=$((failed + fail))
-        done
-}
-
 # A script that prints "PASS: ..."/"FAIL: ..." lines: count them; a non-zero exit without a FAIL
 # line counts as one failure. record NAME CMD... runs it into $LOG_DIR/NAME.log (exit status and
 # seconds in NAME.rc), count_checks NAME counts it; run_checks NAME CMD... does both.
@@ -89,6 +67,8 @@ record() {
 }
 count_checks() {
         local name=$1 log=$LOG_DIR/$1.log ok fail rc secs
+        local shown='^(PASS|FAIL): '
+        [ "${2:-}" = --failures ] && shown='^FAIL: '
         read -r rc secs <"$LOG_DIR/$name.rc" 2>/dev/null || { rc=1; secs=?; }
         ok=$(grep -c '^PASS: ' "$log")
         fail=$(grep -c '^FAIL: ' "$log")
@@ -96,7 +76,7 @@ count_checks() {
                 fail=1
                 echo "FAIL: $name exited with status $rc"
         fi
-        grep -E '^(PASS|FAIL): ' "$log"
+        grep -E "$shown" "$log"
         [ "$fail" -gt 0 ] && { echo "--- tail of $log ---"; tail -30 "$log"; }
         echo "$name: $ok passed, $fail failed ($secs s)"
         passed=$((passed + ok))
@@ -105,6 +85,45 @@ count_checks() {
 run_checks() {
         record "$@"
         count_checks "$1"
+}
+
+# End-to-end scripts print one "PASS: ..." or "FAIL: ..." line per check. Each builds its own lab
+# (namespaces, temporary directories and sockets named after its PID), and most of their time is
+# spent waiting (timeouts, schedules, probes), so KS_E2E_JOBS (default 3) run at once: every script
+# against every build given, the slowest first. Each is counted as it ends; only FAIL lines are
+# shown, the whole output is in $LOG_DIR/SCRIPT-BUILD.log.
+E2E_SLOW="robust schedule abuse systemd incident units valgrind soak responsive exact-links triggers"
+e2e_scripts() {
+        local s t
+        for s in $E2E_SLOW; do [ -f "tests/e2e/test-$s.sh" ] && echo "tests/e2e/test-$s.sh"; done
+        for t in tests/e2e/test-*.sh; do
+                s=$(basename "$t" .sh)
+                [[ " $E2E_SLOW " == *" ${s#test-} "* ]] || echo "$t"
+        done
+}
+e2e_one() {
+        local t=$1 build=$2
+        KILLSWITCHD=$build/agent/killswitchd KILLSWITCHCTL=$build/ctl/killswitchctl \
+                record "$(basename "$t" .sh)-$(basename "$build")" timeout 600 bash "$t"
+}
+run_e2e() {
+        local jobs=${KS_E2E_JOBS:-3} t build pid done_pid
+        declare -A running=()
+        for t in $(e2e_scripts); do
+                for build in "$@"; do
+                        while [ ${#running[@]} -ge "$jobs" ]; do
+                                wait -n -p done_pid "${!running[@]}"
+                                count_checks "${running[$done_pid]}" --failures
+                                unset "running[$done_pid]"
+                        done
+                        e2e_one "$t" "$build" &
+                        running[$!]="$(basename "$t" .sh)-$(basename "$build")"
+                done
+        done
+        for pid in "${!running[@]}"; do
+                wait "$pid"
+                count_checks "${running[$pid]}" --failures
+        done
 }
 
 run_pass() {
@@ -120,9 +139,9 @@ run_pass() {
 }
 
 # Static analysis and the fuzzers keep both CPUs busy for a few minutes while the end-to-end tests
-# mostly wait (on timeouts, schedules, probes), so they run in the background beside the first
-# pass's end-to-end tests, which must pass with the machine's other CPU busy anyway. Their lines
-# come at the end.
+# mostly wait (on timeouts, schedules, probes), so they run in the background beside the
+# end-to-end tests, which must pass with the machine's other CPU busy anyway. Their lines come at
+# the end.
 background_checks() {
         record static-analysis tests/static-analysis.sh "$ROOT/build"
         unset ASAN_OPTIONS UBSAN_OPTIONS       # the harnesses set their own
@@ -132,16 +151,22 @@ background_checks() {
 fuzz_seconds=${KS_FUZZ_SECONDS:-45}
 [ -n "${KS_QUICK:-}" ] && fuzz_seconds=${KS_FUZZ_SECONDS:-10}
 
-checks_pid=
-if run_pass "$ROOT/build"; then
-        background_checks &
-        checks_pid=$!
-        run_e2e "$ROOT/build"
-fi
+# Both builds first, then every end-to-end script against both, with static analysis and the
+# fuzzers beside them.
+builds=()
+run_pass "$ROOT/build" && builds+=("$ROOT/build")
 if [ -z "${KS_QUICK:-}" ]; then
         export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-        run_pass "$ROOT/build-asan" -Db_sanitize=address,undefined -Db_lundef=false &&
-                run_e2e "$ROOT/build-asan"
+        run_pass "$ROOT/build-asan" -Db_sanitize=address,undefined -Db_lundef=false && builds+=("$ROOT/build-asan")
+fi
+checks_pid=
+if [ -x "$ROOT/build/agent/killswitchd" ]; then
+        background_checks &
+        checks_pid=$!
+fi
+if [ ${#builds[@]} -gt 0 ]; then
+        echo "== end-to-end tests: $(basename -a "${builds[@]}" | paste -sd ' '), ${KS_E2E_JOBS:-3} at a time"
+        run_e2e "${builds[@]}"
 fi
 if [ -n "$checks_pid" ]; then
         wait "$checks_pid"
