@@ -56,20 +56,23 @@ PY
 }
 
 # A script that prints "PASS: ..."/"FAIL: ..." lines: count them; a non-zero exit without a FAIL
-# line counts as one failure. record NAME CMD... runs it into $LOG_DIR/NAME.log (exit status and
-# seconds in NAME.rc), count_checks NAME counts it; run_checks NAME CMD... does both.
+# line counts as one failure. record NAME CMD... runs it into $LOG_DIR/NAME.log (exit status,
+# seconds and the CPU seconds of it and its children in NAME.rc), count_checks NAME [--failures]
+# counts it (and shows its PASS and FAIL lines, or only the FAIL ones); run_checks NAME CMD...
+# does both.
 record() {
-        local name=$1 start=$SECONDS rc
+        local name=$1 start=$SECONDS rc cpu TIMEFORMAT='%U %S'
         shift
-        "$@" >"$LOG_DIR/$name.log" 2>&1
+        { time "$@" >"$LOG_DIR/$name.log" 2>&1; } 2>"$LOG_DIR/$name.time"
         rc=$?
-        echo "$rc $((SECONDS - start))" >"$LOG_DIR/$name.rc"
+        cpu=$(awk '{ printf "%.0f", $1 + $2 }' "$LOG_DIR/$name.time")
+        echo "$rc $((SECONDS - start)) ${cpu:-?}" >"$LOG_DIR/$name.rc"
 }
 count_checks() {
-        local name=$1 log=$LOG_DIR/$1.log ok fail rc secs
+        local name=$1 log=$LOG_DIR/$1.log ok fail rc secs cpu
         local shown='^(PASS|FAIL): '
         [ "${2:-}" = --failures ] && shown='^FAIL: '
-        read -r rc secs <"$LOG_DIR/$name.rc" 2>/dev/null || { rc=1; secs=?; }
+        read -r rc secs cpu <"$LOG_DIR/$name.rc" 2>/dev/null || { rc=1; secs=?; }
         ok=$(grep -c '^PASS: ' "$log")
         fail=$(grep -c '^FAIL: ' "$log")
         if [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ]; then
@@ -78,7 +81,7 @@ count_checks() {
         fi
         grep -E "$shown" "$log"
         [ "$fail" -gt 0 ] && { echo "--- tail of $log ---"; tail -30 "$log"; }
-        echo "$name: $ok passed, $fail failed ($secs s)"
+        echo "$name: $ok passed, $fail failed ($secs s, ${cpu:-?} s of CPU)"
         passed=$((passed + ok))
         failed=$((failed + fail))
 }
@@ -92,7 +95,7 @@ run_checks() {
 # spent waiting (timeouts, schedules, probes), so KS_E2E_JOBS (default 3) run at once: every script
 # against every build given, the slowest first. Each is counted as it ends; only FAIL lines are
 # shown, the whole output is in $LOG_DIR/SCRIPT-BUILD.log.
-E2E_SLOW="robust schedule abuse systemd incident units valgrind soak responsive exact-links triggers"
+E2E_SLOW="robust systemd abuse incident units schedule drops fleet exact-upkeep policy-v2 soak responsive tamper"
 e2e_scripts() {
         local s t
         for s in $E2E_SLOW; do [ -f "tests/e2e/test-$s.sh" ] && echo "tests/e2e/test-$s.sh"; done

@@ -573,8 +573,13 @@ ks_setup_dirs() {
 ctl() { timeout "$KS_CTL_TIMEOUT" "$KILLSWITCHCTL" --socket "$KS_SOCK" "$@"; }
 
 # agent_start — start killswitchd in gw and wait until it answers on its socket.
+# An agent built with AddressSanitizer starts, stops and compiles a few times slower; the suite
+# runs it beside other scripts. Liveness limits (not timing checks) are longer for it.
+ks_agent_asan() { ldd "$KILLSWITCHD" 2>/dev/null | grep -q libasan; }
+
 agent_start() {
 	local limit=10
+	ks_agent_asan && limit=30
 	[ -n "$KS_AGENT_WRAPPER" ] && limit=60
 	printf -- '--- start %s\n' "$(date +%T.%N)" >>"$KS_LOG"
 	# shellcheck disable=SC2086 # the wrapper and the extra arguments are command lines
@@ -595,19 +600,21 @@ agent_start() {
 	done
 }
 
-# agent_stop [SIGNAL] — stop the agent (default TERM) and wait for it; KILL after 10 s.
+# agent_stop [SIGNAL] — stop the agent (default TERM) and wait for it; KILL after 10 s (30 s for
+# an ASan build).
 agent_stop() {
-	local sig=${1:-TERM} i
+	local sig=${1:-TERM} i limit=10
 	[ -n "$AGENT_PID" ] || return 0
+	ks_agent_asan && limit=30
 	# stderr off for the whole block: it hides bash's "Killed" job notice, not the agent's log.
 	{
 		kill -"$sig" "$AGENT_PID"
-		for ((i = 0; i < 200; i++)); do
+		for ((i = 0; i < limit * 20; i++)); do
 			kill -0 "$AGENT_PID" || break
 			sleep 0.05
 		done
 		if kill -0 "$AGENT_PID"; then
-			note "killswitchd ignored SIG$sig for 10 s, killing it"
+			note "killswitchd ignored SIG$sig for $limit s, killing it"
 			kill -KILL "$AGENT_PID"
 		fi
 		wait "$AGENT_PID"

@@ -86,7 +86,7 @@ check_exit 0 "A. killswitchctl status of a group member under abuse" member_ctl 
 sleep 8 # longer than the heartbeat's timeout: the keeper must have got through
 RSS1=$(rss_kib)
 note "agent RSS: $RSS0 KiB before the abuse, $RSS1 KiB under it"
-if ldd "$KILLSWITCHD" 2>/dev/null | grep -q libasan; then
+if ks_agent_asan; then
 	note "RSS not compared under AddressSanitizer"
 else
 	check "A. the agent's RSS under abuse grew by less than 32 MiB ($RSS0 -> $RSS1 KiB)" test "$RSS1" -lt $((RSS0 + 32768))
@@ -132,8 +132,12 @@ CPU1=$(cpu_ticks)
 TICKS=$(getconf CLK_TCK)
 note "$(cat "$KS_TMP/show.out"); the agent used $(( (CPU1 - CPU0) * 1000 / TICKS )) ms of CPU meanwhile"
 # nobody's budget: 200 ms, then 1/10 of a CPU (1.5 s in 15 s); sending the replies comes on top.
-check "A. nobody's 15 s of Show requests cost the agent less than 6 s of CPU ($(( (CPU1 - CPU0) * 1000 / TICKS )) ms)" \
-	test $(( (CPU1 - CPU0) * 1000 / TICKS )) -lt 6000
+if ks_agent_asan; then
+	note "A. CPU not compared under AddressSanitizer (its instrumentation costs a few times more per request)"
+else
+	check "A. nobody's 15 s of Show requests cost the agent less than 6 s of CPU ($(( (CPU1 - CPU0) * 1000 / TICKS )) ms)" \
+		test $(( (CPU1 - CPU0) * 1000 / TICKS )) -lt 6000
+fi
 rm -f "$KS_CONF/policies/big.policy"
 ctl reload >/dev/null 2>&1
 
@@ -268,8 +272,9 @@ check "D. --check: FILE:LINE (of the Path= line) for each unsafe path trigger" c
 	"$CONF:10: Path: \"$KS_TMP/sublink/panic\": $KS_TMP/sublink is a symbolic link"
 check_not "D. --check: the safe trigger is not reported" grep -q ":1[34]:" <<<"$out"
 ctl reload >/dev/null 2>&1
+# (A reload asked for while an earlier one still runs follows it: wait for its result.)
 check "D. the running agent arms only the safe trigger" \
-	status_is '[p["name"] for p in d["triggers"]["paths"]] == ["safe"]'
+	wait_until 30 status_is '[p["name"] for p in d["triggers"]["paths"]] == ["safe"]'
 "${NOBODY[@]}" touch "$KS_TMP/open/panic"
 sleep 1.5
 check "D. nobody creating the file in the world-writable directory does not isolate" \

@@ -325,7 +325,7 @@ check "flood: the tuples are bounded (16384 UDP tuples per family at most), ever
 	'd["drops"]["tuples"] <= 2 * 16384 + 16 and d["drops"]["packets"] + d["drops"]["overflow"] >= '"$sent"' * 9 // 10'
 # Under AddressSanitizer freed memory stays in its quarantine and caches: a wider bound there.
 rss_max=32768
-ldd "$KILLSWITCHD" 2>/dev/null | grep -q libasan && rss_max=131072
+ks_agent_asan && rss_max=131072
 check "flood: the agent's memory stays bounded (RSS grew $((rss1 - rss0)) KiB, < $((rss_max / 1024)) MiB)" \
 	test $((rss1 - rss0)) -lt "$rss_max"
 

@@ -61,7 +61,7 @@ start_agent_with_faults() {
 start_agent_with_faults || die "killswitchd did not start"
 
 # AddressSanitizer's quarantine keeps freed memory: RSS says nothing about leaks there (LSan does).
-if ldd "$KILLSWITCHD" 2>/dev/null | grep -q libasan; then RSS_SLACK=; else RSS_SLACK=4096; fi
+if ks_agent_asan; then RSS_SLACK=; else RSS_SLACK=4096; fi
 rss_bounded() { # DESC — the agent's RSS is within RSS_SLACK KiB of RSS0
 	local rss
 	rss=$(rss_kib)

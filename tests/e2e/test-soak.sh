@@ -105,7 +105,7 @@ FDS1=$(fds)
 RSS1=$(rss_kib)
 note "after: $FDS1 fds, $RSS1 KiB RSS ($((RSS1 - RSS0)) KiB more)"
 check "fd count after the soak equals before ($FDS0)" test "$FDS1" -eq "$FDS0"
-if ldd "$KILLSWITCHD" 2>/dev/null | grep -q libasan; then
+if ks_agent_asan; then
 	note "RSS not compared: AddressSanitizer's quarantine keeps freed memory (LeakSanitizer checks leaks at exit)"
 elif [ "$RSS1" -le $((RSS0 + RSS_SLACK)) ]; then
 	pass "RSS after the soak within ${RSS_SLACK} KiB of before ($RSS0 -> $RSS1 KiB)"
