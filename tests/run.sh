@@ -163,7 +163,7 @@ if [ -z "${KS_QUICK:-}" ]; then
         run_pass "$ROOT/build-asan" -Db_sanitize=address,undefined -Db_lundef=false && builds+=("$ROOT/build-asan")
 fi
 checks_pid=
-if [ -x "$ROOT/build/agent/killswitchd" ]; then
+if [ "${builds[0]:-}" = "$ROOT/build" ]; then  # static analysis uses the plain build
         background_checks &
         checks_pid=$!
 fi
