@@ -1,5 +1,12 @@
 # shellcheck shell=bash
-# Debian packages killswitch needs to build, test and demo. Sourced by tests/run.sh and tests/demo.sh.
+# Debian packages killswitch needs to build, test and demo. Sourced by tests/run.sh, tests/demo.sh,
+# tests/bench/bench.sh and tests/e2e/lib.sh.
+
+# The tests run these packages' tools: Debian's directories come first in PATH. A version
+# manager's shim earlier in it is left behind: pyenv's python3 is a shell script that took
+# ~0.5 s of CPU per start here (Debian's: 0.04 s; the suite starts python3 ~1,500 times) and
+# does not see Debian's python3 modules.
+PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 KS_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev libnftnl-dev libmnl-dev libsystemd-dev
              libjansson-dev libcmocka-dev nftables socat iproute2 iputils-ping python3 scdoc util-linux
              procps

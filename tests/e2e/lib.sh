@@ -28,6 +28,8 @@
 set -u
 
 KS_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=../deps.sh
+. "$KS_REPO/tests/deps.sh"     # PATH: Debian's tools first
 KILLSWITCHD=${KILLSWITCHD:-$KS_REPO/build/agent/killswitchd}
 KILLSWITCHCTL=${KILLSWITCHCTL:-$KS_REPO/build/ctl/killswitchctl}
 KS_AGENT_WRAPPER=${KS_AGENT_WRAPPER:-}
@@ -174,11 +176,11 @@ die() {
 
 # wait_until SECONDS CMD... — poll CMD every 50 ms until it succeeds or the time is up.
 wait_until() {
-	local deadline=$(($(date +%s%N) + ${1%.*} * 1000000000))
+	local deadline=$((${EPOCHREALTIME//[!0-9]/} + ${1%.*} * 1000000))
 	shift
 	while :; do
 		"$@" >/dev/null 2>&1 && return 0
-		[ "$(date +%s%N)" -lt "$deadline" ] || return 1
+		[ "${EPOCHREALTIME//[!0-9]/}" -lt "$deadline" ] || return 1
 		sleep 0.05
 	done
 }
