@@ -3,7 +3,7 @@
 # with AddressSanitizer and UndefinedBehaviorSanitizer, runs the unit tests of both builds, then
 # the end-to-end network-namespace tests against both builds, KS_E2E_JOBS (default 3) scripts at a
 # time; static analysis (cppcheck, clang-tidy) and the libFuzzer harnesses, each fuzzed for
-# KS_FUZZ_SECONDS (default 45), run beside them and are counted at the end. Needs root.
+# KS_FUZZ_SECONDS (default 20), run beside them and are counted at the end. Needs root.
 # The last line is "N passed, N failed". Set KS_QUICK=1 to skip the sanitizer build and fuzz
 # for 10 s only.
 set -u
@@ -23,7 +23,8 @@ LOG_DIR=$(mktemp -d /tmp/killswitch-tests.XXXXXX)
 
 # Unit tests through meson. They speak TAP: every cmocka test counts.
 run_unit() {
-        local build=$1 log=$LOG_DIR/unit-$(basename "$1").log counts ok fail
+        local build=$1 log counts ok fail
+        log=$LOG_DIR/unit-$(basename "$1").log
         meson test -C "$build" --print-errorlogs >"$log" 2>&1
         counts=$(python3 - "$build/meson-logs/testlog.json" <<'PY'
 import json, re, sys
@@ -72,7 +73,7 @@ count_checks() {
         local name=$1 log=$LOG_DIR/$1.log ok fail rc secs cpu
         local shown='^(PASS|FAIL): '
         [ "${2:-}" = --failures ] && shown='^FAIL: '
-        read -r rc secs cpu <"$LOG_DIR/$name.rc" 2>/dev/null || { rc=1; secs=?; }
+        read -r rc secs cpu <"$LOG_DIR/$name.rc" 2>/dev/null || { rc=1; secs="?"; }
         ok=$(grep -c '^PASS: ' "$log")
         fail=$(grep -c '^FAIL: ' "$log")
         if [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ]; then
@@ -151,7 +152,7 @@ background_checks() {
         export KS_FUZZ_BUILD=$ROOT/build-fuzz KS_FUZZ_WORK=$LOG_DIR/fuzz
         record fuzz tests/fuzz/run.sh "$fuzz_seconds"
 }
-fuzz_seconds=${KS_FUZZ_SECONDS:-45}
+fuzz_seconds=${KS_FUZZ_SECONDS:-20}
 [ -n "${KS_QUICK:-}" ] && fuzz_seconds=${KS_FUZZ_SECONDS:-10}
 
 # Both builds first, then every end-to-end script against both, with static analysis and the

@@ -28,7 +28,7 @@
 set -u
 
 KS_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-# shellcheck source=../deps.sh
+# shellcheck source-path=SCRIPTDIR source=../deps.sh
 . "$KS_REPO/tests/deps.sh"     # PATH: Debian's tools first
 KILLSWITCHD=${KILLSWITCHD:-$KS_REPO/build/agent/killswitchd}
 KILLSWITCHCTL=${KILLSWITCHCTL:-$KS_REPO/build/ctl/killswitchctl}
@@ -732,6 +732,29 @@ host_ruleset_intact() { [ "$(nft list ruleset 2>&1)" = "$KS_HOST_RULESET" ]; }
 fds() { find "/proc/$AGENT_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$AGENT_PID/status"; }
 
+# ks_deb — print the path of the Debian package of this source tree (tracked and new files),
+# built with tests/build-deb.sh once per content and kept in KS_CACHE (default
+# /var/cache/killswitch-tests): test-systemd.sh and test-units.sh, which run side by side, share
+# one build. The package's own run of the unit tests is left out (DEB_BUILD_OPTIONS=nocheck):
+# the suite ran them on both builds before. KS_DEB=PATH: that package instead.
+KS_CACHE=${KS_ROOTFS_CACHE:-/var/cache/killswitch-tests}
+ks_deb() {
+	local key dir
+	[ -n "${KS_DEB:-}" ] && { echo "$KS_DEB"; return 0; }
+	key=$(cd "$KS_REPO" && git ls-files -z -co --exclude-standard 2>/dev/null | sort -z |
+		xargs -0 sha256sum 2>/dev/null | sha256sum | cut -c1-16)
+	dir=$KS_CACHE/deb-$key
+	mkdir -p "$KS_CACHE" || return 1
+	(
+		flock -w 600 9 || { echo "ks_deb: $KS_CACHE/.deb.lock held for 10 minutes" >&2; exit 1; }
+		deb=$(ls "$dir"/killswitch_*.deb 2>/dev/null) && [ -s "$deb" ] && { echo "$deb"; exit 0; }
+		deb=$(DEB_BUILD_OPTIONS="nocheck ${DEB_BUILD_OPTIONS:-}" timeout 300 \
+			"$KS_REPO/tests/build-deb.sh" "$KS_TMP/deb-build") || exit 1
+		find "$KS_CACHE" -maxdepth 1 -name 'deb-*' -mmin +1440 -exec rm -rf {} + 2>/dev/null
+		mkdir -p "$dir" && cp "$deb" "$dir/" && ls "$dir"/killswitch_*.deb
+	) 9>"$KS_CACHE/.deb.lock"
+}
+
 # ---------------------------------------------------------------------------------------------
 
 cleanup() {
@@ -750,11 +773,11 @@ require_root() {
 }
 
 require_tools() {
-	local t missing=
+	local t absent=
 	for t in ip nft socat ping python3 setpriv timeout; do
-		command -v "$t" >/dev/null || missing="$missing $t"
+		command -v "$t" >/dev/null || absent="$absent $t"
 	done
-	[ -z "$missing" ] || { fail "setup: missing tools:$missing"; summary; exit 1; }
+	[ -z "$absent" ] || { fail "setup: missing tools:$absent"; summary; exit 1; }
 }
 
 # ks_init — the common start of every e2e test: root, tools, temp dirs, cleanup on exit.

@@ -406,7 +406,8 @@ if [ "$SANITIZED" = 1 ] || [ -n "${KS_SKIP_DEB:-}" ]; then
 	note "Debian package not built in this pass"
 else
 	DEB_OUT=$KS_TMP/deb
-	if deb=$(timeout 300 "$KS_REPO/tests/build-deb.sh" "$DEB_OUT" 2>"$KS_TMP/deb.err"); then
+	mkdir -p "$DEB_OUT"
+	if deb=$(ks_deb 2>"$KS_TMP/deb.err"); then
 		pass "dpkg-buildpackage -us -uc -b builds the package"
 		dpkg-deb --contents "$deb" | awk '{ print $6 }' | sed 's#^\./#/#' >"$KS_TMP/deb.contents"
 		for f in /usr/sbin/killswitchd /usr/bin/killswitchctl /lib/systemd/system/killswitchd.service \

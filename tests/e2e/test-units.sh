@@ -25,7 +25,6 @@
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ks_init
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 skip() { printf 'SKIP: %s\n' "$1"; summary; exit 0; }
 for t in systemd-nspawn mmdebstrap nsenter flock; do
 	command -v "$t" >/dev/null || skip "no $t here (Debian: systemd-container, mmdebstrap): units not booted"
@@ -38,7 +37,7 @@ fi
 
 SUITE=bookworm
 PKGS=systemd,systemd-sysv,dbus,nftables,iproute2,libnftnl11,libmnl0,libjansson4,libsystemd0
-CACHE=${KS_ROOTFS_CACHE:-/var/cache/killswitch-tests}
+CACHE=$KS_CACHE
 KEY=$(printf '%s %s %s' "$SUITE" "$PKGS" "$(dpkg-query -W -f='${Version}' mmdebstrap)" | sha256sum | cut -c1-16)
 TARBALL=$CACHE/rootfs-$SUITE-$KEY.tar
 CT=$KS_TMP/ct
@@ -64,21 +63,7 @@ trap units_cleanup EXIT
 
 start=$SECONDS
 mkdir -p "$CACHE" || die "cannot create $CACHE"
-# The package of this very source tree (tracked and new files), built once per content.
-SRC_KEY=$(cd "$REPO" && git ls-files -z -co --exclude-standard 2>/dev/null | sort -z |
-	xargs -0 sha256sum 2>/dev/null | sha256sum | cut -c1-16)
-DEB_CACHE=$CACHE/deb-$SRC_KEY
-if [ -n "${KS_DEB:-}" ]; then
-	DEB=$KS_DEB
-elif DEB=$(ls "$DEB_CACHE"/killswitch_*.deb 2>/dev/null) && [ -s "$DEB" ]; then
-	note "package built before from the same sources"
-elif DEB=$(timeout 300 "$REPO/tests/build-deb.sh" "$KS_TMP/deb" 2>"$KS_TMP/deb.err"); then
-	find "$CACHE" -maxdepth 1 -name 'deb-*' -mmin +1440 -exec rm -rf {} + 2>/dev/null
-	mkdir -p "$DEB_CACHE" && cp "$DEB" "$DEB_CACHE/"
-else
-	sed 's/^/#   /' "$KS_TMP/deb.err"
-	die "tests/build-deb.sh failed"
-fi
+DEB=$(ks_deb 2>"$KS_TMP/deb.err") || { sed 's/^/#   /' "$KS_TMP/deb.err"; die "tests/build-deb.sh failed"; }
 note "package: $DEB ($((SECONDS - start)) s)"
 
 (
