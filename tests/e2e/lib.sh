@@ -591,6 +591,21 @@ ks_agent_asan() {
 	[ "$KS_AGENT_ASAN" = 1 ]
 }
 
+# reload_waited — `killswitchctl reload`, its answer waited for beyond the client's own
+# 30 s: a reload of 100,000 entries by an ASan build on a busy machine took longer. A reload asked
+# for meanwhile runs after it, so the next one's answer says that the first is done. Prints the
+# last answer; its exit status.
+reload_waited() {
+	local out rc _
+	for _ in 1 2 3 4; do
+		out=$(KS_CTL_TIMEOUT=120 ctl reload 2>&1)
+		rc=$?
+		[[ $rc -ne 0 && $out == *"did not reply within"* ]] || break
+	done
+	printf '%s\n' "$out"
+	return "$rc"
+}
+
 agent_start() {
 	local limit=10
 	ks_agent_asan && limit=30

@@ -245,7 +245,7 @@ lines += ["Address=" + " ".join(addrs[i:i + 32]) for i in range(0, len(addrs), 3
 lines += ["Ports=tcp:25", "", "[Gateway mail]", "Address=203.0.113.25", "Ports=tcp:25", ""]
 open(sys.argv[1], "w").write("\n".join(lines))
 PY
-ctl reload >"$KS_TMP/reload-big.out" 2>&1 &
+reload_waited >"$KS_TMP/reload-big.out" 2>&1 &
 RELOAD_PID=$!
 # (The reload parses and compiles on a thread of low priority: on a machine whose CPUs are busy
 # with other work that takes a while.)
@@ -258,6 +258,7 @@ check_many <<'EOF'
 EOF
 wait "$RELOAD_PID"
 check "big policy: the reload succeeds" test $? = 0
+show_output "$KS_TMP/reload-big.out"
 big_elems() { n_gw nft list set inet killswitch big/gw_bulk_v4 | grep -o 'tcp . 25' | wc -l; }
 check "big policy: its set holds all 100,000 elements" eval '[ "$(big_elems)" = 100000 ]'
 check_exit 0 "big policy: switch to isolate" ctl isolate --reason "e2e: switch"
