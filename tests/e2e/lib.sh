@@ -166,6 +166,9 @@ summary() {
 	[ "$KS_FAILED" -eq 0 ]
 }
 
+# skip REASON — this script cannot or need not run here: "SKIP: REASON" (not counted), exit 0.
+skip() { printf 'SKIP: %s\n' "$1"; summary; exit 0; }
+
 # die MSG — a setup step failed: count it, explain, stop (cleanup runs from the EXIT trap).
 die() {
 	fail "setup: $*"

@@ -31,7 +31,7 @@ NS=${KS_PREFIX}sd
 NOTIFY_PID=
 SD_PID=
 SANITIZED=0
-grep -q __asan_init "$KILLSWITCHD" && SANITIZED=1
+ks_agent_asan && SANITIZED=1
 
 systemd_cleanup() {
 	[ -n "$SD_PID" ] && kill -KILL "$SD_PID" 2>/dev/null

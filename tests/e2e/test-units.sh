@@ -25,13 +25,12 @@
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ks_init
-skip() { printf 'SKIP: %s\n' "$1"; summary; exit 0; }
 for t in systemd-nspawn mmdebstrap nsenter flock; do
 	command -v "$t" >/dev/null || skip "no $t here (Debian: systemd-container, mmdebstrap): units not booted"
 done
 
 # The package is built from the sources, not from $KILLSWITCHD: the sanitizer pass would boot the same again.
-if [ -n "${KILLSWITCHD:-}" ] && grep -q __asan_init "$KILLSWITCHD" 2>/dev/null; then
+if ks_agent_asan; then
 	skip "sanitizer pass: the package under test is the same as in the plain pass, booted there"
 fi
 
