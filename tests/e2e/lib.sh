@@ -761,6 +761,25 @@ host_ruleset_intact() { [ "$(nft list ruleset 2>&1)" = "$KS_HOST_RULESET" ]; }
 # The agent's open file descriptors and resident memory.
 fds() { find "/proc/$AGENT_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$AGENT_PID/status"; }
+# The agent's malloc arenas besides the main one, "START RSS_KIB" each. glibc gives a thread an
+# arena of its own (a heap aligned to 64 MiB, read-write, its reservation right after it) when
+# the others are taken, up to 8 per CPU: more of them on a busy machine, where threads overlap.
+arenas() {
+	local start end perm _off _dev c extra prev_start="" prev_end="" prev_rss=0 cand=0
+	while read -r start perm _off _dev c extra; do
+		case $start in
+		*-*)
+			end=${start#*-} start=${start%-*}
+			[ "$cand" = 1 ] && [ "$perm" = ---p ] && [ "$start" = "$prev_end" ] &&
+				echo "$prev_start $prev_rss"
+			cand=0
+			[ "$perm" = rw-p ] && [ "$c" = 0 ] && [ -z "$extra" ] &&
+				[ $((16#$start % 67108864)) -eq 0 ] && cand=1
+			prev_start=$start prev_end=$end prev_rss=0 ;;
+		Rss:) prev_rss=$perm ;;
+		esac
+	done <"/proc/$AGENT_PID/smaps"
+}
 
 # ks_deb — print the path of the Debian package of this source tree (tracked and new files),
 # built with tests/build-deb.sh once per content and kept in KS_CACHE (default
