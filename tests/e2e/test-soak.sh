@@ -70,13 +70,10 @@ cycles 0 520 >/dev/null || die "warm-up cycles failed"
 sleep 0.2
 FDS0=$(fds)
 RSS0=$(rss_kib)
-ARENAS0=$(arenas)
+ARENAS0=$(ks_agent_asan || arenas)     # ASan's allocator has none (its regions look like them)
 SHAPE0=$(table_shape)
 OBJ0=$(kernel_objects)
-ARENA_NOTE=", $(echo "$ARENAS0" | grep -c .) malloc arenas besides the main one"
-# ASan's allocator has no glibc arenas (its regions would look like them).
-ks_agent_asan && ARENAS0="" ARENA_NOTE=""
-note "before: $FDS0 fds, $RSS0 KiB RSS, $OBJ0 ruleset lines$ARENA_NOTE"
+note "before: $FDS0 fds, $RSS0 KiB RSS, $OBJ0 ruleset lines, $(grep -c . <<<"$ARENAS0") malloc arenas besides the main one"
 
 start=$(date +%s)
 done_cycles=0
@@ -118,8 +115,7 @@ while read -r start kib; do
 	case $'\n'$ARENAS0$'\n' in *$'\n'"$start "*) continue ;; esac
 	NEW_ARENAS=$((NEW_ARENAS + 1)) NEW_KIB=$((NEW_KIB + kib))
 done < <(ks_agent_asan || arenas)
-[ -n "$ARENA_NOTE" ] && ARENA_NOTE="; $NEW_ARENAS malloc arenas new, $NEW_KIB KiB of it"
-note "after: $FDS1 fds, $RSS1 KiB RSS ($((RSS1 - RSS0)) KiB more$ARENA_NOTE)"
+note "after: $FDS1 fds, $RSS1 KiB RSS ($((RSS1 - RSS0)) KiB more; $NEW_ARENAS malloc arenas new, $NEW_KIB KiB of it)"
 RSS1=$((RSS1 - NEW_KIB))
 check "fd count after the soak equals before ($FDS0)" test "$FDS1" -eq "$FDS0"
 if ks_agent_asan; then
