@@ -116,9 +116,9 @@ struct ks_manager *manager_free(struct ks_manager *m)
 {
         if (!m)
                 return NULL;
+        links_compile_stop_all(m);      /* before the store goes with a reload (reloads_clear) */
         reloads_clear(m);
         precompiled_clear(m);
-        links_compile_stop_all(m);
         m->stager = stager_free(m->stager);
         m->readback = readback_free(m->readback);
         m->check = readback_free(m->check);
@@ -1920,20 +1920,28 @@ static struct reload_waiter *waiter_new(const struct ks_actor *a, manager_reload
         return w;
 }
 
-/* At exit: waits for a running reload's thread (bounded by the resolver's deadline), answers the callers. */
+/*
+ * At exit: answers the callers. A reload's thread still reading the files is
+ * not waited for (on a busy machine, parsing and compiling a large policy at
+ * its low priority takes seconds, tens of them): it gets the store, which it
+ * reads, and the process's exit ends it.
+ */
 static void reloads_clear(struct ks_manager *m)
 {
         struct ks_error e = {};
 
         ks_error_set(&e, -ECANCELED, KS_ERR_RELOAD, "The agent is stopping: the policies were not reloaded");
-        m->reload = reload_free(m->reload);
+        if (m->reload && !m->reload_staging)
+                log_info("Stopping during a reload: the policy files were not read to the end; "
+                         "the policies loaded before stay, and the next start reads the files again");
         while (m->reloads) {
                 struct reload_waiter *w = m->reloads;
 
                 m->reloads = w->next;
-                w->done(m, w->userdata, -ECANCELED, 0, &e);
+                w->done(m, w->userdata, -ECANCELED, 0, &e);     /* the answer lists the store */
                 waiter_free(w);
         }
+        m->reload = reload_abandon(m->reload, &m->store);
 }
 
 /* The files are read: put the results in force and re-stage the table (perhaps in steps: m->stager). */

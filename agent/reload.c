@@ -15,7 +15,9 @@ struct ks_reload {
         struct ks_worker *worker;
         char *dir;
         char *keep;                     /* the policy in force at the start */
-        const struct ks_store *current;
+        struct ks_store current;        /* a copy of the caller's, the same entries; ours if owns_current */
+        bool owns_current;              /* reload_abandon() */
+        bool scanned;                   /* the thread is done: the callback ran */
         struct store_scan scan;
         struct reload_table table;      /* compiled for the result, if it could be */
         int r;
@@ -27,13 +29,12 @@ struct ks_reload {
 static void reload_work(void *userdata)
 {
         struct ks_reload *rl = userdata;
-        struct resolve_budget budget = { .deadline_usec = now_monotonic_usec() + RESOLVE_TIMEOUT_USEC,
-                                         .timeout_usec = RESOLVE_TIMEOUT_USEC };
+        struct resolve_budget budget = RESOLVE_BUDGET_INIT;
         struct reload_table *t = &rl->table;
 
-        rl->r = store_scan_dir(rl->dir, rl->current, resolve_hostname_bounded, &budget, &rl->scan);
+        rl->r = store_scan_dir(rl->dir, &rl->current, resolve_hostname_bounded, &budget, &rl->scan);
         /* The compiler is pure: compile the table the loop will send (as replace_table() would). */
-        if (rl->r == 0 && store_scan_policies(&rl->scan, rl->current, rl->keep, &t->policies, &t->n_policies) == 0 &&
+        if (rl->r == 0 && store_scan_policies(&rl->scan, &rl->current, rl->keep, &t->policies, &t->n_policies) == 0 &&
             compile_table(t->policies, t->n_policies, NULL, TABLE_NAME, &t->rs) < 0)
                 t->rs = NULL;
         if (t->rs)
@@ -44,14 +45,17 @@ static void reload_done(void *userdata)
 {
         struct ks_reload *rl = userdata;
 
+        rl->scanned = true;
         rl->done(rl->userdata, rl->r, &rl->scan, &rl->table);
 }
 
-struct ks_reload *reload_free(struct ks_reload *rl)
+/* All but the worker. */
+static void reload_clear(void *userdata)
 {
-        if (!rl)
-                return NULL;
-        worker_free(rl->worker);
+        struct ks_reload *rl = userdata;
+
+        if (rl->owns_current)
+                store_clear(&rl->current);
         store_scan_clear(&rl->scan);
         ruleset_free(rl->table.rs);
         summary_clear(&rl->table.summary);
@@ -59,6 +63,24 @@ struct ks_reload *reload_free(struct ks_reload *rl)
         free(rl->keep);
         free(rl->dir);
         free(rl);
+}
+
+struct ks_reload *reload_free(struct ks_reload *rl)
+{
+        if (!rl)
+                return NULL;
+        worker_free(rl->worker);
+        reload_clear(rl);
+        return NULL;
+}
+
+struct ks_reload *reload_abandon(struct ks_reload *rl, struct ks_store *current)
+{
+        if (!rl || rl->scanned)         /* the store may have changed since: not ours to free */
+                return reload_free(rl);
+        rl->owns_current = true;
+        *current = (struct ks_store){};
+        worker_abandon(rl->worker, reload_clear);
         return NULL;
 }
 
@@ -70,7 +92,7 @@ int reload_start(sd_event *event, const char *dir, const struct ks_store *curren
 
         if (!rl)
                 return -ENOMEM;
-        *rl = (struct ks_reload){ .current = current, .done = done, .userdata = userdata };
+        *rl = (struct ks_reload){ .current = *current, .done = done, .userdata = userdata };
         summary_copy_key(keyed, &rl->table.summary);
         rl->dir = strdup(dir);
         if (keep && !(rl->keep = strdup(keep))) {

@@ -41,5 +41,12 @@ typedef void (*reload_done_t)(void *userdata, int r, struct store_scan *scan, st
 
 int reload_start(sd_event *event, const char *dir, const struct ks_store *current, const char *keep,
                  const struct ks_summary *keyed, reload_done_t done, void *userdata, struct ks_reload **ret);
-/* Waits for the thread if it still runs (at most the resolver's deadline). */
+/* Waits for the thread if it still runs: parsing and compiling a large policy on a busy machine takes seconds. */
 struct ks_reload *reload_free(struct ks_reload *r);
+/*
+ * At exit: the same without waiting. If the thread still runs, `current`, the
+ * store given to reload_start(), is handed over (left empty): the thread may
+ * still read it; it is freed with the job, by the thread once it is done (or
+ * with the process). Once the callback ran, this is reload_free().
+ */
+struct ks_reload *reload_abandon(struct ks_reload *r, struct ks_store *current);

@@ -197,17 +197,26 @@ static bool lookup_wait(struct lookup *l, uint64_t deadline_usec)
         return done;
 }
 
+/* The time waited since start, at most `left`. */
+static uint64_t spent(uint64_t start, uint64_t left)
+{
+        uint64_t d = now_monotonic_usec() - start;
+
+        return d < left ? d : left;
+}
+
 int resolve_hostname_bounded(const char *name, struct ks_prefix **ret, size_t *ret_n, char **ret_error,
                              void *userdata)
 {
-        const struct resolve_budget *b = userdata;
+        struct resolve_budget *b = userdata;
         struct lookup *l = NULL;
+        uint64_t start;
         int r;
 
         if (!name || !ret || !ret_n || !ret_error || !b)
                 return -EINVAL;
         *ret_error = NULL;
-        if (now_monotonic_usec() >= b->deadline_usec)
+        if (b->left_usec == 0)
                 goto timed_out;
         r = lookup_new(name, &l);
         if (r < 0)
@@ -220,10 +229,13 @@ int resolve_hostname_bounded(const char *name, struct ks_prefix **ret, size_t *r
                         *ret_error = NULL;
                 return r;
         }
-        if (!lookup_wait(l, b->deadline_usec)) {
+        start = now_monotonic_usec();
+        if (!lookup_wait(l, start + b->left_usec)) {
+                b->left_usec = 0;
                 lookup_unref(l);
                 goto timed_out;
         }
+        b->left_usec -= spent(start, b->left_usec);
         r = l->r;
         if (r == 0) {
                 *ret = TAKE_PTR(l->addrs);

@@ -306,8 +306,7 @@ int store_scan_policies(const struct store_scan *scan, const struct ks_store *cu
 
 int store_load_dir(struct ks_store *s, const char *dir, const char *keep, size_t *ret_failed)
 {
-        struct resolve_budget budget = { .deadline_usec = now_monotonic_usec() + RESOLVE_TIMEOUT_USEC,
-                                         .timeout_usec = RESOLVE_TIMEOUT_USEC };
+        struct resolve_budget budget = RESOLVE_BUDGET_INIT;
         struct store_scan scan = {};
         int r;
 

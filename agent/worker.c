@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -12,12 +13,19 @@
 
 #include "worker.h"
 
+enum {
+        WORK_RUNNING,
+        WORK_RETURNED,                  /* the thread writes the eventfd next */
+        WORK_ABANDONED,                 /* worker_abandon(): the thread cleans up and frees us */
+};
+
 struct ks_worker {
         sd_event_source *io;
         int efd;                        /* the thread writes it once, when work returned: its last use of us */
         bool running;                   /* started, and that write not read yet */
         bool background;                /* worker_start_background() */
-        worker_fn_t work, done;
+        atomic_int stage;               /* the thread's and the loop's handshake at the end */
+        worker_fn_t work, done, cleanup;
         void *userdata;
 };
 
@@ -45,6 +53,13 @@ static void *worker_thread(void *userdata)
         if (w->background)
                 lower_priority();
         w->work(w->userdata);
+        if (atomic_exchange(&w->stage, WORK_RETURNED) == WORK_ABANDONED) {
+                /* Nobody waits for us any more. */
+                w->cleanup(w->userdata);
+                close(w->efd);
+                free(w);
+                return NULL;
+        }
         /* An eventfd write of 1 cannot fail short of a counter overflow. After it, the loop may free w. */
         (void)!write(w->efd, &one, sizeof(one));
         return NULL;
@@ -101,6 +116,21 @@ struct ks_worker *worker_free(struct ks_worker *w)
                 close(w->efd);
         free(w);
         return NULL;
+}
+
+struct ks_worker *worker_abandon(struct ks_worker *w, worker_fn_t cleanup)
+{
+        if (!w)
+                return NULL;
+        w->io = sd_event_source_disable_unref(w->io);
+        w->cleanup = cleanup;
+        /* Still working: the thread sees WORK_ABANDONED (and cleanup) once work returns. */
+        if (w->running && atomic_exchange(&w->stage, WORK_ABANDONED) == WORK_RUNNING)
+                return NULL;
+        /* Done or about to write the eventfd: a matter of instructions. */
+        wait_done(w);
+        cleanup(w->userdata);
+        return worker_free(w);
 }
 
 static int start_thread(struct ks_worker *w)

@@ -26,5 +26,13 @@ int worker_start(sd_event *event, worker_fn_t work, worker_fn_t done, void *user
 int worker_start_background(sd_event *event, worker_fn_t work, worker_fn_t done, void *userdata,
                             struct ks_worker **ret);
 struct ks_worker *worker_free(struct ks_worker *w);
+/*
+ * At exit, for work that may take long and whose result nobody wants any
+ * more: let go of the worker without waiting. done never runs; cleanup(userdata)
+ * does instead, on the worker's thread once work returns (if the process
+ * still runs then), or now if work has returned already. Call it on the loop;
+ * the event loop may go after it returned.
+ */
+struct ks_worker *worker_abandon(struct ks_worker *w, worker_fn_t cleanup);
 /* Wait for work to return and run done now, on the caller's stack (done may free the worker). */
 void worker_finish(struct ks_worker *w);

@@ -19,11 +19,15 @@
  * And while $KS_SLOW_SYNC_FILE holds a number S > 0, every fdatasync() of a
  * file named state.json waits S milliseconds first: a slow disk, on demand.
  * And while $KS_SLOW_FSYNC_FILE holds a number S > 0, every fsync() of a file
- * named $KS_SLOW_FSYNC_NAME does the same.
+ * named $KS_SLOW_FSYNC_NAME does the same. And while $KS_SLOW_OPEN_FILE holds
+ * a number O > 0, every open() of a path whose last component is
+ * $KS_SLOW_OPEN_NAME (a policy file: the agent reads them with open and read)
+ * waits O milliseconds first: a slow file system, or a slow parse.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <linux/netlink.h>
 #include <stdio.h>
@@ -220,4 +224,29 @@ int fsync(int fd)
                 real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
         slow_sync(fd, getenv("KS_SLOW_FSYNC_NAME"), "KS_SLOW_FSYNC_FILE");
         return real(fd);
+}
+
+/* The agent's open() (64-bit file offsets: open64). */
+int open64(const char *path, int flags, ...)
+{
+        static int (*real)(const char *, int, ...);
+        const char *name = getenv("KS_SLOW_OPEN_NAME"), *base = strrchr(path, '/');
+        mode_t mode = 0;
+        int ms;
+
+        if (!real)
+                real = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, "open64");
+        if (flags & (O_CREAT | O_TMPFILE)) {
+                va_list ap;
+
+                va_start(ap, flags);
+                mode = va_arg(ap, mode_t);
+                va_end(ap);
+        }
+        if (name && strcmp(base ? base + 1 : path, name) == 0 && (ms = fault_value("KS_SLOW_OPEN_FILE")) > 0) {
+                struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+                nanosleep(&ts, NULL);
+        }
+        return real(path, flags, mode);
 }

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* Freeing off the event loop (agent/reaper.c) and background workers' priority (agent/worker.c). */
+/* Freeing off the event loop (agent/reaper.c); background workers' priority and abandoning (agent/worker.c). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -152,6 +153,69 @@ static void test_background_nice(void **state)
         sd_event_unref(e);
 }
 
+static atomic_bool work_may_return, work_returned;
+static atomic_int cleanups, cleanups_on_loop;
+
+static void held_work(void *userdata)
+{
+        (void)userdata;
+        while (!work_may_return)
+                nanosleep(&(struct timespec){ .tv_nsec = 1000000L }, NULL);
+        work_returned = true;
+}
+
+static void count_cleanup(void *userdata)
+{
+        (void)userdata;
+        if (pthread_equal(pthread_self(), loop_thread))
+                cleanups_on_loop++;
+        cleanups++;
+}
+
+/* Wait up to 10 s for *v to become want. */
+static bool wait_for(atomic_int *v, int want)
+{
+        for (unsigned i = 0; i < 10000 && *v != want; i++)
+                nanosleep(&(struct timespec){ .tv_nsec = 1000000L }, NULL);
+        return *v == want;
+}
+
+/*
+ * worker_abandon() does not wait for work still running: done never runs,
+ * cleanup does on the worker's thread once work returns. Once work has
+ * returned, cleanup runs at once on the caller's.
+ */
+static void test_abandon(void **state)
+{
+        struct ks_worker *w = NULL;
+        sd_event *e = NULL;
+
+        (void)state;
+        done_runs = cleanups = cleanups_on_loop = 0;
+        work_may_return = work_returned = false;
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(worker_start_background(e, held_work, count_done, NULL, &w), 0);
+        assert_null(worker_abandon(w, count_cleanup));
+        assert_false(work_returned);
+        assert_int_equal(cleanups, 0);
+        work_may_return = true;
+        assert_true(wait_for(&cleanups, 1));
+        assert_int_equal(cleanups_on_loop, 0);
+        assert_true(sd_event_run(e, 1000) >= 0);
+        assert_int_equal(done_runs, 0);
+
+        /* Its eventfd written (the loop is woken), done not dispatched yet. */
+        assert_int_equal(worker_start(e, held_work, count_done, NULL, &w), 0);
+        assert_int_equal(sd_event_prepare(e), 0);
+        assert_int_equal(sd_event_wait(e, 10000000), 1);
+        assert_null(worker_abandon(w, count_cleanup));
+        assert_int_equal(cleanups, 2);
+        assert_int_equal(cleanups_on_loop, 1);
+        assert_true(sd_event_dispatch(e) >= 0);
+        assert_int_equal(done_runs, 0);
+        sd_event_unref(e);
+}
+
 /* Resident pages of this process (/proc/self/statm), in KiB. */
 static long rss_kib(void)
 {
@@ -226,6 +290,7 @@ int main(void)
                 cmocka_unit_test_setup(test_off_the_loop, setup),
                 cmocka_unit_test_setup(test_free_waits, setup),
                 cmocka_unit_test_setup(test_background_nice, setup),
+                cmocka_unit_test_setup(test_abandon, setup),
                 cmocka_unit_test_setup(test_given_back, setup),
         };
 
