@@ -1931,9 +1931,8 @@ static void reloads_clear(struct ks_manager *m)
         struct ks_error e = {};
 
         ks_error_set(&e, -ECANCELED, KS_ERR_RELOAD, "The agent is stopping: the policies were not reloaded");
-        if (m->reload && !m->reload_staging)
-                log_info("Stopping during a reload: the policy files were not read to the end; "
-                         "the policies loaded before stay, and the next start reads the files again");
+        if (m->reloads)
+                log_info("Stopping during a reload: it is dropped, and the next start reads the policy files again");
         while (m->reloads) {
                 struct reload_waiter *w = m->reloads;
 
@@ -2375,6 +2374,8 @@ static void on_links_changed(void *userdata, const char *what, bool tamper)
 
 static void on_sighup_reloaded(struct ks_manager *m, void *userdata, int r, size_t failed, const struct ks_error *e)
 {
+        if (r == -ECANCELED)    /* the agent is stopping (reloads_clear logged it) */
+                return;
         if (r < 0)
                 log_error("Reload failed: %s", e->msg);
         sd_notify(0, "READY=1");

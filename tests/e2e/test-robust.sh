@@ -411,6 +411,7 @@ check "the big policy's set holds 100,000 addresses" \
 # agent does not wait for that thread (the old agent did: parsing and compiling 100,000 entries at
 # its low priority beside two busy CPUs took it 28 s). It exits at once, cleanly, still isolated.
 echo 60000 >"$SLOWOPEN"
+log_from=$(($(wc -l <"$KS_LOG") + 1))
 kill -HUP "$AGENT_PID"
 sleep 0.3
 t0=$(date +%s%N)
@@ -418,6 +419,9 @@ agent_stop TERM
 check "SIGTERM while a reload reads a slow file: exits cleanly after $((($(date +%s%N) - t0) / 1000000)) ms (status ${AGENT_EXIT:-?})" \
 	test "${AGENT_EXIT:-1}" -eq 0
 echo 0 >"$SLOWOPEN"
+check "... its log says the reload is dropped, not that it failed" eval "
+	tail -n +$log_from '$KS_LOG' | grep -q 'Stopping during a reload: it is dropped' &&
+	! tail -n +$log_from '$KS_LOG' | grep -q 'Reload failed'"
 check "... the isolation with big stays in force without the agent" \
 	eval 'n_gw nft list chain inet killswitch prerouting | grep -q "jump big/inbound"'
 start_agent_with_faults || die "killswitchd did not restart"
