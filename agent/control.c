@@ -51,6 +51,9 @@ struct uid_budget {
 
 struct control_call {
         struct conn *conn;      /* NULL once the connection is gone */
+        struct ks_control *ctl;
+        uid_t uid;
+        bool trusted;
         bool oneway;
 };
 
@@ -194,19 +197,15 @@ static void conn_free(struct conn *c)
         free(c);
 }
 
-/* Queue a reply (NULL: out of memory); the caller keeps its reference. */
-static int conn_queue(struct conn *c, json_t *reply)
+#define OOM_REPLY "{\"error\":\"" KS_ERR_INTERNAL "\",\"parameters\":{\"message\":\"Out of memory\"}}"
+
+/* Queue a reply's text (NULL: out of memory). */
+static int conn_queue_text(struct conn *c, const char *text)
 {
-        _cleanup_free_ char *text = NULL;
         size_t len;
         char *out;
 
-        if (!reply)
-                text = strdup("{\"error\":\"" KS_ERR_INTERNAL "\",\"parameters\":{\"message\":\"Out of memory\"}}");
-        else
-                text = json_dumps(reply, JSON_COMPACT);
-        if (!text)
-                return -ENOMEM;
+        text = text ? text : OOM_REPLY;
         len = strlen(text) + 1;         /* with the NUL that ends a Varlink message */
         if (c->out_len - c->out_off + len > CONTROL_MAX_REPLY)
                 return -ENOBUFS;
@@ -216,6 +215,14 @@ static int conn_queue(struct conn *c, json_t *reply)
         memcpy(out + c->out_len, text, len);
         c->out_len += len;
         return 0;
+}
+
+/* Queue a reply (NULL: out of memory); the caller keeps its reference. */
+static int conn_queue(struct conn *c, json_t *reply)
+{
+        _cleanup_free_ char *text = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
+
+        return conn_queue_text(c, text);
 }
 
 /* A protocol violation: say why, then close once it is written. */
@@ -307,12 +314,28 @@ static int on_throttle(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
-/* Must c's next request wait for its uid to pay back CPU time? Then wake it when it has. */
+/* Is a call of uid being answered later (its work, off the loop, not charged yet)? */
+static bool uid_has_call(const struct ks_control *ctl, uid_t uid)
+{
+        for (const struct conn *o = ctl->conns; o; o = o->next)
+                if (o->call && o->peer.uid == uid)
+                        return true;
+        return false;
+}
+
+/*
+ * Must c's next request wait: for its uid to pay back CPU time (woken by a
+ * timer then), or for its uid's call answered later (woken by its reply)?
+ */
 static bool conn_must_wait(struct conn *c)
 {
         struct ks_control *ctl = c->ctl;
         uint64_t debt = c->peer.trusted ? 0 : budget_debt(ctl, c->peer.uid), wait;
 
+        if (!c->peer.trusted && uid_has_call(ctl, c->peer.uid)) {
+                c->throttled = true;
+                return true;
+        }
         if (debt <= CONTROL_UID_CPU_BURST_USEC)
                 return false;
         wait = (debt - CONTROL_UID_CPU_BURST_USEC) * CONTROL_UID_CPU_SHARE;
@@ -587,8 +610,20 @@ struct control_call *control_defer(const struct ks_peer *peer)
                 return NULL;
         c->call = calloc(1, sizeof(*c->call));
         if (c->call)
-                c->call->conn = c;
+                *c->call = (struct control_call){ .conn = c, .ctl = c->ctl, .uid = c->peer.uid,
+                                                  .trusted = c->peer.trusted };
         return c->call;
+}
+
+bool control_call_gone(const struct control_call *call)
+{
+        return !call->conn;
+}
+
+void control_charge(struct control_call *call, uint64_t cpu_usec)
+{
+        if (!call->trusted)
+                budget_charge(call->ctl, call->uid, cpu_usec);
 }
 
 void control_undefer(struct control_call *call)
@@ -598,20 +633,61 @@ void control_undefer(struct control_call *call)
         free(call);
 }
 
-void control_reply(struct control_call *call, json_t *reply)
+/* Wake the throttled connections from the loop soon (on_throttle): they check again. */
+static void throttle_wake(struct ks_control *ctl)
+{
+        if (!ctl->throttle) {
+                if (sd_event_add_time_relative(ctl->event, &ctl->throttle, CLOCK_MONOTONIC, 0, 0, on_throttle,
+                                               ctl) < 0)
+                        ctl->throttle = NULL;
+        } else if (sd_event_source_set_time_relative(ctl->throttle, 0) >= 0)
+                sd_event_source_set_enabled(ctl->throttle, SD_EVENT_ONESHOT);
+}
+
+/*
+ * The connection of a call answered now, or NULL if none wants the reply;
+ * frees the call. Requests of an untrusted uid that waited for its call go on
+ * from the loop (or wait for its CPU budget), not from here.
+ */
+static struct conn *call_end(struct control_call *call, bool *ret_oneway)
 {
         struct conn *c = call ? call->conn : NULL;
-        bool oneway = call && call->oneway;
 
+        *ret_oneway = call && call->oneway;
+        if (call && !call->trusted)
+                throttle_wake(call->ctl);
         free(call);
-        if (!c)
-                return;
-        c->call = NULL;
-        if (!oneway && conn_queue(c, reply) < 0) {
+        if (c)
+                c->call = NULL;
+        return c;
+}
+
+/* Queued (r: conn_queue's result): send it. */
+static void call_replied(struct conn *c, int r)
+{
+        if (r < 0) {
                 conn_free(c);
                 return;
         }
         conn_run(c, false, false);
+}
+
+void control_reply(struct control_call *call, json_t *reply)
+{
+        bool oneway;
+        struct conn *c = call_end(call, &oneway);
+
+        if (c)
+                call_replied(c, oneway ? 0 : conn_queue(c, reply));
+}
+
+void control_reply_text(struct control_call *call, const char *text)
+{
+        bool oneway;
+        struct conn *c = call_end(call, &oneway);
+
+        if (c)
+                call_replied(c, oneway ? 0 : conn_queue_text(c, text));
 }
 
 static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <jansson.h>
@@ -23,7 +24,9 @@
  * Budgets of an untrusted caller (neither root nor in group killswitch), per
  * uid: connections, bytes of replies queued and not read yet, and CPU time
  * spent on its requests (CONTROL_UID_CPU_SHARE of a CPU on average, bursts up
- * to CONTROL_UID_CPU_BURST_USEC). Past the CPU budget its requests wait.
+ * to CONTROL_UID_CPU_BURST_USEC). Past the CPU budget its requests wait, and
+ * while one of its calls is answered later (control_defer: work off the loop,
+ * charged when done) its other requests wait for that answer.
  */
 #define CONTROL_UID_CONNS          16
 #define CONTROL_UID_QUEUED         (2u * 1024u * 1024u)
@@ -96,8 +99,17 @@ const char *control_describe(struct ks_control *c, char *buf, size_t size);
 struct control_call;
 struct control_call *control_defer(const struct ks_peer *peer);
 void control_reply(struct control_call *call, json_t *reply);
+/* The same with the reply's JSON text, made elsewhere (NULL means out of memory); the caller keeps text. */
+void control_reply_text(struct control_call *call, const char *text);
 /* The handler answers at once after all (its return value is the reply): forget the call. */
 void control_undefer(struct control_call *call);
+/* Its client has gone: nobody reads the reply (which need not be made, then). */
+bool control_call_gone(const struct control_call *call);
+/*
+ * CPU time spent on the call off the loop, charged to its caller as the time
+ * of a handler is (an untrusted uid's budget). Call it before control_reply().
+ */
+void control_charge(struct control_call *call, uint64_t cpu_usec);
 /* Who gets the reserve and no budgets; without it, only uid 0. */
 void control_set_trusted(struct ks_control *c, bool (*trusted)(const struct ks_peer *peer));
 /*

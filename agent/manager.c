@@ -25,6 +25,7 @@
 #include "lint-host.h"
 #include "log.h"
 #include "manager.h"
+#include "manager-read.h"
 #include "monitor.h"
 #include "nft.h"
 #include "policy-match.h"
@@ -46,7 +47,6 @@ static void reloads_clear(struct ks_manager *m);
 static void reload_complete(struct ks_manager *m, int r, const struct ks_error *e);
 static void links_compile_abandon(struct ks_manager *m);
 static void links_compile_stop_all(struct ks_manager *m);
-static void retired_release(struct ks_manager *m);
 static struct readback *readback_free(struct readback *rb);
 static const struct ks_state *state_in_force(void *userdata);
 static int on_schedule_due(void *userdata, enum transition_due due, const char *reason);
@@ -116,6 +116,7 @@ struct ks_manager *manager_free(struct ks_manager *m)
 {
         if (!m)
                 return NULL;
+        manager_reads_stop(m);          /* before the store goes (reloads_clear) and m->retired */
         links_compile_stop_all(m);      /* before the store goes with a reload (reloads_clear) */
         reloads_clear(m);
         precompiled_clear(m);
@@ -732,10 +733,10 @@ static void free_policy(void *p)
         policy_free(p);
 }
 
-/* The versions the store dropped, freed off the loop once no abandoned compile may read them. */
-static void retired_release(struct ks_manager *m)
+/* The versions the store dropped, freed off the loop once no abandoned compile or policy read may read them. */
+void manager_retired_release(struct ks_manager *m)
 {
-        if (m->links_abandoned)
+        if (m->links_abandoned || manager_reads_pending(m))
                 return;
         for (size_t i = 0; i < m->retired.n; i++)
                 reaper_add(m->reaper, m->retired.v[i], free_policy);
@@ -752,7 +753,7 @@ static void links_abandoned_done(struct links_compile *lc)
                         break;
                 }
         links_compile_free(lc);
-        retired_release(m);
+        manager_retired_release(m);
 }
 
 /* At exit: every compile waited for, then what they read freed. */
@@ -1951,7 +1952,7 @@ static int reload_finish(struct ks_manager *m, const struct ks_actor *a, int r, 
 
         if (r == 0) {
                 r = store_apply_scan(&m->store, scan, active, ret_failed, &m->retired);
-                retired_release(m);
+                manager_retired_release(m);
         }
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_RELOAD, "Could not read the policy directory %s: %s",

@@ -102,6 +102,7 @@ struct ks_manager {
         struct links_compile *links_compile;    /* the link layer's table being compiled on a thread */
         struct links_compile *links_abandoned;  /* compiles a reload made stale, still running (not waited for) */
         struct store_retired retired;           /* versions the store dropped, which those may still read */
+        struct policy_read *reads;              /* reads of a policy off the loop, the first running (manager-read.c) */
         struct ks_links *links;                 /* the uplinks as links: renames, stacked links (links.c) */
         sd_event_source *links_source;          /* a pending re-assertion of the link layer */
         sd_event_source *links_backoff;         /* rate limited: the re-assertion after the back-off */
@@ -189,6 +190,9 @@ const char *manager_protection(struct ks_manager *m);
  * the strings and the array; NULL if out of memory.
  */
 char **manager_layers(struct ks_manager *m);
+
+/* Free the versions the store dropped (m->retired) if no thread may read them any more. */
+void manager_retired_release(struct ks_manager *m);
 
 /* The policy in force, if known. */
 const struct ks_policy *manager_active_policy(struct ks_manager *m);

@@ -17,6 +17,7 @@
 #include "idl.h"
 #include "log.h"
 #include "manager.h"
+#include "manager-read.h"
 #include "methods.h"
 #include "methods-drops.h"
 #include "nft.h"
@@ -541,22 +542,15 @@ static json_t *method_policies(struct ks_manager *m, const struct ks_actor *a, j
         return reply_ok(store_json(m, "policies"));
 }
 
-static json_t *method_show(struct ks_manager *m, const struct ks_actor *a, json_t *params)
+/* Show's reply: the policy's ruleset text, with what its host names resolved to. */
+static json_t *show_reply(const struct ks_policy *p)
 {
         _cleanup_free_ char *text = NULL, *comment = NULL;
-        const struct ks_policy *p;
-        const char *name;
-        struct ks_error e = {};
-        json_t *bad;
         int r;
 
-        if ((bad = get_string_param(params, "policy", POLICY_NAME_MAX, &name)))
-                return bad;
-        if (manager_find_policy(m, name ? name : DEFAULT_POLICY, &p, &e) < 0)
-                return reply_from_error(&e, name, NULL);
         r = compile_text(p, TABLE_NAME, &text);
         if (r < 0)
-                return reply_error(KS_ERR_INTERNAL, NULL, "Could not compile policy %s: %s", name, strerror(-r));
+                return reply_error(KS_ERR_INTERNAL, NULL, "Could not compile policy %s: %s", p->name, strerror(-r));
         comment = hostnames_comment(p);
         if (comment && *comment) {
                 char *both = NULL;
@@ -568,6 +562,78 @@ static json_t *method_show(struct ks_manager *m, const struct ks_actor *a, json_
         }
         return reply_ok(json_pack("{s:s, s:s, s:o}", "policy", p->name, "ruleset", text, "resolved",
                                   hostnames_json(p)));
+}
+
+/* A Show answered off the loop: compiling a large policy, and the JSON text of its reply, take long. */
+struct show_call {
+        struct control_call *call;
+        char *reply;            /* its JSON text (NULL: out of memory) */
+        uint64_t cpu_usec;      /* the thread's CPU time, charged to the caller */
+};
+
+/* On the read's thread: jansson's values are the thread's own. */
+static int show_work(const struct ks_policy *p, void *userdata)
+{
+        struct show_call *s = userdata;
+        uint64_t cpu = now_usec(CLOCK_THREAD_CPUTIME_ID);
+        _cleanup_(json_decrefp) json_t *reply = show_reply(p);
+
+        s->reply = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
+        s->cpu_usec = now_usec(CLOCK_THREAD_CPUTIME_ID) - cpu;
+        return 0;
+}
+
+static bool show_gone(void *userdata)
+{
+        struct show_call *s = userdata;
+
+        return control_call_gone(s->call);
+}
+
+static void show_done(struct ks_manager *m, void *userdata, int r)
+{
+        struct show_call *s = userdata;
+        _cleanup_(json_decrefp) json_t *stopping = NULL;
+
+        control_charge(s->call, s->cpu_usec);
+        if (r == -ECANCELED) {
+                stopping = reply_error(KS_ERR_INTERNAL, NULL, "The agent is stopping; ask again once it is back");
+                control_reply(s->call, stopping);
+        } else if (r < 0)
+                control_reply(s->call, reply_error(KS_ERR_INTERNAL, NULL, "Could not compile the policy: %s",
+                                                   strerror(-r)));
+        else
+                control_reply_text(s->call, s->reply);
+        free(s->reply);
+        free(s);
+}
+
+static json_t *method_show(struct ks_manager *m, const struct ks_actor *a, json_t *params)
+{
+        const struct ks_policy *p;
+        struct show_call *s;
+        const char *name;
+        struct ks_error e = {};
+        json_t *bad;
+        int r;
+
+        if ((bad = get_string_param(params, "policy", POLICY_NAME_MAX, &name)))
+                return bad;
+        if (manager_find_policy(m, name ? name : DEFAULT_POLICY, &p, &e) < 0)
+                return reply_from_error(&e, name, NULL);
+        s = calloc(1, sizeof(*s));
+        if (!s || !a->peer || !(s->call = control_defer(a->peer))) {
+                free(s);
+                return show_reply(p);   /* answered here, then */
+        }
+        r = manager_read_policy(m, p, show_work, show_gone, show_done, s);
+        if (r < 0) {
+                control_undefer(s->call);
+                free(s);
+                return r == -EBUSY ? reply_error(KS_ERR_BUSY, NULL, "Too many Show requests waiting; try again")
+                                   : show_reply(p);
+        }
+        return NULL;
 }
 
 static json_t *reload_reply(struct ks_manager *m, int r, size_t failed, const struct ks_error *e)

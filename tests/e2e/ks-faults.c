@@ -22,9 +22,13 @@
  * named $KS_SLOW_FSYNC_NAME does the same. And while $KS_SLOW_OPEN_FILE holds
  * a number O > 0, every open() of a path whose last component is
  * $KS_SLOW_OPEN_NAME (a policy file: the agent reads them with open and read)
- * waits O milliseconds first: a slow file system, or a slow parse.
+ * waits O milliseconds first: a slow file system, or a slow parse. And while
+ * $KS_SLOW_NTOP_FILE holds a number U > 0, every inet_ntop() waits U
+ * microseconds first: printing a policy's addresses (killswitchctl show) made
+ * as slow as needed.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -249,4 +253,17 @@ int open64(const char *path, int flags, ...)
                 nanosleep(&ts, NULL);
         }
         return real(path, flags, mode);
+}
+
+/* Addresses as text: what compiling a policy's ruleset text does once per address. */
+const char *inet_ntop(int af, const void *src, char *dst, socklen_t size)
+{
+        static const char *(*real)(int, const void *, char *, socklen_t);
+        int us;
+
+        if (!real)
+                real = (const char *(*)(int, const void *, char *, socklen_t))dlsym(RTLD_NEXT, "inet_ntop");
+        if (getenv("KS_SLOW_NTOP_FILE") && (us = fault_value("KS_SLOW_NTOP_FILE")) > 0)
+                nanosleep(&(struct timespec){ .tv_sec = us / 1000000, .tv_nsec = (long)(us % 1000000) * 1000L }, NULL);
+        return real(af, src, dst, size);
 }

@@ -555,6 +555,22 @@ lab_destroy() {
 	KS_LAB_UP=0
 }
 
+# write_bulk_policy NAME GATEWAY COUNT PORTS PER_LINE — policy NAME with the lab's uplinks and one
+# gateway of COUNT addresses nobody uses (100.64.0.1 on, every other one: none merge into ranges),
+# PER_LINE to an Address= line. Append to $KS_CONF/policies/NAME.policy for more.
+write_bulk_policy() {
+	python3 - "$KS_CONF/policies/$1.policy" "$2" "$3" "$4" "$5" <<'PY'
+import ipaddress, sys
+path, gw, count, ports, per = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+base = int(ipaddress.ip_address("100.64.0.1"))
+addrs = [str(ipaddress.ip_address(base + 2 * i)) for i in range(count)]
+lines = ["[Uplinks]", "Interface=wan0 wan1", "", "[Gateway %s]" % gw]
+lines += ["Address=" + " ".join(addrs[i:i + per]) for i in range(0, count, per)]
+lines += ["Ports=" + ports, ""]
+open(path, "w").write("\n".join(lines) + "\n")
+PY
+}
+
 # The lab policy: the example of issue 2 with the lab's uplinks.
 write_lab_policy() { # NAME [--no-phone]
 	local file=$KS_CONF/policies/$1.policy

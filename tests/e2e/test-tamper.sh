@@ -179,15 +179,7 @@ echo 0 >"$HOLD"
 agent_restart_faults KS_MUTE_HOLD_FILE="$HOLD" ||
 	die "killswitchd --protect=monitor did not start with ks-faults.so"
 check "muted: isolated with isolate after the restart" wait_until 10 ks_table_active
-python3 - "$KS_CONF/policies/bulk.policy" <<'PY'
-import ipaddress, sys
-base = int(ipaddress.ip_address("100.64.0.1"))
-addrs = [str(ipaddress.ip_address(base + 2 * i)) for i in range(20000)]
-lines = ["[Uplinks]", "Interface=wan0 wan1", "", "[Gateway bulk]"]
-lines += ["Address=" + " ".join(addrs[i:i + 32]) for i in range(0, len(addrs), 32)]
-lines += ["Ports=tcp:25", ""]
-open(sys.argv[1], "w").write("\n".join(lines))
-PY
+write_bulk_policy bulk bulk 20000 tcp:25 32
 lines=$(log_lines)
 echo 1000 >"$HOLD"
 ctl reload >"$KS_TMP/reload-bulk.out" 2>&1 &
