@@ -314,6 +314,20 @@ static int on_throttle(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
+/* Wake the throttled connections in `wait` µs (on_throttle); a wake-up armed already stays, unless `sooner`. */
+static int throttle_arm(struct ks_control *ctl, uint64_t wait, bool sooner)
+{
+        int r;
+
+        if (!ctl->throttle)
+                return sd_event_add_time_relative(ctl->event, &ctl->throttle, CLOCK_MONOTONIC, wait, 0, on_throttle,
+                                                  ctl);
+        if (!sooner && sd_event_source_get_enabled(ctl->throttle, NULL) > 0)
+                return 0;
+        r = sd_event_source_set_time_relative(ctl->throttle, wait);
+        return r < 0 ? r : sd_event_source_set_enabled(ctl->throttle, SD_EVENT_ONESHOT);
+}
+
 /* Is a call of uid being answered later (its work, off the loop, not charged yet)? */
 static bool uid_has_call(const struct ks_control *ctl, uid_t uid)
 {
@@ -339,16 +353,7 @@ static bool conn_must_wait(struct conn *c)
         if (debt <= CONTROL_UID_CPU_BURST_USEC)
                 return false;
         wait = (debt - CONTROL_UID_CPU_BURST_USEC) * CONTROL_UID_CPU_SHARE;
-        c->throttled = true;
-        if (!ctl->throttle) {
-                if (sd_event_add_time_relative(ctl->event, &ctl->throttle, CLOCK_MONOTONIC, wait, 0, on_throttle,
-                                               ctl) < 0)
-                        c->throttled = false;   /* cannot wait: serve it rather than hang it */
-        } else if (sd_event_source_get_enabled(ctl->throttle, NULL) <= 0) {
-                if (sd_event_source_set_time_relative(ctl->throttle, wait) < 0 ||
-                    sd_event_source_set_enabled(ctl->throttle, SD_EVENT_ONESHOT) < 0)
-                        c->throttled = false;
-        }
+        c->throttled = throttle_arm(ctl, wait, false) >= 0;     /* cannot wait: serve it rather than hang it */
         return c->throttled;
 }
 
@@ -633,17 +638,6 @@ void control_undefer(struct control_call *call)
         free(call);
 }
 
-/* Wake the throttled connections from the loop soon (on_throttle): they check again. */
-static void throttle_wake(struct ks_control *ctl)
-{
-        if (!ctl->throttle) {
-                if (sd_event_add_time_relative(ctl->event, &ctl->throttle, CLOCK_MONOTONIC, 0, 0, on_throttle,
-                                               ctl) < 0)
-                        ctl->throttle = NULL;
-        } else if (sd_event_source_set_time_relative(ctl->throttle, 0) >= 0)
-                sd_event_source_set_enabled(ctl->throttle, SD_EVENT_ONESHOT);
-}
-
 /*
  * The connection of a call answered now, or NULL if none wants the reply;
  * frees the call. Requests of an untrusted uid that waited for its call go on
@@ -655,7 +649,7 @@ static struct conn *call_end(struct control_call *call, bool *ret_oneway)
 
         *ret_oneway = call && call->oneway;
         if (call && !call->trusted)
-                throttle_wake(call->ctl);
+                (void)throttle_arm(call->ctl, 0, true); /* its waiting requests check again */
         free(call);
         if (c)
                 c->call = NULL;

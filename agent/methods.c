@@ -593,17 +593,17 @@ static bool show_gone(void *userdata)
 static void show_done(struct ks_manager *m, void *userdata, int r)
 {
         struct show_call *s = userdata;
-        _cleanup_(json_decrefp) json_t *stopping = NULL;
+        _cleanup_(json_decrefp) json_t *error = NULL;
 
         control_charge(s->call, s->cpu_usec);
-        if (r == -ECANCELED) {
-                stopping = reply_error(KS_ERR_INTERNAL, NULL, "The agent is stopping; ask again once it is back");
-                control_reply(s->call, stopping);
-        } else if (r < 0)
-                control_reply(s->call, reply_error(KS_ERR_INTERNAL, NULL, "Could not compile the policy: %s",
-                                                   strerror(-r)));
-        else
+        if (r == 0)
                 control_reply_text(s->call, s->reply);
+        else {
+                error = r == -ECANCELED ?
+                        reply_error(KS_ERR_INTERNAL, NULL, "The agent is stopping; ask again once it is back") :
+                        reply_error(KS_ERR_INTERNAL, NULL, "Could not compile the policy: %s", strerror(-r));
+                control_reply(s->call, error);
+        }
         free(s->reply);
         free(s);
 }
