@@ -8,23 +8,29 @@
  * does (compile_links_table, after each rebuild): counters under the inet
  * table's names, copies of P's gateway sets, address sets P/gw_X_addr_vN, and
  *
- *   chain P/link_in   meta protocol arp accept
+ *   chain P/link_in   meta protocol arp meta iiftype ether ether type arp accept
+ *                     meta protocol arp meta iiftype != ether accept
  *                     entries kept by their ports alone (no peers: a [Service] with From=any,
  *                     a connection-matched gateway without addresses): tcp sport 443 accept
  *                     the gateways' rules, as in P/inbound, uncounted
  *                     fragments and ICMP from a gateway's addresses accept
  *                     connection-matched entries with peers: the peer's addresses . the ports
  *                     in the role their connections give them; their fragments and ICMP
+ *                     the fragments after the first of the protocols of the entries kept
+ *                     by their ports: ip frag-off & 0x1fff != 0 meta l4proto udp accept
  *                     the link upkeep of P/inbound (P/local_out), but "fib daddr type local":
  *                     ND, MLD, DHCP to the addresses they use                  (KeepNeighborDiscovery=, KeepDHCP=)
  *                     icmp type 3, 11-12; icmpv6 type 1-4 accept         (KeepICMPErrors=)
  *                     (out) ICMP errors quoting a packet to a port kept for anyone
  *                     iifname "U" counter name "P/dropped_in/U" drop (per uplink); counter ... drop
- *   chain P/link_out  the same with destinations
+ *   chain P/link_out  first, what meta protocol says checked against the frame:
+ *                     meta protocol ip meta oiftype ether ether type != ip counter ... drop
+ *                     meta protocol ip meta oiftype != ether @nh,0,4 != 4 counter ... drop
+ *                     (the same for ip6); then as P/link_in, with destinations
  *
- * Every rule before the drops accepts and has no other effect (no counter,
- * limit or set update: the table is uncounted), so the order decides no
- * verdict; it decides how many rules a packet passes before the one that
+ * After P/link_out's guards (first: they drop), every rule before the drops
+ * accepts and has no other effect (no counter, limit or set update: the table
+ * is uncounted), so the order decides no verdict; it decides how many rules a packet passes before the one that
  * keeps it. ARP first (neighbour resolution), then what every packet of a
  * kept flow meets, in order of cost: the port-only entries (a compare or two,
  * no lookup), the gateways (lookups); the rare packets' rules (upkeep, ICMP
@@ -53,6 +59,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <net/if.h>
+#include <net/if_arp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,22 +97,31 @@ int compile_links_table_name(char *buf, size_t size, const char *table)
         return !table_name_valid(table) || n < 0 || (size_t)n >= size ? -EINVAL : 0;
 }
 
-/* reg & mask != 0, mask of len bytes (network order) */
-static int emit_mask_nonzero(struct nftnl_rule *rule, const void *mask, uint32_t len)
+/* reg 1 &= mask, mask of len bytes (network order) */
+static int emit_bitwise_and(struct nftnl_rule *rule, const void *mask, uint32_t len)
 {
-        static const uint32_t zero = 0;
+        static const uint8_t zero[16];
         struct nftnl_expr *e = rule_expr(rule, "bitwise");
 
-        if (!e)
+        if (!e || len > sizeof(zero))
                 return -ENOMEM;
         nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
         nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
         nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_OP, NFT_BITWISE_BOOL);
         nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, len);
         if (nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, len) < 0 ||
-            nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, len) < 0)
+            nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, len) < 0)
                 return -ENOMEM;
-        return emit_cmp(rule, NFT_REG_1, NFT_CMP_NEQ, &zero, len);
+        return 0;
+}
+
+/* reg & mask != 0, mask of len bytes (network order) */
+static int emit_mask_nonzero(struct nftnl_rule *rule, const void *mask, uint32_t len)
+{
+        static const uint8_t zero[16];
+        int k = emit_bitwise_and(rule, mask, len);
+
+        return k < 0 ? k : emit_cmp(rule, NFT_REG_1, NFT_CMP_NEQ, zero, len);
 }
 
 /* [meta protocol FAMILY meta l4proto P] th byte 0 (the ICMP type, or what lo/hi bound) in [lo, hi] */
@@ -120,18 +136,109 @@ static int emit_l4_byte_range(struct nftnl_rule *rule, uint32_t offset, uint8_t 
         return k < 0 ? k : emit_cmp(rule, NFT_REG_1, NFT_CMP_LTE, &hi, 1);
 }
 
-static int build_arp_rule(const struct stage *st, const char *chain)
+/* meta iiftype|oiftype ether (inbound|outbound): the device has an Ethernet header */
+static int emit_ether_dev(struct nftnl_rule *rule, bool inbound, uint32_t op)
 {
-        uint16_t arp = htons(ETH_P_ARP);
+        uint16_t ether = ARPHRD_ETHER;
+        int k = emit_meta(rule, inbound ? NFT_META_IIFTYPE : NFT_META_OIFTYPE, NFT_REG_1);
+
+        return k < 0 ? k : emit_cmp(rule, NFT_REG_1, op, &ether, sizeof(ether));
+}
+
+/* meta protocol PROTO (skb->protocol, what the sender or the driver said) */
+static int emit_protocol(struct nftnl_rule *rule, uint16_t proto)
+{
+        uint16_t be = htons(proto);
+        int k = emit_meta(rule, NFT_META_PROTOCOL, NFT_REG_1);
+
+        return k < 0 ? k : emit_cmp(rule, NFT_REG_1, NFT_CMP_EQ, &be, sizeof(be));
+}
+
+/* ether type OP PROTO: the frame's own ethertype */
+static int emit_ether_type(struct nftnl_rule *rule, uint32_t op, uint16_t proto)
+{
+        uint16_t be = htons(proto);
+        int k = emit_payload(rule, NFT_PAYLOAD_LL_HEADER, 12, sizeof(be), NFT_REG_1);
+
+        return k < 0 ? k : emit_cmp(rule, NFT_REG_1, op, &be, sizeof(be));
+}
+
+/*
+ * ARP, on an Ethernet device only if the frame is ARP: "meta protocol arp
+ * meta oiftype ether ether type arp accept". Every rule here matches by
+ * meta protocol, skb->protocol, which a packet socket sets from the protocol
+ * it was bound to, not from the frame: bound to ETH_P_ARP it sent IPv4 frames
+ * through "meta protocol arp accept" (the audit of 2026-12-02). A device
+ * without an Ethernet header (none uses ARP as an uplink) keeps the old rule.
+ */
+static int build_arp_rules(const struct stage *st, const char *chain, bool inbound)
+{
+        for (int ether = 1; ether >= 0; ether--) {
+                struct nftnl_rule *rule = rule_new(st, chain);
+                int k;
+
+                if (!rule)
+                        return -ENOMEM;
+                k = emit_protocol(rule, ETH_P_ARP);
+                if (k >= 0)
+                        k = emit_ether_dev(rule, inbound, ether ? NFT_CMP_EQ : NFT_CMP_NEQ);
+                if (k >= 0 && ether)
+                        k = emit_ether_type(rule, NFT_CMP_EQ, ETH_P_ARP);
+                if (k >= 0)
+                        k = emit_verdict(rule, NF_ACCEPT, NULL);
+                if (k < 0)
+                        return k;
+        }
+        return 0;
+}
+
+/*
+ * Going out, a frame whose meta protocol is not what it is gets dropped
+ * before any rule trusts it: the IPv4 and IPv6 rules read the network header
+ * as meta protocol says, the next hop reads the frame by its ethertype (an
+ * Ethernet device) or by the IP version (one without a link-layer header: a
+ * tun device's reader). Counted on P/dropped_out. Coming in the driver sets
+ * meta protocol from the frame itself.
+ *   meta protocol ip meta oiftype ether ether type != ip counter drop
+ *   meta protocol ip meta oiftype != ether @nh,0,4 != 4 counter drop
+ * and the same for ip6.
+ */
+static int build_label_guard(const struct stage *st, const char *chain, enum family f, bool ether,
+                             const char *counter)
+{
+        uint16_t proto = f == V4 ? ETH_P_IP : ETH_P_IPV6;
+        uint8_t version_mask = 0xf0, version = f == V4 ? 0x40 : 0x60;
         struct nftnl_rule *rule = rule_new(st, chain);
         int k;
 
         if (!rule)
                 return -ENOMEM;
-        k = emit_meta(rule, NFT_META_PROTOCOL, NFT_REG_1);
+        k = emit_protocol(rule, proto);
         if (k >= 0)
-                k = emit_cmp(rule, NFT_REG_1, NFT_CMP_EQ, &arp, sizeof(arp));
-        return k < 0 ? k : emit_verdict(rule, NF_ACCEPT, NULL);
+                k = emit_ether_dev(rule, false, ether ? NFT_CMP_EQ : NFT_CMP_NEQ);
+        if (k >= 0 && ether)
+                k = emit_ether_type(rule, NFT_CMP_NEQ, proto);
+        if (k >= 0 && !ether)
+                k = emit_payload(rule, NFT_PAYLOAD_NETWORK_HEADER, 0, 1, NFT_REG_1);
+        if (k >= 0 && !ether)
+                k = emit_bitwise_and(rule, &version_mask, sizeof(version_mask));
+        if (k >= 0 && !ether)
+                k = emit_cmp(rule, NFT_REG_1, NFT_CMP_NEQ, &version, sizeof(version));
+        if (k >= 0)
+                k = emit_counter_ref(rule, counter);
+        return k < 0 ? k : emit_verdict(rule, NF_DROP, NULL);
+}
+
+static int build_label_guards(const struct stage *st, const char *chain)
+{
+        char counter[COMPILE_NAME_SIZE];
+        int k = 0;
+
+        stage_name(counter, st, "%s", COUNTER_DROPPED_OUT);
+        for (int f = 0; k >= 0 && f < N_FAMILIES; f++)
+                for (int ether = 1; k >= 0 && ether >= 0; ether--)
+                        k = build_label_guard(st, chain, f, ether, counter);
+        return k;
 }
 
 /*
@@ -444,6 +551,62 @@ static int build_conn_entries(const struct stage *st, const struct ks_policy *p,
         return k;
 }
 
+/*
+ * The fragments after the first of a protocol that an entry kept by its
+ * ports uses (a [Service] with From=any: a large DNS answer, a SIP INVITE):
+ * they carry no port, and the entry has no peer address to match them by.
+ *   meta protocol ip ip frag-off & 0x1fff != 0 meta l4proto udp accept
+ *   meta protocol ip6 ip6 nexthdr frag @nh,336,16 & 0xfff8 != 0 meta l4proto udp accept
+ * The first fragment carries the ports and passes only by the entry's port
+ * rules; without it a receiver reassembles nothing, and the inet chains see
+ * only whole datagrams. A raw sender gets no more than the port rules give it
+ * already (any payload to anyone, from the entry's port).
+ */
+static int build_fragment_rule(const struct stage *st, const char *chain, enum family f, uint8_t proto)
+{
+        uint16_t offset4 = htons(0x1fff), offset6 = htons(0xfff8);
+        struct nftnl_rule *rule = rule_new(st, chain);
+        int k;
+
+        if (!rule)
+                return -ENOMEM;
+        k = emit_family(rule, st, f);
+        if (k >= 0 && f == V4)
+                k = emit_payload(rule, NFT_PAYLOAD_NETWORK_HEADER, 6, 2, NFT_REG_1);
+        if (k >= 0 && f == V4)
+                k = emit_mask_nonzero(rule, &offset4, sizeof(offset4));
+        if (k >= 0 && f == V6)
+                k = emit_payload(rule, NFT_PAYLOAD_NETWORK_HEADER, 6, 1, NFT_REG_1);
+        if (k >= 0 && f == V6)
+                k = emit_cmp_u8(rule, NFT_REG_1, IPV6_NEXTHDR_FRAGMENT);
+        if (k >= 0 && f == V6)
+                k = emit_payload(rule, NFT_PAYLOAD_NETWORK_HEADER, 42, 2, NFT_REG_1);
+        if (k >= 0 && f == V6)
+                k = emit_mask_nonzero(rule, &offset6, sizeof(offset6));
+        if (k >= 0)
+                k = emit_meta_eq(rule, NFT_META_L4PROTO, proto);
+        return k < 0 ? k : emit_verdict(rule, NF_ACCEPT, NULL);
+}
+
+static int build_port_only_fragments(const struct stage *st, const struct ks_policy *p, const struct norm *n,
+                                     const char *chain)
+{
+        bool proto[UINT8_MAX + 1] = {};
+        int k = 0;
+
+        for (size_t i = 0; i < p->n_gateways + p->n_services; i++) {
+                const struct conn_norm *cn = &n->conns[i];
+
+                for (size_t j = 0; cn->name && !cn->has[FIELD_PEER] && j < cn->n_ports; j++)
+                        proto[cn->ports[j].proto] = true;
+        }
+        for (int f = 0; f < N_FAMILIES; f++)
+                for (size_t i = 0; k >= 0 && i <= UINT8_MAX; i++)
+                        if (proto[i])
+                                k = build_fragment_rule(st, chain, f, (uint8_t)i);
+        return k;
+}
+
 /* Going out, the ICMP errors quoting a packet of an entry kept by its ports. */
 static int build_all_quoting_errors(const struct stage *st, const struct ks_policy *p, const struct norm *n,
                                     const char *chain, bool inbound)
@@ -546,8 +709,9 @@ static int build_regular_chain(struct ks_ruleset *r, const char *table, const ch
 
 /*
  * P/link_in and P/link_out: what the device chains jump to while P is in
- * force. Every rule before the drops accepts, so the order decides no verdict,
- * only how many rules a kept packet passes first (the header comment): ARP,
+ * force. After the guards of P/link_out, which drop, every rule before the
+ * drops accepts, so the order decides no verdict, only how many rules a kept
+ * packet passes first (the header comment): ARP,
  * the entries kept by their ports (compares), the gateways and the entries
  * with peers (lookups), then the rare packets' rules.
  */
@@ -559,14 +723,18 @@ static int build_link_chains(const struct stage *st, const struct ks_policy *p, 
         for (int inbound = 1; inbound >= 0; inbound--) {
                 stage_name(chain, st, "%s", inbound ? LINKS_STAGED_IN : LINKS_STAGED_OUT);
                 k = build_regular_chain(st->r, st->table, chain);
+                if (k >= 0 && !inbound)
+                        k = build_label_guards(st, chain);
                 if (k >= 0)
-                        k = build_arp_rule(st, chain);
+                        k = build_arp_rules(st, chain, inbound);
                 if (k >= 0)
                         k = build_conn_entries(st, p, n, chain, inbound, false);
                 if (k >= 0)
                         k = build_gateways(st, p, n, chain, inbound);
                 if (k >= 0)
                         k = build_conn_entries(st, p, n, chain, inbound, true);
+                if (k >= 0)
+                        k = build_port_only_fragments(st, p, n, chain);
                 if (k >= 0)
                         k = build_upkeep(st, p, chain, inbound);
                 if (k >= 0)

@@ -6,7 +6,10 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdlib.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/socket.h>
 
 #include "cleanup.h"
@@ -16,9 +19,19 @@
 struct host_info {
         struct ks_prefix addrs[256];
         const char *names[256];
+        const char *bridges[256];
         struct if_nameindex *ifs;
         struct ks_host_view view;
 };
+
+/* /sys/class/net/NAME/bridge exists for a bridge (the agent's namespace's sysfs). */
+static bool is_bridge(const char *name)
+{
+        char path[64 + IFNAMSIZ];
+
+        snprintf(path, sizeof(path), "/sys/class/net/%s/bridge", name);
+        return access(path, F_OK) == 0;
+}
 
 static void host_info_read(struct host_info *h)
 {
@@ -30,6 +43,10 @@ static void host_info_read(struct host_info *h)
                 h->names[n++] = h->ifs[i].if_name;
         h->view.ifnames = h->names;
         h->view.n_ifnames = n;
+        for (size_t i = 0; i < n; i++)
+                if (is_bridge(h->names[i]))
+                        h->bridges[h->view.n_bridges++] = h->names[i];
+        h->view.bridges = h->bridges;
         n = 0;
         if (getifaddrs(&ifa) < 0)
                 return;

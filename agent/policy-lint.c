@@ -99,20 +99,36 @@ static int lint_local_family(struct lint *l, const struct ks_gateway *g)
         return 0;
 }
 
+static bool among(const char *const *names, size_t n, const char *name)
+{
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(names[i], name) == 0)
+                        return true;
+        return false;
+}
+
+/*
+ * A bridge as an uplink: what it forwards between its ports (virtual machines
+ * or containers bridged onto the internet's segment) passes neither its own
+ * hooks nor, without br_netfilter, the inet chains. Its port to the internet,
+ * as the uplink, is cut with the bridge (its master) for this host's traffic.
+ */
 static int lint_uplinks(struct lint *l, const struct ks_host_view *host)
 {
         const struct ks_policy *p = l->p;
         int k = 0;
 
         for (size_t i = 0; k >= 0 && i < p->n_uplinks; i++) {
-                bool found = false;
+                unsigned line = p->uplink_lines ? p->uplink_lines[i] : 0;
 
-                for (size_t j = 0; j < host->n_ifnames && !found; j++)
-                        found = strcmp(host->ifnames[j], p->uplinks[i]) == 0;
-                if (!found)
-                        k = warn(l, p->uplink_lines ? p->uplink_lines[i] : 0,
-                                 "uplink %s does not exist now; it is cut as soon as it appears (a typo? "
+                if (!among(host->ifnames, host->n_ifnames, p->uplinks[i]))
+                        k = warn(l, line, "uplink %s does not exist now; it is cut as soon as it appears (a typo? "
                                  "`ip link` lists the interfaces)", p->uplinks[i]);
+                else if (among(host->bridges, host->n_bridges, p->uplinks[i]))
+                        k = warn(l, line, "uplink %s is a bridge: what it forwards between its ports (virtual "
+                                 "machines, containers bridged onto it) is not cut; name its port to the "
+                                 "internet instead (`bridge link` lists them): the cut then takes the bridge "
+                                 "with it", p->uplinks[i]);
         }
         return k;
 }

@@ -104,6 +104,10 @@ agent_start || die "killswitchd did not start"
 # checks below (the raw sends) use that table.
 printf '\n[Service mx]\nAddress=198.51.100.1\nPorts=tcp:25\n\n[Gateway relay]\nAddress=203.0.113.28\nPorts=tcp:587\nDirection=out\n' \
 	>>"$KS_CONF/policies/isolate.policy"
+# And a UDP service for anyone on the gateway itself (a DNS server, say), for its fragments.
+printf '\n[Service dns]\nAddress=198.51.100.1 2001:db8:100::1\nPorts=udp:5353\n' >>"$KS_CONF/policies/isolate.policy"
+_udp_server gw 198.51.100.1 5353
+_udp_server gw 2001:db8:100::1 5353
 check "reload while normal: the service and the relay added" ctl reload
 check "after the reload: the link layer has the service's set" \
 	contains "$(n_gw nft list table netdev killswitch_links)" "isolate/svc_mx"
@@ -111,6 +115,32 @@ check "normal: the link layer is staged, nothing bound to a device" \
 	test -n "$(n_gw nft list table netdev killswitch_links)" -a -z "$(n_gw nft list ruleset | grep 'hook ingress\|hook egress')"
 check_exit 0 "isolate returns 0" ctl isolate --reason "e2e: links"
 cut_and_gateways "isolated"
+# A service for anyone has no peer address, and its fragments after the first carry no port: the
+# link layer dropped them, so every datagram larger than the MTU (a large DNS answer, a SIP INVITE)
+# was lost while isolated, both ways (the audit of 2026-12-02). 3,000 bytes over a 1,500-byte MTU.
+big_udp() { # ADDR SIZE — from the internet namespace: how many of 3 datagrams come back whole
+	n_inet timeout 10 python3 -c '
+import socket, sys
+addr, size = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1.5)
+ok = 0
+for i in range(3):
+    msg = (b"%d-" % i) + b"F" * (size - 2)
+    s.sendto(msg, (addr, 5353))
+    try:
+        ok += s.recv(65536) == msg
+    except socket.timeout:
+        pass
+print(ok)' "$1" "$2"
+}
+for a in 198.51.100.1 2001:db8:100::1; do
+	n=$(big_udp "$a" 1000)
+	check "isolated: [Service dns] udp/5353 on $a, 1,000-byte datagrams echoed (${n:-?} of 3)" test "${n:-0}" -ge 2
+	n=$(big_udp "$a" 3000)
+	check "isolated: [Service dns] on $a, 3,000-byte datagrams (fragmented both ways) echoed (${n:-?} of 3)" \
+		test "${n:-0}" -ge 2
+done
 check "status --json layers: inet hooks, netdev on wan0 wan1, link tracking" \
 	status_is '"inet hooks" in d["layers"] and "netdev ingress+egress on wan0 wan1" in d["layers"] and "link tracking" in d["layers"]'
 check "status text has a Layers line" contains "$(ctl status)" "Layers:" "netdev ingress+egress on wan0 wan1"
@@ -164,6 +194,13 @@ n_gw ip link add br0 type bridge && n_gw ip link set wan0 master br0 &&
 	n_gw ip link set br0 up && route_v4 br0 198.51.100.2 gw0 198.51.100.1 || die "bridge"
 cut_and_gateways "bridge br0 with wan0"
 check "bridge: audited as tamper" tamper_said "bridge br0" "took wan0 as a port"
+# The other way round, the bridge named as the uplink: what it forwards between its ports never
+# passes its own hooks, so --check warns and names the way out.
+mkdir -p "$KS_TMP/bridged/policies" &&
+	printf '[Uplinks]\nInterface=br0\n' >"$KS_TMP/bridged/policies/bridged.policy" || die "bridged policy"
+out=$(n_gw "$KILLSWITCHD" --check --config-dir "$KS_TMP/bridged" 2>&1)
+check "bridge named as the uplink: --check warns, FILE:LINE, and says to name its port" \
+	contains "$out" "bridged.policy:2: warning: uplink br0 is a bridge" "name its port to the internet"
 n_gw ip link set wan0 nomaster && n_gw ip link del br0 && n_gw ip addr add 198.51.100.1/30 dev wan0 &&
 	v6_back && route_v4_back || die "bridge undone"
 cut_and_gateways "bridge undone"
@@ -291,6 +328,64 @@ check "raw: an ICMP echo with a payload to an arbitrary host: cut" raw_none raw_
 check "raw: an ICMP error with a payload to an arbitrary host (quoting its port 9999): cut" \
 	raw_none raw_error error 192.0.2.80 9999
 cut_and_gateways "after the raw frames"
+
+# A packet socket sets meta protocol (skb->protocol) from the protocol it is bound to, not from the
+# frame, and the link layer's rules read the network header as meta protocol says while the next
+# hop reads the frame by its ethertype. Two frames that got through before (the audit of
+# 2026-12-02), counted at the far end's netdev ingress, before any reassembly:
+#   - an IPv4/UDP datagram to the web server from a socket bound to ETH_P_ARP ("meta protocol arp
+#     accept" let every frame of such a socket out: full internet access for CAP_NET_RAW);
+#   - an IPv4 fragment from a socket bound to ETH_P_IPV6, its bytes laid out so that, read as an
+#     IPv6 header, it is a fragment to the mail relay's IPv6 address (the gateway's fragment rule).
+raw_labelled() { # KIND(arp|ip6) PORT
+	n_gw setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all,+net_raw \
+		--ambient-caps=-all,+net_raw --bounding-set=-all,+net_raw /usr/bin/python3 -c '
+import socket, struct, sys
+kind, port, dst_mac, src_mac = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+def csum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xffff)
+    return ~(s + (s >> 16)) & 0xffff
+if kind == "arp":
+    label, proto, frag = 0x0806, 17, 0
+    body = struct.pack("!HHHH", 40000, port, 28, 0) + b"exfil-by-arp-label\0\0"
+else:   # byte 6 = 44 (IPv6: next header fragment): IPv4 MF and an offset; bytes 24-39 = 2001:db8:25::25
+    label, proto, frag = 0x86DD, 253, 0x2c00
+    body = struct.pack("!H", port) + b"\0\0" + socket.inet_pton(socket.AF_INET6, "2001:db8:25::25") + b"exfil-ip6-label"
+    body += b"\0" * (len(body) % 2)
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), 1, frag, 64, proto, 0,
+                 socket.inet_aton("198.51.100.1"), socket.inet_aton("192.0.2.80"))
+ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+eth = bytes.fromhex(dst_mac.replace(":", "")) + bytes.fromhex(src_mac.replace(":", "")) + b"\x08\x00"
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(label))
+s.bind(("wan0", label))
+for _ in range(5):
+    try:
+        s.send(eth + ip + body)
+    except OSError:
+        pass
+' "$1" "$2" "$gw0_mac" "$wan_mac"
+}
+n_inet nft add table netdev ks_label &&
+	n_inet nft add chain netdev ks_label in '{ type filter hook ingress device "gw0" priority 0; }' &&
+	n_inet nft add counter netdev ks_label arp_label &&
+	n_inet nft add counter netdev ks_label ip6_label &&
+	n_inet nft add rule netdev ks_label in ip daddr 192.0.2.80 udp dport 7004 counter name arp_label &&
+	n_inet nft add rule netdev ks_label in ip daddr 192.0.2.80 ip protocol 253 counter name ip6_label ||
+	die "far counters"
+label_count() { n_inet nft list counter netdev ks_label "$1" | awk '$1 == "packets" { print $2; exit }'; }
+check "raw, socket bound to ETH_P_ARP: 5 IPv4 datagrams sent to the web server" raw_labelled arp 7004
+check "raw, socket bound to ETH_P_IPV6: 5 IPv4 fragments laid out as IPv6 to the mail relay sent" raw_labelled ip6 7005
+sleep 0.3
+n=$(label_count arp_label)
+check "raw, an IPv4 frame that says it is ARP: cut (0 of 5 arrived, saw ${n:-?})" test "${n:-1}" = 0
+n=$(label_count ip6_label)
+check "raw, an IPv4 frame that says it is IPv6, to the mail relay's v6 address: cut (0 of 5, saw ${n:-?})" \
+	test "${n:-1}" = 0
+n_inet nft delete table netdev ks_label
+check "raw: ARP itself still resolves the peer (neighbour entry of 198.51.100.2 after a flush)" \
+	eval 'n_gw ip neigh flush dev wan0 && tcp_echo lan 203.0.113.25 25 &&
+		n_gw ip neigh show dev wan0 | grep -q "198.51.100.2 .*lladdr"'
 
 # Where nftables ends: tc runs before it. With CAP_NET_ADMIN, a tc egress filter on lan0 that
 # redirects to wan0 (act_mirred) marks the frame to skip wan0's netfilter egress hook. Counted

@@ -1634,9 +1634,19 @@ static void test_links_order(void **state)
 
         assert_int_equal(compile_links_table(pp(p), 1, NULL, NULL, 0, TABLE, 0, &r), 0);
         dump = dump_of(r);
-        at = offset_of(dump, 0, "netdev killswitch_links t/link_in\n"
+        at = offset_of(dump, 0, "netdev killswitch_links t/link_in\n"     /* ARP, on Ethernet if the frame is */
                                 "  [ meta load protocol => reg 1 ]\n"
                                 "  [ cmp eq reg 1 0x00000608 ]\n"
+                                "  [ meta load iiftype => reg 1 ]\n"
+                                "  [ cmp eq reg 1 0x00000001 ]\n"
+                                "  [ payload load 2b @ link header + 12 => reg 1 ]\n"
+                                "  [ cmp eq reg 1 0x00000608 ]\n"
+                                "  [ immediate reg 0 accept ]\n"
+                                "netdev killswitch_links t/link_in\n"
+                                "  [ meta load protocol => reg 1 ]\n"
+                                "  [ cmp eq reg 1 0x00000608 ]\n"
+                                "  [ meta load iiftype => reg 1 ]\n"
+                                "  [ cmp neq reg 1 0x00000001 ]\n"
                                 "  [ immediate reg 0 accept ]\n"
                                 "netdev killswitch_links t/link_in\n"     /* tcp dport 443 accept */
                                 "  [ meta load l4proto => reg 1 ]\n"
@@ -1653,15 +1663,82 @@ static void test_links_order(void **state)
                                 "  [ immediate reg 0 accept ]\n"
                                 "netdev killswitch_links t/link_in\n");
         at = offset_of(dump, at, "[ lookup reg 1 set t/gw_mail_v4 ]");
+        /* The service's fragments after the first: no port in them, no peer to match. */
+        at = offset_of(dump, at, "netdev killswitch_links t/link_in\n"
+                                 "  [ meta load protocol => reg 1 ]\n"
+                                 "  [ cmp eq reg 1 0x00000008 ]\n"
+                                 "  [ payload load 2b @ network header + 6 => reg 1 ]\n"
+                                 "  [ bitwise reg 1 = ( reg 1 & 0x0000ff1f ) ^ 0x00000000 ]\n"
+                                 "  [ cmp neq reg 1 0x00000000 ]\n"
+                                 "  [ meta load l4proto => reg 1 ]\n"
+                                 "  [ cmp eq reg 1 0x00000006 ]\n"
+                                 "  [ immediate reg 0 accept ]\n"
+                                 "netdev killswitch_links t/link_in\n"
+                                 "  [ meta load protocol => reg 1 ]\n"
+                                 "  [ cmp eq reg 1 0x0000dd86 ]\n"
+                                 "  [ payload load 1b @ network header + 6 => reg 1 ]\n"
+                                 "  [ cmp eq reg 1 0x0000002c ]\n"
+                                 "  [ payload load 2b @ network header + 42 => reg 1 ]\n"
+                                 "  [ bitwise reg 1 = ( reg 1 & 0x0000f8ff ) ^ 0x00000000 ]\n"
+                                 "  [ cmp neq reg 1 0x00000000 ]\n"
+                                 "  [ meta load l4proto => reg 1 ]\n"
+                                 "  [ cmp eq reg 1 0x00000006 ]\n"
+                                 "  [ immediate reg 0 accept ]\n");
         at = offset_of(dump, at, "[ cmp gte reg 1 0x00000085 ]");    /* icmpv6 type 133-137 */
         at = offset_of(dump, at, "[ cmp eq reg 1 0x00000003 ]");      /* icmp type 3 */
         at = offset_of(dump, at, "[ objref type 1 name t/dropped_in/wan0 ]");
-        /* Going out: the service's answers from port 443, then the gateway, then the errors quoting 443. */
+        /*
+         * Going out: first what meta protocol says checked against the frame
+         * (its ethertype on Ethernet, the IP version elsewhere), then ARP, the
+         * service's answers from port 443, the gateway, the errors quoting 443.
+         */
         at = offset_of(dump, at, "netdev killswitch_links t/link_out\n"
                                  "  [ meta load protocol => reg 1 ]\n"
-                                 "  [ cmp eq reg 1 0x00000608 ]\n"
-                                 "  [ immediate reg 0 accept ]\n"
+                                 "  [ cmp eq reg 1 0x00000008 ]\n"
+                                 "  [ meta load oiftype => reg 1 ]\n"
+                                 "  [ cmp eq reg 1 0x00000001 ]\n"
+                                 "  [ payload load 2b @ link header + 12 => reg 1 ]\n"
+                                 "  [ cmp neq reg 1 0x00000008 ]\n"
+                                 "  [ objref type 1 name t/dropped_out ]\n"
+                                 "  [ immediate reg 0 drop ]\n"
                                  "netdev killswitch_links t/link_out\n"
+                                 "  [ meta load protocol => reg 1 ]\n"
+                                 "  [ cmp eq reg 1 0x00000008 ]\n"
+                                 "  [ meta load oiftype => reg 1 ]\n"
+                                 "  [ cmp neq reg 1 0x00000001 ]\n"
+                                 "  [ payload load 1b @ network header + 0 => reg 1 ]\n"
+                                 "  [ bitwise reg 1 = ( reg 1 & 0x000000f0 ) ^ 0x00000000 ]\n"
+                                 "  [ cmp neq reg 1 0x00000040 ]\n"
+                                 "  [ objref type 1 name t/dropped_out ]\n"
+                                 "  [ immediate reg 0 drop ]\n"
+                                 "netdev killswitch_links t/link_out\n"
+                                 "  [ meta load protocol => reg 1 ]\n"
+                                 "  [ cmp eq reg 1 0x0000dd86 ]\n"
+                                 "  [ meta load oiftype => reg 1 ]\n"
+                                 "  [ cmp eq reg 1 0x00000001 ]\n"
+                                 "  [ payload load 2b @ link header + 12 => reg 1 ]\n"
+                                 "  [ cmp neq reg 1 0x0000dd86 ]\n"
+                                 "  [ objref type 1 name t/dropped_out ]\n"
+                                 "  [ immediate reg 0 drop ]\n"
+                                 "netdev killswitch_links t/link_out\n"
+                                 "  [ meta load protocol => reg 1 ]\n"
+                                 "  [ cmp eq reg 1 0x0000dd86 ]\n"
+                                 "  [ meta load oiftype => reg 1 ]\n"
+                                 "  [ cmp neq reg 1 0x00000001 ]\n"
+                                 "  [ payload load 1b @ network header + 0 => reg 1 ]\n"
+                                 "  [ bitwise reg 1 = ( reg 1 & 0x000000f0 ) ^ 0x00000000 ]\n"
+                                 "  [ cmp neq reg 1 0x00000060 ]\n"
+                                 "  [ objref type 1 name t/dropped_out ]\n"
+                                 "  [ immediate reg 0 drop ]\n"
+                                 "netdev killswitch_links t/link_out\n"
+                                 "  [ meta load protocol => reg 1 ]\n"
+                                 "  [ cmp eq reg 1 0x00000608 ]\n"
+                                 "  [ meta load oiftype => reg 1 ]\n"
+                                 "  [ cmp eq reg 1 0x00000001 ]\n"
+                                 "  [ payload load 2b @ link header + 12 => reg 1 ]\n"
+                                 "  [ cmp eq reg 1 0x00000608 ]\n"
+                                 "  [ immediate reg 0 accept ]\n");
+        at = offset_of(dump, at, "netdev killswitch_links t/link_out\n"
                                  "  [ meta load l4proto => reg 1 ]\n"
                                  "  [ cmp eq reg 1 0x00000006 ]\n"
                                  "  [ payload load 2b @ transport header + 0 => reg 1 ]\n"

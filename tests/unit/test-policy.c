@@ -1075,7 +1075,9 @@ static void test_v2_lint(void **state)
                                        "[Service mx]\nAddress=198.51.100.1\nPorts=tcp:25\n");
         static const char *const ifs[] = { "lo", "wan0" };
         const struct ks_prefix host_addrs[] = { { .family = AF_INET, .addr = { 198, 51, 100, 1 }, .len = 32 } };
-        const struct ks_host_view host = { host_addrs, 1, ifs, 2 };
+        const struct ks_host_view host = { host_addrs, 1, ifs, 2, NULL, 0 };
+        static const char *const bridges[] = { "wan0" };
+        const struct ks_host_view bridged = { host_addrs, 1, ifs, 2, bridges, 1 };
         struct ks_diags d = {};
 
         assert_int_equal(policy_lint(p, &host, &d), 5);
@@ -1088,6 +1090,11 @@ static void test_v2_lint(void **state)
         assert_non_null(strstr(d.msgs[2], FILE_NAME ":10: warning: gateway local4: Local= has no IPv6 address"));
         assert_non_null(strstr(d.msgs[3], FILE_NAME ":16: warning: gateway localany keeps all addresses"));
         assert_non_null(strstr(d.msgs[4], FILE_NAME ":2: warning: uplink wan9 does not exist now"));
+        diags_clear(&d);
+        /* wan0 a bridge: what it forwards between its ports is not cut. */
+        assert_int_equal(policy_lint(p, &bridged, &d), 6);
+        assert_non_null(strstr(d.msgs[4], FILE_NAME ":2: warning: uplink wan0 is a bridge: what it forwards "
+                                          "between its ports"));
         diags_clear(&d);
         /* Without a host view, only what the file says. */
         assert_int_equal(policy_lint(p, NULL, &d), 3);
