@@ -601,6 +601,10 @@ static void text_chains(FILE *f, const struct ks_policy *p, const struct norm *n
                 fputs("\t}\n\n", f);
         }
         text_error_chains(f, p, n);
+        /* P/forward: a forwarded packet never has a source of this host (compile_forward). */
+        fprintf(f, "\tchain %s" COMPILE_NAME_SEP CHAIN_FORWARD_OUT " {\n"
+                "\t\tfib saddr type local counter name \"%s" COMPILE_NAME_SEP COUNTER_DROPPED_OUT "\" drop\n"
+                "\t\tgoto %s" COMPILE_NAME_SEP "outbound\n\t}\n\n", p->name, p->name, p->name);
         fprintf(f, "\tchain %s" COMPILE_NAME_SEP CHAIN_LOCAL_OUT " {\n", p->name);
         text_upkeep_rules(f, p, upkeep_out, ELEMENTSOF(upkeep_out));
         fprintf(f, "\t\tgoto %s" COMPILE_NAME_SEP "outbound\n\t}\n\n", p->name);

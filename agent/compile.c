@@ -25,13 +25,14 @@
  *   chain P/outbound     the same with daddr, oifname, no link upkeep; the tail rejects per Reject=
  *   chain P/errors_in    (and P/errors_out) the entries' lookups on the conntrack tuples of the
  *                        connection an ICMP error quotes (KeepICMPErrors=, build_error_rules)
+ *   chain P/forward      fib saddr type local counter name P/dropped_out drop; goto P/outbound
  *   chain P/local_out    this host's own link upkeep accept; goto P/outbound
  *
  * Regular chains have no hook: a staged policy costs nothing per packet.
  * While isolated with policy P, and only then, the table also has
  *
  *   chain prerouting  hook prerouting priority -150: iifname @P/uplinks jump P/inbound
- *   chain forward     hook forward    priority -150: oifname @P/uplinks jump P/outbound
+ *   chain forward     hook forward    priority -150: oifname @P/uplinks jump P/forward
  *   chain output      hook output     priority -150: oifname @P/uplinks jump P/local_out
  *
  * so that isolating, switching and restoring touch three chains and three
@@ -725,6 +726,10 @@ static int build_chains(const struct stage *st, const struct ks_policy *p)
                 if (k < 0)
                         return k;
         }
+        stage_name(name, st, CHAIN_FORWARD_OUT);
+        k = build_chain(st->r, st->table, name, -1);
+        if (k < 0)
+                return k;
         stage_name(name, st, CHAIN_LOCAL_OUT);
         k = build_chain(st->r, st->table, name, -1);
         if (k < 0)
@@ -1045,18 +1050,23 @@ bool upkeep_enabled(const struct ks_policy *p, const struct upkeep_rule *u)
         return false;
 }
 
-/* fib daddr type local */
-static int emit_fib_daddr_local(struct nftnl_rule *rule)
+/* fib daddr type local (flag NFTA_FIB_F_DADDR), fib saddr type local (NFTA_FIB_F_SADDR) */
+static int emit_fib_local(struct nftnl_rule *rule, uint32_t flag)
 {
         static const uint32_t local = RTN_LOCAL;
         struct nftnl_expr *e = rule_expr(rule, "fib");
 
         if (!e)
                 return -ENOMEM;
-        nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, flag);
         nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
         nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, NFT_REG_1);
         return emit_cmp(rule, NFT_REG_1, NFT_CMP_EQ, &local, sizeof(local));
+}
+
+static int emit_fib_daddr_local(struct nftnl_rule *rule)
+{
+        return emit_fib_local(rule, NFTA_FIB_F_DADDR);
 }
 
 /* meta skuid 0-4294967295: the packet has a process's socket (the kernel's ND has none with a file). */
@@ -1231,6 +1241,37 @@ static int compile_upkeep_local_out(const struct stage *st, const struct ks_poli
         stage_name(chain, st, CHAIN_LOCAL_OUT);
         stage_name(outbound, st, "outbound");
         k = compile_upkeep_rules(st, p, chain, upkeep_out, ELEMENTSOF(upkeep_out));
+        if (k < 0)
+                return k;
+        rule = rule_new(st, chain);
+        return rule ? emit_verdict(rule, NFT_GOTO, outbound) : -ENOMEM;
+}
+
+/*
+ * P/forward, what the gateway forwards out: a packet with a source address of
+ * this host is forged (the host's own packets take the output hook), and the
+ * connection-matched rules of P/outbound would keep it when its ports are the
+ * reply of a [Service] on this host's address (IPv6 forwards it; IPv4 drops a
+ * local source arriving from outside before any hook). Then the rest as
+ * P/outbound.
+ */
+static int compile_forward(const struct stage *st)
+{
+        char chain[COMPILE_NAME_SIZE], outbound[COMPILE_NAME_SIZE], counter[COMPILE_NAME_SIZE];
+        struct nftnl_rule *rule;
+        int k;
+
+        stage_name(chain, st, CHAIN_FORWARD_OUT);
+        stage_name(outbound, st, "outbound");
+        stage_name(counter, st, COUNTER_DROPPED_OUT);
+        rule = rule_new(st, chain);
+        if (!rule)
+                return -ENOMEM;
+        k = emit_fib_local(rule, NFTA_FIB_F_SADDR);
+        if (k >= 0)
+                k = emit_counter_ref(rule, counter);
+        if (k >= 0)
+                k = emit_verdict(rule, NF_DROP, NULL);
         if (k < 0)
                 return k;
         rule = rule_new(st, chain);
@@ -1667,6 +1708,8 @@ static int build_rules(const struct stage *st, const struct ks_policy *p, const 
         if (k >= 0)
                 k = build_error_rules(st, p, n);
         if (k >= 0)
+                k = compile_forward(st);
+        if (k >= 0)
                 k = compile_upkeep_local_out(st, p);
         return k < 0 ? k : build_hold_rule(st);
 }
@@ -1698,7 +1741,7 @@ static int build_policy(struct ks_ruleset *r, const char *table, const struct ks
 
 const struct base_chain base_chains[N_BASE_CHAINS] = {
         { CHAIN_PREROUTING, "inbound", NF_INET_PRE_ROUTING, NFT_META_IIFNAME },
-        { CHAIN_FORWARD, "outbound", NF_INET_FORWARD, NFT_META_OIFNAME },
+        { CHAIN_FORWARD, CHAIN_FORWARD_OUT, NF_INET_FORWARD, NFT_META_OIFNAME },
         { CHAIN_OUTPUT, CHAIN_LOCAL_OUT, NF_INET_LOCAL_OUT, NFT_META_OIFNAME },
 };
 

@@ -20,6 +20,7 @@
  * The table holds every loaded policy, staged: policy P owns the objects named
  * "P/...". Staged policies have no hook and cost nothing per packet. Isolation
  * adds the base chains "prerouting" (jumps to P/inbound), "forward" (to
+ * P/forward, which drops a forged source address of this host and goes on to
  * P/outbound) and "output" (to P/local_out, the gateway's own link upkeep,
  * which goes on to P/outbound), each with one rule; restoring removes them.
  * Switching is one small batch whatever the size of the policies
@@ -102,6 +103,8 @@ struct ks_ruleset;
 #define CHAIN_OUTPUT "output"
 #define CHAIN_HOLD "hold"       /* "P/hold": drops all on the uplinks (compile_table_held) */
 #define CHAIN_LOCAL_OUT "local_out"     /* "P/local_out": the gateway's own upkeep, then P/outbound */
+/* "P/forward": a forwarded packet with a source address of this host dropped, then P/outbound */
+#define CHAIN_FORWARD_OUT "forward"
 /* "P/errors_in", "P/errors_out": an ICMP error passes if the connection it quotes is kept (KeepICMPErrors=) */
 #define CHAIN_ERRORS_IN "errors_in"
 #define CHAIN_ERRORS_OUT "errors_out"
@@ -130,8 +133,8 @@ int compile_uplink_counter_name(char *buf, size_t size, const char *policy, cons
 /*
  * The whole table `table` (family inet): NEWTABLE, then every policy of
  * policies[0..n) staged (counters, sets and elements, chains P/inbound,
- * P/outbound, P/errors_in and P/errors_out (with KeepICMPErrors=), P/local_out
- * and P/hold with their rules), then, if active is
+ * P/outbound, P/errors_in and P/errors_out (with KeepICMPErrors=), P/forward,
+ * P/local_out and P/hold with their rules), then, if active is
  * not NULL, the base chains hooked to policy `active`. The caller sends NEWTABLE, DELTABLE before these
  * messages in the same batch to replace the table atomically.
  * Returns 0; -EINVAL (NULL arguments, an invalid or repeated policy name, a

@@ -206,20 +206,113 @@ check "restore" ctl restore
 check_many < <(all_work | grep -E 'MX|relay|SIP' | tagged restored)
 
 # ---------------------------------------------------------------------------------------------
+note "a [Service] on gw's own address: an inside host forging that address gets nothing out"
+# A WireGuard-like endpoint on gw itself, udp/51820 from anyone. Its replies leave through
+# P/outbound (ct direction reply and the connection's tuple), which the forward hook reached too
+# until P/forward: an inside host that sent from gw's own address and port 51820 to an internet
+# host that had sent the service one datagram matched the reply direction of that connection, and
+# IPv6 forwarded it (IPv4 drops a local source arriving from outside before any hook). While
+# isolated nothing of it must arrive, and neither from the inside host's own address; the service
+# works both ways.
+cat >"$KS_CONF/policies/gwservice.policy" <<'EOF'
+[Uplinks]
+Interface=wan0 wan1
+
+[Service wg]
+Address=198.51.100.1 2001:db8:100::1
+Ports=udp:51820
+EOF
+_udp_server gw 198.51.100.1 51820
+_udp_server gw 2001:db8:100::1 51820
+rx_counter_add inet wg_peer_v4 "ip daddr 198.18.0.7 udp dport 40000" || die "the peer's v4 counter"
+rx_counter_add inet wg_peer_v6 "ip6 daddr 2001:db8:77::7 udp dport 40000" || die "the peer's v6 counter"
+# udp_sent_arrived NS SRC SPORT DST DPORT COUNTER — five datagrams from SRC:SPORT (IPV6_FREEBIND,
+# IP_TRANSPARENT: SRC need not be NS's address); prints how many COUNTER saw arrive.
+udp_sent_arrived() {
+	local before after
+	before=$(rx_count inet "$6") || return 1
+	# shellcheck disable=SC2016 # python, not shell
+	in_ns "$1" timeout 5 python3 -c '
+import socket, sys, time
+src, sport, dst, dport = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+v6 = ":" in dst
+s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+if v6:
+    s.setsockopt(socket.IPPROTO_IPV6, 78, 1)        # IPV6_FREEBIND
+else:
+    s.setsockopt(socket.SOL_IP, 19, 1)              # IP_TRANSPARENT (freebind is not enough to send)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((src, sport))
+for i in range(5):
+    s.sendto(b"ks-forged %d\n" % i, (dst, dport))
+    time.sleep(0.02)' "$2" "$3" "$4" "$5" || return 1
+	sleep "$KS_PROBE_WAIT"
+	after=$(rx_count inet "$6") || return 1
+	echo $((after - before))
+}
+# gw_service_rounds TAG — the peers open the service's connections (one datagram each, echoed),
+# then the inside host sends as gw, and from its own address; sets ARRIVED_{V4,V6,OWN}.
+gw_service_rounds() {
+	check_many <<EOF
++ [$1] the service on gw answers v4 (peer port 40000) | udp_echo_from inet 198.18.0.7 198.51.100.1 51820 40000
++ [$1] the service on gw answers v6 (peer port 40000) | udp_echo_from inet 2001:db8:77::7 2001:db8:100::1 51820 40000
+EOF
+	sleep 0.3       # a late echo is not counted below
+	ARRIVED_V6=$(udp_sent_arrived lan 2001:db8:100::1 51820 2001:db8:77::7 40000 wg_peer_v6)
+	ARRIVED_V4=$(udp_sent_arrived lan 198.51.100.1 51820 198.18.0.7 40000 wg_peer_v4)
+	ARRIVED_OWN=$(udp_sent_arrived lan fd00:1::2 51820 2001:db8:77::7 40000 wg_peer_v6)
+}
+check "reload with a service on gw's own address" ctl reload
+gw_service_rounds normal
+# Without the kill switch the forged IPv6 datagrams cross gw: the probe can see the hole.
+check "[normal] datagrams forging gw's v6 address arrive (5 sent, ${ARRIVED_V6:-?} arrived)" \
+	test "${ARRIVED_V6:-0}" -ge 1
+check "[normal] datagrams from the inside host's own address arrive (5 sent, ${ARRIVED_OWN:-?} arrived)" \
+	test "${ARRIVED_OWN:-0}" -ge 1
+note "[normal] datagrams forging gw's v4 address: 5 sent, ${ARRIVED_V4:-?} arrived (gw's IPv4 drops them itself)"
+check "isolate with the service on gw's own address" ctl isolate gwservice
+dropped0=$(n_gw nft list counter inet killswitch gwservice/dropped_out | awk '$1 == "packets" { print $2 }')
+gw_service_rounds isolated
+dropped1=$(n_gw nft list counter inet killswitch gwservice/dropped_out | awk '$1 == "packets" { print $2 }')
+check "[isolated] nothing forging gw's v6 address and the service's port arrives (5 sent, ${ARRIVED_V6:-?} arrived)" \
+	test "${ARRIVED_V6:-1}" -eq 0
+check "[isolated] nothing forging gw's v4 address arrives (5 sent, ${ARRIVED_V4:-?} arrived)" \
+	test "${ARRIVED_V4:-1}" -eq 0
+check "[isolated] nothing from the inside host's own address arrives (5 sent, ${ARRIVED_OWN:-?} arrived)" \
+	test "${ARRIVED_OWN:-1}" -eq 0
+check "[isolated] the forged v6 datagrams are counted on gwservice/dropped_out (${dropped0:-?} -> ${dropped1:-?})" \
+	test "$((${dropped1:-0} - ${dropped0:-0}))" -ge 5
+check "show prints P/forward: a source address of this host dropped, then P/outbound" contains "$(ctl show gwservice)" \
+	"chain gwservice/forward {" 'fib saddr type local counter name "gwservice/dropped_out" drop' \
+	"oifname @gwservice/uplinks jump gwservice/forward"
+fwd_chains() { awk '/^\tchain (gwservice\/forward|forward) /,/^\t}/'; }
+check "nft lists the kernel's P/forward and forward chains as show prints them" \
+	diff <(n_gw nft list table inet killswitch | fwd_chains) <(ctl show gwservice | fwd_chains)
+check "restore" ctl restore
+rm -f "$KS_CONF/policies/gwservice.policy"
+check "reload without it" ctl reload
+
+# ---------------------------------------------------------------------------------------------
 note "upgrade: a table hooked by an agent from before policy v2 (prerouting at -150, before DNAT)"
+note "and from before P/forward (forward jumps to P/outbound, the policies have no P/forward)"
 check "isolate with the hosted-site policy again" ctl isolate site
 agent_stop TERM
-# What an older agent left: the same table, prerouting hooked at priority -150. (The agent is down,
-# so the table has no owner now.)
-n_gw nft -f - <<'EOF' || die "making prerouting look like an older agent's"
+# What an older agent left: the same table, prerouting hooked at priority -150, forward jumping to
+# P/outbound, no P/forward. (The agent is down, so the table has no owner now.)
+n_gw nft -f - <<'EOF' || die "making prerouting and forward look like an older agent's"
 flush chain inet killswitch prerouting
 delete chain inet killswitch prerouting
 add chain inet killswitch prerouting { type filter hook prerouting priority -150; policy accept; }
 add rule inet killswitch prerouting iifname @site/uplinks jump site/inbound
+flush chain inet killswitch forward
+add rule inet killswitch forward oifname @site/uplinks jump site/outbound
+delete chain inet killswitch site/forward
 EOF
 agent_start || die "agent did not restart"
 check "the restarted agent rebuilds it: prerouting after DNAT again" \
 	bash -c "ip netns exec $NS_GW nft list chain inet killswitch prerouting | grep -q 'hook prerouting priority filter;'"
+check "and jumps from forward to P/forward again" \
+	bash -c "ip netns exec $NS_GW nft list chain inet killswitch forward | grep -q 'jump site/forward'"
 check "and switches on it" ctl isolate siteinside
 check_many <<'EOF'
 + [upgraded] MX v4 from anyone through DNAT      | tcp_echo_from inet 198.18.0.7 192.0.2.10 25

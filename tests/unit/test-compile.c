@@ -290,7 +290,15 @@ static void test_isolate_shape(void **state)
         assert_non_null(strstr(t,
                 "\t\tct direction original ct original ip daddr @t/gw_web_v4r counter name \"t/gw_web\" accept\n"
                 "\t\tct direction reply ct original ip saddr @t/gw_web_v4r counter name \"t/gw_web\" accept\n"
-                "\t}\n\n\tchain t/local_out {\n"));
+                "\t}\n\n\tchain t/forward {\n"));
+        /*
+         * Forwarded traffic: never with a source address of this host (a forged one would pass as the
+         * reply of a [Service] on the gateway's address), then the same as the gateway's own.
+         */
+        assert_non_null(strstr(t, "\tchain t/forward {\n"
+                "\t\tfib saddr type local counter name \"t/dropped_out\" drop\n"
+                "\t\tgoto t/outbound\n\t}\n\n"
+                "\tchain t/local_out {\n"));
         /* The gateway's own traffic: its link upkeep, then the same as forwarded traffic. */
         assert_non_null(strstr(t, "\tchain t/local_out {\n"
                 "\t\ticmpv6 type 133-137 ip6 hoplimit 255 ip6 daddr ff02::/16 accept\n"
@@ -309,7 +317,7 @@ static void test_isolate_shape(void **state)
                                   "\t\tiifname @t/uplinks jump t/inbound\n\t}\n\n"
                                   "\tchain forward {\n"
                                   "\t\ttype filter hook forward priority mangle; policy accept;\n"
-                                  "\t\toifname @t/uplinks jump t/outbound\n\t}\n\n"
+                                  "\t\toifname @t/uplinks jump t/forward\n\t}\n\n"
                                   "\tchain output {\n"
                                   "\t\ttype filter hook output priority mangle; policy accept;\n"
                                   "\t\toifname @t/uplinks jump t/local_out\n\t}\n}\n"));
@@ -464,6 +472,19 @@ static void test_bytecode(void **state)
                 "inet killswitch t/inbound\n"
                 "  [ objref type 1 name t/dropped_in ]\n"
                 "  [ immediate reg 0 drop ]\n"));
+        /*
+         * P/forward, what the gateway forwards (the forward hook only): a source address of this host
+         * dropped (nft --debug=netlink of "fib saddr type local counter name ... drop"), then P/outbound.
+         */
+        assert_non_null(strstr(dump,
+                "inet killswitch t/forward\n"
+                "  [ fib saddr type => reg 1 ]\n"
+                "  [ cmp eq reg 1 0x00000002 ]\n"
+                "  [ objref type 1 name t/dropped_out ]\n"
+                "  [ immediate reg 0 drop ]\n"
+                "inet killswitch t/forward\n"
+                "  [ immediate reg 0 goto -> t/outbound ]\n"
+                "inet killswitch t/local_out\n"));
         /* ... and P/local_out, what the gateway sends itself (the output hook only). */
         assert_non_null(strstr(dump,
                 "inet killswitch t/local_out\n"       /* icmpv6 type 133-137 ip6 hoplimit 255 ip6 daddr ff02::/16 accept */
@@ -1332,16 +1353,17 @@ static void test_batch_small(void **state)
         st = batch_info(r, 100, mi, ELEMENTSOF(mi));
         /*
          * table, 2 + 2 + 2 * 2 counters, 5 sets (uplinks, phone's exact and range sets, mail's
-         * two families) with one element message each, 6 chains (inbound, outbound, errors_in,
-         * errors_out, local_out, hold), rules: inbound 6 of link upkeep, outbound none; 2 of ICMP
-         * errors and 4 * 2 of the gateways (two per set) in each; then the tail: inbound 2 + 1,
+         * two families) with one element message each, 7 chains (inbound, outbound, errors_in,
+         * errors_out, forward, local_out, hold), rules: inbound 6 of link upkeep, outbound none; 2 of
+         * ICMP errors and 4 * 2 of the gateways (two per set) in each; then the tail: inbound 2 + 1,
          * outbound (Reject=tcp) 2 * (2 + 1); errors_in and errors_out 4 * 4 each (four per set);
-         * local_out 8 of link upkeep and its goto; hold's drop; 3 base chains + 3 rules.
+         * forward's local-source drop and its goto; local_out 8 of link upkeep and its goto; hold's
+         * drop; 3 base chains + 3 rules.
          * The drop sensor: its overflow counter, 8 sets without elements (4 and their _first twins), 12 rules before the
          * outbound tail.
          */
-        assert_int_equal(st.msgs, 1 + 8 + 5 * 2 + 6 + (6 + 2 + 8 + 3) + (2 + 8 + 6) + 2 * 16 + (8 + 1) + 1 + 3 + 3 +
-                         1 + 8 + 12);
+        assert_int_equal(st.msgs, 1 + 8 + 5 * 2 + 7 + (6 + 2 + 8 + 3) + (2 + 8 + 6) + 2 * 16 + 2 + (8 + 1) + 1 + 3 +
+                         3 + 1 + 8 + 12);
         assert_int_equal(st.newsetelem, 5);
         assert_int_equal(st.elements, 2 + 2 + 1 + 4 + 4);
         assert_int_equal(mi[0].type, NFT_MSG_NEWTABLE);
@@ -1382,8 +1404,8 @@ static void check_table(struct ks_policy *const *ps, size_t n, const char *activ
                 else
                         assert_non_null(strchr(mi[i].name, '/'));
         }
-        /* P/inbound, P/outbound, P/errors_in, P/errors_out, P/local_out, P/hold */
-        assert_int_equal(chains, 6 * n + base);
+        /* P/inbound, P/outbound, P/errors_in, P/errors_out, P/forward, P/local_out, P/hold */
+        assert_int_equal(chains, 7 * n + base);
         if (!active) {
                 assert_int_equal(base, 0);
         } else {
@@ -1391,7 +1413,7 @@ static void check_table(struct ks_policy *const *ps, size_t n, const char *activ
                 _cleanup_free_ char *in = NULL, *out = NULL, *local = NULL;
 
                 assert_true(asprintf(&in, "%s/inbound", active) > 0);
-                assert_true(asprintf(&out, "%s/outbound", active) > 0);
+                assert_true(asprintf(&out, "%s/forward", active) > 0);
                 assert_true(asprintf(&local, "%s/local_out", active) > 0);
                 assert_int_equal(base, 3);
                 /* The last six: per base chain, NEWCHAIN and its jump. */
@@ -1493,7 +1515,7 @@ static void test_hook(void **state)
                 const struct msg_info *m = &mi[3 * c];
                 _cleanup_free_ char *target = NULL;
 
-                assert_true(asprintf(&target, "web-proxy/%s", (const char *[]){ "inbound", "outbound", "local_out" }[c]) > 0);
+                assert_true(asprintf(&target, "web-proxy/%s", (const char *[]){ "inbound", "forward", "local_out" }[c]) > 0);
                 /* NEWCHAIN with its hook, flags checked in check_msg: REQUEST|ACK|CREATE */
                 assert_int_equal(m[0].type, NFT_MSG_NEWCHAIN);
                 assert_string_equal(m[0].name, chains[c]);
@@ -1520,7 +1542,7 @@ static void test_hook(void **state)
                 "inet killswitch forward\n"
                 "  [ meta load oifname => reg 1 ]\n"
                 "  [ lookup reg 1 set web-proxy/uplinks ]\n"
-                "  [ immediate reg 0 jump -> web-proxy/outbound ]\n"
+                "  [ immediate reg 0 jump -> web-proxy/forward ]\n"
                 "inet killswitch output use 0 type filter hook output prio -150 policy accept packets 0 bytes 0\n"
                 "delete rule inet killswitch output\n"
                 "inet killswitch output\n"
