@@ -42,11 +42,22 @@ struct conn {
         struct control_call *call;      /* the request being answered later (control_defer) */
 };
 
-/* CPU time spent on an untrusted uid's requests, paid back at CONTROL_UID_CPU_SHARE of the clock. */
-struct uid_budget {
-        uid_t uid;
+/* CPU time spent on untrusted callers' requests, paid back at a share of the clock (debt_pay). */
+struct cpu_debt {
         uint64_t debt_usec;
         uint64_t stamp_usec;    /* CLOCK_MONOTONIC when debt_usec was last brought up to date */
+};
+
+/* An untrusted uid's, paid back at CONTROL_UID_CPU_SHARE. */
+struct uid_budget {
+        uid_t uid;
+        struct cpu_debt cpu;
+};
+
+/* A warning about callers, said at most once per CONTROL_WARN_USEC, with how many times it was held back. */
+struct warn_limit {
+        uint64_t said_usec;
+        unsigned held;
 };
 
 struct control_call {
@@ -71,16 +82,18 @@ struct ks_control {
         bool watch_warned;
         struct conn *conns;
         size_t n_conns;
-        bool full_warned;       /* "too many connections" said once per episode */
+        struct warn_limit full_warn;    /* "too many connections" */
+        struct warn_limit uid_warn;     /* "uid N holds too many connections" */
         bool (*trusted)(const struct ks_peer *peer);
         bool (*urgent)(const char *method);
         struct uid_budget *budgets;
         size_t n_budgets;
-        sd_event_source *throttle;      /* wakes throttled connections when their uid has paid */
+        struct cpu_debt untrusted_cpu;  /* all untrusted uids together, paid back at CONTROL_UNTRUSTED_CPU_SHARE */
+        size_t untrusted_queued;        /* bytes of replies queued for untrusted callers, not read yet */
+        sd_event_source *throttle;      /* wakes throttled connections when their uid, or all, have paid */
         sd_event_source *overdue;       /* serves waiting requests the idle loop never reached */
         sd_event_source *drain;         /* ... in slices (on_drain) */
         uint64_t drain_round;           /* rounds started (on_overdue) */
-        uint64_t uid_warned_usec;       /* last "uid N has too many connections" (once a minute) */
 };
 
 bool peer_in_group(const struct ks_peer *p, gid_t gid)
@@ -185,8 +198,8 @@ static void conn_free(struct conn *c)
         ctl->n_conns--;
         if (c->call)
                 c->call->conn = NULL;
-        if (ctl->n_conns < CONTROL_MAX_CONNS / 2)
-                ctl->full_warned = false;
+        if (!c->peer.trusted)
+                ctl->untrusted_queued -= c->out_len - c->out_off;
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->timer);
         sd_event_source_disable_unref(c->defer);
@@ -214,6 +227,8 @@ static int conn_queue_text(struct conn *c, const char *text)
                 return -ENOMEM;
         memcpy(out + c->out_len, text, len);
         c->out_len += len;
+        if (!c->peer.trusted)
+                c->ctl->untrusted_queued += len;
         return 0;
 }
 
@@ -242,37 +257,45 @@ static struct uid_budget *budget_find(struct ks_control *ctl, uid_t uid)
         return NULL;
 }
 
-/* The debt after what the clock has paid back since; a paid-up uid is forgotten. */
+/* The debt after what the clock has paid back since, at 1/share of a CPU. */
+static uint64_t debt_pay(struct cpu_debt *d, unsigned share)
+{
+        uint64_t now = now_usec(CLOCK_MONOTONIC), paid = (now - d->stamp_usec) / share;
+
+        d->debt_usec = d->debt_usec > paid ? d->debt_usec - paid : 0;
+        d->stamp_usec = now;
+        return d->debt_usec;
+}
+
+/* uid's debt (debt_pay); a paid-up uid is forgotten. */
 static uint64_t budget_debt(struct ks_control *ctl, uid_t uid)
 {
         struct uid_budget *b = budget_find(ctl, uid);
-        uint64_t now = now_usec(CLOCK_MONOTONIC), paid;
 
         if (!b)
                 return 0;
-        paid = (now - b->stamp_usec) / CONTROL_UID_CPU_SHARE;
-        b->debt_usec = b->debt_usec > paid ? b->debt_usec - paid : 0;
-        b->stamp_usec = now;
-        if (b->debt_usec > 0)
-                return b->debt_usec;
+        if (debt_pay(&b->cpu, CONTROL_UID_CPU_SHARE) > 0)
+                return b->cpu.debt_usec;
         *b = ctl->budgets[--ctl->n_budgets];
         return 0;
 }
 
+/* CPU time spent for an untrusted uid: its debt, and that of all untrusted callers together. */
 static void budget_charge(struct ks_control *ctl, uid_t uid, uint64_t cpu_usec)
 {
         uint64_t debt = budget_debt(ctl, uid);
         struct uid_budget *b = budget_find(ctl, uid), *more;
 
+        ctl->untrusted_cpu.debt_usec = debt_pay(&ctl->untrusted_cpu, CONTROL_UNTRUSTED_CPU_SHARE) + cpu_usec;
         if (!b) {
                 /* One entry per uid in debt: they are paid back within seconds. */
                 more = GREEDY_REALLOC(ctl->budgets, ctl->n_budgets + 1);
                 if (!more)
                         return;
                 b = &ctl->budgets[ctl->n_budgets++];
-                *b = (struct uid_budget){ .uid = uid, .stamp_usec = now_usec(CLOCK_MONOTONIC) };
+                *b = (struct uid_budget){ .uid = uid, .cpu.stamp_usec = now_usec(CLOCK_MONOTONIC) };
         }
-        b->debt_usec = debt + cpu_usec;
+        b->cpu.debt_usec = debt + cpu_usec;
 }
 
 /* Bytes of replies queued for uid's connections and not read yet. */
@@ -286,12 +309,17 @@ static size_t uid_queued(const struct ks_control *ctl, uid_t uid)
         return n;
 }
 
-/* An error reply instead of the call when an untrusted uid leaves too many replies unread. */
+/* An error reply instead of the call when untrusted callers, or this one's uid, leave too many replies unread. */
 static json_t *conn_over_budget(struct conn *c)
 {
         size_t queued;
 
-        if (c->peer.trusted || (queued = uid_queued(c->ctl, c->peer.uid)) < CONTROL_UID_QUEUED)
+        if (c->peer.trusted)
+                return NULL;
+        if (c->ctl->untrusted_queued >= CONTROL_UNTRUSTED_QUEUED)
+                return reply_error(KS_ERR_BUSY, NULL, "Too many unread replies of users outside group killswitch: "
+                                   "%zu bytes; try again later", c->ctl->untrusted_queued);
+        if ((queued = uid_queued(c->ctl, c->peer.uid)) < CONTROL_UID_QUEUED)
                 return NULL;
         return reply_error(KS_ERR_BUSY, NULL, "Too many unread replies: %zu bytes for uid %u; read them "
                            "first", queued, (unsigned)c->peer.uid);
@@ -314,15 +342,20 @@ static int on_throttle(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
-/* Wake the throttled connections in `wait` µs (on_throttle); a wake-up armed already stays, unless `sooner`. */
+/*
+ * Wake the throttled connections in `wait` µs (on_throttle); a wake-up armed
+ * already stays if it comes sooner, or always unless `sooner`.
+ */
 static int throttle_arm(struct ks_control *ctl, uint64_t wait, bool sooner)
 {
+        uint64_t armed;
         int r;
 
         if (!ctl->throttle)
                 return sd_event_add_time_relative(ctl->event, &ctl->throttle, CLOCK_MONOTONIC, wait, 0, on_throttle,
                                                   ctl);
-        if (!sooner && sd_event_source_get_enabled(ctl->throttle, NULL) > 0)
+        if (!sooner && sd_event_source_get_enabled(ctl->throttle, NULL) > 0 &&
+            sd_event_source_get_time(ctl->throttle, &armed) >= 0 && armed <= now_usec(CLOCK_MONOTONIC) + wait)
                 return 0;
         r = sd_event_source_set_time_relative(ctl->throttle, wait);
         return r < 0 ? r : sd_event_source_set_enabled(ctl->throttle, SD_EVENT_ONESHOT);
@@ -337,22 +370,39 @@ static bool uid_has_call(const struct ks_control *ctl, uid_t uid)
         return false;
 }
 
+/* How long an untrusted caller must wait before the CPU time spent on its uid, or on all of them, is paid back. */
+static uint64_t budget_wait(struct ks_control *ctl, uid_t uid)
+{
+        uint64_t debt = budget_debt(ctl, uid), all = debt_pay(&ctl->untrusted_cpu, CONTROL_UNTRUSTED_CPU_SHARE);
+        uint64_t wait = 0;
+
+        if (debt > CONTROL_UID_CPU_BURST_USEC)
+                wait = (debt - CONTROL_UID_CPU_BURST_USEC) * CONTROL_UID_CPU_SHARE;
+        if (all > CONTROL_UNTRUSTED_CPU_BURST_USEC && (all - CONTROL_UNTRUSTED_CPU_BURST_USEC) *
+                                                              CONTROL_UNTRUSTED_CPU_SHARE > wait)
+                wait = (all - CONTROL_UNTRUSTED_CPU_BURST_USEC) * CONTROL_UNTRUSTED_CPU_SHARE;
+        return wait;
+}
+
 /*
- * Must c's next request wait: for its uid to pay back CPU time (woken by a
- * timer then), or for its uid's call answered later (woken by its reply)?
+ * Must c's next request wait: for its uid, or all untrusted callers, to pay
+ * back CPU time (woken by a timer then), or for its uid's call answered later
+ * (woken by its reply)?
  */
 static bool conn_must_wait(struct conn *c)
 {
         struct ks_control *ctl = c->ctl;
-        uint64_t debt = c->peer.trusted ? 0 : budget_debt(ctl, c->peer.uid), wait;
+        uint64_t wait;
 
-        if (!c->peer.trusted && uid_has_call(ctl, c->peer.uid)) {
+        if (c->peer.trusted)
+                return false;
+        if (uid_has_call(ctl, c->peer.uid)) {
                 c->throttled = true;
                 return true;
         }
-        if (debt <= CONTROL_UID_CPU_BURST_USEC)
+        wait = budget_wait(ctl, c->peer.uid);
+        if (wait == 0)
                 return false;
-        wait = (debt - CONTROL_UID_CPU_BURST_USEC) * CONTROL_UID_CPU_SHARE;
         c->throttled = throttle_arm(ctl, wait, false) >= 0;     /* cannot wait: serve it rather than hang it */
         return c->throttled;
 }
@@ -482,6 +532,8 @@ static int conn_write(struct conn *c)
                 if (n < 0)
                         return errno == EAGAIN || errno == EINTR ? 0 : -errno;
                 c->out_off += (size_t)n;
+                if (!c->peer.trusted)
+                        c->ctl->untrusted_queued -= (size_t)n;
         }
         free(c->out);
         c->out = NULL;
@@ -732,6 +784,27 @@ static int peer_read(int fd, struct ks_peer *p)
 }
 
 /*
+ * Is it time to say the warning w again (at most once per CONTROL_WARN_USEC)?
+ * Then `held` says how many times it was held back since it was last said
+ * ("" if none), for the end of the message.
+ */
+static bool warn_due(struct warn_limit *w, char *held, size_t size)
+{
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+        if (w->said_usec && now - w->said_usec < CONTROL_WARN_USEC) {
+                w->held++;
+                return false;
+        }
+        held[0] = '\0';
+        if (w->held)
+                snprintf(held, size, "; %u more refused since it was last said", w->held);
+        w->said_usec = now;
+        w->held = 0;
+        return true;
+}
+
+/*
  * An untrusted uid gets CONTROL_UID_CONNS connections, all of them together
  * CONTROL_MAX_CONNS; trusted callers (root, group killswitch) CONTROL_ROOT_RESERVE
  * more: local users holding every connection open must not keep the
@@ -740,26 +813,24 @@ static int peer_read(int fd, struct ks_peer *p)
 static bool conn_admit(struct ks_control *ctl, const struct conn *c)
 {
         size_t others = ctl->n_conns - 1, same_uid = 0;
-        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        char held[64];
 
         if (c->peer.trusted)
                 return others < CONTROL_MAX_CONNS + CONTROL_ROOT_RESERVE;
-        for (const struct conn *o = ctl->conns; o; o = o->next)
-                same_uid += o != c && o->peer.uid == c->peer.uid;
         if (others >= CONTROL_MAX_CONNS) {
-                if (!ctl->full_warned)
+                if (warn_due(&ctl->full_warn, held, sizeof(held)))
                         log_warning("Too many control connections (%d): refusing new ones of users outside group "
-                                    "killswitch until some close", CONTROL_MAX_CONNS);
-                ctl->full_warned = true;
+                                    "killswitch until some close (said at most once a minute%s)", CONTROL_MAX_CONNS,
+                                    held);
                 return false;
         }
+        for (const struct conn *o = ctl->conns; o; o = o->next)
+                same_uid += o != c && o->peer.uid == c->peer.uid;
         if (same_uid < CONTROL_UID_CONNS)
                 return true;
-        if (!ctl->uid_warned_usec || now - ctl->uid_warned_usec > 60ULL * 1000000ULL) {
-                log_warning("uid %u holds %d control connections: refusing more (said once a minute)",
-                            (unsigned)c->peer.uid, CONTROL_UID_CONNS);
-                ctl->uid_warned_usec = now;
-        }
+        if (warn_due(&ctl->uid_warn, held, sizeof(held)))
+                log_warning("uid %u holds %d control connections: refusing more (said at most once a minute%s)",
+                            (unsigned)c->peer.uid, CONTROL_UID_CONNS, held);
         return false;
 }
 

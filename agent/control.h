@@ -27,11 +27,23 @@
  * to CONTROL_UID_CPU_BURST_USEC). Past the CPU budget its requests wait, and
  * while one of its calls is answered later (control_defer: work off the loop,
  * charged when done) its other requests wait for that answer.
+ *
+ * A user has as many uids as he likes (the 65,536 subordinate uids of
+ * /etc/subuid, in a user namespace of his own): all untrusted callers together
+ * also have budgets, whatever their uids. Replies queued for them, unread, at
+ * most CONTROL_UNTRUSTED_QUEUED (past it, their calls get Busy), and their CPU
+ * time CONTROL_UNTRUSTED_CPU_SHARE of a CPU (past it, all their requests
+ * wait): twice one uid's, so that one greedy uid leaves the other half to
+ * the others.
  */
 #define CONTROL_UID_CONNS          16
 #define CONTROL_UID_QUEUED         (2u * 1024u * 1024u)
 #define CONTROL_UID_CPU_SHARE      10      /* 1/10 of a CPU */
 #define CONTROL_UID_CPU_BURST_USEC (200ULL * 1000ULL)
+#define CONTROL_UNTRUSTED_QUEUED          (16u * 1024u * 1024u)
+#define CONTROL_UNTRUSTED_CPU_SHARE       5       /* 1/5 of a CPU */
+#define CONTROL_UNTRUSTED_CPU_BURST_USEC  (400ULL * 1000ULL)
+#define CONTROL_WARN_USEC     (60ULL * 1000000ULL)      /* a warning about callers said at most this often */
 #define CONTROL_REQUEST_USEC  (10ULL * 1000000ULL)
 #define CONTROL_IDLE_USEC     (60ULL * 1000000ULL)
 #define CONTROL_WATCH_USEC    (2ULL * 1000000ULL)       /* retry period while the socket cannot be re-created */

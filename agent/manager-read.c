@@ -17,6 +17,7 @@ struct policy_read {
         manager_read_done_t done;
         void *userdata;
         int r;
+        bool low;                       /* an untrusted caller's: after every other waiting */
         struct policy_read *next;
 };
 
@@ -66,21 +67,41 @@ static void reads_next(struct ks_manager *m)
         manager_retired_release(m);     /* none runs or waits */
 }
 
-int manager_read_policy(struct ks_manager *m, const struct ks_policy *p, manager_read_work_t work,
+/*
+ * Where a new read goes in the queue: a low one at the end, another before the
+ * first low one waiting (the one running stays first). -EBUSY past the limits.
+ */
+static int reads_place(struct ks_manager *m, bool low, struct policy_read ***ret_at)
+{
+        struct policy_read **pp, **at = NULL;
+        size_t n = 0, n_low = 0;
+
+        for (pp = &m->reads; *pp; pp = &(*pp)->next) {
+                n++;
+                n_low += (*pp)->low;
+                if (!at && !low && (*pp)->low && !(*pp)->worker)
+                        at = pp;
+        }
+        if (n >= MANAGER_READS_MAX || (low && n_low >= MANAGER_READS_LOW_MAX))
+                return -EBUSY;
+        *ret_at = at ? at : pp;
+        return 0;
+}
+
+int manager_read_policy(struct ks_manager *m, const struct ks_policy *p, bool low, manager_read_work_t work,
                         manager_read_skip_t skip, manager_read_done_t done, void *userdata)
 {
-        struct policy_read **tail = &m->reads, *rd;
-        size_t n = 0;
+        struct policy_read **at, *rd;
+        int r = reads_place(m, low, &at);
 
-        for (; *tail; tail = &(*tail)->next)
-                if (++n >= MANAGER_READS_MAX)
-                        return -EBUSY;
+        if (r < 0)
+                return r;
         rd = calloc(1, sizeof(*rd));
         if (!rd)
                 return -ENOMEM;
         *rd = (struct policy_read){ .m = m, .p = p, .work = work, .skip = skip, .done = done,
-                                    .userdata = userdata };
-        *tail = rd;
+                                    .userdata = userdata, .low = low, .next = *at };
+        *at = rd;
         if (rd == m->reads)
                 reads_next(m);
         return 0;

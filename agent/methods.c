@@ -626,11 +626,12 @@ static json_t *method_show(struct ks_manager *m, const struct ks_actor *a, json_
                 free(s);
                 return show_reply(p);   /* answered here, then */
         }
-        r = manager_read_policy(m, p, show_work, show_gone, show_done, s);
+        r = manager_read_policy(m, p, !a->peer->trusted, show_work, show_gone, show_done, s);
         if (r < 0) {
                 control_undefer(s->call);
                 free(s);
-                return r == -EBUSY ? reply_error(KS_ERR_BUSY, NULL, "Too many Show requests waiting; try again")
+                return r == -EBUSY ? reply_error(KS_ERR_BUSY, NULL, "Too many Show requests waiting%s; try again",
+                                                 a->peer->trusted ? "" : " (of users outside group killswitch)")
                                    : show_reply(p);
         }
         return NULL;

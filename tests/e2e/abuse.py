@@ -22,8 +22,17 @@
     abuse.py SOCK showflood N SECONDS POLICY
                                         N connections each ask Show POLICY again and again (reading
                                         the replies) for SECONDS; print how many were answered
+    abuse.py SOCK histflood N SECONDS   the same with History n=1000
+    abuse.py SOCK showhold N POLICY HOLDFILE
+                                        N connections each ask Show POLICY and never read; kept open
+                                        while HOLDFILE exists
+    abuse.py SOCK uids FIRST COUNT STAGGER MODE ARGS...
+                                        (as root) MODE in COUNT processes started STAGGER seconds
+                                        apart, each with a uid of its own, FIRST, FIRST+1, ... (no
+                                        passwd entry needed): one user with many (subordinate) uids;
+                                        print what the first printed with the numbers of all summed
 """
-import json, os, socket, sys, threading, time
+import json, os, re, socket, sys, threading, time
 
 def connect(path, timeout=5.0):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -255,7 +264,13 @@ def timed(path, request):
     print("%.3f %s %s" % (time.monotonic() - start, outcome, detail), flush=True)
 
 def showflood(path, n, seconds, policy):
-    req = json.dumps({"method": "io.killswitch.Show", "parameters": {"policy": policy}}).encode() + b"\0"
+    return callflood(path, n, seconds, {"method": "io.killswitch.Show", "parameters": {"policy": policy}}, "Show")
+
+def histflood(path, n, seconds):
+    return callflood(path, n, seconds, {"method": "io.killswitch.History", "parameters": {"n": 1000}}, "History")
+
+def callflood(path, n, seconds, request, what):
+    req = json.dumps(request).encode() + b"\0"
     end = time.monotonic() + seconds
     answered = [0] * n
     busy = [0] * n
@@ -278,11 +293,55 @@ def showflood(path, n, seconds, policy):
         t.start()
     for t in threads:
         t.join(seconds + 35)
-    print("Show answered %d times on %d connections in %ds (%d of them errors: Busy, ...)"
-          % (sum(answered), n, seconds, sum(busy)), flush=True)
+    return "%s answered %d times on %d connections in %ds (%d of them errors: Busy, ...)" % (
+        what, sum(answered), n, seconds, sum(busy))
 
-def main():
-    path, mode, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+def showhold(path, n, policy, hold):
+    req = json.dumps({"method": "io.killswitch.Show", "parameters": {"policy": policy}}).encode() + b"\0"
+    socks = []
+    for _ in range(n):
+        try:
+            s = connect(path)
+            s.sendall(req)
+            socks.append(s)
+        except OSError:
+            pass
+    print("holding %d Show connections" % len(socks), flush=True)
+    while os.path.exists(hold):
+        time.sleep(0.1)
+    for s in socks:
+        s.close()
+
+def as_uids(path, first, count, stagger, mode, args):
+    kids = []
+    for i in range(count):
+        time.sleep(stagger if i else 0)
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            os.dup2(w, 1)
+            uid = first + i
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            run(path, mode, args)
+            sys.stdout.flush()
+            os._exit(0)
+        os.close(w)
+        kids.append((pid, r))
+    lines = []
+    for pid, r in kids:
+        with os.fdopen(r) as f:
+            lines.append(f.read().strip())
+        os.waitpid(pid, 0)
+    count_re = re.compile(r"(?<![\w.])\d+(?![\w.])")     # "5 times", "(5 of", not "15s"
+    numbers = [[int(n) for n in count_re.findall(line)] for line in lines if line]
+    sums = iter([sum(ns[i] for ns in numbers if len(ns) > i) for i in range(len(numbers[0]) if numbers else 0)])
+    print("%d uids from %d: %s" % (count, first, count_re.sub(lambda _: str(next(sums)), lines[0] if lines else "")),
+          flush=True)
+
+def run(path, mode, args):
     if mode == "idle":
         idle(path, int(args[0]), args[1])
     elif mode == "raw":
@@ -300,7 +359,13 @@ def main():
     elif mode == "histhold":
         histhold(path, int(args[0]), args[1])
     elif mode == "showflood":
-        showflood(path, int(args[0]), float(args[1]), args[2])
+        print(showflood(path, int(args[0]), float(args[1]), args[2]), flush=True)
+    elif mode == "histflood":
+        print(histflood(path, int(args[0]), float(args[1])), flush=True)
+    elif mode == "showhold":
+        showhold(path, int(args[0]), args[1], args[2])
+    elif mode == "uids":
+        as_uids(path, int(args[0]), int(args[1]), float(args[2]), args[3], args[4:])
     elif mode == "timed":
         timed(path, args[0])
     elif mode == "watch":
@@ -308,4 +373,4 @@ def main():
     else:
         sys.exit("unknown mode " + mode)
 
-main()
+run(sys.argv[1], sys.argv[2], sys.argv[3:])
