@@ -235,20 +235,25 @@ def refuse(path, n, size):
         done += 1
     print("refused calls answered: %d of %d" % (done, n), flush=True)
 
-def histhold(path, n, hold):
+def hold(path, n, request, holdfile, what):
+    """n connections each send request and never read; kept until holdfile is removed."""
+    req = json.dumps(request).encode() + b"\0"
     socks = []
     for _ in range(n):
         try:
             s = connect(path)
-            s.sendall(b'{"method":"io.killswitch.History","parameters":{"n":650}}\0')
+            s.sendall(req)
             socks.append(s)
         except OSError:
             pass
-    print("holding %d History connections" % len(socks), flush=True)
-    while os.path.exists(hold):
+    print("holding %d %s connections" % (len(socks), what), flush=True)
+    while os.path.exists(holdfile):
         time.sleep(0.1)
     for s in socks:
         s.close()
+
+def histhold(path, n, holdfile):
+    hold(path, n, {"method": "io.killswitch.History", "parameters": {"n": 650}}, holdfile, "History")
 
 def timed(path, request):
     start = time.monotonic()
@@ -296,21 +301,8 @@ def callflood(path, n, seconds, request, what):
     return "%s answered %d times on %d connections in %ds (%d of them errors: Busy, ...)" % (
         what, sum(answered), n, seconds, sum(busy))
 
-def showhold(path, n, policy, hold):
-    req = json.dumps({"method": "io.killswitch.Show", "parameters": {"policy": policy}}).encode() + b"\0"
-    socks = []
-    for _ in range(n):
-        try:
-            s = connect(path)
-            s.sendall(req)
-            socks.append(s)
-        except OSError:
-            pass
-    print("holding %d Show connections" % len(socks), flush=True)
-    while os.path.exists(hold):
-        time.sleep(0.1)
-    for s in socks:
-        s.close()
+def showhold(path, n, policy, holdfile):
+    hold(path, n, {"method": "io.killswitch.Show", "parameters": {"policy": policy}}, holdfile, "Show")
 
 def as_uids(path, first, count, stagger, mode, args):
     kids = []
