@@ -158,18 +158,27 @@ else
 	check "A. 16 uids' 15 s of History requests cost the agent less than 6 s of CPU ($ms ms)" test "$ms" -lt 6000
 fi
 # Root's Show waits for the one compile running at most, not for a queue of other users' Shows (one
-# per uid: 100 uids queued 30 s of them).
-"${UIDS[@]}" 60101 100 0 showflood 1 25 big >"$KS_TMP/uidshow.out" 2>&1 &
+# per uid: 100 uids queued 30 s of them). Judged by order, not time (a compile takes 0.4 s on a
+# quiet machine and seconds beside busy CPUs): how many of the uids' Shows were answered while
+# root's waited. The old agent's one queue for everyone answered dozens first.
+DONE_LOG=$KS_TMP/uidshow.done
+: >"$DONE_LOG" && chmod 666 "$DONE_LOG"
+ABUSE_DONE_LOG=$DONE_LOG "${UIDS[@]}" 60101 100 0 showflood 1 25 big >"$KS_TMP/uidshow.out" 2>&1 &
 SHOW_PID=$!
 sleep 5
-start=$(date +%s%N)
-KS_CTL_TIMEOUT=40 ctl show big >/dev/null
+start=$(date +%s.%N)
+KS_CTL_TIMEOUT=60 ctl show big >/dev/null
 rc=$?
-ms=$(( ($(date +%s%N) - start) / 1000000 ))
+end=$(date +%s.%N)
 wait "$SHOW_PID"
 note "$(cat "$KS_TMP/uidshow.out")"
-check "A. root's Show of the 100,000-address policy under Show requests of 100 uids: in ${ms} ms (< 10 s), exit $rc" \
-	test "$rc" = 0 -a "$ms" -lt 10000
+before=$(awk -v s="$start" -v e="$end" '$1 > s && $1 < e' "$DONE_LOG" | wc -l)
+ms=$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%d", (e - s) * 1000 }')
+# (Beside busy CPUs an ASan build's compile at its low priority alone can outlast the client's 30 s:
+# the exit status is noted, not judged; what is judged is what came first.)
+note "root's Show took $ms ms (exit $rc); the uids' Shows answered meanwhile: $before"
+check "A. root's Show under Show requests of 100 uids came after at most 3 of theirs ($before): the compile running, not a queue" \
+	test "$before" -le 3
 # Memory: uids one after the other ask Show and never read (each reply 4 MB): the replies unread of
 # all untrusted callers are 16 MiB at most, and 4 of their Shows run or wait.
 RSS0=$(rss_kib)
