@@ -97,24 +97,6 @@ int compile_links_table_name(char *buf, size_t size, const char *table)
         return !table_name_valid(table) || n < 0 || (size_t)n >= size ? -EINVAL : 0;
 }
 
-/* reg 1 &= mask, mask of len bytes (network order) */
-static int emit_bitwise_and(struct nftnl_rule *rule, const void *mask, uint32_t len)
-{
-        static const uint8_t zero[16];
-        struct nftnl_expr *e = rule_expr(rule, "bitwise");
-
-        if (!e || len > sizeof(zero))
-                return -ENOMEM;
-        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_OP, NFT_BITWISE_BOOL);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, len);
-        if (nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, len) < 0 ||
-            nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, len) < 0)
-                return -ENOMEM;
-        return 0;
-}
-
 /* reg & mask != 0, mask of len bytes (network order) */
 static int emit_mask_nonzero(struct nftnl_rule *rule, const void *mask, uint32_t len)
 {
@@ -143,15 +125,6 @@ static int emit_ether_dev(struct nftnl_rule *rule, bool inbound, uint32_t op)
         int k = emit_meta(rule, inbound ? NFT_META_IIFTYPE : NFT_META_OIFTYPE, NFT_REG_1);
 
         return k < 0 ? k : emit_cmp(rule, NFT_REG_1, op, &ether, sizeof(ether));
-}
-
-/* meta protocol PROTO (skb->protocol, what the sender or the driver said) */
-static int emit_protocol(struct nftnl_rule *rule, uint16_t proto)
-{
-        uint16_t be = htons(proto);
-        int k = emit_meta(rule, NFT_META_PROTOCOL, NFT_REG_1);
-
-        return k < 0 ? k : emit_cmp(rule, NFT_REG_1, NFT_CMP_EQ, &be, sizeof(be));
 }
 
 /* ether type OP PROTO: the frame's own ethertype */
@@ -213,7 +186,7 @@ static int build_label_guard(const struct stage *st, const char *chain, enum fam
 
         if (!rule)
                 return -ENOMEM;
-        k = emit_protocol(rule, proto);
+        k = emit_family(rule, st, f);
         if (k >= 0)
                 k = emit_ether_dev(rule, false, ether ? NFT_CMP_EQ : NFT_CMP_NEQ);
         if (k >= 0 && ether)

@@ -789,15 +789,38 @@ int emit_meta_eq(struct nftnl_rule *rule, uint32_t key, uint8_t value)
  * The packet is of family f: "meta nfproto ipv4" in an inet table, "meta
  * protocol ip" (the ethertype) in a netdev one, where nfproto is netdev.
  */
+/* meta protocol PROTO (skb->protocol: the ethertype a driver read, or what a packet socket was bound to) */
+int emit_protocol(struct nftnl_rule *rule, uint16_t proto)
+{
+        uint16_t be = htons(proto);
+        int k = emit_meta(rule, NFT_META_PROTOCOL, NFT_REG_1);
+
+        return k < 0 ? k : emit_cmp(rule, NFT_REG_1, NFT_CMP_EQ, &be, sizeof(be));
+}
+
 int emit_family(struct nftnl_rule *rule, const struct stage *st, enum family f)
 {
-        uint16_t proto = htons(f == V4 ? ETH_P_IP : ETH_P_IPV6);
-        int k;
-
         if (st->r->family != NFPROTO_NETDEV)
                 return emit_meta_eq(rule, NFT_META_NFPROTO, families[f].nfproto);
-        k = emit_meta(rule, NFT_META_PROTOCOL, NFT_REG_1);
-        return k < 0 ? k : emit_cmp(rule, NFT_REG_1, NFT_CMP_EQ, &proto, sizeof(proto));
+        return emit_protocol(rule, f == V4 ? ETH_P_IP : ETH_P_IPV6);
+}
+
+/* reg 1 &= mask, mask of len (at most 16) bytes in network order */
+int emit_bitwise_and(struct nftnl_rule *rule, const void *mask, uint32_t len)
+{
+        static const uint8_t zero[16];
+        struct nftnl_expr *e = rule_expr(rule, "bitwise");
+
+        if (!e || len > sizeof(zero))
+                return -ENOMEM;
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_OP, NFT_BITWISE_BOOL);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, len);
+        if (nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, len) < 0 ||
+            nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, len) < 0)
+                return -ENOMEM;
+        return 0;
 }
 
 /* ct state & bit != 0: "ct state related" */
@@ -805,22 +828,14 @@ static int emit_ct_state(struct nftnl_rule *rule, uint32_t bit)
 {
         static const uint32_t zero = 0;
         struct nftnl_expr *e = rule_expr(rule, "ct");
+        int k;
 
         if (!e)
                 return -ENOMEM;
         nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
         nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
-        e = rule_expr(rule, "bitwise");
-        if (!e)
-                return -ENOMEM;
-        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_OP, NFT_BITWISE_BOOL);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(bit));
-        if (nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &bit, sizeof(bit)) < 0 ||
-            nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero)) < 0)
-                return -ENOMEM;
-        return emit_cmp(rule, NFT_REG_1, NFT_CMP_NEQ, &zero, sizeof(zero));
+        k = emit_bitwise_and(rule, &bit, sizeof(bit));
+        return k < 0 ? k : emit_cmp(rule, NFT_REG_1, NFT_CMP_NEQ, &zero, sizeof(zero));
 }
 
 /* iifname|oifname "NAME": the name zero-padded to IFNAMSIZ, as nft compares it. */
@@ -1093,23 +1108,11 @@ static int emit_skuid_any(struct nftnl_rule *rule)
 /* ip6 daddr fe80::/10: nft loads the whole address and masks it. */
 static int emit_daddr_masked(struct nftnl_rule *rule, const uint8_t addr[16], const uint8_t mask[16])
 {
-        static const uint8_t zero[16];
-        struct nftnl_expr *e;
         int k = emit_payload(rule, NFT_PAYLOAD_NETWORK_HEADER, families[V6].daddr_offset, 16, NFT_REG_1);
 
-        if (k < 0)
-                return k;
-        e = rule_expr(rule, "bitwise");
-        if (!e)
-                return -ENOMEM;
-        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_OP, NFT_BITWISE_BOOL);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, 16);
-        if (nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, 16) < 0 ||
-            nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, 16) < 0)
-                return -ENOMEM;
-        return emit_cmp(rule, NFT_REG_1, NFT_CMP_EQ, addr, 16);
+        if (k >= 0)
+                k = emit_bitwise_and(rule, mask, 16);
+        return k < 0 ? k : emit_cmp(rule, NFT_REG_1, NFT_CMP_EQ, addr, 16);
 }
 
 /* The destination of an upkeep rule, as nft builds it: a /16 is a 2-byte compare, a /10 a mask. */
