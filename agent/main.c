@@ -99,6 +99,21 @@ static int check_policies(const char *config_dir)
 
 enum { ARG_CONFIG_DIR = 0x100, ARG_STATE_DIR, ARG_SOCKET, ARG_CHECK, ARG_VERSION, ARG_PROTECT };
 
+/* getopt_long() with opterr = 0 returned '?' or ':' for the option just parsed (as killswitchctl says it). */
+static void option_error(int c, int argc, char *argv[])
+{
+        const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+
+        if (c == ':')
+                fprintf(stderr, "killswitchd: option '%s' needs an argument\n", arg);
+        else if (optopt > 0 && optopt < 0x80 && arg[0] == '-' && arg[1] != '-')
+                fprintf(stderr, "killswitchd: unknown option '-%c'\n", optopt);
+        else if (optopt > 0 && strchr(arg, '='))
+                fprintf(stderr, "killswitchd: option '%.*s' takes no argument\n", (int)strcspn(arg, "="), arg);
+        else
+                fprintf(stderr, "killswitchd: unknown option '%s'\n", arg);
+}
+
 int main(int argc, char *argv[])
 {
         static const struct option options[] = {
@@ -118,7 +133,8 @@ int main(int argc, char *argv[])
         struct ks_manager *m = NULL;
         int c, r, check = 0;
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+        opterr = 0;     /* said below, with the program's name and not the path it was started by */
+        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
                 switch (c) {
                 case ARG_CONFIG_DIR: o.config_dir = optarg; break;
                 case ARG_STATE_DIR: o.state_dir = optarg; break;
@@ -134,6 +150,7 @@ int main(int argc, char *argv[])
                 case 'h': help(); return EXIT_SUCCESS;
                 case ARG_VERSION: printf("killswitchd %s\n", VERSION); return EXIT_SUCCESS;
                 default:
+                        option_error(c, argc, argv);
                         fprintf(stderr, "Try 'killswitchd --help'.\n");
                         return 2;
                 }

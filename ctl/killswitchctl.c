@@ -826,7 +826,7 @@ static int parse_lines(const char *s, int *ret)
 
         errno = 0;
         v = strtol(s, &end, 10);
-        if (errno != 0 || end == s || *end != '\0' || v < 0 || v > HISTORY_MAX_LINES)
+        if (errno != 0 || end == s || *end != '\0' || v < 1 || v > HISTORY_MAX_LINES)
                 return -EINVAL;
         *ret = (int) v;
         return 0;
@@ -917,7 +917,7 @@ static int parse_verb_option(const struct verb *verb, enum verb_opt i, const cha
                 return 0;
         case VERB_OPT_LINES:
                 if (parse_lines(value, &args->lines) < 0)
-                        return usage_error(verb->name, "-n needs a number from 0 to %d, not '%s'",
+                        return usage_error(verb->name, "-n needs a number from 1 to %d, not '%s'",
                                            HISTORY_MAX_LINES, value);
                 return 0;
         case VERB_OPT_FOR:
