@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -125,9 +126,9 @@ static const struct verb_option verb_options[_VERB_OPT_MAX] = {
         },
         [VERB_OPT_SINCE] = {
                 .name = "since", .id = ARG_SINCE, .metavar = "TIME",
-                .help = "From TIME (18:00, 2026-12-01 18:00, RFC 3339) or that long ago\n"
-                        "(10m, 1h): report's window instead of the last isolation,\n"
-                        "drops' tuples seen since then",
+                .help = "From TIME (18:00, 2026-12-01 18:00, RFC 3339) or that long ago (10m, 1h):\n"
+                        "report: the window from then, instead of the last isolation;\n"
+                        "drops: the tuples seen since then",
         },
 };
 
@@ -581,6 +582,15 @@ static const struct verb *find_verb(const char *name)
         return NULL;
 }
 
+/* The verb whose name is the first n characters of s, or NULL. */
+static const struct verb *verb_find_n(const char *s, size_t n)
+{
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (strlen(verbs[i].name) == n && strncmp(verbs[i].name, s, n) == 0)
+                        return &verbs[i];
+        return NULL;
+}
+
 static void print_options_help(void)
 {
         printf("  -h --help          Show this help\n"
@@ -650,11 +660,43 @@ static void help(void)
         printf("\nWithout a VERB, status is shown. See killswitchctl(1).\n");
 }
 
-/* "     --for DURATION  Restore by itself after ...", continuation lines indented under the text. */
-static void verb_option_help(const struct verb_option *o)
+/*
+ * The lines of an option's help that concern `verb`: a line "isolate: ..."
+ * only under isolate (without its "isolate: "), lines without a verb's name
+ * under every verb. Into buf; false if it did not fit.
+ */
+static bool option_help_for(const char *help, const char *verb, char *buf, size_t size)
 {
-        char left[64];
-        const char *h = o->help;
+        size_t used = 0;
+
+        buf[0] = '\0';
+        for (const char *line = help; *line;) {
+                size_t n = strcspn(line, "\n"), v = strcspn(line, ": \n");
+                bool named = line[v] == ':' && line[v + 1] == ' ' && verb_find_n(line, v);
+                int k = 0;
+
+                if (!named)
+                        k = snprintf(buf + used, size - used, "%s%.*s", used ? "\n" : "", (int)n, line);
+                else if (strlen(verb) == v && strncmp(line, verb, v) == 0)
+                        k = snprintf(buf + used, size - used, "%s%c%.*s", used ? "\n" : "",
+                                     used ? line[v + 2] : toupper((unsigned char)line[v + 2]), (int)(n - v - 3),
+                                     line + v + 3);
+                if (k < 0 || (size_t)k >= size - used)
+                        return false;
+                used += (size_t)k;
+                /* A verb's line ends in ";" before the next verb's: not in its own help. */
+                if (named && used && buf[used - 1] == ';')
+                        buf[--used] = '\0';
+                line += n + (line[n] == '\n');
+        }
+        return true;
+}
+
+/* "     --for DURATION  Restore by itself after ...", continuation lines indented under the text. */
+static void verb_option_help(const struct verb_option *o, const char *verb)
+{
+        char left[64], text[1024];
+        const char *h = option_help_for(o->help, verb, text, sizeof(text)) ? text : o->help;
 
         snprintf(left, sizeof(left), "--%s%s%s", o->name, o->metavar ? " " : "", o->metavar ?: "");
         if (o->short_name)
@@ -679,7 +721,7 @@ static void verb_help(const struct verb *verb)
                *synopsis ? " " : "", synopsis, verb->help);
         for (size_t i = 0; i < _VERB_OPT_MAX; i++)
                 if (verb->options & (1u << i))
-                        verb_option_help(&verb_options[i]);
+                        verb_option_help(&verb_options[i], verb->name);
         print_options_help();
 }
 

@@ -66,6 +66,9 @@ while IFS=$'\t' read -r name method access arg synopsis options; do
 		[[ " $(complete_words killswitchctl "$name" "${o%"${o#-?}"}") " == *" $o "* ]] || missing+=" completion:$o"
 	done
 	check "$name: --help and completion offer every option" "" "$missing"
+	# An option shared by verbs explains itself per verb ("isolate: ...; restore: ..."): only this verb's part.
+	check "$name --help: no other verb's meaning of an option" "" \
+		"$(sed -n '/^Options:/,$p' <<<"$help" | grep -oE "(^|[ ;])(isolate|restore|report|drops): " | sort -u | tr -d '\n')"
 
 	check "completion: verb $name" "$name" "$(complete_words killswitchctl "$name" | tr ' ' '\n' | grep -x "$name")"
 	if [ "$arg" = policy ]; then
