@@ -94,6 +94,7 @@ static const struct {
         [AUDIT_APPROVE]      = { "restore-approve",  "b31acff2e842476bb2b354f5583d38ab", LOG_NOTICE,  true  },
         [AUDIT_OVERRIDE]     = { "restore-override", "b4ad57df205a46ffb39e5fdbb2889ae7", LOG_WARNING, true  },
         [AUDIT_EXPIRE]       = { "restore-expired",  "b3304f3d4b2944be9c84a508392d02a7", LOG_WARNING, true  },
+        [AUDIT_LAST_GOOD]    = { "last-good",    "dc3983a8d97e4e5c8e872a0c73d444df", LOG_ERR,     true  },
 };
 
 const char *audit_kind_to_string(enum audit_kind k)
@@ -327,6 +328,9 @@ static void format_message(struct event_ctx *c)
                 break;
         case AUDIT_EXPIRE:
                 snprintf(head, sizeof(head), "Restore request lapsed: no second person approved it");
+                break;
+        case AUDIT_LAST_GOOD:
+                snprintf(head, sizeof(head), "Policy %s does not load: its last good version is in use", p);
                 break;
         case _AUDIT_KIND_MAX:
                 snprintf(head, sizeof(head), "Unknown audit event");

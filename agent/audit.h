@@ -36,6 +36,7 @@ enum audit_kind {
         AUDIT_APPROVE,          /* four-eyes: a second person approved (the restore follows, or its time) */
         AUDIT_OVERRIDE,         /* four-eyes: root restored alone with --force */
         AUDIT_EXPIRE,           /* four-eyes: a request lapsed unapproved (a scheduled restore did not happen) */
+        AUDIT_LAST_GOOD,        /* at start a policy file did not load: its last good version is in use */
         _AUDIT_KIND_MAX,
 };
 

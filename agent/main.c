@@ -62,7 +62,7 @@ static int check_policies(const char *config_dir)
 
         if (asprintf(&dir, "%s/policies", config_dir) < 0)
                 return EXIT_FAILURE;
-        r = store_load_dir(&store, dir, NULL, &failed);
+        r = store_load_dir(&store, dir, NULL, NULL, &failed);
         if (r < 0) {
                 fprintf(stderr, "%s: cannot read the policy directory: %s\n", dir, strerror(-r));
                 free(dir);

@@ -21,6 +21,7 @@
 #include "compile.h"
 #include "control.h"
 #include "conntrack.h"
+#include "lastgood.h"
 #include "links.h"
 #include "lint-host.h"
 #include "log.h"
@@ -66,9 +67,10 @@ int manager_new(const struct ks_options *o, struct ks_manager **ret)
         m->state_dir = strdup(o->state_dir);
         m->socket_path = strdup(o->socket_path);
         m->policy_dir = strdup_printf("%s/policies", o->config_dir);
+        m->lastgood_dir = strdup_printf("%s/%s", o->state_dir, LASTGOOD_DIR);
         m->want_owner = o->kernel_owner;
         m->handlers = o->handlers;
-        if (!m->config_dir || !m->state_dir || !m->socket_path || !m->policy_dir)
+        if (!m->config_dir || !m->state_dir || !m->socket_path || !m->policy_dir || !m->lastgood_dir)
                 return -ENOMEM;
         /* The read-backs digest rules and elements with a key of this run (summary.h). */
         m->expect.keyed = getrandom(&m->expect.key, sizeof(m->expect.key), 0) == sizeof(m->expect.key);
@@ -157,6 +159,7 @@ struct ks_manager *manager_free(struct ks_manager *m)
         free(m->policy_dir);
         free(m->staged);
         free(m->state_dir);
+        free(m->lastgood_dir);
         free(m->socket_path);
         free(m);
         return NULL;
@@ -171,6 +174,11 @@ static const char *active_policy(struct ks_manager *m)
 const struct ks_policy *manager_active_policy(struct ks_manager *m)
 {
         return m->state.isolated ? store_get(&m->store, m->state.policy) : NULL;
+}
+
+bool manager_applied(struct ks_manager *m)
+{
+        return !m->state.isolated || m->hooked;
 }
 
 const char *manager_protection(struct ks_manager *m)
@@ -220,6 +228,9 @@ static void notify_status(struct ks_manager *m)
 {
         if (!m->state.isolated)
                 sd_notify(0, "STATUS=Normal: uplinks open");
+        else if (!manager_applied(m))
+                sd_notifyf(0, "STATUS=Isolated (policy %s), but NOTHING IS APPLIED: THE UPLINKS ARE OPEN",
+                           m->state.policy ? m->state.policy : "unknown");
         else
                 sd_notifyf(0, "STATUS=Isolated (policy %s)", m->state.policy ? m->state.policy : "unknown");
 }
@@ -518,6 +529,7 @@ static int adopt(struct ks_manager *m, const char *active, char why[static 256])
         }
         summary_clear(&m->expect);
         m->expect = want;
+        m->hooked = active != NULL;
         m->staged_ok = true;
         m->owned = m->want_owner;
         free(m->staged);
@@ -567,6 +579,7 @@ static int switch_hook(struct ks_manager *m, const char *active, struct ks_error
         }
         if (r < 0)
                 return r;
+        m->hooked = active != NULL;
         m->last_apply_usec = usec;
         m->has_last_apply = true;
         r = ruleset_summarize(rs, &m->expect);
@@ -648,6 +661,7 @@ static int replace_table(struct ks_manager *m, const char *active, uint64_t *ret
         m->staged_ok = r == 0;
         if (r < 0)
                 return r;
+        m->hooked = active != NULL;     /* held: the uplinks are cut from this commit on */
         *ret_committed = now_monotonic_usec();
         manager_drops_after_rebuild(m);        /* the new table's drop sets start empty */
         m->last_apply_usec = usec;
@@ -1361,9 +1375,16 @@ static void load_triggers(struct ks_manager *m)
 /* At each load and reload: the files that failed, and the warnings about those that loaded (for Reload too). */
 static void log_store_problems(struct ks_manager *m)
 {
-        for (size_t i = 0; i < m->store.n; i++)
-                for (size_t j = 0; j < m->store.items[i].errors.n; j++)
-                        log_error("%s", m->store.items[i].errors.msgs[j]);
+        for (size_t i = 0; i < m->store.n; i++) {
+                const struct ks_policy_entry *e = &m->store.items[i];
+
+                for (size_t j = 0; j < e->errors.n; j++)
+                        log_error("%s", e->errors.msgs[j]);
+                if (e->save_error < 0)
+                        log_warning("Could not save the last good version of policy %s in %s: %s. After a restart "
+                                    "a broken %s could not fall back to it.", e->name, m->lastgood_dir,
+                                    strerror(-e->save_error), e->path);
+        }
         diags_clear(&m->policy_warnings);
         if (lint_host_store(&m->store, &m->policy_warnings) < 0)
                 log_warning("Out of memory: the policies were not checked for warnings");
@@ -1458,7 +1479,7 @@ static int reload_finish(struct ks_manager *m, const struct ks_actor *a, int r, 
         const char *active = m->state.isolated ? m->state.policy : NULL;
 
         if (r == 0) {
-                r = store_apply_scan(&m->store, scan, active, ret_failed, &m->retired);
+                r = store_apply_scan(&m->store, scan, active, m->lastgood_dir, ret_failed, &m->retired);
                 manager_retired_release(m);
         }
         if (r < 0)
@@ -1526,8 +1547,8 @@ static void on_reload_scanned(void *userdata, int r, struct store_scan *scan, st
 
 static int reload_begin(struct ks_manager *m)
 {
-        return reload_start(m->event, m->policy_dir, &m->store, active_policy(m), &m->expect, on_reload_scanned, m,
-                            &m->reload);
+        return reload_start(m->event, m->policy_dir, m->lastgood_dir, &m->store, active_policy(m), &m->expect,
+                            on_reload_scanned, m, &m->reload);
 }
 
 /* Start the first queued reload, if none runs; a failure to start answers (and drops) it at once. */
@@ -1571,6 +1592,142 @@ int manager_reload(struct ks_manager *m, const struct ks_actor *a, manager_reloa
         return 0;
 }
 
+/* Loudly: policy e's file did not load at start, and its last good copy is in use. */
+static void audit_last_good(struct ks_manager *m, const struct ks_policy_entry *e)
+{
+        struct ks_actor self = AGENT_ACTOR("startup");
+        struct ks_error err = {};
+        char at[32];
+
+        timespec_format_rfc3339(e->lastgood_usec, at, sizeof(at));
+        ks_error_set(&err, 0, NULL, "Policy %s does not load (%s): its last good version, saved at %s in %s/%s.policy, "
+                     "is in use. Fix the file, then run 'killswitchctl reload'.", e->name,
+                     e->errors.n ? e->errors.msgs[0] : e->path, at, m->lastgood_dir, e->name);
+        audit(m, AUDIT_LAST_GOOD, &self, e->name, NULL, NULL, &err);
+}
+
+static void audit_last_goods(struct ks_manager *m)
+{
+        for (size_t i = 0; i < m->store.n; i++)
+                if (m->store.items[i].lastgood_usec)
+                        audit_last_good(m, &m->store.items[i]);
+}
+
+/* At start, isolated, the default policy has no file that loaded: its last good copy, if there is one. */
+static void default_from_copy(struct ks_manager *m)
+{
+        const struct ks_policy_entry *e;
+
+        if (store_fall_back(&m->store, m->policy_dir, DEFAULT_POLICY, m->lastgood_dir,
+                            "not loaded at start: the file is gone, or the policy directory cannot be read") < 0)
+                return;
+        e = store_find(&m->store, DEFAULT_POLICY);
+        if (e && e->lastgood_usec)
+                audit_last_good(m, e);
+}
+
+/* "[Uplinks]" with the uplinks the state file remembers (each once), in *ret_n; nothing else is kept. */
+static char *builtin_cut_text(const struct ks_state *s, size_t *ret_n)
+{
+        char *text = NULL;
+        size_t len = 0, n = 0;
+        FILE *f = open_memstream(&text, &len);
+
+        if (!f)
+                return NULL;
+        fputs("[Policy]\nDescription=Built-in cut: no policy could be applied at start; every uplink the state "
+              "file remembers is cut, nothing is kept\n\n[Uplinks]\n", f);
+        for (size_t i = 0; i < s->n_uplink_ids; i++) {
+                const char *name = s->uplink_ids[i].name;
+                bool seen = false, clean = name[0] != '\0';
+
+                for (const char *c = name; *c; c++)
+                        clean = clean && *c > ' ' && *c < 0x7f;
+                for (size_t j = 0; j < i && !seen; j++)
+                        seen = strcmp(s->uplink_ids[j].name, name) == 0;
+                if (clean && !seen && ++n)
+                        fprintf(f, "Interface=%s\n", name);
+        }
+        if (fclose(f) != 0) {
+                free(text);
+                return NULL;
+        }
+        *ret_n = n;
+        return text;
+}
+
+/* The first problem of policy `name`'s file, for the history. */
+static const char *load_error(struct ks_manager *m, const char *name)
+{
+        const struct ks_policy_entry *e = name ? store_find(&m->store, name) : NULL;
+
+        return e && e->errors.n > 0 ? e->errors.msgs[0] : "no such policy file";
+}
+
+/* The built-in cut, in the store and in force. */
+static int apply_builtin_cut(struct ks_manager *m, const char *text, struct ks_error *e)
+{
+        struct ks_diags diags = {};
+        struct ks_policy *p = NULL;
+        int r;
+
+        r = policy_parse_string(text, "(built-in)", BUILTIN_CUT_POLICY, &p, &diags);
+        if (r < 0) {
+                ks_error_set(e, r, KS_ERR_APPLY, "The built-in cut does not compile: %s",
+                             diags.n ? diags.msgs[0] : strerror(-r));
+                diags_clear(&diags);
+                return r;
+        }
+        r = store_put(&m->store, BUILTIN_CUT_POLICY, "(built-in)", p);
+        if (r < 0)
+                return ks_error_set(e, r, KS_ERR_INTERNAL, "Out of memory");
+        return rebuild(m, BUILTIN_CUT_POLICY, e);
+}
+
+/*
+ * The last resort at start: the state says isolated, and neither its policy,
+ * the default one, nor their last good copies can be applied. Open uplinks
+ * would be the worst answer: cut every uplink the state file remembers, keep
+ * nothing. If it remembers none, say so wherever one looks (status).
+ */
+static int startup_cut_all(struct ks_manager *m)
+{
+        struct ks_actor self = AGENT_ACTOR("startup");
+        const char *was = m->state.policy ? m->state.policy : "(unknown)";
+        _cleanup_free_ char *text = NULL, *why = NULL;
+        struct ks_error e = {};
+        size_t n = 0;
+        int r;
+
+        why = strdup_printf("no policy could be applied at start (%s: %s; %s: %s)", was, load_error(m, m->state.policy),
+                            DEFAULT_POLICY, load_error(m, DEFAULT_POLICY));
+        text = builtin_cut_text(&m->state, &n);
+        if (!text || !why)
+                return log_error_errno(-ENOMEM, "Cannot build the built-in cut: %m");
+        if (n == 0)
+                r = ks_error_set(&e, -ENOENT, KS_ERR_APPLY, "The state says isolated (policy %s), but %s, and the "
+                                 "state file names no uplink to cut: THE UPLINKS ARE OPEN. Fix the policies and run "
+                                 "'killswitchctl isolate'.", was, why);
+        else
+                r = apply_builtin_cut(m, text, &e);
+        if (r < 0) {
+                if (n > 0) {
+                        log_error("The built-in cut failed: %s", e.msg);
+                        ks_error_set(&e, r, KS_ERR_APPLY, "The state says isolated (policy %s), but %s, and the "
+                                     "built-in cut failed too: THE UPLINKS ARE OPEN. Fix the policies and run "
+                                     "'killswitchctl isolate'.", was, why);
+                }
+                audit(m, AUDIT_APPLY_FAILED, &self, m->state.policy, NULL, NULL, &e);
+                return rebuild(m, NULL, &e) < 0 ? -ENOENT : 0;
+        }
+        audit(m, AUDIT_FAIL_CLOSED, &self, BUILTIN_CUT_POLICY, m->state.policy, why, NULL);
+        free(m->state.policy);
+        m->state.policy = strdup(BUILTIN_CUT_POLICY);
+        if (!m->state.policy)
+                return log_error_errno(-ENOMEM, "Cannot record policy %s: %m", BUILTIN_CUT_POLICY);
+        return 0;
+}
+
 /* The state says isolated: put it back; never open the uplinks because of a problem. */
 static int startup_isolated(struct ks_manager *m)
 {
@@ -1598,8 +1755,11 @@ static int startup_isolated(struct ks_manager *m)
                 log_error("Policy %s is unavailable; keeping the isolation rules already in the kernel",
                           m->state.policy ? m->state.policy : "(unknown)");
                 m->staged_ok = false;
+                m->hooked = true;
                 return 0;
         }
+        if (!store_find(&m->store, DEFAULT_POLICY))
+                default_from_copy(m);
         if (store_get(&m->store, DEFAULT_POLICY) && rebuild(m, DEFAULT_POLICY, &e) == 0) {
                 log_error("The state says isolated, but policy %s is unavailable: isolated with the default "
                           "policy %s instead", m->state.policy ? m->state.policy : "(unknown)", DEFAULT_POLICY);
@@ -1612,10 +1772,7 @@ static int startup_isolated(struct ks_manager *m)
                         return log_error_errno(-ENOMEM, "Cannot record policy %s: %m", DEFAULT_POLICY);
                 return 0;
         }
-        ks_error_set(&e, -ENOENT, KS_ERR_APPLY, "The state says isolated, but no policy could be applied: THE "
-                     "UPLINKS ARE OPEN. Fix the policies and run 'killswitchctl isolate'.");
-        audit(m, AUDIT_APPLY_FAILED, &self, m->state.policy, NULL, NULL, &e);
-        return rebuild(m, NULL, &e) < 0 ? -ENOENT : 0;
+        return startup_cut_all(m);
 }
 
 /* Fail-closed start: isolated with the default policy, for a reason. */
@@ -1814,8 +1971,30 @@ static int setup_signals(struct ks_manager *m)
         return 0;
 }
 
+/*
+ * At start, before the store is loaded: the policy the state file says is in
+ * force (the default one if the file is corrupt), kept from its last good copy
+ * even when its file is gone.
+ */
+static char *policy_in_force_at_start(struct ks_manager *m)
+{
+        struct ks_state s;
+        char *name;
+        int r = state_load(m->state_dir, &s);
+
+        if (r == -ENOENT)
+                return NULL;
+        if (r < 0)
+                return strdup(DEFAULT_POLICY);  /* startup_state() isolates with it (fail-closed) */
+        /* The built-in cut has no file and no copy: built again if nothing else applies (startup_cut_all()). */
+        name = s.isolated && s.policy && strcmp(s.policy, BUILTIN_CUT_POLICY) != 0 ? strdup(s.policy) : NULL;
+        state_clear(&s);
+        return name;
+}
+
 int manager_startup(struct ks_manager *m)
 {
+        _cleanup_free_ char *keep = NULL;
         int r;
 
         r = setup_signals(m);
@@ -1825,10 +2004,12 @@ int manager_startup(struct ks_manager *m)
         r = sd_event_set_watchdog(m->event, true);
         if (r < 0)
                 log_warning_errno(r, "Failed to enable the systemd watchdog: %m");
-        r = store_load_dir(&m->store, m->policy_dir, NULL, NULL);
+        keep = policy_in_force_at_start(m);
+        r = store_load_dir(&m->store, m->policy_dir, keep, m->lastgood_dir, NULL);
         if (r < 0)
                 log_error_errno(r, "Cannot read policies from %s: %m", m->policy_dir);
         log_store_problems(m);
+        audit_last_goods(m);
         r = nft_open(&m->nft);
         if (r < 0)
                 return log_error_errno(r, "Cannot open a netlink socket to nf_tables: %m");
@@ -1909,7 +2090,8 @@ int manager_run(struct ks_manager *m)
         sd_notify(0, "READY=1");
         notify_status(m);
         log_info("killswitchd ready: %s, %zu policies, listening on %s",
-                 m->state.isolated ? "isolated" : "normal", m->store.n,
+                 !m->state.isolated ? "normal" : manager_applied(m) ? "isolated" :
+                 "isolated, but NOTHING IS APPLIED: THE UPLINKS ARE OPEN", m->store.n,
                  control_describe(m->control, where, sizeof(where)));
         r = event_loop(m->event);
         sd_notify(0, "STOPPING=1");

@@ -27,6 +27,12 @@
 #define KS_ERR_NOT_ISOLATED     "io.killswitch.NotIsolated"
 #define KS_ERR_NOTHING_PENDING  "io.killswitch.NothingPending"
 #define DEFAULT_POLICY "isolate"
+/*
+ * The last resort at start (the state says isolated, no policy can be applied):
+ * a policy built in memory that cuts the uplinks the state file remembers and
+ * keeps nothing. Its name is reserved: a policy file of that name is replaced.
+ */
+#define BUILTIN_CUT_POLICY "builtin-cut"
 
 struct ks_manager;
 struct ks_nft;
@@ -68,10 +74,12 @@ struct ks_manager {
         struct ks_nft *nft;
         struct ks_control *control;
         char *config_dir, *policy_dir, *state_dir, *socket_path;
+        char *lastgood_dir;             /* STATE_DIR/last-good: each policy's last good text (lastgood.h) */
         struct ks_store store;
         struct ks_diags policy_warnings;        /* policy-lint's, of the last load or reload (lint-host.h) */
         struct ks_state state;
         bool staged_ok;                 /* the kernel table is what the last rebuild made */
+        bool hooked;                    /* our base chains are in the kernel: the uplinks are cut */
         char *staged;                   /* which policy versions it holds (see staged_signature) */
         struct ks_summary expect;       /* the table's shape as we meant it (read-back checks) */
         struct ks_monitor *monitor;     /* foreign changes of our table */
@@ -190,6 +198,13 @@ const char *manager_protection(struct ks_manager *m);
  * the strings and the array; NULL if out of memory.
  */
 char **manager_layers(struct ks_manager *m);
+
+/*
+ * Whether the state is in force: false only if the state says isolated but no
+ * cut is (at start no policy, no copy and no uplink known could be applied):
+ * THE UPLINKS ARE OPEN.
+ */
+bool manager_applied(struct ks_manager *m);
 
 /* Free the versions the store dropped (m->retired) if no thread may read them any more. */
 void manager_retired_release(struct ks_manager *m);

@@ -307,6 +307,7 @@ static json_t *status_json(struct ks_manager *m)
         if (o) {
                 json_object_set_new(o, "reassertions", json_integer(m->reassertions));
                 json_object_set_new(o, "rate_limited", json_boolean(m->rate_limited));
+                json_object_set_new(o, "applied", json_boolean(manager_applied(m)));
                 json_object_set_new(o, "protection", json_string(manager_protection(m)));
                 json_object_set_new(o, "layers", layers_json(m));
                 json_object_set_new(o, "resolved", hostnames_json(p));

@@ -955,6 +955,11 @@ static char *policy_name_from_path(const char *path)
 
 int policy_parse_file(const char *path, struct ks_policy **ret, struct ks_diags *diags)
 {
+        return policy_parse_file_text(path, ret, NULL, diags);
+}
+
+int policy_parse_file_text(const char *path, struct ks_policy **ret, char **ret_text, struct ks_diags *diags)
+{
         _cleanup_free_ char *name = NULL, *text = NULL;
         int r;
 
@@ -972,7 +977,10 @@ int policy_parse_file(const char *path, struct ks_policy **ret, struct ks_diags 
         r = ini_read_file(path, 0, &text, diags);
         if (r < 0)
                 return r;
-        return policy_parse_string(text, path, name, ret, diags);
+        r = policy_parse_string(text, path, name, ret, diags);
+        if (r == 0 && ret_text)
+                *ret_text = TAKE_PTR(text);
+        return r;
 }
 
 /* ---- Host names ---------------------------------------------------------- */

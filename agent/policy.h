@@ -136,6 +136,8 @@ int policy_parse_string(const char *text, const char *file, const char *name,
 
 /* Read and parse a file; the name is the basename without ".policy". -errno on I/O errors (also added to diags). */
 int policy_parse_file(const char *path, struct ks_policy **ret, struct ks_diags *diags);
+/* The same, and on success the text that parsed in *ret_text (the store keeps a copy of it, lastgood.h). */
+int policy_parse_file_text(const char *path, struct ks_policy **ret, char **ret_text, struct ks_diags *diags);
 
 struct ks_policy *policy_free(struct ks_policy *p);
 

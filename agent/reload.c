@@ -14,6 +14,7 @@
 struct ks_reload {
         struct ks_worker *worker;
         char *dir;
+        char *lastgood;                 /* where the text of each file that loads is saved (lastgood.h), or NULL */
         char *keep;                     /* the policy in force at the start */
         struct ks_store current;        /* a copy of the caller's, the same entries; ours if owns_current */
         bool owns_current;              /* reload_abandon() */
@@ -32,7 +33,7 @@ static void reload_work(void *userdata)
         struct resolve_budget budget = RESOLVE_BUDGET_INIT;
         struct reload_table *t = &rl->table;
 
-        rl->r = store_scan_dir(rl->dir, &rl->current, resolve_hostname_bounded, &budget, &rl->scan);
+        rl->r = store_scan_dir(rl->dir, &rl->current, rl->lastgood, resolve_hostname_bounded, &budget, &rl->scan);
         /* The compiler is pure: compile the table the loop will send (as replace_table() would). */
         if (rl->r == 0 && store_scan_policies(&rl->scan, &rl->current, rl->keep, &t->policies, &t->n_policies) == 0 &&
             compile_table(t->policies, t->n_policies, NULL, TABLE_NAME, &t->rs) < 0)
@@ -61,6 +62,7 @@ static void reload_clear(void *userdata)
         summary_clear(&rl->table.summary);
         free(rl->table.policies);
         free(rl->keep);
+        free(rl->lastgood);
         free(rl->dir);
         free(rl);
 }
@@ -84,8 +86,9 @@ struct ks_reload *reload_abandon(struct ks_reload *rl, struct ks_store *current)
         return NULL;
 }
 
-int reload_start(sd_event *event, const char *dir, const struct ks_store *current, const char *keep,
-                 const struct ks_summary *keyed, reload_done_t done, void *userdata, struct ks_reload **ret)
+int reload_start(sd_event *event, const char *dir, const char *lastgood, const struct ks_store *current,
+                 const char *keep, const struct ks_summary *keyed, reload_done_t done, void *userdata,
+                 struct ks_reload **ret)
 {
         struct ks_reload *rl = calloc(1, sizeof(*rl));
         int r;
@@ -95,7 +98,7 @@ int reload_start(sd_event *event, const char *dir, const struct ks_store *curren
         *rl = (struct ks_reload){ .current = *current, .done = done, .userdata = userdata };
         summary_copy_key(keyed, &rl->table.summary);
         rl->dir = strdup(dir);
-        if (keep && !(rl->keep = strdup(keep))) {
+        if ((keep && !(rl->keep = strdup(keep))) || (lastgood && !(rl->lastgood = strdup(lastgood)))) {
                 free(rl->dir);
                 rl->dir = NULL;
         }

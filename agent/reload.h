@@ -8,8 +8,9 @@
 
 /*
  * A reload's slow part off the event loop: reading every policy file, parsing
- * it and resolving its host names (the name service gets RESOLVE_TIMEOUT_USEC
- * in all) runs on a thread of its own while the loop goes on answering
+ * it, resolving its host names (the name service gets RESOLVE_TIMEOUT_USEC in
+ * all) and saving the text of each that loads in `lastgood` (may be NULL;
+ * store_scan_dir(), fsync) runs on a thread of its own while the loop goes on answering
  * isolate, restore, status and the watchdog. The thread reads `current` (the
  * store as it is, to tell unchanged policies) and changes nothing: the caller
  * must not modify that store until the callback ran. The thread also compiles
@@ -39,8 +40,9 @@ struct reload_table {
 
 typedef void (*reload_done_t)(void *userdata, int r, struct store_scan *scan, struct reload_table *table);
 
-int reload_start(sd_event *event, const char *dir, const struct ks_store *current, const char *keep,
-                 const struct ks_summary *keyed, reload_done_t done, void *userdata, struct ks_reload **ret);
+int reload_start(sd_event *event, const char *dir, const char *lastgood, const struct ks_store *current,
+                 const char *keep, const struct ks_summary *keyed, reload_done_t done, void *userdata,
+                 struct ks_reload **ret);
 /* Waits for the thread if it still runs: parsing and compiling a large policy on a busy machine takes seconds. */
 struct ks_reload *reload_free(struct ks_reload *r);
 /*

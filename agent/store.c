@@ -9,6 +9,7 @@
 #include "alloc.h"
 #include "cleanup.h"
 #include "compile.h"
+#include "lastgood.h"
 #include "resolve.h"
 #include "store.h"
 #include "timeutil.h"
@@ -108,15 +109,19 @@ static bool store_has(const struct ks_store *current, const char *name)
         return false;
 }
 
-/* Parse and resolve one file; the result replaces the loaded version only if clean and different. */
-static int scan_one(struct store_file *f, const struct ks_store *current, policy_resolver_t resolver,
-                    void *userdata)
+/*
+ * Parse and resolve one file; the result replaces the loaded version only if
+ * clean and different. A clean file's text is its last good version (lastgood).
+ */
+static int scan_one(struct store_file *f, const struct ks_store *current, const char *lastgood,
+                    policy_resolver_t resolver, void *userdata)
 {
         const struct ks_policy *old = current_version(current, f->name);
+        _cleanup_free_ char *text = NULL;
         struct ks_policy *p = NULL;
         int r;
 
-        r = policy_parse_file(f->path, &p, &f->errors);
+        r = policy_parse_file_text(f->path, &p, &text, &f->errors);
         /* Host names are resolved now and pinned: never again behind the admin's back. */
         if (r == 0 && (r = policy_resolve(p, resolver, userdata, &f->errors)) < 0)
                 p = policy_free(p);
@@ -125,6 +130,8 @@ static int scan_one(struct store_file *f, const struct ks_store *current, policy
         f->failed = r < 0;
         if (r < 0)
                 return 0;
+        if (lastgood)
+                f->saved = lastgood_save(lastgood, f->name, text);
         if (old && policy_same(old, p)) {
                 policy_free(p);         /* unchanged: the staged version stays current */
                 f->unchanged = true;
@@ -142,8 +149,8 @@ static int is_policy_file(const struct dirent *d)
                strcmp(d->d_name + len - strlen(SUFFIX), SUFFIX) == 0;
 }
 
-int store_scan_dir(const char *dir, const struct ks_store *current, policy_resolver_t resolver, void *userdata,
-                   struct store_scan *ret)
+int store_scan_dir(const char *dir, const struct ks_store *current, const char *lastgood,
+                   policy_resolver_t resolver, void *userdata, struct store_scan *ret)
 {
         struct store_scan scan = {};
         struct dirent **list = NULL;
@@ -165,7 +172,7 @@ int store_scan_dir(const char *dir, const struct ks_store *current, policy_resol
                         r = -ENOMEM;
                         break;
                 }
-                r = scan_one(f, current, resolver, userdata);
+                r = scan_one(f, current, lastgood, resolver, userdata);
         }
         for (int i = 0; i < n; i++)
                 free(list[i]);
@@ -208,10 +215,15 @@ static int apply_one(struct ks_store *s, struct store_file *f, struct store_reti
 
         if (!e && !(e = store_add(s, f->name, f->path)))
                 return -ENOMEM;
+        e->in_memory = false;
         diags_clear(&e->errors);
         e->errors = f->errors;
         f->errors = (struct ks_diags){};
-        if (f->failed || f->unchanged)
+        e->save_error = f->saved;
+        if (f->failed)
+                return 0;
+        e->lastgood_usec = 0;           /* the file's version (unchanged: the same rules as the copy's) */
+        if (f->unchanged)
                 return 0;
         if (retire(e->policy, retired) < 0)
                 return -ENOMEM;
@@ -220,9 +232,9 @@ static int apply_one(struct ks_store *s, struct store_file *f, struct store_reti
         return 0;
 }
 
-/* Drop entries whose file no longer exists, except the one in force. */
-static int drop_missing(struct ks_store *s, const struct store_scan *scan, const char *keep, size_t *failed,
-                        struct store_retired *retired)
+/* Drop entries whose file no longer exists, and their copies, except the one in force. */
+static int drop_missing(struct ks_store *s, const struct store_scan *scan, const char *keep, const char *lastgood,
+                        size_t *failed, struct store_retired *retired)
 {
         for (size_t i = 0; i < s->n;) {
                 struct ks_policy_entry *e = &s->items[i];
@@ -231,6 +243,10 @@ static int drop_missing(struct ks_store *s, const struct store_scan *scan, const
                 for (size_t j = 0; j < scan->n && !present; j++)
                         present = strcmp(scan->files[j].name, e->name) == 0;
                 if (present) {
+                        i++;
+                        continue;
+                }
+                if (keep && strcmp(keep, e->name) == 0 && e->in_memory) {
                         i++;
                         continue;
                 }
@@ -244,6 +260,9 @@ static int drop_missing(struct ks_store *s, const struct store_scan *scan, const
                 }
                 if (retire(e->policy, retired) < 0)
                         return -ENOMEM;
+                /* An unlink, on the loop: a copy left by a failure is only used for a file of that name. */
+                if (lastgood)
+                        (void)lastgood_remove(lastgood, e->name);
                 e->policy = NULL;
                 entry_clear(e);
                 memmove(e, e + 1, (s->n - i - 1) * sizeof(*e));
@@ -252,8 +271,8 @@ static int drop_missing(struct ks_store *s, const struct store_scan *scan, const
         return 0;
 }
 
-int store_apply_scan(struct ks_store *s, struct store_scan *scan, const char *keep, size_t *ret_failed,
-                     struct store_retired *retired)
+int store_apply_scan(struct ks_store *s, struct store_scan *scan, const char *keep, const char *lastgood,
+                     size_t *ret_failed, struct store_retired *retired)
 {
         size_t failed = 0;
         int r;
@@ -264,7 +283,7 @@ int store_apply_scan(struct ks_store *s, struct store_scan *scan, const char *ke
                         return r;
                 failed += scan->files[i].failed;
         }
-        r = drop_missing(s, scan, keep, &failed, retired);
+        r = drop_missing(s, scan, keep, lastgood, &failed, retired);
         if (r < 0)
                 return r;
         if (ret_failed)
@@ -304,15 +323,93 @@ int store_scan_policies(const struct store_scan *scan, const struct ks_store *cu
         return 0;
 }
 
-int store_load_dir(struct ks_store *s, const char *dir, const char *keep, size_t *ret_failed)
+int store_put(struct ks_store *s, const char *name, const char *path, struct ks_policy *p)
+{
+        struct ks_policy_entry *e = store_find(s, name);
+
+        if (!e && !(e = store_add(s, name, path))) {
+                policy_free(p);
+                return -ENOMEM;
+        }
+        policy_free(e->policy);
+        e->policy = p;
+        e->generation++;
+        e->lastgood_usec = 0;
+        e->in_memory = true;
+        return 0;
+}
+
+/* An entry without a good version gets its last good copy; its copy's problems are added to its errors. */
+static int entry_fall_back(struct ks_policy_entry *e, const char *lastgood, struct resolve_budget *budget)
+{
+        uint64_t saved = 0;
+        struct ks_policy *p = NULL;
+        int r;
+
+        if (e->policy)
+                return 0;
+        r = lastgood_load(lastgood, e->name, resolve_hostname_bounded, budget, &p, &saved, &e->errors);
+        if (r < 0)
+                return r;
+        e->policy = p;
+        e->lastgood_usec = saved;
+        e->generation++;
+        return 0;
+}
+
+static int fall_back(struct ks_store *s, const char *dir, const char *name, const char *lastgood, const char *why,
+                     struct resolve_budget *budget)
+{
+        struct ks_policy_entry *e = store_find(s, name);
+        _cleanup_free_ char *path = NULL;
+
+        if (!e) {
+                if (asprintf(&path, "%s/%s%s", dir, name, SUFFIX) < 0 || !(e = store_add(s, name, path)) ||
+                    diags_add(&e->errors, path, 0, "%s", why) < 0)
+                        return -ENOMEM;
+        }
+        return entry_fall_back(e, lastgood, budget);
+}
+
+int store_fall_back(struct ks_store *s, const char *dir, const char *name, const char *lastgood, const char *why)
+{
+        struct resolve_budget budget = RESOLVE_BUDGET_INIT;
+
+        return fall_back(s, dir, name, lastgood, why, &budget);
+}
+
+/* At start, every policy without a good version (and keep, even without a file) from its last good copy. */
+static int load_copies(struct ks_store *s, const char *dir, const char *keep, const char *lastgood, int dir_error,
+                       struct resolve_budget *budget)
+{
+        char why[256];
+        int r;
+
+        for (size_t i = 0; i < s->n; i++)
+                if (entry_fall_back(&s->items[i], lastgood, budget) == -ENOMEM)
+                        return -ENOMEM;
+        if (!keep || store_find(s, keep))
+                return 0;
+        if (dir_error < 0)
+                snprintf(why, sizeof(why), "cannot read the policy directory: %s", strerror(-dir_error));
+        else
+                snprintf(why, sizeof(why), "file is gone");
+        r = fall_back(s, dir, keep, lastgood, why, budget);
+        return r == -ENOMEM ? r : 0;
+}
+
+int store_load_dir(struct ks_store *s, const char *dir, const char *keep, const char *lastgood, size_t *ret_failed)
 {
         struct resolve_budget budget = RESOLVE_BUDGET_INIT;
         struct store_scan scan = {};
-        int r;
+        int r, k;
 
-        r = store_scan_dir(dir, s, resolve_hostname_bounded, &budget, &scan);
+        r = store_scan_dir(dir, s, lastgood, resolve_hostname_bounded, &budget, &scan);
         if (r == 0)
-                r = store_apply_scan(s, &scan, keep, ret_failed, NULL);
+                r = store_apply_scan(s, &scan, keep, lastgood, ret_failed, NULL);
         store_scan_clear(&scan);
-        return r;
+        if (!lastgood || r == -ENOMEM)
+                return r;
+        k = load_copies(s, dir, keep, lastgood, r, &budget);
+        return k < 0 ? k : r;
 }

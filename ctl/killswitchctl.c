@@ -33,6 +33,7 @@ enum {
         EXIT_USAGE = 2,
         EXIT_UNREACHABLE = 3,  /* no connection to the agent */
         EXIT_WAITING = 4,      /* restore: recorded, waiting for a second person ([Restore] Approvals=2) */
+        EXIT_OPEN = 5,         /* status: the state says isolated, but no cut is in force */
 };
 
 enum {
@@ -282,7 +283,7 @@ static int print_status(json_t *status)
         struct output_flags flags = output_flags();
 
         output_status(stdout, status, &flags);
-        return EXIT_OK;
+        return output_status_applied(status) ? EXIT_OK : EXIT_OPEN;
 }
 
 static int print_isolated(json_t *status)

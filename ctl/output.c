@@ -545,12 +545,21 @@ void output_heartbeat(FILE *f, json_t *reply, time_t now)
                       "a restore.\n", f);
 }
 
+bool output_status_applied(json_t *status)
+{
+        return !json_is_false(json_object_get(status, "applied"));
+}
+
 void output_status(FILE *f, json_t *status, const struct output_flags *flags)
 {
         const char *state = json_str(status, "state") ?: "";
         json_t *dropped = json_object_get(status, "dropped");
 
         print_state(f, status, flags->color);
+        if (!output_status_applied(status))
+                fprintf(f, "%sWARNING: THE UPLINKS ARE OPEN: the state says isolated, but no cut could be applied "
+                        "(see 'killswitchctl history'). Fix the policies, then run 'killswitchctl isolate'.%s\n",
+                        flags->color ? ANSI_RED : "", flags->color ? ANSI_NORMAL : "");
         print_line(f, "Description", json_str(status, "description"));
         print_timestamp(f, "Since", json_str(status, "since"), flags->now);
         print_by(f, status);

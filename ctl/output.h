@@ -64,6 +64,8 @@ void output_json(FILE *f, json_t *v, enum json_mode mode);
 
 /* io.killswitch.Status, systemctl status style. */
 void output_status(FILE *f, json_t *status, const struct output_flags *flags);
+/* False if the status object says isolated, but no cut is in force ("applied": false). */
+bool output_status_applied(json_t *status);
 /* One-line confirmations of Isolate and Restore, from the status object. */
 void output_isolated(FILE *f, json_t *status);
 void output_restored(FILE *f, json_t *status);

@@ -642,7 +642,8 @@ agent_start() {
 			AGENT_PID=
 			return 1
 		fi
-		[ -S "$KS_SOCK" ] && ctl status >/dev/null 2>&1 && return 0
+		# --json: it answers, whatever the state (status alone exits 5 while the uplinks are open).
+		[ -S "$KS_SOCK" ] && ctl --json status >/dev/null 2>&1 && return 0
 		[ "$(date +%s)" -lt "$deadline" ] || { note "killswitchd not answering after ${limit}s"; return 1; }
 		sleep 0.05
 	done

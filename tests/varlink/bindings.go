@@ -40,12 +40,12 @@ func main() {
 	}
 	defer conn.Close()
 
-	state, policy, _, _, _, _, _, _, _, _, _, _, triggers, uplinks, _, _, dropped, _, drops, _, _, _, protection, layers, _, err :=
+	state, policy, _, _, _, _, _, _, _, _, _, _, triggers, uplinks, _, _, dropped, _, drops, _, _, _, applied, protection, layers, _, err :=
 		iokillswitch.Status().Call(ctx, conn)
-	check(err == nil && (state == "normal" || state == "isolated") && protection != "" && triggers.Paths != nil &&
-		layers != nil,
-		"Status() -> state %q, policy %v, uplinks %v, dropped %d packets, drops from %d sources, protection %q, layers %v (err %v)",
-		state, policy, uplinks, dropped.Packets, drops.Sources, protection, layers, err)
+	check(err == nil && (state == "normal" || state == "isolated") && applied && protection != "" &&
+		triggers.Paths != nil && layers != nil,
+		"Status() -> state %q, policy %v, uplinks %v, dropped %d packets, drops from %d sources, applied %v, protection %q, layers %v (err %v)",
+		state, policy, uplinks, dropped.Packets, drops.Sources, applied, protection, layers, err)
 
 	tuples, overflow, _, _, _, _, _, _, _, err := iokillswitch.Drops().Call(ctx, conn, nil, nil)
 	check(err == nil, "Drops(null, null) -> %d tuples, overflow %d (err %v)", len(tuples), overflow, err)
