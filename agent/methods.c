@@ -785,26 +785,67 @@ static json_t *method_get_interface_description(struct ks_manager *m, const stru
         return reply_ok(json_pack("{s:s}", "description", i->description));
 }
 
+/*
+ * The parameters of the methods that change something, as io.killswitch.varlink declares them: any
+ * other is refused, for a typo must not change what the call does ({"polcy": ...} isolating with the
+ * default policy). Methods that only read take what they know and ignore the rest.
+ */
+#define CALLER_PARAMS "ssh_connection", "command", "origin"
+static const char *const isolate_params[] = { "policy", "reason", "restore_at", "restore_in", "confirm_in",
+                                              "force", CALLER_PARAMS, NULL };
+static const char *const restore_params[] = { "reason", "restore_at", "restore_in", "force", CALLER_PARAMS, NULL };
+static const char *const cancel_params[] = { "reason", CALLER_PARAMS, NULL };
+static const char *const caller_params[] = { CALLER_PARAMS, NULL };
+
 static const struct method {
         const char *name;
         bool privileged;
         json_t *(*call)(struct ks_manager *m, const struct ks_actor *a, json_t *params);
+        const char *const *strict;      /* the only parameters it takes; NULL: unknown ones ignored */
 } methods[] = {
-        { "io.killswitch.Status", false, method_status },
-        { "io.killswitch.Policies", false, method_policies },
-        { "io.killswitch.Show", false, method_show },
-        { "io.killswitch.History", false, method_history },
-        { "io.killswitch.Report", false, method_report },
-        { "io.killswitch.Drops", true, method_drops },
-        { "io.killswitch.Isolate", true, method_isolate },
-        { "io.killswitch.Restore", true, method_restore },
-        { "io.killswitch.Reload", true, method_reload },
-        { "io.killswitch.Cancel", true, method_cancel },
-        { "io.killswitch.Confirm", true, method_confirm },
-        { "io.killswitch.Heartbeat", true, method_heartbeat },
-        { "org.varlink.service.GetInfo", false, method_getinfo },
-        { "org.varlink.service.GetInterfaceDescription", false, method_get_interface_description },
+        { "io.killswitch.Status", false, method_status, NULL },
+        { "io.killswitch.Policies", false, method_policies, NULL },
+        { "io.killswitch.Show", false, method_show, NULL },
+        { "io.killswitch.History", false, method_history, NULL },
+        { "io.killswitch.Report", false, method_report, NULL },
+        { "io.killswitch.Drops", true, method_drops, NULL },
+        { "io.killswitch.Isolate", true, method_isolate, isolate_params },
+        { "io.killswitch.Restore", true, method_restore, restore_params },
+        { "io.killswitch.Reload", true, method_reload, caller_params },
+        { "io.killswitch.Cancel", true, method_cancel, cancel_params },
+        { "io.killswitch.Confirm", true, method_confirm, caller_params },
+        { "io.killswitch.Heartbeat", true, method_heartbeat, caller_params },
+        { "org.varlink.service.GetInfo", false, method_getinfo, NULL },
+        { "org.varlink.service.GetInterfaceDescription", false, method_get_interface_description, NULL },
 };
+
+static bool known_param(const char *const *known, const char *key)
+{
+        for (; *known; known++)
+                if (strcmp(*known, key) == 0)
+                        return true;
+        return false;
+}
+
+/* InvalidParameter naming the first parameter mt does not take, or NULL if it takes them all. */
+static json_t *unknown_param(const struct method *mt, json_t *params)
+{
+        char list[256] = "";
+        const char *key;
+        json_t *v;
+
+        json_object_foreach(params, key, v) {
+                if (known_param(mt->strict, key))
+                        continue;
+                for (const char *const *k = mt->strict; *k; k++)
+                        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", k == mt->strict ? "" : ", ",
+                                 *k);
+                return reply_error(KS_ERR_PARAM, json_pack("{s:s}", "parameter", key),
+                                   "%s has no parameter '%.64s', nothing was done (it takes %s)", mt->name, key,
+                                   list);
+        }
+        return NULL;
+}
 
 /* The gid of a group (looked up now: it may be created after start); a large group's entry is large. */
 static int group_gid(const char *name, gid_t *ret)
@@ -917,6 +958,7 @@ json_t *methods_dispatch(void *userdata, const struct ks_peer *peer, const char 
         struct ks_manager *m = userdata;
         struct ks_actor a;
         char user[256], policy[POLICY_NAME_MAX + 4];
+        json_t *bad;
 
         actor_from_peer(peer, params, user, sizeof(user), &a);
         for (size_t i = 0; i < ELEMENTSOF(methods); i++) {
@@ -933,6 +975,8 @@ json_t *methods_dispatch(void *userdata, const struct ks_peer *peer, const char 
                         manager_audit_refused(m, &a, refused_policy(params, policy, sizeof(policy)), msg);
                         return reply_error(KS_ERR_PERMISSION, NULL, "%s", msg);
                 }
+                if (methods[i].strict && (bad = unknown_param(&methods[i], params)))
+                        return bad;
                 return methods[i].call(m, &a, params);
         }
         return reply_unknown(method);

@@ -177,7 +177,17 @@ org.varlink.service.InvalidParameter | io.killswitch.Isolate | {"restore_in":"so
 io.killswitch.NoSuchPolicy | io.killswitch.Isolate | {"policy":"nope"} | - | policy=nope
 io.killswitch.NotIsolated | io.killswitch.Restore | {"restore_in":"1h"}
 io.killswitch.NothingPending | io.killswitch.Cancel | null
-ok | io.killswitch.Isolate | {"policy":"isolate","reason":"conformance","restore_in":"1h","confirm_in":"1h"} | - | state=isolated
+# Unknown parameters: refused by the methods that change something, nothing done; ignored by reads
+org.varlink.service.InvalidParameter | io.killswitch.Isolate | {"polcy":"other"} | - | parameter=polcy
+org.varlink.service.InvalidParameter | io.killswitch.Isolate | {"policy":"isolate","restore_im":"1h"} | - | parameter=restore_im
+ok | io.killswitch.Status | {"bogus":1} | - | state=normal
+org.varlink.service.InvalidParameter | io.killswitch.Restore | {"restore_im":"1h"} | - | parameter=restore_im
+org.varlink.service.InvalidParameter | io.killswitch.Cancel | {"reasn":"x"} | - | parameter=reasn
+org.varlink.service.InvalidParameter | io.killswitch.Confirm | {"reason":"x"} | - | parameter=reason
+org.varlink.service.InvalidParameter | io.killswitch.Heartbeat | {"bogus":true} | - | parameter=bogus
+org.varlink.service.InvalidParameter | io.killswitch.Reload | {"bogus":null} | - | parameter=bogus
+ok | io.killswitch.History | {"n":1,"bogus":1}
+ok | io.killswitch.Isolate | {"policy":"isolate","reason":"conformance","restore_in":"1h","confirm_in":"1h","force":false,"ssh_connection":null,"command":"conformance","origin":"ops@admin"} | - | state=isolated
 ok | io.killswitch.Status | null | - | state=isolated
 ok | io.killswitch.Drops | null
 ok | io.killswitch.Drops | {"top":5,"since":"2000-01-01T00:00:00Z"}
@@ -234,6 +244,10 @@ check "raw upgrade: InvalidParameter naming upgrade, with a message" \
 out=$(raw '{"method":"io.killswitch.Status","more":true}')
 # shellcheck disable=SC2016 # expanded by the inner shell
 check "raw more: one reply, no \"continues\"" sh -c '! printf "%s" "$1" | grep -q continues && printf "%s" "$1" | grep -q "\"state\""' - "$out"
+out=$(raw '{"method":"io.killswitch.Isolate","parameters":{"polcy":"other"}}')
+check "raw unknown parameter of Isolate: InvalidParameter naming it, nothing done" \
+	contains "$out" '"error":"org.varlink.service.InvalidParameter"' '"parameter":"polcy"' "has no parameter 'polcy'"
+check "raw unknown parameter of Isolate: still normal" status_is 'd["state"] == "normal"'
 out=$(raw '{"method":"io.killswitch.Status","more":"yes"}')
 check "raw more as a string: ProtocolError" contains "$out" 'io.killswitch.ProtocolError'
 
