@@ -31,10 +31,11 @@ struct ks_actor {
 /* How to isolate: the lockout check, and what to schedule with it. */
 struct ks_isolate_opts {
         bool force;                     /* even if it cuts the caller's own SSH session */
-        uint64_t restore_at_usec;       /* realtime: restore then; 0 keeps a pending restore as it is */
+        uint64_t restore_at_usec;       /* realtime: restore then; 0: no end (drops a pending restore) */
         uint64_t restore_boot_usec;     /* boottime of the same if it came from a duration, else 0 */
         uint64_t confirm_usec;          /* commit-confirmed: revert unless confirmed within this; 0: no */
-        bool trigger;                   /* a trigger (a->trigger names it) fires: drop pending schedules */
+        bool trigger;                   /* a trigger (a->trigger names it) fires */
         unsigned approvals;             /* [Restore] Approvals=: > 1 makes restore_at a four-eyes request */
-        bool revert;                    /* the commit-confirmed revert carries out: it supersedes nothing */
+        bool revert;                    /* the commit-confirmed revert carries out: it supersedes nothing,
+                                           and keeps the pending restore */
 };

@@ -94,7 +94,8 @@ static const struct {
         [AUDIT_APPROVE]      = { "restore-approve",  "b31acff2e842476bb2b354f5583d38ab", LOG_NOTICE,  true  },
         [AUDIT_OVERRIDE]     = { "restore-override", "b4ad57df205a46ffb39e5fdbb2889ae7", LOG_WARNING, true  },
         [AUDIT_EXPIRE]       = { "restore-expired",  "b3304f3d4b2944be9c84a508392d02a7", LOG_WARNING, true  },
-        [AUDIT_LAST_GOOD]    = { "last-good",    "dc3983a8d97e4e5c8e872a0c73d444df", LOG_ERR,     true  },
+        [AUDIT_LAST_GOOD]    = { "last-good",        "dc3983a8d97e4e5c8e872a0c73d444df", LOG_ERR,     true  },
+        [AUDIT_REPEAT]       = { "isolate-again",    "60099a64b48a4610951ea40f6411b280", LOG_NOTICE,  true  },
 };
 
 const char *audit_kind_to_string(enum audit_kind k)
@@ -331,6 +332,10 @@ static void format_message(struct event_ctx *c)
                 break;
         case AUDIT_LAST_GOOD:
                 snprintf(head, sizeof(head), "Policy %s does not load: its last good version is in use", p);
+                break;
+        case AUDIT_REPEAT:
+                snprintf(head, sizeof(head), "Isolation with policy %s asked again by %s: already in force", p,
+                         c->who);
                 break;
         case _AUDIT_KIND_MAX:
                 snprintf(head, sizeof(head), "Unknown audit event");

@@ -37,6 +37,7 @@ enum audit_kind {
         AUDIT_OVERRIDE,         /* four-eyes: root restored alone with --force */
         AUDIT_EXPIRE,           /* four-eyes: a request lapsed unapproved (a scheduled restore did not happen) */
         AUDIT_LAST_GOOD,        /* at start a policy file did not load: its last good version is in use */
+        AUDIT_REPEAT,           /* isolate with the policy already in force: nothing changed in what is cut */
         _AUDIT_KIND_MAX,
 };
 

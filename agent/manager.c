@@ -1066,6 +1066,58 @@ static void audit_schedule(struct ks_manager *m, const struct ks_actor *a, const
         }
 }
 
+/*
+ * Isolating with the policy already in force changes nothing in what is cut (the same rules are
+ * put in force again, which repairs a table that lost them): recorded as asked again, with the
+ * since, user and reason of the isolation that stays.
+ */
+static void audit_repeat(struct ks_manager *m, const struct ks_actor *a, const char *reason)
+{
+        const struct ks_state *s = &m->state;
+        char since[32], msg[512];
+
+        snprintf(msg, sizeof(msg), "Isolation with policy %s asked again by %s: already in force since %s (by %s)%s%s; "
+                 "nothing changed in what is cut", s->policy, a->user ? a->user : "?",
+                 timespec_format_rfc3339(s->since_usec, since, sizeof(since)), s->user ? s->user : "?",
+                 s->reason ? ": " : "", s->reason ? s->reason : "");
+        manager_audit(m, AUDIT_REPEAT, a, s->policy, NULL, reason, msg);
+}
+
+/* "Scheduled restore at T" and/or "the restore now requested by A at T": what a change dropped. */
+static void dropped_text(const struct ks_state *prev, bool schedule, bool request, char *buf, size_t size)
+{
+        char at[32], req[32];
+
+        snprintf(buf, size, "%s%s%s%s%s%s%s%s", schedule ? "Scheduled restore at " : "",
+                 schedule ? timespec_format_rfc3339(prev->restore_at_usec, at, sizeof(at)) : "",
+                 schedule && request ? " and its " : "", !schedule && request ? "The " : "",
+                 request ? (prev->request_restore_usec ? "restore request by " : "restore-now request by ") : "",
+                 request ? prev->request_user : "", request ? " from " : "",
+                 request ? timespec_format_rfc3339(prev->request_at_usec, req, sizeof(req)) : "");
+}
+
+/*
+ * An isolation asked without an end has none: the scheduled restore and the four-eyes request
+ * an earlier isolation or restore left are dropped (transition_isolate), and recorded as such.
+ */
+static void audit_dropped(struct ks_manager *m, const struct ks_actor *a, const char *reason,
+                          const struct ks_state *prev)
+{
+        const struct ks_state *s = &m->state;
+        bool had_request = transition_request_pending(prev, now_realtime_usec(), schedule_now_boottime());
+        bool schedule = prev->isolated && prev->restore_at_usec && !s->restore_at_usec;
+        bool request = had_request && (!s->request_user || s->request_at_usec != prev->request_at_usec);
+        char what[256], msg[512];
+
+        if (!schedule && !request)
+                return;
+        dropped_text(prev, schedule, request, what, sizeof(what));
+        snprintf(msg, sizeof(msg), "%s dropped by %s's isolation with policy %s, %s", what,
+                 a->user ? a->user : "?", s->policy,
+                 s->restore_at_usec ? "which has its own schedule" : "which has no end");
+        manager_audit(m, AUDIT_CANCEL, a, s->policy, NULL, reason, msg);
+}
+
 /* On the thread: GETOBJ_RESET is a read, which the kernel allows any socket on an owned table. */
 static void reset_work(void *userdata)
 {
@@ -1111,8 +1163,8 @@ int manager_isolate(struct ks_manager *m, const char *name, const struct ks_acto
 {
         static const struct ks_isolate_opts none = {};
         const struct ks_policy *p;
-        struct ks_state next;
-        bool superseded, fresh = !m->state.isolated, owed = false;
+        struct ks_state next, prev;
+        bool superseded, repeat, fresh = !m->state.isolated, owed = false;
         int r, saved;
 
         o = o ? o : &none;
@@ -1124,6 +1176,7 @@ int manager_isolate(struct ks_manager *m, const char *name, const struct ks_acto
                 audit(m, AUDIT_REFUSED, a, name, NULL, reason, e);
                 return r;
         }
+        repeat = transition_repeat(&m->state, name);
         r = transition_isolate(&m->state, name, a, reason, o, now_realtime_usec(), schedule_now_boottime(), &next);
         if (r < 0)
                 return ks_error_set(e, r, KS_ERR_INTERNAL, "Out of memory");
@@ -1145,11 +1198,17 @@ int manager_isolate(struct ks_manager *m, const char *name, const struct ks_acto
         }
         if (saved == 0 && owed)
                 saved = state_sync(m->state_dir);       /* an isolation answered is on disk */
-        audit(m, m->state.isolated ? AUDIT_SWITCH : AUDIT_ISOLATE, a, name,
-              m->state.isolated ? m->state.policy : NULL, reason, NULL);
-        state_clear(&m->state);
+        if (repeat)
+                audit_repeat(m, a, reason);
+        else
+                audit(m, m->state.isolated ? AUDIT_SWITCH : AUDIT_ISOLATE, a, name,
+                      m->state.isolated ? m->state.policy : NULL, reason, NULL);
+        prev = m->state;
         m->state = next;
-        m->reassertions = 0;
+        audit_dropped(m, a, reason, &prev);
+        state_clear(&prev);
+        if (!repeat)
+                m->reassertions = 0;    /* counted per isolation */
         manager_links_remember_soon(m);
         manager_drops_isolated(m, fresh);
         notify_status(m);
@@ -1255,22 +1314,35 @@ int manager_schedule_restore(struct ks_manager *m, const struct ks_actor *a, uin
         return 0;
 }
 
+/* Drop the scheduled restore and a four-eyes request waiting for a second person, whichever pends. */
 int manager_cancel(struct ks_manager *m, const struct ks_actor *a, const char *reason, struct ks_error *e)
 {
-        char when[32], msg[256];
-        uint64_t at = m->state.isolated ? m->state.restore_at_usec : 0;
+        const struct ks_state *s = &m->state;
+        bool schedule = s->isolated && s->restore_at_usec;
+        bool request = transition_request_pending(s, now_realtime_usec(), schedule_now_boottime());
+        struct ks_state next;
+        char what[256], msg[512];
         int r;
 
-        if (!at)
-                return ks_error_set(e, -ENOENT, KS_ERR_NOTHING_PENDING, "No restore is scheduled%s",
-                                    m->state.isolated && m->state.confirm_usec
+        if (!schedule && !request)
+                return ks_error_set(e, -ENOENT, KS_ERR_NOTHING_PENDING, "No restore is scheduled or requested%s",
+                                    s->isolated && s->confirm_usec
                                     ? " (a commit-confirmed isolation is pending: 'killswitchctl confirm' keeps "
                                       "it, or let it revert)" : "");
-        r = save_schedule(m, 0, 0, true, e);
-        if (r < 0)
-                return r;
-        snprintf(msg, sizeof(msg), "Scheduled restore at %s cancelled by %s: the isolation stays in force",
-                 timespec_format_rfc3339(at, when, sizeof(when)), a->user ? a->user : "?");
+        dropped_text(s, schedule, request, what, sizeof(what));
+        if (transition_cancel(s, &next) < 0)
+                return ks_error_set(e, -ENOMEM, KS_ERR_INTERNAL, "Out of memory");
+        r = state_save(m->state_dir, &next);
+        if (r < 0) {
+                state_clear(&next);
+                return ks_error_set(e, r, KS_ERR_STATE, "Could not save the cancel in %s/%s: %s; nothing was "
+                                    "changed", m->state_dir, STATE_FILE, strerror(-r));
+        }
+        state_clear(&m->state);
+        m->state = next;
+        schedule_arm(m->schedule);
+        snprintf(msg, sizeof(msg), "%s cancelled by %s: the isolation stays in force", what,
+                 a->user ? a->user : "?");
         manager_audit(m, AUDIT_CANCEL, a, m->state.policy, NULL, reason, msg);
         return 0;
 }

@@ -408,12 +408,50 @@ static const char *restore_param(json_t *params)
         return json_object_get(params, "restore_in") ? "restore_in" : "restore_at";
 }
 
+/* What pended before a change (the scheduled restore as shown, a four-eyes request), to say what it dropped. */
+struct pending_before {
+        uint64_t restore_at;
+        json_t *request;
+};
+
+static struct pending_before pending_before(struct ks_manager *m)
+{
+        return (struct pending_before){ .restore_at = shown_deadlines(&m->state).restore_at,
+                                        .request = approve_request_json(m) };
+}
+
+/*
+ * The reply of a change that may drop what pended: the status, with dropped_restore_at (the scheduled
+ * restore that is gone, not replaced) and dropped_request (the four-eyes request that is gone).
+ */
+static json_t *reply_dropped(struct ks_manager *m, struct pending_before *before, json_t *extra)
+{
+        json_t *o = status_json(m), *now = approve_request_json(m);
+        bool request_gone = !json_is_null(before->request) &&
+                            (json_is_null(now) || !json_equal(json_object_get(now, "at"),
+                                                              json_object_get(before->request, "at")));
+
+        if (o) {
+                json_object_set_new(o, "dropped_restore_at", opt_instant(m->state.isolated && m->state.restore_at_usec
+                                                                         ? 0 : before->restore_at));
+                json_object_set(o, "dropped_request", request_gone ? before->request : json_null());
+                if (extra)
+                        json_object_update(o, extra);
+        }
+        json_decref(now);
+        json_decref(extra);
+        json_decref(before->request);
+        return reply_ok(o);
+}
+
 static json_t *method_isolate(struct ks_manager *m, const struct ks_actor *a, json_t *params)
 {
         struct ks_isolate_opts o = {};
+        struct pending_before before;
         const char *policy, *reason;
         struct ks_error e = {};
         json_t *bad, *force = json_object_get(params, "force");
+        bool repeat;
 
         if ((bad = get_string_param(params, "policy", POLICY_NAME_MAX, &policy)) ||
             (bad = get_string_param(params, "reason", REASON_MAX, &reason)) ||
@@ -425,9 +463,13 @@ static json_t *method_isolate(struct ks_manager *m, const struct ks_actor *a, js
                                    "Parameter 'force' must be a boolean");
         o.force = json_is_true(force);
         o.approvals = approve_needed(m);
-        if (manager_isolate(m, policy, a, reason, &o, &e) < 0)
+        repeat = transition_repeat(&m->state, policy ? policy : DEFAULT_POLICY);
+        before = pending_before(m);
+        if (manager_isolate(m, policy, a, reason, &o, &e) < 0) {
+                json_decref(before.request);
                 return reply_from_error(&e, policy, restore_param(params));
-        return reply_ok(status_json(m));
+        }
+        return reply_dropped(m, &before, json_pack("{s:b}", "repeated", repeat));
 }
 
 /* Restore now, or with restore_at/restore_in: schedule it. */
@@ -456,15 +498,19 @@ static json_t *method_restore(struct ks_manager *m, const struct ks_actor *a, js
 
 static json_t *method_cancel(struct ks_manager *m, const struct ks_actor *a, json_t *params)
 {
+        struct pending_before before;
         struct ks_error e = {};
         const char *reason;
         json_t *bad;
 
         if ((bad = get_string_param(params, "reason", REASON_MAX, &reason)))
                 return bad;
-        if (manager_cancel(m, a, reason, &e) < 0)
+        before = pending_before(m);
+        if (manager_cancel(m, a, reason, &e) < 0) {
+                json_decref(before.request);
                 return reply_from_error(&e, NULL, NULL);
-        return reply_ok(status_json(m));
+        }
+        return reply_dropped(m, &before, NULL);
 }
 
 static json_t *method_confirm(struct ks_manager *m, const struct ks_actor *a, json_t *params)

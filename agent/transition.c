@@ -62,16 +62,50 @@ static int set_request(struct ks_state *s, const struct ks_actor *a, bool wanted
         return 0;
 }
 
+bool transition_repeat(const struct ks_state *cur, const char *policy)
+{
+        return cur->isolated && cur->policy && policy && strcmp(cur->policy, policy) == 0;
+}
+
+static void drop_confirm(struct ks_state *s)
+{
+        s->confirm_usec = s->confirm_boot_usec = 0;
+        s->revert_isolated = false;
+        free(s->revert_policy);
+        s->revert_policy = NULL;
+}
+
+/*
+ * The isolation in force (a repeat keeps its since, user, reason and trigger: nothing changes in
+ * what is cut), or a new one; its deadlines are set again below, as this isolation asks.
+ */
+static int isolation(const struct ks_state *cur, const char *policy, const struct ks_actor *a, const char *reason,
+                     uint64_t now, struct ks_state *next)
+{
+        int r;
+
+        if (!transition_repeat(cur, policy))
+                return transition_state(next, true, policy, a, reason, now);
+        r = state_copy(cur, next);
+        if (r < 0)
+                return r;
+        next->restore_at_usec = next->restore_boot_usec = 0;
+        drop_request(next);
+        drop_confirm(next);
+        return 0;
+}
+
 int transition_isolate(const struct ks_state *cur, const char *policy, const struct ks_actor *a,
                        const char *reason, const struct ks_isolate_opts *o, uint64_t now, uint64_t now_boot,
                        struct ks_state *ret_next)
 {
         struct ks_state *next = ret_next;
-        int r = transition_state(next, true, policy, a, reason, now);
+        int r = isolation(cur, policy, a, reason, now, next);
 
         if (r < 0)
                 return r;
-        if (cur->isolated && !o->trigger) {
+        /* Only the revert carries the schedule over: an isolation asked without an end has none. */
+        if (cur->isolated && o->revert) {
                 next->restore_at_usec = cur->restore_at_usec;
                 next->restore_boot_usec = cur->restore_boot_usec;
                 r = copy_request(cur, next);
@@ -109,9 +143,19 @@ static bool due(uint64_t real, uint64_t boot, uint64_t now, uint64_t now_boot)
         return real && (boot ? boot <= now_boot : real <= now);
 }
 
+/*
+ * A request for a scheduled restore whose schedule is gone (cancelled, or replaced, by an agent before
+ * cancel dropped it too) asks for nothing any more: nobody can approve it.
+ */
+static bool request_stale(const struct ks_state *s)
+{
+        return s->request_restore_usec && s->request_restore_usec != s->restore_at_usec;
+}
+
 bool transition_request_pending(const struct ks_state *s, uint64_t now, uint64_t now_boot)
 {
-        return s->isolated && s->request_user && !due(s->request_until_usec, s->request_until_boot_usec, now, now_boot);
+        return s->isolated && s->request_user && !request_stale(s) &&
+               !due(s->request_until_usec, s->request_until_boot_usec, now, now_boot);
 }
 
 /* Is the request in s the one for the scheduled restore? */
@@ -183,6 +227,17 @@ int transition_drop_request(const struct ks_state *cur, bool drop_restore, struc
                 ret_next->restore_at_usec = 0;
                 ret_next->restore_boot_usec = 0;
         }
+        drop_request(ret_next);
+        return 0;
+}
+
+int transition_cancel(const struct ks_state *cur, struct ks_state *ret_next)
+{
+        int r = state_copy(cur, ret_next);
+
+        if (r < 0)
+                return r;
+        ret_next->restore_at_usec = ret_next->restore_boot_usec = 0;
         drop_request(ret_next);
         return 0;
 }

@@ -23,15 +23,22 @@ int transition_state(struct ks_state *s, bool isolated, const char *policy, cons
                      const char *reason, uint64_t now);
 
 /*
- * The state after isolating with `policy` from cur: a pending restore stays
- * unless replaced (a trigger drops it: what a trigger demanded is never lifted
- * by a schedule); triggers that fired stay fired while isolated;
- * commit-confirmed reverts to the last confirmed state, kept across repeated
- * --confirm. 0 or -ENOMEM (ret_next cleared).
+ * The state after isolating with `policy` from cur. The schedule is the
+ * isolation's own: o->restore_at_usec, or none. A pending restore (and its
+ * four-eyes request) never outlives an isolation asked without an end, by a
+ * person or a trigger (what a trigger demanded is never lifted by a schedule);
+ * only the commit-confirmed revert (o->revert) carries it over. Triggers that
+ * fired stay fired while isolated; commit-confirmed reverts to the last
+ * confirmed state, kept across repeated --confirm. A repeat (the policy already
+ * in force, transition_repeat) keeps since, user, reason and trigger of the
+ * isolation in force. 0 or -ENOMEM (ret_next cleared).
  */
 int transition_isolate(const struct ks_state *cur, const char *policy, const struct ks_actor *a,
                        const char *reason, const struct ks_isolate_opts *o, uint64_t now, uint64_t now_boot,
                        struct ks_state *ret_next);
+
+/* Is isolating with policy from cur a repeat: cur is isolated with that very policy? */
+bool transition_repeat(const struct ks_state *cur, const char *policy);
 
 /* What a deadline carries out, the commit-confirmed revert first (it decides what a restore due at
  * the same time applies to). */
@@ -79,6 +86,9 @@ int transition_request(const struct ks_state *cur, const struct ks_actor *a, uin
 
 /* cur without its request; without the schedule it asked for too if drop_restore. 0 or -ENOMEM. */
 int transition_drop_request(const struct ks_state *cur, bool drop_restore, struct ks_state *ret_next);
+
+/* cur without its scheduled restore and without a four-eyes request (cancel). 0 or -ENOMEM. */
+int transition_cancel(const struct ks_state *cur, struct ks_state *ret_next);
 
 /*
  * The wall-clock instant a deadline (real, and boot if it came from a duration) comes at, seen at

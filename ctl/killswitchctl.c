@@ -292,10 +292,33 @@ static int print_isolated(json_t *status)
         return EXIT_OK;
 }
 
-static int print_restored(json_t *status)
+/*
+ * Restored, or scheduled (as asked, or an approved request's own time); else nothing changed
+ * (still isolated, nothing scheduled: an approval of a request that asked for nothing any more),
+ * which is said, and fails, with --json too.
+ */
+static int restore_main(const struct verb *verb, json_t *parameters)
 {
-        output_restored(stdout, status);
-        return EXIT_OK;
+        _cleanup_json_ json_t *reply = NULL;
+        bool asked_schedule = json_object_get(parameters, "restore_in") || json_object_get(parameters, "restore_at");
+        json_t *status;
+        int r;
+
+        r = call(verb->method, parameters, &reply);
+        if (r != EXIT_OK)
+                return r;
+        status = reply_parameters(reply);
+        if (arg_json != JSON_OFF)
+                output_json(stdout, status, arg_json);
+        else
+                output_restored(stdout, status, asked_schedule);
+        if (output_restore_done(status))
+                return EXIT_OK;
+        fflush(stdout);
+        fputs("killswitchctl: Nothing changed: still isolated with policy ", stderr);
+        fputs_safe(json_string_value(json_object_get(status, "policy")) ?: "?", stderr);
+        fputs(" and no restore is scheduled (see 'killswitchctl status' and 'killswitchctl history').\n", stderr);
+        return EXIT_FAILED;
 }
 
 static int print_policies(json_t *params)
@@ -436,7 +459,7 @@ static int reload_main(const struct verb *verb, json_t *parameters)
 
 static int print_cancelled(json_t *status)
 {
-        fputs("Scheduled restore cancelled: the isolation stays in force.\n", stdout);
+        output_cancelled(stdout, status);
         return EXIT_OK;
 }
 
@@ -510,14 +533,14 @@ static const struct verb verbs[] = {
         {
                 .name = "restore", .method = "io.killswitch.Restore", .access = ACCESS_ADMIN,
                 .options = OPT(REASON) | OPT(IN) | OPT(AT) | OPT(FORCE),
-                .print = print_restored,
+                .run = restore_main,
                 .help = "Lift the isolation (now, or at a time)",
         },
         {
                 .name = "cancel", .method = "io.killswitch.Cancel", .access = ACCESS_ADMIN,
                 .options = OPT(REASON),
                 .print = print_cancelled,
-                .help = "Drop the scheduled restore; stay isolated",
+                .help = "Drop the scheduled restore (and a restore request); stay isolated",
         },
         {
                 .name = "confirm", .method = "io.killswitch.Confirm", .access = ACCESS_ADMIN,

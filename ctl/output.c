@@ -579,12 +579,57 @@ void output_status(FILE *f, json_t *status, const struct output_flags *flags)
         print_protection(f, status);
 }
 
+/* "Already isolated with policy X since T (by alice: reason)." — a repeat changes nothing. */
+static void print_already(FILE *f, json_t *status)
+{
+        const char *since = json_str(status, "since"), *user = json_str(status, "user");
+        const char *reason = json_str(status, "reason");
+        char buf[FORMAT_TIMESTAMP_MAX];
+
+        fputs("Already isolated with policy ", f);
+        fputs_safe(json_str(status, "policy") ?: "?", f);
+        fprintf(f, " since %s", since ? format_timestamp(since, time(NULL), buf, sizeof(buf)) : "?");
+        if (user) {
+                fputs(" (by ", f);
+                fputs_safe(user, f);
+                if (reason) {
+                        fputs(": ", f);
+                        fputs_safe(reason, f);
+                }
+                fputc(')', f);
+        }
+        fputs(".\n", f);
+}
+
+/* What a change dropped (dropped_restore_at, dropped_request of Isolate and Cancel), or nothing. */
+static void print_dropped(FILE *f, json_t *reply, const char *how)
+{
+        const char *at = json_str(reply, "dropped_restore_at");
+        json_t *req = json_object_get(reply, "dropped_request");
+        char buf[FORMAT_TIMESTAMP_MAX];
+
+        if (at)
+                fprintf(f, "The scheduled restore at %s was %s.\n", format_deadline(at, time(NULL), buf, sizeof(buf)),
+                        how);
+        if (json_is_object(req)) {
+                fprintf(f, "The restore %s requested by ", json_str(req, "restore_at") ? "as scheduled" : "now");
+                fputs_safe(json_str(req, "user") ?: "?", f);
+                fprintf(f, " (waiting for a second person) was %s.\n", how);
+        }
+}
+
 void output_isolated(FILE *f, json_t *status)
 {
         json_t *uplinks = json_object_get(status, "uplinks");
         json_t *gateways = json_object_get(status, "gateways");
         json_t *services = json_object_get(status, "services");
 
+        if (json_is_true(json_object_get(status, "repeated"))) {
+                print_already(f, status);
+                print_dropped(f, status, "dropped: this isolation has no end");
+                print_pending(f, status, time(NULL));
+                return;
+        }
         fputs("Isolated with policy ", f);
         fputs_safe(json_str(status, "policy") ?: "?", f);
         fputs(" (", f);
@@ -605,19 +650,37 @@ void output_isolated(FILE *f, json_t *status)
                 print_names(f, services, ", ");
         }
         fputs(" kept).\n", f);
+        print_dropped(f, status, "dropped: this isolation has no end");
         print_pending(f, status, time(NULL));
 }
 
-void output_restored(FILE *f, json_t *status)
+bool output_restore_done(json_t *status)
+{
+        return strcmp(json_str(status, "state") ?: "", "isolated") != 0 || json_str(status, "restore_at");
+}
+
+void output_restored(FILE *f, json_t *status, bool asked_schedule)
 {
         const char *at = json_str(status, "restore_at");
         char buf[FORMAT_TIMESTAMP_MAX];
 
-        if (at && strcmp(json_str(status, "state") ?: "", "isolated") == 0) {
+        if (strcmp(json_str(status, "state") ?: "", "isolated") != 0)
+                fputs("Restored: uplinks open.\n", f);
+        else if (at && asked_schedule)
                 fprintf(f, "Restore scheduled: %s.\n", format_deadline(at, time(NULL), buf, sizeof(buf)));
+        else if (at)
+                fprintf(f, "Approved: the restore is scheduled for %s, as requested; the uplinks stay cut until "
+                        "then.\n", format_deadline(at, time(NULL), buf, sizeof(buf)));
+}
+
+void output_cancelled(FILE *f, json_t *status)
+{
+        if (!json_str(status, "dropped_restore_at") && !json_is_object(json_object_get(status, "dropped_request"))) {
+                fputs("Scheduled restore cancelled: the isolation stays in force.\n", f);      /* an older agent */
                 return;
         }
-        fputs("Restored: uplinks open.\n", f);
+        print_dropped(f, status, "cancelled");
+        fputs("The isolation stays in force.\n", f);
 }
 
 /* A policy that failed to reload but has an earlier good version is in both lists. */

@@ -66,9 +66,20 @@ void output_json(FILE *f, json_t *v, enum json_mode mode);
 void output_status(FILE *f, json_t *status, const struct output_flags *flags);
 /* False if the status object says isolated, but no cut is in force ("applied": false). */
 bool output_status_applied(json_t *status);
-/* One-line confirmations of Isolate and Restore, from the status object. */
+/*
+ * One-line confirmations of Isolate, Restore and Cancel, from the status object, with what the
+ * change dropped (dropped_restore_at, dropped_request) and, for a repeated isolate, the isolation
+ * that stays.
+ */
 void output_isolated(FILE *f, json_t *status);
-void output_restored(FILE *f, json_t *status);
+void output_cancelled(FILE *f, json_t *status);
+/*
+ * Did the Restore reply open the uplinks or schedule the restore? If not, nothing changed: still
+ * isolated and nothing scheduled, and output_restored() prints nothing (the caller says so and fails).
+ */
+bool output_restore_done(json_t *status);
+/* asked_schedule: the call gave --in/--at; otherwise a schedule in the reply is an approved request's. */
+void output_restored(FILE *f, json_t *status, bool asked_schedule);
 /* io.killswitch.Confirm and io.killswitch.Heartbeat. */
 void output_confirmed(FILE *f, json_t *status);
 void output_heartbeat(FILE *f, json_t *reply, time_t now);

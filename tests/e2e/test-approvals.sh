@@ -7,7 +7,8 @@
 # again changes nothing; --force is root's alone; the request survives an agent restart; a second,
 # distinct person opens. Root alone only with --force (audited as an override); a commit-confirmed
 # revert never waits; a scheduled restore without its second person does not happen (audited), with
-# it it does; a request lapses after ApprovalTimeout=.
+# it it does; cancel drops a scheduled request with its schedule (a second person's restore is then
+# a new request, not "Restored" with the web still cut); a request lapses after ApprovalTimeout=.
 #
 # Deadlines are D seconds away, waited for with LATE seconds more (a busy machine).
 #
@@ -103,10 +104,34 @@ check "history: the schedule that did not happen" \
 	history_has 'e["action"] == "restore-expired" and "did not happen" in e["message"]'
 
 check_exit 4 "A's restore --in ${D}s again" a_ctl restore --in ${D}s
-check_exit 0 "B approves the scheduled restore" b_ctl restore
+out=$(b_ctl restore 2>&1)
+rc=$?
+check "B approves the scheduled restore: exit 0 (got $rc)" test "$rc" -eq 0
+check "B's approval says it is scheduled, not restored" contains "$out" "Approved: the restore is scheduled for"
 check "approved schedule: still isolated before its time, web cut" web_cut
 check "approved schedule: normal after its time" wait_until $((D + LATE)) is_normal
 check "approved schedule: web reachable" web_ok
+
+# --- cancel drops a scheduled request too: nobody approves what is no longer asked for (audit H1) ---
+check_exit 0 "isolate (for the cancel)" ctl isolate
+check_exit 4 "A's restore --in 1h waits" a_ctl restore --in 1h
+out=$(ctl cancel --reason "e2e: not yet" 2>&1)
+rc=$?
+check "cancel exits 0 (got $rc)" test "$rc" -eq 0
+check "cancel says the schedule and A's request went" \
+	contains "$out" "The scheduled restore at" "cancelled" "restore as scheduled requested by $USER_A"
+check "cancel: no schedule, no request left" status_is 'd["restore_at"] is None and d["restore_request"] is None'
+check "history: the cancel names A's request" \
+	history_has 'e["action"] == "cancel" and "request by '"$USER_A"'" in (e["message"] or "")'
+check_exit 1 "cancel again: nothing pending (exit 1)" ctl cancel
+out=$(b_ctl restore --reason "e2e: B after the cancel" 2>&1)
+rc=$?
+check "B's restore after the cancel is a new request: exit 4 (got $rc)" test "$rc" -eq 4
+check "B's restore after the cancel does not say 'Restored'" not_matches "$out" "Restored"
+check "B's restore after the cancel: still isolated" is_isolated
+check "B's restore after the cancel: web cut" web_cut
+check_exit 0 "A approves B's request" a_ctl restore
+check "A's approval: web reachable" web_ok
 
 # --- a request lapses after ApprovalTimeout= -----------------------------------------------------
 printf '[Restore]\nApprovals=2\nApprovalTimeout=%ss\n' "$D" >"$CONF"

@@ -299,6 +299,22 @@ check_exit 0 "isolate mailonly while isolated returns 0" ctl isolate mailonly --
 check "switched: status says isolated by mailonly" status_is 'd["state"] == "isolated" and d["policy"] == "mailonly"'
 check "switched: table inet killswitch in force" ks_table_active
 probes mailonly "switched to mailonly" 'cut|mail|sip|local'
+
+# --- the same policy again (audit M1): nothing changes, like systemctl start on a running unit ---
+since=$(status_get 'd["since"]')
+sleep 2         # since counts whole seconds: a reset would show
+out=$(ctl isolate mailonly --reason "e2e: to be sure" 2>&1)
+rc=$?
+check "again: isolate mailonly exits 0 (got $rc)" test "$rc" -eq 0
+check "again: says 'Already isolated with policy mailonly since', with the reason in force" \
+	contains "$out" "Already isolated with policy mailonly since" "e2e: switch"
+check "again: since, reason and policy are those of the isolation in force" \
+	status_is 'd["since"] == "'"$since"'" and d["reason"] == "e2e: switch" and d["policy"] == "mailonly"'
+check_not "again: no switch mailonly->mailonly in the history" \
+	history_has 'e["action"] == "switch" and e["policy"] == e["previous_policy"]'
+check "again: recorded as isolate-again with its reason" \
+	history_has 'e["action"] == "isolate-again" and e["reason"] == "e2e: to be sure"'
+probes mailonly "isolated again with mailonly" 'cut|mail|sip|local'
 check_exit 0 "restore after switch returns 0" ctl restore
 check "restored after switch: no killswitch rules" ks_tables_inactive
 probes normal "restored after switch" 'cut|sip'

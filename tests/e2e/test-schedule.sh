@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 #
 # End-to-end test of the schedules of issue 4 with real packets in the namespace lab (lib.sh):
-# isolate --for/--until, restore --in/--at, cancel, a schedule across an agent restart (due while
+# isolate --for/--until, restore --in/--at, cancel, an isolation without an end dropping the schedule
+# of the one before, a schedule across an agent restart (due while
 # down: carried out late at start; not yet due: still pending), commit-confirmed isolation that
 # reverts (to normal, and a switch back to the previous policy) and one that is confirmed.
 # "web" is forwarded HTTP from the LAN, cut by every lab policy.
@@ -86,6 +87,31 @@ check "cancel: web still cut" web_cut
 check "cancel: restore_at null" status_is 'd["restore_at"] is None'
 check_exit 1 "cancel with nothing scheduled fails (exit 1)" ctl cancel
 check "history has the cancel" history_has 'e["action"] == "cancel"'
+check_exit 0 "restore returns 0" ctl restore
+
+# --- an isolation without an end drops the schedule of the one before (audit-fail 3) -----------
+# A planned window, then an incident: the emergency isolation must not be lifted by the window's
+# schedule. The same policy again (a repeat) follows the same rule: --for sets its schedule, none drops it.
+check_exit 0 "window: isolate mailonly --for ${D}s" ctl isolate mailonly --for ${D}s --reason "e2e: planned window"
+out=$(ctl isolate --reason "e2e: ransomware" 2>&1)
+rc=$?
+check "incident: isolate without --for exits 0 (got $rc)" test "$rc" -eq 0
+check "incident: says the scheduled restore was dropped" contains "$out" "The scheduled restore at" "was dropped"
+check "incident: restore_at null, nothing pending" status_is 'd["restore_at"] is None and d["pending"] is None'
+check "incident: the history has the drop" \
+	history_has 'e["action"] == "cancel" and "dropped by" in (e["message"] or "") and e["reason"] == "e2e: ransomware"'
+check_exit 0 "repeat with --for ${D}s: sets its schedule" ctl isolate --for ${D}s
+check "repeat with --for: restore_at set, the incident's reason stays" \
+	status_is 'd["restore_at"] and d["policy"] == "isolate" and d["reason"] == "e2e: ransomware"'
+out=$(ctl isolate 2>&1)
+rc=$?
+check "repeat without an end exits 0 (got $rc)" test "$rc" -eq 0
+check "repeat without an end: 'Already isolated', the schedule dropped" \
+	contains "$out" "Already isolated with policy isolate" "The scheduled restore at" "was dropped"
+check "repeat without an end: restore_at null" status_is 'd["restore_at"] is None'
+sleep $((D + LATE))
+check "past both deadlines: still isolated with isolate" is_isolated isolate
+check "past both deadlines: web cut" web_cut
 check_exit 0 "restore returns 0" ctl restore
 
 # --- across an agent restart ------------------------------------------------------------------

@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* What killswitchctl prints of the agent's or a remote host's strings: nothing that drives or fools a terminal. */
+/*
+ * What killswitchctl prints of the agent's or a remote host's strings: nothing that drives or fools a terminal.
+ * And what it says a Restore or a repeated Isolate did: never "Restored" while the reply says isolated.
+ */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +64,57 @@ static void test_invalid_utf8(void **state)
         check("cut\xe2\x80", "cut\\xe2\\x80");
 }
 
+/* What output_restored() prints for a Restore reply (JSON text), and whether output_restore_done() holds. */
+static void check_restored(const char *reply, bool asked_schedule, bool done, const char *starts)
+{
+        json_t *status = json_loads(reply, 0, NULL);
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+
+        assert_non_null(status);
+        assert_non_null(f);
+        output_restored(f, status, asked_schedule);
+        fclose(f);
+        assert_int_equal(output_restore_done(status), done);
+        assert_int_equal(strncmp(text, starts, strlen(starts)), 0);
+        free(text);
+        json_decref(status);
+}
+
+static void test_restored(void **state)
+{
+        check_restored("{\"state\":\"normal\",\"restore_at\":null}", false, true, "Restored: uplinks open.");
+        check_restored("{\"state\":\"isolated\",\"restore_at\":\"2030-01-01T00:00:00Z\"}", true, true,
+                       "Restore scheduled: ");
+        /* A second person approved a scheduled request: scheduled, not restored. */
+        check_restored("{\"state\":\"isolated\",\"restore_at\":\"2030-01-01T00:00:00Z\"}", false, true,
+                       "Approved: the restore is scheduled for ");
+        /* Still isolated, nothing scheduled (audit H1 with an older agent): nothing printed, not done. */
+        check_restored("{\"state\":\"isolated\",\"policy\":\"x\",\"restore_at\":null}", false, false, "");
+}
+
+static void test_isolated_again(void **state)
+{
+        json_t *status = json_loads("{\"state\":\"isolated\",\"policy\":\"mail-only\",\"since\":\"2026-12-02T08:07:28Z\","
+                                    "\"user\":\"root\",\"reason\":\"INC-1 start\",\"repeated\":true,"
+                                    "\"dropped_restore_at\":\"2026-12-02T10:00:00Z\",\"dropped_request\":null}", 0, NULL);
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+
+        assert_non_null(status);
+        output_isolated(f, status);
+        fclose(f);
+        assert_non_null(strstr(text, "Already isolated with policy mail-only since "));
+        assert_non_null(strstr(text, "(by root: INC-1 start)"));
+        assert_non_null(strstr(text, "The scheduled restore at "));
+        assert_non_null(strstr(text, " was dropped: this isolation has no end."));
+        assert_null(strstr(text, "Isolated with policy"));
+        free(text);
+        json_decref(status);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -67,6 +122,8 @@ int main(void)
                 cmocka_unit_test(test_c0_c1),
                 cmocka_unit_test(test_bidi_and_format),
                 cmocka_unit_test(test_invalid_utf8),
+                cmocka_unit_test(test_restored),
+                cmocka_unit_test(test_isolated_again),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

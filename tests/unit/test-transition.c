@@ -67,7 +67,7 @@ static void test_state(void **unused)
         state_clear(&s);
 }
 
-/* A pending restore stays across a switch, a new one replaces it, a trigger drops it. */
+/* An isolation without an end drops a pending restore (a switch, a trigger); a new one replaces it. */
 static void test_restore_schedule(void **unused)
 {
         struct ks_state n, a, b, c, d;
@@ -76,10 +76,12 @@ static void test_restore_schedule(void **unused)
         isolate(&n, "isolate", &admin, (struct ks_isolate_opts){ .restore_at_usec = NOW + 60 * SEC }, &a);
         assert_int_equal(a.restore_at_usec, NOW + 60 * SEC);
 
+        /* An emergency switch without --for/--until is not lifted by the planned window's schedule. */
         isolate(&a, "mailonly", &admin, (struct ks_isolate_opts){}, &b);
-        assert_int_equal(b.restore_at_usec, NOW + 60 * SEC);
+        assert_int_equal(b.restore_at_usec, 0);
+        assert_int_equal(transition_due(&b, NOW + 60 * SEC, BOOT + 60 * SEC), TRANSITION_NONE);
 
-        isolate(&b, "isolate", &admin, (struct ks_isolate_opts){ .restore_at_usec = NOW + 5 * SEC }, &c);
+        isolate(&a, "mailonly", &admin, (struct ks_isolate_opts){ .restore_at_usec = NOW + 5 * SEC }, &c);
         assert_int_equal(c.restore_at_usec, NOW + 5 * SEC);
 
         /* What a trigger demanded is never lifted by a schedule. */
@@ -98,6 +100,73 @@ static void test_restore_schedule(void **unused)
         state_clear(&b);
         state_clear(&c);
         state_clear(&d);
+}
+
+/*
+ * The policy already in force again: the isolation stays (since, user, reason, trigger, fired), its
+ * deadlines are the repeat's own: none (a schedule, a request and a revert that pended are dropped),
+ * or those it asks for.
+ */
+static void test_repeat(void **unused)
+{
+        static const struct ks_actor bob = { .user = "bob", .uid = 1001, .trigger = "ctl" };
+        const uint64_t later = NOW + 30 * SEC, later_boot = BOOT + 30 * SEC;
+        struct ks_state n, cur, same, timed, trial, trig;
+
+        normal(&n);
+        isolate(&n, "isolate", &ids, (struct ks_isolate_opts){ .trigger = true }, &cur);
+        assert_int_equal(transition_request(&cur, &admin, NOW + 600 * SEC, 0, 900 * SEC, NOW, BOOT, &same), 0);
+        state_clear(&cur);
+        cur = same;
+        cur.confirm_usec = NOW + 60 * SEC;
+        assert_true(transition_repeat(&cur, "isolate"));
+        assert_false(transition_repeat(&cur, "mailonly"));
+        assert_false(transition_repeat(&n, "isolate"));
+
+        assert_int_equal(transition_isolate(&cur, "isolate", &bob, "to be sure", &(struct ks_isolate_opts){},
+                                            later, later_boot, &same), 0);
+        assert_true(same.isolated);
+        assert_string_equal(same.policy, "isolate");
+        assert_int_equal(same.since_usec, NOW);
+        assert_string_equal(same.user, "killswitchd");
+        assert_string_equal(same.reason, "why");
+        assert_string_equal(same.trigger, "path:panic");
+        assert_true(state_fired(&same, "path:panic"));
+        assert_int_equal(same.restore_at_usec, 0);
+        assert_null(same.request_user);
+        assert_int_equal(same.confirm_usec, 0);
+        assert_int_equal(transition_due(&same, NOW + 3600 * SEC, BOOT + 3600 * SEC), TRANSITION_NONE);
+
+        /* With --for: its schedule (a request with four eyes); with --confirm: back to this very isolation. */
+        assert_int_equal(transition_isolate(&same, "isolate", &bob, NULL, &(struct ks_isolate_opts){
+                                                    .restore_at_usec = later + 60 * SEC, .approvals = 2 },
+                                            later, later_boot, &timed), 0);
+        assert_int_equal(timed.since_usec, NOW);
+        assert_true(timed.restore_at_usec == later + 60 * SEC);
+        assert_string_equal(timed.request_user, "bob");
+        assert_int_equal(transition_isolate(&same, "isolate", &bob, NULL, &(struct ks_isolate_opts){
+                                                    .confirm_usec = 10 * SEC }, later, later_boot, &trial), 0);
+        assert_true(trial.revert_isolated);
+        assert_string_equal(trial.revert_policy, "isolate");
+        assert_int_equal(trial.since_usec, NOW);
+
+        /* Another trigger with the same policy: fired too, the isolation in force stays. */
+        assert_int_equal(transition_isolate(&timed, "isolate", &(struct ks_actor){ .user = "killswitchd", .uid = -1,
+                                                    .trigger = "heartbeat" }, NULL,
+                                            &(struct ks_isolate_opts){ .trigger = true }, later, later_boot, &trig),
+                         0);
+        assert_true(state_fired(&trig, "heartbeat"));
+        assert_true(state_fired(&trig, "path:panic"));
+        assert_int_equal(trig.restore_at_usec, 0);
+        assert_null(trig.request_user);
+        assert_string_equal(trig.trigger, "path:panic");
+
+        state_clear(&n);
+        state_clear(&cur);
+        state_clear(&same);
+        state_clear(&timed);
+        state_clear(&trial);
+        state_clear(&trig);
 }
 
 /* Fired triggers stay fired while isolated (once per incident); a restore re-arms them. */
@@ -244,8 +313,10 @@ static void test_boottime(void **unused)
         assert_int_equal(transition_deadline_shown(a.restore_at_usec, a.restore_boot_usec, NOW + 10 * SEC - 7,
                                                    BOOT + 10 * SEC), NOW + 60 * SEC);
 
-        /* A switch keeps both; a confirm as a duration adds a boottime deadline, the earlier one is armed. */
-        isolate(&a, "mailonly", &admin, (struct ks_isolate_opts){ .confirm_usec = 10 * SEC }, &b);
+        /* A switch with both (--for, --confirm): two boottime deadlines, the earlier one is armed. */
+        isolate(&a, "mailonly", &admin, (struct ks_isolate_opts){ .restore_at_usec = a.restore_at_usec,
+                                                                  .restore_boot_usec = a.restore_boot_usec,
+                                                                  .confirm_usec = 10 * SEC }, &b);
         assert_int_equal(b.restore_boot_usec, BOOT + 60 * SEC);
         expect_deadlines(&b, 0, BOOT + 10 * SEC);
         assert_int_equal(transition_due(&b, NOW, BOOT + 10 * SEC), TRANSITION_REVERT_SWITCH);
@@ -268,15 +339,16 @@ static void test_revert_path(void **unused)
 
         normal(&n);
         isolate(&n, "mailonly", &admin, (struct ks_isolate_opts){ .restore_at_usec = NOW + 600 * SEC }, &p);
-        isolate(&p, "isolate", &admin, (struct ks_isolate_opts){ .confirm_usec = 2 * SEC }, &q);
+        isolate(&p, "isolate", &admin, (struct ks_isolate_opts){ .confirm_usec = 2 * SEC,
+                                                                 .restore_at_usec = NOW + 600 * SEC }, &q);
         assert_int_equal(transition_due(&q, NOW + SEC, BOOT + SEC), TRANSITION_NONE);
         assert_int_equal(transition_due(&q, NOW + 2 * SEC, BOOT + 2 * SEC), TRANSITION_REVERT_SWITCH);
         assert_string_equal(q.revert_policy, "mailonly");
 
-        /* The manager reverts with the agent as the actor, forced, no schedule of its own. */
+        /* The manager reverts with the agent as the actor, forced, no schedule of its own: it keeps the one pending. */
         assert_int_equal(transition_isolate(&q, q.revert_policy, &timeout, "not confirmed",
-                                            &(struct ks_isolate_opts){ .force = true }, NOW + 2 * SEC, BOOT + 2 * SEC,
-                                            &back), 0);
+                                            &(struct ks_isolate_opts){ .force = true, .revert = true }, NOW + 2 * SEC,
+                                            BOOT + 2 * SEC, &back), 0);
         assert_string_equal(back.policy, "mailonly");
         assert_string_equal(back.trigger, "confirm-timeout");
         assert_int_equal(back.confirm_usec, 0);
@@ -368,18 +440,34 @@ static void test_approval_scheduled(void **unused)
         assert_true(ok.restore_at_usec == at);
         assert_int_equal(transition_due(&ok, at, BOOT), TRANSITION_RESTORE);
 
-        /* isolate --for with two approvals is a scheduled request; a switch keeps it, a trigger drops it. */
+        /* isolate --for with two approvals is a scheduled request; a switch without an end or a trigger drops it. */
         state_clear(&iso);
         isolate(&n, "isolate", &admin, (struct ks_isolate_opts){ .restore_at_usec = at, .approvals = 2 }, &iso);
         assert_string_equal(iso.request_user, "alice");
         assert_true(iso.request_restore_usec == at);
         assert_int_equal(transition_due(&iso, at, BOOT), TRANSITION_RESTORE_UNAPPROVED);
         isolate(&iso, "mailonly", &admin, (struct ks_isolate_opts){}, &sw);
-        assert_string_equal(sw.request_user, "alice");
-        assert_int_equal(transition_due(&sw, at, BOOT), TRANSITION_RESTORE_UNAPPROVED);
+        assert_null(sw.request_user);
+        assert_int_equal(sw.restore_at_usec, 0);
+        assert_int_equal(transition_due(&sw, at, BOOT), TRANSITION_NONE);
         isolate(&iso, "isolate", &ids_fire, (struct ks_isolate_opts){ .trigger = true }, &trig);
         assert_null(trig.request_user);
         assert_int_equal(trig.restore_at_usec, 0);
+
+        /* cancel drops the schedule and its request: nobody can approve what is no longer asked for. */
+        state_clear(&lapsed);
+        assert_int_equal(transition_cancel(&iso, &lapsed), 0);
+        assert_int_equal(lapsed.restore_at_usec, 0);
+        assert_null(lapsed.request_user);
+        assert_true(lapsed.isolated);
+        assert_int_equal(transition_approval(&lapsed, 2, 1001, false, NOW, BOOT), TRANSITION_APPROVAL_REQUEST);
+        /* ... and the request an older agent's cancel left behind is not pending: a second person's restore is
+         * a new request, not an approval of nothing. */
+        state_clear(&lapsed);
+        assert_int_equal(state_copy(&iso, &lapsed), 0);
+        lapsed.restore_at_usec = 0;
+        assert_false(transition_request_pending(&lapsed, NOW, BOOT));
+        assert_int_equal(transition_approval(&lapsed, 2, 1001, false, NOW, BOOT), TRANSITION_APPROVAL_REQUEST);
 
         /* The commit-confirmed revert goes first, request or not. */
         state_clear(&sw);
@@ -400,6 +488,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_state),
                 cmocka_unit_test(test_restore_schedule),
+                cmocka_unit_test(test_repeat),
                 cmocka_unit_test(test_fired),
                 cmocka_unit_test(test_confirm_target),
                 cmocka_unit_test(test_due),

@@ -415,13 +415,26 @@ func main() {
 		pass("the served io.killswitch description is %s, byte for byte", os.Args[2])
 	}
 
-	// The five methods that reply with the status object declare the same fields.
+	// The five methods that reply with the status object declare its fields, in its order; Isolate
+	// and Cancel add what they dropped (and Isolate whether it was a repeat), after them.
 	ks := c.ifaces["io.killswitch"]
+	extras := map[string][]string{
+		"Isolate": {"repeated", "dropped_restore_at", "dropped_request"},
+		"Cancel":  {"dropped_restore_at", "dropped_request"},
+	}
+	status := ks.methods["Status"].Out.Fields
 	for _, m := range []string{"Isolate", "Restore", "Cancel", "Confirm"} {
-		if !reflect.DeepEqual(ks.methods[m].Out, ks.methods["Status"].Out) {
-			fail("IDL: %s's output differs from Status's (both are the status object)", m)
+		out := ks.methods[m].Out.Fields
+		var added []string
+		same := len(out) >= len(status) && reflect.DeepEqual(out[:len(status)], status)
+		for i := len(status); same && i < len(out); i++ {
+			added = append(added, out[i].Name)
+		}
+		if !same || !reflect.DeepEqual(added, extras[m]) {
+			fail("IDL: %s's output is not Status's (the status object) followed by %v: it adds %v", m, extras[m],
+				added)
 		} else {
-			pass("IDL: %s replies with the status object, field for field as Status", m)
+			pass("IDL: %s replies with the status object, field for field as Status, then %v", m, extras[m])
 		}
 	}
 
