@@ -45,16 +45,6 @@ static int links_of_cut(struct ks_manager *m, const struct ks_policy *p, bool re
         return r < 0 ? r : links_cut(m->links, ret, ret_n);
 }
 
-/* This boot's id (an ifindex means something only until the next reboot); "" if unknown. */
-static void boot_id(char buf[static 64])
-{
-        _cleanup_fclose_ FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
-
-        if (!f || !fgets(buf, 64, f))
-                buf[0] = '\0';
-        buf[strcspn(buf, "\n")] = '\0';
-}
-
 static bool uplink_ids_equal(const struct ks_uplink_id *a, size_t n, const struct ks_uplink_id *b, size_t m)
 {
         if (n != m)
@@ -86,7 +76,7 @@ static int state_save_later(struct ks_manager *m)
 /* While isolated: the tracked uplinks' ifindexes into the state file, if they changed (links_adopt at start). */
 void manager_links_remember(struct ks_manager *m)
 {
-        char names[LINKS_REMEMBERED][IFNAMSIZ] = {}, boot[64];
+        char names[LINKS_REMEMBERED][IFNAMSIZ] = {}, boot[BOOT_ID_MAX];
         struct ks_uplink_id ids[LINKS_REMEMBERED] = {};
         int ifindexes[LINKS_REMEMBERED];
         size_t n;
@@ -133,7 +123,7 @@ void manager_links_remember_soon(struct ks_manager *m)
 /* At start, isolated: the uplinks saved by ifindex are tracked again, renamed or not (tamper if renamed). */
 void manager_links_adopt(struct ks_manager *m)
 {
-        char boot[64];
+        char boot[BOOT_ID_MAX];
 
         boot_id(boot);
         if (!m->links || !m->state.isolated || !m->state.uplinks_boot || strcmp(boot, m->state.uplinks_boot) != 0)

@@ -89,35 +89,35 @@ void schedule_arm(struct ks_schedule *s)
         arm_at(s, CLOCK_BOOTTIME, boot);
 }
 
-/* ", 42s late: the agent was not running" or "". */
-static void late_note(uint64_t due, uint64_t now, char *buf, size_t size)
+/* ", 42s late: the agent was not running" or "": late on the clock that decides (transition_late()). */
+static void late_note(uint64_t late, char *buf, size_t size)
 {
         char span[TIMESPEC_SPAN_MAX];
 
-        if (now > due + SCHEDULE_LATE_USEC)
+        if (late > SCHEDULE_LATE_USEC)
                 snprintf(buf, size, ", %s late (the agent was not running or the machine was asleep)",
-                         timespec_format_span(now - due, span, sizeof(span)));
+                         timespec_format_span(late, span, sizeof(span)));
         else
                 buf[0] = '\0';
 }
 
-static int revert(struct ks_schedule *sc, enum transition_due due, uint64_t now)
+static int revert(struct ks_schedule *sc, enum transition_due due, uint64_t now, uint64_t now_boot)
 {
         const struct ks_state *s = sc->state(sc->userdata);
         char reason[1024], at[32], late[160];
 
-        late_note(s->confirm_usec, now, late, sizeof(late));
+        late_note(transition_late(s->confirm_usec, s->confirm_boot_usec, now, now_boot), late, sizeof(late));
         snprintf(reason, sizeof(reason), "isolation with policy %s (by %s) was not confirmed by %s%s", s->policy,
                  s->user ? s->user : "?", timespec_format_rfc3339(s->confirm_usec, at, sizeof(at)), late);
         return sc->due(sc->userdata, due, reason);
 }
 
-static int restore(struct ks_schedule *sc, uint64_t now)
+static int restore(struct ks_schedule *sc, uint64_t now, uint64_t now_boot)
 {
         const struct ks_state *s = sc->state(sc->userdata);
         char reason[512], at[32], late[160];
 
-        late_note(s->restore_at_usec, now, late, sizeof(late));
+        late_note(transition_late(s->restore_at_usec, s->restore_boot_usec, now, now_boot), late, sizeof(late));
         snprintf(reason, sizeof(reason), "scheduled restore at %s%s",
                  timespec_format_rfc3339(s->restore_at_usec, at, sizeof(at)), late);
         if (*late)
@@ -134,10 +134,10 @@ static int on_deadline(sd_event_source *source, uint64_t usec, void *userdata)
 
         /* The revert first (transition_due says so): it decides what a restore due at the same time applies to. */
         if (due == TRANSITION_REVERT_RESTORE || due == TRANSITION_REVERT_SWITCH || due == TRANSITION_REVERT_KEEP)
-                r = revert(s, due, now);
+                r = revert(s, due, now, now_boot);
         due = r == 0 ? transition_due(s->state(s->userdata), now, now_boot) : TRANSITION_NONE;
         if (due == TRANSITION_RESTORE)
-                r = restore(s, now);
+                r = restore(s, now, now_boot);
         /* Four eyes: a request nobody approved in time lapses; a scheduled restore without its approval does not happen. */
         else if (due == TRANSITION_RESTORE_UNAPPROVED || due == TRANSITION_REQUEST_EXPIRED)
                 r = s->due(s->userdata, due, NULL);

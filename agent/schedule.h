@@ -12,10 +12,11 @@
  * The timers of the deadlines of the persisted state (state.h): a scheduled
  * restore and the revert of a commit-confirmed isolation. They are saved as
  * wall-clock instants, so they survive restarts and reboots; one that passed
- * while the agent was down is carried out at start and recorded as late. While
- * the agent runs, a deadline given as a duration (--for, --confirm, restore
- * --in) is armed on CLOCK_BOOTTIME (it counts suspend, and an NTP step neither
- * delays nor advances it); one given as an instant (--until, --at) on
+ * while the agent was down is carried out at start and recorded as late. A
+ * deadline given as a duration (--for, --confirm, restore --in) is armed on
+ * CLOCK_BOOTTIME (it counts suspend, and an NTP step neither delays nor
+ * advances it), across a restart of the agent too (saved with the boot id);
+ * after a reboot, and for one given as an instant (--until, --at), on
  * CLOCK_REALTIME, following the wall clock.
  *
  * The module reads the state through its owner's accessor and reports a due

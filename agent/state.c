@@ -190,6 +190,28 @@ static json_t *request_to_json(const struct ks_state *s)
                          "restore_at", opt_instant(s->request_restore_usec));
 }
 
+static json_t *opt_usec(uint64_t usec)
+{
+        return usec ? json_integer((json_int_t)usec) : json_null();
+}
+
+/*
+ * The deadlines given as durations, on CLOCK_BOOTTIME, with the boot they
+ * count in: an agent restarted in the same boot keeps counting on that clock,
+ * so a step of the wall clock while it was down neither ends an isolation
+ * early nor late. null without any, or if the boot is unknown.
+ */
+static json_t *boottime_to_json(const struct ks_state *s)
+{
+        char boot[BOOT_ID_MAX];
+
+        if ((!s->restore_boot_usec && !s->confirm_boot_usec && !s->request_until_boot_usec) || !*boot_id(boot))
+                return json_null();
+        return json_pack("{s:s, s:o, s:o, s:o}", "boot", boot, "restore_at", opt_usec(s->restore_boot_usec),
+                         "confirm_deadline", opt_usec(s->confirm_boot_usec),
+                         "request_until", opt_usec(s->request_until_boot_usec));
+}
+
 static json_t *state_to_json(const struct ks_state *s)
 {
         json_t *fired = json_array(), *o;
@@ -213,7 +235,8 @@ static json_t *state_to_json(const struct ks_state *s)
                          "fired", fired);
         if (o && (json_object_set_new(o, "restore_request", request_to_json(s)) < 0 ||
                   json_object_set_new(o, "uplinks", uplink_ids_to_json(s)) < 0 ||
-                  json_object_set_new(o, "uplinks_boot", opt_string(s->uplinks_boot)) < 0)) {
+                  json_object_set_new(o, "uplinks_boot", opt_string(s->uplinks_boot)) < 0 ||
+                  json_object_set_new(o, "boottime", boottime_to_json(s)) < 0)) {
                 json_decref(o);
                 return NULL;
         }
@@ -298,6 +321,46 @@ static int schedule_from_json(json_t *o, struct ks_state *s)
         return 0;
 }
 
+static int get_usec(json_t *o, const char *key, uint64_t *ret)
+{
+        json_t *v = json_object_get(o, key);
+
+        *ret = 0;
+        if (!v || json_is_null(v))
+                return 0;
+        if (!json_is_integer(v) || json_integer_value(v) <= 0)
+                return -EBADMSG;
+        *ret = (uint64_t)json_integer_value(v);
+        return 0;
+}
+
+/*
+ * The boottime twins of the deadlines (boottime_to_json()), absent in older
+ * files: taken in the same boot only, and for a deadline that is still set.
+ * Otherwise the wall-clock instants decide, as after a reboot.
+ */
+static int boottime_from_json(json_t *o, struct ks_state *s)
+{
+        json_t *b = json_object_get(o, "boottime");
+        const char *saved = json_string_value(json_object_get(b, "boot"));
+        uint64_t restore, confirm, request;
+        char boot[BOOT_ID_MAX];
+        int r;
+
+        if (!b || json_is_null(b))
+                return 0;
+        if (!json_is_object(b) || !saved)
+                return -EBADMSG;
+        if ((r = get_usec(b, "restore_at", &restore)) < 0 || (r = get_usec(b, "confirm_deadline", &confirm)) < 0 ||
+            (r = get_usec(b, "request_until", &request)) < 0)
+                return r;
+        if (!*boot_id(boot) || strcmp(boot, saved) != 0)
+                return 0;
+        s->restore_boot_usec = s->restore_at_usec ? restore : 0;
+        s->confirm_boot_usec = s->confirm_usec ? confirm : 0;
+        s->request_until_boot_usec = s->request_user ? request : 0;
+        return 0;
+}
 
 static int state_from_json(json_t *o, struct ks_state *s)
 {
@@ -323,7 +386,9 @@ static int state_from_json(json_t *o, struct ks_state *s)
                 return r;
         if ((r = request_from_json(o, s)) < 0 || (r = uplink_ids_from_json(o, s)) < 0)
                 return r;
-        return schedule_from_json(o, s);
+        if ((r = schedule_from_json(o, s)) < 0)
+                return r;
+        return boottime_from_json(o, s);
 }
 
 int state_load(const char *dir, struct ks_state *ret)

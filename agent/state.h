@@ -30,16 +30,17 @@ struct ks_state {
         bool revert_isolated;           /* ... normal, or isolated with ... */
         char *revert_policy;            /* ... this policy */
         /*
-         * Not saved: the same deadlines on CLOCK_BOOTTIME while the agent runs, for those given as
-         * durations (--for, --confirm, restore --in): a step of the wall clock neither delays nor
-         * advances them. 0: none, or a wall-clock instant (--until, --at; after a restart).
+         * The same deadlines on CLOCK_BOOTTIME, for those given as durations (--for, --confirm,
+         * restore --in): a step of the wall clock neither delays nor advances them. Saved with the
+         * boot id ("boottime") and read back in the same boot only. 0: none, or a wall-clock instant
+         * (--until, --at; after a reboot, or from a file of an older agent).
          */
         uint64_t restore_boot_usec;
         uint64_t confirm_boot_usec;
 
         /*
          * Four-eyes restore ([Restore] Approvals=2): the first person's request, waiting for a
-         * second, distinct one until request_until_usec (its boottime twin not saved, as above).
+         * second, distinct one until request_until_usec (its boottime twin saved as above).
          * request_restore_usec: the scheduled restore it asks for (= restore_at_usec), 0 for now.
          */
         char *request_user;             /* NULL: no request pending */

@@ -258,6 +258,13 @@ uint64_t transition_deadline_shown(uint64_t real, uint64_t boot, uint64_t now, u
         return shown < real + TRANSITION_SHOWN_SLACK_USEC && real < shown + TRANSITION_SHOWN_SLACK_USEC ? real : shown;
 }
 
+uint64_t transition_late(uint64_t real, uint64_t boot, uint64_t now, uint64_t now_boot)
+{
+        if (boot)
+                return now_boot > boot ? now_boot - boot : 0;
+        return real && now > real ? now - real : 0;
+}
+
 void transition_deadlines(const struct ks_state *s, uint64_t *ret_real, uint64_t *ret_boot)
 {
         uint64_t real = 0, boot = 0;

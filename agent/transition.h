@@ -98,5 +98,11 @@ int transition_cancel(const struct ks_state *cur, struct ks_state *ret_next);
 #define TRANSITION_SHOWN_SLACK_USEC 1000000ULL
 uint64_t transition_deadline_shown(uint64_t real, uint64_t boot, uint64_t now, uint64_t now_boot);
 
+/*
+ * How long after a deadline (real, and boot if it came from a duration) it is carried out at (now,
+ * now_boot), on the clock that decides it: a step of the wall clock does not make one late. 0: not past.
+ */
+uint64_t transition_late(uint64_t real, uint64_t boot, uint64_t now, uint64_t now_boot);
+
 /* The next deadline of s on each clock (0: none on that clock): the timers to arm. */
 void transition_deadlines(const struct ks_state *s, uint64_t *ret_real, uint64_t *ret_boot);

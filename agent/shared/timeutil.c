@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cleanup.h"
 #include "timeutil.h"
 
 uint64_t now_usec(clockid_t id)
@@ -28,4 +29,14 @@ uint64_t now_monotonic_usec(void)
 uint64_t now_boottime_usec(void)
 {
         return now_usec(CLOCK_BOOTTIME);
+}
+
+char *boot_id(char buf[static BOOT_ID_MAX])
+{
+        _cleanup_fclose_ FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+
+        if (!f || !fgets(buf, BOOT_ID_MAX, f))
+                buf[0] = '\0';
+        buf[strcspn(buf, "\n")] = '\0';
+        return buf;
 }

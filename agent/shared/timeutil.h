@@ -20,3 +20,11 @@ uint64_t now_realtime_usec(void);
 uint64_t now_monotonic_usec(void);
 /* Monotonic, and counting while the machine is suspended. */
 uint64_t now_boottime_usec(void);
+
+#define BOOT_ID_MAX 64
+/*
+ * This boot's id (/proc/sys/kernel/random/boot_id) into buf, "" if unknown:
+ * CLOCK_BOOTTIME and ifindexes mean something only until the next reboot.
+ * Returns buf.
+ */
+char *boot_id(char buf[static BOOT_ID_MAX]);

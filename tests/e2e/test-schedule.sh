@@ -5,7 +5,9 @@
 # isolate --for/--until, restore --in/--at, cancel, an isolation without an end dropping the schedule
 # of the one before, a schedule across an agent restart (due while
 # down: carried out late at start; not yet due: still pending), commit-confirmed isolation that
-# reverts (to normal, and a switch back to the previous policy) and one that is confirmed.
+# reverts (to normal, and a switch back to the previous policy) and one that is confirmed; the
+# client's limits (a year; units), and a wall-clock step forward plus a restart that must not end
+# an isolation --for or revert a --confirm (both count on CLOCK_BOOTTIME, saved with the boot id).
 # "web" is forwarded HTTP from the LAN, cut by every lab policy.
 #
 # Deadlines are D seconds away and the waits for them LATE seconds longer: the checks before a
@@ -167,6 +169,46 @@ check_exit 1 "confirm with nothing pending fails (exit 1)" ctl confirm
 check "history has the confirm" history_has 'e["action"] == "confirm"'
 check_exit 0 "restore returns 0" ctl restore
 check "restored: web reachable" web_ok
+
+# --- a wall-clock step, then a restart: durations still count on CLOCK_BOOTTIME -------------------
+# NTP steps the clock 2 h forward (only the agent's, through tests/e2e/ks-clock.c), then the agent
+# restarts (a crash, the watchdog, an upgrade). Before, only the wall-clock deadline was saved: the
+# restarted agent lifted an isolate --for 1h at once, "1h late (the agent was not running ...)".
+# The checks run after the restart and a pause: an agent that restores at start has done so by then.
+last_action() { ctl --json history -n 1 | python3 -c 'import json, sys; print(json.load(sys.stdin)[-1]["action"])'; }
+STEP=$KS_TMP/clock-step
+if ! cc -O1 -shared -fPIC -o "$KS_TMP/ks-clock.so" "$KS_REPO/tests/e2e/ks-clock.c" -ldl; then
+	fail "step: building ks-clock.so"
+else
+	clock_agent_restart() {
+		agent_stop
+		LD_PRELOAD=$KS_TMP/ks-clock.so KS_CLOCK_FILE=$STEP \
+			ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 agent_start
+	}
+	echo 0 >"$STEP"
+	clock_agent_restart || die "restart with ks-clock.so"
+	check_exit 0 "step: isolate --for 1h returns 0" ctl isolate --for 1h --reason "e2e: 1 h containment"
+	echo 7200 >"$STEP"
+	clock_agent_restart || die "restart after the step"
+	sleep 2
+	check "step +2h and restart: still isolated, the restore pending" \
+		status_is 'd["state"] == "isolated" and d["restore_at"] and d["pending"]["action"] == "restore"'
+	check "step +2h and restart: web still cut" web_cut
+	check "step +2h and restart: nothing restored (last history entry: schedule)" test "$(last_action)" = schedule
+	check_exit 0 "step: restore returns 0" ctl restore
+
+	check_exit 0 "step: isolate --confirm 1h returns 0" ctl isolate --confirm 1h --reason "e2e: confirm, step"
+	echo 14400 >"$STEP"
+	clock_agent_restart || die "restart after the second step"
+	sleep 2
+	check "step +2h more and restart: the confirm still pending, not reverted" \
+		status_is 'd["state"] == "isolated" and d["pending"]["confirm"] is True'
+	check "step +2h more and restart: web still cut" web_cut
+	check_exit 0 "step: confirm returns 0" ctl confirm
+	check_exit 0 "step: restore returns 0" ctl restore
+	check "step: web reachable after the restore" web_ok
+	echo 0 >"$STEP"
+fi
 
 [ "$KS_FAILED" -eq 0 ] || agent_log_tail
 summary

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "state.h"
 #include "timespec.h"
@@ -107,7 +108,7 @@ static void test_instant_caps(void **unused)
         remove_dir(dir);
 }
 
-/* A pending four-eyes request survives a restart: saved and read back (its boottime twin is not saved). */
+/* A pending four-eyes request survives a restart: saved and read back (its boottime twin too, in this boot). */
 static void test_request_round_trip(void **unused)
 {
         char *dir = make_dir();
@@ -132,7 +133,7 @@ static void test_request_round_trip(void **unused)
         assert_true(l.request_at_usec == now);
         assert_true(l.request_until_usec == s.request_until_usec);
         assert_true(l.request_restore_usec == s.restore_at_usec);
-        assert_true(l.request_until_boot_usec == 0);
+        assert_true(l.request_until_boot_usec == 42);
         state_clear(&l);
 
         /* None pending: none read back; a request without its deadline is corrupt. */
@@ -182,6 +183,108 @@ static void test_uplink_ids_round_trip(void **unused)
         assert_int_equal(state_load(dir, &l), -EBADMSG);
         write_file(dir, "{\"state\":\"isolated\",\"uplinks\":[{\"name\":\"0123456789abcdef\",\"ifindex\":2}]}");
         assert_int_equal(state_load(dir, &l), -EBADMSG);
+        state_clear(&s);
+        remove_dir(dir);
+}
+
+static void write_boottime(const char *dir, const char *boot)
+{
+        char text[1024];
+
+        snprintf(text, sizeof(text),
+                 "{\"state\":\"isolated\",\"policy\":\"isolate\",\"restore_at\":\"2026-12-01T17:00:00Z\","
+                 "\"confirm_deadline\":\"2026-12-01T16:00:00Z\",\"revert\":{\"state\":\"normal\",\"policy\":null},"
+                 "\"boottime\":{\"boot\":\"%s\",\"restore_at\":7000000000,\"confirm_deadline\":3400000000,"
+                 "\"request_until\":null}}", boot);
+        write_file(dir, text);
+}
+
+/*
+ * The deadlines given as durations keep their CLOCK_BOOTTIME twins across a
+ * restart in the same boot (before, only the wall-clock instants were saved:
+ * a wall clock stepped forward, then a restart, ended an isolation --for 1h
+ * at once). Another boot, or a file of an older agent: the wall clock decides.
+ */
+static void test_boottime_round_trip(void **unused)
+{
+        char *dir = make_dir(), boot[BOOT_ID_MAX];
+        struct ks_state s, l;
+
+        if (!*boot_id(boot))
+                skip();
+        state_init(&s);
+        s.isolated = true;
+        s.policy = strdup("isolate");
+        s.restore_at_usec = 1795000000ULL * USEC_PER_SEC;
+        s.restore_boot_usec = 7200 * USEC_PER_SEC;
+        s.confirm_usec = 1794999000ULL * USEC_PER_SEC;
+        s.confirm_boot_usec = 3600 * USEC_PER_SEC;
+        assert_int_equal(state_save(dir, &s), 0);
+        assert_int_equal(state_load(dir, &l), 0);
+        assert_true(l.restore_boot_usec == 7200 * USEC_PER_SEC);
+        assert_true(l.confirm_boot_usec == 3600 * USEC_PER_SEC);
+        assert_true(l.restore_at_usec == s.restore_at_usec);
+        state_clear(&l);
+
+        /* A restore --at (an instant): no twin, none read back. */
+        s.restore_boot_usec = 0;
+        s.confirm_usec = s.confirm_boot_usec = 0;
+        assert_int_equal(state_save(dir, &s), 0);
+        assert_int_equal(state_load(dir, &l), 0);
+        assert_true(l.restore_boot_usec == 0 && l.confirm_boot_usec == 0);
+        state_clear(&l);
+
+        /* The same boot: taken; another boot: dropped (its boottime clock started again). */
+        write_boottime(dir, boot);
+        assert_int_equal(state_load(dir, &l), 0);
+        assert_true(l.restore_boot_usec == 7000000000ULL && l.confirm_boot_usec == 3400000000ULL);
+        state_clear(&l);
+        write_boottime(dir, "6e0f0c2a-0000-4000-8000-000000000000");
+        assert_int_equal(state_load(dir, &l), 0);
+        assert_true(l.restore_boot_usec == 0 && l.confirm_boot_usec == 0);
+        assert_true(l.restore_at_usec != 0 && l.confirm_usec != 0);
+        state_clear(&l);
+
+        /* A twin without its deadline is ignored; a malformed one is corrupt. */
+        write_file(dir, "{\"state\":\"isolated\",\"boottime\":{\"boot\":\"x\",\"restore_at\":5}}");
+        assert_int_equal(state_load(dir, &l), 0);
+        assert_true(l.restore_boot_usec == 0);
+        state_clear(&l);
+        write_file(dir, "{\"state\":\"isolated\",\"boottime\":{\"restore_at\":5}}");
+        assert_int_equal(state_load(dir, &l), -EBADMSG);
+        write_file(dir, "{\"state\":\"isolated\",\"boottime\":{\"boot\":\"x\",\"restore_at\":\"soon\"}}");
+        assert_int_equal(state_load(dir, &l), -EBADMSG);
+        state_clear(&s);
+        remove_dir(dir);
+}
+
+/*
+ * The file stays readable by the previous agent: the keys it reads keep their
+ * names and types (restore_at and confirm_deadline are RFC 3339 instants),
+ * the twins are an extra key it ignores.
+ */
+static void test_boottime_compatible(void **unused)
+{
+        char *dir = make_dir(), path[512];
+        struct ks_state s;
+        json_error_t jerr;
+        json_t *o;
+
+        state_init(&s);
+        s.isolated = true;
+        s.policy = strdup("isolate");
+        s.restore_at_usec = 1795000000ULL * USEC_PER_SEC;
+        s.restore_boot_usec = 7200 * USEC_PER_SEC;
+        assert_int_equal(state_save(dir, &s), 0);
+        snprintf(path, sizeof(path), "%s/%s", dir, STATE_FILE);
+        o = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+        assert_non_null(o);
+        assert_string_equal(json_string_value(json_object_get(o, "restore_at")), "2026-11-18T11:06:40Z");
+        assert_true(json_is_null(json_object_get(o, "confirm_deadline")));
+        if (json_is_object(json_object_get(o, "boottime")))
+                assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "boottime"), "restore_at")),
+                                 7200 * USEC_PER_SEC);
+        json_decref(o);
         state_clear(&s);
         remove_dir(dir);
 }
@@ -358,6 +461,8 @@ int main(void)
                 cmocka_unit_test(test_instant_caps),
                 cmocka_unit_test(test_request_round_trip),
                 cmocka_unit_test(test_uplink_ids_round_trip),
+                cmocka_unit_test(test_boottime_round_trip),
+                cmocka_unit_test(test_boottime_compatible),
                 cmocka_unit_test(test_normal_nulls),
                 cmocka_unit_test(test_missing),
                 cmocka_unit_test(test_corrupt),

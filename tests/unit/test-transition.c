@@ -321,7 +321,7 @@ static void test_boottime(void **unused)
         expect_deadlines(&b, 0, BOOT + 10 * SEC);
         assert_int_equal(transition_due(&b, NOW, BOOT + 10 * SEC), TRANSITION_REVERT_SWITCH);
 
-        /* After a restart only the wall-clock instants are known (boottime is not saved). */
+        /* After a reboot (or from an older agent's file) only the wall-clock instants are known. */
         b.restore_boot_usec = b.confirm_boot_usec = 0;
         expect_deadlines(&b, NOW + 10 * SEC, 0);
         assert_int_equal(transition_due(&b, NOW + 10 * SEC, 0), TRANSITION_REVERT_SWITCH);
@@ -329,6 +329,22 @@ static void test_boottime(void **unused)
         state_clear(&n);
         state_clear(&a);
         state_clear(&b);
+}
+
+/*
+ * "Late" on the clock that decides: a wall clock stepped 2 h ahead does not make an --for 1h restore
+ * carried out on time by CLOCK_BOOTTIME "1h late" (before, the history said so after a restart); an
+ * instant, or a deadline after a reboot, is late by the wall clock.
+ */
+static void test_late(void **unused)
+{
+        assert_int_equal(transition_late(NOW + 3600 * SEC, BOOT + 3600 * SEC, NOW + 7200 * SEC + 3600 * SEC,
+                                         BOOT + 3600 * SEC), 0);
+        assert_int_equal(transition_late(NOW + 3600 * SEC, BOOT + 3600 * SEC, NOW, BOOT + 3605 * SEC), 5 * SEC);
+        assert_int_equal(transition_late(NOW + 3600 * SEC, BOOT + 3600 * SEC, NOW + 9000 * SEC, BOOT), 0);
+        assert_int_equal(transition_late(NOW, 0, NOW + 3600 * SEC, BOOT), 3600 * SEC);
+        assert_int_equal(transition_late(NOW, 0, NOW - SEC, BOOT), 0);
+        assert_int_equal(transition_late(0, 0, NOW, BOOT), 0);
 }
 
 /* The whole path of a revert to the previous policy: isolate P, switch Q --confirm, time out. */
@@ -493,6 +509,7 @@ int main(void)
                 cmocka_unit_test(test_confirm_target),
                 cmocka_unit_test(test_due),
                 cmocka_unit_test(test_boottime),
+                cmocka_unit_test(test_late),
                 cmocka_unit_test(test_revert_path),
                 cmocka_unit_test(test_approval),
                 cmocka_unit_test(test_approval_scheduled),
