@@ -143,8 +143,9 @@ static int parse_duration(struct ini *ini, const char *key, int ltype, char *val
         if (r == -ERANGE || (r == 0 && usec > TIMESPEC_SCHEDULE_MAX_USEC))
                 return ini_error(ini, ini->line, "%s: \"%s\": too long; at most a year (366d)", key, value);
         if (r < 0)
-                return ini_error(ini, ini->line, "%s: \"%s\": not a duration; %s", key, value,
-                                 TIMESPEC_DURATION_HELP);
+                return ini_error(ini, ini->line, "%s: \"%s\": %s; %s", key, value,
+                                 timespec_duration_problem(value, (char[TIMESPEC_PROBLEM_MAX]){}, TIMESPEC_PROBLEM_MAX)
+                                         ?: "not a duration", TIMESPEC_DURATION_HELP);
         if (usec < TIMESPEC_USEC_PER_SEC)
                 return ini_error(ini, ini->line, "%s: \"%s\": must be at least 1s", key, value);
         *(uint64_t *)data = usec;

@@ -157,6 +157,18 @@ static int parse_unsigned(const char *s, unsigned min, unsigned max, unsigned *r
         return 0;
 }
 
+/* --host-timeout: a duration as every other one ("45s", "2min", "90"), in whole seconds (rounded up). */
+static int parse_host_timeout(const char *s, unsigned *ret)
+{
+        uint64_t usec;
+
+        if (timespec_parse_duration(s, &usec) < 0 || usec < USEC_PER_SEC ||
+            usec > (uint64_t) HOST_TIMEOUT_MAX_SEC * USEC_PER_SEC)
+                return -EINVAL;
+        *ret = (unsigned) ((usec + USEC_PER_SEC - 1) / USEC_PER_SEC);
+        return 0;
+}
+
 int fleet_parse_option(struct fleet_options *o, int c, const char *value, char *error, size_t size)
 {
         int r;
@@ -175,10 +187,10 @@ int fleet_parse_option(struct fleet_options *o, int c, const char *value, char *
                                  FLEET_PARALLEL_MAX, value);
                 break;
         case FLEET_ARG_HOST_TIMEOUT:
-                r = parse_unsigned(value, 1, HOST_TIMEOUT_MAX_SEC, &o->timeout_sec);
+                r = parse_host_timeout(value, &o->timeout_sec);
                 if (r < 0)
-                        snprintf(error, size, "--host-timeout needs seconds from 1 to %d, not '%s'",
-                                 HOST_TIMEOUT_MAX_SEC, value);
+                        snprintf(error, size, "--host-timeout needs a duration from 1s to %ds (45s, 2min; a "
+                                 "bare number is seconds), not '%s'", HOST_TIMEOUT_MAX_SEC, value);
                 break;
         case FLEET_ARG_SSH_OPTION:
                 r = *value && value[0] != '-' ? strv_push(&o->ssh_options, value) : -EINVAL;
@@ -206,7 +218,7 @@ void fleet_options_help(FILE *f)
                    "     --hosts-file FILE     ... and on those in FILE, one per line ('-': stdin)\n"
                    "     --parallel N          Ask at most N hosts at a time (default %d)\n"
                    "     --ssh-option OPTION   Pass '-o OPTION' to ssh\n"
-                   "     --host-timeout SEC    Give up on a host after SEC seconds (default %d)\n",
+                   "     --host-timeout TIME   Give up on a host after TIME (45s, 2min; default %ds)\n",
                 FLEET_PARALLEL_DEFAULT, FLEET_TIMEOUT_DEFAULT_SEC);
 }
 

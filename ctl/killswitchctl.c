@@ -127,7 +127,8 @@ static const struct verb_option verb_options[_VERB_OPT_MAX] = {
         },
         [VERB_OPT_SINCE] = {
                 .name = "since", .id = ARG_SINCE, .metavar = "TIME",
-                .help = "From TIME (18:00, 2026-12-01 18:00, RFC 3339) or that long ago (10m, 1h):\n"
+                .help = "From TIME (07:00: the last such time; 2026-12-01 07:00, RFC 3339)\n"
+                        "or that long ago (10m, 1h):\n"
                         "report: the window from then, instead of the last isolation;\n"
                         "drops: the tuples seen since then",
         },
@@ -915,12 +916,18 @@ static const char *option_name(const struct verb_option *o, char *buf, size_t si
  */
 static int parse_duration_option(const struct verb *verb, const char *name, const char *value, const char **ret)
 {
-        uint64_t usec;
+        char why[TIMESPEC_PROBLEM_MAX];
+        uint64_t usec = 0;
+        int r = timespec_parse_duration(value, &usec);
 
-        if (timespec_parse_duration(value, &usec) < 0 || usec < USEC_PER_SEC)
-                return usage_error(verb->name, "%s: \"%s\" is not a duration of at least 1s; %s", name, value,
+        if (r == -EINVAL)
+                return usage_error(verb->name, "%s: \"%s\": %s; %s", name, value,
+                                   timespec_duration_problem(value, why, sizeof(why)) ?: "not a duration",
                                    TIMESPEC_DURATION_HELP);
-        if (usec > TIMESPEC_SCHEDULE_MAX_USEC)
+        if (r == 0 && usec < USEC_PER_SEC)
+                return usage_error(verb->name, "%s: \"%s\" is shorter than 1s, the least killswitchd takes", name,
+                                   value);
+        if (r < 0 || usec > TIMESPEC_SCHEDULE_MAX_USEC)
                 return usage_error(verb->name, "%s: \"%s\" is longer than a year (366d), the most killswitchd "
                                    "takes", name, value);
         *ret = value;
@@ -935,11 +942,20 @@ static int parse_time_option(const struct verb *verb, const char *name, const ch
                 return usage_error(verb->name, "%s: \"%s\" is not a time; %s", name, value, TIMESPEC_TIME_HELP);
         if (usec <= now)
                 return usage_error(verb->name, "%s: %s has already passed", name, value);
+        /* The agent's limit (methods.c), checked here too: a usage error like --in 367d, not a refusal. */
+        if (usec - now > TIMESPEC_SCHEDULE_MAX_USEC)
+                return usage_error(verb->name, "%s: %s is more than a year (366d) away, the most killswitchd takes",
+                                   name, value);
         args->restore_at = timespec_format_rfc3339(usec, args->restore_at_buf, sizeof(args->restore_at_buf));
         return 0;
 }
 
-/* report, drops --since, report --until: a time (local unless it says otherwise), or a duration meaning that long ago. */
+/*
+ * report, drops --since, report --until: a time (local unless it says
+ * otherwise), or a duration meaning that long ago. A window looks back: 07:00
+ * is the last 07:00 (today's, or yesterday's before 07:00), and a --since
+ * still ahead is a mistake.
+ */
 static int parse_window_option(const struct verb *verb, const char *name, const char *value, const char **ret,
                                char buf[static TIMESPEC_RFC3339_MAX])
 {
@@ -947,10 +963,30 @@ static int parse_window_option(const struct verb *verb, const char *name, const 
 
         if (timespec_parse_duration(value, &ago) == 0)
                 usec = ago < now ? now - ago : 0;
-        else if (timespec_parse_time(value, now, &usec) < 0)
+        else if (timespec_parse_time_past(value, now, &usec) < 0)
                 return usage_error(verb->name, "%s: \"%s\" is neither a time nor a duration; %s", name, value,
-                                   TIMESPEC_TIME_HELP);
+                                   TIMESPEC_PAST_TIME_HELP);
+        if (strcmp(name, "--since") == 0 && usec > now)
+                return usage_error(verb->name, "--since: %s is in the future; give a time that has passed", value);
         *ret = timespec_format_rfc3339(usec, buf, TIMESPEC_RFC3339_MAX);
+        return 0;
+}
+
+/* report's window as a whole: the agent's rules (methods.c), as usage errors that name the options. */
+static int check_window(const struct verb *verb, const struct verb_args *args)
+{
+        char a[TIMESPEC_LOCAL_MAX], b[TIMESPEC_LOCAL_MAX];
+        uint64_t since = 0, until = 0;
+
+        if (!args->until)
+                return 0;
+        if (!args->since)
+                return usage_error(verb->name, "--until needs --since");
+        if (timespec_parse_rfc3339(args->since, &since) == 0 && timespec_parse_rfc3339(args->until, &until) == 0 &&
+            until < since)
+                return usage_error(verb->name, "--until (%s) is before --since (%s)",
+                                   timespec_format_local(args->until, a, sizeof(a)),
+                                   timespec_format_local(args->since, b, sizeof(b)));
         return 0;
 }
 
@@ -1067,7 +1103,8 @@ static int parse_verb_argv(const struct verb *verb, int argc, char *argv[], stru
                 args->policy = argv[optind++];
         if (optind < argc)
                 return usage_error(verb->name, "unexpected argument '%s' for '%s'", argv[optind], verb->name);
-        return 1;
+        r = check_window(verb, args);
+        return r < 0 ? r : 1;
 }
 
 static int set_string(json_t *object, const char *key, const char *value)

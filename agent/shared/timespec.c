@@ -34,7 +34,23 @@ static int unit_usec(const char *name, size_t len, uint64_t *ret)
         return -EINVAL;
 }
 
-int timespec_parse_duration(const char *s, uint64_t *ret_usec)
+/* The fraction digits at s ("5" of "1.5h") in µs of `unit`, rounded down to the µs. */
+static uint64_t fraction(const char *s, uint64_t unit)
+{
+        uint64_t frac = 0;
+
+        for (; isdigit((unsigned char)*s); s++) {
+                unit /= 10;
+                frac += unit * (uint64_t)(*s - '0');
+        }
+        return frac;
+}
+
+/*
+ * The duration s, or why it is not one: *ret_unit (may be NULL) points to an
+ * unknown unit then, with its length in *ret_len.
+ */
+static int parse_duration(const char *s, uint64_t *ret_usec, const char **ret_unit, size_t *ret_len)
 {
         uint64_t total = 0;
         bool any = false, bare = false;
@@ -42,8 +58,8 @@ int timespec_parse_duration(const char *s, uint64_t *ret_usec)
         if (!s)
                 return -EINVAL;
         for (;;) {
-                uint64_t n = 0, unit = USEC_PER_SEC;
-                const char *u;
+                uint64_t n = 0, unit = USEC_PER_SEC, frac = 0;
+                const char *u, *f = NULL;
 
                 while (isspace((unsigned char)*s))
                         s++;
@@ -56,25 +72,62 @@ int timespec_parse_duration(const char *s, uint64_t *ret_usec)
                                 return -ERANGE;
                         n = n * 10 + (uint64_t)(*s - '0');
                 }
+                /* "1.5h", as systemd.time(7) takes it: the digits after the point, in the unit that follows. */
+                if (*s == '.') {
+                        if (!isdigit((unsigned char)s[1]))
+                                return -EINVAL;
+                        for (f = ++s; isdigit((unsigned char)*s); s++)
+                                ;
+                }
                 while (*s == ' ')
                         s++;
                 for (u = s; isalpha((unsigned char)*s); s++)
                         ;
-                if (s > u && unit_usec(u, (size_t)(s - u), &unit) < 0)
+                if (s > u && unit_usec(u, (size_t)(s - u), &unit) < 0) {
+                        if (ret_unit) {
+                                *ret_unit = u;
+                                *ret_len = (size_t)(s - u);
+                        }
                         return -EINVAL;
+                }
                 /* A bare number only alone: "90" is 90 s, "1h30" is refused (30 s? 30 min?). */
                 if (bare || (s == u && any))
                         return -EINVAL;
                 bare = s == u;
-                if (n > (UINT64_MAX - total) / unit)
+                if (f)
+                        frac = fraction(f, unit);
+                if (frac > UINT64_MAX - total || n > (UINT64_MAX - total - frac) / unit)
                         return -ERANGE;
-                total += n * unit;
+                total += n * unit + frac;
                 any = true;
         }
         if (!any)
                 return -EINVAL;
         *ret_usec = total;
         return 0;
+}
+
+int timespec_parse_duration(const char *s, uint64_t *ret_usec)
+{
+        return parse_duration(s, ret_usec, NULL, NULL);
+}
+
+const char *timespec_duration_problem(const char *s, char *buf, size_t size)
+{
+        const char *unit = NULL;
+        size_t len = 0;
+        uint64_t usec;
+        int r = parse_duration(s, &usec, &unit, &len);
+
+        if (r == -ERANGE)
+                snprintf(buf, size, "too long");
+        else if (r < 0 && unit)
+                snprintf(buf, size, "unknown unit \"%.*s\"", (int)(len < 16 ? len : 16), unit);
+        else if (r < 0)
+                snprintf(buf, size, "not a duration");
+        else
+                return NULL;
+        return buf;
 }
 
 /* Exactly `digits` digits into *ret; returns the position after them, or NULL. */
@@ -167,8 +220,11 @@ static int local_to_usec(struct tm tm, uint64_t *ret)
         return 0;
 }
 
-/* The next local HH:MM[:SS] strictly after now: today's, or the next day's (a calendar day, not 24 h). */
-static int next_clock(const struct tm *clock, uint64_t now_usec, uint64_t *ret)
+/*
+ * The local HH:MM[:SS] nearest now on one side (a calendar day apart, not 24 h): the next one strictly after
+ * now (today's, or tomorrow's) if `step` is 1, the last one at or before now (today's, or yesterday's) if -1.
+ */
+static int near_clock(const struct tm *clock, uint64_t now_usec, int step, uint64_t *ret)
 {
         time_t now = (time_t)(now_usec / USEC_PER_SEC);
         struct tm tm;
@@ -180,14 +236,14 @@ static int next_clock(const struct tm *clock, uint64_t now_usec, uint64_t *ret)
         for (int day = 0; day < 3; day++) {
                 struct tm want = tm;
 
-                want.tm_mday += day;
+                want.tm_mday += step * day;
                 want.tm_hour = clock->tm_hour;
                 want.tm_min = clock->tm_min;
                 want.tm_sec = clock->tm_sec;
                 r = local_to_usec(want, &t);
                 if (r < 0)
                         return r;
-                if (t > now_usec) {
+                if (step > 0 ? t > now_usec : t <= now_usec) {
                         *ret = t;
                         return 0;
                 }
@@ -220,7 +276,7 @@ int timespec_parse_rfc3339(const char *s, uint64_t *ret_usec)
         return 0;
 }
 
-int timespec_parse_time(const char *s, uint64_t now_usec, uint64_t *ret_usec)
+static int parse_time(const char *s, uint64_t now_usec, int step, uint64_t *ret_usec)
 {
         struct tm tm = {};
         const char *p;
@@ -232,10 +288,10 @@ int timespec_parse_time(const char *s, uint64_t now_usec, uint64_t *ret_usec)
                 return -EINVAL;
         while (isspace((unsigned char)*s))
                 s++;
-        /* HH:MM[:SS]: the next occurrence. */
+        /* HH:MM[:SS]: the next occurrence, or the last one. */
         p = parse_clock(s, &tm);
         if (p && *p == '\0')
-                return next_clock(&tm, now_usec, ret_usec);
+                return near_clock(&tm, now_usec, step, ret_usec);
         if (timespec_parse_rfc3339(s, ret_usec) == 0)
                 return 0;
         /* YYYY-MM-DD[ T]HH:MM[:SS], local time. */
@@ -255,6 +311,16 @@ int timespec_parse_time(const char *s, uint64_t now_usec, uint64_t *ret_usec)
                 return r;
         *ret_usec = t;
         return 0;
+}
+
+int timespec_parse_time(const char *s, uint64_t now_usec, uint64_t *ret_usec)
+{
+        return parse_time(s, now_usec, 1, ret_usec);
+}
+
+int timespec_parse_time_past(const char *s, uint64_t now_usec, uint64_t *ret_usec)
+{
+        return parse_time(s, now_usec, -1, ret_usec);
 }
 
 char *timespec_format_rfc3339(uint64_t usec, char *buf, size_t size)

@@ -20,18 +20,29 @@
 #define TIMESPEC_USEC_PER_SEC USEC_PER_SEC
 
 #define TIMESPEC_DURATION_HELP \
-        "a duration is a number with a unit (ms, s, min, h, d, w; m = min), e.g. 90s, 15m, 2h, 1h30m, 1d"
+        "a duration is a number with a unit (ms, s, min, h, d, w; m = min), e.g. 90s, 15m, 2h, 1h30m, 1.5h, 1d"
 #define TIMESPEC_TIME_HELP                                                                                    \
         "a time is HH:MM[:SS] (the next such time), YYYY-MM-DD HH:MM[:SS] (local time) or RFC 3339 with Z or " \
         "an offset, e.g. 18:00, 2026-12-01 18:00, 2026-12-01T17:00:00Z"
+#define TIMESPEC_PAST_TIME_HELP                                                                                \
+        "a time is HH:MM[:SS] (the last such time), YYYY-MM-DD HH:MM[:SS] (local time) or RFC 3339 with Z or " \
+        "an offset, e.g. 07:00, 2026-12-01 07:00, 2026-12-01T06:00:00Z; a duration (10m, 2h) means that long ago"
 
 /*
- * "90s", "15m", "15min", "2h", "1h30m", "1h 30min", "1d", "2 hours", "500ms";
- * a bare number is seconds, as in systemd.time(7). Units: us usec, ms msec,
- * s sec second seconds, m min minute minutes, h hr hour hours, d day days, w
- * week weeks.
+ * "90s", "15m", "15min", "2h", "1h30m", "1h 30min", "1.5h", "1d", "2 hours",
+ * "500ms"; a bare number is seconds, as in systemd.time(7), and a fraction is
+ * one of its unit (rounded down to the µs). Units: us usec, ms msec, s sec
+ * second seconds, m min minute minutes, h hr hour hours, d day days, w week
+ * weeks.
  */
 int timespec_parse_duration(const char *s, uint64_t *ret_usec);
+
+#define TIMESPEC_PROBLEM_MAX 48
+/*
+ * Why timespec_parse_duration() refuses s, for an error message: `unknown unit
+ * "y"`, "too long" or "not a duration"; NULL if it takes it.
+ */
+const char *timespec_duration_problem(const char *s, char *buf, size_t size);
 
 /*
  * A point in time, as realtime microseconds: "18:00" or "18:00:30" (the next
@@ -42,6 +53,13 @@ int timespec_parse_duration(const char *s, uint64_t *ret_usec);
  * mktime(3) does; an ambiguous one takes the first occurrence.
  */
 int timespec_parse_time(const char *s, uint64_t now_usec, uint64_t *ret_usec);
+
+/*
+ * The same, for the start or end of a window that has already begun: "18:00"
+ * is the last such local time at or before now_usec (today, or yesterday if it
+ * is still ahead). The other forms are read as above.
+ */
+int timespec_parse_time_past(const char *s, uint64_t now_usec, uint64_t *ret_usec);
 
 /* RFC 3339 with "Z" or an offset only: what the protocol carries. */
 int timespec_parse_rfc3339(const char *s, uint64_t *ret_usec);

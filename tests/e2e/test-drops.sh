@@ -122,8 +122,14 @@ check "table: the source with most packets (10.0.1.2, 11) comes first, then fd00
 	test "$(printf '%s\n' "$out" | awk 'NR > 1 && NF == 10 && !seen[$1]++ { printf "%s ", $1 }')" = "10.0.1.2 fd00:1::2 198.51.100.1 "
 check "--top 2: two tuples" test "$(ctl --json drops --top 2 | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["drops"]))')" = 2
 check "--json: exactly drops and overflow" test "$(drops_json | python3 -c 'import json,sys; print(sorted(json.load(sys.stdin)))')" = "['drops', 'overflow']"
-check "--since in the future: none" test "$(ctl --json drops --since "$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["drops"]))')" = 0
+out=$(ctl --json drops --since "$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)" 2>&1)
+check "--since in the future: a usage error (exit 2)" test $? -eq 2
+check "--since in the future: says so" contains "$out" "--since" "is in the future"
 check "--since 1h: all" test "$(ctl --json drops --since 1h | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["drops"]))')" = 8
+# A time of day is the last such time (today's, or yesterday's just after midnight), not the next:
+# before, "--since 07:00" at 08:05 meant tomorrow 07:00 and answered "Nothing cut from this side".
+hms=$(date -d "@$((t0 - 1))" +%H:%M:%S)
+check "--since $hms (a time of day just passed): all" test "$(ctl --json drops --since "$hms" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["drops"]))')" = 8
 check_exit 2 "--top 0 is a usage error" ctl drops --top 0
 check_exit 2 "--since nonsense is a usage error" ctl drops --since yesterday-ish
 out=$(ctl_as_nobody drops 2>&1)

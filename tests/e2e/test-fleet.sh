@@ -313,6 +313,13 @@ ms=$((($(date +%s%N) - start) / 1000000))
 printf '%s\n' "$res" | sed 's/^/#   /'
 check "hanging hosts are given up after --host-timeout 1, in parallel (${ms} ms), exit 1" \
 	eval '[ $rc -eq 1 ] && [ $ms -lt 4000 ] && [ "$(grep -c "no reply within 1s" <<<"$res")" = 2 ]'
+# A duration with a unit, as every other duration option takes (before: "needs seconds", exit 2).
+res=$(n_adm env KILLSWITCH_SSH="$KS_TMP/hang-ssh" "$KILLSWITCHCTL" -H gw1 --host-timeout 1s status)
+rc=$?
+check "--host-timeout 1s: given up after 1 s, exit 1" \
+	eval '[ $rc -eq 1 ] && [ "$(grep -c "no reply within 1s" <<<"$res")" = 1 ]'
+check_exit 2 "--host-timeout 0s: usage error" fleet -H gw1 --host-timeout 0s status
+check_exit 2 "--host-timeout 2h (over 1h): usage error" fleet -H gw1 --host-timeout 2h status
 
 # ---------------------------------------------------------------------------------------------
 # Audit on each gateway: the ssh user, the admin's address, and the originating user@host.

@@ -99,6 +99,19 @@ check "report --since/--until: the window holds the incident" \
 	report_json 'any(e["action"] == "isolate" for e in r["timeline"]) and r["since"] == "'"$t_start"'"' \
 	--since "$t_start" --until "$t_end"
 check_exit 2 "report --since garbage: usage error" ctl report --since "next tuesday-ish"
+# A time of day is the last such time: the incident's start, not tomorrow (before: an empty window
+# from a future instant, "ongoing").
+check "report --since HH:MM:SS: today's (the last) such time" \
+	report_json 'r["since"] == "'"$t_start"'" and any(e["action"] == "isolate" for e in r["timeline"])' \
+	--since "$(date -d "$t_start" +%H:%M:%S)"
+# The window's rules are usage errors that name the options (before: exit 1, "Parameter 'until' ...").
+out=$(ctl report --until 2h 2>&1)
+check "report --until without --since: usage error (exit 2)" test $? -eq 2
+check "report --until without --since: names both" contains "$out" "--until needs --since" "killswitchctl report --help"
+out=$(ctl report --since 10m --until 1h 2>&1)
+check "report --until before --since: usage error (exit 2)" test $? -eq 2
+check "report --until before --since: says so" contains "$out" "is before --since"
+check_exit 2 "report --since in the future: usage error" ctl report --since "$(date -d '+1 hour' '+%Y-%m-%d %H:%M:%S')"
 
 # --- an ongoing isolation: live counters ---------------------------------------------------------
 check_exit 0 "isolate again" ctl isolate --reason "INC-4712"

@@ -65,6 +65,21 @@ check "--until: web reachable after" web_ok
 check_exit 1 "restore --in while normal is refused (exit 1)" ctl restore --in 2s
 check_exit 2 "restore --in garbage is a usage error (exit 2)" ctl restore --in 5parsecs
 check_exit 2 "isolate --until in the past is a usage error" ctl isolate --until "2001-01-01 00:00"
+# More than a year away: refused by the client as --in 367d is (exit 2), not by the agent (exit 1).
+far=$(date -d "+370 days" '+%Y-%m-%d %H:%M')
+out=$(ctl isolate --until "$far" 2>&1)
+check "isolate --until a year away: usage error (exit 2)" test $? -eq 2
+check "isolate --until a year away: says why" contains "$out" "more than a year" "see 'killswitchctl isolate --help'"
+check_exit 2 "restore --at a year away: usage error (exit 2)" ctl restore --at "$far"
+check_exit 2 "restore --in 367d: usage error (exit 2)" ctl restore --in 367d
+out=$(ctl isolate --for 1y 2>&1)
+check "isolate --for 1y: usage error (exit 2)" test $? -eq 2
+check "isolate --for 1y: the error names the unit" contains "$out" 'unknown unit "y"'
+check "still normal after the refused requests" is_normal
+check_exit 0 "isolate --for 1.5h (a fraction, as systemd takes it) returns 0" ctl isolate --for 1.5h
+check "--for 1.5h: the restore 90 min away" status_is \
+	'5300 < __import__("datetime").datetime.fromisoformat(d["restore_at"].replace("Z", "+00:00")).timestamp() - __import__("time").time() <= 5400'
+check_exit 0 "restore returns 0" ctl restore
 check_exit 0 "isolate (no schedule) returns 0" ctl isolate --reason "e2e: restore --in"
 check_exit 0 "restore --in ${D}s returns 0 and does not restore now" ctl restore --in ${D}s
 check "restore --in: still isolated, restore_at set" status_is 'd["state"] == "isolated" and d["restore_at"]'

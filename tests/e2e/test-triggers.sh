@@ -70,7 +70,7 @@ out=$("$KILLSWITCHD" --check --config-dir "$KS_CONF" 2>&1)
 rc=$?
 check "--check: exit 1 with a broken killswitch.conf" test "$rc" -eq 1
 check "--check: FILE:LINE for the bad path, duration and policy" \
-	contains "$out" "$CONF:6: Path: \"relative/path\"" "$CONF:9: Timeout: \"5 fortnights\": not a duration" \
+	contains "$out" "$CONF:6: Path: \"relative/path\"" "$CONF:9: Timeout: \"5 fortnights\": unknown unit \"fortnights\"" \
 	"$CONF:14: Policy: \"nosuchpolicy\": no such policy"
 agent_start || die "killswitchd did not start with a broken killswitch.conf"
 check "broken killswitch.conf: agent runs, the good trigger is armed" \

@@ -136,6 +136,17 @@ static void test_rate(void **unused)
         assert_int_equal(conf_parse_rate("99999999999999999999", &v), -ERANGE);
 }
 
+/* A fraction, as systemd takes it: Timeout=1.5h is 90 min. */
+static void test_fraction(void **unused)
+{
+        struct parsed p;
+
+        parse("[Heartbeat]\nTimeout=1.5h\n", &p);
+        assert_int_equal(p.d.n, 0);
+        assert_int_equal(p.c.heartbeat.timeout_usec, 5400ULL * 1000000);
+        done(&p);
+}
+
 static void test_bad(void **unused)
 {
         expect_error("[Nonsense]\n", "k.conf:1: unknown section [Nonsense]; expected [PathTrigger NAME], [Heartbeat], [EgressTripwire] or [Restore]");
@@ -145,6 +156,7 @@ static void test_bad(void **unused)
         expect_error("[Heartbeat]\nTimeout=5s\nBogus=1\n", "k.conf:3: unknown key \"Bogus\" in [Heartbeat]; expected Timeout= or Policy=");
         expect_error("[Heartbeat]\nTimeout=\n", "k.conf:2: Timeout= has an empty value");
         expect_error("[Heartbeat]\nTimeout=soon\n", "k.conf:2: Timeout: \"soon\": not a duration");
+        expect_error("[Heartbeat]\nTimeout=1y\n", "k.conf:2: Timeout: \"1y\": unknown unit \"y\"");
         expect_error("[Heartbeat]\nTimeout=500ms\n", "k.conf:2: Timeout: \"500ms\": must be at least 1s");
         expect_error("[Heartbeat]\nPolicy=isolate\n", "k.conf:1: [Heartbeat] needs Timeout=");
         expect_error("[Heartbeat]\nTimeout=367d\n", "k.conf:2: Timeout: \"367d\": too long; at most a year (366d)");
@@ -260,6 +272,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_good),
                 cmocka_unit_test(test_rate),
+                cmocka_unit_test(test_fraction),
                 cmocka_unit_test(test_bad),
                 cmocka_unit_test(test_policy_syntax),
                 cmocka_unit_test(test_partial),

@@ -54,6 +54,13 @@ static void test_duration(void **unused)
         assert_int_equal(dur("1h30m15s"), 5415 * SEC);
         assert_int_equal(dur(" 5s "), 5 * SEC);
         assert_int_equal(dur("0s"), 0);
+        /* Fractions of the unit that follows, as systemd.time(7) reads them. */
+        assert_int_equal(dur("1.5h"), 5400 * SEC);
+        assert_int_equal(dur("1.5 hours"), 5400 * SEC);
+        assert_int_equal(dur("0.25s"), 250000);
+        assert_int_equal(dur("2.5"), 2500000);
+        assert_int_equal(dur("1h 0.5m"), 3630 * SEC);
+        assert_int_equal(dur("1.0000001s"), SEC);       /* below the µs: dropped */
 }
 
 static void test_duration_bad(void **unused)
@@ -64,11 +71,40 @@ static void test_duration_bad(void **unused)
         dur_bad("5parsecs", -EINVAL);
         dur_bad("1h30", -EINVAL);       /* a bare number only last and alone... */
         dur_bad("-5s", -EINVAL);
-        dur_bad("1.5h", -EINVAL);
+        dur_bad("1.h", -EINVAL);
+        dur_bad(".5h", -EINVAL);
+        dur_bad("1.5.5h", -EINVAL);
+        dur_bad("1y", -EINVAL);
         dur_bad("5 s x", -EINVAL);
         dur_bad("99999999999999999999s", -ERANGE);
         dur_bad("999999999999d", -ERANGE);
         assert_int_equal(timespec_parse_duration(NULL, &(uint64_t){0}), -EINVAL);
+}
+
+static void problem(const char *s, const char *want)
+{
+        char buf[TIMESPEC_PROBLEM_MAX];
+
+        if (want)
+                assert_string_equal(timespec_duration_problem(s, buf, sizeof(buf)), want);
+        else
+                assert_null(timespec_duration_problem(s, buf, sizeof(buf)));
+}
+
+/* The error names the unit it does not know, not the minimum or the format as a whole. */
+static void test_duration_problem(void **unused)
+{
+        problem("1y", "unknown unit \"y\"");
+        problem("1H", "unknown unit \"H\"");
+        problem("1month", "unknown unit \"month\"");
+        problem("5 fortnights", "unknown unit \"fortnights\"");
+        problem("1h 2parsecs", "unknown unit \"parsecs\"");
+        problem("PT1H", "not a duration");
+        problem("soon", "not a duration");
+        problem("1h30", "not a duration");
+        problem("99999999999999999999s", "too long");
+        problem("1.5h", NULL);
+        problem("90", NULL);
 }
 
 static void set_tz(const char *tz)
@@ -167,6 +203,36 @@ static void test_time_next(void **unused)
         assert_int_equal(when("18:00", utc(2026, 11, 27, 12, 0, 0)), utc(2026, 11, 27, 18, 0, 0));
 }
 
+static uint64_t past(const char *s, uint64_t now)
+{
+        uint64_t v = 12345;
+
+        assert_int_equal(timespec_parse_time_past(s, now, &v), 0);
+        return v;
+}
+
+/* --since 07:00 at 08:05 is today's 07:00 (issue: it was tomorrow's, and "Nothing cut"). */
+static void test_time_past(void **unused)
+{
+        uint64_t v = 12345;
+
+        set_tz("Europe/Berlin");
+        /* 12:00 UTC = 13:00 local: 07:00 is today, 18:00 yesterday, 13:00 itself now. */
+        assert_int_equal(past("07:00", utc(2026, 11, 27, 12, 0, 0)), utc(2026, 11, 27, 6, 0, 0));
+        assert_int_equal(past("18:00", utc(2026, 11, 27, 12, 0, 0)), utc(2026, 11, 26, 17, 0, 0));
+        assert_int_equal(past("13:00", utc(2026, 11, 27, 12, 0, 0)), utc(2026, 11, 27, 12, 0, 0));
+        assert_int_equal(past("13:00:01", utc(2026, 11, 27, 12, 0, 0)), utc(2026, 11, 26, 12, 0, 1));
+        /* Across midnight and the start of the year: at 00:15 on Jan 1, the last 23:30 is on Dec 31. */
+        assert_int_equal(past("23:30", utc(2026, 12, 31, 23, 15, 0)), utc(2026, 12, 31, 22, 30, 0));
+        /* DST starts 2026-03-29: "yesterday 18:00" is 23 h earlier, not 24. */
+        assert_int_equal(past("18:00", utc(2026, 3, 29, 15, 0, 0)), utc(2026, 3, 28, 17, 0, 0));
+        /* The other forms are what they say, past or not. */
+        assert_int_equal(past("2026-12-01 18:00", utc(2026, 11, 27, 12, 0, 0)), utc(2026, 12, 1, 17, 0, 0));
+        assert_int_equal(past("2026-12-01T17:00:00Z", utc(2026, 11, 27, 12, 0, 0)), utc(2026, 12, 1, 17, 0, 0));
+        assert_int_not_equal(timespec_parse_time_past("25:00", utc(2026, 11, 27, 12, 0, 0), &v), 0);
+        assert_int_equal(v, 12345);
+}
+
 static void test_format(void **unused)
 {
         char buf[TIMESPEC_SPAN_MAX];
@@ -191,6 +257,8 @@ int main(void)
                 cmocka_unit_test(test_time_absolute),
                 cmocka_unit_test(test_time_bad),
                 cmocka_unit_test(test_time_next),
+                cmocka_unit_test(test_time_past),
+                cmocka_unit_test(test_duration_problem),
                 cmocka_unit_test(test_format),
         };
 
