@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -498,6 +499,32 @@ static int read_all(int fd, char **ret, size_t *ret_len)
         return 0;
 }
 
+static const char *file_type(mode_t mode)
+{
+        return S_ISDIR(mode) ? "a directory" : S_ISFIFO(mode) ? "a FIFO" : S_ISSOCK(mode) ? "a socket" :
+               S_ISCHR(mode) ? "a character device" : S_ISBLK(mode) ? "a block device" : "not a file";
+}
+
+/* Only a regular file is read (then blocking again): a FIFO or a device could block the reader forever. */
+static int regular_file(int fd, const char *path, struct ks_diags *diags)
+{
+        struct stat st;
+        int flags, r;
+
+        if (fstat(fd, &st) < 0)
+                goto fail;
+        if (!S_ISREG(st.st_mode))
+                return diags_add(diags, path, 0, "not a regular file (%s); only regular text files are read: "
+                                 "remove it or move it out of the directory", file_type(st.st_mode)) < 0 ?
+                       -ENOMEM : -EINVAL;
+        flags = fcntl(fd, F_GETFL);
+        if (flags >= 0 && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) >= 0)
+                return 0;
+fail:
+        r = -errno;
+        return diags_add(diags, path, 0, "cannot read: %s", strerror(-r)) < 0 ? -ENOMEM : r;
+}
+
 int ini_read_file(const char *path, unsigned flags, char **ret, struct ks_diags *diags)
 {
         _cleanup_free_ char *text = NULL;
@@ -505,13 +532,17 @@ int ini_read_file(const char *path, unsigned flags, char **ret, struct ks_diags 
         size_t len = 0;
         int r;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* O_NONBLOCK: opening a FIFO must not wait for a writer (the agent would hang at start). */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0) {
                 r = -errno;
                 if (r == -ENOENT && (flags & INI_READ_MISSING_OK))
                         return r;
                 return diags_add(diags, path, 0, "cannot open: %s", strerror(-r)) < 0 ? -ENOMEM : r;
         }
+        r = regular_file(fd, path, diags);
+        if (r < 0)
+                return r;
         r = read_all(fd, &text, &len);
         if (r == -EFBIG)
                 return diags_add(diags, path, 0, "larger than %u MiB; is this the right file?",

@@ -17,6 +17,8 @@
 #     (built from another port of a gateway, then given a hole: a rule of P/inbound and one of
 #     P/outbound replaced by ones that let ping through; same chains, rule counts and sets) is
 #     rebuilt at start, not adopted.
+#  D. a FIFO named *.policy: a reload reports it (and the next reload runs), a start with it puts
+#     the persisted isolation back (real probes).
 # Run as root: tests/e2e/test-robust.sh   (KILLSWITCHD, KILLSWITCHCTL: see lib.sh)
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -500,6 +502,40 @@ check "unchanged agent: a reload without changes leaves the table alone" eval '
 	! grep -q "the compiled rules differ" "$KS_LOG"'
 ctl restore >/dev/null
 check "restored after the upgrade checks" normal_now
+
+# D. A FIFO named *.policy in the policy directory (only root can put it there). Opening it for
+# reading would wait for a writer: the reload must report it, not hang (and hold up every later
+# reload), and a start must put the persisted isolation back, not block before it.
+note "D. a FIFO named *.policy"
+FIFO=$KS_CONF/policies/zz-pipe.policy
+ctl isolate isolate --reason "before the fifo" >/dev/null
+mkfifo "$FIFO"
+ctl_out reload
+check "FIFO: the reload answers, fails (exit 1, got $RC)" test "$RC" -eq 1
+check "FIFO: ... and names it: not a regular file" contains "$OUT" \
+	"$FIFO: not a regular file (a FIFO); only regular text files are read"
+check "FIFO: the isolation stays in force" isolated_with isolate
+rm -f "$FIFO"
+write_lab_policy other --no-phone
+ctl_out reload
+check "FIFO removed, a policy added: the next reload runs and loads it (exit $RC)" test "$RC" -eq 0
+check_exit 0 "FIFO removed: isolate with the new policy" ctl isolate other --reason "after the fifo"
+# A reboot with the FIFO there: the agent stopped, the kernel's tables gone, the agent started.
+agent_stop KILL
+mkfifo "$FIFO"
+for t in $(n_gw nft list tables | awk '$3 ~ /^killswitch/ { print $2 ":" $3 }'); do
+	n_gw nft delete table "${t%%:*}" "${t#*:}"
+done
+check "FIFO at start: the kernel has no killswitch table (a reboot)" eval '! n_gw nft list tables | grep -q killswitch'
+check "FIFO at start: the agent starts and answers" start_agent_with_faults
+check "FIFO at start: the persisted isolation is put back" isolated_with other
+probes_isolated "FIFO at start"
+policies_out=$(ctl policies 2>&1)
+check "FIFO at start: policies reports it" contains "$policies_out" "$FIFO: not a regular file (a FIFO)"
+rm -f "$FIFO" "$KS_CONF/policies/other.policy"
+ctl restore >/dev/null
+ctl reload >/dev/null
+check "FIFO gone: restored" normal_now
 
 agent_stop TERM
 check "the agent exits cleanly at the end (status ${AGENT_EXIT:-?})" test "${AGENT_EXIT:-1}" -eq 0

@@ -321,6 +321,35 @@ static void test_read_file(void **state)
         rmdir(dir);
 }
 
+/* A FIFO (or a directory) named like a policy: refused at once, never waited on for a writer. */
+static void test_read_not_regular(void **state)
+{
+        char dir[] = "/tmp/test-ini.XXXXXX";
+        _cleanup_free_ char *fifo = NULL, *sub = NULL;
+        struct ks_diags d = {};
+        char *text = NULL;
+
+        assert_non_null(mkdtemp(dir));
+        assert_true(asprintf(&fifo, "%s/pipe.policy", dir) > 0);
+        assert_true(asprintf(&sub, "%s/dir.policy", dir) > 0);
+        assert_int_equal(mkfifo(fifo, 0600), 0);
+        assert_int_equal(mkdir(sub, 0700), 0);
+        /* Without a writer, a blocking open() would never return: the test would hang, not fail. */
+        alarm(10);
+        assert_int_equal(ini_read_file(fifo, 0, &text, &d), -EINVAL);
+        assert_int_equal(ini_read_file(sub, 0, &text, &d), -EINVAL);
+        alarm(0);
+        assert_null(text);
+        assert_int_equal(d.n, 2);
+        assert_non_null(strstr(d.msgs[0], "/pipe.policy: not a regular file (a FIFO); only regular text files are "
+                                          "read: remove it or move it out of the directory"));
+        assert_non_null(strstr(d.msgs[1], "/dir.policy: not a regular file (a directory)"));
+        diags_clear(&d);
+        unlink(fifo);
+        rmdir(sub);
+        rmdir(dir);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -331,6 +360,7 @@ int main(void)
                 cmocka_unit_test(test_cap),
                 cmocka_unit_test(test_booleans),
                 cmocka_unit_test(test_read_file),
+                cmocka_unit_test(test_read_not_regular),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
