@@ -81,13 +81,40 @@ int ini_error(struct ini *ini, unsigned line, const char *fmt, ...)
         ini->n_errors++;
         ini->section_errors++;
         if (ini->n_errors > INI_DIAGS_MAX)
-                return 0;
-        if (ini->n_errors == INI_DIAGS_MAX)
-                return diags_add(ini->diags, ini->file, line, "too many problems; fix the ones above first");
+                return 0;       /* counted: ini_parse() says how many more */
         va_start(ap, fmt);
         r = diags_addv(ini->diags, ini->file, line, fmt, ap);
         va_end(ap);
         return r;
+}
+
+/* After the first INI_DIAGS_MAX: how many more there were. */
+static int report_rest(struct ini *ini)
+{
+        unsigned n = ini->n_errors - INI_DIAGS_MAX;
+
+        if (ini->n_errors <= INI_DIAGS_MAX)
+                return 0;
+        return diags_add(ini->diags, ini->file, 0, "... and %u more problem%s; fix the ones above first (is this "
+                         "the right file?)", n, n == 1 ? "" : "s");
+}
+
+/*
+ * A piece of a line for a message, cut after INI_QUOTE_MAX bytes (at a
+ * character's start): a file that is no policy at all (a link to a file of
+ * secrets) must not come back whole in the errors that every user can read.
+ */
+const char *ini_quote(const char *s, char *buf, size_t size)
+{
+        size_t n = strlen(s);
+
+        if (n <= INI_QUOTE_MAX || size < INI_QUOTE_MAX + sizeof("..."))
+                return s;
+        n = INI_QUOTE_MAX;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+                n--;
+        snprintf(buf, size, "%.*s...", (int)n, s);
+        return buf;
 }
 
 /* ---- Words ------------------------------------------------------------- */
@@ -312,13 +339,15 @@ static int parse_header(struct ini *ini, char *l)
         _cleanup_free_ char *hint = NULL;
         const struct ini_section *s;
         size_t n = strlen(l), word;
+        char q[INI_QUOTE_SIZE];
         char *inner;
         int r;
 
         ini->headed = true;
         if (n < 2 || l[n - 1] != ']') {
                 /* Still in the section before: for killswitch.conf, that one is broken. */
-                r = ini_error(ini, ini->line, "%s: section header must end with \"]\"", l);
+                r = ini_error(ini, ini->line, "%s: section header must end with \"]\"",
+                              ini_quote(l, q, sizeof(q)));
                 if (r < 0)
                         return r;
                 return section_end(ini);
@@ -334,7 +363,8 @@ static int parse_header(struct ini *ini, char *l)
                 hint = hint_sections(ini->format);
                 if (!hint)
                         return -ENOMEM;
-                return ini_error(ini, ini->line, "unknown section [%s]; expected %s", inner, hint);
+                return ini_error(ini, ini->line, "unknown section [%s]; expected %s",
+                                 ini_quote(inner, q, sizeof(q)), hint);
         }
         return section_begin(ini, s, strip(inner + word));
 }
@@ -344,6 +374,7 @@ static int parse_assignment(struct ini *ini, const char *key, char *value)
 {
         _cleanup_free_ char *hint = NULL;
         const struct ini_key *k;
+        char q[INI_QUOTE_SIZE];
         unsigned *seen;
         int r;
 
@@ -351,7 +382,8 @@ static int parse_assignment(struct ini *ini, const char *key, char *value)
                 hint = hint_sections(ini->format);
                 if (!hint)
                         return -ENOMEM;
-                return ini_error(ini, ini->line, "%s= outside a section; put it under %s", key, hint);
+                return ini_error(ini, ini->line, "%s= outside a section; put it under %s",
+                                 ini_quote(key, q, sizeof(q)), hint);
         }
         if (!ini->object)
                 return 0;
@@ -360,7 +392,8 @@ static int parse_assignment(struct ini *ini, const char *key, char *value)
                 hint = hint_keys(ini->format, section_keys(ini->section));
                 if (!hint)
                         return -ENOMEM;
-                return ini_error(ini, ini->line, "unknown key \"%s\" in [%s%s%s]; expected %s", key,
+                return ini_error(ini, ini->line, "unknown key \"%s\" in [%s%s%s]; expected %s",
+                                 ini_quote(key, q, sizeof(q)),
                                  ini->section->name, ini->name ? " " : "", ini->name ? ini->name : "", hint);
         }
         if (*value == '\0')
@@ -378,6 +411,7 @@ static int parse_assignment(struct ini *ini, const char *key, char *value)
 
 static int parse_line(struct ini *ini, char *l)
 {
+        char q[INI_QUOTE_SIZE];
         char *eq, *key;
 
         l = strip(l);
@@ -391,7 +425,8 @@ static int parse_line(struct ini *ini, char *l)
         if (!eq) {
                 if (ini->headed && !ini->object)
                         return 0;
-                return ini_error(ini, ini->line, "\"%s\": line without \"=\"; expected KEY=VALUE", l);
+                return ini_error(ini, ini->line, "\"%s\": line without \"=\"; expected KEY=VALUE",
+                                 ini_quote(l, q, sizeof(q)));
         }
         *eq = '\0';
         key = strip(l);
@@ -415,7 +450,10 @@ static int parse_text(struct ini *ini, char *text)
                 l = nl ? nl + 1 : NULL;
         }
         ini->line--;
-        return section_end(ini);
+        r = section_end(ini);
+        if (r >= 0 && ini->format->finish)
+                r = ini->format->finish(ini);
+        return r < 0 ? r : report_rest(ini);
 }
 
 int ini_parse(struct ini *ini, const char *text)

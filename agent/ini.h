@@ -36,8 +36,15 @@ int diags_add(struct ks_diags *d, const char *file, unsigned line, const char *f
 
 /* A policy or killswitch.conf is a short text; anything bigger is a mistake. */
 #define INI_FILE_MAX (64u * 1024 * 1024)
-/* Enough to fix a file in one go, few enough not to flood a terminal with a binary file. */
-#define INI_DIAGS_MAX 1000
+/*
+ * Problems listed per file, then "... and N more": enough to fix a file in a go
+ * or two, few enough that a file that is no policy at all (a binary, a link to
+ * a file of secrets) floods neither a terminal nor the Policies reply.
+ */
+#define INI_DIAGS_MAX 20
+/* Bytes of a line quoted in a message (ini_quote()), and a buffer for it. */
+#define INI_QUOTE_MAX 40
+#define INI_QUOTE_SIZE (INI_QUOTE_MAX + sizeof("..."))
 
 struct ini;
 
@@ -86,6 +93,7 @@ struct ini_format {
         const char *what;               /* "a policy": "duplicate [X] section (...); a policy has one" */
         const struct ini_section *sections;     /* in the order hints list them; ends with { NULL } */
         const struct ini_key *keys;             /* ends with { NULL } */
+        int (*finish)(struct ini *ini);         /* checks of the whole file, after the last section; may be NULL */
 };
 
 struct ini {
@@ -117,8 +125,9 @@ struct ini {
 int ini_error(struct ini *ini, unsigned line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /*
- * Tokenize text, calling the format's begin, parsers and end. Problems go to
- * ini->diags (count them in ini->n_errors). Returns 0, or -ENOMEM.
+ * Tokenize text, calling the format's begin, parsers, end and finish. Problems go
+ * to ini->diags (count them in ini->n_errors), the first INI_DIAGS_MAX of them and
+ * how many more. Returns 0, or -ENOMEM.
  */
 int ini_parse(struct ini *ini, const char *text);
 
@@ -130,6 +139,9 @@ unsigned ini_key_line(const struct ini *ini, const char *key);
  * key was not given, unless the section has problems already (one at a time).
  */
 int ini_require_key(struct ini *ini, const char *key, const char *example);
+
+/* s, or its first INI_QUOTE_MAX bytes and "..." in buf (of INI_QUOTE_SIZE): for quoting lines. */
+const char *ini_quote(const char *s, char *buf, size_t size);
 
 /* Next blank-separated word of *s, NUL-terminated in place; NULL at the end. */
 char *ini_next_word(char **s);

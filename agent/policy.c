@@ -839,10 +839,13 @@ static const struct ini_key policy_keys[] = {
         {}
 };
 
+static int parse_finish(struct ini *ini);
+
 static const struct ini_format policy_format = {
         .what = "a policy",
         .sections = policy_sections,
         .keys = policy_keys,
+        .finish = parse_finish,
 };
 
 /* ---- Files ------------------------------------------------------------- */
@@ -861,9 +864,15 @@ static int management_default_ports(struct ks_gateway *g)
         return 0;
 }
 
-/* Checks that need the whole file: every gateway has an address, the policy has an uplink. */
-static int parse_finish(struct ini *ini, struct ks_policy *p)
+/*
+ * Checks that need the whole file: every gateway has an address, the policy has
+ * an uplink. A section whose Address= lines were all invalid has none, but that
+ * was reported at those lines: "has no Address=" would point at the wrong fix.
+ */
+static int parse_finish(struct ini *ini)
 {
+        struct parser *ps = ini->userdata;
+        struct ks_policy *p = ps->p;
         int r;
 
         for (size_t i = 0; i < p->n_gateways; i++) {
@@ -874,7 +883,7 @@ static int parse_finish(struct ini *ini, struct ks_policy *p)
                         if (r < 0)
                                 return r;
                 }
-                if (g->n_addrs > 0 || g->n_hostnames > 0)
+                if (g->n_addrs > 0 || g->n_hostnames > 0 || g->address_line > 0)
                         continue;
                 if (g->management)
                         r = ini_error(ini, g->line,
@@ -890,7 +899,7 @@ static int parse_finish(struct ini *ini, struct ks_policy *p)
                 const struct ks_service *s = &p->services[i];
 
                 r = 0;
-                if (s->n_addrs == 0 && s->n_hostnames == 0)
+                if (s->n_addrs == 0 && s->n_hostnames == 0 && s->address_line == 0)
                         r = ini_error(ini, s->line, "[Service %s] has no Address=; add the addresses of ours "
                                       "the internet connects to", s->name);
                 if (r >= 0 && s->n_ports == 0)
@@ -929,9 +938,6 @@ int policy_parse_string(const char *text, const char *file, const char *name,
                 return -ENOMEM;
         ps.p = p;
         r = ini_parse(&ini, text);
-        if (r < 0)
-                return r;
-        r = parse_finish(&ini, p);
         if (r < 0)
                 return r;
         if (ini.n_errors > 0)

@@ -411,7 +411,6 @@ static void test_all_problems_collected(void **state)
                     FILE_NAME ":8: Ports: \"tcp:70000\": port out of range 0-65535",
                     FILE_NAME ":9: [Gateway phone]: duplicate gateway name (first on line 6); "
                     "merge the two sections or rename one",
-                    FILE_NAME ":6: [Gateway phone] has no Address=; add the gateway's addresses",
                     FILE_NAME ": no uplink: add an [Uplinks] section with Interface=NAME, "
                     "the interfaces that lead to the internet",
                     NULL);
@@ -430,9 +429,58 @@ static void test_diags_cap(void **state)
                 memcpy(text + i * 6, "junk\n\n", 6);
         text[n * 6] = '\0';
         assert_int_equal(parse(text, &p, &d), -EINVAL);
-        assert_int_equal(d.n, 1000);
-        assert_string_equal(d.msgs[999], FILE_NAME ":1999: too many problems; fix the ones above first");
+        assert_int_equal(d.n, INI_DIAGS_MAX + 1);
+        assert_string_equal(d.msgs[INI_DIAGS_MAX - 1], FILE_NAME ":39: \"junk\": line without \"=\"; expected KEY=VALUE");
+        /* Every line is a problem, and so is the missing uplink. */
+        assert_string_equal(d.msgs[INI_DIAGS_MAX], FILE_NAME ": ... and 4981 more problems; fix the ones above first "
+                            "(is this the right file?)");
         diags_clear(&d);
+}
+
+/* A file that is no policy (a link to /etc/shadow): its lines are quoted cut short, and only so many. */
+static void test_not_a_policy(void **state)
+{
+#define SECRET "root:$6$Ab3dEfGhIjKlMnOp$QrStUvWxYz0123456789abcdefghijklmnopqrstuvwxyz"
+        parse_fails(SECRET ":20228:0:99999:7:::\n" SECRET "=x\n[" SECRET "]\n[" SECRET "\n[Policy]\n" SECRET "=x\n",
+                    FILE_NAME ":1: \"root:$6$Ab3dEfGhIjKlMnOp$QrStUvWxYz01234...\": line without \"=\"; "
+                    "expected KEY=VALUE",
+                    FILE_NAME ":2: root:$6$Ab3dEfGhIjKlMnOp$QrStUvWxYz01234...= outside a section; put it under "
+                    "[Policy], [Uplinks], [Management], [Gateway NAME] or [Service NAME]",
+                    FILE_NAME ":3: unknown section [root:$6$Ab3dEfGhIjKlMnOp$QrStUvWxYz01234...]; expected [Policy], "
+                    "[Uplinks], [Management], [Gateway NAME] or [Service NAME]",
+                    FILE_NAME ":4: [root:$6$Ab3dEfGhIjKlMnOp$QrStUvWxYz0123...: section header must end with \"]\"",
+                    FILE_NAME ":6: unknown key \"root:$6$Ab3dEfGhIjKlMnOp$QrStUvWxYz01234...\" in [Policy]; expected "
+                    "Description=, KeepICMPErrors= or Reject=",
+                    FILE_NAME ": no uplink: add an [Uplinks] section with Interface=NAME, the interfaces that lead to "
+                    "the internet",
+                    NULL);
+#undef SECRET
+        /* A multi-byte character is not cut in two. */
+        parse_fails("0123456789012345678901234567890123456789\xc3\xa9tait\n",
+                    FILE_NAME ":1: \"0123456789012345678901234567890123456789...\": line without \"=\"; "
+                    "expected KEY=VALUE",
+                    FILE_NAME ": no uplink: add an [Uplinks] section with Interface=NAME, the interfaces that lead to "
+                    "the internet",
+                    NULL);
+        parse_fails("012345678901234567890123456789012345678\xc3\xa9tait\n",
+                    FILE_NAME ":1: \"012345678901234567890123456789012345678...\": line without \"=\"; "
+                    "expected KEY=VALUE",
+                    FILE_NAME ": no uplink: add an [Uplinks] section with Interface=NAME, the interfaces that lead to "
+                    "the internet",
+                    NULL);
+}
+
+/* An Address= line with an invalid value was reported: not again as "has no Address=" (a false hint). */
+static void test_invalid_address_no_cascade(void **state)
+{
+        parse_fails(HEAD "[Gateway a]\nAddress=203.0.113.7/24\nPorts=tcp:25\n"
+                    "[Service s]\nAddress=mail..example.org\nPorts=tcp:25\n"
+                    "[Gateway b]\nPorts=tcp:25\n",
+                    FILE_NAME ":4: Address: \"203.0.113.7/24\": host bits set after the prefix; did you mean "
+                    "203.0.113.0/24?",
+                    FILE_NAME ":7: Address: \"mail..example.org\": empty label in host name",
+                    FILE_NAME ":9: [Gateway b] has no Address=; add the gateway's addresses",
+                    NULL);
 }
 
 
@@ -1002,7 +1050,6 @@ static void test_v2_errors(void **state)
                     FILE_NAME ":10: [Service s]: duplicate service name (first on line 7); merge the two sections "
                     "or rename one",
                     FILE_NAME ":13: [Service g]: the name is taken by the gateway on line 3; rename one",
-                    FILE_NAME ":7: [Service s] has no Address=; add the addresses of ours the internet connects to",
                     FILE_NAME ":7: [Service s] has no Ports=; add the ports it listens on, e.g. Ports=tcp:25",
                     FILE_NAME ":16: [Service t] has no Address=; add the addresses of ours the internet connects to",
                     FILE_NAME ":16: [Service t] has no Ports=; add the ports it listens on, e.g. Ports=tcp:25",
@@ -1012,7 +1059,6 @@ static void test_v2_errors(void **state)
                     "values by blanks (Address=192.0.2.1 192.0.2.2), or repeat the key",
                     FILE_NAME ":5: Ports: \"tcp:25,tcp:587\": a comma is not a separator here; separate the values "
                     "by blanks (Ports=tcp:25 tcp:587), or repeat the key",
-                    FILE_NAME ":3: [Gateway c] has no Address=; add the gateway's addresses",
                     NULL);
         parse_fails(HEAD "[Service mx]\nAddress=192.0.2.10\n[Gateway mx]\nAddress=192.0.2.1\n"
                     "[Service bad name]\nAddress=192.0.2.1\nPorts=tcp:1\n",
@@ -1170,6 +1216,8 @@ int main(void)
                 cmocka_unit_test(test_resolve),
                 cmocka_unit_test(test_resolve_fails),
                 cmocka_unit_test(test_diags_cap),
+                cmocka_unit_test(test_not_a_policy),
+                cmocka_unit_test(test_invalid_address_no_cascade),
                 cmocka_unit_test(test_name_valid),
                 cmocka_unit_test(test_gateway_name_digit),
                 cmocka_unit_test(test_diags_add),
