@@ -74,8 +74,15 @@ static int check_policies(const char *config_dir)
                 if (store.items[i].policy)
                         printf("%s: ok\n", store.items[i].path);
         }
-        if (store.n == 0)
-                fprintf(stderr, "%s: no *.policy files\n", dir);
+        /* Nothing to isolate with: the first emergency would fail. */
+        if (store.n == 0) {
+                fprintf(stderr, "%s: no *.policy files; add %s.policy, the policy 'killswitchctl isolate' "
+                        "applies (see killswitch.policy(5))\n", dir, DEFAULT_POLICY);
+                failed++;
+        } else if (!store_find(&store, DEFAULT_POLICY)) {
+                fprintf(stderr, "%s: warning: no %s.policy: 'killswitchctl isolate' without a policy name, the "
+                        "triggers without Policy= and the fail-closed start need it\n", dir, DEFAULT_POLICY);
+        }
         lint_policies(&store);
         /* killswitch.conf: its triggers against the policies just loaded. */
         {

@@ -144,6 +144,20 @@ check "--check: the problem is reported as FILE:LINE (bad.policy:9:)" contains "
 # (Warnings are not blame: --check may run where the lab's uplinks do not exist.)
 check "--check: the good policy next to it is not blamed" not_matches "$(grep -v ': warning: ' <<<"$check_out")" \
 	'good\.policy:[0-9]+:'
+# No policy at all: nothing to isolate with. No isolate.policy: the default of isolate, of the
+# triggers and of the fail-closed start is missing (a warning: the other policies are good).
+mkdir -p "$KS_TMP/empty/policies" "$KS_TMP/noisolate/policies"
+check_out=$("$KILLSWITCHD" --check --config-dir "$KS_TMP/empty" 2>&1)
+check_rc=$?
+check "--check: a policy directory without any policy exits 1 (got $check_rc)" test "$check_rc" -eq 1
+check "--check: ... and says to add isolate.policy" contains "$check_out" \
+	"$KS_TMP/empty/policies: no *.policy files; add isolate.policy"
+cp "$KS_CONF/policies/mailonly.policy" "$KS_TMP/noisolate/policies/"
+check_out=$("$KILLSWITCHD" --check --config-dir "$KS_TMP/noisolate" 2>&1)
+check_rc=$?
+check "--check: good policies without isolate.policy exit 0 (got $check_rc)" test "$check_rc" -eq 0
+check "--check: ... with a warning that isolate.policy is missing" contains "$check_out" \
+	"$KS_TMP/noisolate/policies: warning: no isolate.policy: 'killswitchctl isolate' without a policy name"
 
 # --- normal ----------------------------------------------------------------------------------
 agent_start || die "killswitchd did not start"
