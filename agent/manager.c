@@ -1441,7 +1441,7 @@ static void load_triggers(struct ks_manager *m)
                 .state = state_in_force, .fire = on_trigger_fired, .userdata = m,
         };
 
-        triggers_load(&m->triggers, &ctx, NULL);
+        triggers_load(&m->triggers, &ctx);
 }
 
 /* At each load and reload: the files that failed, and the warnings about those that loaded (for Reload too). */

@@ -684,13 +684,73 @@ static json_t *method_show(struct ks_manager *m, const struct ks_actor *a, json_
         return NULL;
 }
 
+/* Files named in ReloadFailed's message; the others are counted ("and 3 more"). */
+#define RELOAD_MESSAGE_FILES 5
+
+/*
+ * "2 policy files could not be loaded: new.policy (not loaded: there is no
+ * earlier version), web.policy (its earlier version stays in use)", and
+ * killswitch.conf's problems: per file, what is in use now.
+ */
+static char *reload_message(struct ks_manager *m, size_t conf_problems)
+{
+        size_t size = 0, failed = 0, named = 0;
+        char *s = NULL;
+        FILE *f;
+
+        for (size_t i = 0; i < m->store.n; i++)
+                failed += m->store.items[i].errors.n > 0;
+        f = open_memstream(&s, &size);
+        if (!f)
+                return NULL;
+        if (failed > 0)
+                fprintf(f, "%zu policy file%s could not be loaded: ", failed, failed == 1 ? "" : "s");
+        for (size_t i = 0; i < m->store.n; i++) {
+                const struct ks_policy_entry *en = &m->store.items[i];
+
+                if (en->errors.n == 0 || named++ >= RELOAD_MESSAGE_FILES)
+                        continue;
+                fprintf(f, "%s%s.policy (%s)", named > 1 ? ", " : "", en->name,
+                        en->policy ? "its earlier version stays in use" : "not loaded: there is no earlier version");
+        }
+        if (named > RELOAD_MESSAGE_FILES)
+                fprintf(f, " and %zu more", named - RELOAD_MESSAGE_FILES);
+        if (conf_problems > 0)
+                fprintf(f, "%s" CONF_FILE " has %zu problem%s: the triggers they concern are disarmed",
+                        failed > 0 ? "; " : "", conf_problems, conf_problems == 1 ? "" : "s");
+        if (fclose(f) != 0) {
+                free(s);
+                return NULL;
+        }
+        return s;
+}
+
+/* killswitch.conf's problems as an entry of "failed" (no policy is named so: policy names have no dot). */
+static int reload_conf_failure(struct ks_manager *m, json_t *reply)
+{
+        const struct ks_diags *problems = triggers_problems(m->triggers);
+        _cleanup_free_ char *file = NULL;
+
+        if (problems->n == 0)
+                return 0;
+        if (asprintf(&file, "%s/%s", m->config_dir, CONF_FILE) < 0)
+                return -ENOMEM;
+        return json_array_append_new(json_object_get(reply, "failed"),
+                                     json_pack("{s:s, s:s, s:o}", "name", CONF_FILE, "file", file, "errors",
+                                               diags_json(problems))) < 0 ? -ENOMEM : 0;
+}
+
 static json_t *reload_reply(struct ks_manager *m, int r, size_t failed, const struct ks_error *e)
 {
+        size_t conf_problems = triggers_problems(m->triggers)->n;
+        _cleanup_free_ char *msg = NULL;
         json_t *o;
 
         o = store_json(m, "loaded");
-        if (!o)
+        if (!o || reload_conf_failure(m, o) < 0) {
+                json_decref(o);
                 return NULL;
+        }
         /* What the policies that loaded probably do not mean (also logged): "FILE:LINE: warning: ...". */
         json_object_set_new(o, "warnings", diags_json(&m->policy_warnings));
         /* "loaded" lists names only. */
@@ -706,10 +766,10 @@ static json_t *reload_reply(struct ks_manager *m, int r, size_t failed, const st
                 json_decref(o);
                 return reply_from_error(e, NULL, NULL);
         }
-        if (failed > 0)
-                return reply_error(KS_ERR_RELOAD, o, "%zu policy file%s could not be loaded; their previous "
-                                   "versions stay in use", failed, failed == 1 ? "" : "s");
-        return reply_ok(o);
+        if (failed == 0 && conf_problems == 0)
+                return reply_ok(o);
+        msg = reload_message(m, conf_problems);
+        return reply_error(KS_ERR_RELOAD, o, "%s", msg ? msg : "Some files could not be loaded");
 }
 
 static void on_reloaded(struct ks_manager *m, void *userdata, int r, size_t failed, const struct ks_error *e)

@@ -28,6 +28,8 @@
 #define TRIGGER_ID_MAX (sizeof("path:") + CONF_NAME_MAX)
 /* A second without an over-rate event ends a streak (events come at up to 10 a second while over). */
 #define TRIPWIRE_GAP_USEC (1500ULL * 1000ULL)
+/* How often a path trigger whose directory went away looks for it again. */
+#define REWATCH_USEC (1000ULL * 1000ULL)
 
 struct path_watch {
         struct ks_triggers *t;
@@ -35,15 +37,18 @@ struct path_watch {
         char id[TRIGGER_ID_MAX];                /* "path:NAME" */
         char *dir;
         char *base;
-        sd_event_source *source;
+        sd_event_source *source;                /* NULL: disarmed, its directory went away (rewatch) */
+        char refused[PATH_MAX + 64];            /* why the last rewatch was refused, logged once */
 };
 
 struct ks_triggers {
         struct triggers_context ctx;
         struct ks_conf conf;
+        struct ks_diags problems;               /* of killswitch.conf: the triggers they concern are disarmed */
         struct path_watch *watches;
         size_t n_watches;
         sd_event_source *recheck;               /* defer: fire for files that are there */
+        sd_event_source *rewatch;               /* timer: watch again the directories that went away */
 
         sd_event_source *heartbeat;             /* CLOCK_BOOTTIME */
         uint64_t heartbeat_deadline;            /* boottime; 0 when not armed */
@@ -205,7 +210,7 @@ static int on_recheck(sd_event_source *s, void *userdata)
 
         t->recheck = sd_event_source_disable_unref(t->recheck);
         for (size_t i = 0; i < t->n_watches; i++)
-                if (!state(t)->isolated || !state_fired(state(t), t->watches[i].id))
+                if (t->watches[i].source && (!state(t)->isolated || !state_fired(state(t), t->watches[i].id)))
                         check_path(&t->watches[i], "exists");
         return 0;
 }
@@ -217,6 +222,8 @@ static void schedule_recheck(struct ks_triggers *t)
                 log_error("Cannot check the path triggers' files");
 }
 
+static void schedule_rewatch(struct ks_triggers *t);
+
 static int on_inotify(sd_event_source *s, const struct inotify_event *ev, void *userdata)
 {
         struct path_watch *w = userdata;
@@ -225,14 +232,77 @@ static int on_inotify(sd_event_source *s, const struct inotify_event *ev, void *
                 schedule_recheck(w->t);
                 return 0;
         }
-        if (ev->mask & IN_IGNORED) {
-                log_error("Path trigger %s: directory %s was removed; the trigger is disarmed until the next "
-                          "reload or restart", w->conf->name, w->dir);
+        /* The directory is gone (or renamed: the watch would follow it): watch the path again once it is back. */
+        if (ev->mask & (IN_IGNORED | IN_MOVE_SELF)) {
+                log_error("Path trigger %s: directory %s was %s; the trigger is disarmed until it is back",
+                          w->conf->name, w->dir, ev->mask & IN_IGNORED ? "removed" : "renamed");
+                w->source = sd_event_source_disable_unref(w->source);
+                w->refused[0] = '\0';
+                schedule_rewatch(w->t);
                 return 0;
         }
         if (ev->len > 0 && strcmp(ev->name, w->base) == 0)
                 check_path(w, "appeared");
         return 0;
+}
+
+/* Watch w's directory; the checks of triggers_check() again, as at a reload (refused: -EPERM, why in w->refused). */
+static int watch_dir(struct ks_triggers *t, struct path_watch *w)
+{
+        struct stat st;
+
+        if (stat(w->dir, &st) < 0)
+                return -errno;
+        if (!S_ISDIR(st.st_mode))
+                return -ENOTDIR;
+        if (path_only_root_writes(w->conf->path, w->refused, sizeof(w->refused)) < 0)
+                return -EPERM;
+        return sd_event_add_inotify(t->ctx.event, &w->source, w->dir, IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE |
+                                    IN_ATTRIB | IN_ONLYDIR | IN_MOVE_SELF, on_inotify, w);
+}
+
+static int on_rewatch(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct ks_triggers *t = userdata;
+        bool again = false;
+
+        for (size_t i = 0; i < t->n_watches; i++) {
+                struct path_watch *w = &t->watches[i];
+                char before[sizeof(w->refused)];
+                int r;
+
+                if (w->source)
+                        continue;
+                memcpy(before, w->refused, sizeof(before));
+                r = watch_dir(t, w);
+                if (r == -EPERM && strcmp(before, w->refused) != 0)
+                        log_error("Path trigger %s: %s is back, but %s: others could create the file; the trigger "
+                                  "stays disarmed", w->conf->name, w->dir, w->refused);
+                again = again || r < 0;
+                if (r >= 0)
+                        log_info("Path trigger %s: %s is back; armed again", w->conf->name, w->dir);
+        }
+        if (again)
+                schedule_rewatch(t);
+        /* The file may have come with its directory. */
+        schedule_recheck(t);
+        return 0;
+}
+
+static void schedule_rewatch(struct ks_triggers *t)
+{
+        uint64_t at = now_monotonic_usec() + REWATCH_USEC;
+        int r;
+
+        if (t->rewatch) {
+                r = sd_event_source_set_time(t->rewatch, at);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(t->rewatch, SD_EVENT_ONESHOT);
+        } else {
+                r = sd_event_add_time(t->ctx.event, &t->rewatch, CLOCK_MONOTONIC, at, 100 * 1000, on_rewatch, t);
+        }
+        if (r < 0)
+                log_error_errno(r, "Cannot watch for the path triggers' directories: %m");
 }
 
 static int watch_path(struct ks_triggers *t, const struct ks_conf_path *p, struct path_watch *w)
@@ -248,8 +318,7 @@ static int watch_path(struct ks_triggers *t, const struct ks_conf_path *p, struc
         w->base = strdup(basename(b));
         if (!w->dir || !w->base)
                 return -ENOMEM;
-        r = sd_event_add_inotify(t->ctx.event, &w->source, w->dir,
-                                 IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB | IN_ONLYDIR, on_inotify, w);
+        r = watch_dir(t, w);
         if (r < 0)
                 return r;
         log_info("Path trigger %s: isolating with policy %s when %s appears", p->name, p->policy, p->path);
@@ -416,6 +485,8 @@ struct ks_triggers *triggers_free(struct ks_triggers *t)
         }
         free(t->watches);
         sd_event_source_disable_unref(t->recheck);
+        sd_event_source_disable_unref(t->rewatch);
+        diags_clear(&t->problems);
         sd_event_source_disable_unref(t->heartbeat);
         nflog_free(t->nflog);
         conf_clear(&t->conf);
@@ -459,12 +530,9 @@ static void setup(struct ks_triggers *t)
         schedule_recheck(t);
 }
 
-void triggers_load(struct ks_triggers **old, const struct triggers_context *ctx, struct ks_diags *diags)
+void triggers_load(struct ks_triggers **old, const struct triggers_context *ctx)
 {
-        struct ks_diags local = {};
-        struct ks_diags *d = diags ? diags : &local;
         struct ks_triggers *t = calloc(1, sizeof(*t));
-        size_t before = d->n;
         int r;
 
         if (!t) {
@@ -472,12 +540,11 @@ void triggers_load(struct ks_triggers **old, const struct triggers_context *ctx,
                 return;
         }
         t->ctx = *ctx;
-        r = triggers_check(ctx->config_dir, ctx->store, &t->conf, d);
-        for (size_t i = before; i < d->n; i++)
-                log_error("%s (the trigger is disarmed)", d->msgs[i]);
+        r = triggers_check(ctx->config_dir, ctx->store, &t->conf, &t->problems);
+        for (size_t i = 0; i < t->problems.n; i++)
+                log_error("%s (the trigger is disarmed)", t->problems.msgs[i]);
         if (r < 0)
                 log_error_errno(r, "Cannot load %s/%s: %m", ctx->config_dir, CONF_FILE);
-        diags_clear(&local);
         /* The old triggers go first: the NFLOG group can only be bound once. */
         *old = triggers_free(*old);
         *old = t;
@@ -512,17 +579,24 @@ void triggers_state_changed(struct ks_triggers *t)
         schedule_recheck(t);
 }
 
+const struct ks_diags *triggers_problems(const struct ks_triggers *t)
+{
+        static const struct ks_diags none = {};
+
+        return t ? &t->problems : &none;
+}
+
 json_t *triggers_json(struct ks_triggers *t)
 {
-        json_t *paths = json_array(), *hb = json_null(), *tw = json_null();
+        json_t *paths = json_array(), *hb = json_null(), *tw = json_null(), *problems = json_array();
         char buf[TIMESPEC_RFC3339_MAX];
 
         for (size_t i = 0; t && i < t->n_watches; i++) {
                 const struct path_watch *w = &t->watches[i];
 
-                json_array_append_new(paths, json_pack("{s:s, s:s, s:s, s:b}", "name", w->conf->name, "path",
-                                                       w->conf->path, "policy", w->conf->policy, "fired",
-                                                       state_fired(state(t), w->id)));
+                json_array_append_new(paths, json_pack("{s:s, s:s, s:s, s:b, s:b}", "name", w->conf->name, "path",
+                                                       w->conf->path, "policy", w->conf->policy, "armed",
+                                                       w->source != NULL, "fired", state_fired(state(t), w->id)));
         }
         if (t && t->conf.heartbeat.enabled) {
                 uint64_t now = now_boottime_usec(), left = t->heartbeat_deadline > now ? t->heartbeat_deadline - now : 0;
@@ -546,5 +620,8 @@ json_t *triggers_json(struct ks_triggers *t)
                                t->tripwire_installed, "fired", state_fired(state(t), "tripwire"), "events",
                                (json_int_t)t->events);
         }
-        return json_pack("{s:o, s:o, s:o}", "paths", paths, "heartbeat", hb, "tripwire", tw);
+        for (size_t i = 0; t && i < t->problems.n; i++)
+                json_array_append_new(problems, json_string(t->problems.msgs[i]));
+        return json_pack("{s:o, s:o, s:o, s:o}", "paths", paths, "heartbeat", hb, "tripwire", tw, "problems",
+                         problems);
 }

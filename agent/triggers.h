@@ -21,7 +21,8 @@
  *
  * - [PathTrigger NAME]: inotify on the parent directory (sd-event); the file
  *   appearing fires, and so does a file that is there at start or after a
- *   restore (the condition still holds).
+ *   restore (the condition still holds). A directory removed or renamed
+ *   (a tmpfiles clean, a package upgrade) disarms it until it is back.
  * - [Heartbeat]: a CLOCK_BOOTTIME timer that `killswitchctl heartbeat` pushes
  *   back; the first deadline counts from the start (or the last restore).
  * - [EgressTripwire]: the kernel logs over-rate packets on the uplinks to an
@@ -54,10 +55,13 @@ int triggers_check(const char *config_dir, struct ks_store *store, struct ks_con
 
 /*
  * (Re-)read killswitch.conf and set up its good triggers, replacing the
- * current ones; problems are logged (and added to diags if not NULL). Never
+ * current ones; problems are logged and kept (triggers_problems()). Never
  * fails the agent: a broken trigger is simply not armed.
  */
-void triggers_load(struct ks_triggers **t, const struct triggers_context *ctx, struct ks_diags *diags);
+void triggers_load(struct ks_triggers **t, const struct triggers_context *ctx);
+
+/* The problems of killswitch.conf at the last load, "FILE:LINE: message"; the triggers they concern are disarmed. */
+const struct ks_diags *triggers_problems(const struct ks_triggers *t);
 
 /* After every change of the state: the trip-wire only while normal; re-arm after a restore. NULL: nothing. */
 void triggers_state_changed(struct ks_triggers *t);
@@ -69,7 +73,11 @@ void triggers_reassert(struct ks_triggers *t);
 int triggers_heartbeat(struct ks_triggers *t, const char *config_dir, uint64_t *ret_deadline_usec,
                        struct ks_error *e);
 
-/* {"paths":[{name, path, policy, fired}], "heartbeat":{...}|null, "tripwire":{...}|null} for status. */
+/*
+ * {"paths":[{name, path, policy, armed, fired}], "heartbeat":{...}|null, "tripwire":{...}|null,
+ * "problems":[...]} for status. A path trigger whose directory went away is not armed until the
+ * directory is back (looked for every second, with the checks of a reload).
+ */
 json_t *triggers_json(struct ks_triggers *t);
 
 /* [Restore] of killswitch.conf: the approvals a restore needs (1 if none) and how long a request waits. */

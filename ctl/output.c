@@ -489,6 +489,57 @@ static void print_trigger(FILE *f, const char *trigger)
                 print_line(f, "Trigger", trigger);
 }
 
+/* One trigger's word: "fired" (in this incident), "armed", or "NOT ARMED". */
+static const char *trigger_word(json_t *t, bool armed)
+{
+        if (json_is_true(json_object_get(t, "fired")))
+                return "fired";
+        return armed ? "armed" : "NOT ARMED";
+}
+
+/*
+ * "Triggers: path panic: armed; heartbeat: armed; tripwire: NOT ARMED", then
+ * killswitch.conf's problems, one a line: the triggers they concern are disarmed.
+ * Nothing if killswitch.conf has neither triggers nor problems.
+ */
+static void print_triggers(FILE *f, json_t *status)
+{
+        json_t *triggers = json_object_get(status, "triggers");
+        bool isolated = strcmp(json_str(status, "state") ?: "", "isolated") == 0;
+        json_t *paths = json_object_get(triggers, "paths"), *problems = json_object_get(triggers, "problems");
+        json_t *hb = json_object_get(triggers, "heartbeat"), *tw = json_object_get(triggers, "tripwire"), *v;
+        size_t i, n = 0;
+
+        if (json_array_size(paths) == 0 && !json_is_object(hb) && !json_is_object(tw) &&
+            json_array_size(problems) == 0)
+                return;
+        field(f, "Triggers");
+        json_array_foreach(paths, i, v) {
+                /* An agent without "armed" arms every listed one. */
+                bool armed = !json_is_false(json_object_get(v, "armed"));
+
+                fprintf(f, "%spath ", n++ ? "; " : "");
+                fputs_safe(json_str(v, "name") ?: "?", f);
+                fprintf(f, ": %s%s", trigger_word(v, armed), armed ? "" : " (its directory is gone; armed again "
+                        "once it is back)");
+        }
+        if (json_is_object(hb))
+                fprintf(f, "%sheartbeat: %s", n++ ? "; " : "", trigger_word(hb, json_str(hb, "deadline") != NULL));
+        /* The trip-wire's table is there only while normal. */
+        if (json_is_object(tw))
+                fprintf(f, "%stripwire: %s", n++ ? "; " : "",
+                        isolated && !json_is_true(json_object_get(tw, "fired")) ? "paused while isolated" :
+                        trigger_word(tw, json_is_true(json_object_get(tw, "armed"))));
+        if (n == 0)
+                fputs("none armed", f);
+        fputc('\n', f);
+        json_array_foreach(problems, i, v) {
+                fprintf(f, "%*sdisarmed: ", LABEL_WIDTH + 2, "");
+                fputs_safe(json_string_value(v) ?: "?", f);
+                fputc('\n', f);
+        }
+}
+
 /* Four eyes: "Approval: restore requested by alice at ...; waiting for a second person until ...". */
 static void print_request(FILE *f, json_t *req, time_t now)
 {
@@ -576,6 +627,7 @@ void output_status(FILE *f, json_t *status, const struct output_flags *flags)
                 print_drops_by_uplink(f, json_object_get(status, "dropped_by_uplink"));
         }
         print_tried_out(f, json_object_get(status, "drops"));
+        print_triggers(f, status);
         print_protection(f, status);
 }
 

@@ -276,16 +276,43 @@ cp "$policy" "$KS_TMP/isolate.policy.good"
 check_exit 0 "isolate before reload tests" ctl isolate --reason "e2e: reload"
 bad_line=$(($(wc -l <"$policy") + 1))
 echo 'Ports=tcp:70000' >>"$policy"
+# And a new file, broken: an invalid Address= (no second, false "has no Address=" for it).
+printf '[Uplinks]\nInterface=wan0\n[Gateway a]\nAddress=203.0.113.7/24\nPorts=tcp:25\n' \
+	>"$KS_CONF/policies/new.policy"
 reload_out=$(ctl reload 2>&1)
 reload_rc=$?
 check "reload of a broken active policy fails (exit 1, got $reload_rc)" test "$reload_rc" -eq 1
 check "reload failure names isolate.policy:$bad_line:" contains "$reload_out" "isolate.policy:$bad_line:"
+check "reload failure says per file what is in use" contains "$reload_out" \
+	"2 policy files could not be loaded: isolate.policy (its earlier version stays in use), new.policy (not loaded: there is no earlier version)"
+check "reload failure: the invalid Address= is reported" contains "$reload_out" \
+	"new.policy:4: Address: \"203.0.113.7/24\": host bits set after the prefix"
+check "reload failure: no false \"has no Address=\" after it" not_matches "$reload_out" "has no Address="
+rm -f "$KS_CONF/policies/new.policy"
 check "after failed reload: still isolated by isolate" status_is 'd["state"] == "isolated" and d["policy"] == "isolate"'
 probes isolate "after failed reload" 'cut|mail|sip'
 policies_out=$(ctl policies 2>&1)
 check "after failed reload: policies lists isolate and mailonly" contains "$policies_out" isolate mailonly
 cp "$KS_TMP/isolate.policy.good" "$policy"
 check_exit 0 "reload of the repaired policy returns 0" ctl reload
+# A policy that is a link to a file of secrets (mis-named, or config management gone wrong): its
+# errors, which every user may read (Policies), quote no line whole and stop after 20 problems.
+{
+	for i in $(seq 30); do
+		printf 'user%02d:$6$0123456789abcdefghijklmnopqrstuvwxyz:SECRET%02d:20228:0:99999:7:::\n' "$i" "$i"
+	done
+	printf 'S%02d\n' $(seq 31 40)
+} >"$KS_TMP/shadow"
+chmod 0600 "$KS_TMP/shadow"
+ln -s "$KS_TMP/shadow" "$KS_CONF/policies/link.policy"
+check_exit 1 "reload with a link to a file of secrets fails (exit 1)" ctl reload
+policies_out=$(ctl_as_nobody policies 2>&1)
+check "policies (any user): the link's errors quote no secret" not_matches "$policies_out" "SECRET|S3[1-9]|S40"
+check "policies (any user): at most 20 problems for the file, then how many more" eval '
+	[ "$(grep -c "^$KS_CONF/policies/link.policy:[0-9]*: " <<<"$policies_out")" -eq 20 ] &&
+	grep -qF "$KS_CONF/policies/link.policy: ... and 21 more problems" <<<"$policies_out"'
+rm -f "$KS_CONF/policies/link.policy"
+check_exit 0 "reload without the link returns 0" ctl reload
 # A good edit of the policy in force is applied at once: drop the phone gateway.
 write_lab_policy isolate --no-phone
 check_exit 0 "reload of an edited active policy (no phone) returns 0" ctl reload

@@ -2,9 +2,11 @@
 # SPDX-License-Identifier: MIT
 #
 # End-to-end test of the triggers of issue 4 (killswitch.conf(5)) in the namespace lab (lib.sh):
-# configuration errors with FILE:LINE (and the agent running without the broken trigger); a path
-# trigger (the file appears: isolated within a second; once per incident; re-armed by a restore;
-# a file already there at start fires); the heartbeat (kept alive, then stopped: isolated); the
+# configuration errors with FILE:LINE (and the agent running without the broken trigger; reload
+# prints them and exits 1; status lists the triggers and what disarmed them); a path trigger (the
+# file appears: isolated within a second; once per incident; re-armed by a restore; a file already
+# there at start fires; its directory removed: reported as not armed, armed again once it is back
+# and only root can write it); the heartbeat (kept alive, then stopped: isolated); the
 # egress trip-wire (UDP from the LAN out through wan0 below the rate for longer than For=: nothing;
 # above it: isolated), measured by the kernel in table inet killswitch_tripwire.
 #
@@ -50,6 +52,8 @@ print(sent)' "$1" "$2"
 }
 
 # --- configuration errors ---------------------------------------------------------------------
+WW=$KS_TMP/world-writable
+mkdir -p "$WW" && chmod 0777 "$WW"
 cat >"$CONF" <<EOF
 [PathTrigger panic]
 Path=$PANIC
@@ -65,6 +69,9 @@ Timeout=5 fortnights
 Rate=1M
 For=2s
 Policy=nosuchpolicy
+
+[PathTrigger ww]
+Path=$WW/panic
 EOF
 out=$("$KILLSWITCHD" --check --config-dir "$KS_CONF" 2>&1)
 rc=$?
@@ -76,6 +83,24 @@ agent_start || die "killswitchd did not start with a broken killswitch.conf"
 check "broken killswitch.conf: agent runs, the good trigger is armed" \
 	status_is 'd["state"] == "normal" and [p["name"] for p in d["triggers"]["paths"]] == ["panic"] and d["triggers"]["heartbeat"] is None and d["triggers"]["tripwire"] is None'
 check "broken killswitch.conf: problems logged with FILE:LINE" grep -qF "$CONF:6: Path" "$KS_LOG"
+# A reload says so too: killswitchctl reload prints the problems as FILE:LINE and exits 1.
+out=$(ctl reload 2>&1)
+rc=$?
+check "reload with a broken killswitch.conf: exit 1 (got $rc)" test "$rc" -eq 1
+check "reload with a broken killswitch.conf: its problems as FILE:LINE, and what that means" \
+	contains "$out" "$CONF:6: Path: \"relative/path\"" "$CONF:9: Timeout: \"5 fortnights\": not a duration" \
+	"$CONF:14: Policy: \"nosuchpolicy\": no such policy" "$CONF:17: Path: \"$WW/panic\": $WW is writable by everyone" \
+	"killswitch.conf has 4 problems: the triggers they concern are disarmed"
+check "reload --json: killswitch.conf's problems in failed" eval "ctl --json reload | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+f = [x for x in d[\"failed\"] if x[\"name\"] == \"killswitch.conf\"]
+sys.exit(0 if len(f) == 1 and f[0][\"file\"] == \"$CONF\" and len(f[0][\"errors\"]) == 4 and d[\"loaded\"] else 1)'"
+out=$(ctl status)
+check "status: a Triggers line, the good trigger armed, the problems listed as disarming" \
+	contains "$out" "Triggers: path panic: armed" "disarmed: $CONF:9: Timeout: \"5 fortnights\"" \
+	"disarmed: $CONF:17: Path:"
+check "status --json: the problems under triggers" status_is 'len(d["triggers"]["problems"]) == 4'
 
 # --- path trigger -----------------------------------------------------------------------------
 printf '[PathTrigger panic]\nPath=%s\nPolicy=mailonly\n' "$PANIC" >"$CONF"
@@ -113,6 +138,40 @@ touch "$PANIC"
 agent_start || die "restart"
 check "path: a file already there at start fires" wait_until 10 isolated_by path:panic mailonly
 rm -f "$PANIC"
+ctl restore >/dev/null
+
+# --- path trigger: its directory removed and recreated ------------------------------------------
+# A tmpfiles clean or a package upgrade removes the directory: the trigger is disarmed and says so,
+# is armed again once the directory is back (with the checks of a reload), and fires.
+TRIG=$KS_TMP/trig
+mkdir -m 0755 "$TRIG"
+printf '[PathTrigger panic]\nPath=%s/panic\nPolicy=mailonly\n' "$TRIG" >"$CONF"
+check_exit 0 "dir: reload with a path trigger in its own directory" ctl reload
+path_armed() { status_is 'd["triggers"]["paths"][0]["armed"] is '"$1"; }
+check "dir: the trigger is armed" path_armed True
+rm -rf "$TRIG"
+check "dir removed: the trigger is reported as not armed" wait_until 10 path_armed False
+out=$(ctl status)
+check "dir removed: status says NOT ARMED" contains "$out" "Triggers: path panic: NOT ARMED"
+# Back, but writable by everyone: stays disarmed (logged once), until only root can write it.
+mkdir -m 0777 "$TRIG"
+check "dir back, writable by everyone: refused (logged)" \
+	wait_until 10 grep -q "Path trigger panic: $TRIG is back, but $TRIG is writable by everyone" "$KS_LOG"
+check "dir back, writable by everyone: still not armed" path_armed False
+chmod 0755 "$TRIG"
+check "dir root-only again: armed again" wait_until 10 path_armed True
+check "dir root-only again: normal, web reachable" web_ok
+touch "$TRIG/panic"
+check "dir back: the file fires -> isolated with mailonly" wait_until 10 isolated_by path:panic mailonly
+check "dir back: web cut" web_cut
+rm -f "$TRIG/panic"
+ctl restore >/dev/null
+# Removed, and back with the file already in it: the re-arm finds the file and fires.
+rm -rf "$TRIG"
+check "dir removed again: not armed" wait_until 10 path_armed False
+mkdir -m 0755 "$TRIG" && touch "$TRIG/panic"
+check "dir back with the file in it: fires -> isolated with mailonly" wait_until 10 isolated_by path:panic mailonly
+rm -rf "$TRIG"
 ctl restore >/dev/null
 
 # --- heartbeat --------------------------------------------------------------------------------
