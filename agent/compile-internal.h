@@ -309,6 +309,9 @@ int emit_payload(struct nftnl_rule *rule, uint32_t base, uint32_t offset, uint32
 int emit_lookup(struct nftnl_rule *rule, uint32_t sreg, const char *set);
 int emit_counter_ref(struct nftnl_rule *rule, const char *counter);
 int emit_verdict(struct nftnl_rule *rule, int verdict, const char *chain);
+/* Source-routed packets to this host dropped, counted on P/dropped_in: the first rules of P/inbound, P/link_in. */
+int build_source_route_drops(const struct stage *st, const char *chain);
+
 /*
  * Which of a version 1 gateway's rules build_gateway_rules emits: all, only the
  * head (the exact sets' rule for connections this side opens: the source port

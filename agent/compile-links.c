@@ -8,7 +8,9 @@
  * does (compile_links_table, after each rebuild): counters under the inet
  * table's names, copies of P's gateway sets, address sets P/gw_X_addr_vN, and
  *
- *   chain P/link_in   meta protocol arp meta iiftype ether ether type arp accept
+ *   chain P/link_in   first, source-routed packets (to this host, or any):
+ *                     ip option lsrr|ssrr exists, exthdr rt exists counter ... drop
+ *                     meta protocol arp meta iiftype ether ether type arp accept
  *                     meta protocol arp meta iiftype != ether accept
  *                     entries kept by their ports alone (no peers: a [Service] with From=any,
  *                     a connection-matched gateway without addresses): tcp sport 443 accept
@@ -28,8 +30,8 @@
  *                     meta protocol ip meta oiftype != ether @nh,0,4 != 4 counter ... drop
  *                     (the same for ip6); then as P/link_in, with destinations
  *
- * After P/link_out's guards (first: they drop), every rule before the drops
- * accepts and has no other effect (no counter, limit or set update: the table
+ * After P/link_in's source-route drops and P/link_out's guards (first: they
+ * drop), every rule before the drops accepts and has no other effect (no counter, limit or set update: the table
  * is uncounted), so the order decides no verdict; it decides how many rules a packet passes before the one that
  * keeps it. ARP first (neighbour resolution), then what every packet of a
  * kept flow meets, in order of cost: the port-only entries (a compare or two,
@@ -682,8 +684,8 @@ static int build_regular_chain(struct ks_ruleset *r, const char *table, const ch
 
 /*
  * P/link_in and P/link_out: what the device chains jump to while P is in
- * force. After the guards of P/link_out, which drop, every rule before the
- * drops accepts, so the order decides no verdict, only how many rules a kept
+ * force. After the source-route drops of P/link_in and the guards of
+ * P/link_out, which drop, every rule before the drops accepts, so the order decides no verdict, only how many rules a kept
  * packet passes first (the header comment): ARP,
  * the entries kept by their ports (compares), the gateways and the entries
  * with peers (lookups), then the rare packets' rules.
@@ -698,6 +700,8 @@ static int build_link_chains(const struct stage *st, const struct ks_policy *p, 
                 k = build_regular_chain(st->r, st->table, chain);
                 if (k >= 0 && !inbound)
                         k = build_label_guards(st, chain);
+                if (k >= 0 && inbound)
+                        k = build_source_route_drops(st, chain);
                 if (k >= 0)
                         k = build_arp_rules(st, chain, inbound);
                 if (k >= 0)

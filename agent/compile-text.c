@@ -556,12 +556,23 @@ static void text_tail_rules(FILE *f, const struct ks_policy *p, bool inbound)
         }
 }
 
+/* build_source_route_drops() */
+static void text_source_route_drops(FILE *f, const char *policy)
+{
+        static const char *const matches[] = { "ip option lsrr exists", "ip option ssrr exists", "exthdr rt exists" };
+
+        for (size_t i = 0; i < ELEMENTSOF(matches); i++)
+                fprintf(f, "\t\t%s counter name \"%s" COMPILE_NAME_SEP COUNTER_DROPPED_IN "\" drop\n", matches[i], policy);
+}
+
 static void text_chains(FILE *f, const struct ks_policy *p, const struct norm *n)
 {
         const size_t related_at = related_rules_at(p), hoisted = gateways_hoisted(p);
 
         for (int inbound = 1; inbound >= 0; inbound--) {
                 fprintf(f, "\tchain %s" COMPILE_NAME_SEP "%s {\n", p->name, inbound ? "inbound" : "outbound");
+                if (inbound)
+                        text_source_route_drops(f, p->name);
                 /*
                  * Services before the gateways. Every rule here accepts, so the order
                  * decides only which counter counts a packet that several entries keep;

@@ -14,7 +14,8 @@
  *                        { type ipv4_addr }                              (all traffic, exact entries)
  *   set P/gw_NAME_v4r/_v6r  the same with flags interval: prefixes and port ranges
  *   set P/gw_NAME_ping_v4/_v6 { type ipv4_addr; flags interval }         (Ports= and Ping=yes)
- *   chain P/inbound      the services: ct direction D <conntrack tuple key> @P/svc_NAME_vX[r]
+ *   chain P/inbound      source-routed packets dropped first (build_source_route_drops);
+ *                        the services: ct direction D <conntrack tuple key> @P/svc_NAME_vX[r]
  *                        counter accept (before the gateways: text_chains() says why);
  *                        saddr [. l4proto . sport|dport] @P/gw_NAME_vX[r] counter accept;
  *                        saddr @P/gw_NAME_ping_vX icmp echo counter accept; ...;
@@ -66,6 +67,7 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/rtnetlink.h>
 #include <netinet/in.h>
+#include <netinet/ip.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -1669,6 +1671,73 @@ static int build_hold_rule(const struct stage *st)
         return rule ? emit_verdict(rule, NF_DROP, NULL) : -ENOMEM;
 }
 
+/* exthdr OP TYPE exists => reg 1: "ip option lsrr exists", "exthdr rt exists" */
+static int emit_exthdr_exists(struct nftnl_rule *rule, uint32_t op, uint8_t type)
+{
+        struct nftnl_expr *e = rule_expr(rule, "exthdr");
+
+        if (!e)
+                return -ENOMEM;
+        nftnl_expr_set_u32(e, NFTNL_EXPR_EXTHDR_DREG, NFT_REG_1);
+        nftnl_expr_set_u8(e, NFTNL_EXPR_EXTHDR_TYPE, type);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_EXTHDR_OFFSET, 0);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_EXTHDR_LEN, 1);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_EXTHDR_FLAGS, NFT_EXTHDR_F_PRESENT);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_EXTHDR_OP, op);
+        return 0;
+}
+
+/*
+ * A packet addressed to this host that names a next hop, an IPv4 loose or
+ * strict source route or an IPv6 routing header, is sent on by the kernel
+ * after prerouting if accept_source_route (seg6_enabled, rpl_seg_enabled) is
+ * on, and the forward hook only judges what leaves by an uplink: kept as
+ * "addressed to the gateway" (a service on its address, the link upkeep), it
+ * reached any LAN host (the audit of the cut, finding 3). No entry needs one,
+ * so they are dropped first, in P/inbound and P/link_in:
+ *   ip option lsrr exists counter name "P/dropped_in" drop
+ *   ip option ssrr exists counter name "P/dropped_in" drop
+ *   exthdr rt exists counter name "P/dropped_in" drop
+ * Every routing header, not only one with segments left: the kernel walks on
+ * from one with segments left 0 to the next, and nft reads only the first
+ * ("rt seg-left != 0" let an SRH behind a type 0 header with segments left 0
+ * through). A packet without options passes the first two by its header length.
+ */
+int build_source_route_drops(const struct stage *st, const char *chain)
+{
+        static const struct {
+                enum family f;
+                uint32_t op;
+                uint8_t type;
+        } kinds[] = {
+                { V4, NFT_EXTHDR_OP_IPV4, IPOPT_LSRR },
+                { V4, NFT_EXTHDR_OP_IPV4, IPOPT_SSRR },
+                { V6, NFT_EXTHDR_OP_IPV6, IPPROTO_ROUTING },
+        };
+        char counter[COMPILE_NAME_SIZE];
+
+        stage_name(counter, st, "%s", COUNTER_DROPPED_IN);
+        for (size_t i = 0; i < ELEMENTSOF(kinds); i++) {
+                struct nftnl_rule *rule = rule_new(st, chain);
+                int k;
+
+                if (!rule)
+                        return -ENOMEM;
+                k = emit_family(rule, st, kinds[i].f);
+                if (k >= 0)
+                        k = emit_exthdr_exists(rule, kinds[i].op, kinds[i].type);
+                if (k >= 0)
+                        k = emit_cmp_u8(rule, NFT_REG_1, 1);
+                if (k >= 0)
+                        k = emit_counter_ref(rule, counter);
+                if (k >= 0)
+                        k = emit_verdict(rule, NF_DROP, NULL);
+                if (k < 0)
+                        return k;
+        }
+        return 0;
+}
+
 static int build_rules(const struct stage *st, const struct ks_policy *p, const struct norm *n)
 {
         const size_t related_at = related_rules_at(p), hoisted = gateways_hoisted(p);
@@ -1677,6 +1746,8 @@ static int build_rules(const struct stage *st, const struct ks_policy *p, const 
 
         for (int inbound = 1; inbound >= 0 && k >= 0; inbound--) {
                 stage_name(chain, st, "%s", inbound ? "inbound" : "outbound");
+                if (inbound)
+                        k = build_source_route_drops(st, chain);
                 /* Services first, ICMP errors where related_rules_at() says, the link upkeep last: text_chains(). */
                 for (size_t i = 0; i < p->n_services && k >= 0; i++) {
                         if (i == related_at)

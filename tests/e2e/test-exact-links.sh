@@ -12,6 +12,8 @@
 #   - a raw AF_PACKET send through the qdisc from a process with only CAP_NET_RAW;
 #   - an uplink renamed while the agent is not running (found by the ifindex in the state file);
 #   - another manager binding chains to wan0 in a loop (the rate limit of re-assertion);
+#   - source-routed packets (IPv4 LSRR/SSRR, an IPv6 routing header) from the internet addressed to
+#     the gateway and routed on to a LAN host, with accept_source_route/seg6_enabled on;
 # and each of the first five is audited as tamper (status, history). A raw send with
 # PACKET_QDISC_BYPASS is cut as well on this kernel; the last part shows where nftables ends: a tc
 # egress redirect (CAP_NET_ADMIN) skips the netfilter egress hook (docs/design.md).
@@ -472,6 +474,54 @@ check "restore: no chain of ours bound to a device (the link layer stays staged,
 	test -z "$(n_gw nft list table netdev killswitch_links | grep hook)"
 check "restore: web v4 from lan reachable" tcp_echo lan 192.0.2.80 80
 check "restore: status --json layers only link tracking" status_is 'd["layers"] == ["link tracking"]'
+
+# --- source routing through the gateway ---------------------------------------------------------
+# With accept_source_route=1 / seg6_enabled=1 on the uplink (not the kernel's defaults), a packet
+# from the internet addressed to the gateway, with an IPv4 loose/strict source route or an IPv6
+# routing header naming a LAN host, is the gateway's own in prerouting (the DHCP and ND upkeep
+# keep it) and is then forwarded to the LAN, where no chain of ours judges it (the audit of the
+# cut, finding 3): dropped first while isolated, also an SRH behind a routing header whose segments
+# left is 0 (the kernel walks on to it). Counted at the LAN host before anything there.
+SRCROUTE_PY=$KS_REPO/tests/e2e/srcroute.py
+N_SR=5
+n_gw sysctl -q -w net.ipv4.conf.all.accept_source_route=1 net.ipv4.conf.wan0.accept_source_route=1 \
+	net.ipv6.conf.all.seg6_enabled=1 net.ipv6.conf.wan0.seg6_enabled=1 || die "sysctls on gw"
+rx_counter_add lan sr_v4 "ip saddr 198.51.100.2 udp sport 67 udp dport 68" || die "rx counter"
+rx_counter_add lan sr_v6 "ip6 saddr 2001:db8:100::2 icmpv6 type nd-neighbor-advert" || die "rx counter"
+sr_dropped() {
+	local n
+	n=$(n_gw nft list counter netdev killswitch_links isolate/dropped_in | awk '$1 == "packets" { print $2 }')
+	echo "${n:-0}"
+}
+# sr_judged C L0 D0 — all N_SR packets reached the LAN (counter C) or were dropped at the gateway
+sr_judged() { [ $(($(rx_count lan "$1") - $2 + $(sr_dropped) - $3)) -ge $N_SR ]; }
+# sr_arrived COUNTER ARGS... — send N_SR packets of srcroute.py ARGS from inet, wait until each was
+# judged (read at the LAN host or counted as dropped: order, not timing), print how many arrived
+sr_arrived() {
+	local c=$1 lan0 drop0
+	shift
+	lan0=$(rx_count lan "$c")
+	drop0=$(sr_dropped)
+	n_inet python3 "$SRCROUTE_PY" "$@" >/dev/null || { echo "send failed"; return; }
+	wait_until 10 sr_judged "$c" "$lan0" "$drop0"
+	echo $(($(rx_count lan "$c") - lan0))
+}
+sr_v4() { sr_arrived sr_v4 v4 198.51.100.2 198.51.100.1 10.0.1.2 $N_SR "$@"; }
+sr_v6() { sr_arrived sr_v6 v6 2001:db8:100::2 2001:db8:100::1 fd00:1::2 $N_SR "$@"; }
+check "normal, sysctls on: LSRR via the gateway reaches the LAN ($N_SR of $N_SR)" test "$(sr_v4)" = $N_SR
+check "normal, sysctls on: SRH via the gateway reaches the LAN ($N_SR of $N_SR)" test "$(sr_v6)" = $N_SR
+check_exit 0 "source routing: isolate returns 0" ctl isolate --reason "e2e: source routing"
+dropped0=$(sr_dropped)
+check "isolated: LSRR udp 67->68 via the gateway to 10.0.1.2: none arrive" test "$(sr_v4)" = 0
+check "isolated: SSRR udp 67->68 via the gateway to 10.0.1.2: none arrive" test "$(sr_v4 --strict)" = 0
+check "isolated: SRH ICMPv6 NA via the gateway to fd00:1::2: none arrive" test "$(sr_v6)" = 0
+check "isolated: SRH behind a type 0 routing header (segments left 0): none arrive" test "$(sr_v6 --rh0)" = 0
+check "isolated: the source-routed packets counted on isolate/dropped_in (link layer)" \
+	test "$(sr_dropped)" -ge $((dropped0 + 3 * N_SR))
+cut_and_gateways "source routing"
+check_exit 0 "source routing: restore returns 0" ctl restore --reason "e2e: source routing over"
+n_gw sysctl -q -w net.ipv4.conf.all.accept_source_route=0 net.ipv4.conf.wan0.accept_source_route=0 \
+	net.ipv6.conf.all.seg6_enabled=0 net.ipv6.conf.wan0.seg6_enabled=0
 
 agent_log_tail >/dev/null
 summary

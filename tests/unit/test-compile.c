@@ -57,6 +57,12 @@
         "\t\tmeta l4proto != tcp meta l4proto != udp ip6 saddr . ip6 daddr . meta l4proto != @t/drops_v6_noport " \
         "counter name \"t/drops_overflow\"\n"
 
+
+/* The first rules of P/inbound: source-routed packets dropped (build_source_route_drops). */
+#define SOURCE_ROUTE_DROPS(P)                                                                   \
+        "\t\tip option lsrr exists counter name \"" P "/dropped_in\" drop\n"                    \
+        "\t\tip option ssrr exists counter name \"" P "/dropped_in\" drop\n"                    \
+        "\t\texthdr rt exists counter name \"" P "/dropped_in\" drop\n"
 static struct ks_policy *parse(const char *text)
 {
         struct ks_diags d = {};
@@ -235,7 +241,7 @@ static void test_isolate_shape(void **state)
          * upkeep (only what is addressed to the gateway itself: rare packets, after the rules
          * every kept packet meets), then the counted tail per uplink.
          */
-        assert_non_null(strstr(t, "\tchain t/inbound {\n"
+        assert_non_null(strstr(t, "\tchain t/inbound {\n" SOURCE_ROUTE_DROPS("t")
                 "\t\tip saddr . meta l4proto . th sport @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"
                 "\t\tip saddr . meta l4proto . th dport @t/gw_phone_v4 counter name \"t/gw_phone\" accept\n"
                 "\t\tip saddr . meta l4proto . th sport @t/gw_phone_v4r counter name \"t/gw_phone\" accept\n"
@@ -808,7 +814,7 @@ static void test_options_off(void **state)
         assert_null(strstr(t, "ct state"));
         assert_null(strstr(t, "errors_"));
         assert_null(strstr(t, "reject"));
-        assert_non_null(strstr(t, "\tchain t/inbound {\n"
+        assert_non_null(strstr(t, "\tchain t/inbound {\n" SOURCE_ROUTE_DROPS("t")
                 "\t\tip saddr @t/gw_g_v4 counter name \"t/gw_g\" accept\n"
                 "\t\tiifname \"wan0\" counter name \"t/dropped_in/wan0\" drop\n"
                 "\t\tcounter name \"t/dropped_in\" drop\n\t}\n"));
@@ -1135,7 +1141,7 @@ static void test_split_kinds(void **state)
          * after the services: a kept flow of the last gateway misses in one lookup per gateway
          * before it, not two. Then every gateway's other rules, in file order.
          */
-        assert_non_null(strstr(t, "\tchain t/inbound {\n"
+        assert_non_null(strstr(t, "\tchain t/inbound {\n" SOURCE_ROUTE_DROPS("t")
                 "\t\tip saddr . meta l4proto . th sport @t/gw_exact_v4 counter name \"t/gw_exact\" accept\n"
                 "\t\tip6 saddr . meta l4proto . th sport @t/gw_exact_v6 counter name \"t/gw_exact\" accept\n"
                 "\t\tip saddr . meta l4proto . th sport @t/gw_mixed_v4 counter name \"t/gw_mixed\" accept\n"
@@ -1346,7 +1352,7 @@ static void test_batch_small(void **state)
                 "[Gateway phone]\nAddress=203.0.113.5\nPorts=udp:5060 tcp:5061 udp:10000-20000\n"
                 "[Gateway mail]\nAddress=203.0.113.25 2001:db8:25::25\nPorts=tcp:25 tcp:465 tcp:587 tcp:993\n");
         struct ks_ruleset *r = NULL;
-        struct msg_info mi[128];
+        struct msg_info mi[160];
         struct batch_stats st;
 
         assert_int_equal(compile_table(pp(p), 1, "t", TABLE, &r), 0);
@@ -1354,7 +1360,8 @@ static void test_batch_small(void **state)
         /*
          * table, 2 + 2 + 2 * 2 counters, 5 sets (uplinks, phone's exact and range sets, mail's
          * two families) with one element message each, 7 chains (inbound, outbound, errors_in,
-         * errors_out, forward, local_out, hold), rules: inbound 6 of link upkeep, outbound none; 2 of
+         * errors_out, forward, local_out, hold), rules: inbound 3 source-route drops and 6 of link
+         * upkeep, outbound none; 2 of
          * ICMP errors and 4 * 2 of the gateways (two per set) in each; then the tail: inbound 2 + 1,
          * outbound (Reject=tcp) 2 * (2 + 1); errors_in and errors_out 4 * 4 each (four per set);
          * forward's local-source drop and its goto; local_out 8 of link upkeep and its goto; hold's
@@ -1362,7 +1369,7 @@ static void test_batch_small(void **state)
          * The drop sensor: its overflow counter, 8 sets without elements (4 and their _first twins), 12 rules before the
          * outbound tail.
          */
-        assert_int_equal(st.msgs, 1 + 8 + 5 * 2 + 7 + (6 + 2 + 8 + 3) + (2 + 8 + 6) + 2 * 16 + 2 + (8 + 1) + 1 + 3 +
+        assert_int_equal(st.msgs, 1 + 8 + 5 * 2 + 7 + (3 + 6 + 2 + 8 + 3) + (2 + 8 + 6) + 2 * 16 + 2 + (8 + 1) + 1 + 3 +
                          3 + 1 + 8 + 12);
         assert_int_equal(st.newsetelem, 5);
         assert_int_equal(st.elements, 2 + 2 + 1 + 4 + 4);
