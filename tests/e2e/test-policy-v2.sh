@@ -12,7 +12,9 @@
 # and out (signalling and RTP from the provider's /24 only); a static page on gw itself stays up.
 # Ping= of a gateway with Local= keeps echo with the Local= hosts only, through masquerade, and
 # only requests from the side Direction= lets open (v4 and v6), and no other ICMP type.
-# The same holds with the MX named by its inside address. killswitchd --check warns about the
+# The same holds with the MX named by its inside address. Behind a DNAT that changes the port
+# (2525 -> 25), the MX named by its public address and port is kept, v4 and v6, with and without
+# From=; named by the inside address and port it is cut (documented). killswitchd --check warns about the
 # traps of issue 14 and refuses a comma in an interface list.
 #
 # Every check prints "PASS: ..." or "FAIL: ..."; the last line is a summary. Exit 0 if all passed.
@@ -492,5 +494,47 @@ check "the agent logged the warning with FILE:LINE, once a reload (3 reloads: $(
 	test "$((logged - logged0))" -eq 3
 rm -f "$KS_CONF/policies/warn.policy"
 check "without that policy: none of its warnings in the reply" eval '[ "$(ctl --json reload | python3 -c "import json,sys; print(sum(\"warn.policy\" in x for x in json.load(sys.stdin)[\"warnings\"]))")" = 0 ]'
+
+# ---------------------------------------------------------------------------------------------
+note "a DNAT that changes the port (public 2525 -> inside 25): the service named by the public address and port"
+# killswitch.policy(5), [Service] Ports=: the link layer compares the port on the wire, before any
+# NAT; only the public address with the public port is kept by both layers (the audit of the cut,
+# finding 1: the inside address with the inside port was cut, 0 of 5).
+n_gw nft add rule inet lab_nat pre ip daddr 192.0.2.10 tcp dport 2525 dnat ip to 10.0.1.10:25 &&
+	n_gw nft add rule inet lab_nat pre ip6 daddr 2001:db8:10::10 tcp dport 2525 dnat ip6 to '[fd00:1::10]:25' ||
+	die "adding the port-changing DNAT rules"
+for p in mapped mappedfrom; do
+	{
+		printf '[Uplinks]\nInterface=wan0 wan1\n\n[Service mx]\nAddress=192.0.2.10 2001:db8:10::10\nPorts=tcp:2525\n'
+		[ $p = mappedfrom ] && printf 'From=198.18.0.7 2001:db8:77::7\n'
+	} >"$KS_CONF/policies/$p.policy"
+done
+printf '[Uplinks]\nInterface=wan0 wan1\n\n[Service mx]\nAddress=10.0.1.10 fd00:1::10\nPorts=tcp:25\n' \
+	>"$KS_CONF/policies/mappedinside.policy"
+check "reload with the port-mapping policies" ctl reload
+check_many <<'EOF'
++ [2525->25, normal] v4 to the public port | tcp_echo_from inet 198.18.0.7 192.0.2.10 2525
++ [2525->25, normal] v6 to the public port | tcp_echo_from inet 2001:db8:77::7 2001:db8:10::10 2525
+EOF
+check "isolate with the MX named by its public address and port" ctl isolate mapped
+check_many <<'EOF'
++ [2525->25, public/public] v4 kept                         | tcp_echo_from inet 198.18.0.7 192.0.2.10 2525
++ [2525->25, public/public] v6 kept                         | tcp_echo_from inet 2001:db8:77::7 2001:db8:10::10 2525
+- [2525->25, public/public] the public address's port 25 is not named | tcp_echo_from inet 198.18.0.7 192.0.2.10 25
+EOF
+check "switch to the same with From=" ctl isolate mappedfrom
+check_many <<'EOF'
++ [2525->25, public/public, From=] v4 from the peer kept    | tcp_echo_from inet 198.18.0.7 192.0.2.10 2525
++ [2525->25, public/public, From=] v6 from the peer kept    | tcp_echo_from inet 2001:db8:77::7 2001:db8:10::10 2525
+- [2525->25, public/public, From=] v4 from another host cut  | tcp_echo_from inet 203.0.113.77 192.0.2.10 2525
+- [2525->25, public/public, From=] v6 from another host cut  | tcp_echo_from inet 2001:db8:77::8 2001:db8:10::10 2525
+EOF
+# What the man page warns against: named by the inside address and port, the link layer drops it.
+check "switch to the MX named by its inside address and port" ctl isolate mappedinside
+check_many <<'EOF'
+- [2525->25, inside/inside] v4 cut by the link layer, as documented | tcp_echo_from inet 198.18.0.7 192.0.2.10 2525
+EOF
+check "restore" ctl restore
+rm -f "$KS_CONF/policies/mapped.policy" "$KS_CONF/policies/mappedfrom.policy" "$KS_CONF/policies/mappedinside.policy"
 
 summary
