@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* policy-lint.c (pure) against what this host has now: getifaddrs(3), if_nameindex(3). */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <ifaddrs.h>
 #include <net/if.h>
@@ -20,6 +21,8 @@ struct host_info {
         struct ks_prefix addrs[256];
         const char *names[256];
         const char *bridges[256];
+        struct ks_stacked stacked[256];
+        char lowers[256][IFNAMSIZ];
         struct if_nameindex *ifs;
         struct ks_host_view view;
 };
@@ -31,6 +34,28 @@ static bool is_bridge(const char *name)
 
         snprintf(path, sizeof(path), "/sys/class/net/%s/bridge", name);
         return access(path, F_OK) == 0;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir)
+
+/* NAME's lower devices: its sysfs entries lower_LOWER (vlan, macvlan, ipvlan, bond, bridge ports). */
+static void read_lowers(struct host_info *h, const char *name)
+{
+        _cleanup_(closedirp) DIR *d = NULL;
+        char path[64 + IFNAMSIZ];
+        struct dirent *e;
+
+        snprintf(path, sizeof(path), "/sys/class/net/%s", name);
+        d = opendir(path);
+        while (d && (e = readdir(d)) && h->view.n_stacked < ELEMENTSOF(h->stacked)) {
+                size_t n = h->view.n_stacked;
+
+                if (strncmp(e->d_name, "lower_", 6) != 0 || strlen(e->d_name + 6) >= IFNAMSIZ)
+                        continue;
+                strcpy(h->lowers[n], e->d_name + 6);
+                h->stacked[n] = (struct ks_stacked){ .upper = name, .lower = h->lowers[n] };
+                h->view.n_stacked++;
+        }
 }
 
 static void host_info_read(struct host_info *h)
@@ -47,6 +72,9 @@ static void host_info_read(struct host_info *h)
                 if (is_bridge(h->names[i]))
                         h->bridges[h->view.n_bridges++] = h->names[i];
         h->view.bridges = h->bridges;
+        for (size_t i = 0; i < n; i++)
+                read_lowers(h, h->names[i]);
+        h->view.stacked = h->stacked;
         n = 0;
         if (getifaddrs(&ifa) < 0)
                 return;

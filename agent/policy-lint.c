@@ -112,6 +112,11 @@ static bool among(const char *const *names, size_t n, const char *name)
  * or containers bridged onto the internet's segment) passes neither its own
  * hooks nor, without br_netfilter, the inet chains. Its port to the internet,
  * as the uplink, is cut with the bridge (its master) for this host's traffic.
+ * An uplink stacked on a lower device (a vlan on a trunk, a macvlan, a bond's
+ * slaves): the link layer is bound to the uplink and what is stacked on it,
+ * never to the lower device, which may carry other links (the LAN's vlan);
+ * a packet socket on the lower device writes past the cut (the audit of the
+ * cut, finding 2). Only the admin knows whether it carries anything else.
  */
 static int lint_uplinks(struct lint *l, const struct ks_host_view *host)
 {
@@ -129,6 +134,14 @@ static int lint_uplinks(struct lint *l, const struct ks_host_view *host)
                                  "machines, containers bridged onto it) is not cut; name its port to the "
                                  "internet instead (`bridge link` lists them): the cut then takes the bridge "
                                  "with it", p->uplinks[i]);
+                for (size_t j = 0; k >= 0 && j < host->n_stacked; j++)
+                        if (strcmp(host->stacked[j].upper, p->uplinks[i]) == 0 &&
+                            !among(host->bridges, host->n_bridges, p->uplinks[i]))
+                                k = warn(l, line, "uplink %s is stacked on %s: frames a process with CAP_NET_RAW "
+                                         "writes on %s itself are not cut; if %s carries only internet traffic, "
+                                         "name %s as the uplink instead (the cut takes what is stacked on it)",
+                                         p->uplinks[i], host->stacked[j].lower, host->stacked[j].lower,
+                                         host->stacked[j].lower, host->stacked[j].lower);
         }
         return k;
 }

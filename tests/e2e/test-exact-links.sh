@@ -173,6 +173,15 @@ n_gw ip addr del 198.51.100.1/30 dev wan0 && n_gw ip addr add 198.51.100.1/30 de
 	n_gw ip link set mv0 up && route_v4 mv0 198.51.100.2 gw0 198.51.100.1 || die "route over mv0"
 cut_and_gateways "macvlan mv0 on wan0"
 check "macvlan: audited as tamper" tamper_said "macvlan mv0" "stacked on wan0"
+# The other way round, the macvlan named as the uplink: the link layer is bound to mv0, never to
+# wan0 beneath it (it may carry other links), so raw frames written on wan0 pass (the audit of the
+# cut, finding 2): --check warns and names the way out.
+mkdir -p "$KS_TMP/stacked/policies" &&
+	printf '[Uplinks]\nInterface=mv0\n' >"$KS_TMP/stacked/policies/stacked.policy" || die "stacked policy"
+out=$(n_gw "$KILLSWITCHD" --check --config-dir "$KS_TMP/stacked" 2>&1)
+check "macvlan named as the uplink: --check warns, FILE:LINE, names the lower device and the way out" \
+	contains "$out" "stacked.policy:2: warning: uplink mv0 is stacked on wan0" "CAP_NET_RAW" \
+	"name wan0 as the uplink instead"
 n_gw ip link del mv0 && n_gw ip addr add 198.51.100.1/30 dev wan0 && route_v4_back || die "macvlan undone"
 
 # --- a vlan on wan0, a matching one on the far side --------------------------------------------

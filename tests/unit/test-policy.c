@@ -1121,9 +1121,11 @@ static void test_v2_lint(void **state)
                                        "[Service mx]\nAddress=198.51.100.1\nPorts=tcp:25\n");
         static const char *const ifs[] = { "lo", "wan0" };
         const struct ks_prefix host_addrs[] = { { .family = AF_INET, .addr = { 198, 51, 100, 1 }, .len = 32 } };
-        const struct ks_host_view host = { host_addrs, 1, ifs, 2, NULL, 0 };
+        const struct ks_host_view host = { host_addrs, 1, ifs, 2, NULL, 0, NULL, 0 };
         static const char *const bridges[] = { "wan0" };
-        const struct ks_host_view bridged = { host_addrs, 1, ifs, 2, bridges, 1 };
+        static const struct ks_stacked stacked[] = { { "wan0", "trunk0" }, { "lo", "x" } };
+        const struct ks_host_view bridged = { host_addrs, 1, ifs, 2, bridges, 1, stacked, 1 };
+        const struct ks_host_view on_trunk = { host_addrs, 1, ifs, 2, NULL, 0, stacked, 2 };
         struct ks_diags d = {};
 
         assert_int_equal(policy_lint(p, &host, &d), 5);
@@ -1141,6 +1143,13 @@ static void test_v2_lint(void **state)
         assert_int_equal(policy_lint(p, &bridged, &d), 6);
         assert_non_null(strstr(d.msgs[4], FILE_NAME ":2: warning: uplink wan0 is a bridge: what it forwards "
                                           "between its ports"));
+        diags_clear(&d);
+        /* wan0 a macvlan (vlan, ipvlan) on trunk0: raw frames on trunk0 are not cut. A bridge's
+         * ports (its lower devices) get the bridge's warning only. */
+        assert_int_equal(policy_lint(p, &on_trunk, &d), 6);
+        assert_non_null(strstr(d.msgs[4], FILE_NAME ":2: warning: uplink wan0 is stacked on trunk0: frames a "
+                                          "process with CAP_NET_RAW writes on trunk0 itself are not cut; if trunk0 "
+                                          "carries only internet traffic, name trunk0 as the uplink instead"));
         diags_clear(&d);
         /* Without a host view, only what the file says. */
         assert_int_equal(policy_lint(p, NULL, &d), 3);
