@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -78,6 +79,35 @@ int lastgood_remove(const char *dir, const char *name)
         if (unlink(path) < 0 && errno != ENOENT)
                 return -errno;
         return 0;
+}
+
+static void closedirp(DIR **d)
+{
+        if (*d)
+                closedir(*d);
+}
+
+int lastgood_prune(const char *dir, bool (*has)(const char *name, void *userdata), void *userdata)
+{
+        _cleanup_(closedirp) DIR *d = opendir(dir);
+        struct dirent *de;
+        int r = 0;
+
+        if (!d)
+                return errno == ENOENT ? 0 : -errno;
+        while ((de = readdir(d))) {
+                size_t len = strlen(de->d_name);
+                _cleanup_free_ char *name = NULL;
+
+                if (len <= strlen(SUFFIX) || strcmp(de->d_name + len - strlen(SUFFIX), SUFFIX) != 0)
+                        continue;
+                name = strndup(de->d_name, len - strlen(SUFFIX));
+                if (!name)
+                        return -ENOMEM;
+                if (!has(name, userdata) && unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT)
+                        r = -errno;
+        }
+        return r;
 }
 
 int lastgood_load(const char *dir, const char *name, policy_resolver_t resolver, void *userdata,

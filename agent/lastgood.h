@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "policy.h"
@@ -25,6 +26,13 @@ int lastgood_save(const char *dir, const char *name, const char *text);
 
 /* Forget policy `name`'s copy: its file is gone and the store dropped it. 0 if there was none. */
 int lastgood_remove(const char *dir, const char *name);
+
+/*
+ * At start, once the policy directory was read: forget the copies of policies
+ * whose file went away while the agent was down (has(name, userdata) false),
+ * so that a broken file of that name later never falls back to old text.
+ */
+int lastgood_prune(const char *dir, bool (*has)(const char *name, void *userdata), void *userdata);
 
 /*
  * Parse policy `name`'s copy and resolve its host names, as the store does a

@@ -398,6 +398,18 @@ static int load_copies(struct ks_store *s, const char *dir, const char *keep, co
         return r == -ENOMEM ? r : 0;
 }
 
+struct prune_view {
+        struct ks_store *store;
+        const char *keep;
+};
+
+static bool copy_wanted(const char *name, void *userdata)
+{
+        const struct prune_view *v = userdata;
+
+        return store_find(v->store, name) || (v->keep && strcmp(v->keep, name) == 0);
+}
+
 int store_load_dir(struct ks_store *s, const char *dir, const char *keep, const char *lastgood, size_t *ret_failed)
 {
         struct resolve_budget budget = RESOLVE_BUDGET_INIT;
@@ -410,6 +422,12 @@ int store_load_dir(struct ks_store *s, const char *dir, const char *keep, const 
         store_scan_clear(&scan);
         if (!lastgood || r == -ENOMEM)
                 return r;
+        /*
+         * The directory was read: copies of files gone while the agent was down go too (not keep's). One
+         * that cannot be removed stays unused unless a file of its name appears and breaks.
+         */
+        if (r == 0)
+                (void)lastgood_prune(lastgood, copy_wanted, &(struct prune_view){ .store = s, .keep = keep });
         k = load_copies(s, dir, keep, lastgood, r, &budget);
         return k < 0 ? k : r;
 }

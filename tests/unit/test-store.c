@@ -272,8 +272,6 @@ static void test_keep_without_file(void **state)
         assert_int_equal(load_fresh(f, f->dir, NULL), 0);
         snprintf(path, sizeof(path), "%s/c.policy", f->dir);
         assert_int_equal(unlink(path), 0);
-        assert_int_equal(load_fresh(f, f->dir, NULL), 0);
-        assert_null(store_find(&f->store, "c"));
         assert_int_equal(load_fresh(f, f->dir, "c"), 0);
         e = store_find(&f->store, "c");
         assert_non_null(e);
@@ -310,6 +308,30 @@ static void test_drop_removes_copy(void **state)
         assert_null(b);
         assert_non_null(c);
         assert_non_null(store_get(&f->store, "c"));
+}
+
+/*
+ * A file deleted while the agent was down: the next start (the policy not in
+ * force) forgets its copy, and a broken file of that name later has no version.
+ */
+static void test_start_prunes_copy(void **state)
+{
+        struct fixture *f = *state;
+        _cleanup_free_ char *c = NULL, *a = NULL;
+        char path[128];
+
+        assert_int_equal(load_fresh(f, f->dir, NULL), 0);
+        snprintf(path, sizeof(path), "%s/c.policy", f->dir);
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(load_fresh(f, f->dir, NULL), 0);
+        assert_null(store_find(&f->store, "c"));
+        c = slurp(f->lastgood, "c.policy");
+        assert_null(c);
+        a = slurp(f->lastgood, "a.policy");
+        assert_non_null(a);                             /* the others' copies stay */
+        break_file(f, "c");
+        assert_int_equal(load_fresh(f, f->dir, NULL), 0);
+        assert_null(store_get(&f->store, "c"));
 }
 
 /* A policy built in memory (the built-in cut) goes into the store under its name. */
@@ -349,6 +371,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_broken_falls_back, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_keep_without_file, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_drop_removes_copy, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_start_prunes_copy, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_put, setup, teardown),
         };
 
