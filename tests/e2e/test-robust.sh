@@ -392,7 +392,7 @@ check "agent killed: two of the 100,000 elements of big/gw_many_v4 swapped by ha
 	n_gw nft delete element inet killswitch big/gw_many_v4 "{ 100.64.0.0 . tcp . 443, 100.64.0.2 . tcp . 443 }" &&
 	n_gw nft add element inet killswitch big/gw_many_v4 "{ 203.0.113.25 . icmp . 2048, 203.0.113.25 . icmp . 0 }"'
 start_agent_with_faults || die "killswitchd did not restart"
-big_found() { tail -n +"$log_from" "$KS_LOG" | grep -q "holds other elements than the agent built, it is rebuilt: set big/gw_many_v4"; }
+big_found() { tail -n +"$log_from" "$KS_LOG" | grep -q "holds other elements than the agent built, it is rebuilt: .*set big/gw_many_v4 "; }
 big_rebuilt() { history_has 'e["action"] == "reassert" and "big/gw_many_v4 holds other elements" in (e.get("reason") or "")'; }
 check "restarted on an edited big set: found by the read-back on the thread" wait_until 30 big_found
 # The history's entry follows the rebuild.
