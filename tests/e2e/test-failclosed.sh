@@ -88,7 +88,7 @@ check "a copy of isolate.policy is kept, root's only" \
 check "the copy is the file's text" cmp "$POL/isolate.policy" "$COPIES/isolate.policy"
 check "typo in isolate.policy" typo isolate
 ctl_out reload
-check "reload reports the broken file; the previous version stays" contains "$OUT" "isolate.policy:" "previous"
+check "reload reports the broken file; the previous version stays" contains "$OUT" "isolate.policy:" "isolate.policy (its earlier version stays in use)"
 check "the copy still holds the last good text" grep -q '^Ports=tcp:25 ' "$COPIES/isolate.policy"
 cut_kept "after the reload"
 reboot

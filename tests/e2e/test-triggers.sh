@@ -88,7 +88,7 @@ out=$(ctl reload 2>&1)
 rc=$?
 check "reload with a broken killswitch.conf: exit 1 (got $rc)" test "$rc" -eq 1
 check "reload with a broken killswitch.conf: its problems as FILE:LINE, and what that means" \
-	contains "$out" "$CONF:6: Path: \"relative/path\"" "$CONF:9: Timeout: \"5 fortnights\": not a duration" \
+	contains "$out" "$CONF:6: Path: \"relative/path\"" "$CONF:9: Timeout: \"5 fortnights\": unknown unit" \
 	"$CONF:14: Policy: \"nosuchpolicy\": no such policy" "$CONF:17: Path: \"$WW/panic\": $WW is writable by everyone" \
 	"killswitch.conf has 4 problems: the triggers they concern are disarmed"
 check "reload --json: killswitch.conf's problems in failed" eval "ctl --json reload | python3 -c '

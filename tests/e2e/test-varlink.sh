@@ -137,7 +137,7 @@ Timeout=1h
 Policy=isolate
 
 [EgressTripwire]
-Rate=10G
+Rate=1G
 For=1h
 Policy=isolate
 EOF
