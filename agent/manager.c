@@ -1262,12 +1262,27 @@ int manager_restore(struct ks_manager *m, const struct ks_actor *a, const char *
         return 0;
 }
 
+/* The next state (taken) saved, then in force and its deadlines armed; if it cannot be saved, nothing changes. */
+static int commit_schedule(struct ks_manager *m, struct ks_state *next, const char *what, struct ks_error *e)
+{
+        int r = state_save(m->state_dir, next);
+
+        if (r < 0) {
+                state_clear(next);
+                return ks_error_set(e, r, KS_ERR_STATE, "Could not save the %s in %s/%s: %s; nothing was changed",
+                                    what, m->state_dir, STATE_FILE, strerror(-r));
+        }
+        state_clear(&m->state);
+        m->state = *next;
+        schedule_arm(m->schedule);
+        return 0;
+}
+
 /* Save m->state with another schedule; on failure nothing changed. */
 static int save_schedule(struct ks_manager *m, uint64_t restore_at, uint64_t restore_boot, bool keep_confirm,
                          struct ks_error *e)
 {
         struct ks_state next;
-        int r;
 
         if (state_copy(&m->state, &next) < 0)
                 return ks_error_set(e, -ENOMEM, KS_ERR_INTERNAL, "Out of memory");
@@ -1280,16 +1295,7 @@ static int save_schedule(struct ks_manager *m, uint64_t restore_at, uint64_t res
                 free(next.revert_policy);
                 next.revert_policy = NULL;
         }
-        r = state_save(m->state_dir, &next);
-        if (r < 0) {
-                state_clear(&next);
-                return ks_error_set(e, r, KS_ERR_STATE, "Could not save the schedule in %s/%s: %s; nothing was "
-                                    "changed", m->state_dir, STATE_FILE, strerror(-r));
-        }
-        state_clear(&m->state);
-        m->state = next;
-        schedule_arm(m->schedule);
-        return 0;
+        return commit_schedule(m, &next, "schedule", e);
 }
 
 int manager_schedule_restore(struct ks_manager *m, const struct ks_actor *a, uint64_t at, uint64_t boot,
@@ -1332,15 +1338,9 @@ int manager_cancel(struct ks_manager *m, const struct ks_actor *a, const char *r
         dropped_text(s, schedule, request, what, sizeof(what));
         if (transition_cancel(s, &next) < 0)
                 return ks_error_set(e, -ENOMEM, KS_ERR_INTERNAL, "Out of memory");
-        r = state_save(m->state_dir, &next);
-        if (r < 0) {
-                state_clear(&next);
-                return ks_error_set(e, r, KS_ERR_STATE, "Could not save the cancel in %s/%s: %s; nothing was "
-                                    "changed", m->state_dir, STATE_FILE, strerror(-r));
-        }
-        state_clear(&m->state);
-        m->state = next;
-        schedule_arm(m->schedule);
+        r = commit_schedule(m, &next, "cancel", e);
+        if (r < 0)
+                return r;
         snprintf(msg, sizeof(msg), "%s cancelled by %s: the isolation stays in force", what,
                  a->user ? a->user : "?");
         manager_audit(m, AUDIT_CANCEL, a, m->state.policy, NULL, reason, msg);
